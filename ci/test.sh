@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, host tests (unit, property and
+# KVM integration tests that boot real guests), guest lints.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -e /dev/kvm ]; then
+    if [ "${CI:-}" = "true" ]; then
+        echo "ci: /dev/kvm is missing: the KVM tests cannot run, and CI must run them" >&2
+        exit 1
+    fi
+    echo "ci: warning: /dev/kvm is missing; the KVM tests will fail" >&2
+fi
+
+bash ci/setup.sh
+
+echo "== cargo fmt --check (host, guest)"
+cargo fmt --all --check
+(cd guest && cargo fmt --all --check)
+
+echo "== cargo clippy -D warnings (host, guest)"
+cargo clippy --all-targets --locked -- -D warnings
+(cd guest && cargo clippy --release --locked -- -D warnings)
+
+echo "== cargo test (host: unit, property, KVM integration)"
+cargo test --release --locked

@@ -1,0 +1,45 @@
+//! Deliberate misbehaviour chosen on the command line, so tests can show
+//! how the host reports a crashing or protocol-breaking guest kernel.
+
+use crate::hypercall;
+use vkernel_abi::{layout, Hypercall};
+
+/// `fault=null|ud|gp|div|trap`: crash the kernel in the given way.
+pub fn fault(kind: &str) {
+    crate::println!("kernel: faulting on purpose ({kind})");
+    // SAFETY: none of these is safe; they exist to crash the kernel so the
+    // host's crash report can be tested.
+    unsafe {
+        match kind {
+            "null" => {
+                let v = core::ptr::read_volatile(core::ptr::null::<u64>());
+                crate::println!("read {v}");
+            }
+            "ud" => core::arch::asm!("ud2"),
+            "gp" => core::arch::asm!("cli"),
+            "div" => core::arch::asm!("xor edx, edx", "xor ecx, ecx", "div ecx", out("eax") _, out("edx") _, out("ecx") _),
+            "trap" => {
+                // The trap area is supervisor-only: writing it is a #PF.
+                core::ptr::write_volatile((layout::TRAP_AREA_BASE + 0x1000) as *mut u64, 0);
+            }
+            _ => crate::println!("kernel: unknown fault kind {kind}"),
+        }
+    }
+}
+
+/// `hcfault=outside|across|unaligned|unknown`: issue a hypercall whose argument
+/// block the host must refuse (or an unknown hypercall number).
+pub fn hypercall_fault(kind: &str, mem_bytes: u64) {
+    crate::println!("kernel: bad hypercall on purpose ({kind})");
+    let port = Hypercall::ConsoleWrite.port();
+    match kind {
+        "outside" => hypercall::raw_port_out(port, (mem_bytes + 0x1000) as u32),
+        "across" => hypercall::raw_port_out(port, (mem_bytes - 8) as u32),
+        "unaligned" => hypercall::raw_port_out(port, 0x2001),
+        "unknown" => {
+            let r = hypercall::call_nr(63, [0; 7]);
+            crate::println!("kernel: unknown hypercall returned {:?}", r.map_err(|e| e.name()));
+        }
+        _ => crate::println!("kernel: unknown hcfault kind {kind}"),
+    }
+}

@@ -1,0 +1,55 @@
+//! Writes cpio "newc" archives: the build packs the built-in images with
+//! it, `vkernel run -- PROG` packs a program on the fly, tests make images.
+
+/// One member to pack.
+pub struct Member<'a> {
+    /// Path inside the image ("init", "etc/motd").
+    pub name: &'a str,
+    /// `st_mode` (e.g. `0o100755` for an executable file).
+    pub mode: u32,
+    /// Contents.
+    pub data: &'a [u8],
+}
+
+fn header(out: &mut Vec<u8>, ino: u32, name: &str, mode: u32, size: usize) {
+    let fields = [
+        ino,
+        mode,
+        0,
+        0,
+        1,
+        0,
+        size as u32,
+        0,
+        0,
+        0,
+        0,
+        name.len() as u32 + 1,
+        0,
+    ];
+    out.extend_from_slice(b"070701");
+    for f in fields {
+        out.extend_from_slice(format!("{f:08x}").as_bytes());
+    }
+    out.extend_from_slice(name.as_bytes());
+    out.push(0);
+    pad4(out);
+}
+
+fn pad4(out: &mut Vec<u8>) {
+    while out.len() % 4 != 0 {
+        out.push(0);
+    }
+}
+
+/// Packs `members` into an archive ending with the trailer.
+pub fn pack(members: &[Member]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, m) in members.iter().enumerate() {
+        header(&mut out, i as u32 + 1, m.name, m.mode, m.data.len());
+        out.extend_from_slice(m.data);
+        pad4(&mut out);
+    }
+    header(&mut out, 0, vkernel_abi::cpio::TRAILER, 0, 0);
+    out
+}

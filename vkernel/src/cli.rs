@@ -1,0 +1,72 @@
+//! The command line: plain data, parsed by clap, turned into a
+//! [`RunConfig`] that the VM is built from.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// vkernel: a virtual kernel that runs as an ordinary host process.
+///
+/// It boots a small guest kernel on one KVM vCPU (the kernel runs
+/// deprivileged, in ring 3) and gives it DragonFly BSD's vmspace system
+/// calls as hypercalls. With no subcommand it runs the built-in kernel on
+/// the built-in default image.
+#[derive(Parser, Debug)]
+#[command(name = "vkernel", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Boot a guest kernel with an image and run it until it exits; vkernel
+    /// exits with the guest's exit status (or 1 if the host stops it).
+    Run(RunArgs),
+}
+
+/// Options of `vkernel run`.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Guest kernel: an x86-64 ELF executable linked at a fixed address at or
+    /// above 1 MiB (default: the built-in kernel).
+    #[arg(long, value_name = "ELF")]
+    pub kernel: Option<PathBuf>,
+
+    /// Image the guest kernel reads its files from: a cpio "newc" archive,
+    /// as `find . | cpio -o -H newc > my.cpio` makes (default: the built-in
+    /// image).
+    #[arg(long, value_name = "CPIO")]
+    pub image: Option<PathBuf>,
+
+    /// Guest kernel memory in MiB: identity-mapped RAM holding the kernel,
+    /// the image and everything the kernel allocates (16..=3072).
+    #[arg(long, value_name = "MIB", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(16..=3072))]
+    pub memory: u64,
+
+    /// Host pool in MiB: memory the host owns for process address spaces
+    /// (their pages and page tables). Reserved lazily; only touched pages
+    /// cost host memory (8..=65536).
+    #[arg(long, value_name = "MIB", default_value_t = 1024,
+          value_parser = clap::value_parser!(u64).range(8..=65536))]
+    pub pool: u64,
+
+    /// Kernel command line, read by the guest kernel (e.g. "exit=3",
+    /// "fault=null" to make it crash on purpose).
+    #[arg(long, value_name = "KERNEL ARGS", default_value = "")]
+    pub append: String,
+}
+
+impl Default for RunArgs {
+    fn default() -> Self {
+        RunArgs {
+            kernel: None,
+            image: None,
+            memory: 64,
+            pool: 1024,
+            append: String::new(),
+        }
+    }
+}

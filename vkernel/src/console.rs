@@ -1,0 +1,29 @@
+//! The guest console: bytes the guest kernel writes go to the host's
+//! stdout, flushed per hypercall so they interleave correctly with the
+//! host's own messages on stderr.
+
+use std::io::Write;
+
+use vkernel_abi::Errno;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+/// Largest write done in one hypercall; a longer one is a short write, as
+/// write(2) may be.
+pub const MAX_WRITE: u64 = 64 * 1024;
+
+/// Copies `len` bytes at guest-physical `buf` (inside `[0, ram_bytes)`) to
+/// stdout. Returns how many bytes were written.
+pub fn write(mem: &GuestMemoryMmap, ram_bytes: u64, buf: u64, len: u64) -> Result<i64, Errno> {
+    let len = len.min(MAX_WRITE);
+    let end = buf.checked_add(len).ok_or(Errno::EFAULT)?;
+    if end > ram_bytes {
+        return Err(Errno::EFAULT);
+    }
+    let mut bytes = vec![0u8; len as usize];
+    mem.read_slice(&mut bytes, GuestAddress(buf))
+        .map_err(|_| Errno::EFAULT)?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(&bytes).map_err(|_| Errno::EIO)?;
+    out.flush().map_err(|_| Errno::EIO)?;
+    Ok(len as i64)
+}

@@ -1,0 +1,42 @@
+//! The host's errors: each says what failed and carries the cause.
+
+use std::path::PathBuf;
+
+/// Why vkernel could not start or keep running a guest (the guest's own
+/// crashes are not errors: they are reported and end the run with a status).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// /dev/kvm could not be opened.
+    #[error("cannot open /dev/kvm ({0}): KVM is not available on this machine, or this user may not use it (needs the kvm module loaded and read-write access to /dev/kvm)")]
+    KvmUnavailable(std::io::Error),
+    /// A KVM ioctl failed.
+    #[error("KVM {what} failed: {source}")]
+    Kvm {
+        /// Which call.
+        what: &'static str,
+        /// errno from the kernel.
+        source: kvm_ioctls::Error,
+    },
+    /// Guest memory could not be set up.
+    #[error("guest memory: {0}")]
+    Memory(String),
+    /// A file named on the command line could not be read.
+    #[error("{path}: {source}")]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The kernel or image was refused.
+    #[error(transparent)]
+    Load(#[from] loader::LoadError),
+    /// The host pool is too small for the trap area and kernel page tables.
+    #[error("host pool too small for the trap area and the kernel's page tables")]
+    PoolTooSmall,
+}
+
+/// Wraps a KVM ioctl error with the call's name.
+pub fn kvm(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> Error {
+    move |source| Error::Kvm { what, source }
+}

@@ -1,0 +1,6 @@
+//! The built-in guest kernel and images, built and packed by build.rs.
+
+/// The built-in guest kernel ELF.
+pub static KERNEL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernel"));
+/// The default image (`images/default`).
+pub static DEFAULT_IMAGE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/default.cpio"));

@@ -1,0 +1,25 @@
+//! `vkernel`: parse the command line, build the VM, run it, map the outcome
+//! to the process exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use vkernel::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format_timestamp_micros()
+        .init();
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Run(args)) => args,
+        None => Default::default(),
+    };
+    match vkernel::run(&args) {
+        Ok(status) => ExitCode::from(status),
+        Err(e) => {
+            eprintln!("vkernel: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

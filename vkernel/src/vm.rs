@@ -1,0 +1,289 @@
+//! The KVM VM: guest memory (kernel RAM at 0, the host pool at 4 GiB), the
+//! guest kernel's address space with the trap area, and the one vCPU set up
+//! in 64-bit long mode at the kernel's entry point, in ring 3.
+
+use kvm_bindings::{kvm_msr_entry, kvm_segment, kvm_userspace_memory_region, Msrs, KVM_MAX_CPUID_ENTRIES};
+use kvm_ioctls::{Kvm, SyncReg, VcpuFd, VmFd};
+use vkernel_abi::{layout, rflags, selector};
+use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryMmap, GuestMemoryRegion};
+use vmspace::VmspaceRegistry;
+
+use crate::error::{kvm, Error};
+use crate::trap_area::{self, Access};
+
+/// Control-register and EFER bits used below.
+mod bits {
+    pub const CR0_PE: u64 = 1 << 0;
+    pub const CR0_MP: u64 = 1 << 1;
+    pub const CR0_ET: u64 = 1 << 4;
+    pub const CR0_NE: u64 = 1 << 5;
+    pub const CR0_WP: u64 = 1 << 16;
+    pub const CR0_PG: u64 = 1 << 31;
+    pub const CR4_PAE: u64 = 1 << 5;
+    pub const CR4_OSFXSR: u64 = 1 << 9;
+    pub const CR4_OSXMMEXCPT: u64 = 1 << 10;
+    pub const EFER_SCE: u64 = 1 << 0;
+    pub const EFER_LME: u64 = 1 << 8;
+    pub const EFER_LMA: u64 = 1 << 10;
+    pub const EFER_NXE: u64 = 1 << 11;
+    pub const MSR_STAR: u32 = 0xc000_0081;
+    pub const MSR_LSTAR: u32 = 0xc000_0082;
+    pub const MSR_CSTAR: u32 = 0xc000_0083;
+    pub const MSR_SFMASK: u32 = 0xc000_0084;
+    pub const PTE_P: u64 = 1;
+    pub const PTE_RW: u64 = 2;
+    pub const PTE_US: u64 = 4;
+    pub const PTE_NX: u64 = 1 << 63;
+}
+
+/// Sizes of the two memory regions.
+#[derive(Clone, Copy, Debug)]
+pub struct MemoryConfig {
+    /// Guest kernel RAM, `[0, ram_bytes)`.
+    pub ram_bytes: u64,
+    /// Host pool, `[POOL_BASE, POOL_BASE + pool_bytes)`.
+    pub pool_bytes: u64,
+}
+
+/// The VM with its memory, vmspace registry and vCPU.
+pub struct Vm {
+    _kvm: Kvm,
+    _vm: VmFd,
+    /// The single vCPU.
+    pub vcpu: VcpuFd,
+    /// All guest memory (RAM and pool).
+    pub mem: GuestMemoryMmap,
+    /// Size of guest kernel RAM.
+    pub ram_bytes: u64,
+    /// The vmspaces and the pool they live in.
+    pub registry: VmspaceRegistry,
+    /// Root page table of the guest kernel's address space.
+    pub kernel_cr3: u64,
+    /// Guest-physical address of each trap-area page (index = page).
+    pub trap_pages: Vec<u64>,
+}
+
+impl Vm {
+    /// Opens KVM, creates the VM, its memory, the kernel address space and
+    /// the vCPU (registers not yet set: see [`Vm::enter_kernel`]).
+    pub fn new(cfg: MemoryConfig) -> Result<Vm, Error> {
+        let kvm = Kvm::new().map_err(|e| Error::KvmUnavailable(std::io::Error::from_raw_os_error(e.errno())))?;
+        let vm = kvm.create_vm().map_err(kvm("KVM_CREATE_VM"))?;
+        let mem = GuestMemoryMmap::from_ranges(&[
+            (GuestAddress(0), cfg.ram_bytes as usize),
+            (GuestAddress(layout::POOL_BASE), cfg.pool_bytes as usize),
+        ])
+        .map_err(|e| Error::Memory(e.to_string()))?;
+        for (slot, region) in mem.iter().enumerate() {
+            let host = mem
+                .get_host_address(region.start_addr())
+                .map_err(|e| Error::Memory(e.to_string()))?;
+            let r = kvm_userspace_memory_region {
+                slot: slot as u32,
+                flags: 0,
+                guest_phys_addr: region.start_addr().0,
+                memory_size: region.len(),
+                userspace_addr: host as u64,
+            };
+            // SAFETY: `host` is a live mapping of `region.len()` bytes owned by
+            // `mem`, which lives in the returned Vm as long as the VmFd.
+            unsafe { vm.set_user_memory_region(r) }.map_err(kvm("KVM_SET_USER_MEMORY_REGION"))?;
+        }
+
+        let mut registry = VmspaceRegistry::new(mem.clone(), cfg.ram_bytes, cfg.pool_bytes);
+        let (kernel_cr3, trap_pages) = build_kernel_address_space(&mem, &mut registry, cfg.ram_bytes)?;
+
+        let mut vcpu = vm.create_vcpu(0).map_err(kvm("KVM_CREATE_VCPU"))?;
+        let cpuid = kvm
+            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+            .map_err(kvm("KVM_GET_SUPPORTED_CPUID"))?;
+        vcpu.set_cpuid2(&cpuid).map_err(kvm("KVM_SET_CPUID2"))?;
+        set_syscall_msrs(&vcpu)?;
+        vcpu.set_sync_valid_reg(SyncReg::Register);
+        vcpu.set_sync_valid_reg(SyncReg::SystemRegister);
+        Ok(Vm {
+            _kvm: kvm,
+            _vm: vm,
+            vcpu,
+            mem,
+            ram_bytes: cfg.ram_bytes,
+            registry,
+            kernel_cr3,
+            trap_pages,
+        })
+    }
+
+    /// Points the vCPU at the kernel's entry, in ring 3 of the kernel's
+    /// address space, with `rdi` = the boot-info address.
+    pub fn enter_kernel(&mut self, entry: u64) -> Result<(), Error> {
+        let mut sregs = self.vcpu.get_sregs().map_err(kvm("KVM_GET_SREGS"))?;
+        set_ring3_sregs(&mut sregs, self.kernel_cr3, selector::TSS_KERNEL);
+        self.vcpu.set_sregs(&sregs).map_err(kvm("KVM_SET_SREGS"))?;
+        let regs = kvm_bindings::kvm_regs {
+            rip: entry,
+            rdi: layout::BOOT_INFO_ADDR,
+            rsp: layout::BOOT_INFO_ADDR, // the kernel switches to its own stack first thing
+            rflags: rflags::FIXED | rflags::IF,
+            ..Default::default()
+        };
+        self.vcpu.set_regs(&regs).map_err(kvm("KVM_SET_REGS"))?;
+        Ok(())
+    }
+
+    /// Reads `len` bytes at trap-area virtual address `va` (host-owned
+    /// pages, so no guest page-table walk is involved).
+    pub fn read_trap_area(&self, va: u64, buf: &mut [u8]) -> bool {
+        let Some(off) = va.checked_sub(layout::TRAP_AREA_BASE) else {
+            return false;
+        };
+        let page = (off / layout::PAGE_SIZE) as usize;
+        let in_page = off % layout::PAGE_SIZE;
+        if in_page + buf.len() as u64 > layout::PAGE_SIZE {
+            return false;
+        }
+        match self.trap_pages.get(page) {
+            Some(&gpa) => self.mem.read_slice(buf, GuestAddress(gpa + in_page)).is_ok(),
+            None => false,
+        }
+    }
+}
+
+/// Long mode, ring 3: the state every context (kernel or process) runs in.
+/// Only CR3 and TR differ between them.
+pub fn set_ring3_sregs(sregs: &mut kvm_bindings::kvm_sregs, cr3: u64, tr: u16) {
+    use bits::*;
+    let code = kvm_segment {
+        base: 0,
+        limit: 0xffff_ffff,
+        selector: selector::USER_CS,
+        type_: 0xb,
+        present: 1,
+        dpl: 3,
+        db: 0,
+        s: 1,
+        l: 1,
+        g: 1,
+        ..Default::default()
+    };
+    let data = kvm_segment {
+        selector: selector::USER_SS,
+        type_: 0x3,
+        db: 1,
+        l: 0,
+        ..code
+    };
+    sregs.cs = code;
+    sregs.ss = data;
+    sregs.ds = data;
+    sregs.es = data;
+    sregs.fs = data;
+    sregs.gs = data;
+    set_tr(sregs, tr);
+    sregs.gdt.base = trap_area::GDT_BASE;
+    sregs.gdt.limit = trap_area::GDT_LIMIT;
+    sregs.idt.base = trap_area::IDT_BASE;
+    sregs.idt.limit = trap_area::IDT_LIMIT;
+    sregs.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
+    sregs.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
+    sregs.efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
+    sregs.cr3 = cr3;
+}
+
+/// Loads the task register with one of the two TSSs (they differ only in
+/// which I/O ports ring 3 may use).
+pub fn set_tr(sregs: &mut kvm_bindings::kvm_sregs, tr: u16) {
+    let base = if tr == selector::TSS_KERNEL {
+        trap_area::TSS_KERNEL_BASE
+    } else {
+        trap_area::TSS_PROCESS_BASE
+    };
+    sregs.tr = kvm_segment {
+        base,
+        limit: trap_area::TSS_LIMIT,
+        selector: tr,
+        type_: 0xb, // busy 64-bit TSS
+        present: 1,
+        ..Default::default()
+    };
+}
+
+/// `syscall` lands on the trap area's stub page with the usual RCX/R11.
+fn set_syscall_msrs(vcpu: &VcpuFd) -> Result<(), Error> {
+    use bits::*;
+    let star = ((selector::KERNEL_SS as u64) << 48) | ((selector::KERNEL_CS as u64) << 32);
+    let entries = [
+        (MSR_STAR, star),
+        (MSR_LSTAR, layout::SYSCALL_STUB_ADDR),
+        (MSR_CSTAR, layout::SYSCALL_STUB_ADDR),
+        // Clear TF, DF and AC on entry, keep IF: the stub runs with
+        // interrupts as the process had them.
+        (MSR_SFMASK, rflags::TF | rflags::DF | rflags::AC),
+    ];
+    let msrs = Msrs::from_entries(
+        &entries
+            .iter()
+            .map(|&(index, data)| kvm_msr_entry {
+                index,
+                data,
+                ..Default::default()
+            })
+            .collect::<Vec<_>>(),
+    )
+    .map_err(|_| Error::Memory("building the MSR list".into()))?;
+    let n = vcpu.set_msrs(&msrs).map_err(kvm("KVM_SET_MSRS"))?;
+    if n != entries.len() {
+        return Err(Error::Kvm {
+            what: "KVM_SET_MSRS (syscall MSRs)",
+            source: kvm_ioctls::Error::new(libc::EINVAL),
+        });
+    }
+    Ok(())
+}
+
+/// Builds the guest kernel's address space in the pool: RAM identity-mapped
+/// as user pages except page 0 (the null guard), and the trap area. Returns
+/// the root and the trap-area pages, and gives the registry the PML4 entry
+/// that maps the trap area, for every vmspace.
+fn build_kernel_address_space(
+    mem: &GuestMemoryMmap,
+    registry: &mut VmspaceRegistry,
+    ram_bytes: u64,
+) -> Result<(u64, Vec<u64>), Error> {
+    use bits::*;
+    const TWO_MB: u64 = 2 << 20;
+    let pool = registry.pool_mut();
+    let root = vmspace::pagetable::new_root(pool).ok_or(Error::PoolTooSmall)?;
+    let ram = PTE_P | PTE_RW | PTE_US;
+    let mut va = layout::PAGE_SIZE;
+    while va < ram_bytes {
+        if va % TWO_MB == 0 && va + TWO_MB <= ram_bytes {
+            vmspace::pagetable::map_2m(mem, pool, root, va, va, ram).ok_or(Error::PoolTooSmall)?;
+            va += TWO_MB;
+        } else {
+            vmspace::pagetable::map_4k(mem, pool, root, va, va, ram).ok_or(Error::PoolTooSmall)?;
+            va += layout::PAGE_SIZE;
+        }
+    }
+
+    let image = trap_area::build();
+    let mut pages = vec![0u64; trap_area::PAGES as usize];
+    for (index, contents, access) in image.pages {
+        let gpa = pool.alloc_zeroed().ok_or(Error::PoolTooSmall)?;
+        mem.write_slice(&contents, GuestAddress(gpa))
+            .map_err(|e| Error::Memory(e.to_string()))?;
+        let flags = match access {
+            Access::UserExec => PTE_P | PTE_US,
+            Access::SupervisorData => PTE_P | PTE_RW | PTE_NX,
+            Access::SupervisorExec => PTE_P,
+        };
+        let va = layout::TRAP_AREA_BASE + index * layout::PAGE_SIZE;
+        vmspace::pagetable::map_4k(mem, pool, root, va, gpa, flags).ok_or(Error::PoolTooSmall)?;
+        pages[index as usize] = gpa;
+    }
+    let slot = (layout::TRAP_AREA_BASE >> 39) & 0x1ff;
+    let entry: u64 = mem
+        .read_obj(GuestAddress(root + slot * 8))
+        .map_err(|e| Error::Memory(e.to_string()))?;
+    registry.set_trap_area_pml4e(entry);
+    Ok((root, pages))
+}

@@ -1,0 +1,201 @@
+//! The vkernel hypercall ABI: the one source of truth shared by the host
+//! (`vkernel`, `vmspace`, `loader`) and the guest kernel.
+//!
+//! A hypercall is one `out dx, eax` executed by the guest kernel (ring 3,
+//! its TSS I/O bitmap opens the hypercall ports): `dx = HC_PORT_BASE + nr`,
+//! `eax` = guest-physical address of a [`HypercallBlock`] below 4 GiB. The
+//! host reads the block, does the call, writes `ret`/`errno` back into the
+//! block and resumes the guest after the `out`. One VM exit per call.
+//!
+//! Everything both sides must agree on lives here: port numbers, hypercall
+//! numbers, the argument block, errno values, the DragonFly trap frame and
+//! trap numbers, `PROT_`/`MAP_`/`MADV_` constants, the address-space layout
+//! and the boot-info block.
+#![no_std]
+#![deny(missing_docs)]
+
+pub mod cpio;
+pub mod errno;
+pub mod frame;
+pub mod layout;
+pub mod mman;
+pub mod pod;
+
+pub use errno::Errno;
+pub use frame::{TrapFrame, VextFrame};
+pub use pod::Pod;
+
+/// First hypercall port: hypercall `nr` is `out` to `HC_PORT_BASE + nr`.
+pub const HC_PORT_BASE: u16 = 0x500;
+/// Number of hypercall ports opened to the guest kernel.
+pub const HC_PORT_COUNT: u16 = 64;
+/// Ports `TRAP_PORT_BASE + vector` (vectors 0..32) are used by the ring-0
+/// exception stubs of the trap area (`out imm8, al`). No ring-3 context has
+/// them in its I/O bitmap.
+pub const TRAP_PORT_BASE: u16 = 0x40;
+/// The one port a process may use: the `syscall` stub's `out`.
+pub const SYSCALL_PORT: u16 = 0x60;
+
+/// Hypercall numbers (`port - HC_PORT_BASE`).
+#[repr(u16)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hypercall {
+    /// Does nothing, returns 0: the floor the benchmarks compare against.
+    Noop = 0,
+    /// `console_write(buf, len)`: write `len` bytes at guest-physical `buf`
+    /// to the host console. Returns `len`.
+    ConsoleWrite = 1,
+    /// `exit(status)`: end the run; the host exits with `status & 0xff`.
+    Exit = 2,
+    /// `clock()`: monotonic time in nanoseconds since the host started.
+    Clock = 3,
+    /// `pool_stats()`: host pool pages in use (vmspace memory and tables).
+    PoolStats = 4,
+    /// `vmspace_create(id, type, data)`.
+    VmspaceCreate = 8,
+    /// `vmspace_destroy(id)`.
+    VmspaceDestroy = 9,
+    /// `vmspace_ctl(id, cmd, tframe, vframe, timeout_us)`.
+    VmspaceCtl = 10,
+    /// `vmspace_mmap(id, addr, len, prot, flags, fd, offset)`.
+    VmspaceMmap = 11,
+    /// `vmspace_munmap(id, addr, len)`.
+    VmspaceMunmap = 12,
+    /// `vmspace_pread(id, buf, nbyte, flags, offset)`.
+    VmspacePread = 13,
+    /// `vmspace_pwrite(id, buf, nbyte, flags, offset)`.
+    VmspacePwrite = 14,
+    /// `vmspace_mcontrol(id, addr, len, behav, value)`.
+    VmspaceMcontrol = 15,
+    /// `vmspace_mprotect(id, addr, len, prot)`: extension, as mprotect(2).
+    VmspaceMprotect = 16,
+}
+
+impl Hypercall {
+    /// The hypercall for a number, if there is one.
+    pub fn from_nr(nr: u16) -> Option<Self> {
+        use Hypercall::*;
+        Some(match nr {
+            0 => Noop,
+            1 => ConsoleWrite,
+            2 => Exit,
+            3 => Clock,
+            4 => PoolStats,
+            8 => VmspaceCreate,
+            9 => VmspaceDestroy,
+            10 => VmspaceCtl,
+            11 => VmspaceMmap,
+            12 => VmspaceMunmap,
+            13 => VmspacePread,
+            14 => VmspacePwrite,
+            15 => VmspaceMcontrol,
+            16 => VmspaceMprotect,
+            _ => return None,
+        })
+    }
+
+    /// The I/O port that issues this hypercall.
+    pub const fn port(self) -> u16 {
+        HC_PORT_BASE + self as u16
+    }
+}
+
+/// The argument block of every hypercall, at a guest-physical address
+/// below 4 GiB, 8-byte aligned, wholly inside guest memory.
+///
+/// `args` are the call's arguments in the order of its C prototype; the
+/// host writes `ret` and `errno` (0 on success, else a Linux errno value and
+/// `ret == -1`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HypercallBlock {
+    /// Arguments, in prototype order; unused ones are ignored.
+    pub args: [u64; 7],
+    /// Result (`-1` on error).
+    pub ret: i64,
+    /// 0 or a Linux errno value.
+    pub errno: i64,
+}
+
+/// Size in bytes of [`HypercallBlock`] as the host reads it.
+pub const HYPERCALL_BLOCK_SIZE: usize = core::mem::size_of::<HypercallBlock>();
+
+/// `vmspace_ctl` command: run the vmspace until it traps or times out.
+pub const VMSPACE_CTL_RUN: u64 = 1;
+
+/// Boot information the host writes at [`layout::BOOT_INFO_ADDR`] before the
+/// guest kernel's first instruction; `rdi` holds its address at entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BootInfo {
+    /// [`BOOT_INFO_MAGIC`].
+    pub magic: u64,
+    /// Guest-physical memory size in bytes (`[0, mem_bytes)` is RAM).
+    pub mem_bytes: u64,
+    /// Guest-physical address of the cpio "newc" image (0 if none).
+    pub image_addr: u64,
+    /// Image length in bytes.
+    pub image_len: u64,
+    /// Guest-physical address of the kernel command line (not NUL-terminated).
+    pub cmdline_addr: u64,
+    /// Command line length in bytes.
+    pub cmdline_len: u64,
+    /// First guest-physical address past the kernel image, the boot info and
+    /// the cpio image: the guest kernel may use `[free_start, mem_bytes)`.
+    pub free_start: u64,
+    /// Host pool size in bytes (vmspace memory budget).
+    pub pool_bytes: u64,
+}
+
+/// `BootInfo::magic`: "VKBOOT01".
+pub const BOOT_INFO_MAGIC: u64 = u64::from_le_bytes(*b"VKBOOT01");
+
+/// Segment selectors of the host-built GDT (same in every address space).
+pub mod selector {
+    /// Ring-0 64-bit code (trap stubs only).
+    pub const KERNEL_CS: u16 = 0x08;
+    /// Ring-0 data.
+    pub const KERNEL_SS: u16 = 0x10;
+    /// Ring-3 data (guest kernel and processes), RPL 3.
+    pub const USER_SS: u16 = 0x18 | 3;
+    /// Ring-3 64-bit code (guest kernel and processes), RPL 3.
+    pub const USER_CS: u16 = 0x20 | 3;
+    /// TSS used while the guest kernel runs (hypercall ports open).
+    pub const TSS_KERNEL: u16 = 0x28;
+    /// TSS used while a process runs (only the syscall port open).
+    pub const TSS_PROCESS: u16 = 0x38;
+}
+
+/// RFLAGS bits the frame checks name.
+pub mod rflags {
+    /// Carry.
+    pub const CF: u64 = 1 << 0;
+    /// Always-one bit.
+    pub const FIXED: u64 = 1 << 1;
+    /// Trap flag (single step).
+    pub const TF: u64 = 1 << 8;
+    /// Interrupt enable.
+    pub const IF: u64 = 1 << 9;
+    /// Direction.
+    pub const DF: u64 = 1 << 10;
+    /// I/O privilege level (two bits).
+    pub const IOPL: u64 = 3 << 12;
+    /// Nested task.
+    pub const NT: u64 = 1 << 14;
+    /// Resume.
+    pub const RF: u64 = 1 << 16;
+    /// Virtual-8086 mode.
+    pub const VM: u64 = 1 << 17;
+    /// Alignment check.
+    pub const AC: u64 = 1 << 18;
+    /// Virtual interrupt flag.
+    pub const VIF: u64 = 1 << 19;
+    /// Virtual interrupt pending.
+    pub const VIP: u64 = 1 << 20;
+    /// CPUID available.
+    pub const ID: u64 = 1 << 21;
+    /// The flags a process may change (DragonFly's PSL_USERCHANGE): the
+    /// arithmetic flags, TF, DF, AC and ID. IF is forced on, IOPL/NT/VM/VIF/VIP
+    /// are refused.
+    pub const USER_CHANGEABLE: u64 = 0x8d5 | TF | DF | AC | ID | RF;
+}
