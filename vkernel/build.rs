@@ -17,7 +17,13 @@ fn main() {
     // built in release (it is small, and debug info is on).
     let guest_target = root.join("target").join("guest");
 
-    for dir in ["guest/kernel", "guest/Cargo.toml", "guest/.cargo", "vmspace/abi/src", "images"] {
+    for dir in [
+        "guest/kernel",
+        "guest/Cargo.toml",
+        "guest/.cargo",
+        "vmspace/abi/src",
+        "images",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
 
@@ -41,7 +47,10 @@ fn main() {
         cmd.env_remove(var);
     }
     for (k, _) in env::vars() {
-        if k.starts_with("CARGO_CFG_") || k.starts_with("CARGO_FEATURE_") || k.starts_with("CARGO_PROFILE_") {
+        if k.starts_with("CARGO_CFG_")
+            || k.starts_with("CARGO_FEATURE_")
+            || k.starts_with("CARGO_PROFILE_")
+        {
             cmd.env_remove(k);
         }
     }
@@ -89,7 +98,11 @@ fn walk(base: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) {
         if path.is_dir() {
             walk(base, &path, files);
         } else {
-            let name = path.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+            let name = path
+                .strip_prefix(base)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             files.push((name, path));
         }
     }

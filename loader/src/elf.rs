@@ -62,7 +62,9 @@ pub(crate) fn parse(b: &[u8]) -> Result<ElfInfo, String> {
     let phentsize = u16_at(b, 54) as usize;
     let phnum = u16_at(b, 56) as usize;
     if phentsize != PHDR_LEN {
-        return Err(format!("program header size {phentsize}, expected {PHDR_LEN}"));
+        return Err(format!(
+            "program header size {phentsize}, expected {PHDR_LEN}"
+        ));
     }
     let ph_end = (phnum * PHDR_LEN) as u64 + phoff;
     if phoff > b.len() as u64 || ph_end > b.len() as u64 {
@@ -94,7 +96,11 @@ pub(crate) fn parse(b: &[u8]) -> Result<ElfInfo, String> {
         if seg.file_len > seg.mem_len {
             return Err(format!("segment {i}: file size exceeds memory size"));
         }
-        if seg.file_off.checked_add(seg.file_len).is_none_or(|e| e > b.len() as u64) {
+        if seg
+            .file_off
+            .checked_add(seg.file_len)
+            .is_none_or(|e| e > b.len() as u64)
+        {
             return Err(format!("segment {i} lies outside the file (truncated?)"));
         }
         segments.push(seg);

@@ -96,7 +96,10 @@ pub fn load(
         }
     }
     if !elf.segments.iter().any(|s| s.contains(elf.entry)) {
-        return Err(bad_kernel(format!("entry point {:#x} is in no loadable segment", elf.entry)));
+        return Err(bad_kernel(format!(
+            "entry point {:#x} is in no loadable segment",
+            elf.entry
+        )));
     }
 
     if let Err(e) = cpio::Archive::validate(image.bytes) {
@@ -109,7 +112,12 @@ pub fn load(
         return Err(LoadError::CmdlineTooLong(cmdline.len()));
     }
 
-    let kernel_end = elf.segments.iter().map(|s| s.vaddr + s.mem_len).max().unwrap_or(0);
+    let kernel_end = elf
+        .segments
+        .iter()
+        .map(|s| s.vaddr + s.mem_len)
+        .max()
+        .unwrap_or(0);
     let image_addr = page_up(kernel_end);
     let image_end = image_addr + image.bytes.len() as u64;
     if image_end > mem_bytes {
@@ -125,8 +133,13 @@ pub fn load(
     }
 
     let mut reader = std::io::Cursor::new(kernel.bytes);
-    Elf::load(mem, None, &mut reader, Some(GuestAddress(layout::KERNEL_MIN_ADDR)))
-        .map_err(|e| bad_kernel(e.to_string()))?;
+    Elf::load(
+        mem,
+        None,
+        &mut reader,
+        Some(GuestAddress(layout::KERNEL_MIN_ADDR)),
+    )
+    .map_err(|e| bad_kernel(e.to_string()))?;
     for seg in &elf.segments {
         // linux-loader copies file bytes only; the bss must read as zero.
         let bss = vec![0u8; (seg.mem_len - seg.file_len) as usize];
@@ -159,4 +172,3 @@ pub fn load(
         boot_info,
     })
 }
-

@@ -81,8 +81,14 @@ fn good_kernel_and_image_load_with_boot_info() {
         &m,
         RAM,
         1 << 20,
-        &Blob { name: "k".into(), bytes: &k },
-        &Blob { name: "i".into(), bytes: &img },
+        &Blob {
+            name: "k".into(),
+            bytes: &k,
+        },
+        &Blob {
+            name: "i".into(),
+            bytes: &img,
+        },
         "exit=3",
     )
     .unwrap();
@@ -91,17 +97,20 @@ fn good_kernel_and_image_load_with_boot_info() {
     m.read_slice(&mut code, GuestAddress(0x20_0000)).unwrap();
     assert_eq!(code, [0x90, 0xf4]);
     let mut bi = [0u8; std::mem::size_of::<BootInfo>()];
-    m.read_slice(&mut bi, GuestAddress(layout::BOOT_INFO_ADDR)).unwrap();
+    m.read_slice(&mut bi, GuestAddress(layout::BOOT_INFO_ADDR))
+        .unwrap();
     let bi = BootInfo::from_bytes(&bi).unwrap();
     assert_eq!(bi.magic, BOOT_INFO_MAGIC);
     assert_eq!(bi.mem_bytes, RAM);
     assert_eq!(bi.image_addr % 4096, 0);
     assert!(bi.image_addr >= 0x20_0000 + 0x102);
     let mut img_back = vec![0u8; bi.image_len as usize];
-    m.read_slice(&mut img_back, GuestAddress(bi.image_addr)).unwrap();
+    m.read_slice(&mut img_back, GuestAddress(bi.image_addr))
+        .unwrap();
     assert_eq!(img_back, img);
     let mut cmd = vec![0u8; bi.cmdline_len as usize];
-    m.read_slice(&mut cmd, GuestAddress(bi.cmdline_addr)).unwrap();
+    m.read_slice(&mut cmd, GuestAddress(bi.cmdline_addr))
+        .unwrap();
     assert_eq!(cmd, b"exit=3");
 }
 
@@ -182,7 +191,11 @@ fn bad_images() {
 #[test]
 fn image_too_big_for_memory() {
     let big = vec![7u8; RAM as usize];
-    let img = pack(&[Member { name: "big", mode: 0o100644, data: &big }]);
+    let img = pack(&[Member {
+        name: "big",
+        mode: 0o100644,
+        data: &big,
+    }]);
     assert!(image_err(&img).contains("raise --memory"));
 }
 
@@ -192,16 +205,42 @@ fn cmdline_too_long() {
     let k = elf(0x20_0000, &[0x90]);
     let img = image();
     let long = "x".repeat(5000);
-    let e = load(&m, RAM, 0, &Blob { name: "k".into(), bytes: &k }, &Blob { name: "i".into(), bytes: &img }, &long).unwrap_err();
+    let e = load(
+        &m,
+        RAM,
+        0,
+        &Blob {
+            name: "k".into(),
+            bytes: &k,
+        },
+        &Blob {
+            name: "i".into(),
+            bytes: &img,
+        },
+        &long,
+    )
+    .unwrap_err();
     assert!(matches!(e, LoadError::CmdlineTooLong(5000)));
 }
 
 #[test]
 fn writer_round_trips_through_parser() {
     let img = pack(&[
-        Member { name: "init", mode: 0o100755, data: b"abc" },
-        Member { name: "etc/motd", mode: 0o100644, data: b"hello world\n" },
-        Member { name: "empty", mode: 0o100644, data: b"" },
+        Member {
+            name: "init",
+            mode: 0o100755,
+            data: b"abc",
+        },
+        Member {
+            name: "etc/motd",
+            mode: 0o100644,
+            data: b"hello world\n",
+        },
+        Member {
+            name: "empty",
+            mode: 0o100644,
+            data: b"",
+        },
     ]);
     let entries: Vec<_> = Archive::new(&img).map(Result::unwrap).collect();
     assert_eq!(entries.len(), 3);

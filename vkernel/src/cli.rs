@@ -57,6 +57,10 @@ pub struct RunArgs {
     /// "fault=null" to make it crash on purpose).
     #[arg(long, value_name = "KERNEL ARGS", default_value = "")]
     pub append: String,
+
+    /// The KVM device to open.
+    #[arg(long, value_name = "PATH", default_value = "/dev/kvm")]
+    pub kvm: PathBuf,
 }
 
 impl Default for RunArgs {
@@ -67,6 +71,7 @@ impl Default for RunArgs {
             memory: 64,
             pool: 1024,
             append: String::new(),
+            kvm: PathBuf::from("/dev/kvm"),
         }
     }
 }

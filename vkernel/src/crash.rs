@@ -40,7 +40,11 @@ pub fn page_fault_reason(err: u64) -> String {
     } else {
         "read"
     };
-    let why = if err & 1 != 0 { "protection violation" } else { "page not present" };
+    let why = if err & 1 != 0 {
+        "protection violation"
+    } else {
+        "page not present"
+    };
     format!("{who} {what}, {why}")
 }
 

@@ -7,8 +7,13 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// /dev/kvm could not be opened.
-    #[error("cannot open /dev/kvm ({0}): KVM is not available on this machine, or this user may not use it (needs the kvm module loaded and read-write access to /dev/kvm)")]
-    KvmUnavailable(std::io::Error),
+    #[error("cannot open {} ({source}): KVM is not available on this machine, or this user may not use it (it needs the kvm module loaded and read-write access to {})", path.display(), path.display())]
+    KvmUnavailable {
+        /// The device path.
+        path: PathBuf,
+        /// Why it could not be opened.
+        source: std::io::Error,
+    },
     /// A KVM ioctl failed.
     #[error("KVM {what} failed: {source}")]
     Kvm {
@@ -37,6 +42,6 @@ pub enum Error {
 }
 
 /// Wraps a KVM ioctl error with the call's name.
-pub fn kvm(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> Error {
+pub fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> Error {
     move |source| Error::Kvm { what, source }
 }

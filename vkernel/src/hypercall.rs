@@ -38,7 +38,9 @@ pub enum ProtocolError {
         size: usize,
     },
     /// The block address is not 8-byte aligned.
-    #[error("hypercall {name} (port {port:#x}): argument block at {addr:#x} is not 8-byte aligned")]
+    #[error(
+        "hypercall {name} (port {port:#x}): argument block at {addr:#x} is not 8-byte aligned"
+    )]
     BlockMisaligned {
         /// Hypercall name.
         name: String,
@@ -48,7 +50,9 @@ pub enum ProtocolError {
         addr: u64,
     },
     /// The `out` was not a 4-byte `out dx, eax`.
-    #[error("hypercall port {port:#x} written with a {len}-byte out; hypercalls use `out dx, eax`")]
+    #[error(
+        "hypercall port {port:#x} written with a {len}-byte out; hypercalls use `out dx, eax`"
+    )]
     BadWidth {
         /// Port used.
         port: u16,
@@ -81,9 +85,19 @@ pub fn name(nr: u16) -> String {
 }
 
 /// Reads and checks the argument block at `addr`.
-pub fn read_block(mem: &GuestMemoryMmap, ram_bytes: u64, port: u16, nr: u16, addr: u64) -> Result<HypercallBlock, ProtocolError> {
-    if addr % 8 != 0 {
-        return Err(ProtocolError::BlockMisaligned { name: name(nr), port, addr });
+pub fn read_block(
+    mem: &GuestMemoryMmap,
+    ram_bytes: u64,
+    port: u16,
+    nr: u16,
+    addr: u64,
+) -> Result<HypercallBlock, ProtocolError> {
+    if !addr.is_multiple_of(8) {
+        return Err(ProtocolError::BlockMisaligned {
+            name: name(nr),
+            port,
+            addr,
+        });
     }
     let outside = || ProtocolError::BlockOutside {
         name: name(nr),
@@ -92,11 +106,15 @@ pub fn read_block(mem: &GuestMemoryMmap, ram_bytes: u64, port: u16, nr: u16, add
         ram: ram_bytes,
         size: HYPERCALL_BLOCK_SIZE,
     };
-    if addr.checked_add(HYPERCALL_BLOCK_SIZE as u64).is_none_or(|end| end > ram_bytes) {
+    if addr
+        .checked_add(HYPERCALL_BLOCK_SIZE as u64)
+        .is_none_or(|end| end > ram_bytes)
+    {
         return Err(outside());
     }
     let mut bytes = [0u8; HYPERCALL_BLOCK_SIZE];
-    mem.read_slice(&mut bytes, GuestAddress(addr)).map_err(|_| outside())?;
+    mem.read_slice(&mut bytes, GuestAddress(addr))
+        .map_err(|_| outside())?;
     HypercallBlock::from_bytes(&bytes).ok_or_else(outside)
 }
 
@@ -118,7 +136,14 @@ pub fn write_result(mem: &GuestMemoryMmap, addr: u64, result: Result<i64, Errno>
 impl Hypercalls {
     /// The calls that need no vmspace: console, exit, clock, no-op.
     /// Returns `None` for a vmspace call (the caller dispatches those).
-    pub fn basic(&mut self, mem: &GuestMemoryMmap, ram_bytes: u64, pool_pages: u64, nr: u16, b: &HypercallBlock) -> Option<(Result<i64, Errno>, Flow)> {
+    pub fn basic(
+        &mut self,
+        mem: &GuestMemoryMmap,
+        ram_bytes: u64,
+        pool_pages: u64,
+        nr: u16,
+        b: &HypercallBlock,
+    ) -> Option<(Result<i64, Errno>, Flow)> {
         let a = &b.args;
         let r = match Hypercall::from_nr(nr) {
             Some(Hypercall::Noop) => Ok(0),

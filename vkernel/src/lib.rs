@@ -12,6 +12,7 @@ pub mod error;
 pub mod hypercall;
 pub mod images;
 pub mod machine;
+pub mod tmp_vmspace;
 pub mod trap_area;
 pub mod vm;
 
@@ -48,8 +49,9 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     let cfg = vm::MemoryConfig {
         ram_bytes: args.memory << 20,
         pool_bytes: args.pool << 20,
+        kvm_path: args.kvm.clone(),
     };
-    let mut vm = vm::Vm::new(cfg)?;
+    let mut vm = vm::Vm::new(&cfg)?;
     let loaded = loader::load(
         &vm.mem,
         cfg.ram_bytes,

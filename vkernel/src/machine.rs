@@ -77,7 +77,12 @@ impl Machine {
             Ok(VcpuExit::Intr) => Exit::Interrupted,
             Ok(other) => Exit::Other(format!("{other:?}")),
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => Exit::Interrupted,
-            Err(e) => return Err(Error::Kvm { what: "KVM_RUN", source: e }),
+            Err(e) => {
+                return Err(Error::Kvm {
+                    what: "KVM_RUN",
+                    source: e,
+                })
+            }
         })
     }
 
@@ -122,7 +127,9 @@ impl Machine {
             let vector = (port - TRAP_PORT_BASE) as u8;
             return self.on_exception(vector);
         }
-        Err(format!("guest kernel wrote to I/O port {port:#x}, which is not a hypercall port"))
+        Err(format!(
+            "guest kernel wrote to I/O port {port:#x}, which is not a hypercall port"
+        ))
     }
 
     fn on_hypercall(&mut self, port: u16, len: usize, value: u32) -> Result<Flow, String> {
@@ -131,12 +138,17 @@ impl Machine {
             return Err(hypercall::ProtocolError::BadWidth { port, len }.to_string());
         }
         let addr = value as u64;
-        let block = hypercall::read_block(&self.vm.mem, self.vm.ram_bytes, port, nr, addr).map_err(|e| e.to_string())?;
+        let block = hypercall::read_block(&self.vm.mem, self.vm.ram_bytes, port, nr, addr)
+            .map_err(|e| e.to_string())?;
         let pool_pages = self.vm.registry.pages_in_use() as u64;
-        let (result, flow) = match self.hypercalls.basic(&self.vm.mem, self.vm.ram_bytes, pool_pages, nr, &block) {
-            Some(done) => done,
-            None => (Err(vkernel_abi::Errno::ENOSYS), Flow::Resume),
-        };
+        let (result, flow) =
+            match self
+                .hypercalls
+                .basic(&self.vm.mem, self.vm.ram_bytes, pool_pages, nr, &block)
+            {
+                Some(done) => done,
+                None => (Err(vkernel_abi::Errno::ENOSYS), Flow::Resume),
+            };
         hypercall::write_result(&self.vm.mem, addr, result);
         Ok(flow)
     }
@@ -146,7 +158,12 @@ impl Machine {
     /// is a host bug or a hostile guest, and stops the run.
     fn on_exception(&mut self, vector: u8) -> Result<Flow, String> {
         let sync = self.vm.vcpu.sync_regs();
-        if sync.sregs.cs.selector & 3 != 0 || sync.regs.rip != trap_area::stub_addr(vector) {
+        // The emulator runs ring-0 code here, and it has completed the `out`
+        // by the time we see it (RIP past it); fast-path KVM leaves RIP on it.
+        let stub = trap_area::stub_addr(vector);
+        if sync.sregs.cs.selector & 3 != 0
+            || (sync.regs.rip != stub && sync.regs.rip != stub + trap_area::STUB_OUT_LEN)
+        {
             return Err(format!(
                 "exception port for vector {vector} written from rip {:#x}, cs {:#x}: not the trap stub",
                 sync.regs.rip, sync.sregs.cs.selector
@@ -157,15 +174,33 @@ impl Machine {
         let has_err = vkernel_abi::frame::vector_has_error_code(vector);
         let len = if has_err { 48 } else { 40 };
         if !self.vm.read_trap_area(at, &mut frame[..len]) {
-            return Err(format!("cannot read the exception frame for vector {vector}"));
+            return Err(format!(
+                "cannot read the exception frame for vector {vector}"
+            ));
         }
-        let word = |i: usize| u64::from_le_bytes(frame[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
-        let (err, base) = if has_err { (Some(word(0)), 1) } else { (None, 0) };
-        let (rip, cs, rflags, rsp) = (word(base), word(base + 1), word(base + 2), word(base + 3));
+        let word =
+            |i: usize| u64::from_le_bytes(frame[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+        let (err, base) = if has_err {
+            (Some(word(0)), 1)
+        } else {
+            (None, 0)
+        };
+        let (rip, cs, rflags, rsp, ss) = (
+            word(base),
+            word(base + 1),
+            word(base + 2),
+            word(base + 3),
+            word(base + 4),
+        );
+        // The interrupted context is in the hardware frame; the sync regs
+        // hold the stub's view (ring 0, trap stack).
         let mut regs = sync.regs;
         regs.rip = rip;
         regs.rflags = rflags;
         regs.rsp = rsp;
+        let mut sregs = sync.sregs;
+        sregs.cs.selector = cs as u16;
+        sregs.ss.selector = ss as u16;
         let mut what = format!(
             "guest kernel crashed: {} (vector {vector}) at rip {rip:#x}, cs {cs:#x}",
             crash::vector_name(vector)
@@ -183,19 +218,23 @@ impl Machine {
         if rip >= layout::TRAP_AREA_BASE {
             what.push_str("\n  (the fault is inside the trap area)");
         }
-        self.report(&what, Some(regs));
+        self.report(&what, Some((regs, sregs)));
         Err(String::new())
     }
 
     /// Prints a report with the registers (from `regs`, or as KVM has them).
-    fn report(&mut self, what: &str, regs: Option<kvm_bindings::kvm_regs>) {
+    fn report(
+        &mut self,
+        what: &str,
+        regs: Option<(kvm_bindings::kvm_regs, kvm_bindings::kvm_sregs)>,
+    ) {
         if what.is_empty() {
             return; // already reported
         }
         let sync = self.vm.vcpu.sync_regs();
-        let regs = regs.unwrap_or(sync.regs);
+        let (regs, sregs) = regs.unwrap_or((sync.regs, sync.sregs));
         eprintln!("vkernel: {what}");
-        eprint!("{}", crash::format_registers(&regs, &sync.sregs));
+        eprint!("{}", crash::format_registers(&regs, &sregs));
     }
 
     /// The VM (for teardown and stats).

@@ -16,7 +16,9 @@
 //! | 9    | exception stubs: `out TRAP_PORT_BASE+v`   | supervisor, exec |
 //! | 10-11| trap stack (TSS.RSP0 = its top)           | supervisor, RW   |
 
-use vkernel_abi::{frame, layout, selector, HC_PORT_BASE, HC_PORT_COUNT, SYSCALL_PORT, TRAP_PORT_BASE};
+use vkernel_abi::{
+    frame, layout, selector, HC_PORT_BASE, HC_PORT_COUNT, SYSCALL_PORT, TRAP_PORT_BASE,
+};
 
 /// Number of pages in the trap area.
 pub const PAGES: u64 = 12;
@@ -31,6 +33,8 @@ const TSS_PROCESS_PAGE: u64 = 6;
 const STUBS_PAGE: u64 = 9;
 const STACK_TOP_PAGE: u64 = 12;
 
+/// Length of the `out imm8, al` that starts each stub.
+pub const STUB_OUT_LEN: u64 = 2;
 /// Bytes per exception stub (`out imm8, al; ud2`, padded).
 const STUB_BYTES: u64 = 8;
 /// Exception vectors with a stub (the architectural ones).
@@ -96,12 +100,26 @@ pub fn build() -> TrapAreaImage {
     pages.push((GDT_PAGE, gdt(), Access::SupervisorData));
     pages.push((IDT_PAGE, idt(), Access::SupervisorData));
 
-    let kernel_ports = HC_PORT_BASE..HC_PORT_BASE + HC_PORT_COUNT;
+    // A 4-byte `out dx, eax` needs the bits of all four ports it touches,
+    // so the last hypercall port needs three more open behind it (the host
+    // treats those as "not a hypercall port").
+    let kernel_ports = HC_PORT_BASE..HC_PORT_BASE + HC_PORT_COUNT + 3;
     for (i, chunk) in tss(kernel_ports).chunks(PAGE as usize).enumerate() {
-        pages.push((TSS_KERNEL_PAGE + i as u64, chunk.to_vec(), Access::SupervisorData));
+        pages.push((
+            TSS_KERNEL_PAGE + i as u64,
+            chunk.to_vec(),
+            Access::SupervisorData,
+        ));
     }
-    for (i, chunk) in tss(SYSCALL_PORT..SYSCALL_PORT + 1).chunks(PAGE as usize).enumerate() {
-        pages.push((TSS_PROCESS_PAGE + i as u64, chunk.to_vec(), Access::SupervisorData));
+    for (i, chunk) in tss(SYSCALL_PORT..SYSCALL_PORT + 1)
+        .chunks(PAGE as usize)
+        .enumerate()
+    {
+        pages.push((
+            TSS_PROCESS_PAGE + i as u64,
+            chunk.to_vec(),
+            Access::SupervisorData,
+        ));
     }
 
     let mut stubs = vec![0xcc_u8; PAGE as usize];
@@ -185,6 +203,10 @@ fn tss(ports: std::ops::Range<u16>) -> Vec<u8> {
 /// `(frame address, has error code)`. The frame is RIP, CS, RFLAGS, RSP,
 /// SS, preceded by the error code where the vector pushes one.
 pub fn exception_frame_addr(vector: u8) -> u64 {
-    let words = if frame::vector_has_error_code(vector) { 6 } else { 5 };
+    let words = if frame::vector_has_error_code(vector) {
+        6
+    } else {
+        5
+    };
     TRAP_STACK_TOP - words * 8
 }

@@ -2,13 +2,16 @@
 //! guest kernel's address space with the trap area, and the one vCPU set up
 //! in 64-bit long mode at the kernel's entry point, in ring 3.
 
-use kvm_bindings::{kvm_msr_entry, kvm_segment, kvm_userspace_memory_region, Msrs, KVM_MAX_CPUID_ENTRIES};
+use crate::tmp_vmspace as vmspace;
+use kvm_bindings::{
+    kvm_msr_entry, kvm_segment, kvm_userspace_memory_region, Msrs, KVM_MAX_CPUID_ENTRIES,
+};
 use kvm_ioctls::{Kvm, SyncReg, VcpuFd, VmFd};
 use vkernel_abi::{layout, rflags, selector};
-use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryMmap, GuestMemoryRegion};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use vmspace::VmspaceRegistry;
 
-use crate::error::{kvm, Error};
+use crate::error::{kvm_err, Error};
 use crate::trap_area::{self, Access};
 
 /// Control-register and EFER bits used below.
@@ -36,13 +39,15 @@ mod bits {
     pub const PTE_NX: u64 = 1 << 63;
 }
 
-/// Sizes of the two memory regions.
-#[derive(Clone, Copy, Debug)]
+/// What the VM is built from: memory sizes and the KVM device.
+#[derive(Clone, Debug)]
 pub struct MemoryConfig {
     /// Guest kernel RAM, `[0, ram_bytes)`.
     pub ram_bytes: u64,
     /// Host pool, `[POOL_BASE, POOL_BASE + pool_bytes)`.
     pub pool_bytes: u64,
+    /// The KVM device (normally /dev/kvm).
+    pub kvm_path: std::path::PathBuf,
 }
 
 /// The VM with its memory, vmspace registry and vCPU.
@@ -66,9 +71,16 @@ pub struct Vm {
 impl Vm {
     /// Opens KVM, creates the VM, its memory, the kernel address space and
     /// the vCPU (registers not yet set: see [`Vm::enter_kernel`]).
-    pub fn new(cfg: MemoryConfig) -> Result<Vm, Error> {
-        let kvm = Kvm::new().map_err(|e| Error::KvmUnavailable(std::io::Error::from_raw_os_error(e.errno())))?;
-        let vm = kvm.create_vm().map_err(kvm("KVM_CREATE_VM"))?;
+    pub fn new(cfg: &MemoryConfig) -> Result<Vm, Error> {
+        let unavailable = |e: std::io::Error| Error::KvmUnavailable {
+            path: cfg.kvm_path.clone(),
+            source: e,
+        };
+        let path = std::ffi::CString::new(cfg.kvm_path.as_os_str().as_encoded_bytes())
+            .map_err(|_| unavailable(std::io::Error::from_raw_os_error(libc::EINVAL)))?;
+        let kvm = Kvm::new_with_path(&path)
+            .map_err(|e| unavailable(std::io::Error::from_raw_os_error(e.errno())))?;
+        let vm = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
         let mem = GuestMemoryMmap::from_ranges(&[
             (GuestAddress(0), cfg.ram_bytes as usize),
             (GuestAddress(layout::POOL_BASE), cfg.pool_bytes as usize),
@@ -87,17 +99,19 @@ impl Vm {
             };
             // SAFETY: `host` is a live mapping of `region.len()` bytes owned by
             // `mem`, which lives in the returned Vm as long as the VmFd.
-            unsafe { vm.set_user_memory_region(r) }.map_err(kvm("KVM_SET_USER_MEMORY_REGION"))?;
+            unsafe { vm.set_user_memory_region(r) }
+                .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
         }
 
         let mut registry = VmspaceRegistry::new(mem.clone(), cfg.ram_bytes, cfg.pool_bytes);
-        let (kernel_cr3, trap_pages) = build_kernel_address_space(&mem, &mut registry, cfg.ram_bytes)?;
+        let (kernel_cr3, trap_pages) =
+            build_kernel_address_space(&mem, &mut registry, cfg.ram_bytes)?;
 
-        let mut vcpu = vm.create_vcpu(0).map_err(kvm("KVM_CREATE_VCPU"))?;
+        let mut vcpu = vm.create_vcpu(0).map_err(kvm_err("KVM_CREATE_VCPU"))?;
         let cpuid = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
-            .map_err(kvm("KVM_GET_SUPPORTED_CPUID"))?;
-        vcpu.set_cpuid2(&cpuid).map_err(kvm("KVM_SET_CPUID2"))?;
+            .map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
+        vcpu.set_cpuid2(&cpuid).map_err(kvm_err("KVM_SET_CPUID2"))?;
         set_syscall_msrs(&vcpu)?;
         vcpu.set_sync_valid_reg(SyncReg::Register);
         vcpu.set_sync_valid_reg(SyncReg::SystemRegister);
@@ -116,9 +130,11 @@ impl Vm {
     /// Points the vCPU at the kernel's entry, in ring 3 of the kernel's
     /// address space, with `rdi` = the boot-info address.
     pub fn enter_kernel(&mut self, entry: u64) -> Result<(), Error> {
-        let mut sregs = self.vcpu.get_sregs().map_err(kvm("KVM_GET_SREGS"))?;
+        let mut sregs = self.vcpu.get_sregs().map_err(kvm_err("KVM_GET_SREGS"))?;
         set_ring3_sregs(&mut sregs, self.kernel_cr3, selector::TSS_KERNEL);
-        self.vcpu.set_sregs(&sregs).map_err(kvm("KVM_SET_SREGS"))?;
+        self.vcpu
+            .set_sregs(&sregs)
+            .map_err(kvm_err("KVM_SET_SREGS"))?;
         let regs = kvm_bindings::kvm_regs {
             rip: entry,
             rdi: layout::BOOT_INFO_ADDR,
@@ -126,7 +142,7 @@ impl Vm {
             rflags: rflags::FIXED | rflags::IF,
             ..Default::default()
         };
-        self.vcpu.set_regs(&regs).map_err(kvm("KVM_SET_REGS"))?;
+        self.vcpu.set_regs(&regs).map_err(kvm_err("KVM_SET_REGS"))?;
         Ok(())
     }
 
@@ -142,7 +158,10 @@ impl Vm {
             return false;
         }
         match self.trap_pages.get(page) {
-            Some(&gpa) => self.mem.read_slice(buf, GuestAddress(gpa + in_page)).is_ok(),
+            Some(&gpa) => self
+                .mem
+                .read_slice(buf, GuestAddress(gpa + in_page))
+                .is_ok(),
             None => false,
         }
     }
@@ -230,7 +249,7 @@ fn set_syscall_msrs(vcpu: &VcpuFd) -> Result<(), Error> {
             .collect::<Vec<_>>(),
     )
     .map_err(|_| Error::Memory("building the MSR list".into()))?;
-    let n = vcpu.set_msrs(&msrs).map_err(kvm("KVM_SET_MSRS"))?;
+    let n = vcpu.set_msrs(&msrs).map_err(kvm_err("KVM_SET_MSRS"))?;
     if n != entries.len() {
         return Err(Error::Kvm {
             what: "KVM_SET_MSRS (syscall MSRs)",
@@ -256,7 +275,7 @@ fn build_kernel_address_space(
     let ram = PTE_P | PTE_RW | PTE_US;
     let mut va = layout::PAGE_SIZE;
     while va < ram_bytes {
-        if va % TWO_MB == 0 && va + TWO_MB <= ram_bytes {
+        if va.is_multiple_of(TWO_MB) && va + TWO_MB <= ram_bytes {
             vmspace::pagetable::map_2m(mem, pool, root, va, va, ram).ok_or(Error::PoolTooSmall)?;
             va += TWO_MB;
         } else {

@@ -20,9 +20,13 @@ pub fn read(addr: u64) -> Boot {
     }
     // SAFETY: the host placed the image and the command line inside RAM at
     // these addresses, in pages the kernel never writes.
-    let image = unsafe { core::slice::from_raw_parts(info.image_addr as *const u8, info.image_len as usize) };
+    let image = unsafe {
+        core::slice::from_raw_parts(info.image_addr as *const u8, info.image_len as usize)
+    };
     // SAFETY: as above.
-    let cmd = unsafe { core::slice::from_raw_parts(info.cmdline_addr as *const u8, info.cmdline_len as usize) };
+    let cmd = unsafe {
+        core::slice::from_raw_parts(info.cmdline_addr as *const u8, info.cmdline_len as usize)
+    };
     let cmdline = core::str::from_utf8(cmd).unwrap_or("");
     Boot {
         info,

@@ -19,7 +19,10 @@ pub fn call_nr(nr: u16, args: [u64; 7]) -> Result<i64, Errno> {
         ret: 0,
         errno: 0,
     };
-    let done = raw(vkernel_abi::HC_PORT_BASE + nr, &block as *const HypercallBlock as u64);
+    let done = raw(
+        vkernel_abi::HC_PORT_BASE + nr,
+        &block as *const HypercallBlock as u64,
+    );
     if done.errno != 0 {
         Err(Errno(done.errno as i32))
     } else {

@@ -39,7 +39,10 @@ core::arch::global_asm!(
 pub extern "C" fn kmain(boot_info_addr: u64) -> ! {
     let boot = bootinfo::read(boot_info_addr);
     let mib = boot.info.mem_bytes >> 20;
-    println!("vkernel guest kernel: {mib} MiB memory, cmdline \"{}\"", boot.cmdline);
+    println!(
+        "vkernel guest kernel: {mib} MiB memory, cmdline \"{}\"",
+        boot.cmdline
+    );
 
     if let Some(kind) = bootinfo::arg(boot.cmdline, "fault") {
         selftest::fault(kind);
@@ -52,7 +55,8 @@ pub extern "C" fn kmain(boot_info_addr: u64) -> ! {
     let status = bootinfo::arg(boot.cmdline, "exit")
         .and_then(|s| s.parse::<i32>().ok())
         .unwrap_or(0);
-    println!("kernel: exiting with status {status}");
+    let uptime_us = hypercall::clock_ns() / 1000;
+    println!("kernel: exiting with status {status} (host uptime {uptime_us} us)");
     hypercall::exit(status)
 }
 

@@ -17,7 +17,9 @@ pub fn fault(kind: &str) {
             }
             "ud" => core::arch::asm!("ud2"),
             "gp" => core::arch::asm!("cli"),
-            "div" => core::arch::asm!("xor edx, edx", "xor ecx, ecx", "div ecx", out("eax") _, out("edx") _, out("ecx") _),
+            "div" => {
+                core::arch::asm!("xor edx, edx", "xor ecx, ecx", "div ecx", out("eax") _, out("edx") _, out("ecx") _)
+            }
             "trap" => {
                 // The trap area is supervisor-only: writing it is a #PF.
                 core::ptr::write_volatile((layout::TRAP_AREA_BASE + 0x1000) as *mut u64, 0);
@@ -38,7 +40,10 @@ pub fn hypercall_fault(kind: &str, mem_bytes: u64) {
         "unaligned" => hypercall::raw_port_out(port, 0x2001),
         "unknown" => {
             let r = hypercall::call_nr(63, [0; 7]);
-            crate::println!("kernel: unknown hypercall returned {:?}", r.map_err(|e| e.name()));
+            crate::println!(
+                "kernel: unknown hypercall returned {:?}",
+                r.map_err(|e| e.name())
+            );
         }
         _ => crate::println!("kernel: unknown hcfault kind {kind}"),
     }

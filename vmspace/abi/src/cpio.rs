@@ -136,7 +136,9 @@ impl<'a> Archive<'a> {
         let name_end = HEADER_LEN
             .checked_add(namesize)
             .ok_or(CpioError::Truncated(at))?;
-        let raw_name = rest.get(HEADER_LEN..name_end).ok_or(CpioError::Truncated(at))?;
+        let raw_name = rest
+            .get(HEADER_LEN..name_end)
+            .ok_or(CpioError::Truncated(at))?;
         let (last, name) = raw_name.split_last().ok_or(CpioError::BadName(at))?;
         if *last != 0 {
             return Err(CpioError::BadName(at));
@@ -146,7 +148,9 @@ impl<'a> Archive<'a> {
         let data_end = data_start
             .checked_add(filesize)
             .ok_or(CpioError::Truncated(at))?;
-        let data = rest.get(data_start..data_end).ok_or(CpioError::Truncated(at))?;
+        let data = rest
+            .get(data_start..data_end)
+            .ok_or(CpioError::Truncated(at))?;
         self.pos = at + align4(data_end);
         if name == TRAILER {
             return Ok(None);

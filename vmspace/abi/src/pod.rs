@@ -10,13 +10,23 @@ pub unsafe trait Pod: Copy + Default {
     /// The value's bytes.
     fn as_bytes(&self) -> &[u8] {
         // SAFETY: Pod types have no padding, so all size_of bytes are initialized.
-        unsafe { core::slice::from_raw_parts(self as *const Self as *const u8, core::mem::size_of::<Self>()) }
+        unsafe {
+            core::slice::from_raw_parts(
+                self as *const Self as *const u8,
+                core::mem::size_of::<Self>(),
+            )
+        }
     }
 
     /// The value's bytes, writable.
     fn as_bytes_mut(&mut self) -> &mut [u8] {
         // SAFETY: as above, and any byte pattern is a valid Self.
-        unsafe { core::slice::from_raw_parts_mut(self as *mut Self as *mut u8, core::mem::size_of::<Self>()) }
+        unsafe {
+            core::slice::from_raw_parts_mut(
+                self as *mut Self as *mut u8,
+                core::mem::size_of::<Self>(),
+            )
+        }
     }
 
     /// A value read from the first `size_of::<Self>()` bytes, or `None` if

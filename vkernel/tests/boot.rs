@@ -1,0 +1,185 @@
+//! Boot the real guest kernel on KVM: console output, exit status, crash
+//! reports, refused inputs and bad hypercall blocks.
+
+mod common;
+
+use common::vkernel;
+use std::io::Write;
+
+#[test]
+fn default_image_boots_and_exits_zero() {
+    vkernel(&[])
+        .expect_code(0)
+        .stdout_has("vkernel guest kernel: 64 MiB memory")
+        .stdout_has("/etc/motd")
+        .stdout_has("kernel: exiting with status 0");
+}
+
+#[test]
+fn memory_size_reaches_the_guest() {
+    vkernel(&["run", "--memory", "128"])
+        .expect_code(0)
+        .stdout_has("128 MiB memory");
+}
+
+#[test]
+fn guest_exit_status_is_vkernel_exit_status() {
+    vkernel(&["run", "--append", "exit=7"])
+        .expect_code(7)
+        .stdout_has("cmdline \"exit=7\"");
+}
+
+fn crash(kind: &str) -> common::Run {
+    let r = vkernel(&["run", "--append", &format!("fault={kind}")]);
+    r.expect_code(2)
+        .stderr_has("guest kernel crashed")
+        .stderr_has("rax 0x")
+        .stderr_has("r15 0x");
+    r
+}
+
+#[test]
+fn null_dereference_is_reported_with_cr2_and_registers() {
+    crash("null")
+        .stderr_has("page fault (#PF) (vector 14)")
+        .stderr_has("fault address (cr2) 0x0: user read, page not present")
+        .stderr_has("cs 0x0023");
+}
+
+#[test]
+fn invalid_opcode_is_reported() {
+    crash("ud").stderr_has("invalid opcode (#UD) (vector 6)");
+}
+
+#[test]
+fn privileged_instruction_is_a_general_protection_fault() {
+    crash("gp")
+        .stderr_has("general protection (#GP) (vector 13)")
+        .stderr_has("error code 0x0");
+}
+
+#[test]
+fn divide_error_is_reported() {
+    crash("div").stderr_has("divide error (#DE) (vector 0)");
+}
+
+#[test]
+fn trap_area_is_not_writable_by_the_kernel() {
+    crash("trap")
+        .stderr_has("user write, protection violation")
+        .stderr_has("(cr2) 0x7f8000001000");
+}
+
+#[test]
+fn hypercall_block_outside_memory_stops_the_guest() {
+    vkernel(&["run", "--append", "hcfault=outside"])
+        .expect_code(2)
+        .stderr_has("hypercall ConsoleWrite (port 0x501): argument block at 0x4001000 is not inside guest memory");
+}
+
+#[test]
+fn hypercall_block_across_the_end_stops_the_guest() {
+    vkernel(&["run", "--append", "hcfault=across"])
+        .expect_code(2)
+        .stderr_has("argument block at 0x3fffff8 is not inside guest memory [0, 0x4000000)");
+}
+
+#[test]
+fn misaligned_hypercall_block_stops_the_guest() {
+    vkernel(&["run", "--append", "hcfault=unaligned"])
+        .expect_code(2)
+        .stderr_has("not 8-byte aligned");
+}
+
+#[test]
+fn unknown_hypercall_is_enosys_and_logged() {
+    vkernel(&["run", "--append", "hcfault=unknown"])
+        .expect_code(0)
+        .stdout_has("unknown hypercall returned Err(\"ENOSYS\")")
+        .stderr_has("unknown hypercall 63: ENOSYS");
+}
+
+fn temp_file(bytes: &[u8]) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(bytes).unwrap();
+    f
+}
+
+#[test]
+fn kernel_that_is_not_an_elf_is_refused_before_running() {
+    let f = temp_file(b"not an elf at all");
+    let path = f.path().to_str().unwrap();
+    vkernel(&["run", "--kernel", path])
+        .expect_code(1)
+        .stderr_has(&format!("kernel {path}: not an ELF file"));
+}
+
+#[test]
+fn kernel_for_another_machine_is_refused() {
+    let mut elf = std::fs::read(env!("CARGO_BIN_EXE_vkernel")).unwrap(); // any x86-64 ELF
+    elf[18] = 183; // EM_AARCH64
+    let f = temp_file(&elf);
+    vkernel(&["run", "--kernel", f.path().to_str().unwrap()])
+        .expect_code(1)
+        .stderr_has("not x86-64");
+}
+
+#[test]
+fn position_independent_kernel_is_refused() {
+    // The host binary itself is a PIE (ET_DYN): refused as not fixed-address.
+    vkernel(&["run", "--kernel", env!("CARGO_BIN_EXE_vkernel")])
+        .expect_code(1)
+        .stderr_has("not a fixed-address executable");
+}
+
+#[test]
+fn missing_kernel_file_is_named() {
+    vkernel(&["run", "--kernel", "/nonexistent/kernel"])
+        .expect_code(1)
+        .stderr_has("/nonexistent/kernel: No such file");
+}
+
+#[test]
+fn malformed_image_is_refused() {
+    let f = temp_file(b"070701this is not hex at all and the archive is cut short");
+    let path = f.path().to_str().unwrap();
+    vkernel(&["run", "--image", path])
+        .expect_code(1)
+        .stderr_has(&format!("image {path}: "));
+}
+
+#[test]
+fn missing_kvm_device_is_one_clear_sentence() {
+    vkernel(&["run", "--kvm", "/dev/no-such-kvm"])
+        .expect_code(1)
+        .stderr_has("cannot open /dev/no-such-kvm (No such file or directory (os error 2)): KVM is not available");
+}
+
+#[test]
+fn help_explains_the_options() {
+    let r = vkernel(&["run", "--help"]);
+    r.expect_code(0)
+        .stdout_has("--kernel")
+        .stdout_has("--image")
+        .stdout_has("--memory")
+        .stdout_has("--append");
+}
+
+#[test]
+fn kernel_segment_outside_memory_is_refused() {
+    // The built guest kernel with its first PT_LOAD moved past 64 MiB.
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/guest/x86_64-unknown-none/release/kernel"
+    );
+    let mut elf = std::fs::read(path).unwrap();
+    let phoff = u64::from_le_bytes(elf[32..40].try_into().unwrap()) as usize;
+    for field in [16, 24] {
+        elf[phoff + field..phoff + field + 8].copy_from_slice(&0x7000_0000u64.to_le_bytes());
+    }
+    let f = temp_file(&elf);
+    vkernel(&["run", "--kernel", f.path().to_str().unwrap()])
+        .expect_code(1)
+        .stderr_has("segment 0x70000000..")
+        .stderr_has("lies outside guest memory [0x100000, 0x4000000)");
+}
