@@ -24,6 +24,37 @@ pub enum Command {
     /// Boot a guest kernel with an image and run it until it exits; vkernel
     /// exits with the guest's exit status (or 1 if the host stops it).
     Run(RunArgs),
+    /// Run the hypercall test suite: boots the built-in kernel with
+    /// `test=hypercalls`, which calls every hypercall with good and bad
+    /// arguments and prints one line per case and `N passed, N failed`.
+    /// Exits non-zero if any case fails.
+    Test(TestArgs),
+}
+
+/// Options of `vkernel test`.
+#[derive(Args, Debug, Clone)]
+pub struct TestArgs {
+    /// Guest kernel memory in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(16..=3072))]
+    pub memory: u64,
+
+    /// Host pool in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(8..=65536))]
+    pub pool: u64,
+}
+
+impl TestArgs {
+    /// The `run` these options stand for.
+    pub fn to_run_args(&self) -> RunArgs {
+        RunArgs {
+            memory: self.memory,
+            pool: self.pool,
+            append: "test=hypercalls".into(),
+            ..RunArgs::default()
+        }
+    }
 }
 
 /// Options of `vkernel run`.

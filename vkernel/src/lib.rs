@@ -9,12 +9,15 @@ pub mod cli;
 pub mod console;
 pub mod crash;
 pub mod error;
+pub mod fpu;
 pub mod hypercall;
 pub mod images;
 pub mod machine;
-pub mod tmp_vmspace;
+pub mod process;
+pub mod slice_timer;
 pub mod trap_area;
 pub mod vm;
+pub mod vmspace_calls;
 
 use std::path::Path;
 
@@ -67,7 +70,7 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
         &args.append,
     )?;
     vm.enter_kernel(loaded.entry)?;
-    let mut machine = Machine::new(vm);
+    let mut machine = Machine::new(vm)?;
     let outcome = machine.run()?;
     let running = machine.vm().registry.teardown_all();
     for id in running {

@@ -1,15 +1,29 @@
 //! The run loop: `KVM_RUN`, then a `match` on why the vCPU stopped,
 //! dispatching to small handlers. The host always knows which context is on
-//! the vCPU and interprets every exit by it, never by what the guest claims.
+//! the vCPU (the guest kernel, or the process of one vmspace) and
+//! interprets every exit by it, never by what the guest claims.
 
-use kvm_ioctls::VcpuExit;
-use vkernel_abi::{layout, HC_PORT_BASE, HC_PORT_COUNT, TRAP_PORT_BASE};
+use kvm_bindings::{kvm_regs, kvm_sregs};
+use kvm_ioctls::{SyncReg, VcpuExit};
+use vkernel_abi::frame::{
+    trapno_for_vector, vector_has_error_code, T_FAST_SYSCALL, T_PAGEFLT, T_PROTFLT, T_TIMEOUT,
+};
+use vkernel_abi::{
+    layout, selector, Errno, Hypercall, HypercallBlock, Pod, TrapFrame, VextFrame, HC_PORT_BASE,
+    HC_PORT_COUNT, SYSCALL_PORT, TRAP_PORT_BASE, VMSPACE_CTL_RUN,
+};
+use vm_memory::{Bytes, GuestAddress};
+use vmspace::FaultOutcome;
 
 use crate::crash;
 use crate::error::Error;
+use crate::fpu::FpuStates;
 use crate::hypercall::{self, Flow, Hypercalls};
+use crate::process;
+use crate::slice_timer::SliceTimer;
 use crate::trap_area;
-use crate::vm::Vm;
+use crate::vm::{self, Vm};
+use crate::vmspace_calls;
 
 /// How a run ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -35,22 +49,74 @@ enum Exit {
     Other(String),
 }
 
+/// A process on the vCPU: what `vmspace_ctl(RUN)` must give back when it
+/// traps.
+struct Running {
+    id: u64,
+    /// Guest-physical addresses of the caller's frames and hypercall block.
+    tframe: u64,
+    vframe: u64,
+    block: u64,
+    /// The guest kernel's context, RIP already past its `out`.
+    kernel_regs: kvm_regs,
+    kernel_sregs: kvm_sregs,
+}
+
+/// The hardware exception frame the CPU pushed on the trap stack.
+struct HwFrame {
+    err: u64,
+    rip: u64,
+    cs: u64,
+    rflags: u64,
+    rsp: u64,
+    ss: u64,
+}
+
 /// The VM and everything the run loop needs.
 pub struct Machine {
     vm: Vm,
     hypercalls: Hypercalls,
+    fpu: FpuStates,
+    timer: SliceTimer,
+    running: Option<Running>,
+    /// Counters for `--stats` and the benchmarks.
+    pub stats: Stats,
+}
+
+/// What the run loop counted.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    /// VM exits taken.
+    pub exits: u64,
+    /// Hypercalls carried out.
+    pub hypercalls: u64,
+    /// Process page faults resolved by the host without the guest kernel.
+    pub faults_resolved: u64,
+    /// Traps returned to the guest kernel through ctl(RUN).
+    pub traps_delivered: u64,
+    /// Times cached guest translations were dropped.
+    pub translation_flushes: u64,
 }
 
 impl Machine {
     /// A machine ready to run (the vCPU already at the kernel's entry).
-    pub fn new(vm: Vm) -> Self {
-        Machine {
+    pub fn new(mut vm: Vm) -> Result<Self, Error> {
+        let fpu = FpuStates::new(&vm.vcpu)?;
+        let immediate_exit = &mut vm.vcpu.get_kvm_run().immediate_exit as *mut u8;
+        let timer = SliceTimer::new(immediate_exit)
+            .map_err(|e| Error::Memory(format!("creating the time-slice timer: {e}")))?;
+        Ok(Machine {
             vm,
             hypercalls: Hypercalls::default(),
-        }
+            fpu,
+            timer,
+            running: None,
+            stats: Stats::default(),
+        })
     }
 
     fn run_vcpu(&mut self) -> Result<Exit, Error> {
+        self.stats.exits += 1;
         Ok(match self.vm.vcpu.run() {
             Ok(VcpuExit::IoOut(port, data)) => {
                 let mut v = [0u8; 4];
@@ -76,7 +142,10 @@ impl Machine {
             Ok(VcpuExit::FailEntry(reason, _)) => Exit::FailEntry(reason),
             Ok(VcpuExit::Intr) => Exit::Interrupted,
             Ok(other) => Exit::Other(format!("{other:?}")),
-            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => Exit::Interrupted,
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                self.vm.vcpu.set_kvm_immediate_exit(0);
+                Exit::Interrupted
+            }
             Err(e) => {
                 return Err(Error::Kvm {
                     what: "KVM_RUN",
@@ -92,14 +161,14 @@ impl Machine {
             let exit = self.run_vcpu()?;
             log::trace!("exit: {exit:?}");
             let flow = match exit {
-                Exit::Out { port, len, value } => self.on_out(port, len, value),
-                Exit::Interrupted => Ok(Flow::Resume),
-                Exit::In { port } => Err(format!("guest kernel executed `in` from port {port:#x}; no port is readable")),
+                Exit::Out { port, len, value } => self.on_out(port, len, value)?,
+                Exit::Interrupted => self.on_interrupted(),
+                Exit::In { port } => Err(format!("guest executed `in` from port {port:#x}; no port is readable")),
                 Exit::Mmio { addr, write } => Err(format!(
                     "guest {} guest-physical address {addr:#x}, where there is no memory",
                     if write { "wrote" } else { "read" }
                 )),
-                Exit::Shutdown => Err("guest kernel triple-faulted (KVM_EXIT_SHUTDOWN): an exception occurred while delivering an exception".into()),
+                Exit::Shutdown => Err("triple fault (KVM_EXIT_SHUTDOWN): an exception occurred while delivering an exception".into()),
                 Exit::InternalError => {
                     // SAFETY: KVM filled the `internal` member for this exit reason.
                     let sub = unsafe { self.vm.vcpu.get_kvm_run().__bindgen_anon_1.internal.suberror };
@@ -112,6 +181,12 @@ impl Machine {
                 Ok(Flow::Resume) => {}
                 Ok(Flow::Exit(status)) => return Ok(Outcome::Exited(status)),
                 Err(report) => {
+                    let report = match &self.running {
+                        Some(r) if !report.is_empty() => {
+                            format!("{report} (while running vmspace {:#x})", r.id)
+                        }
+                        _ => report,
+                    };
                     self.report(&report, None);
                     return Ok(Outcome::Stopped);
                 }
@@ -119,27 +194,46 @@ impl Machine {
         }
     }
 
-    fn on_out(&mut self, port: u16, len: usize, value: u32) -> Result<Flow, String> {
-        if (HC_PORT_BASE..HC_PORT_BASE + HC_PORT_COUNT).contains(&port) {
-            return self.on_hypercall(port, len, value);
-        }
+    fn on_out(&mut self, port: u16, len: usize, value: u32) -> Result<Result<Flow, String>, Error> {
         if (TRAP_PORT_BASE..TRAP_PORT_BASE + trap_area::VECTORS as u16).contains(&port) {
             let vector = (port - TRAP_PORT_BASE) as u8;
             return self.on_exception(vector);
         }
-        Err(format!(
+        if self.running.is_some() {
+            // Only the syscall port is open to a process.
+            if port == SYSCALL_PORT {
+                return self.on_syscall();
+            }
+            return Ok(Err(format!(
+                "process wrote to I/O port {port:#x}, which its I/O bitmap closes"
+            )));
+        }
+        if (HC_PORT_BASE..HC_PORT_BASE + HC_PORT_COUNT).contains(&port) {
+            return self.on_hypercall(port, len, value);
+        }
+        Ok(Err(format!(
             "guest kernel wrote to I/O port {port:#x}, which is not a hypercall port"
-        ))
+        )))
     }
 
-    fn on_hypercall(&mut self, port: u16, len: usize, value: u32) -> Result<Flow, String> {
+    fn on_hypercall(
+        &mut self,
+        port: u16,
+        len: usize,
+        value: u32,
+    ) -> Result<Result<Flow, String>, Error> {
+        self.stats.hypercalls += 1;
         let nr = port - HC_PORT_BASE;
         if len != 4 {
-            return Err(hypercall::ProtocolError::BadWidth { port, len }.to_string());
+            return Ok(Err(
+                hypercall::ProtocolError::BadWidth { port, len }.to_string()
+            ));
         }
         let addr = value as u64;
-        let block = hypercall::read_block(&self.vm.mem, self.vm.ram_bytes, port, nr, addr)
-            .map_err(|e| e.to_string())?;
+        let block = match hypercall::read_block(&self.vm.mem, self.vm.ram_bytes, port, nr, addr) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
         let pool_pages = self.vm.registry.pages_in_use() as u64;
         let (result, flow) =
             match self
@@ -147,87 +241,298 @@ impl Machine {
                 .basic(&self.vm.mem, self.vm.ram_bytes, pool_pages, nr, &block)
             {
                 Some(done) => done,
-                None => (Err(vkernel_abi::Errno::ENOSYS), Flow::Resume),
+                None => match Hypercall::from_nr(nr) {
+                    Some(Hypercall::VmspaceCtl) => match self.ctl(addr, &block)? {
+                        // Entered the process: the result is written when it traps.
+                        Ok(()) => return Ok(Ok(Flow::Resume)),
+                        Err(e) => (Err(e), Flow::Resume),
+                    },
+                    Some(hc) => (
+                        vmspace_calls::dispatch(
+                            hc,
+                            &block,
+                            &mut self.vm.registry,
+                            &mut self.fpu,
+                            &self.vm.vcpu,
+                        ),
+                        Flow::Resume,
+                    ),
+                    None => (Err(Errno::ENOSYS), Flow::Resume),
+                },
             };
         hypercall::write_result(&self.vm.mem, addr, result);
-        Ok(flow)
+        Ok(Ok(flow))
+    }
+
+    /// Reads a `T` at guest-physical `addr`, which must lie in kernel RAM.
+    fn read_ram<T: Pod>(&self, addr: u64) -> Result<T, Errno> {
+        let size = std::mem::size_of::<T>() as u64;
+        if addr
+            .checked_add(size)
+            .is_none_or(|end| end > self.vm.ram_bytes)
+        {
+            return Err(Errno::EFAULT);
+        }
+        let mut v = T::default();
+        self.vm
+            .mem
+            .read_slice(v.as_bytes_mut(), GuestAddress(addr))
+            .map_err(|_| Errno::EFAULT)?;
+        Ok(v)
+    }
+
+    /// `vmspace_ctl(id, cmd, tframe, vframe, timeout_us)`: the seed's checks
+    /// in the seed's order, then the switch to the process.
+    fn ctl(&mut self, block_addr: u64, b: &HypercallBlock) -> Result<Result<(), Errno>, Error> {
+        let [id, cmd, tframe, vframe, timeout_us, ..] = b.args;
+        if !self.vm.registry.contains(id) {
+            return Ok(Err(Errno::ENOENT));
+        }
+        if cmd != VMSPACE_CTL_RUN {
+            return Ok(Err(Errno::EOPNOTSUPP));
+        }
+        let tf: TrapFrame = match self.read_ram(tframe) {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        };
+        let vf: VextFrame = match self.read_ram(vframe) {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        };
+        if let Err(e) = process::check_frame(&tf, &vf) {
+            return Ok(Err(e));
+        }
+        let cr3 = match self.vm.registry.acquire_for_run(id) {
+            Ok(cr3) => cr3,
+            Err(e) => return Ok(Err(e)),
+        };
+        if self.vm.registry.take_translation_reduced() {
+            self.flush_translations()?;
+        }
+        self.fpu.switch_to(&self.vm.vcpu, id)?;
+
+        // Save the kernel's context. Its RIP is on the `out dx, eax` (one
+        // byte, 0xef) that made this hypercall; resume past it.
+        let sync = self.vm.vcpu.sync_regs();
+        let mut kernel_regs = sync.regs;
+        let mut opcode = [0u8; 1];
+        if self
+            .vm
+            .mem
+            .read_slice(&mut opcode, GuestAddress(kernel_regs.rip))
+            .is_ok()
+            && opcode[0] == 0xef
+        {
+            kernel_regs.rip += 1;
+        }
+        let kernel_sregs = sync.sregs;
+
+        let mut sregs = kernel_sregs;
+        vm::set_tr(&mut sregs, selector::TSS_PROCESS);
+        sregs.cr3 = cr3;
+        sregs.fs.base = vf.tls[0].base;
+        sregs.gs.base = vf.tls[1].base;
+        self.load_context(process::regs_from_frame(&tf), sregs);
+        self.running = Some(Running {
+            id,
+            tframe,
+            vframe,
+            block: block_addr,
+            kernel_regs,
+            kernel_sregs,
+        });
+        self.timer.arm(timeout_us);
+        Ok(Ok(()))
+    }
+
+    /// Installs a whole register context for the next `KVM_RUN` through the
+    /// synced registers (no extra ioctl).
+    fn load_context(&mut self, regs: kvm_regs, sregs: kvm_sregs) {
+        let s = self.vm.vcpu.sync_regs_mut();
+        s.regs = regs;
+        s.sregs = sregs;
+        self.vm.vcpu.set_sync_dirty_reg(SyncReg::Register);
+        self.vm.vcpu.set_sync_dirty_reg(SyncReg::SystemRegister);
+    }
+
+    /// Gives the trap frame to the guest kernel and puts it back on the
+    /// vCPU: `vmspace_ctl` returns 0 (the seed's vkernel_trap).
+    fn leave_process(&mut self, tf: TrapFrame) -> Result<Flow, String> {
+        let Some(r) = self.running.take() else {
+            return Err("a process trapped, but none was running".into());
+        };
+        self.timer.disarm();
+        self.stats.traps_delivered += 1;
+        let vf = process::vext_from_sregs(&self.vm.vcpu.sync_regs().sregs);
+        // Both addresses were checked inside RAM when ctl read them.
+        let _ = self
+            .vm
+            .mem
+            .write_slice(tf.as_bytes(), GuestAddress(r.tframe));
+        let _ = self
+            .vm
+            .mem
+            .write_slice(vf.as_bytes(), GuestAddress(r.vframe));
+        hypercall::write_result(&self.vm.mem, r.block, Ok(0));
+        let _ = self.vm.registry.release(r.id);
+        self.load_context(r.kernel_regs, r.kernel_sregs);
+        Ok(Flow::Resume)
+    }
+
+    /// The vCPU was interrupted by the slice timer (or a stray signal).
+    fn on_interrupted(&mut self) -> Result<Flow, String> {
+        if self.running.is_none() {
+            return Ok(Flow::Resume); // a late timer while the kernel runs: ignore
+        }
+        let sync = self.vm.vcpu.sync_regs();
+        if sync.sregs.cs.selector & 3 == 0 {
+            // Interrupted between an exception's delivery and its stub's
+            // `out`: let the stub run and report the exception.
+            return Ok(Flow::Resume);
+        }
+        let mut tf = process::frame_from_regs(&sync.regs);
+        tf.trapno = T_TIMEOUT;
+        self.leave_process(tf)
+    }
+
+    /// The process executed `syscall`, which landed on the stub page and its
+    /// `out`. RCX/R11 hold the return RIP and RFLAGS, as on Linux.
+    fn on_syscall(&mut self) -> Result<Result<Flow, String>, Error> {
+        let sync = self.vm.vcpu.sync_regs();
+        let rip = sync.regs.rip;
+        let mut tf = process::frame_from_regs(&sync.regs);
+        if rip == layout::SYSCALL_STUB_ADDR
+            || rip == layout::SYSCALL_STUB_ADDR + trap_area::STUB_OUT_LEN
+        {
+            tf.trapno = T_FAST_SYSCALL;
+            tf.err = 2;
+            tf.rip = sync.regs.rcx;
+            tf.rflags = sync.regs.r11;
+        } else {
+            // The process ran an `out` to the syscall port by itself: the
+            // port is open to it, but only the stub's `out` is a system call.
+            tf.trapno = T_PROTFLT;
+        }
+        Ok(self.leave_process(tf))
+    }
+
+    /// Reads the exception frame the CPU pushed for `vector`.
+    fn hw_frame(&self, vector: u8) -> Option<HwFrame> {
+        let mut raw = [0u8; 48];
+        let has_err = vector_has_error_code(vector);
+        let len = if has_err { 48 } else { 40 };
+        if !self
+            .vm
+            .read_trap_area(trap_area::exception_frame_addr(vector), &mut raw[..len])
+        {
+            return None;
+        }
+        let word =
+            |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+        let (err, b) = if has_err { (word(0), 1) } else { (0, 0) };
+        Some(HwFrame {
+            err,
+            rip: word(b),
+            cs: word(b + 1),
+            rflags: word(b + 2),
+            rsp: word(b + 3),
+            ss: word(b + 4),
+        })
     }
 
     /// An exception stub ran. It must be the real stub, in ring 0: ring 3
     /// cannot reach these ports (no I/O bitmap opens them), so anything else
-    /// is a host bug or a hostile guest, and stops the run.
-    fn on_exception(&mut self, vector: u8) -> Result<Flow, String> {
+    /// stops the run.
+    fn on_exception(&mut self, vector: u8) -> Result<Result<Flow, String>, Error> {
         let sync = self.vm.vcpu.sync_regs();
-        // The emulator runs ring-0 code here, and it has completed the `out`
-        // by the time we see it (RIP past it); fast-path KVM leaves RIP on it.
+        // The emulator runs ring-0 code here and has completed the `out` by
+        // the time we see it (RIP past it); fast-path KVM leaves RIP on it.
         let stub = trap_area::stub_addr(vector);
         if sync.sregs.cs.selector & 3 != 0
             || (sync.regs.rip != stub && sync.regs.rip != stub + trap_area::STUB_OUT_LEN)
         {
-            return Err(format!(
+            return Ok(Err(format!(
                 "exception port for vector {vector} written from rip {:#x}, cs {:#x}: not the trap stub",
                 sync.regs.rip, sync.sregs.cs.selector
-            ));
+            )));
         }
-        let mut frame = [0u8; 48];
-        let at = trap_area::exception_frame_addr(vector);
-        let has_err = vkernel_abi::frame::vector_has_error_code(vector);
-        let len = if has_err { 48 } else { 40 };
-        if !self.vm.read_trap_area(at, &mut frame[..len]) {
-            return Err(format!(
+        let Some(hw) = self.hw_frame(vector) else {
+            return Ok(Err(format!(
                 "cannot read the exception frame for vector {vector}"
-            ));
-        }
-        let word =
-            |i: usize| u64::from_le_bytes(frame[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
-        let (err, base) = if has_err {
-            (Some(word(0)), 1)
-        } else {
-            (None, 0)
+            )));
         };
-        let (rip, cs, rflags, rsp, ss) = (
-            word(base),
-            word(base + 1),
-            word(base + 2),
-            word(base + 3),
-            word(base + 4),
-        );
-        // The interrupted context is in the hardware frame; the sync regs
-        // hold the stub's view (ring 0, trap stack).
         let mut regs = sync.regs;
-        regs.rip = rip;
-        regs.rflags = rflags;
-        regs.rsp = rsp;
-        let mut sregs = sync.sregs;
-        sregs.cs.selector = cs as u16;
-        sregs.ss.selector = ss as u16;
+        regs.rip = hw.rip;
+        regs.rflags = hw.rflags;
+        regs.rsp = hw.rsp;
+        let Some(r) = &self.running else {
+            self.kernel_crash(vector, &hw, regs, sync.sregs);
+            return Ok(Err(String::new()));
+        };
+        let id = r.id;
+        let (user_cs, user_ss) = (r.kernel_sregs.cs, r.kernel_sregs.ss);
+        if vector == 14 {
+            let cr2 = sync.sregs.cr2;
+            if let Ok(FaultOutcome::Resolved) = self.vm.registry.handle_fault(id, cr2, hw.err) {
+                // Resume the process where it faulted, as `iretq` would.
+                self.stats.faults_resolved += 1;
+                if self.vm.registry.take_translation_reduced() {
+                    self.flush_translations()?;
+                }
+                let mut sregs = sync.sregs;
+                sregs.cs = user_cs;
+                sregs.ss = user_ss;
+                self.load_context(regs, sregs);
+                return Ok(Ok(Flow::Resume));
+            }
+        }
+        let mut tf = process::frame_from_regs(&regs);
+        tf.trapno = trapno_for_vector(vector);
+        tf.err = hw.err;
+        if vector == 14 {
+            tf.trapno = T_PAGEFLT;
+            tf.addr = sync.sregs.cr2;
+        }
+        Ok(self.leave_process(tf))
+    }
+
+    fn kernel_crash(&mut self, vector: u8, hw: &HwFrame, regs: kvm_regs, mut sregs: kvm_sregs) {
         let mut what = format!(
-            "guest kernel crashed: {} (vector {vector}) at rip {rip:#x}, cs {cs:#x}",
-            crash::vector_name(vector)
+            "guest kernel crashed: {} (vector {vector}) at rip {:#x}",
+            crash::vector_name(vector),
+            hw.rip
         );
-        if let Some(err) = err {
-            what.push_str(&format!(", error code {err:#x}"));
+        if vector_has_error_code(vector) {
+            what.push_str(&format!(", error code {:#x}", hw.err));
             if vector == 14 {
                 what.push_str(&format!(
                     "\n  fault address (cr2) {:#x}: {}",
-                    sync.sregs.cr2,
-                    crash::page_fault_reason(err)
+                    sregs.cr2,
+                    crash::page_fault_reason(hw.err)
                 ));
             }
         }
-        if rip >= layout::TRAP_AREA_BASE {
+        if hw.rip >= layout::TRAP_AREA_BASE {
             what.push_str("\n  (the fault is inside the trap area)");
         }
+        // The interrupted context is in the hardware frame; the synced
+        // registers hold the stub's view (ring 0, trap stack).
+        sregs.cs.selector = hw.cs as u16;
+        sregs.ss.selector = hw.ss as u16;
         self.report(&what, Some((regs, sregs)));
-        Err(String::new())
     }
 
-    /// Prints a report with the registers (from `regs`, or as KVM has them).
-    fn report(
-        &mut self,
-        what: &str,
-        regs: Option<(kvm_bindings::kvm_regs, kvm_bindings::kvm_sregs)>,
-    ) {
+    /// KVM on these machines shadows guest page tables and trusts its
+    /// write-protection to see every change; the host's own writes to a
+    /// vmspace's tables bypass that, so after a translation was removed or
+    /// reduced, the shadow state is dropped before the process runs again.
+    fn flush_translations(&mut self) -> Result<(), Error> {
+        self.stats.translation_flushes += 1;
+        self.vm.drop_shadow_translations()
+    }
+
+    /// Prints a report with the registers (given, or as KVM has them).
+    fn report(&mut self, what: &str, regs: Option<(kvm_regs, kvm_sregs)>) {
         if what.is_empty() {
             return; // already reported
         }

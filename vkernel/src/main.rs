@@ -13,6 +13,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Run(args)) => args,
+        Some(Command::Test(args)) => args.to_run_args(),
         None => Default::default(),
     };
     match vkernel::run(&args) {

@@ -2,7 +2,6 @@
 //! guest kernel's address space with the trap area, and the one vCPU set up
 //! in 64-bit long mode at the kernel's entry point, in ring 3.
 
-use crate::tmp_vmspace as vmspace;
 use kvm_bindings::{
     kvm_msr_entry, kvm_segment, kvm_userspace_memory_region, Msrs, KVM_MAX_CPUID_ENTRIES,
 };
@@ -25,6 +24,7 @@ mod bits {
     pub const CR4_PAE: u64 = 1 << 5;
     pub const CR4_OSFXSR: u64 = 1 << 9;
     pub const CR4_OSXMMEXCPT: u64 = 1 << 10;
+    pub const CR4_OSXSAVE: u64 = 1 << 18;
     pub const EFER_SCE: u64 = 1 << 0;
     pub const EFER_LME: u64 = 1 << 8;
     pub const EFER_LMA: u64 = 1 << 10;
@@ -53,7 +53,9 @@ pub struct MemoryConfig {
 /// The VM with its memory, vmspace registry and vCPU.
 pub struct Vm {
     _kvm: Kvm,
-    _vm: VmFd,
+    vm: VmFd,
+    /// The pool's memory slot, re-registered to drop KVM's shadow state.
+    pool_slot: kvm_userspace_memory_region,
     /// The single vCPU.
     pub vcpu: VcpuFd,
     /// All guest memory (RAM and pool).
@@ -86,6 +88,7 @@ impl Vm {
             (GuestAddress(layout::POOL_BASE), cfg.pool_bytes as usize),
         ])
         .map_err(|e| Error::Memory(e.to_string()))?;
+        let mut pool_slot = kvm_userspace_memory_region::default();
         for (slot, region) in mem.iter().enumerate() {
             let host = mem
                 .get_host_address(region.start_addr())
@@ -101,9 +104,13 @@ impl Vm {
             // `mem`, which lives in the returned Vm as long as the VmFd.
             unsafe { vm.set_user_memory_region(r) }
                 .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
+            if r.guest_phys_addr == layout::POOL_BASE {
+                pool_slot = r;
+            }
         }
 
-        let mut registry = VmspaceRegistry::new(mem.clone(), cfg.ram_bytes, cfg.pool_bytes);
+        let mut registry = VmspaceRegistry::new(mem.clone(), cfg.ram_bytes, cfg.pool_bytes)
+            .map_err(|e| Error::Memory(e.to_string()))?;
         let (kernel_cr3, trap_pages) =
             build_kernel_address_space(&mem, &mut registry, cfg.ram_bytes)?;
 
@@ -113,11 +120,13 @@ impl Vm {
             .map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
         vcpu.set_cpuid2(&cpuid).map_err(kvm_err("KVM_SET_CPUID2"))?;
         set_syscall_msrs(&vcpu)?;
+        enable_xsave_features(&vcpu, &cpuid)?;
         vcpu.set_sync_valid_reg(SyncReg::Register);
         vcpu.set_sync_valid_reg(SyncReg::SystemRegister);
         Ok(Vm {
             _kvm: kvm,
-            _vm: vm,
+            vm,
+            pool_slot,
             vcpu,
             mem,
             ram_bytes: cfg.ram_bytes,
@@ -143,6 +152,26 @@ impl Vm {
             ..Default::default()
         };
         self.vcpu.set_regs(&regs).map_err(kvm_err("KVM_SET_REGS"))?;
+        Ok(())
+    }
+
+    /// Makes KVM forget every cached translation of guest page tables by
+    /// deleting and re-adding the pool's memory slot (which zaps all shadow
+    /// pages). KVM shadows guest tables and learns of changes only through
+    /// guest writes it traps; the host's writes to the pool bypass that.
+    pub fn drop_shadow_translations(&mut self) -> Result<(), Error> {
+        let mut gone = self.pool_slot;
+        gone.memory_size = 0;
+        // SAFETY: deleting the slot unmaps nothing on the host; re-adding it
+        // registers the same live mapping owned by self.mem.
+        unsafe {
+            self.vm
+                .set_user_memory_region(gone)
+                .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION (delete pool)"))?;
+            self.vm
+                .set_user_memory_region(self.pool_slot)
+                .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION (re-add pool)"))?;
+        }
         Ok(())
     }
 
@@ -203,7 +232,7 @@ pub fn set_ring3_sregs(sregs: &mut kvm_bindings::kvm_sregs, cr3: u64, tr: u16) {
     sregs.idt.base = trap_area::IDT_BASE;
     sregs.idt.limit = trap_area::IDT_LIMIT;
     sregs.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
-    sregs.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
+    sregs.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_OSXSAVE;
     sregs.efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
     sregs.cr3 = cr3;
 }
@@ -224,6 +253,33 @@ pub fn set_tr(sregs: &mut kvm_bindings::kvm_sregs, tr: u16) {
         present: 1,
         ..Default::default()
     };
+}
+
+/// Processes see the host's CPUID (KVM-NOTES) and so use AVX and beyond:
+/// turn on in XCR0 every user state component KVM supports (x87, SSE, AVX,
+/// AVX-512), so their xsave/xgetbv checks agree with what CPUID promises.
+fn enable_xsave_features(vcpu: &VcpuFd, cpuid: &kvm_bindings::CpuId) -> Result<(), Error> {
+    const USER_STATE: u64 = 0b1110_0111; // x87, SSE, AVX, opmask, ZMM_Hi256, Hi16_ZMM
+    let leaf = cpuid
+        .as_slice()
+        .iter()
+        .find(|e| e.function == 0xd && e.index == 0)
+        .map(|e| (e.eax as u64) | ((e.edx as u64) << 32))
+        .unwrap_or(0b11);
+    let mut xcr0 = leaf & USER_STATE;
+    // AVX-512 state must be all or nothing, and AVX needs SSE.
+    if xcr0 & 0b1110_0000 != 0b1110_0000 {
+        xcr0 &= !0b1110_0000;
+    }
+    let mut xcrs = kvm_bindings::kvm_xcrs {
+        nr_xcrs: 1,
+        ..Default::default()
+    };
+    xcrs.xcrs[0].xcr = 0;
+    xcrs.xcrs[0].value = xcr0 | 1;
+    vcpu.set_xcrs(&xcrs).map_err(kvm_err("KVM_SET_XCRS"))?;
+    log::info!("XCR0 = {:#x}", xcr0 | 1);
+    Ok(())
 }
 
 /// `syscall` lands on the trap area's stub page with the usual RCX/R11.
@@ -270,39 +326,46 @@ fn build_kernel_address_space(
 ) -> Result<(u64, Vec<u64>), Error> {
     use bits::*;
     const TWO_MB: u64 = 2 << 20;
-    let pool = registry.pool_mut();
-    let root = vmspace::pagetable::new_root(pool).ok_or(Error::PoolTooSmall)?;
+    let table_err =
+        |e: vmspace::Error| Error::Memory(format!("building the kernel's page tables: {e}"));
+    let mut pages = vec![0u64; trap_area::PAGES as usize];
+    let image = trap_area::build();
+    for (index, contents, _) in &image.pages {
+        let gpa = registry
+            .pool_mut()
+            .alloc_zeroed()
+            .ok_or(Error::PoolTooSmall)?;
+        mem.write_slice(contents, GuestAddress(gpa))
+            .map_err(|e| Error::Memory(e.to_string()))?;
+        pages[*index as usize] = gpa;
+    }
+
+    let mut pt = registry.host_page_table();
+    let root = pt.new_root().map_err(table_err)?;
     let ram = PTE_P | PTE_RW | PTE_US;
     let mut va = layout::PAGE_SIZE;
     while va < ram_bytes {
         if va.is_multiple_of(TWO_MB) && va + TWO_MB <= ram_bytes {
-            vmspace::pagetable::map_2m(mem, pool, root, va, va, ram).ok_or(Error::PoolTooSmall)?;
+            pt.map_2m(root, va, va, ram).map_err(table_err)?;
             va += TWO_MB;
         } else {
-            vmspace::pagetable::map_4k(mem, pool, root, va, va, ram).ok_or(Error::PoolTooSmall)?;
+            pt.map_4k(root, va, va, ram).map_err(table_err)?;
             va += layout::PAGE_SIZE;
         }
     }
-
-    let image = trap_area::build();
-    let mut pages = vec![0u64; trap_area::PAGES as usize];
-    for (index, contents, access) in image.pages {
-        let gpa = pool.alloc_zeroed().ok_or(Error::PoolTooSmall)?;
-        mem.write_slice(&contents, GuestAddress(gpa))
-            .map_err(|e| Error::Memory(e.to_string()))?;
+    for (index, _, access) in &image.pages {
         let flags = match access {
             Access::UserExec => PTE_P | PTE_US,
             Access::SupervisorData => PTE_P | PTE_RW | PTE_NX,
             Access::SupervisorExec => PTE_P,
         };
         let va = layout::TRAP_AREA_BASE + index * layout::PAGE_SIZE;
-        vmspace::pagetable::map_4k(mem, pool, root, va, gpa, flags).ok_or(Error::PoolTooSmall)?;
-        pages[index as usize] = gpa;
+        pt.map_4k(root, va, pages[*index as usize], flags)
+            .map_err(table_err)?;
     }
-    let slot = (layout::TRAP_AREA_BASE >> 39) & 0x1ff;
-    let entry: u64 = mem
-        .read_obj(GuestAddress(root + slot * 8))
-        .map_err(|e| Error::Memory(e.to_string()))?;
+    let entry = pt
+        .read(root, vmspace::TRAP_AREA_PML4_SLOT as u64)
+        .map_err(table_err)?;
     registry.set_trap_area_pml4e(entry);
     Ok((root, pages))
 }

@@ -9,8 +9,11 @@
 
 mod bootinfo;
 mod console;
+mod hctest;
 mod hypercall;
 mod selftest;
+mod usercode;
+mod vmspace;
 
 use vkernel_abi::cpio::Archive;
 
@@ -49,6 +52,11 @@ pub extern "C" fn kmain(boot_info_addr: u64) -> ! {
     }
     if let Some(kind) = bootinfo::arg(boot.cmdline, "hcfault") {
         selftest::hypercall_fault(kind, boot.info.mem_bytes);
+    }
+
+    if bootinfo::arg(boot.cmdline, "test") == Some("hypercalls") {
+        let failed = hctest::run_all(&boot.info);
+        hypercall::exit(if failed == 0 { 0 } else { 1 });
     }
 
     list_image(boot.image);

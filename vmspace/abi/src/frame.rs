@@ -70,8 +70,8 @@ pub const PGEX_FPFAULT: u64 = 0x80;
 
 /// Interrupted: the RUN timeout expired (time slice over).
 pub const T_TIMEOUT: u64 = 0;
-/// Privileged instruction (#GP from a privileged opcode is reported as
-/// `T_PROTFLT`; this is #UD's neighbour in DragonFly's table).
+/// Invalid opcode (#UD), as DragonFly names it. A privileged instruction in
+/// ring 3 is a #GP and so reports `T_PROTFLT`.
 pub const T_PRIVINFLT: u64 = 1;
 /// Breakpoint (#BP, `int3`).
 pub const T_BPTFLT: u64 = 3;
@@ -107,9 +107,6 @@ pub const T_STKFLT: u64 = 27;
 pub const T_MCHK: u64 = 28;
 /// SIMD floating-point exception (#XM).
 pub const T_XMMFLT: u64 = 29;
-/// Invalid opcode (#UD). DragonFly reports #UD as T_PRIVINFLT; we keep a
-/// separate number so the guest kernel can tell them apart.
-pub const T_ILLINSN: u64 = 30;
 /// The process executed `syscall`: `rax` holds the number, `rip` is past
 /// the instruction, `err` = 2 (its length).
 pub const T_FAST_SYSCALL: u64 = 0x81;
@@ -123,7 +120,7 @@ pub const fn trapno_for_vector(vector: u8) -> u64 {
         3 => T_BPTFLT,
         4 => T_OFLOW,
         5 => T_BOUND,
-        6 => T_ILLINSN,
+        6 => T_PRIVINFLT,
         7 => T_DNA,
         8 => T_DOUBLEFLT,
         10 => T_TSSFLT,

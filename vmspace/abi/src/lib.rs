@@ -69,6 +69,10 @@ pub enum Hypercall {
     VmspaceMcontrol = 15,
     /// `vmspace_mprotect(id, addr, len, prot)`: extension, as mprotect(2).
     VmspaceMprotect = 16,
+    /// `vmspace_clone(src, dst)`: extension for fork: `dst` becomes an
+    /// eager copy of `src` (anonymous and private pages copied, shared
+    /// physical-memory mappings shared).
+    VmspaceClone = 17,
 }
 
 impl Hypercall {
@@ -90,6 +94,7 @@ impl Hypercall {
             14 => VmspacePwrite,
             15 => VmspaceMcontrol,
             16 => VmspaceMprotect,
+            17 => VmspaceClone,
             _ => return None,
         })
     }

@@ -1,0 +1,168 @@
+//! Small position-independent user programs, assembled into the kernel
+//! image and copied into a vmspace with pwrite. The test suite runs them to
+//! see each trap path; each routine ends in a `syscall` (or traps itself).
+
+core::arch::global_asm!(
+    ".section .rodata.usercode, \"a\"",
+    ".balign 16",
+    ".global usercode_start",
+    "usercode_start:",
+    // rax = rdi; syscall
+    ".global u_syscall",
+    "u_syscall:",
+    "    mov rax, rdi",
+    "    syscall",
+    "    ud2",
+    // *(u64 *)rdi = rsi; rax = *(u64 *)rdi; syscall
+    ".global u_store_load",
+    "u_store_load:",
+    "    mov [rdi], rsi",
+    "    mov rax, [rdi]",
+    "    syscall",
+    "    ud2",
+    // rax = *(u64 *)rdi; syscall
+    ".global u_load",
+    "u_load:",
+    "    mov rax, [rdi]",
+    "    syscall",
+    "    ud2",
+    // touch rsi pages from rdi, one store each, then syscall
+    ".global u_touch_pages",
+    "u_touch_pages:",
+    "1:  mov byte ptr [rdi], 1",
+    "    add rdi, 4096",
+    "    dec rsi",
+    "    jnz 1b",
+    "    syscall",
+    "    ud2",
+    // spin forever: only the RUN timeout gets the kernel back
+    ".global u_spin",
+    "u_spin:",
+    "    inc rax",
+    "    jmp u_spin",
+    ".global u_hlt",
+    "u_hlt:",
+    "    hlt",
+    ".global u_out",
+    "u_out:",
+    "    out 0x80, al",
+    ".global u_out_hypercall",
+    "u_out_hypercall:",
+    "    mov dx, 0x500",
+    "    out dx, eax",
+    ".global u_mov_cr3",
+    "u_mov_cr3:",
+    "    mov cr3, rax",
+    ".global u_lgdt",
+    "u_lgdt:",
+    "    lgdt [rsp]",
+    ".global u_wrmsr",
+    "u_wrmsr:",
+    "    wrmsr",
+    ".global u_cli",
+    "u_cli:",
+    "    cli",
+    ".global u_int3",
+    "u_int3:",
+    "    int3",
+    ".global u_ud2",
+    "u_ud2:",
+    "    ud2",
+    ".global u_div0",
+    "u_div0:",
+    "    xor edx, edx",
+    "    xor ecx, ecx",
+    "    div ecx",
+    // call the syscall stub directly: still only a system call
+    ".global u_call_stub",
+    "u_call_stub:",
+    "    mov rax, rdi",
+    "    jmp rsi",
+    // xmm0 = rdi; syscall; rax = xmm0; syscall
+    ".global u_simd",
+    "u_simd:",
+    "    movq xmm0, rdi",
+    "    syscall",
+    "    movq rax, xmm0",
+    "    syscall",
+    "    ud2",
+    // rax = fs:[0]; syscall
+    ".global u_fs_load",
+    "u_fs_load:",
+    "    mov rax, fs:[0]",
+    "    syscall",
+    "    ud2",
+    ".global usercode_end",
+    "usercode_end:",
+);
+
+extern "C" {
+    static usercode_start: u8;
+    static usercode_end: u8;
+}
+
+/// The routines, by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Routine {
+    Syscall,
+    StoreLoad,
+    Load,
+    TouchPages,
+    Spin,
+    Hlt,
+    Out,
+    OutHypercall,
+    MovCr3,
+    Lgdt,
+    Wrmsr,
+    Cli,
+    Int3,
+    Ud2,
+    Div0,
+    CallStub,
+    Simd,
+    FsLoad,
+}
+
+macro_rules! sym_addr {
+    ($name:ident) => {{
+        extern "C" {
+            static $name: u8;
+        }
+        core::ptr::addr_of!($name) as u64
+    }};
+}
+
+/// All routines as one blob, to be copied to a vmspace.
+pub fn blob() -> &'static [u8] {
+    let start = core::ptr::addr_of!(usercode_start);
+    let end = core::ptr::addr_of!(usercode_end);
+    // SAFETY: the two labels bracket the blob in .rodata, which is never written.
+    unsafe { core::slice::from_raw_parts(start, end as usize - start as usize) }
+}
+
+/// Offset of a routine inside the blob.
+pub fn offset(r: Routine) -> u64 {
+    let start = blob().as_ptr() as u64;
+    let addr = match r {
+        Routine::Syscall => sym_addr!(u_syscall),
+        Routine::StoreLoad => sym_addr!(u_store_load),
+        Routine::Load => sym_addr!(u_load),
+        Routine::TouchPages => sym_addr!(u_touch_pages),
+        Routine::Spin => sym_addr!(u_spin),
+        Routine::Hlt => sym_addr!(u_hlt),
+        Routine::Out => sym_addr!(u_out),
+        Routine::OutHypercall => sym_addr!(u_out_hypercall),
+        Routine::MovCr3 => sym_addr!(u_mov_cr3),
+        Routine::Lgdt => sym_addr!(u_lgdt),
+        Routine::Wrmsr => sym_addr!(u_wrmsr),
+        Routine::Cli => sym_addr!(u_cli),
+        Routine::Int3 => sym_addr!(u_int3),
+        Routine::Ud2 => sym_addr!(u_ud2),
+        Routine::Div0 => sym_addr!(u_div0),
+        Routine::CallStub => sym_addr!(u_call_stub),
+        Routine::Simd => sym_addr!(u_simd),
+        Routine::FsLoad => sym_addr!(u_fs_load),
+    };
+    addr - start
+}

@@ -1,0 +1,94 @@
+//! The vmspace hypercalls, as the guest kernel calls them (the seed's
+//! prototypes, DragonFly's names).
+
+use crate::hypercall::call;
+use vkernel_abi::{Errno, Hypercall, TrapFrame, VextFrame, VMSPACE_CTL_RUN};
+
+/// Result of a vmspace call: the value or the host's errno.
+pub type VmResult = Result<i64, Errno>;
+
+/// `vmspace_create(id, type, data)`.
+pub fn create(id: u64, ty: u64, data: u64) -> VmResult {
+    call(Hypercall::VmspaceCreate, [id, ty, data, 0, 0, 0, 0])
+}
+
+/// `vmspace_destroy(id)`.
+pub fn destroy(id: u64) -> VmResult {
+    call(Hypercall::VmspaceDestroy, [id, 0, 0, 0, 0, 0, 0])
+}
+
+/// `vmspace_ctl(id, cmd, tframe, vframe, timeout_us)` with raw addresses.
+pub fn ctl_raw(id: u64, cmd: u64, tframe: u64, vframe: u64, timeout_us: u64) -> VmResult {
+    call(
+        Hypercall::VmspaceCtl,
+        [id, cmd, tframe, vframe, timeout_us, 0, 0],
+    )
+}
+
+/// Runs vmspace `id` from `tf` until it traps or `timeout_us` passes (0 =
+/// no timeout); `tf` and `vf` come back holding the process's state.
+pub fn run(id: u64, tf: &mut TrapFrame, vf: &mut VextFrame, timeout_us: u64) -> VmResult {
+    ctl_raw(
+        id,
+        VMSPACE_CTL_RUN,
+        tf as *mut TrapFrame as u64,
+        vf as *mut VextFrame as u64,
+        timeout_us,
+    )
+}
+
+/// `vmspace_mmap(id, addr, len, prot, flags, fd, offset)`.
+pub fn mmap(id: u64, addr: u64, len: u64, prot: u64, flags: u64, fd: u64, off: u64) -> VmResult {
+    call(
+        Hypercall::VmspaceMmap,
+        [id, addr, len, prot, flags, fd, off],
+    )
+}
+
+/// `vmspace_munmap(id, addr, len)`.
+pub fn munmap(id: u64, addr: u64, len: u64) -> VmResult {
+    call(Hypercall::VmspaceMunmap, [id, addr, len, 0, 0, 0, 0])
+}
+
+/// `vmspace_mprotect(id, addr, len, prot)`.
+pub fn mprotect(id: u64, addr: u64, len: u64, prot: u64) -> VmResult {
+    call(Hypercall::VmspaceMprotect, [id, addr, len, prot, 0, 0, 0])
+}
+
+/// `vmspace_pread(id, buf, nbyte, flags, offset)` with a raw buffer address.
+pub fn pread_raw(id: u64, buf: u64, n: u64, flags: u64, off: u64) -> VmResult {
+    call(Hypercall::VmspacePread, [id, buf, n, flags, off, 0, 0])
+}
+
+/// `vmspace_pwrite(id, buf, nbyte, flags, offset)` with a raw buffer address.
+pub fn pwrite_raw(id: u64, buf: u64, n: u64, flags: u64, off: u64) -> VmResult {
+    call(Hypercall::VmspacePwrite, [id, buf, n, flags, off, 0, 0])
+}
+
+/// Reads vmspace memory at `off` into `buf`.
+pub fn pread(id: u64, buf: &mut [u8], off: u64) -> VmResult {
+    pread_raw(id, buf.as_mut_ptr() as u64, buf.len() as u64, 0, off)
+}
+
+/// Writes `buf` into vmspace memory at `off`.
+pub fn pwrite(id: u64, buf: &[u8], off: u64) -> VmResult {
+    pwrite_raw(id, buf.as_ptr() as u64, buf.len() as u64, 0, off)
+}
+
+/// `vmspace_mcontrol(id, addr, len, behav, value)`.
+pub fn mcontrol(id: u64, addr: u64, len: u64, behav: u64, value: u64) -> VmResult {
+    call(
+        Hypercall::VmspaceMcontrol,
+        [id, addr, len, behav, value, 0, 0],
+    )
+}
+
+/// `vmspace_clone(src, dst)`.
+pub fn clone(src: u64, dst: u64) -> VmResult {
+    call(Hypercall::VmspaceClone, [src, dst, 0, 0, 0, 0, 0])
+}
+
+/// Host pool pages in use.
+pub fn pool_pages() -> i64 {
+    call(Hypercall::PoolStats, [0; 7]).unwrap_or(-1)
+}

@@ -1,0 +1,95 @@
+//! A full consistency check of the registry, for tests and debugging:
+//! every present leaf belongs to a mapping and has its flags and page,
+//! every frame belongs to a mapping, charges match the maps, and the pool's
+//! reservation is exactly what the vmspaces were promised and do not hold.
+//! Costs a walk of every table; not for the hot path.
+
+use crate::commit;
+use crate::map::Backing;
+use crate::pagetable::{leaf_flags, pte, PageTable};
+use crate::registry::VmspaceRegistry;
+use crate::space::TRAP_AREA_PML4_SLOT;
+
+impl VmspaceRegistry {
+    /// Checks every invariant of every vmspace; the first broken one is
+    /// described in the error.
+    pub fn audit(&mut self) -> Result<(), String> {
+        let trap = self.trap_area_pml4e();
+        let mut promised_not_held = 0u64;
+        let mut entries = 0;
+        for (&id, space) in &self.spaces {
+            let fail = |what: String| Err(format!("vmspace {id:#x}: {what}"));
+            let pt = PageTable::new(&self.host.mem, &mut self.host.pool);
+            let census = pt
+                .census(space.root, Some(TRAP_AREA_PML4_SLOT))
+                .map_err(|e| e.to_string())?;
+            let slot = pt
+                .read(space.root, TRAP_AREA_PML4_SLOT as u64)
+                .map_err(|e| e.to_string())?;
+            if slot != trap {
+                return fail(format!("trap slot holds {slot:#x}, not {trap:#x}"));
+            }
+            for &(va, leaf) in &census.leaves {
+                let Some(entry) = space.map.lookup(va) else {
+                    return fail(format!("leaf at {va:#x} outside every entry"));
+                };
+                if leaf & !pte::ADDR != leaf_flags(entry.prot) {
+                    return fail(format!("leaf at {va:#x} = {leaf:#x}, prot {}", entry.prot));
+                }
+                let expected = match entry.backing {
+                    Backing::Phys { shared: true, .. } => entry.phys_of(va),
+                    _ => space.frames.get(&va).copied(),
+                };
+                if expected != Some(leaf & pte::ADDR) {
+                    return fail(format!("leaf at {va:#x} maps {leaf:#x}, not {expected:x?}"));
+                }
+            }
+            for (&va, &frame) in &space.frames {
+                if !space.map.lookup(va).is_some_and(|e| e.needs_frames()) {
+                    return fail(format!("frame for {va:#x} outside a private entry"));
+                }
+                if !self.host.pool.contains(frame) {
+                    return fail(format!("frame {frame:#x} for {va:#x} not in the pool"));
+                }
+            }
+            let tables = commit::table_pages_for(&space.map);
+            let frames: u64 = space
+                .map
+                .iter()
+                .filter(|e| e.needs_frames())
+                .map(|e| e.pages())
+                .sum();
+            if space.charged != 1 + frames + tables {
+                return fail(format!(
+                    "charged {} pages, map needs 1 + {frames} + {tables}",
+                    space.charged
+                ));
+            }
+            if census.tables as u64 > tables {
+                return fail(format!(
+                    "{} table pages, charged for {tables}",
+                    census.tables
+                ));
+            }
+            let held = 1 + census.tables as u64 + space.frames.len() as u64;
+            if held > space.charged {
+                return fail(format!("holds {held} pages, charged {}", space.charged));
+            }
+            promised_not_held += space.charged - held;
+            entries += space.map.len();
+        }
+        let reserved = self.host.pool.reserved_pages() as u64;
+        if reserved != promised_not_held {
+            return Err(format!(
+                "pool reserves {reserved} pages, vmspaces were promised {promised_not_held} more than they hold"
+            ));
+        }
+        if entries != self.map_entries {
+            return Err(format!(
+                "{entries} map entries, counted {}",
+                self.map_entries
+            ));
+        }
+        Ok(())
+    }
+}

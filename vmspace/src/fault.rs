@@ -1,0 +1,122 @@
+//! Page-fault resolution for a vmspace running on the vCPU: a fault the
+//! map allows is fixed here without waking the guest kernel (with
+//! fault-around); anything else goes back to it as a trap.
+
+use vkernel_abi::layout::PAGE_SIZE;
+use vkernel_abi::mman::{PROT_EXEC, PROT_NONE, PROT_WRITE};
+use vkernel_abi::Errno;
+
+use crate::pagetable::{leaf_flags, pte};
+use crate::registry::VmspaceRegistry;
+
+/// x86 page-fault error-code bits.
+pub mod pf {
+    /// The page was present (a protection violation).
+    pub const P: u64 = 1 << 0;
+    /// The access was a write.
+    pub const W: u64 = 1 << 1;
+    /// The access came from ring 3.
+    pub const U: u64 = 1 << 2;
+    /// A reserved bit was set in a paging entry.
+    pub const RSVD: u64 = 1 << 3;
+    /// The access was an instruction fetch.
+    pub const I: u64 = 1 << 4;
+}
+
+/// Bytes of the aligned window fault-around works in.
+pub const FAULT_AROUND_WINDOW: u64 = 64 * 1024;
+
+/// What to do after a page fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultOutcome {
+    /// The page is mapped now: run the vmspace again.
+    Resolved,
+    /// The access is not allowed (or outside every mapping): hand the
+    /// fault to the guest kernel as `T_PAGEFLT`.
+    Deliver,
+}
+
+/// Whether a mapping with `prot` allows the access in `error_code`.
+fn allows(prot: u64, error_code: u64) -> bool {
+    if prot == PROT_NONE {
+        return false;
+    }
+    if error_code & pf::W != 0 && prot & PROT_WRITE == 0 {
+        return false;
+    }
+    if error_code & pf::I != 0 && prot & PROT_EXEC == 0 {
+        return false;
+    }
+    true
+}
+
+/// Whether present leaf `entry` allows the access in `error_code`.
+fn leaf_allows(entry: u64, error_code: u64) -> bool {
+    entry & pte::P != 0
+        && entry & pte::US != 0
+        && (error_code & pf::W == 0 || entry & pte::RW != 0)
+        && (error_code & pf::I == 0 || entry & pte::NX == 0)
+}
+
+impl VmspaceRegistry {
+    /// Handles a page fault of vmspace `id` at `addr` with hardware
+    /// `error_code` (unknown id → `ENOENT`).
+    ///
+    /// Resolved if `addr` is inside an entry whose protection allows the
+    /// access: the page is brought in and mapped, and so are up to
+    /// `fault_around - 1` other pages of the same entry not yet mapped in
+    /// the same aligned 64 KiB window. If the page was already mapped and
+    /// allows the access, the fault was spurious: a translation cached by
+    /// KVM is stale, so [`VmspaceRegistry::take_translation_reduced`] is set
+    /// as well. Everything else (no entry, not allowed, reserved-bit
+    /// faults) is delivered.
+    pub fn handle_fault(
+        &mut self,
+        id: u64,
+        addr: u64,
+        error_code: u64,
+    ) -> Result<FaultOutcome, Errno> {
+        let fault_around = self.fault_around;
+        let (space, host) = self.space(id)?;
+        if error_code & pf::RSVD != 0 {
+            log::warn!("vmspace {id:#x}: reserved-bit page fault at {addr:#x}");
+            return Ok(FaultOutcome::Deliver);
+        }
+        let Some(entry) = space.map.lookup(addr).copied() else {
+            return Ok(FaultOutcome::Deliver);
+        };
+        if !allows(entry.prot, error_code) {
+            return Ok(FaultOutcome::Deliver);
+        }
+        let va = addr & !(PAGE_SIZE - 1);
+        if let Some(old) = space.lookup(host, va)? {
+            // Present: stale for the hardware, or lacking a permission the
+            // entry grants. Rewrite the leaf and have KVM drop its copy.
+            if leaf_allows(old, error_code) {
+                host.translation_reduced = true;
+            }
+            let mut pt_pool = host.pool.charged();
+            crate::pagetable::PageTable::new(&host.mem, &mut pt_pool).protect(
+                space.root,
+                va,
+                leaf_flags(entry.prot),
+            )?;
+            return Ok(FaultOutcome::Resolved);
+        }
+        space.map_page(host, &entry, va)?;
+
+        let window = va & !(FAULT_AROUND_WINDOW - 1);
+        let from = window.max(entry.start);
+        let to = (window + FAULT_AROUND_WINDOW).min(entry.end);
+        let mut budget = fault_around.saturating_sub(1);
+        let mut neighbour = from;
+        while budget > 0 && neighbour < to {
+            if neighbour != va && space.lookup(host, neighbour)?.is_none() {
+                space.map_page(host, &entry, neighbour)?;
+                budget -= 1;
+            }
+            neighbour += PAGE_SIZE;
+        }
+        Ok(FaultOutcome::Resolved)
+    }
+}

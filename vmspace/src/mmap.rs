@@ -1,0 +1,289 @@
+//! `vmspace_mmap`, `vmspace_munmap` and `vmspace_mprotect`: argument checks
+//! in the seed's order (DragonFly's `kern_mmap` and `sys_munmap`), then the
+//! map, charge and page-table changes.
+
+use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS, VM_MIN_USER_ADDRESS};
+use vkernel_abi::mman::{
+    FD_NONE, MAP_ANON, MAP_FIXED, MAP_KNOWN, MAP_PRIVATE, MAP_SHARED, MAP_VPAGETABLE, PHYSMEM_FD,
+    PROT_MASK,
+};
+use vkernel_abi::Errno;
+
+use crate::commit;
+use crate::map::{Backing, MapEntry};
+use crate::registry::VmspaceRegistry;
+
+/// Lowest address a mapping without `MAP_FIXED` is placed at first (the
+/// search then retries from `VM_MIN_USER_ADDRESS`).
+pub const MMAP_BASE: u64 = 0x1000_0000;
+
+const PAGE_MASK: u64 = PAGE_SIZE - 1;
+
+/// `round_page`, or `None` on wrap.
+fn round_page(x: u64) -> Option<u64> {
+    Some(x.checked_add(PAGE_MASK)? & !PAGE_MASK)
+}
+
+/// A checked `vmspace_mmap` request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MmapRequest {
+    /// `Some(start)` for `MAP_FIXED`, else the placement hint (page
+    /// rounded, maybe out of range).
+    pub fixed: Option<u64>,
+    /// Hint for a non-fixed mapping.
+    pub hint: u64,
+    /// Page-rounded size in bytes (> 0).
+    pub size: u64,
+    /// `off & PAGE_MASK`, added to the returned address.
+    pub pageoff: u64,
+    /// `PROT_*` bits.
+    pub prot: u64,
+    /// What backs it (for physical memory, `gpa` is the first page's).
+    pub backing: Backing,
+}
+
+/// Checks a `vmspace_mmap` request, in this order: unknown prot or flag
+/// bits → `EINVAL`; not exactly one of `MAP_SHARED`/`MAP_PRIVATE` →
+/// `EINVAL`; `MAP_ANON` with an fd or offset → `EINVAL`; `len` 0 →
+/// `EINVAL`; `MAP_VPAGETABLE` → `EOPNOTSUPP`; size wraps when rounded →
+/// `EINVAL`; `MAP_FIXED` address not page aligned (after taking off the
+/// offset's page offset), wrapping, above `VM_MAX_USER_ADDRESS` or below
+/// `VM_MIN_USER_ADDRESS` → `EINVAL`; an fd other than `FD_NONE` (with
+/// `MAP_ANON`) or `PHYSMEM_FD` → `EBADF`; a physical-memory offset not page
+/// aligned or a range past the kernel's RAM → `EINVAL`.
+pub fn check_mmap(
+    addr: u64,
+    len: u64,
+    prot: u64,
+    flags: u64,
+    fd: u64,
+    off: u64,
+    kernel_mem_bytes: u64,
+) -> Result<MmapRequest, Errno> {
+    if prot & !PROT_MASK != 0 || flags & !MAP_KNOWN != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if (flags & MAP_SHARED != 0) == (flags & MAP_PRIVATE != 0) {
+        return Err(Errno::EINVAL);
+    }
+    let anon = flags & MAP_ANON != 0;
+    if anon && (fd != FD_NONE || off != 0) {
+        return Err(Errno::EINVAL);
+    }
+    if len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & MAP_VPAGETABLE != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let pageoff = off & PAGE_MASK;
+    let size = len
+        .checked_add(pageoff)
+        .and_then(round_page)
+        .ok_or(Errno::EINVAL)?;
+    let fixed = if flags & MAP_FIXED != 0 {
+        let start = addr.checked_sub(pageoff).ok_or(Errno::EINVAL)?;
+        if start & PAGE_MASK != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let end = start.checked_add(size).ok_or(Errno::EINVAL)?;
+        if end > VM_MAX_USER_ADDRESS || start < VM_MIN_USER_ADDRESS {
+            return Err(Errno::EINVAL);
+        }
+        Some(start)
+    } else {
+        None
+    };
+    let shared = flags & MAP_SHARED != 0;
+    let backing = if anon {
+        Backing::Anonymous { shared }
+    } else if fd == PHYSMEM_FD {
+        let in_ram = off
+            .checked_add(size)
+            .is_some_and(|end| end <= kernel_mem_bytes);
+        if pageoff != 0 || !in_ram {
+            return Err(Errno::EINVAL);
+        }
+        Backing::Phys { gpa: off, shared }
+    } else {
+        return Err(Errno::EBADF);
+    };
+    Ok(MmapRequest {
+        fixed,
+        hint: round_page(addr).unwrap_or(u64::MAX),
+        size,
+        pageoff,
+        prot,
+        backing,
+    })
+}
+
+/// A checked range for munmap/mprotect: page-aligned `[start, end)`.
+type Range = (u64, u64);
+
+/// The seed's `sys_munmap` checks: page-rounds `[addr, addr + len)`; wrap
+/// → `EINVAL`; size 0 → `Ok(None)`; above `VM_MAX_USER_ADDRESS` or below
+/// `VM_MIN_USER_ADDRESS` → `EINVAL`.
+pub fn check_munmap(addr: u64, len: u64) -> Result<Option<Range>, Errno> {
+    let pageoff = addr & PAGE_MASK;
+    let start = addr - pageoff;
+    let size = len
+        .checked_add(pageoff)
+        .and_then(round_page)
+        .ok_or(Errno::EINVAL)?;
+    let end = start.checked_add(size).ok_or(Errno::EINVAL)?;
+    if size == 0 {
+        return Ok(None);
+    }
+    if end > VM_MAX_USER_ADDRESS || start < VM_MIN_USER_ADDRESS {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Some((start, end)))
+}
+
+/// mprotect(2)'s checks: `addr` not page aligned → `EINVAL`; unknown prot
+/// bits → `EINVAL`; length wraps when rounded, or the range wraps →
+/// `EINVAL`; length 0 → `Ok(None)`; above `VM_MAX_USER_ADDRESS` or below
+/// `VM_MIN_USER_ADDRESS` → `EINVAL`.
+pub fn check_mprotect(addr: u64, len: u64, prot: u64) -> Result<Option<Range>, Errno> {
+    if addr & PAGE_MASK != 0 || prot & !PROT_MASK != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let size = round_page(len).ok_or(Errno::EINVAL)?;
+    let end = addr.checked_add(size).ok_or(Errno::EINVAL)?;
+    if size == 0 {
+        return Ok(None);
+    }
+    if end > VM_MAX_USER_ADDRESS || addr < VM_MIN_USER_ADDRESS {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Some((addr, end)))
+}
+
+impl VmspaceRegistry {
+    /// `vmspace_mmap(id, addr, len, prot, flags, fd, off)`: unknown id →
+    /// `ENOENT`, then [`check_mmap`]; no free range for a non-fixed mapping,
+    /// the pool cannot hold what the mapping may need (its anonymous or
+    /// private pages and page tables: nothing is overcommitted) or too many
+    /// map entries → `ENOMEM`. `MAP_FIXED` replaces what was mapped there.
+    /// Returns the address of the mapping (plus the offset's page offset).
+    #[allow(clippy::too_many_arguments)]
+    pub fn mmap(
+        &mut self,
+        id: u64,
+        addr: u64,
+        len: u64,
+        prot: u64,
+        flags: u64,
+        fd: u64,
+        off: u64,
+    ) -> Result<u64, Errno> {
+        let kernel_mem_bytes = self.host.kernel_mem_bytes;
+        let entries_room = self.max_map_entries.saturating_sub(self.map_entries);
+        let (space, host) = self.space(id)?;
+        let req = check_mmap(addr, len, prot, flags, fd, off, kernel_mem_bytes)?;
+        let start = match req.fixed {
+            Some(start) => start,
+            None => space
+                .map
+                .find_free(req.size, req.hint.max(MMAP_BASE), VM_MAX_USER_ADDRESS)
+                .or_else(|| {
+                    space
+                        .map
+                        .find_free(req.size, VM_MIN_USER_ADDRESS, VM_MAX_USER_ADDRESS)
+                })
+                .ok_or(Errno::ENOMEM)?,
+        };
+        let end = start + req.size;
+        let entry = MapEntry {
+            start,
+            end,
+            prot: req.prot,
+            backing: req.backing,
+        };
+
+        // Replacing splits the end entries, drops one piece per entry in the
+        // range, and adds the new entry.
+        let added = space.map.splits_needed(start, end) + 1;
+        let dropped = space.map.intersecting(start, end).count();
+        if added.saturating_sub(dropped) > entries_room {
+            return Err(Errno::ENOMEM);
+        }
+        let new_frames = if entry.needs_frames() {
+            entry.pages()
+        } else {
+            0
+        };
+        let charge = new_frames + commit::untouched_table_pages(&space.map, start, end);
+        let release = commit::frame_pages_in(&space.map, start, end);
+        if charge > release && !host.pool.reserve((charge - release) as usize) {
+            return Err(Errno::ENOMEM);
+        }
+
+        let before = space.map.len();
+        let released = space.remove_range(host, start, end)?;
+        debug_assert_eq!(released, release);
+        space.map.insert(entry);
+        if release > charge {
+            host.pool.unreserve((release - charge) as usize);
+        }
+        space.charged = space.charged + charge - release;
+        let after = space.map.len();
+        self.map_entries = self.map_entries + after - before;
+        Ok(start + req.pageoff)
+    }
+
+    /// `vmspace_munmap(id, addr, len)`: unknown id → `ENOENT`, then
+    /// [`check_munmap`]; a hole in the range → `EINVAL`. Unmapping the
+    /// middle of an entry when the map-entry limit is reached → `ENOMEM`.
+    /// Frees the range's pages and the page tables no mapping needs.
+    pub fn munmap(&mut self, id: u64, addr: u64, len: u64) -> Result<(), Errno> {
+        let entries_room = self.max_map_entries.saturating_sub(self.map_entries);
+        let (space, host) = self.space(id)?;
+        let Some((start, end)) = check_munmap(addr, len)? else {
+            return Ok(());
+        };
+        if !space.map.is_covered(start, end) {
+            return Err(Errno::EINVAL);
+        }
+        if space.map.splits_needed(start, end) == 2
+            && space.map.lookup(start).map(|e| e.start) == space.map.lookup(end).map(|e| e.start)
+            && entries_room == 0
+        {
+            return Err(Errno::ENOMEM);
+        }
+        let before = space.map.len();
+        let frames = space.remove_range(host, start, end)?;
+        space.prune(host, start, end)?;
+        let uncharge = frames + commit::untouched_table_pages(&space.map, start, end);
+        host.pool.unreserve(uncharge as usize);
+        space.charged -= uncharge;
+        let after = space.map.len();
+        self.map_entries = self.map_entries + after - before;
+        Ok(())
+    }
+
+    /// `vmspace_mprotect(id, addr, len, prot)` (extension, as mprotect(2)):
+    /// unknown id → `ENOENT`, then [`check_mprotect`]; a hole in the range
+    /// or too many map entries → `ENOMEM`. Changes the entries and the
+    /// leaves already present.
+    pub fn mprotect(&mut self, id: u64, addr: u64, len: u64, prot: u64) -> Result<(), Errno> {
+        let entries_room = self.max_map_entries.saturating_sub(self.map_entries);
+        let (space, host) = self.space(id)?;
+        let Some((start, end)) = check_mprotect(addr, len, prot)? else {
+            return Ok(());
+        };
+        if !space.map.is_covered(start, end) {
+            return Err(Errno::ENOMEM);
+        }
+        if space.map.splits_needed(start, end) > entries_room {
+            return Err(Errno::ENOMEM);
+        }
+        let before = space.map.len();
+        space.map.protect_range(start, end, prot);
+        space.reprotect(host, start, end, prot)?;
+        let after = space.map.len();
+        self.map_entries = self.map_entries + after - before;
+        Ok(())
+    }
+}

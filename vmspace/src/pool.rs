@@ -1,0 +1,317 @@
+//! The host pool: a frame allocator over the guest-physical region
+//! `[POOL_BASE, POOL_BASE + pool_bytes)` that the guest kernel has no
+//! mapping of. It holds every vmspace page-table page and anonymous page,
+//! and whatever else the host puts there (its own address space for the
+//! guest kernel, the trap area).
+//!
+//! Allocation and free are O(1) (a stack of free page indices). Pages are
+//! zeroed when handed out.
+//!
+//! Vmspaces never overcommit: their pages are *reserved* when a mapping is
+//! accepted ([`HostPool::reserve`]) and later drawn from that reservation
+//! ([`HostPool::alloc_reserved`]), so a fault inside an accepted mapping
+//! always finds a page. Unreserved allocations ([`HostPool::alloc_zeroed`])
+//! never eat into what is reserved.
+
+use vkernel_abi::layout::PAGE_SIZE;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+
+use crate::error::Error;
+
+/// A page of zeroes, the source for zeroing pool pages.
+static ZERO_PAGE: [u8; PAGE_SIZE as usize] = [0; PAGE_SIZE as usize];
+
+/// Something page-table code can take page-table pages from.
+pub trait FrameAlloc {
+    /// A zeroed page, or `None` if there is none.
+    fn alloc_frame(&mut self) -> Option<u64>;
+    /// Gives back a page obtained from [`FrameAlloc::alloc_frame`].
+    fn free_frame(&mut self, gpa: u64);
+}
+
+/// The frame allocator over the pool region.
+#[derive(Debug)]
+pub struct HostPool {
+    mem: GuestMemoryMmap,
+    base: u64,
+    total: usize,
+    /// Indices of free pages; the top is handed out next.
+    free: Vec<u32>,
+    /// One bit per page: set while allocated (catches double frees).
+    allocated: Vec<u64>,
+    /// Free pages promised to vmspaces and not drawn yet.
+    reserved: usize,
+}
+
+impl HostPool {
+    /// A pool over `[base, base + bytes)`, which must be page aligned and
+    /// lie wholly in one region of `mem`.
+    pub fn new(mem: GuestMemoryMmap, base: u64, bytes: u64) -> Result<Self, Error> {
+        if !base.is_multiple_of(PAGE_SIZE) || !bytes.is_multiple_of(PAGE_SIZE) {
+            return Err(Error::Layout(format!(
+                "pool [{base:#x}, +{bytes:#x}) is not page aligned"
+            )));
+        }
+        let pages = bytes / PAGE_SIZE;
+        let total = u32::try_from(pages)
+            .map_err(|_| Error::Layout(format!("pool of {pages} pages is too large")))?
+            as usize;
+        let in_memory = usize::try_from(bytes)
+            .ok()
+            .is_some_and(|len| len == 0 || mem.get_slice(GuestAddress(base), len).is_ok());
+        if !in_memory {
+            return Err(Error::Layout(format!(
+                "pool [{base:#x}, +{bytes:#x}) is not one region of guest memory"
+            )));
+        }
+        // Reversed so that the lowest pages are handed out first.
+        let free = (0..total as u32).rev().collect();
+        Ok(HostPool {
+            mem,
+            base,
+            total,
+            free,
+            allocated: vec![0; total.div_ceil(64)],
+            reserved: 0,
+        })
+    }
+
+    /// Guest-physical address of the first pool page.
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// Number of pages in the pool.
+    pub fn total_pages(&self) -> usize {
+        self.total
+    }
+
+    /// Number of pages handed out and not freed.
+    pub fn pages_in_use(&self) -> usize {
+        self.total - self.free.len()
+    }
+
+    /// Number of free pages (reserved ones included).
+    pub fn free_pages(&self) -> usize {
+        self.free.len()
+    }
+
+    /// Number of free pages promised to vmspaces.
+    pub fn reserved_pages(&self) -> usize {
+        self.reserved
+    }
+
+    /// Free pages nobody has reserved.
+    pub fn available_pages(&self) -> usize {
+        self.free.len().saturating_sub(self.reserved)
+    }
+
+    /// Whether `gpa` is a page of this pool.
+    pub fn contains(&self, gpa: u64) -> bool {
+        self.index(gpa).is_some()
+    }
+
+    /// A zeroed page that nobody reserved, or `None` if every free page is
+    /// taken or promised.
+    pub fn alloc_zeroed(&mut self) -> Option<u64> {
+        if self.available_pages() == 0 {
+            return None;
+        }
+        self.pop_zeroed()
+    }
+
+    /// Gives a page back. Freeing a page twice, or one outside the pool, is
+    /// a host bug: it asserts in debug builds and is ignored otherwise.
+    pub fn free(&mut self, gpa: u64) {
+        let Some(index) = self.index(gpa) else {
+            debug_assert!(false, "freeing {gpa:#x}, which is not a pool page");
+            log::error!("host pool: freeing {gpa:#x}, which is not a pool page; ignored");
+            return;
+        };
+        let (word, bit) = (index as usize / 64, index % 64);
+        if self.allocated[word] & (1 << bit) == 0 {
+            debug_assert!(false, "double free of pool page {gpa:#x}");
+            log::error!("host pool: double free of {gpa:#x}; ignored");
+            return;
+        }
+        self.allocated[word] &= !(1 << bit);
+        self.free.push(index);
+    }
+
+    /// Promises `pages` free pages to the caller; `false` (and nothing
+    /// reserved) if fewer than that are available.
+    pub fn reserve(&mut self, pages: usize) -> bool {
+        if pages > self.available_pages() {
+            return false;
+        }
+        self.reserved += pages;
+        true
+    }
+
+    /// Takes back a promise of `pages` pages made by [`HostPool::reserve`].
+    pub fn unreserve(&mut self, pages: usize) {
+        debug_assert!(pages <= self.reserved, "unreserving more than reserved");
+        self.reserved = self.reserved.saturating_sub(pages);
+    }
+
+    /// A zeroed page drawn from the reservation. `None` only if nothing is
+    /// reserved, which is a host accounting bug.
+    pub fn alloc_reserved(&mut self) -> Option<u64> {
+        if self.reserved == 0 {
+            debug_assert!(false, "drawing from an empty reservation");
+            return None;
+        }
+        let gpa = self.pop_zeroed()?;
+        self.reserved -= 1;
+        Some(gpa)
+    }
+
+    /// Frees a page drawn with [`HostPool::alloc_reserved`] and keeps it
+    /// reserved (the charge for it stays with its owner).
+    pub fn free_into_reserve(&mut self, gpa: u64) {
+        let before = self.free.len();
+        self.free(gpa);
+        if self.free.len() > before {
+            self.reserved += 1;
+        }
+    }
+
+    /// The allocator that draws from the reservation, for page tables of
+    /// vmspaces.
+    pub fn charged(&mut self) -> Charged<'_> {
+        Charged(self)
+    }
+
+    fn index(&self, gpa: u64) -> Option<u32> {
+        let offset = gpa.checked_sub(self.base)?;
+        if offset % PAGE_SIZE != 0 || offset / PAGE_SIZE >= self.total as u64 {
+            return None;
+        }
+        Some((offset / PAGE_SIZE) as u32)
+    }
+
+    fn pop_zeroed(&mut self) -> Option<u64> {
+        let index = self.free.pop()?;
+        let gpa = self.base + u64::from(index) * PAGE_SIZE;
+        if let Err(e) = self.mem.write_slice(&ZERO_PAGE, GuestAddress(gpa)) {
+            // Cannot happen: the range was checked in `new`.
+            log::error!("host pool: cannot zero {gpa:#x}: {e}");
+            self.free.push(index);
+            return None;
+        }
+        self.allocated[index as usize / 64] |= 1 << (index % 64);
+        Some(gpa)
+    }
+}
+
+impl FrameAlloc for HostPool {
+    fn alloc_frame(&mut self) -> Option<u64> {
+        self.alloc_zeroed()
+    }
+
+    fn free_frame(&mut self, gpa: u64) {
+        self.free(gpa);
+    }
+}
+
+/// The pool seen through a vmspace's reservation: pages come from what was
+/// reserved and go back into it.
+#[derive(Debug)]
+pub struct Charged<'a>(&'a mut HostPool);
+
+impl FrameAlloc for Charged<'_> {
+    fn alloc_frame(&mut self) -> Option<u64> {
+        self.0.alloc_reserved()
+    }
+
+    fn free_frame(&mut self, gpa: u64) {
+        self.0.free_into_reserve(gpa);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vkernel_abi::layout::POOL_BASE;
+
+    fn pool(pages: u64) -> (GuestMemoryMmap, HostPool) {
+        let mem = GuestMemoryMmap::from_ranges(&[
+            (GuestAddress(0), 0x10000),
+            (GuestAddress(POOL_BASE), (pages * PAGE_SIZE) as usize),
+        ])
+        .unwrap();
+        let pool = HostPool::new(mem.clone(), POOL_BASE, pages * PAGE_SIZE).unwrap();
+        (mem, pool)
+    }
+
+    #[test]
+    fn allocates_every_page_once_then_fails() {
+        let (_, mut p) = pool(8);
+        let mut got: Vec<u64> = (0..8).map(|_| p.alloc_zeroed().unwrap()).collect();
+        assert_eq!(p.alloc_zeroed(), None);
+        assert_eq!(p.pages_in_use(), 8);
+        got.sort();
+        got.dedup();
+        assert_eq!(got.len(), 8);
+        assert!(got.iter().all(|&g| p.contains(g)));
+        for g in got {
+            p.free(g);
+        }
+        assert_eq!(p.pages_in_use(), 0);
+    }
+
+    #[test]
+    fn pages_are_zeroed_on_allocation() {
+        let (mem, mut p) = pool(1);
+        let g = p.alloc_zeroed().unwrap();
+        mem.write_slice(&[0xaa; 4096], GuestAddress(g)).unwrap();
+        p.free(g);
+        let g2 = p.alloc_zeroed().unwrap();
+        assert_eq!(g, g2);
+        let mut buf = [1u8; 4096];
+        mem.read_slice(&mut buf, GuestAddress(g2)).unwrap();
+        assert!(buf.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn reservation_is_kept_from_unreserved_allocations() {
+        let (_, mut p) = pool(4);
+        assert!(p.reserve(3));
+        assert!(!p.reserve(2));
+        assert_eq!(p.available_pages(), 1);
+        let a = p.alloc_zeroed().unwrap();
+        assert_eq!(p.alloc_zeroed(), None);
+        let r = p.alloc_reserved().unwrap();
+        assert_eq!(p.reserved_pages(), 2);
+        p.free_into_reserve(r);
+        assert_eq!(p.reserved_pages(), 3);
+        p.unreserve(3);
+        p.free(a);
+        assert_eq!((p.pages_in_use(), p.reserved_pages()), (0, 0));
+    }
+
+    #[test]
+    fn rejects_a_pool_outside_memory() {
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap();
+        assert!(HostPool::new(mem.clone(), POOL_BASE, 4096).is_err());
+        assert!(HostPool::new(mem, 0x800, 4096).is_err());
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "double free")]
+    fn double_free_asserts_in_debug() {
+        let (_, mut p) = pool(2);
+        let g = p.alloc_zeroed().unwrap();
+        p.free(g);
+        p.free(g);
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "not a pool page")]
+    fn foreign_free_asserts_in_debug() {
+        let (_, mut p) = pool(2);
+        p.free(0x1000);
+    }
+}

@@ -1,0 +1,295 @@
+//! The registry of vmspaces by id: creation, destruction, references held
+//! by vCPU runs, cloning (fork), teardown when the guest kernel ends, and
+//! the state they share (guest memory, the pool, the trap-area entry).
+//!
+//! The mapping calls live in `mmap.rs`, `mcontrol.rs`, `rw.rs` and
+//! `fault.rs`, each an `impl VmspaceRegistry` block.
+
+use std::collections::BTreeMap;
+
+use vkernel_abi::layout::{PAGE_SIZE, POOL_BASE};
+use vkernel_abi::Errno;
+use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+
+use crate::error::Error;
+use crate::pagetable::PageTable;
+use crate::pool::HostPool;
+use crate::space::{Host, Vmspace};
+
+/// Pages fault-around maps by default, the faulting page included (one
+/// aligned 64 KiB window).
+pub const DEFAULT_FAULT_AROUND: usize = 16;
+/// Default limit on map entries over all vmspaces (bounds host memory the
+/// guest can make the host spend; like Linux's `vm.max_map_count`, going
+/// over it is `ENOMEM`).
+pub const DEFAULT_MAX_MAP_ENTRIES: usize = 1 << 20;
+
+/// Every vmspace of the guest kernel, and the pool they live in.
+#[derive(Debug)]
+pub struct VmspaceRegistry {
+    pub(crate) host: Host,
+    pub(crate) spaces: BTreeMap<u64, Vmspace>,
+    trap_pml4e: u64,
+    pub(crate) fault_around: usize,
+    /// Map entries over all vmspaces.
+    pub(crate) map_entries: usize,
+    pub(crate) max_map_entries: usize,
+}
+
+impl VmspaceRegistry {
+    /// A registry over `mem`, whose RAM `[0, kernel_mem_bytes)` belongs to
+    /// the guest kernel and whose pool is `[POOL_BASE, POOL_BASE +
+    /// pool_bytes)`. Both must be regions of `mem`.
+    pub fn new(
+        mem: GuestMemoryMmap,
+        kernel_mem_bytes: u64,
+        pool_bytes: u64,
+    ) -> Result<Self, Error> {
+        if kernel_mem_bytes > POOL_BASE || !kernel_mem_bytes.is_multiple_of(PAGE_SIZE) {
+            return Err(Error::Layout(format!(
+                "kernel memory of {kernel_mem_bytes:#x} bytes is not page aligned below the pool"
+            )));
+        }
+        let ram_ok = usize::try_from(kernel_mem_bytes)
+            .ok()
+            .is_some_and(|len| len == 0 || mem.get_slice(GuestAddress(0), len).is_ok());
+        if !ram_ok {
+            return Err(Error::Layout(format!(
+                "kernel memory [0, {kernel_mem_bytes:#x}) is not one region of guest memory"
+            )));
+        }
+        let pool = HostPool::new(mem.clone(), POOL_BASE, pool_bytes)?;
+        Ok(VmspaceRegistry {
+            host: Host {
+                mem,
+                pool,
+                kernel_mem_bytes,
+                translation_reduced: false,
+            },
+            spaces: BTreeMap::new(),
+            trap_pml4e: 0,
+            fault_around: DEFAULT_FAULT_AROUND,
+            map_entries: 0,
+            max_map_entries: DEFAULT_MAX_MAP_ENTRIES,
+        })
+    }
+
+    /// The guest memory the registry works on.
+    pub fn mem(&self) -> &GuestMemoryMmap {
+        &self.host.mem
+    }
+
+    /// Size of the guest kernel's RAM.
+    pub fn kernel_mem_bytes(&self) -> u64 {
+        self.host.kernel_mem_bytes
+    }
+
+    /// The pool, for the host's own allocations (unreserved pages only).
+    pub fn pool(&self) -> &HostPool {
+        &self.host.pool
+    }
+
+    /// The pool, for the host's own allocations (unreserved pages only).
+    pub fn pool_mut(&mut self) -> &mut HostPool {
+        &mut self.host.pool
+    }
+
+    /// A page-table builder on the pool for the host's own address spaces
+    /// (the guest kernel's, the trap area).
+    pub fn host_page_table(&mut self) -> PageTable<'_, HostPool> {
+        PageTable::new(&self.host.mem, &mut self.host.pool)
+    }
+
+    /// Sets the PML4 entry (slot 255) that maps the trap area, copied into
+    /// every vmspace's PML4 (those that exist now included) and never freed
+    /// by their teardown.
+    pub fn set_trap_area_pml4e(&mut self, entry: u64) {
+        let old = std::mem::replace(&mut self.trap_pml4e, entry);
+        for space in self.spaces.values() {
+            if let Err(e) = space.set_trap_entry(&mut self.host, entry) {
+                log::error!("cannot install the trap-area entry: {e}");
+            }
+        }
+        if old != entry && !self.spaces.is_empty() {
+            self.host.translation_reduced = true;
+        }
+    }
+
+    /// The trap-area PML4 entry.
+    pub fn trap_area_pml4e(&self) -> u64 {
+        self.trap_pml4e
+    }
+
+    /// Sets how many pages a resolved fault maps at most (the faulting one
+    /// included), inside its aligned 64 KiB window; 1 or 0 maps only the
+    /// faulting page.
+    pub fn set_fault_around(&mut self, pages: usize) {
+        self.fault_around = pages;
+    }
+
+    /// Sets the limit on map entries over all vmspaces.
+    pub fn set_max_map_entries(&mut self, entries: usize) {
+        self.max_map_entries = entries;
+    }
+
+    /// Pool pages in use (vmspaces and the host's own tables).
+    pub fn pages_in_use(&self) -> usize {
+        self.host.pool.pages_in_use()
+    }
+
+    /// Whether a present translation of some vmspace was removed or
+    /// reduced, or a page-table page or frame was freed, since the last
+    /// call (and clears the flag). KVM caches translations (shadow paging
+    /// here) without seeing the host's writes to the tables: when this is
+    /// true, drop them before running a vmspace.
+    pub fn take_translation_reduced(&mut self) -> bool {
+        std::mem::take(&mut self.host.translation_reduced)
+    }
+
+    /// Ids of the existing vmspaces, in order.
+    pub fn ids(&self) -> Vec<u64> {
+        self.spaces.keys().copied().collect()
+    }
+
+    /// Whether vmspace `id` exists.
+    pub fn contains(&self, id: u64) -> bool {
+        self.spaces.contains_key(&id)
+    }
+
+    /// The PML4 of vmspace `id` (its CR3 value), without taking a reference.
+    pub fn root(&self, id: u64) -> Option<u64> {
+        self.spaces.get(&id).map(|s| s.root)
+    }
+
+    /// Pages charged to vmspace `id` (see the `commit` module).
+    pub fn charged_pages(&self, id: u64) -> Option<u64> {
+        self.spaces.get(&id).map(|s| s.charged)
+    }
+
+    /// `vmspace_create(id, type, data)`: id 0 → `EINVAL`; type or data not
+    /// 0 → `EINVAL`; existing id → `EEXIST`; no pool page for the PML4 →
+    /// `ENOMEM`. The new vmspace is empty.
+    pub fn create(&mut self, id: u64, ty: u64, data: u64) -> Result<(), Errno> {
+        if id == 0 || ty != 0 || data != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if self.spaces.contains_key(&id) {
+            return Err(Errno::EEXIST);
+        }
+        let space = self.new_space()?;
+        self.spaces.insert(id, space);
+        Ok(())
+    }
+
+    /// `vmspace_destroy(id)`: unknown → `ENOENT`; running → `EBUSY`; frees
+    /// its pages and page tables.
+    pub fn destroy(&mut self, id: u64) -> Result<(), Errno> {
+        let space = self.spaces.get(&id).ok_or(Errno::ENOENT)?;
+        if space.refs > 0 {
+            return Err(Errno::EBUSY);
+        }
+        if let Some(space) = self.spaces.remove(&id) {
+            self.map_entries -= space.map.len();
+            space.teardown(&mut self.host);
+        }
+        Ok(())
+    }
+
+    /// Takes a reference for a run of vmspace `id` and returns its CR3
+    /// value (`ENOENT` if unknown). Pair with [`VmspaceRegistry::release`].
+    pub fn acquire_for_run(&mut self, id: u64) -> Result<u64, Errno> {
+        let space = self.spaces.get_mut(&id).ok_or(Errno::ENOENT)?;
+        space.refs = space.refs.checked_add(1).ok_or(Errno::EBUSY)?;
+        Ok(space.root)
+    }
+
+    /// Drops a reference taken by [`VmspaceRegistry::acquire_for_run`]
+    /// (`ENOENT` if unknown, `EINVAL` if it holds none).
+    pub fn release(&mut self, id: u64) -> Result<(), Errno> {
+        let space = self.spaces.get_mut(&id).ok_or(Errno::ENOENT)?;
+        space.refs = space.refs.checked_sub(1).ok_or(Errno::EINVAL)?;
+        Ok(())
+    }
+
+    /// Destroys every vmspace, running or not (the seed's `vkernel_exit`),
+    /// and returns the ids that still held references, for a warning. The
+    /// pool is left with only the host's own pages.
+    pub fn teardown_all(&mut self) -> Vec<u64> {
+        let spaces = std::mem::take(&mut self.spaces);
+        let mut running = Vec::new();
+        for (id, space) in spaces {
+            if space.refs > 0 {
+                running.push(id);
+            }
+            space.teardown(&mut self.host);
+        }
+        self.map_entries = 0;
+        running
+    }
+
+    /// Makes vmspace `dst` an eager copy of `src` (for fork): the same map,
+    /// a copy of every private page, the same kernel pages for shared
+    /// physical-memory mappings. `dst` 0 → `EINVAL`; `dst` exists →
+    /// `EEXIST`; `src` unknown → `ENOENT`; no room for the copy (its whole
+    /// charge) → `ENOMEM`, with nothing made.
+    pub fn clone_vmspace(&mut self, src: u64, dst: u64) -> Result<(), Errno> {
+        if dst == 0 {
+            return Err(Errno::EINVAL);
+        }
+        if self.spaces.contains_key(&dst) {
+            return Err(Errno::EEXIST);
+        }
+        let source = self.spaces.get(&src).ok_or(Errno::ENOENT)?;
+        if self.map_entries + source.map.len() > self.max_map_entries {
+            return Err(Errno::ENOMEM);
+        }
+        // The PML4 is charged by new_space; the rest here.
+        let rest = source.charged - 1;
+        if !self.host.pool.reserve(rest as usize) {
+            return Err(Errno::ENOMEM);
+        }
+        let mut copy = match self.new_space() {
+            Ok(copy) => copy,
+            Err(e) => {
+                self.host.pool.unreserve(rest as usize);
+                return Err(e);
+            }
+        };
+        copy.charged += rest;
+        let source = &self.spaces[&src];
+        copy.map = source.map.clone();
+        for (&va, &frame) in &source.frames {
+            let result = match self.host.pool.alloc_reserved() {
+                Some(new) => {
+                    copy.frames.insert(va, new);
+                    self.host.copy_page(frame, new)
+                }
+                None => Err(Error::OutOfFrames),
+            };
+            if let Err(e) = result {
+                copy.teardown(&mut self.host);
+                return Err(e.into());
+            }
+        }
+        self.map_entries += copy.map.len();
+        self.spaces.insert(dst, copy);
+        Ok(())
+    }
+
+    /// A new empty vmspace with its PML4 charged.
+    fn new_space(&mut self) -> Result<Vmspace, Errno> {
+        if !self.host.pool.reserve(1) {
+            return Err(Errno::ENOMEM);
+        }
+        Vmspace::new(&mut self.host, self.trap_pml4e).map_err(|e| {
+            self.host.pool.unreserve(1);
+            Errno::from(e)
+        })
+    }
+
+    /// The vmspace `id` and the host state, or `ENOENT`.
+    pub(crate) fn space(&mut self, id: u64) -> Result<(&mut Vmspace, &mut Host), Errno> {
+        let space = self.spaces.get_mut(&id).ok_or(Errno::ENOENT)?;
+        Ok((space, &mut self.host))
+    }
+}

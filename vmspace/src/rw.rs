@@ -1,0 +1,85 @@
+//! `vmspace_pread` / `vmspace_pwrite`: copies between the guest kernel's
+//! buffer (guest-physical, in its RAM) and a vmspace's virtual addresses.
+//! Like ptrace, they ignore protections (the kernel loads read-only text
+//! this way) and bring pages in on demand; a page with no map entry ends
+//! the copy with a short count.
+
+use vkernel_abi::layout::PAGE_SIZE;
+use vkernel_abi::Errno;
+use vm_memory::{Bytes, GuestAddress};
+
+use crate::error::Error;
+use crate::registry::VmspaceRegistry;
+
+/// Which way a copy goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Direction {
+    /// Vmspace → kernel buffer.
+    Read,
+    /// Kernel buffer → vmspace.
+    Write,
+}
+
+impl VmspaceRegistry {
+    /// `vmspace_pread(id, kbuf, nbyte, off)`: copies `nbyte` bytes at
+    /// vmspace address `off` into the kernel's buffer at guest-physical
+    /// `kbuf`. Unknown id → `ENOENT`; buffer not wholly in the kernel's RAM
+    /// → `EFAULT`; `off + nbyte` wraps → `EINVAL`. Returns the bytes copied,
+    /// short if a page has no map entry.
+    pub fn pread(&mut self, id: u64, kbuf: u64, nbyte: u64, off: u64) -> Result<usize, Errno> {
+        self.copy(id, kbuf, nbyte, off, Direction::Read)
+    }
+
+    /// `vmspace_pwrite(id, kbuf, nbyte, off)`: copies `nbyte` bytes from
+    /// the kernel's buffer at guest-physical `kbuf` to vmspace address
+    /// `off`. Errors and count as [`VmspaceRegistry::pread`].
+    pub fn pwrite(&mut self, id: u64, kbuf: u64, nbyte: u64, off: u64) -> Result<usize, Errno> {
+        self.copy(id, kbuf, nbyte, off, Direction::Write)
+    }
+
+    fn copy(
+        &mut self,
+        id: u64,
+        kbuf: u64,
+        nbyte: u64,
+        off: u64,
+        dir: Direction,
+    ) -> Result<usize, Errno> {
+        let (space, host) = self.space(id)?;
+        let in_ram = kbuf
+            .checked_add(nbyte)
+            .is_some_and(|end| end <= host.kernel_mem_bytes);
+        if !in_ram {
+            return Err(Errno::EFAULT);
+        }
+        if off.checked_add(nbyte).is_none() {
+            return Err(Errno::EINVAL);
+        }
+        // nbyte <= kernel RAM size: the loop is bounded by the buffer.
+        let mut done = 0u64;
+        let mut buf = [0u8; PAGE_SIZE as usize];
+        while done < nbyte {
+            let va = off + done;
+            let page = va & !(PAGE_SIZE - 1);
+            let in_page = va - page;
+            let chunk = (PAGE_SIZE - in_page).min(nbyte - done);
+            let Some(entry) = space.map.lookup(va).copied() else {
+                break;
+            };
+            let frame = space.materialize(host, &entry, page)?;
+            let (from, to) = match dir {
+                Direction::Read => (frame + in_page, kbuf + done),
+                Direction::Write => (kbuf + done, frame + in_page),
+            };
+            let bytes = &mut buf[..chunk as usize];
+            host.mem
+                .read_slice(bytes, GuestAddress(from))
+                .map_err(|source| Error::Memory { gpa: from, source })?;
+            host.mem
+                .write_slice(bytes, GuestAddress(to))
+                .map_err(|source| Error::Memory { gpa: to, source })?;
+            done += chunk;
+        }
+        Ok(done as usize)
+    }
+}

@@ -1,0 +1,224 @@
+//! One vmspace: its map, its private frames, its page tables and its
+//! charge; and the page-level work every call shares (bring a page in, map
+//! it, unmap or discard a range, tear down).
+//!
+//! Private frames (anonymous pages and private copies of kernel pages) are
+//! kept in `frames`, independent of the page tables: dropping translations
+//! (`MADV_INVAL`, `PROT_NONE`) never loses data, and a later fault maps the
+//! same frame again.
+
+use std::collections::BTreeMap;
+
+use vkernel_abi::layout::PAGE_SIZE;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+use crate::error::Error;
+use crate::map::{Backing, MapEntry, VmMap};
+use crate::pagetable::{leaf_flags, pte, reduces, PageTable};
+use crate::pool::HostPool;
+
+/// PML4 slot of the trap area, shared by every address space.
+pub const TRAP_AREA_PML4_SLOT: usize = 255;
+
+/// What every vmspace operation works on besides the vmspace itself.
+#[derive(Debug)]
+pub(crate) struct Host {
+    /// All guest memory (kernel RAM and the pool).
+    pub mem: GuestMemoryMmap,
+    /// The host pool.
+    pub pool: HostPool,
+    /// Size of the guest kernel's RAM, `[0, kernel_mem_bytes)`.
+    pub kernel_mem_bytes: u64,
+    /// Set when a cached translation may have become stale (see
+    /// [`crate::VmspaceRegistry::take_translation_reduced`]).
+    pub translation_reduced: bool,
+}
+
+impl Host {
+    /// Copies the page at `from` to the page at `to`.
+    pub fn copy_page(&self, from: u64, to: u64) -> Result<(), Error> {
+        let mut buf = [0u8; PAGE_SIZE as usize];
+        self.mem
+            .read_slice(&mut buf, GuestAddress(from))
+            .map_err(|source| Error::Memory { gpa: from, source })?;
+        self.mem
+            .write_slice(&buf, GuestAddress(to))
+            .map_err(|source| Error::Memory { gpa: to, source })
+    }
+}
+
+/// One address space.
+#[derive(Debug)]
+pub(crate) struct Vmspace {
+    /// Guest-physical address of the PML4 (the CR3 value).
+    pub root: u64,
+    /// Number of vCPU runs holding it (destroy refuses while > 0).
+    pub refs: u32,
+    /// The entries.
+    pub map: VmMap,
+    /// Page-aligned virtual address → private frame.
+    pub frames: BTreeMap<u64, u64>,
+    /// Pages charged to this vmspace (see [`crate::commit`]).
+    pub charged: u64,
+}
+
+impl Vmspace {
+    /// An empty vmspace whose PML4 holds `trap_pml4e` in the trap slot.
+    /// The caller has reserved one page for the PML4.
+    pub fn new(host: &mut Host, trap_pml4e: u64) -> Result<Vmspace, Error> {
+        let mut charged = host.pool.charged();
+        let root = PageTable::new(&host.mem, &mut charged).new_root()?;
+        let space = Vmspace {
+            root,
+            refs: 0,
+            map: VmMap::new(),
+            frames: BTreeMap::new(),
+            charged: 1,
+        };
+        if let Err(e) = space.set_trap_entry(host, trap_pml4e) {
+            host.pool.free_into_reserve(root);
+            return Err(e);
+        }
+        Ok(space)
+    }
+
+    /// Writes the shared trap-area entry into this PML4.
+    pub fn set_trap_entry(&self, host: &mut Host, entry: u64) -> Result<(), Error> {
+        let pt = PageTable::new(&host.mem, &mut host.pool);
+        pt.write(self.root, TRAP_AREA_PML4_SLOT as u64, entry)
+    }
+
+    /// The pool page (or kernel page) holding the page at `va` of `entry`,
+    /// allocating it (zeroed, or a copy of the kernel's page) if it has
+    /// none yet. `va` must be a page of `entry`.
+    pub fn materialize(
+        &mut self,
+        host: &mut Host,
+        entry: &MapEntry,
+        va: u64,
+    ) -> Result<u64, Error> {
+        debug_assert!(va.is_multiple_of(PAGE_SIZE) && entry.start <= va && va < entry.end);
+        if let Backing::Phys { shared: true, .. } = entry.backing {
+            return entry.phys_of(va).ok_or(Error::OutOfFrames);
+        }
+        if let Some(&frame) = self.frames.get(&va) {
+            return Ok(frame);
+        }
+        let frame = host.pool.alloc_reserved().ok_or(Error::OutOfFrames)?;
+        if let Some(source) = entry.phys_of(va) {
+            if let Err(e) = host.copy_page(source, frame) {
+                host.pool.free_into_reserve(frame);
+                return Err(e);
+            }
+        }
+        self.frames.insert(va, frame);
+        Ok(frame)
+    }
+
+    /// Brings in the page at `va` of `entry` and maps it with the entry's
+    /// protection (nothing to map for `PROT_NONE`).
+    pub fn map_page(&mut self, host: &mut Host, entry: &MapEntry, va: u64) -> Result<(), Error> {
+        let flags = leaf_flags(entry.prot);
+        if flags == 0 {
+            return Ok(());
+        }
+        let frame = self.materialize(host, entry, va)?;
+        let mut charged = host.pool.charged();
+        PageTable::new(&host.mem, &mut charged).map_4k(self.root, va, frame, flags)
+    }
+
+    /// The present leaf mapping `va`, if any.
+    pub fn lookup(&self, host: &mut Host, va: u64) -> Result<Option<u64>, Error> {
+        PageTable::new(&host.mem, &mut host.pool).lookup(self.root, va)
+    }
+
+    /// Rewrites every present leaf in `[start, end)` with the flags for
+    /// `prot` (clearing them for `PROT_NONE`).
+    pub fn reprotect(
+        &mut self,
+        host: &mut Host,
+        start: u64,
+        end: u64,
+        prot: u64,
+    ) -> Result<(), Error> {
+        let flags = leaf_flags(prot);
+        let mut reduced = false;
+        let mut charged = host.pool.charged();
+        PageTable::new(&host.mem, &mut charged).update_range(
+            self.root,
+            start,
+            end,
+            &mut |_, old| {
+                let new = if flags == 0 {
+                    0
+                } else {
+                    (old & pte::ADDR) | flags
+                };
+                reduced |= reduces(old, new);
+                new
+            },
+        )?;
+        host.translation_reduced |= reduced;
+        Ok(())
+    }
+
+    /// Clears every present leaf in `[start, end)`; frames are kept.
+    pub fn unmap_range(&mut self, host: &mut Host, start: u64, end: u64) -> Result<(), Error> {
+        self.reprotect(host, start, end, 0)
+    }
+
+    /// Unmaps `[start, end)` and frees its private frames: the pages read
+    /// as zero (anonymous) or as the kernel's page (private copy) again.
+    /// The charge stays (the frames go back into the reservation).
+    pub fn discard_range(&mut self, host: &mut Host, start: u64, end: u64) -> Result<(), Error> {
+        self.unmap_range(host, start, end)?;
+        let dropped: Vec<u64> = self.frames.range(start..end).map(|(&va, _)| va).collect();
+        for va in dropped {
+            if let Some(frame) = self.frames.remove(&va) {
+                host.pool.free_into_reserve(frame);
+                host.translation_reduced = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the entries in `[start, end)`, their translations and
+    /// frames. Returns the frame pages they were charged for; the caller
+    /// settles the charge. Tables stay until [`Vmspace::prune`].
+    pub fn remove_range(&mut self, host: &mut Host, start: u64, end: u64) -> Result<u64, Error> {
+        self.discard_range(host, start, end)?;
+        let removed = self.map.remove_range(start, end);
+        Ok(removed
+            .iter()
+            .filter(|e| e.needs_frames())
+            .map(MapEntry::pages)
+            .sum())
+    }
+
+    /// Frees the empty table pages covering `[start, end)`.
+    pub fn prune(&mut self, host: &mut Host, start: u64, end: u64) -> Result<(), Error> {
+        let mut charged = host.pool.charged();
+        let freed = PageTable::new(&host.mem, &mut charged).prune(self.root, start, end)?;
+        if freed > 0 {
+            host.translation_reduced = true;
+        }
+        Ok(())
+    }
+
+    /// Frees everything: frames, tables (not the shared trap-area slot),
+    /// the PML4, and the charge.
+    pub fn teardown(self, host: &mut Host) {
+        for &frame in self.frames.values() {
+            host.pool.free_into_reserve(frame);
+        }
+        let mut charged = host.pool.charged();
+        if let Err(e) =
+            PageTable::new(&host.mem, &mut charged).free_tree(self.root, Some(TRAP_AREA_PML4_SLOT))
+        {
+            // Cannot happen (tables are pool pages); the pages are lost.
+            log::error!("vmspace teardown: {e}");
+        }
+        host.pool.unreserve(self.charged as usize);
+        host.translation_reduced = true;
+    }
+}

@@ -1,0 +1,599 @@
+//! Property test: random sequences of every call over a few ids and a
+//! small address window, checked against a page-granular model: results
+//! (value or errno), contents (through pread and through the real page
+//! tables), commit accounting (ENOMEM exactly when the pool could not hold
+//! what the mappings may need) and the registry's own audit.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::*;
+use proptest::prelude::*;
+use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS, VM_MIN_USER_ADDRESS};
+use vkernel_abi::mman::*;
+use vkernel_abi::Errno;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vmspace::fault::pf;
+use vmspace::mmap::MMAP_BASE;
+use vmspace::{FaultOutcome, VmspaceRegistry};
+
+/// Small enough that ENOMEM happens (3 spaces can map about 60 pages).
+const POOL_PAGES: u64 = 64;
+/// The window straddles MMAP_BASE (a 2 MiB boundary): fixed mappings land
+/// on both sides, non-fixed ones above it.
+const WINDOW_PAGES: u64 = 32;
+const WBASE: u64 = MMAP_BASE - 16 * PAGE_SIZE;
+/// Kernel buffer area for pread/pwrite.
+const KBUF: u64 = 0x8_0000;
+/// Kernel pages mapped shared (written through by the vmspaces).
+const SHARED_AREA: u64 = 0x1_0000;
+/// Kernel pages mapped private (never written, so copies are timeless).
+const PRIVATE_AREA: u64 = 0x4_0000;
+const AREA_PAGES: u64 = 16;
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Anon,
+    Shared(u64),
+    Private(u64),
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Create {
+        id: u64,
+        bad: bool,
+    },
+    Destroy {
+        id: u64,
+    },
+    Mmap {
+        id: u64,
+        page: u64,
+        pages: u64,
+        short: u64,
+        prot: u64,
+        kind: Kind,
+        fixed: bool,
+    },
+    Munmap {
+        id: u64,
+        page: u64,
+        sub: u64,
+        len: u64,
+    },
+    Mprotect {
+        id: u64,
+        page: u64,
+        sub: u64,
+        len: u64,
+        prot: u64,
+    },
+    Mcontrol {
+        id: u64,
+        page: u64,
+        sub: u64,
+        len: u64,
+        behav: u64,
+    },
+    Pwrite {
+        id: u64,
+        off: u64,
+        len: u64,
+        seed: u8,
+    },
+    Pread {
+        id: u64,
+        off: u64,
+        len: u64,
+    },
+    Fault {
+        id: u64,
+        off: u64,
+        code: u64,
+    },
+    Clone {
+        src: u64,
+        dst: u64,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let id = prop_oneof![1 => Just(0u64), 8 => 1..4u64];
+    let page = 0..WINDOW_PAGES;
+    let prot = prop_oneof![20 => 0..8u64, 1 => Just(8u64)];
+    let off = 0..WINDOW_PAGES * PAGE_SIZE;
+    let kind = prop_oneof![
+        3 => Just(Kind::Anon),
+        1 => (0..AREA_PAGES).prop_map(Kind::Shared),
+        1 => (0..AREA_PAGES).prop_map(Kind::Private),
+    ];
+    let len = prop_oneof![1 => Just(0u64), 6 => 1..6 * PAGE_SIZE];
+    prop_oneof![
+        1 => (id.clone(), prop::bool::weighted(0.1)).prop_map(|(id, bad)| Op::Create { id, bad }),
+        1 => id.clone().prop_map(|id| Op::Destroy { id }),
+        8 => (id.clone(), page.clone(), 1..12u64, 0..PAGE_SIZE, prot.clone(), kind, prop::bool::weighted(0.7))
+            .prop_map(|(id, page, pages, short, prot, kind, fixed)| Op::Mmap { id, page, pages, short, prot, kind, fixed }),
+        2 => (id.clone(), page.clone(), prop_oneof![3 => Just(0u64), 1 => 1..PAGE_SIZE], len.clone())
+            .prop_map(|(id, page, sub, len)| Op::Munmap { id, page, sub, len }),
+        2 => (id.clone(), page.clone(), prop_oneof![5 => Just(0u64), 1 => 1..PAGE_SIZE], len.clone(), prot)
+            .prop_map(|(id, page, sub, len, prot)| Op::Mprotect { id, page, sub, len, prot }),
+        2 => (id.clone(), page, 0..PAGE_SIZE, len, 0..13u64)
+            .prop_map(|(id, page, sub, len, behav)| Op::Mcontrol { id, page, sub, len, behav }),
+        4 => (id.clone(), off.clone(), 0..3 * PAGE_SIZE, any::<u8>())
+            .prop_map(|(id, off, len, seed)| Op::Pwrite { id, off, len, seed }),
+        3 => (id.clone(), off.clone(), 0..3 * PAGE_SIZE).prop_map(|(id, off, len)| Op::Pread { id, off, len }),
+        4 => (id.clone(), off, prop::sample::select(vec![pf::U, pf::U | pf::W, pf::U | pf::I, pf::U | pf::P, pf::U | pf::P | pf::W]))
+            .prop_map(|(id, off, code)| Op::Fault { id, off, code }),
+        2 => (id.clone(), id).prop_map(|(src, dst)| Op::Clone { src, dst }),
+    ]
+}
+
+#[derive(Clone, Debug)]
+struct MPage {
+    prot: u64,
+    kind: Kind,
+    /// Private contents (anonymous or private copy); None = not yet
+    /// written (zero, or the kernel's page).
+    data: Option<Vec<u8>>,
+}
+
+#[derive(Default, Clone, Debug)]
+struct MSpace {
+    pages: BTreeMap<u64, MPage>,
+}
+
+impl MSpace {
+    fn needs_frame(p: &MPage) -> bool {
+        !matches!(p.kind, Kind::Shared(_))
+    }
+
+    /// Pages the real registry charges: PML4, private pages, one table per
+    /// 2 MiB / 1 GiB / 512 GiB region touched.
+    fn charge(&self) -> u64 {
+        let frames = self.pages.values().filter(|p| Self::needs_frame(p)).count() as u64;
+        let tables: u64 = [21u32, 30, 39]
+            .iter()
+            .map(|&shift| {
+                self.pages
+                    .keys()
+                    .map(|va| va >> shift)
+                    .collect::<BTreeSet<_>>()
+                    .len() as u64
+            })
+            .sum();
+        1 + frames + tables
+    }
+
+    fn covered(&self, start: u64, end: u64) -> bool {
+        (start..end)
+            .step_by(PAGE_SIZE as usize)
+            .all(|va| self.pages.contains_key(&va))
+    }
+
+    fn find_free(&self, size: u64, from: u64) -> Option<u64> {
+        let mut cand = from;
+        for &va in self.pages.range(from..).map(|(va, _)| va) {
+            if va >= cand + size {
+                break;
+            }
+            cand = va + PAGE_SIZE;
+        }
+        (cand + size <= VM_MAX_USER_ADDRESS).then_some(cand)
+    }
+}
+
+struct Model {
+    spaces: BTreeMap<u64, MSpace>,
+    kmem: Vec<u8>,
+    capacity: u64,
+}
+
+impl Model {
+    fn used(&self) -> u64 {
+        self.spaces.values().map(MSpace::charge).sum()
+    }
+
+    fn content(&self, p: &MPage) -> Vec<u8> {
+        if let Some(d) = &p.data {
+            return d.clone();
+        }
+        match p.kind {
+            Kind::Anon => vec![0; PAGE_SIZE as usize],
+            Kind::Shared(g) | Kind::Private(g) => {
+                self.kmem[g as usize..(g + PAGE_SIZE) as usize].to_vec()
+            }
+        }
+    }
+
+    fn fits(&self, replacing: u64, new_charge: u64) -> bool {
+        self.used() - replacing + new_charge <= self.capacity
+    }
+
+    /// Runs `op` on the model; the result as the registry reports it.
+    fn apply(&mut self, op: &Op) -> Result<u64, Errno> {
+        match *op {
+            Op::Create { id, bad } => {
+                if id == 0 || bad {
+                    return Err(Errno::EINVAL);
+                }
+                if self.spaces.contains_key(&id) {
+                    return Err(Errno::EEXIST);
+                }
+                if !self.fits(0, 1) {
+                    return Err(Errno::ENOMEM);
+                }
+                self.spaces.insert(id, MSpace::default());
+                Ok(0)
+            }
+            Op::Destroy { id } => self.spaces.remove(&id).map(|_| 0).ok_or(Errno::ENOENT),
+            Op::Mmap {
+                id,
+                page,
+                pages,
+                short,
+                prot,
+                kind,
+                fixed,
+            } => {
+                let space = self.spaces.get(&id).ok_or(Errno::ENOENT)?;
+                if prot > 7 {
+                    return Err(Errno::EINVAL);
+                }
+                let size = pages * PAGE_SIZE;
+                let hint = WBASE + page * PAGE_SIZE;
+                let start = if fixed {
+                    hint
+                } else {
+                    space
+                        .find_free(size, hint.max(MMAP_BASE))
+                        .or_else(|| space.find_free(size, VM_MIN_USER_ADDRESS))
+                        .ok_or(Errno::ENOMEM)?
+                };
+                let _ = short;
+                let mut new = space.clone();
+                for i in 0..pages {
+                    let kind = match kind {
+                        Kind::Anon => Kind::Anon,
+                        Kind::Shared(k) => Kind::Shared(SHARED_AREA + (k + i) * PAGE_SIZE),
+                        Kind::Private(k) => Kind::Private(PRIVATE_AREA + (k + i) * PAGE_SIZE),
+                    };
+                    new.pages.insert(
+                        start + i * PAGE_SIZE,
+                        MPage {
+                            prot,
+                            kind,
+                            data: None,
+                        },
+                    );
+                }
+                if !self.fits(space.charge(), new.charge()) {
+                    return Err(Errno::ENOMEM);
+                }
+                self.spaces.insert(id, new);
+                Ok(start)
+            }
+            Op::Munmap { id, page, sub, len } => {
+                let space = self.spaces.get_mut(&id).ok_or(Errno::ENOENT)?;
+                let start = WBASE + page * PAGE_SIZE;
+                let end = (start + sub + len).next_multiple_of(PAGE_SIZE);
+                if end == start {
+                    return Ok(0);
+                }
+                if !space.covered(start, end) {
+                    return Err(Errno::EINVAL);
+                }
+                space.pages.retain(|&va, _| va < start || va >= end);
+                Ok(0)
+            }
+            Op::Mprotect {
+                id,
+                page,
+                sub,
+                len,
+                prot,
+            } => {
+                let space = self.spaces.get_mut(&id).ok_or(Errno::ENOENT)?;
+                if sub != 0 || prot > 7 {
+                    return Err(Errno::EINVAL);
+                }
+                let start = WBASE + page * PAGE_SIZE;
+                let end = (start + len).next_multiple_of(PAGE_SIZE);
+                if end == start {
+                    return Ok(0);
+                }
+                if !space.covered(start, end) {
+                    return Err(Errno::ENOMEM);
+                }
+                for (_, p) in space.pages.range_mut(start..end) {
+                    p.prot = prot;
+                }
+                Ok(0)
+            }
+            Op::Mcontrol {
+                id,
+                page,
+                sub,
+                len,
+                behav,
+            } => {
+                let space = self.spaces.get_mut(&id).ok_or(Errno::ENOENT)?;
+                if behav > MADV_CONTROL_END || behav == MADV_SETMAP {
+                    return Err(Errno::EINVAL);
+                }
+                let addr = WBASE + page * PAGE_SIZE + sub;
+                let start = addr & !(PAGE_SIZE - 1);
+                let end = (addr + len).next_multiple_of(PAGE_SIZE);
+                if behav == MADV_DONTNEED || behav == MADV_FREE {
+                    for (_, p) in space.pages.range_mut(start..end) {
+                        p.data = None;
+                    }
+                }
+                Ok(0)
+            }
+            Op::Pwrite { id, off, len, seed } => {
+                let Model { spaces, kmem, .. } = self;
+                let space = spaces.get_mut(&id).ok_or(Errno::ENOENT)?;
+                let va0 = WBASE + off;
+                let mut done = 0;
+                while done < len {
+                    let va = va0 + done;
+                    let page = va & !(PAGE_SIZE - 1);
+                    let Some(p) = space.pages.get_mut(&page) else {
+                        break;
+                    };
+                    let n = (PAGE_SIZE - (va - page)).min(len - done);
+                    for i in 0..n {
+                        let byte = kmem[(KBUF + done + i) as usize];
+                        let at = (va - page + i) as usize;
+                        match p.kind {
+                            Kind::Shared(g) => kmem[g as usize + at] = byte,
+                            Kind::Anon => {
+                                p.data.get_or_insert_with(|| vec![0; PAGE_SIZE as usize])[at] = byte
+                            }
+                            Kind::Private(g) => {
+                                let copy = kmem[g as usize..(g + PAGE_SIZE) as usize].to_vec();
+                                p.data.get_or_insert(copy)[at] = byte;
+                            }
+                        }
+                    }
+                    done += n;
+                }
+                let _ = seed;
+                Ok(done)
+            }
+            Op::Pread { id, off, len } => {
+                let space = self.spaces.get(&id).ok_or(Errno::ENOENT)?;
+                let va0 = WBASE + off;
+                let mut done = 0;
+                let mut out = Vec::new();
+                while done < len {
+                    let va = va0 + done;
+                    let page = va & !(PAGE_SIZE - 1);
+                    let Some(p) = space.pages.get(&page) else {
+                        break;
+                    };
+                    let n = (PAGE_SIZE - (va - page)).min(len - done);
+                    let content = self.content(p);
+                    out.extend_from_slice(&content[(va - page) as usize..(va - page + n) as usize]);
+                    done += n;
+                }
+                self.kmem[KBUF as usize..KBUF as usize + out.len()].copy_from_slice(&out);
+                Ok(done)
+            }
+            Op::Fault { id, off, code } => {
+                let space = self.spaces.get(&id).ok_or(Errno::ENOENT)?;
+                let page = (WBASE + off) & !(PAGE_SIZE - 1);
+                let ok = space.pages.get(&page).is_some_and(|p| {
+                    p.prot != PROT_NONE
+                        && (code & pf::W == 0 || p.prot & PROT_WRITE != 0)
+                        && (code & pf::I == 0 || p.prot & PROT_EXEC != 0)
+                });
+                Ok(ok as u64)
+            }
+            Op::Clone { src, dst } => {
+                if dst == 0 {
+                    return Err(Errno::EINVAL);
+                }
+                if self.spaces.contains_key(&dst) {
+                    return Err(Errno::EEXIST);
+                }
+                let copy = self.spaces.get(&src).ok_or(Errno::ENOENT)?.clone();
+                if !self.fits(0, copy.charge()) {
+                    return Err(Errno::ENOMEM);
+                }
+                self.spaces.insert(dst, copy);
+                Ok(0)
+            }
+        }
+    }
+}
+
+/// Runs `op` on the registry.
+fn run(reg: &mut VmspaceRegistry, mem: &GuestMemoryMmap, op: &Op) -> Result<u64, Errno> {
+    match *op {
+        Op::Create { id, bad } => reg.create(id, bad as u64, 0).map(|_| 0),
+        Op::Destroy { id } => reg.destroy(id).map(|_| 0),
+        Op::Mmap {
+            id,
+            page,
+            pages,
+            short,
+            prot,
+            kind,
+            fixed,
+        } => {
+            let addr = WBASE + page * PAGE_SIZE;
+            let len = pages * PAGE_SIZE - short;
+            let mut flags = if fixed { MAP_FIXED } else { 0 };
+            let (fd, off) = match kind {
+                Kind::Anon => {
+                    flags |= MAP_ANON | MAP_PRIVATE;
+                    (FD_NONE, 0)
+                }
+                Kind::Shared(k) => {
+                    flags |= MAP_SHARED;
+                    (PHYSMEM_FD, SHARED_AREA + k * PAGE_SIZE)
+                }
+                Kind::Private(k) => {
+                    flags |= MAP_PRIVATE;
+                    (PHYSMEM_FD, PRIVATE_AREA + k * PAGE_SIZE)
+                }
+            };
+            reg.mmap(id, addr, len, prot, flags, fd, off)
+        }
+        Op::Munmap { id, page, sub, len } => reg
+            .munmap(id, WBASE + page * PAGE_SIZE + sub, len)
+            .map(|_| 0),
+        Op::Mprotect {
+            id,
+            page,
+            sub,
+            len,
+            prot,
+        } => reg
+            .mprotect(id, WBASE + page * PAGE_SIZE + sub, len, prot)
+            .map(|_| 0),
+        Op::Mcontrol {
+            id,
+            page,
+            sub,
+            len,
+            behav,
+        } => reg
+            .mcontrol(id, WBASE + page * PAGE_SIZE + sub, len, behav, 0)
+            .map(|_| 0),
+        Op::Pwrite { id, off, len, .. } => reg.pwrite(id, KBUF, len, WBASE + off).map(|n| n as u64),
+        Op::Pread { id, off, len } => reg.pread(id, KBUF, len, WBASE + off).map(|n| n as u64),
+        Op::Fault { id, off, code } => reg
+            .handle_fault(id, WBASE + off, code)
+            .map(|o| (o == FaultOutcome::Resolved) as u64),
+        Op::Clone { src, dst } => reg.clone_vmspace(src, dst).map(|_| 0),
+    }
+    .inspect(|_| {
+        let _ = mem;
+    })
+}
+
+/// Checks every present leaf of every vmspace against the model.
+fn check_tables(
+    reg: &VmspaceRegistry,
+    mem: &GuestMemoryMmap,
+    model: &Model,
+) -> Result<(), TestCaseError> {
+    for (&id, space) in &model.spaces {
+        let root = reg
+            .root(id)
+            .ok_or_else(|| TestCaseError::fail(format!("{id} missing")))?;
+        for (va, leaf) in check_tree(mem, reg, root) {
+            let p = space
+                .pages
+                .get(&va)
+                .ok_or_else(|| TestCaseError::fail(format!("{id}: leaf at {va:#x} not mapped")))?;
+            prop_assert!(p.prot != PROT_NONE, "{id}: PROT_NONE page {va:#x} present");
+            prop_assert_eq!(
+                leaf & RW != 0,
+                p.prot & PROT_WRITE != 0,
+                "{}: RW at {:#x}",
+                id,
+                va
+            );
+            prop_assert_eq!(
+                leaf & NX == 0,
+                p.prot & PROT_EXEC != 0,
+                "{}: NX at {:#x}",
+                id,
+                va
+            );
+            let mut frame = vec![0u8; PAGE_SIZE as usize];
+            mem.read_slice(&mut frame, GuestAddress(leaf & ADDR))
+                .unwrap();
+            prop_assert!(frame == model.content(p), "{}: contents at {:#x}", id, va);
+        }
+    }
+    Ok(())
+}
+
+fn run_case(ops: &[Op]) -> Result<(), TestCaseError> {
+    let (mem, mut reg) = setup(POOL_PAGES);
+    let baseline = reg.pages_in_use() as u64;
+    let mut kmem = vec![0u8; KMEM as usize];
+    mem.read_slice(&mut kmem, GuestAddress(0)).unwrap();
+    let mut model = Model {
+        spaces: BTreeMap::new(),
+        kmem,
+        capacity: POOL_PAGES - baseline,
+    };
+    // Start with three vmspaces, so that most operations find theirs.
+    let prefix: Vec<Op> = (1..4).map(|id| Op::Create { id, bad: false }).collect();
+    for (step, op) in prefix.iter().chain(ops).enumerate() {
+        if let Op::Pwrite { len, seed, .. } = *op {
+            let bytes: Vec<u8> = (0..len)
+                .map(|i| seed.wrapping_add((i * 31 % 253) as u8))
+                .collect();
+            mem.write_slice(&bytes, GuestAddress(KBUF)).unwrap();
+            model.kmem[KBUF as usize..(KBUF + len) as usize].copy_from_slice(&bytes);
+        }
+        let want = model.apply(op);
+        let got = run(&mut reg, &mem, op);
+        prop_assert_eq!(got, want, "step {}: {:?}", step, op);
+        if let Op::Pread { len, .. } = *op {
+            let mut buf = vec![0u8; len as usize];
+            mem.read_slice(&mut buf, GuestAddress(KBUF)).unwrap();
+            prop_assert!(
+                buf == model.kmem[KBUF as usize..(KBUF + len) as usize],
+                "step {step}: pread bytes"
+            );
+        }
+        if let Err(e) = reg.audit() {
+            return Err(TestCaseError::fail(format!(
+                "step {step} {op:?}: audit: {e}"
+            )));
+        }
+        for (&id, space) in &model.spaces {
+            prop_assert_eq!(
+                reg.charged_pages(id),
+                Some(space.charge()),
+                "step {}: charge of {}",
+                step,
+                id
+            );
+        }
+        prop_assert!(reg.pages_in_use() as u64 <= baseline + model.used());
+        check_tables(&reg, &mem, &model)?;
+    }
+    // Every page reads back what the model says, through pread.
+    for (&id, space) in &model.spaces {
+        for (&va, p) in &space.pages {
+            prop_assert_eq!(reg.pread(id, KBUF, PAGE_SIZE, va), Ok(PAGE_SIZE as usize));
+            let mut buf = vec![0u8; PAGE_SIZE as usize];
+            mem.read_slice(&mut buf, GuestAddress(KBUF)).unwrap();
+            prop_assert!(
+                buf == model.content(p),
+                "final contents of {} at {:#x}",
+                id,
+                va
+            );
+        }
+    }
+    let mut shared = vec![0u8; (AREA_PAGES * PAGE_SIZE) as usize];
+    mem.read_slice(&mut shared, GuestAddress(SHARED_AREA))
+        .unwrap();
+    prop_assert!(
+        shared == model.kmem[SHARED_AREA as usize..(SHARED_AREA + AREA_PAGES * PAGE_SIZE) as usize]
+    );
+    prop_assert!(reg.teardown_all().is_empty());
+    prop_assert_eq!(reg.pages_in_use() as u64, baseline);
+    prop_assert_eq!(reg.pool().reserved_pages(), 0);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 160, ..ProptestConfig::default() })]
+
+    #[test]
+    fn registry_agrees_with_the_model(ops in prop::collection::vec(op(), 1..60)) {
+        run_case(&ops)?;
+    }
+}
