@@ -368,7 +368,7 @@ fn mmap_cases(s: &mut Suite) {
         Errno::EOPNOTSUPP,
     );
     let r = vms::mmap(id, 0, 3 * PAGE, rw, anon, FD_NONE, 0);
-    let ok = matches!(r, Ok(a) if a as u64 % PAGE == 0 && (a as u64) >= VM_MIN_USER_ADDRESS && (a as u64) + 3 * PAGE <= VM_MAX_USER_ADDRESS);
+    let ok = matches!(r, Ok(a) if (a as u64).is_multiple_of(PAGE) && (a as u64) >= VM_MIN_USER_ADDRESS && (a as u64) + 3 * PAGE <= VM_MAX_USER_ADDRESS);
     s.check("mmap: anywhere -> a page-aligned user address", ok, show(r));
     s.ok(
         "mmap: MAP_FIXED -> the address asked for",
@@ -378,7 +378,7 @@ fn mmap_cases(s: &mut Suite) {
     let r2 = vms::mmap(id, DATA, 2 * PAGE, rw, anon, FD_NONE, 0);
     s.check(
         "mmap: hint on a used range -> another free range",
-        matches!(r2, Ok(a) if a as u64 != DATA && a as u64 % PAGE == 0),
+        matches!(r2, Ok(a) if a as u64 != DATA && (a as u64).is_multiple_of(PAGE)),
         show(r2),
     );
     let _ = vms::destroy(id);
@@ -664,6 +664,9 @@ fn mprotect_cases(s: &mut Suite) {
     let _ = vms::destroy(id);
 }
 
+/// A change that makes a good frame bad.
+type Spoil = fn(&mut TrapFrame);
+
 fn ctl_cases(s: &mut Suite) {
     let id = 0x700;
     let _ = new_process(id);
@@ -697,7 +700,7 @@ fn ctl_cases(s: &mut Suite) {
         vms::ctl_raw(id, 1, tfa, 0xffff_ffff_0000, 0),
         Errno::EFAULT,
     );
-    let bad_frames: [(&str, fn(&mut TrapFrame)); 8] = [
+    let bad_frames: [(&str, Spoil); 8] = [
         ("ctl: frame with ring-0 code segment -> EINVAL", |f| {
             f.cs = selector::KERNEL_CS as u64
         }),
@@ -803,8 +806,7 @@ fn run_cases(s: &mut Suite) {
         r == Ok(0)
             && tf.trapno == T_TIMEOUT
             && tf.rax > 0
-            && took_us >= 20_000
-            && took_us < 2_000_000,
+            && (20_000..2_000_000).contains(&took_us),
         Pair(tf.trapno, took_us),
     );
     let rip_spin = tf.rip;
