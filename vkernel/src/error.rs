@@ -36,6 +36,9 @@ pub enum Error {
     /// The kernel or image was refused.
     #[error(transparent)]
     Load(#[from] loader::LoadError),
+    /// A host facility the run loop needs could not be set up.
+    #[error("{0}")]
+    Setup(String),
     /// The host pool is too small for the trap area and kernel page tables.
     #[error("host pool too small for the trap area and the kernel's page tables")]
     PoolTooSmall,

@@ -4,12 +4,13 @@
 //! nowhere to put an errno, so the guest is stopped.
 
 use std::collections::HashSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use vkernel_abi::{Errno, Hypercall, HypercallBlock, Pod, HYPERCALL_BLOCK_SIZE};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use crate::console;
+use crate::idle::Idle;
 
 /// What the run loop does after a hypercall.
 #[derive(Debug, PartialEq, Eq)]
@@ -65,15 +66,7 @@ pub enum ProtocolError {
 pub struct Hypercalls {
     started: Instant,
     unknown_logged: HashSet<u16>,
-}
-
-impl Default for Hypercalls {
-    fn default() -> Self {
-        Hypercalls {
-            started: Instant::now(),
-            unknown_logged: HashSet::new(),
-        }
-    }
+    idle: Idle,
 }
 
 /// The name of hypercall `nr`, for messages.
@@ -134,6 +127,15 @@ pub fn write_result(mem: &GuestMemoryMmap, addr: u64, result: Result<i64, Errno>
 }
 
 impl Hypercalls {
+    /// Hypercall state; the clock starts now.
+    pub fn new() -> std::io::Result<Self> {
+        Ok(Hypercalls {
+            started: Instant::now(),
+            unknown_logged: HashSet::new(),
+            idle: Idle::new()?,
+        })
+    }
+
     /// The calls that need no vmspace: console, exit, clock, no-op.
     /// Returns `None` for a vmspace call (the caller dispatches those).
     pub fn basic(
@@ -151,6 +153,11 @@ impl Hypercalls {
             Some(Hypercall::Exit) => return Some((Ok(0), Flow::Exit(a[0] as i32))),
             Some(Hypercall::Clock) => Ok(self.started.elapsed().as_nanos() as i64),
             Some(Hypercall::PoolStats) => Ok(pool_pages as i64),
+            Some(Hypercall::ConsoleRead) => self.idle.read(mem, ram_bytes, a[0], a[1]),
+            Some(Hypercall::Idle) => {
+                let deadline = (a[0] != 0).then(|| self.started + Duration::from_nanos(a[0]));
+                Ok(self.idle.wait(deadline))
+            }
             Some(_) => return None,
             None => {
                 if self.unknown_logged.insert(nr) {

@@ -11,6 +11,7 @@ pub mod crash;
 pub mod error;
 pub mod fpu;
 pub mod hypercall;
+pub mod idle;
 pub mod images;
 pub mod machine;
 pub mod process;

@@ -104,10 +104,11 @@ impl Machine {
         let fpu = FpuStates::new(&vm.vcpu)?;
         let immediate_exit = &mut vm.vcpu.get_kvm_run().immediate_exit as *mut u8;
         let timer = SliceTimer::new(immediate_exit)
-            .map_err(|e| Error::Memory(format!("creating the time-slice timer: {e}")))?;
+            .map_err(|e| Error::Setup(format!("creating the time-slice timer: {e}")))?;
         Ok(Machine {
             vm,
-            hypercalls: Hypercalls::default(),
+            hypercalls: Hypercalls::new()
+                .map_err(|e| Error::Setup(format!("console input: {e}")))?,
             fpu,
             timer,
             running: None,

@@ -167,6 +167,7 @@ pub fn run_all(info: &BootInfo) -> u32 {
         pool_bytes: info.pool_bytes,
     };
     let pool_at_start = vms::pool_pages();
+    basic_cases(&mut s);
     create_destroy(&mut s);
     mmap_cases(&mut s);
     munmap_cases(&mut s);
@@ -185,6 +186,47 @@ pub fn run_all(info: &BootInfo) -> u32 {
     );
     println!("{} passed, {} failed", s.passed, s.failed);
     s.failed
+}
+
+fn basic_cases(s: &mut Suite) {
+    use crate::hypercall::{call, call_nr};
+    use vkernel_abi::Hypercall;
+    s.ok("noop -> 0", call(Hypercall::Noop, [0; 7]), 0);
+    let t0 = crate::hypercall::clock_ns();
+    let t1 = crate::hypercall::clock_ns();
+    s.check("clock: monotonic", t1 >= t0 && t0 > 0, Pair(t1, t0));
+    let msg = b"console_write: this line is the test\n";
+    s.ok(
+        "console_write -> bytes written",
+        call(
+            Hypercall::ConsoleWrite,
+            [msg.as_ptr() as u64, msg.len() as u64, 0, 0, 0, 0, 0],
+        ),
+        msg.len() as i64,
+    );
+    s.err(
+        "console_write: buffer outside memory -> EFAULT",
+        call(Hypercall::ConsoleWrite, [s.mem_bytes - 4, 8, 0, 0, 0, 0, 0]),
+        Errno::EFAULT,
+    );
+    s.err(
+        "console_read: buffer outside memory -> EFAULT",
+        call(Hypercall::ConsoleRead, [s.mem_bytes, 8, 0, 0, 0, 0, 0]),
+        Errno::EFAULT,
+    );
+    let deadline = crate::hypercall::clock_ns() + 5_000_000;
+    let r = call(Hypercall::Idle, [deadline, 0, 0, 0, 0, 0, 0]);
+    let woke = crate::hypercall::clock_ns();
+    s.check(
+        "idle: sleeps until the deadline",
+        r == Ok(0) && woke >= deadline,
+        Pair(show(r), woke),
+    );
+    s.err(
+        "unknown hypercall -> ENOSYS",
+        call_nr(60, [0; 7]),
+        Errno::ENOSYS,
+    );
 }
 
 fn create_destroy(s: &mut Suite) {

@@ -51,6 +51,13 @@ pub enum Hypercall {
     Clock = 3,
     /// `pool_stats()`: host pool pages in use (vmspace memory and tables).
     PoolStats = 4,
+    /// `console_read(buf, len)`: read console input into guest-physical
+    /// `buf`. Returns the count, 0 at end of input; EAGAIN if none is ready.
+    ConsoleRead = 5,
+    /// `idle(deadline_ns)`: block the host until the monotonic clock
+    /// reaches `deadline_ns` (0 = no deadline) or console input is ready.
+    /// Returns 1 for input, 0 for the deadline.
+    Idle = 6,
     /// `vmspace_create(id, type, data)`.
     VmspaceCreate = 8,
     /// `vmspace_destroy(id)`.
@@ -85,6 +92,8 @@ impl Hypercall {
             2 => Exit,
             3 => Clock,
             4 => PoolStats,
+            5 => ConsoleRead,
+            6 => Idle,
             8 => VmspaceCreate,
             9 => VmspaceDestroy,
             10 => VmspaceCtl,

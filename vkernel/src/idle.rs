@@ -1,0 +1,138 @@
+//! Console input and idling. When every guest process sleeps, the guest
+//! kernel blocks in the idle hypercall: the host waits in epoll (through
+//! event-manager) for console input or the guest's next deadline, so an
+//! idle guest costs no host CPU.
+
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, SubscriberOps};
+use vkernel_abi::Errno;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vmm_sys_util::epoll::EventSet;
+
+/// Largest console read done in one hypercall.
+pub const MAX_READ: u64 = 4096;
+
+/// Notes that stdin became readable (or hung up).
+struct StdinWatch {
+    ready: bool,
+}
+
+impl MutEventSubscriber for StdinWatch {
+    fn process(&mut self, events: Events, ops: &mut EventOps) {
+        self.ready = true;
+        if events.event_set().contains(EventSet::HANG_UP) {
+            // End of input: stop watching, or every idle would wake at once.
+            let _ = ops.remove(Events::empty_raw(events.fd()));
+        }
+    }
+
+    fn init(&mut self, ops: &mut EventOps) {
+        let stdin = std::io::stdin();
+        if ops.add(Events::new(&stdin, EventSet::IN)).is_err() {
+            // A regular file or /dev/null cannot be polled: it is always
+            // ready, so reads never block and idle only waits for time.
+            log::debug!("stdin cannot be polled; console input is read without waiting");
+        }
+    }
+}
+
+/// The console input and the idle wait.
+pub struct Idle {
+    events: EventManager<Arc<Mutex<dyn MutEventSubscriber + Send>>>,
+    watch: Arc<Mutex<StdinWatch>>,
+    input_closed: bool,
+}
+
+impl Idle {
+    /// Starts watching stdin.
+    pub fn new() -> std::io::Result<Self> {
+        let mut events = EventManager::<Arc<Mutex<dyn MutEventSubscriber + Send>>>::new()
+            .map_err(|e| std::io::Error::other(format!("event manager: {e:?}")))?;
+        let watch = Arc::new(Mutex::new(StdinWatch { ready: false }));
+        events.add_subscriber(watch.clone());
+        Ok(Idle {
+            events,
+            watch,
+            input_closed: false,
+        })
+    }
+
+    /// Waits until `deadline` (host-monotonic, None = no deadline) or
+    /// console input. Returns 1 if input is ready, 0 on timeout.
+    pub fn wait(&mut self, deadline: Option<Instant>) -> i64 {
+        loop {
+            if self.take_ready() {
+                return 1;
+            }
+            let timeout_ms = match deadline {
+                None if self.input_closed => return 0, // nothing could ever wake us
+                None => -1,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return 0;
+                    }
+                    // epoll counts milliseconds: round up so we never wake early.
+                    left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+                }
+            };
+            if self.events.run_with_timeout(timeout_ms).is_err() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
+    fn take_ready(&mut self) -> bool {
+        let mut w = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::take(&mut w.ready)
+    }
+
+    /// Reads up to `len` bytes of console input into guest RAM at `buf`.
+    /// Returns the count, 0 at end of input, or EAGAIN if none is ready.
+    pub fn read(
+        &mut self,
+        mem: &GuestMemoryMmap,
+        ram_bytes: u64,
+        buf: u64,
+        len: u64,
+    ) -> Result<i64, Errno> {
+        let len = len.min(MAX_READ);
+        if buf.checked_add(len).is_none_or(|end| end > ram_bytes) {
+            return Err(Errno::EFAULT);
+        }
+        if len == 0 {
+            return Ok(0);
+        }
+        if self.input_closed {
+            return Ok(0);
+        }
+        let stdin = std::io::stdin();
+        if !readable_now(stdin.as_raw_fd()) {
+            return Err(Errno::EAGAIN);
+        }
+        let mut bytes = vec![0u8; len as usize];
+        let n = stdin.lock().read(&mut bytes).map_err(|_| Errno::EIO)?;
+        if n == 0 {
+            self.input_closed = true;
+        }
+        mem.write_slice(&bytes[..n], GuestAddress(buf))
+            .map_err(|_| Errno::EFAULT)?;
+        Ok(n as i64)
+    }
+}
+
+/// Whether a read of `fd` would not block.
+fn readable_now(fd: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
+}
