@@ -29,6 +29,23 @@ pub enum Command {
     /// arguments and prints one line per case and `N passed, N failed`.
     /// Exits non-zero if any case fails.
     Test(TestArgs),
+    /// Measure every path as a ratio to a raw KVM exit taken in the same run
+    /// (the floor: a bare VM whose vCPU loops on `out` in ring 3), and print
+    /// a table (median, spread, ratio); `--json FILE` also writes it as JSON.
+    Bench(BenchArgs),
+}
+
+/// Options of `vkernel bench`.
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Also write the figures as JSON (`{"syscall": {"median_ns": .., "ratio": ..}, ..}`).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// A short run (a tenth of the iterations) that only checks the
+    /// benchmarks work; its figures are noisier.
+    #[arg(long)]
+    pub quick: bool,
 }
 
 /// Options of `vkernel test`.
@@ -89,6 +106,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "KERNEL ARGS", default_value = "")]
     pub append: String,
 
+    /// At exit, print counters on stderr: VM exits, hypercalls, faults the
+    /// host resolved, traps delivered, translation flushes, host RSS and how
+    /// much of it is guest memory.
+    #[arg(long)]
+    pub stats: bool,
+
     /// The KVM device to open.
     #[arg(long, value_name = "PATH", default_value = "/dev/kvm")]
     pub kvm: PathBuf,
@@ -102,6 +125,7 @@ impl Default for RunArgs {
             memory: 64,
             pool: 1024,
             append: String::new(),
+            stats: false,
             kvm: PathBuf::from("/dev/kvm"),
         }
     }

@@ -130,7 +130,7 @@ impl Hypercalls {
     /// Hypercall state; the clock starts now.
     pub fn new() -> std::io::Result<Self> {
         Ok(Hypercalls {
-            started: Instant::now(),
+            started: crate::host_start(),
             unknown_logged: HashSet::new(),
             idle: Idle::new()?,
         })

@@ -5,6 +5,7 @@
 //! `hypercall.rs` (block checked, call dispatched) → the `vmspace` crate
 //! (registry, map, page tables in the host pool).
 
+pub mod bench;
 pub mod cli;
 pub mod console;
 pub mod crash;
@@ -25,6 +26,15 @@ use std::path::Path;
 pub use error::Error;
 use machine::{Machine, Outcome};
 
+static HOST_START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// When this host process started (the first call fixes it; `main` calls
+/// it first thing). The guest's clock hypercall counts from here, so boot
+/// stages can be timed from the host's start.
+pub fn host_start() -> std::time::Instant {
+    *HOST_START.get_or_init(std::time::Instant::now)
+}
+
 /// Exit code when the host stopped the guest (crash, protocol violation).
 pub const EXIT_GUEST_STOPPED: u8 = 2;
 
@@ -33,6 +43,18 @@ fn read(path: &Path) -> Result<Vec<u8>, Error> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// This process's resident set (VmRSS) in KiB, 0 if unknown.
+pub fn resident_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// Boots the guest described by `args` and runs it to the end. Returns the
@@ -73,6 +95,19 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     vm.enter_kernel(loaded.entry)?;
     let mut machine = Machine::new(vm)?;
     let outcome = machine.run()?;
+    if args.stats {
+        let s = machine.stats;
+        let (rss, guest) = (resident_kib(), machine.vm().guest_resident_kib());
+        eprintln!(
+            "vkernel: stats: {} exits, {} hypercalls, {} faults resolved by the host, {} traps to the guest kernel, {} translation flushes; host RSS {rss} KiB, of which guest memory {guest} KiB, host overhead {} KiB",
+            s.exits,
+            s.hypercalls,
+            s.faults_resolved,
+            s.traps_delivered,
+            s.translation_flushes,
+            rss.saturating_sub(guest)
+        );
+    }
     let running = machine.vm().registry.teardown_all();
     for id in running {
         log::warn!("vmspace {id:#x} was running when the guest kernel ended; released");

@@ -7,6 +7,7 @@ use clap::Parser;
 use vkernel::cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    vkernel::host_start();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .format_timestamp_micros()
         .init();
@@ -14,6 +15,15 @@ fn main() -> ExitCode {
     let args = match cli.command {
         Some(Command::Run(args)) => args,
         Some(Command::Test(args)) => args.to_run_args(),
+        Some(Command::Bench(args)) => {
+            return match vkernel::bench::run(&args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("vkernel bench: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         None => Default::default(),
     };
     match vkernel::run(&args) {

@@ -23,9 +23,6 @@ pub mod pf {
     pub const I: u64 = 1 << 4;
 }
 
-/// Bytes of the aligned window fault-around works in.
-pub const FAULT_AROUND_WINDOW: u64 = 64 * 1024;
-
 /// What to do after a page fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultOutcome {
@@ -65,7 +62,7 @@ impl VmspaceRegistry {
     /// Resolved if `addr` is inside an entry whose protection allows the
     /// access: the page is brought in and mapped, and so are up to
     /// `fault_around - 1` other pages of the same entry not yet mapped in
-    /// the same aligned 64 KiB window. If the page was already mapped and
+    /// the same aligned window of `fault_around` pages. If the page was already mapped and
     /// allows the access, the fault was spurious: a translation cached by
     /// KVM is stale, so [`VmspaceRegistry::take_translation_reduced`] is set
     /// as well. Everything else (no entry, not allowed, reserved-bit
@@ -105,9 +102,12 @@ impl VmspaceRegistry {
         }
         space.map_page(host, &entry, va)?;
 
-        let window = va & !(FAULT_AROUND_WINDOW - 1);
+        // The aligned window of `fault_around` pages (rounded up to a power
+        // of two) around the fault.
+        let window_bytes = (fault_around.max(1) as u64).next_power_of_two() * PAGE_SIZE;
+        let window = va & !(window_bytes - 1);
         let from = window.max(entry.start);
-        let to = (window + FAULT_AROUND_WINDOW).min(entry.end);
+        let to = window.saturating_add(window_bytes).min(entry.end);
         let mut budget = fault_around.saturating_sub(1);
         let mut neighbour = from;
         while budget > 0 && neighbour < to {

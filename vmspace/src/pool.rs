@@ -35,8 +35,13 @@ pub struct HostPool {
     mem: GuestMemoryMmap,
     base: u64,
     total: usize,
-    /// Indices of free pages; the top is handed out next.
+    /// Indices of pages freed after use (they hold old contents); the top
+    /// is handed out next.
     free: Vec<u32>,
+    /// Pages at and above this index were never handed out: they are still
+    /// as the host's anonymous mapping made them, zero, and need no zeroing
+    /// (nor any host memory until first touched).
+    fresh: u32,
     /// One bit per page: set while allocated (catches double frees).
     allocated: Vec<u64>,
     /// Free pages promised to vmspaces and not drawn yet.
@@ -64,13 +69,12 @@ impl HostPool {
                 "pool [{base:#x}, +{bytes:#x}) is not one region of guest memory"
             )));
         }
-        // Reversed so that the lowest pages are handed out first.
-        let free = (0..total as u32).rev().collect();
         Ok(HostPool {
             mem,
             base,
             total,
-            free,
+            free: Vec::new(),
+            fresh: 0,
             allocated: vec![0; total.div_ceil(64)],
             reserved: 0,
         })
@@ -88,12 +92,12 @@ impl HostPool {
 
     /// Number of pages handed out and not freed.
     pub fn pages_in_use(&self) -> usize {
-        self.total - self.free.len()
+        self.fresh as usize - self.free.len()
     }
 
     /// Number of free pages (reserved ones included).
     pub fn free_pages(&self) -> usize {
-        self.free.len()
+        self.total - self.pages_in_use()
     }
 
     /// Number of free pages promised to vmspaces.
@@ -103,7 +107,7 @@ impl HostPool {
 
     /// Free pages nobody has reserved.
     pub fn available_pages(&self) -> usize {
-        self.free.len().saturating_sub(self.reserved)
+        self.free_pages().saturating_sub(self.reserved)
     }
 
     /// Whether `gpa` is a page of this pool.
@@ -169,9 +173,9 @@ impl HostPool {
     /// Frees a page drawn with [`HostPool::alloc_reserved`] and keeps it
     /// reserved (the charge for it stays with its owner).
     pub fn free_into_reserve(&mut self, gpa: u64) {
-        let before = self.free.len();
+        let before = self.pages_in_use();
         self.free(gpa);
-        if self.free.len() > before {
+        if self.pages_in_use() < before {
             self.reserved += 1;
         }
     }
@@ -191,14 +195,24 @@ impl HostPool {
     }
 
     fn pop_zeroed(&mut self) -> Option<u64> {
-        let index = self.free.pop()?;
+        let index = match self.free.pop() {
+            Some(index) => {
+                let gpa = self.base + u64::from(index) * PAGE_SIZE;
+                if let Err(e) = self.mem.write_slice(&ZERO_PAGE, GuestAddress(gpa)) {
+                    // Cannot happen: the range was checked in `new`.
+                    log::error!("host pool: cannot zero {gpa:#x}: {e}");
+                    self.free.push(index);
+                    return None;
+                }
+                index
+            }
+            None if (self.fresh as usize) < self.total => {
+                self.fresh += 1;
+                self.fresh - 1
+            }
+            None => return None,
+        };
         let gpa = self.base + u64::from(index) * PAGE_SIZE;
-        if let Err(e) = self.mem.write_slice(&ZERO_PAGE, GuestAddress(gpa)) {
-            // Cannot happen: the range was checked in `new`.
-            log::error!("host pool: cannot zero {gpa:#x}: {e}");
-            self.free.push(index);
-            return None;
-        }
         self.allocated[index as usize / 64] |= 1 << (index % 64);
         Some(gpa)
     }

@@ -17,8 +17,9 @@ use crate::pool::HostPool;
 use crate::space::{Host, Vmspace};
 
 /// Pages fault-around maps by default, the faulting page included (one
-/// aligned 64 KiB window).
-pub const DEFAULT_FAULT_AROUND: usize = 16;
+/// aligned window of that many pages: 256 KiB by default, which
+/// makes first touch of fresh memory cost a quarter of an exit per page).
+pub const DEFAULT_FAULT_AROUND: usize = 64;
 /// Default limit on map entries over all vmspaces (bounds host memory the
 /// guest can make the host spend; like Linux's `vm.max_map_count`, going
 /// over it is `ENOMEM`).
@@ -121,7 +122,7 @@ impl VmspaceRegistry {
     }
 
     /// Sets how many pages a resolved fault maps at most (the faulting one
-    /// included), inside its aligned 64 KiB window; 1 or 0 maps only the
+    /// included), inside its aligned window of that many pages; 1 or 0 maps only the
     /// faulting page.
     pub fn set_fault_around(&mut self, pages: usize) {
         self.fault_around = pages;

@@ -5,20 +5,13 @@
 
 use core::fmt::Display;
 
-use crate::usercode::{self, Routine};
+use crate::usercode::{self, frame, new_process, Routine, DATA, PAGE, TEXT};
 use crate::vmspace::{self as vms, VmResult};
 use crate::{print, println};
 use vkernel_abi::frame::*;
 use vkernel_abi::layout::*;
 use vkernel_abi::mman::*;
 use vkernel_abi::{rflags, selector, BootInfo, Errno, TrapFrame, VextFrame};
-
-/// Where test programs live inside a vmspace.
-const TEXT: u64 = 0x40_0000;
-const DATA: u64 = 0x60_0000;
-const STACK_TOP: u64 = 0x80_0000;
-const STACK_PAGES: u64 = 4;
-const PAGE: u64 = PAGE_SIZE;
 
 struct Suite {
     n: u32,
@@ -79,61 +72,6 @@ impl Display for Hex {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "{:#x}", self.0)
     }
-}
-
-/// A ring-3 frame that starts `routine` with `rdi`, `rsi`.
-fn frame(routine: Routine, rdi: u64, rsi: u64) -> TrapFrame {
-    TrapFrame {
-        rip: TEXT + usercode::offset(routine),
-        rsp: STACK_TOP - 64,
-        cs: selector::USER_CS as u64,
-        ss: selector::USER_SS as u64,
-        rflags: rflags::IF | rflags::FIXED,
-        rdi,
-        rsi,
-        ..Default::default()
-    }
-}
-
-/// Creates vmspace `id` with the user routines at TEXT (read+exec), a
-/// data page window at DATA (read+write, demand-zero) and a stack.
-fn new_process(id: u64) -> Result<(), Errno> {
-    vms::create(id, 0, 0)?;
-    let blob = usercode::blob();
-    let text_len = (blob.len() as u64).div_ceil(PAGE) * PAGE;
-    vms::mmap(
-        id,
-        TEXT,
-        text_len,
-        PROT_READ | PROT_WRITE,
-        MAP_ANON | MAP_PRIVATE | MAP_FIXED,
-        FD_NONE,
-        0,
-    )?;
-    if vms::pwrite(id, blob, TEXT)? != blob.len() as i64 {
-        return Err(Errno::EIO);
-    }
-    vms::mprotect(id, TEXT, text_len, PROT_READ | PROT_EXEC)?;
-    vms::mmap(
-        id,
-        DATA,
-        16 * PAGE,
-        PROT_READ | PROT_WRITE,
-        MAP_ANON | MAP_PRIVATE | MAP_FIXED,
-        FD_NONE,
-        0,
-    )?;
-    let stack = STACK_TOP - STACK_PAGES * PAGE;
-    vms::mmap(
-        id,
-        stack,
-        STACK_PAGES * PAGE,
-        PROT_READ | PROT_WRITE,
-        MAP_ANON | MAP_PRIVATE | MAP_FIXED,
-        FD_NONE,
-        0,
-    )?;
-    Ok(())
 }
 
 /// Runs `tf` in `id` until it traps; returns ctl's result and the frame.

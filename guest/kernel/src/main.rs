@@ -7,6 +7,7 @@
 #![no_std]
 #![no_main]
 
+mod bench;
 mod bootinfo;
 mod console;
 mod hctest;
@@ -40,6 +41,7 @@ core::arch::global_asm!(
 /// Kernel entry, called from `_start` on the boot stack.
 #[no_mangle]
 pub extern "C" fn kmain(boot_info_addr: u64) -> ! {
+    let boot_entry_ns = hypercall::clock_ns();
     let boot = bootinfo::read(boot_info_addr);
     let mib = boot.info.mem_bytes >> 20;
     println!(
@@ -54,6 +56,11 @@ pub extern "C" fn kmain(boot_info_addr: u64) -> ! {
         selftest::hypercall_fault(kind, boot.info.mem_bytes);
     }
 
+    if let Some(which) = bootinfo::arg(boot.cmdline, "bench") {
+        println!("bench kernel_entry_ns={}", boot_entry_ns);
+        bench::run_all(which == "quick");
+        hypercall::exit(0);
+    }
     if bootinfo::arg(boot.cmdline, "test") == Some("hypercalls") {
         let failed = hctest::run_all(&boot.info);
         hypercall::exit(if failed == 0 { 0 } else { 1 });

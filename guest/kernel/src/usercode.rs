@@ -2,6 +2,11 @@
 //! image and copied into a vmspace with pwrite. The test suite runs them to
 //! see each trap path; each routine ends in a `syscall` (or traps itself).
 
+use crate::vmspace as vms;
+use vkernel_abi::layout::PAGE_SIZE;
+use vkernel_abi::mman::*;
+use vkernel_abi::{rflags, selector, Errno, TrapFrame};
+
 core::arch::global_asm!(
     ".section .rodata.usercode, \"a\"",
     ".balign 16",
@@ -35,6 +40,11 @@ core::arch::global_asm!(
     "    jnz 1b",
     "    syscall",
     "    ud2",
+    // syscall forever: each RUN returns at the syscall, the next resumes
+    ".global u_syscall_loop",
+    "u_syscall_loop:",
+    "    syscall",
+    "    jmp u_syscall_loop",
     // spin forever: only the RUN timeout gets the kernel back
     ".global u_spin",
     "u_spin:",
@@ -96,6 +106,68 @@ core::arch::global_asm!(
     "usercode_end:",
 );
 
+/// Where test programs live inside a vmspace.
+pub const TEXT: u64 = 0x40_0000;
+pub const DATA: u64 = 0x60_0000;
+pub const STACK_TOP: u64 = 0x80_0000;
+pub const STACK_PAGES: u64 = 4;
+pub const PAGE: u64 = PAGE_SIZE;
+
+/// A ring-3 frame that starts `routine` with `rdi`, `rsi`.
+pub fn frame(routine: Routine, rdi: u64, rsi: u64) -> TrapFrame {
+    TrapFrame {
+        rip: TEXT + offset(routine),
+        rsp: STACK_TOP - 64,
+        cs: selector::USER_CS as u64,
+        ss: selector::USER_SS as u64,
+        rflags: rflags::IF | rflags::FIXED,
+        rdi,
+        rsi,
+        ..Default::default()
+    }
+}
+
+/// Creates vmspace `id` with the user routines at TEXT (read+exec), a
+/// data page window at DATA (read+write, demand-zero) and a stack.
+pub fn new_process(id: u64) -> Result<(), Errno> {
+    vms::create(id, 0, 0)?;
+    let blob = blob();
+    let text_len = (blob.len() as u64).div_ceil(PAGE) * PAGE;
+    vms::mmap(
+        id,
+        TEXT,
+        text_len,
+        PROT_READ | PROT_WRITE,
+        MAP_ANON | MAP_PRIVATE | MAP_FIXED,
+        FD_NONE,
+        0,
+    )?;
+    if vms::pwrite(id, blob, TEXT)? != blob.len() as i64 {
+        return Err(Errno::EIO);
+    }
+    vms::mprotect(id, TEXT, text_len, PROT_READ | PROT_EXEC)?;
+    vms::mmap(
+        id,
+        DATA,
+        16 * PAGE,
+        PROT_READ | PROT_WRITE,
+        MAP_ANON | MAP_PRIVATE | MAP_FIXED,
+        FD_NONE,
+        0,
+    )?;
+    let stack = STACK_TOP - STACK_PAGES * PAGE;
+    vms::mmap(
+        id,
+        stack,
+        STACK_PAGES * PAGE,
+        PROT_READ | PROT_WRITE,
+        MAP_ANON | MAP_PRIVATE | MAP_FIXED,
+        FD_NONE,
+        0,
+    )?;
+    Ok(())
+}
+
 extern "C" {
     static usercode_start: u8;
     static usercode_end: u8;
@@ -109,6 +181,7 @@ pub enum Routine {
     Load,
     TouchPages,
     Spin,
+    SyscallLoop,
     Hlt,
     Out,
     OutHypercall,
@@ -150,6 +223,7 @@ pub fn offset(r: Routine) -> u64 {
         Routine::Load => sym_addr!(u_load),
         Routine::TouchPages => sym_addr!(u_touch_pages),
         Routine::Spin => sym_addr!(u_spin),
+        Routine::SyscallLoop => sym_addr!(u_syscall_loop),
         Routine::Hlt => sym_addr!(u_hlt),
         Routine::Out => sym_addr!(u_out),
         Routine::OutHypercall => sym_addr!(u_out_hypercall),

@@ -1,0 +1,283 @@
+//! `vkernel bench`: every path as a ratio to the floor, a bare KVM exit
+//! round trip measured in the same run. The machines this runs on are
+//! noisy; ratios hold where absolute times do not.
+//!
+//! The floor is a second, minimal VM made here: its vCPU loops on
+//! `out dx, eax` in ring 3 through its TSS I/O bitmap, and the host
+//! re-enters it without looking at the exit — what KVM itself costs for the
+//! kind of exit every vkernel hypercall takes. The other figures come from
+//! the guest kernel's benchmark mode (`--append bench=all`), run as a child
+//! process, and from timing whole `vkernel run` processes (boot).
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use vkernel_abi::HC_PORT_BASE;
+use vm_memory::{Bytes, GuestAddress};
+
+use crate::cli::BenchArgs;
+use crate::error::{kvm_err, Error};
+use crate::vm::{MemoryConfig, Vm};
+
+/// One figure: per-operation nanoseconds over repetitions.
+#[derive(Clone, Copy, Debug)]
+pub struct Figure {
+    /// Median of the repetitions.
+    pub median_ns: f64,
+    /// Fastest repetition.
+    pub min_ns: f64,
+    /// Slowest repetition.
+    pub max_ns: f64,
+}
+
+impl Figure {
+    fn from_samples(mut v: Vec<f64>) -> Option<Figure> {
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        Some(Figure {
+            median_ns: v[v.len() / 2],
+            min_ns: v[0],
+            max_ns: v[v.len() - 1],
+        })
+    }
+}
+
+/// What each figure measures, in table order.
+const FIGURES: &[(&str, &str)] = &[
+    ("floor", "raw KVM exit round trip (ring-3 out, bare VM)"),
+    (
+        "null_hypercall",
+        "no-op hypercall through the vkernel dispatch",
+    ),
+    ("vmspace_create_destroy", "vmspace_create + vmspace_destroy"),
+    (
+        "vmspace_mmap_munmap",
+        "vmspace_mmap + vmspace_munmap (1 page)",
+    ),
+    ("vmspace_pread", "vmspace_pread (8 bytes)"),
+    ("vmspace_pwrite", "vmspace_pwrite (8 bytes)"),
+    ("vmspace_mcontrol", "vmspace_mcontrol (MADV_NORMAL)"),
+    ("vmspace_mprotect", "vmspace_mprotect (1 page)"),
+    (
+        "vmspace_clone_destroy",
+        "vmspace_clone + vmspace_destroy (small process)",
+    ),
+    (
+        "syscall",
+        "process syscall -> guest kernel -> ctl RUN -> process",
+    ),
+    (
+        "fault_to_kernel",
+        "page fault delivered to the guest kernel and back",
+    ),
+    (
+        "context_switch",
+        "switch between two processes (FPU state swapped)",
+    ),
+    (
+        "page_fault",
+        "first touch of a fresh 64 MiB mapping, per 4 KiB page",
+    ),
+    (
+        "kernel_entry",
+        "vkernel start -> guest kernel's first instruction",
+    ),
+    (
+        "boot_to_exit",
+        "vkernel start to exit, kernel exits at once (wall, whole process)",
+    ),
+];
+
+/// Measures the floor: `reps` repetitions of `iters` bare exits.
+pub fn floor(reps: usize, iters: u64) -> Result<Vec<f64>, Error> {
+    let cfg = MemoryConfig {
+        ram_bytes: 16 << 20,
+        pool_bytes: 8 << 20,
+        kvm_path: "/dev/kvm".into(),
+    };
+    let mut vm = Vm::new(&cfg)?;
+    // mov dx, HC_PORT_BASE; 1: out dx, eax; jmp 1b
+    let port = HC_PORT_BASE.to_le_bytes();
+    let code = [0x66, 0xba, port[0], port[1], 0xef, 0xeb, 0xfd];
+    let entry = 0x20_0000;
+    vm.mem
+        .write_slice(&code, GuestAddress(entry))
+        .map_err(|e| Error::Memory(e.to_string()))?;
+    vm.enter_kernel(entry)?;
+    // No synced registers: the bare cost of an exit. (Measured here: the
+    // register sync the vkernel uses adds less than the run-to-run noise.)
+    vm.vcpu.clear_sync_valid_reg(kvm_ioctls::SyncReg::Register);
+    vm.vcpu
+        .clear_sync_valid_reg(kvm_ioctls::SyncReg::SystemRegister);
+    let mut run = |n: u64| -> Result<(), Error> {
+        for _ in 0..n {
+            vm.vcpu.run().map_err(kvm_err("KVM_RUN"))?;
+        }
+        Ok(())
+    };
+    run(100)?; // the first entries of a new VM are slow
+    let mut samples = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t0 = Instant::now();
+        run(iters)?;
+        samples.push(t0.elapsed().as_nanos() as f64 / iters as f64);
+    }
+    Ok(samples)
+}
+
+/// Runs the guest kernel's benchmark mode and collects its figures.
+fn guest_figures(quick: bool) -> Result<BTreeMap<String, Figure>, Error> {
+    let exe = std::env::current_exe().map_err(|e| Error::Setup(format!("finding vkernel: {e}")))?;
+    let mode = if quick { "bench=quick" } else { "bench=all" };
+    let out = Command::new(exe)
+        .args(["run", "--pool", "512", "--append", mode])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| Error::Setup(format!("running the benchmark guest: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::Setup(format!(
+            "the benchmark guest failed: {}",
+            out.status
+        )));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut figures = BTreeMap::new();
+    let mut page_fault = Vec::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("bench") => {
+                let Some(name) = words.next() else { continue };
+                if let Some(ns) = name.strip_prefix("kernel_entry_ns=") {
+                    if let Ok(ns) = ns.parse::<f64>() {
+                        figures.insert(
+                            "kernel_entry".to_string(),
+                            Figure {
+                                median_ns: ns,
+                                min_ns: ns,
+                                max_ns: ns,
+                            },
+                        );
+                    }
+                    continue;
+                }
+                let field = |key: &str| -> Option<f64> {
+                    line.split_whitespace()
+                        .find_map(|w| w.strip_prefix(key))
+                        .and_then(|v| v.parse().ok())
+                };
+                if let (Some(median_ns), Some(min_ns), Some(max_ns)) =
+                    (field("median_ns="), field("min_ns="), field("max_ns="))
+                {
+                    if name != "page_fault" {
+                        figures.insert(
+                            name.to_string(),
+                            Figure {
+                                median_ns,
+                                min_ns,
+                                max_ns,
+                            },
+                        );
+                    }
+                }
+            }
+            Some("bench_sample") if words.next() == Some("page_fault") => {
+                if let Some(v) = words.next().and_then(|v| v.parse().ok()) {
+                    page_fault.push(v);
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(f) = Figure::from_samples(page_fault) {
+        figures.insert("page_fault".into(), f);
+    }
+    Ok(figures)
+}
+
+/// Times whole `vkernel run` processes whose kernel exits at once.
+fn boot_to_exit(runs: usize) -> Result<(Vec<f64>, u64), Error> {
+    let exe = std::env::current_exe().map_err(|e| Error::Setup(format!("finding vkernel: {e}")))?;
+    let mut samples = Vec::new();
+    for _ in 0..runs {
+        let t0 = Instant::now();
+        let status = Command::new(&exe)
+            .args(["run", "--append", "exit=0"])
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| Error::Setup(format!("running vkernel: {e}")))?;
+        samples.push(t0.elapsed().as_nanos() as f64);
+        if !status.success() {
+            return Err(Error::Setup(format!("boot run failed: {status}")));
+        }
+    }
+    // One more run reports its memory: host RSS beyond guest memory.
+    let out = Command::new(&exe)
+        .args(["run", "--stats", "--append", "exit=0"])
+        .stdout(Stdio::null())
+        .output()
+        .map_err(|e| Error::Setup(format!("running vkernel: {e}")))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let overhead = stderr
+        .split("host overhead ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| Error::Setup(format!("no stats line in: {stderr}")))?;
+    Ok((samples, overhead))
+}
+
+/// `vkernel bench`.
+pub fn run(args: &BenchArgs) -> Result<(), Error> {
+    let (reps, iters) = if args.quick { (5, 500) } else { (9, 5000) };
+    let mut floor_samples = floor(reps, iters)?;
+    let mut figures = guest_figures(args.quick)?;
+    floor_samples.extend(floor(reps, iters)?);
+    let (boot, overhead_kib) = boot_to_exit(if args.quick { 3 } else { 10 })?;
+    let floor = Figure::from_samples(floor_samples)
+        .ok_or_else(|| Error::Setup("no floor samples".into()))?;
+    figures.insert("floor".into(), floor);
+    if let Some(b) = Figure::from_samples(boot) {
+        figures.insert("boot_to_exit".into(), b);
+    }
+
+    println!(
+        "{:<24} {:>12} {:>12} {:>12} {:>8}  what",
+        "figure", "median µs", "min µs", "max µs", "ratio"
+    );
+    let mut json = serde_json::Map::new();
+    for (name, what) in FIGURES {
+        let Some(f) = figures.get(*name) else {
+            continue;
+        };
+        let ratio = f.median_ns / floor.median_ns;
+        println!(
+            "{name:<24} {:>12.2} {:>12.2} {:>12.2} {:>8.3}  {what}",
+            f.median_ns / 1e3,
+            f.min_ns / 1e3,
+            f.max_ns / 1e3,
+            ratio
+        );
+        json.insert(
+            name.to_string(),
+            serde_json::json!({
+                "median_ns": f.median_ns, "min_ns": f.min_ns, "max_ns": f.max_ns,
+                "ratio": ratio, "what": what,
+            }),
+        );
+    }
+    println!("host memory overhead (RSS beyond resident guest memory) of a boot-and-exit run: {overhead_kib} KiB");
+    json.insert("host_overhead_kib".into(), serde_json::json!(overhead_kib));
+    if let Some(path) = &args.json {
+        let text =
+            serde_json::to_string_pretty(&serde_json::Value::Object(json)).unwrap_or_default();
+        std::fs::write(path, text).map_err(|source| Error::ReadFile {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
