@@ -938,7 +938,7 @@ fn fault_outcomes() {
 fn fault_around_maps_the_window_inside_the_entry() {
     let (mem, mut reg) = with_space(128);
     reg.set_fault_around(16); // a 64 KiB window
-    // Entry from window offset 3 pages to 2 pages into the next window.
+                              // Entry from window offset 3 pages to 2 pages into the next window.
     anon(&mut reg, 1, BASE + 0x3000, 0xf000, RW_);
     assert_eq!(
         reg.handle_fault(1, BASE + 0x8123, pf::U | pf::W),

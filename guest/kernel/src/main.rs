@@ -10,6 +10,7 @@
 mod bench;
 mod bootinfo;
 mod console;
+mod fuzz;
 mod hctest;
 mod hypercall;
 mod selftest;
@@ -60,6 +61,17 @@ pub extern "C" fn kmain(boot_info_addr: u64) -> ! {
         println!("bench kernel_entry_ns={}", boot_entry_ns);
         bench::run_all(which == "quick");
         hypercall::exit(0);
+    }
+    if let Some(n) = bootinfo::arg(boot.cmdline, "test").and_then(|t| t.strip_prefix("fuzz")) {
+        let count = n
+            .strip_prefix(':')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(100_000);
+        let seed = bootinfo::arg(boot.cmdline, "seed")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0x5eed);
+        let pool_back = fuzz::run(count, boot.info.mem_bytes, seed);
+        hypercall::exit(if pool_back { 0 } else { 1 });
     }
     if bootinfo::arg(boot.cmdline, "test") == Some("hypercalls") {
         let failed = hctest::run_all(&boot.info);
