@@ -33,10 +33,6 @@ mod bits {
     pub const MSR_LSTAR: u32 = 0xc000_0082;
     pub const MSR_CSTAR: u32 = 0xc000_0083;
     pub const MSR_SFMASK: u32 = 0xc000_0084;
-    pub const PTE_P: u64 = 1;
-    pub const PTE_RW: u64 = 2;
-    pub const PTE_US: u64 = 4;
-    pub const PTE_NX: u64 = 1 << 63;
 }
 
 /// What the VM is built from: memory sizes and the KVM device.
@@ -359,7 +355,7 @@ fn build_kernel_address_space(
     registry: &mut VmspaceRegistry,
     ram_bytes: u64,
 ) -> Result<(u64, Vec<u64>), Error> {
-    use bits::*;
+    use vmspace::pagetable::pte::{NX, P, RW, US};
     const TWO_MB: u64 = 2 << 20;
     let table_err =
         |e: vmspace::Error| Error::Memory(format!("building the kernel's page tables: {e}"));
@@ -377,7 +373,7 @@ fn build_kernel_address_space(
 
     let mut pt = registry.host_page_table();
     let root = pt.new_root().map_err(table_err)?;
-    let ram = PTE_P | PTE_RW | PTE_US;
+    let ram = P | RW | US;
     let mut va = layout::PAGE_SIZE;
     while va < ram_bytes {
         if va.is_multiple_of(TWO_MB) && va + TWO_MB <= ram_bytes {
@@ -390,9 +386,9 @@ fn build_kernel_address_space(
     }
     for (index, _, access) in &image.pages {
         let flags = match access {
-            Access::UserExec => PTE_P | PTE_US,
-            Access::SupervisorData => PTE_P | PTE_RW | PTE_NX,
-            Access::SupervisorExec => PTE_P,
+            Access::UserExec => P | US,
+            Access::SupervisorData => P | RW | NX,
+            Access::SupervisorExec => P,
         };
         let va = layout::TRAP_AREA_BASE + index * layout::PAGE_SIZE;
         pt.map_4k(root, va, pages[*index as usize], flags)
