@@ -8,10 +8,11 @@ use std::io::Write;
 
 #[test]
 fn default_image_boots_and_exits_zero() {
-    vkernel(&[])
+    vkernel(&["run", "--append", "exit=0"])
         .expect_code(0)
         .stdout_has("vkernel guest kernel: 64 MiB memory")
         .stdout_has("/etc/motd")
+        .stdout_has("/init")
         .stdout_has("kernel: exiting with status 0");
 }
 
