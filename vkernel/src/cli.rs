@@ -92,6 +92,12 @@ pub struct RunArgs {
     /// The KVM device to open.
     #[arg(long, value_name = "PATH", default_value = "/dev/kvm")]
     pub kvm: PathBuf,
+
+    /// A static x86-64 Linux program and its arguments (after `--`): it
+    /// becomes /init of an image packed on the fly, e.g.
+    /// `vkernel run -- ./hello world` (build it with `gcc -static`).
+    #[arg(last = true, value_name = "PROGRAM ARGS")]
+    pub program: Vec<String>,
 }
 
 impl Default for RunArgs {
@@ -103,6 +109,7 @@ impl Default for RunArgs {
             pool: 1024,
             append: String::new(),
             kvm: PathBuf::from("/dev/kvm"),
+            program: Vec::new(),
         }
     }
 }

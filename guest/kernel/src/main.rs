@@ -51,7 +51,7 @@ core::arch::global_asm!(
 pub extern "C" fn kmain(boot_info_addr: u64) -> ! {
     let boot = bootinfo::read(boot_info_addr);
     let mib = boot.info.mem_bytes >> 20;
-    println!(
+    eprintln!(
         "vkernel guest kernel: {mib} MiB memory, cmdline \"{}\"",
         boot.cmdline
     );

@@ -858,7 +858,7 @@ fn sys_execve(
     match exec_into(t, s, &pbuf[..n], args) {
         Ok(()) => NoReturn,
         Err(e) => {
-            if e.errno() == Errno::ENOEXEC {
+            if e == ExecError::Dynamic {
                 let p = &t.procs[s];
                 eprintln!(
                     "kernel: pid {} ({}): exec {}: {}",
