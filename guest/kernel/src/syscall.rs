@@ -817,7 +817,7 @@ pub fn exec_into(t: &mut ProcTable, s: usize, path: &[u8], args: &ArgBuf) -> Res
     let old = t.procs[s].vmid;
     let new = proc::vmid_for(t.procs[s].pid, proc::generation_of(old) + 1);
     let loaded = exec::load(t.image, path, args, new)?;
-    if t.procs[s].alive() && t.procs[s].state != State::Free {
+    if t.procs[s].alive() {
         let _ = vms::destroy(old);
     }
     let p = &mut t.procs[s];
