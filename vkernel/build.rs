@@ -19,6 +19,7 @@ fn main() {
 
     for dir in [
         "guest/kernel",
+        "guest/user",
         "guest/Cargo.toml",
         "guest/.cargo",
         "vmspace/abi/src",
@@ -59,9 +60,21 @@ fn main() {
 
     let bin = guest_target.join("x86_64-unknown-none").join("release");
     copy(&bin.join("kernel"), &out.join("kernel"));
-    let image = pack_dir(&root.join("images").join("default"), &[]);
+    // The user programs: init at /init, the others under /bin.
+    let mut programs = vec![("init".to_string(), bin.join("init"))];
+    for name in USER_PROGRAMS {
+        programs.push((format!("bin/{name}"), bin.join(name)));
+    }
+    let extra: Vec<(&str, PathBuf)> = programs
+        .iter()
+        .map(|(n, p)| (n.as_str(), p.clone()))
+        .collect();
+    let image = pack_dir(&root.join("images").join("default"), &extra);
     std::fs::write(out.join("default.cpio"), image).unwrap();
 }
+
+/// Programs of `guest/user/src/bin` packed under `/bin` (init goes to /init).
+const USER_PROGRAMS: &[&str] = &["hello", "compute", "sleeper", "crash", "systest"];
 
 fn copy(from: &Path, to: &Path) {
     std::fs::copy(from, to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));

@@ -115,6 +115,12 @@ pub struct RunArgs {
     /// The KVM device to open.
     #[arg(long, value_name = "PATH", default_value = "/dev/kvm")]
     pub kvm: PathBuf,
+
+    /// A static x86-64 Linux program and its arguments (after `--`): it
+    /// becomes /init of an image packed on the fly, e.g.
+    /// `vkernel run -- ./hello world` (build it with `gcc -static`).
+    #[arg(last = true, value_name = "PROGRAM ARGS")]
+    pub program: Vec<String>,
 }
 
 impl Default for RunArgs {
@@ -127,6 +133,7 @@ impl Default for RunArgs {
             append: String::new(),
             stats: false,
             kvm: PathBuf::from("/dev/kvm"),
+            program: Vec::new(),
         }
     }
 }

@@ -12,8 +12,16 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 pub const MAX_WRITE: u64 = 64 * 1024;
 
 /// Copies `len` bytes at guest-physical `buf` (inside `[0, ram_bytes)`) to
-/// stdout. Returns how many bytes were written.
-pub fn write(mem: &GuestMemoryMmap, ram_bytes: u64, buf: u64, len: u64) -> Result<i64, Errno> {
+/// the host's stdout, or its stderr when `stream` is 2 (the guest kernel's
+/// own messages and its processes' fd 2). Returns how many bytes were
+/// written.
+pub fn write(
+    mem: &GuestMemoryMmap,
+    ram_bytes: u64,
+    buf: u64,
+    len: u64,
+    stream: u64,
+) -> Result<i64, Errno> {
     let len = len.min(MAX_WRITE);
     let end = buf.checked_add(len).ok_or(Errno::EFAULT)?;
     if end > ram_bytes {
@@ -22,8 +30,14 @@ pub fn write(mem: &GuestMemoryMmap, ram_bytes: u64, buf: u64, len: u64) -> Resul
     let mut bytes = vec![0u8; len as usize];
     mem.read_slice(&mut bytes, GuestAddress(buf))
         .map_err(|_| Errno::EFAULT)?;
-    let mut out = std::io::stdout().lock();
-    out.write_all(&bytes).map_err(|_| Errno::EIO)?;
-    out.flush().map_err(|_| Errno::EIO)?;
+    if stream == 2 {
+        let mut err = std::io::stderr().lock();
+        err.write_all(&bytes).map_err(|_| Errno::EIO)?;
+        err.flush().map_err(|_| Errno::EIO)?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        out.write_all(&bytes).map_err(|_| Errno::EIO)?;
+        out.flush().map_err(|_| Errno::EIO)?;
+    }
     Ok(len as i64)
 }

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use vkernel_abi::{Errno, Hypercall, HypercallBlock, Pod, HYPERCALL_BLOCK_SIZE};
+use vkernel_abi::{Errno, Hypercall, HypercallBlock, Pod, CLOCK_REALTIME, HYPERCALL_BLOCK_SIZE};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use crate::console;
@@ -149,8 +149,9 @@ impl Hypercalls {
         let a = &b.args;
         let r = match Hypercall::from_nr(nr) {
             Some(Hypercall::Noop) => Ok(0),
-            Some(Hypercall::ConsoleWrite) => console::write(mem, ram_bytes, a[0], a[1]),
+            Some(Hypercall::ConsoleWrite) => console::write(mem, ram_bytes, a[0], a[1], a[2]),
             Some(Hypercall::Exit) => return Some((Ok(0), Flow::Exit(a[0] as i32))),
+            Some(Hypercall::Clock) if a[0] == CLOCK_REALTIME => Ok(realtime_ns()),
             Some(Hypercall::Clock) => Ok(self.started.elapsed().as_nanos() as i64),
             Some(Hypercall::PoolStats) => Ok(pool_pages as i64),
             Some(Hypercall::ConsoleRead) => self.idle.read(mem, ram_bytes, a[0], a[1]),
@@ -168,4 +169,12 @@ impl Hypercalls {
         };
         Some((r, Flow::Resume))
     }
+}
+
+/// Wall-clock time in nanoseconds since the Unix epoch (0 if the host
+/// clock is before it).
+fn realtime_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
 }

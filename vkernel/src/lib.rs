@@ -16,6 +16,7 @@ pub mod idle;
 pub mod images;
 pub mod machine;
 pub mod process;
+pub mod program;
 pub mod slice_timer;
 pub mod trap_area;
 pub mod vm;
@@ -64,13 +65,22 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
         Some(p) => read(p)?,
         None => images::KERNEL.to_vec(),
     };
-    let image_bytes = match &args.image {
-        Some(p) => read(p)?,
-        None => images::DEFAULT_IMAGE.to_vec(),
-    };
     let name = |p: &Option<std::path::PathBuf>| match p {
         Some(p) => p.display().to_string(),
         None => "built-in".to_string(),
+    };
+    let (image_bytes, image_name) = match (args.program.first(), &args.image) {
+        (Some(_), Some(_)) => {
+            return Err(Error::Setup(
+                "give either --image or a program after --, not both".into(),
+            ))
+        }
+        (Some(prog), None) => (
+            program::pack_program(Path::new(prog), &args.program)?,
+            format!("packed from {prog}"),
+        ),
+        (None, Some(p)) => (read(p)?, name(&args.image)),
+        (None, None) => (images::DEFAULT_IMAGE.to_vec(), name(&None)),
     };
     let cfg = vm::MemoryConfig {
         ram_bytes: args.memory << 20,
@@ -87,11 +97,25 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
             bytes: &kernel_bytes,
         },
         &loader::Blob {
-            name: name(&args.image),
+            name: image_name.clone(),
             bytes: &image_bytes,
         },
         &args.append,
     )?;
+    // The built-in kernel starts /init (unless told `init=PATH`): refuse an
+    // image whose /init it could not run, in one line, before booting.
+    let custom_init = args
+        .append
+        .split_ascii_whitespace()
+        .any(|w| w.starts_with("init="));
+    if args.kernel.is_none() && !custom_init {
+        if let Err(problem) = program::check_init(&image_bytes) {
+            return Err(Error::Load(loader::LoadError::BadImage {
+                name: image_name,
+                problem,
+            }));
+        }
+    }
     vm.enter_kernel(loaded.entry)?;
     let mut machine = Machine::new(vm)?;
     let outcome = machine.run()?;

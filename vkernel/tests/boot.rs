@@ -8,10 +8,11 @@ use std::io::Write;
 
 #[test]
 fn default_image_boots_and_exits_zero() {
-    vkernel(&[])
+    vkernel(&["run", "--append", "exit=0"])
         .expect_code(0)
-        .stdout_has("vkernel guest kernel: 64 MiB memory")
+        .stderr_has("vkernel guest kernel: 64 MiB memory")
         .stdout_has("/etc/motd")
+        .stdout_has("/init")
         .stdout_has("kernel: exiting with status 0");
 }
 
@@ -19,14 +20,14 @@ fn default_image_boots_and_exits_zero() {
 fn memory_size_reaches_the_guest() {
     vkernel(&["run", "--memory", "128"])
         .expect_code(0)
-        .stdout_has("128 MiB memory");
+        .stderr_has("128 MiB memory");
 }
 
 #[test]
 fn guest_exit_status_is_vkernel_exit_status() {
     vkernel(&["run", "--append", "exit=7"])
         .expect_code(7)
-        .stdout_has("cmdline \"exit=7\"");
+        .stderr_has("cmdline \"exit=7\"");
 }
 
 fn crash(kind: &str) -> common::Run {

@@ -6,12 +6,13 @@ use core::fmt::{self, Write};
 struct LineWriter {
     buf: [u8; 256],
     len: usize,
+    stream: u64,
 }
 
 impl LineWriter {
     fn flush(&mut self) {
         if self.len > 0 {
-            crate::hypercall::console_write(&self.buf[..self.len]);
+            crate::hypercall::console_write_to(self.stream, &self.buf[..self.len]);
             self.len = 0;
         }
     }
@@ -35,9 +36,19 @@ impl Write for LineWriter {
 
 #[doc(hidden)]
 pub fn _print(args: fmt::Arguments) {
+    print_to(1, args)
+}
+
+#[doc(hidden)]
+pub fn _eprint(args: fmt::Arguments) {
+    print_to(2, args)
+}
+
+fn print_to(stream: u64, args: fmt::Arguments) {
     let mut w = LineWriter {
         buf: [0; 256],
         len: 0,
+        stream,
     };
     let _ = w.write_fmt(args);
     w.flush();
@@ -54,4 +65,11 @@ macro_rules! print {
 macro_rules! println {
     () => { $crate::print!("\n") };
     ($($arg:tt)*) => { $crate::console::_print(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// Prints a line to the host's stderr: the kernel's own messages (crash
+/// reports, unimplemented system calls), apart from program output.
+#[macro_export]
+macro_rules! eprintln {
+    ($($arg:tt)*) => { $crate::console::_eprint(format_args!("{}\n", format_args!($($arg)*))) };
 }

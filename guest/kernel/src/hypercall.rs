@@ -49,12 +49,47 @@ pub fn raw_port_out(port: u16, value: u32) {
     unsafe { asm!("out dx, eax", in("dx") port, in("eax") value, options(nostack)) }
 }
 
-/// Writes bytes to the host console.
-pub fn console_write(bytes: &[u8]) {
-    let _ = call(
+/// Writes bytes to the host's stdout (`stream` 1) or stderr (2); returns
+/// how many were written.
+pub fn console_write_to(stream: u64, bytes: &[u8]) -> usize {
+    call(
         Hypercall::ConsoleWrite,
-        [bytes.as_ptr() as u64, bytes.len() as u64, 0, 0, 0, 0, 0],
-    );
+        [
+            bytes.as_ptr() as u64,
+            bytes.len() as u64,
+            stream,
+            0,
+            0,
+            0,
+            0,
+        ],
+    )
+    .map_or(0, |n| n as usize)
+}
+
+/// Reads console input into `buf`: the count, 0 at end of input, or
+/// EAGAIN when none is ready.
+pub fn console_read(buf: &mut [u8]) -> Result<usize, Errno> {
+    call(
+        Hypercall::ConsoleRead,
+        [buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0, 0, 0, 0],
+    )
+    .map(|n| n as usize)
+}
+
+/// Blocks until the host clock reaches `deadline_ns` (0: no deadline) or
+/// console input is ready. True if input is ready.
+pub fn idle(deadline_ns: u64) -> bool {
+    call(Hypercall::Idle, [deadline_ns, 0, 0, 0, 0, 0, 0]) == Ok(1)
+}
+
+/// Wall-clock nanoseconds since the Unix epoch.
+pub fn realtime_ns() -> u64 {
+    call(
+        Hypercall::Clock,
+        [vkernel_abi::CLOCK_REALTIME, 0, 0, 0, 0, 0, 0],
+    )
+    .unwrap_or(0) as u64
 }
 
 /// Ends the run with `status`.

@@ -10,17 +10,26 @@
 mod bench;
 mod bootinfo;
 mod console;
+mod exec;
 mod fuzz;
 mod hctest;
 mod hypercall;
+mod proc;
+mod random;
+mod sched;
 mod selftest;
+mod syscall;
+mod uaccess;
 mod usercode;
 mod vmspace;
+
+use exec::ArgBuf;
+use proc::ProcTable;
 
 use vkernel_abi::cpio::Archive;
 
 /// Size of the boot stack.
-const STACK_BYTES: usize = 64 * 1024;
+const STACK_BYTES: usize = 256 * 1024;
 
 #[repr(C, align(16))]
 struct Stack([u8; STACK_BYTES]);
@@ -45,7 +54,7 @@ pub extern "C" fn kmain(boot_info_addr: u64) -> ! {
     let boot_entry_ns = hypercall::clock_ns();
     let boot = bootinfo::read(boot_info_addr);
     let mib = boot.info.mem_bytes >> 20;
-    println!(
+    eprintln!(
         "vkernel guest kernel: {mib} MiB memory, cmdline \"{}\"",
         boot.cmdline
     );
@@ -78,13 +87,75 @@ pub extern "C" fn kmain(boot_info_addr: u64) -> ! {
         hypercall::exit(if failed == 0 { 0 } else { 1 });
     }
 
-    list_image(boot.image);
-    let status = bootinfo::arg(boot.cmdline, "exit")
-        .and_then(|s| s.parse::<i32>().ok())
-        .unwrap_or(0);
-    let uptime_us = hypercall::clock_ns() / 1000;
-    println!("kernel: exiting with status {status} (host uptime {uptime_us} us)");
-    hypercall::exit(status)
+    if let Some(status) = bootinfo::arg(boot.cmdline, "exit") {
+        // Boot, list the image and exit: the boot path alone.
+        list_image(boot.image);
+        let status = status.parse::<i32>().unwrap_or(0);
+        let uptime_us = hypercall::clock_ns() / 1000;
+        println!("kernel: exiting with status {status} (host uptime {uptime_us} us)");
+        hypercall::exit(status)
+    }
+    start_init(&boot)
+}
+
+static mut TABLE: ProcTable = ProcTable::new();
+static mut SCRATCH: ArgBuf = ArgBuf::new();
+
+/// Loads init (`/init`, or `init=PATH`) as pid 1 and runs the scheduler.
+/// init's argv is `/etc/init.args` from the image if there is one (the
+/// arguments, each ending in NUL: `vkernel run -- PROG ARGS` writes it),
+/// else the path and the words after ` -- ` on the command line.
+fn start_init(boot: &bootinfo::Boot) -> ! {
+    // SAFETY: taken once, here; from now on the scheduler owns them (the
+    // kernel is single-threaded and never re-enters kmain).
+    let (t, args) = unsafe {
+        (
+            &mut *core::ptr::addr_of_mut!(TABLE),
+            &mut *core::ptr::addr_of_mut!(SCRATCH),
+        )
+    };
+    t.image = boot.image;
+    if let Some(us) = bootinfo::arg(boot.cmdline, "slice_us").and_then(|v| v.parse::<u64>().ok()) {
+        t.slice_us = us.clamp(100, 10_000_000);
+    }
+    let path = bootinfo::arg(boot.cmdline, "init").unwrap_or("/init");
+    args.clear();
+    let mut ok = true;
+    match exec::find(boot.image, b"etc/init.args") {
+        Ok(list) if path == "/init" => {
+            for a in list.split(|&b| b == 0).filter(|a| !a.is_empty()) {
+                ok &= args.push(a, false).is_ok();
+            }
+        }
+        _ => {
+            ok &= args.push(path.as_bytes(), false).is_ok();
+            if let Some((_, rest)) = boot.cmdline.split_once(" -- ") {
+                for w in rest.split_ascii_whitespace() {
+                    ok &= args.push(w.as_bytes(), false).is_ok();
+                }
+            }
+        }
+    }
+    for e in [&b"HOME=/"[..], b"PATH=/bin:/", b"TERM=linux"] {
+        ok &= args.push(e, true).is_ok();
+    }
+    if !ok {
+        eprintln!("kernel: init's arguments are too long");
+        hypercall::exit(126);
+    }
+    let Some(slot) = t.alloc(0) else {
+        hypercall::exit(126);
+    };
+    if let Err(e) = syscall::exec_into(t, slot, path.as_bytes(), args) {
+        eprintln!("kernel: cannot run {path}: {}", e.message());
+        let status = if e == exec::ExecError::NotFound {
+            127
+        } else {
+            126
+        };
+        hypercall::exit(status);
+    }
+    sched::run(t, args)
 }
 
 /// Prints the image's members: the first sign the boot path works.

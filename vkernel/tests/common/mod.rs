@@ -64,3 +64,46 @@ impl Run {
         self
     }
 }
+
+/// Runs `vkernel` with `args` and `input` on its stdin.
+pub fn vkernel_with_input(args: &[&str], input: &[u8]) -> Run {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new("timeout")
+        .arg("60")
+        .arg(env!("CARGO_BIN_EXE_vkernel"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running vkernel");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    Run::from(child.wait_with_output().unwrap())
+}
+
+/// Runs `/bin/systest ARGS` of the built-in image as init.
+pub fn systest(args: &str) -> Run {
+    vkernel(&["run", "--append", &format!("init=/bin/systest -- {args}")])
+}
+
+/// Path of a built guest user program (the build script builds them here).
+pub fn guest_program(name: &str) -> String {
+    format!(
+        "{}/../target/guest/x86_64-unknown-none/release/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+impl Run {
+    /// Panics unless the run exited 0 and no check printed FAIL.
+    pub fn all_ok(&self) -> &Self {
+        assert!(
+            !self.stdout.contains("FAIL"),
+            "a check failed\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self.expect_code(0)
+    }
+}

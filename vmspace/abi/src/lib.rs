@@ -42,12 +42,15 @@ pub const SYSCALL_PORT: u16 = 0x60;
 pub enum Hypercall {
     /// Does nothing, returns 0: the floor the benchmarks compare against.
     Noop = 0,
-    /// `console_write(buf, len)`: write `len` bytes at guest-physical `buf`
-    /// to the host console. Returns `len`.
+    /// `console_write(buf, len, stream)`: write `len` bytes at
+    /// guest-physical `buf` to the host console: its stdout, or its stderr
+    /// when `stream` is 2. Returns `len`.
     ConsoleWrite = 1,
     /// `exit(status)`: end the run; the host exits with `status & 0xff`.
     Exit = 2,
-    /// `clock()`: monotonic time in nanoseconds since the host started.
+    /// `clock(which)`: [`CLOCK_MONOTONIC`] (0): monotonic time in
+    /// nanoseconds since the host started; [`CLOCK_REALTIME`] (1): wall-clock
+    /// nanoseconds since the Unix epoch.
     Clock = 3,
     /// `pool_stats()`: host pool pages in use (vmspace memory and tables).
     PoolStats = 4,
@@ -130,6 +133,11 @@ pub struct HypercallBlock {
     /// 0 or a Linux errno value.
     pub errno: i64,
 }
+
+/// `clock` argument: monotonic nanoseconds since the host started.
+pub const CLOCK_MONOTONIC: u64 = 0;
+/// `clock` argument: wall-clock nanoseconds since the Unix epoch.
+pub const CLOCK_REALTIME: u64 = 1;
 
 /// Size in bytes of [`HypercallBlock`] as the host reads it.
 pub const HYPERCALL_BLOCK_SIZE: usize = core::mem::size_of::<HypercallBlock>();

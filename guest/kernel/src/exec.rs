@@ -1,0 +1,512 @@
+//! Loading a static ELF program from the image into a fresh vmspace and
+//! building its initial stack as the Linux x86-64 ABI lays it out
+//! (xv6's exec.c, for ELF64 and Linux's auxiliary vector).
+//!
+//! Accepted: ELF64, little-endian, x86-64, ET_EXEC (fixed address) or
+//! static-PIE (ET_DYN without PT_INTERP, loaded at [`PIE_BASE`]; glibc's
+//! static-pie startup relocates itself). A PT_INTERP (a dynamically linked
+//! program) is refused: there is no dynamic loader in the image.
+
+use crate::random;
+use crate::vmspace as vms;
+use vkernel_abi::cpio::Archive;
+use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS, VM_MIN_USER_ADDRESS};
+use vkernel_abi::mman::*;
+use vkernel_abi::Errno;
+
+/// Where a static-PIE is loaded (Linux's default for PIE programs).
+pub const PIE_BASE: u64 = 0x5555_5555_4000;
+/// Top of the user stack; one unmapped guard page lies above it, below the
+/// trap area.
+pub const STACK_TOP: u64 = VM_MAX_USER_ADDRESS - PAGE_SIZE;
+/// Stack reservation (demand-zero), like Linux's default RLIMIT_STACK.
+pub const STACK_BYTES: u64 = 8 << 20;
+/// mmap without MAP_FIXED hands out addresses downwards from here.
+pub const MMAP_TOP: u64 = STACK_TOP - STACK_BYTES - (1 << 30);
+/// Room kept for the program break above the image.
+pub const BRK_ROOM: u64 = 1 << 40;
+
+/// Bytes of argument and environment strings exec accepts (with NULs).
+pub const ARG_BYTES: usize = 32 * 1024;
+/// Most argument plus environment strings.
+pub const MAX_ARGS: usize = 512;
+
+/// The argv and envp strings of an exec, copied out of the caller (or made
+/// by the kernel for init) before the old image goes away.
+pub struct ArgBuf {
+    bytes: [u8; ARG_BYTES],
+    len: usize,
+    /// (offset, length) of each string: argv first, then envp.
+    spans: [(u32, u32); MAX_ARGS],
+    pub argc: usize,
+    pub envc: usize,
+}
+
+impl ArgBuf {
+    pub const fn new() -> Self {
+        ArgBuf {
+            bytes: [0; ARG_BYTES],
+            len: 0,
+            spans: [(0, 0); MAX_ARGS],
+            argc: 0,
+            envc: 0,
+        }
+    }
+
+    /// Empties the buffer.
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.argc = 0;
+        self.envc = 0;
+    }
+
+    /// Room left for string bytes (without the NUL).
+    pub fn spare(&mut self) -> &mut [u8] {
+        let end = ARG_BYTES.saturating_sub(1);
+        &mut self.bytes[self.len.min(end)..end]
+    }
+
+    /// Adds the first `n` bytes of `spare()` as a string (argv if `env`
+    /// is false). E2BIG when full.
+    pub fn commit(&mut self, n: usize, env: bool) -> Result<(), Errno> {
+        let i = self.argc + self.envc;
+        if i >= MAX_ARGS || self.len + n + 1 > ARG_BYTES {
+            return Err(Errno::E2BIG);
+        }
+        self.spans[i] = (self.len as u32, n as u32);
+        self.bytes[self.len + n] = 0;
+        self.len += n + 1;
+        if env {
+            self.envc += 1;
+        } else {
+            if self.envc != 0 {
+                return Err(Errno::EINVAL); // argv must come first
+            }
+            self.argc += 1;
+        }
+        Ok(())
+    }
+
+    /// Adds a string.
+    pub fn push(&mut self, s: &[u8], env: bool) -> Result<(), Errno> {
+        let spare = self.spare();
+        if s.len() > spare.len() {
+            return Err(Errno::E2BIG);
+        }
+        spare[..s.len()].copy_from_slice(s);
+        self.commit(s.len(), env)
+    }
+
+    /// String `i` (argv then envp), without its NUL.
+    pub fn get(&self, i: usize) -> &[u8] {
+        let (o, n) = self.spans[i];
+        &self.bytes[o as usize..(o + n) as usize]
+    }
+}
+
+/// Why a program could not be loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecError {
+    NotFound,
+    NotElf,
+    NotX86_64,
+    NotExecutable,
+    Dynamic,
+    Malformed(&'static str),
+    NoMemory,
+    TooBig,
+}
+
+impl ExecError {
+    /// The errno execve returns.
+    pub fn errno(self) -> Errno {
+        match self {
+            ExecError::NotFound => Errno::ENOENT,
+            ExecError::NoMemory => Errno::ENOMEM,
+            ExecError::TooBig => Errno::E2BIG,
+            _ => Errno::ENOEXEC,
+        }
+    }
+
+    /// One sentence for the console.
+    pub fn message(self) -> &'static str {
+        match self {
+            ExecError::NotFound => "no such file in the image",
+            ExecError::NotElf => "not an ELF executable",
+            ExecError::NotX86_64 => "not an x86-64 (64-bit little-endian) executable",
+            ExecError::NotExecutable => "not an executable (ELF type is neither EXEC nor DYN)",
+            ExecError::Dynamic => "dynamic executables are not supported yet; link with -static",
+            ExecError::Malformed(why) => why,
+            ExecError::NoMemory => "out of memory",
+            ExecError::TooBig => "arguments too long",
+        }
+    }
+}
+
+/// What the new image needs to start.
+pub struct Loaded {
+    pub entry: u64,
+    pub sp: u64,
+    /// End of the highest segment, page-rounded: the initial break.
+    pub brk: u64,
+}
+
+const PT_LOAD: u32 = 1;
+const PT_INTERP: u32 = 3;
+const PT_PHDR: u32 = 6;
+const ET_EXEC: u16 = 2;
+const ET_DYN: u16 = 3;
+const EM_X86_64: u16 = 62;
+const PHENT: usize = 56;
+
+fn u16_at(b: &[u8], o: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?))
+}
+fn u32_at(b: &[u8], o: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?))
+}
+fn u64_at(b: &[u8], o: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?))
+}
+
+fn page_down(x: u64) -> u64 {
+    x & !(PAGE_SIZE - 1)
+}
+fn page_up(x: u64) -> u64 {
+    (x + PAGE_SIZE - 1) & !(PAGE_SIZE - 1)
+}
+
+/// One program header.
+#[derive(Clone, Copy)]
+struct Phdr {
+    kind: u32,
+    flags: u32,
+    offset: u64,
+    vaddr: u64,
+    filesz: u64,
+    memsz: u64,
+}
+
+/// The header fields exec uses, checked.
+struct Header {
+    dyn_: bool,
+    entry: u64,
+    phoff: u64,
+    phnum: usize,
+}
+
+fn parse_header(elf: &[u8]) -> Result<Header, ExecError> {
+    if elf.len() < 4 || &elf[..4] != b"\x7fELF" {
+        return Err(ExecError::NotElf);
+    }
+    if elf.len() < 64 {
+        return Err(ExecError::Malformed("ELF header is cut short"));
+    }
+    if elf[4] != 2 || elf[5] != 1 || u16_at(elf, 18) != Some(EM_X86_64) {
+        return Err(ExecError::NotX86_64);
+    }
+    let ty = u16_at(elf, 16).unwrap_or(0);
+    if ty != ET_EXEC && ty != ET_DYN {
+        return Err(ExecError::NotExecutable);
+    }
+    let phoff = u64_at(elf, 32).unwrap_or(0);
+    let phentsize = u16_at(elf, 54).unwrap_or(0) as usize;
+    let phnum = u16_at(elf, 56).unwrap_or(0) as usize;
+    if phentsize != PHENT || phnum == 0 || phnum > 64 {
+        return Err(ExecError::Malformed("bad program header table"));
+    }
+    let end = phoff.checked_add((phnum * PHENT) as u64);
+    if end.is_none_or(|e| e > elf.len() as u64) {
+        return Err(ExecError::Malformed("program headers lie outside the file"));
+    }
+    Ok(Header {
+        dyn_: ty == ET_DYN,
+        entry: u64_at(elf, 24).unwrap_or(0),
+        phoff,
+        phnum,
+    })
+}
+
+fn phdr(elf: &[u8], h: &Header, i: usize) -> Phdr {
+    let o = h.phoff as usize + i * PHENT;
+    Phdr {
+        kind: u32_at(elf, o).unwrap_or(0),
+        flags: u32_at(elf, o + 4).unwrap_or(0),
+        offset: u64_at(elf, o + 8).unwrap_or(0),
+        vaddr: u64_at(elf, o + 16).unwrap_or(0),
+        filesz: u64_at(elf, o + 32).unwrap_or(0),
+        memsz: u64_at(elf, o + 40).unwrap_or(0),
+    }
+}
+
+/// ELF `p_flags` (X=1, W=2, R=4) to PROT_ bits.
+fn prot_of(flags: u32) -> u64 {
+    let mut p = 0;
+    if flags & 4 != 0 {
+        p |= PROT_READ;
+    }
+    if flags & 2 != 0 {
+        p |= PROT_WRITE;
+    }
+    if flags & 1 != 0 {
+        p |= PROT_EXEC;
+    }
+    p
+}
+
+/// Finds `path` in the image: the file's bytes.
+pub fn find(image: &'static [u8], path: &[u8]) -> Result<&'static [u8], ExecError> {
+    let path = core::str::from_utf8(path).map_err(|_| ExecError::NotFound)?;
+    match Archive::find(image, path) {
+        Some(e) if e.is_file() => Ok(e.data),
+        _ => Err(ExecError::NotFound),
+    }
+}
+
+/// Loads program `path` into the new (not yet existing) vmspace `vmid`
+/// with the arguments in `args`. On error nothing is left behind.
+pub fn load(
+    image: &'static [u8],
+    path: &[u8],
+    args: &ArgBuf,
+    vmid: u64,
+) -> Result<Loaded, ExecError> {
+    let elf = find(image, path)?;
+    let h = parse_header(elf)?;
+    for i in 0..h.phnum {
+        if phdr(elf, &h, i).kind == PT_INTERP {
+            return Err(ExecError::Dynamic);
+        }
+    }
+    if vms::create(vmid, 0, 0).is_err() {
+        return Err(ExecError::NoMemory);
+    }
+    let r = populate(elf, &h, path, args, vmid);
+    if r.is_err() {
+        let _ = vms::destroy(vmid);
+    }
+    r
+}
+
+fn populate(
+    elf: &'static [u8],
+    h: &Header,
+    path: &[u8],
+    args: &ArgBuf,
+    vmid: u64,
+) -> Result<Loaded, ExecError> {
+    let base = if h.dyn_ { PIE_BASE } else { 0 };
+    let nomem = |_| ExecError::NoMemory;
+    // The end of the previous segment's pages and its protection: two
+    // segments may share a boundary page, which then gets both.
+    let mut prev_end = 0u64;
+    let mut prev_prot = 0u64;
+    let mut top = 0u64;
+    let mut phdr_addr = 0u64;
+    let mut loads = 0;
+    for i in 0..h.phnum {
+        let ph = phdr(elf, h, i);
+        if ph.kind == PT_PHDR {
+            phdr_addr = base + ph.vaddr;
+        }
+        if ph.kind != PT_LOAD || ph.memsz == 0 {
+            continue;
+        }
+        loads += 1;
+        let va = base.checked_add(ph.vaddr);
+        let end = va.and_then(|v| v.checked_add(ph.memsz));
+        let (Some(va), Some(end)) = (va, end) else {
+            return Err(ExecError::Malformed("segment address overflows"));
+        };
+        if ph.filesz > ph.memsz
+            || ph
+                .offset
+                .checked_add(ph.filesz)
+                .is_none_or(|e| e > elf.len() as u64)
+        {
+            return Err(ExecError::Malformed("segment lies outside the file"));
+        }
+        if va < VM_MIN_USER_ADDRESS || end > MMAP_TOP {
+            return Err(ExecError::Malformed(
+                "segment outside the user address range",
+            ));
+        }
+        if va < prev_end.saturating_sub(PAGE_SIZE) {
+            return Err(ExecError::Malformed("segments overlap or are not in order"));
+        }
+        let (start, stop) = (page_down(va), page_up(end));
+        let map_from = start.max(prev_end);
+        if stop > map_from {
+            vms::mmap(
+                vmid,
+                map_from,
+                stop - map_from,
+                PROT_READ | PROT_WRITE,
+                MAP_ANON | MAP_PRIVATE | MAP_FIXED,
+                FD_NONE,
+                0,
+            )
+            .map_err(nomem)?;
+        }
+        if ph.filesz > 0 {
+            let src = &elf[ph.offset as usize..(ph.offset + ph.filesz) as usize];
+            match vms::pwrite(vmid, src, va) {
+                Ok(n) if n as u64 == ph.filesz => {}
+                _ => return Err(ExecError::NoMemory),
+            }
+        }
+        if phdr_addr == 0 && (ph.offset..ph.offset + ph.filesz).contains(&h.phoff) {
+            phdr_addr = va + (h.phoff - ph.offset);
+        }
+        let prot = prot_of(ph.flags);
+        vms::mprotect(vmid, start, stop - start, prot).map_err(nomem)?;
+        if start < prev_end {
+            vms::mprotect(vmid, start, PAGE_SIZE, prot | prev_prot).map_err(nomem)?;
+        }
+        prev_end = stop;
+        prev_prot = prot;
+        top = top.max(stop);
+    }
+    if loads == 0 {
+        return Err(ExecError::Malformed("no loadable segment"));
+    }
+    vms::mmap(
+        vmid,
+        STACK_TOP - STACK_BYTES,
+        STACK_BYTES,
+        PROT_READ | PROT_WRITE,
+        MAP_ANON | MAP_PRIVATE | MAP_FIXED,
+        FD_NONE,
+        0,
+    )
+    .map_err(nomem)?;
+    let aux = AuxInfo {
+        phdr: phdr_addr,
+        phnum: h.phnum as u64,
+        entry: base + h.entry,
+    };
+    let sp = build_stack(vmid, path, args, &aux)?;
+    Ok(Loaded {
+        entry: base + h.entry,
+        sp,
+        brk: top,
+    })
+}
+
+struct AuxInfo {
+    phdr: u64,
+    phnum: u64,
+    entry: u64,
+}
+
+const AT_NULL: u64 = 0;
+const AT_PHDR: u64 = 3;
+const AT_PHENT: u64 = 4;
+const AT_PHNUM: u64 = 5;
+const AT_PAGESZ: u64 = 6;
+const AT_BASE: u64 = 7;
+const AT_FLAGS: u64 = 8;
+const AT_ENTRY: u64 = 9;
+const AT_UID: u64 = 11;
+const AT_EUID: u64 = 12;
+const AT_GID: u64 = 13;
+const AT_EGID: u64 = 14;
+const AT_PLATFORM: u64 = 15;
+const AT_HWCAP: u64 = 16;
+const AT_CLKTCK: u64 = 17;
+const AT_SECURE: u64 = 23;
+const AT_RANDOM: u64 = 25;
+const AT_EXECFN: u64 = 31;
+
+/// Size of the stack top built in the kernel and copied in one pwrite.
+const STACK_IMAGE: usize = ARG_BYTES + 8 * (MAX_ARGS + 64) + 512;
+
+/// Builds the initial stack below STACK_TOP and returns rsp:
+///
+/// ```text
+///   rsp -> argc
+///          argv[0..argc], NULL
+///          envp[0..envc], NULL
+///          auxv pairs ..., AT_NULL 0
+///          (padding)
+///          16 random bytes, "x86_64", argv and envp strings, exec path
+///   STACK_TOP - 8: 0 (end marker)
+/// ```
+fn build_stack(vmid: u64, path: &[u8], args: &ArgBuf, aux: &AuxInfo) -> Result<u64, ExecError> {
+    let mut img = [0u8; STACK_IMAGE];
+    // `lo` is the lowest byte used so far, as an offset into img; img's
+    // last byte sits at STACK_TOP - 1.
+    let mut lo = STACK_IMAGE - 8;
+    let addr_of = |off: usize| STACK_TOP - (STACK_IMAGE - off) as u64;
+    let mut put = |lo: &mut usize, s: &[u8]| -> Result<u64, ExecError> {
+        let n = s.len() + 1;
+        if *lo < n + 8 * (MAX_ARGS + 64) {
+            return Err(ExecError::TooBig);
+        }
+        *lo -= n;
+        img[*lo..*lo + s.len()].copy_from_slice(s);
+        img[*lo + s.len()] = 0;
+        Ok(addr_of(*lo))
+    };
+    let execfn = put(&mut lo, path)?;
+    let nstr = args.argc + args.envc;
+    let mut ptrs = [0u64; MAX_ARGS];
+    for i in (0..nstr).rev() {
+        ptrs[i] = put(&mut lo, args.get(i))?;
+    }
+    let platform = put(&mut lo, b"x86_64")?;
+    let mut rnd = [0u8; 16];
+    random::fill(&mut rnd);
+    lo -= 16;
+    img[lo..lo + 16].copy_from_slice(&rnd);
+    let random_addr = addr_of(lo);
+
+    // SAFETY-free: cpuid is allowed in ring 3 and has no side effects.
+    let hwcap = core::arch::x86_64::__cpuid(1).edx as u64;
+    let auxv: [(u64, u64); 17] = [
+        (AT_PHDR, aux.phdr),
+        (AT_PHENT, PHENT as u64),
+        (AT_PHNUM, aux.phnum),
+        (AT_PAGESZ, PAGE_SIZE),
+        (AT_BASE, 0),
+        (AT_FLAGS, 0),
+        (AT_ENTRY, aux.entry),
+        (AT_UID, 0),
+        (AT_EUID, 0),
+        (AT_GID, 0),
+        (AT_EGID, 0),
+        (AT_HWCAP, hwcap),
+        (AT_CLKTCK, 100),
+        (AT_SECURE, 0),
+        (AT_RANDOM, random_addr),
+        (AT_PLATFORM, platform),
+        (AT_EXECFN, execfn),
+    ];
+    let words = 1 + (args.argc + 1) + (args.envc + 1) + 2 * (auxv.len() + 1);
+    let sp_off = (lo - words * 8) & !15;
+    let mut w = sp_off;
+    let mut word = |v: u64| {
+        img[w..w + 8].copy_from_slice(&v.to_le_bytes());
+        w += 8;
+    };
+    word(args.argc as u64);
+    for p in &ptrs[..args.argc] {
+        word(*p);
+    }
+    word(0);
+    for p in &ptrs[args.argc..nstr] {
+        word(*p);
+    }
+    word(0);
+    for (k, v) in auxv {
+        word(k);
+        word(v);
+    }
+    word(AT_NULL);
+    word(0);
+    let sp = addr_of(sp_off);
+    match vms::pwrite(vmid, &img[sp_off..], sp) {
+        Ok(n) if n as usize == STACK_IMAGE - sp_off => Ok(sp),
+        _ => Err(ExecError::NoMemory),
+    }
+}

@@ -1,0 +1,705 @@
+//! `systest MODE [ARGS]`: exercises one area of the system-call ABI and
+//! prints what it saw; the integration tests assert on the output and the
+//! exit status.
+#![no_std]
+#![no_main]
+
+use vkernel_user::sys::{self, sc0, sc1, sc2, sc3, sc4, syscall};
+use vkernel_user::{arg, arg_num, argc, entry, println};
+
+entry!(main);
+
+/// Reports a check; returns whether it held.
+fn check(what: &str, ok: bool, got: i64) -> bool {
+    println!("{} {what} ({got})", if ok { "ok" } else { "FAIL" });
+    ok
+}
+
+fn main() -> i32 {
+    let ok = match arg(1) {
+        "args" => args(),
+        "exit" => return arg_num(2, 0) as i32,
+        "write" => write(),
+        "read" => read(),
+        "ids" => ids(),
+        "sleep" => sleep(arg_num(2, 200)),
+        "clock" => clock(),
+        "brk" => brk(),
+        "mmap" => mmap(),
+        "mprotect" => mprotect(),
+        "tls" => tls(),
+        "uname" => uname(),
+        "random" => random(),
+        "fork" => fork(),
+        "exec" => exec(),
+        "wait" => wait(),
+        "kill" => kill(),
+        "yield" => check("sched_yield returns 0", sys::sched_yield() == 0, 0),
+        "isolation" => isolation(),
+        "peek" => peek(),
+        "forkloop" => forkloop(arg_num(2, 200)),
+        "preempt" => preempt(),
+        "unknown" => unknown(),
+        "crashwait" => crashwait(arg(2)),
+        "futex" => futex(),
+        "misc" => misc(),
+        m => {
+            println!("systest: unknown mode {m:?}");
+            false
+        }
+    };
+    if ok {
+        0
+    } else {
+        1
+    }
+}
+
+fn args() -> bool {
+    println!("argc {}", argc());
+    for i in 0..argc() {
+        println!("argv[{i}] = {}", arg(i));
+    }
+    true
+}
+
+fn write() -> bool {
+    let n = sys::write(1, b"hello from write\n");
+    let mut ok = check("write returns its count", n == 17, n);
+    let parts: [&[u8]; 3] = [b"writev ", b"joins ", b"three parts\n"];
+    let iov = [
+        [parts[0].as_ptr() as u64, parts[0].len() as u64],
+        [parts[1].as_ptr() as u64, parts[1].len() as u64],
+        [parts[2].as_ptr() as u64, parts[2].len() as u64],
+    ];
+    let n = sc3(sys::WRITEV, 1, iov.as_ptr() as u64, 3);
+    ok &= check("writev returns the total", n == 25, n);
+    let n = sc3(sys::WRITE, 1, 0x10, 8);
+    ok &= check(
+        "write from an unmapped buffer is EFAULT",
+        n == sys::EFAULT,
+        n,
+    );
+    let n = sys::write(9, b"x");
+    ok &= check("write to a closed fd is EBADF", n == sys::EBADF, n);
+    let n = sys::write(2, b"to stderr\n");
+    ok &= check("write to fd 2", n == 10, n);
+    ok
+}
+
+fn read() -> bool {
+    let mut buf = [0u8; 256];
+    let mut total = 0;
+    loop {
+        let n = sys::read(0, &mut buf);
+        if n < 0 {
+            println!("read error {n}");
+            return false;
+        }
+        if n == 0 {
+            break;
+        }
+        let s = core::str::from_utf8(&buf[..n as usize]).unwrap_or("?");
+        println!("read {n} bytes: {:?}", s);
+        total += n;
+    }
+    println!("read total {total}, then end of input");
+    let n = sc3(sys::READ, 0, 0x10, 8);
+    check(
+        "read into an unmapped buffer at EOF returns 0 or EFAULT",
+        n == 0 || n == sys::EFAULT,
+        n,
+    )
+}
+
+fn ids() -> bool {
+    let pid = sys::getpid();
+    let mut ok = check("getpid is positive", pid > 0, pid);
+    let ppid = sc0(sys::GETPPID);
+    println!("pid {pid} ppid {ppid}");
+    ok &= check("gettid equals getpid", sc0(sys::GETTID) == pid, pid);
+    let mut tid = 0u32;
+    let r = sc1(sys::SET_TID_ADDRESS, &mut tid as *mut u32 as u64);
+    ok &= check("set_tid_address returns the tid", r == pid, r);
+    for (nr, name) in [
+        (102, "getuid"),
+        (104, "getgid"),
+        (107, "geteuid"),
+        (108, "getegid"),
+    ] {
+        ok &= check(name, sc0(nr) == 0, sc0(nr));
+    }
+    let child = sys::fork();
+    if child == 0 {
+        let pp = sc0(sys::GETPPID);
+        sys::exit(if pp == pid { 0 } else { 1 });
+    }
+    let (_, st) = sys::wait4(child, 0);
+    ok &= check("a child's getppid is its parent", st == 0, st as i64);
+    ok
+}
+
+fn sleep(ms: u64) -> bool {
+    let t0 = sys::clock_ns(1);
+    let r = sys::sleep_ms(ms);
+    let slept = (sys::clock_ns(1) - t0) / 1_000_000;
+    println!("slept {slept} ms");
+    let mut ok = check("nanosleep returns 0", r == 0, r);
+    ok &= check("slept at least as asked", slept >= ms, slept as i64);
+    ok &= check("and not much longer", slept < ms + 200, slept as i64);
+    let bad = [0u64, 1_000_000_000];
+    let r = sc2(sys::NANOSLEEP, bad.as_ptr() as u64, 0);
+    ok &= check("nanosleep with 1e9 ns is EINVAL", r == sys::EINVAL, r);
+    ok
+}
+
+fn clock() -> bool {
+    let real = sys::clock_ns(0) / 1_000_000_000;
+    println!("realtime {real}");
+    let a = sys::clock_ns(1);
+    let b = sys::clock_ns(1);
+    let mut ok = check("monotonic does not go back", b >= a, (b - a) as i64);
+    let mut ts = [0u64; 2];
+    let r = sc2(sys::CLOCK_GETTIME, 99, ts.as_mut_ptr() as u64);
+    ok &= check("unknown clock is EINVAL", r == sys::EINVAL, r);
+    let r = sc2(sys::CLOCK_GETTIME, 1, 0x10);
+    ok &= check(
+        "clock_gettime into an unmapped page is EFAULT",
+        r == sys::EFAULT,
+        r,
+    );
+    let t = sc1(201, 0);
+    ok &= check(
+        "time() agrees with CLOCK_REALTIME",
+        (t as u64).abs_diff(real) <= 1,
+        t,
+    );
+    ok
+}
+
+fn brk() -> bool {
+    let start = sys::brk(0);
+    println!("brk starts page-aligned: {}", start.is_multiple_of(4096));
+    let mut ok = check(
+        "brk(0) is above the program",
+        start > 0x400000,
+        start as i64,
+    );
+    let grown = sys::brk(start + (1 << 20) + 5);
+    ok &= check(
+        "brk grows by 1 MiB",
+        grown == start + (1 << 20) + 5,
+        grown as i64,
+    );
+    let p = (start + 4096 * 100) as *mut u64;
+    // SAFETY: inside the break just grown.
+    unsafe {
+        p.write_volatile(0xdead_beef);
+        ok &= check(
+            "the new memory is usable",
+            p.read_volatile() == 0xdead_beef,
+            0,
+        );
+    }
+    let shrunk = sys::brk(start);
+    ok &= check("brk shrinks back", shrunk == start, shrunk as i64);
+    let below = sys::brk(0x1000);
+    ok &= check(
+        "brk below the start leaves it",
+        below == start,
+        below as i64,
+    );
+    let child = sys::fork();
+    if child == 0 {
+        // The page is gone: this faults and the child dies of SIGSEGV.
+        // SAFETY: none; the fault is the point.
+        unsafe { p.write_volatile(1) };
+        sys::exit(0);
+    }
+    let (_, st) = sys::wait4(child, 0);
+    ok &= check("memory past a shrunk break faults", st == 11, st as i64);
+    ok
+}
+
+fn mmap() -> bool {
+    use sys::*;
+    let len = 3 << 20;
+    let a = mmap(0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    let mut ok = check("anonymous mmap", a > 0 && a % 4096 == 0, a);
+    let p = a as *mut u8;
+    // SAFETY: inside the new mapping.
+    unsafe {
+        ok &= check(
+            "reads as zero",
+            p.add(len as usize - 1).read_volatile() == 0,
+            0,
+        );
+        p.add(12345).write_volatile(7);
+        ok &= check("is writable", p.add(12345).read_volatile() == 7, 0);
+    }
+    let b = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    ok &= check(
+        "a second mapping does not overlap",
+        b + 4096 <= a || b >= a + len as i64,
+        b,
+    );
+    let fixed = 0x3000_0000u64;
+    let f = mmap(
+        fixed,
+        8192,
+        PROT_READ | PROT_WRITE,
+        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+    );
+    ok &= check("MAP_FIXED maps at the address", f == fixed as i64, f);
+    let r = mmap(0, 0, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS);
+    ok &= check("length 0 is EINVAL", r == EINVAL, r);
+    let r = mmap(
+        fixed + 1,
+        4096,
+        PROT_READ,
+        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+    );
+    ok &= check("unaligned MAP_FIXED is EINVAL", r == EINVAL, r);
+    let r = syscall(MMAP, [0, 4096, PROT_READ, MAP_PRIVATE, 7, 0]);
+    ok &= check("a file mapping of a closed fd is EBADF", r == EBADF, r);
+    let r = mmap(
+        0,
+        1 << 46,
+        PROT_READ | PROT_WRITE,
+        MAP_PRIVATE | MAP_ANONYMOUS,
+    );
+    ok &= check("64 TiB is ENOMEM", r == ENOMEM, r);
+    let r = munmap(a as u64, len);
+    ok &= check("munmap", r == 0, r);
+    let r = munmap(a as u64 + 1, 4096);
+    ok &= check("unaligned munmap is EINVAL", r == EINVAL, r);
+    let child = sys::fork();
+    if child == 0 {
+        // SAFETY: none; touching the unmapped range faults.
+        unsafe { p.write_volatile(1) };
+        sys::exit(0);
+    }
+    let (_, st) = sys::wait4(child, 0);
+    ok &= check("unmapped memory faults (SIGSEGV)", st == 11, st as i64);
+    ok
+}
+
+fn mprotect() -> bool {
+    use sys::*;
+    let a = mmap(0, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS) as u64;
+    let p = a as *mut u64;
+    // SAFETY: inside the mapping.
+    unsafe { p.write_volatile(42) };
+    let r = sys::mprotect(a, 8192, PROT_READ);
+    let mut ok = check("mprotect to read-only", r == 0, r);
+    // SAFETY: still readable.
+    ok &= check("still readable", unsafe { p.read_volatile() } == 42, 0);
+    let r = sys::mprotect(a + 1, 4096, PROT_READ);
+    ok &= check("unaligned mprotect is EINVAL", r == EINVAL, r);
+    let child = sys::fork();
+    if child == 0 {
+        // SAFETY: none; the write faults.
+        unsafe { p.write_volatile(1) };
+        sys::exit(0);
+    }
+    let (_, st) = sys::wait4(child, 0);
+    ok &= check("writing read-only memory faults", st == 11, st as i64);
+    let r = sys::mprotect(a, 8192, PROT_READ | PROT_WRITE);
+    // SAFETY: writable again.
+    unsafe { p.write_volatile(43) };
+    ok &= check("and writable again", r == 0, r);
+    ok
+}
+
+fn tls() -> bool {
+    static mut BLOCK: [u64; 4] = [0x1122_3344, 0, 0, 0];
+    let base = core::ptr::addr_of!(BLOCK) as u64;
+    let r = sc2(sys::ARCH_PRCTL, 0x1002, base);
+    let mut ok = check("ARCH_SET_FS", r == 0, r);
+    let v: u64;
+    // SAFETY: fs points at BLOCK.
+    unsafe { core::arch::asm!("mov {}, fs:[0]", out(reg) v) };
+    ok &= check(
+        "fs:[0] reads through the new base",
+        v == 0x1122_3344,
+        v as i64,
+    );
+    let mut got = 0u64;
+    let r = sc2(sys::ARCH_PRCTL, 0x1003, &mut got as *mut u64 as u64);
+    ok &= check("ARCH_GET_FS returns it", r == 0 && got == base, got as i64);
+    let r = sc2(sys::ARCH_PRCTL, 0x1002, 0xffff_8000_0000_0000);
+    ok &= check("a kernel address is EPERM", r == -1, r);
+    let r = sc2(sys::ARCH_PRCTL, 0x9999, 0);
+    ok &= check("unknown code is EINVAL", r == sys::EINVAL, r);
+    let child = sys::fork();
+    if child == 0 {
+        let v: u64;
+        // SAFETY: the fs base is inherited.
+        unsafe { core::arch::asm!("mov {}, fs:[0]", out(reg) v) };
+        sys::exit(if v == 0x1122_3344 { 0 } else { 1 });
+    }
+    let (_, st) = sys::wait4(child, 0);
+    ok &= check("a forked child keeps the fs base", st == 0, st as i64);
+    ok
+}
+
+fn cstr(b: &[u8]) -> &str {
+    let n = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    core::str::from_utf8(&b[..n]).unwrap_or("?")
+}
+
+fn uname() -> bool {
+    let mut u = [0u8; 390];
+    let r = sc1(sys::UNAME, u.as_mut_ptr() as u64);
+    println!(
+        "sysname {} nodename {} release {} machine {}",
+        cstr(&u[0..65]),
+        cstr(&u[65..130]),
+        cstr(&u[130..195]),
+        cstr(&u[260..325])
+    );
+    check("uname", r == 0, r)
+        & check(
+            "uname to a bad pointer",
+            sc1(sys::UNAME, 8) == sys::EFAULT,
+            0,
+        )
+}
+
+fn random() -> bool {
+    let mut a = [0u8; 64];
+    let mut b = [0u8; 64];
+    let r1 = sc3(sys::GETRANDOM, a.as_mut_ptr() as u64, 64, 0);
+    let r2 = sc3(sys::GETRANDOM, b.as_mut_ptr() as u64, 64, 0);
+    let mut ok = check("getrandom fills the buffer", r1 == 64 && r2 == 64, r1);
+    ok &= check("two calls differ", a != b, 0);
+    ok &= check("not all zero", a.iter().any(|&x| x != 0), 0);
+    let r = sc3(sys::GETRANDOM, a.as_mut_ptr() as u64, 8, 0x100);
+    ok &= check("unknown flags are EINVAL", r == sys::EINVAL, r);
+    let r = sc3(sys::GETRANDOM, 0x10, 8, 0);
+    ok &= check("a bad buffer is EFAULT", r == sys::EFAULT, r);
+    ok
+}
+
+static mut SHARED: u64 = 1;
+
+fn fork() -> bool {
+    // SAFETY: single-threaded; each process has its own copy after fork.
+    unsafe { core::ptr::addr_of_mut!(SHARED).write_volatile(100) };
+    let child = sys::fork();
+    if child == 0 {
+        // SAFETY: as above.
+        unsafe {
+            let p = core::ptr::addr_of_mut!(SHARED);
+            let saw = p.read_volatile();
+            p.write_volatile(200);
+            println!("child: saw {saw}, wrote 200");
+        }
+        sys::exit(7);
+    }
+    let (pid, st) = sys::wait4(child, 0);
+    // SAFETY: as above.
+    let mine = unsafe { core::ptr::addr_of!(SHARED).read_volatile() };
+    println!("parent: child {child} exited, status {st:#x}; parent still sees {mine}");
+    let mut ok = check("wait4 returns the child", pid == child, pid);
+    ok &= check("exit status 7 is 0x700", st == 0x700, st as i64);
+    ok &= check(
+        "the child's write is invisible to the parent",
+        mine == 100,
+        mine as i64,
+    );
+    let v = sc0(sys::VFORK);
+    if v == 0 {
+        sys::exit(3);
+    }
+    let (_, st) = sys::wait4(v, 0);
+    ok &= check("vfork (as fork) child exits 3", st == 0x300, st as i64);
+    ok
+}
+
+fn exec() -> bool {
+    let r = sys::exec("/bin/nonexistent", &["x"]);
+    let mut ok = check("exec of a missing file is ENOENT", r == sys::ENOENT, r);
+    let r = sys::exec("/etc/motd", &["motd"]);
+    ok &= check("exec of a non-ELF is ENOEXEC", r == sys::ENOEXEC, r);
+    let r = sc3(sys::EXECVE, 0x10, 0, 0);
+    ok &= check(
+        "exec with a bad path pointer is EFAULT",
+        r == sys::EFAULT,
+        r,
+    );
+    if !ok {
+        return false;
+    }
+    let r = sys::exec("/bin/systest", &["systest", "args", "one", "two words"]);
+    println!("exec returned {r}");
+    false
+}
+
+fn wait() -> bool {
+    let (r, _) = sys::wait4(-1, 0);
+    let mut ok = check("wait4 without children is ECHILD", r == sys::ECHILD, r);
+    let child = sys::fork();
+    if child == 0 {
+        sys::sleep_ms(100);
+        sys::exit(5);
+    }
+    let (r, _) = sys::wait4(-1, sys::WNOHANG);
+    ok &= check("WNOHANG with a live child returns 0", r == 0, r);
+    let (r, _) = sys::wait4(child + 1000, 0);
+    ok &= check("waiting for a non-child is ECHILD", r == sys::ECHILD, r);
+    let (r, st) = sys::wait4(child, 0);
+    ok &= check(
+        "wait4 blocks until the child exits",
+        r == child && st == 0x500,
+        st as i64,
+    );
+    let r = sc4(sys::WAIT4, u64::MAX, 0, 0x100, 0);
+    ok &= check("unknown options are EINVAL", r == sys::EINVAL, r);
+    ok
+}
+
+fn kill() -> bool {
+    let mut ok = true;
+    for sig in [9, 15] {
+        let child = sys::fork();
+        if child == 0 {
+            loop {
+                sys::sleep_ms(1000);
+            }
+        }
+        let r = sys::kill(child, sig);
+        ok &= check("kill returns 0", r == 0, r);
+        let (_, st) = sys::wait4(child, 0);
+        ok &= check("the child died of the signal", st == sig, st as i64);
+    }
+    let r = sys::kill(30000, 9);
+    ok &= check("kill of a missing pid is ESRCH", r == sys::ESRCH, r);
+    let r = sys::kill(sys::getpid(), 0);
+    ok &= check("signal 0 checks existence", r == 0, r);
+    let child = sys::fork();
+    if child == 0 {
+        sys::kill(sys::getpid(), 15);
+        sys::exit(0);
+    }
+    let (_, st) = sys::wait4(child, 0);
+    ok &= check("a process can kill itself", st == 15, st as i64);
+    ok
+}
+
+const ADDR: u64 = 0x2000_0000;
+
+fn isolation() -> bool {
+    use sys::*;
+    let r = mmap(
+        ADDR,
+        4096,
+        PROT_READ | PROT_WRITE,
+        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+    );
+    let p = ADDR as *mut u64;
+    // SAFETY: mapped just above.
+    unsafe { p.write_volatile(0xaaaa) };
+    let mut ok = check("mapped", r == ADDR as i64, r);
+    let other = sys::spawn("/bin/systest", &["systest", "peek"]);
+    let (_, st) = sys::wait4(other, 0);
+    ok &= check(
+        "another process reads its own (zero) page there",
+        st == 0,
+        st as i64,
+    );
+    let child = sys::fork();
+    if child == 0 {
+        // SAFETY: the child's copy of the page.
+        unsafe { p.write_volatile(0xbbbb) };
+        sys::exit(0);
+    }
+    sys::wait4(child, 0);
+    // SAFETY: our page.
+    let v = unsafe { p.read_volatile() };
+    ok &= check(
+        "a forked child's write does not reach the parent",
+        v == 0xaaaa,
+        v as i64,
+    );
+    ok
+}
+
+fn peek() -> bool {
+    use sys::*;
+    mmap(
+        ADDR,
+        4096,
+        PROT_READ | PROT_WRITE,
+        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+    );
+    // SAFETY: mapped just above.
+    let v = unsafe { (ADDR as *const u64).read_volatile() };
+    println!("peek: {ADDR:#x} holds {v:#x}");
+    v == 0
+}
+
+fn forkloop(n: u64) -> bool {
+    let before = sys::pool_pages();
+    for i in 0..n {
+        let c = sys::fork();
+        if c == 0 {
+            sys::exit((i % 200) as i32);
+        }
+        if c < 0 {
+            println!("fork failed: {c}");
+            return false;
+        }
+        let (r, st) = sys::wait4(c, 0);
+        if r != c || st != ((i % 200) as i32) << 8 {
+            println!("cycle {i}: wait4 {r} status {st:#x}");
+            return false;
+        }
+    }
+    let after = sys::pool_pages();
+    println!("{n} fork+exit+wait cycles: pool pages {before} before, {after} after");
+    check(
+        "the pool is as it started",
+        before == after && before > 0,
+        after,
+    )
+}
+
+fn spin(iters: u64) -> u64 {
+    let mut x = 0u64;
+    for i in 0..iters {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
+        // SAFETY-free: keeps the loop from being folded away.
+        core::hint::black_box(x);
+    }
+    x
+}
+
+fn preempt() -> bool {
+    // A spins forever without a system call; B has finite work. Without
+    // preemption whichever runs first would keep the CPU forever.
+    let a = sys::fork();
+    if a == 0 {
+        loop {
+            spin(1 << 20);
+        }
+    }
+    let b = sys::fork();
+    if b == 0 {
+        spin(50_000_000);
+        println!("preempt: B finished its work while A spins");
+        sys::exit(0);
+    }
+    let (_, st) = sys::wait4(b, 0);
+    let mut ok = check("B finished", st == 0, st as i64);
+    sys::kill(a, 9);
+    let (_, st) = sys::wait4(a, 0);
+    ok &= check("A was killed", st == 9, st as i64);
+    ok
+}
+
+fn unknown() -> bool {
+    let r1 = sc0(500);
+    let r2 = sc0(500);
+    check(
+        "unknown system calls are ENOSYS",
+        r1 == sys::ENOSYS && r2 == sys::ENOSYS,
+        r1,
+    )
+}
+
+fn crashwait(kind: &str) -> bool {
+    let c = sys::spawn("/bin/crash", &["crash", kind]);
+    let (_, st) = sys::wait4(c, 0);
+    println!("crashwait: crash {kind} ended with status {st}");
+    true
+}
+
+fn futex() -> bool {
+    let word = 5u32;
+    let addr = &word as *const u32 as u64;
+    let r = syscall(202, [addr, 128, 6, 0, 0, 0]);
+    let mut ok = check("FUTEX_WAIT with another value is EAGAIN", r == -11, r);
+    let ts = [0u64, 50_000_000];
+    let t0 = sys::clock_ns(1);
+    let r = syscall(202, [addr, 128, 5, ts.as_ptr() as u64, 0, 0]);
+    let ms = (sys::clock_ns(1) - t0) / 1_000_000;
+    ok &= check(
+        "FUTEX_WAIT times out with ETIMEDOUT",
+        r == -110 && ms >= 50,
+        r,
+    );
+    let r = syscall(202, [addr, 129, 1, 0, 0, 0]);
+    ok &= check("FUTEX_WAKE wakes nobody", r == 0, r);
+    ok
+}
+
+fn misc() -> bool {
+    let mut lim = [0u64; 2];
+    let r = sc4(302, 0, 3, 0, lim.as_mut_ptr() as u64);
+    let mut ok = check(
+        "prlimit64 RLIMIT_STACK",
+        r == 0 && lim[0] == 8 << 20,
+        lim[0] as i64,
+    );
+    let new = [1000u64, 2000];
+    let r = sc4(302, 0, 7, new.as_ptr() as u64, lim.as_mut_ptr() as u64);
+    ok &= check(
+        "prlimit64 sets NOFILE and returns the old",
+        r == 0 && lim[0] == 1024,
+        lim[0] as i64,
+    );
+    let r = sc4(302, 0, 7, 0, lim.as_mut_ptr() as u64);
+    ok &= check(
+        "and keeps the new",
+        r == 0 && lim == [1000, 2000],
+        lim[0] as i64,
+    );
+    let mut termios = [0u8; 60];
+    let r = sc3(16, 1, 0x5401, termios.as_mut_ptr() as u64);
+    ok &= check("ioctl TCGETS is ENOTTY", r == -25, r);
+    let mut st = [0u64; 18];
+    let r = sc2(5, 1, st.as_mut_ptr() as u64);
+    ok &= check(
+        "fstat(1) is a character device",
+        r == 0 && (st[3] & 0o170000) == 0o020000,
+        r,
+    );
+    let r = sc4(262, 1, c"".as_ptr() as u64, st.as_mut_ptr() as u64, 0x1000);
+    ok &= check(
+        "newfstatat(1, \"\", AT_EMPTY_PATH)",
+        r == 0 && (st[3] & 0o170000) == 0o020000,
+        r,
+    );
+    let r = sc4(
+        262,
+        u64::MAX - 99,
+        c"/bin/systest".as_ptr() as u64,
+        st.as_mut_ptr() as u64,
+        0,
+    );
+    ok &= check(
+        "newfstatat of an image file",
+        r == 0 && st[6] > 0,
+        st[6] as i64,
+    );
+    let r = sc2(5, 7, st.as_mut_ptr() as u64);
+    ok &= check("fstat(7) is EBADF", r == sys::EBADF, r);
+    let mut buf = [0u8; 64];
+    let r = sc3(
+        89,
+        c"/proc/self/exe".as_ptr() as u64,
+        buf.as_mut_ptr() as u64,
+        64,
+    );
+    ok &= check("readlink of a missing path is ENOENT", r == sys::ENOENT, r);
+    let r = sc3(28, 0x40_0000, 4096, 0);
+    ok &= check("madvise NORMAL", r == 0, r);
+    let r = sc2(273, 0x1000, 24);
+    ok &= check("set_robust_list", r == 0, r);
+    let r = sc4(334, 0, 0, 0, 0);
+    ok &= check("rseq is ENOSYS", r == sys::ENOSYS, r);
+    let r = sc2(79, buf.as_mut_ptr() as u64, 64);
+    ok &= check("getcwd is /", r == 2 && buf[0] == b'/', r);
+    ok
+}

@@ -1,0 +1,135 @@
+//! Programs no one wrote for vkernel: small C programs built at test time
+//! with the machine's `gcc -static -O2` (glibc) run in the guest with the
+//! same stdout and exit status as natively on the host.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const MALLOC_PRINTF: &str = r#"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+int main(int argc, char **argv) {
+    printf("hello from C, argc=%d\n", argc);
+    for (int i = 1; i < argc; i++) printf("arg %d: %s\n", i, argv[i]);
+    size_t sizes[] = {16, 1000, 64 * 1024, 200 * 1024, 4 << 20};
+    unsigned long sum = 0;
+    for (int i = 0; i < 5; i++) {
+        unsigned char *p = malloc(sizes[i]);
+        if (!p) { printf("malloc failed\n"); return 2; }
+        memset(p, i + 1, sizes[i]);
+        for (size_t j = 0; j < sizes[i]; j += 4096) sum += p[j];
+        sum += p[sizes[i] - 1];
+        if (i % 2) free(p);
+    }
+    char *s = malloc(10);
+    s = realloc(s, 300000);
+    strcpy(s, "realloc ok");
+    printf("%s, sum=%lu\n", s, sum);
+    fprintf(stderr, "to stderr\n");
+    return argc > 2 ? atoi(argv[2]) : 0;
+}
+"#;
+
+const FORK_WAIT_SLEEP: &str = r#"
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/wait.h>
+#include <time.h>
+int g = 1;
+int main(void) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    for (int k = 0; k < 3; k++) {
+        pid_t p = fork();
+        if (p == 0) { g = 10 + k; printf("child %d: g=%d\n", k, g); exit(k + 3); }
+        int st;
+        if (waitpid(p, &st, 0) != p) return 9;
+        printf("parent: g=%d, child %d status %d\n", g, k, WEXITSTATUS(st));
+    }
+    struct timespec a, b, d = {0, 50000000};
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    nanosleep(&d, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    long ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+    printf("slept at least 50 ms: %s\n", ms >= 50 ? "yes" : "no");
+    return 5;
+}
+"#;
+
+/// Compiles `src` with gcc and `flags` into `dir`; the executable's path.
+fn gcc(dir: &Path, name: &str, src: &str, flags: &[&str]) -> PathBuf {
+    let c = dir.join(format!("{name}.c"));
+    std::fs::write(&c, src).unwrap();
+    let exe = dir.join(name);
+    let out = Command::new("gcc")
+        .args(flags)
+        .arg("-O2")
+        .arg("-o")
+        .arg(&exe)
+        .arg(&c)
+        .output()
+        .expect("running gcc (ci/setup.sh installs gcc and libc6-dev)");
+    assert!(
+        out.status.success(),
+        "gcc failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    exe
+}
+
+/// Runs `exe args` natively and in the guest; both must agree.
+fn same_as_native(exe: &Path, args: &[&str]) -> common::Run {
+    let native = Command::new(exe).args(args).output().unwrap();
+    let native_code = native.status.code().unwrap();
+    let exe_s = exe.to_str().unwrap();
+    let mut vargs = vec!["run", "--", exe_s];
+    vargs.extend_from_slice(args);
+    let guest = common::vkernel(&vargs);
+    assert_eq!(
+        guest.stdout,
+        String::from_utf8_lossy(&native.stdout),
+        "stdout differs\n--- guest stderr\n{}",
+        guest.stderr
+    );
+    guest.expect_code(native_code);
+    guest
+}
+
+#[test]
+fn static_glibc_program_prints_allocates_and_exits_like_natively() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = gcc(dir.path(), "malloc", MALLOC_PRINTF, &["-static"]);
+    same_as_native(&exe, &["first", "42"])
+        .expect_code(42)
+        .stdout_has("realloc ok")
+        .stderr_has("to stderr");
+}
+
+#[test]
+fn static_pie_glibc_program_runs_like_natively() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = gcc(dir.path(), "malloc-pie", MALLOC_PRINTF, &["-static-pie"]);
+    same_as_native(&exe, &["x", "7"]).expect_code(7);
+}
+
+#[test]
+fn glibc_fork_wait_and_nanosleep_run_like_natively() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = gcc(dir.path(), "fork", FORK_WAIT_SLEEP, &["-static"]);
+    same_as_native(&exe, &[])
+        .expect_code(5)
+        .stdout_has("parent: g=1, child 2 status 5")
+        .stdout_has("slept at least 50 ms: yes");
+}
+
+#[test]
+fn dynamic_executable_is_refused_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = gcc(dir.path(), "dynamic", MALLOC_PRINTF, &[]);
+    let r = common::vkernel(&["run", "--", exe.to_str().unwrap()]);
+    assert_ne!(r.code, 0);
+    r.stderr_has("dynamic executables are not supported yet; link with -static");
+}

@@ -1,0 +1,322 @@
+//! Guest processes under KVM: the demo image, each system call through a
+//! real guest program (`/bin/systest MODE`), fork/exec/wait, isolation,
+//! preemption, idling, crash reports and refused programs.
+
+mod common;
+
+use common::{systest, vkernel, vkernel_with_input};
+use std::time::{Duration, Instant};
+
+#[test]
+fn default_image_runs_the_demo() {
+    let r = vkernel(&[]);
+    r.expect_code(0)
+        .stdout_has("init: pid 1, starting the demo")
+        .stdout_has("compute: 3245 primes below 30000")
+        .stdout_has("sleeper: woke after")
+        .stdout_has("init: 5 exited cleanly, 1 crashed as expected, 0 unexpected: all as expected")
+        .stderr_has("(crash): SIGSEGV at 0x0, rip 0x");
+    // The hellos' lines interleave, and appear while compute still runs.
+    let at = |s: &str| {
+        r.stdout
+            .find(s)
+            .unwrap_or_else(|| panic!("no {s:?}\n{}", r.stdout))
+    };
+    assert!(
+        at("beta: line 1 of 4") < at("alpha: line 4 of 4"),
+        "{}",
+        r.stdout
+    );
+    assert!(at("alpha: line 4 of 4") < at("compute: "), "{}", r.stdout);
+}
+
+#[test]
+fn write_and_writev() {
+    systest("write")
+        .all_ok()
+        .stdout_has("hello from write\n")
+        .stdout_has("writev joins three parts\n")
+        .stdout_has("ok write from an unmapped buffer is EFAULT")
+        .stdout_has("ok write to a closed fd is EBADF")
+        .stderr_has("to stderr\n");
+}
+
+#[test]
+fn read_console_input_until_end() {
+    let r = vkernel_with_input(
+        &["run", "--append", "init=/bin/systest -- read"],
+        b"first line\nsecond\n",
+    );
+    r.all_ok().stdout_has("read total 18, then end of input");
+}
+
+#[test]
+fn read_blocks_until_input_arrives() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("timeout")
+        .arg("60")
+        .arg(env!("CARGO_BIN_EXE_vkernel"))
+        .args(["run", "--append", "init=/bin/systest -- read"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    stdin.write_all(b"late\n").unwrap();
+    drop(stdin);
+    let r = common::Run::from(child.wait_with_output().unwrap());
+    r.all_ok()
+        .stdout_has("read 5 bytes: \"late\\n\"")
+        .stdout_has("read total 5");
+}
+
+#[test]
+fn process_ids() {
+    systest("ids")
+        .all_ok()
+        .stdout_has("pid 1 ppid 0")
+        .stdout_has("ok set_tid_address returns the tid (1)")
+        .stdout_has("ok a child's getppid is its parent");
+}
+
+#[test]
+fn nanosleep_sleeps() {
+    systest("sleep 200")
+        .all_ok()
+        .stdout_has("ok slept at least as asked")
+        .stdout_has("ok nanosleep with 1e9 ns is EINVAL");
+}
+
+#[test]
+fn clock_gettime_realtime_is_the_host_time() {
+    let r = systest("clock");
+    r.all_ok();
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("realtime "))
+        .unwrap();
+    let guest: u64 = line[9..].trim().parse().unwrap();
+    let host = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(host.abs_diff(guest) < 30, "guest {guest}, host {host}");
+}
+
+#[test]
+fn brk_grows_and_shrinks() {
+    systest("brk")
+        .all_ok()
+        .stdout_has("ok brk grows by 1 MiB")
+        .stdout_has("ok memory past a shrunk break faults");
+}
+
+#[test]
+fn mmap_and_munmap() {
+    systest("mmap")
+        .all_ok()
+        .stdout_has("ok anonymous mmap")
+        .stdout_has("ok MAP_FIXED maps at the address")
+        .stdout_has("ok 64 TiB is ENOMEM")
+        .stdout_has("ok unmapped memory faults (SIGSEGV)");
+}
+
+#[test]
+fn mprotect_makes_memory_read_only() {
+    systest("mprotect")
+        .all_ok()
+        .stdout_has("ok writing read-only memory faults");
+}
+
+#[test]
+fn arch_prctl_sets_the_fs_base() {
+    systest("tls")
+        .all_ok()
+        .stdout_has("ok fs:[0] reads through the new base")
+        .stdout_has("ok a forked child keeps the fs base");
+}
+
+#[test]
+fn uname_says_linux_x86_64() {
+    systest("uname")
+        .all_ok()
+        .stdout_has("sysname Linux nodename vkernel release 6.1.0-vkernel machine x86_64");
+}
+
+#[test]
+fn getrandom_fills_buffers() {
+    systest("random").all_ok().stdout_has("ok two calls differ");
+}
+
+#[test]
+fn fork_gives_the_child_its_own_memory() {
+    systest("fork")
+        .all_ok()
+        .stdout_has("child: saw 100, wrote 200")
+        .stdout_has("parent still sees 100")
+        .stdout_has("ok vfork (as fork) child exits 3");
+}
+
+#[test]
+fn execve_replaces_the_image_with_its_arguments() {
+    systest("exec")
+        .expect_code(0)
+        .stdout_has("ok exec of a missing file is ENOENT")
+        .stdout_has("ok exec of a non-ELF is ENOEXEC")
+        .stdout_has("argv[0] = systest\nargv[1] = args\nargv[2] = one\nargv[3] = two words\n");
+}
+
+#[test]
+fn wait4_blocks_and_reports_exit_status() {
+    systest("wait")
+        .all_ok()
+        .stdout_has("ok WNOHANG with a live child returns 0")
+        .stdout_has("ok wait4 blocks until the child exits");
+}
+
+#[test]
+fn kill_terminates_with_the_signal() {
+    systest("kill")
+        .all_ok()
+        .stdout_has("ok the child died of the signal (9)")
+        .stdout_has("ok the child died of the signal (15)")
+        .stdout_has("ok kill of a missing pid is ESRCH");
+}
+
+#[test]
+fn sched_yield_returns_zero() {
+    systest("yield")
+        .all_ok()
+        .stdout_has("ok sched_yield returns 0");
+}
+
+#[test]
+fn exit_status_of_init_is_the_run_status() {
+    systest("exit 42").expect_code(42);
+}
+
+#[test]
+fn unknown_system_call_is_enosys_and_logged_once() {
+    let r = systest("unknown");
+    r.all_ok();
+    assert_eq!(
+        r.stderr
+            .matches("system call 500 is not implemented")
+            .count(),
+        1,
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn futex_single_threaded() {
+    systest("futex")
+        .all_ok()
+        .stdout_has("ok FUTEX_WAIT times out with ETIMEDOUT");
+}
+
+#[test]
+fn startup_calls_of_libc() {
+    systest("misc")
+        .all_ok()
+        .stdout_has("ok prlimit64 RLIMIT_STACK")
+        .stdout_has("ok ioctl TCGETS is ENOTTY")
+        .stdout_has("ok fstat(1) is a character device")
+        .stdout_has("ok newfstatat of an image file")
+        .stdout_has("ok readlink of a missing path is ENOENT")
+        .stdout_has("ok rseq is ENOSYS");
+}
+
+#[test]
+fn processes_cannot_see_each_others_memory() {
+    systest("isolation")
+        .all_ok()
+        .stdout_has("peek: 0x20000000 holds 0x0")
+        .stdout_has("ok a forked child's write does not reach the parent");
+}
+
+#[test]
+fn fork_exit_wait_cycles_leave_the_pool_as_it_was() {
+    let r = systest("forkloop 200");
+    r.all_ok().stdout_has("ok the pool is as it started");
+}
+
+#[test]
+fn a_spinning_process_does_not_starve_another() {
+    let t0 = Instant::now();
+    systest("preempt")
+        .all_ok()
+        .stdout_has("preempt: B finished its work while A spins");
+    assert!(t0.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn idle_guest_uses_no_host_cpu() {
+    // init sleeps one second; the kernel idles in the host meanwhile. The
+    // CPU the vkernel process used comes from wait4's rusage for exactly
+    // that child (not RUSAGE_CHILDREN, which other tests' runs also feed).
+    let t0 = Instant::now();
+    // Reaped below with libc::wait4, which also returns its rusage.
+    #[allow(clippy::zombie_processes)]
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_vkernel"))
+        .args(["run", "--append", "init=/bin/systest -- sleep 1000"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it and the status.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, whose pid we own.
+    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
+    assert_eq!(r, child.id() as i32);
+    let wall = t0.elapsed().as_secs_f64();
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    let cpu = t(ru.ru_utime) + t(ru.ru_stime);
+    assert_eq!(status, 0, "vkernel failed");
+    assert!(wall >= 1.0, "wall {wall}");
+    println!("idle run: {cpu:.3} s of CPU in {wall:.3} s");
+    // A busy-waiting idle would take about a second of CPU.
+    assert!(
+        cpu < 0.25,
+        "an idle guest took {cpu:.3} s of CPU in {wall:.3} s"
+    );
+}
+
+#[test]
+fn faults_are_reported_and_seen_by_wait4() {
+    for (kind, line, status) in [
+        ("null", "SIGSEGV at 0x0, rip 0x", 11),
+        ("wild", "SIGSEGV at 0x123456789000, rip 0x", 11),
+        ("ud", "SIGILL at 0x", 4),
+        ("div", "SIGFPE at 0x", 8),
+        ("gp", "SIGSEGV at 0x", 11),
+    ] {
+        systest(&format!("crashwait {kind}"))
+            .expect_code(0)
+            .stderr_has(&format!("pid 2 (crash): {line}"))
+            .stdout_has(&format!("crash {kind} ended with status {status}\n"));
+    }
+}
+
+#[test]
+fn init_killed_by_a_signal_ends_the_run_with_128_plus_it() {
+    vkernel(&["run", "--append", "init=/bin/crash -- null"])
+        .expect_code(128 + 11)
+        .stderr_has("pid 1 (crash): SIGSEGV at 0x0, rip 0x");
+}
+
+#[test]
+fn host_program_runs_as_init_with_its_arguments() {
+    let prog = common::guest_program("systest");
+    vkernel(&["run", "--", &prog, "args", "x", "y z"])
+        .expect_code(0)
+        .stdout_has(&format!(
+            "argc 4\nargv[0] = {prog}\nargv[1] = args\nargv[2] = x\nargv[3] = y z\n"
+        ));
+}
