@@ -92,6 +92,12 @@ pub struct RunArgs {
     /// The KVM device to open.
     #[arg(long, value_name = "PATH", default_value = "/dev/kvm")]
     pub kvm: PathBuf,
+
+    /// Debug the guest with gdb: listen on HOST:PORT (e.g. 127.0.0.1:1234)
+    /// and stop before the guest kernel's first instruction until gdb
+    /// connects (`target remote HOST:PORT`).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub gdb: Option<String>,
 }
 
 impl Default for RunArgs {
@@ -103,6 +109,7 @@ impl Default for RunArgs {
             pool: 1024,
             append: String::new(),
             kvm: PathBuf::from("/dev/kvm"),
+            gdb: None,
         }
     }
 }
