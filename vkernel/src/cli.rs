@@ -116,6 +116,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH", default_value = "/dev/kvm")]
     pub kvm: PathBuf,
 
+    /// Debug the guest with gdb: listen on HOST:PORT (e.g. 127.0.0.1:1234)
+    /// and stop before the guest kernel's first instruction until gdb
+    /// connects (`target remote HOST:PORT`).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub gdb: Option<String>,
+
     /// A static x86-64 Linux program and its arguments (after `--`): it
     /// becomes /init of an image packed on the fly, e.g.
     /// `vkernel run -- ./hello world` (build it with `gcc -static`).
@@ -134,6 +140,7 @@ impl Default for RunArgs {
             stats: false,
             kvm: PathBuf::from("/dev/kvm"),
             program: Vec::new(),
+            gdb: None,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod console;
 pub mod crash;
 pub mod error;
 pub mod fpu;
+pub mod gdb;
 pub mod hypercall;
 pub mod idle;
 pub mod images;
@@ -118,6 +119,11 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     }
     vm.enter_kernel(loaded.entry)?;
     let mut machine = Machine::new(vm)?;
+    if let Some(addr) = &args.gdb {
+        let stub = gdb::Gdb::listen(addr, &kernel_bytes)
+            .map_err(|e| Error::Setup(format!("gdb stub on {addr}: {e}")))?;
+        machine.attach_gdb(stub);
+    }
     let outcome = machine.run()?;
     if args.stats {
         let s = machine.stats;

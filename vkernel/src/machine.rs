@@ -18,6 +18,7 @@ use vmspace::FaultOutcome;
 use crate::crash;
 use crate::error::Error;
 use crate::fpu::FpuStates;
+use crate::gdb;
 use crate::hypercall::{self, Flow, Hypercalls};
 use crate::process;
 use crate::slice_timer::SliceTimer;
@@ -51,14 +52,14 @@ enum Exit {
 
 /// A process on the vCPU: what `vmspace_ctl(RUN)` must give back when it
 /// traps.
-struct Running {
+pub(crate) struct Running {
     id: u64,
     /// Guest-physical addresses of the caller's frames and hypercall block.
     tframe: u64,
     vframe: u64,
     block: u64,
     /// The guest kernel's context, RIP already past its `out`.
-    kernel_regs: kvm_regs,
+    pub(crate) kernel_regs: kvm_regs,
     kernel_sregs: kvm_sregs,
 }
 
@@ -74,11 +75,13 @@ struct HwFrame {
 
 /// The VM and everything the run loop needs.
 pub struct Machine {
-    vm: Vm,
+    pub(crate) vm: Vm,
     hypercalls: Hypercalls,
     fpu: FpuStates,
     timer: SliceTimer,
-    running: Option<Running>,
+    pub(crate) running: Option<Running>,
+    /// The debugger, with `--gdb` (see `gdb/mod.rs`).
+    pub(crate) gdb: Option<Box<gdb::Gdb>>,
     /// Counters for `--stats` and the benchmarks.
     pub stats: Stats,
 }
@@ -112,6 +115,7 @@ impl Machine {
             fpu,
             timer,
             running: None,
+            gdb: None,
             stats: Stats::default(),
         })
     }
@@ -156,8 +160,32 @@ impl Machine {
         })
     }
 
+    /// Debugs the guest with `gdb` from its first instruction on.
+    pub fn attach_gdb(&mut self, gdb: gdb::Gdb) {
+        self.gdb = Some(Box::new(gdb));
+    }
+
+    /// The registers `Vm::enter_kernel` set, read once by ioctl: the synced
+    /// copy is filled only by the first `KVM_RUN`.
+    pub(crate) fn initial_registers(&self) -> Result<(kvm_regs, kvm_sregs), Error> {
+        let regs = self
+            .vm
+            .vcpu
+            .get_regs()
+            .map_err(crate::error::kvm_err("KVM_GET_REGS"))?;
+        let sregs = self
+            .vm
+            .vcpu
+            .get_sregs()
+            .map_err(crate::error::kvm_err("KVM_GET_SREGS"))?;
+        Ok((regs, sregs))
+    }
+
     /// Runs the guest until it exits or is stopped.
     pub fn run(&mut self) -> Result<Outcome, Error> {
+        if self.gdb.is_some() && gdb::first_stop(self).is_err() {
+            return Ok(Outcome::Stopped);
+        }
         loop {
             let exit = self.run_vcpu()?;
             log::trace!("exit: {exit:?}");
@@ -178,9 +206,18 @@ impl Machine {
                 Exit::FailEntry(reason) => Err(format!("KVM could not enter the guest (hardware reason {reason:#x})")),
                 Exit::Other(what) => Err(format!("unexpected exit from KVM_RUN: {what}")),
             };
+            let flow = match flow {
+                Ok(Flow::Resume) if self.gdb.is_some() => gdb::after_exit(self),
+                flow => flow,
+            };
             match flow {
                 Ok(Flow::Resume) => {}
-                Ok(Flow::Exit(status)) => return Ok(Outcome::Exited(status)),
+                Ok(Flow::Exit(status)) => {
+                    if self.gdb.is_some() {
+                        gdb::exited(self, status);
+                    }
+                    return Ok(Outcome::Exited(status));
+                }
                 Err(report) => {
                     let report = match &self.running {
                         Some(r) if !report.is_empty() => {
@@ -189,6 +226,9 @@ impl Machine {
                         _ => report,
                     };
                     self.report(&report, None);
+                    if self.gdb.is_some() {
+                        gdb::terminated(self);
+                    }
                     return Ok(Outcome::Stopped);
                 }
             }
@@ -210,7 +250,11 @@ impl Machine {
             )));
         }
         if (HC_PORT_BASE..HC_PORT_BASE + HC_PORT_COUNT).contains(&port) {
-            return self.on_hypercall(port, len, value);
+            let flow = self.on_hypercall(port, len, value);
+            if self.gdb.is_some() {
+                gdb::hypercall_done(self);
+            }
+            return flow;
         }
         Ok(Err(format!(
             "guest kernel wrote to I/O port {port:#x}, which is not a hypercall port"
@@ -342,13 +386,16 @@ impl Machine {
             kernel_regs,
             kernel_sregs,
         });
+        if self.gdb.is_some() {
+            gdb::entered_process(self);
+        }
         self.timer.arm(timeout_us);
         Ok(Ok(()))
     }
 
     /// Installs a whole register context for the next `KVM_RUN` through the
     /// synced registers (no extra ioctl).
-    fn load_context(&mut self, regs: kvm_regs, sregs: kvm_sregs) {
+    pub(crate) fn load_context(&mut self, regs: kvm_regs, sregs: kvm_sregs) {
         let s = self.vm.vcpu.sync_regs_mut();
         s.regs = regs;
         s.sregs = sregs;
@@ -358,7 +405,10 @@ impl Machine {
 
     /// Gives the trap frame to the guest kernel and puts it back on the
     /// vCPU: `vmspace_ctl` returns 0 (the seed's vkernel_trap).
-    fn leave_process(&mut self, tf: TrapFrame) -> Result<Flow, String> {
+    fn leave_process(&mut self, mut tf: TrapFrame) -> Result<Flow, String> {
+        if self.gdb.is_some() && self.running.is_some() {
+            gdb::leaving_process(self, &mut tf);
+        }
         let Some(r) = self.running.take() else {
             return Err("a process trapped, but none was running".into());
         };
@@ -384,6 +434,9 @@ impl Machine {
     fn on_interrupted(&mut self) -> Result<Flow, String> {
         if self.running.is_none() {
             return Ok(Flow::Resume); // a late timer while the kernel runs: ignore
+        }
+        if self.gdb.as_ref().is_some_and(|g| g.attention()) && !self.timer.expired() {
+            return Ok(Flow::Resume); // the debugger's kick, not the time slice
         }
         let sync = self.vm.vcpu.sync_regs();
         if sync.sregs.cs.selector & 3 == 0 {
@@ -466,6 +519,13 @@ impl Machine {
         regs.rip = hw.rip;
         regs.rflags = hw.rflags;
         regs.rsp = hw.rsp;
+        if (vector == 1 || vector == 3) && self.gdb.is_some() {
+            let sregs = sync.sregs;
+            if let Some(flow) = gdb::debug_trap(self, vector, regs, sregs) {
+                return Ok(flow);
+            }
+        }
+        let sync = self.vm.vcpu.sync_regs();
         let Some(r) = &self.running else {
             self.kernel_crash(vector, &hw, regs, sync.sregs);
             return Ok(Err(String::new()));
@@ -484,6 +544,9 @@ impl Machine {
                 sregs.cs = user_cs;
                 sregs.ss = user_ss;
                 self.load_context(regs, sregs);
+                if self.gdb.is_some() {
+                    gdb::arm_process(self); // breakpoints on the new page
+                }
                 return Ok(Ok(Flow::Resume));
             }
         }

@@ -27,7 +27,9 @@ pub struct SliceTimer {
     armed: bool,
 }
 
-fn signal() -> libc::c_int {
+/// The signal that interrupts `KVM_RUN` (the debugger's watcher sends it
+/// too).
+pub fn signal() -> libc::c_int {
     SIGRTMIN() + 1
 }
 
@@ -77,6 +79,20 @@ impl SliceTimer {
             self.set(us);
             self.armed = true;
         }
+    }
+
+    /// Whether the armed timer has fired (its slice is over).
+    pub fn expired(&self) -> bool {
+        if !self.armed {
+            return false;
+        }
+        // SAFETY: zeroed itimerspec is valid; self.timer is a live timer.
+        let mut cur: libc::itimerspec = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; cur is valid for the call.
+        if unsafe { libc::timer_gettime(self.timer, &mut cur) } != 0 {
+            return true;
+        }
+        cur.it_value.tv_sec == 0 && cur.it_value.tv_nsec == 0
     }
 
     /// Cancels a pending expiry.
