@@ -89,7 +89,12 @@ impl VmspaceRegistry {
         }
         if entry.is_vpagetable() {
             return Ok(crate::vpt::resolve_fault(
-                space, host, &entry, addr, error_code,
+                space,
+                host,
+                &entry,
+                addr,
+                error_code,
+                fault_around,
             )?);
         }
         let va = addr & !(PAGE_SIZE - 1);

@@ -192,7 +192,7 @@ fn fault_resolved_through_the_guest_table() {
         Some(PAGE_A | P | US | A | RW | D | NX)
     );
     assert_eq!(get(&mem, PT, 0), PAGE_A | P | RW | US | A | D);
-    // Nothing else was mapped (no fault-around through guest tables).
+    // Nothing else was mapped (no accessed neighbour to fault around).
     let leaves = check_tree(&mem, &reg, reg.root(1).unwrap());
     assert_eq!(leaves.len(), 1);
     let data = read_via_tables(&mem, reg.root(1).unwrap(), VBASE, 16).unwrap();
@@ -467,4 +467,37 @@ fn munmap_clone_destroy_and_the_pool() {
     assert_eq!(reg.pool().reserved_pages(), 0);
     // The guest's memory is the guest's: its tables and pages stay.
     assert_eq!(get(&mem, PT, 0) & ADDR, PAGE_A);
+}
+
+#[test]
+fn fault_around_shadows_accessed_neighbours_only() {
+    let (mem, mut reg) = vpt_space(RW_);
+    reg.set_fault_around(4);
+    let page = |i: u64| VBASE + i * PAGE_SIZE;
+    set(&mem, PT, 0, PAGE_A | P | RW | US); // faulting page
+    set(&mem, PT, 1, PAGE_B | P | RW | US | A); // accessed, clean
+    set(&mem, PT, 2, PAGE_B | P | RW | US | A | D); // accessed, dirty
+    set(&mem, PT, 3, PAGE_B | P | RW | US); // never accessed
+    set(&mem, PT, 4, PAGE_B | P | RW | US | A); // outside the window
+    set(&mem, PT, 5, PAGE_B | P | RW | A); // supervisor
+    assert_eq!(fault(&mut reg, page(0), pf::U), FaultOutcome::Resolved);
+    let leaves = check_tree(&mem, &reg, reg.root(1).unwrap());
+    assert_eq!(
+        leaves,
+        vec![
+            (page(0), PAGE_A | P | US | A | NX),
+            (page(1), PAGE_B | P | US | A | NX),
+            (page(2), PAGE_B | P | US | A | RW | D | NX),
+        ]
+    );
+    // The neighbours' guest entries are as the guest left them.
+    assert_eq!(get(&mem, PT, 1), PAGE_B | P | RW | US | A);
+    assert_eq!(get(&mem, PT, 3), PAGE_B | P | RW | US);
+    // A write to the clean neighbour faults and makes it dirty.
+    assert_eq!(
+        fault(&mut reg, page(1), pf::U | pf::W | pf::P),
+        FaultOutcome::Resolved
+    );
+    assert_eq!(get(&mem, PT, 1), PAGE_B | P | RW | US | A | D);
+    reg.audit().unwrap();
 }
