@@ -510,7 +510,7 @@ impl Machine {
                 sync.regs.rip, sync.sregs.cs.selector
             )));
         }
-        let Some(hw) = self.hw_frame(vector) else {
+        let Some(mut hw) = self.hw_frame(vector) else {
             return Ok(Err(format!(
                 "cannot read the exception frame for vector {vector}"
             )));
@@ -534,7 +534,13 @@ impl Machine {
         let (user_cs, user_ss) = (r.kernel_sregs.cs, r.kernel_sregs.ss);
         if vector == 14 {
             let cr2 = sync.sregs.cr2;
-            if let Ok(FaultOutcome::Resolved) = self.vm.registry.handle_fault(id, cr2, hw.err) {
+            let outcome = self.vm.registry.handle_fault(id, cr2, hw.err);
+            if let Ok(FaultOutcome::DeliverWith { error_code }) = outcome {
+                // The guest's own tables refused it (MAP_VPAGETABLE): the
+                // error code is the one they give, not the shadow's.
+                hw.err = error_code;
+            }
+            if let Ok(FaultOutcome::Resolved) = outcome {
                 // Resume the process where it faulted, as `iretq` would.
                 self.stats.faults_resolved += 1;
                 if self.vm.registry.take_translation_reduced() {

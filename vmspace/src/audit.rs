@@ -1,5 +1,7 @@
 //! A full consistency check of the registry, for tests and debugging:
-//! every present leaf belongs to a mapping and has its flags and page,
+//! every present leaf belongs to a mapping and has its flags and page
+//! (a shadow leaf of a `MAP_VPAGETABLE` entry: a page of kernel RAM with
+//! no more than the entry's permissions),
 //! every frame belongs to a mapping, charges match the maps, and the pool's
 //! reservation is exactly what the vmspaces were promised and do not hold.
 //! Costs a walk of every table; not for the hot path.
@@ -9,6 +11,7 @@ use crate::map::Backing;
 use crate::pagetable::{leaf_flags, pte, PageTable};
 use crate::registry::VmspaceRegistry;
 use crate::space::TRAP_AREA_PML4_SLOT;
+use vkernel_abi::mman::{PROT_EXEC, PROT_WRITE};
 
 impl VmspaceRegistry {
     /// Checks every invariant of every vmspace; the first broken one is
@@ -33,6 +36,25 @@ impl VmspaceRegistry {
                 let Some(entry) = space.map.lookup(va) else {
                     return fail(format!("leaf at {va:#x} outside every entry"));
                 };
+                if let Backing::VpageTable { root } = entry.backing {
+                    // A shadow leaf: a page of kernel RAM, with at most the
+                    // entry's permissions (the guest's may take more away).
+                    let flags = leaf & !pte::ADDR;
+                    let page = leaf & pte::ADDR;
+                    let base = pte::P | pte::US | pte::A;
+                    let well_formed = flags & base == base
+                        && flags & !(base | pte::RW | pte::D | pte::NX) == 0
+                        && (flags & pte::RW != 0) == (flags & pte::D != 0)
+                        && (flags & pte::RW == 0 || entry.prot & PROT_WRITE != 0)
+                        && (flags & pte::NX != 0 || entry.prot & PROT_EXEC != 0);
+                    if root.is_none() || !well_formed || page >= self.host.kernel_mem_bytes {
+                        return fail(format!(
+                            "shadow leaf at {va:#x} = {leaf:#x}, prot {}, root {root:x?}",
+                            entry.prot
+                        ));
+                    }
+                    continue;
+                }
                 if leaf & !pte::ADDR != leaf_flags(entry.prot) {
                     return fail(format!("leaf at {va:#x} = {leaf:#x}, prot {}", entry.prot));
                 }
@@ -42,6 +64,13 @@ impl VmspaceRegistry {
                 };
                 if expected != Some(leaf & pte::ADDR) {
                     return fail(format!("leaf at {va:#x} maps {leaf:#x}, not {expected:x?}"));
+                }
+            }
+            for e in space.map.iter() {
+                if let Backing::VpageTable { root: Some(root) } = e.backing {
+                    if !root.is_multiple_of(4096) || root >= self.host.kernel_mem_bytes {
+                        return fail(format!("guest root {root:#x} of {:#x}", e.start));
+                    }
                 }
             }
             for (&va, &frame) in &space.frames {

@@ -35,6 +35,13 @@ pub enum Error {
         /// The alignment it needs.
         align: u64,
     },
+    /// A page of a `MAP_VPAGETABLE` entry was asked for as if the host
+    /// managed it (its translations are the guest's).
+    #[error("{va:#x} is in a MAP_VPAGETABLE mapping: the guest's tables translate it")]
+    NotHostManaged {
+        /// The virtual address.
+        va: u64,
+    },
     /// The layout given to the registry does not fit the guest memory.
     #[error("bad memory layout: {0}")]
     Layout(String),

@@ -9,19 +9,8 @@ use vkernel_abi::Errno;
 use crate::pagetable::{leaf_flags, pte};
 use crate::registry::VmspaceRegistry;
 
-/// x86 page-fault error-code bits.
-pub mod pf {
-    /// The page was present (a protection violation).
-    pub const P: u64 = 1 << 0;
-    /// The access was a write.
-    pub const W: u64 = 1 << 1;
-    /// The access came from ring 3.
-    pub const U: u64 = 1 << 2;
-    /// A reserved bit was set in a paging entry.
-    pub const RSVD: u64 = 1 << 3;
-    /// The access was an instruction fetch.
-    pub const I: u64 = 1 << 4;
-}
+/// x86 page-fault error-code bits (the ABI's).
+pub use vkernel_abi::paging::pf;
 
 /// What to do after a page fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,8 +18,17 @@ pub enum FaultOutcome {
     /// The page is mapped now: run the vmspace again.
     Resolved,
     /// The access is not allowed (or outside every mapping): hand the
-    /// fault to the guest kernel as `T_PAGEFLT`.
+    /// fault to the guest kernel as `T_PAGEFLT`, with the hardware's
+    /// error code.
     Deliver,
+    /// The guest's own page tables (a `MAP_VPAGETABLE` entry) do not allow
+    /// the access: hand the fault to the guest kernel as `T_PAGEFLT` with
+    /// this error code, the one the hardware would report walking the
+    /// guest's tables (the shadow's P bit says nothing about them).
+    DeliverWith {
+        /// The error code the guest kernel sees.
+        error_code: u64,
+    },
 }
 
 /// Whether a mapping with `prot` allows the access in `error_code`.
@@ -48,7 +46,7 @@ fn allows(prot: u64, error_code: u64) -> bool {
 }
 
 /// Whether present leaf `entry` allows the access in `error_code`.
-fn leaf_allows(entry: u64, error_code: u64) -> bool {
+pub(crate) fn leaf_allows(entry: u64, error_code: u64) -> bool {
     entry & pte::P != 0
         && entry & pte::US != 0
         && (error_code & pf::W == 0 || entry & pte::RW != 0)
@@ -59,7 +57,11 @@ impl VmspaceRegistry {
     /// Handles a page fault of vmspace `id` at `addr` with hardware
     /// `error_code` (unknown id → `ENOENT`).
     ///
-    /// Resolved if `addr` is inside an entry whose protection allows the
+    /// Inside a `MAP_VPAGETABLE` entry whose protection allows the access,
+    /// the guest's tables decide (see [`crate::vpt`]): one shadow leaf and
+    /// `Resolved`, or `DeliverWith` the guest's error code.
+    ///
+    /// Otherwise: resolved if `addr` is inside an entry whose protection allows the
     /// access: the page is brought in and mapped, and so are up to
     /// `fault_around - 1` other pages of the same entry not yet mapped in
     /// the same aligned window of `fault_around` pages. If the page was already mapped and
@@ -84,6 +86,16 @@ impl VmspaceRegistry {
         };
         if !allows(entry.prot, error_code) {
             return Ok(FaultOutcome::Deliver);
+        }
+        if entry.is_vpagetable() {
+            return Ok(crate::vpt::resolve_fault(
+                space,
+                host,
+                &entry,
+                addr,
+                error_code,
+                fault_around,
+            )?);
         }
         let va = addr & !(PAGE_SIZE - 1);
         if let Some(old) = space.lookup(host, va)? {

@@ -7,11 +7,14 @@
 //! The host keeps its map (entries with protections), its private pages
 //! and its x86-64 page tables in the host pool, a guest-physical region
 //! the guest kernel cannot reach; the vCPU runs a process with CR3 = the
-//! vmspace's PML4. Every guest-visible check and errno follows the seed
+//! vmspace's PML4. `MAP_VPAGETABLE` mappings take their translations
+//! from the guest kernel's own page tables through a host-owned shadow
+//! ([`vpt`] says why the hardware never walks the guest's tables here).
+//! Every guest-visible check and errno follows the seed
 //! (`vm_vmspace.c`, DragonFly's `kern_mmap`/`sys_munmap`).
 //!
 //! Reading order: [`registry`] (ids, lifecycle) → [`mmap`], [`mcontrol`],
-//! [`rw`], [`fault`] (the calls) → [`space`] (page-level work on one
+//! [`rw`], [`fault`] (the calls), [`vpt`] (guest-managed tables) → [`space`] (page-level work on one
 //! vmspace) → [`map`], [`commit`], [`pagetable`], [`pool`].
 #![deny(missing_docs)]
 
@@ -27,6 +30,7 @@ pub mod pool;
 pub mod registry;
 pub mod rw;
 pub mod space;
+pub mod vpt;
 
 pub use error::Error;
 pub use fault::FaultOutcome;

@@ -24,6 +24,16 @@ pub enum Backing {
         /// pool copy of each page made on first touch.
         shared: bool,
     },
+    /// `MAP_VPAGETABLE` over the guest kernel's physical memory: the
+    /// translations come from the guest's own 4-level page tables, whose
+    /// root `mcontrol(MADV_SETMAP)` names (see [`crate::vpt`]). No pool
+    /// page backs it: the host keeps only shadow leaves pointing at guest
+    /// RAM (and the shadow's page-table pages, charged like any tables).
+    VpageTable {
+        /// Guest-physical address of the guest's PML4; `None` until
+        /// `MADV_SETMAP` names one (every fault is the guest's until then).
+        root: Option<u64>,
+    },
 }
 
 /// One mapping: `[start, end)` with protection `prot` (`PROT_*` bits).
@@ -48,14 +58,22 @@ impl MapEntry {
     /// Whether each page gets its own pool page (anonymous memory and
     /// private copies), which is what mappings are charged for.
     pub fn needs_frames(&self) -> bool {
-        !matches!(self.backing, Backing::Phys { shared: true, .. })
+        !matches!(
+            self.backing,
+            Backing::Phys { shared: true, .. } | Backing::VpageTable { .. }
+        )
+    }
+
+    /// Whether the entry is a `MAP_VPAGETABLE` mapping.
+    pub fn is_vpagetable(&self) -> bool {
+        matches!(self.backing, Backing::VpageTable { .. })
     }
 
     /// For a physical-memory entry, the guest-physical address behind `va`.
     pub fn phys_of(&self, va: u64) -> Option<u64> {
         match self.backing {
             Backing::Phys { gpa, .. } => Some(gpa + (va - self.start)),
-            Backing::Anonymous { .. } => None,
+            Backing::Anonymous { .. } | Backing::VpageTable { .. } => None,
         }
     }
 
@@ -179,6 +197,18 @@ impl VmMap {
         self.split_at(end);
         for (_, e) in self.entries.range_mut(start..end) {
             e.prot = prot;
+        }
+    }
+
+    /// Sets the guest page-table root of every entry in `[start, end)`
+    /// (which must all be `MAP_VPAGETABLE` entries), splitting the end
+    /// entries.
+    pub fn set_root_range(&mut self, start: u64, end: u64, root: u64) {
+        self.split_at(start);
+        self.split_at(end);
+        for (_, e) in self.entries.range_mut(start..end) {
+            debug_assert!(e.is_vpagetable());
+            e.backing = Backing::VpageTable { root: Some(root) };
         }
     }
 

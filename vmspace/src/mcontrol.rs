@@ -20,7 +20,15 @@ impl VmspaceRegistry {
     /// - `MADV_DONTNEED`, `MADV_FREE` discard the pages: anonymous memory
     ///   reads as zero again, private copies as the kernel's page;
     /// - `MADV_INVAL` drops the translations only (data is kept);
-    /// - `MADV_SETMAP` → `EINVAL` (no `MAP_VPAGETABLE` mapping exists yet);
+    /// - `MADV_SETMAP` makes `value` the guest page-table root of the
+    ///   range (see [`crate::vpt`]) and drops its shadow leaves: `EINVAL`
+    ///   if the range is empty, has a hole or holds an entry that is not
+    ///   `MAP_VPAGETABLE`, or `value` is not a page-aligned guest-physical
+    ///   address whose page lies in the kernel's RAM; `ENOMEM` if
+    ///   splitting an entry would pass the map-entry limit;
+    /// - `MADV_INVAL` on a `MAP_VPAGETABLE` range drops the shadow leaves,
+    ///   so the next access walks the guest's tables again;
+    /// - `MADV_WILLNEED` leaves `MAP_VPAGETABLE` entries alone;
     /// - the others are accepted and do nothing.
     pub fn mcontrol(
         &mut self,
@@ -28,8 +36,9 @@ impl VmspaceRegistry {
         addr: u64,
         len: u64,
         behav: u64,
-        _value: u64,
+        value: u64,
     ) -> Result<(), Errno> {
+        let entries_room = self.max_map_entries.saturating_sub(self.map_entries);
         let (space, host) = self.space(id)?;
         if behav > MADV_CONTROL_END {
             return Err(Errno::EINVAL);
@@ -46,7 +55,7 @@ impl VmspaceRegistry {
                 let pieces: Vec<MapEntry> = space
                     .map
                     .intersecting(start, end)
-                    .filter(|e| e.prot != PROT_NONE)
+                    .filter(|e| e.prot != PROT_NONE && !e.is_vpagetable())
                     .map(|e| e.clip(start, end))
                     .collect();
                 for piece in pieces {
@@ -59,7 +68,29 @@ impl VmspaceRegistry {
             }
             MADV_DONTNEED | MADV_FREE => space.discard_range(host, start, end)?,
             MADV_INVAL => space.unmap_range(host, start, end)?,
-            MADV_SETMAP => return Err(Errno::EINVAL),
+            MADV_SETMAP => {
+                let all_vpt = start < end
+                    && space.map.is_covered(start, end)
+                    && space
+                        .map
+                        .intersecting(start, end)
+                        .all(|e| e.is_vpagetable());
+                let root_ok = value.is_multiple_of(PAGE_SIZE)
+                    && value
+                        .checked_add(PAGE_SIZE)
+                        .is_some_and(|e| e <= host.kernel_mem_bytes);
+                if !all_vpt || !root_ok {
+                    return Err(Errno::EINVAL);
+                }
+                if space.map.splits_needed(start, end) > entries_room {
+                    return Err(Errno::ENOMEM);
+                }
+                let before = space.map.len();
+                space.map.set_root_range(start, end, value);
+                space.unmap_range(host, start, end)?;
+                let after = space.map.len();
+                self.map_entries = self.map_entries + after - before;
+            }
             _ => {}
         }
         Ok(())

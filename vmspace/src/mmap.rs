@@ -5,7 +5,7 @@
 use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS, VM_MIN_USER_ADDRESS};
 use vkernel_abi::mman::{
     FD_NONE, MAP_ANON, MAP_FIXED, MAP_KNOWN, MAP_PRIVATE, MAP_SHARED, MAP_VPAGETABLE, PHYSMEM_FD,
-    PROT_MASK,
+    PROT_MASK, PROT_READ, PROT_WRITE,
 };
 use vkernel_abi::Errno;
 
@@ -45,12 +45,15 @@ pub struct MmapRequest {
 /// Checks a `vmspace_mmap` request, in this order: unknown prot or flag
 /// bits → `EINVAL`; not exactly one of `MAP_SHARED`/`MAP_PRIVATE` →
 /// `EINVAL`; `MAP_ANON` with an fd or offset → `EINVAL`; `len` 0 →
-/// `EINVAL`; `MAP_VPAGETABLE` → `EOPNOTSUPP`; size wraps when rounded →
+/// `EINVAL`; `MAP_VPAGETABLE` without `MAP_SHARED`, with `MAP_ANON`, or
+/// without both `PROT_READ` and `PROT_WRITE` → `EINVAL` (DragonFly's
+/// rule); size wraps when rounded →
 /// `EINVAL`; `MAP_FIXED` address not page aligned (after taking off the
 /// offset's page offset), wrapping, above `VM_MAX_USER_ADDRESS` or below
 /// `VM_MIN_USER_ADDRESS` → `EINVAL`; an fd other than `FD_NONE` (with
 /// `MAP_ANON`) or `PHYSMEM_FD` → `EBADF`; a physical-memory offset not page
-/// aligned or a range past the kernel's RAM → `EINVAL`.
+/// aligned or (not for `MAP_VPAGETABLE`) a range past the kernel's RAM →
+/// `EINVAL`.
 pub fn check_mmap(
     addr: u64,
     len: u64,
@@ -73,8 +76,13 @@ pub fn check_mmap(
     if len == 0 {
         return Err(Errno::EINVAL);
     }
-    if flags & MAP_VPAGETABLE != 0 {
-        return Err(Errno::EOPNOTSUPP);
+    let vpagetable = flags & MAP_VPAGETABLE != 0;
+    if vpagetable
+        && (flags & MAP_SHARED == 0
+            || anon
+            || prot & (PROT_READ | PROT_WRITE) != PROT_READ | PROT_WRITE)
+    {
+        return Err(Errno::EINVAL);
     }
     let pageoff = off & PAGE_MASK;
     let size = len
@@ -95,7 +103,19 @@ pub fn check_mmap(
         None
     };
     let shared = flags & MAP_SHARED != 0;
-    let backing = if anon {
+    let backing = if vpagetable {
+        // The guest's entries hold guest-physical addresses (offsets into
+        // the physical-memory fd from 0), so the offset only has to be a
+        // page of it; the range may be larger than RAM, as DragonFly's
+        // vkernel maps its whole user range over its memory image.
+        if fd != PHYSMEM_FD {
+            return Err(Errno::EBADF);
+        }
+        if pageoff != 0 {
+            return Err(Errno::EINVAL);
+        }
+        Backing::VpageTable { root: None }
+    } else if anon {
         Backing::Anonymous { shared }
     } else if fd == PHYSMEM_FD {
         let in_ram = off
@@ -266,7 +286,8 @@ impl VmspaceRegistry {
     /// `vmspace_mprotect(id, addr, len, prot)` (extension, as mprotect(2)):
     /// unknown id → `ENOENT`, then [`check_mprotect`]; a hole in the range
     /// or too many map entries → `ENOMEM`. Changes the entries and the
-    /// leaves already present.
+    /// leaves already present (shadow leaves of `MAP_VPAGETABLE` entries
+    /// are dropped instead).
     pub fn mprotect(&mut self, id: u64, addr: u64, len: u64, prot: u64) -> Result<(), Errno> {
         let entries_room = self.max_map_entries.saturating_sub(self.map_entries);
         let (space, host) = self.space(id)?;
@@ -282,6 +303,17 @@ impl VmspaceRegistry {
         let before = space.map.len();
         space.map.protect_range(start, end, prot);
         space.reprotect(host, start, end, prot)?;
+        // Shadow leaves combine the entry's protection with the guest's
+        // entries: drop them, the next fault recombines.
+        let shadowed: Vec<(u64, u64)> = space
+            .map
+            .intersecting(start, end)
+            .filter(|e| e.is_vpagetable())
+            .map(|e| (e.start.max(start), e.end.min(end)))
+            .collect();
+        for (s, e) in shadowed {
+            space.unmap_range(host, s, e)?;
+        }
         let after = space.map.len();
         self.map_entries = self.map_entries + after - before;
         Ok(())

@@ -15,24 +15,10 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use crate::error::Error;
 use crate::pool::FrameAlloc;
 
-/// Page-table entry bits.
+/// Page-table entry bits (the ABI's, shared with the guest kernel's own
+/// tables), and the host's intermediate-entry flags.
 pub mod pte {
-    /// Present.
-    pub const P: u64 = 1 << 0;
-    /// Writable.
-    pub const RW: u64 = 1 << 1;
-    /// User accessible.
-    pub const US: u64 = 1 << 2;
-    /// Accessed.
-    pub const A: u64 = 1 << 5;
-    /// Dirty.
-    pub const D: u64 = 1 << 6;
-    /// Page size: a 2 MiB (PD) or 1 GiB (PDPT) leaf.
-    pub const PS: u64 = 1 << 7;
-    /// No execute.
-    pub const NX: u64 = 1 << 63;
-    /// Physical address bits 12..51.
-    pub const ADDR: u64 = 0x000f_ffff_ffff_f000;
+    pub use vkernel_abi::paging::pte::*;
     /// Every intermediate (non-leaf) entry.
     pub const TABLE: u64 = P | RW | US;
 }

@@ -2,7 +2,9 @@
 //! buffer (guest-physical, in its RAM) and a vmspace's virtual addresses.
 //! Like ptrace, they ignore protections (the kernel loads read-only text
 //! this way) and bring pages in on demand; a page with no map entry ends
-//! the copy with a short count.
+//! the copy with a short count. In a `MAP_VPAGETABLE` mapping the guest's
+//! tables translate (protections ignored), and a page they do not map ends
+//! the copy the same way.
 
 use vkernel_abi::layout::PAGE_SIZE;
 use vkernel_abi::Errno;
@@ -66,7 +68,16 @@ impl VmspaceRegistry {
             let Some(entry) = space.map.lookup(va).copied() else {
                 break;
             };
-            let frame = space.materialize(host, &entry, page)?;
+            let frame = if entry.is_vpagetable() {
+                // Through the guest's tables; a page they do not map ends
+                // the copy like a page with no map entry.
+                match crate::vpt::translate(host, &entry, page)? {
+                    Some(frame) => frame,
+                    None => break,
+                }
+            } else {
+                space.materialize(host, &entry, page)?
+            };
             let (from, to) = match dir {
                 Direction::Read => (frame + in_page, kbuf + done),
                 Direction::Write => (kbuf + done, frame + in_page),

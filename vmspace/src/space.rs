@@ -98,8 +98,12 @@ impl Vmspace {
         va: u64,
     ) -> Result<u64, Error> {
         debug_assert!(va.is_multiple_of(PAGE_SIZE) && entry.start <= va && va < entry.end);
-        if let Backing::Phys { shared: true, .. } = entry.backing {
-            return entry.phys_of(va).ok_or(Error::OutOfFrames);
+        match entry.backing {
+            Backing::Phys { shared: true, .. } => {
+                return entry.phys_of(va).ok_or(Error::OutOfFrames)
+            }
+            Backing::VpageTable { .. } => return Err(Error::NotHostManaged { va }),
+            _ => {}
         }
         if let Some(&frame) = self.frames.get(&va) {
             return Ok(frame);

@@ -26,17 +26,69 @@ const WINDOW_PAGES: u64 = 32;
 const WBASE: u64 = MMAP_BASE - 16 * PAGE_SIZE;
 /// Kernel buffer area for pread/pwrite.
 const KBUF: u64 = 0x8_0000;
+const RW_: u64 = PROT_READ | PROT_WRITE;
 /// Kernel pages mapped shared (written through by the vmspaces).
 const SHARED_AREA: u64 = 0x1_0000;
 /// Kernel pages mapped private (never written, so copies are timeless).
 const PRIVATE_AREA: u64 = 0x4_0000;
 const AREA_PAGES: u64 = 16;
+/// The guest page tables MAP_VPAGETABLE mappings use (root, PDPT, PD, and
+/// the two PTs the window straddles), built once in kernel RAM.
+const GROOT: u64 = 0xa_0000;
+const GPDPT: u64 = 0xa_1000;
+const GPD: u64 = 0xa_2000;
+const GPT_LO: u64 = 0xa_3000;
+const GPT_HI: u64 = 0xa_4000;
+/// Kernel pages the guest tables map (window page i → page i % 8).
+const VPT_AREA: u64 = 0xc_0000;
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     Anon,
     Shared(u64),
     Private(u64),
+    /// A MAP_VPAGETABLE page; `true` once SETMAP named the guest tables
+    /// (as an mmap: SETMAP at once).
+    Vpt(bool),
+}
+
+/// What the guest tables say about window address `va`: the kernel page
+/// and whether it is writable (every 4th page not present, every 4th
+/// read-only; all entries accessed and dirty, so the host changes none).
+fn guest_entry(va: u64) -> Option<(u64, bool)> {
+    let i = (va - WBASE) / PAGE_SIZE;
+    let page = VPT_AREA + (i % 8) * PAGE_SIZE;
+    match i % 4 {
+        3 => None,
+        2 => Some((page, false)),
+        _ => Some((page, true)),
+    }
+}
+
+fn build_guest_tables(mem: &GuestMemoryMmap) {
+    for t in [GROOT, GPDPT, GPD, GPT_LO, GPT_HI] {
+        mem.write_slice(&[0u8; PAGE_SIZE as usize], GuestAddress(t))
+            .unwrap();
+    }
+    let set = |t: u64, i: u64, e: u64| mem.write_obj(e, GuestAddress(t + i * 8)).unwrap();
+    let table = P | RW | US;
+    set(GROOT, 0, GPDPT | table);
+    set(GPDPT, 0, GPD | table);
+    set(GPD, (WBASE >> 21) & 511, GPT_LO | table);
+    set(GPD, ((WBASE >> 21) + 1) & 511, GPT_HI | table);
+    for i in 0..WINDOW_PAGES {
+        let va = WBASE + i * PAGE_SIZE;
+        let pt = if (va >> 21) == (WBASE >> 21) {
+            GPT_LO
+        } else {
+            GPT_HI
+        };
+        let e = match guest_entry(va) {
+            None => 0,
+            Some((page, w)) => page | P | US | A | D | if w { RW } else { 0 },
+        };
+        set(pt, (va >> 12) & 511, e);
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -108,19 +160,30 @@ fn op() -> impl Strategy<Value = Op> {
         3 => Just(Kind::Anon),
         1 => (0..AREA_PAGES).prop_map(Kind::Shared),
         1 => (0..AREA_PAGES).prop_map(Kind::Private),
+        // `true`: SETMAP right after the mmap.
+        2 => any::<bool>().prop_map(Kind::Vpt),
     ];
     let len = prop_oneof![1 => Just(0u64), 6 => 1..6 * PAGE_SIZE];
     prop_oneof![
         1 => (id.clone(), prop::bool::weighted(0.1)).prop_map(|(id, bad)| Op::Create { id, bad }),
         1 => id.clone().prop_map(|id| Op::Destroy { id }),
         8 => (id.clone(), page.clone(), 1..12u64, 0..PAGE_SIZE, prot.clone(), kind, prop::bool::weighted(0.7))
-            .prop_map(|(id, page, pages, short, prot, kind, fixed)| Op::Mmap { id, page, pages, short, prot, kind, fixed }),
+            .prop_map(|(id, page, pages, short, prot, kind, fixed)| {
+                // VPAGETABLE needs read-write: mostly give it that.
+                let prot = match kind {
+                    Kind::Vpt(_) if prot != 0 && prot < 8 => prot | PROT_READ | PROT_WRITE,
+                    _ => prot,
+                };
+                Op::Mmap { id, page, pages, short, prot, kind, fixed }
+            }),
         2 => (id.clone(), page.clone(), prop_oneof![3 => Just(0u64), 1 => 1..PAGE_SIZE], len.clone())
             .prop_map(|(id, page, sub, len)| Op::Munmap { id, page, sub, len }),
         2 => (id.clone(), page.clone(), prop_oneof![5 => Just(0u64), 1 => 1..PAGE_SIZE], len.clone(), prot)
             .prop_map(|(id, page, sub, len, prot)| Op::Mprotect { id, page, sub, len, prot }),
-        2 => (id.clone(), page, 0..PAGE_SIZE, len, 0..13u64)
+        2 => (id.clone(), page, 0..PAGE_SIZE, len, prop_oneof![4 => 0..13u64, 1 => Just(MADV_SETMAP)])
             .prop_map(|(id, page, sub, len, behav)| Op::Mcontrol { id, page, sub, len, behav }),
+        2 => (id.clone(), 0..WINDOW_PAGES, 1..8u64)
+            .prop_map(|(id, page, n)| Op::Mcontrol { id, page, sub: 0, len: n * PAGE_SIZE, behav: MADV_SETMAP }),
         4 => (id.clone(), off.clone(), 0..3 * PAGE_SIZE, any::<u8>())
             .prop_map(|(id, off, len, seed)| Op::Pwrite { id, off, len, seed }),
         3 => (id.clone(), off.clone(), 0..3 * PAGE_SIZE).prop_map(|(id, off, len)| Op::Pread { id, off, len }),
@@ -146,7 +209,7 @@ struct MSpace {
 
 impl MSpace {
     fn needs_frame(p: &MPage) -> bool {
-        !matches!(p.kind, Kind::Shared(_))
+        !matches!(p.kind, Kind::Shared(_) | Kind::Vpt(_))
     }
 
     /// Pages the real registry charges: PML4, private pages, one table per
@@ -204,6 +267,16 @@ impl Model {
             Kind::Shared(g) | Kind::Private(g) => {
                 self.kmem[g as usize..(g + PAGE_SIZE) as usize].to_vec()
             }
+            Kind::Vpt(_) => unreachable!("VPAGETABLE pages read through the guest tables"),
+        }
+    }
+
+    /// The kernel page behind VPAGETABLE page `va`, if the guest's tables
+    /// are named and map it.
+    fn vpt_page(kind: Kind, va: u64) -> Option<Option<u64>> {
+        match kind {
+            Kind::Vpt(rooted) => Some(rooted.then(|| guest_entry(va)).flatten().map(|(g, _)| g)),
+            _ => None,
         }
     }
 
@@ -241,6 +314,9 @@ impl Model {
                 if prot > 7 {
                     return Err(Errno::EINVAL);
                 }
+                if matches!(kind, Kind::Vpt(_)) && prot & RW_ != RW_ {
+                    return Err(Errno::EINVAL);
+                }
                 let size = pages * PAGE_SIZE;
                 let hint = WBASE + page * PAGE_SIZE;
                 let start = if fixed {
@@ -258,6 +334,7 @@ impl Model {
                         Kind::Anon => Kind::Anon,
                         Kind::Shared(k) => Kind::Shared(SHARED_AREA + (k + i) * PAGE_SIZE),
                         Kind::Private(k) => Kind::Private(PRIVATE_AREA + (k + i) * PAGE_SIZE),
+                        Kind::Vpt(rooted) => Kind::Vpt(rooted),
                     };
                     new.pages.insert(
                         start + i * PAGE_SIZE,
@@ -319,12 +396,27 @@ impl Model {
                 behav,
             } => {
                 let space = self.spaces.get_mut(&id).ok_or(Errno::ENOENT)?;
-                if behav > MADV_CONTROL_END || behav == MADV_SETMAP {
+                if behav > MADV_CONTROL_END {
                     return Err(Errno::EINVAL);
                 }
                 let addr = WBASE + page * PAGE_SIZE + sub;
                 let start = addr & !(PAGE_SIZE - 1);
                 let end = (addr + len).next_multiple_of(PAGE_SIZE);
+                if behav == MADV_SETMAP {
+                    let all_vpt = start < end
+                        && space.covered(start, end)
+                        && space
+                            .pages
+                            .range(start..end)
+                            .all(|(_, p)| matches!(p.kind, Kind::Vpt(_)));
+                    if !all_vpt {
+                        return Err(Errno::EINVAL);
+                    }
+                    for (_, p) in space.pages.range_mut(start..end) {
+                        p.kind = Kind::Vpt(true);
+                    }
+                    return Ok(0);
+                }
                 if behav == MADV_DONTNEED || behav == MADV_FREE {
                     for (_, p) in space.pages.range_mut(start..end) {
                         p.data = None;
@@ -344,6 +436,14 @@ impl Model {
                         break;
                     };
                     let n = (PAGE_SIZE - (va - page)).min(len - done);
+                    if let Some(g) = Model::vpt_page(p.kind, page) {
+                        let Some(g) = g else { break };
+                        let at = (g + va - page) as usize;
+                        let from = (KBUF + done) as usize;
+                        kmem.copy_within(from..from + n as usize, at);
+                        done += n;
+                        continue;
+                    }
                     for i in 0..n {
                         let byte = kmem[(KBUF + done + i) as usize];
                         let at = (va - page + i) as usize;
@@ -356,6 +456,7 @@ impl Model {
                                 let copy = kmem[g as usize..(g + PAGE_SIZE) as usize].to_vec();
                                 p.data.get_or_insert(copy)[at] = byte;
                             }
+                            Kind::Vpt(_) => unreachable!(),
                         }
                     }
                     done += n;
@@ -375,7 +476,11 @@ impl Model {
                         break;
                     };
                     let n = (PAGE_SIZE - (va - page)).min(len - done);
-                    let content = self.content(p);
+                    let content = match Model::vpt_page(p.kind, page) {
+                        Some(Some(g)) => self.kmem[g as usize..(g + PAGE_SIZE) as usize].to_vec(),
+                        Some(None) => break,
+                        None => self.content(p),
+                    };
                     out.extend_from_slice(&content[(va - page) as usize..(va - page + n) as usize]);
                     done += n;
                 }
@@ -386,9 +491,17 @@ impl Model {
                 let space = self.spaces.get(&id).ok_or(Errno::ENOENT)?;
                 let page = (WBASE + off) & !(PAGE_SIZE - 1);
                 let ok = space.pages.get(&page).is_some_and(|p| {
+                    let guest_ok = match Model::vpt_page(p.kind, page) {
+                        None => true,
+                        Some(None) => false,
+                        Some(Some(_)) => {
+                            code & pf::W == 0 || guest_entry(page).is_some_and(|(_, w)| w)
+                        }
+                    };
                     p.prot != PROT_NONE
                         && (code & pf::W == 0 || p.prot & PROT_WRITE != 0)
                         && (code & pf::I == 0 || p.prot & PROT_EXEC != 0)
+                        && guest_ok
                 });
                 Ok(ok as u64)
             }
@@ -440,8 +553,16 @@ fn run(reg: &mut VmspaceRegistry, mem: &GuestMemoryMmap, op: &Op) -> Result<u64,
                     flags |= MAP_PRIVATE;
                     (PHYSMEM_FD, PRIVATE_AREA + k * PAGE_SIZE)
                 }
+                Kind::Vpt(_) => {
+                    flags |= MAP_SHARED | MAP_VPAGETABLE;
+                    (PHYSMEM_FD, 0)
+                }
             };
-            reg.mmap(id, addr, len, prot, flags, fd, off)
+            let r = reg.mmap(id, addr, len, prot, flags, fd, off);
+            if let (Ok(start), Kind::Vpt(true)) = (r, kind) {
+                reg.mcontrol(id, start, len, MADV_SETMAP, GROOT)?;
+            }
+            r
         }
         Op::Munmap { id, page, sub, len } => reg
             .munmap(id, WBASE + page * PAGE_SIZE + sub, len)
@@ -462,7 +583,13 @@ fn run(reg: &mut VmspaceRegistry, mem: &GuestMemoryMmap, op: &Op) -> Result<u64,
             len,
             behav,
         } => reg
-            .mcontrol(id, WBASE + page * PAGE_SIZE + sub, len, behav, 0)
+            .mcontrol(
+                id,
+                WBASE + page * PAGE_SIZE + sub,
+                len,
+                behav,
+                if behav == MADV_SETMAP { GROOT } else { 0 },
+            )
             .map(|_| 0),
         Op::Pwrite { id, off, len, .. } => reg.pwrite(id, KBUF, len, WBASE + off).map(|n| n as u64),
         Op::Pread { id, off, len } => reg.pread(id, KBUF, len, WBASE + off).map(|n| n as u64),
@@ -492,6 +619,22 @@ fn check_tables(
                 .get(&va)
                 .ok_or_else(|| TestCaseError::fail(format!("{id}: leaf at {va:#x} not mapped")))?;
             prop_assert!(p.prot != PROT_NONE, "{id}: PROT_NONE page {va:#x} present");
+            if let Some(g) = Model::vpt_page(p.kind, va) {
+                // A shadow leaf: the guest's page, its permissions and the
+                // entry's together.
+                let g = g.ok_or_else(|| TestCaseError::fail(format!("{id}: stale {va:#x}")))?;
+                let writable = guest_entry(va).is_some_and(|(_, w)| w);
+                prop_assert_eq!(leaf & ADDR, g, "{}: page at {:#x}", id, va);
+                prop_assert_eq!(
+                    leaf & RW != 0,
+                    writable && p.prot & PROT_WRITE != 0,
+                    "{}: shadow RW at {:#x}",
+                    id,
+                    va
+                );
+                prop_assert_eq!(leaf & NX == 0, p.prot & PROT_EXEC != 0);
+                continue;
+            }
             prop_assert_eq!(
                 leaf & RW != 0,
                 p.prot & PROT_WRITE != 0,
@@ -517,6 +660,7 @@ fn check_tables(
 
 fn run_case(ops: &[Op]) -> Result<(), TestCaseError> {
     let (mem, mut reg) = setup(POOL_PAGES);
+    build_guest_tables(&mem);
     let baseline = reg.pages_in_use() as u64;
     let mut kmem = vec![0u8; KMEM as usize];
     mem.read_slice(&mut kmem, GuestAddress(0)).unwrap();
@@ -566,6 +710,9 @@ fn run_case(ops: &[Op]) -> Result<(), TestCaseError> {
     // Every page reads back what the model says, through pread.
     for (&id, space) in &model.spaces {
         for (&va, p) in &space.pages {
+            if Model::vpt_page(p.kind, va).is_some() {
+                continue; // compared through the kernel's pages below
+            }
             prop_assert_eq!(reg.pread(id, KBUF, PAGE_SIZE, va), Ok(PAGE_SIZE as usize));
             let mut buf = vec![0u8; PAGE_SIZE as usize];
             mem.read_slice(&mut buf, GuestAddress(KBUF)).unwrap();
@@ -583,6 +730,9 @@ fn run_case(ops: &[Op]) -> Result<(), TestCaseError> {
     prop_assert!(
         shared == model.kmem[SHARED_AREA as usize..(SHARED_AREA + AREA_PAGES * PAGE_SIZE) as usize]
     );
+    let mut vpt = vec![0u8; (8 * PAGE_SIZE) as usize];
+    mem.read_slice(&mut vpt, GuestAddress(VPT_AREA)).unwrap();
+    prop_assert!(vpt == model.kmem[VPT_AREA as usize..(VPT_AREA + 8 * PAGE_SIZE) as usize]);
     prop_assert!(reg.teardown_all().is_empty());
     prop_assert_eq!(reg.pages_in_use() as u64, baseline);
     prop_assert_eq!(reg.pool().reserved_pages(), 0);

@@ -5,12 +5,16 @@
 
 use core::fmt::Display;
 
-use crate::usercode::{self, frame, new_process, Routine, DATA, PAGE, TEXT};
+use crate::usercode::{
+    self, frame, new_process, peek, poke, GuestTables, Routine, DATA, PAGE, TEXT, VPT_BASE,
+    VPT_PAGES,
+};
 use crate::vmspace::{self as vms, VmResult};
 use crate::{print, println};
 use vkernel_abi::frame::*;
 use vkernel_abi::layout::*;
 use vkernel_abi::mman::*;
+use vkernel_abi::paging::{pf, pte};
 use vkernel_abi::{rflags, selector, BootInfo, Errno, TrapFrame, VextFrame};
 
 struct Suite {
@@ -116,6 +120,7 @@ pub fn run_all(info: &BootInfo) -> u32 {
     run_cases(&mut s);
     isolation_cases(&mut s);
     clone_cases(&mut s);
+    vpagetable_cases(&mut s);
     let pool_at_end = vms::pool_pages();
     s.check(
         "pool: every page back after all vmspaces are destroyed",
@@ -334,18 +339,39 @@ fn mmap_cases(s: &mut Suite) {
         vms::mmap(id, DATA, PAGE, rw, MAP_SHARED | MAP_FIXED, PHYSMEM_FD, 0x10),
         Errno::EINVAL,
     );
+    let vpt = MAP_SHARED | MAP_VPAGETABLE | MAP_FIXED;
     s.err(
-        "mmap: MAP_VPAGETABLE -> EOPNOTSUPP (guest-managed tables: not yet)",
+        "mmap: MAP_VPAGETABLE without PROT_WRITE -> EINVAL",
+        vms::mmap(id, DATA, PAGE, PROT_READ, vpt, PHYSMEM_FD, 0),
+        Errno::EINVAL,
+    );
+    s.err(
+        "mmap: MAP_VPAGETABLE without PROT_READ -> EINVAL",
+        vms::mmap(id, DATA, PAGE, PROT_WRITE, vpt, PHYSMEM_FD, 0),
+        Errno::EINVAL,
+    );
+    s.err(
+        "mmap: MAP_VPAGETABLE private -> EINVAL",
         vms::mmap(
             id,
             DATA,
             PAGE,
             rw,
-            MAP_SHARED | MAP_VPAGETABLE | MAP_FIXED,
+            MAP_PRIVATE | MAP_VPAGETABLE | MAP_FIXED,
             PHYSMEM_FD,
             0,
         ),
-        Errno::EOPNOTSUPP,
+        Errno::EINVAL,
+    );
+    s.err(
+        "mmap: MAP_VPAGETABLE anonymous -> EINVAL",
+        vms::mmap(id, DATA, PAGE, rw, vpt | MAP_ANON, FD_NONE, 0),
+        Errno::EINVAL,
+    );
+    s.err(
+        "mmap: MAP_VPAGETABLE over an unknown fd -> EBADF",
+        vms::mmap(id, DATA, PAGE, rw, vpt, 5, 0),
+        Errno::EBADF,
     );
     let r = vms::mmap(id, 0, 3 * PAGE, rw, anon, FD_NONE, 0);
     let ok = matches!(r, Ok(a) if (a as u64).is_multiple_of(PAGE) && (a as u64) >= VM_MIN_USER_ADDRESS && (a as u64) + 3 * PAGE <= VM_MAX_USER_ADDRESS);
@@ -958,4 +984,167 @@ fn clone_cases(s: &mut Suite) {
     let _ = vms::destroy(a);
     let _ = vms::destroy(b);
     print!("");
+}
+
+/// `MAP_VPAGETABLE`: the kernel keeps the process's page table in its own
+/// RAM (a static table, identity-mapped, so its address is its
+/// guest-physical address), names it with `MADV_SETMAP`, and the process
+/// loads and stores through it.
+fn vpagetable_cases(s: &mut Suite) {
+    let id = 0xc00;
+    let pool_before = vms::pool_pages();
+    let _ = new_process(id);
+    let rw = PROT_READ | PROT_WRITE;
+    let vpt = MAP_SHARED | MAP_VPAGETABLE | MAP_FIXED;
+    let len = VPT_PAGES * PAGE;
+    s.ok(
+        "vpagetable: mmap MAP_VPAGETABLE|MAP_SHARED over physical memory -> the address",
+        vms::mmap(id, VPT_BASE, len, rw, vpt, PHYSMEM_FD, 0),
+        VPT_BASE as i64,
+    );
+    GuestTables::build();
+    let (a, b) = (GuestTables::data_a(), GuestTables::data_b());
+    let user_rw = pte::P | pte::RW | pte::US;
+    GuestTables::set_pte(0, a | user_rw);
+    GuestTables::set_pte(1, a | pte::P | pte::US); // read-only
+    GuestTables::set_pte(3, b | pte::P | pte::RW); // supervisor
+    GuestTables::set_pte(4, s.mem_bytes | user_rw); // past RAM
+    poke(a, 0xfeed_f00d);
+    poke(b, 0xb0b0_b0b0);
+    let (t, tf) = trap_of(id, Routine::Load, VPT_BASE, 0);
+    s.check(
+        "vpagetable: before SETMAP every access is the kernel's (T_PAGEFLT, not present)",
+        t == T_PAGEFLT && tf.addr == VPT_BASE && tf.err & pf::P == 0,
+        Pair(t, Hex(tf.err as i64)),
+    );
+    s.err(
+        "vpagetable: SETMAP on a non-VPAGETABLE range -> EINVAL",
+        vms::mcontrol(id, DATA, PAGE, MADV_SETMAP, GuestTables::root()),
+        Errno::EINVAL,
+    );
+    s.err(
+        "vpagetable: SETMAP with an unaligned root -> EINVAL",
+        vms::mcontrol(id, VPT_BASE, len, MADV_SETMAP, GuestTables::root() + 8),
+        Errno::EINVAL,
+    );
+    s.err(
+        "vpagetable: SETMAP with a root outside RAM -> EINVAL",
+        vms::mcontrol(id, VPT_BASE, len, MADV_SETMAP, s.mem_bytes),
+        Errno::EINVAL,
+    );
+    s.err(
+        "vpagetable: SETMAP with a root in the host pool -> EINVAL",
+        vms::mcontrol(id, VPT_BASE, len, MADV_SETMAP, POOL_BASE),
+        Errno::EINVAL,
+    );
+    s.ok(
+        "vpagetable: SETMAP with the kernel's table -> 0",
+        vms::mcontrol(id, VPT_BASE, len, MADV_SETMAP, GuestTables::root()),
+        0,
+    );
+    let (t, tf) = trap_of(id, Routine::Load, VPT_BASE, 0);
+    s.check(
+        "vpagetable: a load through the guest table sees the kernel's page",
+        t == T_FAST_SYSCALL && tf.rax == 0xfeed_f00d,
+        Pair(t, Hex(tf.rax as i64)),
+    );
+    s.check(
+        "vpagetable: the host set A in the guest's entry",
+        GuestTables::pte(0) & (pte::A | pte::D) == pte::A,
+        Hex(GuestTables::pte(0) as i64),
+    );
+    let (t, tf) = trap_of(id, Routine::StoreLoad, VPT_BASE + 8, 0x5704e);
+    s.check(
+        "vpagetable: a store lands in the kernel's page (and sets D)",
+        t == T_FAST_SYSCALL
+            && tf.rax == 0x5704e
+            && peek(a + 8) == 0x5704e
+            && GuestTables::pte(0) & pte::D != 0,
+        Pair(t, Hex(peek(a + 8) as i64)),
+    );
+    let (t, tf) = trap_of(id, Routine::Load, VPT_BASE + 2 * PAGE + 16, 0);
+    s.check(
+        "vpagetable: a not-present guest entry -> T_PAGEFLT, addr, err P clear",
+        t == T_PAGEFLT
+            && tf.addr == VPT_BASE + 2 * PAGE + 16
+            && tf.err & (pf::P | pf::U | pf::W) == pf::U,
+        Pair(t, Hex(tf.err as i64)),
+    );
+    let (t, tf) = trap_of(id, Routine::StoreLoad, VPT_BASE + PAGE, 1);
+    s.check(
+        "vpagetable: a store to a read-only guest entry -> T_PAGEFLT, err P|W|U",
+        t == T_PAGEFLT
+            && tf.addr == VPT_BASE + PAGE
+            && tf.err & (pf::P | pf::U | pf::W) == pf::P | pf::U | pf::W,
+        Pair(t, Hex(tf.err as i64)),
+    );
+    let (t, tf) = trap_of(id, Routine::Load, VPT_BASE + PAGE, 0);
+    s.check(
+        "vpagetable: a load from the read-only guest entry works",
+        t == T_FAST_SYSCALL && tf.rax == 0xfeed_f00d,
+        Pair(t, Hex(tf.rax as i64)),
+    );
+    let (t, tf) = trap_of(id, Routine::Load, VPT_BASE + 3 * PAGE, 0);
+    s.check(
+        "vpagetable: a supervisor guest entry -> T_PAGEFLT, err P set",
+        t == T_PAGEFLT && tf.addr == VPT_BASE + 3 * PAGE && tf.err & pf::P != 0,
+        Pair(t, Hex(tf.err as i64)),
+    );
+    let (t, tf) = trap_of(id, Routine::Load, VPT_BASE + 4 * PAGE, 0);
+    s.check(
+        "vpagetable: a guest entry pointing past RAM -> T_PAGEFLT",
+        t == T_PAGEFLT && tf.addr == VPT_BASE + 4 * PAGE,
+        Pair(t, Hex(tf.err as i64)),
+    );
+    // The kernel fixes its table (the entry was not present: no INVAL
+    // needed) and runs the process again.
+    GuestTables::set_pte(2, b | user_rw);
+    let (t, tf) = trap_of(id, Routine::Load, VPT_BASE + 2 * PAGE, 0);
+    s.check(
+        "vpagetable: after the kernel fills the entry the access works",
+        t == T_FAST_SYSCALL && tf.rax == 0xb0b0_b0b0,
+        Pair(t, Hex(tf.rax as i64)),
+    );
+    // Point a valid entry at another page and invalidate.
+    GuestTables::set_pte(0, b | user_rw);
+    s.ok(
+        "vpagetable: MADV_INVAL -> 0",
+        vms::mcontrol(id, VPT_BASE, PAGE, MADV_INVAL, 0),
+        0,
+    );
+    let (t, tf) = trap_of(id, Routine::Load, VPT_BASE, 0);
+    s.check(
+        "vpagetable: after changing the entry and MADV_INVAL the process sees the new page",
+        t == T_FAST_SYSCALL && tf.rax == 0xb0b0_b0b0,
+        Pair(t, Hex(tf.rax as i64)),
+    );
+    GuestTables::set_pte(0, 0);
+    let _ = vms::mcontrol(id, VPT_BASE, PAGE, MADV_INVAL, 0);
+    let (t, tf) = trap_of(id, Routine::Load, VPT_BASE, 0);
+    s.check(
+        "vpagetable: after clearing the entry and MADV_INVAL the access faults",
+        t == T_PAGEFLT && tf.addr == VPT_BASE && tf.err & pf::P == 0,
+        Pair(t, Hex(tf.err as i64)),
+    );
+    let mut word = [0u8; 8];
+    let r = vms::pread(id, &mut word, VPT_BASE + 2 * PAGE);
+    s.check(
+        "vpagetable: pread goes through the guest table",
+        r == Ok(8) && u64::from_le_bytes(word) == 0xb0b0_b0b0,
+        show(r),
+    );
+    s.ok("vpagetable: munmap -> 0", vms::munmap(id, VPT_BASE, len), 0);
+    let (t, _) = trap_of(id, Routine::Load, VPT_BASE + 2 * PAGE, 0);
+    s.check(
+        "vpagetable: after munmap the guest table is not used",
+        t == T_PAGEFLT,
+        t,
+    );
+    let _ = vms::destroy(id);
+    let pool_after = vms::pool_pages();
+    s.check(
+        "vpagetable: every pool page back after destroy",
+        pool_after == pool_before,
+        Pair(pool_after, pool_before),
+    );
 }

@@ -5,6 +5,7 @@
 use crate::vmspace as vms;
 use vkernel_abi::layout::PAGE_SIZE;
 use vkernel_abi::mman::*;
+use vkernel_abi::paging::pte;
 use vkernel_abi::{rflags, selector, Errno, TrapFrame};
 
 core::arch::global_asm!(
@@ -239,4 +240,96 @@ pub fn offset(r: Routine) -> u64 {
         Routine::FsLoad => sym_addr!(u_fs_load),
     };
     addr - start
+}
+
+/// Where the `MAP_VPAGETABLE` cases and benchmark put their window in a
+/// vmspace: PML4 slot 0, PDPT slot 1, PD slot 0, so one guest PT covers it.
+pub const VPT_BASE: u64 = 0x4000_0000;
+/// Pages in that window (one guest PT).
+pub const VPT_PAGES: u64 = 512;
+
+/// One page of [`GuestTables`].
+#[repr(C, align(4096))]
+#[derive(Clone, Copy)]
+struct TablePage([u64; 512]);
+
+/// PML4, PDPT, PD, PT, then two data pages (A and B). The kernel runs
+/// identity-mapped, so their addresses are their guest-physical addresses.
+/// The host reads these tables (and sets A/D bits in them) while a process
+/// runs; the kernel touches them only with volatile accesses between runs.
+static mut GUEST_TABLE_PAGES: [TablePage; 6] = [TablePage([0; 512]); 6];
+
+/// A little 4-level page table in the kernel's own RAM, for a process's
+/// `MAP_VPAGETABLE` window at [`VPT_BASE`], as a guest pmap keeps one.
+pub struct GuestTables;
+
+impl GuestTables {
+    /// Guest-physical address of page `i` (0 = PML4 .. 3 = PT, 4 = A, 5 = B).
+    pub fn page(i: usize) -> u64 {
+        assert!(i < 6);
+        // Only the address is taken: no reference to the static is made.
+        let base = core::ptr::addr_of_mut!(GUEST_TABLE_PAGES) as u64;
+        base + i as u64 * PAGE
+    }
+
+    /// The root (the value for `MADV_SETMAP`).
+    pub fn root() -> u64 {
+        Self::page(0)
+    }
+
+    /// Data page A.
+    pub fn data_a() -> u64 {
+        Self::page(4)
+    }
+
+    /// Data page B.
+    pub fn data_b() -> u64 {
+        Self::page(5)
+    }
+
+    /// Clears every page and links PML4 → PDPT → PD → PT for [`VPT_BASE`]
+    /// (user, writable at every level; the PT decides).
+    pub fn build() {
+        for i in 0..6 {
+            for slot in 0..512 {
+                poke(Self::page(i) + slot * 8, 0);
+            }
+        }
+        let table = pte::P | pte::RW | pte::US;
+        poke(
+            Self::page(0) + ((VPT_BASE >> 39) & 511) * 8,
+            Self::page(1) | table,
+        );
+        poke(
+            Self::page(1) + ((VPT_BASE >> 30) & 511) * 8,
+            Self::page(2) | table,
+        );
+        poke(
+            Self::page(2) + ((VPT_BASE >> 21) & 511) * 8,
+            Self::page(3) | table,
+        );
+    }
+
+    /// Sets PT entry `i` (the page at `VPT_BASE + i * PAGE`).
+    pub fn set_pte(i: u64, entry: u64) {
+        poke(Self::page(3) + i * 8, entry);
+    }
+
+    /// PT entry `i`.
+    pub fn pte(i: u64) -> u64 {
+        peek(Self::page(3) + i * 8)
+    }
+}
+
+/// Stores `v` at kernel address `addr` (volatile: the host reads it).
+pub fn poke(addr: u64, v: u64) {
+    // SAFETY: callers pass addresses of the kernel's own static pages,
+    // 8-byte aligned, identity-mapped and writable.
+    unsafe { core::ptr::write_volatile(addr as *mut u64, v) }
+}
+
+/// Loads the u64 at kernel address `addr` (volatile: the host writes it).
+pub fn peek(addr: u64) -> u64 {
+    // SAFETY: as for `poke`.
+    unsafe { core::ptr::read_volatile(addr as *const u64) }
 }

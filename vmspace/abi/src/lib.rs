@@ -9,7 +9,8 @@
 //!
 //! Everything both sides must agree on lives here: port numbers, hypercall
 //! numbers, the argument block, errno values, the DragonFly trap frame and
-//! trap numbers, `PROT_`/`MAP_`/`MADV_` constants, the address-space layout
+//! trap numbers, `PROT_`/`MAP_`/`MADV_` constants, page-table and
+//! page-fault bits, the address-space layout
 //! and the boot-info block.
 #![no_std]
 #![deny(missing_docs)]
@@ -19,6 +20,7 @@ pub mod errno;
 pub mod frame;
 pub mod layout;
 pub mod mman;
+pub mod paging;
 pub mod pod;
 
 pub use errno::Errno;

@@ -1,0 +1,269 @@
+//! Guest-managed page tables (`MAP_VPAGETABLE`, `MADV_SETMAP`,
+//! `MADV_INVAL`), as DragonFly's vkernel runs its processes: the guest
+//! kernel keeps a process's 4-level page tables in its own RAM and names
+//! the root with `mcontrol(MADV_SETMAP, root)`; it issues `MADV_INVAL`
+//! after it changes or removes a valid entry.
+//!
+//! # Why a shadow, not the guest's tables on the hardware
+//!
+//! Our entry format is the hardware's, so CR3 could point at the guest's
+//! root. It must not, here:
+//! - the guest's entries may name any guest-physical address, the host
+//!   pool included: the vmspace tables the host relies on, other
+//!   vmspaces' private pages, and the trap area (GDT, IDT, TSSs, stubs);
+//! - the guest owns every PML4 slot of its root, slot 255 too, so it
+//!   could supply its own IDT/GDT/TSS and ring-0 stubs at the trap area's
+//!   address and run code in ring 0 (and from there, anything).
+//!
+//! Checking the guest's tables before each run is no cure (the process,
+//! or the kernel, can change them while it runs) and copying slot 255
+//! into the guest's root would let the guest write the host's slot.
+//!
+//! So the vmspace keeps its host-owned tables in the pool (trap area in
+//! slot 255, as for every vmspace) and the vCPU walks only those. A fault
+//! inside a `MAP_VPAGETABLE` entry walks the guest's tables from the root
+//! ([`walk`]): every table and the final page must lie in the guest
+//! kernel's RAM `[0, kernel_mem_bytes)`, anything else reads as not
+//! present. If the guest's entry is present and allows the access (P at
+//! every level, US at every level, RW at every level for a write, no NX
+//! at any level for a fetch; 2 MiB and 1 GiB guest leaves are followed),
+//! the host sets A (and D for a write) in the guest's leaf, as the MMU
+//! would, and installs one 4 KiB *shadow leaf* VA → that guest-physical
+//! page with the permissions of the map entry and of the guest's entry
+//! together (writable only once the guest's leaf is dirty, so a guest
+//! pmap's D bits mean what they mean on hardware). Otherwise the fault
+//! goes to the guest kernel as `T_PAGEFLT` with the address and the error
+//! code its own tables would have produced. Neighbours in the fault-around
+//! window are shadowed too when their guest leaf is already accessed (A
+//! set), so a guest pmap that creates entries with A set gets one fault
+//! per window instead of one per page.
+//!
+//! Measured (`vkernel bench`): a first touch that faults to the host costs
+//! about one exception exit plus the walk (`vpt_fault`), against about a
+//! tenth of that for a touch KVM resolves on its own (`vpt_touch_shadowed`,
+//! the cost a hardware walk of the guest's tables would have here): the
+//! shadow's price, which the accessed-neighbour fault-around amortizes.
+//!
+//! Shadow leaves are a cache of the guest's tables: `MADV_INVAL` drops
+//! them for its range, `MADV_SETMAP` drops them for the entry, `mprotect`
+//! drops them (the next fault recombines the permissions), and every drop
+//! makes the host flush KVM's cached translations before the next run.
+//! A clone copies the entry and its root, never the shadow. Shadow leaves
+//! point at guest RAM, so they hold no pool page; the shadow's table pages
+//! come from the pool and are charged like every vmspace's tables (see
+//! [`crate::commit`]).
+
+use vkernel_abi::layout::PAGE_SIZE;
+use vkernel_abi::mman::{PROT_EXEC, PROT_READ, PROT_WRITE};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+use crate::error::Error;
+use crate::fault::{pf, FaultOutcome};
+use crate::map::MapEntry;
+use crate::pagetable::{leaf_flags, pte, reduces, PageTable};
+use crate::space::{Host, Vmspace};
+
+/// A present translation found in the guest's tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GuestLeaf {
+    /// Guest-physical address of the 4 KiB page behind the address.
+    pub page: u64,
+    /// Guest-physical address of the leaf entry (4 KiB, 2 MiB or 1 GiB).
+    pub slot: u64,
+    /// The leaf entry as read.
+    pub entry: u64,
+    /// US at every level.
+    pub user: bool,
+    /// RW at every level.
+    pub writable: bool,
+    /// NX at no level.
+    pub executable: bool,
+}
+
+impl GuestLeaf {
+    /// Whether the guest's tables allow the access in `error_code` (as the
+    /// MMU checks a ring-3 access, with SMEP/SMAP irrelevant).
+    pub fn allows(&self, error_code: u64) -> bool {
+        self.user
+            && (error_code & pf::W == 0 || self.writable)
+            && (error_code & pf::I == 0 || self.executable)
+    }
+}
+
+/// Whether `[gpa, gpa + len)` lies in the guest kernel's RAM.
+fn in_ram(gpa: u64, len: u64, kernel_mem_bytes: u64) -> bool {
+    gpa.checked_add(len)
+        .is_some_and(|end| end <= kernel_mem_bytes)
+}
+
+/// Walks the guest's 4-level tables from `root` for `va`, reading guest
+/// RAM only: `None` if some level is not present, a PML4 entry has PS
+/// set, or a table or the final page lies outside `[0, kernel_mem_bytes)`.
+pub fn walk(
+    mem: &GuestMemoryMmap,
+    kernel_mem_bytes: u64,
+    root: u64,
+    va: u64,
+) -> Result<Option<GuestLeaf>, Error> {
+    let (mut user, mut writable, mut executable) = (true, true, true);
+    let mut table = root & pte::ADDR;
+    for level in (1..=4u32).rev() {
+        if !in_ram(table, PAGE_SIZE, kernel_mem_bytes) {
+            return Ok(None);
+        }
+        let shift = 12 + 9 * (level - 1);
+        let slot = table + ((va >> shift) & 0x1ff) * 8;
+        let e: u64 = mem
+            .read_obj(GuestAddress(slot))
+            .map_err(|source| Error::Memory { gpa: slot, source })?;
+        if e & pte::P == 0 || (level == 4 && e & pte::PS != 0) {
+            return Ok(None);
+        }
+        user &= e & pte::US != 0;
+        writable &= e & pte::RW != 0;
+        executable &= e & pte::NX == 0;
+        if level == 1 || e & pte::PS != 0 {
+            let span = 1u64 << shift;
+            // Bit 12 of a large leaf is PAT, not address.
+            let base = e & pte::ADDR & !(span - 1);
+            let page = base + (va & (span - 1) & !(PAGE_SIZE - 1));
+            if !in_ram(page, PAGE_SIZE, kernel_mem_bytes) {
+                return Ok(None);
+            }
+            return Ok(Some(GuestLeaf {
+                page,
+                slot,
+                entry: e,
+                user,
+                writable,
+                executable,
+            }));
+        }
+        table = e & pte::ADDR;
+    }
+    Ok(None)
+}
+
+/// The guest-physical page behind `va` of VPAGETABLE `entry`, ignoring
+/// protections (for pread/pwrite, as ptrace does); `None` if the guest's
+/// tables do not map it.
+pub(crate) fn translate(host: &Host, entry: &MapEntry, va: u64) -> Result<Option<u64>, Error> {
+    let crate::map::Backing::VpageTable { root: Some(root) } = entry.backing else {
+        return Ok(None);
+    };
+    Ok(walk(&host.mem, host.kernel_mem_bytes, root, va)?.map(|l| l.page))
+}
+
+/// Resolves a fault at `addr` (error code `error_code`) inside VPAGETABLE
+/// `entry` whose protection allows the access: installs the shadow leaf
+/// (and those of accessed neighbours, see [`fault_around_accessed`]) and
+/// returns `Resolved`, or returns `DeliverWith` the error code the
+/// guest's tables give (P clear if they do not map the page, set if they
+/// map it without the permission).
+pub(crate) fn resolve_fault(
+    space: &mut Vmspace,
+    host: &mut Host,
+    entry: &MapEntry,
+    addr: u64,
+    error_code: u64,
+    fault_around: usize,
+) -> Result<FaultOutcome, Error> {
+    let not_present = FaultOutcome::DeliverWith {
+        error_code: error_code & !pf::P,
+    };
+    let crate::map::Backing::VpageTable { root: Some(root) } = entry.backing else {
+        return Ok(not_present);
+    };
+    let va = addr & !(PAGE_SIZE - 1);
+    let Some(leaf) = walk(&host.mem, host.kernel_mem_bytes, root, va)? else {
+        return Ok(not_present);
+    };
+    if !leaf.allows(error_code) {
+        return Ok(FaultOutcome::DeliverWith {
+            error_code: error_code | pf::P,
+        });
+    }
+    // Accessed, and dirty for a write, in the guest's leaf, as the MMU
+    // would set them.
+    let mut updated = leaf.entry | pte::A;
+    if error_code & pf::W != 0 {
+        updated |= pte::D;
+    }
+    if updated != leaf.entry {
+        host.mem
+            .write_obj(updated, GuestAddress(leaf.slot))
+            .map_err(|source| Error::Memory {
+                gpa: leaf.slot,
+                source,
+            })?;
+    }
+    let flags = shadow_flags(entry, &leaf, updated);
+    if let Some(old) = space.lookup(host, va)? {
+        // A present shadow leaf that already allowed the access is stale in
+        // KVM; one that maps another page or less is replaced: both need
+        // KVM's copy dropped.
+        if crate::fault::leaf_allows(old, error_code) || reduces(old, leaf.page | flags) {
+            host.translation_reduced = true;
+        }
+    }
+    let mut charged = host.pool.charged();
+    PageTable::new(&host.mem, &mut charged).map_4k(space.root, va, leaf.page, flags)?;
+    fault_around_accessed(space, host, entry, root, va, fault_around)?;
+    Ok(FaultOutcome::Resolved)
+}
+
+/// The shadow leaf flags for guest `leaf` (whose entry is now
+/// `guest_entry`) in `entry`: readable; writable if the entry and every
+/// guest level allow it and the guest's leaf is dirty; executable if the
+/// entry and every guest level allow it.
+fn shadow_flags(entry: &MapEntry, leaf: &GuestLeaf, guest_entry: u64) -> u64 {
+    let mut prot = PROT_READ;
+    if leaf.writable && entry.prot & PROT_WRITE != 0 && guest_entry & pte::D != 0 {
+        prot |= PROT_WRITE;
+    }
+    if leaf.executable && entry.prot & PROT_EXEC != 0 {
+        prot |= PROT_EXEC;
+    }
+    leaf_flags(prot)
+}
+
+/// Fault-around through the guest's tables: in the aligned window of
+/// `fault_around` pages around `va` (inside `entry`), shadows every page
+/// with no shadow leaf yet whose guest leaf is present, user-accessible
+/// and already *accessed* (A set by the guest, or by an earlier fault).
+/// Pages the guest has not marked accessed are left to fault, so the A
+/// bits the host sets always mean an access happened; a guest pmap that
+/// wants its fresh mappings prefaulted creates them with A set.
+fn fault_around_accessed(
+    space: &mut Vmspace,
+    host: &mut Host,
+    entry: &MapEntry,
+    root: u64,
+    va: u64,
+    fault_around: usize,
+) -> Result<(), Error> {
+    if fault_around <= 1 {
+        return Ok(());
+    }
+    let window_bytes = (fault_around as u64).next_power_of_two() * PAGE_SIZE;
+    let window = va & !(window_bytes - 1);
+    let from = window.max(entry.start);
+    let to = window.saturating_add(window_bytes).min(entry.end);
+    let mut budget = fault_around - 1;
+    let mut neighbour = from;
+    while budget > 0 && neighbour < to {
+        if neighbour != va && space.lookup(host, neighbour)?.is_none() {
+            if let Some(leaf) = walk(&host.mem, host.kernel_mem_bytes, root, neighbour)? {
+                if leaf.user && leaf.entry & pte::A != 0 {
+                    let flags = shadow_flags(entry, &leaf, leaf.entry);
+                    let mut charged = host.pool.charged();
+                    PageTable::new(&host.mem, &mut charged)
+                        .map_4k(space.root, neighbour, leaf.page, flags)?;
+                    budget -= 1;
+                }
+            }
+        }
+        neighbour += PAGE_SIZE;
+    }
+    Ok(())
+}

@@ -1,0 +1,503 @@
+//! `MAP_VPAGETABLE`, `MADV_SETMAP`, `MADV_INVAL`: the errno paths, and
+//! faults resolved or delivered through a guest page table built in test
+//! memory (the guest kernel's RAM), checked through the real shadow tables.
+
+mod common;
+
+use common::*;
+use vkernel_abi::layout::{PAGE_SIZE, POOL_BASE};
+use vkernel_abi::mman::*;
+use vkernel_abi::Errno;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vmspace::fault::pf;
+use vmspace::{FaultOutcome, VmspaceRegistry};
+
+/// The VPAGETABLE window: PML4 slot 0, PDPT slot 1, PD slot 0.
+const VBASE: u64 = 0x4000_0000;
+/// The guest's tables, in kernel RAM.
+const PML4: u64 = 0xa_0000;
+const PDPT: u64 = 0xa_1000;
+const PD: u64 = 0xa_2000;
+const PT: u64 = 0xa_3000;
+/// Two data pages of the kernel.
+const PAGE_A: u64 = 0xc_0000;
+const PAGE_B: u64 = 0xc_1000;
+const KBUF: u64 = 0x8_0000;
+const RW_: u64 = PROT_READ | PROT_WRITE;
+const VPT: u64 = MAP_SHARED | MAP_FIXED | MAP_VPAGETABLE;
+const TABLE: u64 = P | RW | US;
+
+fn set(mem: &GuestMemoryMmap, table: u64, idx: u64, e: u64) {
+    mem.write_obj(e, GuestAddress(table + idx * 8)).unwrap();
+}
+
+fn get(mem: &GuestMemoryMmap, table: u64, idx: u64) -> u64 {
+    mem.read_obj(GuestAddress(table + idx * 8)).unwrap()
+}
+
+/// Zeroes the guest's tables and links PML4 → PDPT → PD → PT for VBASE.
+fn guest_tables(mem: &GuestMemoryMmap) {
+    for t in [PML4, PDPT, PD, PT] {
+        mem.write_slice(&[0u8; 4096], GuestAddress(t)).unwrap();
+    }
+    set(mem, PML4, 0, PDPT | TABLE);
+    set(mem, PDPT, 1, PD | TABLE);
+    set(mem, PD, 0, PT | TABLE);
+}
+
+/// Space 1 with a 16-page VPAGETABLE mapping at VBASE, guest tables built,
+/// root set.
+fn vpt_space(prot: u64) -> (GuestMemoryMmap, VmspaceRegistry) {
+    let (mem, mut reg) = setup(64);
+    reg.create(1, 0, 0).unwrap();
+    guest_tables(&mem);
+    assert_eq!(
+        reg.mmap(1, VBASE, 16 * PAGE_SIZE, prot, VPT, PHYSMEM_FD, 0),
+        Ok(VBASE)
+    );
+    assert_eq!(
+        reg.mcontrol(1, VBASE, 16 * PAGE_SIZE, MADV_SETMAP, PML4),
+        Ok(())
+    );
+    reg.audit().unwrap();
+    (mem, reg)
+}
+
+fn shadow(mem: &GuestMemoryMmap, reg: &VmspaceRegistry, va: u64) -> Option<u64> {
+    walk(mem, reg.root(1).unwrap(), va)
+}
+
+fn fault(reg: &mut VmspaceRegistry, va: u64, code: u64) -> FaultOutcome {
+    reg.handle_fault(1, va, code).unwrap()
+}
+
+#[test]
+fn mmap_vpagetable_errors() {
+    let (_, mut reg) = setup(64);
+    reg.create(1, 0, 0).unwrap();
+    let m = |reg: &mut VmspaceRegistry, prot, flags, fd, off| {
+        reg.mmap(1, VBASE, 4 * PAGE_SIZE, prot, flags, fd, off)
+    };
+    // DragonFly: needs PROT_READ|PROT_WRITE.
+    for prot in [PROT_READ, PROT_WRITE, PROT_NONE, PROT_READ | PROT_EXEC] {
+        assert_eq!(
+            m(&mut reg, prot, VPT, PHYSMEM_FD, 0),
+            Err(Errno::EINVAL),
+            "{prot}"
+        );
+    }
+    // Only shared, only over the physical-memory fd.
+    assert_eq!(
+        m(
+            &mut reg,
+            RW_,
+            MAP_PRIVATE | MAP_FIXED | MAP_VPAGETABLE,
+            PHYSMEM_FD,
+            0
+        ),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        m(&mut reg, RW_, VPT | MAP_ANON, FD_NONE, 0),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(m(&mut reg, RW_, VPT, 5, 0), Err(Errno::EBADF));
+    assert_eq!(m(&mut reg, RW_, VPT, FD_NONE, 0), Err(Errno::EBADF));
+    assert_eq!(m(&mut reg, RW_, VPT, PHYSMEM_FD, 0x10), Err(Errno::EINVAL));
+    assert_eq!(reg.charged_pages(1), Some(1));
+    // Larger than RAM is fine: the guest's tables pick the pages.
+    assert_eq!(
+        reg.mmap(1, VBASE, 4 * KMEM, RW_ | PROT_EXEC, VPT, PHYSMEM_FD, 0),
+        Ok(VBASE)
+    );
+    // Charged for its tables (PDPT, PD, two PTs), never for frames.
+    assert_eq!(reg.charged_pages(1), Some(1 + 1 + 1 + 2));
+    reg.audit().unwrap();
+}
+
+#[test]
+fn setmap_errors() {
+    let (_, mut reg) = setup(64);
+    reg.create(1, 0, 0).unwrap();
+    let anon = MAP_ANON | MAP_PRIVATE | MAP_FIXED;
+    reg.mmap(1, 0x1000_0000, PAGE_SIZE, RW_, anon, FD_NONE, 0)
+        .unwrap();
+    reg.mmap(1, VBASE, 4 * PAGE_SIZE, RW_, VPT, PHYSMEM_FD, 0)
+        .unwrap();
+    let setmap =
+        |reg: &mut VmspaceRegistry, addr, len, root| reg.mcontrol(1, addr, len, MADV_SETMAP, root);
+    // Not a VPAGETABLE range: anonymous, nothing, a hole, empty.
+    assert_eq!(
+        setmap(&mut reg, 0x1000_0000, PAGE_SIZE, PML4),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        setmap(&mut reg, 0x2000_0000, PAGE_SIZE, PML4),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        setmap(&mut reg, VBASE, 5 * PAGE_SIZE, PML4),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(setmap(&mut reg, VBASE, 0, PML4), Err(Errno::EINVAL));
+    // Bad roots: unaligned, outside RAM (at its end, in the pool, huge).
+    for root in [PML4 + 8, PML4 | 7, KMEM, POOL_BASE, !0xfff] {
+        assert_eq!(
+            setmap(&mut reg, VBASE, PAGE_SIZE, root),
+            Err(Errno::EINVAL),
+            "{root:#x}"
+        );
+    }
+    assert_eq!(setmap(&mut reg, VBASE, PAGE_SIZE, KMEM - PAGE_SIZE), Ok(()));
+    // Part of the entry: split.
+    assert_eq!(reg.audit(), Ok(()));
+    assert_eq!(setmap(&mut reg, VBASE, 4 * PAGE_SIZE, PML4), Ok(()));
+    reg.audit().unwrap();
+}
+
+#[test]
+fn no_root_yet_delivers_not_present() {
+    let (_, mut reg) = setup(64);
+    reg.create(1, 0, 0).unwrap();
+    reg.mmap(1, VBASE, PAGE_SIZE, RW_, VPT, PHYSMEM_FD, 0)
+        .unwrap();
+    assert_eq!(
+        fault(&mut reg, VBASE, pf::U),
+        FaultOutcome::DeliverWith { error_code: pf::U }
+    );
+}
+
+#[test]
+fn fault_resolved_through_the_guest_table() {
+    let (mem, mut reg) = vpt_space(RW_);
+    set(&mem, PT, 0, PAGE_A | P | RW | US);
+    // A read maps the guest's page read-only (not dirty yet) and sets A.
+    assert_eq!(
+        fault(&mut reg, VBASE + 0x123, pf::U),
+        FaultOutcome::Resolved
+    );
+    assert_eq!(
+        shadow(&mem, &reg, VBASE),
+        Some(PAGE_A | P | US | A | NX),
+        "read fault"
+    );
+    assert_eq!(get(&mem, PT, 0), PAGE_A | P | RW | US | A);
+    // The first write sets D in the guest's entry and makes it writable.
+    assert_eq!(
+        fault(&mut reg, VBASE + 8, pf::U | pf::W | pf::P),
+        FaultOutcome::Resolved
+    );
+    assert_eq!(
+        shadow(&mem, &reg, VBASE),
+        Some(PAGE_A | P | US | A | RW | D | NX)
+    );
+    assert_eq!(get(&mem, PT, 0), PAGE_A | P | RW | US | A | D);
+    // Nothing else was mapped (no accessed neighbour to fault around).
+    let leaves = check_tree(&mem, &reg, reg.root(1).unwrap());
+    assert_eq!(leaves.len(), 1);
+    let data = read_via_tables(&mem, reg.root(1).unwrap(), VBASE, 16).unwrap();
+    assert_eq!(data, (PAGE_A..PAGE_A + 16).map(kbyte).collect::<Vec<_>>());
+    reg.audit().unwrap();
+}
+
+#[test]
+fn permissions_combine_entry_and_guest_bits() {
+    // An executable entry and an executable guest page: no NX.
+    let (mem, mut reg) = vpt_space(RW_ | PROT_EXEC);
+    set(&mem, PT, 0, PAGE_A | P | US | D);
+    assert_eq!(
+        fault(&mut reg, VBASE, pf::U | pf::I),
+        FaultOutcome::Resolved
+    );
+    // Read-only at the guest: not writable even though the entry is.
+    assert_eq!(shadow(&mem, &reg, VBASE), Some(PAGE_A | P | US | A));
+    // NX at an upper level of the guest's tables forbids fetches.
+    let pt2 = 0xa_6000;
+    mem.write_slice(&[0u8; 4096], GuestAddress(pt2)).unwrap();
+    set(&mem, PD, 1, pt2 | TABLE | NX);
+    set(&mem, pt2, 0, PAGE_A | P | US);
+    let va = VBASE + (2 << 20);
+    assert_eq!(
+        reg.mmap(1, va, PAGE_SIZE, RW_ | PROT_EXEC, VPT, PHYSMEM_FD, 0),
+        Ok(va)
+    );
+    assert_eq!(reg.mcontrol(1, va, PAGE_SIZE, MADV_SETMAP, PML4), Ok(()));
+    assert_eq!(fault(&mut reg, va, pf::U), FaultOutcome::Resolved);
+    assert_eq!(shadow(&mem, &reg, va), Some(PAGE_A | P | US | A | NX));
+    assert_eq!(
+        fault(&mut reg, va, pf::U | pf::I),
+        FaultOutcome::DeliverWith {
+            error_code: pf::U | pf::I | pf::P
+        }
+    );
+    // An entry without PROT_EXEC: the hardware's code, the guest not asked.
+    let (mem, mut reg) = vpt_space(RW_);
+    set(&mem, PT, 0, PAGE_A | P | US);
+    assert_eq!(fault(&mut reg, VBASE, pf::U | pf::I), FaultOutcome::Deliver);
+    assert_eq!(get(&mem, PT, 0), PAGE_A | P | US, "A untouched");
+    reg.audit().unwrap();
+}
+
+#[test]
+fn guest_refusals_are_delivered_with_the_guests_error_code() {
+    let (mem, mut reg) = vpt_space(RW_);
+    set(&mem, PT, 1, PAGE_A | P | US); // read-only
+    set(&mem, PT, 2, 0); // not present
+    set(&mem, PT, 3, PAGE_A | P | RW); // supervisor
+    set(&mem, PT, 4, POOL_BASE | P | RW | US); // the pool
+    set(&mem, PT, 5, KMEM | P | RW | US); // just past RAM
+    let not_present = |code: u64| FaultOutcome::DeliverWith { error_code: code };
+    let protection = |code: u64| FaultOutcome::DeliverWith {
+        error_code: code | pf::P,
+    };
+    let page = |i: u64| VBASE + i * PAGE_SIZE;
+    assert_eq!(
+        fault(&mut reg, page(1), pf::U | pf::W),
+        protection(pf::U | pf::W)
+    );
+    assert_eq!(fault(&mut reg, page(2), pf::U), not_present(pf::U));
+    assert_eq!(
+        fault(&mut reg, page(2), pf::U | pf::W | pf::P),
+        not_present(pf::U | pf::W)
+    );
+    assert_eq!(fault(&mut reg, page(3), pf::U), protection(pf::U));
+    assert_eq!(fault(&mut reg, page(4), pf::U), not_present(pf::U));
+    assert_eq!(fault(&mut reg, page(5), pf::U), not_present(pf::U));
+    // Supervisor at an upper level.
+    set(&mem, PD, 0, PT | P | RW);
+    set(&mem, PT, 6, PAGE_A | P | RW | US);
+    assert_eq!(fault(&mut reg, page(6), pf::U), protection(pf::U));
+    // A table outside RAM (in the pool: the host's own tables).
+    let root = reg.root(1).unwrap();
+    set(&mem, PD, 0, root | TABLE);
+    assert_eq!(fault(&mut reg, page(6), pf::U), not_present(pf::U));
+    set(&mem, PDPT, 1, POOL_BASE | TABLE);
+    assert_eq!(fault(&mut reg, page(6), pf::U), not_present(pf::U));
+    // The read-only page still reads.
+    set(&mem, PDPT, 1, PD | TABLE);
+    set(&mem, PD, 0, PT | TABLE);
+    assert_eq!(fault(&mut reg, page(1), pf::U), FaultOutcome::Resolved);
+    // Nothing but that one leaf in the shadow, and no guest bits touched on
+    // refusals.
+    let leaves = check_tree(&mem, &reg, reg.root(1).unwrap());
+    assert_eq!(leaves, vec![(page(1), PAGE_A | P | US | A | NX)]);
+    assert_eq!(get(&mem, PT, 3), PAGE_A | P | RW);
+    reg.audit().unwrap();
+}
+
+#[test]
+fn large_guest_leaves_are_followed() {
+    let (mem, mut reg) = setup(64);
+    reg.create(1, 0, 0).unwrap();
+    guest_tables(&mem);
+    let len = 4 << 20;
+    reg.mmap(1, VBASE, len, RW_, VPT, PHYSMEM_FD, 0).unwrap();
+    reg.mcontrol(1, VBASE, len, MADV_SETMAP, PML4).unwrap();
+    // A 2 MiB guest page at guest-physical 0 (bit 12 is PAT, ignored).
+    set(&mem, PD, 1, P | RW | US | PS | (1 << 12));
+    let va = VBASE + (2 << 20) + 5 * PAGE_SIZE;
+    assert_eq!(
+        fault(&mut reg, va + 3, pf::U | pf::W),
+        FaultOutcome::Resolved
+    );
+    assert_eq!(
+        shadow(&mem, &reg, va),
+        Some((5 * PAGE_SIZE) | P | US | A | RW | D | NX)
+    );
+    assert_eq!(get(&mem, PD, 1) & (A | D), A | D);
+    // A 1 GiB guest page: its pages past RAM are not present.
+    set(&mem, PDPT, 1, P | RW | US | PS);
+    assert_eq!(reg.mcontrol(1, VBASE, len, MADV_INVAL, 0), Ok(()));
+    assert_eq!(
+        fault(&mut reg, VBASE + 0x3000, pf::U),
+        FaultOutcome::Resolved
+    );
+    assert_eq!(
+        shadow(&mem, &reg, VBASE + 0x3000).map(|l| l & ADDR),
+        Some(0x3000)
+    );
+    assert_eq!(
+        fault(&mut reg, VBASE + KMEM, pf::U),
+        FaultOutcome::DeliverWith { error_code: pf::U }
+    );
+    reg.audit().unwrap();
+}
+
+#[test]
+fn inval_removes_the_translation_and_the_next_fault_rewalks() {
+    let (mem, mut reg) = vpt_space(RW_);
+    set(&mem, PT, 0, PAGE_A | P | RW | US | A | D);
+    assert_eq!(fault(&mut reg, VBASE, pf::U), FaultOutcome::Resolved);
+    assert_eq!(shadow(&mem, &reg, VBASE).map(|l| l & ADDR), Some(PAGE_A));
+    reg.take_translation_reduced();
+    // The guest points its entry at another page and invalidates.
+    set(&mem, PT, 0, PAGE_B | P | RW | US);
+    assert_eq!(reg.mcontrol(1, VBASE, PAGE_SIZE, MADV_INVAL, 0), Ok(()));
+    assert_eq!(shadow(&mem, &reg, VBASE), None);
+    assert!(reg.take_translation_reduced(), "KVM's copy must go too");
+    assert_eq!(fault(&mut reg, VBASE, pf::U), FaultOutcome::Resolved);
+    assert_eq!(shadow(&mem, &reg, VBASE).map(|l| l & ADDR), Some(PAGE_B));
+    let data = read_via_tables(&mem, reg.root(1).unwrap(), VBASE, 8).unwrap();
+    assert_eq!(data, (PAGE_B..PAGE_B + 8).map(kbyte).collect::<Vec<_>>());
+    // Removing the entry and invalidating: the next fault is the guest's.
+    set(&mem, PT, 0, 0);
+    assert_eq!(reg.mcontrol(1, VBASE, PAGE_SIZE, MADV_INVAL, 0), Ok(()));
+    assert_eq!(
+        fault(&mut reg, VBASE, pf::U),
+        FaultOutcome::DeliverWith { error_code: pf::U }
+    );
+    reg.audit().unwrap();
+}
+
+#[test]
+fn a_fault_on_a_present_shadow_leaf_asks_for_a_flush() {
+    let (mem, mut reg) = vpt_space(RW_);
+    set(&mem, PT, 0, PAGE_A | P | RW | US | A | D);
+    assert_eq!(fault(&mut reg, VBASE, pf::U), FaultOutcome::Resolved);
+    reg.take_translation_reduced();
+    assert_eq!(
+        fault(&mut reg, VBASE, pf::U | pf::P),
+        FaultOutcome::Resolved
+    );
+    assert!(reg.take_translation_reduced());
+}
+
+#[test]
+fn setmap_with_a_new_root_drops_the_shadow() {
+    let (mem, mut reg) = vpt_space(RW_);
+    set(&mem, PT, 0, PAGE_A | P | RW | US);
+    set(&mem, PT, 1, PAGE_A | P | RW | US);
+    fault(&mut reg, VBASE, pf::U);
+    fault(&mut reg, VBASE + PAGE_SIZE, pf::U);
+    // A second root sharing the PDPT, with another PT.
+    let (root2, pt2) = (0xa_4000, 0xa_5000);
+    mem.write_slice(&[0u8; 8192], GuestAddress(root2)).unwrap();
+    set(&mem, root2, 0, PDPT | TABLE);
+    set(&mem, PD, 0, pt2 | TABLE);
+    set(&mem, pt2, 0, PAGE_B | P | RW | US);
+    reg.take_translation_reduced();
+    assert_eq!(
+        reg.mcontrol(1, VBASE, 16 * PAGE_SIZE, MADV_SETMAP, root2),
+        Ok(())
+    );
+    assert!(reg.take_translation_reduced());
+    assert!(check_tree(&mem, &reg, reg.root(1).unwrap()).is_empty());
+    assert_eq!(fault(&mut reg, VBASE, pf::U), FaultOutcome::Resolved);
+    assert_eq!(shadow(&mem, &reg, VBASE).map(|l| l & ADDR), Some(PAGE_B));
+    reg.audit().unwrap();
+}
+
+#[test]
+fn pread_pwrite_go_through_the_guest_tables() {
+    let (mem, mut reg) = vpt_space(RW_);
+    set(&mem, PT, 0, PAGE_A | P | US); // read-only: pwrite ignores it
+    mem.write_slice(b"guest page", GuestAddress(KBUF)).unwrap();
+    assert_eq!(reg.pwrite(1, KBUF, 10, VBASE + 100), Ok(10));
+    let mut back = [0u8; 10];
+    mem.read_slice(&mut back, GuestAddress(PAGE_A + 100))
+        .unwrap();
+    assert_eq!(&back, b"guest page");
+    // Page 1 is not in the guest's tables: a short count.
+    assert_eq!(
+        reg.pread(1, KBUF, 2 * PAGE_SIZE, VBASE),
+        Ok(PAGE_SIZE as usize)
+    );
+    // No shadow leaf made, no A bit set: pread is not an access.
+    assert!(check_tree(&mem, &reg, reg.root(1).unwrap()).is_empty());
+    assert_eq!(get(&mem, PT, 0), PAGE_A | P | US);
+}
+
+#[test]
+fn mprotect_drops_the_shadow_and_limits_the_next_fault() {
+    let (mem, mut reg) = vpt_space(RW_);
+    set(&mem, PT, 0, PAGE_A | P | RW | US | A | D);
+    fault(&mut reg, VBASE, pf::U | pf::W);
+    assert_eq!(reg.mprotect(1, VBASE, PAGE_SIZE, PROT_READ), Ok(()));
+    assert_eq!(shadow(&mem, &reg, VBASE), None);
+    assert_eq!(fault(&mut reg, VBASE, pf::U | pf::W), FaultOutcome::Deliver);
+    assert_eq!(fault(&mut reg, VBASE, pf::U), FaultOutcome::Resolved);
+    assert_eq!(shadow(&mem, &reg, VBASE), Some(PAGE_A | P | US | A | NX));
+    // Back to read-write: the shadow leaf is dropped, a write remaps it.
+    assert_eq!(reg.mprotect(1, VBASE, PAGE_SIZE, RW_), Ok(()));
+    assert_eq!(shadow(&mem, &reg, VBASE), None);
+    assert_eq!(
+        fault(&mut reg, VBASE, pf::U | pf::W),
+        FaultOutcome::Resolved
+    );
+    reg.audit().unwrap();
+}
+
+#[test]
+fn munmap_clone_destroy_and_the_pool() {
+    let (mem, mut reg) = setup(64);
+    let baseline = reg.pages_in_use();
+    reg.create(1, 0, 0).unwrap();
+    guest_tables(&mem);
+    reg.mmap(1, VBASE, 16 * PAGE_SIZE, RW_, VPT, PHYSMEM_FD, 0)
+        .unwrap();
+    reg.mcontrol(1, VBASE, 16 * PAGE_SIZE, MADV_SETMAP, PML4)
+        .unwrap();
+    for i in 0..4 {
+        set(&mem, PT, i, PAGE_A | P | RW | US);
+        fault(&mut reg, VBASE + i * PAGE_SIZE, pf::U);
+    }
+    // Root, PDPT, PD, PT: no page for the leaves (they are guest RAM).
+    assert_eq!(reg.pages_in_use(), baseline + 4);
+    // Clone: the entry and its root, not the shadow.
+    assert_eq!(reg.clone_vmspace(1, 2), Ok(()));
+    assert_eq!(walk(&mem, reg.root(2).unwrap(), VBASE), None);
+    assert_eq!(
+        reg.handle_fault(2, VBASE, pf::U),
+        Ok(FaultOutcome::Resolved)
+    );
+    assert_eq!(
+        walk(&mem, reg.root(2).unwrap(), VBASE).map(|l| l & ADDR),
+        Some(PAGE_A)
+    );
+    reg.audit().unwrap();
+    // munmap drops the shadow leaves and prunes the tables.
+    assert_eq!(reg.munmap(1, VBASE, 16 * PAGE_SIZE), Ok(()));
+    assert!(check_tree(&mem, &reg, reg.root(1).unwrap()).is_empty());
+    assert_eq!(reg.charged_pages(1), Some(1));
+    assert_eq!(reg.handle_fault(1, VBASE, pf::U), Ok(FaultOutcome::Deliver));
+    reg.audit().unwrap();
+    reg.destroy(1).unwrap();
+    reg.destroy(2).unwrap();
+    assert_eq!(reg.pages_in_use(), baseline);
+    assert_eq!(reg.pool().reserved_pages(), 0);
+    // The guest's memory is the guest's: its tables and pages stay.
+    assert_eq!(get(&mem, PT, 0) & ADDR, PAGE_A);
+}
+
+#[test]
+fn fault_around_shadows_accessed_neighbours_only() {
+    let (mem, mut reg) = vpt_space(RW_);
+    reg.set_fault_around(4);
+    let page = |i: u64| VBASE + i * PAGE_SIZE;
+    set(&mem, PT, 0, PAGE_A | P | RW | US); // faulting page
+    set(&mem, PT, 1, PAGE_B | P | RW | US | A); // accessed, clean
+    set(&mem, PT, 2, PAGE_B | P | RW | US | A | D); // accessed, dirty
+    set(&mem, PT, 3, PAGE_B | P | RW | US); // never accessed
+    set(&mem, PT, 4, PAGE_B | P | RW | US | A); // outside the window
+    set(&mem, PT, 5, PAGE_B | P | RW | A); // supervisor
+    assert_eq!(fault(&mut reg, page(0), pf::U), FaultOutcome::Resolved);
+    let leaves = check_tree(&mem, &reg, reg.root(1).unwrap());
+    assert_eq!(
+        leaves,
+        vec![
+            (page(0), PAGE_A | P | US | A | NX),
+            (page(1), PAGE_B | P | US | A | NX),
+            (page(2), PAGE_B | P | US | A | RW | D | NX),
+        ]
+    );
+    // The neighbours' guest entries are as the guest left them.
+    assert_eq!(get(&mem, PT, 1), PAGE_B | P | RW | US | A);
+    assert_eq!(get(&mem, PT, 3), PAGE_B | P | RW | US);
+    // A write to the clean neighbour faults and makes it dirty.
+    assert_eq!(
+        fault(&mut reg, page(1), pf::U | pf::W | pf::P),
+        FaultOutcome::Resolved
+    );
+    assert_eq!(get(&mem, PT, 1), PAGE_B | P | RW | US | A | D);
+    reg.audit().unwrap();
+}
