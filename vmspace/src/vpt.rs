@@ -39,8 +39,8 @@
 //! per window instead of one per page.
 //!
 //! Measured (`vkernel bench`): a first touch that faults to the host costs
-//! about one exception exit plus the walk (`vpt_fault`), against about a
-//! tenth of that for a touch KVM resolves on its own (`vpt_touch_shadowed`,
+//! about one exception exit plus the walk (`vpt_fault`, ~3x the floor), 10-25
+//! times a touch KVM resolves on its own (`vpt_touch_shadowed`,
 //! the cost a hardware walk of the guest's tables would have here): the
 //! shadow's price, which the accessed-neighbour fault-around amortizes.
 //!
