@@ -4,8 +4,17 @@
 //! and whatever else the host puts there (its own address space for the
 //! guest kernel, the trap area).
 //!
-//! Allocation and free are O(1) (a stack of free page indices). Pages are
-//! zeroed when handed out.
+//! Allocation and free are O(1) (stacks of free page indices). Pages are
+//! zeroed when handed out, except never-used ones, which are still zero.
+//!
+//! KVM here shadows page tables and never sees the host's writes to them,
+//! so a page that served as a page table keeps a shadow in KVM until the
+//! host drops KVM's translations. Such a page must not become a page table
+//! again before that (KVM would take the stale shadow for the new table),
+//! but it may hold data. The pool keeps those pages apart (`stale`), hands
+//! them out for data first, and asks for a flush only when a new table finds
+//! no other page. That is what lets a vmspace be destroyed without a flush:
+//! its root is never loaded again and its tables cannot come back as tables.
 //!
 //! Vmspaces never overcommit: their pages are *reserved* when a mapping is
 //! accepted ([`HostPool::reserve`]) and later drawn from that reservation
@@ -20,6 +29,15 @@ use crate::error::Error;
 
 /// A page of zeroes, the source for zeroing pool pages.
 static ZERO_PAGE: [u8; PAGE_SIZE as usize] = [0; PAGE_SIZE as usize];
+
+/// What a page is wanted for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Use {
+    /// A page table (KVM will shadow it).
+    Table,
+    /// Data: an anonymous page or a private copy.
+    Data,
+}
 
 /// Something page-table code can take page-table pages from.
 pub trait FrameAlloc {
@@ -38,6 +56,14 @@ pub struct HostPool {
     /// Indices of pages freed after use (they hold old contents); the top
     /// is handed out next.
     free: Vec<u32>,
+    /// Pages freed after serving as page tables since the last flush of
+    /// KVM's translations: data only until the next flush.
+    stale: Vec<u32>,
+    /// One bit per page: served as a page table since the last flush.
+    table_since_flush: Vec<u64>,
+    /// A table had to reuse a stale page: KVM's translations must be
+    /// dropped before a vmspace runs.
+    flush_needed: bool,
     /// Pages at and above this index were never handed out: they are still
     /// as the host's anonymous mapping made them, zero, and need no zeroing
     /// (nor any host memory until first touched).
@@ -74,6 +100,9 @@ impl HostPool {
             base,
             total,
             free: Vec::new(),
+            stale: Vec::new(),
+            table_since_flush: vec![0; total.div_ceil(64)],
+            flush_needed: false,
             fresh: 0,
             allocated: vec![0; total.div_ceil(64)],
             reserved: 0,
@@ -92,7 +121,7 @@ impl HostPool {
 
     /// Number of pages handed out and not freed.
     pub fn pages_in_use(&self) -> usize {
-        self.fresh as usize - self.free.len()
+        self.fresh as usize - self.free.len() - self.stale.len()
     }
 
     /// Number of free pages (reserved ones included).
@@ -121,7 +150,7 @@ impl HostPool {
         if self.available_pages() == 0 {
             return None;
         }
-        self.pop_zeroed()
+        self.pop_zeroed(Use::Table)
     }
 
     /// Gives a page back. Freeing a page twice, or one outside the pool, is
@@ -139,7 +168,23 @@ impl HostPool {
             return;
         }
         self.allocated[word] &= !(1 << bit);
-        self.free.push(index);
+        if self.table_since_flush[word] & (1 << bit) != 0 {
+            self.stale.push(index);
+        } else {
+            self.free.push(index);
+        }
+    }
+
+    /// KVM's translations were dropped: every stale page may be a table again.
+    pub fn flushed(&mut self) {
+        self.free.append(&mut self.stale);
+        self.table_since_flush.fill(0);
+        self.flush_needed = false;
+    }
+
+    /// Whether a table reused a stale page since the last [`HostPool::flushed`].
+    pub fn flush_needed(&self) -> bool {
+        self.flush_needed
     }
 
     /// Promises `pages` free pages to the caller; `false` (and nothing
@@ -161,11 +206,15 @@ impl HostPool {
     /// A zeroed page drawn from the reservation. `None` only if nothing is
     /// reserved, which is a host accounting bug.
     pub fn alloc_reserved(&mut self) -> Option<u64> {
+        self.alloc_reserved_for(Use::Data)
+    }
+
+    fn alloc_reserved_for(&mut self, use_: Use) -> Option<u64> {
         if self.reserved == 0 {
             debug_assert!(false, "drawing from an empty reservation");
             return None;
         }
-        let gpa = self.pop_zeroed()?;
+        let gpa = self.pop_zeroed(use_)?;
         self.reserved -= 1;
         Some(gpa)
     }
@@ -194,8 +243,28 @@ impl HostPool {
         Some((offset / PAGE_SIZE) as u32)
     }
 
-    fn pop_zeroed(&mut self) -> Option<u64> {
-        let index = match self.free.pop() {
+    fn pop_zeroed(&mut self, use_: Use) -> Option<u64> {
+        // Data takes stale pages first, keeping clean ones for tables. A
+        // table takes a clean page; if none is left it takes a stale one,
+        // and all stale pages become clean once KVM's translations are
+        // dropped, which the caller must do before any vmspace runs.
+        let recycled = match use_ {
+            Use::Data => self.stale.pop().or_else(|| self.free.pop()),
+            Use::Table => self.free.pop(),
+        };
+        let recycled = match recycled {
+            None if use_ == Use::Table
+                && (self.fresh as usize) >= self.total
+                && !self.stale.is_empty() =>
+            {
+                self.flush_needed = true;
+                self.free.append(&mut self.stale);
+                self.table_since_flush.fill(0);
+                self.free.pop()
+            }
+            other => other,
+        };
+        let index = match recycled {
             Some(index) => {
                 let gpa = self.base + u64::from(index) * PAGE_SIZE;
                 if let Err(e) = self.mem.write_slice(&ZERO_PAGE, GuestAddress(gpa)) {
@@ -214,6 +283,9 @@ impl HostPool {
         };
         let gpa = self.base + u64::from(index) * PAGE_SIZE;
         self.allocated[index as usize / 64] |= 1 << (index % 64);
+        if use_ == Use::Table {
+            self.table_since_flush[index as usize / 64] |= 1 << (index % 64);
+        }
         Some(gpa)
     }
 }
@@ -235,7 +307,7 @@ pub struct Charged<'a>(&'a mut HostPool);
 
 impl FrameAlloc for Charged<'_> {
     fn alloc_frame(&mut self) -> Option<u64> {
-        self.0.alloc_reserved()
+        self.0.alloc_reserved_for(Use::Table)
     }
 
     fn free_frame(&mut self, gpa: u64) {
@@ -272,6 +344,32 @@ mod tests {
             p.free(g);
         }
         assert_eq!(p.pages_in_use(), 0);
+    }
+
+    #[test]
+    fn a_freed_table_page_is_data_only_until_a_flush() {
+        let (mem, mut p) = pool(2);
+        assert!(p.reserve(2));
+        let mut charged = p.charged();
+        let table = charged.alloc_frame().unwrap();
+        charged.free_frame(table);
+        // Data may take it at once (and gets it zeroed)...
+        mem.write_slice(&[0xaa; 8], GuestAddress(table)).unwrap();
+        let data = p.alloc_reserved().unwrap();
+        assert_eq!(data, table);
+        assert_eq!(mem.read_obj::<u64>(GuestAddress(data)).unwrap(), 0);
+        p.free_into_reserve(data);
+        // ...a table takes another page while one is clean.
+        let t2 = p.charged().alloc_frame().unwrap();
+        assert_ne!(t2, table);
+        assert!(!p.flush_needed());
+        // With no clean page left, a table reuses the stale one and a flush
+        // is asked for.
+        let t3 = p.charged().alloc_frame().unwrap();
+        assert_eq!(t3, table);
+        assert!(p.flush_needed());
+        p.flushed();
+        assert!(!p.flush_needed());
     }
 
     #[test]

@@ -144,7 +144,14 @@ impl VmspaceRegistry {
     /// here) without seeing the host's writes to the tables: when this is
     /// true, drop them before running a vmspace.
     pub fn take_translation_reduced(&mut self) -> bool {
-        std::mem::take(&mut self.host.translation_reduced)
+        let flush =
+            std::mem::take(&mut self.host.translation_reduced) || self.host.pool.flush_needed();
+        if flush {
+            // The caller drops KVM's translations now: every page that
+            // served as a table may serve as one again.
+            self.host.pool.flushed();
+        }
+        flush
     }
 
     /// Ids of the existing vmspaces, in order.

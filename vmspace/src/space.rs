@@ -223,6 +223,7 @@ impl Vmspace {
             log::error!("vmspace teardown: {e}");
         }
         host.pool.unreserve(self.charged as usize);
-        host.translation_reduced = true;
+        // No flush needed: this root is never loaded again, and its tables
+        // are quarantined by the pool until the next flush (see `pool`).
     }
 }
