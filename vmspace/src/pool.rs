@@ -37,6 +37,8 @@ enum Use {
     Table,
     /// Data: an anonymous page or a private copy.
     Data,
+    /// Data the caller overwrites whole: no need to zero it.
+    Copy,
 }
 
 /// Something page-table code can take page-table pages from.
@@ -209,6 +211,12 @@ impl HostPool {
         self.alloc_reserved_for(Use::Data)
     }
 
+    /// A page drawn from the reservation that the caller overwrites whole
+    /// at once (a copy): not zeroed.
+    pub fn alloc_reserved_for_copy(&mut self) -> Option<u64> {
+        self.alloc_reserved_for(Use::Copy)
+    }
+
     fn alloc_reserved_for(&mut self, use_: Use) -> Option<u64> {
         if self.reserved == 0 {
             debug_assert!(false, "drawing from an empty reservation");
@@ -249,7 +257,7 @@ impl HostPool {
         // and all stale pages become clean once KVM's translations are
         // dropped, which the caller must do before any vmspace runs.
         let recycled = match use_ {
-            Use::Data => self.stale.pop().or_else(|| self.free.pop()),
+            Use::Data | Use::Copy => self.stale.pop().or_else(|| self.free.pop()),
             Use::Table => self.free.pop(),
         };
         let recycled = match recycled {
@@ -265,6 +273,7 @@ impl HostPool {
             other => other,
         };
         let index = match recycled {
+            Some(index) if use_ == Use::Copy => index,
             Some(index) => {
                 let gpa = self.base + u64::from(index) * PAGE_SIZE;
                 if let Err(e) = self.mem.write_slice(&ZERO_PAGE, GuestAddress(gpa)) {

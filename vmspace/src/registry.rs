@@ -267,10 +267,19 @@ impl VmspaceRegistry {
         let source = &self.spaces[&src];
         copy.map = source.map.clone();
         for (&va, &frame) in &source.frames {
-            let result = match self.host.pool.alloc_reserved() {
+            // Copied in full, so not zeroed first; and mapped now where the
+            // source has it mapped, so the copy does not fault its working
+            // set back in one exit at a time.
+            let result = match self.host.pool.alloc_reserved_for_copy() {
                 Some(new) => {
                     copy.frames.insert(va, new);
-                    self.host.copy_page(frame, new)
+                    self.host.copy_page(frame, new).and_then(|()| {
+                        let mapped = source.lookup(&mut self.host, va)?.is_some();
+                        match copy.map.lookup(va).copied() {
+                            Some(entry) if mapped => copy.map_page(&mut self.host, &entry, va),
+                            _ => Ok(()),
+                        }
+                    })
                 }
                 None => Err(Error::OutOfFrames),
             };
