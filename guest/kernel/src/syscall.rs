@@ -927,7 +927,8 @@ fn sys_wait4(
 /// kill: without signal handlers, a signal does its default action:
 /// ignored for SIGCHLD, SIGCONT, SIGURG and SIGWINCH; stop signals are
 /// refused (EINVAL: stopping is not supported yet); every other signal
-/// terminates the target.
+/// terminates the target. Only pid > 0 is supported (no process groups:
+/// pid 0 and negative pids are EINVAL).
 fn sys_kill(t: &mut ProcTable, s: usize, pid: i32, sig: i32) -> Outcome {
     if !(0..=64).contains(&sig) || pid <= 0 {
         return Ret(-(Errno::EINVAL.0 as i64));
@@ -936,6 +937,11 @@ fn sys_kill(t: &mut ProcTable, s: usize, pid: i32, sig: i32) -> Outcome {
         return Ret(-(Errno::ESRCH.0 as i64));
     };
     if sig == 0 || !t.procs[target].alive() || matches!(sig, 17 | 18 | 23 | 28) {
+        return Ret(0);
+    }
+    if pid == 1 && target != s {
+        // As in a Linux pid namespace: init has no handlers, so signals
+        // from other processes are ignored (init can still kill itself).
         return Ret(0);
     }
     if matches!(sig, 19..=22) {

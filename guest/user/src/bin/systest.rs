@@ -484,6 +484,18 @@ fn kill() -> bool {
     }
     let (_, st) = sys::wait4(child, 0);
     ok &= check("a process can kill itself", st == 15, st as i64);
+    if sys::getpid() == 1 {
+        let child = sys::fork();
+        if child == 0 {
+            sys::exit(if sys::kill(1, 15) == 0 { 0 } else { 1 });
+        }
+        let (_, st) = sys::wait4(child, 0);
+        ok &= check(
+            "init ignores signals from other processes",
+            st == 0,
+            st as i64,
+        );
+    }
     ok
 }
 
