@@ -321,3 +321,25 @@ fn host_program_runs_as_init_with_its_arguments() {
             "argc 4\nargv[0] = {prog}\nargv[1] = args\nargv[2] = x\nargv[3] = y z\n"
         ));
 }
+
+#[test]
+fn random_system_calls_do_not_break_the_kernel() {
+    systest("chaos 10000")
+        .all_ok()
+        .stdout_has("chaos: 10000 random system calls answered");
+}
+
+#[test]
+fn slices_ending_inside_a_system_call_do_not_lose_it() {
+    // 100 us slices and 50000 back-to-back system calls: some slices end
+    // between a `syscall` and the host's stub, which must still count as
+    // the system call (it once came back as a timeout the kernel could
+    // not resume).
+    vkernel(&[
+        "run",
+        "--append",
+        "slice_us=100 init=/bin/systest -- busy 50000",
+    ])
+    .all_ok()
+    .stdout_has("ok every system call returned");
+}

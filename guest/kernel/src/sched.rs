@@ -107,8 +107,9 @@ fn turn(t: &mut ProcTable, s: usize, scratch: &mut ArgBuf) {
     let r = vms::run(vmid, &mut tf, &mut vf, slice);
     let p = &mut t.procs[s];
     if let Err(e) = r {
+        let (rip, rsp) = (p.tf.rip, p.tf.rsp);
         eprintln!(
-            "kernel: pid {} ({}): cannot run ({}); killed",
+            "kernel: pid {} ({}): cannot run ({}, rip {rip:#x}, rsp {rsp:#x}); killed",
             p.pid,
             p.name(),
             e.name()

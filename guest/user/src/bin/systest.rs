@@ -43,6 +43,8 @@ fn main() -> i32 {
         "crashwait" => crashwait(arg(2)),
         "futex" => futex(),
         "misc" => misc(),
+        "chaos" => chaos(arg_num(2, 20000)),
+        "busy" => busy(arg_num(2, 100000)),
         m => {
             println!("systest: unknown mode {m:?}");
             false
@@ -714,4 +716,68 @@ fn misc() -> bool {
     let r = sc2(79, buf.as_mut_ptr() as u64, 64);
     ok &= check("getcwd is /", r == 2 && buf[0] == b'/', r);
     ok
+}
+
+/// Calls random system calls with random arguments (bad pointers, huge
+/// lengths, garbage flags) in a child; the kernel must keep running and
+/// answer each with a result or an errno. Calls that would end or block
+/// the child, or unmap its own code, are left out.
+fn chaos(n: u64) -> bool {
+    const SKIP: &[u64] = &[
+        0, 9, 10, 11, 12, 25, 28, 35, 56, 57, 58, 59, 60, 61, 62, 202, 230, 231, 234,
+    ];
+    let child = sys::fork();
+    if child == 0 {
+        let mut seed = [0u8; 8];
+        sc3(sys::GETRANDOM, seed.as_mut_ptr() as u64, 8, 0);
+        let mut x = u64::from_le_bytes(seed) | 1;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut scratch = [0u8; 4096];
+        let buf = scratch.as_mut_ptr() as u64;
+        let mut calls = 0u64;
+        while calls < n {
+            let nr = next() % 340;
+            if SKIP.contains(&nr) {
+                continue;
+            }
+            let mut a = [0u64; 6];
+            for v in a.iter_mut() {
+                *v = match next() % 6 {
+                    0 => 0,
+                    1 => next() % 8,
+                    2 => buf + next() % 4096,
+                    3 => next(),
+                    4 => 0x7f7f_ffff_f000 - next() % 4096,
+                    _ => u64::MAX - next() % 4096,
+                };
+            }
+            let r = syscall(nr, a);
+            if r > 0 && (nr == 1 || nr == 20) {
+                continue; // wrote something to the console: fine
+            }
+            calls += 1;
+        }
+        println!("chaos: {calls} random system calls answered");
+        sys::exit(0);
+    }
+    let (_, st) = sys::wait4(child, 0);
+    check("the chaos child finished", st == 0, st as i64)
+}
+
+/// Makes `n` system calls back to back; with a tiny time slice many slices
+/// end in the middle of one (between `syscall` and the host's stub).
+fn busy(n: u64) -> bool {
+    let pid = sys::getpid();
+    for i in 0..n {
+        let r = sys::getpid();
+        if r != pid {
+            return check("getpid stays the same", false, i as i64);
+        }
+    }
+    check("every system call returned", true, n as i64)
 }
