@@ -122,6 +122,7 @@ fn mmap_and_munmap() {
         .stdout_has("ok anonymous mmap")
         .stdout_has("ok MAP_FIXED maps at the address")
         .stdout_has("ok 64 TiB is ENOMEM")
+        .stdout_has("ok munmap of a range with holes unmaps what is there")
         .stdout_has("ok unmapped memory faults (SIGSEGV)");
 }
 
@@ -297,6 +298,7 @@ fn faults_are_reported_and_seen_by_wait4() {
         ("ud", "SIGILL at 0x", 4),
         ("div", "SIGFPE at 0x", 8),
         ("gp", "SIGSEGV at 0x", 11),
+        ("stub", "SIGSEGV at 0xffff800000000000", 11),
     ] {
         systest(&format!("crashwait {kind}"))
             .expect_code(0)

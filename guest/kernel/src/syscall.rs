@@ -428,7 +428,17 @@ fn sys_munmap(t: &ProcTable, s: usize, addr: u64, len: u64) -> Result<i64, Errno
         return Err(Errno::EINVAL);
     }
     let len = page_up(len).ok_or(Errno::EINVAL)?;
-    vms::munmap(t.procs[s].vmid, addr, len).map(|_| 0)
+    let vmid = t.procs[s].vmid;
+    match vms::munmap(vmid, addr, len) {
+        Err(Errno::EINVAL) if addr >= VM_MIN_USER_ADDRESS && uaccess::user_range(addr, len) => {
+            // The range has holes, which the seed's munmap refuses but
+            // Linux's unmaps around: fill them with one fixed mapping
+            // (replacing what is there), then unmap the whole range.
+            anon(vmid, addr, len, PROT_NONE).map_err(|_| Errno::ENOMEM)?;
+            vms::munmap(vmid, addr, len).map(|_| 0)
+        }
+        r => r.map(|_| 0),
+    }
 }
 
 fn sys_mprotect(t: &ProcTable, s: usize, addr: u64, len: u64, prot: u64) -> Result<i64, Errno> {

@@ -275,6 +275,16 @@ fn mmap() -> bool {
     ok &= check("munmap", r == 0, r);
     let r = munmap(a as u64 + 1, 4096);
     ok &= check("unaligned munmap is EINVAL", r == EINVAL, r);
+    let r = munmap(a as u64, len);
+    ok &= check("munmap of an unmapped range is 0, as on Linux", r == 0, r);
+    let r = munmap(fixed - 4096, 4 * 4096);
+    ok &= check(
+        "munmap of a range with holes unmaps what is there",
+        r == 0,
+        r,
+    );
+    let r = munmap(0xffff_8000_0000_0000, 4096);
+    ok &= check("munmap of a kernel address is EINVAL", r == EINVAL, r);
     let child = sys::fork();
     if child == 0 {
         // SAFETY: none; touching the unmapped range faults.
