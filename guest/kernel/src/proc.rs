@@ -217,7 +217,7 @@ impl ProcTable {
         p.pid = pid;
         p.parent = parent;
         p.vmid = vmid_for(pid, 0);
-        p.rlimits = crate::syscall::default_rlimits();
+        p.rlimits = crate::sysmisc::default_rlimits();
         p.state = State::Runnable;
         Some(slot)
     }
