@@ -345,3 +345,13 @@ fn slices_ending_inside_a_system_call_do_not_lose_it() {
     .all_ok()
     .stdout_has("ok every system call returned");
 }
+
+#[test]
+fn init_exit_ends_the_run_and_tears_down_the_others() {
+    let t0 = Instant::now();
+    let r = systest("orphans");
+    r.expect_code(3)
+        .stdout_has("orphans: leaving 4 children behind");
+    assert!(!r.stderr.contains("was running"), "{}", r.stderr);
+    assert!(t0.elapsed() < Duration::from_secs(10));
+}

@@ -45,6 +45,7 @@ fn main() -> i32 {
         "misc" => misc(),
         "chaos" => chaos(arg_num(2, 20000)),
         "busy" => busy(arg_num(2, 100000)),
+        "orphans" => return orphans(),
         m => {
             println!("systest: unknown mode {m:?}");
             false
@@ -790,4 +791,22 @@ fn busy(n: u64) -> bool {
         }
     }
     check("every system call returned", true, n as i64)
+}
+
+/// Leaves children sleeping and spinning, then exits 3: as init, that
+/// ends the run with status 3 and tears the children down.
+fn orphans() -> i32 {
+    for i in 0..4 {
+        if sys::fork() == 0 {
+            loop {
+                if i % 2 == 0 {
+                    sys::sleep_ms(1000);
+                } else {
+                    spin(1 << 30);
+                }
+            }
+        }
+    }
+    println!("orphans: leaving 4 children behind");
+    3
 }
