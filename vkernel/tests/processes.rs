@@ -355,3 +355,10 @@ fn init_exit_ends_the_run_and_tears_down_the_others() {
     assert!(!r.stderr.contains("was running"), "{}", r.stderr);
     assert!(t0.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn a_full_process_table_is_eagain_and_recovers() {
+    systest("forkbomb")
+        .all_ok()
+        .stdout_has("forkbomb: 63 children, then fork returned -11");
+}

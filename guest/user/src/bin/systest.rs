@@ -46,6 +46,7 @@ fn main() -> i32 {
         "chaos" => chaos(arg_num(2, 20000)),
         "busy" => busy(arg_num(2, 100000)),
         "orphans" => return orphans(),
+        "forkbomb" => forkbomb(),
         m => {
             println!("systest: unknown mode {m:?}");
             false
@@ -809,4 +810,42 @@ fn orphans() -> i32 {
     }
     println!("orphans: leaving 4 children behind");
     3
+}
+
+/// Forks sleeping children until the process table is full (EAGAIN), then
+/// kills and reaps them all: the pool must be back where it was.
+fn forkbomb() -> bool {
+    let before = sys::pool_pages();
+    let mut kids = [0i64; 128];
+    let mut n = 0;
+    let last = loop {
+        let c = sys::fork();
+        if c == 0 {
+            loop {
+                sys::sleep_ms(10_000);
+            }
+        }
+        if c < 0 || n == kids.len() {
+            break c;
+        }
+        kids[n] = c;
+        n += 1;
+    };
+    println!("forkbomb: {n} children, then fork returned {last}");
+    let mut ok = check(
+        "a full process table is EAGAIN",
+        last == -11 && n > 10,
+        last,
+    );
+    for &k in &kids[..n] {
+        sys::kill(k, 9);
+    }
+    let mut reaped = 0;
+    while sys::wait4(-1, 0).0 > 0 {
+        reaped += 1;
+    }
+    ok &= check("every child reaped", reaped == n, reaped as i64);
+    let after = sys::pool_pages();
+    ok &= check("the pool is as it started", after == before, after);
+    ok
 }
