@@ -445,7 +445,18 @@ impl Machine {
             return Ok(Flow::Resume);
         }
         let mut tf = process::frame_from_regs(&sync.regs);
-        tf.trapno = T_TIMEOUT;
+        if sync.regs.rip == layout::SYSCALL_STUB_ADDR {
+            // The slice ended after the process's `syscall` but before the
+            // stub's `out`: the system call was made, so report it as one.
+            // (A timeout frame would carry a rip inside the trap area,
+            // which ctl then rightly refuses to resume.)
+            tf.trapno = T_FAST_SYSCALL;
+            tf.err = 2;
+            tf.rip = sync.regs.rcx;
+            tf.rflags = sync.regs.r11;
+        } else {
+            tf.trapno = T_TIMEOUT;
+        }
         self.leave_process(tf)
     }
 

@@ -59,6 +59,21 @@ int main(void) {
 }
 "#;
 
+const UPPERCASE_STDIN: &str = r#"
+#include <ctype.h>
+#include <stdio.h>
+int main(void) {
+    char line[256];
+    int n = 0;
+    while (fgets(line, sizeof line, stdin)) {
+        for (char *c = line; *c; c++) *c = toupper((unsigned char)*c);
+        printf("%d: %s", ++n, line);
+    }
+    printf("%d lines\n", n);
+    return n;
+}
+"#;
+
 /// Compiles `src` with gcc and `flags` into `dir`; the executable's path.
 fn gcc(dir: &Path, name: &str, src: &str, flags: &[&str]) -> PathBuf {
     let c = dir.join(format!("{name}.c"));
@@ -82,12 +97,26 @@ fn gcc(dir: &Path, name: &str, src: &str, flags: &[&str]) -> PathBuf {
 
 /// Runs `exe args` natively and in the guest; both must agree.
 fn same_as_native(exe: &Path, args: &[&str]) -> common::Run {
-    let native = Command::new(exe).args(args).output().unwrap();
+    same_as_native_with_input(exe, args, b"")
+}
+
+/// Runs `exe args` with `input` on stdin natively and in the guest.
+fn same_as_native_with_input(exe: &Path, args: &[&str], input: &[u8]) -> common::Run {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(exe)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let native = child.wait_with_output().unwrap();
     let native_code = native.status.code().unwrap();
     let exe_s = exe.to_str().unwrap();
     let mut vargs = vec!["run", "--", exe_s];
     vargs.extend_from_slice(args);
-    let guest = common::vkernel(&vargs);
+    let guest = common::vkernel_with_input(&vargs, input);
     assert_eq!(
         guest.stdout,
         String::from_utf8_lossy(&native.stdout),
@@ -132,4 +161,13 @@ fn dynamic_executable_is_refused_with_a_hint() {
     let r = common::vkernel(&["run", "--", exe.to_str().unwrap()]);
     assert_ne!(r.code, 0);
     r.stderr_has("dynamic executables are not supported yet; link with -static");
+}
+
+#[test]
+fn glibc_stdio_reads_console_input_like_natively() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = gcc(dir.path(), "upper", UPPERCASE_STDIN, &["-static"]);
+    same_as_native_with_input(&exe, &[], b"hello\nvkernel world\nthird line\n")
+        .expect_code(3)
+        .stdout_has("2: VKERNEL WORLD\n3: THIRD LINE\n3 lines\n");
 }

@@ -19,6 +19,11 @@ mod random;
 mod sched;
 mod selftest;
 mod syscall;
+mod sysfile;
+mod sysmem;
+mod sysmisc;
+mod sysproc;
+mod systime;
 mod uaccess;
 mod usercode;
 mod vmspace;
@@ -146,7 +151,7 @@ fn start_init(boot: &bootinfo::Boot) -> ! {
     let Some(slot) = t.alloc(0) else {
         hypercall::exit(126);
     };
-    if let Err(e) = syscall::exec_into(t, slot, path.as_bytes(), args) {
+    if let Err(e) = sysproc::exec_into(t, slot, path.as_bytes(), args) {
         eprintln!("kernel: cannot run {path}: {}", e.message());
         let status = if e == exec::ExecError::NotFound {
             127

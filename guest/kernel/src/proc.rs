@@ -22,7 +22,6 @@ pub const SIGILL: i32 = 4;
 pub const SIGTRAP: i32 = 5;
 pub const SIGBUS: i32 = 7;
 pub const SIGFPE: i32 = 8;
-pub const SIGKILL: i32 = 9;
 pub const SIGSEGV: i32 = 11;
 
 /// Resource limits kept per process (RLIMIT_* up to RLIMIT_RTTIME).
@@ -218,7 +217,7 @@ impl ProcTable {
         p.pid = pid;
         p.parent = parent;
         p.vmid = vmid_for(pid, 0);
-        p.rlimits = crate::syscall::default_rlimits();
+        p.rlimits = crate::sysmisc::default_rlimits();
         p.state = State::Runnable;
         Some(slot)
     }

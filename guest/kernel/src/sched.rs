@@ -107,13 +107,16 @@ fn turn(t: &mut ProcTable, s: usize, scratch: &mut ArgBuf) {
     let r = vms::run(vmid, &mut tf, &mut vf, slice);
     let p = &mut t.procs[s];
     if let Err(e) = r {
+        // The host refused the frame (EINVAL): the process left itself an
+        // rip, rsp or TLS base outside the user half (say, by jumping to
+        // the syscall stub with a wild rcx). Linux would fault it: SIGSEGV.
+        let (pid, rip) = (p.pid, p.tf.rip);
         eprintln!(
-            "kernel: pid {} ({}): cannot run ({}); killed",
-            p.pid,
+            "pid {pid} ({}): SIGSEGV at {rip:#x}, rip {rip:#x} (frame refused: {})",
             p.name(),
             e.name()
         );
-        t.exit(s, proc::SIGKILL);
+        t.exit(s, proc::SIGSEGV);
         return;
     }
     p.tf = tf;

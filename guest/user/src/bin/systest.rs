@@ -43,6 +43,10 @@ fn main() -> i32 {
         "crashwait" => crashwait(arg(2)),
         "futex" => futex(),
         "misc" => misc(),
+        "chaos" => chaos(arg_num(2, 20000)),
+        "busy" => busy(arg_num(2, 100000)),
+        "orphans" => return orphans(),
+        "forkbomb" => forkbomb(),
         m => {
             println!("systest: unknown mode {m:?}");
             false
@@ -273,6 +277,16 @@ fn mmap() -> bool {
     ok &= check("munmap", r == 0, r);
     let r = munmap(a as u64 + 1, 4096);
     ok &= check("unaligned munmap is EINVAL", r == EINVAL, r);
+    let r = munmap(a as u64, len);
+    ok &= check("munmap of an unmapped range is 0, as on Linux", r == 0, r);
+    let r = munmap(fixed - 4096, 4 * 4096);
+    ok &= check(
+        "munmap of a range with holes unmaps what is there",
+        r == 0,
+        r,
+    );
+    let r = munmap(0xffff_8000_0000_0000, 4096);
+    ok &= check("munmap of a kernel address is EINVAL", r == EINVAL, r);
     let child = sys::fork();
     if child == 0 {
         // SAFETY: none; touching the unmapped range faults.
@@ -484,6 +498,18 @@ fn kill() -> bool {
     }
     let (_, st) = sys::wait4(child, 0);
     ok &= check("a process can kill itself", st == 15, st as i64);
+    if sys::getpid() == 1 {
+        let child = sys::fork();
+        if child == 0 {
+            sys::exit(if sys::kill(1, 15) == 0 { 0 } else { 1 });
+        }
+        let (_, st) = sys::wait4(child, 0);
+        ok &= check(
+            "init ignores signals from other processes",
+            st == 0,
+            st as i64,
+        );
+    }
     ok
 }
 
@@ -701,5 +727,125 @@ fn misc() -> bool {
     ok &= check("rseq is ENOSYS", r == sys::ENOSYS, r);
     let r = sc2(79, buf.as_mut_ptr() as u64, 64);
     ok &= check("getcwd is /", r == 2 && buf[0] == b'/', r);
+    ok
+}
+
+/// Calls random system calls with random arguments (bad pointers, huge
+/// lengths, garbage flags) in a child; the kernel must keep running and
+/// answer each with a result or an errno. Calls that would end or block
+/// the child, or unmap its own code, are left out.
+fn chaos(n: u64) -> bool {
+    const SKIP: &[u64] = &[
+        0, 9, 10, 11, 12, 25, 28, 35, 56, 57, 58, 59, 60, 61, 62, 202, 230, 231, 234,
+    ];
+    let child = sys::fork();
+    if child == 0 {
+        let mut seed = [0u8; 8];
+        sc3(sys::GETRANDOM, seed.as_mut_ptr() as u64, 8, 0);
+        let mut x = u64::from_le_bytes(seed) | 1;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut scratch = [0u8; 4096];
+        let buf = scratch.as_mut_ptr() as u64;
+        let mut calls = 0u64;
+        while calls < n {
+            let nr = next() % 340;
+            if SKIP.contains(&nr) {
+                continue;
+            }
+            let mut a = [0u64; 6];
+            for v in a.iter_mut() {
+                *v = match next() % 6 {
+                    0 => 0,
+                    1 => next() % 8,
+                    2 => buf + next() % 4096,
+                    3 => next(),
+                    4 => 0x7f7f_ffff_f000 - next() % 4096,
+                    _ => u64::MAX - next() % 4096,
+                };
+            }
+            let r = syscall(nr, a);
+            if r > 0 && (nr == 1 || nr == 20) {
+                continue; // wrote something to the console: fine
+            }
+            calls += 1;
+        }
+        println!("chaos: {calls} random system calls answered");
+        sys::exit(0);
+    }
+    let (_, st) = sys::wait4(child, 0);
+    check("the chaos child finished", st == 0, st as i64)
+}
+
+/// Makes `n` system calls back to back; with a tiny time slice many slices
+/// end in the middle of one (between `syscall` and the host's stub).
+fn busy(n: u64) -> bool {
+    let pid = sys::getpid();
+    for i in 0..n {
+        let r = sys::getpid();
+        if r != pid {
+            return check("getpid stays the same", false, i as i64);
+        }
+    }
+    check("every system call returned", true, n as i64)
+}
+
+/// Leaves children sleeping and spinning, then exits 3: as init, that
+/// ends the run with status 3 and tears the children down.
+fn orphans() -> i32 {
+    for i in 0..4 {
+        if sys::fork() == 0 {
+            loop {
+                if i % 2 == 0 {
+                    sys::sleep_ms(1000);
+                } else {
+                    spin(1 << 30);
+                }
+            }
+        }
+    }
+    println!("orphans: leaving 4 children behind");
+    3
+}
+
+/// Forks sleeping children until the process table is full (EAGAIN), then
+/// kills and reaps them all: the pool must be back where it was.
+fn forkbomb() -> bool {
+    let before = sys::pool_pages();
+    let mut kids = [0i64; 128];
+    let mut n = 0;
+    let last = loop {
+        let c = sys::fork();
+        if c == 0 {
+            loop {
+                sys::sleep_ms(10_000);
+            }
+        }
+        if c < 0 || n == kids.len() {
+            break c;
+        }
+        kids[n] = c;
+        n += 1;
+    };
+    println!("forkbomb: {n} children, then fork returned {last}");
+    let mut ok = check(
+        "a full process table is EAGAIN",
+        last == -11 && n > 10,
+        last,
+    );
+    for &k in &kids[..n] {
+        sys::kill(k, 9);
+    }
+    let mut reaped = 0;
+    while sys::wait4(-1, 0).0 > 0 {
+        reaped += 1;
+    }
+    ok &= check("every child reaped", reaped == n, reaped as i64);
+    let after = sys::pool_pages();
+    ok &= check("the pool is as it started", after == before, after);
     ok
 }

@@ -1,0 +1,157 @@
+//! Memory system calls: brk, anonymous private mmap, munmap, mprotect,
+//! madvise, each a vmspace hypercall on the process's address space.
+
+use crate::proc::ProcTable;
+use crate::uaccess::{self};
+use crate::vmspace as vms;
+use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS, VM_MIN_USER_ADDRESS};
+use vkernel_abi::mman::*;
+use vkernel_abi::Errno;
+
+pub fn page_up(x: u64) -> Option<u64> {
+    Some(x.checked_add(PAGE_SIZE - 1)? & !(PAGE_SIZE - 1))
+}
+
+pub fn anon(vmid: u64, addr: u64, len: u64, prot: u64) -> Result<i64, Errno> {
+    vms::mmap(
+        vmid,
+        addr,
+        len,
+        prot,
+        MAP_ANON | MAP_PRIVATE | MAP_FIXED,
+        FD_NONE,
+        0,
+    )
+}
+
+/// brk(addr): grows or shrinks the break; returns the (new) break, or the
+/// old one when the request cannot be met, as Linux does.
+pub fn sys_brk(t: &mut ProcTable, s: usize, addr: u64) -> u64 {
+    let p = &mut t.procs[s];
+    let cur = p.brk;
+    if addr < p.brk_start || addr >= p.mmap_floor {
+        return cur;
+    }
+    let (Some(old_top), Some(new_top)) = (page_up(cur), page_up(addr)) else {
+        return cur;
+    };
+    if new_top > old_top {
+        if anon(p.vmid, old_top, new_top - old_top, PROT_READ | PROT_WRITE).is_err() {
+            return cur;
+        }
+    } else if new_top < old_top && vms::munmap(p.vmid, new_top, old_top - new_top).is_err() {
+        return cur;
+    }
+    p.brk = addr;
+    addr
+}
+
+pub fn sys_mmap(t: &mut ProcTable, s: usize, a: [u64; 6]) -> Result<i64, Errno> {
+    const MAP_TYPE: u64 = 0x0f;
+    const MAP_HUGETLB: u64 = 0x40000;
+    let [addr, len, prot, flags, fd, off] = a;
+    let p = &mut t.procs[s];
+    match flags & MAP_TYPE {
+        1 | 3 => {
+            // Shared mappings would need pages shared across fork; not yet.
+            return Err(Errno::EINVAL);
+        }
+        2 => {}
+        _ => return Err(Errno::EINVAL),
+    }
+    if len == 0 || off % PAGE_SIZE != 0 || prot & !PROT_MASK != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & MAP_ANON == 0 {
+        return Err(if fd as i32 >= 0 && fd <= 2 {
+            Errno::ENODEV
+        } else {
+            Errno::EBADF
+        });
+    }
+    if flags & MAP_HUGETLB != 0 {
+        return Err(Errno::ENOMEM);
+    }
+    let len = page_up(len).ok_or(Errno::ENOMEM)?;
+    let at = if flags & MAP_FIXED != 0 {
+        if addr % PAGE_SIZE != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if addr < VM_MIN_USER_ADDRESS
+            || addr
+                .checked_add(len)
+                .is_none_or(|e| e > VM_MAX_USER_ADDRESS)
+        {
+            return Err(Errno::ENOMEM);
+        }
+        addr
+    } else {
+        // The hint is ignored: new mappings go down from mmap_next.
+        let at = p.mmap_next.checked_sub(len).ok_or(Errno::ENOMEM)?;
+        if at < p.mmap_floor {
+            return Err(Errno::ENOMEM);
+        }
+        at
+    };
+    anon(p.vmid, at, len, prot).map_err(|e| if e == Errno::EINVAL { e } else { Errno::ENOMEM })?;
+    if flags & MAP_FIXED == 0 {
+        p.mmap_next = at;
+    }
+    Ok(at as i64)
+}
+
+pub fn sys_munmap(t: &ProcTable, s: usize, addr: u64, len: u64) -> Result<i64, Errno> {
+    if !addr.is_multiple_of(PAGE_SIZE) || len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = page_up(len).ok_or(Errno::EINVAL)?;
+    let vmid = t.procs[s].vmid;
+    match vms::munmap(vmid, addr, len) {
+        Err(Errno::EINVAL) if addr >= VM_MIN_USER_ADDRESS && uaccess::user_range(addr, len) => {
+            // The range has holes, which the seed's munmap refuses but
+            // Linux's unmaps around: fill them with one fixed mapping
+            // (replacing what is there), then unmap the whole range.
+            anon(vmid, addr, len, PROT_NONE).map_err(|_| Errno::ENOMEM)?;
+            vms::munmap(vmid, addr, len).map(|_| 0)
+        }
+        r => r.map(|_| 0),
+    }
+}
+
+pub fn sys_mprotect(t: &ProcTable, s: usize, addr: u64, len: u64, prot: u64) -> Result<i64, Errno> {
+    if !addr.is_multiple_of(PAGE_SIZE) || prot & !PROT_MASK != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if len == 0 {
+        return Ok(0);
+    }
+    let len = page_up(len).ok_or(Errno::ENOMEM)?;
+    vms::mprotect(t.procs[s].vmid, addr, len, prot).map(|_| 0)
+}
+
+pub fn sys_madvise(
+    t: &ProcTable,
+    s: usize,
+    addr: u64,
+    len: u64,
+    advice: u64,
+) -> Result<i64, Errno> {
+    if !addr.is_multiple_of(PAGE_SIZE) {
+        return Err(Errno::EINVAL);
+    }
+    if len == 0 {
+        return Ok(0);
+    }
+    let len = page_up(len).ok_or(Errno::EINVAL)?;
+    let vmid = t.procs[s].vmid;
+    match advice {
+        0..=2 => Ok(0),
+        3 => vms::mcontrol(vmid, addr, len, MADV_WILLNEED, 0).map(|_| 0),
+        // DONTNEED and FREE: the pages read as zero again.
+        4 | 8 => vms::mcontrol(vmid, addr, len, MADV_DONTNEED, 0).map(|_| 0),
+        // MERGEABLE, UNMERGEABLE, HUGEPAGE, NOHUGEPAGE, DONTDUMP, DODUMP:
+        // hints with no effect on what the program sees.
+        12..=17 => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
+}
