@@ -40,6 +40,7 @@ use gdbstub::conn::Connection;
 use gdbstub::stub::state_machine::GdbStubStateMachine;
 use gdbstub::stub::{DisconnectReason, GdbStub, SingleThreadStopReason};
 use kvm_bindings::{kvm_regs, kvm_segment, kvm_sregs};
+use vkernel_abi::frame::T_FAST_SYSCALL;
 use vkernel_abi::{rflags, TrapFrame};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
@@ -84,6 +85,102 @@ impl Connection for Conn {
     fn on_session_start(&mut self) -> Result<(), Self::Error> {
         self.stream.set_nodelay(true)
     }
+}
+
+/// Packet framing in front of gdbstub, which ends the session on any byte
+/// it cannot parse: bytes outside a packet other than `+`, `-` and Ctrl-C
+/// are dropped, and a packet whose checksum is wrong is refused with `-`
+/// (the client sends it again), as the protocol asks.
+#[derive(Default)]
+struct Framer {
+    /// The packet being received, from its `$`; empty between packets.
+    packet: Vec<u8>,
+}
+
+/// What one byte from the client amounts to.
+enum Framed {
+    /// Nothing yet.
+    More,
+    /// Bytes for gdbstub: an ack, a Ctrl-C, or a whole good packet.
+    Pass(Vec<u8>),
+    /// A packet with a bad checksum: answer `-`.
+    Nak,
+}
+
+impl Framer {
+    fn push(&mut self, b: u8) -> Framed {
+        if self.packet.is_empty() {
+            return match b {
+                b'$' => {
+                    self.packet.push(b);
+                    Framed::More
+                }
+                b'+' | b'-' | 0x03 => Framed::Pass(vec![b]),
+                _ => {
+                    log::debug!("gdb: dropped stray byte {b:#04x}");
+                    Framed::More
+                }
+            };
+        }
+        self.packet.push(b);
+        if self.packet.len() > 64 * 1024 {
+            log::warn!("gdb: dropped an over-long packet");
+            self.packet.clear();
+            return Framed::Nak;
+        }
+        let n = self.packet.len();
+        if n < 4 || self.packet[n - 3] != b'#' {
+            return Framed::More;
+        }
+        let p = std::mem::take(&mut self.packet);
+        let sum = p[1..n - 3].iter().fold(0u8, |a, &c| a.wrapping_add(c));
+        let given = std::str::from_utf8(&p[n - 2..])
+            .ok()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        if given == Some(sum) {
+            Framed::Pass(p)
+        } else {
+            log::warn!("gdb: refused a packet with a bad checksum");
+            Framed::Nak
+        }
+    }
+}
+
+/// Feeds framed bytes to the state machine.
+fn pump(m: &mut Machine, mut sm: StateMachine, bytes: &[u8]) -> Result<StateMachine, String> {
+    for &b in bytes {
+        sm = match sm {
+            GdbStubStateMachine::Idle(s) => s.incoming_data(m, b),
+            GdbStubStateMachine::Running(s) => s.incoming_data(m, b),
+            other => return Ok(other),
+        }
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(sm)
+}
+
+/// Takes one byte from the client through the framer into the session.
+fn take_byte(m: &mut Machine, mut sm: StateMachine, b: u8) -> Result<StateMachine, String> {
+    match gdb(m).framer.push(b) {
+        Framed::More => Ok(sm),
+        Framed::Pass(bytes) => pump(m, sm, &bytes),
+        Framed::Nak => {
+            if let Some(c) = conn(&mut sm) {
+                c.out.push(b'-');
+                let _ = c.flush();
+            }
+            Ok(sm)
+        }
+    }
+}
+
+fn conn(sm: &mut StateMachine) -> Option<&mut Conn> {
+    Some(match sm {
+        GdbStubStateMachine::Idle(s) => s.borrow_conn(),
+        GdbStubStateMachine::Running(s) => s.borrow_conn(),
+        GdbStubStateMachine::CtrlCInterrupt(s) => s.borrow_conn(),
+        GdbStubStateMachine::Disconnected(s) => s.borrow_conn(),
+    })
 }
 
 /// Resuming as the client asked.
@@ -153,6 +250,7 @@ pub struct Gdb {
     listener: TcpListener,
     addr: String,
     sm: Option<StateMachine>,
+    framer: Framer,
     watcher: Watcher,
     bps: Breakpoints,
     resume: Option<Resume>,
@@ -182,6 +280,7 @@ impl Gdb {
             listener,
             addr: local.to_string(),
             sm: None,
+            framer: Framer::default(),
             watcher,
             bps: Breakpoints::default(),
             resume: None,
@@ -218,6 +317,7 @@ impl Gdb {
                 log::info!("gdb: client {peer} connected");
                 eprintln!("vkernel: gdb connected from {peer}");
                 self.sm = Some(sm);
+                self.framer = Framer::default();
             }
             Err(e) => log::warn!("gdb: cannot start a session with {peer}: {e}"),
         }
@@ -314,7 +414,7 @@ fn serve(m: &mut Machine, mut reason: Option<StopReason>) -> Result<Flow, String
         };
         let next = match sm {
             GdbStubStateMachine::Running(s) => match reason.take() {
-                Some(r) => s.report_stop(m, r),
+                Some(r) => s.report_stop(m, r).map_err(|e| e.to_string()),
                 None => {
                     gdb(m).sm = Some(GdbStubStateMachine::Running(s));
                     apply_resume(m);
@@ -326,7 +426,7 @@ fn serve(m: &mut Machine, mut reason: Option<StopReason>) -> Result<Flow, String
                 let stream = &mut s.borrow_conn().stream;
                 let _ = stream.set_nonblocking(false);
                 match stream.read(&mut b) {
-                    Ok(1) => s.incoming_data(m, b[0]),
+                    Ok(1) => take_byte(m, GdbStubStateMachine::Idle(s), b[0]),
                     Ok(_) => {
                         lost(m, "the client closed the connection");
                         continue;
@@ -341,17 +441,29 @@ fn serve(m: &mut Machine, mut reason: Option<StopReason>) -> Result<Flow, String
                     }
                 }
             }
-            GdbStubStateMachine::CtrlCInterrupt(s) => {
-                s.interrupt_handled(m, Some(StopReason::Signal(Signal::SIGINT)))
-            }
-            GdbStubStateMachine::Disconnected(s) => match s.get_reason() {
+            GdbStubStateMachine::CtrlCInterrupt(s) => s
+                .interrupt_handled(m, Some(StopReason::Signal(Signal::SIGINT)))
+                .map_err(|e| e.to_string()),
+            GdbStubStateMachine::Disconnected(mut s) => match s.get_reason() {
                 DisconnectReason::Kill => {
+                    // gdb waits for an answer to `vKill` (gdbstub gives
+                    // none outside extended mode); `k` expects none.
+                    let c = s.borrow_conn();
+                    c.out.extend_from_slice(b"$OK#9a");
+                    let _ = c.flush();
                     forget_client(m);
                     eprintln!("vkernel: gdb killed the guest");
                     return Err(String::new());
                 }
+                DisconnectReason::Disconnect => {
+                    // Detach: the guest runs on, even before its first
+                    // instruction.
+                    gdb(m).started = true;
+                    lost(m, "the client detached");
+                    continue;
+                }
                 why => {
-                    lost(m, &format!("the client detached ({why:?})"));
+                    lost(m, &format!("the session ended ({why:?})"));
                     continue;
                 }
             },
@@ -485,7 +597,7 @@ fn attend(m: &mut Machine) -> Result<Flow, String> {
         let r = stream.read(&mut b);
         let _ = stream.set_nonblocking(false);
         sm = match r {
-            Ok(1) => match s.incoming_data(m, b[0]) {
+            Ok(1) => match take_byte(m, GdbStubStateMachine::Running(s), b[0]) {
                 Ok(next) => next,
                 Err(e) => {
                     lost(m, &format!("protocol error: {e}"));
@@ -603,6 +715,9 @@ pub fn leaving_process(m: &mut Machine, tf: &mut TrapFrame) {
     if let Some(step) = g.step {
         if !step.guest_tf {
             tf.rflags &= !rflags::TF;
+            if tf.trapno == T_FAST_SYSCALL {
+                tf.r11 &= !rflags::TF; // `syscall` saved RFLAGS there
+            }
         }
         g.step_done = true;
     }
