@@ -433,3 +433,61 @@ fn malformed_packets_and_a_failed_connection_do_not_hurt() {
     assert_eq!(status, 6, "{stderr}");
     assert!(stdout.contains("kernel: exiting with status 6"));
 }
+
+#[test]
+fn the_suite_passes_with_a_process_breakpoint_hit_and_stepped_over_every_time() {
+    // gdb stops at every `u_store_load` run (several processes), lifts the
+    // int3, steps the original store with TF (a demand fault on the way),
+    // plants it again and continues. With the breakpoint armed in every
+    // process, the processes' own int3 (T_BPTFLT), the syscall frames and
+    // everything else must look exactly as without gdb.
+    let guest = Guest::start("test=hypercalls");
+    let (code, out) = gdb(
+        &guest,
+        &[
+            "break *(0x400000 + (long)&u_store_load - (long)&usercode_start)",
+            "ignore 1 1000000",
+            "continue",
+            "info breakpoints",
+        ],
+    );
+    assert_eq!(code, 0, "gdb failed:\n{out}");
+    assert!(out.contains("exited normally]"), "exit:\n{out}");
+    let hits: u32 = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("breakpoint already hit "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(hits >= 3, "hit {hits} times:\n{out}");
+    let (status, stdout, _) = guest.wait();
+    assert!(stdout.contains(" passed, 0 failed"), "suite:\n{stdout}");
+    assert!(stdout.contains("ok ") && stdout.contains("int3 -> T_BPTFLT"));
+    assert!(!stdout.contains("not ok"), "{stdout}");
+    assert_eq!(status, 0);
+}
+
+#[test]
+fn a_new_client_attaches_to_a_guest_that_runs_on_after_the_first_left() {
+    let guest = Guest::start("fault=spin");
+    let mut first = Rsp::connect(&guest.addr());
+    first.send("c");
+    std::thread::sleep(Duration::from_millis(200));
+    drop(first); // gone without a word: the guest spins on
+    std::thread::sleep(Duration::from_millis(200));
+    let mut second = Rsp::connect(&guest.addr());
+    second.send("?");
+    let stop = second.recv();
+    assert!(stop.starts_with('S') || stop.starts_with('T'), "{stop}");
+    second.send("g");
+    let regs = second.recv();
+    // rip (bytes 0x80..0x88 of the g packet) is inside the kernel's text.
+    let rip = u64::from_str_radix(&regs[0x100..0x110], 16)
+        .map(u64::swap_bytes)
+        .unwrap_or(0);
+    assert!((0x20_0000..0x40_0000).contains(&rip), "rip {rip:#x}");
+    second.send("k");
+    let (status, _, stderr) = guest.wait();
+    assert_eq!(status, 2, "{stderr}");
+    assert!(stderr.contains("gdb session ended"), "{stderr}");
+}

@@ -567,6 +567,14 @@ pub fn after_exit(m: &mut Machine) -> Result<Flow, String> {
 
 /// The watcher saw data from the client or a new client.
 fn attend(m: &mut Machine) -> Result<Flow, String> {
+    let flow = attend_inner(m);
+    if matches!(flow, Ok(Flow::Resume)) && m.gdb.is_some() {
+        watch_running(m); // the client, or (it left) the listener
+    }
+    flow
+}
+
+fn attend_inner(m: &mut Machine) -> Result<Flow, String> {
     let g = gdb(m);
     g.watcher.set(Watch::Nothing);
     let Some(sm) = g.sm.take() else {
@@ -697,8 +705,12 @@ pub fn arm_process(m: &mut Machine) {
         if g.bps.armed.contains_key(&va) {
             continue;
         }
-        if let Some(p) = plant(&mem, cr3, va) {
-            g.bps.armed.insert(va, p);
+        match plant(&mem, cr3, va) {
+            Some(p) => {
+                log::debug!("gdb: planted {va:#x} (gpa {:#x}) in cr3 {cr3:#x}", p.gpa);
+                g.bps.armed.insert(va, p);
+            }
+            None => log::debug!("gdb: {va:#x} not mapped in cr3 {cr3:#x} yet"),
         }
     }
 }
