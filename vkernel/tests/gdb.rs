@@ -491,3 +491,23 @@ fn a_new_client_attaches_to_a_guest_that_runs_on_after_the_first_left() {
     assert_eq!(status, 2, "{stderr}");
     assert!(stderr.contains("gdb session ended"), "{stderr}");
 }
+
+#[test]
+fn a_kernel_crash_stops_in_gdb_at_the_faulting_instruction() {
+    let guest = Guest::start("fault=ud");
+    let (code, out) = gdb(&guest, &["continue", "bt", "x/i $pc", "continue"]);
+    assert_eq!(code, 0, "gdb failed:\n{out}");
+    assert!(
+        out.contains("Program received signal SIGILL"),
+        "no stop at the crash:\n{out}"
+    );
+    assert!(out.contains("kernel::selftest::fault"), "backtrace:\n{out}");
+    assert!(out.contains("ud2"), "faulting instruction:\n{out}");
+    assert!(
+        out.contains("Program terminated with signal SIGILL"),
+        "end not reported:\n{out}"
+    );
+    let (status, _, stderr) = guest.wait();
+    assert_eq!(status, 2);
+    assert!(stderr.contains("guest kernel crashed"), "{stderr}");
+}

@@ -260,6 +260,8 @@ pub struct Gdb {
     step_done: bool,
     /// The guest has run since the first connection.
     started: bool,
+    /// The signal a guest-kernel crash was reported with.
+    crash_signal: Option<Signal>,
     kernel_text: Vec<Range<u64>>,
     /// Ring-3 code and stack segments (the same for kernel and processes).
     user_cs: kvm_segment,
@@ -287,6 +289,7 @@ impl Gdb {
             step: None,
             step_done: false,
             started: false,
+            crash_signal: None,
             kernel_text: executable_segments(kernel_elf),
             user_cs: kvm_segment::default(),
             user_ss: kvm_segment::default(),
@@ -642,13 +645,37 @@ pub fn exited(m: &mut Machine, status: i32) {
     forget_client(m);
 }
 
-/// The host stopped the guest (a crash, already reported): tell the client
-/// the guest was terminated.
+/// The guest kernel crashed with exception `vector` (already reported on
+/// stderr): stop there with the matching signal so the client can look at
+/// the crash (registers as at the faulting instruction); whatever it does
+/// next, the run then ends.
+pub fn crashed(m: &mut Machine, vector: u8, regs: kvm_regs, mut sregs: kvm_sregs) {
+    let sig = match vector {
+        0 | 16 | 19 => Signal::SIGFPE,
+        1 | 3 => Signal::SIGTRAP,
+        6 => Signal::SIGILL,
+        17 => Signal::SIGBUS,
+        _ => Signal::SIGSEGV,
+    };
+    let g = gdb(m);
+    g.crash_signal = Some(sig);
+    g.step = None;
+    sregs.cs = g.user_cs;
+    sregs.ss = g.user_ss;
+    m.load_context(regs, sregs);
+    if matches!(gdb(m).sm, Some(GdbStubStateMachine::Running(_))) {
+        let _ = serve(m, Some(StopReason::Signal(sig)));
+    }
+}
+
+/// The host stopped the guest (a crash or a broken protocol, already
+/// reported): tell the client the guest was terminated.
 pub fn terminated(m: &mut Machine) {
     let g = gdb(m);
     g.watcher.set(Watch::Nothing);
+    let sig = g.crash_signal.unwrap_or(Signal::SIGKILL);
     if let Some(GdbStubStateMachine::Running(s)) = g.sm.take() {
-        let _ = s.report_stop(m, StopReason::Terminated(Signal::SIGKILL));
+        let _ = s.report_stop(m, StopReason::Terminated(sig));
     }
     forget_client(m);
 }
@@ -796,5 +823,53 @@ pub fn debug_trap(
 impl Drop for Gdb {
     fn drop(&mut self) {
         log::debug!("gdb: stub on {} closed", self.addr);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classify_finds_pushf_popf_and_iret_behind_prefixes() {
+        assert_eq!(classify(&[0x9c]), StepInsn::Pushf);
+        assert_eq!(classify(&[0x66, 0x9c]), StepInsn::Pushf);
+        assert_eq!(classify(&[0x9d]), StepInsn::Popf);
+        assert_eq!(classify(&[0x48, 0xcf]), StepInsn::Popf);
+        assert_eq!(classify(&[0x48, 0x89, 0xf8]), StepInsn::Other);
+        assert_eq!(classify(&[]), StepInsn::Other);
+    }
+
+    fn frame(f: &mut Framer, bytes: &[u8]) -> Vec<String> {
+        let mut out = Vec::new();
+        for &b in bytes {
+            match f.push(b) {
+                Framed::More => {}
+                Framed::Pass(p) => out.push(String::from_utf8_lossy(&p).into_owned()),
+                Framed::Nak => out.push("NAK".into()),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn framer_passes_good_packets_and_controls_drops_junk_and_naks_bad_sums() {
+        let mut f = Framer::default();
+        assert_eq!(
+            frame(&mut f, b"junk+$g#67\x03$g#00-$m0,8#01"),
+            ["+", "$g#67", "\x03", "NAK", "-", "$m0,8#01"]
+        );
+        assert_eq!(frame(&mut f, b"$?#3"), Vec::<String>::new());
+        assert_eq!(frame(&mut f, b"f"), ["$?#3f"]);
+    }
+
+    #[test]
+    fn executable_segments_of_the_built_kernel() {
+        let elf = crate::images::KERNEL;
+        let text = executable_segments(elf);
+        assert!(!text.is_empty());
+        assert!(text.iter().any(|r| r.contains(&0x20_0000)), "{text:x?}");
+        assert!(text.iter().all(|r| r.end <= 0x40_0000), "{text:x?}");
+        assert!(executable_segments(b"not an elf").is_empty());
     }
 }
