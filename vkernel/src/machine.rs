@@ -601,6 +601,9 @@ impl Machine {
         sregs.cs.selector = hw.cs as u16;
         sregs.ss.selector = hw.ss as u16;
         self.report(&what, Some((regs, sregs)));
+        if self.gdb.is_some() {
+            gdb::crashed(self, vector, regs, sregs); // let gdb look first
+        }
     }
 
     /// KVM on these machines shadows guest page tables and trusts its

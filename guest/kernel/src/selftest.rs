@@ -4,7 +4,20 @@
 use crate::hypercall;
 use vkernel_abi::{layout, Hypercall};
 
-/// `fault=null|ud|gp|div|trap`: crash the kernel in the given way.
+/// A known value at a known symbol, for debugger tests (`print/x
+/// VKERNEL_MAGIC` reads it out of guest memory): "vkernel!" in ASCII.
+#[no_mangle]
+#[used]
+pub static VKERNEL_MAGIC: u64 = 0x216c_656e_7265_6b76;
+
+/// How many times `fault=spin` went round its loop (a debugger can watch
+/// it grow).
+#[no_mangle]
+pub static SPIN_COUNT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// `fault=null|ud|gp|div|trap`: crash the kernel in the given way;
+/// `fault=spin`: spin forever without a single exit (for tests that
+/// interrupt a running guest).
 pub fn fault(kind: &str) {
     crate::println!("kernel: faulting on purpose ({kind})");
     // SAFETY: none of these is safe; they exist to crash the kernel so the
@@ -20,6 +33,10 @@ pub fn fault(kind: &str) {
             "div" => {
                 core::arch::asm!("xor edx, edx", "xor ecx, ecx", "div ecx", out("eax") _, out("edx") _, out("ecx") _)
             }
+            "spin" => loop {
+                SPIN_COUNT.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+                core::hint::spin_loop();
+            },
             "trap" => {
                 // The trap area is supervisor-only: writing it is a #PF.
                 core::ptr::write_volatile((layout::TRAP_AREA_BASE + 0x1000) as *mut u64, 0);

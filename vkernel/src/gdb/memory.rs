@@ -148,7 +148,7 @@ mod tests {
         set(&m, pd, 0, pt | 7);
         set(&m, pt, 1, 0xa000 | 7); // va 0x1000 -> 0xa000
         set(&m, pt, 2, 0x6000 | 7); // va 0x2000 -> 0x6000 (not contiguous)
-        assert!(write_virt(&m, pml4, 0xffe, &[1, 2, 3, 4]));
+        assert!(!write_virt(&m, pml4, 0xffe, &[1, 2, 3, 4])); // page 0 unmapped
         let mut b = [0u8; 4];
         assert_eq!(read_virt(&m, pml4, 0xffe, &mut b), 0); // page 0 unmapped
         assert_eq!(read_virt(&m, pml4, 0x1ffe, &mut b), 4);

@@ -40,6 +40,7 @@ use gdbstub::conn::Connection;
 use gdbstub::stub::state_machine::GdbStubStateMachine;
 use gdbstub::stub::{DisconnectReason, GdbStub, SingleThreadStopReason};
 use kvm_bindings::{kvm_regs, kvm_segment, kvm_sregs};
+use vkernel_abi::frame::T_FAST_SYSCALL;
 use vkernel_abi::{rflags, TrapFrame};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
@@ -84,6 +85,102 @@ impl Connection for Conn {
     fn on_session_start(&mut self) -> Result<(), Self::Error> {
         self.stream.set_nodelay(true)
     }
+}
+
+/// Packet framing in front of gdbstub, which ends the session on any byte
+/// it cannot parse: bytes outside a packet other than `+`, `-` and Ctrl-C
+/// are dropped, and a packet whose checksum is wrong is refused with `-`
+/// (the client sends it again), as the protocol asks.
+#[derive(Default)]
+struct Framer {
+    /// The packet being received, from its `$`; empty between packets.
+    packet: Vec<u8>,
+}
+
+/// What one byte from the client amounts to.
+enum Framed {
+    /// Nothing yet.
+    More,
+    /// Bytes for gdbstub: an ack, a Ctrl-C, or a whole good packet.
+    Pass(Vec<u8>),
+    /// A packet with a bad checksum: answer `-`.
+    Nak,
+}
+
+impl Framer {
+    fn push(&mut self, b: u8) -> Framed {
+        if self.packet.is_empty() {
+            return match b {
+                b'$' => {
+                    self.packet.push(b);
+                    Framed::More
+                }
+                b'+' | b'-' | 0x03 => Framed::Pass(vec![b]),
+                _ => {
+                    log::debug!("gdb: dropped stray byte {b:#04x}");
+                    Framed::More
+                }
+            };
+        }
+        self.packet.push(b);
+        if self.packet.len() > 64 * 1024 {
+            log::warn!("gdb: dropped an over-long packet");
+            self.packet.clear();
+            return Framed::Nak;
+        }
+        let n = self.packet.len();
+        if n < 4 || self.packet[n - 3] != b'#' {
+            return Framed::More;
+        }
+        let p = std::mem::take(&mut self.packet);
+        let sum = p[1..n - 3].iter().fold(0u8, |a, &c| a.wrapping_add(c));
+        let given = std::str::from_utf8(&p[n - 2..])
+            .ok()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        if given == Some(sum) {
+            Framed::Pass(p)
+        } else {
+            log::warn!("gdb: refused a packet with a bad checksum");
+            Framed::Nak
+        }
+    }
+}
+
+/// Feeds framed bytes to the state machine.
+fn pump(m: &mut Machine, mut sm: StateMachine, bytes: &[u8]) -> Result<StateMachine, String> {
+    for &b in bytes {
+        sm = match sm {
+            GdbStubStateMachine::Idle(s) => s.incoming_data(m, b),
+            GdbStubStateMachine::Running(s) => s.incoming_data(m, b),
+            other => return Ok(other),
+        }
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(sm)
+}
+
+/// Takes one byte from the client through the framer into the session.
+fn take_byte(m: &mut Machine, mut sm: StateMachine, b: u8) -> Result<StateMachine, String> {
+    match gdb(m).framer.push(b) {
+        Framed::More => Ok(sm),
+        Framed::Pass(bytes) => pump(m, sm, &bytes),
+        Framed::Nak => {
+            if let Some(c) = conn(&mut sm) {
+                c.out.push(b'-');
+                let _ = c.flush();
+            }
+            Ok(sm)
+        }
+    }
+}
+
+fn conn(sm: &mut StateMachine) -> Option<&mut Conn> {
+    Some(match sm {
+        GdbStubStateMachine::Idle(s) => s.borrow_conn(),
+        GdbStubStateMachine::Running(s) => s.borrow_conn(),
+        GdbStubStateMachine::CtrlCInterrupt(s) => s.borrow_conn(),
+        GdbStubStateMachine::Disconnected(s) => s.borrow_conn(),
+    })
 }
 
 /// Resuming as the client asked.
@@ -153,6 +250,7 @@ pub struct Gdb {
     listener: TcpListener,
     addr: String,
     sm: Option<StateMachine>,
+    framer: Framer,
     watcher: Watcher,
     bps: Breakpoints,
     resume: Option<Resume>,
@@ -162,6 +260,8 @@ pub struct Gdb {
     step_done: bool,
     /// The guest has run since the first connection.
     started: bool,
+    /// The signal a guest-kernel crash was reported with.
+    crash_signal: Option<Signal>,
     kernel_text: Vec<Range<u64>>,
     /// Ring-3 code and stack segments (the same for kernel and processes).
     user_cs: kvm_segment,
@@ -182,12 +282,14 @@ impl Gdb {
             listener,
             addr: local.to_string(),
             sm: None,
+            framer: Framer::default(),
             watcher,
             bps: Breakpoints::default(),
             resume: None,
             step: None,
             step_done: false,
             started: false,
+            crash_signal: None,
             kernel_text: executable_segments(kernel_elf),
             user_cs: kvm_segment::default(),
             user_ss: kvm_segment::default(),
@@ -218,6 +320,7 @@ impl Gdb {
                 log::info!("gdb: client {peer} connected");
                 eprintln!("vkernel: gdb connected from {peer}");
                 self.sm = Some(sm);
+                self.framer = Framer::default();
             }
             Err(e) => log::warn!("gdb: cannot start a session with {peer}: {e}"),
         }
@@ -314,7 +417,7 @@ fn serve(m: &mut Machine, mut reason: Option<StopReason>) -> Result<Flow, String
         };
         let next = match sm {
             GdbStubStateMachine::Running(s) => match reason.take() {
-                Some(r) => s.report_stop(m, r),
+                Some(r) => s.report_stop(m, r).map_err(|e| e.to_string()),
                 None => {
                     gdb(m).sm = Some(GdbStubStateMachine::Running(s));
                     apply_resume(m);
@@ -326,7 +429,7 @@ fn serve(m: &mut Machine, mut reason: Option<StopReason>) -> Result<Flow, String
                 let stream = &mut s.borrow_conn().stream;
                 let _ = stream.set_nonblocking(false);
                 match stream.read(&mut b) {
-                    Ok(1) => s.incoming_data(m, b[0]),
+                    Ok(1) => take_byte(m, GdbStubStateMachine::Idle(s), b[0]),
                     Ok(_) => {
                         lost(m, "the client closed the connection");
                         continue;
@@ -341,17 +444,29 @@ fn serve(m: &mut Machine, mut reason: Option<StopReason>) -> Result<Flow, String
                     }
                 }
             }
-            GdbStubStateMachine::CtrlCInterrupt(s) => {
-                s.interrupt_handled(m, Some(StopReason::Signal(Signal::SIGINT)))
-            }
-            GdbStubStateMachine::Disconnected(s) => match s.get_reason() {
+            GdbStubStateMachine::CtrlCInterrupt(s) => s
+                .interrupt_handled(m, Some(StopReason::Signal(Signal::SIGINT)))
+                .map_err(|e| e.to_string()),
+            GdbStubStateMachine::Disconnected(mut s) => match s.get_reason() {
                 DisconnectReason::Kill => {
+                    // gdb waits for an answer to `vKill` (gdbstub gives
+                    // none outside extended mode); `k` expects none.
+                    let c = s.borrow_conn();
+                    c.out.extend_from_slice(b"$OK#9a");
+                    let _ = c.flush();
                     forget_client(m);
                     eprintln!("vkernel: gdb killed the guest");
                     return Err(String::new());
                 }
+                DisconnectReason::Disconnect => {
+                    // Detach: the guest runs on, even before its first
+                    // instruction.
+                    gdb(m).started = true;
+                    lost(m, "the client detached");
+                    continue;
+                }
                 why => {
-                    lost(m, &format!("the client detached ({why:?})"));
+                    lost(m, &format!("the session ended ({why:?})"));
                     continue;
                 }
             },
@@ -455,6 +570,14 @@ pub fn after_exit(m: &mut Machine) -> Result<Flow, String> {
 
 /// The watcher saw data from the client or a new client.
 fn attend(m: &mut Machine) -> Result<Flow, String> {
+    let flow = attend_inner(m);
+    if matches!(flow, Ok(Flow::Resume)) && m.gdb.is_some() {
+        watch_running(m); // the client, or (it left) the listener
+    }
+    flow
+}
+
+fn attend_inner(m: &mut Machine) -> Result<Flow, String> {
     let g = gdb(m);
     g.watcher.set(Watch::Nothing);
     let Some(sm) = g.sm.take() else {
@@ -485,7 +608,7 @@ fn attend(m: &mut Machine) -> Result<Flow, String> {
         let r = stream.read(&mut b);
         let _ = stream.set_nonblocking(false);
         sm = match r {
-            Ok(1) => match s.incoming_data(m, b[0]) {
+            Ok(1) => match take_byte(m, GdbStubStateMachine::Running(s), b[0]) {
                 Ok(next) => next,
                 Err(e) => {
                     lost(m, &format!("protocol error: {e}"));
@@ -522,13 +645,37 @@ pub fn exited(m: &mut Machine, status: i32) {
     forget_client(m);
 }
 
-/// The host stopped the guest (a crash, already reported): tell the client
-/// the guest was terminated.
+/// The guest kernel crashed with exception `vector` (already reported on
+/// stderr): stop there with the matching signal so the client can look at
+/// the crash (registers as at the faulting instruction); whatever it does
+/// next, the run then ends.
+pub fn crashed(m: &mut Machine, vector: u8, regs: kvm_regs, mut sregs: kvm_sregs) {
+    let sig = match vector {
+        0 | 16 | 19 => Signal::SIGFPE,
+        1 | 3 => Signal::SIGTRAP,
+        6 => Signal::SIGILL,
+        17 => Signal::SIGBUS,
+        _ => Signal::SIGSEGV,
+    };
+    let g = gdb(m);
+    g.crash_signal = Some(sig);
+    g.step = None;
+    sregs.cs = g.user_cs;
+    sregs.ss = g.user_ss;
+    m.load_context(regs, sregs);
+    if matches!(gdb(m).sm, Some(GdbStubStateMachine::Running(_))) {
+        let _ = serve(m, Some(StopReason::Signal(sig)));
+    }
+}
+
+/// The host stopped the guest (a crash or a broken protocol, already
+/// reported): tell the client the guest was terminated.
 pub fn terminated(m: &mut Machine) {
     let g = gdb(m);
     g.watcher.set(Watch::Nothing);
+    let sig = g.crash_signal.unwrap_or(Signal::SIGKILL);
     if let Some(GdbStubStateMachine::Running(s)) = g.sm.take() {
-        let _ = s.report_stop(m, StopReason::Terminated(Signal::SIGKILL));
+        let _ = s.report_stop(m, StopReason::Terminated(sig));
     }
     forget_client(m);
 }
@@ -585,8 +732,12 @@ pub fn arm_process(m: &mut Machine) {
         if g.bps.armed.contains_key(&va) {
             continue;
         }
-        if let Some(p) = plant(&mem, cr3, va) {
-            g.bps.armed.insert(va, p);
+        match plant(&mem, cr3, va) {
+            Some(p) => {
+                log::debug!("gdb: planted {va:#x} (gpa {:#x}) in cr3 {cr3:#x}", p.gpa);
+                g.bps.armed.insert(va, p);
+            }
+            None => log::debug!("gdb: {va:#x} not mapped in cr3 {cr3:#x} yet"),
         }
     }
 }
@@ -603,6 +754,9 @@ pub fn leaving_process(m: &mut Machine, tf: &mut TrapFrame) {
     if let Some(step) = g.step {
         if !step.guest_tf {
             tf.rflags &= !rflags::TF;
+            if tf.trapno == T_FAST_SYSCALL {
+                tf.r11 &= !rflags::TF; // `syscall` saved RFLAGS there
+            }
         }
         g.step_done = true;
     }
@@ -669,5 +823,53 @@ pub fn debug_trap(
 impl Drop for Gdb {
     fn drop(&mut self) {
         log::debug!("gdb: stub on {} closed", self.addr);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classify_finds_pushf_popf_and_iret_behind_prefixes() {
+        assert_eq!(classify(&[0x9c]), StepInsn::Pushf);
+        assert_eq!(classify(&[0x66, 0x9c]), StepInsn::Pushf);
+        assert_eq!(classify(&[0x9d]), StepInsn::Popf);
+        assert_eq!(classify(&[0x48, 0xcf]), StepInsn::Popf);
+        assert_eq!(classify(&[0x48, 0x89, 0xf8]), StepInsn::Other);
+        assert_eq!(classify(&[]), StepInsn::Other);
+    }
+
+    fn frame(f: &mut Framer, bytes: &[u8]) -> Vec<String> {
+        let mut out = Vec::new();
+        for &b in bytes {
+            match f.push(b) {
+                Framed::More => {}
+                Framed::Pass(p) => out.push(String::from_utf8_lossy(&p).into_owned()),
+                Framed::Nak => out.push("NAK".into()),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn framer_passes_good_packets_and_controls_drops_junk_and_naks_bad_sums() {
+        let mut f = Framer::default();
+        assert_eq!(
+            frame(&mut f, b"junk+$g#67\x03$g#00-$m0,8#01"),
+            ["+", "$g#67", "\x03", "NAK", "-", "$m0,8#01"]
+        );
+        assert_eq!(frame(&mut f, b"$?#3"), Vec::<String>::new());
+        assert_eq!(frame(&mut f, b"f"), ["$?#3f"]);
+    }
+
+    #[test]
+    fn executable_segments_of_the_built_kernel() {
+        let elf = crate::images::KERNEL;
+        let text = executable_segments(elf);
+        assert!(!text.is_empty());
+        assert!(text.iter().any(|r| r.contains(&0x20_0000)), "{text:x?}");
+        assert!(text.iter().all(|r| r.end <= 0x40_0000), "{text:x?}");
+        assert!(executable_segments(b"not an elf").is_empty());
     }
 }
