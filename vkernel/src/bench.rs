@@ -78,6 +78,10 @@ const FIGURES: &[(&str, &str)] = &[
         "switch between two processes (FPU state swapped)",
     ),
     (
+        "fork_exit_wait",
+        "fork + _exit + wait4 of a small static process (/bin/systest)",
+    ),
+    (
         "page_fault",
         "first touch of a fresh 64 MiB mapping, per 4 KiB page",
     ),
@@ -151,11 +155,10 @@ pub fn floor(reps: usize, iters: u64) -> Result<Vec<f64>, Error> {
 }
 
 /// Runs the guest kernel's benchmark mode and collects its figures.
-fn guest_figures(quick: bool) -> Result<BTreeMap<String, Figure>, Error> {
+fn guest_figures(append: &str) -> Result<BTreeMap<String, Figure>, Error> {
     let exe = std::env::current_exe().map_err(|e| Error::Setup(format!("finding vkernel: {e}")))?;
-    let mode = if quick { "bench=quick" } else { "bench=all" };
     let out = Command::new(exe)
-        .args(["run", "--pool", "512", "--append", mode])
+        .args(["run", "--pool", "512", "--append", append])
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| Error::Setup(format!("running the benchmark guest: {e}")))?;
@@ -261,7 +264,16 @@ fn boot_to_exit(runs: usize) -> Result<(Vec<f64>, u64), Error> {
 pub fn run(args: &BenchArgs) -> Result<(), Error> {
     let (reps, iters) = if args.quick { (5, 500) } else { (9, 5000) };
     let mut floor_samples = floor(reps, iters)?;
-    let mut figures = guest_figures(args.quick)?;
+    let mut figures = guest_figures(if args.quick {
+        "bench=quick"
+    } else {
+        "bench=all"
+    })?;
+    // fork+exit+wait needs the process layer: a program of the default image.
+    let forks = if args.quick { 10 } else { 50 };
+    figures.extend(guest_figures(&format!(
+        "init=/bin/systest -- forkbench {forks}"
+    ))?);
     floor_samples.extend(floor(reps, iters)?);
     let (boot, overhead_kib) = boot_to_exit(if args.quick { 3 } else { 10 })?;
     let floor = Figure::from_samples(floor_samples)

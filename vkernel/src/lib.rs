@@ -23,6 +23,7 @@ pub mod trap_area;
 pub mod vm;
 pub mod vmspace_calls;
 
+use std::borrow::Cow;
 use std::path::Path;
 
 pub use error::Error;
@@ -62,9 +63,10 @@ pub fn resident_kib() -> u64 {
 /// Boots the guest described by `args` and runs it to the end. Returns the
 /// process exit code: the guest's status, or [`EXIT_GUEST_STOPPED`].
 pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
-    let kernel_bytes = match &args.kernel {
-        Some(p) => read(p)?,
-        None => images::KERNEL.to_vec(),
+    // Built-ins are used in place (no copy: they are megabytes of RSS).
+    let kernel_bytes: Cow<'static, [u8]> = match &args.kernel {
+        Some(p) => Cow::Owned(read(p)?),
+        None => Cow::Borrowed(images::KERNEL),
     };
     let name = |p: &Option<std::path::PathBuf>| match p {
         Some(p) => p.display().to_string(),
@@ -77,11 +79,11 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
             ))
         }
         (Some(prog), None) => (
-            program::pack_program(Path::new(prog), &args.program)?,
+            Cow::Owned(program::pack_program(Path::new(prog), &args.program)?),
             format!("packed from {prog}"),
         ),
-        (None, Some(p)) => (read(p)?, name(&args.image)),
-        (None, None) => (images::DEFAULT_IMAGE.to_vec(), name(&None)),
+        (None, Some(p)) => (Cow::Owned(read(p)?), name(&args.image)),
+        (None, None) => (Cow::Borrowed(images::DEFAULT_IMAGE), name(&None)),
     };
     let cfg = vm::MemoryConfig {
         ram_bytes: args.memory << 20,

@@ -17,6 +17,7 @@ fn quick_bench_produces_every_figure_with_a_ratio() {
         "page_fault",
         "fault_to_kernel",
         "context_switch",
+        "fork_exit_wait",
         "vmspace_mmap_munmap",
         "vmspace_pread",
         "kernel_entry",

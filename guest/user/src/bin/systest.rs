@@ -38,6 +38,7 @@ fn main() -> i32 {
         "isolation" => isolation(),
         "peek" => peek(),
         "forkloop" => forkloop(arg_num(2, 200)),
+        "forkbench" => forkbench(arg_num(2, 50)),
         "preempt" => preempt(),
         "unknown" => unknown(),
         "crashwait" => crashwait(arg(2)),
@@ -589,6 +590,31 @@ fn forkloop(n: u64) -> bool {
         before == after && before > 0,
         after,
     )
+}
+
+/// `vkernel bench`'s fork figure: 7 repetitions of `n` fork+_exit+wait4,
+/// printed as the guest kernel's benchmark lines are.
+fn forkbench(n: u64) -> bool {
+    let mut per_op = [0u64; 7];
+    for slot in per_op.iter_mut() {
+        let t0 = sys::clock_ns(1);
+        for _ in 0..n {
+            let c = sys::fork();
+            if c == 0 {
+                sys::exit(0);
+            }
+            if c < 0 || sys::wait4(c, 0).0 != c {
+                return false;
+            }
+        }
+        *slot = (sys::clock_ns(1) - t0) / n.max(1);
+    }
+    per_op.sort_unstable();
+    println!(
+        "bench fork_exit_wait median_ns={} min_ns={} max_ns={} iters={n}",
+        per_op[3], per_op[0], per_op[6]
+    );
+    true
 }
 
 fn spin(iters: u64) -> u64 {
