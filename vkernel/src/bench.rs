@@ -102,8 +102,12 @@ const FIGURES: &[(&str, &str)] = &[
         "vkernel start -> guest kernel's first instruction",
     ),
     (
+        "init_first_instruction",
+        "vkernel start -> /init's first instruction",
+    ),
+    (
         "boot_to_exit",
-        "vkernel start to exit, kernel exits at once (wall, whole process)",
+        "vkernel start to exit, /init exits at once (wall, whole process)",
     ),
 ];
 
@@ -228,21 +232,44 @@ fn guest_figures(append: &str) -> Result<BTreeMap<String, Figure>, Error> {
     Ok(figures)
 }
 
-/// Times whole `vkernel run` processes whose kernel exits at once.
-fn boot_to_exit(runs: usize) -> Result<(Vec<f64>, u64), Error> {
+/// Boot stages, each a list of samples in ns.
+struct BootStages {
+    kernel_entry: Vec<f64>,
+    init_first: Vec<f64>,
+    to_exit: Vec<f64>,
+}
+
+/// Times whole `vkernel run` processes whose /init exits at once: the wall
+/// time of each, and the stages the guest kernel reports with `boottrace`
+/// (host clock, from vkernel's start).
+fn boot_to_exit(runs: usize) -> Result<(BootStages, u64), Error> {
     let exe = std::env::current_exe().map_err(|e| Error::Setup(format!("finding vkernel: {e}")))?;
-    let mut samples = Vec::new();
+    let mut st = BootStages {
+        kernel_entry: Vec::new(),
+        init_first: Vec::new(),
+        to_exit: Vec::new(),
+    };
+    let stage = |text: &str, what: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(what))
+            .and_then(|rest| rest.trim_end_matches(" ns").trim().parse().ok())
+    };
     for _ in 0..runs {
         let t0 = Instant::now();
-        let status = Command::new(&exe)
-            .args(["run", "--append", "exit=0"])
+        let out = Command::new(&exe)
+            .args(["run", "--append", "boottrace init=/bin/systest -- exit 0"])
             .stdout(Stdio::null())
-            .status()
+            .output()
             .map_err(|e| Error::Setup(format!("running vkernel: {e}")))?;
-        samples.push(t0.elapsed().as_nanos() as f64);
-        if !status.success() {
-            return Err(Error::Setup(format!("boot run failed: {status}")));
+        st.to_exit.push(t0.elapsed().as_nanos() as f64);
+        if !out.status.success() {
+            return Err(Error::Setup(format!("boot run failed: {}", out.status)));
         }
+        let text = String::from_utf8_lossy(&out.stderr);
+        st.kernel_entry
+            .extend(stage(&text, "boot: kernel entry at "));
+        st.init_first
+            .extend(stage(&text, "boot: /init first instruction at "));
     }
     // One more run reports its memory: host RSS beyond guest memory.
     let out = Command::new(&exe)
@@ -257,7 +284,7 @@ fn boot_to_exit(runs: usize) -> Result<(Vec<f64>, u64), Error> {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| Error::Setup(format!("no stats line in: {stderr}")))?;
-    Ok((samples, overhead))
+    Ok((st, overhead))
 }
 
 /// `vkernel bench`.
@@ -276,10 +303,18 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
     ))?);
     floor_samples.extend(floor(reps, iters)?);
     let (boot, overhead_kib) = boot_to_exit(if args.quick { 3 } else { 10 })?;
+    for (name, v) in [
+        ("kernel_entry", boot.kernel_entry),
+        ("init_first_instruction", boot.init_first),
+    ] {
+        if let Some(f) = Figure::from_samples(v) {
+            figures.insert(name.into(), f);
+        }
+    }
     let floor = Figure::from_samples(floor_samples)
         .ok_or_else(|| Error::Setup("no floor samples".into()))?;
     figures.insert("floor".into(), floor);
-    if let Some(b) = Figure::from_samples(boot) {
+    if let Some(b) = Figure::from_samples(boot.to_exit) {
         figures.insert("boot_to_exit".into(), b);
     }
 

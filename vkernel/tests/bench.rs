@@ -21,6 +21,7 @@ fn quick_bench_produces_every_figure_with_a_ratio() {
         "vmspace_mmap_munmap",
         "vmspace_pread",
         "kernel_entry",
+        "init_first_instruction",
         "boot_to_exit",
     ] {
         let ratio = json[key]["ratio"]

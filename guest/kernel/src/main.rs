@@ -58,6 +58,13 @@ core::arch::global_asm!(
 pub extern "C" fn kmain(boot_info_addr: u64) -> ! {
     let boot_entry_ns = hypercall::clock_ns();
     let boot = bootinfo::read(boot_info_addr);
+    if boot
+        .cmdline
+        .split_ascii_whitespace()
+        .any(|w| w == "boottrace")
+    {
+        eprintln!("boot: kernel entry at {boot_entry_ns} ns");
+    }
     let mib = boot.info.mem_bytes >> 20;
     eprintln!(
         "vkernel guest kernel: {mib} MiB memory, cmdline \"{}\"",
@@ -123,6 +130,10 @@ fn start_init(boot: &bootinfo::Boot) -> ! {
     if let Some(us) = bootinfo::arg(boot.cmdline, "slice_us").and_then(|v| v.parse::<u64>().ok()) {
         t.slice_us = us.clamp(100, 10_000_000);
     }
+    t.boot_trace = boot
+        .cmdline
+        .split_ascii_whitespace()
+        .any(|w| w == "boottrace");
     let path = bootinfo::arg(boot.cmdline, "init").unwrap_or("/init");
     args.clear();
     let mut ok = true;

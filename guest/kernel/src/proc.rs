@@ -174,6 +174,9 @@ pub struct ProcTable {
     pub image: &'static [u8],
     /// Time slice in microseconds (the RUN timeout).
     pub slice_us: u64,
+    /// `boottrace`: print when /init first runs (host clock), for the
+    /// boot-stage benchmark; cleared once printed.
+    pub boot_trace: bool,
 }
 
 impl ProcTable {
@@ -184,6 +187,7 @@ impl ProcTable {
             next_pid: 1,
             image: &[],
             slice_us: 10_000,
+            boot_trace: false,
         }
     }
 

@@ -104,6 +104,13 @@ fn turn(t: &mut ProcTable, s: usize, scratch: &mut ArgBuf) {
     let (vmid, slice) = (p.vmid, t.slice_us);
     let mut tf = p.tf;
     let mut vf = p.vf;
+    if t.boot_trace && p.pid == 1 {
+        t.boot_trace = false;
+        eprintln!(
+            "boot: /init first instruction at {} ns",
+            hypercall::clock_ns()
+        );
+    }
     let r = vms::run(vmid, &mut tf, &mut vf, slice);
     let p = &mut t.procs[s];
     if let Err(e) = r {
