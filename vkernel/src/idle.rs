@@ -62,11 +62,16 @@ impl Idle {
     }
 
     /// Waits until `deadline` (host-monotonic, None = no deadline) or
-    /// console input. Returns 1 if input is ready, 0 on timeout.
+    /// console input. Returns 1 if input is ready, 0 on timeout (or early,
+    /// like a spurious wakeup, when the vCPU was kicked: see
+    /// `slice_timer::kick_pending`).
     pub fn wait(&mut self, deadline: Option<Instant>) -> i64 {
         loop {
             if self.take_ready() {
                 return 1;
+            }
+            if crate::slice_timer::kick_pending() {
+                return 0; // the vCPU was kicked (gdb's Ctrl-C): wake early
             }
             let timeout_ms = match deadline {
                 None if self.input_closed => return 0, // nothing could ever wake us

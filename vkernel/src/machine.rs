@@ -435,8 +435,10 @@ impl Machine {
         if self.running.is_none() {
             return Ok(Flow::Resume); // a late timer while the kernel runs: ignore
         }
-        if self.gdb.as_ref().is_some_and(|g| g.attention()) && !self.timer.expired() {
-            return Ok(Flow::Resume); // the debugger's kick, not the time slice
+        if self.gdb.is_some() && !self.timer.expired() {
+            // The debugger's kick (maybe one that raced with a stop), not
+            // the time slice.
+            return Ok(Flow::Resume);
         }
         let sync = self.vm.vcpu.sync_regs();
         if sync.sregs.cs.selector & 3 == 0 {

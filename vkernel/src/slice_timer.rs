@@ -21,6 +21,16 @@ extern "C" fn on_slice_signal(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut l
     }
 }
 
+/// Whether the vCPU was kicked (time slice or debugger) and the next
+/// `KVM_RUN` will return at once: host waits on the vCPU thread (idle)
+/// end early so the run loop sees it.
+pub fn kick_pending() -> bool {
+    let p = IMMEDIATE_EXIT.load(Ordering::Acquire);
+    // SAFETY: p, when set, points into the live kvm_run mapping (see
+    // on_slice_signal); a byte read is always valid there.
+    !p.is_null() && unsafe { std::ptr::read_volatile(p) } != 0
+}
+
 /// A one-shot timer that interrupts `KVM_RUN` on this thread.
 pub struct SliceTimer {
     timer: libc::timer_t,

@@ -42,6 +42,7 @@ impl Guest {
                 "--append",
                 append,
             ])
+            .stdin(Stdio::piped()) // open, silent console input
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -510,4 +511,21 @@ fn a_kernel_crash_stops_in_gdb_at_the_faulting_instruction() {
     let (status, _, stderr) = guest.wait();
     assert_eq!(status, 2);
     assert!(stderr.contains("guest kernel crashed"), "{stderr}");
+}
+
+#[test]
+fn ctrl_c_interrupts_a_guest_waiting_for_console_input() {
+    let guest = Guest::start("fault=idle");
+    let mut c = Rsp::connect(&guest.addr());
+    c.send("c");
+    std::thread::sleep(Duration::from_millis(300));
+    c.raw(&[0x03]);
+    let stop = c.recv();
+    assert!(
+        stop.starts_with("S02") || stop.starts_with("T02"),
+        "stop reply {stop:?}"
+    );
+    c.send("k");
+    let (status, _, stderr) = guest.wait();
+    assert_eq!(status, 2, "{stderr}");
 }

@@ -16,8 +16,8 @@ pub static VKERNEL_MAGIC: u64 = 0x216c_656e_7265_6b76;
 pub static SPIN_COUNT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 /// `fault=null|ud|gp|div|trap`: crash the kernel in the given way;
-/// `fault=spin`: spin forever without a single exit (for tests that
-/// interrupt a running guest).
+/// `fault=spin`: spin forever without a single exit, `fault=idle`: wait
+/// for console input forever (for tests that interrupt a running guest).
 pub fn fault(kind: &str) {
     crate::println!("kernel: faulting on purpose ({kind})");
     // SAFETY: none of these is safe; they exist to crash the kernel so the
@@ -33,6 +33,11 @@ pub fn fault(kind: &str) {
             "div" => {
                 core::arch::asm!("xor edx, edx", "xor ecx, ecx", "div ecx", out("eax") _, out("edx") _, out("ecx") _)
             }
+            "idle" => loop {
+                // Wait for console input forever (a debugger's Ctrl-C must
+                // still get through).
+                let _ = hypercall::call(Hypercall::Idle, [0; 7]);
+            },
             "spin" => loop {
                 SPIN_COUNT.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
                 core::hint::spin_loop();

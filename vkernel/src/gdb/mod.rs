@@ -377,7 +377,7 @@ fn with_gdb<R>(m: &mut Machine, f: impl FnOnce(&mut Gdb, &mut Machine) -> R) -> 
 }
 
 /// Before the first instruction: wait for a client and serve it until it
-/// resumes the guest. Err(()) if it killed the guest.
+/// resumes the guest; Err if it killed the guest.
 pub fn first_stop(m: &mut Machine) -> Result<Flow, String> {
     let (regs, sregs) = m.initial_registers().map_err(|e| e.to_string())?;
     {
