@@ -17,9 +17,10 @@ use vkernel_abi::mman::{
 use vkernel_abi::{Hypercall, TrapFrame, VextFrame};
 
 /// Where host writes aimed at kernel memory may land.
+const SCRATCH_PAGES: u64 = 16;
 #[repr(C, align(4096))]
-struct Scratch([u8; 16 * 4096]);
-static mut SCRATCH: Scratch = Scratch([0; 16 * 4096]);
+struct Scratch([u8; SCRATCH_PAGES as usize * 4096]);
+static mut SCRATCH: Scratch = Scratch([0; SCRATCH_PAGES as usize * 4096]);
 
 /// xorshift64*: small, fast, deterministic for a seed.
 struct Rng(u64);
@@ -58,12 +59,13 @@ fn value(r: &mut Rng, mem_bytes: u64) -> u64 {
     }
 }
 
-/// A pointer the host may write through: the scratch area, or outside RAM.
+/// A pointer the host may write through: the scratch area (with room for
+/// the largest transfer, 8 KiB), or outside RAM.
 fn kernel_ptr(r: &mut Rng, mem_bytes: u64) -> u64 {
     match r.below(4) {
         0 => mem_bytes + r.below(1 << 20),
         1 => r.next() | (1 << 40),
-        _ => scratch_addr() + r.below(15 * 4096),
+        _ => scratch_addr() + r.below((SCRATCH_PAGES - 2) * PAGE_SIZE),
     }
 }
 
@@ -125,12 +127,22 @@ pub fn run(count: u64, mem_bytes: u64, seed: u64) -> bool {
                     1 => PHYSMEM_FD,
                     _ => a[5],
                 };
+                let first = r.below(8);
                 let off = if fd == PHYSMEM_FD {
-                    scratch_addr() + r.below(8) * PAGE_SIZE
+                    scratch_addr() + first * PAGE_SIZE
                 } else {
                     a[6]
                 };
-                let len = if r.below(2) == 0 {
+                let len = if fd == PHYSMEM_FD {
+                    // A shared window on the kernel's memory must stay in
+                    // the scratch area (or be refused for leaving RAM):
+                    // processes and pwrite write through it.
+                    if r.below(4) == 0 {
+                        mem_bytes
+                    } else {
+                        r.below(SCRATCH_PAGES - first) * PAGE_SIZE
+                    }
+                } else if r.below(2) == 0 {
                     r.below(64) * PAGE_SIZE
                 } else {
                     a[2]
