@@ -54,7 +54,7 @@ for runner in native vkernel gvisor_ptrace gvisor_kvm uml; do
     row="| $runner"
     for m in "${modes[@]}"; do
         # shellcheck disable=SC2086
-        out=$("run_$runner" $m 2>&1 | grep -o 'ns_per_op=[0-9]*' | head -1 | cut -d= -f2)
+        out=$("run_$runner" $m 2>/dev/null | grep -a -o 'ns_per_op=[0-9]*' | head -1 | cut -d= -f2)
         if [ -z "$out" ]; then
             case $runner in
                 gvisor_kvm) out="hangs";;
