@@ -169,15 +169,8 @@ pub fn check_mprotect(addr: u64, len: u64, prot: u64) -> Result<Option<Range>, E
     if addr & PAGE_MASK != 0 || prot & !PROT_MASK != 0 {
         return Err(Errno::EINVAL);
     }
-    let size = round_page(len).ok_or(Errno::EINVAL)?;
-    let end = addr.checked_add(size).ok_or(Errno::EINVAL)?;
-    if size == 0 {
-        return Ok(None);
-    }
-    if end > VM_MAX_USER_ADDRESS || addr < VM_MIN_USER_ADDRESS {
-        return Err(Errno::EINVAL);
-    }
-    Ok(Some((addr, end)))
+    // With `addr` aligned, the rest is munmap's rounding and limits.
+    check_munmap(addr, len)
 }
 
 impl VmspaceRegistry {
