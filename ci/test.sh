@@ -23,4 +23,13 @@ cargo clippy --all-targets --locked -- -D warnings
 (cd guest && cargo clippy --release --locked -- -D warnings)
 
 echo "== cargo test (host: unit, property, KVM integration)"
-cargo test --release --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --release --locked 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line over every test binary (cargo prints one per binary,
+# and the last of them may be a crate without tests).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"
+exit "$status"
