@@ -22,7 +22,8 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Boot a guest kernel with an image and run it until it exits; vkernel
-    /// exits with the guest's exit status (or 1 if the host stops it).
+    /// exits with the guest's exit status, 1 if it refused its input before
+    /// running, 2 if it stopped a crashed or misbehaving guest.
     Run(RunArgs),
     /// Run the hypercall test suite: boots the built-in kernel with
     /// `test=hypercalls`, which calls every hypercall with good and bad
