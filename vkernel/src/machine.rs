@@ -80,6 +80,9 @@ pub struct Machine {
     fpu: FpuStates,
     timer: SliceTimer,
     pub(crate) running: Option<Running>,
+    /// The running process's time slice expired while an exception was on
+    /// its way to the host; the next trap ends the slice.
+    slice_over: bool,
     /// The debugger, with `--gdb` (see `gdb/mod.rs`).
     pub(crate) gdb: Option<Box<gdb::Gdb>>,
     /// Counters for `--stats` and the benchmarks.
@@ -115,6 +118,7 @@ impl Machine {
             fpu,
             timer,
             running: None,
+            slice_over: false,
             gdb: None,
             stats: Stats::default(),
         })
@@ -413,6 +417,7 @@ impl Machine {
             return Err("a process trapped, but none was running".into());
         };
         self.timer.disarm();
+        self.slice_over = false;
         self.stats.traps_delivered += 1;
         let vf = process::vext_from_sregs(&self.vm.vcpu.sync_regs().sregs);
         // Both addresses were checked inside RAM when ctl read them.
@@ -430,6 +435,18 @@ impl Machine {
         Ok(Flow::Resume)
     }
 
+    /// Whether KVM holds an exception raised but not yet delivered (one
+    /// ioctl; only asked on the rare timer-expiry path).
+    fn exception_pending(&self) -> bool {
+        match self.vm.vcpu.get_vcpu_events() {
+            Ok(ev) => {
+                ev.exception.injected != 0 || ev.exception.pending != 0 || ev.nmi.injected != 0
+            }
+            // Cannot tell: end the slice now, as without the check.
+            Err(_) => false,
+        }
+    }
+
     /// The vCPU was interrupted by the slice timer (or a stray signal).
     fn on_interrupted(&mut self) -> Result<Flow, String> {
         if self.running.is_none() {
@@ -444,6 +461,16 @@ impl Machine {
         if sync.sregs.cs.selector & 3 == 0 {
             // Interrupted between an exception's delivery and its stub's
             // `out`: let the stub run and report the exception.
+            self.slice_over = true;
+            return Ok(Flow::Resume);
+        }
+        if self.exception_pending() {
+            // Interrupted after the process raised an exception but before
+            // KVM delivered it. KVM keeps it queued across the exit: were
+            // the kernel put on the vCPU now, it would receive the process's
+            // exception. Let it be delivered; the stub reports it, and the
+            // slice ends there even if the host resolves the fault.
+            self.slice_over = true;
             return Ok(Flow::Resume);
         }
         let mut tf = process::frame_from_regs(&sync.regs);
@@ -554,11 +581,19 @@ impl Machine {
                 hw.err = error_code;
             }
             if let Ok(FaultOutcome::Resolved) = outcome {
-                // Resume the process where it faulted, as `iretq` would.
                 self.stats.faults_resolved += 1;
                 if self.vm.registry.take_translation_reduced() {
                     self.flush_translations()?;
                 }
+                if self.slice_over {
+                    // The time slice ended while the fault was on its way:
+                    // give the kernel its timeout; the process re-runs the
+                    // instruction, now mapped, when it is next scheduled.
+                    let mut tf = process::frame_from_regs(&regs);
+                    tf.trapno = T_TIMEOUT;
+                    return Ok(self.leave_process(tf));
+                }
+                // Resume the process where it faulted, as `iretq` would.
                 let mut sregs = sync.sregs;
                 sregs.cs = user_cs;
                 sregs.ss = user_ss;
