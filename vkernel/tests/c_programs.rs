@@ -171,3 +171,29 @@ fn glibc_stdio_reads_console_input_like_natively() {
         .expect_code(3)
         .stdout_has("2: VKERNEL WORLD\n3: THIRD LINE\n3 lines\n");
 }
+
+#[test]
+fn image_made_with_the_cpio_tool_runs_its_init() {
+    // What the README tells users: `find . | cpio -o -H newc > my.cpio`.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    let exe = gcc(dir.path(), "hello", FORK_WAIT_SLEEP, &["-static"]);
+    std::fs::copy(&exe, root.join("init")).unwrap();
+    std::fs::write(root.join("etc/motd"), "made by cpio\n").unwrap();
+    let image = dir.path().join("my.cpio");
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cd '{}' && find . | cpio --quiet -o -H newc > '{}'",
+            root.display(),
+            image.display()
+        ))
+        .status()
+        .expect("running cpio (ci/setup.sh installs it)");
+    assert!(status.success(), "cpio failed");
+    common::vkernel(&["run", "--image", image.to_str().unwrap()])
+        .expect_code(5)
+        .stdout_has("parent: g=1, child 2 status 5")
+        .stdout_has("slept at least 50 ms: yes");
+}
