@@ -822,6 +822,26 @@ fn run_cases(s: &mut Suite) {
         r2 == Ok(0) && tf2.trapno == T_TIMEOUT && tf2.rax > tf.rax,
         Pair(Hex(rip_spin as i64), tf2.rax),
     );
+    // Time slices ending as the process faults: whatever the race, each RUN
+    // comes back as the fault or the timeout, and never hands the process's
+    // exception to the kernel (which would crash it).
+    let mut odd = 0u64;
+    for i in 0..3000u64 {
+        let mut tf = frame(Routine::Load, 0x3000_0000, 0);
+        if i % 2 == 1 {
+            tf.rflags |= rflags::TF;
+        }
+        let mut vf = VextFrame::default();
+        let r = vms::run(id, &mut tf, &mut vf, 1 + i % 40);
+        let ok = r == Ok(0)
+            && (tf.trapno == T_PAGEFLT || tf.trapno == T_TIMEOUT || tf.trapno == T_TRCTRAP);
+        odd += u64::from(!ok);
+    }
+    s.check(
+        "run: 3,000 tiny time slices racing a fault end as the fault or the timeout",
+        odd == 0,
+        odd,
+    );
     let traps = [
         ("run: hlt -> T_PROTFLT", Routine::Hlt, T_PROTFLT),
         (
