@@ -6,7 +6,7 @@
 use kvm_bindings::{kvm_regs, kvm_sregs};
 use kvm_ioctls::{SyncReg, VcpuExit};
 use vkernel_abi::frame::{
-    trapno_for_vector, vector_has_error_code, T_FAST_SYSCALL, T_PAGEFLT, T_PROTFLT, T_TIMEOUT,
+    trapno_for_vector, vector_has_error_code, T_PAGEFLT, T_PROTFLT, T_TIMEOUT,
 };
 use vkernel_abi::{
     layout, selector, Errno, Hypercall, HypercallBlock, Pod, TrapFrame, VextFrame, HC_PORT_BASE,
@@ -473,19 +473,17 @@ impl Machine {
             self.slice_over = true;
             return Ok(Flow::Resume);
         }
-        let mut tf = process::frame_from_regs(&sync.regs);
-        if sync.regs.rip == layout::SYSCALL_STUB_ADDR {
+        let tf = if sync.regs.rip == layout::SYSCALL_STUB_ADDR {
             // The slice ended after the process's `syscall` but before the
             // stub's `out`: the system call was made, so report it as one.
             // (A timeout frame would carry a rip inside the trap area,
             // which ctl then rightly refuses to resume.)
-            tf.trapno = T_FAST_SYSCALL;
-            tf.err = 2;
-            tf.rip = sync.regs.rcx;
-            tf.rflags = sync.regs.r11;
+            process::syscall_frame(&sync.regs)
         } else {
+            let mut tf = process::frame_from_regs(&sync.regs);
             tf.trapno = T_TIMEOUT;
-        }
+            tf
+        };
         self.leave_process(tf)
     }
 
@@ -494,19 +492,17 @@ impl Machine {
     fn on_syscall(&mut self) -> Result<Result<Flow, String>, Error> {
         let sync = self.vm.vcpu.sync_regs();
         let rip = sync.regs.rip;
-        let mut tf = process::frame_from_regs(&sync.regs);
-        if rip == layout::SYSCALL_STUB_ADDR
+        let tf = if rip == layout::SYSCALL_STUB_ADDR
             || rip == layout::SYSCALL_STUB_ADDR + trap_area::STUB_OUT_LEN
         {
-            tf.trapno = T_FAST_SYSCALL;
-            tf.err = 2;
-            tf.rip = sync.regs.rcx;
-            tf.rflags = sync.regs.r11;
+            process::syscall_frame(&sync.regs)
         } else {
             // The process ran an `out` to the syscall port by itself: the
             // port is open to it, but only the stub's `out` is a system call.
+            let mut tf = process::frame_from_regs(&sync.regs);
             tf.trapno = T_PROTFLT;
-        }
+            tf
+        };
         Ok(self.leave_process(tf))
     }
 

@@ -3,6 +3,7 @@
 //! and the registers back into a trap frame when the process traps.
 
 use kvm_bindings::{kvm_regs, kvm_sregs};
+use vkernel_abi::frame::T_FAST_SYSCALL;
 use vkernel_abi::{layout, rflags, selector, Errno, TrapFrame, VextFrame};
 
 /// Whether `addr` is a canonical lower-half address a process may use.
@@ -84,6 +85,17 @@ pub fn frame_from_regs(r: &kvm_regs) -> TrapFrame {
         rsp: r.rsp,
         ss: selector::USER_SS as u64,
     }
+}
+
+/// The frame of a `syscall`: RCX and R11 hold the return RIP and RFLAGS
+/// (as on Linux), `err` the instruction's length.
+pub fn syscall_frame(r: &kvm_regs) -> TrapFrame {
+    let mut tf = frame_from_regs(r);
+    tf.trapno = T_FAST_SYSCALL;
+    tf.err = 2;
+    tf.rip = r.rcx;
+    tf.rflags = r.r11;
+    tf
 }
 
 /// The process's TLS bases as a vextframe.
@@ -176,6 +188,23 @@ mod tests {
             vf.tls[1].base = addr;
             assert_eq!(check_frame(&tf, &vf), Err(Errno::EINVAL));
         }
+    }
+
+    #[test]
+    fn syscall_frame_returns_to_rcx_with_r11_flags() {
+        let r = kvm_regs {
+            rax: 39,
+            rcx: 0x40_1234,
+            r11: 0x246,
+            rip: layout::SYSCALL_STUB_ADDR,
+            ..Default::default()
+        };
+        let tf = syscall_frame(&r);
+        assert_eq!({ tf.trapno }, T_FAST_SYSCALL);
+        assert_eq!({ tf.err }, 2);
+        assert_eq!({ tf.rip }, 0x40_1234);
+        assert_eq!({ tf.rflags }, 0x246);
+        assert_eq!({ tf.rax }, 39);
     }
 
     #[test]
