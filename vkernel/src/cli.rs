@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// vkernel: a virtual kernel that runs as an ordinary host process.
 ///
@@ -107,6 +107,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "KERNEL ARGS", default_value = "")]
     pub append: String,
 
+    /// Who keeps the processes' page tables (adds `pmap=...` to the kernel
+    /// command line): `host`, the default, has the host manage each
+    /// process's memory through the vmspace calls; `guest` has the guest
+    /// kernel keep them in its own RAM (demand paging, copy-on-write fork)
+    /// and the host follow them (MAP_VPAGETABLE), as DragonFly's vkernel
+    /// runs. Process memory then comes out of --memory, not --pool.
+    #[arg(long, value_name = "WHO")]
+    pub pmap: Option<Pmap>,
+
     /// At exit, print counters on stderr: VM exits, hypercalls, faults the
     /// host resolved, traps delivered, translation flushes, host RSS and how
     /// much of it is guest memory.
@@ -130,6 +139,35 @@ pub struct RunArgs {
     pub program: Vec<String>,
 }
 
+/// Who keeps the processes' page tables (`--pmap`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Pmap {
+    /// The host (vmspace mmap, clone, pread/pwrite).
+    Host,
+    /// The guest kernel (MAP_VPAGETABLE over its own RAM).
+    Guest,
+}
+
+impl RunArgs {
+    /// The kernel command line: `--append`, plus `pmap=` for `--pmap`.
+    pub fn cmdline(&self) -> String {
+        match self.pmap {
+            None => self.append.clone(),
+            Some(p) => {
+                let word = match p {
+                    Pmap::Host => "pmap=host",
+                    Pmap::Guest => "pmap=guest",
+                };
+                if self.append.is_empty() {
+                    word.to_string()
+                } else {
+                    format!("{word} {}", self.append)
+                }
+            }
+        }
+    }
+}
+
 impl Default for RunArgs {
     fn default() -> Self {
         RunArgs {
@@ -138,6 +176,7 @@ impl Default for RunArgs {
             memory: 64,
             pool: 1024,
             append: String::new(),
+            pmap: None,
             stats: false,
             kvm: PathBuf::from("/dev/kvm"),
             program: Vec::new(),

@@ -103,7 +103,7 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
             name: image_name.clone(),
             bytes: &image_bytes,
         },
-        &args.append,
+        &args.cmdline(),
     )?;
     // The built-in kernel starts /init (unless told `init=PATH`): refuse an
     // image whose /init it could not run, in one line, before booting.

@@ -57,7 +57,7 @@ fn read_blocks_until_input_arrives() {
     let mut child = Command::new("timeout")
         .arg("60")
         .arg(env!("CARGO_BIN_EXE_vkernel"))
-        .args(["run", "--append", "init=/bin/systest -- read"])
+        .args(common::with_pmap(&["run", "--append", "init=/bin/systest -- read"]))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -266,7 +266,11 @@ fn idle_guest_uses_no_host_cpu() {
     // Reaped below with libc::wait4, which also returns its rusage.
     #[allow(clippy::zombie_processes)]
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_vkernel"))
-        .args(["run", "--append", "init=/bin/systest -- sleep 1000"])
+        .args(common::with_pmap(&[
+            "run",
+            "--append",
+            "init=/bin/systest -- sleep 1000",
+        ]))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -8,7 +8,7 @@
 //! program) is refused: there is no dynamic loader in the image.
 
 use crate::random;
-use crate::vmspace as vms;
+use crate::vm;
 use vkernel_abi::cpio::Archive;
 use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS, VM_MIN_USER_ADDRESS};
 use vkernel_abi::mman::*;
@@ -278,12 +278,12 @@ pub fn load(
             return Err(ExecError::Dynamic);
         }
     }
-    if vms::create(vmid, 0, 0).is_err() {
+    if vm::create(vmid).is_err() {
         return Err(ExecError::NoMemory);
     }
     let r = populate(elf, &h, path, args, vmid);
     if r.is_err() {
-        let _ = vms::destroy(vmid);
+        let _ = vm::destroy(vmid);
     }
     r
 }
@@ -337,31 +337,22 @@ fn populate(
         let (start, stop) = (page_down(va), page_up(end));
         let map_from = start.max(prev_end);
         if stop > map_from {
-            vms::mmap(
-                vmid,
-                map_from,
-                stop - map_from,
-                PROT_READ | PROT_WRITE,
-                MAP_ANON | MAP_PRIVATE | MAP_FIXED,
-                FD_NONE,
-                0,
-            )
-            .map_err(nomem)?;
+            vm::map_anon(vmid, map_from, stop - map_from, PROT_READ | PROT_WRITE)
+                .map_err(nomem)?;
         }
         if ph.filesz > 0 {
             let src = &elf[ph.offset as usize..(ph.offset + ph.filesz) as usize];
-            match vms::pwrite(vmid, src, va) {
-                Ok(n) if n as u64 == ph.filesz => {}
-                _ => return Err(ExecError::NoMemory),
+            if vm::write(vmid, va, src) != src.len() {
+                return Err(ExecError::NoMemory);
             }
         }
         if phdr_addr == 0 && (ph.offset..ph.offset + ph.filesz).contains(&h.phoff) {
             phdr_addr = va + (h.phoff - ph.offset);
         }
         let prot = prot_of(ph.flags);
-        vms::mprotect(vmid, start, stop - start, prot).map_err(nomem)?;
+        vm::protect(vmid, start, stop - start, prot).map_err(nomem)?;
         if start < prev_end {
-            vms::mprotect(vmid, start, PAGE_SIZE, prot | prev_prot).map_err(nomem)?;
+            vm::protect(vmid, start, PAGE_SIZE, prot | prev_prot).map_err(nomem)?;
         }
         prev_end = stop;
         prev_prot = prot;
@@ -370,14 +361,11 @@ fn populate(
     if loads == 0 {
         return Err(ExecError::Malformed("no loadable segment"));
     }
-    vms::mmap(
+    vm::map_anon(
         vmid,
         STACK_TOP - STACK_BYTES,
         STACK_BYTES,
         PROT_READ | PROT_WRITE,
-        MAP_ANON | MAP_PRIVATE | MAP_FIXED,
-        FD_NONE,
-        0,
     )
     .map_err(nomem)?;
     let aux = AuxInfo {
@@ -505,8 +493,9 @@ fn build_stack(vmid: u64, path: &[u8], args: &ArgBuf, aux: &AuxInfo) -> Result<u
     word(AT_NULL);
     word(0);
     let sp = addr_of(sp_off);
-    match vms::pwrite(vmid, &img[sp_off..], sp) {
-        Ok(n) if n as usize == STACK_IMAGE - sp_off => Ok(sp),
-        _ => Err(ExecError::NoMemory),
+    if vm::write(vmid, sp, &img[sp_off..]) == STACK_IMAGE - sp_off {
+        Ok(sp)
+    } else {
+        Err(ExecError::NoMemory)
     }
 }

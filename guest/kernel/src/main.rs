@@ -24,8 +24,11 @@ mod sysmem;
 mod sysmisc;
 mod sysproc;
 mod systime;
+mod physmem;
+mod pmap;
 mod uaccess;
 mod usercode;
+mod vm;
 mod vmspace;
 
 use exec::ArgBuf;
@@ -114,6 +117,8 @@ static mut TABLE: ProcTable = ProcTable::new();
 static mut SCRATCH: ArgBuf = ArgBuf::new();
 
 /// Loads init (`/init`, or `init=PATH`) as pid 1 and runs the scheduler.
+/// Processes' memory is managed by the host, or by this kernel with
+/// `pmap=guest` (see [`vm`]).
 /// init's argv is `/etc/init.args` from the image if there is one (the
 /// arguments, each ending in NUL: `vkernel run -- PROG ARGS` writes it),
 /// else the path and the words after ` -- ` on the command line.
@@ -127,6 +132,15 @@ fn start_init(boot: &bootinfo::Boot) -> ! {
         )
     };
     t.image = boot.image;
+    let guest_pmap = match bootinfo::arg(boot.cmdline, "pmap") {
+        None | Some("host") => false,
+        Some("guest") => true,
+        Some(other) => {
+            eprintln!("kernel: pmap={other}: expected pmap=host or pmap=guest");
+            hypercall::exit(126);
+        }
+    };
+    vm::init(guest_pmap, boot.info.free_start, boot.info.mem_bytes);
     if let Some(us) = bootinfo::arg(boot.cmdline, "slice_us").and_then(|v| v.parse::<u64>().ok()) {
         t.slice_us = us.clamp(100, 10_000_000);
     }

@@ -11,7 +11,7 @@
 //!   call in `tf` (rax = its number, as the trap left it) is dispatched
 //!   again instead of resuming (a blocked read or wait4 that was woken).
 
-use crate::vmspace as vms;
+use crate::vm;
 use vkernel_abi::{TrapFrame, VextFrame};
 
 /// Slots in the process table.
@@ -242,7 +242,7 @@ impl ProcTable {
         if pid == 1 {
             self.shutdown(status);
         }
-        let _ = vms::destroy(vmid);
+        let _ = vm::destroy(vmid);
         let p = &mut self.procs[slot];
         p.state = State::Zombie;
         p.wait_status = status;
@@ -276,7 +276,7 @@ impl ProcTable {
     pub fn shutdown(&mut self, init_status: i32) -> ! {
         for p in self.procs.iter() {
             if p.alive() {
-                let _ = vms::destroy(p.vmid);
+                let _ = vm::destroy(p.vmid);
             }
         }
         let code = if init_status & 0x7f != 0 {

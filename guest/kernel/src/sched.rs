@@ -11,6 +11,7 @@
 use crate::exec::ArgBuf;
 use crate::proc::{self, ProcTable, State, NPROC};
 use crate::syscall;
+use crate::vm;
 use crate::vmspace as vms;
 use crate::{eprintln, hypercall};
 use vkernel_abi::frame::*;
@@ -131,6 +132,8 @@ fn turn(t: &mut ProcTable, s: usize, scratch: &mut ArgBuf) {
     match tf.trapno {
         T_FAST_SYSCALL => syscall::dispatch(t, s, scratch),
         T_TIMEOUT => {} // slice over: next process
+        // Demand paging and copy-on-write of the guest pmap: run on.
+        T_PAGEFLT if vm::fault(vmid, tf.addr, tf.err) => {}
         trap => fault(t, s, trap),
     }
 }

@@ -13,7 +13,6 @@ use crate::sysmem::*;
 use crate::sysmisc::*;
 use crate::sysproc::*;
 use crate::systime::*;
-use crate::vmspace as vms;
 use vkernel_abi::Errno;
 
 /// vkernel's own system call: host pool pages in use (for tests that check
@@ -116,7 +115,7 @@ pub fn dispatch(t: &mut ProcTable, s: usize, scratch: &mut ArgBuf) {
         302 => ret(prlimit(t, s, a[0] as u32, a[1], a[2], a[3])),
         318 => ret(sys_getrandom(t.procs[s].vmid, a[0], a[1], a[2])),
         334 => Ret(-(Errno::ENOSYS.0 as i64)), // rseq: glibc runs without it
-        SYS_VKERNEL_POOL_PAGES => Ret(vms::pool_pages()),
+        SYS_VKERNEL_POOL_PAGES => Ret(crate::vm::pages_in_use()),
         nr => {
             log_unknown(t, s, nr);
             Ret(-(Errno::ENOSYS.0 as i64))

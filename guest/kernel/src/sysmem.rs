@@ -1,27 +1,15 @@
 //! Memory system calls: brk, anonymous private mmap, munmap, mprotect,
-//! madvise, each a vmspace hypercall on the process's address space.
+//! madvise: Linux's checks here, the work in [`crate::vm`].
 
 use crate::proc::ProcTable;
-use crate::uaccess::{self};
-use crate::vmspace as vms;
+use crate::uaccess;
+use crate::vm;
 use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS, VM_MIN_USER_ADDRESS};
 use vkernel_abi::mman::*;
 use vkernel_abi::Errno;
 
 pub fn page_up(x: u64) -> Option<u64> {
     Some(x.checked_add(PAGE_SIZE - 1)? & !(PAGE_SIZE - 1))
-}
-
-pub fn anon(vmid: u64, addr: u64, len: u64, prot: u64) -> Result<i64, Errno> {
-    vms::mmap(
-        vmid,
-        addr,
-        len,
-        prot,
-        MAP_ANON | MAP_PRIVATE | MAP_FIXED,
-        FD_NONE,
-        0,
-    )
 }
 
 /// brk(addr): grows or shrinks the break; returns the (new) break, or the
@@ -36,10 +24,10 @@ pub fn sys_brk(t: &mut ProcTable, s: usize, addr: u64) -> u64 {
         return cur;
     };
     if new_top > old_top {
-        if anon(p.vmid, old_top, new_top - old_top, PROT_READ | PROT_WRITE).is_err() {
+        if vm::map_anon(p.vmid, old_top, new_top - old_top, PROT_READ | PROT_WRITE).is_err() {
             return cur;
         }
-    } else if new_top < old_top && vms::munmap(p.vmid, new_top, old_top - new_top).is_err() {
+    } else if new_top < old_top && vm::unmap(p.vmid, new_top, old_top - new_top).is_err() {
         return cur;
     }
     p.brk = addr;
@@ -93,7 +81,7 @@ pub fn sys_mmap(t: &mut ProcTable, s: usize, a: [u64; 6]) -> Result<i64, Errno> 
         }
         at
     };
-    anon(p.vmid, at, len, prot).map_err(|e| if e == Errno::EINVAL { e } else { Errno::ENOMEM })?;
+    vm::map_anon(p.vmid, at, len, prot).map_err(|e| if e == Errno::EINVAL { e } else { Errno::ENOMEM })?;
     if flags & MAP_FIXED == 0 {
         p.mmap_next = at;
     }
@@ -105,17 +93,10 @@ pub fn sys_munmap(t: &ProcTable, s: usize, addr: u64, len: u64) -> Result<i64, E
         return Err(Errno::EINVAL);
     }
     let len = page_up(len).ok_or(Errno::EINVAL)?;
-    let vmid = t.procs[s].vmid;
-    match vms::munmap(vmid, addr, len) {
-        Err(Errno::EINVAL) if addr >= VM_MIN_USER_ADDRESS && uaccess::user_range(addr, len) => {
-            // The range has holes, which the seed's munmap refuses but
-            // Linux's unmaps around: fill them with one fixed mapping
-            // (replacing what is there), then unmap the whole range.
-            anon(vmid, addr, len, PROT_NONE).map_err(|_| Errno::ENOMEM)?;
-            vms::munmap(vmid, addr, len).map(|_| 0)
-        }
-        r => r.map(|_| 0),
+    if addr < VM_MIN_USER_ADDRESS || !uaccess::user_range(addr, len) {
+        return Err(Errno::EINVAL);
     }
+    vm::unmap(t.procs[s].vmid, addr, len).map(|_| 0)
 }
 
 pub fn sys_mprotect(t: &ProcTable, s: usize, addr: u64, len: u64, prot: u64) -> Result<i64, Errno> {
@@ -126,7 +107,10 @@ pub fn sys_mprotect(t: &ProcTable, s: usize, addr: u64, len: u64, prot: u64) -> 
         return Ok(0);
     }
     let len = page_up(len).ok_or(Errno::ENOMEM)?;
-    vms::mprotect(t.procs[s].vmid, addr, len, prot).map(|_| 0)
+    if addr < VM_MIN_USER_ADDRESS || !uaccess::user_range(addr, len) {
+        return Err(Errno::ENOMEM);
+    }
+    vm::protect(t.procs[s].vmid, addr, len, prot).map(|_| 0)
 }
 
 pub fn sys_madvise(
@@ -143,12 +127,15 @@ pub fn sys_madvise(
         return Ok(0);
     }
     let len = page_up(len).ok_or(Errno::EINVAL)?;
+    if addr < VM_MIN_USER_ADDRESS || !uaccess::user_range(addr, len) {
+        return Err(Errno::EINVAL);
+    }
     let vmid = t.procs[s].vmid;
     match advice {
         0..=2 => Ok(0),
-        3 => vms::mcontrol(vmid, addr, len, MADV_WILLNEED, 0).map(|_| 0),
+        3 => vm::prefault(vmid, addr, len).map(|_| 0),
         // DONTNEED and FREE: the pages read as zero again.
-        4 | 8 => vms::mcontrol(vmid, addr, len, MADV_DONTNEED, 0).map(|_| 0),
+        4 | 8 => vm::discard(vmid, addr, len).map(|_| 0),
         // MERGEABLE, UNMERGEABLE, HUGEPAGE, NOHUGEPAGE, DONTDUMP, DODUMP:
         // hints with no effect on what the program sees.
         12..=17 => Ok(0),

@@ -6,15 +6,16 @@ use crate::exec::{self, ArgBuf, ExecError};
 use crate::proc::{self, ProcTable, State};
 use crate::syscall::{Outcome, Outcome::*};
 use crate::uaccess::{copy_in_str, copy_out, read_u64};
-use crate::vmspace as vms;
+use crate::vm;
 use vkernel_abi::{rflags, selector, Errno, TrapFrame, VextFrame};
 
-/// fork: the child is an eager copy of the parent's vmspace and returns 0.
+/// fork: the child is a copy of the parent's address space (see
+/// [`vm::fork`]) and returns 0.
 pub fn fork(t: &mut ProcTable, s: usize) -> Result<i64, Errno> {
     let parent = t.procs[s];
     let c = t.alloc(parent.pid).ok_or(Errno::EAGAIN)?;
     let child_vmid = t.procs[c].vmid;
-    if let Err(e) = vms::clone(parent.vmid, child_vmid) {
+    if let Err(e) = vm::fork(parent.vmid, child_vmid) {
         t.free(c);
         return Err(if e == Errno::ENOMEM { e } else { Errno::EAGAIN });
     }
@@ -108,7 +109,7 @@ pub fn exec_into(t: &mut ProcTable, s: usize, path: &[u8], args: &ArgBuf) -> Res
     let new = proc::vmid_for(t.procs[s].pid, proc::generation_of(old) + 1);
     let loaded = exec::load(t.image, path, args, new)?;
     if t.procs[s].alive() {
-        let _ = vms::destroy(old);
+        let _ = vm::destroy(old);
     }
     let p = &mut t.procs[s];
     p.vmid = new;

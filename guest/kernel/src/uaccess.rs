@@ -1,9 +1,9 @@
 //! Copying to and from process memory. The kernel never dereferences a
-//! user pointer: it asks the host to copy (vmspace pread/pwrite), which
-//! walks the process's map. A short count means the range reached a page
+//! user pointer: it copies through the process's map ([`crate::vm`]: the
+//! host's pread/pwrite, or the guest pmap's tables). A short count means the range reached a page
 //! the process has not mapped: that is EFAULT, never a kernel crash.
 
-use crate::vmspace as vms;
+use crate::vm;
 use vkernel_abi::layout::VM_MAX_USER_ADDRESS;
 use vkernel_abi::Errno;
 
@@ -21,9 +21,10 @@ pub fn copy_in(vmid: u64, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
     if buf.is_empty() {
         return Ok(());
     }
-    match vms::pread(vmid, buf, addr) {
-        Ok(n) if n as usize == buf.len() => Ok(()),
-        _ => Err(Errno::EFAULT),
+    if vm::read(vmid, addr, buf) == buf.len() {
+        Ok(())
+    } else {
+        Err(Errno::EFAULT)
     }
 }
 
@@ -33,7 +34,7 @@ pub fn copy_in_partial(vmid: u64, addr: u64, buf: &mut [u8]) -> usize {
     if !user_range(addr, buf.len() as u64) {
         return 0;
     }
-    vms::pread(vmid, buf, addr).map_or(0, |n| n as usize)
+    vm::read(vmid, addr, buf)
 }
 
 /// Copies `buf` to process address `addr`.
@@ -44,9 +45,10 @@ pub fn copy_out(vmid: u64, addr: u64, buf: &[u8]) -> Result<(), Errno> {
     if buf.is_empty() {
         return Ok(());
     }
-    match vms::pwrite(vmid, buf, addr) {
-        Ok(n) if n as usize == buf.len() => Ok(()),
-        _ => Err(Errno::EFAULT),
+    if vm::write(vmid, addr, buf) == buf.len() {
+        Ok(())
+    } else {
+        Err(Errno::EFAULT)
     }
 }
 

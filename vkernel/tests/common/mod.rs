@@ -3,12 +3,29 @@
 
 use std::process::{Command, Output};
 
+/// `args` for a run under the pmap `VKERNEL_TEST_PMAP` names (`host` or
+/// `guest`; unset: the default): CI runs the process tests under both.
+pub fn with_pmap(args: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    if let Ok(pmap) = std::env::var("VKERNEL_TEST_PMAP") {
+        match v.first().map(String::as_str) {
+            None => v = vec!["run".into(), "--pmap".into(), pmap],
+            Some("run") => {
+                v.insert(1, "--pmap".into());
+                v.insert(2, pmap);
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
 /// Runs `vkernel` with `args`, with a timeout so a hang fails the test.
 pub fn vkernel(args: &[&str]) -> Run {
     let out = Command::new("timeout")
         .arg("60")
         .arg(env!("CARGO_BIN_EXE_vkernel"))
-        .args(args)
+        .args(with_pmap(args))
         .output()
         .expect("running vkernel");
     Run::from(out)
@@ -72,7 +89,7 @@ pub fn vkernel_with_input(args: &[&str], input: &[u8]) -> Run {
     let mut child = Command::new("timeout")
         .arg("60")
         .arg(env!("CARGO_BIN_EXE_vkernel"))
-        .args(args)
+        .args(with_pmap(args))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

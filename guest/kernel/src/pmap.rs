@@ -1,0 +1,532 @@
+//! The guest pmap (`pmap=guest`): process page tables kept by this kernel
+//! in its own RAM, as DragonFly's vkernel keeps them. Each process's
+//! vmspace holds one `MAP_VPAGETABLE | MAP_SHARED` entry over the whole user
+//! range, and `MADV_SETMAP` names the root of the process's tables; the
+//! host follows them (through its shadow) and sends every fault they do not
+//! allow back here as `T_PAGEFLT`.
+//!
+//! What lives here:
+//! - the process's *regions* (what mmap, brk and exec made, with their
+//!   protection): a fault outside them, or against their protection, is
+//!   the process's (SIGSEGV);
+//! - its 4-level tables. Pages come from [`physmem`] on first touch
+//!   (demand-zero). A leaf holding a page has [`HELD`] set, and keeps its
+//!   page while not present (under `PROT_NONE`);
+//! - copy-on-write: fork shares every page with the child, read-only and
+//!   marked [`COW`] in both; the first write copies the page (or, when
+//!   nobody else holds it any more, just makes it writable).
+//!
+//! The host caches translations from these tables. Whenever this module
+//! takes something away from a present leaf (another page, fewer rights,
+//! not present) it issues `MADV_INVAL` for the range before the process
+//! runs again; adding rights needs none (the host's stale, narrower
+//! translation faults and the host walks the tables again).
+//!
+//! Table entries are written with volatile accesses: the host sets A and D
+//! bits in them while the process runs.
+
+use crate::physmem;
+use crate::proc::NPROC;
+use crate::vmspace as vms;
+use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS, VM_MIN_USER_ADDRESS};
+use vkernel_abi::mman::*;
+use vkernel_abi::paging::{pf, pte};
+use vkernel_abi::Errno;
+
+/// Leaf bit (ignored by the MMU): the leaf holds a page reference, present
+/// or not.
+const HELD: u64 = 1 << 9;
+/// Leaf bit (ignored by the MMU): the page may be shared; copy it before
+/// writing.
+const COW: u64 = 1 << 10;
+/// Non-leaf entries allow everything; leaves decide.
+const TABLE: u64 = pte::P | pte::RW | pte::US;
+/// Most regions per process (glibc programs use a dozen).
+const MAX_REGIONS: usize = 64;
+/// Spaces: every process, plus the new image of one exec in progress.
+const MAX_SPACES: usize = NPROC + 1;
+/// The user range every process's `MAP_VPAGETABLE` entry covers.
+const USER_LEN: u64 = VM_MAX_USER_ADDRESS - VM_MIN_USER_ADDRESS;
+
+/// A mapped range of a process, page aligned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Region {
+    start: u64,
+    end: u64,
+    prot: u64,
+}
+
+/// One process address space.
+#[derive(Clone, Copy)]
+struct Space {
+    /// The host vmspace (0: slot free).
+    vmid: u64,
+    /// Guest-physical address of the PML4.
+    root: u64,
+    /// Sorted, non-overlapping; adjacent ones with the same protection
+    /// are merged.
+    regions: [Region; MAX_REGIONS],
+    len: usize,
+}
+
+const EMPTY: Region = Region {
+    start: 0,
+    end: 0,
+    prot: 0,
+};
+
+static mut SPACES: [Space; MAX_SPACES] = [Space {
+    vmid: 0,
+    root: 0,
+    regions: [EMPTY; MAX_REGIONS],
+    len: 0,
+}; MAX_SPACES];
+
+fn spaces() -> &'static mut [Space; MAX_SPACES] {
+    // SAFETY: the kernel is single-threaded and never re-enters itself; no
+    // caller holds this reference across another call into this module.
+    unsafe { &mut *core::ptr::addr_of_mut!(SPACES) }
+}
+
+fn find(vmid: u64) -> Result<&'static mut Space, Errno> {
+    spaces()
+        .iter_mut()
+        .find(|s| s.vmid == vmid && vmid != 0)
+        .ok_or(Errno::ENOENT)
+}
+
+fn read(slot: u64) -> u64 {
+    // SAFETY: `slot` is an entry of a table page this module allocated
+    // (identity-mapped kernel RAM).
+    unsafe { core::ptr::read_volatile(slot as *const u64) }
+}
+
+fn write(slot: u64, e: u64) {
+    // SAFETY: as in `read`.
+    unsafe { core::ptr::write_volatile(slot as *mut u64, e) }
+}
+
+/// Leaf flags for `prot` (0 for `PROT_NONE`): accessed, and dirty when
+/// writable, so the host's fault-around shadows neighbours and its shadow
+/// is writable from the first write.
+fn leaf_flags(prot: u64) -> u64 {
+    if prot & PROT_MASK == 0 {
+        return 0;
+    }
+    let mut f = pte::P | pte::US | pte::A;
+    if prot & PROT_WRITE != 0 {
+        f |= pte::RW | pte::D;
+    }
+    if prot & PROT_EXEC == 0 {
+        f |= pte::NX;
+    }
+    f
+}
+
+/// A held leaf for `page` under `prot`; a COW page is never writable.
+fn leaf(page: u64, prot: u64, cow: bool) -> u64 {
+    let mut f = leaf_flags(prot);
+    if cow {
+        f &= !(pte::RW | pte::D);
+    }
+    page | HELD | if cow { COW } else { 0 } | f
+}
+
+/// The leaf slot for `va`, creating missing tables if `create`.
+fn slot(root: u64, va: u64, create: bool) -> Result<Option<u64>, Errno> {
+    let mut table = root;
+    for level in (1..4).rev() {
+        let entry_slot = table + ((va >> (12 + 9 * level)) & 0x1ff) * 8;
+        let e = read(entry_slot);
+        table = if e & pte::P != 0 {
+            e & pte::ADDR
+        } else if create {
+            let t = physmem::alloc_zeroed().ok_or(Errno::ENOMEM)?;
+            write(entry_slot, t | TABLE);
+            t
+        } else {
+            return Ok(None);
+        };
+    }
+    Ok(Some(table + ((va >> 12) & 0x1ff) * 8))
+}
+
+/// Calls `f(va, slot)` for every held leaf in `[start, end)` below
+/// `table` (a level-`level` table covering from `base`).
+fn each_leaf(
+    table: u64,
+    level: u32,
+    base: u64,
+    start: u64,
+    end: u64,
+    f: &mut dyn FnMut(u64, u64),
+) {
+    let span = 1u64 << (12 + 9 * (level - 1));
+    for i in 0..512u64 {
+        let lo = base + i * span;
+        if lo >= end || lo + span <= start {
+            continue;
+        }
+        let slot = table + i * 8;
+        let e = read(slot);
+        if level == 1 {
+            if e & HELD != 0 {
+                f(lo, slot);
+            }
+        } else if e & pte::P != 0 {
+            each_leaf(e & pte::ADDR, level - 1, lo, start, end, f);
+        }
+    }
+}
+
+/// Frees the tables below `table` (level `level`) and the pages their
+/// leaves hold.
+fn free_tree(table: u64, level: u32) {
+    for i in 0..512u64 {
+        let e = read(table + i * 8);
+        if level == 1 {
+            if e & HELD != 0 {
+                physmem::decref(e & pte::ADDR);
+            }
+        } else if e & pte::P != 0 {
+            free_tree(e & pte::ADDR, level - 1);
+        }
+    }
+    physmem::decref(table);
+}
+
+/// Drops the host's translations for `[start, end)`.
+fn inval(vmid: u64, start: u64, end: u64) {
+    let _ = vms::mcontrol(vmid, start, end - start, MADV_INVAL, 0);
+}
+
+impl Space {
+    fn regions(&self) -> &[Region] {
+        &self.regions[..self.len]
+    }
+
+    fn region_of(&self, va: u64) -> Option<Region> {
+        self.regions()
+            .iter()
+            .find(|r| r.start <= va && va < r.end)
+            .copied()
+    }
+
+    /// Splits the region containing `at` strictly inside it.
+    fn split_at(&mut self, at: u64) -> Result<(), Errno> {
+        let Some(i) = self.regions().iter().position(|r| r.start < at && at < r.end) else {
+            return Ok(());
+        };
+        if self.len == MAX_REGIONS {
+            return Err(Errno::ENOMEM);
+        }
+        self.regions.copy_within(i..self.len, i + 1);
+        self.len += 1;
+        self.regions[i].end = at;
+        self.regions[i + 1].start = at;
+        Ok(())
+    }
+
+    /// Merges neighbours that touch and share a protection.
+    fn merge(&mut self) {
+        let mut out = 0;
+        for i in 0..self.len {
+            let r = self.regions[i];
+            if out > 0 && self.regions[out - 1].end == r.start && self.regions[out - 1].prot == r.prot
+            {
+                self.regions[out - 1].end = r.end;
+            } else {
+                self.regions[out] = r;
+                out += 1;
+            }
+        }
+        self.len = out;
+    }
+
+    /// How many more regions splitting at `start` and `end` needs.
+    fn splits(&self, start: u64, end: u64) -> usize {
+        [start, end]
+            .iter()
+            .filter(|&&a| self.regions().iter().any(|r| r.start < a && a < r.end))
+            .count()
+    }
+
+    fn remove_regions(&mut self, start: u64, end: u64) -> Result<(), Errno> {
+        if self.len + self.splits(start, end) > MAX_REGIONS {
+            return Err(Errno::ENOMEM);
+        }
+        self.split_at(start)?;
+        self.split_at(end)?;
+        let mut out = 0;
+        for i in 0..self.len {
+            let r = self.regions[i];
+            if r.end <= start || r.start >= end {
+                self.regions[out] = r;
+                out += 1;
+            }
+        }
+        self.len = out;
+        Ok(())
+    }
+
+    /// Drops the pages of `[start, end)` (leaves cleared, references
+    /// released) and the host's translations for them.
+    fn clear_pages(&mut self, start: u64, end: u64) {
+        let mut any = false;
+        each_leaf(self.root, 4, 0, start, end, &mut |_, slot| {
+            physmem::decref(read(slot) & pte::ADDR);
+            write(slot, 0);
+            any = true;
+        });
+        if any {
+            inval(self.vmid, start, end);
+        }
+    }
+
+    /// Makes the page at `va` (in region of protection `prot`) held and
+    /// present; for `write`, also private (copy-on-write broken). Returns
+    /// the page.
+    fn fault_in(&mut self, va: u64, prot: u64, write_access: bool) -> Result<u64, Errno> {
+        let va = va & !(PAGE_SIZE - 1);
+        let s = slot(self.root, va, true)?.ok_or(Errno::ENOMEM)?;
+        let e = read(s);
+        if e & HELD == 0 {
+            let page = physmem::alloc_zeroed().ok_or(Errno::ENOMEM)?;
+            write(s, leaf(page, prot, false));
+            return Ok(page);
+        }
+        let page = e & pte::ADDR;
+        if !(write_access && e & COW != 0) {
+            if e & pte::P == 0 && leaf_flags(prot) != 0 {
+                write(s, leaf(page, prot, e & COW != 0));
+            }
+            return Ok(page);
+        }
+        if physmem::refs(page) == 1 {
+            // Nobody else holds it: writable in place, more rights only.
+            write(s, leaf(page, prot, false));
+            return Ok(page);
+        }
+        let copy = physmem::alloc().ok_or(Errno::ENOMEM)?;
+        // SAFETY: both are whole pages of identity-mapped RAM; `copy` is ours.
+        unsafe {
+            core::ptr::copy_nonoverlapping(page as *const u8, copy as *mut u8, PAGE_SIZE as usize)
+        };
+        write(s, leaf(copy, prot, false));
+        physmem::decref(page);
+        inval(self.vmid, va, va + PAGE_SIZE);
+        Ok(copy)
+    }
+}
+
+/// Creates vmspace `vmid` with an empty guest pmap.
+pub fn create(vmid: u64) -> Result<(), Errno> {
+    let slot = spaces()
+        .iter_mut()
+        .find(|s| s.vmid == 0)
+        .ok_or(Errno::ENOMEM)?;
+    let root = physmem::alloc_zeroed().ok_or(Errno::ENOMEM)?;
+    let made = (|| {
+        vms::create(vmid, 0, 0)?;
+        let mapped = vms::mmap(
+            vmid,
+            VM_MIN_USER_ADDRESS,
+            USER_LEN,
+            PROT_READ | PROT_WRITE | PROT_EXEC,
+            MAP_VPAGETABLE | MAP_SHARED | MAP_FIXED,
+            PHYSMEM_FD,
+            0,
+        )
+        .and_then(|_| vms::mcontrol(vmid, VM_MIN_USER_ADDRESS, USER_LEN, MADV_SETMAP, root));
+        if let Err(e) = mapped {
+            let _ = vms::destroy(vmid);
+            return Err(e);
+        }
+        Ok(())
+    })();
+    if let Err(e) = made {
+        physmem::decref(root);
+        return Err(e);
+    }
+    slot.vmid = vmid;
+    slot.root = root;
+    slot.len = 0;
+    Ok(())
+}
+
+/// Destroys `vmid`: the vmspace, the tables and every page reference.
+pub fn destroy(vmid: u64) -> Result<(), Errno> {
+    let s = find(vmid)?;
+    let r = vms::destroy(vmid);
+    free_tree(s.root, 4);
+    s.vmid = 0;
+    s.root = 0;
+    s.len = 0;
+    r.map(|_| ())
+}
+
+/// Maps `[start, end)` demand-zero with `prot`, replacing what was there.
+pub fn map_anon(vmid: u64, start: u64, end: u64, prot: u64) -> Result<(), Errno> {
+    let s = find(vmid)?;
+    s.remove_regions(start, end)?;
+    s.clear_pages(start, end);
+    if s.len == MAX_REGIONS {
+        return Err(Errno::ENOMEM);
+    }
+    let at = s.regions().iter().position(|r| r.start >= end).unwrap_or(s.len);
+    s.regions.copy_within(at..s.len, at + 1);
+    s.regions[at] = Region { start, end, prot };
+    s.len += 1;
+    s.merge();
+    Ok(())
+}
+
+/// Unmaps `[start, end)` (holes allowed, as Linux's munmap).
+pub fn unmap(vmid: u64, start: u64, end: u64) -> Result<(), Errno> {
+    let s = find(vmid)?;
+    s.remove_regions(start, end)?;
+    s.clear_pages(start, end);
+    s.merge();
+    Ok(())
+}
+
+/// Changes the protection of `[start, end)`, which must be mapped without
+/// holes (`ENOMEM` otherwise, as Linux).
+pub fn protect(vmid: u64, start: u64, end: u64, prot: u64) -> Result<(), Errno> {
+    let s = find(vmid)?;
+    let mut at = start;
+    for r in s.regions() {
+        if r.end > at && r.start <= at {
+            at = r.end;
+        }
+    }
+    if at < end {
+        return Err(Errno::ENOMEM);
+    }
+    if s.len + s.splits(start, end) > MAX_REGIONS {
+        return Err(Errno::ENOMEM);
+    }
+    s.split_at(start)?;
+    s.split_at(end)?;
+    for r in s.regions[..s.len].iter_mut() {
+        if r.start >= start && r.end <= end {
+            r.prot = prot;
+        }
+    }
+    s.merge();
+    let mut reduced = false;
+    each_leaf(s.root, 4, 0, start, end, &mut |_, slot| {
+        let e = read(slot);
+        let new = leaf(e & pte::ADDR, prot, e & COW != 0);
+        let lost = (e & pte::P != 0 && new & pte::P == 0)
+            || (e & pte::RW != 0 && new & pte::RW == 0)
+            || (e & pte::NX == 0 && new & pte::NX != 0);
+        reduced |= lost;
+        write(slot, new);
+    });
+    if reduced {
+        inval(s.vmid, start, end);
+    }
+    Ok(())
+}
+
+/// Discards the pages of `[start, end)`: they read as zero again.
+pub fn discard(vmid: u64, start: u64, end: u64) -> Result<(), Errno> {
+    find(vmid)?.clear_pages(start, end);
+    Ok(())
+}
+
+/// Resolves a fault of process `vmid` at `addr` with x86 error code
+/// `error_code`: `true` if the process may go on, `false` if the access is
+/// outside its regions or against their protection (a SIGSEGV).
+pub fn fault(vmid: u64, addr: u64, error_code: u64) -> bool {
+    let Ok(s) = find(vmid) else {
+        return false;
+    };
+    let Some(r) = s.region_of(addr) else {
+        return false;
+    };
+    let write_access = error_code & pf::W != 0;
+    let allowed = if write_access {
+        r.prot & PROT_WRITE != 0
+    } else if error_code & pf::I != 0 {
+        r.prot & PROT_EXEC != 0
+    } else {
+        r.prot != PROT_NONE
+    };
+    allowed && s.fault_in(addr, r.prot, write_access).is_ok()
+}
+
+/// Fork: `child` gets `parent`'s regions and shares every page with it,
+/// copy-on-write.
+pub fn fork(parent: u64, child: u64) -> Result<(), Errno> {
+    create(child)?;
+    let p = *find(parent)?;
+    let c = find(child)?;
+    c.regions = p.regions;
+    c.len = p.len;
+    let croot = c.root;
+    let mut failed = false;
+    let mut shared_writable = false;
+    each_leaf(p.root, 4, 0, VM_MIN_USER_ADDRESS, VM_MAX_USER_ADDRESS, &mut |va, pslot| {
+        if failed {
+            return;
+        }
+        let Ok(Some(cslot)) = slot(croot, va, true) else {
+            failed = true;
+            return;
+        };
+        let e = read(pslot);
+        shared_writable |= e & pte::RW != 0;
+        let shared = (e | COW) & !(pte::RW | pte::D);
+        write(pslot, shared);
+        write(cslot, shared);
+        physmem::incref(e & pte::ADDR);
+    });
+    if shared_writable {
+        inval(parent, VM_MIN_USER_ADDRESS, VM_MAX_USER_ADDRESS);
+    }
+    if failed {
+        let _ = destroy(child);
+        return Err(Errno::ENOMEM);
+    }
+    Ok(())
+}
+
+/// Copies between process memory at `addr` and `buf` (`to_process`:
+/// into the process), page by page, faulting pages in as the process would
+/// but ignoring the regions' protections (as ptrace does, and as the host's
+/// pread/pwrite do on the `pmap=host` path); `PROT_NONE` regions and holes
+/// stop it. Returns the bytes copied.
+pub fn copy(vmid: u64, addr: u64, buf: *mut u8, len: usize, to_process: bool) -> usize {
+    let Ok(s) = find(vmid) else {
+        return 0;
+    };
+    let mut done = 0usize;
+    while done < len {
+        let va = addr + done as u64;
+        let Some(r) = s.region_of(va) else {
+            break;
+        };
+        if r.prot == PROT_NONE {
+            break;
+        }
+        let Ok(page) = s.fault_in(va, r.prot, to_process) else {
+            break;
+        };
+        let off = (va & (PAGE_SIZE - 1)) as usize;
+        let n = (PAGE_SIZE as usize - off).min(len - done);
+        let pa = (page as usize + off) as *mut u8;
+        // SAFETY: `pa..pa + n` lies in one page this space holds; `buf` is
+        // the caller's buffer of `len` bytes.
+        unsafe {
+            if to_process {
+                core::ptr::copy_nonoverlapping(buf.add(done), pa, n);
+            } else {
+                core::ptr::copy_nonoverlapping(pa, buf.add(done), n);
+            }
+        }
+        done += n;
+    }
+    done
+}
