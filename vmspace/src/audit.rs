@@ -2,8 +2,11 @@
 //! every present leaf belongs to a mapping and has its flags and page
 //! (a shadow leaf of a `MAP_VPAGETABLE` entry: a page of kernel RAM with
 //! no more than the entry's permissions),
-//! every frame belongs to a mapping, charges match the maps, and the pool's
-//! reservation is exactly what the vmspaces were promised and do not hold.
+//! every frame belongs to a mapping, charges match the maps (tables of
+//! host-managed entries, plus the shadow allowance for `MAP_VPAGETABLE`
+//! ones), the table pages held are counted right and stay within that
+//! charge, and the pool's reservation is exactly what the vmspaces were
+//! promised and do not hold.
 //! Costs a walk of every table; not for the hot path.
 
 use crate::commit;
@@ -81,22 +84,38 @@ impl VmspaceRegistry {
                     return fail(format!("frame {frame:#x} for {va:#x} not in the pool"));
                 }
             }
+            if let Err(e) = space.map.check_index() {
+                return fail(e);
+            }
             let tables = commit::table_pages_for(&space.map);
+            let shadow = commit::shadow_charge(&space.map, self.host.shadow_table_pages);
             let frames: u64 = space
                 .map
                 .iter()
                 .filter(|e| e.needs_frames())
                 .map(|e| e.pages())
                 .sum();
-            if space.charged != 1 + frames + tables {
+            if space.charged != 1 + frames + tables + shadow {
                 return fail(format!(
-                    "charged {} pages, map needs 1 + {frames} + {tables}",
+                    "charged {} pages, map needs 1 + {frames} + {tables} + {shadow}",
                     space.charged
                 ));
             }
-            if census.tables as u64 > tables {
+            if space.host_tables != tables {
                 return fail(format!(
-                    "{} table pages, charged for {tables}",
+                    "counts {} table pages charged, map needs {tables}",
+                    space.host_tables
+                ));
+            }
+            if census.tables as u64 != space.tables {
+                return fail(format!(
+                    "{} table pages, counted {}",
+                    census.tables, space.tables
+                ));
+            }
+            if census.tables as u64 > tables + shadow {
+                return fail(format!(
+                    "{} table pages, allowed {tables} + {shadow}",
                     census.tables
                 ));
             }

@@ -4,15 +4,57 @@
 //! A vmspace is charged, at all times, for
 //! - its PML4 (1 page),
 //! - one page per page of every anonymous or private entry,
-//! - the page-table pages its entries could ever need: one PT per 2 MiB
-//!   region, one PD per 1 GiB region and one PDPT per 512 GiB region that
-//!   some entry touches.
+//! - the page-table pages its *host-managed* entries (every entry but
+//!   `MAP_VPAGETABLE`) could ever need: one PT per 2 MiB region, one PD
+//!   per 1 GiB region and one PDPT per 512 GiB region that some such entry
+//!   touches,
+//! - if it holds a `MAP_VPAGETABLE` entry, a fixed allowance of
+//!   [`SHADOW_TABLE_PAGES`] table pages for the shadow (charged once, with
+//!   its first such entry, and released with its last).
 //!
-//! Frames exist only for pages of such entries and table pages only for
-//! regions some entry touches (munmap prunes the rest), so the pages a
-//! vmspace holds never exceed its charge.
+//! # Why `MAP_VPAGETABLE` entries are not charged by their size
+//!
+//! A guest kernel maps one `MAP_VPAGETABLE` entry over its processes'
+//! whole user range, `[VM_MIN_USER_ADDRESS, VM_MAX_USER_ADDRESS)`, as
+//! DragonFly's vkernel does. Charged like the others, that one entry would
+//! ask for the tables of 127.5 TiB, tens of millions of pages: `ENOMEM`
+//! for a mapping that, in practice, shadows a few regions. And the shadow
+//! does not need the promise: its leaves are a cache of the guest's own
+//! tables, which the host may drop at any time (the next access faults
+//! and walks the guest's tables again). So the shadow is bounded instead.
+//!
+//! # Why the pages held never exceed the charge
+//!
+//! Frames exist only for pages of private entries. Table pages are
+//! checked where they are made and where their charge goes:
+//! - without `MAP_VPAGETABLE` entries, a vmspace holds tables only under
+//!   regions its entries touch, because munmap and a replacing mmap prune
+//!   what the removed entries leave empty;
+//! - with them, the shadow may hold tables anywhere, and may even use the
+//!   charge of host-managed tables not made yet. Before any table page is
+//!   made past the table charge (host-managed tables plus the allowance),
+//!   for a shadow leaf or a host-managed page alike, every shadow leaf is
+//!   dropped and the tables left empty are freed; munmap and mmap do the
+//!   same when they leave more tables than charged (a table that shadow
+//!   leaves keep alive under a host-managed entry that is gone). After
+//!   such a drop only tables under host-managed entries remain, at most
+//!   one per region they touch, which leaves room for what either kind of
+//!   leaf needs (the allowance is at least 3, one leaf's tables).
+//!
+//! Charge changes are computed from the entries in the changed range and
+//! O(log n) lookups, never from the whole map or the range's size: a
+//! mapping of the whole user range costs what its neighbours cost.
 
-use crate::map::VmMap;
+use crate::map::{MapEntry, VmMap};
+
+/// Table pages a vmspace with `MAP_VPAGETABLE` entries is charged for its
+/// shadow, whatever the entries' size: enough for 62 shadowed 2 MiB
+/// regions in one 1 GiB region (a PDPT, a PD and their PTs), or for 21
+/// spread over distinct 512 GiB regions (a PDPT, a PD and a PT each),
+/// before the shadow is dropped and rebuilt: a process's working set
+/// rarely spans more, and a 256 KiB charge per process stays small. At
+/// least 3, so that one leaf always fits after a drop.
+pub const SHADOW_TABLE_PAGES: u64 = 64;
 
 /// Bytes covered by one PT, PD and PDPT page.
 const TABLE_SPANS: [u64; 3] = [1 << 21, 1 << 30, 1 << 39];
@@ -25,31 +67,26 @@ pub fn frame_pages_in(map: &VmMap, start: u64, end: u64) -> u64 {
         .sum()
 }
 
-/// Table pages for the regions overlapping `[start, end)` that no entry of
-/// `map` touches: what mapping `[start, end)` adds to the charge, or,
-/// called after unmapping it, what the unmap takes off.
-///
-/// The cost is bounded by the entries inside the range, not by its size.
-pub fn untouched_table_pages(map: &VmMap, start: u64, end: u64) -> u64 {
-    if start >= end {
-        return 0;
+/// The shadow allowance charged to a vmspace whose map is `map`, when
+/// [`SHADOW_TABLE_PAGES`] (or a test's smaller value) is `shadow_pages`.
+pub fn shadow_charge(map: &VmMap, shadow_pages: u64) -> u64 {
+    if map.has_vpagetable() {
+        shadow_pages
+    } else {
+        0
     }
-    TABLE_SPANS
-        .iter()
-        .map(|&span| untouched_regions(map, start, end, span))
-        .sum()
 }
 
-/// Table pages needed by every region touched by any entry of `map`
-/// (computed from scratch; for audits).
+/// Table pages needed by every region touched by a host-managed entry of
+/// `map` (computed from scratch; for audits).
 pub fn table_pages_for(map: &VmMap) -> u64 {
     TABLE_SPANS
         .iter()
         .map(|&span| {
             let mut count = 0;
             let mut last: Option<u64> = None;
-            for e in map.iter() {
-                let (first, end) = (e.start / span, (e.end - 1) / span);
+            for (start, end) in map.host_managed() {
+                let (first, end) = (start / span, (end - 1) / span);
                 let from = match last {
                     Some(l) if l >= first => l + 1,
                     _ => first,
@@ -64,43 +101,145 @@ pub fn table_pages_for(map: &VmMap) -> u64 {
         .sum()
 }
 
-/// Regions of size `span` overlapping `[start, end)` not touched by `map`.
-fn untouched_regions(map: &VmMap, start: u64, end: u64, span: u64) -> u64 {
+/// The parts of a vmspace's charge that replacing a range can change.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RangeCharge {
+    /// Frame pages of the private entries in the range.
+    pub frames: u64,
+    /// Table pages of the regions overlapping the range that host-managed
+    /// entries touch.
+    pub tables: u64,
+    /// The shadow allowance (0 or the registry's shadow table pages).
+    pub shadow: u64,
+}
+
+impl RangeCharge {
+    /// All of it.
+    pub fn total(&self) -> u64 {
+        self.frames + self.tables + self.shadow
+    }
+}
+
+/// What replacing a range changes: the range's share of the charge before
+/// and after. The rest of the charge does not change.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Replacement {
+    /// Before the range's entries are removed.
+    pub before: RangeCharge,
+    /// After they are removed and the new entry, if any, inserted.
+    pub after: RangeCharge,
+}
+
+/// What removing `[start, end)` from `map` and inserting `new` there
+/// (`None` for munmap) does to the charge; `shadow_pages` is the shadow
+/// allowance. Computed before the change, from the entries overlapping the
+/// range and O(log n) lookups.
+pub fn replacement(
+    map: &VmMap,
+    start: u64,
+    end: u64,
+    new: Option<&MapEntry>,
+    shadow_pages: u64,
+) -> Replacement {
+    if start >= end {
+        let unchanged = RangeCharge {
+            shadow: shadow_charge(map, shadow_pages),
+            ..RangeCharge::default()
+        };
+        return Replacement {
+            before: unchanged,
+            after: unchanged,
+        };
+    }
+    let new_host_managed = new.is_some_and(|e| !e.is_vpagetable());
+    let before = RangeCharge {
+        frames: frame_pages_in(map, start, end),
+        tables: TABLE_SPANS
+            .iter()
+            .map(|&span| touched_regions(map, start, end, span))
+            .sum(),
+        shadow: shadow_charge(map, shadow_pages),
+    };
+    let keeps_vpagetable =
+        new.is_some_and(MapEntry::is_vpagetable) || map.vpagetable_outside(start, end);
+    let after = RangeCharge {
+        frames: new.filter(|e| e.needs_frames()).map_or(0, MapEntry::pages),
+        tables: TABLE_SPANS
+            .iter()
+            .map(|&span| {
+                if new_host_managed {
+                    (end - 1) / span - start / span + 1
+                } else {
+                    touched_from_outside(map, start, end, span)
+                }
+            })
+            .sum(),
+        shadow: if keeps_vpagetable { shadow_pages } else { 0 },
+    };
+    Replacement { before, after }
+}
+
+/// The region of size `span` with index `r`.
+fn region(r: u64, span: u64) -> (u64, u64) {
+    let base = r * span;
+    (base, base.saturating_add(span))
+}
+
+/// Regions of size `span` overlapping `[start, end)` (not empty) that
+/// host-managed entries of `map` touch, wholly or in part.
+fn touched_regions(map: &VmMap, start: u64, end: u64, span: u64) -> u64 {
     let first = start / span;
     let last = (end - 1) / span;
-    let region = |r: u64| (r * span, r.saturating_mul(span).saturating_add(span));
     let mut touched = 0;
-    let (s, e) = region(first);
-    if map.any_in(s, e) {
+    let (s, e) = region(first, span);
+    if map.any_host_managed_in(s, e) {
         touched += 1;
     }
     if last != first {
-        let (s, e) = region(last);
-        if map.any_in(s, e) {
+        let (s, e) = region(last, span);
+        if map.any_host_managed_in(s, e) {
             touched += 1;
         }
     }
     // Regions strictly between first and last lie inside [start, end): only
     // entries inside the range can touch them.
     let mut counted_up_to = first;
-    for entry in map.intersecting(start, end) {
-        let piece = entry.clip(start, end);
-        let lo = (piece.start / span).max(counted_up_to + 1);
-        let hi = ((piece.end - 1) / span).min(last.saturating_sub(1));
+    for (s, e) in map.host_managed_in(start, end) {
+        let lo = (s.max(start) / span).max(counted_up_to + 1);
+        let hi = ((e.min(end) - 1) / span).min(last.saturating_sub(1));
         if hi >= lo {
             touched += hi - lo + 1;
             counted_up_to = hi;
         }
     }
-    (last - first + 1) - touched
+    touched
+}
+
+/// Regions of size `span` overlapping `[start, end)` (not empty) that the
+/// parts of host-managed entries of `map` outside the range touch: what
+/// stays touched once the range is removed. Only the first and last
+/// regions stick out of the range.
+fn touched_from_outside(map: &VmMap, start: u64, end: u64, span: u64) -> u64 {
+    let first = start / span;
+    let last = (end - 1) / span;
+    let left = map.any_host_managed_in(region(first, span).0, start);
+    let right = map.any_host_managed_in(end, region(last, span).1);
+    if first == last {
+        u64::from(left || right)
+    } else {
+        u64::from(left) + u64::from(right)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::map::{Backing, MapEntry};
+    use crate::map::Backing;
 
     const MB2: u64 = 1 << 21;
+    const GB: u64 = 1 << 30;
+    const TB: u64 = 1 << 39;
+    const SHADOW: u64 = 7;
 
     fn anon(start: u64, end: u64) -> MapEntry {
         MapEntry {
@@ -111,55 +250,114 @@ mod tests {
         }
     }
 
+    fn vpt(start: u64, end: u64) -> MapEntry {
+        MapEntry {
+            backing: Backing::VpageTable { root: None },
+            ..anon(start, end)
+        }
+    }
+
+    /// The charge of `map` from scratch, PML4 left out.
+    fn from_scratch(map: &VmMap) -> u64 {
+        let frames: u64 = map
+            .iter()
+            .filter(|e| e.needs_frames())
+            .map(|e| e.pages())
+            .sum();
+        frames + table_pages_for(map) + shadow_charge(map, SHADOW)
+    }
+
+    /// Replaces `[start, end)` by `new` as mmap and munmap do, checking the
+    /// incremental charge against the one from scratch.
+    fn replace(map: &mut VmMap, charged: &mut u64, start: u64, end: u64, new: Option<MapEntry>) {
+        let change = replacement(map, start, end, new.as_ref(), SHADOW);
+        map.remove_range(start, end);
+        if let Some(e) = new {
+            map.insert(e);
+        }
+        *charged = *charged - change.before.total() + change.after.total();
+        assert_eq!(*charged, from_scratch(map), "{start:#x}..{end:#x} {new:?}");
+    }
+
     #[test]
     fn empty_map_needs_one_table_per_level() {
         let m = VmMap::new();
-        assert_eq!(untouched_table_pages(&m, 0x1000, 0x2000), 3);
-        assert_eq!(untouched_table_pages(&m, MB2 - 0x1000, MB2 + 0x1000), 4);
-        assert_eq!(untouched_table_pages(&m, 0x1000, 0x1000), 0);
+        let at = |s, e| replacement(&m, s, e, Some(&anon(s, e)), SHADOW).after;
+        assert_eq!(at(0x1000, 0x2000).tables, 3);
+        assert_eq!(at(MB2 - 0x1000, MB2 + 0x1000).tables, 4);
+        assert_eq!(
+            replacement(&m, 0x1000, 0x1000, None, SHADOW).after.total(),
+            0
+        );
     }
 
     #[test]
-    fn touched_regions_are_not_charged_twice() {
-        let mut m = VmMap::new();
-        m.insert(anon(0x1000, 0x2000));
-        assert_eq!(untouched_table_pages(&m, 0x3000, 0x4000), 0);
-        assert_eq!(untouched_table_pages(&m, 0x3000, MB2 + 0x1000), 1);
-        // An entry in the middle of a long range touches interior regions.
-        m.insert(anon(3 * MB2, 3 * MB2 + 0x1000));
-        assert_eq!(untouched_table_pages(&m, MB2, 5 * MB2), 3);
-        assert_eq!(table_pages_for(&m), 4);
-    }
-
-    #[test]
-    fn charge_from_scratch_matches_incremental() {
+    fn vpagetable_entries_cost_the_allowance_not_their_tables() {
         let mut m = VmMap::new();
         let mut charged = 0;
-        for (s, e) in [
-            (0x1000, 0x3000),
-            (MB2 * 7, MB2 * 9 + 0x1000),
-            (1 << 30, (1 << 30) + 0x1000),
-            (0x5000, 0x6000),
-            (1 << 39, (1 << 39) + MB2 * 3),
-        ] {
-            charged += untouched_table_pages(&m, s, e);
-            m.insert(anon(s, e));
-            assert_eq!(charged, table_pages_for(&m));
+        let (lo, hi) = (0x1000, 0x7f80_0000_0000);
+        replace(&mut m, &mut charged, lo, hi, Some(vpt(lo, hi)));
+        assert_eq!(charged, SHADOW);
+        // A second one and a host-managed one inside the first.
+        replace(&mut m, &mut charged, TB, TB + GB, Some(vpt(TB, TB + GB)));
+        replace(&mut m, &mut charged, MB2, 2 * MB2, Some(anon(MB2, 2 * MB2)));
+        assert_eq!(charged, SHADOW + 512 + 3);
+        // Unmapping a whole VPAGETABLE entry keeps the allowance while
+        // another remains.
+        replace(&mut m, &mut charged, TB, TB + GB, None);
+        assert_eq!(charged, SHADOW + 512 + 3);
+        replace(&mut m, &mut charged, lo, MB2, None);
+        replace(&mut m, &mut charged, 2 * MB2, hi, None);
+        assert_eq!(charged, 512 + 3);
+        assert!(!m.has_vpagetable());
+    }
+
+    #[test]
+    fn regions_shared_with_vpagetable_entries_stay_charged_while_touched() {
+        let mut m = VmMap::new();
+        let mut charged = 0;
+        replace(
+            &mut m,
+            &mut charged,
+            0x1000,
+            0x3000,
+            Some(anon(0x1000, 0x3000)),
+        );
+        replace(&mut m, &mut charged, 0x3000, GB, Some(vpt(0x3000, GB)));
+        assert_eq!(charged, 2 + 3 + SHADOW);
+        // The 2 MiB region keeps its PT while the anonymous page is there.
+        replace(&mut m, &mut charged, 0x3000, 0x5000, None);
+        assert_eq!(charged, 2 + 3 + SHADOW);
+        // munmap over a hole-free range made of both kinds.
+        replace(&mut m, &mut charged, 0x2000, 0x3000, None);
+        replace(&mut m, &mut charged, 0x1000, 0x2000, None);
+        assert_eq!(charged, SHADOW);
+    }
+
+    #[test]
+    fn incremental_charge_matches_from_scratch_over_many_changes() {
+        // A small LCG: deterministic, no dependency.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        let scales = [0x1000, MB2 / 2, MB2, GB, TB];
+        let mut m = VmMap::new();
+        let mut charged = 0;
+        for _ in 0..4000 {
+            let scale = scales[next(scales.len() as u64) as usize];
+            let start = 0x1000 + next(64) * scale;
+            let end = start + (1 + next(4)) * scale.max(0x1000);
+            let new = match next(4) {
+                0 => None,
+                1 => Some(vpt(start, end)),
+                _ => Some(anon(start, end)),
+            };
+            replace(&mut m, &mut charged, start, end, new);
+            m.check_index().unwrap();
         }
-        // munmap removes only fully mapped ranges: the formula relies on it.
-        for (s, e) in [(MB2 * 8, MB2 * 9 + 0x1000), (1 << 30, (1 << 30) + 0x1000)] {
-            assert!(m.is_covered(s, e));
-            m.remove_range(s, e);
-            charged -= untouched_table_pages(&m, s, e);
-            assert_eq!(charged, table_pages_for(&m));
-        }
-        let removed = m.remove_range(0x1000, 0x2000);
-        assert_eq!(frame_pages_in(&m, 0, u64::MAX), {
-            let pages: u64 = m.iter().map(|e| e.pages()).sum();
-            pages
-        });
-        assert_eq!(removed.len(), 1);
-        charged -= untouched_table_pages(&m, 0x1000, 0x2000);
-        assert_eq!(charged, table_pages_for(&m));
     }
 }

@@ -1,6 +1,13 @@
 //! The map of one vmspace: non-overlapping, page-aligned entries keyed by
 //! start address, each with a protection and what backs it. Range
 //! operations split entries at the range's ends; entries are never merged.
+//!
+//! Beside the entries the map keeps an index of the host-managed ones
+//! (every entry but `MAP_VPAGETABLE`): commit accounting charges table
+//! pages for those only (see [`crate::commit`]), and must ask "does a
+//! host-managed entry touch this region?" in O(log n) even when the region
+//! is full of `MAP_VPAGETABLE` entries. The number of `MAP_VPAGETABLE`
+//! entries follows from it in O(1).
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -28,7 +35,9 @@ pub enum Backing {
     /// translations come from the guest's own 4-level page tables, whose
     /// root `mcontrol(MADV_SETMAP)` names (see [`crate::vpt`]). No pool
     /// page backs it: the host keeps only shadow leaves pointing at guest
-    /// RAM (and the shadow's page-table pages, charged like any tables).
+    /// RAM, and the shadow's page-table pages, charged as a fixed
+    /// allowance per vmspace rather than by the entry's size (see
+    /// [`crate::commit`]).
     VpageTable {
         /// Guest-physical address of the guest's PML4; `None` until
         /// `MADV_SETMAP` names one (every fault is the guest's until then).
@@ -101,6 +110,8 @@ impl MapEntry {
 #[derive(Clone, Debug, Default)]
 pub struct VmMap {
     entries: BTreeMap<u64, MapEntry>,
+    /// Start → end of every entry that is not `MAP_VPAGETABLE`.
+    host_managed: BTreeMap<u64, u64>,
 }
 
 impl VmMap {
@@ -150,6 +161,59 @@ impl VmMap {
         self.intersecting(start, end).next().is_some()
     }
 
+    /// Whether an entry that is not `MAP_VPAGETABLE` overlaps `[start,
+    /// end)`: entries do not overlap, so only the last one starting below
+    /// `end` can.
+    pub fn any_host_managed_in(&self, start: u64, end: u64) -> bool {
+        start < end
+            && self
+                .host_managed
+                .range(..end)
+                .next_back()
+                .is_some_and(|(_, &e)| e > start)
+    }
+
+    /// The `[start, end)` of every entry that is not `MAP_VPAGETABLE`, in
+    /// address order.
+    pub fn host_managed(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.host_managed.iter().map(|(&s, &e)| (s, e))
+    }
+
+    /// The `[start, end)` (whole, not clipped) of the entries that are not
+    /// `MAP_VPAGETABLE` and overlap `[start, end)`, in order; costs only
+    /// those.
+    pub fn host_managed_in(&self, start: u64, end: u64) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let before = self
+            .host_managed
+            .range(..start)
+            .next_back()
+            .filter(|(_, &e)| e > start);
+        let inside = self
+            .host_managed
+            .range((Bound::Included(start), Bound::Excluded(end.max(start))));
+        before.into_iter().chain(inside).map(|(&s, &e)| (s, e))
+    }
+
+    /// Number of `MAP_VPAGETABLE` entries.
+    pub fn vpagetable_entries(&self) -> usize {
+        self.entries.len() - self.host_managed.len()
+    }
+
+    /// Whether the map holds a `MAP_VPAGETABLE` entry.
+    pub fn has_vpagetable(&self) -> bool {
+        self.vpagetable_entries() > 0
+    }
+
+    /// Whether a `MAP_VPAGETABLE` entry (or part of one) would remain after
+    /// removing `[start, end)`. Costs the entries overlapping the range.
+    pub fn vpagetable_outside(&self, start: u64, end: u64) -> bool {
+        let inside = self
+            .intersecting(start, end)
+            .filter(|e| e.is_vpagetable() && start <= e.start && e.end <= end)
+            .count();
+        self.vpagetable_entries() > inside
+    }
+
     /// Whether `[start, end)` is mapped with no hole (the seed's
     /// `vm_map_check_protection` with `VM_PROT_NONE`).
     pub fn is_covered(&self, start: u64, end: u64) -> bool {
@@ -178,7 +242,7 @@ impl VmMap {
     pub fn insert(&mut self, entry: MapEntry) {
         debug_assert!(entry.start < entry.end);
         debug_assert!(!self.any_in(entry.start, entry.end), "overlapping insert");
-        self.entries.insert(entry.start, entry);
+        self.put(entry);
     }
 
     /// Removes `[start, end)`, returning the removed parts (clipped).
@@ -187,7 +251,10 @@ impl VmMap {
         self.split_at(end);
         let keys: Vec<u64> = self.entries.range(start..end).map(|(&k, _)| k).collect();
         keys.into_iter()
-            .filter_map(|k| self.entries.remove(&k))
+            .filter_map(|k| {
+                self.host_managed.remove(&k);
+                self.entries.remove(&k)
+            })
             .collect()
     }
 
@@ -236,8 +303,33 @@ impl VmMap {
         if e.start == at {
             return;
         }
-        self.entries.insert(e.start, e.clip(e.start, at));
-        self.entries.insert(at, e.clip(at, e.end));
+        self.put(e.clip(e.start, at));
+        self.put(e.clip(at, e.end));
+    }
+
+    /// Stores `entry` (replacing one with the same start) and indexes it.
+    fn put(&mut self, entry: MapEntry) {
+        if !entry.is_vpagetable() {
+            self.host_managed.insert(entry.start, entry.end);
+        }
+        self.entries.insert(entry.start, entry);
+    }
+
+    /// Checks the index of host-managed entries against the entries (for
+    /// audits).
+    pub fn check_index(&self) -> Result<(), String> {
+        let expected: BTreeMap<u64, u64> = self
+            .iter()
+            .filter(|e| !e.is_vpagetable())
+            .map(|e| (e.start, e.end))
+            .collect();
+        if expected != self.host_managed {
+            return Err(format!(
+                "host-managed index {:x?}, entries say {expected:x?}",
+                self.host_managed
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -305,6 +397,34 @@ mod tests {
                 (0x3000, PROT_READ)
             ]
         );
+    }
+
+    #[test]
+    fn the_host_managed_index_follows_splits_and_removals() {
+        let vpt = Backing::VpageTable { root: None };
+        let mut m = VmMap::new();
+        m.insert(entry(0x1000, 0x10_0000, PROT_READ, vpt));
+        m.insert(entry(0x10_0000, 0x10_4000, PROT_READ, ANON));
+        assert_eq!(m.vpagetable_entries(), 1);
+        assert!(!m.any_host_managed_in(0x1000, 0x10_0000));
+        assert!(m.any_host_managed_in(0xf_f000, 0x10_1000));
+        // Splits on both sides of both kinds.
+        m.protect_range(0x8000, 0x10_2000, PROT_READ | PROT_WRITE);
+        m.set_root_range(0x2000, 0x3000, 0xa000);
+        assert_eq!(m.vpagetable_entries(), 4);
+        assert_eq!(
+            m.host_managed().collect::<Vec<_>>(),
+            vec![(0x10_0000, 0x10_2000), (0x10_2000, 0x10_4000)]
+        );
+        assert_eq!(m.host_managed_in(0x10_1000, 0x10_3000).count(), 2);
+        m.check_index().unwrap();
+        // Only VPAGETABLE pieces wholly inside a range go with it.
+        assert!(m.vpagetable_outside(0x1000, 0x10_0000 - 0x1000));
+        assert!(!m.vpagetable_outside(0x1000, 0x10_0000));
+        m.remove_range(0x1000, 0x10_1000);
+        assert!(!m.has_vpagetable());
+        assert_eq!(m.host_managed_in(0, 0x10_2000).count(), 1);
+        m.check_index().unwrap();
     }
 
     #[test]

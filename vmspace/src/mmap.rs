@@ -177,8 +177,9 @@ impl VmspaceRegistry {
     /// `vmspace_mmap(id, addr, len, prot, flags, fd, off)`: unknown id →
     /// `ENOENT`, then [`check_mmap`]; no free range for a non-fixed mapping,
     /// the pool cannot hold what the mapping may need (its anonymous or
-    /// private pages and page tables: nothing is overcommitted) or too many
-    /// map entries → `ENOMEM`. `MAP_FIXED` replaces what was mapped there.
+    /// private pages and page tables, or for a first `MAP_VPAGETABLE` entry
+    /// the shadow allowance: nothing is overcommitted) or too many map
+    /// entries → `ENOMEM`. `MAP_FIXED` replaces what was mapped there.
     /// Returns the address of the mapping (plus the offset's page offset).
     #[allow(clippy::too_many_arguments)]
     pub fn mmap(
@@ -222,25 +223,30 @@ impl VmspaceRegistry {
         if added.saturating_sub(dropped) > entries_room {
             return Err(Errno::ENOMEM);
         }
-        let new_frames = if entry.needs_frames() {
-            entry.pages()
-        } else {
-            0
-        };
-        let charge = new_frames + commit::untouched_table_pages(&space.map, start, end);
-        let release = commit::frame_pages_in(&space.map, start, end);
+        let change = commit::replacement(
+            &space.map,
+            start,
+            end,
+            Some(&entry),
+            host.shadow_table_pages,
+        );
+        let (charge, release) = (change.after.total(), change.before.total());
         if charge > release && !host.pool.reserve((charge - release) as usize) {
             return Err(Errno::ENOMEM);
         }
 
         let before = space.map.len();
-        let released = space.remove_range(host, start, end)?;
-        debug_assert_eq!(released, release);
-        space.map.insert(entry);
-        if release > charge {
-            host.pool.unreserve((release - charge) as usize);
+        if dropped > 0 {
+            let released = space.remove_range(host, start, end)?;
+            debug_assert_eq!(released, change.before.frames);
+            // The tables the removed entries leave empty go now: the new
+            // entry may be charged for none of them (a MAP_VPAGETABLE one
+            // over a large anonymous one), and one it needs comes back on
+            // its first fault.
+            space.prune(host, start, end)?;
         }
-        space.charged = space.charged + charge - release;
+        space.map.insert(entry);
+        space.settle(host, &change)?;
         let after = space.map.len();
         self.map_entries = self.map_entries + after - before;
         Ok(start + req.pageoff)
@@ -265,12 +271,15 @@ impl VmspaceRegistry {
         {
             return Err(Errno::ENOMEM);
         }
+        // The range may hold MAP_VPAGETABLE entries, charged for no table:
+        // the change is worked out before the map changes, from what the
+        // removed entries and their neighbours touch.
+        let change = commit::replacement(&space.map, start, end, None, host.shadow_table_pages);
         let before = space.map.len();
         let frames = space.remove_range(host, start, end)?;
+        debug_assert_eq!(frames, change.before.frames);
         space.prune(host, start, end)?;
-        let uncharge = frames + commit::untouched_table_pages(&space.map, start, end);
-        host.pool.unreserve(uncharge as usize);
-        space.charged -= uncharge;
+        space.settle(host, &change)?;
         let after = space.map.len();
         self.map_entries = self.map_entries + after - before;
         Ok(())

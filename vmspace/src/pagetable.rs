@@ -126,6 +126,24 @@ impl<'a, A: FrameAlloc + ?Sized> PageTable<'a, A> {
         Ok(self.leaf_slot(root, va)?.map(|(_, _, e)| e))
     }
 
+    /// How many table pages [`PageTable::map_4k`] at `va` would create
+    /// (0..=3): a walk that reads at most three entries. A large leaf on
+    /// the way counts as nothing missing (the map refuses it anyway).
+    pub fn missing_tables(&self, root: u64, va: u64) -> Result<u64, Error> {
+        let mut table = root;
+        for level in (2..=PML4).rev() {
+            let e = self.read(table, index(va, level))?;
+            if e & pte::P == 0 {
+                return Ok(u64::from(level - 1));
+            }
+            if e & pte::PS != 0 {
+                return Ok(0);
+            }
+            table = e & pte::ADDR;
+        }
+        Ok(0)
+    }
+
     /// Clears the present 4 KiB leaf at `va`, returning it (`None` if
     /// nothing was mapped). Tables are kept (see [`PageTable::prune`]).
     pub fn unmap_4k(&mut self, root: u64, va: u64) -> Result<Option<u64>, Error> {
@@ -407,8 +425,13 @@ mod tests {
         let mut pt = PageTable::new(&mem, &mut pool);
         let root = pt.new_root().unwrap();
         let flags = leaf_flags(PROT_READ | PROT_WRITE);
+        assert_eq!(pt.missing_tables(root, 0x1234_5000).unwrap(), 3);
         pt.map_4k(root, 0x1234_5000, 0x7000, flags).unwrap();
         assert_eq!(pt.lookup(root, 0x1234_5000).unwrap(), Some(0x7000 | flags));
+        assert_eq!(pt.missing_tables(root, 0x1234_6000).unwrap(), 0);
+        assert_eq!(pt.missing_tables(root, 0x1264_5000).unwrap(), 1);
+        assert_eq!(pt.missing_tables(root, 0x5234_5000).unwrap(), 2);
+        assert_eq!(pt.missing_tables(root, 1 << 39).unwrap(), 3);
         assert_eq!(pt.lookup(root, 0x1234_6000).unwrap(), None);
         // PML4 + PDPT + PD + PT.
         assert_eq!(pool.pages_in_use(), 4);

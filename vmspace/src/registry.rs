@@ -66,6 +66,7 @@ impl VmspaceRegistry {
                 pool,
                 kernel_mem_bytes,
                 translation_reduced: false,
+                shadow_table_pages: crate::commit::SHADOW_TABLE_PAGES,
             },
             spaces: BTreeMap::new(),
             trap_pml4e: 0,
@@ -131,6 +132,28 @@ impl VmspaceRegistry {
     /// Sets the limit on map entries over all vmspaces.
     pub fn set_max_map_entries(&mut self, entries: usize) {
         self.max_map_entries = entries;
+    }
+
+    /// Sets the table pages a vmspace with `MAP_VPAGETABLE` entries is
+    /// charged for its shadow (default
+    /// [`crate::commit::SHADOW_TABLE_PAGES`]), so that tests can make the
+    /// shadow overflow in a small pool. Only while no vmspace exists
+    /// (their charges depend on it): `EBUSY` otherwise; fewer than 3 pages
+    /// (the tables of one leaf) → `EINVAL`.
+    pub fn set_shadow_table_pages(&mut self, pages: u64) -> Result<(), Errno> {
+        if pages < 3 {
+            return Err(Errno::EINVAL);
+        }
+        if !self.spaces.is_empty() {
+            return Err(Errno::EBUSY);
+        }
+        self.host.shadow_table_pages = pages;
+        Ok(())
+    }
+
+    /// Table pages held by vmspace `id` below its PML4.
+    pub fn table_pages(&self, id: u64) -> Option<u64> {
+        self.spaces.get(&id).map(|s| s.tables)
     }
 
     /// Pool pages in use (vmspaces and the host's own tables).
@@ -263,9 +286,13 @@ impl VmspaceRegistry {
                 return Err(e);
             }
         };
+        // Same map, same charge: the source's shadow allowance included
+        // (the copy has its MAP_VPAGETABLE entries), though the shadow
+        // itself is not copied.
         copy.charged += rest;
         let source = &self.spaces[&src];
         copy.map = source.map.clone();
+        copy.host_tables = source.host_tables;
         for (&va, &frame) in &source.frames {
             // Copied in full, so not zeroed first; and mapped now where the
             // source has it mapped, so the copy does not fault its working

@@ -6,16 +6,21 @@
 //! kept in `frames`, independent of the page tables: dropping translations
 //! (`MADV_INVAL`, `PROT_NONE`) never loses data, and a later fault maps the
 //! same frame again.
+//!
+//! Each vmspace counts the table pages it holds, so that the bound on the
+//! shadow's tables (see [`crate::commit`]) costs nothing to check on a
+//! fault; the audit compares the count with a walk of the tables.
 
 use std::collections::BTreeMap;
 
-use vkernel_abi::layout::PAGE_SIZE;
+use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
+use crate::commit::{self, Replacement};
 use crate::error::Error;
 use crate::map::{Backing, MapEntry, VmMap};
 use crate::pagetable::{leaf_flags, pte, reduces, PageTable};
-use crate::pool::HostPool;
+use crate::pool::{Charged, FrameAlloc, HostPool};
 
 /// PML4 slot of the trap area, shared by every address space.
 pub const TRAP_AREA_PML4_SLOT: usize = 255;
@@ -32,6 +37,9 @@ pub(crate) struct Host {
     /// Set when a cached translation may have become stale (see
     /// [`crate::VmspaceRegistry::take_translation_reduced`]).
     pub translation_reduced: bool,
+    /// The shadow allowance of every vmspace with a `MAP_VPAGETABLE`
+    /// entry ([`commit::SHADOW_TABLE_PAGES`] unless a test set another).
+    pub shadow_table_pages: u64,
 }
 
 impl Host {
@@ -60,6 +68,31 @@ pub(crate) struct Vmspace {
     pub frames: BTreeMap<u64, u64>,
     /// Pages charged to this vmspace (see [`crate::commit`]).
     pub charged: u64,
+    /// The part of `charged` for the tables of host-managed entries
+    /// ([`commit::table_pages_for`] of the map, kept up to date).
+    pub host_tables: u64,
+    /// Table pages held below the PML4 (the trap area's are the host's).
+    pub tables: u64,
+}
+
+/// The reservation as one vmspace's tables draw from it: counts the table
+/// pages the vmspace holds.
+struct TableAlloc<'a> {
+    pool: Charged<'a>,
+    tables: &'a mut u64,
+}
+
+impl FrameAlloc for TableAlloc<'_> {
+    fn alloc_frame(&mut self) -> Option<u64> {
+        let frame = self.pool.alloc_frame()?;
+        *self.tables += 1;
+        Some(frame)
+    }
+
+    fn free_frame(&mut self, gpa: u64) {
+        self.pool.free_frame(gpa);
+        *self.tables -= 1;
+    }
 }
 
 impl Vmspace {
@@ -74,6 +107,8 @@ impl Vmspace {
             map: VmMap::new(),
             frames: BTreeMap::new(),
             charged: 1,
+            host_tables: 0,
+            tables: 0,
         };
         if let Err(e) = space.set_trap_entry(host, trap_pml4e) {
             host.pool.free_into_reserve(root);
@@ -127,8 +162,27 @@ impl Vmspace {
             return Ok(());
         }
         let frame = self.materialize(host, entry, va)?;
-        let mut charged = host.pool.charged();
-        PageTable::new(&host.mem, &mut charged).map_4k(self.root, va, frame, flags)
+        if self.map.has_vpagetable() {
+            // The shadow may be holding table pages this entry's charge
+            // pays for (see `make_room_for_leaf`).
+            self.make_room_for_leaf(host, va)?;
+        }
+        self.map_leaf(host, va, frame, flags)
+    }
+
+    /// Maps the 4 KiB page at `va` to `pa` with leaf `flags`, creating the
+    /// tables it needs from the reservation.
+    pub fn map_leaf(&mut self, host: &mut Host, va: u64, pa: u64, flags: u64) -> Result<(), Error> {
+        let mut alloc = TableAlloc {
+            pool: host.pool.charged(),
+            tables: &mut self.tables,
+        };
+        PageTable::new(&host.mem, &mut alloc).map_4k(self.root, va, pa, flags)
+    }
+
+    /// How many table pages mapping the page at `va` would create (0..=3).
+    pub fn missing_tables(&self, host: &mut Host, va: u64) -> Result<u64, Error> {
+        PageTable::new(&host.mem, &mut host.pool).missing_tables(self.root, va)
     }
 
     /// The present leaf mapping `va`, if any.
@@ -201,11 +255,91 @@ impl Vmspace {
 
     /// Frees the empty table pages covering `[start, end)`.
     pub fn prune(&mut self, host: &mut Host, start: u64, end: u64) -> Result<(), Error> {
-        let mut charged = host.pool.charged();
-        let freed = PageTable::new(&host.mem, &mut charged).prune(self.root, start, end)?;
+        let mut alloc = TableAlloc {
+            pool: host.pool.charged(),
+            tables: &mut self.tables,
+        };
+        let freed = PageTable::new(&host.mem, &mut alloc).prune(self.root, start, end)?;
         if freed > 0 {
             host.translation_reduced = true;
         }
+        Ok(())
+    }
+
+    /// The table pages this vmspace may hold: those charged for its
+    /// host-managed entries, plus the shadow allowance if it has
+    /// `MAP_VPAGETABLE` entries.
+    pub fn table_allowance(&self, host: &Host) -> u64 {
+        self.host_tables + commit::shadow_charge(&self.map, host.shadow_table_pages)
+    }
+
+    /// Makes room for the table pages a leaf at `va` needs: if they would
+    /// take the vmspace past its allowance, drops the whole shadow first
+    /// ([`Vmspace::reclaim_shadow`]). After that the tables held are at most
+    /// one per region host-managed entries touch, so there is room for a
+    /// host-managed leaf's tables (in regions its entry touches, charged
+    /// and not held yet) and for a shadow leaf's (the shadow allowance is
+    /// at least 3).
+    ///
+    /// Every table page of a vmspace with `MAP_VPAGETABLE` entries goes
+    /// through here, shadow or not: the shadow may use table pages charged
+    /// to host-managed entries that have not needed them yet, and gives
+    /// them back when they do.
+    pub fn make_room_for_leaf(&mut self, host: &mut Host, va: u64) -> Result<(), Error> {
+        let needed = self.missing_tables(host, va)?;
+        if needed == 0 || self.tables + needed <= self.table_allowance(host) {
+            return Ok(());
+        }
+        self.reclaim_shadow(host)?;
+        debug_assert!(self.tables + self.missing_tables(host, va)? <= self.table_allowance(host));
+        Ok(())
+    }
+
+    /// Takes the charge from `change.before` to `change.after` once the map
+    /// has changed (the caller reserved any growth, and pruned the removed
+    /// range), brings the tables held back within the allowance, then
+    /// gives back any shrink. The shadow goes first: a table that only
+    /// shadow leaves keep alive may have lost the charge of the entry that
+    /// made it, and until it is freed the reservation owes that page.
+    pub fn settle(&mut self, host: &mut Host, change: &Replacement) -> Result<(), Error> {
+        let (before, after) = (change.before.total(), change.after.total());
+        self.charged = self.charged - before + after;
+        self.host_tables = self.host_tables - change.before.tables + change.after.tables;
+        if self.tables > self.table_allowance(host) {
+            self.reclaim_shadow(host)?;
+        }
+        debug_assert!(self.tables <= self.table_allowance(host));
+        if before > after {
+            host.pool.unreserve((before - after) as usize);
+        }
+        Ok(())
+    }
+
+    /// Drops every shadow leaf and frees the table pages left empty: what
+    /// remains is under host-managed entries, within their charge. The
+    /// shadow is a cache of the guest's tables, so nothing is lost; the
+    /// caller's next run must drop KVM's translations (flagged here).
+    ///
+    /// Shadow leaves lie only outside host-managed entries, so the gaps
+    /// between those are swept: the cost is the host-managed entries and the
+    /// tables present, not the `MAP_VPAGETABLE` entries or their size.
+    pub fn reclaim_shadow(&mut self, host: &mut Host) -> Result<(), Error> {
+        let mut gaps = Vec::new();
+        let mut at = 0;
+        for (start, end) in self.map.host_managed() {
+            if start > at {
+                gaps.push((at, start));
+            }
+            at = end;
+        }
+        if at < VM_MAX_USER_ADDRESS {
+            gaps.push((at, VM_MAX_USER_ADDRESS));
+        }
+        for (start, end) in gaps {
+            self.unmap_range(host, start, end)?;
+            self.prune(host, start, end)?;
+        }
+        host.translation_reduced = true;
         Ok(())
     }
 

@@ -48,10 +48,23 @@
 //! them for its range, `MADV_SETMAP` drops them for the entry, `mprotect`
 //! drops them (the next fault recombines the permissions), and every drop
 //! makes the host flush KVM's cached translations before the next run.
-//! A clone copies the entry and its root, never the shadow. Shadow leaves
-//! point at guest RAM, so they hold no pool page; the shadow's table pages
-//! come from the pool and are charged like every vmspace's tables (see
-//! [`crate::commit`]).
+//! A clone copies the entry and its root, never the shadow.
+//!
+//! # What the shadow may hold
+//!
+//! Shadow leaves point at guest RAM, so they hold no pool page; the
+//! shadow's table pages come from the pool. They are not charged by the
+//! entries' size, which would make the usual mapping of the whole user
+//! range cost tens of millions of pages, but by a fixed allowance per
+//! vmspace ([`crate::commit::SHADOW_TABLE_PAGES`]), on top of the tables
+//! charged for the vmspace's other entries. A fault whose leaf would take
+//! the tables past that first drops every shadow leaf of the vmspace and
+//! frees the tables left empty (the cache is rebuilt by the faults that
+//! follow, at the price of one walk each), which leaves room for the
+//! leaf; so does a fault of another entry whose tables the shadow was
+//! using. Fault-around stays inside the faulting page's 2 MiB region, whose
+//! PT the faulting leaf has just made, so it never needs a table page of
+//! its own.
 
 use vkernel_abi::layout::PAGE_SIZE;
 use vkernel_abi::mman::{PROT_EXEC, PROT_READ, PROT_WRITE};
@@ -60,7 +73,7 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use crate::error::Error;
 use crate::fault::{pf, FaultOutcome};
 use crate::map::MapEntry;
-use crate::pagetable::{leaf_flags, pte, reduces, PageTable};
+use crate::pagetable::{leaf_flags, pte, reduces, LARGE_PAGE_SIZE};
 use crate::space::{Host, Vmspace};
 
 /// A present translation found in the guest's tables.
@@ -206,8 +219,8 @@ pub(crate) fn resolve_fault(
             host.translation_reduced = true;
         }
     }
-    let mut charged = host.pool.charged();
-    PageTable::new(&host.mem, &mut charged).map_4k(space.root, va, leaf.page, flags)?;
+    space.make_room_for_leaf(host, va)?;
+    space.map_leaf(host, va, leaf.page, flags)?;
     fault_around_accessed(space, host, entry, root, va, fault_around)?;
     Ok(FaultOutcome::Resolved)
 }
@@ -228,7 +241,8 @@ fn shadow_flags(entry: &MapEntry, leaf: &GuestLeaf, guest_entry: u64) -> u64 {
 }
 
 /// Fault-around through the guest's tables: in the aligned window of
-/// `fault_around` pages around `va` (inside `entry`), shadows every page
+/// `fault_around` pages around `va` (inside `entry`, and inside the 2 MiB
+/// region of `va`, so that it needs no table page), shadows every page
 /// with no shadow leaf yet whose guest leaf is present, user-accessible
 /// and already *accessed* (A set by the guest, or by an earlier fault).
 /// Pages the guest has not marked accessed are left to fault, so the A
@@ -245,7 +259,8 @@ fn fault_around_accessed(
     if fault_around <= 1 {
         return Ok(());
     }
-    let window_bytes = (fault_around as u64).next_power_of_two() * PAGE_SIZE;
+    // Within the PT the faulting leaf has: no table page to make room for.
+    let window_bytes = ((fault_around as u64).next_power_of_two() * PAGE_SIZE).min(LARGE_PAGE_SIZE);
     let window = va & !(window_bytes - 1);
     let from = window.max(entry.start);
     let to = window.saturating_add(window_bytes).min(entry.end);
@@ -256,9 +271,7 @@ fn fault_around_accessed(
             if let Some(leaf) = walk(&host.mem, host.kernel_mem_bytes, root, neighbour)? {
                 if leaf.user && leaf.entry & pte::A != 0 {
                     let flags = shadow_flags(entry, &leaf, leaf.entry);
-                    let mut charged = host.pool.charged();
-                    PageTable::new(&host.mem, &mut charged)
-                        .map_4k(space.root, neighbour, leaf.page, flags)?;
+                    space.map_leaf(host, neighbour, leaf.page, flags)?;
                     budget -= 1;
                 }
             }

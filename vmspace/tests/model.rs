@@ -3,6 +3,13 @@
 //! (value or errno), contents (through pread and through the real page
 //! tables), commit accounting (ENOMEM exactly when the pool could not hold
 //! what the mappings may need) and the registry's own audit.
+//!
+//! Besides the window, a vmspace may hold a *tail*: one `MAP_VPAGETABLE`
+//! entry over the rest of the user range, `[TAIL, VM_MAX_USER_ADDRESS)`,
+//! as a guest kernel maps its processes, with pages of other kinds mapped
+//! into it and holes punched in it. Its faults spread over 2 MiB, 1 GiB
+//! and 512 GiB regions, past a small shadow allowance, so the shadow is
+//! dropped and rebuilt often, next to host-managed pages.
 
 mod common;
 
@@ -41,6 +48,23 @@ const GPT_LO: u64 = 0xa_3000;
 const GPT_HI: u64 = 0xa_4000;
 /// Kernel pages the guest tables map (window page i → page i % 8).
 const VPT_AREA: u64 = 0xc_0000;
+/// The tail: from the 2 MiB region after the window's to the top of the
+/// user range. Window operations never reach it.
+const TAIL: u64 = MMAP_BASE + (2 << 20);
+/// The guest tables behind the tail: every slot of each points at the
+/// next level, so all of the tail is mapped (page va → VPT_AREA page
+/// (va / 4096) % 8, writable, accessed and dirty).
+const GPDPT_TAIL: u64 = 0xa_5000;
+const GPD_TAIL: u64 = 0xa_6000;
+const GPT_TAIL: u64 = 0xa_7000;
+/// Distinct places in the tail a fault may hit.
+const TAIL_SPOTS: u64 = 64;
+
+/// Spot `k` of the tail, page `page` of it: spots spread over four 2 MiB
+/// regions in each of four 1 GiB regions in each of four 512 GiB regions.
+fn tail_addr(k: u64, page: u64) -> u64 {
+    TAIL + (k % 4) * (2 << 20) + ((k / 4) % 4) * (1 << 30) + (k / 16) * (1 << 39) + page * PAGE_SIZE
+}
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
@@ -56,7 +80,15 @@ enum Kind {
 /// and whether it is writable (every 4th page not present, every 4th
 /// read-only; all entries accessed and dirty, so the host changes none).
 fn guest_entry(va: u64) -> Option<(u64, bool)> {
-    let i = (va - WBASE) / PAGE_SIZE;
+    if va >= TAIL {
+        return Some((VPT_AREA + (va / PAGE_SIZE) % 8 * PAGE_SIZE, true));
+    }
+    // Outside the window and the tail the guest's tables map nothing (a
+    // non-fixed mapping may land there).
+    let i = va.checked_sub(WBASE)? / PAGE_SIZE;
+    if i >= WINDOW_PAGES {
+        return None;
+    }
     let page = VPT_AREA + (i % 8) * PAGE_SIZE;
     match i % 4 {
         3 => None,
@@ -66,7 +98,9 @@ fn guest_entry(va: u64) -> Option<(u64, bool)> {
 }
 
 fn build_guest_tables(mem: &GuestMemoryMmap) {
-    for t in [GROOT, GPDPT, GPD, GPT_LO, GPT_HI] {
+    for t in [
+        GROOT, GPDPT, GPD, GPT_LO, GPT_HI, GPDPT_TAIL, GPD_TAIL, GPT_TAIL,
+    ] {
         mem.write_slice(&[0u8; PAGE_SIZE as usize], GuestAddress(t))
             .unwrap();
     }
@@ -88,6 +122,24 @@ fn build_guest_tables(mem: &GuestMemoryMmap) {
             Some((page, w)) => page | P | US | A | D | if w { RW } else { 0 },
         };
         set(pt, (va >> 12) & 511, e);
+    }
+    for i in 0..512 {
+        set(GPDPT_TAIL, i, GPD_TAIL | table);
+        set(GPD_TAIL, i, GPT_TAIL | table);
+        set(
+            GPT_TAIL,
+            i,
+            (VPT_AREA + i % 8 * PAGE_SIZE) | P | RW | US | A | D,
+        );
+    }
+    for i in (TAIL >> 21) & 511..512 {
+        set(GPD, i, GPT_TAIL | table);
+    }
+    for i in 1..512 {
+        set(GPDPT, i, GPD_TAIL | table);
+    }
+    for i in 1..(VM_MAX_USER_ADDRESS >> 39) {
+        set(GROOT, i, GPDPT_TAIL | table);
     }
 }
 
@@ -149,6 +201,34 @@ enum Op {
         src: u64,
         dst: u64,
     },
+    /// MAP_VPAGETABLE over the whole tail (MAP_FIXED), then SETMAP.
+    MmapTail {
+        id: u64,
+    },
+    /// munmap of the whole tail.
+    MunmapTail {
+        id: u64,
+    },
+    /// MAP_FIXED of `pages` pages of `kind` (anonymous or MAP_VPAGETABLE,
+    /// then SETMAP) at spot `k` of the tail.
+    MmapInTail {
+        id: u64,
+        k: u64,
+        pages: u64,
+        vpt: bool,
+    },
+    /// munmap of `pages` pages at spot `k` of the tail.
+    MunmapInTail {
+        id: u64,
+        k: u64,
+        pages: u64,
+    },
+    FaultTail {
+        id: u64,
+        k: u64,
+        page: u64,
+        code: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -164,6 +244,23 @@ fn op() -> impl Strategy<Value = Op> {
         2 => any::<bool>().prop_map(Kind::Vpt),
     ];
     let len = prop_oneof![1 => Just(0u64), 6 => 1..6 * PAGE_SIZE];
+    let codes = prop::sample::select(vec![
+        pf::U,
+        pf::U | pf::W,
+        pf::U | pf::I,
+        pf::U | pf::P,
+        pf::U | pf::P | pf::W,
+    ]);
+    let tail = prop_oneof![
+        1 => id.clone().prop_map(|id| Op::MmapTail { id }),
+        1 => id.clone().prop_map(|id| Op::MunmapTail { id }),
+        1 => (id.clone(), 0..TAIL_SPOTS, 1..4u64, any::<bool>())
+            .prop_map(|(id, k, pages, vpt)| Op::MmapInTail { id, k, pages, vpt }),
+        1 => (id.clone(), 0..TAIL_SPOTS, 1..4u64)
+            .prop_map(|(id, k, pages)| Op::MunmapInTail { id, k, pages }),
+        5 => (id.clone(), 0..TAIL_SPOTS, prop_oneof![3 => 0..4u64, 1 => 0..512u64], codes.clone())
+            .prop_map(|(id, k, page, code)| Op::FaultTail { id, k, page, code }),
+    ];
     prop_oneof![
         1 => (id.clone(), prop::bool::weighted(0.1)).prop_map(|(id, bad)| Op::Create { id, bad }),
         1 => id.clone().prop_map(|id| Op::Destroy { id }),
@@ -187,9 +284,10 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (id.clone(), off.clone(), 0..3 * PAGE_SIZE, any::<u8>())
             .prop_map(|(id, off, len, seed)| Op::Pwrite { id, off, len, seed }),
         3 => (id.clone(), off.clone(), 0..3 * PAGE_SIZE).prop_map(|(id, off, len)| Op::Pread { id, off, len }),
-        4 => (id.clone(), off, prop::sample::select(vec![pf::U, pf::U | pf::W, pf::U | pf::I, pf::U | pf::P, pf::U | pf::P | pf::W]))
+        4 => (id.clone(), off, codes)
             .prop_map(|(id, off, code)| Op::Fault { id, off, code }),
         2 => (id.clone(), id).prop_map(|(src, dst)| Op::Clone { src, dst }),
+        6 => tail,
     ]
 }
 
@@ -204,8 +302,22 @@ struct MPage {
 
 #[derive(Default, Clone, Debug)]
 struct MSpace {
+    /// Pages mapped by themselves (in the tail too, where they take the
+    /// tail's place).
     pages: BTreeMap<u64, MPage>,
+    /// The tail is mapped (SETMAP done): every page of it that is neither
+    /// in `pages` nor in `holes` is a MAP_VPAGETABLE page.
+    tail: bool,
+    /// Pages of the tail unmapped since it was mapped.
+    holes: BTreeSet<u64>,
 }
+
+/// A page of the tail itself.
+const TAIL_PAGE: MPage = MPage {
+    prot: RW_,
+    kind: Kind::Vpt(true),
+    data: None,
+};
 
 impl MSpace {
     fn needs_frame(p: &MPage) -> bool {
@@ -213,35 +325,81 @@ impl MSpace {
     }
 
     /// Pages the real registry charges: PML4, private pages, one table per
-    /// 2 MiB / 1 GiB / 512 GiB region touched.
-    fn charge(&self) -> u64 {
+    /// 2 MiB / 1 GiB / 512 GiB region touched by a page that is not
+    /// MAP_VPAGETABLE, and the shadow allowance if any page is.
+    fn charge(&self, shadow: u64) -> u64 {
         let frames = self.pages.values().filter(|p| Self::needs_frame(p)).count() as u64;
+        let host_managed = |p: &&MPage| !matches!(p.kind, Kind::Vpt(_));
         let tables: u64 = [21u32, 30, 39]
             .iter()
             .map(|&shift| {
                 self.pages
-                    .keys()
-                    .map(|va| va >> shift)
+                    .iter()
+                    .filter(|(_, p)| host_managed(p))
+                    .map(|(va, _)| va >> shift)
                     .collect::<BTreeSet<_>>()
                     .len() as u64
             })
             .sum();
-        1 + frames + tables
+        let vpt = self.tail || self.pages.values().any(|p| !host_managed(&p));
+        1 + frames + tables + if vpt { shadow } else { 0 }
+    }
+
+    /// What is mapped at page `va`.
+    fn entry(&self, va: u64) -> Option<MPage> {
+        match self.pages.get(&va) {
+            Some(p) => Some(p.clone()),
+            None if self.tail && va >= TAIL && !self.holes.contains(&va) => Some(TAIL_PAGE),
+            None => None,
+        }
     }
 
     fn covered(&self, start: u64, end: u64) -> bool {
+        if end == VM_MAX_USER_ADDRESS {
+            // The whole tail: its holes must all have been mapped again.
+            return self.tail && self.holes.iter().all(|h| self.pages.contains_key(h));
+        }
         (start..end)
             .step_by(PAGE_SIZE as usize)
-            .all(|va| self.pages.contains_key(&va))
+            .all(|va| self.entry(va).is_some())
     }
 
+    /// Removes `[start, end)` (the tail included).
+    fn remove(&mut self, start: u64, end: u64) {
+        self.pages.retain(|&va, _| va < start || va >= end);
+        if self.tail && end > TAIL {
+            if start <= TAIL && end == VM_MAX_USER_ADDRESS {
+                self.tail = false;
+                self.holes.clear();
+            } else {
+                self.holes
+                    .extend((start.max(TAIL)..end).step_by(PAGE_SIZE as usize));
+            }
+        }
+    }
+
+    /// The registry's first fit: mapped ranges, in order, are the pages
+    /// and the tail's pieces between holes.
     fn find_free(&self, size: u64, from: u64) -> Option<u64> {
+        let mut used: Vec<(u64, u64)> = self.pages.keys().map(|&va| (va, va + PAGE_SIZE)).collect();
+        if self.tail {
+            let mut at = TAIL;
+            for &h in &self.holes {
+                used.push((at, h));
+                at = h + PAGE_SIZE;
+            }
+            used.push((at, VM_MAX_USER_ADDRESS));
+        }
+        used.sort();
         let mut cand = from;
-        for &va in self.pages.range(from..).map(|(va, _)| va) {
-            if va >= cand + size {
+        for (s, e) in used {
+            if e <= cand || s >= e {
+                continue;
+            }
+            if s >= cand + size {
                 break;
             }
-            cand = va + PAGE_SIZE;
+            cand = e;
         }
         (cand + size <= VM_MAX_USER_ADDRESS).then_some(cand)
     }
@@ -251,11 +409,23 @@ struct Model {
     spaces: BTreeMap<u64, MSpace>,
     kmem: Vec<u8>,
     capacity: u64,
+    /// The registry's shadow allowance.
+    shadow: u64,
 }
 
 impl Model {
     fn used(&self) -> u64 {
-        self.spaces.values().map(MSpace::charge).sum()
+        self.spaces.values().map(|s| s.charge(self.shadow)).sum()
+    }
+
+    /// `new` replaces space `id` if the pool can hold its charge.
+    fn replace_space(&mut self, id: u64, new: MSpace) -> Result<(), Errno> {
+        let old = self.spaces[&id].charge(self.shadow);
+        if !self.fits(old, new.charge(self.shadow)) {
+            return Err(Errno::ENOMEM);
+        }
+        self.spaces.insert(id, new);
+        Ok(())
     }
 
     fn content(&self, p: &MPage) -> Vec<u8> {
@@ -345,7 +515,7 @@ impl Model {
                         },
                     );
                 }
-                if !self.fits(space.charge(), new.charge()) {
+                if !self.fits(space.charge(self.shadow), new.charge(self.shadow)) {
                     return Err(Errno::ENOMEM);
                 }
                 self.spaces.insert(id, new);
@@ -361,7 +531,7 @@ impl Model {
                 if !space.covered(start, end) {
                     return Err(Errno::EINVAL);
                 }
-                space.pages.retain(|&va, _| va < start || va >= end);
+                space.remove(start, end);
                 Ok(0)
             }
             Op::Mprotect {
@@ -490,7 +660,7 @@ impl Model {
             Op::Fault { id, off, code } => {
                 let space = self.spaces.get(&id).ok_or(Errno::ENOENT)?;
                 let page = (WBASE + off) & !(PAGE_SIZE - 1);
-                let ok = space.pages.get(&page).is_some_and(|p| {
+                let ok = space.entry(page).is_some_and(|p| {
                     let guest_ok = match Model::vpt_page(p.kind, page) {
                         None => true,
                         Some(None) => false,
@@ -513,11 +683,59 @@ impl Model {
                     return Err(Errno::EEXIST);
                 }
                 let copy = self.spaces.get(&src).ok_or(Errno::ENOENT)?.clone();
-                if !self.fits(0, copy.charge()) {
+                if !self.fits(0, copy.charge(self.shadow)) {
                     return Err(Errno::ENOMEM);
                 }
                 self.spaces.insert(dst, copy);
                 Ok(0)
+            }
+            Op::MmapTail { id } => {
+                let mut new = self.spaces.get(&id).ok_or(Errno::ENOENT)?.clone();
+                new.remove(TAIL, VM_MAX_USER_ADDRESS);
+                new.tail = true;
+                self.replace_space(id, new)?;
+                Ok(TAIL)
+            }
+            Op::MunmapTail { id } => {
+                let space = self.spaces.get_mut(&id).ok_or(Errno::ENOENT)?;
+                if !space.covered(TAIL, VM_MAX_USER_ADDRESS) {
+                    return Err(Errno::EINVAL);
+                }
+                space.remove(TAIL, VM_MAX_USER_ADDRESS);
+                Ok(0)
+            }
+            Op::MmapInTail { id, k, pages, vpt } => {
+                let mut new = self.spaces.get(&id).ok_or(Errno::ENOENT)?.clone();
+                let start = tail_addr(k, 0);
+                for va in (start..start + pages * PAGE_SIZE).step_by(PAGE_SIZE as usize) {
+                    new.holes.remove(&va);
+                    let kind = if vpt { Kind::Vpt(true) } else { Kind::Anon };
+                    let page = MPage {
+                        prot: RW_,
+                        kind,
+                        data: None,
+                    };
+                    new.pages.insert(va, page);
+                }
+                self.replace_space(id, new)?;
+                Ok(start)
+            }
+            Op::MunmapInTail { id, k, pages } => {
+                let space = self.spaces.get_mut(&id).ok_or(Errno::ENOENT)?;
+                let start = tail_addr(k, 0);
+                let end = start + pages * PAGE_SIZE;
+                if !space.covered(start, end) {
+                    return Err(Errno::EINVAL);
+                }
+                space.remove(start, end);
+                Ok(0)
+            }
+            Op::FaultTail { id, k, page, code } => {
+                let space = self.spaces.get(&id).ok_or(Errno::ENOENT)?;
+                // Every page of the tail is mapped read-write by the guest's
+                // tables, and every page mapped in it is read-write.
+                let ok = space.entry(tail_addr(k, page)).is_some() && code & pf::I == 0;
+                Ok(ok as u64)
             }
         }
     }
@@ -597,6 +815,36 @@ fn run(reg: &mut VmspaceRegistry, mem: &GuestMemoryMmap, op: &Op) -> Result<u64,
             .handle_fault(id, WBASE + off, code)
             .map(|o| (o == FaultOutcome::Resolved) as u64),
         Op::Clone { src, dst } => reg.clone_vmspace(src, dst).map(|_| 0),
+        Op::MmapTail { id } => {
+            let len = VM_MAX_USER_ADDRESS - TAIL;
+            let flags = MAP_SHARED | MAP_FIXED | MAP_VPAGETABLE;
+            let r = reg.mmap(id, TAIL, len, RW_, flags, PHYSMEM_FD, 0);
+            if r.is_ok() {
+                reg.mcontrol(id, TAIL, len, MADV_SETMAP, GROOT)?;
+            }
+            r
+        }
+        Op::MunmapTail { id } => reg.munmap(id, TAIL, VM_MAX_USER_ADDRESS - TAIL).map(|_| 0),
+        Op::MmapInTail { id, k, pages, vpt } => {
+            let (addr, len) = (tail_addr(k, 0), pages * PAGE_SIZE);
+            let r = if vpt {
+                let flags = MAP_SHARED | MAP_FIXED | MAP_VPAGETABLE;
+                reg.mmap(id, addr, len, RW_, flags, PHYSMEM_FD, 0)
+            } else {
+                let flags = MAP_ANON | MAP_PRIVATE | MAP_FIXED;
+                reg.mmap(id, addr, len, RW_, flags, FD_NONE, 0)
+            };
+            if r.is_ok() && vpt {
+                reg.mcontrol(id, addr, len, MADV_SETMAP, GROOT)?;
+            }
+            r
+        }
+        Op::MunmapInTail { id, k, pages } => reg
+            .munmap(id, tail_addr(k, 0), pages * PAGE_SIZE)
+            .map(|_| 0),
+        Op::FaultTail { id, k, page, code } => reg
+            .handle_fault(id, tail_addr(k, page), code)
+            .map(|o| (o == FaultOutcome::Resolved) as u64),
     }
     .inspect(|_| {
         let _ = mem;
@@ -615,8 +863,7 @@ fn check_tables(
             .ok_or_else(|| TestCaseError::fail(format!("{id} missing")))?;
         for (va, leaf) in check_tree(mem, reg, root) {
             let p = space
-                .pages
-                .get(&va)
+                .entry(va)
                 .ok_or_else(|| TestCaseError::fail(format!("{id}: leaf at {va:#x} not mapped")))?;
             prop_assert!(p.prot != PROT_NONE, "{id}: PROT_NONE page {va:#x} present");
             if let Some(g) = Model::vpt_page(p.kind, va) {
@@ -652,14 +899,15 @@ fn check_tables(
             let mut frame = vec![0u8; PAGE_SIZE as usize];
             mem.read_slice(&mut frame, GuestAddress(leaf & ADDR))
                 .unwrap();
-            prop_assert!(frame == model.content(p), "{}: contents at {:#x}", id, va);
+            prop_assert!(frame == model.content(&p), "{}: contents at {:#x}", id, va);
         }
     }
     Ok(())
 }
 
-fn run_case(ops: &[Op]) -> Result<(), TestCaseError> {
+fn run_case(ops: &[Op], shadow: u64) -> Result<(), TestCaseError> {
     let (mem, mut reg) = setup(POOL_PAGES);
+    reg.set_shadow_table_pages(shadow).unwrap();
     build_guest_tables(&mem);
     let baseline = reg.pages_in_use() as u64;
     let mut kmem = vec![0u8; KMEM as usize];
@@ -668,9 +916,12 @@ fn run_case(ops: &[Op]) -> Result<(), TestCaseError> {
         spaces: BTreeMap::new(),
         kmem,
         capacity: POOL_PAGES - baseline,
+        shadow,
     };
-    // Start with three vmspaces, so that most operations find theirs.
-    let prefix: Vec<Op> = (1..4).map(|id| Op::Create { id, bad: false }).collect();
+    // Start with three vmspaces, so that most operations find theirs, and
+    // a tail in the first, so that most tail faults find one.
+    let mut prefix: Vec<Op> = (1..4).map(|id| Op::Create { id, bad: false }).collect();
+    prefix.push(Op::MmapTail { id: 1 });
     for (step, op) in prefix.iter().chain(ops).enumerate() {
         if let Op::Pwrite { len, seed, .. } = *op {
             let bytes: Vec<u8> = (0..len)
@@ -698,7 +949,7 @@ fn run_case(ops: &[Op]) -> Result<(), TestCaseError> {
         for (&id, space) in &model.spaces {
             prop_assert_eq!(
                 reg.charged_pages(id),
-                Some(space.charge()),
+                Some(space.charge(shadow)),
                 "step {}: charge of {}",
                 step,
                 id
@@ -743,7 +994,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 160, ..ProptestConfig::default() })]
 
     #[test]
-    fn registry_agrees_with_the_model(ops in prop::collection::vec(op(), 1..60)) {
-        run_case(&ops)?;
+    fn registry_agrees_with_the_model(ops in prop::collection::vec(op(), 1..60), shadow in 3..8u64) {
+        run_case(&ops, shadow)?;
     }
 }

@@ -5,10 +5,11 @@
 mod common;
 
 use common::*;
-use vkernel_abi::layout::{PAGE_SIZE, POOL_BASE};
+use vkernel_abi::layout::{PAGE_SIZE, POOL_BASE, VM_MAX_USER_ADDRESS, VM_MIN_USER_ADDRESS};
 use vkernel_abi::mman::*;
 use vkernel_abi::Errno;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vmspace::commit::SHADOW_TABLE_PAGES;
 use vmspace::fault::pf;
 use vmspace::{FaultOutcome, VmspaceRegistry};
 
@@ -26,6 +27,8 @@ const KBUF: u64 = 0x8_0000;
 const RW_: u64 = PROT_READ | PROT_WRITE;
 const VPT: u64 = MAP_SHARED | MAP_FIXED | MAP_VPAGETABLE;
 const TABLE: u64 = P | RW | US;
+/// Pool pages: room for a vmspace's shadow allowance and then some.
+const POOL: u64 = 256;
 
 fn set(mem: &GuestMemoryMmap, table: u64, idx: u64, e: u64) {
     mem.write_obj(e, GuestAddress(table + idx * 8)).unwrap();
@@ -48,7 +51,7 @@ fn guest_tables(mem: &GuestMemoryMmap) {
 /// Space 1 with a 16-page VPAGETABLE mapping at VBASE, guest tables built,
 /// root set.
 fn vpt_space(prot: u64) -> (GuestMemoryMmap, VmspaceRegistry) {
-    let (mem, mut reg) = setup(64);
+    let (mem, mut reg) = setup(POOL);
     reg.create(1, 0, 0).unwrap();
     guest_tables(&mem);
     assert_eq!(
@@ -73,7 +76,7 @@ fn fault(reg: &mut VmspaceRegistry, va: u64, code: u64) -> FaultOutcome {
 
 #[test]
 fn mmap_vpagetable_errors() {
-    let (_, mut reg) = setup(64);
+    let (_, mut reg) = setup(POOL);
     reg.create(1, 0, 0).unwrap();
     let m = |reg: &mut VmspaceRegistry, prot, flags, fd, off| {
         reg.mmap(1, VBASE, 4 * PAGE_SIZE, prot, flags, fd, off)
@@ -110,14 +113,14 @@ fn mmap_vpagetable_errors() {
         reg.mmap(1, VBASE, 4 * KMEM, RW_ | PROT_EXEC, VPT, PHYSMEM_FD, 0),
         Ok(VBASE)
     );
-    // Charged for its tables (PDPT, PD, two PTs), never for frames.
-    assert_eq!(reg.charged_pages(1), Some(1 + 1 + 1 + 2));
+    // Charged the shadow allowance, not for its tables, never for frames.
+    assert_eq!(reg.charged_pages(1), Some(1 + SHADOW_TABLE_PAGES));
     reg.audit().unwrap();
 }
 
 #[test]
 fn setmap_errors() {
-    let (_, mut reg) = setup(64);
+    let (_, mut reg) = setup(POOL);
     reg.create(1, 0, 0).unwrap();
     let anon = MAP_ANON | MAP_PRIVATE | MAP_FIXED;
     reg.mmap(1, 0x1000_0000, PAGE_SIZE, RW_, anon, FD_NONE, 0)
@@ -157,7 +160,7 @@ fn setmap_errors() {
 
 #[test]
 fn no_root_yet_delivers_not_present() {
-    let (_, mut reg) = setup(64);
+    let (_, mut reg) = setup(POOL);
     reg.create(1, 0, 0).unwrap();
     reg.mmap(1, VBASE, PAGE_SIZE, RW_, VPT, PHYSMEM_FD, 0)
         .unwrap();
@@ -287,7 +290,7 @@ fn guest_refusals_are_delivered_with_the_guests_error_code() {
 
 #[test]
 fn large_guest_leaves_are_followed() {
-    let (mem, mut reg) = setup(64);
+    let (mem, mut reg) = setup(POOL);
     reg.create(1, 0, 0).unwrap();
     guest_tables(&mem);
     let len = 4 << 20;
@@ -429,7 +432,7 @@ fn mprotect_drops_the_shadow_and_limits_the_next_fault() {
 
 #[test]
 fn munmap_clone_destroy_and_the_pool() {
-    let (mem, mut reg) = setup(64);
+    let (mem, mut reg) = setup(POOL);
     let baseline = reg.pages_in_use();
     reg.create(1, 0, 0).unwrap();
     guest_tables(&mem);
@@ -499,5 +502,316 @@ fn fault_around_shadows_accessed_neighbours_only() {
         FaultOutcome::Resolved
     );
     assert_eq!(get(&mem, PT, 1), PAGE_B | P | RW | US | A | D);
+    reg.audit().unwrap();
+}
+
+/// A guest page table for the whole user range, in kernel RAM at
+/// [`WIDE_ROOT`]: a few tables shared in a pattern, so that every user
+/// address is mapped (user, writable) and the page behind it depends on
+/// all four levels' indices (see [`wide_page`]).
+const WIDE_ROOT: u64 = 0x1_0000;
+const WIDE_PDPTS: u64 = 0x1_1000;
+const WIDE_PDS: u64 = 0x1_5000;
+const WIDE_PTS: u64 = 0x1_9000;
+/// The 64 kernel pages the wide table maps.
+const WIDE_DATA: u64 = 0x2_2000;
+
+fn wide_guest_table(mem: &GuestMemoryMmap) {
+    mem.write_slice(&[0u8; PAGE_SIZE as usize], GuestAddress(WIDE_ROOT))
+        .unwrap();
+    for i in 0..255 {
+        set(mem, WIDE_ROOT, i, (WIDE_PDPTS + i % 4 * PAGE_SIZE) | TABLE);
+    }
+    for a in 0..4 {
+        for j in 0..512 {
+            let pd = WIDE_PDS + (a + j) % 4 * PAGE_SIZE;
+            set(mem, WIDE_PDPTS + a * PAGE_SIZE, j, pd | TABLE);
+        }
+    }
+    for b in 0..4 {
+        for k in 0..512 {
+            let pt = WIDE_PTS + (b + k) % 8 * PAGE_SIZE;
+            set(mem, WIDE_PDS + b * PAGE_SIZE, k, pt | TABLE);
+        }
+    }
+    for c in 0..8 {
+        for e in 0..512 {
+            let page = WIDE_DATA + (c * 512 + e) % 64 * PAGE_SIZE;
+            set(mem, WIDE_PTS + c * PAGE_SIZE, e, page | P | RW | US);
+        }
+    }
+}
+
+/// The kernel page the wide table maps at `va` (worked out from the
+/// pattern, not by walking it).
+fn wide_page(va: u64) -> u64 {
+    let idx = |level: u32| (va >> (12 + 9 * (level - 1))) & 511;
+    let a = idx(4) % 4;
+    let b = (a + idx(3)) % 4;
+    let c = (b + idx(2)) % 8;
+    WIDE_DATA + (c * 512 + idx(1)) % 64 * PAGE_SIZE
+}
+
+/// Touches `va` of vmspace 1 through the fault path and checks the shadow
+/// leaf, the bytes read through the host's tables, the audit, and that the
+/// vmspace holds no more than it is charged.
+fn touch_wide(mem: &GuestMemoryMmap, reg: &mut VmspaceRegistry, va: u64, baseline: usize) {
+    let code = if va & PAGE_SIZE != 0 {
+        pf::U | pf::W
+    } else {
+        pf::U
+    };
+    assert_eq!(fault(reg, va + 8, code), FaultOutcome::Resolved, "{va:#x}");
+    let page = wide_page(va);
+    assert_eq!(
+        shadow(mem, reg, va).map(|l| l & ADDR),
+        Some(page),
+        "{va:#x}"
+    );
+    let data = read_via_tables(mem, reg.root(1).unwrap(), va, 32).unwrap();
+    assert_eq!(data, (page..page + 32).map(kbyte).collect::<Vec<_>>());
+    reg.audit().unwrap();
+    let charged = reg.charged_pages(1).unwrap() as usize;
+    assert!(reg.pages_in_use() - baseline <= charged, "{va:#x}");
+    assert!(reg.table_pages(1).unwrap() <= SHADOW_TABLE_PAGES, "{va:#x}");
+}
+
+/// Page `r % 511 + 1` of 2 MiB region `r`, for 100 regions: four in
+/// distinct 1 GiB regions of each of 25 distinct 512 GiB regions.
+fn spread_region(r: u64) -> u64 {
+    let slot = (r / 4 * 37) % 255;
+    let gib = (r * 11) % 512;
+    let mib2 = (r * 7) % 512;
+    (slot << 39) | (gib << 30) | (mib2 << 21) | ((r % 511 + 1) << 12)
+}
+
+#[test]
+fn whole_user_range_costs_the_allowance_and_its_shadow_stays_within_it() {
+    let (mem, mut reg) = setup(POOL);
+    let baseline = reg.pages_in_use();
+    reg.create(1, 0, 0).unwrap();
+    let len = VM_MAX_USER_ADDRESS - VM_MIN_USER_ADDRESS;
+    assert_eq!(
+        reg.mmap(1, VM_MIN_USER_ADDRESS, len, RW_, VPT, PHYSMEM_FD, 0),
+        Ok(VM_MIN_USER_ADDRESS)
+    );
+    assert_eq!(reg.charged_pages(1), Some(1 + SHADOW_TABLE_PAGES));
+    reg.audit().unwrap();
+    wide_guest_table(&mem);
+    reg.mcontrol(1, VM_MIN_USER_ADDRESS, len, MADV_SETMAP, WIDE_ROOT)
+        .unwrap();
+    // Nine table pages per four regions (a PDPT, then a PD and a PT each):
+    // 225 in all, so the shadow is dropped and rebuilt several times on
+    // the way.
+    reg.take_translation_reduced();
+    let mut drops = 0;
+    for r in 0..100 {
+        touch_wide(&mem, &mut reg, spread_region(r), baseline);
+        drops += usize::from(reg.take_translation_reduced());
+    }
+    assert!(drops >= 225 / 64, "the shadow was dropped {drops} times");
+    // The first regions' leaves went with a drop; a touch brings them back.
+    assert_eq!(shadow(&mem, &reg, spread_region(0)), None);
+    touch_wide(&mem, &mut reg, spread_region(0), baseline);
+    // Touches in one 1 GiB region cost a PT each.
+    for r in 0..100 {
+        touch_wide(&mem, &mut reg, (3 << 39) | (r << 21) | PAGE_SIZE, baseline);
+    }
+    assert_eq!(reg.charged_pages(1), Some(1 + SHADOW_TABLE_PAGES));
+    reg.destroy(1).unwrap();
+    assert_eq!(reg.pages_in_use(), baseline);
+    assert_eq!(reg.pool().reserved_pages(), 0);
+}
+
+#[test]
+fn a_second_vpagetable_entry_costs_nothing_more_and_the_last_one_frees_the_allowance() {
+    let (_, mut reg) = setup(POOL);
+    reg.create(1, 0, 0).unwrap();
+    reg.mmap(1, VBASE, 1 << 30, RW_, VPT, PHYSMEM_FD, 0)
+        .unwrap();
+    reg.mmap(1, 1 << 40, 1 << 39, RW_, VPT, PHYSMEM_FD, 0)
+        .unwrap();
+    assert_eq!(reg.charged_pages(1), Some(1 + SHADOW_TABLE_PAGES));
+    // Splitting one keeps the allowance.
+    reg.munmap(1, VBASE + (1 << 29), PAGE_SIZE).unwrap();
+    assert_eq!(reg.charged_pages(1), Some(1 + SHADOW_TABLE_PAGES));
+    reg.munmap(1, 1 << 40, 1 << 39).unwrap();
+    assert_eq!(reg.charged_pages(1), Some(1 + SHADOW_TABLE_PAGES));
+    reg.audit().unwrap();
+    reg.munmap(1, VBASE, 1 << 29).unwrap();
+    reg.munmap(1, VBASE + (1 << 29) + PAGE_SIZE, (1 << 29) - PAGE_SIZE)
+        .unwrap();
+    assert_eq!(reg.charged_pages(1), Some(1));
+    assert_eq!(reg.pool().reserved_pages(), 0);
+    reg.audit().unwrap();
+}
+
+#[test]
+fn munmap_of_an_anonymous_entry_sharing_a_region_with_shadow_leaves() {
+    let (mem, mut reg) = setup(POOL);
+    let baseline = reg.pages_in_use();
+    reg.create(1, 0, 0).unwrap();
+    guest_tables(&mem);
+    // The guest maps page 16 of the first 65 2 MiB regions of VBASE's
+    // 1 GiB region, all through one PT.
+    for k in 1..=64 {
+        set(&mem, PD, k, PT | TABLE);
+    }
+    set(&mem, PT, 16, PAGE_A | P | RW | US);
+    // An anonymous entry of 16 pages, then a VPAGETABLE one to the end of
+    // the 1 GiB region: they share the first 2 MiB region.
+    let anon = MAP_ANON | MAP_PRIVATE | MAP_FIXED;
+    let split = VBASE + 16 * PAGE_SIZE;
+    reg.mmap(1, VBASE, 16 * PAGE_SIZE, RW_, anon, FD_NONE, 0)
+        .unwrap();
+    let vpt_len = (1 << 30) - 16 * PAGE_SIZE;
+    reg.mmap(1, split, vpt_len, RW_, VPT, PHYSMEM_FD, 0)
+        .unwrap();
+    reg.mcontrol(1, split, vpt_len, MADV_SETMAP, PML4).unwrap();
+    // PDPT, PD and the first PT are the anonymous entry's.
+    assert_eq!(reg.charged_pages(1), Some(1 + 16 + 3 + SHADOW_TABLE_PAGES));
+    assert_eq!(
+        fault(&mut reg, VBASE, pf::U | pf::W),
+        FaultOutcome::Resolved
+    );
+    assert_eq!(fault(&mut reg, split, pf::U), FaultOutcome::Resolved);
+    // The shadow fills its allowance with 64 more PTs.
+    for k in 1..=64 {
+        let va = VBASE + (k << 21) + 16 * PAGE_SIZE;
+        assert_eq!(fault(&mut reg, va, pf::U), FaultOutcome::Resolved);
+        reg.audit().unwrap();
+    }
+    assert_eq!(reg.table_pages(1), Some(3 + SHADOW_TABLE_PAGES));
+    // Unmapping the anonymous entry takes the charge for three tables the
+    // shadow leaf in the first region keeps: the shadow has to go.
+    reg.take_translation_reduced();
+    assert_eq!(reg.munmap(1, VBASE, 16 * PAGE_SIZE), Ok(()));
+    reg.audit().unwrap();
+    assert!(reg.take_translation_reduced());
+    assert_eq!(reg.charged_pages(1), Some(1 + SHADOW_TABLE_PAGES));
+    assert!(reg.table_pages(1).unwrap() <= SHADOW_TABLE_PAGES);
+    assert!(reg.pages_in_use() - baseline <= 1 + SHADOW_TABLE_PAGES as usize);
+    // The shadow comes back on demand.
+    assert_eq!(fault(&mut reg, split, pf::U), FaultOutcome::Resolved);
+    assert_eq!(shadow(&mem, &reg, split).map(|l| l & ADDR), Some(PAGE_A));
+    reg.audit().unwrap();
+    reg.destroy(1).unwrap();
+    assert_eq!(reg.pages_in_use(), baseline);
+    assert_eq!(reg.pool().reserved_pages(), 0);
+}
+
+#[test]
+fn anonymous_faults_take_back_tables_the_shadow_borrowed() {
+    let (mem, mut reg) = setup(POOL);
+    reg.create(1, 0, 0).unwrap();
+    guest_tables(&mem);
+    for k in 0..512 {
+        set(&mem, PD, k, PT | TABLE);
+    }
+    set(&mem, PT, 0, PAGE_A | P | RW | US);
+    // A VPAGETABLE entry over most of the 1 GiB region, and one-page
+    // anonymous entries in its last 64 2 MiB regions, untouched: 64 PTs
+    // charged, none held.
+    let anon_start = VBASE + (448 << 21);
+    reg.mmap(1, VBASE, 448 << 21, RW_, VPT, PHYSMEM_FD, 0)
+        .unwrap();
+    reg.mcontrol(1, VBASE, 448 << 21, MADV_SETMAP, PML4)
+        .unwrap();
+    let anon = MAP_ANON | MAP_PRIVATE | MAP_FIXED;
+    for k in 0..64 {
+        let va = anon_start + (k << 21);
+        reg.mmap(1, va, PAGE_SIZE, RW_, anon, FD_NONE, 0).unwrap();
+    }
+    assert_eq!(
+        reg.charged_pages(1),
+        Some(1 + 64 + 2 + 64 + SHADOW_TABLE_PAGES)
+    );
+    reg.set_fault_around(1);
+    // The shadow may use those 64 PTs' charge on top of its own.
+    for k in 0..128 {
+        assert_eq!(
+            fault(&mut reg, VBASE + (k << 21), pf::U),
+            FaultOutcome::Resolved
+        );
+    }
+    assert_eq!(reg.table_pages(1), Some(2 + 128));
+    assert!(shadow(&mem, &reg, VBASE).is_some());
+    // The anonymous entry's first touches want them back.
+    for k in 0..64 {
+        let va = anon_start + (k << 21);
+        assert_eq!(fault(&mut reg, va, pf::U | pf::W), FaultOutcome::Resolved);
+        reg.audit().unwrap();
+    }
+    assert_eq!(shadow(&mem, &reg, VBASE), None, "the shadow was dropped");
+    reg.audit().unwrap();
+}
+
+#[test]
+fn mmap_fixed_replacing_anonymous_by_vpagetable_and_back_keeps_charges_exact() {
+    let (mem, mut reg) = setup(4096);
+    let baseline = reg.pages_in_use();
+    reg.create(1, 0, 0).unwrap();
+    guest_tables(&mem);
+    set(&mem, PT, 0, PAGE_A | P | RW | US);
+    let len = 8 << 20;
+    let anon = MAP_ANON | MAP_PRIVATE | MAP_FIXED;
+    let anon_charge = 1 + len / PAGE_SIZE + 1 + 1 + 4;
+    reg.mmap(1, VBASE, len, RW_, anon, FD_NONE, 0).unwrap();
+    for k in 0..4 {
+        let va = VBASE + (k << 21);
+        assert_eq!(fault(&mut reg, va, pf::U | pf::W), FaultOutcome::Resolved);
+    }
+    assert_eq!(reg.charged_pages(1), Some(anon_charge));
+    reg.audit().unwrap();
+    // The VPAGETABLE entry inherits none of the anonymous one's tables.
+    reg.mmap(1, VBASE, len, RW_, VPT, PHYSMEM_FD, 0).unwrap();
+    assert_eq!(reg.charged_pages(1), Some(1 + SHADOW_TABLE_PAGES));
+    assert_eq!(reg.table_pages(1), Some(0));
+    assert_eq!(reg.pages_in_use(), baseline + 1);
+    reg.audit().unwrap();
+    reg.mcontrol(1, VBASE, len, MADV_SETMAP, PML4).unwrap();
+    assert_eq!(fault(&mut reg, VBASE, pf::U), FaultOutcome::Resolved);
+    reg.audit().unwrap();
+    // And back: the shadow's tables go with it.
+    reg.mmap(1, VBASE, len, RW_, anon, FD_NONE, 0).unwrap();
+    assert_eq!(reg.charged_pages(1), Some(anon_charge));
+    assert_eq!(reg.pages_in_use(), baseline + 1);
+    reg.audit().unwrap();
+    // Part of it: the anonymous pieces keep their regions' tables charged.
+    for k in 0..4 {
+        let va = VBASE + (k << 21);
+        assert_eq!(fault(&mut reg, va, pf::U | pf::W), FaultOutcome::Resolved);
+    }
+    reg.mmap(
+        1,
+        VBASE + (2 << 20) + PAGE_SIZE,
+        4 << 20,
+        RW_,
+        VPT,
+        PHYSMEM_FD,
+        0,
+    )
+    .unwrap();
+    let frames = len / PAGE_SIZE - (4 << 20) / PAGE_SIZE;
+    assert_eq!(
+        reg.charged_pages(1),
+        Some(1 + frames + 1 + 1 + 3 + SHADOW_TABLE_PAGES)
+    );
+    reg.audit().unwrap();
+    reg.destroy(1).unwrap();
+    assert_eq!(reg.pages_in_use(), baseline);
+    assert_eq!(reg.pool().reserved_pages(), 0);
+}
+
+#[test]
+fn the_shadow_allowance_is_set_before_any_vmspace() {
+    let (_, mut reg) = setup(POOL);
+    assert_eq!(reg.set_shadow_table_pages(2), Err(Errno::EINVAL));
+    assert_eq!(reg.set_shadow_table_pages(3), Ok(()));
+    reg.create(1, 0, 0).unwrap();
+    assert_eq!(reg.set_shadow_table_pages(8), Err(Errno::EBUSY));
+    reg.mmap(1, VBASE, PAGE_SIZE, RW_, VPT, PHYSMEM_FD, 0)
+        .unwrap();
+    assert_eq!(reg.charged_pages(1), Some(1 + 3));
     reg.audit().unwrap();
 }
