@@ -28,6 +28,13 @@ trap 'rm -f "$log"' EXIT
 set +e
 cargo test --release --locked 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+# The process tests again with the guest kernel keeping the page tables
+# (pmap=guest): both paths must pass the same tests.
+echo "== process tests under pmap=guest"
+VKERNEL_TEST_PMAP=guest cargo test --release --locked -p vkernel \
+    --test processes --test c_programs --test bad_programs --test gdb 2>&1 | tee -a "$log"
+guest_status=${PIPESTATUS[0]}
+[ "$status" -eq 0 ] && status=$guest_status
 set -e
 # One closing line over every test binary (cargo prints one per binary,
 # and the last of them may be a crate without tests).

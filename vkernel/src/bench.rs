@@ -79,7 +79,19 @@ const FIGURES: &[(&str, &str)] = &[
     ),
     (
         "fork_exit_wait",
-        "fork + _exit + wait4 of a small static process (/bin/systest)",
+        "fork + _exit + wait4 of a small static process (/bin/systest), pmap=host: the host copies",
+    ),
+    (
+        "fork_exit_wait_guest",
+        "the same, pmap=guest: the guest kernel shares pages copy-on-write",
+    ),
+    (
+        "first_touch",
+        "a process's first write to fresh anonymous memory, per page, pmap=host",
+    ),
+    (
+        "first_touch_guest",
+        "the same, pmap=guest: the guest kernel's fault handler maps each page",
     ),
     (
         "page_fault",
@@ -296,11 +308,18 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
     } else {
         "bench=all"
     })?;
-    // fork+exit+wait needs the process layer: a program of the default image.
+    // fork+exit+wait and first touch need the process layer: a program of
+    // the default image, on both paths a process's memory can take.
     let forks = if args.quick { 10 } else { 50 };
-    figures.extend(guest_figures(&format!(
-        "init=/bin/systest -- forkbench {forks}"
-    ))?);
+    let pages = if args.quick { 256 } else { 2048 };
+    for (pmap, suffix) in [("host", ""), ("guest", "_guest")] {
+        for mode in [format!("forkbench {forks}"), format!("touchbench {pages}")] {
+            let append = format!("pmap={pmap} init=/bin/systest -- {mode}");
+            for (name, figure) in guest_figures(&append)? {
+                figures.insert(format!("{name}{suffix}"), figure);
+            }
+        }
+    }
     floor_samples.extend(floor(reps, iters)?);
     let (boot, overhead_kib) = boot_to_exit(if args.quick { 3 } else { 10 })?;
     for (name, v) in [

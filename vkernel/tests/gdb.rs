@@ -3,6 +3,8 @@
 //! breakpoints in the kernel and in a process, registers, single step,
 //! memory, exit status, interrupt, detach, kill, and clients that go away.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -35,13 +37,13 @@ impl Guest {
     fn start(append: &str) -> Guest {
         let port = free_port();
         let mut child = Command::new(env!("CARGO_BIN_EXE_vkernel"))
-            .args([
+            .args(common::with_pmap(&[
                 "run",
                 "--gdb",
                 &format!("127.0.0.1:{port}"),
                 "--append",
                 append,
-            ])
+            ]))
             .stdin(Stdio::piped()) // open, silent console input
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

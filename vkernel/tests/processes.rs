@@ -57,7 +57,11 @@ fn read_blocks_until_input_arrives() {
     let mut child = Command::new("timeout")
         .arg("60")
         .arg(env!("CARGO_BIN_EXE_vkernel"))
-        .args(common::with_pmap(&["run", "--append", "init=/bin/systest -- read"]))
+        .args(common::with_pmap(&[
+            "run",
+            "--append",
+            "init=/bin/systest -- read",
+        ]))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -365,4 +369,77 @@ fn a_full_process_table_is_eagain_and_recovers() {
     systest("forkbomb")
         .all_ok()
         .stdout_has("forkbomb: 63 children, then fork returned -11");
+}
+
+/// The numbers `systest cow` printed: pages a fork added at the child's
+/// birth, and after the child wrote the parent's 1 MiB (256 pages).
+fn cow_pages(r: &common::Run) -> (i64, i64) {
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("cow: "))
+        .unwrap_or_else(|| panic!("no cow line\n{}", r.stdout));
+    let nums: Vec<i64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (nums[0], nums[1])
+}
+
+#[test]
+fn pmap_guest_runs_the_demo() {
+    vkernel(&["run", "--pmap", "guest"])
+        .expect_code(0)
+        .stdout_has("init: 5 exited cleanly, 1 crashed as expected, 0 unexpected: all as expected")
+        .stderr_has("(crash): SIGSEGV at 0x0, rip 0x");
+}
+
+#[test]
+fn pmap_guest_fork_is_copy_on_write() {
+    let r = vkernel(&[
+        "run",
+        "--pmap",
+        "guest",
+        "--append",
+        "init=/bin/systest -- cow",
+    ]);
+    r.all_ok();
+    let (at_birth, after_writes) = cow_pages(&r);
+    // Shared at birth (page tables only), copied on the child's writes.
+    assert!(at_birth < 64, "{}", r.stdout);
+    assert!(after_writes >= 256, "{}", r.stdout);
+}
+
+#[test]
+fn pmap_host_fork_copies_at_once() {
+    let r = vkernel(&[
+        "run",
+        "--pmap",
+        "host",
+        "--append",
+        "init=/bin/systest -- cow",
+    ]);
+    r.all_ok();
+    let (at_birth, _) = cow_pages(&r);
+    assert!(at_birth >= 256, "{}", r.stdout);
+}
+
+#[test]
+fn pmap_guest_fork_exit_wait_cycles_leave_memory_as_it_was() {
+    vkernel(&[
+        "run",
+        "--pmap",
+        "guest",
+        "--append",
+        "init=/bin/systest -- forkloop 200",
+    ])
+    .all_ok()
+    .stdout_has("ok the pool is as it started");
+}
+
+#[test]
+fn an_unknown_pmap_is_refused() {
+    vkernel(&["run", "--append", "pmap=both"])
+        .expect_code(126)
+        .stderr_has("pmap=both: expected pmap=host or pmap=guest");
 }

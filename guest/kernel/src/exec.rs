@@ -337,8 +337,7 @@ fn populate(
         let (start, stop) = (page_down(va), page_up(end));
         let map_from = start.max(prev_end);
         if stop > map_from {
-            vm::map_anon(vmid, map_from, stop - map_from, PROT_READ | PROT_WRITE)
-                .map_err(nomem)?;
+            vm::map_anon(vmid, map_from, stop - map_from, PROT_READ | PROT_WRITE).map_err(nomem)?;
         }
         if ph.filesz > 0 {
             let src = &elf[ph.offset as usize..(ph.offset + ph.filesz) as usize];

@@ -73,7 +73,8 @@ pub fn init(free_start: u64, mem_bytes: u64) {
 
 fn index(a: &Allocator, page: u64) -> Option<usize> {
     let off = page.checked_sub(a.base)?;
-    (off.is_multiple_of(PAGE_SIZE) && off / PAGE_SIZE < a.pages).then_some((off / PAGE_SIZE) as usize)
+    (off.is_multiple_of(PAGE_SIZE) && off / PAGE_SIZE < a.pages)
+        .then_some((off / PAGE_SIZE) as usize)
 }
 
 /// A page with count 1, contents undefined; `None` when memory is out.

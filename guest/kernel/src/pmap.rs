@@ -153,14 +153,7 @@ fn slot(root: u64, va: u64, create: bool) -> Result<Option<u64>, Errno> {
 
 /// Calls `f(va, slot)` for every held leaf in `[start, end)` below
 /// `table` (a level-`level` table covering from `base`).
-fn each_leaf(
-    table: u64,
-    level: u32,
-    base: u64,
-    start: u64,
-    end: u64,
-    f: &mut dyn FnMut(u64, u64),
-) {
+fn each_leaf(table: u64, level: u32, base: u64, start: u64, end: u64, f: &mut dyn FnMut(u64, u64)) {
     let span = 1u64 << (12 + 9 * (level - 1));
     for i in 0..512u64 {
         let lo = base + i * span;
@@ -214,7 +207,11 @@ impl Space {
 
     /// Splits the region containing `at` strictly inside it.
     fn split_at(&mut self, at: u64) -> Result<(), Errno> {
-        let Some(i) = self.regions().iter().position(|r| r.start < at && at < r.end) else {
+        let Some(i) = self
+            .regions()
+            .iter()
+            .position(|r| r.start < at && at < r.end)
+        else {
             return Ok(());
         };
         if self.len == MAX_REGIONS {
@@ -232,7 +229,9 @@ impl Space {
         let mut out = 0;
         for i in 0..self.len {
             let r = self.regions[i];
-            if out > 0 && self.regions[out - 1].end == r.start && self.regions[out - 1].prot == r.prot
+            if out > 0
+                && self.regions[out - 1].end == r.start
+                && self.regions[out - 1].prot == r.prot
             {
                 self.regions[out - 1].end = r.end;
             } else {
@@ -366,14 +365,23 @@ pub fn destroy(vmid: u64) -> Result<(), Errno> {
 }
 
 /// Maps `[start, end)` demand-zero with `prot`, replacing what was there.
+/// Pages are not reserved (they come on first touch), but, like Linux's
+/// heuristic overcommit, one mapping larger than all memory is `ENOMEM`.
 pub fn map_anon(vmid: u64, start: u64, end: u64, prot: u64) -> Result<(), Errno> {
     let s = find(vmid)?;
+    if (end - start) / PAGE_SIZE > physmem::total_pages() {
+        return Err(Errno::ENOMEM);
+    }
     s.remove_regions(start, end)?;
     s.clear_pages(start, end);
     if s.len == MAX_REGIONS {
         return Err(Errno::ENOMEM);
     }
-    let at = s.regions().iter().position(|r| r.start >= end).unwrap_or(s.len);
+    let at = s
+        .regions()
+        .iter()
+        .position(|r| r.start >= end)
+        .unwrap_or(s.len);
     s.regions.copy_within(at..s.len, at + 1);
     s.regions[at] = Region { start, end, prot };
     s.len += 1;
@@ -468,21 +476,28 @@ pub fn fork(parent: u64, child: u64) -> Result<(), Errno> {
     let croot = c.root;
     let mut failed = false;
     let mut shared_writable = false;
-    each_leaf(p.root, 4, 0, VM_MIN_USER_ADDRESS, VM_MAX_USER_ADDRESS, &mut |va, pslot| {
-        if failed {
-            return;
-        }
-        let Ok(Some(cslot)) = slot(croot, va, true) else {
-            failed = true;
-            return;
-        };
-        let e = read(pslot);
-        shared_writable |= e & pte::RW != 0;
-        let shared = (e | COW) & !(pte::RW | pte::D);
-        write(pslot, shared);
-        write(cslot, shared);
-        physmem::incref(e & pte::ADDR);
-    });
+    each_leaf(
+        p.root,
+        4,
+        0,
+        VM_MIN_USER_ADDRESS,
+        VM_MAX_USER_ADDRESS,
+        &mut |va, pslot| {
+            if failed {
+                return;
+            }
+            let Ok(Some(cslot)) = slot(croot, va, true) else {
+                failed = true;
+                return;
+            };
+            let e = read(pslot);
+            shared_writable |= e & pte::RW != 0;
+            let shared = (e | COW) & !(pte::RW | pte::D);
+            write(pslot, shared);
+            write(cslot, shared);
+            physmem::incref(e & pte::ADDR);
+        },
+    );
     if shared_writable {
         inval(parent, VM_MIN_USER_ADDRESS, VM_MAX_USER_ADDRESS);
     }

@@ -81,7 +81,13 @@ pub fn sys_mmap(t: &mut ProcTable, s: usize, a: [u64; 6]) -> Result<i64, Errno> 
         }
         at
     };
-    vm::map_anon(p.vmid, at, len, prot).map_err(|e| if e == Errno::EINVAL { e } else { Errno::ENOMEM })?;
+    vm::map_anon(p.vmid, at, len, prot).map_err(|e| {
+        if e == Errno::EINVAL {
+            e
+        } else {
+            Errno::ENOMEM
+        }
+    })?;
     if flags & MAP_FIXED == 0 {
         p.mmap_next = at;
     }
