@@ -41,6 +41,11 @@ const HELD: u64 = 1 << 9;
 const COW: u64 = 1 << 10;
 /// Non-leaf entries allow everything; leaves decide.
 const TABLE: u64 = pte::P | pte::RW | pte::US;
+/// Demand-zero fault-around: a fault on a fresh page also maps the fresh
+/// pages of its aligned window of this many pages (inside the region), so
+/// the host's own fault-around shadows them all at the next touch instead
+/// of each page costing a trip through this kernel.
+const FAULT_AROUND: u64 = 16;
 /// Most regions per process (glibc programs use a dozen).
 const MAX_REGIONS: usize = 64;
 /// Spaces: every process, plus the new image of one exec in progress.
@@ -282,6 +287,28 @@ impl Space {
         }
     }
 
+    /// Maps zeroed pages at the fresh (never held) addresses of the
+    /// fault-around window of `va` inside region `r`, while memory lasts.
+    fn map_fresh_around(&mut self, va: u64, r: Region) {
+        let bytes = FAULT_AROUND * PAGE_SIZE;
+        let window = va & !(bytes - 1);
+        let (from, to) = (window.max(r.start), (window + bytes).min(r.end));
+        let Ok(Some(first)) = slot(self.root, from, false) else {
+            return;
+        };
+        // The window lies inside one page table (16 pages, aligned).
+        for i in 0..(to - from) / PAGE_SIZE {
+            let s = first + i * 8;
+            if read(s) & HELD != 0 {
+                continue;
+            }
+            let Some(page) = physmem::alloc_zeroed() else {
+                return;
+            };
+            write(s, leaf(page, r.prot, false));
+        }
+    }
+
     /// Makes the page at `va` (in region of protection `prot`) held and
     /// present; for `write`, also private (copy-on-write broken). Returns
     /// the page.
@@ -462,7 +489,20 @@ pub fn fault(vmid: u64, addr: u64, error_code: u64) -> bool {
     } else {
         r.prot != PROT_NONE
     };
-    allowed && s.fault_in(addr, r.prot, write_access).is_ok()
+    if !allowed {
+        return false;
+    }
+    let fresh = slot(s.root, addr, false)
+        .ok()
+        .flatten()
+        .is_none_or(|sl| read(sl) & HELD == 0);
+    if s.fault_in(addr, r.prot, write_access).is_err() {
+        return false;
+    }
+    if fresh {
+        s.map_fresh_around(addr, r);
+    }
+    true
 }
 
 /// Fork: `child` gets `parent`'s regions and shares every page with it,

@@ -5,9 +5,11 @@ use std::process::{Command, Output};
 
 /// `args` for a run under the pmap `VKERNEL_TEST_PMAP` names (`host` or
 /// `guest`; unset: the default): CI runs the process tests under both.
+/// Runs that choose a pmap themselves keep theirs.
 pub fn with_pmap(args: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    if let Ok(pmap) = std::env::var("VKERNEL_TEST_PMAP") {
+    let chosen = args.iter().any(|a| *a == "--pmap" || a.contains("pmap="));
+    if let (Ok(pmap), false) = (std::env::var("VKERNEL_TEST_PMAP"), chosen) {
         match v.first().map(String::as_str) {
             None => v = vec!["run".into(), "--pmap".into(), pmap],
             Some("run") => {
