@@ -121,6 +121,7 @@ pub fn run_all(info: &BootInfo) -> u32 {
     isolation_cases(&mut s);
     clone_cases(&mut s);
     vpagetable_cases(&mut s);
+    vpagetable_whole_range_cases(&mut s);
     let pool_at_end = vms::pool_pages();
     s.check(
         "pool: every page back after all vmspaces are destroyed",
@@ -1004,6 +1005,51 @@ fn clone_cases(s: &mut Suite) {
     let _ = vms::destroy(a);
     let _ = vms::destroy(b);
     print!("");
+}
+
+/// `MAP_VPAGETABLE` over the whole user range, as a guest pmap maps every
+/// process: accepted, charged a fixed shadow allowance (not the range's
+/// tables), and given back whole on destroy.
+fn vpagetable_whole_range_cases(s: &mut Suite) {
+    let id = 0xc03;
+    let pool_before = vms::pool_pages();
+    let _ = vms::create(id, 0, 0);
+    let all = VM_MAX_USER_ADDRESS - VM_MIN_USER_ADDRESS;
+    let rwx = PROT_READ | PROT_WRITE | PROT_EXEC;
+    let vpt = MAP_SHARED | MAP_VPAGETABLE | MAP_FIXED;
+    s.ok(
+        "vpagetable: MAP_VPAGETABLE over the whole user range -> accepted",
+        vms::mmap(id, VM_MIN_USER_ADDRESS, all, rwx, vpt, PHYSMEM_FD, 0),
+        VM_MIN_USER_ADDRESS as i64,
+    );
+    s.ok(
+        "vpagetable: SETMAP over the whole user range -> 0",
+        vms::mcontrol(
+            id,
+            VM_MIN_USER_ADDRESS,
+            all,
+            MADV_SETMAP,
+            GuestTables::root(),
+        ),
+        0,
+    );
+    let used = vms::pool_pages() - pool_before;
+    s.check(
+        "vpagetable: the whole range holds no more than its PML4 (tables come on faults)",
+        (1..=2).contains(&used),
+        used,
+    );
+    s.ok(
+        "vpagetable: destroy the whole-range vmspace",
+        vms::destroy(id),
+        0,
+    );
+    let back = vms::pool_pages();
+    s.check(
+        "vpagetable: the pool is back after the whole-range vmspace",
+        back == pool_before,
+        Pair(pool_before, back),
+    );
 }
 
 /// `MAP_VPAGETABLE`: the kernel keeps the process's page table in its own
