@@ -9,7 +9,6 @@
 //! [`crate::HostPool`] directly).
 
 use vkernel_abi::layout::PAGE_SIZE;
-use vkernel_abi::mman::{PROT_EXEC, PROT_NONE, PROT_WRITE};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use crate::error::Error;
@@ -31,22 +30,7 @@ pub const LARGE_PAGE_SIZE: u64 = 1 << 21;
 /// Level numbers: 4 = PML4, 3 = PDPT, 2 = PD, 1 = PT.
 const PML4: u32 = 4;
 
-/// The leaf flags of a vmspace page with protection `prot`: `P|US`, `RW`
-/// if writable, `NX` unless executable, with A (and D when writable) preset
-/// so the walker never has to write them. `PROT_NONE` gives 0: not present.
-pub fn leaf_flags(prot: u64) -> u64 {
-    if prot == PROT_NONE {
-        return 0;
-    }
-    let mut flags = pte::P | pte::US | pte::A;
-    if prot & PROT_WRITE != 0 {
-        flags |= pte::RW | pte::D;
-    }
-    if prot & PROT_EXEC == 0 {
-        flags |= pte::NX;
-    }
-    flags
-}
+pub use vkernel_abi::paging::leaf_flags;
 
 /// Whether replacing leaf `old` by `new` takes away a permission the
 /// hardware may have cached: presence, write or execute.
@@ -407,7 +391,7 @@ mod tests {
     use super::*;
     use crate::pool::HostPool;
     use vkernel_abi::layout::POOL_BASE;
-    use vkernel_abi::mman::{PROT_READ, PROT_WRITE};
+    use vkernel_abi::mman::{PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE};
 
     fn setup() -> (GuestMemoryMmap, HostPool) {
         let mem = GuestMemoryMmap::from_ranges(&[

@@ -30,7 +30,7 @@ use crate::proc::NPROC;
 use crate::vmspace as vms;
 use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS, VM_MIN_USER_ADDRESS};
 use vkernel_abi::mman::*;
-use vkernel_abi::paging::{pf, pte};
+use vkernel_abi::paging::{leaf_flags, pf, pte};
 use vkernel_abi::Errno;
 
 /// Leaf bit (ignored by the MMU): the leaf holds a page reference, present
@@ -111,24 +111,9 @@ fn write(slot: u64, e: u64) {
     unsafe { core::ptr::write_volatile(slot as *mut u64, e) }
 }
 
-/// Leaf flags for `prot` (0 for `PROT_NONE`): accessed, and dirty when
-/// writable, so the host's fault-around shadows neighbours and its shadow
-/// is writable from the first write.
-fn leaf_flags(prot: u64) -> u64 {
-    if prot & PROT_MASK == 0 {
-        return 0;
-    }
-    let mut f = pte::P | pte::US | pte::A;
-    if prot & PROT_WRITE != 0 {
-        f |= pte::RW | pte::D;
-    }
-    if prot & PROT_EXEC == 0 {
-        f |= pte::NX;
-    }
-    f
-}
-
-/// A held leaf for `page` under `prot`; a COW page is never writable.
+/// A held leaf for `page` under `prot`; a COW page is never writable. The
+/// flags preset A (and D when writable), so the host's fault-around
+/// shadows neighbours and its shadow is writable from the first write.
 fn leaf(page: u64, prot: u64, cow: bool) -> u64 {
     let mut f = leaf_flags(prot);
     if cow {

@@ -22,6 +22,25 @@ pub mod pte {
     pub const ADDR: u64 = 0x000f_ffff_ffff_f000;
 }
 
+/// The leaf flags of a user page with protection `prot` (`PROT_*`): `P|US`,
+/// `RW` if writable, `NX` unless executable, with A (and D when writable)
+/// preset so no walker has to write them back. `PROT_NONE` gives 0: not
+/// present. The host's tables and the guest pmap's use the same.
+pub fn leaf_flags(prot: u64) -> u64 {
+    use crate::mman::{PROT_EXEC, PROT_MASK, PROT_WRITE};
+    if prot & PROT_MASK == 0 {
+        return 0;
+    }
+    let mut flags = pte::P | pte::US | pte::A;
+    if prot & PROT_WRITE != 0 {
+        flags |= pte::RW | pte::D;
+    }
+    if prot & PROT_EXEC == 0 {
+        flags |= pte::NX;
+    }
+    flags
+}
+
 /// Page-fault error-code bits.
 pub mod pf {
     /// The page was present (a protection violation).
