@@ -443,3 +443,13 @@ fn an_unknown_pmap_is_refused() {
         .expect_code(126)
         .stderr_has("pmap=both: expected pmap=host or pmap=guest");
 }
+
+#[test]
+fn a_fresh_page_never_shows_a_dead_processs_data() {
+    systest("stale 20").all_ok();
+}
+
+#[test]
+fn programs_started_after_crashes_run_normally() {
+    systest("spawnafter null 5").all_ok();
+}

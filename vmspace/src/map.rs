@@ -131,7 +131,7 @@ impl VmMap {
     }
 
     /// All entries in address order.
-    pub fn iter(&self) -> impl Iterator<Item = &MapEntry> {
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &MapEntry> {
         self.entries.values()
     }
 

@@ -67,7 +67,17 @@ impl VmspaceRegistry {
                 }
             }
             MADV_DONTNEED | MADV_FREE => space.discard_range(host, start, end)?,
-            MADV_INVAL => space.unmap_range(host, start, end)?,
+            MADV_INVAL => {
+                let whole = match (space.map.iter().next(), space.map.iter().next_back()) {
+                    (Some(first), Some(last)) => start <= first.start && last.end <= end,
+                    _ => false,
+                };
+                if whole {
+                    space.reroot(host)?;
+                } else {
+                    space.unmap_range(host, start, end)?;
+                }
+            }
             MADV_SETMAP => {
                 let all_vpt = start < end
                     && space.map.is_covered(start, end)

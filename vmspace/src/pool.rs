@@ -179,9 +179,21 @@ impl HostPool {
 
     /// KVM's translations were dropped: every stale page may be a table again.
     pub fn flushed(&mut self) {
-        self.free.append(&mut self.stale);
-        self.table_since_flush.fill(0);
+        self.release_stale();
         self.flush_needed = false;
+    }
+
+    /// Stale pages become clean. A page still allocated keeps its mark:
+    /// a live table goes on serving as one after the flush, so KVM shadows
+    /// it again and it must be quarantined when freed. (Clearing every
+    /// mark here let a live root freed after a flush come straight back as
+    /// another vmspace's root, and KVM ran the new vmspace on the old
+    /// one's cached translations: found with `pmap=guest`.)
+    fn release_stale(&mut self) {
+        self.free.append(&mut self.stale);
+        for (table, allocated) in self.table_since_flush.iter_mut().zip(&self.allocated) {
+            *table &= *allocated;
+        }
     }
 
     /// Whether a table reused a stale page since the last [`HostPool::flushed`].
@@ -266,8 +278,7 @@ impl HostPool {
                 && !self.stale.is_empty() =>
             {
                 self.flush_needed = true;
-                self.free.append(&mut self.stale);
-                self.table_since_flush.fill(0);
+                self.release_stale();
                 self.free.pop()
             }
             other => other,
@@ -378,6 +389,21 @@ mod tests {
         assert_eq!(t3, table);
         assert!(p.flush_needed());
         p.flushed();
+        assert!(!p.flush_needed());
+    }
+
+    #[test]
+    fn a_table_live_across_a_flush_is_quarantined_when_freed() {
+        let (_, mut p) = pool(2);
+        assert!(p.reserve(2));
+        let root = p.charged().alloc_frame().unwrap();
+        // KVM drops its translations while the table lives, then shadows
+        // it again: once freed, it must not be a table before the next
+        // flush.
+        p.flushed();
+        p.charged().free_frame(root);
+        let next = p.charged().alloc_frame().unwrap();
+        assert_ne!(next, root);
         assert!(!p.flush_needed());
     }
 

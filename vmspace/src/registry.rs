@@ -221,13 +221,6 @@ impl VmspaceRegistry {
         }
         if let Some(space) = self.spaces.remove(&id) {
             self.map_entries -= space.map.len();
-            // Measured: without a flush here, a process exec'd after a
-            // MAP_VPAGETABLE vmspace was destroyed could run the destroyed
-            // one's stale translations (KVM keeps them past the pool's
-            // table quarantine); the guest pmap's demo reproduced it.
-            if space.map.has_vpagetable() {
-                self.host.translation_reduced = true;
-            }
             space.teardown(&mut self.host);
         }
         Ok(())

@@ -343,6 +343,46 @@ impl Vmspace {
         Ok(())
     }
 
+    /// Drops every translation of the vmspace without making KVM drop its
+    /// cached ones: the vmspace moves to a fresh PML4, which KVM has never
+    /// shadowed, and the old tables go back to the pool's quarantine, as on
+    /// destroy (the old root is never loaded again). Frames are kept; every
+    /// page faults back in. A whole-space `MADV_INVAL` (a guest pmap's fork
+    /// write-protecting the parent) then costs no KVM flush. Falls back to
+    /// unmapping and a flush if the pool cannot lend the new root's page.
+    pub fn reroot(&mut self, host: &mut Host) -> Result<(), Error> {
+        let trap_pml4e = {
+            let pt = PageTable::new(&host.mem, &mut host.pool);
+            pt.read(self.root, TRAP_AREA_PML4_SLOT as u64)?
+        };
+        // The new root exists before the old one is freed: one page beyond
+        // the charge, lent for the moment.
+        if !host.pool.reserve(1) {
+            self.unmap_range(host, 0, VM_MAX_USER_ADDRESS)?;
+            return Ok(());
+        }
+        let mut charged = host.pool.charged();
+        let root = match PageTable::new(&host.mem, &mut charged).new_root() {
+            Ok(root) => root,
+            Err(e) => {
+                host.pool.unreserve(1);
+                return Err(e);
+            }
+        };
+        let old = std::mem::replace(&mut self.root, root);
+        let mut charged = host.pool.charged();
+        let freed = PageTable::new(&host.mem, &mut charged)
+            .write(root, TRAP_AREA_PML4_SLOT as u64, trap_pml4e)
+            .and_then(|()| {
+                PageTable::new(&host.mem, &mut charged).free_tree(old, Some(TRAP_AREA_PML4_SLOT))
+            });
+        // The old PML4 went back into the reservation: return the loan.
+        host.pool.unreserve(1);
+        freed?;
+        self.tables = 0;
+        Ok(())
+    }
+
     /// Frees everything: frames, tables (not the shared trap-area slot),
     /// the PML4, and the charge.
     pub fn teardown(self, host: &mut Host) {

@@ -829,6 +829,8 @@ fn dontneed_and_free_discard_anonymous_pages() {
 fn inval_drops_translations_but_keeps_data() {
     let (mem, mut reg) = with_space(64);
     anon(&mut reg, 1, BASE, 4 * PAGE_SIZE, RW_);
+    // Another entry, so the INVAL below covers part of the space only.
+    anon(&mut reg, 1, BASE + 16 * PAGE_SIZE, PAGE_SIZE, RW_);
     vwrite(&mem, &mut reg, 1, BASE, &[5; 4 * 4096]);
     reg.mcontrol(1, BASE, 4 * PAGE_SIZE, MADV_WILLNEED, 0)
         .unwrap();
@@ -850,6 +852,39 @@ fn inval_drops_translations_but_keeps_data() {
         read_via_tables(&mem, root, BASE, 4 * 4096).unwrap(),
         vec![5; 4 * 4096]
     );
+    reg.audit().unwrap();
+}
+
+#[test]
+fn inval_of_the_whole_space_moves_it_to_a_fresh_root_without_a_flush() {
+    let (mem, mut reg) = with_space(64);
+    anon(&mut reg, 1, BASE, 4 * PAGE_SIZE, RW_);
+    vwrite(&mem, &mut reg, 1, BASE, &[5; 4 * 4096]);
+    reg.mcontrol(1, BASE, 4 * PAGE_SIZE, MADV_WILLNEED, 0)
+        .unwrap();
+    let old_root = reg.root(1).unwrap();
+    let frame = walk(&mem, old_root, BASE).unwrap() & ADDR;
+    let in_use = reg.pages_in_use();
+    reg.take_translation_reduced();
+    reg.mcontrol(1, 0x1000, BASE + 8 * PAGE_SIZE - 0x1000, MADV_INVAL, 0)
+        .unwrap();
+    // KVM has never seen the new root, and the old tables are quarantined:
+    // nothing to flush.
+    assert!(!reg.take_translation_reduced());
+    let root = reg.root(1).unwrap();
+    assert_ne!(root, old_root);
+    assert!(check_tree(&mem, &reg, root).is_empty());
+    assert_eq!(
+        reg.pages_in_use(),
+        in_use - 3,
+        "the old PDPT, PD and PT freed"
+    );
+    reg.audit().unwrap();
+    // The old root may not come back as a table before a flush.
+    reg.create(2, 0, 0).unwrap();
+    assert_ne!(reg.root(2).unwrap(), old_root);
+    assert_eq!(reg.handle_fault(1, BASE, pf::U), Ok(FaultOutcome::Resolved));
+    assert_eq!(walk(&mem, root, BASE).unwrap() & ADDR, frame, "same frame");
     reg.audit().unwrap();
 }
 

@@ -41,6 +41,8 @@ fn main() -> i32 {
         "forkbench" => forkbench(arg_num(2, 50)),
         "touchbench" => touchbench(arg_num(2, 1024)),
         "cow" => cow(),
+        "stale" => stale(arg_num(2, 20)),
+        "spawnafter" => spawn_after(arg(2), arg_num(3, 10)),
         "preempt" => preempt(),
         "unknown" => unknown(),
         "crashwait" => crashwait(arg(2)),
@@ -474,6 +476,62 @@ fn cow() -> bool {
     }
     ok &= check("the child's writes are invisible to the parent", kept, 0);
     ok
+}
+
+/// Translations do not outlive a process: `rounds` times, one child
+/// writes a fresh page at a fixed address and exits, and the next child
+/// maps a fresh page at that address: it must read zero, whatever the
+/// host or KVM cached for the dead one.
+fn stale(rounds: u64) -> bool {
+    const AT: u64 = 0x5000_0000;
+    let mut ok = true;
+    for round in 0..rounds {
+        let writer = sys::fork();
+        if writer == 0 {
+            let r = sys::mmap(AT, 4096, 3, 0x32);
+            // SAFETY: the page just mapped.
+            unsafe { (AT as *mut u64).write_volatile(0xdead_0000 + round) };
+            sys::exit(if r == AT as i64 { 0 } else { 1 });
+        }
+        let (_, st) = sys::wait4(writer, 0);
+        let reader = sys::fork();
+        if reader == 0 {
+            let r = sys::mmap(AT, 4096, 3, 0x32);
+            // SAFETY: the page just mapped.
+            let v = unsafe { (AT as *const u64).read_volatile() };
+            sys::exit(if r == AT as i64 && v == 0 { 0 } else { 1 });
+        }
+        let (_, st2) = sys::wait4(reader, 0);
+        ok &= st == 0 && st2 == 0;
+    }
+    check("a fresh page never shows a dead process's data", ok, 0)
+}
+
+/// `rounds` times: a child runs `/bin/crash KIND` (or exits at once for
+/// `exit`), then a new program is exec'd into a fresh child; the new one
+/// must run normally (`/bin/hello` exits 0).
+fn spawn_after(kind: &str, rounds: u64) -> bool {
+    let mut ok = true;
+    for _ in 0..rounds {
+        let c = if kind == "exit" {
+            let c = sys::fork();
+            if c == 0 {
+                sys::exit(0);
+            }
+            c
+        } else {
+            sys::spawn("/bin/crash", &["crash", kind])
+        };
+        sys::wait4(c, 0);
+        let h = sys::spawn("/bin/hello", &["hello", "x"]);
+        let (_, st) = sys::wait4(h, 0);
+        ok &= st == 0;
+    }
+    check(
+        "a program exec'd after another process ended runs normally",
+        ok,
+        0,
+    )
 }
 
 fn exec() -> bool {
