@@ -453,3 +453,19 @@ fn a_fresh_page_never_shows_a_dead_processs_data() {
 fn programs_started_after_crashes_run_normally() {
     systest("spawnafter null 5").all_ok();
 }
+
+#[test]
+fn pmap_guest_out_of_memory_kills_the_process() {
+    let r = vkernel(&[
+        "run",
+        "--pmap",
+        "guest",
+        "--memory",
+        "32",
+        "--append",
+        "init=/bin/systest -- hog",
+    ]);
+    r.expect_code(128 + 9)
+        .stdout_has("hog: 8 MiB written")
+        .stderr_has("(systest): out of memory at 0x");
+}

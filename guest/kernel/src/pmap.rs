@@ -456,15 +456,25 @@ pub fn discard(vmid: u64, start: u64, end: u64) -> Result<(), Errno> {
     Ok(())
 }
 
+/// What became of a process's page fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Mapped (demand-zero, copy-on-write broken): the process goes on.
+    Resolved,
+    /// Outside its regions or against their protection: SIGSEGV.
+    Segv,
+    /// Allowed, but no page is left to map.
+    OutOfMemory,
+}
+
 /// Resolves a fault of process `vmid` at `addr` with x86 error code
-/// `error_code`: `true` if the process may go on, `false` if the access is
-/// outside its regions or against their protection (a SIGSEGV).
-pub fn fault(vmid: u64, addr: u64, error_code: u64) -> bool {
+/// `error_code`.
+pub fn fault(vmid: u64, addr: u64, error_code: u64) -> Fault {
     let Ok(s) = find(vmid) else {
-        return false;
+        return Fault::Segv;
     };
     let Some(r) = s.region_of(addr) else {
-        return false;
+        return Fault::Segv;
     };
     let write_access = error_code & pf::W != 0;
     let allowed = if write_access {
@@ -475,19 +485,19 @@ pub fn fault(vmid: u64, addr: u64, error_code: u64) -> bool {
         r.prot != PROT_NONE
     };
     if !allowed {
-        return false;
+        return Fault::Segv;
     }
     let fresh = slot(s.root, addr, false)
         .ok()
         .flatten()
         .is_none_or(|sl| read(sl) & HELD == 0);
     if s.fault_in(addr, r.prot, write_access).is_err() {
-        return false;
+        return Fault::OutOfMemory;
     }
     if fresh {
         s.map_fresh_around(addr, r);
     }
-    true
+    Fault::Resolved
 }
 
 /// Fork: `child` gets `parent`'s regions and shares every page with it,

@@ -132,10 +132,26 @@ fn turn(t: &mut ProcTable, s: usize, scratch: &mut ArgBuf) {
     match tf.trapno {
         T_FAST_SYSCALL => syscall::dispatch(t, s, scratch),
         T_TIMEOUT => {} // slice over: next process
-        // Demand paging and copy-on-write of the guest pmap: run on.
-        T_PAGEFLT if vm::fault(vmid, tf.addr, tf.err) => {}
+        T_PAGEFLT => match vm::fault(vmid, tf.addr, tf.err) {
+            // Demand paging and copy-on-write of the guest pmap: run on.
+            vm::Fault::Resolved => {}
+            vm::Fault::Segv => fault(t, s, T_PAGEFLT),
+            vm::Fault::OutOfMemory => out_of_memory(t, s),
+        },
         trap => fault(t, s, trap),
     }
+}
+
+/// A process needs a page and none is left: it is killed with SIGKILL, as
+/// Linux's OOM killer would (the guest pmap has no swap).
+fn out_of_memory(t: &mut ProcTable, s: usize) {
+    let p = &t.procs[s];
+    let (pid, addr) = (p.pid, p.tf.addr);
+    eprintln!(
+        "pid {pid} ({}): out of memory at {addr:#x}: killed (SIGKILL)",
+        p.name()
+    );
+    t.exit(s, proc::SIGKILL);
 }
 
 /// A process faulted: it dies of the signal Linux would send, with a

@@ -119,12 +119,18 @@ pub fn fork(parent: u64, child: u64) -> Result<(), Errno> {
     }
 }
 
-/// A page fault of process `vmid`: `true` if the kernel resolved it and
-/// the process may go on (the guest pmap's demand paging and
-/// copy-on-write), `false` if it is the process's own (SIGSEGV). On the
-/// host path every fault the host delivers is the process's.
-pub fn fault(vmid: u64, addr: u64, error_code: u64) -> bool {
-    guest_pmap() && pmap::fault(vmid, addr, error_code)
+pub use crate::pmap::Fault;
+
+/// A page fault of process `vmid`: resolved by the guest pmap (demand
+/// paging, copy-on-write), or the process's own (SIGSEGV), or one the
+/// guest pmap has no page left for. On the host path every fault the host
+/// delivers is the process's.
+pub fn fault(vmid: u64, addr: u64, error_code: u64) -> Fault {
+    if guest_pmap() {
+        pmap::fault(vmid, addr, error_code)
+    } else {
+        Fault::Segv
+    }
 }
 
 /// Copies process memory at `addr` into `buf`; returns the bytes copied

@@ -42,6 +42,7 @@ fn main() -> i32 {
         "touchbench" => touchbench(arg_num(2, 1024)),
         "cow" => cow(),
         "stale" => stale(arg_num(2, 20)),
+        "hog" => hog(),
         "spawnafter" => spawn_after(arg(2), arg_num(3, 10)),
         "preempt" => preempt(),
         "unknown" => unknown(),
@@ -532,6 +533,27 @@ fn spawn_after(kind: &str, rounds: u64) -> bool {
         ok,
         0,
     )
+}
+
+/// Maps and writes 8 MiB after 8 MiB until the kernel says no: a refused
+/// mmap ends it (status 0 with `hog: mmap refused`), an out-of-memory
+/// kill ends the process.
+fn hog() -> bool {
+    let mut total = 0u64;
+    loop {
+        let len = 8u64 << 20;
+        let at = sys::mmap(0, len, 3, 0x22);
+        if at < 0 {
+            println!("hog: mmap refused after {} MiB ({at})", total >> 20);
+            return true;
+        }
+        for off in (0..len).step_by(4096) {
+            // SAFETY: inside the mapping just made.
+            unsafe { ((at as u64 + off) as *mut u8).write_volatile(1) };
+        }
+        total += len;
+        println!("hog: {} MiB written", total >> 20);
+    }
 }
 
 fn exec() -> bool {
