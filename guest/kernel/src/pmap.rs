@@ -45,7 +45,7 @@ const TABLE: u64 = pte::P | pte::RW | pte::US;
 /// pages of its aligned window of this many pages (inside the region), so
 /// the host's own fault-around shadows them all at the next touch instead
 /// of each page costing a trip through this kernel.
-const FAULT_AROUND: u64 = 16;
+const FAULT_AROUND: u64 = 64;
 /// Most regions per process (glibc programs use a dozen).
 const MAX_REGIONS: usize = 64;
 /// Spaces: every process, plus the new image of one exec in progress.
@@ -281,7 +281,7 @@ impl Space {
         let Ok(Some(first)) = slot(self.root, from, false) else {
             return;
         };
-        // The window lies inside one page table (16 pages, aligned).
+        // The window lies inside one page table (64 pages, aligned).
         for i in 0..(to - from) / PAGE_SIZE {
             let s = first + i * 8;
             if read(s) & HELD != 0 {
