@@ -131,6 +131,11 @@ fn mmap_and_munmap() {
 }
 
 #[test]
+fn munmap_gives_back_page_tables() {
+    systest("mapcycle").all_ok();
+}
+
+#[test]
 fn mprotect_makes_memory_read_only() {
     systest("mprotect")
         .all_ok()

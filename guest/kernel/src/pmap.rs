@@ -46,8 +46,9 @@ const TABLE: u64 = pte::P | pte::RW | pte::US;
 /// the host's own fault-around shadows them all at the next touch instead
 /// of each page costing a trip through this kernel.
 const FAULT_AROUND: u64 = 64;
-/// Most regions per process (glibc programs use a dozen).
-const MAX_REGIONS: usize = 64;
+/// Most regions per process: glibc programs use a dozen; neighbours with
+/// one protection merge. (12 KiB per process, in the kernel's bss.)
+const MAX_REGIONS: usize = 512;
 /// Spaces: every process, plus the new image of one exec in progress.
 const MAX_SPACES: usize = NPROC + 1;
 /// The user range every process's `MAP_VPAGETABLE` entry covers.
@@ -162,6 +163,28 @@ fn each_leaf(table: u64, level: u32, base: u64, start: u64, end: u64, f: &mut dy
     }
 }
 
+/// Frees the tables below `table` (a level-`level` table covering from
+/// `base`) that overlap `[start, end)` and hold nothing any more.
+fn prune(table: u64, level: u32, base: u64, start: u64, end: u64) {
+    let span = 1u64 << (12 + 9 * (level - 1));
+    for i in 0..512u64 {
+        let lo = base + i * span;
+        if lo >= end || lo + span <= start {
+            continue;
+        }
+        let e = read(table + i * 8);
+        if level == 1 || e & pte::P == 0 {
+            continue;
+        }
+        let child = e & pte::ADDR;
+        prune(child, level - 1, lo, start, end);
+        if (0..512u64).all(|j| read(child + j * 8) == 0) {
+            write(table + i * 8, 0);
+            physmem::decref(child);
+        }
+    }
+}
+
 /// Frees the tables below `table` (level `level`) and the pages their
 /// leaves hold.
 fn free_tree(table: u64, level: u32) {
@@ -189,10 +212,10 @@ impl Space {
     }
 
     fn region_of(&self, va: u64) -> Option<Region> {
-        self.regions()
-            .iter()
-            .find(|r| r.start <= va && va < r.end)
-            .copied()
+        let regions = self.regions();
+        // Sorted and disjoint: the last region starting at or below `va`.
+        let i = regions.partition_point(|r| r.start <= va).checked_sub(1)?;
+        Some(regions[i]).filter(|r| va < r.end)
     }
 
     /// Splits the region containing `at` strictly inside it.
@@ -259,7 +282,9 @@ impl Space {
     }
 
     /// Drops the pages of `[start, end)` (leaves cleared, references
-    /// released) and the host's translations for them.
+    /// released), the host's translations for them, and the tables left
+    /// empty (the host walks these tables only on a fault, from the root,
+    /// and the INVAL dropped what it had taken from them).
     fn clear_pages(&mut self, start: u64, end: u64) {
         let mut any = false;
         each_leaf(self.root, 4, 0, start, end, &mut |_, slot| {
@@ -269,6 +294,7 @@ impl Space {
         });
         if any {
             inval(self.vmid, start, end);
+            prune(self.root, 4, 0, start, end);
         }
     }
 
