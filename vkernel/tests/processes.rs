@@ -172,6 +172,16 @@ fn fork_gives_the_child_its_own_memory() {
 }
 
 #[test]
+fn three_generations_of_forks_each_see_their_own_writes() {
+    systest("cowtree 5").all_ok();
+}
+
+#[test]
+fn mprotect_of_shared_pages_keeps_them_copy_on_write() {
+    systest("cowprotect").all_ok();
+}
+
+#[test]
 fn execve_replaces_the_image_with_its_arguments() {
     systest("exec")
         .expect_code(0)

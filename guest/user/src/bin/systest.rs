@@ -44,6 +44,8 @@ fn main() -> i32 {
         "stale" => stale(arg_num(2, 20)),
         "hog" => hog(),
         "mapcycle" => mapcycle(),
+        "cowtree" => cowtree(arg_num(2, 5)),
+        "cowprotect" => cowprotect(),
         "spawnafter" => spawn_after(arg(2), arg_num(3, 10)),
         "preempt" => preempt(),
         "unknown" => unknown(),
@@ -588,6 +590,106 @@ fn mapcycle() -> bool {
         after == before,
         after - before,
     )
+}
+
+/// Copy-on-write across three generations, `rounds` times: 64 pages
+/// written by the parent; a child checks them, forks a grandchild that
+/// rewrites the odd pages, then rewrites the even ones itself; each checks
+/// its own view after the others wrote, and the parent's view never
+/// changes until it writes every page itself.
+fn cowtree(rounds: u64) -> bool {
+    const PAGES: u64 = 64;
+    let at = sys::mmap(0, PAGES * 4096, 3, 0x22);
+    if at < 0 {
+        return check("mmap", false, at);
+    }
+    let page = |i: u64| (at as u64 + i * 4096 + (i % 7) * 8) as *mut u64;
+    // SAFETY (all accesses below): inside the mapping, in this process's
+    // own copy of it.
+    let get = |i: u64| unsafe { page(i).read_volatile() };
+    let set = |i: u64, v: u64| unsafe { page(i).write_volatile(v) };
+    let all = |f: &dyn Fn(u64) -> u64| (0..PAGES).all(|i| get(i) == f(i));
+    for i in 0..PAGES {
+        set(i, i);
+    }
+    let mut ok = true;
+    for round in 0..rounds {
+        let base = round * 10_000;
+        let child = sys::fork();
+        if child == 0 {
+            let mut good = all(&|i| base + i);
+            let grandchild = sys::fork();
+            if grandchild == 0 {
+                for i in (1..PAGES).step_by(2) {
+                    set(i, base + i + 1000);
+                }
+                let mine = all(&|i| {
+                    if i % 2 == 1 {
+                        base + i + 1000
+                    } else {
+                        base + i
+                    }
+                });
+                sys::exit(if mine { 0 } else { 1 });
+            }
+            let (_, st) = sys::wait4(grandchild, 0);
+            good &= st == 0 && all(&|i| base + i);
+            for i in (0..PAGES).step_by(2) {
+                set(i, base + i + 2000);
+            }
+            good &= all(&|i| {
+                if i % 2 == 0 {
+                    base + i + 2000
+                } else {
+                    base + i
+                }
+            });
+            sys::exit(if good { 0 } else { 1 });
+        }
+        let (_, st) = sys::wait4(child, 0);
+        ok &= st == 0 && all(&|i| base + i);
+        // Nobody shares the pages any more: writable in place.
+        for i in 0..PAGES {
+            set(i, base + 10_000 + i);
+        }
+        ok &= all(&|i| base + 10_000 + i);
+    }
+    check("three generations each see their own writes only", ok, 0)
+}
+
+/// mprotect on shared pages: the parent makes 4 written pages read-only
+/// and forks; the child makes them writable again and writes, and its
+/// writes must stay its own (mprotect must not hand it the shared page).
+fn cowprotect() -> bool {
+    let at = sys::mmap(0, 4 * 4096, 3, 0x22) as u64;
+    // SAFETY: inside the mapping.
+    let get = |i: u64| unsafe { ((at + i * 4096) as *const u64).read_volatile() };
+    let set = |i: u64, v: u64| unsafe { ((at + i * 4096) as *mut u64).write_volatile(v) };
+    for i in 0..4 {
+        set(i, 7 + i);
+    }
+    let mut ok = check("mprotect read-only", sys::mprotect(at, 4 * 4096, 1) == 0, 0);
+    let child = sys::fork();
+    if child == 0 {
+        let r = sys::mprotect(at, 4 * 4096, 3);
+        for i in 0..4 {
+            set(i, 100 + i);
+        }
+        let mine = (0..4).all(|i| get(i) == 100 + i);
+        sys::exit(if r == 0 && mine { 0 } else { 1 });
+    }
+    let (_, st) = sys::wait4(child, 0);
+    ok &= check(
+        "the child wrote after making them writable",
+        st == 0,
+        st as i64,
+    );
+    ok &= check(
+        "the parent still sees its own bytes",
+        (0..4).all(|i| get(i) == 7 + i),
+        get(0) as i64,
+    );
+    ok
 }
 
 fn exec() -> bool {
