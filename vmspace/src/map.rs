@@ -156,6 +156,14 @@ impl VmMap {
         before.into_iter().chain(inside)
     }
 
+    /// The parts of `[start, end)` that `MAP_VPAGETABLE` entries cover.
+    pub fn vpagetable_pieces(&self, start: u64, end: u64) -> Vec<(u64, u64)> {
+        self.intersecting(start, end)
+            .filter(|e| e.is_vpagetable())
+            .map(|e| (e.start.max(start), e.end.min(end)))
+            .collect()
+    }
+
     /// Whether any entry overlaps `[start, end)`.
     pub fn any_in(&self, start: u64, end: u64) -> bool {
         self.intersecting(start, end).next().is_some()

@@ -79,13 +79,7 @@ impl VmspaceRegistry {
                     // Shadow tables left empty are freed (a guest pmap's
                     // munmap must not leave the host holding its tables);
                     // the unmap already asked for the flush this needs.
-                    let shadowed: Vec<(u64, u64)> = space
-                        .map
-                        .intersecting(start, end)
-                        .filter(|e| e.is_vpagetable())
-                        .map(|e| (e.start.max(start), e.end.min(end)))
-                        .collect();
-                    for (s, e) in shadowed {
+                    for (s, e) in space.map.vpagetable_pieces(start, end) {
                         space.prune(host, s, e)?;
                     }
                 }

@@ -307,13 +307,7 @@ impl VmspaceRegistry {
         space.reprotect(host, start, end, prot)?;
         // Shadow leaves combine the entry's protection with the guest's
         // entries: drop them, the next fault recombines.
-        let shadowed: Vec<(u64, u64)> = space
-            .map
-            .intersecting(start, end)
-            .filter(|e| e.is_vpagetable())
-            .map(|e| (e.start.max(start), e.end.min(end)))
-            .collect();
-        for (s, e) in shadowed {
+        for (s, e) in space.map.vpagetable_pieces(start, end) {
             space.unmap_range(host, s, e)?;
         }
         let after = space.map.len();
