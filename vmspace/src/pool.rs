@@ -27,6 +27,11 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use crate::error::Error;
 
+/// Quarantined pages past which a new table recycles them (asking for a
+/// flush) rather than taking a never-used page: bounds what the host
+/// touches of the pool by what vmspaces hold plus this.
+const STALE_LIMIT: usize = 1024;
+
 /// A page of zeroes, the source for zeroing pool pages.
 static ZERO_PAGE: [u8; PAGE_SIZE as usize] = [0; PAGE_SIZE as usize];
 
@@ -267,15 +272,21 @@ impl HostPool {
         // Data takes stale pages first, keeping clean ones for tables. A
         // table takes a clean page; if none is left it takes a stale one,
         // and all stale pages become clean once KVM's translations are
-        // dropped, which the caller must do before any vmspace runs.
+        // dropped, which the caller must do before any vmspace runs. It
+        // does so before the pool runs dry when the quarantine has grown
+        // past STALE_LIMIT: with nothing else flushing (destroy and a
+        // whole-space INVAL do not), tables would otherwise walk through
+        // every never-used page, and the host's memory up to the pool's
+        // size (a fork loop reached 680 MB for a 53-page working set).
         let recycled = match use_ {
             Use::Data | Use::Copy => self.stale.pop().or_else(|| self.free.pop()),
             Use::Table => self.free.pop(),
         };
+        let pool_dry = (self.fresh as usize) >= self.total;
         let recycled = match recycled {
             None if use_ == Use::Table
-                && (self.fresh as usize) >= self.total
-                && !self.stale.is_empty() =>
+                && !self.stale.is_empty()
+                && (pool_dry || self.stale.len() >= STALE_LIMIT) =>
             {
                 self.flush_needed = true;
                 self.release_stale();
@@ -405,6 +416,24 @@ mod tests {
         let next = p.charged().alloc_frame().unwrap();
         assert_ne!(next, root);
         assert!(!p.flush_needed());
+    }
+
+    #[test]
+    fn a_long_quarantine_is_recycled_before_new_pages_are_touched() {
+        let pages = STALE_LIMIT as u64 + 8;
+        let (_, mut p) = pool(pages);
+        assert!(p.reserve(pages as usize));
+        let tables: Vec<u64> = (0..STALE_LIMIT)
+            .map(|_| p.charged().alloc_frame().unwrap())
+            .collect();
+        for &t in &tables {
+            p.charged().free_frame(t);
+        }
+        // Never-used pages are left, but the quarantine is full: the next
+        // table is a recycled page, and a flush is asked for.
+        let next = p.charged().alloc_frame().unwrap();
+        assert!(tables.contains(&next));
+        assert!(p.flush_needed());
     }
 
     #[test]

@@ -201,9 +201,16 @@ fn free_tree(table: u64, level: u32) {
     physmem::decref(table);
 }
 
-/// Drops the host's translations for `[start, end)`.
+/// Drops the host's translations for `[start, end)`. Cannot fail for a
+/// live space over the user range; if it did, a stale translation could
+/// let a process write a page it no longer owns, so the kernel stops.
 fn inval(vmid: u64, start: u64, end: u64) {
-    let _ = vms::mcontrol(vmid, start, end - start, MADV_INVAL, 0);
+    if let Err(e) = vms::mcontrol(vmid, start, end - start, MADV_INVAL, 0) {
+        panic!(
+            "MADV_INVAL of {vmid:#x} [{start:#x}, {end:#x}) failed: {}",
+            e.name()
+        );
+    }
 }
 
 impl Space {
@@ -301,6 +308,11 @@ impl Space {
     /// Maps zeroed pages at the fresh (never held) addresses of the
     /// fault-around window of `va` inside region `r`, while memory lasts.
     fn map_fresh_around(&mut self, va: u64, r: Region) {
+        // Short of memory, pages nobody asked for would only hasten an
+        // out-of-memory kill.
+        if physmem::free_pages() < 4 * FAULT_AROUND {
+            return;
+        }
         let bytes = FAULT_AROUND * PAGE_SIZE;
         let window = va & !(bytes - 1);
         let (from, to) = (window.max(r.start), (window + bytes).min(r.end));
@@ -394,12 +406,13 @@ pub fn create(vmid: u64) -> Result<(), Errno> {
 /// Destroys `vmid`: the vmspace, the tables and every page reference.
 pub fn destroy(vmid: u64) -> Result<(), Errno> {
     let s = find(vmid)?;
-    let r = vms::destroy(vmid);
+    // The tables are freed only once the host follows them no more.
+    vms::destroy(vmid)?;
     free_tree(s.root, 4);
     s.vmid = 0;
     s.root = 0;
     s.len = 0;
-    r.map(|_| ())
+    Ok(())
 }
 
 /// Maps `[start, end)` demand-zero with `prot`, replacing what was there.
@@ -529,8 +542,8 @@ pub fn fault(vmid: u64, addr: u64, error_code: u64) -> Fault {
 /// Fork: `child` gets `parent`'s regions and shares every page with it,
 /// copy-on-write.
 pub fn fork(parent: u64, child: u64) -> Result<(), Errno> {
-    create(child)?;
     let p = *find(parent)?;
+    create(child)?;
     let c = find(child)?;
     c.regions = p.regions;
     c.len = p.len;
