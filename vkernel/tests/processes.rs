@@ -131,6 +131,11 @@ fn mmap_and_munmap() {
 }
 
 #[test]
+fn mappings_never_land_on_each_other() {
+    systest("placement").all_ok();
+}
+
+#[test]
 fn munmap_gives_back_page_tables() {
     systest("mapcycle").all_ok();
 }

@@ -18,6 +18,7 @@ mod physmem;
 mod pmap;
 mod proc;
 mod random;
+mod regions;
 mod sched;
 mod selftest;
 mod syscall;

@@ -27,6 +27,7 @@
 
 use crate::physmem;
 use crate::proc::NPROC;
+use crate::regions::{self, Region};
 use crate::vmspace as vms;
 use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS, VM_MIN_USER_ADDRESS};
 use vkernel_abi::mman::*;
@@ -46,21 +47,10 @@ const TABLE: u64 = pte::P | pte::RW | pte::US;
 /// the host's own fault-around shadows them all at the next touch instead
 /// of each page costing a trip through this kernel.
 const FAULT_AROUND: u64 = 64;
-/// Most regions per process: glibc programs use a dozen; neighbours with
-/// one protection merge. (12 KiB per process, in the kernel's bss.)
-const MAX_REGIONS: usize = 512;
 /// Spaces: every process, plus the new image of one exec in progress.
 const MAX_SPACES: usize = NPROC + 1;
 /// The user range every process's `MAP_VPAGETABLE` entry covers.
 const USER_LEN: u64 = VM_MAX_USER_ADDRESS - VM_MIN_USER_ADDRESS;
-
-/// A mapped range of a process, page aligned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Region {
-    start: u64,
-    end: u64,
-    prot: u64,
-}
 
 /// One process address space.
 #[derive(Clone, Copy)]
@@ -69,24 +59,9 @@ struct Space {
     vmid: u64,
     /// Guest-physical address of the PML4.
     root: u64,
-    /// Sorted, non-overlapping; adjacent ones with the same protection
-    /// are merged.
-    regions: [Region; MAX_REGIONS],
-    len: usize,
 }
 
-const EMPTY: Region = Region {
-    start: 0,
-    end: 0,
-    prot: 0,
-};
-
-static mut SPACES: [Space; MAX_SPACES] = [Space {
-    vmid: 0,
-    root: 0,
-    regions: [EMPTY; MAX_REGIONS],
-    len: 0,
-}; MAX_SPACES];
+static mut SPACES: [Space; MAX_SPACES] = [Space { vmid: 0, root: 0 }; MAX_SPACES];
 
 fn spaces() -> &'static mut [Space; MAX_SPACES] {
     // SAFETY: the kernel is single-threaded and never re-enters itself; no
@@ -214,80 +189,6 @@ fn inval(vmid: u64, start: u64, end: u64) {
 }
 
 impl Space {
-    fn regions(&self) -> &[Region] {
-        &self.regions[..self.len]
-    }
-
-    fn region_of(&self, va: u64) -> Option<Region> {
-        let regions = self.regions();
-        // Sorted and disjoint: the last region starting at or below `va`.
-        let i = regions.partition_point(|r| r.start <= va).checked_sub(1)?;
-        Some(regions[i]).filter(|r| va < r.end)
-    }
-
-    /// Splits the region containing `at` strictly inside it.
-    fn split_at(&mut self, at: u64) -> Result<(), Errno> {
-        let Some(i) = self
-            .regions()
-            .iter()
-            .position(|r| r.start < at && at < r.end)
-        else {
-            return Ok(());
-        };
-        if self.len == MAX_REGIONS {
-            return Err(Errno::ENOMEM);
-        }
-        self.regions.copy_within(i..self.len, i + 1);
-        self.len += 1;
-        self.regions[i].end = at;
-        self.regions[i + 1].start = at;
-        Ok(())
-    }
-
-    /// Merges neighbours that touch and share a protection.
-    fn merge(&mut self) {
-        let mut out = 0;
-        for i in 0..self.len {
-            let r = self.regions[i];
-            if out > 0
-                && self.regions[out - 1].end == r.start
-                && self.regions[out - 1].prot == r.prot
-            {
-                self.regions[out - 1].end = r.end;
-            } else {
-                self.regions[out] = r;
-                out += 1;
-            }
-        }
-        self.len = out;
-    }
-
-    /// How many more regions splitting at `start` and `end` needs.
-    fn splits(&self, start: u64, end: u64) -> usize {
-        [start, end]
-            .iter()
-            .filter(|&&a| self.regions().iter().any(|r| r.start < a && a < r.end))
-            .count()
-    }
-
-    fn remove_regions(&mut self, start: u64, end: u64) -> Result<(), Errno> {
-        if self.len + self.splits(start, end) > MAX_REGIONS {
-            return Err(Errno::ENOMEM);
-        }
-        self.split_at(start)?;
-        self.split_at(end)?;
-        let mut out = 0;
-        for i in 0..self.len {
-            let r = self.regions[i];
-            if r.end <= start || r.start >= end {
-                self.regions[out] = r;
-                out += 1;
-            }
-        }
-        self.len = out;
-        Ok(())
-    }
-
     /// Drops the pages of `[start, end)` (leaves cleared, references
     /// released), the host's translations for them, and the tables left
     /// empty (the host walks these tables only on a fault, from the root,
@@ -376,7 +277,11 @@ pub fn create(vmid: u64) -> Result<(), Errno> {
         .ok_or(Errno::ENOMEM)?;
     let root = physmem::alloc_zeroed().ok_or(Errno::ENOMEM)?;
     let made = (|| {
-        vms::create(vmid, 0, 0)?;
+        regions::track(vmid)?;
+        if let Err(e) = vms::create(vmid, 0, 0) {
+            regions::untrack(vmid);
+            return Err(e);
+        }
         let mapped = vms::mmap(
             vmid,
             VM_MIN_USER_ADDRESS,
@@ -389,6 +294,7 @@ pub fn create(vmid: u64) -> Result<(), Errno> {
         .and_then(|_| vms::mcontrol(vmid, VM_MIN_USER_ADDRESS, USER_LEN, MADV_SETMAP, root));
         if let Err(e) = mapped {
             let _ = vms::destroy(vmid);
+            regions::untrack(vmid);
             return Err(e);
         }
         Ok(())
@@ -399,7 +305,6 @@ pub fn create(vmid: u64) -> Result<(), Errno> {
     }
     slot.vmid = vmid;
     slot.root = root;
-    slot.len = 0;
     Ok(())
 }
 
@@ -411,7 +316,7 @@ pub fn destroy(vmid: u64) -> Result<(), Errno> {
     free_tree(s.root, 4);
     s.vmid = 0;
     s.root = 0;
-    s.len = 0;
+    regions::untrack(vmid);
     Ok(())
 }
 
@@ -423,29 +328,17 @@ pub fn map_anon(vmid: u64, start: u64, end: u64, prot: u64) -> Result<(), Errno>
     if (end - start) / PAGE_SIZE > physmem::total_pages() {
         return Err(Errno::ENOMEM);
     }
-    s.remove_regions(start, end)?;
+    let regs = regions::of(vmid)?;
+    regs.remove(start, end)?;
     s.clear_pages(start, end);
-    if s.len == MAX_REGIONS {
-        return Err(Errno::ENOMEM);
-    }
-    let at = s
-        .regions()
-        .iter()
-        .position(|r| r.start >= end)
-        .unwrap_or(s.len);
-    s.regions.copy_within(at..s.len, at + 1);
-    s.regions[at] = Region { start, end, prot };
-    s.len += 1;
-    s.merge();
-    Ok(())
+    regs.insert(start, end, prot)
 }
 
 /// Unmaps `[start, end)` (holes allowed, as Linux's munmap).
 pub fn unmap(vmid: u64, start: u64, end: u64) -> Result<(), Errno> {
     let s = find(vmid)?;
-    s.remove_regions(start, end)?;
+    regions::of(vmid)?.remove(start, end)?;
     s.clear_pages(start, end);
-    s.merge();
     Ok(())
 }
 
@@ -453,26 +346,7 @@ pub fn unmap(vmid: u64, start: u64, end: u64) -> Result<(), Errno> {
 /// holes (`ENOMEM` otherwise, as Linux).
 pub fn protect(vmid: u64, start: u64, end: u64, prot: u64) -> Result<(), Errno> {
     let s = find(vmid)?;
-    let mut at = start;
-    for r in s.regions() {
-        if r.end > at && r.start <= at {
-            at = r.end;
-        }
-    }
-    if at < end {
-        return Err(Errno::ENOMEM);
-    }
-    if s.len + s.splits(start, end) > MAX_REGIONS {
-        return Err(Errno::ENOMEM);
-    }
-    s.split_at(start)?;
-    s.split_at(end)?;
-    for r in s.regions[..s.len].iter_mut() {
-        if r.start >= start && r.end <= end {
-            r.prot = prot;
-        }
-    }
-    s.merge();
+    regions::of(vmid)?.protect(start, end, prot)?;
     let mut reduced = false;
     each_leaf(s.root, 4, 0, start, end, &mut |_, slot| {
         let e = read(slot);
@@ -512,7 +386,7 @@ pub fn fault(vmid: u64, addr: u64, error_code: u64) -> Fault {
     let Ok(s) = find(vmid) else {
         return Fault::Segv;
     };
-    let Some(r) = s.region_of(addr) else {
+    let Some(r) = regions::of(vmid).ok().and_then(|regs| regs.region_of(addr)) else {
         return Fault::Segv;
     };
     let write_access = error_code & pf::W != 0;
@@ -545,8 +419,8 @@ pub fn fork(parent: u64, child: u64) -> Result<(), Errno> {
     let p = *find(parent)?;
     create(child)?;
     let c = find(child)?;
-    c.regions = p.regions;
-    c.len = p.len;
+    let parent_regions = *regions::of(parent)?;
+    *regions::of(child)? = parent_regions;
     let croot = c.root;
     let mut failed = false;
     let mut shared_writable = false;
@@ -594,7 +468,7 @@ pub fn copy(vmid: u64, addr: u64, buf: *mut u8, len: usize, to_process: bool) ->
     let mut done = 0usize;
     while done < len {
         let va = addr + done as u64;
-        let Some(r) = s.region_of(va) else {
+        let Some(r) = regions::of(vmid).ok().and_then(|regs| regs.region_of(va)) else {
             break;
         };
         if r.prot == PROT_NONE {

@@ -72,8 +72,6 @@ pub struct Proc {
     /// Program break: `brk_start` is the end of the loaded image.
     pub brk_start: u64,
     pub brk: u64,
-    /// Next address for mmap without MAP_FIXED: mappings grow down from here.
-    pub mmap_next: u64,
     /// Lowest address the mmap area may reach (above the break's room).
     pub mmap_floor: u64,
     /// set_tid_address's pointer.
@@ -128,7 +126,6 @@ impl Proc {
         wait_status: 0,
         brk_start: 0,
         brk: 0,
-        mmap_next: 0,
         mmap_floor: 0,
         clear_child_tid: 0,
         robust_list: 0,

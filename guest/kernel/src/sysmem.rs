@@ -1,6 +1,7 @@
 //! Memory system calls: brk, anonymous private mmap, munmap, mprotect,
 //! madvise: Linux's checks here, the work in [`crate::vm`].
 
+use crate::exec;
 use crate::proc::ProcTable;
 use crate::uaccess;
 use crate::vm;
@@ -24,6 +25,10 @@ pub fn sys_brk(t: &mut ProcTable, s: usize, addr: u64) -> u64 {
         return cur;
     };
     if new_top > old_top {
+        // Linux grows the break only into free addresses.
+        if !vm::is_free(p.vmid, old_top, new_top - old_top) {
+            return cur;
+        }
         if vm::map_anon(p.vmid, old_top, new_top - old_top, PROT_READ | PROT_WRITE).is_err() {
             return cur;
         }
@@ -74,12 +79,16 @@ pub fn sys_mmap(t: &mut ProcTable, s: usize, a: [u64; 6]) -> Result<i64, Errno> 
         }
         addr
     } else {
-        // The hint is ignored: new mappings go down from mmap_next.
-        let at = p.mmap_next.checked_sub(len).ok_or(Errno::ENOMEM)?;
-        if at < p.mmap_floor {
-            return Err(Errno::ENOMEM);
+        // The hint when its range is free, else the highest free range
+        // below the stack's area, as Linux places them.
+        let hint_ok = addr % PAGE_SIZE == 0
+            && addr >= p.mmap_floor
+            && addr.checked_add(len).is_some_and(|e| e <= exec::MMAP_TOP);
+        if hint_ok && vm::is_free(p.vmid, addr, len) {
+            addr
+        } else {
+            vm::find_free(p.vmid, exec::MMAP_TOP, p.mmap_floor, len).ok_or(Errno::ENOMEM)?
         }
-        at
     };
     vm::map_anon(p.vmid, at, len, prot).map_err(|e| {
         if e == Errno::EINVAL {
@@ -88,9 +97,6 @@ pub fn sys_mmap(t: &mut ProcTable, s: usize, a: [u64; 6]) -> Result<i64, Errno> 
             Errno::ENOMEM
         }
     })?;
-    if flags & MAP_FIXED == 0 {
-        p.mmap_next = at;
-    }
     Ok(at as i64)
 }
 

@@ -25,7 +25,6 @@ pub fn fork(t: &mut ProcTable, s: usize) -> Result<i64, Errno> {
     child.vf = parent.vf;
     child.brk_start = parent.brk_start;
     child.brk = parent.brk;
-    child.mmap_next = parent.mmap_next;
     child.mmap_floor = parent.mmap_floor;
     child.rlimits = parent.rlimits;
     child.name = parent.name;
@@ -118,7 +117,6 @@ pub fn exec_into(t: &mut ProcTable, s: usize, path: &[u8], args: &ArgBuf) -> Res
     p.brk_start = loaded.brk;
     p.brk = loaded.brk;
     p.mmap_floor = loaded.brk.saturating_add(exec::BRK_ROOM);
-    p.mmap_next = exec::MMAP_TOP;
     p.clear_child_tid = 0;
     p.robust_list = 0;
     p.set_name(path);

@@ -13,12 +13,23 @@
 
 use crate::physmem;
 use crate::pmap;
+use crate::regions;
 use crate::vmspace as vms;
 use vkernel_abi::layout::VM_MIN_USER_ADDRESS;
 use vkernel_abi::mman::*;
 use vkernel_abi::Errno;
 
 static mut GUEST_PMAP: bool = false;
+
+/// Whether nothing is mapped in `[addr, addr + len)`.
+pub fn is_free(vmid: u64, addr: u64, len: u64) -> bool {
+    regions::of(vmid).is_ok_and(|r| r.is_free(addr, addr + len))
+}
+
+/// The highest free `len` bytes inside `[floor, top)`.
+pub fn find_free(vmid: u64, top: u64, floor: u64, len: u64) -> Option<u64> {
+    regions::of(vmid).ok()?.find_free_below(top, floor, len)
+}
 
 /// Chooses the path for every process from now on (at boot, before any
 /// process exists): the guest pmap gets `[free_start, mem_bytes)`.
@@ -39,19 +50,22 @@ pub fn guest_pmap() -> bool {
 /// Creates an empty address space `vmid`.
 pub fn create(vmid: u64) -> Result<(), Errno> {
     if guest_pmap() {
-        pmap::create(vmid)
-    } else {
-        vms::create(vmid, 0, 0).map(|_| ())
+        return pmap::create(vmid);
     }
+    regions::track(vmid)?;
+    vms::create(vmid, 0, 0)
+        .map(|_| ())
+        .inspect_err(|_| regions::untrack(vmid))
 }
 
 /// Destroys address space `vmid` and everything it holds.
 pub fn destroy(vmid: u64) -> Result<(), Errno> {
     if guest_pmap() {
-        pmap::destroy(vmid)
-    } else {
-        vms::destroy(vmid).map(|_| ())
+        return pmap::destroy(vmid);
     }
+    vms::destroy(vmid)?;
+    regions::untrack(vmid);
+    Ok(())
 }
 
 /// Maps `[addr, addr + len)` demand-zero with `prot`, replacing whatever
@@ -60,8 +74,17 @@ pub fn map_anon(vmid: u64, addr: u64, len: u64, prot: u64) -> Result<(), Errno> 
     if guest_pmap() {
         return pmap::map_anon(vmid, addr, addr + len, prot);
     }
+    let regs = regions::of(vmid)?;
+    // Whatever fails, the host's map and the regions must still agree.
+    let saved = *regs;
     let flags = MAP_ANON | MAP_PRIVATE | MAP_FIXED;
-    vms::mmap(vmid, addr, len, prot, flags, FD_NONE, 0).map(|_| ())
+    let r = regs
+        .insert(addr, addr + len, prot)
+        .and_then(|()| vms::mmap(vmid, addr, len, prot, flags, FD_NONE, 0));
+    if r.is_err() {
+        *regs = saved;
+    }
+    r.map(|_| ())
 }
 
 /// Unmaps `[addr, addr + len)`; holes are fine (Linux's munmap).
@@ -69,25 +92,36 @@ pub fn unmap(vmid: u64, addr: u64, len: u64) -> Result<(), Errno> {
     if guest_pmap() {
         return pmap::unmap(vmid, addr, addr + len);
     }
-    match vms::munmap(vmid, addr, len) {
+    let regs = regions::of(vmid)?;
+    let saved = *regs;
+    regs.remove(addr, addr + len)?;
+    let r = match vms::munmap(vmid, addr, len) {
         Err(Errno::EINVAL) if addr >= VM_MIN_USER_ADDRESS => {
             // The range has holes, which the seed's munmap refuses: fill
             // them with one mapping (replacing what is there), then unmap
             // the whole range.
-            map_anon(vmid, addr, len, PROT_NONE).map_err(|_| Errno::ENOMEM)?;
+            let flags = MAP_ANON | MAP_PRIVATE | MAP_FIXED;
+            vms::mmap(vmid, addr, len, PROT_NONE, flags, FD_NONE, 0).map_err(|_| Errno::ENOMEM)?;
             vms::munmap(vmid, addr, len).map(|_| ())
         }
         r => r.map(|_| ()),
+    };
+    if r.is_err() {
+        *regs = saved;
     }
+    r
 }
 
 /// Changes the protection of `[addr, addr + len)` (`ENOMEM` on a hole).
 pub fn protect(vmid: u64, addr: u64, len: u64, prot: u64) -> Result<(), Errno> {
     if guest_pmap() {
-        pmap::protect(vmid, addr, addr + len, prot)
-    } else {
-        vms::mprotect(vmid, addr, len, prot).map(|_| ())
+        return pmap::protect(vmid, addr, addr + len, prot);
     }
+    vms::mprotect(vmid, addr, len, prot)?;
+    // The host found no hole; only the region limit can refuse this, and
+    // the protections serve no placement.
+    let _ = regions::of(vmid).map(|r| r.protect(addr, addr + len, prot));
+    Ok(())
 }
 
 /// Discards the pages of `[addr, addr + len)`: they read as zero again.
@@ -113,10 +147,16 @@ pub fn prefault(vmid: u64, addr: u64, len: u64) -> Result<(), Errno> {
 /// copy-on-write by the guest pmap).
 pub fn fork(parent: u64, child: u64) -> Result<(), Errno> {
     if guest_pmap() {
-        pmap::fork(parent, child)
-    } else {
-        vms::clone(parent, child).map(|_| ())
+        return pmap::fork(parent, child);
     }
+    let copy = *regions::of(parent)?;
+    regions::track(child)?;
+    if let Err(e) = vms::clone(parent, child) {
+        regions::untrack(child);
+        return Err(e);
+    }
+    *regions::of(child)? = copy;
+    Ok(())
 }
 
 pub use crate::pmap::Fault;

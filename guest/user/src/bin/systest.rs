@@ -46,6 +46,7 @@ fn main() -> i32 {
         "mapcycle" => mapcycle(),
         "cowtree" => cowtree(arg_num(2, 5)),
         "cowprotect" => cowprotect(),
+        "placement" => placement(),
         "spawnafter" => spawn_after(arg(2), arg_num(3, 10)),
         "preempt" => preempt(),
         "unknown" => unknown(),
@@ -689,6 +690,56 @@ fn cowprotect() -> bool {
         (0..4).all(|i| get(i) == 7 + i),
         get(0) as i64,
     );
+    ok
+}
+
+/// Where mappings land: a non-fixed mmap never lands on a MAP_FIXED one,
+/// reuses a hole munmap left, honours a free hint; brk does not grow over
+/// a mapping.
+fn placement() -> bool {
+    const P: u64 = 4096;
+    let (anon, fixed) = (0x22, 0x32);
+    let a = sys::mmap(0, 4 * P, 3, anon) as u64;
+    let x = a - 4 * P;
+    let mut ok = check(
+        "MAP_FIXED just below",
+        sys::mmap(x, 4 * P, 3, fixed) == x as i64,
+        0,
+    );
+    // SAFETY: inside the mapping just made.
+    unsafe { (x as *mut u64).write_volatile(0x5eed) };
+    let b = sys::mmap(0, 4 * P, 3, anon) as u64;
+    ok &= check(
+        "the next mmap lands beside it, not on it",
+        b + 4 * P <= x || b >= x + 4 * P,
+        b as i64,
+    );
+    // SAFETY: inside the mappings.
+    unsafe { (b as *mut u64).write_volatile(1) };
+    let kept = unsafe { (x as *const u64).read_volatile() };
+    ok &= check("the MAP_FIXED data survives", kept == 0x5eed, kept as i64);
+    // A hole: the highest free range of its size is reused.
+    let c = sys::mmap(0, 4 * P, 3, anon) as u64;
+    ok &= check("munmap a middle mapping", sys::munmap(b, 4 * P) == 0, 0);
+    let d = sys::mmap(0, 4 * P, 3, anon) as u64;
+    ok &= check("the hole is reused", d == b, d as i64);
+    let hint = c - 64 * P;
+    let e = sys::mmap(hint, P, 3, anon) as u64;
+    ok &= check("a free hint is honoured", e == hint, e as i64);
+    // brk stops at a mapping above the break.
+    let cur = sys::brk(0);
+    let top = (cur + P - 1) & !(P - 1);
+    ok &= check(
+        "MAP_FIXED right above the break",
+        sys::mmap(top + P, P, 3, fixed) == (top + P) as i64,
+        0,
+    );
+    // SAFETY: inside the mapping just made.
+    unsafe { ((top + P) as *mut u64).write_volatile(77) };
+    let grown = sys::brk(top + 4 * P);
+    ok &= check("brk does not grow over it", grown == cur, grown as i64);
+    let kept = unsafe { ((top + P) as *const u64).read_volatile() };
+    ok &= check("and the mapping keeps its data", kept == 77, kept as i64);
     ok
 }
 
