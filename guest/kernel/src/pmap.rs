@@ -5,11 +5,10 @@
 //! host follows them (through its shadow) and sends every fault they do not
 //! allow back here as `T_PAGEFLT`.
 //!
-//! What lives here:
-//! - the process's *regions* (what mmap, brk and exec made, with their
-//!   protection): a fault outside them, or against their protection, is
-//!   the process's (SIGSEGV);
-//! - its 4-level tables. Pages come from [`physmem`] on first touch
+//! A fault outside the process's regions ([`crate::regions`]: what mmap,
+//! brk and exec made), or against their protection, is the process's
+//! (SIGSEGV). What lives here:
+//! - the 4-level tables. Pages come from [`physmem`] on first touch
 //!   (demand-zero). A leaf holding a page has [`HELD`] set, and keeps its
 //!   page while not present (under `PROT_NONE`);
 //! - copy-on-write: fork shares every page with the child, read-only and
