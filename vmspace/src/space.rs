@@ -25,6 +25,23 @@ use crate::pool::{Charged, FrameAlloc, HostPool};
 /// PML4 slot of the trap area, shared by every address space.
 pub const TRAP_AREA_PML4_SLOT: usize = 255;
 
+/// A PML4 drawn from the reservation, holding the shared trap-area entry
+/// `trap_pml4e` (nothing else: every other translation faults in).
+fn new_root(host: &mut Host, trap_pml4e: u64) -> Result<u64, Error> {
+    let mut charged = host.pool.charged();
+    let root = PageTable::new(&host.mem, &mut charged).new_root()?;
+    let written = PageTable::new(&host.mem, &mut host.pool).write(
+        root,
+        TRAP_AREA_PML4_SLOT as u64,
+        trap_pml4e,
+    );
+    if let Err(e) = written {
+        host.pool.free_into_reserve(root);
+        return Err(e);
+    }
+    Ok(root)
+}
+
 /// What every vmspace operation works on besides the vmspace itself.
 #[derive(Debug)]
 pub(crate) struct Host {
@@ -99,22 +116,15 @@ impl Vmspace {
     /// An empty vmspace whose PML4 holds `trap_pml4e` in the trap slot.
     /// The caller has reserved one page for the PML4.
     pub fn new(host: &mut Host, trap_pml4e: u64) -> Result<Vmspace, Error> {
-        let mut charged = host.pool.charged();
-        let root = PageTable::new(&host.mem, &mut charged).new_root()?;
-        let space = Vmspace {
-            root,
+        Ok(Vmspace {
+            root: new_root(host, trap_pml4e)?,
             refs: 0,
             map: VmMap::new(),
             frames: BTreeMap::new(),
             charged: 1,
             host_tables: 0,
             tables: 0,
-        };
-        if let Err(e) = space.set_trap_entry(host, trap_pml4e) {
-            host.pool.free_into_reserve(root);
-            return Err(e);
-        }
-        Ok(space)
+        })
     }
 
     /// Writes the shared trap-area entry into this PML4.
@@ -361,8 +371,7 @@ impl Vmspace {
             self.unmap_range(host, 0, VM_MAX_USER_ADDRESS)?;
             return Ok(());
         }
-        let mut charged = host.pool.charged();
-        let root = match PageTable::new(&host.mem, &mut charged).new_root() {
+        let root = match new_root(host, trap_pml4e) {
             Ok(root) => root,
             Err(e) => {
                 host.pool.unreserve(1);
@@ -371,11 +380,8 @@ impl Vmspace {
         };
         let old = std::mem::replace(&mut self.root, root);
         let mut charged = host.pool.charged();
-        let freed = PageTable::new(&host.mem, &mut charged)
-            .write(root, TRAP_AREA_PML4_SLOT as u64, trap_pml4e)
-            .and_then(|()| {
-                PageTable::new(&host.mem, &mut charged).free_tree(old, Some(TRAP_AREA_PML4_SLOT))
-            });
+        let freed =
+            PageTable::new(&host.mem, &mut charged).free_tree(old, Some(TRAP_AREA_PML4_SLOT));
         // The old PML4 went back into the reservation: return the loan.
         host.pool.unreserve(1);
         freed?;

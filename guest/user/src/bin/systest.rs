@@ -618,33 +618,22 @@ fn cowtree(rounds: u64) -> bool {
         let base = round * 10_000;
         let child = sys::fork();
         if child == 0 {
+            // Rewrites the pages of one parity (1: odd) and checks them
+            // together with the other parity's untouched values.
+            let rewrite = |parity: u64, add: u64| {
+                for i in (parity..PAGES).step_by(2) {
+                    set(i, base + i + add);
+                }
+                all(&|i| base + i + if i % 2 == parity { add } else { 0 })
+            };
             let mut good = all(&|i| base + i);
             let grandchild = sys::fork();
             if grandchild == 0 {
-                for i in (1..PAGES).step_by(2) {
-                    set(i, base + i + 1000);
-                }
-                let mine = all(&|i| {
-                    if i % 2 == 1 {
-                        base + i + 1000
-                    } else {
-                        base + i
-                    }
-                });
-                sys::exit(if mine { 0 } else { 1 });
+                sys::exit(if rewrite(1, 1000) { 0 } else { 1 });
             }
             let (_, st) = sys::wait4(grandchild, 0);
             good &= st == 0 && all(&|i| base + i);
-            for i in (0..PAGES).step_by(2) {
-                set(i, base + i + 2000);
-            }
-            good &= all(&|i| {
-                if i % 2 == 0 {
-                    base + i + 2000
-                } else {
-                    base + i
-                }
-            });
+            good &= rewrite(0, 2000);
             sys::exit(if good { 0 } else { 1 });
         }
         let (_, st) = sys::wait4(child, 0);
