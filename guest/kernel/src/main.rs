@@ -7,20 +7,13 @@
 #![no_std]
 #![no_main]
 
-mod bench;
-mod bootinfo;
-mod console;
 mod exec;
-mod fuzz;
-mod hctest;
-mod hypercall;
 mod physmem;
 mod pmap;
 mod proc;
 mod random;
 mod regions;
 mod sched;
-mod selftest;
 mod syscall;
 mod sysfile;
 mod sysmem;
@@ -28,9 +21,9 @@ mod sysmisc;
 mod sysproc;
 mod systime;
 mod uaccess;
-mod usercode;
 mod vm;
-mod vmspace;
+
+use guestlib::{bootinfo, eprintln, hypercall, println, vmspace};
 
 use exec::ArgBuf;
 use proc::ProcTable;
@@ -74,34 +67,6 @@ pub extern "C" fn kmain(boot_info_addr: u64) -> ! {
         "vkernel guest kernel: {mib} MiB memory, cmdline \"{}\"",
         boot.cmdline
     );
-
-    if let Some(kind) = bootinfo::arg(boot.cmdline, "fault") {
-        selftest::fault(kind);
-    }
-    if let Some(kind) = bootinfo::arg(boot.cmdline, "hcfault") {
-        selftest::hypercall_fault(kind, boot.info.mem_bytes);
-    }
-
-    if let Some(which) = bootinfo::arg(boot.cmdline, "bench") {
-        println!("bench kernel_entry_ns={}", boot_entry_ns);
-        bench::run_all(which == "quick");
-        hypercall::exit(0);
-    }
-    if let Some(n) = bootinfo::arg(boot.cmdline, "test").and_then(|t| t.strip_prefix("fuzz")) {
-        let count = n
-            .strip_prefix(':')
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(100_000);
-        let seed = bootinfo::arg(boot.cmdline, "seed")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0x5eed);
-        let pool_back = fuzz::run(count, boot.info.mem_bytes, seed);
-        hypercall::exit(if pool_back { 0 } else { 1 });
-    }
-    if bootinfo::arg(boot.cmdline, "test") == Some("hypercalls") {
-        let failed = hctest::run_all(&boot.info);
-        hypercall::exit(if failed == 0 { 0 } else { 1 });
-    }
 
     if let Some(status) = bootinfo::arg(boot.cmdline, "exit") {
         // Boot, list the image and exit: the boot path alone.
