@@ -127,4 +127,29 @@ mod tests {
             .unwrap_err()
             .contains("not an x86-64 executable"));
     }
+
+    #[test]
+    fn elf_problems_are_the_guest_exec_header_checks() {
+        let mut elf = vec![0u8; 64];
+        elf[..4].copy_from_slice(b"\x7fELF");
+        elf[4] = 2;
+        elf[5] = 1;
+        elf[6] = 1;
+        elf[18] = 62;
+        assert_eq!(elf_problem(&elf), None);
+        assert_eq!(elf_problem(b"\x7fEL"), Some("not an ELF executable"));
+        assert_eq!(
+            elf_problem(&elf[..40]),
+            Some("not an ELF executable (its header is cut short)")
+        );
+        let with = |i: usize, v: u8| {
+            let mut e = elf.clone();
+            e[i] = v;
+            elf_problem(&e).unwrap_or("accepted")
+        };
+        assert_eq!(with(6, 0), "not an ELF executable (ELF version is not 1)");
+        for (i, v) in [(4, 1), (5, 2), (18, 3)] {
+            assert!(with(i, v).starts_with("not an x86-64 executable"), "{i}");
+        }
+    }
 }
