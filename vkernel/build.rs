@@ -157,8 +157,12 @@ fn ensure_guest_target(root: &Path) {
             "the Rust toolchain at {} lacks the {GUEST_TARGET} target the guest kernel is built for, and `{how}` failed ({s})",
             sysroot.display()
         )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => fail(&format!(
+            "the Rust toolchain at {} lacks the {GUEST_TARGET} target the guest kernel is built for, and rustup, which would install it, is not installed (neither on PATH nor in $CARGO_HOME/bin): install rustup, or add the target's standard library to this toolchain",
+            sysroot.display()
+        )),
         Err(e) => fail(&format!(
-            "the Rust toolchain at {} lacks the {GUEST_TARGET} target the guest kernel is built for, and rustup, which would install it, cannot be run ({e}): install rustup, or the target's standard library for this toolchain",
+            "the Rust toolchain at {} lacks the {GUEST_TARGET} target the guest kernel is built for, and rustup, which would install it, cannot be run: {e}",
             sysroot.display()
         )),
     }
