@@ -22,6 +22,8 @@ fn main() {
 
     for dir in [
         "guest/kernel",
+        "guest/hctest",
+        "guest/guestlib",
         "guest/user",
         "guest/Cargo.toml",
         "guest/.cargo",
@@ -41,8 +43,9 @@ fn main() {
     let status = cmd.status().expect("running cargo for the guest workspace");
     assert!(status.success(), "building the guest workspace failed");
 
-    let bin = guest_target.join("x86_64-unknown-none").join("release");
+    let bin = guest_target.join(GUEST_TARGET).join("release");
     copy(&bin.join("kernel"), &out.join("kernel"));
+    copy(&bin.join("hctest"), &out.join("hctest"));
     // The user programs: init at /init, the others under /bin.
     let mut programs = vec![("init".to_string(), bin.join("init"))];
     for name in USER_PROGRAMS {
