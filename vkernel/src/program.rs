@@ -10,19 +10,24 @@ use std::path::Path;
 
 use loader::cpio_writer::{pack, Member};
 use vkernel_abi::cpio::Archive;
+use vkernel_abi::elf::{self, ElfError};
 
 use crate::error::Error;
 
-/// Why `bytes` cannot be a program for the guest, if it cannot.
+/// Why `bytes` cannot be a program for the guest, if it cannot: the
+/// header checks the guest kernel's exec makes first (vkernel-abi's `elf`).
 pub fn elf_problem(bytes: &[u8]) -> Option<&'static str> {
-    if bytes.len() < 20 || &bytes[..4] != b"\x7fELF" {
-        return Some("not an ELF executable");
+    match elf::header(bytes) {
+        Ok(_) => None,
+        Err(ElfError::NotElf) => Some("not an ELF executable"),
+        Err(ElfError::Truncated(_)) => Some("not an ELF executable (its header is cut short)"),
+        Err(ElfError::Version(_)) => Some("not an ELF executable (ELF version is not 1)"),
+        Err(ElfError::NotElf64Le | ElfError::Machine(_)) => {
+            Some("not an x86-64 executable (64-bit little-endian ELF for EM_X86_64)")
+        }
+        // The header checks do not look at the program headers.
+        Err(ElfError::PhentSize(_) | ElfError::PhdrsOutsideFile) => None,
     }
-    let machine = u16::from_le_bytes([bytes[18], bytes[19]]);
-    if bytes[4] != 2 || bytes[5] != 1 || machine != 62 {
-        return Some("not an x86-64 executable (64-bit little-endian ELF for EM_X86_64)");
-    }
-    None
 }
 
 /// Packs the host program `path` as /init with `argv` (argv[0] included).
@@ -87,6 +92,7 @@ mod tests {
         elf[..4].copy_from_slice(b"\x7fELF");
         elf[4] = 2;
         elf[5] = 1;
+        elf[6] = 1;
         elf[18] = 62;
         std::fs::write(&prog, &elf).unwrap();
         let img = pack_program(&prog, &["./prog".into(), "a b".into()]).unwrap();
@@ -115,6 +121,7 @@ mod tests {
         arm[..4].copy_from_slice(b"\x7fELF");
         arm[4] = 2;
         arm[5] = 1;
+        arm[6] = 1;
         arm[18] = 183;
         let arm_img = pack(&[Member {
             name: "init",
@@ -124,5 +131,30 @@ mod tests {
         assert!(check_init(&arm_img)
             .unwrap_err()
             .contains("not an x86-64 executable"));
+    }
+
+    #[test]
+    fn elf_problems_are_the_guest_exec_header_checks() {
+        let mut elf = vec![0u8; 64];
+        elf[..4].copy_from_slice(b"\x7fELF");
+        elf[4] = 2;
+        elf[5] = 1;
+        elf[6] = 1;
+        elf[18] = 62;
+        assert_eq!(elf_problem(&elf), None);
+        assert_eq!(elf_problem(b"\x7fEL"), Some("not an ELF executable"));
+        assert_eq!(
+            elf_problem(&elf[..40]),
+            Some("not an ELF executable (its header is cut short)")
+        );
+        let with = |i: usize, v: u8| {
+            let mut e = elf.clone();
+            e[i] = v;
+            elf_problem(&e).unwrap_or("accepted")
+        };
+        assert_eq!(with(6, 0), "not an ELF executable (ELF version is not 1)");
+        for (i, v) in [(4, 1), (5, 2), (18, 3)] {
+            assert!(with(i, v).starts_with("not an x86-64 executable"), "{i}");
+        }
     }
 }

@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod cpio;
+pub mod elf;
 pub mod errno;
 pub mod frame;
 pub mod layout;

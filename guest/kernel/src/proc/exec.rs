@@ -12,7 +12,9 @@ use crate::fs::vfs::{Follow, Kind, Vfs};
 use crate::mm::{AddressSpace, Mm, SpaceRef};
 use crate::param::{ARG_BYTES, MAX_ARGS, STACK_BYTES};
 use crate::random;
+use ::elf::abi::{ET_DYN, ET_EXEC, PF_R, PF_W, PF_X, PT_INTERP, PT_LOAD, PT_PHDR};
 use alloc::vec::Vec;
+use vkernel_abi::elf::{header, program_headers, ElfError, ProgramHeaders, PHDR_LEN};
 use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS, VM_MIN_USER_ADDRESS};
 use vkernel_abi::mman::*;
 use vkernel_abi::{rflags, selector, Errno, TrapFrame, VextFrame};
@@ -279,23 +281,8 @@ pub struct Loaded {
     pub brk: u64,
 }
 
-const PT_LOAD: u32 = 1;
-const PT_INTERP: u32 = 3;
-const PT_PHDR: u32 = 6;
-const ET_EXEC: u16 = 2;
-const ET_DYN: u16 = 3;
-const EM_X86_64: u16 = 62;
-const PHENT: usize = 56;
-
-fn u16_at(b: &[u8], o: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?))
-}
-fn u32_at(b: &[u8], o: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?))
-}
-fn u64_at(b: &[u8], o: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?))
-}
+/// Most program headers exec reads.
+const MAX_PHDRS: u16 = 64;
 
 fn page_down(x: u64) -> u64 {
     x & !(PAGE_SIZE - 1)
@@ -304,79 +291,51 @@ fn page_up(x: u64) -> u64 {
     (x + PAGE_SIZE - 1) & !(PAGE_SIZE - 1)
 }
 
-/// One program header.
-#[derive(Clone, Copy)]
-struct Phdr {
-    kind: u32,
-    flags: u32,
-    offset: u64,
-    vaddr: u64,
-    filesz: u64,
-    memsz: u64,
-}
-
-/// The header fields exec uses, checked.
-struct Header {
+/// The header fields exec uses, checked, and the program header table.
+struct Header<'a> {
     dyn_: bool,
     entry: u64,
     phoff: u64,
-    phnum: usize,
+    phdrs: ProgramHeaders<'a>,
 }
 
-fn parse_header(elf: &[u8]) -> Result<Header, ExecError> {
-    if elf.len() < 4 || &elf[..4] != b"\x7fELF" {
-        return Err(ExecError::NotElf);
-    }
-    if elf.len() < 64 {
-        return Err(ExecError::Malformed("ELF header is cut short"));
-    }
-    if elf[4] != 2 || elf[5] != 1 || u16_at(elf, 18) != Some(EM_X86_64) {
-        return Err(ExecError::NotX86_64);
-    }
-    let ty = u16_at(elf, 16).unwrap_or(0);
-    if ty != ET_EXEC && ty != ET_DYN {
+/// Reads the file and program headers with the `elf` crate through the
+/// checks the host shares (vkernel-abi's `elf`): ELF64, little-endian,
+/// x86-64, 56-byte program headers inside the file.
+fn parse_header(elf: &[u8]) -> Result<Header<'_>, ExecError> {
+    let refuse = |e: ElfError| match e {
+        ElfError::NotElf => ExecError::NotElf,
+        ElfError::Truncated(_) => ExecError::Malformed("ELF header is cut short"),
+        ElfError::Version(_) => ExecError::Malformed("ELF version is not 1"),
+        ElfError::NotElf64Le | ElfError::Machine(_) => ExecError::NotX86_64,
+        ElfError::PhentSize(_) => ExecError::Malformed("bad program header table"),
+        ElfError::PhdrsOutsideFile => ExecError::Malformed("program headers lie outside the file"),
+    };
+    let h = header(elf).map_err(refuse)?;
+    if h.e_type != ET_EXEC && h.e_type != ET_DYN {
         return Err(ExecError::NotExecutable);
     }
-    let phoff = u64_at(elf, 32).unwrap_or(0);
-    let phentsize = u16_at(elf, 54).unwrap_or(0) as usize;
-    let phnum = u16_at(elf, 56).unwrap_or(0) as usize;
-    if phentsize != PHENT || phnum == 0 || phnum > 64 {
+    if h.e_phnum == 0 || h.e_phnum > MAX_PHDRS {
         return Err(ExecError::Malformed("bad program header table"));
     }
-    let end = phoff.checked_add((phnum * PHENT) as u64);
-    if end.is_none_or(|e| e > elf.len() as u64) {
-        return Err(ExecError::Malformed("program headers lie outside the file"));
-    }
     Ok(Header {
-        dyn_: ty == ET_DYN,
-        entry: u64_at(elf, 24).unwrap_or(0),
-        phoff,
-        phnum,
+        dyn_: h.e_type == ET_DYN,
+        entry: h.e_entry,
+        phoff: h.e_phoff,
+        phdrs: program_headers(elf, &h).map_err(refuse)?,
     })
 }
 
-fn phdr(elf: &[u8], h: &Header, i: usize) -> Phdr {
-    let o = h.phoff as usize + i * PHENT;
-    Phdr {
-        kind: u32_at(elf, o).unwrap_or(0),
-        flags: u32_at(elf, o + 4).unwrap_or(0),
-        offset: u64_at(elf, o + 8).unwrap_or(0),
-        vaddr: u64_at(elf, o + 16).unwrap_or(0),
-        filesz: u64_at(elf, o + 32).unwrap_or(0),
-        memsz: u64_at(elf, o + 40).unwrap_or(0),
-    }
-}
-
-/// ELF `p_flags` (X=1, W=2, R=4) to PROT_ bits.
+/// ELF `p_flags` to PROT_ bits.
 fn prot_of(flags: u32) -> u64 {
     let mut p = 0;
-    if flags & 4 != 0 {
+    if flags & PF_R != 0 {
         p |= PROT_READ;
     }
-    if flags & 2 != 0 {
+    if flags & PF_W != 0 {
         p |= PROT_WRITE;
     }
-    if flags & 1 != 0 {
+    if flags & PF_X != 0 {
         p |= PROT_EXEC;
     }
     p
@@ -386,10 +345,8 @@ fn prot_of(flags: u32) -> u64 {
 /// the arguments in `args`. On error nothing is left behind.
 fn load(mm: &mut Mm, elf: &[u8], path: &[u8], args: &ArgBuf) -> Result<Loaded, ExecError> {
     let h = parse_header(elf)?;
-    for i in 0..h.phnum {
-        if phdr(elf, &h, i).kind == PT_INTERP {
-            return Err(ExecError::Dynamic);
-        }
+    if h.phdrs.iter().any(|ph| ph.p_type == PT_INTERP) {
+        return Err(ExecError::Dynamic);
     }
     let space = mm.new_space().map_err(|_| ExecError::NoMemory)?;
     // On error the new space is dropped here, which destroys it.
@@ -418,24 +375,23 @@ fn populate(
     let mut top = 0u64;
     let mut phdr_addr = 0u64;
     let mut loads = 0;
-    for i in 0..h.phnum {
-        let ph = phdr(elf, h, i);
-        if ph.kind == PT_PHDR {
-            phdr_addr = base + ph.vaddr;
+    for ph in h.phdrs.iter() {
+        if ph.p_type == PT_PHDR {
+            phdr_addr = base + ph.p_vaddr;
         }
-        if ph.kind != PT_LOAD || ph.memsz == 0 {
+        if ph.p_type != PT_LOAD || ph.p_memsz == 0 {
             continue;
         }
         loads += 1;
-        let va = base.checked_add(ph.vaddr);
-        let end = va.and_then(|v| v.checked_add(ph.memsz));
+        let va = base.checked_add(ph.p_vaddr);
+        let end = va.and_then(|v| v.checked_add(ph.p_memsz));
         let (Some(va), Some(end)) = (va, end) else {
             return Err(ExecError::Malformed("segment address overflows"));
         };
-        if ph.filesz > ph.memsz
+        if ph.p_filesz > ph.p_memsz
             || ph
-                .offset
-                .checked_add(ph.filesz)
+                .p_offset
+                .checked_add(ph.p_filesz)
                 .is_none_or(|e| e > elf.len() as u64)
         {
             return Err(ExecError::Malformed("segment lies outside the file"));
@@ -455,16 +411,16 @@ fn populate(
                 .map_anon(map_from, stop - map_from, PROT_READ | PROT_WRITE)
                 .map_err(nomem)?;
         }
-        if ph.filesz > 0 {
-            let src = &elf[ph.offset as usize..(ph.offset + ph.filesz) as usize];
+        if ph.p_filesz > 0 {
+            let src = &elf[ph.p_offset as usize..(ph.p_offset + ph.p_filesz) as usize];
             if space.write(va, src) != src.len() {
                 return Err(ExecError::NoMemory);
             }
         }
-        if phdr_addr == 0 && (ph.offset..ph.offset + ph.filesz).contains(&h.phoff) {
-            phdr_addr = va + (h.phoff - ph.offset);
+        if phdr_addr == 0 && (ph.p_offset..ph.p_offset + ph.p_filesz).contains(&h.phoff) {
+            phdr_addr = va + (h.phoff - ph.p_offset);
         }
-        let prot = prot_of(ph.flags);
+        let prot = prot_of(ph.p_flags);
         space.protect(start, stop - start, prot).map_err(nomem)?;
         if start < prev_end {
             space
@@ -483,7 +439,7 @@ fn populate(
         .map_err(nomem)?;
     let aux = AuxInfo {
         phdr: phdr_addr,
-        phnum: h.phnum as u64,
+        phnum: h.phdrs.len() as u64,
         entry: base + h.entry,
     };
     let sp = build_stack(space, path, args, &aux)?;
@@ -567,7 +523,7 @@ fn build_stack(
     let hwcap = core::arch::x86_64::__cpuid(1).edx as u64;
     let auxv: [(u64, u64); 17] = [
         (AT_PHDR, aux.phdr),
-        (AT_PHENT, PHENT as u64),
+        (AT_PHENT, PHDR_LEN as u64),
         (AT_PHNUM, aux.phnum),
         (AT_PAGESZ, PAGE_SIZE),
         (AT_BASE, 0),
