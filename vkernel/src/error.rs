@@ -23,8 +23,40 @@ pub enum Error {
         source: kvm_ioctls::Error,
     },
     /// Guest memory could not be set up.
-    #[error("guest memory: {0}")]
-    Memory(String),
+    #[error("guest memory: {what}: {source}")]
+    Memory {
+        /// What was being done.
+        what: &'static str,
+        /// The cause (vm-memory's error).
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The vmspace core refused to set up the pool or the kernel's tables.
+    #[error("{what}: {source}")]
+    Vmspace {
+        /// What was being done.
+        what: &'static str,
+        /// The cause.
+        source: vmspace::Error,
+    },
+    /// The MSR list for the vCPU could not be built.
+    #[error("building the vCPU's MSR list: {0}")]
+    MsrList(#[source] vmm_sys_util::fam::Error),
+    /// A host facility (a timer, a thread, a file, a child process) failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The gdb stub could not listen on its address.
+    #[error("gdb stub on {addr}: {source}")]
+    Gdb {
+        /// The address given with --gdb.
+        addr: String,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// A file named on the command line could not be read.
     #[error("{path}: {source}")]
     ReadFile {

@@ -1,0 +1,1 @@
+//! Unit tests of the exit handlers with a scripted vCPU (no KVM).
