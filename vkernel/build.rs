@@ -19,6 +19,8 @@ fn main() {
 
     for dir in [
         "guest/kernel",
+        "guest/hctest",
+        "guest/guestlib",
         "guest/user",
         "guest/Cargo.toml",
         "guest/.cargo",
@@ -60,6 +62,7 @@ fn main() {
 
     let bin = guest_target.join("x86_64-unknown-none").join("release");
     copy(&bin.join("kernel"), &out.join("kernel"));
+    copy(&bin.join("hctest"), &out.join("hctest"));
     // The user programs: init at /init, the others under /bin.
     let mut programs = vec![("init".to_string(), bin.join("init"))];
     for name in USER_PROGRAMS {

@@ -25,7 +25,7 @@ pub enum Command {
     /// exits with the guest's exit status, 1 if it refused its input before
     /// running, 2 if it stopped a crashed or misbehaving guest.
     Run(RunArgs),
-    /// Run the hypercall test suite: boots the built-in kernel with
+    /// Run the hypercall test suite: boots the built-in test kernel with
     /// `test=hypercalls`, which calls every hypercall with good and bad
     /// arguments and prints one line per case and `N passed, N failed`.
     /// Exits non-zero if any case fails.
@@ -70,6 +70,7 @@ impl TestArgs {
             memory: self.memory,
             pool: self.pool,
             append: "test=hypercalls".into(),
+            test_kernel: true,
             ..RunArgs::default()
         }
     }
@@ -82,6 +83,16 @@ pub struct RunArgs {
     /// above 1 MiB (default: the built-in kernel).
     #[arg(long, value_name = "ELF")]
     pub kernel: Option<PathBuf>,
+
+    /// Boot the built-in test kernel instead of the real one. It runs no
+    /// processes; --append says what it does: `test=hypercalls` (the suite
+    /// `vkernel test` runs), `test=fuzz:N seed=S` (N random hypercalls),
+    /// `bench=all|quick` (the in-guest benchmarks), `fault=KIND` or
+    /// `hcfault=KIND` (crash or break the hypercall protocol on purpose:
+    /// KIND is null, ud, gp, div, trap, spin, idle; or outside, across,
+    /// unaligned, unknown).
+    #[arg(long, conflicts_with = "kernel")]
+    pub test_kernel: bool,
 
     /// Image the guest kernel reads its files from: a cpio "newc" archive,
     /// as `find . | cpio -o -H newc > my.cpio` makes (default: the built-in
@@ -103,7 +114,7 @@ pub struct RunArgs {
     pub pool: u64,
 
     /// Kernel command line, read by the guest kernel (e.g. "exit=3",
-    /// "fault=null" to make it crash on purpose).
+    /// "init=/bin/sh -- -c 'echo hi'"; see the README for every argument).
     #[arg(long, value_name = "KERNEL ARGS", default_value = "")]
     pub append: String,
 
@@ -172,6 +183,7 @@ impl Default for RunArgs {
     fn default() -> Self {
         RunArgs {
             kernel: None,
+            test_kernel: false,
             image: None,
             memory: 64,
             pool: 1024,

@@ -68,11 +68,16 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     // Built-ins are used in place (no copy: they are megabytes of RSS).
     let kernel_bytes: Cow<'static, [u8]> = match &args.kernel {
         Some(p) => Cow::Owned(read(p)?),
+        None if args.test_kernel => Cow::Borrowed(images::TEST_KERNEL),
         None => Cow::Borrowed(images::KERNEL),
     };
     let name = |p: &Option<std::path::PathBuf>| match p {
         Some(p) => p.display().to_string(),
         None => "built-in".to_string(),
+    };
+    let kernel_name = match &args.kernel {
+        None if args.test_kernel => "built-in test kernel".to_string(),
+        p => name(p),
     };
     let (image_bytes, image_name) = match (args.program.first(), &args.image) {
         (Some(_), Some(_)) => {
@@ -98,7 +103,7 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
         cfg.ram_bytes,
         cfg.pool_bytes,
         &loader::Blob {
-            name: name(&args.kernel),
+            name: kernel_name,
             bytes: &kernel_bytes,
         },
         &loader::Blob {
@@ -113,7 +118,7 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
         .append
         .split_ascii_whitespace()
         .any(|w| w.starts_with("init="));
-    if args.kernel.is_none() && !custom_init {
+    if args.kernel.is_none() && !args.test_kernel && !custom_init {
         if let Err(problem) = program::check_init(&image_bytes) {
             return Err(Error::Load(loader::LoadError::BadImage {
                 name: image_name,

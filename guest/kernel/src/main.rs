@@ -4,37 +4,37 @@
 //! (virtual = guest-physical), the trap area at `TRAP_AREA_BASE`
 //! (supervisor-only, untouchable from here). Everything privileged is a
 //! hypercall. The host enters `_start` with `rdi` = the boot-info address.
+//!
+//! Subsystems, each a folder: `proc` (the process table, scheduling
+//! policy, exec, sleep and wakeup), `mm` (the heap, physical pages,
+//! address spaces on the two pmaps, user copies), `fs` (the console and
+//! the boot image), `syscall` (the Linux system-call table and the `sys_*`
+//! functions, which depend on the subsystems, never the reverse). The
+//! kernel's state is one [`kernel::Kernel`]; [`trap::run`] is its main
+//! loop. Hypercalls, the console and the boot info come from `guestlib`,
+//! shared with the test kernel (`guest/hctest`).
 #![no_std]
 #![no_main]
 
-mod bench;
-mod bootinfo;
-mod console;
-mod exec;
-mod fuzz;
-mod hctest;
-mod hypercall;
-mod physmem;
-mod pmap;
+extern crate alloc;
+
+mod fs;
+mod kernel;
+mod mm;
+mod param;
 mod proc;
 mod random;
-mod regions;
-mod sched;
-mod selftest;
 mod syscall;
-mod sysfile;
-mod sysmem;
-mod sysmisc;
-mod sysproc;
-mod systime;
-mod uaccess;
-mod usercode;
-mod vm;
-mod vmspace;
+mod trap;
 
-use exec::ArgBuf;
+use alloc::boxed::Box;
+
+use guestlib::bootinfo::{self, arg, Boot};
+use guestlib::{eprintln, hypercall, println};
+use kernel::Kernel;
+use mm::{Mm, PmapKind};
+use proc::exec::{ArgBuf, ExecError};
 use proc::ProcTable;
-
 use vkernel_abi::cpio::Archive;
 
 /// Size of the boot stack.
@@ -62,11 +62,11 @@ core::arch::global_asm!(
 pub extern "C" fn kmain(boot_info_addr: u64) -> ! {
     let boot_entry_ns = hypercall::clock_ns();
     let boot = bootinfo::read(boot_info_addr);
-    if boot
+    let boot_trace = boot
         .cmdline
         .split_ascii_whitespace()
-        .any(|w| w == "boottrace")
-    {
+        .any(|w| w == "boottrace");
+    if boot_trace {
         eprintln!("boot: kernel entry at {boot_entry_ns} ns");
     }
     let mib = boot.info.mem_bytes >> 20;
@@ -74,36 +74,7 @@ pub extern "C" fn kmain(boot_info_addr: u64) -> ! {
         "vkernel guest kernel: {mib} MiB memory, cmdline \"{}\"",
         boot.cmdline
     );
-
-    if let Some(kind) = bootinfo::arg(boot.cmdline, "fault") {
-        selftest::fault(kind);
-    }
-    if let Some(kind) = bootinfo::arg(boot.cmdline, "hcfault") {
-        selftest::hypercall_fault(kind, boot.info.mem_bytes);
-    }
-
-    if let Some(which) = bootinfo::arg(boot.cmdline, "bench") {
-        println!("bench kernel_entry_ns={}", boot_entry_ns);
-        bench::run_all(which == "quick");
-        hypercall::exit(0);
-    }
-    if let Some(n) = bootinfo::arg(boot.cmdline, "test").and_then(|t| t.strip_prefix("fuzz")) {
-        let count = n
-            .strip_prefix(':')
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(100_000);
-        let seed = bootinfo::arg(boot.cmdline, "seed")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0x5eed);
-        let pool_back = fuzz::run(count, boot.info.mem_bytes, seed);
-        hypercall::exit(if pool_back { 0 } else { 1 });
-    }
-    if bootinfo::arg(boot.cmdline, "test") == Some("hypercalls") {
-        let failed = hctest::run_all(&boot.info);
-        hypercall::exit(if failed == 0 { 0 } else { 1 });
-    }
-
-    if let Some(status) = bootinfo::arg(boot.cmdline, "exit") {
+    if let Some(status) = arg(boot.cmdline, "exit") {
         // Boot, list the image and exit: the boot path alone.
         list_image(boot.image);
         let status = status.parse::<i32>().unwrap_or(0);
@@ -111,49 +82,55 @@ pub extern "C" fn kmain(boot_info_addr: u64) -> ! {
         println!("kernel: exiting with status {status} (host uptime {uptime_us} us)");
         hypercall::exit(status)
     }
-    start_init(&boot)
+    let mut k = boot_kernel(&boot, boot_trace);
+    start_init(&mut k, &boot);
+    trap::run(&mut k)
 }
 
-static mut TABLE: ProcTable = ProcTable::new();
-static mut SCRATCH: ArgBuf = ArgBuf::new();
-
-/// Loads init (`/init`, or `init=PATH`) as pid 1 and runs the scheduler.
-/// Processes' memory is managed by the host, or by this kernel with
-/// `pmap=guest` (see [`vm`]).
-/// init's argv is `/etc/init.args` from the image if there is one (the
-/// arguments, each ending in NUL: `vkernel run -- PROG ARGS` writes it),
-/// else the path and the words after ` -- ` on the command line.
-fn start_init(boot: &bootinfo::Boot) -> ! {
-    // SAFETY: taken once, here; from now on the scheduler owns them (the
-    // kernel is single-threaded and never re-enters kmain).
-    let (t, args) = unsafe {
-        (
-            &mut *core::ptr::addr_of_mut!(TABLE),
-            &mut *core::ptr::addr_of_mut!(SCRATCH),
-        )
-    };
-    t.image = boot.image;
-    let guest_pmap = match bootinfo::arg(boot.cmdline, "pmap") {
-        None | Some("host") => false,
-        Some("guest") => true,
+/// Sets up the heap and the kernel context from the command line: the
+/// heap takes the first part of the RAM the host left free, physical pages
+/// the rest.
+fn boot_kernel(boot: &Boot, boot_trace: bool) -> Kernel {
+    let kind = match arg(boot.cmdline, "pmap") {
+        None | Some("host") => PmapKind::Host,
+        Some("guest") => PmapKind::Guest,
         Some(other) => {
             eprintln!("kernel: pmap={other}: expected pmap=host or pmap=guest");
             hypercall::exit(126);
         }
     };
-    vm::init(guest_pmap, boot.info.free_start, boot.info.mem_bytes);
-    if let Some(us) = bootinfo::arg(boot.cmdline, "slice_us").and_then(|v| v.parse::<u64>().ok()) {
-        t.slice_us = us.clamp(100, 10_000_000);
+    let heap_start = boot.info.free_start.next_multiple_of(4096);
+    let heap_bytes = mm::heap::size_for(boot.info.mem_bytes);
+    if heap_start + heap_bytes >= boot.info.mem_bytes {
+        eprintln!("kernel: no room for the kernel heap: give the guest more --memory");
+        hypercall::exit(126);
     }
-    t.boot_trace = boot
-        .cmdline
-        .split_ascii_whitespace()
-        .any(|w| w == "boottrace");
-    let path = bootinfo::arg(boot.cmdline, "init").unwrap_or("/init");
+    mm::heap::init(heap_start, heap_bytes);
+    let (lo, hi) = param::SLICE_US_RANGE;
+    let slice_us = arg(boot.cmdline, "slice_us")
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(param::SLICE_US, |us| us.clamp(lo, hi));
+    Kernel {
+        procs: ProcTable::new(),
+        mm: Mm::new(kind, heap_start + heap_bytes, boot.info.mem_bytes),
+        image: boot.image,
+        slice_us,
+        boot_trace,
+        args: Box::new(ArgBuf::new()),
+    }
+}
+
+/// Loads init (`/init`, or `init=PATH`) as pid 1.
+/// init's argv is `/etc/init.args` from the image if there is one (the
+/// arguments, each ending in NUL: `vkernel run -- PROG ARGS` writes it),
+/// else the path and the words after ` -- ` on the command line.
+fn start_init(k: &mut Kernel, boot: &Boot) {
+    let path = arg(boot.cmdline, "init").unwrap_or("/init");
+    let args = &mut k.args;
     args.clear();
     let mut ok = true;
-    match exec::find(boot.image, b"etc/init.args") {
-        Ok(list) if path == "/init" => {
+    match fs::image::find_file(boot.image, b"etc/init.args") {
+        Some(list) if path == "/init" => {
             for a in list.split(|&b| b == 0).filter(|a| !a.is_empty()) {
                 ok &= args.push(a, false).is_ok();
             }
@@ -171,22 +148,24 @@ fn start_init(boot: &bootinfo::Boot) -> ! {
         ok &= args.push(e, true).is_ok();
     }
     if !ok {
-        eprintln!("kernel: init's arguments are too long");
+        eprintln!(
+            "kernel: init's arguments are too long (at most {} strings, {} bytes)",
+            param::MAX_ARGS,
+            param::ARG_BYTES
+        );
         hypercall::exit(126);
     }
-    let Some(slot) = t.alloc(0) else {
+    let Some(slot) = k.procs.alloc(0) else {
         hypercall::exit(126);
     };
-    if let Err(e) = sysproc::exec_into(t, slot, path.as_bytes(), args) {
+    if let Err(e) = k
+        .procs
+        .exec(&mut k.mm, k.image, slot, path.as_bytes(), &k.args)
+    {
         eprintln!("kernel: cannot run {path}: {}", e.message());
-        let status = if e == exec::ExecError::NotFound {
-            127
-        } else {
-            126
-        };
+        let status = if e == ExecError::NotFound { 127 } else { 126 };
         hypercall::exit(status);
     }
-    sched::run(t, args)
 }
 
 /// Prints the image's members: the first sign the boot path works.

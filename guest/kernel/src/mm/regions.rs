@@ -1,67 +1,13 @@
-//! A process's regions: what exec, brk and mmap mapped, with their
+//! An address space's regions: what exec, brk and mmap mapped, with their
 //! protection (the kernel's own view of an address space, as a vm_map).
-//! Both paths keep them, one set per address space: new mappings are
-//! placed by them, so a mapping never lands on another, and the guest
-//! pmap resolves faults against them.
+//! Both pmaps keep them: new mappings are placed by them, so a mapping
+//! never lands on another, and the guest pmap resolves faults against them.
 
-use crate::proc::NPROC;
+use alloc::vec::Vec;
+
+use crate::param::MAX_MAP_COUNT;
 use vkernel_abi::layout::PAGE_SIZE;
 use vkernel_abi::Errno;
-
-/// Most regions per process: glibc programs use a dozen, and neighbours
-/// with one protection merge. (6 KiB per process, in the kernel's bss,
-/// which must stay below the 4 MiB where programs are linked, or gdb
-/// names their addresses after kernel symbols.)
-pub const MAX_REGIONS: usize = 256;
-
-/// Address spaces: every process, plus the new image of one exec.
-const MAX_SPACES: usize = NPROC + 1;
-
-struct Tracked {
-    vmid: u64,
-    regions: Regions,
-}
-
-static mut TABLE: [Tracked; MAX_SPACES] = [const {
-    Tracked {
-        vmid: 0,
-        regions: Regions::EMPTY,
-    }
-}; MAX_SPACES];
-
-fn table() -> &'static mut [Tracked; MAX_SPACES] {
-    // SAFETY: the kernel is single-threaded and never re-enters itself; no
-    // caller holds a reference from here across another call into it.
-    unsafe { &mut *core::ptr::addr_of_mut!(TABLE) }
-}
-
-/// Starts an empty set of regions for address space `vmid`.
-pub fn track(vmid: u64) -> Result<(), Errno> {
-    let slot = table()
-        .iter_mut()
-        .find(|t| t.vmid == 0)
-        .ok_or(Errno::ENOMEM)?;
-    slot.vmid = vmid;
-    slot.regions.clear();
-    Ok(())
-}
-
-/// Forgets address space `vmid`'s regions.
-pub fn untrack(vmid: u64) {
-    if let Some(t) = table().iter_mut().find(|t| t.vmid == vmid && vmid != 0) {
-        t.vmid = 0;
-        t.regions.clear();
-    }
-}
-
-/// The regions of address space `vmid` (`ENOENT` if untracked).
-pub fn of(vmid: u64) -> Result<&'static mut Regions, Errno> {
-    table()
-        .iter_mut()
-        .find(|t| t.vmid == vmid && vmid != 0)
-        .map(|t| &mut t.regions)
-        .ok_or(Errno::ENOENT)
-}
 
 /// A mapped range, page aligned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,31 +18,17 @@ pub struct Region {
 }
 
 /// Sorted, non-overlapping regions; adjacent ones with the same
-/// protection are merged.
-#[derive(Clone, Copy)]
+/// protection are merged. At most [`MAX_MAP_COUNT`], as Linux's
+/// `vm.max_map_count`.
+#[derive(Clone, Default)]
 pub struct Regions {
-    list: [Region; MAX_REGIONS],
-    len: usize,
+    list: Vec<Region>,
 }
 
 impl Regions {
-    pub const EMPTY: Regions = Regions {
-        list: [Region {
-            start: 0,
-            end: 0,
-            prot: 0,
-        }; MAX_REGIONS],
-        len: 0,
-    };
-
     /// The regions, in address order.
     pub fn as_slice(&self) -> &[Region] {
-        &self.list[..self.len]
-    }
-
-    /// Forgets every region.
-    pub fn clear(&mut self) {
-        self.len = 0;
+        &self.list
     }
 
     /// The region holding `va`.
@@ -165,44 +97,32 @@ impl Regions {
         else {
             return;
         };
-        self.list.copy_within(i..self.len, i + 1);
-        self.len += 1;
+        let mut upper = self.list[i];
+        upper.start = at;
         self.list[i].end = at;
-        self.list[i + 1].start = at;
+        self.list.insert(i + 1, upper);
     }
 
     /// Merges neighbours that touch and share a protection.
     fn merge(&mut self) {
-        let mut out = 0;
-        for i in 0..self.len {
-            let r = self.list[i];
-            if out > 0 && self.list[out - 1].end == r.start && self.list[out - 1].prot == r.prot {
-                self.list[out - 1].end = r.end;
-            } else {
-                self.list[out] = r;
-                out += 1;
+        self.list.dedup_by(|next, prev| {
+            let touch = prev.end == next.start && prev.prot == next.prot;
+            if touch {
+                prev.end = next.end;
             }
-        }
-        self.len = out;
+            touch
+        });
     }
 
     /// Removes `[start, end)` (holes allowed); `ENOMEM` (nothing changed)
     /// if splitting a region would pass the limit.
     pub fn remove(&mut self, start: u64, end: u64) -> Result<(), Errno> {
-        if self.len + self.splits(start, end) > MAX_REGIONS {
+        if self.list.len() + self.splits(start, end) > MAX_MAP_COUNT {
             return Err(Errno::ENOMEM);
         }
         self.split_at(start);
         self.split_at(end);
-        let mut out = 0;
-        for i in 0..self.len {
-            let r = self.list[i];
-            if r.end <= start || r.start >= end {
-                self.list[out] = r;
-                out += 1;
-            }
-        }
-        self.len = out;
+        self.list.retain(|r| r.end <= start || r.start >= end);
         Ok(())
     }
 
@@ -214,13 +134,11 @@ impl Regions {
             start < end && start.is_multiple_of(PAGE_SIZE) && end.is_multiple_of(PAGE_SIZE)
         );
         self.remove(start, end)?;
-        if self.len == MAX_REGIONS {
+        if self.list.len() == MAX_MAP_COUNT {
             return Err(Errno::ENOMEM);
         }
         let at = self.as_slice().partition_point(|r| r.start < end);
-        self.list.copy_within(at..self.len, at + 1);
-        self.list[at] = Region { start, end, prot };
-        self.len += 1;
+        self.list.insert(at, Region { start, end, prot });
         self.merge();
         Ok(())
     }
@@ -228,12 +146,12 @@ impl Regions {
     /// Sets the protection of `[start, end)`, which must be covered
     /// (`ENOMEM` otherwise, or past the limit; nothing changed then).
     pub fn protect(&mut self, start: u64, end: u64, prot: u64) -> Result<(), Errno> {
-        if !self.covers(start, end) || self.len + self.splits(start, end) > MAX_REGIONS {
+        if !self.covers(start, end) || self.list.len() + self.splits(start, end) > MAX_MAP_COUNT {
             return Err(Errno::ENOMEM);
         }
         self.split_at(start);
         self.split_at(end);
-        for r in self.list[..self.len].iter_mut() {
+        for r in self.list.iter_mut() {
             if r.start >= start && r.end <= end {
                 r.prot = prot;
             }

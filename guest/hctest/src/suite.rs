@@ -9,8 +9,8 @@ use crate::usercode::{
     self, frame, new_process, peek, poke, GuestTables, Routine, DATA, PAGE, TEXT, VPT_BASE,
     VPT_PAGES,
 };
-use crate::vmspace::{self as vms, VmResult};
-use crate::{print, println};
+use guestlib::vmspace::{self as vms, VmResult};
+use guestlib::{print, println};
 use vkernel_abi::frame::*;
 use vkernel_abi::layout::*;
 use vkernel_abi::mman::*;
@@ -133,11 +133,11 @@ pub fn run_all(info: &BootInfo) -> u32 {
 }
 
 fn basic_cases(s: &mut Suite) {
-    use crate::hypercall::{call, call_nr};
+    use guestlib::hypercall::{call, call_nr};
     use vkernel_abi::Hypercall;
     s.ok("noop -> 0", call(Hypercall::Noop, [0; 7]), 0);
-    let t0 = crate::hypercall::clock_ns();
-    let t1 = crate::hypercall::clock_ns();
+    let t0 = guestlib::hypercall::clock_ns();
+    let t1 = guestlib::hypercall::clock_ns();
     s.check("clock: monotonic", t1 >= t0 && t0 > 0, Pair(t1, t0));
     let msg = b"console_write: this line is the test\n";
     s.ok(
@@ -158,9 +158,9 @@ fn basic_cases(s: &mut Suite) {
         call(Hypercall::ConsoleRead, [s.mem_bytes, 8, 0, 0, 0, 0, 0]),
         Errno::EFAULT,
     );
-    let deadline = crate::hypercall::clock_ns() + 5_000_000;
+    let deadline = guestlib::hypercall::clock_ns() + 5_000_000;
     let r = call(Hypercall::Idle, [deadline, 0, 0, 0, 0, 0, 0]);
-    let woke = crate::hypercall::clock_ns();
+    let woke = guestlib::hypercall::clock_ns();
     s.check(
         "idle: sleeps until the deadline",
         r == Ok(0) && woke >= deadline,
@@ -805,9 +805,9 @@ fn run_cases(s: &mut Suite) {
         t == T_PAGEFLT && tf.addr == 0x3000_0000 && tf.err & 4 == 4 && tf.err & 1 == 0,
         Pair(t, Hex(tf.addr as i64)),
     );
-    let start = crate::hypercall::clock_ns();
+    let start = guestlib::hypercall::clock_ns();
     let (r, tf) = run(id, frame(Routine::Spin, 0, 0), 20_000);
-    let took_us = (crate::hypercall::clock_ns() - start) / 1000;
+    let took_us = (guestlib::hypercall::clock_ns() - start) / 1000;
     s.check(
         "run: timeout brings a spinning process back (trapno 0)",
         r == Ok(0)

@@ -2,7 +2,7 @@
 //! image and copied into a vmspace with pwrite. The test suite runs them to
 //! see each trap path; each routine ends in a `syscall` (or traps itself).
 
-use crate::vmspace as vms;
+use guestlib::vmspace as vms;
 use vkernel_abi::layout::PAGE_SIZE;
 use vkernel_abi::mman::*;
 use vkernel_abi::paging::pte;

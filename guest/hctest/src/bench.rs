@@ -4,10 +4,10 @@
 //! `bench NAME median_ns=.. min_ns=.. max_ns=.. iters=..` (per operation);
 //! `vkernel bench` divides them by the raw KVM exit it measures itself.
 
-use crate::hypercall::{call, clock_ns};
-use crate::println;
 use crate::usercode::{frame, new_process, GuestTables, Routine, DATA, PAGE, VPT_BASE, VPT_PAGES};
-use crate::vmspace as vms;
+use guestlib::hypercall::{call, clock_ns};
+use guestlib::println;
+use guestlib::vmspace as vms;
 use vkernel_abi::mman::*;
 use vkernel_abi::paging::pte;
 use vkernel_abi::{Hypercall, VextFrame};

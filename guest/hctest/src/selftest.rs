@@ -1,7 +1,7 @@
 //! Deliberate misbehaviour chosen on the command line, so tests can show
 //! how the host reports a crashing or protocol-breaking guest kernel.
 
-use crate::hypercall;
+use guestlib::hypercall;
 use vkernel_abi::{layout, Hypercall};
 
 /// A known value at a known symbol, for debugger tests (`print/x
@@ -19,14 +19,14 @@ pub static SPIN_COUNT: core::sync::atomic::AtomicU64 = core::sync::atomic::Atomi
 /// `fault=spin`: spin forever without a single exit, `fault=idle`: wait
 /// for console input forever (for tests that interrupt a running guest).
 pub fn fault(kind: &str) {
-    crate::println!("kernel: faulting on purpose ({kind})");
+    guestlib::println!("kernel: faulting on purpose ({kind})");
     // SAFETY: none of these is safe; they exist to crash the kernel so the
     // host's crash report can be tested.
     unsafe {
         match kind {
             "null" => {
                 let v = core::ptr::read_volatile(core::ptr::null::<u64>());
-                crate::println!("read {v}");
+                guestlib::println!("read {v}");
             }
             "ud" => core::arch::asm!("ud2"),
             "gp" => core::arch::asm!("cli"),
@@ -46,7 +46,7 @@ pub fn fault(kind: &str) {
                 // The trap area is supervisor-only: writing it is a #PF.
                 core::ptr::write_volatile((layout::TRAP_AREA_BASE + 0x1000) as *mut u64, 0);
             }
-            _ => crate::println!("kernel: unknown fault kind {kind}"),
+            _ => guestlib::println!("kernel: unknown fault kind {kind}"),
         }
     }
 }
@@ -54,7 +54,7 @@ pub fn fault(kind: &str) {
 /// `hcfault=outside|across|unaligned|unknown`: issue a hypercall whose argument
 /// block the host must refuse (or an unknown hypercall number).
 pub fn hypercall_fault(kind: &str, mem_bytes: u64) {
-    crate::println!("kernel: bad hypercall on purpose ({kind})");
+    guestlib::println!("kernel: bad hypercall on purpose ({kind})");
     let port = Hypercall::ConsoleWrite.port();
     match kind {
         "outside" => hypercall::raw_port_out(port, (mem_bytes + 0x1000) as u32),
@@ -62,11 +62,11 @@ pub fn hypercall_fault(kind: &str, mem_bytes: u64) {
         "unaligned" => hypercall::raw_port_out(port, 0x2001),
         "unknown" => {
             let r = hypercall::call_nr(63, [0; 7]);
-            crate::println!(
+            guestlib::println!(
                 "kernel: unknown hypercall returned {:?}",
                 r.map_err(|e| e.name())
             );
         }
-        _ => crate::println!("kernel: unknown hcfault kind {kind}"),
+        _ => guestlib::println!("kernel: unknown hcfault kind {kind}"),
     }
 }

@@ -7,9 +7,9 @@
 //! Pointers into the kernel's own memory are confined to a scratch area,
 //! so the fuzzer cannot overwrite itself; everything else is fair game.
 
-use crate::hypercall::{call, call_nr};
-use crate::println;
-use crate::vmspace as vms;
+use guestlib::hypercall::{call, call_nr};
+use guestlib::println;
+use guestlib::vmspace as vms;
 use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS, VM_MIN_USER_ADDRESS};
 use vkernel_abi::mman::{
     FD_NONE, MAP_ANON, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PHYSMEM_FD, PROT_MASK,

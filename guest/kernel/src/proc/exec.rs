@@ -7,29 +7,24 @@
 //! static-pie startup relocates itself). A PT_INTERP (a dynamically linked
 //! program) is refused: there is no dynamic loader in the image.
 
+use super::ProcTable;
+use crate::fs::image;
+use crate::mm::{AddressSpace, Mm, SpaceRef};
+use crate::param::{ARG_BYTES, MAX_ARGS, STACK_BYTES};
 use crate::random;
-use crate::vm;
-use vkernel_abi::cpio::Archive;
 use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS, VM_MIN_USER_ADDRESS};
 use vkernel_abi::mman::*;
-use vkernel_abi::Errno;
+use vkernel_abi::{rflags, selector, Errno, TrapFrame, VextFrame};
 
 /// Where a static-PIE is loaded (Linux's default for PIE programs).
 pub const PIE_BASE: u64 = 0x5555_5555_4000;
 /// Top of the user stack; one unmapped guard page lies above it, below the
 /// trap area.
 pub const STACK_TOP: u64 = VM_MAX_USER_ADDRESS - PAGE_SIZE;
-/// Stack reservation (demand-zero), like Linux's default RLIMIT_STACK.
-pub const STACK_BYTES: u64 = 8 << 20;
 /// mmap without MAP_FIXED hands out addresses downwards from here.
 pub const MMAP_TOP: u64 = STACK_TOP - STACK_BYTES - (1 << 30);
 /// Room kept for the program break above the image.
 pub const BRK_ROOM: u64 = 1 << 40;
-
-/// Bytes of argument and environment strings exec accepts (with NULs).
-pub const ARG_BYTES: usize = 32 * 1024;
-/// Most argument plus environment strings.
-pub const MAX_ARGS: usize = 512;
 
 /// The argv and envp strings of an exec, copied out of the caller (or made
 /// by the kernel for init) before the old image goes away.
@@ -143,8 +138,51 @@ impl ExecError {
     }
 }
 
+impl ProcTable {
+    /// Loads `path` into a new address space for process `s` and, on
+    /// success, switches the process to it (the old image goes).
+    pub fn exec(
+        &mut self,
+        mm: &mut Mm,
+        image: &'static [u8],
+        s: usize,
+        path: &[u8],
+        args: &ArgBuf,
+    ) -> Result<(), ExecError> {
+        let loaded = load(mm, image, path, args)?;
+        {
+            let mut space = loaded.space.borrow_mut();
+            space.brk_start = loaded.brk;
+            space.brk = loaded.brk;
+            space.mmap_floor = loaded.brk.saturating_add(BRK_ROOM);
+        }
+        let p = &mut self.procs[s];
+        p.space = Some(loaded.space);
+        p.tf = start_frame(loaded.entry, loaded.sp);
+        p.vf = VextFrame::default();
+        p.clear_child_tid = 0;
+        p.robust_list = 0;
+        p.set_name(path);
+        Ok(())
+    }
+}
+
+/// A fresh user frame entering `entry` with stack `sp`.
+fn start_frame(entry: u64, sp: u64) -> TrapFrame {
+    TrapFrame {
+        rip: entry,
+        rsp: sp,
+        cs: selector::USER_CS as u64,
+        ss: selector::USER_SS as u64,
+        rflags: rflags::IF | rflags::FIXED,
+        ..Default::default()
+    }
+}
+
 /// What the new image needs to start.
 pub struct Loaded {
+    /// Its address space.
+    pub space: SpaceRef,
     pub entry: u64,
     pub sp: u64,
     /// End of the highest segment, page-rounded: the initial break.
@@ -254,38 +292,30 @@ fn prot_of(flags: u32) -> u64 {
     p
 }
 
-/// Finds `path` in the image: the file's bytes.
-pub fn find(image: &'static [u8], path: &[u8]) -> Result<&'static [u8], ExecError> {
-    let path = core::str::from_utf8(path).map_err(|_| ExecError::NotFound)?;
-    match Archive::find(image, path) {
-        Some(e) if e.is_file() => Ok(e.data),
-        _ => Err(ExecError::NotFound),
-    }
-}
-
-/// Loads program `path` into the new (not yet existing) vmspace `vmid`
-/// with the arguments in `args`. On error nothing is left behind.
+/// Loads program `path` into a new address space with the arguments in
+/// `args`. On error nothing is left behind.
 pub fn load(
+    mm: &mut Mm,
     image: &'static [u8],
     path: &[u8],
     args: &ArgBuf,
-    vmid: u64,
 ) -> Result<Loaded, ExecError> {
-    let elf = find(image, path)?;
+    let elf = image::find_file(image, path).ok_or(ExecError::NotFound)?;
     let h = parse_header(elf)?;
     for i in 0..h.phnum {
         if phdr(elf, &h, i).kind == PT_INTERP {
             return Err(ExecError::Dynamic);
         }
     }
-    if vm::create(vmid).is_err() {
-        return Err(ExecError::NoMemory);
-    }
-    let r = populate(elf, &h, path, args, vmid);
-    if r.is_err() {
-        let _ = vm::destroy(vmid);
-    }
-    r
+    let space = mm.new_space().map_err(|_| ExecError::NoMemory)?;
+    // On error the new space is dropped here, which destroys it.
+    let (entry, sp, brk) = populate(elf, &h, path, args, &mut space.borrow_mut())?;
+    Ok(Loaded {
+        space,
+        entry,
+        sp,
+        brk,
+    })
 }
 
 fn populate(
@@ -293,8 +323,8 @@ fn populate(
     h: &Header,
     path: &[u8],
     args: &ArgBuf,
-    vmid: u64,
-) -> Result<Loaded, ExecError> {
+    space: &mut AddressSpace,
+) -> Result<(u64, u64, u64), ExecError> {
     let base = if h.dyn_ { PIE_BASE } else { 0 };
     let nomem = |_| ExecError::NoMemory;
     // The end of the previous segment's pages and its protection: two
@@ -337,11 +367,13 @@ fn populate(
         let (start, stop) = (page_down(va), page_up(end));
         let map_from = start.max(prev_end);
         if stop > map_from {
-            vm::map_anon(vmid, map_from, stop - map_from, PROT_READ | PROT_WRITE).map_err(nomem)?;
+            space
+                .map_anon(map_from, stop - map_from, PROT_READ | PROT_WRITE)
+                .map_err(nomem)?;
         }
         if ph.filesz > 0 {
             let src = &elf[ph.offset as usize..(ph.offset + ph.filesz) as usize];
-            if vm::write(vmid, va, src) != src.len() {
+            if space.write(va, src) != src.len() {
                 return Err(ExecError::NoMemory);
             }
         }
@@ -349,9 +381,11 @@ fn populate(
             phdr_addr = va + (h.phoff - ph.offset);
         }
         let prot = prot_of(ph.flags);
-        vm::protect(vmid, start, stop - start, prot).map_err(nomem)?;
+        space.protect(start, stop - start, prot).map_err(nomem)?;
         if start < prev_end {
-            vm::protect(vmid, start, PAGE_SIZE, prot | prev_prot).map_err(nomem)?;
+            space
+                .protect(start, PAGE_SIZE, prot | prev_prot)
+                .map_err(nomem)?;
         }
         prev_end = stop;
         prev_prot = prot;
@@ -360,24 +394,16 @@ fn populate(
     if loads == 0 {
         return Err(ExecError::Malformed("no loadable segment"));
     }
-    vm::map_anon(
-        vmid,
-        STACK_TOP - STACK_BYTES,
-        STACK_BYTES,
-        PROT_READ | PROT_WRITE,
-    )
-    .map_err(nomem)?;
+    space
+        .map_anon(STACK_TOP - STACK_BYTES, STACK_BYTES, PROT_READ | PROT_WRITE)
+        .map_err(nomem)?;
     let aux = AuxInfo {
         phdr: phdr_addr,
         phnum: h.phnum as u64,
         entry: base + h.entry,
     };
-    let sp = build_stack(vmid, path, args, &aux)?;
-    Ok(Loaded {
-        entry: base + h.entry,
-        sp,
-        brk: top,
-    })
+    let sp = build_stack(space, path, args, &aux)?;
+    Ok((base + h.entry, sp, top))
 }
 
 struct AuxInfo {
@@ -419,7 +445,12 @@ const STACK_IMAGE: usize = ARG_BYTES + 8 * (MAX_ARGS + 64) + 512;
 ///          16 random bytes, "x86_64", argv and envp strings, exec path
 ///   STACK_TOP - 8: 0 (end marker)
 /// ```
-fn build_stack(vmid: u64, path: &[u8], args: &ArgBuf, aux: &AuxInfo) -> Result<u64, ExecError> {
+fn build_stack(
+    space: &mut AddressSpace,
+    path: &[u8],
+    args: &ArgBuf,
+    aux: &AuxInfo,
+) -> Result<u64, ExecError> {
     let mut img = [0u8; STACK_IMAGE];
     // `lo` is the lowest byte used so far, as an offset into img; img's
     // last byte sits at STACK_TOP - 1.
@@ -492,7 +523,7 @@ fn build_stack(vmid: u64, path: &[u8], args: &ArgBuf, aux: &AuxInfo) -> Result<u
     word(AT_NULL);
     word(0);
     let sp = addr_of(sp_off);
-    if vm::write(vmid, sp, &img[sp_off..]) == STACK_IMAGE - sp_off {
+    if space.write(sp, &img[sp_off..]) == STACK_IMAGE - sp_off {
         Ok(sp)
     } else {
         Err(ExecError::NoMemory)
