@@ -13,17 +13,20 @@ use core::arch::asm;
 use vkernel_abi::{Call, Errno, Hypercall, HypercallBlock};
 
 /// Issues `c`; `Ok(ret)` or the host's errno.
+#[inline]
 pub fn invoke(c: Call) -> Result<i64, Errno> {
     send(c.hypercall() as u16, c.encode())
 }
 
 /// Issues hypercall `hc` with raw `args` (tests and benchmarks).
+#[inline]
 pub fn call(hc: Hypercall, args: [u64; 7]) -> Result<i64, Errno> {
     call_nr(hc as u16, args)
 }
 
 /// Issues hypercall number `nr` (which the host may not know) with raw
 /// `args`.
+#[inline]
 pub fn call_nr(nr: u16, args: [u64; 7]) -> Result<i64, Errno> {
     send(
         nr,
@@ -36,6 +39,7 @@ pub fn call_nr(nr: u16, args: [u64; 7]) -> Result<i64, Errno> {
 }
 
 /// Sends `block` as hypercall `nr` and decodes the host's answer.
+#[inline]
 fn send(nr: u16, block: HypercallBlock) -> Result<i64, Errno> {
     let done = raw(
         vkernel_abi::HC_PORT_BASE + nr,
@@ -50,6 +54,7 @@ fn send(nr: u16, block: HypercallBlock) -> Result<i64, Errno> {
 
 /// Sends `block_addr` to `port` and reads the block back. `block_addr` is a
 /// guest-physical address (the kernel is identity-mapped below 4 GiB).
+#[inline]
 fn raw(port: u16, block_addr: u64) -> HypercallBlock {
     // SAFETY: `out` to a hypercall port only exits to the host, which reads
     // and writes the block at block_addr; the asm clobbers memory (no
@@ -114,6 +119,7 @@ pub fn exit(status: i32) -> ! {
 }
 
 /// Monotonic host time in nanoseconds.
+#[inline]
 pub fn clock_ns() -> u64 {
     invoke(Call::Clock {
         which: vkernel_abi::CLOCK_MONOTONIC,

@@ -38,13 +38,16 @@ macro_rules! calls {
 
         impl Call {
             /// Which hypercall this is (its port is `hypercall().port()`).
+            #[inline]
             pub const fn hypercall(&self) -> Hypercall {
                 match self {
                     $( Call::$name { .. } => Hypercall::$name, )*
                 }
             }
 
-            /// The argument block the guest sends for this call.
+            /// The argument block the guest sends for this call (inlined:
+            /// in a wrapper it folds to the stores of the arguments).
+            #[inline]
             pub fn encode(&self) -> HypercallBlock {
                 let mut args = [0u64; 7];
                 match *self {
