@@ -984,11 +984,19 @@ fn preempt() -> bool {
 fn unknown() -> bool {
     let r1 = sc0(500);
     let r2 = sc0(500);
-    check(
+    let mut ok = check(
         "unknown system calls are ENOSYS",
         r1 == sys::ENOSYS && r2 == sys::ENOSYS,
         r1,
-    )
+    );
+    // A Linux call the kernel does not implement (add_key): ENOSYS, and
+    // the log names it.
+    let r = sc0(248);
+    ok &= check("an unimplemented call is ENOSYS", r == sys::ENOSYS, r);
+    // clone of a thread (CLONE_VM with a stack): refused, and logged.
+    let r = syscall(56, [0x100 | 0x800 | 17, 0x10000, 0, 0, 0, 0]);
+    ok &= check("clone(CLONE_VM) is refused", r == sys::ENOSYS, r);
+    ok
 }
 
 fn crashwait(kind: &str) -> bool {
