@@ -80,3 +80,40 @@ pub enum Error {
 pub fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> Error {
     move |source| Error::Kvm { what, source }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn each_failure_says_what_failed_and_keeps_its_cause() {
+        let msr = Error::MsrList(vmm_sys_util::fam::Error::SizeLimitExceeded);
+        assert!(
+            msr.to_string().starts_with("building the vCPU's MSR list"),
+            "{msr}"
+        );
+        assert!(msr.source().is_some());
+        let kvm = kvm_err("KVM_SET_MSRS")(kvm_ioctls::Error::new(libc::EINVAL));
+        assert!(
+            kvm.to_string().starts_with("KVM KVM_SET_MSRS failed"),
+            "{kvm}"
+        );
+        assert!(kvm.source().is_some());
+        let io = Error::Io {
+            what: "creating the time-slice timer",
+            source: std::io::Error::from_raw_os_error(libc::EAGAIN),
+        };
+        assert!(io.source().is_some());
+        let mem = Error::Vmspace {
+            what: "building the kernel's page tables",
+            source: vmspace::Error::OutOfFrames,
+        };
+        assert_eq!(
+            mem.to_string(),
+            "building the kernel's page tables: host pool exhausted: no free page"
+        );
+        assert!(mem.source().is_some());
+    }
+}
