@@ -58,11 +58,16 @@ pub fn pack_program(path: &Path, argv: &[String]) -> Result<Vec<u8>, Error> {
     ]))
 }
 
-/// Checks an (already validated) image's /init: present, an x86-64 ELF.
+/// Checks an (already validated) image's /init: present, an x86-64 ELF
+/// or a `#!` script.
 pub fn check_init(image: &[u8]) -> Result<(), String> {
     let init = Archive::find(image, "init").ok_or_else(|| "no /init".to_string())?;
     if !init.is_file() {
         return Err("/init is not a regular file".into());
+    }
+    // A `#!` script runs its interpreter (the guest kernel resolves it).
+    if init.data.starts_with(b"#!") {
+        return Ok(());
     }
     match elf_problem(init.data) {
         Some(p) => Err(format!("/init is {p}")),

@@ -4,6 +4,8 @@
 
 use alloc::boxed::Box;
 
+use crate::fs::file::FdTableRef;
+use crate::fs::vfs::{InodeRef, Vfs};
 use crate::mm::{Mm, SpaceRef};
 use crate::proc::exec::ArgBuf;
 use crate::proc::ProcTable;
@@ -12,8 +14,8 @@ use crate::proc::ProcTable;
 pub struct Kernel {
     pub procs: ProcTable,
     pub mm: Mm,
-    /// The cpio image programs are loaded from.
-    pub image: &'static [u8],
+    /// The file tree.
+    pub vfs: Vfs,
     /// Time slice in microseconds (the RUN timeout).
     pub slice_us: u64,
     /// `boottrace`: print when /init first runs (host clock), for the
@@ -28,5 +30,18 @@ impl Kernel {
     /// The address space of live process `s`.
     pub fn space(&self, s: usize) -> SpaceRef {
         self.procs.procs[s].space()
+    }
+
+    /// The descriptor table of process `s`.
+    pub fn files(&self, s: usize) -> FdTableRef {
+        self.procs.procs[s].files.clone()
+    }
+
+    /// The working directory of process `s`.
+    pub fn cwd(&self, s: usize) -> InodeRef {
+        self.procs.procs[s]
+            .cwd
+            .clone()
+            .unwrap_or_else(|| self.vfs.root())
     }
 }

@@ -18,6 +18,7 @@
 
 extern crate alloc;
 
+mod chan;
 mod fs;
 mod kernel;
 mod mm;
@@ -28,12 +29,15 @@ mod syscall;
 mod trap;
 
 use alloc::boxed::Box;
+use alloc::rc::Rc;
 
+use fs::device::Console;
+use fs::file::{Fd, Object, OpenFile};
 use guestlib::bootinfo::{self, arg, Boot};
 use guestlib::{eprintln, hypercall, println};
 use kernel::Kernel;
 use mm::{Mm, PmapKind};
-use proc::exec::{ArgBuf, ExecError};
+use proc::exec::ArgBuf;
 use proc::ProcTable;
 use vkernel_abi::cpio::Archive;
 
@@ -110,17 +114,45 @@ fn boot_kernel(boot: &Boot, boot_trace: bool) -> Kernel {
     let slice_us = arg(boot.cmdline, "slice_us")
         .and_then(|v| v.parse::<u64>().ok())
         .map_or(param::SLICE_US, |us| us.clamp(lo, hi));
+    let mm = Mm::new(kind, heap_start + heap_bytes, boot.info.mem_bytes);
+    let tmpfs_bytes = match arg(boot.cmdline, "tmpfs_size").map(parse_size) {
+        None => boot.info.mem_bytes / 2,
+        Some(Some(b)) => b,
+        Some(None) => {
+            eprintln!("kernel: tmpfs_size=N[k|m|g] needs a size");
+            hypercall::exit(126);
+        }
+    };
+    let vfs = match fs::boot(boot.image, &mm.frames(), tmpfs_bytes) {
+        Ok(v) => v,
+        Err(bad) => {
+            eprintln!("kernel: image member {:?} {}", bad.name, bad.problem);
+            hypercall::exit(126);
+        }
+    };
     Kernel {
         procs: ProcTable::new(),
-        mm: Mm::new(kind, heap_start + heap_bytes, boot.info.mem_bytes),
-        image: boot.image,
+        mm,
+        vfs,
         slice_us,
         boot_trace,
         args: Box::new(ArgBuf::new()),
     }
 }
 
-/// Loads init (`/init`, or `init=PATH`) as pid 1.
+/// A size with an optional `k`, `m` or `g` suffix (as tmpfs's `size=`).
+fn parse_size(v: &str) -> Option<u64> {
+    let (num, shift) = match v.as_bytes().last()? {
+        b'k' | b'K' => (&v[..v.len() - 1], 10),
+        b'm' | b'M' => (&v[..v.len() - 1], 20),
+        b'g' | b'G' => (&v[..v.len() - 1], 30),
+        _ => (v, 0),
+    };
+    num.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
+/// Loads init (`/init`, or `init=PATH`) as pid 1, with descriptors 0, 1
+/// and 2 open on the console (2 writing to the host's stderr).
 /// init's argv is `/etc/init.args` from the image if there is one (the
 /// arguments, each ending in NUL: `vkernel run -- PROG ARGS` writes it),
 /// else the path and the words after ` -- ` on the command line.
@@ -129,7 +161,12 @@ fn start_init(k: &mut Kernel, boot: &Boot) {
     let args = &mut k.args;
     args.clear();
     let mut ok = true;
-    match fs::image::find_file(boot.image, b"etc/init.args") {
+    let init_args = k
+        .vfs
+        .resolve(&k.vfs.root(), b"/etc/init.args", fs::vfs::Follow::Yes)
+        .and_then(|n| fs::read_all(&n))
+        .ok();
+    match init_args {
         Some(list) if path == "/init" => {
             for a in list.split(|&b| b == 0).filter(|a| !a.is_empty()) {
                 ok &= args.push(a, false).is_ok();
@@ -158,12 +195,35 @@ fn start_init(k: &mut Kernel, boot: &Boot) {
     let Some(slot) = k.procs.alloc(0) else {
         hypercall::exit(126);
     };
+    {
+        let files = &mut k.procs.procs[slot].files.borrow_mut();
+        for (fd, stream) in [(0, 1), (1, 1), (2, 2)] {
+            let dev = Rc::new(Console { stream });
+            let object = Object::Device { dev, node: None };
+            let file = OpenFile::new(
+                object,
+                linux_raw_sys::general::O_RDWR,
+                b"/dev/console".to_vec(),
+            );
+            files.set(
+                fd,
+                Fd {
+                    file,
+                    cloexec: false,
+                },
+            );
+        }
+    }
     if let Err(e) = k
         .procs
-        .exec(&mut k.mm, k.image, slot, path.as_bytes(), &k.args)
+        .exec(&mut k.mm, &k.vfs, slot, path.as_bytes(), &mut k.args)
     {
         eprintln!("kernel: cannot run {path}: {}", e.message());
-        let status = if e == ExecError::NotFound { 127 } else { 126 };
+        let status = if e.errno() == vkernel_abi::Errno::ENOENT {
+            127
+        } else {
+            126
+        };
         hypercall::exit(status);
     }
 }

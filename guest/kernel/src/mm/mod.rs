@@ -47,6 +47,11 @@ impl Mm {
         }
     }
 
+    /// The physical page allocator (the file systems' pages come from it).
+    pub fn frames(&self) -> Frames {
+        self.frames.clone()
+    }
+
     /// A fresh vmspace id.
     pub fn new_vmid(&mut self) -> u64 {
         let id = self.next_vmid;

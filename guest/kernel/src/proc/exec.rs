@@ -1,4 +1,4 @@
-//! Loading a static ELF program from the image into a fresh vmspace and
+//! Loading a static ELF program from the file system into a fresh vmspace and
 //! building its initial stack as the Linux x86-64 ABI lays it out
 //! (xv6's exec.c, for ELF64 and Linux's auxiliary vector).
 //!
@@ -8,10 +8,11 @@
 //! program) is refused: there is no dynamic loader in the image.
 
 use super::ProcTable;
-use crate::fs::image;
+use crate::fs::vfs::{Follow, Kind, Vfs};
 use crate::mm::{AddressSpace, Mm, SpaceRef};
 use crate::param::{ARG_BYTES, MAX_ARGS, STACK_BYTES};
 use crate::random;
+use alloc::vec::Vec;
 use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS, VM_MIN_USER_ADDRESS};
 use vkernel_abi::mman::*;
 use vkernel_abi::{rflags, selector, Errno, TrapFrame, VextFrame};
@@ -92,6 +93,23 @@ impl ArgBuf {
         self.commit(s.len(), env)
     }
 
+    /// Replaces argv[0] with the strings of `front` (for `#!` scripts).
+    pub fn replace_argv0(&mut self, front: &[&[u8]]) -> Result<(), ExecError> {
+        let first = usize::from(self.argc > 0);
+        let old: Vec<(Vec<u8>, bool)> = (first..self.argc + self.envc)
+            .map(|i| (self.get(i).to_vec(), i >= self.argc))
+            .collect();
+        self.clear();
+        let too_big = |_| ExecError::TooBig;
+        for f in front {
+            self.push(f, false).map_err(too_big)?;
+        }
+        for (s, env) in &old {
+            self.push(s, *env).map_err(too_big)?;
+        }
+        Ok(())
+    }
+
     /// String `i` (argv then envp), without its NUL.
     pub fn get(&self, i: usize) -> &[u8] {
         let (o, n) = self.spans[i];
@@ -102,7 +120,8 @@ impl ArgBuf {
 /// Why a program could not be loaded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExecError {
-    NotFound,
+    /// The path did not resolve to an executable file.
+    Lookup(Errno),
     NotElf,
     NotX86_64,
     NotExecutable,
@@ -116,7 +135,7 @@ impl ExecError {
     /// The errno execve returns.
     pub fn errno(self) -> Errno {
         match self {
-            ExecError::NotFound => Errno::ENOENT,
+            ExecError::Lookup(e) => e,
             ExecError::NoMemory => Errno::ENOMEM,
             ExecError::TooBig => Errno::E2BIG,
             _ => Errno::ENOEXEC,
@@ -126,7 +145,10 @@ impl ExecError {
     /// One sentence for the console.
     pub fn message(self) -> &'static str {
         match self {
-            ExecError::NotFound => "no such file in the image",
+            ExecError::Lookup(e) if e == Errno::ENOENT => "no such file",
+            ExecError::Lookup(e) if e == Errno::EACCES => "not an executable file",
+            ExecError::Lookup(e) if e == Errno::ELOOP => "too many interpreters or symbolic links",
+            ExecError::Lookup(_) => "cannot be looked up",
             ExecError::NotElf => "not an ELF executable",
             ExecError::NotX86_64 => "not an x86-64 (64-bit little-endian) executable",
             ExecError::NotExecutable => "not an executable (ELF type is neither EXEC nor DYN)",
@@ -139,17 +161,51 @@ impl ExecError {
 }
 
 impl ProcTable {
-    /// Loads `path` into a new address space for process `s` and, on
-    /// success, switches the process to it (the old image goes).
+    /// Loads the program at `path` (resolved from the process's working
+    /// directory) into a new address space for process `s` and, on
+    /// success, switches the process to it (the old image goes, and the
+    /// descriptors marked close-on-exec). A script starting with `#!`
+    /// runs its interpreter with the script's path as an argument, as
+    /// Linux's binfmt_script does, up to [`MAX_INTERP_DEPTH`] levels.
     pub fn exec(
         &mut self,
         mm: &mut Mm,
-        image: &'static [u8],
+        vfs: &Vfs,
         s: usize,
         path: &[u8],
-        args: &ArgBuf,
+        args: &mut ArgBuf,
     ) -> Result<(), ExecError> {
-        let loaded = load(mm, image, path, args)?;
+        let cwd = self.procs[s].cwd.clone().unwrap_or_else(|| vfs.root());
+        let mut file = path.to_vec();
+        let mut depth = 0;
+        let bytes = loop {
+            let node = vfs
+                .resolve(&cwd, &file, Follow::Yes)
+                .map_err(ExecError::Lookup)?;
+            let m = node.meta();
+            if m.kind != Kind::Regular || m.perm & 0o111 == 0 {
+                return Err(ExecError::Lookup(Errno::EACCES));
+            }
+            let bytes = crate::fs::read_all(&node).map_err(|_| ExecError::NoMemory)?;
+            let Some((interp, arg)) = shebang(&bytes)? else {
+                break bytes;
+            };
+            depth += 1;
+            if depth > MAX_INTERP_DEPTH {
+                return Err(ExecError::Lookup(Errno::ELOOP));
+            }
+            // argv becomes: interpreter, its one argument (if any), the
+            // script's path, then the script's argv[1..].
+            let mut front: Vec<&[u8]> = Vec::new();
+            front.push(&interp);
+            if let Some(a) = &arg {
+                front.push(a);
+            }
+            front.push(&file);
+            args.replace_argv0(&front)?;
+            file = interp.clone();
+        };
+        let loaded = load(mm, &bytes, path, args)?;
         {
             let mut space = loaded.space.borrow_mut();
             space.brk_start = loaded.brk;
@@ -163,8 +219,42 @@ impl ProcTable {
         p.clear_child_tid = 0;
         p.robust_list = 0;
         p.set_name(path);
+        p.files.borrow_mut().close_on_exec();
         Ok(())
     }
+}
+
+/// A `#!` line: the interpreter's path and its optional argument.
+type Interpreter = (Vec<u8>, Option<Vec<u8>>);
+
+/// How many `#!` interpreters one exec follows (Linux's
+/// `BINPRM_MAX_RECURSION`, past which it is `ELOOP`).
+pub const MAX_INTERP_DEPTH: usize = 4;
+
+/// The interpreter and its optional argument of a `#!` script: the first
+/// line, up to 256 bytes (Linux's `BINPRM_BUF_SIZE`), split at the first
+/// blank after the interpreter's path. `None` if not a script.
+fn shebang(bytes: &[u8]) -> Result<Option<Interpreter>, ExecError> {
+    let Some(rest) = bytes.strip_prefix(b"#!") else {
+        return Ok(None);
+    };
+    let line = &rest[..rest.len().min(254)];
+    let line = match line.iter().position(|&b| b == b'\n') {
+        Some(end) => &line[..end],
+        None if rest.len() > 254 => return Err(ExecError::Malformed("#! line is too long")),
+        None => line,
+    };
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let line = line.trim_ascii();
+    if line.is_empty() {
+        return Err(ExecError::Lookup(Errno::ENOEXEC));
+    }
+    let (interp, arg) = match line.iter().position(blank) {
+        Some(i) => (&line[..i], Some(line[i..].trim_ascii())),
+        None => (line, None),
+    };
+    let arg = arg.filter(|a| !a.is_empty()).map(<[u8]>::to_vec);
+    Ok(Some((interp.to_vec(), arg)))
 }
 
 /// A fresh user frame entering `entry` with stack `sp`.
@@ -292,15 +382,9 @@ fn prot_of(flags: u32) -> u64 {
     p
 }
 
-/// Loads program `path` into a new address space with the arguments in
-/// `args`. On error nothing is left behind.
-pub fn load(
-    mm: &mut Mm,
-    image: &'static [u8],
-    path: &[u8],
-    args: &ArgBuf,
-) -> Result<Loaded, ExecError> {
-    let elf = image::find_file(image, path).ok_or(ExecError::NotFound)?;
+/// Loads ELF program `elf` (run as `path`) into a new address space with
+/// the arguments in `args`. On error nothing is left behind.
+fn load(mm: &mut Mm, elf: &[u8], path: &[u8], args: &ArgBuf) -> Result<Loaded, ExecError> {
     let h = parse_header(elf)?;
     for i in 0..h.phnum {
         if phdr(elf, &h, i).kind == PT_INTERP {
@@ -319,7 +403,7 @@ pub fn load(
 }
 
 fn populate(
-    elf: &'static [u8],
+    elf: &[u8],
     h: &Header,
     path: &[u8],
     args: &ArgBuf,

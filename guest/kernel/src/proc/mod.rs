@@ -15,8 +15,12 @@ pub mod sched;
 pub mod signal;
 pub mod wait;
 
+use alloc::rc::Rc;
 use alloc::vec::Vec;
+use core::cell::RefCell;
 
+use crate::fs::file::{FdTable, FdTableRef};
+use crate::fs::vfs::InodeRef;
 use crate::mm::{Mm, SpaceRef};
 use crate::param::{NPROC, NRLIMIT, PID_MAX, RLIM_INFINITY};
 use guestlib::hypercall;
@@ -49,6 +53,14 @@ pub struct Proc {
     pub parent: Pid,
     /// The address space; `None` once dead.
     pub space: Option<SpaceRef>,
+    /// Open descriptors.
+    pub files: FdTableRef,
+    /// The working directory (`None` until init starts: the root), and
+    /// its path as chdir made it (what getcwd reports).
+    pub cwd: Option<InodeRef>,
+    pub cwd_path: Vec<u8>,
+    /// File mode creation mask.
+    pub umask: u32,
     /// User registers and TLS bases to resume with.
     pub tf: TrapFrame,
     pub vf: VextFrame,
@@ -56,6 +68,9 @@ pub struct Proc {
     pub restart: bool,
     /// What rax becomes if the sleep's deadline passes first.
     pub timeout_result: i64,
+    /// Bytes a blocking write moved before it slept (its restart adds
+    /// them to its result).
+    pub io_done: u64,
     /// Linux wait status once a zombie (`code << 8`, or the signal number).
     pub wait_status: i32,
     /// set_tid_address's pointer.
@@ -76,10 +91,15 @@ impl Proc {
             pid: 0,
             parent: 0,
             space: None,
+            files: Rc::new(RefCell::new(FdTable::default())),
+            cwd: None,
+            cwd_path: alloc::vec![b'/'],
+            umask: 0o022,
             tf: TrapFrame::default(),
             vf: VextFrame::default(),
             restart: false,
             timeout_result: 0,
+            io_done: 0,
             wait_status: 0,
             clear_child_tid: 0,
             robust_list: 0,
@@ -203,8 +223,15 @@ impl ProcTable {
         let parent = &self.procs[s];
         let (tf, vf, rlimits) = (parent.tf, parent.vf, parent.rlimits);
         let (name, name_len) = (parent.name, parent.name_len);
+        // The child gets a copy of the table: the same open files.
+        let files = Rc::new(RefCell::new(parent.files.borrow().clone()));
+        let (cwd, cwd_path, umask) = (parent.cwd.clone(), parent.cwd_path.clone(), parent.umask);
         let child = &mut self.procs[c];
         child.space = Some(space);
+        child.files = files;
+        child.cwd = cwd;
+        child.cwd_path = cwd_path;
+        child.umask = umask;
         child.tf = tf;
         child.tf.rax = 0;
         child.vf = vf;
@@ -224,6 +251,9 @@ impl ProcTable {
         }
         let p = &mut self.procs[slot];
         p.space = None;
+        // Closing its descriptors may end a pipe: wake both sides.
+        let files = core::mem::take(&mut *p.files.borrow_mut());
+        p.cwd = None;
         p.state = State::Zombie;
         p.wait_status = status;
         p.restart = false;
@@ -238,6 +268,22 @@ impl ProcTable {
             self.wakeup(Chan::Child(1));
         }
         self.wakeup(Chan::Child(parent));
+        self.release_files(files);
+    }
+
+    /// Drops a descriptor table's files, waking whoever waits on a pipe
+    /// whose end this closed.
+    pub fn release_files(&mut self, files: FdTable) {
+        let mut chans = Vec::new();
+        for (_, fd) in files.open_fds() {
+            if let Some(chan) = fd.file.device().and_then(|d| d.wake_on_close()) {
+                chans.extend(chan);
+            }
+        }
+        drop(files);
+        for c in chans {
+            self.wakeup(c);
+        }
     }
 
     /// Init is gone: destroy every address space and end the run with

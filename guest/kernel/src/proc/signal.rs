@@ -11,6 +11,7 @@ pub const SIGBUS: i32 = linux::SIGBUS as i32;
 pub const SIGFPE: i32 = linux::SIGFPE as i32;
 pub const SIGKILL: i32 = linux::SIGKILL as i32;
 pub const SIGSEGV: i32 = linux::SIGSEGV as i32;
+pub const SIGPIPE: i32 = linux::SIGPIPE as i32;
 
 /// The signal (and its name) a process trap raises, as Linux maps
 /// exceptions to signals.

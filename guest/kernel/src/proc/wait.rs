@@ -9,21 +9,9 @@
 //! first, the call returns the value it chose when it slept (0 for
 //! nanosleep, `-ETIMEDOUT` for a futex wait) instead of restarting.
 
-use super::{Pid, ProcTable, State};
+pub use crate::chan::Chan;
 
-/// What a sleeping process waits for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Chan {
-    /// A child of this process changed state (exited): wait4.
-    Child(Pid),
-    /// Console input: a read of the console with none buffered.
-    ConsoleInput,
-    /// The futex word at this user address (private to one process until
-    /// threads share address spaces).
-    Futex(u64),
-    /// Only the deadline can end this sleep (nanosleep).
-    Timer,
-}
+use super::{ProcTable, State};
 
 impl ProcTable {
     /// Puts process `s` to sleep on `chan` until a [`ProcTable::wakeup`]

@@ -9,17 +9,21 @@
 //! (`proc`, `mm`, `fs`). Every user pointer goes through
 //! [`crate::mm::uaccess`].
 
-mod file;
+mod fd;
 mod mem;
 mod misc;
 mod names;
+mod path;
 mod proc;
 mod time;
+mod uio;
 
-use file::*;
+use crate::fs::vfs::Follow;
+use fd::*;
 use linux_raw_sys::general::*;
 use mem::*;
 use misc::*;
+use path::*;
 use proc::*;
 use time::*;
 
@@ -62,18 +66,93 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
     let a = [tf.rdi, tf.rsi, tf.rdx, tf.r10, tf.r8, tf.r9];
     // A number past u32 names no call.
     let nr = u32::try_from(tf.rax).unwrap_or(u32::MAX);
+    const CWD: u64 = AT_FDCWD as u64;
     let out = match nr {
+        // Descriptors.
         __NR_read => sys_read(k, s, a[0], a[1], a[2]),
-        __NR_write => ret(sys_write(k, s, a[0], a[1], a[2])),
-        __NR_stat | __NR_lstat => ret(sys_stat(k, s, a[0], a[1])),
+        __NR_write => sys_write(k, s, a[0], a[1], a[2]),
+        __NR_pread64 => sys_pread64(k, s, a[0], a[1], a[2], a[3]),
+        __NR_pwrite64 => sys_pwrite64(k, s, a[0], a[1], a[2], a[3]),
+        __NR_readv => sys_readv(k, s, a[0], a[1], a[2], None),
+        __NR_writev => sys_writev(k, s, a[0], a[1], a[2], None),
+        __NR_preadv => sys_readv(k, s, a[0], a[1], a[2], Some(a[3])),
+        __NR_pwritev => sys_writev(k, s, a[0], a[1], a[2], Some(a[3])),
+        __NR_lseek => ret(sys_lseek(k, s, a[0], a[1], a[2])),
+        __NR_close => ret(sys_close(k, s, a[0])),
+        __NR_close_range => ret(sys_close_range(k, s, a[0], a[1], a[2])),
+        __NR_dup => ret(sys_dup(k, s, a[0])),
+        __NR_dup2 => ret(sys_dup3(k, s, a[0], a[1], 0, false)),
+        __NR_dup3 => ret(sys_dup3(k, s, a[0], a[1], a[2], true)),
+        __NR_fcntl => ret(sys_fcntl(k, s, a[0], a[1], a[2])),
+        __NR_pipe => ret(sys_pipe2(k, s, a[0], 0)),
+        __NR_pipe2 => ret(sys_pipe2(k, s, a[0], a[1])),
+        __NR_ioctl => ret(sys_ioctl(k, s, a[0], a[1], a[2])),
         __NR_fstat => ret(sys_fstat(k, s, a[0], a[1])),
-        __NR_lseek | __NR_pread64 => ret(sys_console_seek(a[0])),
+        __NR_getdents64 => ret(sys_getdents64(k, s, a[0], a[1], a[2])),
+        __NR_ftruncate => ret(sys_ftruncate(k, s, a[0], a[1])),
+        __NR_fsync | __NR_fdatasync => ret(sys_fsync(k, s, a[0])),
+        // Names.
+        __NR_open => ret(sys_openat(k, s, CWD, a[0], a[1], a[2])),
+        __NR_openat => ret(sys_openat(k, s, a[0], a[1], a[2], a[3])),
+        __NR_creat => ret(sys_openat(
+            k,
+            s,
+            CWD,
+            a[0],
+            (O_CREAT | O_WRONLY | O_TRUNC) as u64,
+            a[1],
+        )),
+        __NR_stat => ret(sys_stat(k, s, a[0], a[1], Follow::Yes)),
+        __NR_lstat => ret(sys_stat(k, s, a[0], a[1], Follow::No)),
+        __NR_newfstatat => ret(sys_newfstatat(k, s, a[0], a[1], a[2], a[3])),
+        __NR_statx => ret(sys_statx(k, s, a[0], a[1], a[2], a[3], a[4])),
+        __NR_access => ret(sys_faccessat(k, s, CWD, a[0], a[1], 0)),
+        __NR_faccessat => ret(sys_faccessat(k, s, a[0], a[1], a[2], 0)),
+        __NR_faccessat2 => ret(sys_faccessat(k, s, a[0], a[1], a[2], a[3])),
+        __NR_mkdir => ret(sys_mkdirat(k, s, CWD, a[0], a[1])),
+        __NR_mkdirat => ret(sys_mkdirat(k, s, a[0], a[1], a[2])),
+        __NR_mknod => ret(sys_mknodat(k, s, CWD, a[0], a[1], a[2])),
+        __NR_mknodat => ret(sys_mknodat(k, s, a[0], a[1], a[2], a[3])),
+        __NR_rmdir => ret(sys_unlinkat(k, s, CWD, a[0], AT_REMOVEDIR as u64)),
+        __NR_unlink => ret(sys_unlinkat(k, s, CWD, a[0], 0)),
+        __NR_unlinkat => ret(sys_unlinkat(k, s, a[0], a[1], a[2])),
+        __NR_rename => ret(sys_renameat2(k, s, CWD, a[0], CWD, a[1], 0)),
+        __NR_renameat => ret(sys_renameat2(k, s, a[0], a[1], a[2], a[3], 0)),
+        __NR_renameat2 => ret(sys_renameat2(k, s, a[0], a[1], a[2], a[3], a[4])),
+        __NR_link => ret(sys_linkat(k, s, CWD, a[0], CWD, a[1], 0)),
+        __NR_linkat => ret(sys_linkat(k, s, a[0], a[1], a[2], a[3], a[4])),
+        __NR_symlink => ret(sys_symlinkat(k, s, a[0], CWD, a[1])),
+        __NR_symlinkat => ret(sys_symlinkat(k, s, a[0], a[1], a[2])),
+        __NR_readlink => ret(sys_readlinkat(k, s, CWD, a[0], a[1], a[2])),
+        __NR_readlinkat => ret(sys_readlinkat(k, s, a[0], a[1], a[2], a[3])),
+        __NR_chdir => ret(sys_chdir(k, s, a[0])),
+        __NR_fchdir => ret(sys_fchdir(k, s, a[0])),
+        __NR_getcwd => ret(sys_getcwd(k, s, a[0], a[1])),
+        __NR_umask => Ret(sys_umask(k, s, a[0])),
+        __NR_chmod => ret(sys_fchmodat(k, s, CWD, a[0], a[1])),
+        __NR_fchmod => ret(sys_fchmodat(k, s, a[0], 0, a[1])),
+        __NR_fchmodat => ret(sys_fchmodat(k, s, a[0], a[1], a[2])),
+        __NR_chown => ret(sys_fchownat(k, s, CWD, a[0], a[1], a[2], 0)),
+        __NR_lchown => ret(sys_fchownat(
+            k,
+            s,
+            CWD,
+            a[0],
+            a[1],
+            a[2],
+            AT_SYMLINK_NOFOLLOW as u64,
+        )),
+        __NR_fchown => ret(sys_fchownat(k, s, a[0], 0, a[1], a[2], 0)),
+        __NR_fchownat => ret(sys_fchownat(k, s, a[0], a[1], a[2], a[3], a[4])),
+        __NR_truncate => ret(sys_truncate(k, s, a[0], a[1])),
+        __NR_utimensat => ret(sys_utimensat(k, s, a[0], a[1], a[2], a[3])),
+        __NR_statfs => ret(sys_statfs(k, s, a[0], a[1])),
+        __NR_fstatfs => ret(sys_fstatfs(k, s, a[0], a[1])),
+        // Memory.
         __NR_mmap => ret(sys_mmap(k, s, a)),
         __NR_mprotect => ret(sys_mprotect(k, s, a[0], a[1], a[2])),
         __NR_munmap => ret(sys_munmap(k, s, a[0], a[1])),
         __NR_brk => Ret(sys_brk(k, s, a[0]) as i64),
-        __NR_ioctl => ret(sys_ioctl(a[0])),
-        __NR_writev => ret(sys_writev(k, s, a[0], a[1], a[2])),
         // The scheduler moves on after every trap.
         __NR_sched_yield => Ret(0),
         // glibc falls back to copying.
@@ -91,8 +170,6 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         __NR_wait4 => sys_wait4(k, s, a[0] as i32, a[1], a[2], a[3]),
         __NR_kill => sys_kill(k, s, a[0] as i32, a[1] as i32),
         __NR_uname => ret(sys_uname(k, s, a[0])),
-        __NR_getcwd => ret(sys_getcwd(k, s, a[0], a[1])),
-        __NR_readlink => ret(sys_readlink(k, s, a[0])),
         __NR_gettimeofday => ret(sys_gettimeofday(k, s, a[0], a[1])),
         __NR_getrlimit => ret(sys_prlimit(k, s, 0, a[0], 0, a[1])),
         // uid, gid, euid, egid: root.
@@ -116,8 +193,6 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
                 sys_kill(k, s, a[0] as i32, a[2] as i32)
             }
         }
-        __NR_newfstatat => ret(sys_newfstatat(k, s, a[0] as i32, a[1], a[2], a[3])),
-        __NR_readlinkat => ret(sys_readlink(k, s, a[1])),
         __NR_set_robust_list => ret(sys_set_robust_list(k, s, a[0], a[1])),
         __NR_prlimit64 => ret(sys_prlimit(k, s, a[0] as u32, a[1], a[2], a[3])),
         __NR_getrandom => ret(sys_getrandom(k, s, a[0], a[1], a[2])),

@@ -94,7 +94,7 @@ pub fn sys_execve(k: &mut Kernel, s: usize, path: u64, argv: u64, envp: u64) -> 
         Ok(n) => n,
         Err(e) => return Ret(err(e)),
     };
-    match k.procs.exec(&mut k.mm, k.image, s, &pbuf[..n], &k.args) {
+    match k.procs.exec(&mut k.mm, &k.vfs, s, &pbuf[..n], &mut k.args) {
         Ok(()) => NoReturn,
         Err(e) => {
             if e == ExecError::Dynamic {
