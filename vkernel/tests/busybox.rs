@@ -31,6 +31,8 @@ fn image() -> &'static str {
 /// Runs `script` with busybox sh on the host (in a fresh directory) and in
 /// the guest (in a fresh /tmp/work); both must print the same and succeed.
 fn same_as_host(script: &str) -> String {
+    // The host runs the busybox the image holds: build it first.
+    let image = image();
     let dir = tempfile::tempdir().unwrap();
     let host = Command::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -49,7 +51,7 @@ fn same_as_host(script: &str) -> String {
         String::from_utf8_lossy(&host.stderr)
     );
     let guest_script = format!("mkdir -p /tmp/work && cd /tmp/work && {{ {script}\n}}");
-    let r = vkernel(&["run", "--image", image(), "--", "sh", "-c", &guest_script]);
+    let r = vkernel(&["run", "--image", image, "--", "sh", "-c", &guest_script]);
     r.expect_code(0);
     assert_eq!(
         r.stdout, host_out,
