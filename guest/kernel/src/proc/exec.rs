@@ -222,6 +222,21 @@ impl ProcTable {
         p.robust_list = 0;
         p.set_name(path);
         p.files.borrow_mut().close_on_exec();
+        if let Some(t) = &p.task {
+            t.set_comm(path);
+            // Resolved before the record changes: `/proc/self/exe` in the
+            // path names the old program.
+            let exe = vfs.real_path(&p.cwd_path, &file);
+            *t.exe.borrow_mut() = exe;
+            let mut cmdline = t.cmdline.borrow_mut();
+            cmdline.clear();
+            for i in 0..args.argc {
+                cmdline.extend_from_slice(args.get(i));
+                cmdline.push(0);
+            }
+            drop(cmdline);
+            t.attach(&p.files, p.space.as_ref());
+        }
         Ok(())
     }
 }
