@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysinfo.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -162,6 +163,9 @@ int main(int argc, char **argv) {
     CHECK(slurp("/proc/cpuinfo", buf, sizeof buf) > 0 && strncmp(buf, "processor\t: 0\n", 14) == 0 && strstr(buf, "\nvendor_id\t: ") && strstr(buf, "\nflags\t\t: ") && strstr(buf, " sse2 "), "cpuinfo");
     CHECK(slurp("/proc/mounts", buf, sizeof buf) > 0 && strstr(buf, " /proc proc rw") && strstr(buf, " / "), "mounts");
     CHECK(slurp("/proc/stat", buf, sizeof buf) > 0 && strncmp(buf, "cpu ", 4) == 0 && strstr(buf, "\nbtime "), "stat");
+
+    struct statfs sfs;
+    CHECK(statfs("/proc", &sfs) == 0 && sfs.f_type == 0x9fa0, "statfs /proc is procfs (%lx)", (long)sfs.f_type);
 
     /* /proc lists pids */
     d = opendir("/proc");

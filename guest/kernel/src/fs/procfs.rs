@@ -414,6 +414,10 @@ impl Inode for Node {
         }
     }
 
+    fn fs_magic(&self) -> u64 {
+        linux_raw_sys::general::PROC_SUPER_MAGIC as u64
+    }
+
     fn lookup(&self, name: &[u8]) -> Result<InodeRef, Errno> {
         let fs = &self.fs;
         let what = match self.what {

@@ -131,6 +131,10 @@ pub trait Inode {
     fn usage(&self) -> (u64, u64) {
         (0, 0)
     }
+    /// Its file system's `f_type` (statfs): tmpfs's unless it says.
+    fn fs_magic(&self) -> u64 {
+        linux_raw_sys::general::TMPFS_MAGIC as u64
+    }
     /// chmod.
     fn set_perm(&self, _perm: u32) -> Result<(), Errno> {
         Err(Errno::EPERM)

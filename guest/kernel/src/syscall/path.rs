@@ -563,7 +563,7 @@ fn write_statfs(space: &SpaceRef, addr: u64, node: &InodeRef) -> Result<i64, Err
     let free = limit.saturating_sub(used) / bsize;
     let m = node.meta();
     let w: [u64; 15] = [
-        TMPFS_MAGIC as u64,
+        node.fs_magic(),
         bsize,
         blocks,
         free,
