@@ -65,8 +65,9 @@ fn busybox() -> Vec<u8> {
     bytes
 }
 
-const APPLETS: [&str; 11] = [
-    "sh", "ps", "free", "uptime", "cat", "ls", "readlink", "head", "grep", "tr", "wc",
+const APPLETS: [&str; 13] = [
+    "sh", "ps", "free", "uptime", "cat", "ls", "readlink", "head", "grep", "tr", "wc", "sleep",
+    "kill",
 ];
 
 /// An image with /bin/busybox and its applet links, an /etc/passwd, and
@@ -139,6 +140,8 @@ fn busybox_ps_free_uptime_and_proc_files_work() {
         echo '== cpuinfo'; head -1 /proc/cpuinfo\n\
         echo '== proc'; ls /proc\n\
         echo '== stat'; cat /proc/1/stat | wc -w\n\
+        echo '== stdin'; echo piped | cat /dev/stdin\n\
+        echo '== sleeper'; sleep 10 & ps -o stat,comm,args | grep sleep; kill $!\n\
         echo '== end'\n";
     let img = busybox_image(dir.path(), script);
     let r = vkernel(&["run", "--image", img.to_str().unwrap()]);
@@ -233,4 +236,14 @@ fn busybox_ps_free_uptime_and_proc_files_work() {
         );
     }
     assert_eq!(section(out, "stat"), ["52"], "{ctx}");
+    assert_eq!(section(out, "stdin"), ["piped"], "{ctx}");
+    let sleeper = section(out, "sleeper");
+    assert!(
+        // busybox sh runs applets by exec of /proc/self/exe: comm is "exe",
+        // as on Linux.
+        sleeper
+            .iter()
+            .any(|l| l.starts_with("S ") && l.ends_with("} sleep 10")),
+        "a background sleep sleeps\n{ctx}"
+    );
 }

@@ -126,8 +126,28 @@ int main(int argc, char **argv) {
     d = opendir("/dev/fd");
     CHECK(d != NULL, "opendir /dev/fd");
     if (d) closedir(d);
-    close(fd);
+    /* The links are magic: they open the file itself, even unlinked. */
+    write(fd, "kept", 4);
     unlink("procfs-test-file");
+    int again = open(path, O_RDONLY);
+    memset(buf, 0, 8);
+    CHECK(again >= 0 && read(again, buf, 8) == 4 && memcmp(buf, "kept", 4) == 0, "reopen an unlinked file through fd/%d", fd);
+    close(again);
+    int pp[2];
+    pipe(pp);
+    char rpath[64], wpath[64];
+    snprintf(rpath, sizeof rpath, "/dev/fd/%d", pp[0]);
+    snprintf(wpath, sizeof wpath, "/proc/self/fd/%d", pp[1]);
+    int r2 = open(rpath, O_RDONLY), w2 = open(wpath, O_WRONLY);
+    CHECK(r2 >= 0 && w2 >= 0 && fstat(r2, &a) == 0 && S_ISFIFO(a.st_mode), "reopen a pipe's ends (%d %d)", r2, w2);
+    close(pp[0]);
+    close(pp[1]);
+    memset(buf, 0, 8);
+    CHECK(write(w2, "pipe", 4) == 4 && read(r2, buf, 8) == 4 && memcmp(buf, "pipe", 4) == 0, "the reopened ends are one pipe");
+    close(w2);
+    CHECK(read(r2, buf, 8) == 0, "EOF once the last writer is gone");
+    close(r2);
+    close(fd);
     errno = 0;
     CHECK(readlink(path, buf, sizeof buf) == -1 && errno == ENOENT, "closed fd's link: ENOENT");
 

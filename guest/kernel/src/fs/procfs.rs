@@ -564,6 +564,51 @@ impl Inode for Node {
         }
     }
 
+    fn follow_magic(&self) -> Option<Result<InodeRef, Errno>> {
+        let What::FdLink(pid, fd) = self.what else {
+            return None;
+        };
+        let Some(f) = fd_file(&self.fs, pid, fd) else {
+            return Some(Err(Errno::ENOENT));
+        };
+        Some(Ok(match (f.inode(), f.device()) {
+            (Some(node), _) => node.clone(),
+            (None, Some(dev)) => Rc::new(Anon {
+                dev: dev.clone(),
+                meta: f.meta(),
+            }),
+            (None, None) => return Some(Err(Errno::ENOENT)),
+        }))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// What `/proc/PID/fd/N` leads to when the open file has no name: a pipe
+/// end or a console. Opening it opens the device again (a pipe: a new end
+/// of the same pipe, as Linux's fifo-like reopen).
+struct Anon {
+    dev: Rc<dyn super::device::Device>,
+    meta: Metadata,
+}
+
+impl Inode for Anon {
+    fn meta(&self) -> Metadata {
+        let mut m = self.meta;
+        // Only devices and fifos open as devices: a console that is a
+        // host file or socket shows as the character device it is here.
+        if !matches!(m.kind, Kind::Fifo | Kind::CharDevice) {
+            m.kind = Kind::CharDevice;
+        }
+        m
+    }
+
+    fn device(&self) -> Option<Rc<dyn super::device::Device>> {
+        Some(self.dev.clone())
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

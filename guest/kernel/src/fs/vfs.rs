@@ -207,6 +207,12 @@ pub trait Inode {
     fn readlink(&self) -> Result<Vec<u8>, Errno> {
         Err(Errno::EINVAL)
     }
+    /// For a magic link (procfs's `/proc/PID/fd/N`): the object itself,
+    /// which path resolution takes instead of resolving the link's text
+    /// (so a pipe, a deleted or renamed file can be opened again).
+    fn follow_magic(&self) -> Option<Result<InodeRef, Errno>> {
+        None
+    }
     /// What a device node or fifo opens to.
     fn device(&self) -> Option<Rc<dyn Device>> {
         None
@@ -398,6 +404,10 @@ impl Vfs {
                 *links += 1;
                 if *links > MAX_SYMLINKS {
                     return Err(Errno::ELOOP);
+                }
+                if let Some(target) = next.follow_magic() {
+                    cur = target?;
+                    continue;
                 }
                 let target = next.readlink()?;
                 cur = self.walk(&cur, &target, Follow::Yes, links)?;
