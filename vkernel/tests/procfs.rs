@@ -141,6 +141,7 @@ fn busybox_ps_free_uptime_and_proc_files_work() {
         echo '== proc'; ls /proc\n\
         echo '== stat'; cat /proc/1/stat | wc -w\n\
         echo '== stdin'; echo piped | cat /dev/stdin\n\
+        echo '== threads'; ps -T | head -1\n\
         echo '== sleeper'; sleep 10 & ps -o stat,comm,args | grep sleep; kill $!\n\
         echo '== end'\n";
     let img = busybox_image(dir.path(), script);
@@ -237,6 +238,11 @@ fn busybox_ps_free_uptime_and_proc_files_work() {
     }
     assert_eq!(section(out, "stat"), ["52"], "{ctx}");
     assert_eq!(section(out, "stdin"), ["piped"], "{ctx}");
+    assert_eq!(
+        section(out, "threads"),
+        [host_header(&["ps", "-T"])],
+        "{ctx}"
+    );
     let sleeper = section(out, "sleeper");
     assert!(
         // busybox sh runs applets by exec of /proc/self/exe: comm is "exe",

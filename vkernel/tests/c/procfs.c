@@ -184,6 +184,20 @@ int main(int argc, char **argv) {
     CHECK(slurp("/proc/mounts", buf, sizeof buf) > 0 && strstr(buf, " /proc proc rw") && strstr(buf, " / "), "mounts");
     CHECK(slurp("/proc/stat", buf, sizeof buf) > 0 && strncmp(buf, "cpu ", 4) == 0 && strstr(buf, "\nbtime "), "stat");
 
+    /* task/: one thread, the process itself */
+    d = opendir("/proc/self/task");
+    int threads = 0, seen_tid = 0;
+    snprintf(want, sizeof want, "%d", me);
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        threads++;
+        seen_tid |= strcmp(e->d_name, want) == 0 && e->d_type == DT_DIR;
+    }
+    if (d) closedir(d);
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", me);
+    pid = 0;
+    CHECK(threads == 1 && seen_tid && slurp(path, buf, sizeof buf) > 0 && sscanf(buf, "%d", &pid) == 1 && pid == me, "task/%d", me);
+
     struct statfs sfs;
     CHECK(statfs("/proc", &sfs) == 0 && sfs.f_type == 0x9fa0, "statfs /proc is procfs (%lx)", (long)sfs.f_type);
 

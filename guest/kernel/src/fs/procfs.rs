@@ -4,7 +4,8 @@
 //!
 //! - `/proc/self` → the calling process's directory;
 //! - `/proc/PID/`: `stat`, `status`, `statm`, `cmdline`, `comm`, `maps`,
-//!   `mounts`, `exe`, `cwd`, `root`, `fd/` (a link per descriptor);
+//!   `mounts`, `exe`, `cwd`, `root`, `fd/` (a magic link per descriptor),
+//!   `task/PID/` (the one thread: the same files);
 //! - `/proc/meminfo`, `cpuinfo`, `uptime`, `loadavg`, `mounts`, `stat`,
 //!   `version`, `filesystems`.
 //!
@@ -134,9 +135,10 @@ enum PidEntry {
     File(PidFile),
     Link(PidLink),
     FdDir,
+    TaskDir,
 }
 
-const PID_ENTRIES: [(&[u8], PidEntry); 11] = [
+const PID_ENTRIES: [(&[u8], PidEntry); 12] = [
     (b"cmdline", PidEntry::File(PidFile::Cmdline)),
     (b"comm", PidEntry::File(PidFile::Comm)),
     (b"cwd", PidEntry::Link(PidLink::Cwd)),
@@ -148,6 +150,7 @@ const PID_ENTRIES: [(&[u8], PidEntry); 11] = [
     (b"stat", PidEntry::File(PidFile::Stat)),
     (b"statm", PidEntry::File(PidFile::Statm)),
     (b"status", PidEntry::File(PidFile::Status)),
+    (b"task", PidEntry::TaskDir),
 ];
 
 /// What an inode shows.
@@ -161,6 +164,10 @@ enum What {
     PidLink(Pid, PidLink),
     FdDir(Pid),
     FdLink(Pid, u32),
+    /// `/proc/PID/task`, and its one thread's directory (threads share
+    /// the process's files).
+    TaskDir(Pid),
+    Thread(Pid),
 }
 
 impl What {
@@ -176,6 +183,8 @@ impl What {
             What::PidFile(p, f) => per(p, 0x10 + f as u64),
             What::PidLink(p, l) => per(p, 0x20 + l as u64),
             What::FdDir(p) => per(p, 0x30),
+            What::TaskDir(p) => per(p, 0x31),
+            What::Thread(p) => per(p, 0x32),
             What::FdLink(p, fd) => per(p, 0x1_0000 + fd as u64),
         }
     }
@@ -186,14 +195,18 @@ impl What {
             | What::PidFile(p, _)
             | What::PidLink(p, _)
             | What::FdDir(p)
-            | What::FdLink(p, _) => Some(p),
+            | What::FdLink(p, _)
+            | What::TaskDir(p)
+            | What::Thread(p) => Some(p),
             _ => None,
         }
     }
 
     fn kind(self) -> Kind {
         match self {
-            What::Root | What::PidDir(_) | What::FdDir(_) => Kind::Directory,
+            What::Root | What::PidDir(_) | What::FdDir(_) | What::TaskDir(_) | What::Thread(_) => {
+                Kind::Directory
+            }
             What::SelfLink | What::PidLink(..) | What::FdLink(..) => Kind::Symlink,
             What::Global(_) | What::PidFile(..) => Kind::Regular,
         }
@@ -218,7 +231,7 @@ fn node(fs: &Rc<ProcFs>, what: What) -> InodeRef {
         .and_then(|p| fs.src.tasks.get(p))
         .map_or(0, |t| t.start_ns);
     let perm = match what {
-        What::Root | What::PidDir(_) => 0o555,
+        What::Root | What::PidDir(_) | What::TaskDir(_) | What::Thread(_) => 0o555,
         What::FdDir(_) => 0o500,
         What::SelfLink | What::PidLink(..) => 0o777,
         What::FdLink(pid, fd) => {
@@ -265,6 +278,15 @@ fn parse_pid(name: &[u8]) -> Option<Pid> {
     }
     let s = core::str::from_utf8(name).ok()?;
     s.parse::<Pid>().ok()
+}
+
+fn pid_entry(pid: Pid, e: PidEntry) -> What {
+    match e {
+        PidEntry::File(f) => What::PidFile(pid, f),
+        PidEntry::Link(l) => What::PidLink(pid, l),
+        PidEntry::FdDir => What::FdDir(pid),
+        PidEntry::TaskDir => What::TaskDir(pid),
+    }
 }
 
 fn dirent(what: What, name: &[u8]) -> DirEntry {
@@ -432,17 +454,22 @@ impl Inode for Node {
                     What::PidDir(pid)
                 }
             }
-            What::PidDir(pid) => {
+            What::PidDir(pid) | What::Thread(pid) => {
                 fs.src.tasks.get(pid).ok_or(Errno::ENOENT)?;
+                let thread = matches!(self.what, What::Thread(_));
                 let (_, e) = PID_ENTRIES
                     .iter()
+                    .filter(|(_, e)| !thread || !matches!(e, PidEntry::TaskDir))
                     .find(|(n, _)| *n == name)
                     .ok_or(Errno::ENOENT)?;
-                match *e {
-                    PidEntry::File(f) => What::PidFile(pid, f),
-                    PidEntry::Link(l) => What::PidLink(pid, l),
-                    PidEntry::FdDir => What::FdDir(pid),
+                pid_entry(pid, *e)
+            }
+            What::TaskDir(pid) => {
+                if parse_pid(name) != Some(pid) {
+                    return Err(Errno::ENOENT);
                 }
+                fs.src.tasks.get(pid).ok_or(Errno::ENOENT)?;
+                What::Thread(pid)
             }
             What::FdDir(pid) => {
                 let fd = core::str::from_utf8(name)
@@ -460,7 +487,8 @@ impl Inode for Node {
 
     fn parent(&self) -> Option<InodeRef> {
         Some(match self.what {
-            What::FdDir(pid) => node(&self.fs, What::PidDir(pid)),
+            What::FdDir(pid) | What::TaskDir(pid) => node(&self.fs, What::PidDir(pid)),
+            What::Thread(pid) => node(&self.fs, What::TaskDir(pid)),
             _ => node(&self.fs, What::Root),
         })
     }
@@ -468,7 +496,8 @@ impl Inode for Node {
     fn readdir(&self, index: u64) -> Result<Option<DirEntry>, Errno> {
         let fs = &self.fs;
         let parent = match self.what {
-            What::FdDir(pid) => What::PidDir(pid),
+            What::FdDir(pid) | What::TaskDir(pid) => What::PidDir(pid),
+            What::Thread(pid) => What::TaskDir(pid),
             _ => What::Root,
         };
         match index {
@@ -492,15 +521,21 @@ impl Inode for Node {
                     })
                 }
             }
-            What::PidDir(pid) => {
+            What::PidDir(pid) | What::Thread(pid) => {
                 fs.src.tasks.get(pid).ok_or(Errno::ENOENT)?;
-                PID_ENTRIES.get(i).map(|(n, e)| {
-                    let what = match *e {
-                        PidEntry::File(f) => What::PidFile(pid, f),
-                        PidEntry::Link(l) => What::PidLink(pid, l),
-                        PidEntry::FdDir => What::FdDir(pid),
-                    };
-                    dirent(what, n)
+                let thread = matches!(self.what, What::Thread(_));
+                PID_ENTRIES
+                    .iter()
+                    .filter(|(_, e)| !thread || !matches!(e, PidEntry::TaskDir))
+                    .nth(i)
+                    .map(|(n, e)| dirent(pid_entry(pid, *e), n))
+            }
+            What::TaskDir(pid) => {
+                fs.src.tasks.get(pid).ok_or(Errno::ENOENT)?;
+                (i == 0).then(|| {
+                    let mut name = String::new();
+                    let _ = write!(name, "{pid}");
+                    dirent(What::Thread(pid), name.as_bytes())
                 })
             }
             What::FdDir(pid) => {
