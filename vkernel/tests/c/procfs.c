@@ -229,6 +229,8 @@ int main(int argc, char **argv) {
     CHECK(ppid == me, "child's ppid %d", ppid);
     snprintf(path, sizeof path, "/proc/%d/status", c);
     int held = open(path, O_RDONLY);
+    snprintf(path, sizeof path, "/proc/%d", c);
+    int held_dir = open(path, O_RDONLY | O_DIRECTORY);
     write(p[1], "x", 1);
     close(p[1]);
     for (int i = 0; i < 2000 && (st = state_of(c)) != 'Z'; i++) usleep(1000);
@@ -241,6 +243,9 @@ int main(int argc, char **argv) {
     errno = 0;
     CHECK(held >= 0 && read(held, buf, sizeof buf) == -1 && errno == ESRCH, "status held open past the reap: ESRCH");
     close(held);
+    errno = 0;
+    CHECK(held_dir >= 0 && openat(held_dir, "stat", O_RDONLY) == -1 && (errno == ESRCH || errno == ENOENT), "a reaped child's directory fd: ESRCH below it");
+    close(held_dir);
 
     /* Bad input. */
     errno = 0;

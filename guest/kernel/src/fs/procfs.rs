@@ -455,7 +455,8 @@ impl Inode for Node {
                 }
             }
             What::PidDir(pid) | What::Thread(pid) => {
-                fs.src.tasks.get(pid).ok_or(Errno::ENOENT)?;
+                // A directory held open past its process's end (Linux: ESRCH).
+                fs.src.tasks.get(pid).ok_or(Errno::ESRCH)?;
                 let thread = matches!(self.what, What::Thread(_));
                 let (_, e) = PID_ENTRIES
                     .iter()
