@@ -5,31 +5,20 @@
 use std::io::Write;
 
 use vkernel_abi::Errno;
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vmspace::KernelRam;
 
 /// Largest write done in one hypercall; a longer one is a short write, as
 /// write(2) may be.
 pub const MAX_WRITE: u64 = 64 * 1024;
 
-/// Copies `len` bytes at guest-physical `buf` (inside `[0, ram_bytes)`) to
+/// Copies `len` bytes at guest-physical `buf` (in kernel RAM) to
 /// the host's stdout, or its stderr when `stream` is 2 (the guest kernel's
 /// own messages and its processes' fd 2). Returns how many bytes were
 /// written.
-pub fn write(
-    mem: &GuestMemoryMmap,
-    ram_bytes: u64,
-    buf: u64,
-    len: u64,
-    stream: u64,
-) -> Result<i64, Errno> {
+pub fn write(ram: &KernelRam, buf: u64, len: u64, stream: u64) -> Result<i64, Errno> {
     let len = len.min(MAX_WRITE);
-    let end = buf.checked_add(len).ok_or(Errno::EFAULT)?;
-    if end > ram_bytes {
-        return Err(Errno::EFAULT);
-    }
     let mut bytes = vec![0u8; len as usize];
-    mem.read_slice(&mut bytes, GuestAddress(buf))
-        .map_err(|_| Errno::EFAULT)?;
+    ram.read_slice(buf, &mut bytes)?;
     if stream == 2 {
         let mut err = std::io::stderr().lock();
         err.write_all(&bytes).map_err(|_| Errno::EIO)?;

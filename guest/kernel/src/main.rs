@@ -249,7 +249,8 @@ fn start_init(k: &mut Kernel, boot: &Boot) {
                 linux_raw_sys::general::O_RDWR,
                 b"/dev/console".to_vec(),
             );
-            files.set(
+            // An empty table has room for three descriptors.
+            let _ = files.set(
                 fd,
                 Fd {
                     file,

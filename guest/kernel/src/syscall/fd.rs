@@ -385,7 +385,7 @@ pub fn sys_dup3(
             file: f,
             cloexec: flags & O_CLOEXEC as u64 != 0,
         },
-    );
+    )?;
     if let Some(chans) = replaced.and_then(|r| r.device().and_then(|d| d.wake_on_close())) {
         for c in chans {
             k.procs.wakeup(c);
