@@ -182,6 +182,7 @@ int main(int argc, char **argv) {
     CHECK(slurp("/proc/loadavg", buf, sizeof buf) > 0 && sscanf(buf, "%f %f %f %d/%d %d", &l1, &l5, &l15, &running, &all, &last) == 6 && running >= 1 && all >= running, "loadavg %s", strtok(buf, "\n"));
     CHECK(slurp("/proc/cpuinfo", buf, sizeof buf) > 0 && strncmp(buf, "processor\t: 0\n", 14) == 0 && strstr(buf, "\nvendor_id\t: ") && strstr(buf, "\nflags\t\t: ") && strstr(buf, " sse2 "), "cpuinfo");
     CHECK(slurp("/proc/mounts", buf, sizeof buf) > 0 && strstr(buf, " /proc proc rw") && strstr(buf, " / "), "mounts");
+    CHECK(slurp("/proc/self/mountinfo", buf, sizeof buf) > 0 && strstr(buf, " / /proc rw,") && strstr(buf, " - proc proc rw"), "mountinfo");
     CHECK(slurp("/proc/stat", buf, sizeof buf) > 0 && strncmp(buf, "cpu ", 4) == 0 && strstr(buf, "\nbtime "), "stat");
 
     /* task/: one thread, the process itself */

@@ -119,6 +119,7 @@ enum PidFile {
     Comm,
     Maps,
     Mounts,
+    Mountinfo,
 }
 
 /// Links of a process.
@@ -138,13 +139,14 @@ enum PidEntry {
     TaskDir,
 }
 
-const PID_ENTRIES: [(&[u8], PidEntry); 12] = [
+const PID_ENTRIES: [(&[u8], PidEntry); 13] = [
     (b"cmdline", PidEntry::File(PidFile::Cmdline)),
     (b"comm", PidEntry::File(PidFile::Comm)),
     (b"cwd", PidEntry::Link(PidLink::Cwd)),
     (b"exe", PidEntry::Link(PidLink::Exe)),
     (b"fd", PidEntry::FdDir),
     (b"maps", PidEntry::File(PidFile::Maps)),
+    (b"mountinfo", PidEntry::File(PidFile::Mountinfo)),
     (b"mounts", PidEntry::File(PidFile::Mounts)),
     (b"root", PidEntry::Link(PidLink::Root)),
     (b"stat", PidEntry::File(PidFile::Stat)),
@@ -329,7 +331,8 @@ impl Node {
                         );
                     }
                     PidFile::Maps => maps(&t, &mut out),
-                    PidFile::Mounts => self.mounts(&mut out),
+                    PidFile::Mounts => self.mounts(&mut out, false),
+                    PidFile::Mountinfo => self.mounts(&mut out, true),
                 }
             }
             _ => return Err(Errno::EINVAL),
@@ -337,26 +340,37 @@ impl Node {
         Ok(out.into_bytes())
     }
 
-    fn mounts(&self, out: &mut String) {
+    /// `/proc/mounts` (`source point type options 0 0`), or with `info`
+    /// `/proc/PID/mountinfo` (`id parent major:minor root point options -
+    /// type source super-options`).
+    fn mounts(&self, out: &mut String, info: bool) {
         let Some(table) = self.fs.mounts.upgrade() else {
             return;
         };
         let Ok(table) = table.try_borrow() else {
             return;
         };
-        for m in table.iter() {
-            let opts = match m.fstype {
-                "proc" => "rw,nosuid,nodev,noexec,relatime",
-                "devtmpfs" => "rw,nosuid,relatime,mode=755",
-                _ => "rw,relatime",
+        for (i, m) in table.iter().enumerate() {
+            // Per-mount options, and the file system's own.
+            let (opts, fs_opts) = match m.fstype {
+                "proc" => ("rw,nosuid,nodev,noexec,relatime", ""),
+                "devtmpfs" => ("rw,nosuid,relatime", ",mode=755"),
+                _ => ("rw,relatime", ""),
             };
-            let _ = writeln!(
-                out,
-                "{} {} {} {opts} 0 0",
-                m.source,
-                String::from_utf8_lossy(&m.path),
-                m.fstype
-            );
+            let path = String::from_utf8_lossy(&m.path);
+            let (fstype, source) = (m.fstype, m.source);
+            if info {
+                // Every mount hangs off the root (id 1, its own parent).
+                let dev = m.root.meta().dev;
+                let (major, minor) = (dev >> 8, dev & 0xff);
+                let _ = writeln!(
+                    out,
+                    "{} 1 {major}:{minor} / {path} {opts} - {fstype} {source} rw{fs_opts}",
+                    i + 1
+                );
+            } else {
+                let _ = writeln!(out, "{source} {path} {fstype} {opts}{fs_opts} 0 0");
+            }
         }
     }
 
@@ -387,7 +401,7 @@ impl Node {
                     tasks.last_pid.get()
                 );
             }
-            Global::Mounts => self.mounts(out),
+            Global::Mounts => self.mounts(out, false),
             Global::Stat => {
                 let (all, running) = tasks.counts();
                 let ticks = hypercall::clock_ns() / 10_000_000;
