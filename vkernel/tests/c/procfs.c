@@ -256,6 +256,10 @@ int main(int argc, char **argv) {
     errno = 0;
     CHECK(open("/proc/0001", O_RDONLY) == -1 && errno == ENOENT, "/proc/0001: ENOENT");
     errno = 0;
+    CHECK(open("/proc/+1/stat", O_RDONLY) == -1 && errno == ENOENT, "/proc/+1: ENOENT");
+    errno = 0;
+    CHECK(open("/proc/self/fd/01", O_RDONLY) == -1 && errno == ENOENT, "fd/01: ENOENT");
+    errno = 0;
     char *volatile bad_buf = (char *)8;
     CHECK(readlink("/proc/self/exe", bad_buf, 100) == -1 && errno == EFAULT, "readlink to a bad buffer: EFAULT");
     fd = open("/proc/self/stat", O_RDONLY);

@@ -4,8 +4,10 @@
 //!
 //! - `/proc/self` → the calling process's directory;
 //! - `/proc/PID/`: `stat`, `status`, `statm`, `cmdline`, `comm`, `maps`,
-//!   `mounts`, `exe`, `cwd`, `root`, `fd/` (a magic link per descriptor),
-//!   `task/PID/` (the one thread: the same files);
+//!   `mounts`, `mountinfo`, `exe`, `cwd`, `root`, `fd/` (a magic link per
+//!   descriptor: following it opens the file itself, as on Linux, so an
+//!   unlinked file or a pipe end opens again), `task/PID/` (the one
+//!   thread: the same files);
 //! - `/proc/meminfo`, `cpuinfo`, `uptime`, `loadavg`, `mounts`, `stat`,
 //!   `version`, `filesystems`.
 //!
@@ -26,7 +28,8 @@
 //!
 //! Inodes are made on lookup and name what they show (a pid, a file);
 //! they hold no reference to a process, so a file kept open after its
-//! process is reaped reads as `ESRCH` and a lookup below it is `ENOENT`.
+//! process is reaped reads as `ESRCH`, a lookup below its directory is
+//! `ESRCH`, and `/proc/PID` itself is `ENOENT`.
 //! A file's text is made on its first read and kept for that open file (a
 //! snapshot per open, as Linux's seq_file): each `open` looks the name up
 //! again and so gets a fresh inode.
@@ -274,8 +277,10 @@ fn open_fds(t: &TaskInfo) -> Vec<u32> {
     table.open_fds().map(|(i, _)| i as u32).collect()
 }
 
+/// A pid as its directory is named: decimal digits, no leading zero.
 fn parse_pid(name: &[u8]) -> Option<Pid> {
-    if name.is_empty() || name.len() > 10 || name[0] == b'0' {
+    if name.is_empty() || name.len() > 10 || name[0] == b'0' || !name.iter().all(u8::is_ascii_digit)
+    {
         return None;
     }
     let s = core::str::from_utf8(name).ok()?;
@@ -487,11 +492,10 @@ impl Inode for Node {
                 What::Thread(pid)
             }
             What::FdDir(pid) => {
-                let fd = core::str::from_utf8(name)
-                    .ok()
-                    .filter(|s| !s.starts_with('+') && (s.len() == 1 || !s.starts_with('0')))
-                    .and_then(|s| s.parse::<u32>().ok())
-                    .ok_or(Errno::ENOENT)?;
+                let fd = match name {
+                    b"0" => 0,
+                    _ => parse_pid(name).ok_or(Errno::ENOENT)?,
+                };
                 fd_file(fs, pid, fd).ok_or(Errno::ENOENT)?;
                 What::FdLink(pid, fd)
             }

@@ -199,7 +199,12 @@ pub fn sys_sysinfo(k: &Kernel, s: usize, buf: u64) -> Result<i64, Errno> {
         .vfs
         .mount_table()
         .upgrade()
-        .map_or(0, |t| crate::fs::procfs::shmem_bytes(&t.borrow()));
+        .and_then(|t| {
+            t.try_borrow()
+                .ok()
+                .map(|t| crate::fs::procfs::shmem_bytes(&t))
+        })
+        .unwrap_or(0);
     let m = k.mm.stats(shmem);
     let (procs, _) = k.procs.tasks.counts();
     // struct sysinfo: uptime, loads[3], totalram, freeram, sharedram,
