@@ -52,7 +52,7 @@ static unsigned long meminfo(const char *buf, const char *key) {
 
 int main(int argc, char **argv) {
     static char buf[65536];
-    char path[256], want[512];
+    char path[512], want[512];
     pid_t me = getpid();
     (void)argc;
 
@@ -247,6 +247,29 @@ int main(int argc, char **argv) {
     errno = 0;
     CHECK(held_dir >= 0 && openat(held_dir, "stat", O_RDONLY) == -1 && (errno == ESRCH || errno == ENOENT), "a reaped child's directory fd: ESRCH below it");
     close(held_dir);
+
+    /* Processes come and go while /proc is read: every answer is a
+     * file's text or ENOENT/ESRCH (natively also EACCES for processes
+     * that are not ours). */
+    int odd = 0, reads = 0;
+    for (int round = 0; round < 20; round++) {
+        pid_t k = fork();
+        if (k == 0) _exit(0);
+        DIR *pd = opendir("/proc");
+        while (pd && (e = readdir(pd))) {
+            if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+            const char *files[] = {"stat", "status", "cmdline", "maps", "statm"};
+            for (int i = 0; i < 5; i++) {
+                snprintf(path, sizeof path, "/proc/%s/%s", e->d_name, files[i]);
+                errno = 0;
+                if (slurp(path, buf, sizeof buf) >= 0) reads++;
+                else if (errno != ENOENT && errno != ESRCH && errno != EACCES && errno != EPERM) odd++;
+            }
+        }
+        if (pd) closedir(pd);
+        waitpid(k, NULL, 0);
+    }
+    CHECK(odd == 0 && reads > 0, "reading /proc while processes exit (%d reads)", reads);
 
     /* Bad input. */
     errno = 0;
