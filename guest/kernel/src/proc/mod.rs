@@ -49,6 +49,7 @@ pub enum State {
 /// One process.
 #[derive(Clone)]
 pub struct Proc {
+    /// Changed through [`Proc::set_state`], so that `/proc` sees it.
     pub state: State,
     pub pid: Pid,
     /// Parent pid (0 for init).
