@@ -51,7 +51,7 @@ impl KernelCrash {
 /// Prints `what` and the registers on stderr: the report of a run the host
 /// stopped.
 pub fn report(what: &str, regs: &kvm_regs, sregs: &kvm_sregs) {
-    eprintln!("vkernel: {what}");
+    crate::report!("vkernel: {what}");
     eprint!("{}", format_registers(regs, sregs));
 }
 

@@ -129,7 +129,7 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     if args.stats {
         let s = machine.stats;
         let (rss, guest) = (resident_kib(), machine.guest().resident_kib());
-        eprintln!(
+        crate::report!(
             "vkernel: stats: {} exits, {} hypercalls, {} faults resolved by the host, {} traps to the guest kernel, {} translation flushes; host RSS {rss} KiB, of which guest memory {guest} KiB, host overhead {} KiB",
             s.exits,
             s.hypercalls,

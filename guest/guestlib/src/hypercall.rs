@@ -75,12 +75,18 @@ pub fn raw_port_out(port: u16, value: u32) {
 /// Writes bytes to the host's stdout (`stream` 1) or stderr (2); returns
 /// how many were written.
 pub fn console_write_to(stream: u64, bytes: &[u8]) -> usize {
+    console_write(stream, bytes).unwrap_or(0)
+}
+
+/// Writes bytes to the host's stdout (`stream` 1) or stderr (2): how many
+/// were written, or the host's error (`EPIPE` when its reader is gone).
+pub fn console_write(stream: u64, bytes: &[u8]) -> Result<usize, Errno> {
     invoke(Call::ConsoleWrite {
         buf: bytes.as_ptr() as u64,
         len: bytes.len() as u64,
         stream,
     })
-    .map_or(0, |n| n as usize)
+    .map(|n| n as usize)
 }
 
 /// Reads console input into `buf`: the count, 0 at end of input, or

@@ -345,7 +345,7 @@ impl Gdb {
         // SAFETY: pthread_self has no preconditions.
         let me = unsafe { libc::pthread_self() };
         let watcher = Watcher::start(me, crate::slice_timer::signal())?;
-        eprintln!("vkernel: waiting for gdb on {local}");
+        crate::report!("vkernel: waiting for gdb on {local}");
         Ok(Gdb {
             listener,
             addr: local.to_string(),
@@ -387,7 +387,7 @@ impl Gdb {
         match GdbStub::new(conn).run_state_machine(&mut self.target) {
             Ok(sm) => {
                 log::info!("gdb: client {peer} connected");
-                eprintln!("vkernel: gdb connected from {peer}");
+                crate::report!("vkernel: gdb connected from {peer}");
                 self.sm = Some(sm);
                 self.framer = Framer::default();
             }
@@ -475,7 +475,7 @@ impl Gdb {
                         c.out.extend_from_slice(b"$OK#9a");
                         let _ = c.flush();
                         self.forget_client();
-                        eprintln!("vkernel: gdb killed the guest");
+                        crate::report!("vkernel: gdb killed the guest");
                         return Err(Stop::Killed);
                     }
                     DisconnectReason::Disconnect => {
@@ -502,7 +502,7 @@ impl Gdb {
     /// goes on running (or, before it ever ran, waits for the next client).
     fn lost(&mut self, why: &str) {
         log::warn!("gdb: {why}; the guest keeps running");
-        eprintln!("vkernel: gdb session ended: {why}; the guest keeps running");
+        crate::report!("vkernel: gdb session ended: {why}; the guest keeps running");
         self.forget_client();
     }
 

@@ -583,3 +583,113 @@ pub fn sys_fsync(k: &Kernel, s: usize, fd: u64) -> Result<i64, Errno> {
     }
     Ok(0)
 }
+
+/// The arguments of sendfile and copy_file_range (offset pointers 0 when
+/// not given).
+pub struct Copy {
+    pub out_fd: u64,
+    pub in_fd: u64,
+    pub off_in: u64,
+    pub off_out: u64,
+    pub count: u64,
+    /// copy_file_range: the output must be a regular file too.
+    pub out_must_be_file: bool,
+}
+
+/// sendfile and copy_file_range: copies up to `count` bytes from the
+/// regular file `in_fd` (at `*off_in` if given, else at its offset) to
+/// `out_fd` (at `*off_out` for copy_file_range if given). Data is read at
+/// the position without moving it, written, and the position advances by
+/// what the write took, so a write that blocks part-way loses nothing.
+pub fn copy_between(k: &mut Kernel, s: usize, c: Copy) -> Outcome {
+    let Copy {
+        out_fd,
+        in_fd,
+        off_in,
+        off_out,
+        count,
+        out_must_be_file,
+    } = c;
+    let r = (|| {
+        let (inf, outf) = (file(k, s, in_fd)?, file(k, s, out_fd)?);
+        let is_file = |f: &OpenFile| f.inode().is_some_and(|i| i.meta().kind == Kind::Regular);
+        if !is_file(&inf) || (out_must_be_file && !is_file(&outf)) {
+            return Err(Errno::EINVAL);
+        }
+        if !inf.readable() || !outf.writable() {
+            return Err(Errno::EBADF);
+        }
+        let space = k.space(s);
+        let read_off = |ptr: u64, f: &OpenFile| -> Result<u64, Errno> {
+            if ptr == 0 {
+                return Ok(f.offset.get());
+            }
+            let v = crate::mm::uaccess::read_u64(&space, ptr)? as i64;
+            u64::try_from(v).map_err(|_| Errno::EINVAL)
+        };
+        let at_in = read_off(off_in, &inf)?;
+        let at_out = if off_out != 0 {
+            Some(read_off(off_out, &outf)?)
+        } else {
+            None
+        };
+        Ok((inf, outf, space, at_in, at_out))
+    })();
+    let (inf, outf, space, mut at_in, mut at_out) = match r {
+        Ok(v) => v,
+        Err(e) => return Ret(err(e)),
+    };
+    let count = count.min(i32::MAX as u64 & !0xfff);
+    let mut chunk = alloc::vec![0u8; 64 * 1024];
+    let mut done = 0u64;
+    while done < count {
+        let want = ((count - done) as usize).min(chunk.len());
+        let mut filled = 0usize;
+        let got = match inf.read(want, Some(at_in), &mut |b| {
+            let n = b.len().min(want - filled);
+            chunk[filled..filled + n].copy_from_slice(&b[..n]);
+            filled += n;
+            Ok(n)
+        }) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(_) if done > 0 => break,
+            Err(e) => return stalled(k, s, &inf, e),
+        };
+        let mut given = 0usize;
+        let wrote = outf.write(got, at_out, &mut |b| {
+            let n = b.len().min(got - given);
+            b[..n].copy_from_slice(&chunk[given..given + n]);
+            given += n;
+            Ok(n)
+        });
+        let n = match wrote {
+            Ok(n) => n,
+            Err(_) if done > 0 => break,
+            Err(e) => return stalled(k, s, &outf, e),
+        };
+        at_in += n as u64;
+        at_out = at_out.map(|o| o + n as u64);
+        done += n as u64;
+        if n < got {
+            break;
+        }
+    }
+    wake_peer(k, &outf);
+    // The positions: through the pointers if given, else the offsets.
+    let put = |ptr: u64, v: u64| crate::mm::uaccess::write_u64(&space, ptr, v);
+    let stored = if off_in != 0 {
+        put(off_in, at_in)
+    } else {
+        inf.offset.set(at_in);
+        Ok(())
+    };
+    let stored = stored.and_then(|()| match at_out {
+        Some(o) if off_out != 0 => put(off_out, o),
+        _ => Ok(()),
+    });
+    match stored {
+        Ok(()) => Ret(done as i64),
+        Err(e) => Ret(err(e)),
+    }
+}

@@ -93,6 +93,31 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         __NR_getdents64 => ret(sys_getdents64(k, s, a[0], a[1], a[2])),
         __NR_ftruncate => ret(sys_ftruncate(k, s, a[0], a[1])),
         __NR_fsync | __NR_fdatasync => ret(sys_fsync(k, s, a[0])),
+        __NR_sendfile => copy_between(
+            k,
+            s,
+            Copy {
+                out_fd: a[0],
+                in_fd: a[1],
+                off_in: a[2],
+                off_out: 0,
+                count: a[3],
+                out_must_be_file: false,
+            },
+        ),
+        __NR_copy_file_range if a[5] != 0 => Ret(err(Errno::EINVAL)),
+        __NR_copy_file_range => copy_between(
+            k,
+            s,
+            Copy {
+                out_fd: a[2],
+                in_fd: a[0],
+                off_in: a[1],
+                off_out: a[3],
+                count: a[4],
+                out_must_be_file: true,
+            },
+        ),
         // Names.
         __NR_open => ret(sys_openat(k, s, CWD, a[0], a[1], a[2])),
         __NR_openat => ret(sys_openat(k, s, a[0], a[1], a[2], a[3])),
