@@ -91,6 +91,17 @@ int main(int argc, char **argv) {
     for (char **a = argv; *a; a++) want_len += strlen(*a) + 1;
     CHECK(len == (long)want_len && strcmp(buf, argv[0]) == 0, "cmdline (%ld bytes)", len);
 
+    /* environ: envp, the same way */
+    extern char **environ;
+    len = slurp("/proc/self/environ", buf, sizeof buf);
+    size_t env_len = 0;
+    int env_same = 1;
+    for (char **e = environ; *e; e++) {
+        if (env_len + strlen(*e) < sizeof buf && strcmp(buf + env_len, *e) != 0) env_same = 0;
+        env_len += strlen(*e) + 1;
+    }
+    CHECK(len == (long)env_len && env_same, "environ (%ld bytes)", len);
+
     /* exe and comm */
     n = readlink("/proc/self/exe", buf, sizeof buf - 1);
     buf[n > 0 ? n : 0] = 0;

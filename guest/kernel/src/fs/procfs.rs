@@ -3,11 +3,11 @@
 //! `pthread_getattr_np` reading `/proc/self/maps`).
 //!
 //! - `/proc/self` → the calling process's directory;
-//! - `/proc/PID/`: `stat`, `status`, `statm`, `cmdline`, `comm`, `maps`,
-//!   `mounts`, `mountinfo`, `exe`, `cwd`, `root`, `fd/` (a magic link per
-//!   descriptor: following it opens the file itself, as on Linux, so an
-//!   unlinked file or a pipe end opens again), `task/PID/` (the one
-//!   thread: the same files);
+//! - `/proc/PID/`: `stat`, `status`, `statm`, `cmdline`, `environ`,
+//!   `comm`, `maps`, `mounts`, `mountinfo`, `exe`, `cwd`, `root`, `fd/` (a
+//!   magic link per descriptor: following it opens the file itself, as on
+//!   Linux, so an unlinked file or a pipe end opens again), `task/PID/`
+//!   (the one thread: the same files);
 //! - `/proc/meminfo`, `cpuinfo`, `uptime`, `loadavg`, `mounts`, `stat`,
 //!   `version`, `filesystems`.
 //!
@@ -119,6 +119,7 @@ enum PidFile {
     Status,
     Statm,
     Cmdline,
+    Environ,
     Comm,
     Maps,
     Mounts,
@@ -142,10 +143,11 @@ enum PidEntry {
     TaskDir,
 }
 
-const PID_ENTRIES: [(&[u8], PidEntry); 13] = [
+const PID_ENTRIES: [(&[u8], PidEntry); 14] = [
     (b"cmdline", PidEntry::File(PidFile::Cmdline)),
     (b"comm", PidEntry::File(PidFile::Comm)),
     (b"cwd", PidEntry::Link(PidLink::Cwd)),
+    (b"environ", PidEntry::File(PidFile::Environ)),
     (b"exe", PidEntry::Link(PidLink::Exe)),
     (b"fd", PidEntry::FdDir),
     (b"maps", PidEntry::File(PidFile::Maps)),
@@ -247,6 +249,7 @@ fn node(fs: &Rc<ProcFs>, what: What) -> InodeRef {
                 _ => 0o700,
             }
         }
+        What::PidFile(_, PidFile::Environ) => 0o400,
         What::Global(_) | What::PidFile(..) => 0o444,
     };
     Rc::new(Node {
@@ -318,6 +321,7 @@ impl Node {
                 let t = self.task(pid)?;
                 match f {
                     PidFile::Cmdline => return Ok(t.cmdline.borrow().clone()),
+                    PidFile::Environ => return Ok(t.environ.borrow().clone()),
                     PidFile::Comm => {
                         let mut c = t.comm.borrow().clone();
                         c.push(b'\n');

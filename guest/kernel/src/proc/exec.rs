@@ -228,13 +228,17 @@ impl ProcTable {
             // path names the old program.
             let exe = vfs.real_path(&p.cwd_path, &file);
             *t.exe.borrow_mut() = exe;
-            let mut cmdline = t.cmdline.borrow_mut();
-            cmdline.clear();
-            for i in 0..args.argc {
-                cmdline.extend_from_slice(args.get(i));
-                cmdline.push(0);
+            for (list, range) in [
+                (&t.cmdline, 0..args.argc),
+                (&t.environ, args.argc..args.argc + args.envc),
+            ] {
+                let mut list = list.borrow_mut();
+                list.clear();
+                for i in range {
+                    list.extend_from_slice(args.get(i));
+                    list.push(0);
+                }
             }
-            drop(cmdline);
             t.attach(&p.files, p.space.as_ref());
         }
         Ok(())

@@ -39,6 +39,8 @@ pub struct TaskInfo {
     pub comm: RefCell<Vec<u8>>,
     /// argv as exec got it, each string ending in NUL (`/proc/PID/cmdline`).
     pub cmdline: RefCell<Vec<u8>>,
+    /// envp as exec got it, the same way (`/proc/PID/environ`).
+    pub environ: RefCell<Vec<u8>>,
     /// The absolute path of the program (`/proc/PID/exe`).
     pub exe: RefCell<Vec<u8>>,
     /// The working directory's path (`/proc/PID/cwd`).
@@ -62,6 +64,7 @@ impl TaskInfo {
             start_ns,
             comm: RefCell::new(Vec::new()),
             cmdline: RefCell::new(Vec::new()),
+            environ: RefCell::new(Vec::new()),
             exe: RefCell::new(Vec::new()),
             cwd: RefCell::new(alloc::vec![b'/']),
             umask: Cell::new(0o022),
@@ -85,6 +88,9 @@ impl TaskInfo {
         self.cmdline
             .borrow_mut()
             .clone_from(&parent.cmdline.borrow());
+        self.environ
+            .borrow_mut()
+            .clone_from(&parent.environ.borrow());
         self.exe.borrow_mut().clone_from(&parent.exe.borrow());
         self.cwd.borrow_mut().clone_from(&parent.cwd.borrow());
         self.umask.set(parent.umask.get());
