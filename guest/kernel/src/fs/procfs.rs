@@ -667,6 +667,13 @@ impl Inode for Anon {
         Some(self.dev.clone())
     }
 
+    fn fs_magic(&self) -> u64 {
+        match self.meta.kind {
+            Kind::Fifo => linux_raw_sys::general::PIPEFS_MAGIC as u64,
+            _ => linux_raw_sys::general::TMPFS_MAGIC as u64,
+        }
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
