@@ -161,60 +161,22 @@ fn write_at(k: &mut Kernel, s: usize, fd: u64, buf: u64, count: u64, at: Option<
     }
 }
 
-pub fn sys_readv(
-    k: &mut Kernel,
-    s: usize,
-    fd: u64,
-    iov: u64,
-    cnt: u64,
-    at: Option<u64>,
-) -> Outcome {
-    let f = match file(k, s, fd) {
-        Ok(f) => f,
-        Err(e) => return Ret(err(e)),
-    };
-    if at.is_some_and(|a| (a as i64) < 0) {
-        return Ret(err(Errno::EINVAL));
-    }
-    if at.is_some() && !f.seekable() {
-        return Ret(err(Errno::ESPIPE));
-    }
-    let space = k.space(s);
-    let vecs = match iovecs(&space, iov, cnt) {
-        Ok(v) => v,
-        Err(e) => return Ret(err(e)),
-    };
-    let mut total = 0u64;
-    for (base, len) in vecs {
-        if len == 0 {
-            continue;
-        }
-        if !uaccess::user_range(base, len) {
-            return Ret(if total > 0 {
-                total as i64
-            } else {
-                err(Errno::EFAULT)
-            });
-        }
-        let mut to = ToUser::new(&space, base);
-        match f.read(len as usize, at.map(|a| a + total), &mut |b| to.put(b)) {
-            Ok(n) => {
-                total += n as u64;
-                if (n as u64) < len {
-                    break;
-                }
-            }
-            Err(_) if total > 0 => break,
-            Err(e) => return stalled(k, s, &f, e),
-        }
-    }
-    wake_peer(k, &f);
-    Ret(total as i64)
+/// Which way a vectored call moves data.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    /// readv, preadv: from the file into the process.
+    Read,
+    /// writev, pwritev: from the process into the file.
+    Write,
 }
 
-pub fn sys_writev(
+/// readv, writev, preadv, pwritev (`at`: the file position for the p-
+/// forms). A vector that stops short (end of file, a full pipe, an
+/// unmapped buffer) ends the call with what went before it.
+pub fn sys_vectored(
     k: &mut Kernel,
     s: usize,
+    dir: Dir,
     fd: u64,
     iov: u64,
     cnt: u64,
@@ -247,15 +209,24 @@ pub fn sys_writev(
                 err(Errno::EFAULT)
             });
         }
-        let mut from = FromUser::new(&space, base);
-        match f.write(len as usize, at.map(|a| a + total), &mut |b| from.take(b)) {
+        let pos = at.map(|a| a + total);
+        let moved = match dir {
+            Dir::Read => {
+                let mut to = ToUser::new(&space, base);
+                f.read(len as usize, pos, &mut |b| to.put(b))
+            }
+            Dir::Write => {
+                let mut from = FromUser::new(&space, base);
+                f.write(len as usize, pos, &mut |b| from.take(b))
+            }
+        };
+        match moved {
             Ok(n) => {
                 total += n as u64;
                 if (n as u64) < len {
                     break;
                 }
             }
-            // A vector that fills a pipe part-way returns what went.
             Err(_) if total > 0 => break,
             Err(e) => return stalled(k, s, &f, e),
         }
