@@ -35,7 +35,7 @@ status=${PIPESTATUS[0]}
 # (pmap=guest): both paths must pass the same tests.
 echo "== process tests under pmap=guest"
 VKERNEL_TEST_PMAP=guest cargo test --release --locked -p vkernel \
-    --test processes --test c_programs --test bad_programs --test gdb 2>&1 | tee -a "$log"
+    --test processes --test c_programs --test bad_programs --test gdb --test procfs 2>&1 | tee -a "$log"
 guest_status=${PIPESTATUS[0]}
 [ "$status" -eq 0 ] && status=$guest_status
 set -e

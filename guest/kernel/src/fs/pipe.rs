@@ -201,6 +201,12 @@ impl Device for PipeEnd {
         };
         c.set(c.get().saturating_sub(1));
     }
+
+    /// Opened again through `/proc/PID/fd/N`: an end of the same pipe, as
+    /// a fifo's open gives (the write end if opened for writing).
+    fn open(&self, write: bool) -> Option<Rc<dyn Device>> {
+        Some(Fifo::end(&self.pipe, write))
+    }
 }
 
 /// A named pipe: opening it gives an end of its one pipe.
@@ -208,19 +214,22 @@ struct Fifo {
     pipe: Rc<Pipe>,
 }
 
+impl Fifo {
+    /// A new counted end of `pipe`.
+    fn end(pipe: &Rc<Pipe>, write: bool) -> Rc<dyn Device> {
+        let c = if write { &pipe.writers } else { &pipe.readers };
+        c.set(c.get() + 1);
+        Rc::new(PipeEnd {
+            pipe: pipe.clone(),
+            write,
+        })
+    }
+}
+
 impl Device for Fifo {
     /// Each open is an end of the fifo's one pipe.
     fn open(&self, write: bool) -> Option<Rc<dyn Device>> {
-        let c = if write {
-            &self.pipe.writers
-        } else {
-            &self.pipe.readers
-        };
-        c.set(c.get() + 1);
-        Some(Rc::new(PipeEnd {
-            pipe: self.pipe.clone(),
-            write,
-        }))
+        Some(Fifo::end(&self.pipe, write))
     }
 
     // The fifo's own node is never read or written (`open` gives an end);

@@ -13,6 +13,7 @@
 pub mod exec;
 pub mod sched;
 pub mod signal;
+pub mod task;
 pub mod wait;
 
 use alloc::rc::Rc;
@@ -24,6 +25,7 @@ use crate::fs::vfs::InodeRef;
 use crate::mm::{Mm, SpaceRef};
 use crate::param::{NPROC, NRLIMIT, PID_MAX, RLIM_INFINITY};
 use guestlib::hypercall;
+use task::{TaskInfo, Tasks, TasksRef};
 use vkernel_abi::{Errno, TrapFrame, VextFrame};
 pub use wait::Chan;
 
@@ -47,6 +49,7 @@ pub enum State {
 /// One process.
 #[derive(Clone)]
 pub struct Proc {
+    /// Changed through [`Proc::set_state`], so that `/proc` sees it.
     pub state: State,
     pub pid: Pid,
     /// Parent pid (0 for init).
@@ -82,6 +85,8 @@ pub struct Proc {
     /// Program name (basename of the exec path), as Linux's comm.
     pub name: [u8; 16],
     pub name_len: usize,
+    /// What `/proc` shows of it (see [`task`]); `None` for a free slot.
+    pub task: Option<Rc<TaskInfo>>,
 }
 
 impl Proc {
@@ -106,6 +111,15 @@ impl Proc {
             rlimits: [[RLIM_INFINITY; 2]; NRLIMIT],
             name: [0; 16],
             name_len: 0,
+            task: None,
+        }
+    }
+
+    /// Changes the state, in the table and in the process's record.
+    pub fn set_state(&mut self, state: State) {
+        self.state = state;
+        if let Some(t) = &self.task {
+            t.state.set(state);
         }
     }
 
@@ -149,6 +163,8 @@ impl Proc {
 pub struct ProcTable {
     pub procs: Vec<Proc>,
     next_pid: Pid,
+    /// The records procfs reads, by pid.
+    pub tasks: TasksRef,
 }
 
 impl ProcTable {
@@ -157,6 +173,7 @@ impl ProcTable {
         ProcTable {
             procs: Vec::new(),
             next_pid: 1,
+            tasks: Rc::new(Tasks::default()),
         }
     }
 
@@ -199,12 +216,19 @@ impl ProcTable {
         p.parent = parent;
         p.rlimits = default_rlimits();
         p.state = State::Runnable;
+        let t = Rc::new(TaskInfo::new(pid, parent, hypercall::clock_ns()));
+        t.attach(&p.files, None);
+        self.tasks.insert(t.clone());
+        p.task = Some(t);
         Some(slot)
     }
 
     /// Frees a slot: a reaped zombie, or one that never ran (a failed fork
     /// or exec of init).
     pub fn free(&mut self, slot: usize) {
+        if let Some(t) = self.procs[slot].task.take() {
+            self.tasks.remove(t.pid);
+        }
         self.procs[slot] = Proc::empty();
     }
 
@@ -223,6 +247,7 @@ impl ProcTable {
         let parent = &self.procs[s];
         let (tf, vf, rlimits) = (parent.tf, parent.vf, parent.rlimits);
         let (name, name_len) = (parent.name, parent.name_len);
+        let parent_task = parent.task.clone();
         // The child gets a copy of the table: the same open files.
         let files = Rc::new(RefCell::new(parent.files.borrow().clone()));
         let (cwd, cwd_path, umask) = (parent.cwd.clone(), parent.cwd_path.clone(), parent.umask);
@@ -238,6 +263,12 @@ impl ProcTable {
         child.rlimits = rlimits;
         child.name = name;
         child.name_len = name_len;
+        if let Some(t) = &child.task {
+            if let Some(pt) = &parent_task {
+                t.inherit(pt);
+            }
+            t.attach(&child.files, child.space.as_ref());
+        }
         Ok(child.pid)
     }
 
@@ -254,13 +285,20 @@ impl ProcTable {
         // Closing its descriptors may end a pipe: wake both sides.
         let files = core::mem::take(&mut *p.files.borrow_mut());
         p.cwd = None;
-        p.state = State::Zombie;
+        p.set_state(State::Zombie);
         p.wait_status = status;
+        if let Some(t) = &p.task {
+            t.exit_status.set(status);
+            t.attach(&p.files, None);
+        }
         p.restart = false;
         let mut orphan_zombie = false;
         for c in self.procs.iter_mut() {
             if c.state != State::Free && c.parent == pid {
                 c.parent = 1;
+                if let Some(t) = &c.task {
+                    t.ppid.set(1);
+                }
                 orphan_zombie |= c.state == State::Zombie;
             }
         }

@@ -19,7 +19,7 @@ impl ProcTable {
     /// `until_ns` (0: never; the call then returns `timeout_result`).
     pub fn sleep(&mut self, s: usize, chan: Chan, until_ns: u64, timeout_result: i64) {
         let p = &mut self.procs[s];
-        p.state = State::Blocked { chan, until_ns };
+        p.set_state(State::Blocked { chan, until_ns });
         p.restart = true;
         p.timeout_result = timeout_result;
     }
@@ -28,7 +28,7 @@ impl ProcTable {
     pub fn wakeup(&mut self, chan: Chan) {
         for p in self.procs.iter_mut() {
             if matches!(p.state, State::Blocked { chan: c, .. } if c == chan) {
-                p.state = State::Runnable;
+                p.set_state(State::Runnable);
             }
         }
     }
@@ -57,7 +57,7 @@ impl ProcTable {
         for p in self.procs.iter_mut() {
             if let State::Blocked { until_ns, .. } = p.state {
                 if until_ns != 0 && until_ns <= now_ns {
-                    p.state = State::Runnable;
+                    p.set_state(State::Runnable);
                     p.restart = false;
                     p.tf.rax = p.timeout_result as u64;
                 }

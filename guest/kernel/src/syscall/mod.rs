@@ -64,6 +64,8 @@ pub fn err(e: Errno) -> i64 {
 pub fn dispatch(k: &mut Kernel, s: usize) {
     let tf = k.procs.procs[s].tf;
     let a = [tf.rdi, tf.rsi, tf.rdx, tf.r10, tf.r8, tf.r9];
+    // `/proc/self` names the caller (see fs/procfs.rs).
+    k.procs.tasks.current.set(k.procs.procs[s].pid);
     // A number past u32 names no call.
     let nr = u32::try_from(tf.rax).unwrap_or(u32::MAX);
     const CWD: u64 = AT_FDCWD as u64;
@@ -195,6 +197,7 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         __NR_wait4 => sys_wait4(k, s, a[0] as i32, a[1], a[2], a[3]),
         __NR_kill => sys_kill(k, s, a[0] as i32, a[1] as i32),
         __NR_uname => ret(sys_uname(k, s, a[0])),
+        __NR_sysinfo => ret(sys_sysinfo(k, s, a[0])),
         __NR_gettimeofday => ret(sys_gettimeofday(k, s, a[0], a[1])),
         __NR_getrlimit => ret(sys_prlimit(k, s, 0, a[0], 0, a[1])),
         // uid, gid, euid, egid: root.

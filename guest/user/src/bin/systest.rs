@@ -1250,7 +1250,7 @@ fn misc() -> bool {
     let mut buf = [0u8; 64];
     let r = sc3(
         89,
-        c"/proc/self/exe".as_ptr() as u64,
+        c"/proc/self/nonexistent".as_ptr() as u64,
         buf.as_mut_ptr() as u64,
         64,
     );
