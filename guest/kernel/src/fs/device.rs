@@ -74,12 +74,6 @@ pub trait Device {
     /// Adds the channels woken when [`Device::ready`] may change (what a
     /// poll of it sleeps on).
     fn poll_chans(&self, _out: &mut Vec<Chan>) {}
-    /// Whether a write takes part of its bytes and the rest later (a
-    /// pipe: a blocking write loops until all went); otherwise one call of
-    /// `write` is the whole write (eventfd takes 8 bytes of any count).
-    fn stream(&self) -> bool {
-        false
-    }
     /// The epoll instance, if this is one.
     fn epoll(&self) -> Option<&super::epoll::Epoll> {
         None

@@ -1,5 +1,6 @@
 //! eventfd (Linux's fs/eventfd.c): a 64-bit counter behind a descriptor.
-//! A write of an 8-byte value adds it; a read returns the counter and
+//! A write of an 8-byte value adds it (a write of any other size is
+//! `EINVAL`, a read needs at least 8 bytes); a read returns the counter and
 //! resets it to 0 (or, with `EFD_SEMAPHORE`, returns 1 and takes 1).
 //! A read of a zero counter, or a write that would take the counter past
 //! `0xffff_ffff_ffff_fffe`, waits (or is `EAGAIN` when non-blocking) on
@@ -70,7 +71,7 @@ impl Device for EventFd {
     }
 
     fn write(&self, len: usize, src: Source) -> Result<usize, IoError> {
-        if len < 8 {
+        if len != 8 {
             return Err(Errno::EINVAL.into());
         }
         let mut b = [0u8; 8];

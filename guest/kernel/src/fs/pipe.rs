@@ -215,10 +215,6 @@ impl Device for PipeEnd {
         });
     }
 
-    fn stream(&self) -> bool {
-        true
-    }
-
     fn wake_on_close(&self) -> Option<[Chan; 2]> {
         Some([self.pipe.readable_chan(), self.pipe.writable_chan()])
     }

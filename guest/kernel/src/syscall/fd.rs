@@ -127,8 +127,8 @@ fn write_at(k: &mut Kernel, s: usize, fd: u64, buf: u64, count: u64, at: Option<
         match f.write((count - total) as usize, at, &mut |b| from.take(b)) {
             Ok(n) => {
                 total += n as u64;
-                // Only a pipe takes part of a write and more later.
-                if n == 0 || total == count || !f.device().is_some_and(|d| d.stream()) {
+                // Only a pipe or device takes part of a write and more later.
+                if n == 0 || total == count || f.device().is_none() {
                     break None;
                 }
             }
