@@ -96,9 +96,20 @@ pub struct RunArgs {
 
     /// Image the guest kernel reads its files from: a cpio "newc" archive,
     /// as `find . | cpio -o -H newc > my.cpio` makes (default: the built-in
-    /// image).
+    /// image). `busybox` names the image `images/busybox/build.sh` makes.
+    /// The guest unpacks it into a writable tmpfs root.
     #[arg(long, value_name = "CPIO")]
     pub image: Option<PathBuf>,
+
+    /// A host directory packed as the image on the fly (its directories,
+    /// files and symbolic links, with their modes).
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+
+    /// Set an environment variable for init (repeatable); init also gets
+    /// PATH, HOME and TERM defaults unless given here.
+    #[arg(short = 'e', long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
 
     /// Guest kernel memory in MiB: identity-mapped RAM holding the kernel,
     /// the image and everything the kernel allocates (16..=3072).
@@ -143,9 +154,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "HOST:PORT")]
     pub gdb: Option<String>,
 
-    /// A static x86-64 Linux program and its arguments (after `--`): it
-    /// becomes /init of an image packed on the fly, e.g.
-    /// `vkernel run -- ./hello world` (build it with `gcc -static`).
+    /// A program and its arguments (after `--`). Alone: a static x86-64
+    /// Linux program on the host, packed as /init of an image made on the
+    /// fly, e.g. `vkernel run -- ./hello world` (build it with `gcc
+    /// -static`). With --image or --rootfs: the program inside the image
+    /// to run as init (searched in PATH without a `/`), e.g.
+    /// `vkernel run --image busybox -- sh -c 'ls /'`.
     #[arg(last = true, value_name = "PROGRAM ARGS")]
     pub program: Vec<String>,
 }
@@ -160,22 +174,22 @@ pub enum Pmap {
 }
 
 impl RunArgs {
-    /// The kernel command line: `--append`, plus `pmap=` for `--pmap`.
-    pub fn cmdline(&self) -> String {
+    /// The kernel command line: `--append`, plus `pmap=` for `--pmap` and
+    /// `init=` for a program run from the image.
+    pub fn cmdline(&self, init: Option<&str>) -> String {
+        let mut words = Vec::new();
         match self.pmap {
-            None => self.append.clone(),
-            Some(p) => {
-                let word = match p {
-                    Pmap::Host => "pmap=host",
-                    Pmap::Guest => "pmap=guest",
-                };
-                if self.append.is_empty() {
-                    word.to_string()
-                } else {
-                    format!("{word} {}", self.append)
-                }
-            }
+            None => {}
+            Some(Pmap::Host) => words.push("pmap=host".to_string()),
+            Some(Pmap::Guest) => words.push("pmap=guest".to_string()),
         }
+        if let Some(init) = init {
+            words.push(format!("init={init}"));
+        }
+        if !self.append.is_empty() {
+            words.push(self.append.clone());
+        }
+        words.join(" ")
     }
 }
 
@@ -185,6 +199,8 @@ impl Default for RunArgs {
             kernel: None,
             test_kernel: false,
             image: None,
+            rootfs: None,
+            env: Vec::new(),
             memory: 64,
             pool: 1024,
             append: String::new(),

@@ -30,6 +30,7 @@ mod trap;
 
 use alloc::boxed::Box;
 use alloc::rc::Rc;
+use alloc::vec::Vec;
 
 use fs::device::Console;
 use fs::file::{Fd, Object, OpenFile};
@@ -157,23 +158,35 @@ fn parse_size(v: &str) -> Option<u64> {
 /// arguments, each ending in NUL: `vkernel run -- PROG ARGS` writes it),
 /// else the path and the words after ` -- ` on the command line.
 fn start_init(k: &mut Kernel, boot: &Boot) {
-    let path = arg(boot.cmdline, "init").unwrap_or("/init");
+    let named = arg(boot.cmdline, "init").unwrap_or("/init");
+    let read = |path: &[u8]| {
+        let root = k.vfs.root();
+        k.vfs
+            .resolve(&root, path, fs::vfs::Follow::Yes)
+            .and_then(|n| fs::read_all(&n))
+            .ok()
+    };
+    let init_args = read(b"/etc/init.args");
+    let init_env = read(b"/etc/init.env");
+    let path = find_in_path(k, named);
     let args = &mut k.args;
     args.clear();
     let mut ok = true;
-    let init_args = k
-        .vfs
-        .resolve(&k.vfs.root(), b"/etc/init.args", fs::vfs::Follow::Yes)
-        .and_then(|n| fs::read_all(&n))
-        .ok();
-    match init_args {
-        Some(list) if path == "/init" => {
-            for a in list.split(|&b| b == 0).filter(|a| !a.is_empty()) {
+    let strings = |list: &[u8]| -> Vec<Vec<u8>> {
+        list.split(|&b| b == 0)
+            .filter(|a| !a.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect()
+    };
+    match init_args.as_deref().map(strings) {
+        // The image's argv, when it is for this init.
+        Some(list) if named == "/init" || list.first().is_some_and(|a0| a0 == named.as_bytes()) => {
+            for a in &list {
                 ok &= args.push(a, false).is_ok();
             }
         }
         _ => {
-            ok &= args.push(path.as_bytes(), false).is_ok();
+            ok &= args.push(named.as_bytes(), false).is_ok();
             if let Some((_, rest)) = boot.cmdline.split_once(" -- ") {
                 for w in rest.split_ascii_whitespace() {
                     ok &= args.push(w.as_bytes(), false).is_ok();
@@ -181,7 +194,26 @@ fn start_init(k: &mut Kernel, boot: &Boot) {
             }
         }
     }
-    for e in [&b"HOME=/"[..], b"PATH=/bin:/", b"TERM=linux"] {
+    // The image's environment, then the defaults it does not set.
+    let env = init_env.as_deref().map(strings).unwrap_or_default();
+    let has_root = k
+        .vfs
+        .resolve(&k.vfs.root(), b"/root", fs::vfs::Follow::Yes)
+        .is_ok();
+    let home: &[u8] = if has_root { b"HOME=/root" } else { b"HOME=/" };
+    let defaults: [&[u8]; 3] = [
+        b"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        home,
+        b"TERM=linux",
+    ];
+    for e in env
+        .iter()
+        .map(Vec::as_slice)
+        .chain(defaults.into_iter().filter(|d| {
+            let name = &d[..=d.iter().position(|&b| b == b'=').unwrap_or(0)];
+            !env.iter().any(|e| e.starts_with(name))
+        }))
+    {
         ok &= args.push(e, true).is_ok();
     }
     if !ok {
@@ -198,7 +230,8 @@ fn start_init(k: &mut Kernel, boot: &Boot) {
     {
         let files = &mut k.procs.procs[slot].files.borrow_mut();
         for (fd, stream) in [(0, 1), (1, 1), (2, 2)] {
-            let dev = Rc::new(Console { stream });
+            let kind = (boot.info.console_kinds >> (8 * fd)) as u8;
+            let dev = Rc::new(Console { stream, kind });
             let object = Object::Device { dev, node: None };
             let file = OpenFile::new(
                 object,
@@ -214,10 +247,8 @@ fn start_init(k: &mut Kernel, boot: &Boot) {
             );
         }
     }
-    if let Err(e) = k
-        .procs
-        .exec(&mut k.mm, &k.vfs, slot, path.as_bytes(), &mut k.args)
-    {
+    if let Err(e) = k.procs.exec(&mut k.mm, &k.vfs, slot, &path, &mut k.args) {
+        let path = core::str::from_utf8(&path).unwrap_or(named);
         eprintln!("kernel: cannot run {path}: {}", e.message());
         let status = if e.errno() == vkernel_abi::Errno::ENOENT {
             127
@@ -226,6 +257,32 @@ fn start_init(k: &mut Kernel, boot: &Boot) {
         };
         hypercall::exit(status);
     }
+}
+
+/// Where init named without a `/` is: the first match in the default
+/// PATH's directories (the name itself if none).
+fn find_in_path(k: &Kernel, name: &str) -> Vec<u8> {
+    if name.contains('/') {
+        return name.as_bytes().to_vec();
+    }
+    for dir in [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ] {
+        let candidate = alloc::format!("{dir}/{name}");
+        let found = k
+            .vfs
+            .resolve(&k.vfs.root(), candidate.as_bytes(), fs::vfs::Follow::Yes)
+            .is_ok_and(|n| n.meta().kind == fs::vfs::Kind::Regular);
+        if found {
+            return candidate.into_bytes();
+        }
+    }
+    name.as_bytes().to_vec()
 }
 
 /// Prints the image's members: the first sign the boot path works.

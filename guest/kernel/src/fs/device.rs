@@ -12,7 +12,8 @@ use crate::random;
 use guestlib::hypercall;
 use vkernel_abi::Errno;
 
-use super::vfs::{Sink, Source};
+use super::vfs::{Kind, Sink, Source};
+use vkernel_abi::console_kind;
 
 /// Why a read or write did not complete.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +82,10 @@ pub trait Device {
     /// Whether this is a terminal (isatty, the tty ioctls).
     fn is_tty(&self) -> bool {
         false
+    }
+    /// What fstat says it is when it has no node of its own.
+    fn kind(&self) -> Kind {
+        Kind::CharDevice
     }
     /// The last descriptor of the open file is gone (a pipe end counts
     /// its open files).
@@ -175,10 +180,14 @@ impl Device for Random {
 
 /// The host console: reads from the host's stdin, writes to its stdout
 /// (or stderr for the handle opened as fd 2 at boot), through the console
-/// hypercalls.
+/// hypercalls. Each of fds 0-2 is what the host's own fd is (a terminal, a
+/// pipe, a file: `kind`, from the boot info), so isatty and fstat answer
+/// as they would natively and stdio buffers accordingly.
 pub struct Console {
     /// 1: stdout, 2: stderr.
     pub stream: u64,
+    /// A `vkernel_abi::console_kind` value.
+    pub kind: u8,
 }
 
 impl Device for Console {
@@ -225,7 +234,16 @@ impl Device for Console {
     }
 
     fn is_tty(&self) -> bool {
-        true
+        matches!(self.kind, console_kind::TTY | console_kind::UNKNOWN)
+    }
+
+    fn kind(&self) -> Kind {
+        match self.kind {
+            console_kind::PIPE => Kind::Fifo,
+            console_kind::FILE => Kind::Regular,
+            console_kind::SOCKET => Kind::Socket,
+            _ => Kind::CharDevice,
+        }
     }
 
     /// Readable when input is buffered or the host has some: one console
@@ -307,8 +325,20 @@ pub fn builtin(name: &[u8]) -> Option<(Rc<dyn Device>, u64)> {
         b"full" => (Rc::new(Full), dev(1, 7)),
         b"random" => (Rc::new(Random), dev(1, 8)),
         b"urandom" => (Rc::new(Random), dev(1, 9)),
-        b"tty" => (Rc::new(Console { stream: 1 }), dev(5, 0)),
-        b"console" => (Rc::new(Console { stream: 1 }), dev(5, 1)),
+        b"tty" => (
+            Rc::new(Console {
+                stream: 1,
+                kind: console_kind::TTY,
+            }),
+            dev(5, 0),
+        ),
+        b"console" => (
+            Rc::new(Console {
+                stream: 1,
+                kind: console_kind::TTY,
+            }),
+            dev(5, 1),
+        ),
         _ => return None,
     })
 }

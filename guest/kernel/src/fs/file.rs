@@ -141,14 +141,14 @@ impl OpenFile {
         }
     }
 
-    /// Status for fstat: the inode's, or a pipe's.
+    /// Status for fstat: the inode's, or a pipe's or console's.
     pub fn meta(&self) -> Metadata {
         match self.inode() {
             Some(i) => i.meta(),
             None => Metadata {
                 dev: super::DEV_PIPEFS,
                 ino: self.pipe_ino,
-                kind: Kind::Fifo,
+                kind: self.device().map_or(Kind::Fifo, |d| d.kind()),
                 perm: 0o600,
                 nlink: 1,
                 uid: 0,

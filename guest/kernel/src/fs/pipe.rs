@@ -215,6 +215,10 @@ impl Device for PipeEnd {
         });
     }
 
+    fn kind(&self) -> super::vfs::Kind {
+        super::vfs::Kind::Fifo
+    }
+
     fn wake_on_close(&self) -> Option<[Chan; 2]> {
         Some([self.pipe.readable_chan(), self.pipe.writable_chan()])
     }
