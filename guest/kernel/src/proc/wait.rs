@@ -1,7 +1,7 @@
 //! Blocking, as xv6's `sleep`/`wakeup`: a process that must wait sleeps on
 //! a channel — a value naming what it waits for — and whoever makes that
 //! thing happen wakes the channel. One mechanism for every blocking call:
-//! wait4, console reads, sleeps, futexes, and (next) pipes and poll.
+//! wait4, console reads, sleeps, futexes, pipes, eventfd, and poll.
 //!
 //! A woken process restarts its system call from the top (DragonFly's
 //! ERESTART): the call finds what it waited for, or sleeps again. A sleep
