@@ -115,3 +115,38 @@ fn poll_on_the_console_is_woken_by_input_and_idles_without_cpu() {
 fn epoll_on_the_console_is_woken_by_input_and_idles_without_cpu() {
     console_wait("console-epoll", "epoll_wait 1 data 7");
 }
+
+#[test]
+fn a_regular_file_as_stdin_is_always_ready_and_not_for_epoll() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = c_program(dir.path(), "poll");
+    let input = dir.path().join("input");
+    std::fs::write(&input, "hello\n").unwrap();
+    for (how, expect) in [
+        ("console-poll", "poll 1 revents 0x1"),
+        // As natively: epoll_ctl refuses a regular file (EPERM).
+        ("console-epoll", "epoll_ctl -1"),
+    ] {
+        let out = Command::new("timeout")
+            .arg("60")
+            .arg(env!("CARGO_BIN_EXE_vkernel"))
+            .args(with_pmap(&["run", "--", exe.to_str().unwrap(), how]))
+            .stdin(std::fs::File::open(&input).unwrap())
+            .output()
+            .unwrap();
+        let native = Command::new(&exe)
+            .arg(how)
+            .stdin(std::fs::File::open(&input).unwrap())
+            .output()
+            .unwrap();
+        let (out, native) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&native.stdout),
+        );
+        assert!(native.contains(expect), "natively: {native}");
+        assert!(
+            out.contains(expect) && out.contains("got 6: hello"),
+            "{how}: {out}"
+        );
+    }
+}

@@ -60,7 +60,7 @@ static int console(const char *how) {
         struct epoll_event e = {.events = EPOLLIN, .data.u64 = 7}, got;
         int r = epoll_ctl(ep, EPOLL_CTL_ADD, 0, &e);
         printf("epoll_ctl %d\n", r);
-        r = epoll_wait(ep, &got, 1, -1);
+        r = r == 0 ? epoll_wait(ep, &got, 1, -1) : -1;
         printf("epoll_wait %d data %llu\n", r, (unsigned long long)got.data.u64);
     }
     fflush(stdout);

@@ -272,8 +272,10 @@ impl Device for Console {
         }
     }
 
+    /// A host stream that is a regular file or `/dev/null` is always
+    /// ready, and epoll refuses it (`EPERM`), as natively.
     fn pollable(&self) -> bool {
-        true
+        !matches!(self.kind, console_kind::FILE | console_kind::CHAR_DEVICE)
     }
 
     fn poll_chans(&self, out: &mut Vec<Chan>) {

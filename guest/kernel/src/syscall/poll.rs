@@ -54,7 +54,10 @@ fn done(r: Result<i64, Errno>) -> Outcome {
 /// before if this is a restart, else `timeout` from now.
 fn deadline(k: &Kernel, s: usize, timeout: Option<u64>) -> u64 {
     match k.procs.resumed_deadline(s) {
-        0 => timeout.map_or(0, |ns| hypercall::clock_ns().saturating_add(ns).max(1)),
+        0 => match timeout {
+            None | Some(0) => 0,
+            Some(ns) => hypercall::clock_ns().saturating_add(ns).max(1),
+        },
         d => d,
     }
 }
@@ -135,6 +138,7 @@ fn do_poll(
     timeout: Option<u64>,
     ts: u64,
 ) -> Outcome {
+    let nfds = nfds as u32 as u64; // an unsigned int
     if nfds > nofile(k, s).min(NR_OPEN) {
         return Ret(err(Errno::EINVAL));
     }
