@@ -274,8 +274,16 @@ impl FdTable {
             .take_while(|&i| (i as u64) < limit)
             .find(|&i| self.fds.get(i).is_none_or(|f| f.is_none()))
             .ok_or(Errno::EMFILE)?;
+        self.reserve(free)?;
         self.set(free, Fd { file, cloexec });
         Ok(free as i32)
+    }
+
+    /// Makes room for descriptor `i` (`ENOMEM` if the kernel heap has
+    /// none), so [`FdTable::set`] of it cannot fail.
+    pub fn reserve(&mut self, i: usize) -> Result<(), Errno> {
+        let more = (i + 1).saturating_sub(self.fds.len());
+        self.fds.try_reserve(more).map_err(|_| Errno::ENOMEM)
     }
 
     /// Puts `fd` at index `i`, closing what was there.

@@ -379,6 +379,7 @@ pub fn sys_dup3(
         return Err(Errno::EBADF);
     }
     let replaced = files.borrow().get(new as i32).ok();
+    files.borrow_mut().reserve(new as usize)?;
     files.borrow_mut().set(
         new as usize,
         Fd {
