@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 
 use kvm_bindings::kvm_xsave;
-use kvm_ioctls::VcpuFd;
 
-use crate::error::{kvm_err, Error};
+use crate::error::Error;
+use crate::vcpu::Vcpu;
 
 /// Saved FPU states by vmspace id.
 pub struct FpuStates {
@@ -21,26 +21,24 @@ pub struct FpuStates {
 
 impl FpuStates {
     /// Captures the vCPU's reset state as every new process's start state.
-    pub fn new(vcpu: &VcpuFd) -> Result<Self, Error> {
+    pub fn new(vcpu: &impl Vcpu) -> Result<Self, Error> {
         Ok(FpuStates {
             owner: None,
             saved: HashMap::new(),
-            initial: Box::new(vcpu.get_xsave().map_err(kvm_err("KVM_GET_XSAVE"))?),
+            initial: vcpu.xsave()?,
         })
     }
 
     /// Makes the vCPU hold process `id`'s state.
-    pub fn switch_to(&mut self, vcpu: &VcpuFd, id: u64) -> Result<(), Error> {
+    pub fn switch_to(&mut self, vcpu: &mut impl Vcpu, id: u64) -> Result<(), Error> {
         if self.owner == Some(id) {
             return Ok(());
         }
         if let Some(old) = self.owner {
-            let st = vcpu.get_xsave().map_err(kvm_err("KVM_GET_XSAVE"))?;
-            self.saved.insert(old, Box::new(st));
+            self.saved.insert(old, vcpu.xsave()?);
         }
         let st = self.saved.remove(&id).unwrap_or_else(|| dup(&self.initial));
-        // SAFETY: `st` is a full kvm_xsave obtained from KVM_GET_XSAVE on this vCPU.
-        unsafe { vcpu.set_xsave(&st) }.map_err(kvm_err("KVM_SET_XSAVE"))?;
+        vcpu.set_xsave(&st)?;
         self.owner = Some(id);
         Ok(())
     }
@@ -54,9 +52,9 @@ impl FpuStates {
     }
 
     /// `dst` starts with a copy of `src`'s state (fork).
-    pub fn copy(&mut self, vcpu: &VcpuFd, src: u64, dst: u64) -> Result<(), Error> {
+    pub fn copy(&mut self, vcpu: &impl Vcpu, src: u64, dst: u64) -> Result<(), Error> {
         let st = if self.owner == Some(src) {
-            Box::new(vcpu.get_xsave().map_err(kvm_err("KVM_GET_XSAVE"))?)
+            vcpu.xsave()?
         } else {
             dup(self.saved.get(&src).unwrap_or(&self.initial))
         };

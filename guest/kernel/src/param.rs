@@ -17,8 +17,6 @@ pub const RLIM_INFINITY: u64 = u64::MAX;
 pub const STACK_BYTES: u64 = 8 << 20;
 /// Open files: Linux's default soft and hard `RLIMIT_NOFILE`.
 pub const NOFILE: [u64; 2] = [1024, 4096];
-/// The most `RLIMIT_NOFILE` may be raised to (Linux's `fs.nr_open`).
-pub const NR_OPEN: u64 = 1 << 20;
 
 /// Bytes of argument and environment strings exec accepts (with NULs).
 pub const ARG_BYTES: usize = 32 * 1024;

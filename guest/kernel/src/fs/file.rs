@@ -40,6 +40,10 @@ pub struct OpenFile {
     pub pipe_ino: u64,
 }
 
+/// Most descriptors a table holds (Linux's default `fs.nr_open`; setrlimit
+/// refuses an `RLIMIT_NOFILE` above it).
+pub const NR_OPEN: usize = 1 << 20;
+
 /// Flags `F_SETFL` may change.
 pub const SETFL_MASK: u32 = O_APPEND | O_NONBLOCK;
 
@@ -199,10 +203,12 @@ impl OpenFile {
         }
         match &self.object {
             Object::Inode(i) => {
+                // With O_APPEND every write goes to the end, pwrite's too
+                // (Linux ignores pwrite's offset then, as its man page says).
                 let append = self.flags.get() & O_APPEND != 0;
                 let off = match at {
+                    _ if append => i.meta().size,
                     Some(a) => a,
-                    None if append => i.meta().size,
                     None => self.offset.get(),
                 };
                 let n = i.write_at(off, len, src)?;
@@ -271,27 +277,28 @@ impl FdTable {
         limit: u64,
     ) -> Result<i32, Errno> {
         let free = (min..)
-            .take_while(|&i| (i as u64) < limit)
+            .take_while(|&i| (i as u64) < limit.min(NR_OPEN as u64))
             .find(|&i| self.fds.get(i).is_none_or(|f| f.is_none()))
             .ok_or(Errno::EMFILE)?;
-        self.reserve(free)?;
-        self.set(free, Fd { file, cloexec });
+        self.set(free, Fd { file, cloexec })?;
         Ok(free as i32)
     }
 
-    /// Makes room for descriptor `i` (`ENOMEM` if the kernel heap has
-    /// none), so [`FdTable::set`] of it cannot fail.
-    pub fn reserve(&mut self, i: usize) -> Result<(), Errno> {
-        let more = (i + 1).saturating_sub(self.fds.len());
-        self.fds.try_reserve(more).map_err(|_| Errno::ENOMEM)
-    }
-
-    /// Puts `fd` at index `i`, closing what was there.
-    pub fn set(&mut self, i: usize, fd: Fd) {
+    /// Puts `fd` at index `i`, closing what was there. Growing the table
+    /// may fail (`EMFILE` past `NR_OPEN`, `ENOMEM` when the kernel heap
+    /// cannot hold it), never panic.
+    pub fn set(&mut self, i: usize, fd: Fd) -> Result<(), Errno> {
+        if i >= NR_OPEN {
+            return Err(Errno::EMFILE);
+        }
         if self.fds.len() <= i {
+            self.fds
+                .try_reserve(i + 1 - self.fds.len())
+                .map_err(|_| Errno::ENOMEM)?;
             self.fds.resize(i + 1, None);
         }
         self.fds[i] = Some(fd);
+        Ok(())
     }
 
     /// Closes `fd`.

@@ -36,9 +36,6 @@ const IN_SET: u32 = POLLRDNORM | POLLRDBAND | POLLIN | POLLHUP | POLLERR;
 const OUT_SET: u32 = POLLWRBAND | POLLWRNORM | POLLOUT | POLLERR;
 const EX_SET: u32 = POLLPRI;
 
-/// Most poll entries whatever `RLIMIT_NOFILE` says (Linux's `nr_open`).
-const NR_OPEN: u64 = 1 << 20;
-
 /// `sizeof(struct epoll_event)` on x86-64 (packed: events, data).
 const EVENT_BYTES: u64 = 12;
 
@@ -139,7 +136,7 @@ fn do_poll(
     ts: u64,
 ) -> Outcome {
     let nfds = nfds as u32 as u64; // an unsigned int
-    if nfds > nofile(k, s).min(NR_OPEN) {
+    if nfds > nofile(k, s).min(crate::fs::file::NR_OPEN as u64) {
         return Ret(err(Errno::EINVAL));
     }
     let space = k.space(s);

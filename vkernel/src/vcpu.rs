@@ -1,0 +1,204 @@
+//! The vCPU as the run loop sees it: one `KVM_RUN` at a time, the synced
+//! registers of whatever context is on it, its FPU state, and the one
+//! VM-wide operation the loop needs (dropping KVM's cached translations).
+//! [`KvmVcpu`] is the real one; the run loop is generic over [`Vcpu`], so
+//! its exit handlers are unit-tested with a scripted vCPU and no KVM.
+
+use kvm_bindings::{kvm_fpu, kvm_regs, kvm_sregs, kvm_userspace_memory_region, kvm_xsave};
+use kvm_ioctls::{Kvm, SyncReg, VcpuExit, VcpuFd, VmFd};
+
+use crate::error::{kvm_err, Error};
+
+/// Why `KVM_RUN` returned, copied out of `kvm_run` so handlers may borrow
+/// the vCPU again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// `out` of `len` bytes (`value` holds up to the first 4).
+    Out {
+        /// The port.
+        port: u16,
+        /// Access width in bytes.
+        len: usize,
+        /// The value written (little-endian, zero-extended).
+        value: u32,
+    },
+    /// `in` (answered with all ones).
+    In {
+        /// The port.
+        port: u16,
+    },
+    /// An access to guest-physical memory with no slot behind it.
+    Mmio {
+        /// The address.
+        addr: u64,
+        /// A write (else a read, answered with all ones).
+        write: bool,
+    },
+    /// Triple fault.
+    Shutdown,
+    /// KVM could not emulate an instruction.
+    InternalError {
+        /// KVM's suberror.
+        suberror: u32,
+    },
+    /// KVM could not enter the guest.
+    FailEntry(u64),
+    /// A signal interrupted `KVM_RUN` (the slice timer, or a kick).
+    Interrupted,
+    /// Anything else, described.
+    Other(String),
+}
+
+/// What the run loop needs of its vCPU.
+pub trait Vcpu {
+    /// Runs the vCPU until its next exit.
+    fn run(&mut self) -> Result<Exit, Error>;
+    /// The registers of the context on the vCPU (synced by the last run,
+    /// or as [`Vcpu::set_context`] left them).
+    fn context(&self) -> (kvm_regs, kvm_sregs);
+    /// Installs a whole register context for the next run.
+    fn set_context(&mut self, regs: &kvm_regs, sregs: &kvm_sregs);
+    /// The registers before the first run, read by ioctl (the synced copy
+    /// is filled only by the first `KVM_RUN`).
+    fn initial_context(&self) -> Result<(kvm_regs, kvm_sregs), Error>;
+    /// Whether an exception was raised but not yet delivered.
+    fn exception_pending(&self) -> bool;
+    /// The x87/SSE registers (for the debugger).
+    fn fpu(&self) -> Option<kvm_fpu>;
+    /// The whole FPU/SSE/AVX state.
+    fn xsave(&self) -> Result<Box<kvm_xsave>, Error>;
+    /// Loads the whole FPU state (one that [`Vcpu::xsave`] returned).
+    fn set_xsave(&mut self, state: &kvm_xsave) -> Result<(), Error>;
+    /// Makes KVM forget every cached translation of guest page tables.
+    fn drop_shadow_translations(&mut self) -> Result<(), Error>;
+    /// `kvm_run.immediate_exit`, which the slice timer's signal handler
+    /// sets; valid as long as the vCPU lives.
+    fn immediate_exit(&mut self) -> *mut u8;
+}
+
+/// The KVM vCPU, with the VM it belongs to.
+pub struct KvmVcpu {
+    /// Kept open for the VM's lifetime.
+    pub(crate) _kvm: Kvm,
+    pub(crate) vm: VmFd,
+    /// The pool's memory slot, re-registered to drop KVM's shadow state.
+    pub(crate) pool_slot: kvm_userspace_memory_region,
+    pub(crate) fd: VcpuFd,
+}
+
+impl Vcpu for KvmVcpu {
+    fn run(&mut self) -> Result<Exit, Error> {
+        Ok(match self.fd.run() {
+            Ok(VcpuExit::IoOut(port, data)) => {
+                let mut v = [0u8; 4];
+                let n = data.len().min(4);
+                v[..n].copy_from_slice(&data[..n]);
+                Exit::Out {
+                    port,
+                    len: data.len(),
+                    value: u32::from_le_bytes(v),
+                }
+            }
+            Ok(VcpuExit::IoIn(port, data)) => {
+                data.fill(0xff);
+                Exit::In { port }
+            }
+            Ok(VcpuExit::MmioRead(addr, data)) => {
+                data.fill(0xff);
+                Exit::Mmio { addr, write: false }
+            }
+            Ok(VcpuExit::MmioWrite(addr, _)) => Exit::Mmio { addr, write: true },
+            Ok(VcpuExit::Shutdown) => Exit::Shutdown,
+            Ok(VcpuExit::InternalError) => {
+                // SAFETY: KVM filled the `internal` member for this exit
+                // reason, and it is plain integers.
+                let suberror = unsafe { self.fd.get_kvm_run().__bindgen_anon_1.internal.suberror };
+                Exit::InternalError { suberror }
+            }
+            Ok(VcpuExit::FailEntry(reason, _)) => Exit::FailEntry(reason),
+            Ok(VcpuExit::Intr) => Exit::Interrupted,
+            Ok(other) => Exit::Other(format!("{other:?}")),
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                self.fd.set_kvm_immediate_exit(0);
+                Exit::Interrupted
+            }
+            Err(source) => {
+                return Err(Error::Kvm {
+                    what: "KVM_RUN",
+                    source,
+                })
+            }
+        })
+    }
+
+    fn context(&self) -> (kvm_regs, kvm_sregs) {
+        let sync = self.fd.sync_regs();
+        (sync.regs, sync.sregs)
+    }
+
+    fn set_context(&mut self, regs: &kvm_regs, sregs: &kvm_sregs) {
+        // Through the synced registers: no extra ioctl.
+        let s = self.fd.sync_regs_mut();
+        s.regs = *regs;
+        s.sregs = *sregs;
+        self.fd.set_sync_dirty_reg(SyncReg::Register);
+        self.fd.set_sync_dirty_reg(SyncReg::SystemRegister);
+    }
+
+    fn initial_context(&self) -> Result<(kvm_regs, kvm_sregs), Error> {
+        let regs = self.fd.get_regs().map_err(kvm_err("KVM_GET_REGS"))?;
+        let sregs = self.fd.get_sregs().map_err(kvm_err("KVM_GET_SREGS"))?;
+        Ok((regs, sregs))
+    }
+
+    fn exception_pending(&self) -> bool {
+        match self.fd.get_vcpu_events() {
+            Ok(ev) => {
+                ev.exception.injected != 0 || ev.exception.pending != 0 || ev.nmi.injected != 0
+            }
+            // Cannot tell: end the slice now, as without the check.
+            Err(_) => false,
+        }
+    }
+
+    fn fpu(&self) -> Option<kvm_fpu> {
+        self.fd.get_fpu().ok()
+    }
+
+    fn xsave(&self) -> Result<Box<kvm_xsave>, Error> {
+        Ok(Box::new(
+            self.fd.get_xsave().map_err(kvm_err("KVM_GET_XSAVE"))?,
+        ))
+    }
+
+    fn set_xsave(&mut self, state: &kvm_xsave) -> Result<(), Error> {
+        // SAFETY: `state` is a whole kvm_xsave that KVM_GET_XSAVE filled on
+        // this vCPU (FpuStates keeps only those), so KVM reads no more than
+        // the struct holds.
+        unsafe { self.fd.set_xsave(state) }.map_err(kvm_err("KVM_SET_XSAVE"))
+    }
+
+    fn drop_shadow_translations(&mut self) -> Result<(), Error> {
+        // Deleting and re-adding the pool's slot zaps all shadow pages: KVM
+        // shadows guest tables and learns of changes only through guest
+        // writes it traps; the host's writes to the pool bypass that.
+        let mut gone = self.pool_slot;
+        gone.memory_size = 0;
+        // SAFETY: deleting the slot unmaps nothing on the host; re-adding it
+        // registers the same live mapping, owned by the machine's guest
+        // memory, which outlives the VM.
+        unsafe {
+            self.vm
+                .set_user_memory_region(gone)
+                .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION (delete pool)"))?;
+            self.vm
+                .set_user_memory_region(self.pool_slot)
+                .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION (re-add pool)"))?;
+        }
+        Ok(())
+    }
+
+    fn immediate_exit(&mut self) -> *mut u8 {
+        &mut self.fd.get_kvm_run().immediate_exit as *mut u8
+    }
+}
