@@ -4,6 +4,8 @@
 
 pub mod devfs;
 pub mod device;
+pub mod epoll;
+pub mod eventfd;
 pub mod file;
 pub mod pipe;
 pub mod procfs;

@@ -71,6 +71,13 @@ pub struct Proc {
     pub restart: bool,
     /// What rax becomes if the sleep's deadline passes first.
     pub timeout_result: i64,
+    /// The deadline of the sleep the current call restarts from (0: none,
+    /// or a fresh call): a woken poll that sleeps again keeps its first
+    /// deadline. Set by every sleep, cleared when a call returns.
+    pub deadline_ns: u64,
+    /// The channels a sleep on [`Chan::Poll`] waits for (poll, select,
+    /// epoll_wait: any one wakes it).
+    pub poll_chans: Vec<Chan>,
     /// Bytes a blocking write moved before it slept (its restart adds
     /// them to its result).
     pub io_done: u64,
@@ -104,6 +111,8 @@ impl Proc {
             vf: VextFrame::default(),
             restart: false,
             timeout_result: 0,
+            deadline_ns: 0,
+            poll_chans: Vec::new(),
             io_done: 0,
             wait_status: 0,
             clear_child_tid: 0,

@@ -14,6 +14,7 @@ mod mem;
 mod misc;
 mod names;
 mod path;
+mod poll;
 mod proc;
 mod time;
 mod uio;
@@ -24,6 +25,7 @@ use linux_raw_sys::general::*;
 use mem::*;
 use misc::*;
 use path::*;
+use poll::*;
 use proc::*;
 use time::*;
 
@@ -93,6 +95,19 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         __NR_getdents64 => ret(sys_getdents64(k, s, a[0], a[1], a[2])),
         __NR_ftruncate => ret(sys_ftruncate(k, s, a[0], a[1])),
         __NR_fsync | __NR_fdatasync => ret(sys_fsync(k, s, a[0])),
+        // Waiting on many.
+        __NR_poll => sys_poll(k, s, a[0], a[1], a[2]),
+        __NR_ppoll => sys_ppoll(k, s, a),
+        __NR_select => sys_select(k, s, a),
+        __NR_pselect6 => sys_pselect6(k, s, a),
+        __NR_epoll_create => ret(sys_epoll_create(k, s, a[0])),
+        __NR_epoll_create1 => ret(sys_epoll_create1(k, s, a[0])),
+        __NR_epoll_ctl => ret(sys_epoll_ctl(k, s, a[0], a[1], a[2], a[3])),
+        __NR_epoll_wait => sys_epoll_pwait(k, s, [a[0], a[1], a[2], a[3], 0, 0]),
+        __NR_epoll_pwait => sys_epoll_pwait(k, s, a),
+        __NR_epoll_pwait2 => sys_epoll_pwait2(k, s, a),
+        __NR_eventfd => ret(sys_eventfd2(k, s, a[0], 0)),
+        __NR_eventfd2 => ret(sys_eventfd2(k, s, a[0], a[1])),
         __NR_sendfile => copy_between(
             k,
             s,
@@ -233,7 +248,10 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         }
     };
     if let Ret(v) = out {
-        k.procs.procs[s].tf.rax = v as u64;
+        let p = &mut k.procs.procs[s];
+        p.tf.rax = v as u64;
+        // The call is over: its next sleep is a fresh one's.
+        p.deadline_ns = 0;
     }
 }
 
