@@ -112,12 +112,13 @@ fn boot_kernel(boot: &Boot, boot_trace: bool) -> Kernel {
         }
     };
     let procs = ProcTable::new();
-    let procfs = fs::procfs::Sources {
+    let procfs = proc::procfs::Sources {
         tasks: procs.tasks.clone(),
         frames: mm.frames(),
         pool_bytes: mm.user_pool_bytes(),
     };
-    let vfs = match fs::boot(boot.image, &mm.frames(), tmpfs_bytes, procfs) {
+    let proc_fs = |mounts| proc::procfs::new(procfs, mounts);
+    let vfs = match fs::boot(boot.image, &mm.frames(), tmpfs_bytes, proc_fs) {
         Ok(v) => v,
         Err(bad) => {
             eprintln!("kernel: image member {:?} {}", bad.name, bad.problem);

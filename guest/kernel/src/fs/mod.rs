@@ -8,11 +8,12 @@ pub mod epoll;
 pub mod eventfd;
 pub mod file;
 pub mod pipe;
-pub mod procfs;
 pub mod tmpfs;
 pub mod vfs;
 
+use alloc::rc::Weak;
 use alloc::vec::Vec;
+use core::cell::RefCell;
 
 use crate::mm::physmem::Frames;
 use vfs::{Follow, Inode, InodeRef, Kind, Vfs};
@@ -38,7 +39,7 @@ pub fn boot(
     image: &[u8],
     frames: &Frames,
     limit_bytes: u64,
-    proc: procfs::Sources,
+    proc_fs: impl FnOnce(Weak<RefCell<Vec<vfs::Mount>>>) -> InodeRef,
 ) -> Result<Vfs, BadEntry> {
     let root = tmpfs::Tmpfs::new_root(DEV_ROOTFS, frames.clone(), limit_bytes);
     let vfs = Vfs::new(root.clone(), "rootfs");
@@ -62,7 +63,9 @@ pub fn boot(
         })
     };
     mount(b"/dev", devfs::new(frames.clone()), "devtmpfs")?;
-    mount(b"/proc", procfs::new(proc, vfs.mount_table()), "proc")?;
+    // procfs belongs to the process subsystem (it reads its records):
+    // the caller makes it, given the mount table it lists.
+    mount(b"/proc", proc_fs(vfs.mount_table()), "proc")?;
     let tmp = tmpfs::Tmpfs::new_root(DEV_TMP, frames.clone(), limit_bytes);
     tmp.set_perm(0o1777).ok();
     mount(b"/tmp", tmp, "tmpfs")?;

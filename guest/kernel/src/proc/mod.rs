@@ -11,6 +11,7 @@
 //!   again instead of resuming (a blocked read or wait4 that was woken).
 
 pub mod exec;
+pub mod procfs;
 pub mod sched;
 pub mod signal;
 pub mod task;

@@ -109,7 +109,7 @@ pub struct Tasks {
     map: RefCell<BTreeMap<Pid, Rc<TaskInfo>>>,
     /// The process whose system call the kernel is running (Linux's
     /// `current`): what `/proc/self` names. The system-call dispatcher
-    /// sets it before each call; see `fs::procfs`.
+    /// sets it before each call; see `proc::procfs`.
     pub current: Cell<Pid>,
     /// The last pid handed out (`/proc/loadavg`).
     pub last_pid: Cell<Pid>,

@@ -202,7 +202,7 @@ pub fn sys_sysinfo(k: &Kernel, s: usize, buf: u64) -> Result<i64, Errno> {
         .and_then(|t| {
             t.try_borrow()
                 .ok()
-                .map(|t| crate::fs::procfs::shmem_bytes(&t))
+                .map(|t| crate::proc::procfs::shmem_bytes(&t))
         })
         .unwrap_or(0);
     let m = k.mm.stats(shmem);

@@ -66,7 +66,7 @@ pub fn err(e: Errno) -> i64 {
 pub fn dispatch(k: &mut Kernel, s: usize) {
     let tf = k.procs.procs[s].tf;
     let a = [tf.rdi, tf.rsi, tf.rdx, tf.r10, tf.r8, tf.r9];
-    // `/proc/self` names the caller (see fs/procfs.rs).
+    // `/proc/self` names the caller (see proc/procfs.rs).
     k.procs.tasks.current.set(k.procs.procs[s].pid);
     // A number past u32 names no call.
     let nr = u32::try_from(tf.rax).unwrap_or(u32::MAX);

@@ -41,11 +41,11 @@ use core::any::Any;
 use core::cell::RefCell;
 use core::fmt::Write;
 
-use super::vfs::{DirEntry, Inode, InodeRef, Kind, Metadata, Mount, Sink};
+use super::task::{TaskInfo, TasksRef};
+use super::{Pid, State};
+use crate::fs::vfs::{DirEntry, Inode, InodeRef, Kind, Metadata, Mount, Sink};
 use crate::mm::physmem::Frames;
 use crate::mm::MemStats;
-use crate::proc::task::{TaskInfo, TasksRef};
-use crate::proc::{Pid, State};
 use guestlib::hypercall;
 use linux_raw_sys::general::{O_ACCMODE, O_RDONLY, O_WRONLY};
 use vkernel_abi::layout::PAGE_SIZE;
@@ -262,7 +262,7 @@ fn node(fs: &Rc<ProcFs>, what: What) -> InodeRef {
 }
 
 /// The open file behind descriptor `fd` of `pid`.
-fn fd_file(fs: &ProcFs, pid: Pid, fd: u32) -> Option<Rc<super::file::OpenFile>> {
+fn fd_file(fs: &ProcFs, pid: Pid, fd: u32) -> Option<Rc<crate::fs::file::OpenFile>> {
     let t = fs.src.tasks.get(pid)?;
     let files = t.files.borrow().upgrade()?;
     let table = files.try_borrow().ok()?;
@@ -438,7 +438,7 @@ impl Inode for Node {
     fn meta(&self) -> Metadata {
         let kind = self.what.kind();
         Metadata {
-            dev: super::DEV_PROC,
+            dev: crate::fs::DEV_PROC,
             ino: self.what.ino(),
             kind,
             perm: self.perm,
@@ -648,7 +648,7 @@ impl Inode for Node {
 /// end or a console. Opening it opens the device again (a pipe: a new end
 /// of the same pipe, as Linux's fifo-like reopen).
 struct Anon {
-    dev: Rc<dyn super::device::Device>,
+    dev: Rc<dyn crate::fs::device::Device>,
     meta: Metadata,
 }
 
@@ -663,7 +663,7 @@ impl Inode for Anon {
         m
     }
 
-    fn device(&self) -> Option<Rc<dyn super::device::Device>> {
+    fn device(&self) -> Option<Rc<dyn crate::fs::device::Device>> {
         Some(self.dev.clone())
     }
 
@@ -720,7 +720,7 @@ impl VmFigures {
             v.size += len;
             let exec = r.prot & linux_raw_sys::general::PROT_EXEC as u64 != 0;
             let write = r.prot & linux_raw_sys::general::PROT_WRITE as u64 != 0;
-            if r.end == crate::proc::exec::STACK_TOP {
+            if r.end == super::exec::STACK_TOP {
                 v.stack += len;
                 v.start_stack = r.end;
             } else if r.end <= space.brk_start && exec {
@@ -857,7 +857,7 @@ fn maps(t: &TaskInfo, out: &mut String) {
         out.push('\n');
     };
     for r in space.regions() {
-        if r.end == crate::proc::exec::STACK_TOP {
+        if r.end == super::exec::STACK_TOP {
             line(out, r.start, r.end, r.prot, "[stack]");
         } else if r.end <= heap {
             line(out, r.start, r.end, r.prot, &exe);
