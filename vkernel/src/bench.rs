@@ -202,12 +202,22 @@ pub fn floor(reps: usize, iters: u64) -> Result<Vec<f64>, Error> {
 /// Runs a guest that prints `bench` lines (the test kernel's benchmark
 /// mode, or a process benchmark of the real kernel) and collects them.
 fn guest_figures(test_kernel: bool, append: &str) -> Result<BTreeMap<String, Figure>, Error> {
+    guest_figures_with(test_kernel, append, 64)
+}
+
+/// [`guest_figures`] with `memory_mib` of guest RAM (the file benchmark's
+/// 64 MiB file needs a tmpfs, half of RAM, larger than that).
+fn guest_figures_with(
+    test_kernel: bool,
+    append: &str,
+    memory_mib: u64,
+) -> Result<BTreeMap<String, Figure>, Error> {
     let exe = std::env::current_exe().map_err(|source| Error::Io {
         what: "finding vkernel",
         source,
     })?;
     let out = Command::new(exe)
-        .args(["run", "--pool", "512"])
+        .args(["run", "--pool", "512", "--memory", &memory_mib.to_string()])
         .args(test_kernel.then_some("--test-kernel"))
         .args(["--append", append])
         .stderr(Stdio::inherit())
@@ -410,7 +420,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
     let mib = if args.quick { "8" } else { "64" };
     for (pmap, suffix) in [("host", ""), ("guest", "_guest")] {
         let append = format!("pmap={pmap} init=/bin/systest -- filebench {mib}");
-        for (name, figure) in guest_figures(false, &append)? {
+        for (name, figure) in guest_figures_with(false, &append, 256)? {
             figures.insert(format!("{name}{suffix}"), figure);
         }
     }
