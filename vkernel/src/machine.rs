@@ -399,7 +399,8 @@ impl Machine {
 
     /// Installs a whole register context for the next `KVM_RUN` through the
     /// synced registers (no extra ioctl).
-    pub(crate) fn load_context(&mut self, regs: kvm_regs, sregs: kvm_sregs) {
+    pub(crate) fn load_context(&mut self, regs: kvm_regs, mut sregs: kvm_sregs) {
+        vm::set_tr_type(&mut sregs); // KVM on AMD reads TR back as busy
         let s = self.vm.vcpu.sync_regs_mut();
         s.regs = regs;
         s.sregs = sregs;
