@@ -24,6 +24,9 @@
 # counts its tests). Fails when any fails, when kvm_amd does not load, or
 # when QEMU times out or stops before the last step.
 set -euo pipefail
+# One compound command: bash reads all of it before running, so editing
+# this file while it runs cannot change the run.
+{
 cd "$(dirname "$0")/.."
 root=$PWD
 
@@ -52,9 +55,9 @@ kdir=$(bash ci/setup.sh qemu "$work/kernel" | tail -n 1)
 kver=$(ls "$kdir/lib/modules")
 vmlinuz=$kdir/boot/vmlinuz-$kver
 
-# --- the host binaries ------------------------------------------------------
-cargo build --release --locked -p vkernel --bin vkernel >&2
+# --- the host binaries (the test build builds the vkernel binary too) ------
 vkernel_bin=$root/target/release/vkernel
+cargo test --release --locked -p vkernel --tests --no-run --message-format=json >"$work/build.json"
 test_bins=()
 while IFS= read -r exe; do
     name=$(basename "$exe")
@@ -63,8 +66,8 @@ while IFS= read -r exe; do
     if [ "$tests" = all ] || [[ ",$tests," == *",$name,"* ]]; then
         test_bins+=("$exe")
     fi
-done < <(cargo test --release --locked -p vkernel --tests --no-run --message-format=json 2>/dev/null |
-    grep '"kind":\["test"\]' | grep -o '"executable":"[^"]*"' | sed 's/"executable":"\(.*\)"/\1/' | sort)
+done < <(grep '"kind":\["test"\]' "$work/build.json" | grep -o '"executable":"[^"]*"' |
+    sed 's/"executable":"\(.*\)"/\1/' | sort)
 if [ "$tests" != none ] && [ ${#test_bins[@]} -eq 0 ]; then
     echo "qemu-kvm: no integration test binary matches --tests $tests" >&2
     exit 1
@@ -117,6 +120,8 @@ put_libs() {
         [ -e "$rootfs$lib" ] || { mkdir -p "$(dirname "$rootfs$lib")" && cp -L "$lib" "$rootfs$lib"; }
     done
 }
+# The tests name the guest programs as CARGO_MANIFEST_DIR/../target/...
+mkdir -p "$rootfs$root/vkernel"
 put "$vkernel_bin"
 put_libs "$vkernel_bin"
 for exe in "${test_bins[@]}"; do
@@ -141,6 +146,8 @@ VKERNEL=$vkernel_bin
 NPT=$npt
 SMP=$smp
 TEST_BINS="${test_bins[*]}"
+TEST_ARGS="${QEMU_KVM_TEST_ARGS:-}"
+STEPS="${QEMU_KVM_STEPS:-1}"
 EOF
 cat >>"$rootfs/init" <<'EOF'
 up() { cut -d' ' -f1 /proc/uptime; }
@@ -185,18 +192,21 @@ step() {
         echo "--- stderr"; tail -n 40 /tmp/err
     fi
 }
+[ "$STEPS" = 1 ] || TEST_BINS_ONLY=1
+[ -n "${TEST_BINS_ONLY:-}" ] || {
 step "default image (vkernel)" "" $VKERNEL
 step "vkernel test" " passed, 0 failed" $VKERNEL test
 grep -E '^[0-9]+ passed, [0-9]+ failed$' /tmp/out | sed 's/^/qemu-kvm:      vkernel test: /'
 step "vkernel run --pmap guest" "" $VKERNEL run --pmap guest
 step "fuzzer (100,000 hypercalls)" "fuzz: 100000 hypercalls" $VKERNEL run --append "test=fuzz:100000 seed=1"
 step "vkernel bench --quick (smoke test)" "syscall" $VKERNEL bench --quick
+}
 
 for bin in $TEST_BINS; do
     name=$(basename "$bin")
     name=${name%-*}
     t0=$(up)
-    "$bin" --test-threads="$SMP" >/tmp/out 2>&1
+    "$bin" --test-threads="$SMP" $TEST_ARGS >/tmp/out 2>&1
     rc=$?
     t1=$(up)
     secs=$(awk "BEGIN { printf \"%.1f\", $t1 - $t0 }")
@@ -209,7 +219,7 @@ for bin in $TEST_BINS; do
         echo "qemu-kvm: ok   cargo test --test $name: $p passed (${secs} s)"
     else
         echo "qemu-kvm: FAILED cargo test --test $name: $p passed, $f failed (exit $rc, ${secs} s)"
-        grep -v -E '^test .* ok$' /tmp/out | tail -n 80
+        grep -v -E '^test .* ok$|^kernel: pid [0-9]+ \(systest\): system call [0-9]+ is not implemented' /tmp/out | tail -n 300
     fi
 done
 finish
@@ -230,7 +240,7 @@ timeout -k 10 "$timeout_s" qemu-system-x86_64 \
     -kernel "$vmlinuz" -initrd "$initrd" \
     -append "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init" \
     -nodefaults -display none -no-reboot -serial stdio </dev/null 2>&1 |
-    tr -d '\r' | grep --line-buffered -v "TCG doesn't support requested feature" | tee "$log"
+    sed -u 's/\r$//' | grep --line-buffered -v "TCG doesn't support requested feature" | tee "$log"
 qemu_status=${PIPESTATUS[0]}
 set -e
 t_end=$(date +%s)
@@ -253,3 +263,4 @@ fi
 closing=$(grep -E "^qemu-kvm npt=$npt: [0-9]+ passed, [0-9]+ failed$" "$log" | tail -n 1)
 echo "$closing"
 case $closing in *" 0 failed") exit 0 ;; *) exit 1 ;; esac
+}

@@ -44,7 +44,7 @@ if [ "${1:-}" = qemu ]; then
         echo "ci: unpacking $name into $dir/$name" >&2
         rm -rf "${dir:?}/$name"
         mkdir -p "$dir/$name"
-        (cd "$dir" && apt-get download "$name" >&2)
+        (cd "$dir" && apt-get download -o APT::Sandbox::User=root "$name" >&2)
         dpkg-deb -x "$dir/${name}_"*.deb "$dir/$name"
         rm -f "$dir/${name}_"*.deb
         kver=$(ls "$dir/$name/lib/modules")
