@@ -16,8 +16,14 @@
 #               call gcc and gdb, which the initramfs does not hold, and
 #               bench is the `bench --quick` step already
 # Environment: QEMU_KVM_TIMEOUT (seconds for the whole QEMU run, default
-# 1200), QEMU_KVM_SMP (vCPUs, default 2), QEMU_KVM_MEM (MiB, default 3072),
-# QEMU_KVM_CPU (default EPYC-Rome).
+# 900), QEMU_KVM_SMP (vCPUs, default 2), QEMU_KVM_MEM (MiB, default 3072),
+# QEMU_KVM_CPU (default EPYC-Rome; qemu64 has SVM but no XSAVE and no
+# nested paging), QEMU_KVM_TCG_THREAD (default single: one host thread runs
+# every vCPU; with `multi` QEMU 7.2 hung the whole machine inside, or
+# triple-faulted a nested guest, in some runs under load), and for
+# debugging QEMU_KVM_TEST_ARGS (more arguments for each test binary),
+# QEMU_KVM_STEPS=0 (no command steps), QEMU_KVM_EXTRA (shell commands run
+# inside first).
 #
 # Prints each step's result and closes with `qemu-kvm npt=N: N passed, N
 # failed` (a command step counts as one test, an integration test binary
@@ -40,10 +46,11 @@ while [ $# -gt 0 ]; do
     esac
 done
 case $npt in 0 | 1) ;; *) echo "qemu-kvm: --npt takes 0 or 1" >&2; exit 2 ;; esac
-timeout_s=${QEMU_KVM_TIMEOUT:-1200}
+timeout_s=${QEMU_KVM_TIMEOUT:-900}
 smp=${QEMU_KVM_SMP:-2}
 mem=${QEMU_KVM_MEM:-3072}
 cpu=${QEMU_KVM_CPU:-EPYC-Rome}
+tcg_thread=${QEMU_KVM_TCG_THREAD:-single}
 export PATH=$PATH:/sbin:/usr/sbin
 
 work=$root/target/qemu-kvm
@@ -172,13 +179,39 @@ if [ ! -c /dev/kvm ] || [ ! -d /sys/module/kvm_amd ]; then
 fi
 echo "qemu-kvm: kvm_amd loaded, npt=$(cat /sys/module/kvm_amd/parameters/npt) ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
 
+# A vkernel process running for more than 90 s is hung (the longest
+# normal run here takes about 20): show its threads' states and kernel
+# stacks, and once, every CPU's backtrace (sysrq l).
+watchdog() {
+    dumped=""
+    while sleep 30; do
+        now=$(up)
+        for d in /proc/[0-9]*; do
+            [ "$(cat "$d/comm" 2>/dev/null)" = vkernel ] || continue
+            st=$(cut -d' ' -f22 "$d/stat" 2>/dev/null) || continue
+            age=$(awk "BEGIN { print int($now - $st / 100) }")
+            [ "$age" -ge 90 ] || continue
+            echo "qemu-kvm: watchdog: pid ${d#/proc/} running ${age} s: $(tr '\0' ' ' <"$d/cmdline")"
+            for t in "$d"/task/*; do
+                echo "  thread ${t##*/} state $(cut -d' ' -f3 "$t/stat") wchan $(cat "$t/wchan")" \
+                    "$(head -n 6 "$t/stack" 2>/dev/null | sed 's/^\[<[0-9a-f]*>\] //' | tr '\n' ' ')"
+            done
+            if [ -z "$dumped" ]; then
+                dumped=1
+                echo l >/proc/sysrq-trigger
+            fi
+        done
+    done
+}
+watchdog &
+
 # step NAME WANT_IN_STDOUT COMMAND...: one test; exit 0 and (if given) the
 # string in its output.
 step() {
     name=$1 want=$2
     shift 2
     t0=$(up)
-    timeout 600 "$@" >/tmp/out 2>/tmp/err
+    timeout 240 "$@" >/tmp/out 2>/tmp/err
     rc=$?
     t1=$(up)
     secs=$(awk "BEGIN { printf \"%.1f\", $t1 - $t0 }")
@@ -192,6 +225,8 @@ step() {
         echo "--- stderr"; tail -n 40 /tmp/err
     fi
 }
+# QEMU_KVM_EXTRA: more shell commands to run first (debugging).
+EXTRA_HERE
 [ "$STEPS" = 1 ] || TEST_BINS_ONLY=1
 [ -n "${TEST_BINS_ONLY:-}" ] || {
 step "default image (vkernel)" "" $VKERNEL
@@ -207,7 +242,7 @@ step "vkernel bench --quick (smoke test)" "syscall" $VKERNEL bench --quick
 # system call that the chaos tests provoke; /tmp/out holds them all, $rc
 # the exit status.
 runbin() {
-    { timeout 300 "$@" 2>&1; echo "rc=$?" >/tmp/rc; } | tee /tmp/out |
+    { timeout 240 "$@" 2>&1; echo "rc=$?" >/tmp/rc; } | tee /tmp/out |
         grep -v -E '^kernel: pid [0-9]+ \(systest\): system call [0-9]+ is not implemented'
     rc=$(sed 's/rc=//' /tmp/rc)
 }
@@ -261,6 +296,9 @@ done
 [ -z "$RETRIED" ] || echo "qemu-kvm: passed only when run again:$RETRIED"
 finish
 EOF
+extra=${QEMU_KVM_EXTRA:-}
+awk -v extra="$extra" '$0 == "EXTRA_HERE" { print extra; next } { print }' "$rootfs/init" >"$rootfs/init.new"
+mv "$rootfs/init.new" "$rootfs/init"
 chmod +x "$rootfs/init"
 
 initrd=$work/initramfs-npt$npt.cpio
@@ -270,10 +308,10 @@ echo "qemu-kvm: initramfs $(du -m "$initrd" | cut -f1) MiB (${#test_bins[@]} tes
 
 # --- the run ----------------------------------------------------------------
 log=$work/qemu-npt$npt.log
-echo "qemu-kvm: booting QEMU (-accel tcg -cpu $cpu -smp $smp, kvm_amd npt=$npt, timeout ${timeout_s} s)"
+echo "qemu-kvm: booting QEMU (-accel tcg,thread=$tcg_thread -cpu $cpu -smp $smp, kvm_amd npt=$npt, timeout ${timeout_s} s)"
 set +e
 timeout -k 10 "$timeout_s" qemu-system-x86_64 \
-    -accel tcg,thread=multi -cpu "$cpu" -smp "$smp" -m "$mem" \
+    -accel "tcg,thread=$tcg_thread" -cpu "$cpu" -smp "$smp" -m "$mem" \
     -kernel "$vmlinuz" -initrd "$initrd" \
     -append "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init" \
     -nodefaults -display none -no-reboot -serial stdio </dev/null 2>&1 |
