@@ -25,8 +25,8 @@
 # QEMU_KVM_STEPS=0 (no command steps), QEMU_KVM_EXTRA (shell commands run
 # inside first).
 #
-# Prints each step's result and closes with `qemu-kvm npt=N: N passed, N
-# failed` (a command step counts as one test, an integration test binary
+# Prints each step's result and closes with `qemu-kvm CPU npt=N: N passed,
+# N failed` (a command step counts as one test, an integration test binary
 # counts its tests). Fails when any fails, when kvm_amd does not load, or
 # when QEMU times out or stops before the last step.
 set -euo pipefail
@@ -151,6 +151,7 @@ mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
 VKERNEL=$vkernel_bin
 NPT=$npt
+CPU=$cpu
 SMP=$smp
 TEST_BINS="${test_bins[*]}"
 TEST_ARGS="${QEMU_KVM_TEST_ARGS:-}"
@@ -161,7 +162,7 @@ up() { cut -d' ' -f1 /proc/uptime; }
 passed=0
 failed=0
 finish() {
-    echo "qemu-kvm npt=$NPT: $passed passed, $failed failed"
+    echo "qemu-kvm $CPU npt=$NPT: $passed passed, $failed failed"
     echo "QEMU-KVM-DONE"
     sync
     poweroff -f
@@ -323,19 +324,20 @@ echo "qemu-kvm: QEMU ran $((t_end - t_built)) s (exit $qemu_status)"
 
 if [ "$qemu_status" -eq 124 ] || [ "$qemu_status" -eq 137 ]; then
     echo "qemu-kvm: FAILED: QEMU timed out after ${timeout_s} s"
-    echo "qemu-kvm npt=$npt: 0 passed, 1 failed"
+    echo "qemu-kvm $cpu npt=$npt: 0 passed, 1 failed"
     exit 1
 fi
 if grep -q '^QEMU-KVM-NOKVM' "$log"; then
     echo "qemu-kvm: FAILED: kvm_amd did not load inside QEMU"
+    echo "qemu-kvm $cpu npt=$npt: 0 passed, 1 failed"
     exit 1
 fi
 if ! grep -q '^QEMU-KVM-DONE' "$log"; then
     echo "qemu-kvm: FAILED: the run inside QEMU stopped before its last step (exit $qemu_status)"
-    echo "qemu-kvm npt=$npt: 0 passed, 1 failed"
+    echo "qemu-kvm $cpu npt=$npt: 0 passed, 1 failed"
     exit 1
 fi
-closing=$(grep -E "^qemu-kvm npt=$npt: [0-9]+ passed, [0-9]+ failed$" "$log" | tail -n 1)
+closing=$(grep -E "^qemu-kvm $cpu npt=$npt: [0-9]+ passed, [0-9]+ failed$" "$log" | tail -n 1)
 echo "$closing"
 case $closing in *" 0 failed") exit 0 ;; *) exit 1 ;; esac
 }
