@@ -1,6 +1,7 @@
-// Link the kernel at its fixed address with our linker script.
+// Link the kernel at its fixed address with the linker script it shares
+// with the test kernel.
 fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
-    println!("cargo:rustc-link-arg-bins=-T{dir}/linker.ld");
-    println!("cargo:rerun-if-changed=linker.ld");
+    println!("cargo:rustc-link-arg-bins=-T{dir}/../guestlib/kernel.ld");
+    println!("cargo:rerun-if-changed=../guestlib/kernel.ld");
 }

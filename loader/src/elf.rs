@@ -1,10 +1,13 @@
 //! Checks a kernel ELF before linux-loader copies it: the header says
-//! x86-64 executable, every PT_LOAD lies inside the file. Each problem is a
+//! x86-64 executable, every PT_LOAD lies inside the file. The `elf` crate
+//! reads the file (through vkernel-abi's shared checks); each problem is a
 //! sentence for the user.
+
+use ::elf::abi::{ET_EXEC, PT_INTERP, PT_LOAD};
+use vkernel_abi::elf::{header, program_headers, ElfError, PHDR_LEN};
 
 pub(crate) struct Segment {
     pub vaddr: u64,
-    pub file_off: u64,
     pub file_len: u64,
     pub mem_len: u64,
 }
@@ -20,93 +23,62 @@ pub(crate) struct ElfInfo {
     pub segments: Vec<Segment>,
 }
 
-const EHDR_LEN: usize = 64;
-const PHDR_LEN: usize = 56;
-const PT_LOAD: u32 = 1;
-const PT_INTERP: u32 = 3;
-const ET_EXEC: u16 = 2;
-const EM_X86_64: u16 = 62;
-
-fn u16_at(b: &[u8], off: usize) -> u16 {
-    u16::from_le_bytes([b[off], b[off + 1]])
-}
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes(b[off..off + 4].try_into().unwrap_or([0; 4]))
-}
-fn u64_at(b: &[u8], off: usize) -> u64 {
-    u64::from_le_bytes(b[off..off + 8].try_into().unwrap_or([0; 8]))
+/// The sentence for a problem the shared checks found.
+fn problem(e: ElfError) -> String {
+    match e {
+        ElfError::NotElf => "not an ELF file (no \\x7fELF magic)".into(),
+        ElfError::Truncated(len) => format!("ELF header truncated ({len} bytes)"),
+        ElfError::Version(v) => format!("ELF version is {v}, not 1 (EV_CURRENT)"),
+        ElfError::NotElf64Le => "not a 64-bit little-endian ELF".into(),
+        ElfError::Machine(m) => format!("ELF machine is {m}, not x86-64 (62)"),
+        ElfError::PhentSize(n) => format!("program header size {n}, expected {PHDR_LEN}"),
+        ElfError::PhdrsOutsideFile => "program headers lie outside the file".into(),
+    }
 }
 
 pub(crate) fn parse(b: &[u8]) -> Result<ElfInfo, String> {
-    if b.len() < 4 || &b[..4] != b"\x7fELF" {
-        return Err("not an ELF file (no \\x7fELF magic)".into());
-    }
-    if b.len() < EHDR_LEN {
-        return Err(format!("ELF header truncated ({} bytes)", b.len()));
-    }
-    if b[4] != 2 || b[5] != 1 {
-        return Err("not a 64-bit little-endian ELF".into());
-    }
-    let machine = u16_at(b, 18);
-    if machine != EM_X86_64 {
-        return Err(format!("ELF machine is {machine}, not x86-64 (62)"));
-    }
-    let etype = u16_at(b, 16);
-    if etype != ET_EXEC {
+    let h = header(b).map_err(problem)?;
+    if h.e_type != ET_EXEC {
         return Err(format!(
-            "ELF type is {etype}, not a fixed-address executable (ET_EXEC = 2)"
+            "ELF type is {}, not a fixed-address executable (ET_EXEC = 2)",
+            h.e_type
         ));
     }
-    let entry = u64_at(b, 24);
-    let phoff = u64_at(b, 32);
-    let phentsize = u16_at(b, 54) as usize;
-    let phnum = u16_at(b, 56) as usize;
-    if phentsize != PHDR_LEN {
-        return Err(format!(
-            "program header size {phentsize}, expected {PHDR_LEN}"
-        ));
-    }
-    let ph_end = (phnum * PHDR_LEN) as u64 + phoff;
-    if phoff > b.len() as u64 || ph_end > b.len() as u64 {
-        return Err("program headers lie outside the file".into());
-    }
+    let phdrs = program_headers(b, &h).map_err(problem)?;
     let mut segments = Vec::new();
-    for i in 0..phnum {
-        let p = &b[phoff as usize + i * PHDR_LEN..][..PHDR_LEN];
-        let ptype = u32_at(p, 0);
-        if ptype == PT_INTERP {
+    for (i, p) in phdrs.iter().enumerate() {
+        if p.p_type == PT_INTERP {
             return Err("dynamically linked (PT_INTERP); link the kernel statically".into());
         }
-        if ptype != PT_LOAD {
+        if p.p_type != PT_LOAD {
             continue;
         }
-        let seg = Segment {
-            file_off: u64_at(p, 8),
-            vaddr: u64_at(p, 16),
-            file_len: u64_at(p, 32),
-            mem_len: u64_at(p, 40),
-        };
-        let paddr = u64_at(p, 24);
-        if paddr != seg.vaddr {
+        if p.p_paddr != p.p_vaddr {
             return Err(format!(
-                "segment {i} has paddr {paddr:#x} != vaddr {:#x}; the kernel is identity-mapped",
-                seg.vaddr
+                "segment {i} has paddr {:#x} != vaddr {:#x}; the kernel is identity-mapped",
+                p.p_paddr, p.p_vaddr
             ));
         }
-        if seg.file_len > seg.mem_len {
+        if p.p_filesz > p.p_memsz {
             return Err(format!("segment {i}: file size exceeds memory size"));
         }
-        if seg
-            .file_off
-            .checked_add(seg.file_len)
+        if p.p_offset
+            .checked_add(p.p_filesz)
             .is_none_or(|e| e > b.len() as u64)
         {
             return Err(format!("segment {i} lies outside the file (truncated?)"));
         }
-        segments.push(seg);
+        segments.push(Segment {
+            vaddr: p.p_vaddr,
+            file_len: p.p_filesz,
+            mem_len: p.p_memsz,
+        });
     }
     if segments.is_empty() {
         return Err("no loadable segments".into());
     }
-    Ok(ElfInfo { entry, segments })
+    Ok(ElfInfo {
+        entry: h.e_entry,
+        segments,
+    })
 }

@@ -156,6 +156,7 @@ pub fn load(
         cmdline_len: cmdline.len() as u64,
         free_start: page_up(image_end),
         pool_bytes,
+        console_kinds: 0,
     };
     mem.write_slice(boot_info.as_bytes(), GuestAddress(layout::BOOT_INFO_ADDR))?;
     log::info!(
@@ -171,4 +172,19 @@ pub fn load(
         entry: elf.entry,
         boot_info,
     })
+}
+
+/// Records what the host's standard streams are in the boot info
+/// [`load`] wrote (see [`BootInfo::console_kinds`]).
+pub fn set_console_kinds(
+    mem: &GuestMemoryMmap,
+    loaded: &mut Loaded,
+    kinds: u64,
+) -> Result<(), LoadError> {
+    loaded.boot_info.console_kinds = kinds;
+    mem.write_slice(
+        loaded.boot_info.as_bytes(),
+        GuestAddress(layout::BOOT_INFO_ADDR),
+    )?;
+    Ok(())
 }

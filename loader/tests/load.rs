@@ -148,6 +148,78 @@ fn not_an_executable() {
 }
 
 #[test]
+fn not_little_endian() {
+    let mut k = elf(0x20_0000, &[0x90]);
+    k[5] = 2; // ELFDATA2MSB
+    assert!(kernel_err(&k).contains("64-bit little-endian"));
+}
+
+#[test]
+fn unknown_elf_version() {
+    let mut k = elf(0x20_0000, &[0x90]);
+    k[6] = 0;
+    let e = kernel_err(&k);
+    assert!(e.contains("ELF version is 0, not 1"), "{e}");
+}
+
+#[test]
+fn bad_program_header_size() {
+    let mut k = elf(0x20_0000, &[0x90]);
+    k[54..56].copy_from_slice(&64u16.to_le_bytes());
+    let e = kernel_err(&k);
+    assert!(e.contains("program header size 64, expected 56"), "{e}");
+}
+
+#[test]
+fn program_headers_outside_file() {
+    let mut k = elf(0x20_0000, &[0x90]);
+    let near_end = k.len() as u64 - 8;
+    k[32..40].copy_from_slice(&near_end.to_le_bytes()); // e_phoff
+    assert!(kernel_err(&k).contains("program headers lie outside the file"));
+    let mut k = elf(0x20_0000, &[0x90]);
+    k[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert!(kernel_err(&k).contains("program headers lie outside the file"));
+    let mut k = elf(0x20_0000, &[0x90]);
+    k[56..58].copy_from_slice(&0xffffu16.to_le_bytes()); // e_phnum
+    assert!(kernel_err(&k).contains("program headers lie outside the file"));
+}
+
+#[test]
+fn dynamically_linked() {
+    let mut k = elf(0x20_0000, &[0x90]);
+    k[64..68].copy_from_slice(&3u32.to_le_bytes()); // PT_INTERP
+    assert!(kernel_err(&k).contains("dynamically linked (PT_INTERP)"));
+}
+
+#[test]
+fn paddr_differs_from_vaddr() {
+    let mut k = elf(0x20_0000, &[0x90]);
+    k[64 + 24..64 + 32].copy_from_slice(&0x30_0000u64.to_le_bytes());
+    let e = kernel_err(&k);
+    assert!(
+        e.contains("segment 0 has paddr 0x300000 != vaddr 0x200000"),
+        "{e}"
+    );
+}
+
+#[test]
+fn file_size_exceeds_memory_size() {
+    let mut k = elf(0x20_0000, &[0x90; 16]);
+    k[64 + 40..64 + 48].copy_from_slice(&8u64.to_le_bytes()); // p_memsz
+    assert!(kernel_err(&k).contains("segment 0: file size exceeds memory size"));
+}
+
+#[test]
+fn no_loadable_segments() {
+    let mut k = elf(0x20_0000, &[0x90]);
+    k[64..68].copy_from_slice(&4u32.to_le_bytes()); // PT_NOTE
+    assert!(kernel_err(&k).contains("no loadable segments"));
+    let mut k = elf(0x20_0000, &[0x90]);
+    k[56..58].copy_from_slice(&0u16.to_le_bytes()); // e_phnum
+    assert!(kernel_err(&k).contains("no loadable segments"));
+}
+
+#[test]
 fn segment_outside_memory() {
     assert!(kernel_err(&elf(RAM - 0x10, &[0x90; 32])).contains("outside guest memory"));
     assert!(kernel_err(&elf(0x1000, &[0x90])).contains("outside guest memory"));
@@ -159,7 +231,10 @@ fn segment_outside_memory() {
 #[test]
 fn segment_outside_file() {
     let k = elf(0x20_0000, &[0x90; 64]);
-    assert!(kernel_err(&k[..0x1010]).contains("outside the file"));
+    assert!(kernel_err(&k[..0x1010]).contains("segment 0 lies outside the file"));
+    let mut k = elf(0x20_0000, &[0x90]);
+    k[64 + 8..64 + 16].copy_from_slice(&u64::MAX.to_le_bytes()); // p_offset
+    assert!(kernel_err(&k).contains("segment 0 lies outside the file"));
 }
 
 #[test]

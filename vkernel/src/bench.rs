@@ -181,11 +181,14 @@ pub fn floor(reps: usize, iters: u64) -> Result<Vec<f64>, Error> {
     Ok(samples)
 }
 
-/// Runs the guest kernel's benchmark mode and collects its figures.
-fn guest_figures(append: &str) -> Result<BTreeMap<String, Figure>, Error> {
+/// Runs a guest that prints `bench` lines (the test kernel's benchmark
+/// mode, or a process benchmark of the real kernel) and collects them.
+fn guest_figures(test_kernel: bool, append: &str) -> Result<BTreeMap<String, Figure>, Error> {
     let exe = std::env::current_exe().map_err(|e| Error::Setup(format!("finding vkernel: {e}")))?;
     let out = Command::new(exe)
-        .args(["run", "--pool", "512", "--append", append])
+        .args(["run", "--pool", "512"])
+        .args(test_kernel.then_some("--test-kernel"))
+        .args(["--append", append])
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| Error::Setup(format!("running the benchmark guest: {e}")))?;
@@ -314,11 +317,14 @@ fn boot_to_exit(runs: usize) -> Result<(BootStages, u64), Error> {
 pub fn run(args: &BenchArgs) -> Result<(), Error> {
     let (reps, iters) = if args.quick { (5, 500) } else { (9, 5000) };
     let mut floor_samples = floor(reps, iters)?;
-    let mut figures = guest_figures(if args.quick {
-        "bench=quick"
-    } else {
-        "bench=all"
-    })?;
+    let mut figures = guest_figures(
+        true,
+        if args.quick {
+            "bench=quick"
+        } else {
+            "bench=all"
+        },
+    )?;
     // fork+exit+wait and first touch need the process layer: a program of
     // the default image, on both paths a process's memory can take.
     let forks = if args.quick { 10 } else { 50 };
@@ -326,7 +332,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
     for (pmap, suffix) in [("host", ""), ("guest", "_guest")] {
         for mode in [format!("forkbench {forks}"), format!("touchbench {pages}")] {
             let append = format!("pmap={pmap} init=/bin/systest -- {mode}");
-            for (name, figure) in guest_figures(&append)? {
+            for (name, figure) in guest_figures(false, &append)? {
                 figures.insert(format!("{name}{suffix}"), figure);
             }
         }

@@ -25,7 +25,7 @@ pub enum Command {
     /// exits with the guest's exit status, 1 if it refused its input before
     /// running, 2 if it stopped a crashed or misbehaving guest.
     Run(RunArgs),
-    /// Run the hypercall test suite: boots the built-in kernel with
+    /// Run the hypercall test suite: boots the built-in test kernel with
     /// `test=hypercalls`, which calls every hypercall with good and bad
     /// arguments and prints one line per case and `N passed, N failed`.
     /// Exits non-zero if any case fails.
@@ -70,6 +70,7 @@ impl TestArgs {
             memory: self.memory,
             pool: self.pool,
             append: "test=hypercalls".into(),
+            test_kernel: true,
             ..RunArgs::default()
         }
     }
@@ -83,11 +84,32 @@ pub struct RunArgs {
     #[arg(long, value_name = "ELF")]
     pub kernel: Option<PathBuf>,
 
+    /// Boot the built-in test kernel instead of the real one. It runs no
+    /// processes; --append says what it does: `test=hypercalls` (the suite
+    /// `vkernel test` runs), `test=fuzz:N seed=S` (N random hypercalls),
+    /// `bench=all|quick` (the in-guest benchmarks), `fault=KIND` or
+    /// `hcfault=KIND` (crash or break the hypercall protocol on purpose:
+    /// KIND is null, ud, gp, div, trap, spin, idle; or outside, across,
+    /// unaligned, unknown).
+    #[arg(long, conflicts_with = "kernel")]
+    pub test_kernel: bool,
+
     /// Image the guest kernel reads its files from: a cpio "newc" archive,
     /// as `find . | cpio -o -H newc > my.cpio` makes (default: the built-in
-    /// image).
+    /// image). `busybox` names the image `images/busybox/build.sh` makes.
+    /// The guest unpacks it into a writable tmpfs root.
     #[arg(long, value_name = "CPIO")]
     pub image: Option<PathBuf>,
+
+    /// A host directory packed as the image on the fly (its directories,
+    /// files and symbolic links, with their modes).
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+
+    /// Set an environment variable for init (repeatable); init also gets
+    /// PATH, HOME and TERM defaults unless given here.
+    #[arg(short = 'e', long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
 
     /// Guest kernel memory in MiB: identity-mapped RAM holding the kernel,
     /// the image and everything the kernel allocates (16..=3072).
@@ -103,7 +125,7 @@ pub struct RunArgs {
     pub pool: u64,
 
     /// Kernel command line, read by the guest kernel (e.g. "exit=3",
-    /// "fault=null" to make it crash on purpose).
+    /// "init=/bin/sh -- -c 'echo hi'"; see the README for every argument).
     #[arg(long, value_name = "KERNEL ARGS", default_value = "")]
     pub append: String,
 
@@ -132,9 +154,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "HOST:PORT")]
     pub gdb: Option<String>,
 
-    /// A static x86-64 Linux program and its arguments (after `--`): it
-    /// becomes /init of an image packed on the fly, e.g.
-    /// `vkernel run -- ./hello world` (build it with `gcc -static`).
+    /// A program and its arguments (after `--`). Alone: a static x86-64
+    /// Linux program on the host, packed as /init of an image made on the
+    /// fly, e.g. `vkernel run -- ./hello world` (build it with `gcc
+    /// -static`). With --image or --rootfs: the program inside the image
+    /// to run as init (searched in PATH without a `/`), e.g.
+    /// `vkernel run --image busybox -- sh -c 'ls /'`.
     #[arg(last = true, value_name = "PROGRAM ARGS")]
     pub program: Vec<String>,
 }
@@ -149,22 +174,22 @@ pub enum Pmap {
 }
 
 impl RunArgs {
-    /// The kernel command line: `--append`, plus `pmap=` for `--pmap`.
-    pub fn cmdline(&self) -> String {
+    /// The kernel command line: `--append`, plus `pmap=` for `--pmap` and
+    /// `init=` for a program run from the image.
+    pub fn cmdline(&self, init: Option<&str>) -> String {
+        let mut words = Vec::new();
         match self.pmap {
-            None => self.append.clone(),
-            Some(p) => {
-                let word = match p {
-                    Pmap::Host => "pmap=host",
-                    Pmap::Guest => "pmap=guest",
-                };
-                if self.append.is_empty() {
-                    word.to_string()
-                } else {
-                    format!("{word} {}", self.append)
-                }
-            }
+            None => {}
+            Some(Pmap::Host) => words.push("pmap=host".to_string()),
+            Some(Pmap::Guest) => words.push("pmap=guest".to_string()),
         }
+        if let Some(init) = init {
+            words.push(format!("init={init}"));
+        }
+        if !self.append.is_empty() {
+            words.push(self.append.clone());
+        }
+        words.join(" ")
     }
 }
 
@@ -172,7 +197,10 @@ impl Default for RunArgs {
     fn default() -> Self {
         RunArgs {
             kernel: None,
+            test_kernel: false,
             image: None,
+            rootfs: None,
+            env: Vec::new(),
             memory: 64,
             pool: 1024,
             append: String::new(),

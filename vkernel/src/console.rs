@@ -41,3 +41,29 @@ pub fn write(
     }
     Ok(len as i64)
 }
+
+/// What the host's stdin, stdout and stderr are, as
+/// [`vkernel_abi::BootInfo::console_kinds`] says it to the guest.
+pub fn stdio_kinds() -> u64 {
+    use vkernel_abi::console_kind::*;
+    let mut kinds = 0u64;
+    for fd in 0..3 {
+        // SAFETY: fstat writes only into `st`, a zeroed stat we own; a
+        // closed fd is an error, not undefined behaviour.
+        let st = unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            (libc::fstat(fd, &mut st) == 0).then_some(st)
+        };
+        let kind = match st.map(|st| st.st_mode & libc::S_IFMT) {
+            // SAFETY: isatty only inspects the descriptor.
+            Some(libc::S_IFCHR) if unsafe { libc::isatty(fd) } == 1 => TTY,
+            Some(libc::S_IFCHR) => CHAR_DEVICE,
+            Some(libc::S_IFIFO) => PIPE,
+            Some(libc::S_IFREG) => FILE,
+            Some(libc::S_IFSOCK) => SOCKET,
+            _ => UNKNOWN,
+        };
+        kinds |= (kind as u64) << (8 * fd);
+    }
+    kinds
+}

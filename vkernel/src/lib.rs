@@ -66,52 +66,47 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     // Built-ins are used in place (no copy: they are megabytes of RSS).
     let kernel_bytes: Cow<'static, [u8]> = match &args.kernel {
         Some(p) => Cow::Owned(read(p)?),
+        None if args.test_kernel => Cow::Borrowed(images::TEST_KERNEL),
         None => Cow::Borrowed(images::KERNEL),
     };
     let name = |p: &Option<std::path::PathBuf>| match p {
         Some(p) => p.display().to_string(),
         None => "built-in".to_string(),
     };
-    let (image_bytes, image_name) = match (args.program.first(), &args.image) {
-        (Some(_), Some(_)) => {
-            return Err(Error::Setup(
-                "give either --image or a program after --, not both".into(),
-            ))
-        }
-        (Some(prog), None) => (
-            Cow::Owned(program::pack_program(Path::new(prog), &args.program)?),
-            format!("packed from {prog}"),
-        ),
-        (None, Some(p)) => (Cow::Owned(read(p)?), name(&args.image)),
-        (None, None) => (Cow::Borrowed(images::DEFAULT_IMAGE), name(&None)),
+    let kernel_name = match &args.kernel {
+        None if args.test_kernel => "built-in test kernel".to_string(),
+        p => name(p),
     };
+    let (image_bytes, image_name, init) = program::image_for(args)?;
     let cfg = vm::MemoryConfig {
         ram_bytes: args.memory << 20,
         pool_bytes: args.pool << 20,
         kvm_path: args.kvm.clone(),
     };
     let mut vm = vm::Vm::new(&cfg)?;
-    let loaded = loader::load(
+    let mut loaded = loader::load(
         &vm.mem,
         cfg.ram_bytes,
         cfg.pool_bytes,
         &loader::Blob {
-            name: name(&args.kernel),
+            name: kernel_name,
             bytes: &kernel_bytes,
         },
         &loader::Blob {
             name: image_name.clone(),
             bytes: &image_bytes,
         },
-        &args.cmdline(),
+        &args.cmdline(init.as_deref()),
     )?;
+    loader::set_console_kinds(&vm.mem, &mut loaded, console::stdio_kinds())?;
     // The built-in kernel starts /init (unless told `init=PATH`): refuse an
     // image whose /init it could not run, in one line, before booting.
-    let custom_init = args
-        .append
-        .split_ascii_whitespace()
-        .any(|w| w.starts_with("init="));
-    if args.kernel.is_none() && !custom_init {
+    let custom_init = init.is_some()
+        || args
+            .append
+            .split_ascii_whitespace()
+            .any(|w| w.starts_with("init="));
+    if args.kernel.is_none() && !args.test_kernel && !custom_init {
         if let Err(problem) = program::check_init(&image_bytes) {
             return Err(Error::Load(loader::LoadError::BadImage {
                 name: image_name,

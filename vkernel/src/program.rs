@@ -2,27 +2,304 @@
 //!
 //! `vkernel run -- PROG ARGS...` packs PROG as `/init` of a new cpio image
 //! with its argv in `/etc/init.args` (each argument followed by a NUL),
-//! which the guest kernel reads to start init. Before booting, the host
-//! checks that an image's /init exists and is an x86-64 ELF, so the
-//! commonest mistakes get one clear line instead of a guest-side failure.
+//! which the guest kernel reads to start init. `--rootfs DIR` packs a host
+//! directory the same way; with an image or a rootfs, the words after
+//! `--` are the program inside it to run as init (`init=` on the command
+//! line, argv in `/etc/init.args`), and `-e NAME=VALUE` goes to
+//! `/etc/init.env`. Before booting, the host checks that an image's /init
+//! exists and is an x86-64 ELF or a script, so the commonest mistakes get
+//! one clear line instead of a guest-side failure.
 
-use std::path::Path;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
 
 use loader::cpio_writer::{pack, Member};
 use vkernel_abi::cpio::Archive;
+use vkernel_abi::elf::{self, ElfError};
 
+use crate::cli::RunArgs;
 use crate::error::Error;
+use crate::images;
 
-/// Why `bytes` cannot be a program for the guest, if it cannot.
+/// Why `bytes` cannot be a program for the guest, if it cannot: the
+/// header checks the guest kernel's exec makes first (vkernel-abi's `elf`).
 pub fn elf_problem(bytes: &[u8]) -> Option<&'static str> {
-    if bytes.len() < 20 || &bytes[..4] != b"\x7fELF" {
-        return Some("not an ELF executable");
+    match elf::header(bytes) {
+        Ok(_) => None,
+        Err(ElfError::NotElf) => Some("not an ELF executable"),
+        Err(ElfError::Truncated(_)) => Some("not an ELF executable (its header is cut short)"),
+        Err(ElfError::Version(_)) => Some("not an ELF executable (ELF version is not 1)"),
+        Err(ElfError::NotElf64Le | ElfError::Machine(_)) => {
+            Some("not an x86-64 executable (64-bit little-endian ELF for EM_X86_64)")
+        }
+        // The header checks do not look at the program headers.
+        Err(ElfError::PhentSize(_) | ElfError::PhdrsOutsideFile) => None,
     }
-    let machine = u16::from_le_bytes([bytes[18], bytes[19]]);
-    if bytes[4] != 2 || bytes[5] != 1 || machine != 62 {
-        return Some("not an x86-64 executable (64-bit little-endian ELF for EM_X86_64)");
+}
+
+/// An image to boot: its bytes, its name for messages, and the program
+/// inside it to run as init, if the run names one.
+pub type BootImage = (Cow<'static, [u8]>, String, Option<String>);
+
+/// The image a run boots, its name for messages, and the program to run
+/// as init inside it (`init=`), if the run names one:
+/// - `-- PROG ARGS` alone: PROG packed as /init;
+/// - `--image CPIO` or `--rootfs DIR`, with `-- PROG ARGS` naming a
+///   program inside it; `--image busybox` is the image
+///   `images/busybox/build.sh` makes, if there is no such file;
+/// - nothing: the built-in default image.
+///
+/// `-e NAME=VALUE` adds `/etc/init.env`.
+pub fn image_for(args: &RunArgs) -> Result<BootImage, Error> {
+    let max = args.memory << 20;
+    let (image, name): (Cow<'static, [u8]>, String) = match (&args.image, &args.rootfs) {
+        (Some(_), Some(_)) => {
+            return Err(Error::Setup(
+                "give either --image or --rootfs, not both".into(),
+            ))
+        }
+        (Some(p), None) => {
+            let path = named_image(p);
+            (
+                Cow::Owned(read_capped(&path, max)?),
+                path.display().to_string(),
+            )
+        }
+        (None, Some(dir)) => (
+            Cow::Owned(pack_dir(dir, max)?),
+            format!("packed from {}", dir.display()),
+        ),
+        (None, None) => match args.program.first() {
+            Some(prog) if args.env.is_empty() => {
+                return Ok((
+                    Cow::Owned(pack_program(Path::new(prog), &args.program)?),
+                    format!("packed from {prog}"),
+                    None,
+                ))
+            }
+            Some(prog) => (
+                Cow::Owned(pack_program(Path::new(prog), &args.program)?),
+                format!("packed from {prog}"),
+            ),
+            None => (Cow::Borrowed(images::DEFAULT_IMAGE), "built-in".to_string()),
+        },
+    };
+    let from_image = args.image.is_some() || args.rootfs.is_some();
+    let argv = if from_image {
+        &args.program[..]
+    } else {
+        &[][..]
+    };
+    if argv.is_empty() && args.env.is_empty() {
+        return Ok((image, name, None));
     }
-    None
+    if argv
+        .first()
+        .is_some_and(|p| p.contains(char::is_whitespace))
+    {
+        return Err(Error::Setup(format!(
+            "program {:?}: a path with blanks cannot go on the kernel command line",
+            argv[0]
+        )));
+    }
+    let init_args = nul_list("argument", argv)?;
+    for e in &args.env {
+        if !e.contains('=') || e.starts_with('=') {
+            return Err(Error::Setup(format!("-e {e:?}: expected NAME=VALUE")));
+        }
+    }
+    let init_env = nul_list("-e", &args.env)?;
+    let mut extra = Vec::new();
+    if !argv.is_empty() {
+        extra.push(Member {
+            name: "etc/init.args",
+            mode: 0o100644,
+            data: &init_args,
+        });
+    }
+    if !args.env.is_empty() {
+        extra.push(Member {
+            name: "etc/init.env",
+            mode: 0o100644,
+            data: &init_env,
+        });
+    }
+    let image = Cow::Owned(with_members(&image, &extra)?);
+    Ok((image, name, argv.first().cloned()))
+}
+
+/// `--image NAME` where no file NAME exists: an image this tree's
+/// `images/NAME/build.sh` made (`target/images/NAME.cpio`).
+fn named_image(p: &Path) -> PathBuf {
+    if p.exists() || p.components().count() != 1 {
+        return p.to_path_buf();
+    }
+    let built = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/images")
+        .join(p)
+        .with_extension("cpio");
+    if built.exists() {
+        built
+    } else {
+        p.to_path_buf()
+    }
+}
+
+/// Reads an image file: a regular file of at most `max` bytes (what
+/// guest memory could hold), refused in one line otherwise.
+fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
+    let m = std::fs::metadata(path).map_err(|source| Error::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if !m.is_file() {
+        return Err(Error::Setup(format!(
+            "{}: not a regular file",
+            path.display()
+        )));
+    }
+    if m.len() > max {
+        return Err(Error::Setup(format!(
+            "{}: {} MiB does not fit in --memory {} MiB",
+            path.display(),
+            m.len() >> 20,
+            max >> 20
+        )));
+    }
+    std::fs::read(path).map_err(|source| Error::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Strings as a list of NUL-terminated strings (init.args, init.env).
+pub fn nul_list(what: &str, items: &[String]) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    for a in items {
+        if a.is_empty() || a.contains('\0') {
+            return Err(Error::Setup(format!(
+                "{what} {a:?}: empty or containing NUL; it cannot be passed to the guest"
+            )));
+        }
+        out.extend_from_slice(a.as_bytes());
+        out.push(0);
+    }
+    Ok(out)
+}
+
+/// Packs host directory `dir` as an image: its directories, regular files
+/// and symbolic links with their modes (device nodes, fifos and sockets
+/// are left out, with a warning: the guest has its own /dev). Refuses,
+/// with one line, a tree larger than `max_bytes`.
+pub fn pack_dir(dir: &Path, max_bytes: u64) -> Result<Vec<u8>, Error> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).map_err(|source| Error::ReadFile {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    if !meta.is_dir() {
+        return Err(Error::Setup(format!(
+            "--rootfs {}: not a directory",
+            dir.display()
+        )));
+    }
+    // (name, mode, contents), parents before children.
+    let mut entries: Vec<(String, u32, Vec<u8>)> = Vec::new();
+    let mut total = 0u64;
+    let mut stack = vec![(dir.to_path_buf(), String::new())];
+    while let Some((path, name)) = stack.pop() {
+        let mut children: Vec<_> = std::fs::read_dir(&path)
+            .map_err(|source| Error::ReadFile {
+                path: path.clone(),
+                source,
+            })?
+            .collect::<Result<_, _>>()
+            .map_err(|source| Error::ReadFile {
+                path: path.clone(),
+                source,
+            })?;
+        children.sort_by_key(|e| e.file_name());
+        for child in children {
+            let cpath = child.path();
+            let cname = match child.file_name().into_string() {
+                Ok(n) if name.is_empty() => n,
+                Ok(n) => format!("{name}/{n}"),
+                Err(n) => {
+                    return Err(Error::Setup(format!(
+                        "--rootfs: {}: the name {n:?} is not UTF-8",
+                        path.display()
+                    )))
+                }
+            };
+            let m = std::fs::symlink_metadata(&cpath).map_err(|source| Error::ReadFile {
+                path: cpath.clone(),
+                source,
+            })?;
+            let ft = m.file_type();
+            let data = if ft.is_symlink() {
+                let t = std::fs::read_link(&cpath).map_err(|source| Error::ReadFile {
+                    path: cpath.clone(),
+                    source,
+                })?;
+                t.into_os_string().into_encoded_bytes()
+            } else if ft.is_file() {
+                std::fs::read(&cpath).map_err(|source| Error::ReadFile {
+                    path: cpath.clone(),
+                    source,
+                })?
+            } else if ft.is_dir() {
+                stack.push((cpath.clone(), cname.clone()));
+                Vec::new()
+            } else {
+                log::warn!(
+                    "--rootfs: leaving out {} (not a file, directory or symlink)",
+                    cpath.display()
+                );
+                continue;
+            };
+            total += data.len() as u64 + 512;
+            if total > max_bytes {
+                return Err(Error::Setup(format!(
+                    "--rootfs {}: more than {} MiB; give the guest more --memory",
+                    dir.display(),
+                    max_bytes >> 20
+                )));
+            }
+            entries.push((cname, m.mode(), data));
+        }
+    }
+    let members: Vec<Member> = entries
+        .iter()
+        .map(|(n, mode, d)| Member {
+            name: n,
+            mode: *mode,
+            data: d,
+        })
+        .collect();
+    Ok(pack(&members))
+}
+
+/// The image's members plus `extra` (which replace members of the same
+/// name), packed again.
+pub fn with_members(image: &[u8], extra: &[Member]) -> Result<Vec<u8>, Error> {
+    let mut members = Vec::new();
+    for e in Archive::new(image) {
+        let e = e.map_err(|e| Error::Setup(format!("image: {e}")))?;
+        if extra.iter().any(|x| x.name == e.name) {
+            continue;
+        }
+        members.push(Member {
+            name: e.name,
+            mode: e.mode,
+            data: e.data,
+        });
+    }
+    members.extend(extra.iter().map(|m| Member {
+        name: m.name,
+        mode: m.mode,
+        data: m.data,
+    }));
+    Ok(pack(&members))
 }
 
 /// Packs the host program `path` as /init with `argv` (argv[0] included).
@@ -34,16 +311,7 @@ pub fn pack_program(path: &Path, argv: &[String]) -> Result<Vec<u8>, Error> {
     if let Some(problem) = elf_problem(&bytes) {
         return Err(Error::Setup(format!("{}: {problem}", path.display())));
     }
-    let mut args = Vec::new();
-    for a in argv {
-        if a.is_empty() || a.contains('\0') {
-            return Err(Error::Setup(format!(
-                "argument {a:?}: empty or containing NUL; init.args cannot carry it"
-            )));
-        }
-        args.extend_from_slice(a.as_bytes());
-        args.push(0);
-    }
+    let args = nul_list("argument", argv)?;
     Ok(pack(&[
         Member {
             name: "init",
@@ -58,11 +326,20 @@ pub fn pack_program(path: &Path, argv: &[String]) -> Result<Vec<u8>, Error> {
     ]))
 }
 
-/// Checks an (already validated) image's /init: present, an x86-64 ELF.
+/// Checks an (already validated) image's /init: present, an x86-64 ELF
+/// or a `#!` script.
 pub fn check_init(image: &[u8]) -> Result<(), String> {
     let init = Archive::find(image, "init").ok_or_else(|| "no /init".to_string())?;
+    // A symbolic link is the guest's to resolve (busybox's /init -> bin/sh).
+    if init.mode & vkernel_abi::cpio::S_IFMT == 0o120000 {
+        return Ok(());
+    }
     if !init.is_file() {
         return Err("/init is not a regular file".into());
+    }
+    // A `#!` script runs its interpreter (the guest kernel resolves it).
+    if init.data.starts_with(b"#!") {
+        return Ok(());
     }
     match elf_problem(init.data) {
         Some(p) => Err(format!("/init is {p}")),
@@ -82,6 +359,7 @@ mod tests {
         elf[..4].copy_from_slice(b"\x7fELF");
         elf[4] = 2;
         elf[5] = 1;
+        elf[6] = 1;
         elf[18] = 62;
         std::fs::write(&prog, &elf).unwrap();
         let img = pack_program(&prog, &["./prog".into(), "a b".into()]).unwrap();
@@ -110,6 +388,7 @@ mod tests {
         arm[..4].copy_from_slice(b"\x7fELF");
         arm[4] = 2;
         arm[5] = 1;
+        arm[6] = 1;
         arm[18] = 183;
         let arm_img = pack(&[Member {
             name: "init",
@@ -119,5 +398,30 @@ mod tests {
         assert!(check_init(&arm_img)
             .unwrap_err()
             .contains("not an x86-64 executable"));
+    }
+
+    #[test]
+    fn elf_problems_are_the_guest_exec_header_checks() {
+        let mut elf = vec![0u8; 64];
+        elf[..4].copy_from_slice(b"\x7fELF");
+        elf[4] = 2;
+        elf[5] = 1;
+        elf[6] = 1;
+        elf[18] = 62;
+        assert_eq!(elf_problem(&elf), None);
+        assert_eq!(elf_problem(b"\x7fEL"), Some("not an ELF executable"));
+        assert_eq!(
+            elf_problem(&elf[..40]),
+            Some("not an ELF executable (its header is cut short)")
+        );
+        let with = |i: usize, v: u8| {
+            let mut e = elf.clone();
+            e[i] = v;
+            elf_problem(&e).unwrap_or("accepted")
+        };
+        assert_eq!(with(6, 0), "not an ELF executable (ELF version is not 1)");
+        for (i, v) in [(4, 1), (5, 2), (18, 3)] {
+            assert!(with(i, v).starts_with("not an x86-64 executable"), "{i}");
+        }
     }
 }

@@ -45,7 +45,8 @@ fn image_without_init_is_refused() {
 
 #[test]
 fn init_that_is_not_an_elf_is_refused() {
-    let f = image(Some(b"#!/bin/sh\necho hi\n"));
+    // Neither an ELF nor a `#!` script.
+    let f = image(Some(b"echo hi\n"));
     let p = f.path().to_str().unwrap();
     refused(
         &["run", "--image", p],
@@ -119,4 +120,93 @@ fn init_that_the_kernel_cannot_load_exits_nonzero() {
     let r = vkernel(&["run", "--image", f.path().to_str().unwrap()]);
     assert_eq!(r.code, 126, "{}", r.stderr);
     r.stderr_has("kernel: cannot run /init: bad program header table");
+}
+
+/// Writes `v` little-endian at `off`.
+fn put(elf: &mut [u8], off: usize, v: &[u8]) {
+    elf[off..off + v.len()].copy_from_slice(v);
+}
+
+#[test]
+fn malformed_inits_are_refused_by_the_kernel_with_their_reason() {
+    // The `hello` program: ET_EXEC, six 56-byte program headers at 64, the
+    // first four PT_LOAD (text at 0x400000, rodata at 0x402000, ...).
+    let hello = std::fs::read(common::guest_program("hello")).unwrap();
+    let h = vkernel_abi::elf::header(&hello).unwrap();
+    assert_eq!((h.e_type, h.e_phoff, h.e_phnum), (2, 64, 6));
+    let ph = |i: usize, field: usize| 64 + 56 * i + field;
+    let (p_type, p_offset, p_vaddr, p_filesz) = (0, 8, 16, 32);
+    let len = hello.len() as u64;
+    type Edit = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: Vec<(Edit, &str)> = vec![
+        (
+            Box::new(|e| put(e, 16, &1u16.to_le_bytes())), // ET_REL
+            "not an executable (ELF type is neither EXEC nor DYN)",
+        ),
+        (
+            Box::new(|e| put(e, 54, &64u16.to_le_bytes())), // e_phentsize
+            "bad program header table",
+        ),
+        (
+            Box::new(|e| put(e, 56, &65u16.to_le_bytes())), // e_phnum
+            "bad program header table",
+        ),
+        (
+            Box::new(move |e| put(e, 32, &(len - 100).to_le_bytes())), // e_phoff
+            "program headers lie outside the file",
+        ),
+        (
+            Box::new(move |e| put(e, ph(5, p_type), &3u32.to_le_bytes())), // PT_INTERP
+            "dynamic executables are not supported yet; link with -static",
+        ),
+        (
+            Box::new(move |e| put(e, ph(0, p_offset), &len.to_le_bytes())),
+            "segment lies outside the file",
+        ),
+        (
+            Box::new(move |e| put(e, ph(2, p_filesz), &0x1000u64.to_le_bytes())), // > p_memsz
+            "segment lies outside the file",
+        ),
+        (
+            Box::new(move |e| put(e, ph(0, p_vaddr), &(u64::MAX - 0xfff).to_le_bytes())),
+            "segment address overflows",
+        ),
+        (
+            Box::new(move |e| put(e, ph(0, p_vaddr), &0u64.to_le_bytes())),
+            "segment outside the user address range",
+        ),
+        (
+            Box::new(move |e| put(e, ph(1, p_vaddr), &0x40_0000u64.to_le_bytes())),
+            "segments overlap or are not in order",
+        ),
+        (
+            Box::new(move |e| {
+                for i in 0..4 {
+                    put(e, ph(i, p_type), &0u32.to_le_bytes()); // PT_NULL
+                }
+            }),
+            "no loadable segment",
+        ),
+    ];
+    for (edit, reason) in cases {
+        let mut elf = hello.clone();
+        edit(&mut elf);
+        let f = image(Some(&elf));
+        let r = vkernel(&["run", "--image", f.path().to_str().unwrap()]);
+        assert_eq!(r.code, 126, "{reason}: {}", r.stderr);
+        assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+        r.stderr_has(&format!("kernel: cannot run /init: {reason}"));
+    }
+}
+
+#[test]
+fn init_with_an_unknown_elf_version_is_refused() {
+    let mut elf = std::fs::read(common::guest_program("hello")).unwrap();
+    elf[6] = 0; // EI_VERSION
+    let f = image(Some(&elf));
+    let p = f.path().to_str().unwrap();
+    refused(
+        &["run", "--image", p],
+        &format!("image {p}: /init is not an ELF executable (ELF version is not 1)"),
+    );
 }

@@ -31,7 +31,7 @@ fn guest_exit_status_is_vkernel_exit_status() {
 }
 
 fn crash(kind: &str) -> common::Run {
-    let r = vkernel(&["run", "--append", &format!("fault={kind}")]);
+    let r = vkernel(&["run", "--test-kernel", "--append", &format!("fault={kind}")]);
     r.expect_code(2)
         .stderr_has("guest kernel crashed")
         .stderr_has("rax 0x")
@@ -73,28 +73,28 @@ fn trap_area_is_not_writable_by_the_kernel() {
 
 #[test]
 fn hypercall_block_outside_memory_stops_the_guest() {
-    vkernel(&["run", "--append", "hcfault=outside"])
+    vkernel(&["run", "--test-kernel", "--append", "hcfault=outside"])
         .expect_code(2)
         .stderr_has("hypercall ConsoleWrite (port 0x501): argument block at 0x4001000 is not inside guest memory");
 }
 
 #[test]
 fn hypercall_block_across_the_end_stops_the_guest() {
-    vkernel(&["run", "--append", "hcfault=across"])
+    vkernel(&["run", "--test-kernel", "--append", "hcfault=across"])
         .expect_code(2)
         .stderr_has("argument block at 0x3fffff8 is not inside guest memory [0, 0x4000000)");
 }
 
 #[test]
 fn misaligned_hypercall_block_stops_the_guest() {
-    vkernel(&["run", "--append", "hcfault=unaligned"])
+    vkernel(&["run", "--test-kernel", "--append", "hcfault=unaligned"])
         .expect_code(2)
         .stderr_has("not 8-byte aligned");
 }
 
 #[test]
 fn unknown_hypercall_is_enosys_and_logged() {
-    vkernel(&["run", "--append", "hcfault=unknown"])
+    vkernel(&["run", "--test-kernel", "--append", "hcfault=unknown"])
         .expect_code(0)
         .stdout_has("unknown hypercall returned Err(\"ENOSYS\")")
         .stderr_has("unknown hypercall 63: ENOSYS");

@@ -4,7 +4,12 @@
 mod common;
 
 fn fuzz(seed: u64) {
-    let r = common::vkernel(&["run", "--append", &format!("test=fuzz:100000 seed={seed}")]);
+    let r = common::vkernel(&[
+        "run",
+        "--test-kernel",
+        "--append",
+        &format!("test=fuzz:100000 seed={seed}"),
+    ]);
     r.expect_code(0).stdout_has("fuzz: 100000 hypercalls");
     assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
     let line = r.stdout.lines().find(|l| l.starts_with("fuzz:")).unwrap();

@@ -12,9 +12,12 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-fn kernel_elf() -> PathBuf {
+/// The guest kernel ELF gdb reads symbols from: the real kernel, or the
+/// test kernel (`hctest`) for the suite and the crash-on-purpose runs.
+fn kernel_elf(test_kernel: bool) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/guest/x86_64-unknown-none/release/kernel")
+        .join("../target/guest/x86_64-unknown-none/release")
+        .join(if test_kernel { "hctest" } else { "kernel" })
 }
 
 fn free_port() -> u16 {
@@ -28,22 +31,32 @@ fn free_port() -> u16 {
 struct Guest {
     child: Child,
     port: u16,
+    /// Booted the test kernel (`--test-kernel`).
+    test_kernel: bool,
     stderr: mpsc::Receiver<String>,
     stderr_seen: Vec<String>,
 }
 
 impl Guest {
-    /// Starts the guest and waits for the "waiting for gdb" line.
+    /// Starts the real kernel and waits for the "waiting for gdb" line.
     fn start(append: &str) -> Guest {
+        Self::boot(false, append)
+    }
+
+    /// Starts the test kernel (`--test-kernel`) likewise.
+    fn start_test(append: &str) -> Guest {
+        Self::boot(true, append)
+    }
+
+    fn boot(test_kernel: bool, append: &str) -> Guest {
         let port = free_port();
+        let gdb_addr = format!("127.0.0.1:{port}");
+        let mut args = vec!["run", "--gdb", &gdb_addr, "--append", append];
+        if test_kernel {
+            args.push("--test-kernel");
+        }
         let mut child = Command::new(env!("CARGO_BIN_EXE_vkernel"))
-            .args(common::with_pmap(&[
-                "run",
-                "--gdb",
-                &format!("127.0.0.1:{port}"),
-                "--append",
-                append,
-            ]))
+            .args(common::with_pmap(&args))
             .stdin(Stdio::piped()) // open, silent console input
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -59,6 +72,7 @@ impl Guest {
         let mut g = Guest {
             child,
             port,
+            test_kernel,
             stderr: rx,
             stderr_seen: Vec::new(),
         };
@@ -124,7 +138,7 @@ fn gdb(guest: &Guest, cmds: &[&str]) -> (i32, String) {
     for cmd in cmds {
         c.arg("-ex").arg(cmd);
     }
-    c.arg(kernel_elf());
+    c.arg(kernel_elf(guest.test_kernel));
     let out: Output = c
         .output()
         .expect("running gdb (is it installed? ci/setup.sh installs it)");
@@ -147,7 +161,7 @@ fn hex_after(text: &str, name: &str) -> Vec<u64> {
 
 #[test]
 fn break_at_kmain_backtrace_registers_step_static_and_exit_status() {
-    let guest = Guest::start("exit=7");
+    let guest = Guest::start_test("exit=7");
     let (code, out) = gdb(
         &guest,
         &[
@@ -166,7 +180,7 @@ fn break_at_kmain_backtrace_registers_step_static_and_exit_status() {
     assert_eq!(code, 0, "gdb failed:\n{out}");
     assert!(out.contains("Breakpoint 1, "), "no breakpoint stop:\n{out}");
     assert!(
-        out.contains("kernel::kmain"),
+        out.contains("hctest::kmain"),
         "no kmain in the backtrace:\n{out}"
     );
     assert!(
@@ -199,7 +213,7 @@ fn break_at_kmain_backtrace_registers_step_static_and_exit_status() {
 fn breakpoint_inside_a_user_process_then_step_and_run_to_the_end() {
     // `usercode` routines are copied to 0x400000 in each test process; the
     // first process the suite runs executes `u_syscall` (rax = rdi).
-    let guest = Guest::start("test=hypercalls");
+    let guest = Guest::start_test("test=hypercalls");
     let (code, out) = gdb(
         &guest,
         &[
@@ -253,7 +267,7 @@ fn breakpoint_inside_a_user_process_then_step_and_run_to_the_end() {
 
 #[test]
 fn stepping_over_a_process_syscall_lands_in_the_kernel_without_tf() {
-    let guest = Guest::start("test=hypercalls");
+    let guest = Guest::start_test("test=hypercalls");
     let (code, out) = gdb(
         &guest,
         &[
@@ -276,7 +290,7 @@ fn stepping_over_a_process_syscall_lands_in_the_kernel_without_tf() {
     );
     let fl = hex_after(&out, "eflags");
     assert!(fl.len() == 1 && fl[0] & 0x100 == 0, "TF leaked:\n{out}");
-    assert!(out.contains("kernel::hctest"), "kernel backtrace:\n{out}");
+    assert!(out.contains("hctest::suite"), "kernel backtrace:\n{out}");
     assert!(out.contains("exited normally]"), "exit:\n{out}");
     let (status, stdout, _) = guest.wait();
     assert!(stdout.contains(" passed, 0 failed"), "suite:\n{stdout}");
@@ -380,7 +394,7 @@ fn unrle(body: &[u8]) -> String {
 
 #[test]
 fn ctrl_c_interrupts_a_spinning_guest() {
-    let guest = Guest::start("fault=spin");
+    let guest = Guest::start_test("fault=spin");
     let mut c = Rsp::connect(&guest.addr());
     c.send("?");
     let first = c.recv();
@@ -401,7 +415,7 @@ fn ctrl_c_interrupts_a_spinning_guest() {
             "-ex",
             "printf \"addr=%#lx\\n\", &SPIN_COUNT",
         ])
-        .arg(kernel_elf())
+        .arg(kernel_elf(guest.test_kernel))
         .output()
         .expect("gdb");
     let addr = hex_after(&String::from_utf8_lossy(&sym.stdout), "addr");
@@ -444,7 +458,7 @@ fn the_suite_passes_with_a_process_breakpoint_hit_and_stepped_over_every_time() 
     // plants it again and continues. With the breakpoint armed in every
     // process, the processes' own int3 (T_BPTFLT), the syscall frames and
     // everything else must look exactly as without gdb.
-    let guest = Guest::start("test=hypercalls");
+    let guest = Guest::start_test("test=hypercalls");
     let (code, out) = gdb(
         &guest,
         &[
@@ -472,7 +486,7 @@ fn the_suite_passes_with_a_process_breakpoint_hit_and_stepped_over_every_time() 
 
 #[test]
 fn a_new_client_attaches_to_a_guest_that_runs_on_after_the_first_left() {
-    let guest = Guest::start("fault=spin");
+    let guest = Guest::start_test("fault=spin");
     let mut first = Rsp::connect(&guest.addr());
     first.send("c");
     std::thread::sleep(Duration::from_millis(200));
@@ -497,14 +511,14 @@ fn a_new_client_attaches_to_a_guest_that_runs_on_after_the_first_left() {
 
 #[test]
 fn a_kernel_crash_stops_in_gdb_at_the_faulting_instruction() {
-    let guest = Guest::start("fault=ud");
+    let guest = Guest::start_test("fault=ud");
     let (code, out) = gdb(&guest, &["continue", "bt", "x/i $pc", "continue"]);
     assert_eq!(code, 0, "gdb failed:\n{out}");
     assert!(
         out.contains("Program received signal SIGILL"),
         "no stop at the crash:\n{out}"
     );
-    assert!(out.contains("kernel::selftest::fault"), "backtrace:\n{out}");
+    assert!(out.contains("hctest::selftest::fault"), "backtrace:\n{out}");
     assert!(out.contains("ud2"), "faulting instruction:\n{out}");
     assert!(
         out.contains("Program terminated with signal SIGILL"),
@@ -517,7 +531,7 @@ fn a_kernel_crash_stops_in_gdb_at_the_faulting_instruction() {
 
 #[test]
 fn ctrl_c_interrupts_a_guest_waiting_for_console_input() {
-    let guest = Guest::start("fault=idle");
+    let guest = Guest::start_test("fault=idle");
     let mut c = Rsp::connect(&guest.addr());
     c.send("c");
     std::thread::sleep(Duration::from_millis(300));

@@ -4,37 +4,42 @@
 //! (virtual = guest-physical), the trap area at `TRAP_AREA_BASE`
 //! (supervisor-only, untouchable from here). Everything privileged is a
 //! hypercall. The host enters `_start` with `rdi` = the boot-info address.
+//!
+//! Subsystems, each a folder: `proc` (the process table, scheduling
+//! policy, exec, sleep and wakeup), `mm` (the heap, physical pages,
+//! address spaces on the two pmaps, user copies), `fs` (the console and
+//! the boot image), `syscall` (the Linux system-call table and the `sys_*`
+//! functions, which depend on the subsystems, never the reverse). The
+//! kernel's state is one [`kernel::Kernel`]; [`trap::run`] is its main
+//! loop. Hypercalls, the console and the boot info come from `guestlib`,
+//! shared with the test kernel (`guest/hctest`).
 #![no_std]
 #![no_main]
 
-mod bench;
-mod bootinfo;
-mod console;
-mod exec;
-mod fuzz;
-mod hctest;
-mod hypercall;
-mod physmem;
-mod pmap;
+extern crate alloc;
+
+mod chan;
+mod fs;
+mod kernel;
+mod mm;
+mod param;
 mod proc;
 mod random;
-mod regions;
-mod sched;
-mod selftest;
 mod syscall;
-mod sysfile;
-mod sysmem;
-mod sysmisc;
-mod sysproc;
-mod systime;
-mod uaccess;
-mod usercode;
-mod vm;
-mod vmspace;
+mod trap;
 
-use exec::ArgBuf;
+use alloc::boxed::Box;
+use alloc::rc::Rc;
+use alloc::vec::Vec;
+
+use fs::device::Console;
+use fs::file::{Fd, Object, OpenFile};
+use guestlib::bootinfo::{self, arg, Boot};
+use guestlib::{eprintln, hypercall, println};
+use kernel::Kernel;
+use mm::{Mm, PmapKind};
+use proc::exec::ArgBuf;
 use proc::ProcTable;
-
 use vkernel_abi::cpio::Archive;
 
 /// Size of the boot stack.
@@ -62,11 +67,11 @@ core::arch::global_asm!(
 pub extern "C" fn kmain(boot_info_addr: u64) -> ! {
     let boot_entry_ns = hypercall::clock_ns();
     let boot = bootinfo::read(boot_info_addr);
-    if boot
+    let boot_trace = boot
         .cmdline
         .split_ascii_whitespace()
-        .any(|w| w == "boottrace")
-    {
+        .any(|w| w == "boottrace");
+    if boot_trace {
         eprintln!("boot: kernel entry at {boot_entry_ns} ns");
     }
     let mib = boot.info.mem_bytes >> 20;
@@ -74,36 +79,7 @@ pub extern "C" fn kmain(boot_info_addr: u64) -> ! {
         "vkernel guest kernel: {mib} MiB memory, cmdline \"{}\"",
         boot.cmdline
     );
-
-    if let Some(kind) = bootinfo::arg(boot.cmdline, "fault") {
-        selftest::fault(kind);
-    }
-    if let Some(kind) = bootinfo::arg(boot.cmdline, "hcfault") {
-        selftest::hypercall_fault(kind, boot.info.mem_bytes);
-    }
-
-    if let Some(which) = bootinfo::arg(boot.cmdline, "bench") {
-        println!("bench kernel_entry_ns={}", boot_entry_ns);
-        bench::run_all(which == "quick");
-        hypercall::exit(0);
-    }
-    if let Some(n) = bootinfo::arg(boot.cmdline, "test").and_then(|t| t.strip_prefix("fuzz")) {
-        let count = n
-            .strip_prefix(':')
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(100_000);
-        let seed = bootinfo::arg(boot.cmdline, "seed")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0x5eed);
-        let pool_back = fuzz::run(count, boot.info.mem_bytes, seed);
-        hypercall::exit(if pool_back { 0 } else { 1 });
-    }
-    if bootinfo::arg(boot.cmdline, "test") == Some("hypercalls") {
-        let failed = hctest::run_all(&boot.info);
-        hypercall::exit(if failed == 0 { 0 } else { 1 });
-    }
-
-    if let Some(status) = bootinfo::arg(boot.cmdline, "exit") {
+    if let Some(status) = arg(boot.cmdline, "exit") {
         // Boot, list the image and exit: the boot path alone.
         list_image(boot.image);
         let status = status.parse::<i32>().unwrap_or(0);
@@ -111,55 +87,106 @@ pub extern "C" fn kmain(boot_info_addr: u64) -> ! {
         println!("kernel: exiting with status {status} (host uptime {uptime_us} us)");
         hypercall::exit(status)
     }
-    start_init(&boot)
+    let mut k = boot_kernel(&boot, boot_trace);
+    start_init(&mut k, &boot);
+    trap::run(&mut k)
 }
 
-static mut TABLE: ProcTable = ProcTable::new();
-static mut SCRATCH: ArgBuf = ArgBuf::new();
-
-/// Loads init (`/init`, or `init=PATH`) as pid 1 and runs the scheduler.
-/// Processes' memory is managed by the host, or by this kernel with
-/// `pmap=guest` (see [`vm`]).
-/// init's argv is `/etc/init.args` from the image if there is one (the
-/// arguments, each ending in NUL: `vkernel run -- PROG ARGS` writes it),
-/// else the path and the words after ` -- ` on the command line.
-fn start_init(boot: &bootinfo::Boot) -> ! {
-    // SAFETY: taken once, here; from now on the scheduler owns them (the
-    // kernel is single-threaded and never re-enters kmain).
-    let (t, args) = unsafe {
-        (
-            &mut *core::ptr::addr_of_mut!(TABLE),
-            &mut *core::ptr::addr_of_mut!(SCRATCH),
-        )
-    };
-    t.image = boot.image;
-    let guest_pmap = match bootinfo::arg(boot.cmdline, "pmap") {
-        None | Some("host") => false,
-        Some("guest") => true,
+/// Sets up the heap and the kernel context from the command line: the
+/// heap takes the first part of the RAM the host left free, physical pages
+/// the rest.
+fn boot_kernel(boot: &Boot, boot_trace: bool) -> Kernel {
+    let kind = match arg(boot.cmdline, "pmap") {
+        None | Some("host") => PmapKind::Host,
+        Some("guest") => PmapKind::Guest,
         Some(other) => {
             eprintln!("kernel: pmap={other}: expected pmap=host or pmap=guest");
             hypercall::exit(126);
         }
     };
-    vm::init(guest_pmap, boot.info.free_start, boot.info.mem_bytes);
-    if let Some(us) = bootinfo::arg(boot.cmdline, "slice_us").and_then(|v| v.parse::<u64>().ok()) {
-        t.slice_us = us.clamp(100, 10_000_000);
+    let heap_start = boot.info.free_start.next_multiple_of(4096);
+    let heap_bytes = mm::heap::size_for(boot.info.mem_bytes);
+    if heap_start + heap_bytes >= boot.info.mem_bytes {
+        eprintln!("kernel: no room for the kernel heap: give the guest more --memory");
+        hypercall::exit(126);
     }
-    t.boot_trace = boot
-        .cmdline
-        .split_ascii_whitespace()
-        .any(|w| w == "boottrace");
-    let path = bootinfo::arg(boot.cmdline, "init").unwrap_or("/init");
+    mm::heap::init(heap_start, heap_bytes);
+    let (lo, hi) = param::SLICE_US_RANGE;
+    let slice_us = arg(boot.cmdline, "slice_us")
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(param::SLICE_US, |us| us.clamp(lo, hi));
+    let mm = Mm::new(kind, heap_start + heap_bytes, boot.info.mem_bytes);
+    let tmpfs_bytes = match arg(boot.cmdline, "tmpfs_size").map(parse_size) {
+        None => boot.info.mem_bytes / 2,
+        Some(Some(b)) => b,
+        Some(None) => {
+            eprintln!("kernel: tmpfs_size=N[k|m|g] needs a size");
+            hypercall::exit(126);
+        }
+    };
+    let vfs = match fs::boot(boot.image, &mm.frames(), tmpfs_bytes) {
+        Ok(v) => v,
+        Err(bad) => {
+            eprintln!("kernel: image member {:?} {}", bad.name, bad.problem);
+            hypercall::exit(126);
+        }
+    };
+    Kernel {
+        procs: ProcTable::new(),
+        mm,
+        vfs,
+        slice_us,
+        boot_trace,
+        args: Box::new(ArgBuf::new()),
+    }
+}
+
+/// A size with an optional `k`, `m` or `g` suffix (as tmpfs's `size=`).
+fn parse_size(v: &str) -> Option<u64> {
+    let (num, shift) = match v.as_bytes().last()? {
+        b'k' | b'K' => (&v[..v.len() - 1], 10),
+        b'm' | b'M' => (&v[..v.len() - 1], 20),
+        b'g' | b'G' => (&v[..v.len() - 1], 30),
+        _ => (v, 0),
+    };
+    num.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
+/// Loads init (`/init`, or `init=PATH`) as pid 1, with descriptors 0, 1
+/// and 2 open on the console (2 writing to the host's stderr).
+/// init's argv is `/etc/init.args` from the image if there is one (the
+/// arguments, each ending in NUL: `vkernel run -- PROG ARGS` writes it),
+/// else the path and the words after ` -- ` on the command line.
+fn start_init(k: &mut Kernel, boot: &Boot) {
+    let named = arg(boot.cmdline, "init").unwrap_or("/init");
+    let read = |path: &[u8]| {
+        let root = k.vfs.root();
+        k.vfs
+            .resolve(&root, path, fs::vfs::Follow::Yes)
+            .and_then(|n| fs::read_all(&n))
+            .ok()
+    };
+    let init_args = read(b"/etc/init.args");
+    let init_env = read(b"/etc/init.env");
+    let path = find_in_path(k, named);
+    let args = &mut k.args;
     args.clear();
     let mut ok = true;
-    match exec::find(boot.image, b"etc/init.args") {
-        Ok(list) if path == "/init" => {
-            for a in list.split(|&b| b == 0).filter(|a| !a.is_empty()) {
+    let strings = |list: &[u8]| -> Vec<Vec<u8>> {
+        list.split(|&b| b == 0)
+            .filter(|a| !a.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect()
+    };
+    match init_args.as_deref().map(strings) {
+        // The image's argv, when it is for this init.
+        Some(list) if named == "/init" || list.first().is_some_and(|a0| a0 == named.as_bytes()) => {
+            for a in &list {
                 ok &= args.push(a, false).is_ok();
             }
         }
         _ => {
-            ok &= args.push(path.as_bytes(), false).is_ok();
+            ok &= args.push(named.as_bytes(), false).is_ok();
             if let Some((_, rest)) = boot.cmdline.split_once(" -- ") {
                 for w in rest.split_ascii_whitespace() {
                     ok &= args.push(w.as_bytes(), false).is_ok();
@@ -167,26 +194,95 @@ fn start_init(boot: &bootinfo::Boot) -> ! {
             }
         }
     }
-    for e in [&b"HOME=/"[..], b"PATH=/bin:/", b"TERM=linux"] {
+    // The image's environment, then the defaults it does not set.
+    let env = init_env.as_deref().map(strings).unwrap_or_default();
+    let has_root = k
+        .vfs
+        .resolve(&k.vfs.root(), b"/root", fs::vfs::Follow::Yes)
+        .is_ok();
+    let home: &[u8] = if has_root { b"HOME=/root" } else { b"HOME=/" };
+    let defaults: [&[u8]; 3] = [
+        b"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        home,
+        b"TERM=linux",
+    ];
+    for e in env
+        .iter()
+        .map(Vec::as_slice)
+        .chain(defaults.into_iter().filter(|d| {
+            let name = &d[..=d.iter().position(|&b| b == b'=').unwrap_or(0)];
+            !env.iter().any(|e| e.starts_with(name))
+        }))
+    {
         ok &= args.push(e, true).is_ok();
     }
     if !ok {
-        eprintln!("kernel: init's arguments are too long");
+        eprintln!(
+            "kernel: init's arguments are too long (at most {} strings, {} bytes)",
+            param::MAX_ARGS,
+            param::ARG_BYTES
+        );
         hypercall::exit(126);
     }
-    let Some(slot) = t.alloc(0) else {
+    let Some(slot) = k.procs.alloc(0) else {
         hypercall::exit(126);
     };
-    if let Err(e) = sysproc::exec_into(t, slot, path.as_bytes(), args) {
+    {
+        let files = &mut k.procs.procs[slot].files.borrow_mut();
+        for (fd, stream) in [(0, 1), (1, 1), (2, 2)] {
+            let kind = (boot.info.console_kinds >> (8 * fd)) as u8;
+            let dev = Rc::new(Console { stream, kind });
+            let object = Object::Device { dev, node: None };
+            let file = OpenFile::new(
+                object,
+                linux_raw_sys::general::O_RDWR,
+                b"/dev/console".to_vec(),
+            );
+            files.set(
+                fd,
+                Fd {
+                    file,
+                    cloexec: false,
+                },
+            );
+        }
+    }
+    if let Err(e) = k.procs.exec(&mut k.mm, &k.vfs, slot, &path, &mut k.args) {
+        let path = core::str::from_utf8(&path).unwrap_or(named);
         eprintln!("kernel: cannot run {path}: {}", e.message());
-        let status = if e == exec::ExecError::NotFound {
+        let status = if e.errno() == vkernel_abi::Errno::ENOENT {
             127
         } else {
             126
         };
         hypercall::exit(status);
     }
-    sched::run(t, args)
+}
+
+/// Where init named without a `/` is: the first match in the default
+/// PATH's directories (the name itself if none).
+fn find_in_path(k: &Kernel, name: &str) -> Vec<u8> {
+    if name.contains('/') {
+        return name.as_bytes().to_vec();
+    }
+    for dir in [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ] {
+        let candidate = alloc::format!("{dir}/{name}");
+        let found = k
+            .vfs
+            .resolve(&k.vfs.root(), candidate.as_bytes(), fs::vfs::Follow::Yes)
+            .is_ok_and(|n| n.meta().kind == fs::vfs::Kind::Regular);
+        if found {
+            return candidate.into_bytes();
+        }
+    }
+    name.as_bytes().to_vec()
 }
 
 /// Prints the image's members: the first sign the boot path works.

@@ -20,7 +20,7 @@ fn next() -> u64 {
 
 /// Fills `buf` with random bytes.
 pub fn fill(buf: &mut [u8]) {
-    let t = crate::hypercall::clock_ns();
+    let t = guestlib::hypercall::clock_ns();
     let s = STATE.load(Ordering::Relaxed);
     STATE.store(s ^ t.rotate_left(17), Ordering::Relaxed);
     for chunk in buf.chunks_mut(8) {

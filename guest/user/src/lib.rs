@@ -5,7 +5,7 @@
 
 pub mod sys;
 
-use core::fmt::{self, Write};
+use core::fmt;
 
 core::arch::global_asm!(
     ".section .text._start",
@@ -75,47 +75,15 @@ pub fn arg_num(i: usize, default: u64) -> u64 {
     arg(i).parse().unwrap_or(default)
 }
 
-/// Formats into a fixed buffer and writes it to `fd` in one write.
-pub struct Out {
-    buf: [u8; 512],
-    len: usize,
-    fd: u64,
-}
-
-impl Out {
-    pub fn new(fd: u64) -> Self {
-        Out {
-            buf: [0; 512],
-            len: 0,
-            fd,
-        }
-    }
-    pub fn flush(&mut self) {
-        if self.len > 0 {
-            sys::write(self.fd, &self.buf[..self.len]);
-            self.len = 0;
-        }
-    }
-}
-
-impl Write for Out {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for &b in s.as_bytes() {
-            if self.len == self.buf.len() {
-                self.flush();
-            }
-            self.buf[self.len] = b;
-            self.len += 1;
-        }
-        Ok(())
-    }
-}
-
 #[doc(hidden)]
 pub fn _print(fd: u64, args: fmt::Arguments) {
-    let mut o = Out::new(fd);
-    let _ = o.write_fmt(args);
-    o.flush();
+    guestlib::fmtbuf::write_fmt::<_, 512>(
+        false,
+        |b| {
+            sys::write(fd, b);
+        },
+        args,
+    )
 }
 
 /// Prints to stdout (one write per call).

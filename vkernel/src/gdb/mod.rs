@@ -327,39 +327,20 @@ impl Gdb {
     }
 }
 
-/// The executable PT_LOAD ranges of an ELF64 (little-endian) file.
+/// The executable PT_LOAD ranges of the guest kernel's ELF (none if it is
+/// not an x86-64 ELF64 with a readable program header table).
 fn executable_segments(elf: &[u8]) -> Vec<Range<u64>> {
-    let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    let u32_at = |o: usize| {
-        elf.get(o..o + 4)
-            .map(|b| u32::from_le_bytes(b.try_into().unwrap_or([0; 4])))
-    };
-    let u64_at = |o: usize| {
-        elf.get(o..o + 8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
-    };
-    let mut out = Vec::new();
-    if elf.get(..4) != Some(b"\x7fELF") {
-        return out;
-    }
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
+    use ::elf::abi::{PF_X, PT_LOAD};
+    let Ok(phdrs) =
+        vkernel_abi::elf::header(elf).and_then(|h| vkernel_abi::elf::program_headers(elf, &h))
     else {
-        return out;
+        return Vec::new();
     };
-    for i in 0..phnum as usize {
-        let ph = phoff as usize + i * phentsize as usize;
-        let (Some(ty), Some(flags), Some(vaddr), Some(memsz)) =
-            (u32_at(ph), u32_at(ph + 4), u64_at(ph + 16), u64_at(ph + 40))
-        else {
-            break;
-        };
-        const PT_LOAD: u32 = 1;
-        const PF_X: u32 = 1;
-        if ty == PT_LOAD && flags & PF_X != 0 {
-            out.push(vaddr..vaddr.saturating_add(memsz));
-        }
-    }
-    out
+    phdrs
+        .iter()
+        .filter(|p| p.p_type == PT_LOAD && p.p_flags & PF_X != 0)
+        .map(|p| p.p_vaddr..p.p_vaddr.saturating_add(p.p_memsz))
+        .collect()
 }
 
 fn gdb(m: &mut Machine) -> &mut Gdb {

@@ -1,53 +1,70 @@
 //! Linux errno values returned in [`crate::HypercallBlock::errno`] and to
-//! processes (as `-errno` in `rax`).
+//! processes (as `-errno` in `rax`). The values are linux-raw-sys's (the
+//! kernel's own `asm-generic/errno*.h`); only the names used here are
+//! listed.
+
+use linux_raw_sys::errno as linux;
 
 /// A Linux errno value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Errno(pub i32);
 
 macro_rules! errnos {
-    ($($name:ident = $val:expr, $doc:expr;)*) => {
+    ($($name:ident, $doc:expr;)*) => {
         impl Errno {
-            $(#[doc = $doc] pub const $name: Errno = Errno($val);)*
+            $(#[doc = $doc] pub const $name: Errno = Errno(linux::$name as i32);)*
 
             /// The symbolic name (`"EINVAL"`), or `"E?"` for an unknown value.
             pub fn name(self) -> &'static str {
-                match self.0 {
-                    $($val => stringify!($name),)*
-                    _ => "E?",
-                }
+                const NAMES: &[(Errno, &str)] = &[$((Errno::$name, stringify!($name)),)*];
+                NAMES
+                    .iter()
+                    .find(|(e, _)| *e == self)
+                    .map_or("E?", |(_, n)| n)
             }
         }
     };
 }
 
 errnos! {
-    EPERM = 1, "Operation not permitted.";
-    ENOENT = 2, "No such file or directory (or vmspace).";
-    ESRCH = 3, "No such process.";
-    EINTR = 4, "Interrupted.";
-    EIO = 5, "I/O error.";
-    E2BIG = 7, "Argument list too long.";
-    ENOEXEC = 8, "Exec format error.";
-    EBADF = 9, "Bad file descriptor.";
-    ECHILD = 10, "No child processes.";
-    EAGAIN = 11, "Try again.";
-    ENOMEM = 12, "Out of memory.";
-    EACCES = 13, "Permission denied.";
-    EFAULT = 14, "Bad address.";
-    EBUSY = 16, "Busy.";
-    EEXIST = 17, "Exists.";
-    ENODEV = 19, "No such device.";
-    ENOTDIR = 20, "Not a directory.";
-    EISDIR = 21, "Is a directory.";
-    EINVAL = 22, "Invalid argument.";
-    EMFILE = 24, "Too many open files.";
-    ENOTTY = 25, "Not a typewriter.";
-    ENOSPC = 28, "No space left.";
-    ESPIPE = 29, "Illegal seek.";
-    EPIPE = 32, "Broken pipe.";
-    ERANGE = 34, "Result out of range.";
-    ENAMETOOLONG = 36, "File name too long.";
-    ENOSYS = 38, "Function not implemented.";
-    EOPNOTSUPP = 95, "Operation not supported.";
+    EPERM, "Operation not permitted.";
+    ENOENT, "No such file or directory (or vmspace).";
+    ESRCH, "No such process.";
+    EINTR, "Interrupted.";
+    EIO, "I/O error.";
+    E2BIG, "Argument list too long.";
+    ENOEXEC, "Exec format error.";
+    EBADF, "Bad file descriptor.";
+    ECHILD, "No child processes.";
+    EAGAIN, "Try again.";
+    ENOMEM, "Out of memory.";
+    EACCES, "Permission denied.";
+    EFAULT, "Bad address.";
+    EBUSY, "Busy.";
+    EEXIST, "Exists.";
+    ENODEV, "No such device.";
+    ENOTDIR, "Not a directory.";
+    EISDIR, "Is a directory.";
+    EINVAL, "Invalid argument.";
+    EMFILE, "Too many open files.";
+    ENOTTY, "Not a typewriter.";
+    ENOSPC, "No space left.";
+    ESPIPE, "Illegal seek.";
+    EPIPE, "Broken pipe.";
+    ERANGE, "Result out of range.";
+    ENAMETOOLONG, "File name too long.";
+    ENOSYS, "Function not implemented.";
+    EOPNOTSUPP, "Operation not supported.";
+    EDEADLK, "Resource deadlock would occur.";
+    ENOTEMPTY, "Directory not empty.";
+    ELOOP, "Too many symbolic links.";
+    ETIMEDOUT, "Timed out.";
+    EXDEV, "Cross-device link.";
+    EROFS, "Read-only file system.";
+    EMLINK, "Too many links.";
+    ENFILE, "Too many open files in the system.";
+    EFBIG, "File too large.";
+    ENXIO, "No such device or address.";
+    ENOLCK, "No record locks available.";
+    EOVERFLOW, "Value too large for the type.";
 }

@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod cpio;
+pub mod elf;
 pub mod errno;
 pub mod frame;
 pub mod layout;
@@ -169,6 +170,26 @@ pub struct BootInfo {
     pub free_start: u64,
     /// Host pool size in bytes (vmspace memory budget).
     pub pool_bytes: u64,
+    /// What the host's stdin, stdout and stderr are: byte `i` is a
+    /// [`console_kind`] for fd `i`, so the guest's fds 0-2 report the same
+    /// (a pipe, a file, a terminal) as natively.
+    pub console_kinds: u64,
+}
+
+/// [`BootInfo::console_kinds`] values.
+pub mod console_kind {
+    /// Not said (a terminal, as before the field existed).
+    pub const UNKNOWN: u8 = 0;
+    /// A terminal.
+    pub const TTY: u8 = 1;
+    /// A pipe (or fifo).
+    pub const PIPE: u8 = 2;
+    /// A regular file.
+    pub const FILE: u8 = 3;
+    /// A character device that is not a terminal (`/dev/null`).
+    pub const CHAR_DEVICE: u8 = 4;
+    /// A socket.
+    pub const SOCKET: u8 = 5;
 }
 
 /// `BootInfo::magic`: "VKBOOT01".

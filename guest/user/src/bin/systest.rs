@@ -605,9 +605,9 @@ fn cowtree(rounds: u64) -> bool {
         return check("mmap", false, at);
     }
     let page = |i: u64| (at as u64 + i * 4096 + (i % 7) * 8) as *mut u64;
-    // SAFETY (all accesses below): inside the mapping, in this process's
-    // own copy of it.
+    // SAFETY: inside the mapping, in this process's own copy of it.
     let get = |i: u64| unsafe { page(i).read_volatile() };
+    // SAFETY: as for `get`.
     let set = |i: u64, v: u64| unsafe { page(i).write_volatile(v) };
     let all = |f: &dyn Fn(u64) -> u64| (0..PAGES).all(|i| get(i) == f(i));
     for i in 0..PAGES {
@@ -654,6 +654,7 @@ fn cowprotect() -> bool {
     let at = sys::mmap(0, 4 * 4096, 3, 0x22) as u64;
     // SAFETY: inside the mapping.
     let get = |i: u64| unsafe { ((at + i * 4096) as *const u64).read_volatile() };
+    // SAFETY: inside the mapping.
     let set = |i: u64, v: u64| unsafe { ((at + i * 4096) as *mut u64).write_volatile(v) };
     for i in 0..4 {
         set(i, 7 + i);
@@ -705,6 +706,7 @@ fn placement() -> bool {
     );
     // SAFETY: inside the mappings.
     unsafe { (b as *mut u64).write_volatile(1) };
+    // SAFETY: inside the MAP_FIXED mapping.
     let kept = unsafe { (x as *const u64).read_volatile() };
     ok &= check("the MAP_FIXED data survives", kept == 0x5eed, kept as i64);
     // A hole: the highest free range of its size is reused.
@@ -727,6 +729,7 @@ fn placement() -> bool {
     unsafe { ((top + P) as *mut u64).write_volatile(77) };
     let grown = sys::brk(top + 4 * P);
     ok &= check("brk does not grow over it", grown == cur, grown as i64);
+    // SAFETY: the mapping is still there (brk refused to grow over it).
     let kept = unsafe { ((top + P) as *const u64).read_volatile() };
     ok &= check("and the mapping keeps its data", kept == 77, kept as i64);
     ok
@@ -981,11 +984,19 @@ fn preempt() -> bool {
 fn unknown() -> bool {
     let r1 = sc0(500);
     let r2 = sc0(500);
-    check(
+    let mut ok = check(
         "unknown system calls are ENOSYS",
         r1 == sys::ENOSYS && r2 == sys::ENOSYS,
         r1,
-    )
+    );
+    // A Linux call the kernel does not implement (add_key): ENOSYS, and
+    // the log names it.
+    let r = sc0(248);
+    ok &= check("an unimplemented call is ENOSYS", r == sys::ENOSYS, r);
+    // clone of a thread (CLONE_VM with a stack): refused, and logged.
+    let r = syscall(56, [0x100 | 0x800 | 17, 0x10000, 0, 0, 0, 0]);
+    ok &= check("clone(CLONE_VM) is refused", r == sys::ENOSYS, r);
+    ok
 }
 
 fn crashwait(kind: &str) -> bool {

@@ -1,0 +1,1227 @@
+//! The hypercall test suite (`--append test=hypercalls`, `vkernel test`):
+//! every vmspace hypercall with valid arguments and with each invalid case
+//! the seed checks, effects checked by running code in the vmspace. Prints
+//! one TAP-style line per case and `N passed, N failed`.
+
+use core::fmt::Display;
+
+use crate::usercode::{
+    self, frame, new_process, peek, poke, GuestTables, Routine, DATA, PAGE, TEXT, VPT_BASE,
+    VPT_PAGES,
+};
+use guestlib::vmspace::{self as vms, VmResult};
+use guestlib::{print, println};
+use vkernel_abi::frame::*;
+use vkernel_abi::layout::*;
+use vkernel_abi::mman::*;
+use vkernel_abi::paging::{pf, pte};
+use vkernel_abi::{rflags, selector, BootInfo, Errno, TrapFrame, VextFrame};
+
+struct Suite {
+    n: u32,
+    passed: u32,
+    failed: u32,
+    mem_bytes: u64,
+    pool_bytes: u64,
+}
+
+fn show(r: VmResult) -> ResultText {
+    ResultText(r)
+}
+
+struct ResultText(VmResult);
+
+impl Display for ResultText {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Ok(v) => write!(f, "{v:#x}"),
+            Err(e) => write!(f, "{}", e.name()),
+        }
+    }
+}
+
+impl Suite {
+    fn check(&mut self, desc: &str, ok: bool, detail: impl Display) {
+        self.n += 1;
+        if ok {
+            self.passed += 1;
+            println!("ok {} - {desc}", self.n);
+        } else {
+            self.failed += 1;
+            println!("not ok {} - {desc} ({detail})", self.n);
+        }
+    }
+
+    /// Checks a call's errno.
+    fn err(&mut self, desc: &str, got: VmResult, want: Errno) {
+        let ok = got == Err(want);
+        self.check(desc, ok, Pair(show(got), want.name()));
+    }
+
+    /// Checks a call's success value.
+    fn ok(&mut self, desc: &str, got: VmResult, want: i64) {
+        let ok = got == Ok(want);
+        self.check(desc, ok, Pair(show(got), Hex(want)));
+    }
+}
+
+struct Pair<A, B>(A, B);
+impl<A: Display, B: Display> Display for Pair<A, B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "got {}, want {}", self.0, self.1)
+    }
+}
+struct Hex(i64);
+impl Display for Hex {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{:#x}", self.0)
+    }
+}
+
+/// Runs `tf` in `id` until it traps; returns ctl's result and the frame.
+fn run(id: u64, mut tf: TrapFrame, timeout_us: u64) -> (VmResult, TrapFrame) {
+    let mut vf = VextFrame::default();
+    let r = vms::run(id, &mut tf, &mut vf, timeout_us);
+    (r, tf)
+}
+
+/// Runs `routine` and describes the trap it came back with.
+fn trap_of(id: u64, routine: Routine, rdi: u64, rsi: u64) -> (u64, TrapFrame) {
+    let (r, tf) = run(id, frame(routine, rdi, rsi), 1_000_000);
+    match r {
+        Ok(_) => (tf.trapno, tf),
+        Err(_) => (u64::MAX, tf),
+    }
+}
+
+fn read_u64(id: u64, addr: u64) -> Option<u64> {
+    let mut b = [0u8; 8];
+    (vms::pread(id, &mut b, addr) == Ok(8)).then(|| u64::from_le_bytes(b))
+}
+
+/// Runs the whole suite and returns the number of failed cases.
+pub fn run_all(info: &BootInfo) -> u32 {
+    let mut s = Suite {
+        n: 0,
+        passed: 0,
+        failed: 0,
+        mem_bytes: info.mem_bytes,
+        pool_bytes: info.pool_bytes,
+    };
+    let pool_at_start = vms::pool_pages();
+    basic_cases(&mut s);
+    create_destroy(&mut s);
+    mmap_cases(&mut s);
+    munmap_cases(&mut s);
+    pread_pwrite_cases(&mut s);
+    mcontrol_cases(&mut s);
+    mprotect_cases(&mut s);
+    ctl_cases(&mut s);
+    run_cases(&mut s);
+    isolation_cases(&mut s);
+    clone_cases(&mut s);
+    vpagetable_cases(&mut s);
+    vpagetable_whole_range_cases(&mut s);
+    let pool_at_end = vms::pool_pages();
+    s.check(
+        "pool: every page back after all vmspaces are destroyed",
+        pool_at_end == pool_at_start,
+        Pair(pool_at_end, pool_at_start),
+    );
+    println!("{} passed, {} failed", s.passed, s.failed);
+    s.failed
+}
+
+fn basic_cases(s: &mut Suite) {
+    use guestlib::hypercall::{call, call_nr};
+    use vkernel_abi::Hypercall;
+    s.ok("noop -> 0", call(Hypercall::Noop, [0; 7]), 0);
+    let t0 = guestlib::hypercall::clock_ns();
+    let t1 = guestlib::hypercall::clock_ns();
+    s.check("clock: monotonic", t1 >= t0 && t0 > 0, Pair(t1, t0));
+    let msg = b"console_write: this line is the test\n";
+    s.ok(
+        "console_write -> bytes written",
+        call(
+            Hypercall::ConsoleWrite,
+            [msg.as_ptr() as u64, msg.len() as u64, 0, 0, 0, 0, 0],
+        ),
+        msg.len() as i64,
+    );
+    s.err(
+        "console_write: buffer outside memory -> EFAULT",
+        call(Hypercall::ConsoleWrite, [s.mem_bytes - 4, 8, 0, 0, 0, 0, 0]),
+        Errno::EFAULT,
+    );
+    s.err(
+        "console_read: buffer outside memory -> EFAULT",
+        call(Hypercall::ConsoleRead, [s.mem_bytes, 8, 0, 0, 0, 0, 0]),
+        Errno::EFAULT,
+    );
+    let deadline = guestlib::hypercall::clock_ns() + 5_000_000;
+    let r = call(Hypercall::Idle, [deadline, 0, 0, 0, 0, 0, 0]);
+    let woke = guestlib::hypercall::clock_ns();
+    s.check(
+        "idle: sleeps until the deadline",
+        r == Ok(0) && woke >= deadline,
+        Pair(show(r), woke),
+    );
+    s.err(
+        "unknown hypercall -> ENOSYS",
+        call_nr(60, [0; 7]),
+        Errno::ENOSYS,
+    );
+}
+
+fn create_destroy(s: &mut Suite) {
+    s.err(
+        "create: id 0 -> EINVAL",
+        vms::create(0, 0, 0),
+        Errno::EINVAL,
+    );
+    s.err(
+        "create: type != 0 -> EINVAL",
+        vms::create(0x100, 1, 0),
+        Errno::EINVAL,
+    );
+    s.err(
+        "create: data != 0 -> EINVAL",
+        vms::create(0x100, 0, 0x1234),
+        Errno::EINVAL,
+    );
+    s.ok("create: new id -> 0", vms::create(0x100, 0, 0), 0);
+    s.err(
+        "create: duplicate id -> EEXIST",
+        vms::create(0x100, 0, 0),
+        Errno::EEXIST,
+    );
+    s.err(
+        "destroy: unknown id -> ENOENT",
+        vms::destroy(0x999),
+        Errno::ENOENT,
+    );
+    s.ok("destroy: existing id -> 0", vms::destroy(0x100), 0);
+    s.err(
+        "destroy: already destroyed -> ENOENT",
+        vms::destroy(0x100),
+        Errno::ENOENT,
+    );
+    let before = vms::pool_pages();
+    let _ = vms::create(0x101, 0, 0);
+    let _ = vms::mmap(
+        0x101,
+        DATA,
+        8 * PAGE,
+        PROT_READ | PROT_WRITE,
+        MAP_ANON | MAP_PRIVATE | MAP_FIXED,
+        FD_NONE,
+        0,
+    );
+    let _ = vms::pwrite(0x101, &[1u8; 8], DATA + 3 * PAGE);
+    let during = vms::pool_pages();
+    let _ = vms::destroy(0x101);
+    let after = vms::pool_pages();
+    s.check(
+        "destroy: frees the vmspace's pages and tables",
+        during > before && after == before,
+        Pair(after, before),
+    );
+}
+
+fn mmap_cases(s: &mut Suite) {
+    let id = 0x200;
+    let _ = vms::create(id, 0, 0);
+    let rw = PROT_READ | PROT_WRITE;
+    let anon = MAP_ANON | MAP_PRIVATE;
+    let fixed = anon | MAP_FIXED;
+    s.err(
+        "mmap: unknown id -> ENOENT",
+        vms::mmap(0x999, DATA, PAGE, rw, fixed, FD_NONE, 0),
+        Errno::ENOENT,
+    );
+    s.err(
+        "mmap: zero length -> EINVAL",
+        vms::mmap(id, DATA, 0, rw, fixed, FD_NONE, 0),
+        Errno::EINVAL,
+    );
+    s.err(
+        "mmap: unknown prot bits -> EINVAL",
+        vms::mmap(id, DATA, PAGE, 0x100, fixed, FD_NONE, 0),
+        Errno::EINVAL,
+    );
+    s.err(
+        "mmap: unknown flag bits -> EINVAL",
+        vms::mmap(id, DATA, PAGE, rw, fixed | 0x4_0000, FD_NONE, 0),
+        Errno::EINVAL,
+    );
+    s.err(
+        "mmap: neither SHARED nor PRIVATE -> EINVAL",
+        vms::mmap(id, DATA, PAGE, rw, MAP_ANON | MAP_FIXED, FD_NONE, 0),
+        Errno::EINVAL,
+    );
+    s.err(
+        "mmap: both SHARED and PRIVATE -> EINVAL",
+        vms::mmap(id, DATA, PAGE, rw, fixed | MAP_SHARED, FD_NONE, 0),
+        Errno::EINVAL,
+    );
+    s.err(
+        "mmap: MAP_ANON with an fd -> EINVAL",
+        vms::mmap(id, DATA, PAGE, rw, fixed, 3, 0),
+        Errno::EINVAL,
+    );
+    s.err(
+        "mmap: MAP_ANON with an offset -> EINVAL",
+        vms::mmap(id, DATA, PAGE, rw, fixed, FD_NONE, PAGE),
+        Errno::EINVAL,
+    );
+    s.err(
+        "mmap: unknown fd -> EBADF",
+        vms::mmap(id, DATA, PAGE, rw, MAP_PRIVATE | MAP_FIXED, 5, 0),
+        Errno::EBADF,
+    );
+    s.err(
+        "mmap: MAP_FIXED unaligned address -> EINVAL",
+        vms::mmap(id, DATA + 8, PAGE, rw, fixed, FD_NONE, 0),
+        Errno::EINVAL,
+    );
+    s.err(
+        "mmap: MAP_FIXED range wraps -> EINVAL",
+        vms::mmap(id, u64::MAX - PAGE + 1, 2 * PAGE, rw, fixed, FD_NONE, 0),
+        Errno::EINVAL,
+    );
+    s.err(
+        "mmap: length wraps when rounded -> EINVAL",
+        vms::mmap(id, DATA, u64::MAX - 10, rw, fixed, FD_NONE, 0),
+        Errno::EINVAL,
+    );
+    s.err(
+        "mmap: MAP_FIXED below VM_MIN -> EINVAL",
+        vms::mmap(id, 0, PAGE, rw, fixed, FD_NONE, 0),
+        Errno::EINVAL,
+    );
+    s.err(
+        "mmap: MAP_FIXED above VM_MAX -> EINVAL",
+        vms::mmap(id, VM_MAX_USER_ADDRESS, PAGE, rw, fixed, FD_NONE, 0),
+        Errno::EINVAL,
+    );
+    s.err(
+        "mmap: MAP_FIXED across VM_MAX -> EINVAL",
+        vms::mmap(
+            id,
+            VM_MAX_USER_ADDRESS - PAGE,
+            2 * PAGE,
+            rw,
+            fixed,
+            FD_NONE,
+            0,
+        ),
+        Errno::EINVAL,
+    );
+    s.err(
+        "mmap: larger than the pool -> ENOMEM",
+        vms::mmap(id, 0, s.pool_bytes + PAGE, rw, anon, FD_NONE, 0),
+        Errno::ENOMEM,
+    );
+    s.err(
+        "mmap: physical memory past the kernel's RAM -> EINVAL",
+        vms::mmap(
+            id,
+            DATA,
+            2 * PAGE,
+            rw,
+            MAP_SHARED | MAP_FIXED,
+            PHYSMEM_FD,
+            s.mem_bytes - PAGE,
+        ),
+        Errno::EINVAL,
+    );
+    s.err(
+        "mmap: physical memory at an unaligned offset -> EINVAL",
+        vms::mmap(id, DATA, PAGE, rw, MAP_SHARED | MAP_FIXED, PHYSMEM_FD, 0x10),
+        Errno::EINVAL,
+    );
+    let vpt = MAP_SHARED | MAP_VPAGETABLE | MAP_FIXED;
+    s.err(
+        "mmap: MAP_VPAGETABLE without PROT_WRITE -> EINVAL",
+        vms::mmap(id, DATA, PAGE, PROT_READ, vpt, PHYSMEM_FD, 0),
+        Errno::EINVAL,
+    );
+    s.err(
+        "mmap: MAP_VPAGETABLE without PROT_READ -> EINVAL",
+        vms::mmap(id, DATA, PAGE, PROT_WRITE, vpt, PHYSMEM_FD, 0),
+        Errno::EINVAL,
+    );
+    s.err(
+        "mmap: MAP_VPAGETABLE private -> EINVAL",
+        vms::mmap(
+            id,
+            DATA,
+            PAGE,
+            rw,
+            MAP_PRIVATE | MAP_VPAGETABLE | MAP_FIXED,
+            PHYSMEM_FD,
+            0,
+        ),
+        Errno::EINVAL,
+    );
+    s.err(
+        "mmap: MAP_VPAGETABLE anonymous -> EINVAL",
+        vms::mmap(id, DATA, PAGE, rw, vpt | MAP_ANON, FD_NONE, 0),
+        Errno::EINVAL,
+    );
+    s.err(
+        "mmap: MAP_VPAGETABLE over an unknown fd -> EBADF",
+        vms::mmap(id, DATA, PAGE, rw, vpt, 5, 0),
+        Errno::EBADF,
+    );
+    let r = vms::mmap(id, 0, 3 * PAGE, rw, anon, FD_NONE, 0);
+    let ok = matches!(r, Ok(a) if (a as u64).is_multiple_of(PAGE) && (a as u64) >= VM_MIN_USER_ADDRESS && (a as u64) + 3 * PAGE <= VM_MAX_USER_ADDRESS);
+    s.check("mmap: anywhere -> a page-aligned user address", ok, show(r));
+    s.ok(
+        "mmap: MAP_FIXED -> the address asked for",
+        vms::mmap(id, DATA, PAGE, rw, fixed, FD_NONE, 0),
+        DATA as i64,
+    );
+    let r2 = vms::mmap(id, DATA, 2 * PAGE, rw, anon, FD_NONE, 0);
+    s.check(
+        "mmap: hint on a used range -> another free range",
+        matches!(r2, Ok(a) if a as u64 != DATA && (a as u64).is_multiple_of(PAGE)),
+        show(r2),
+    );
+    let _ = vms::destroy(id);
+}
+
+fn munmap_cases(s: &mut Suite) {
+    let id = 0x300;
+    let _ = vms::create(id, 0, 0);
+    let rw = PROT_READ | PROT_WRITE;
+    let fixed = MAP_ANON | MAP_PRIVATE | MAP_FIXED;
+    let _ = vms::mmap(id, DATA, 8 * PAGE, rw, fixed, FD_NONE, 0);
+    s.err(
+        "munmap: unknown id -> ENOENT",
+        vms::munmap(0x999, DATA, PAGE),
+        Errno::ENOENT,
+    );
+    s.ok("munmap: zero length -> 0", vms::munmap(id, DATA, 0), 0);
+    s.err(
+        "munmap: range wraps -> EINVAL",
+        vms::munmap(id, u64::MAX - PAGE, 4 * PAGE),
+        Errno::EINVAL,
+    );
+    s.err(
+        "munmap: length wraps when rounded -> EINVAL",
+        vms::munmap(id, DATA + 1, u64::MAX),
+        Errno::EINVAL,
+    );
+    s.err(
+        "munmap: above VM_MAX -> EINVAL",
+        vms::munmap(id, VM_MAX_USER_ADDRESS, PAGE),
+        Errno::EINVAL,
+    );
+    s.err(
+        "munmap: below VM_MIN -> EINVAL",
+        vms::munmap(id, 0, PAGE),
+        Errno::EINVAL,
+    );
+    s.err(
+        "munmap: range with a hole -> EINVAL",
+        vms::munmap(id, DATA + 7 * PAGE, 2 * PAGE),
+        Errno::EINVAL,
+    );
+    s.err(
+        "munmap: nothing mapped there -> EINVAL",
+        vms::munmap(id, 0x1000_0000, PAGE),
+        Errno::EINVAL,
+    );
+    let _ = vms::pwrite(id, &[7u8; 16], DATA + 2 * PAGE);
+    s.ok(
+        "munmap: unaligned address is rounded down -> 0",
+        vms::munmap(id, DATA + 2 * PAGE + 0x10, 0x10),
+        0,
+    );
+    s.check(
+        "munmap: the page is gone (pread short)",
+        read_u64(id, DATA + 2 * PAGE).is_none(),
+        "pread still works",
+    );
+    s.check(
+        "munmap: its neighbours stay",
+        read_u64(id, DATA + 3 * PAGE) == Some(0),
+        "neighbour lost",
+    );
+    s.ok(
+        "munmap: whole remaining range around the hole's edges -> 0",
+        vms::munmap(id, DATA + 3 * PAGE, 5 * PAGE),
+        0,
+    );
+    let _ = vms::destroy(id);
+}
+
+fn pread_pwrite_cases(s: &mut Suite) {
+    let id = 0x400;
+    let _ = vms::create(id, 0, 0);
+    let rw = PROT_READ | PROT_WRITE;
+    let _ = vms::mmap(
+        id,
+        DATA,
+        2 * PAGE,
+        rw,
+        MAP_ANON | MAP_PRIVATE | MAP_FIXED,
+        FD_NONE,
+        0,
+    );
+    let mut buf = [0u8; 64];
+    s.err(
+        "pread: unknown id -> ENOENT",
+        vms::pread(0x999, &mut buf, DATA),
+        Errno::ENOENT,
+    );
+    s.err(
+        "pwrite: unknown id -> ENOENT",
+        vms::pwrite(0x999, &buf, DATA),
+        Errno::ENOENT,
+    );
+    let msg = *b"written by pwrite, read by pread";
+    s.ok(
+        "pwrite: into demand-zero memory -> full count",
+        vms::pwrite(id, &msg, DATA + 100),
+        msg.len() as i64,
+    );
+    let mut back = [0u8; 32];
+    let r = vms::pread(id, &mut back, DATA + 100);
+    s.check(
+        "pread: returns what pwrite wrote",
+        r == Ok(32) && back == msg,
+        show(r),
+    );
+    let mut big = [0u8; 256];
+    s.ok(
+        "pread: across the end of the mapping -> short count",
+        vms::pread(id, &mut big, DATA + 2 * PAGE - 100),
+        100,
+    );
+    s.ok(
+        "pwrite: across the end of the mapping -> short count",
+        vms::pwrite(id, &big, DATA + 2 * PAGE - 8),
+        8,
+    );
+    s.ok(
+        "pread: at an unmapped page -> 0",
+        vms::pread(id, &mut buf, 0x1000_0000),
+        0,
+    );
+    s.ok(
+        "pread: zero bytes -> 0",
+        vms::pread(id, &mut buf[..0], DATA),
+        0,
+    );
+    s.err(
+        "pread: kernel buffer outside guest memory -> EFAULT",
+        vms::pread_raw(id, s.mem_bytes + PAGE, 16, 0, DATA),
+        Errno::EFAULT,
+    );
+    s.err(
+        "pwrite: kernel buffer across the end of memory -> EFAULT",
+        vms::pwrite_raw(id, s.mem_bytes - 8, 16, 0, DATA),
+        Errno::EFAULT,
+    );
+    s.err(
+        "pread: offset range wraps -> EINVAL",
+        vms::pread(id, &mut buf, u64::MAX - 8),
+        Errno::EINVAL,
+    );
+    s.err(
+        "pread: flags != 0 -> EINVAL",
+        vms::pread_raw(id, buf.as_mut_ptr() as u64, 8, 1, DATA),
+        Errno::EINVAL,
+    );
+    let _ = vms::destroy(id);
+}
+
+fn mcontrol_cases(s: &mut Suite) {
+    let id = 0x500;
+    let _ = vms::create(id, 0, 0);
+    let rw = PROT_READ | PROT_WRITE;
+    let _ = vms::mmap(
+        id,
+        DATA,
+        4 * PAGE,
+        rw,
+        MAP_ANON | MAP_PRIVATE | MAP_FIXED,
+        FD_NONE,
+        0,
+    );
+    s.err(
+        "mcontrol: unknown id -> ENOENT",
+        vms::mcontrol(0x999, DATA, PAGE, MADV_NORMAL, 0),
+        Errno::ENOENT,
+    );
+    s.err(
+        "mcontrol: behaviour past MADV_CONTROL_END -> EINVAL",
+        vms::mcontrol(id, DATA, PAGE, MADV_CONTROL_END + 1, 0),
+        Errno::EINVAL,
+    );
+    s.err(
+        "mcontrol: negative behaviour -> EINVAL",
+        vms::mcontrol(id, DATA, PAGE, u64::MAX, 0),
+        Errno::EINVAL,
+    );
+    s.err(
+        "mcontrol: range wraps -> EINVAL",
+        vms::mcontrol(id, DATA, u64::MAX - PAGE, MADV_NORMAL, 0),
+        Errno::EINVAL,
+    );
+    s.err(
+        "mcontrol: above VM_MAX -> EINVAL",
+        vms::mcontrol(id, VM_MAX_USER_ADDRESS - PAGE, 2 * PAGE, MADV_NORMAL, 0),
+        Errno::EINVAL,
+    );
+    s.err(
+        "mcontrol: below VM_MIN -> EINVAL",
+        vms::mcontrol(id, 0, PAGE, MADV_NORMAL, 0),
+        Errno::EINVAL,
+    );
+    s.err(
+        "mcontrol: MADV_SETMAP outside a VPAGETABLE mapping -> EINVAL",
+        vms::mcontrol(id, DATA, PAGE, MADV_SETMAP, 0x10_0000),
+        Errno::EINVAL,
+    );
+    let before = vms::pool_pages();
+    s.ok(
+        "mcontrol: MADV_WILLNEED -> 0",
+        vms::mcontrol(id, DATA, 4 * PAGE, MADV_WILLNEED, 0),
+        0,
+    );
+    let after = vms::pool_pages();
+    s.check(
+        "mcontrol: MADV_WILLNEED prefaults the pages",
+        after >= before + 4,
+        Pair(after, before),
+    );
+    let _ = vms::pwrite(id, &0x1122_3344u64.to_le_bytes(), DATA + PAGE);
+    s.ok(
+        "mcontrol: MADV_INVAL -> 0",
+        vms::mcontrol(id, DATA, 4 * PAGE, MADV_INVAL, 0),
+        0,
+    );
+    s.check(
+        "mcontrol: MADV_INVAL keeps the data",
+        read_u64(id, DATA + PAGE) == Some(0x1122_3344),
+        "data lost",
+    );
+    s.ok(
+        "mcontrol: MADV_DONTNEED -> 0",
+        vms::mcontrol(id, DATA + PAGE, PAGE, MADV_DONTNEED, 0),
+        0,
+    );
+    s.check(
+        "mcontrol: MADV_DONTNEED discards (reads zero again)",
+        read_u64(id, DATA + PAGE) == Some(0),
+        "data still there",
+    );
+    let _ = vms::destroy(id);
+}
+
+fn mprotect_cases(s: &mut Suite) {
+    let id = 0x600;
+    let _ = new_process(id);
+    s.err(
+        "mprotect: unknown id -> ENOENT",
+        vms::mprotect(0x999, DATA, PAGE, PROT_READ),
+        Errno::ENOENT,
+    );
+    s.err(
+        "mprotect: unaligned address -> EINVAL",
+        vms::mprotect(id, DATA + 4, PAGE, PROT_READ),
+        Errno::EINVAL,
+    );
+    s.err(
+        "mprotect: unknown prot bits -> EINVAL",
+        vms::mprotect(id, DATA, PAGE, 0x80),
+        Errno::EINVAL,
+    );
+    s.err(
+        "mprotect: range with a hole -> ENOMEM",
+        vms::mprotect(id, DATA, 64 * PAGE, PROT_READ),
+        Errno::ENOMEM,
+    );
+    s.err(
+        "mprotect: above VM_MAX -> EINVAL",
+        vms::mprotect(id, VM_MAX_USER_ADDRESS, PAGE, PROT_READ),
+        Errno::EINVAL,
+    );
+    let _ = vms::pwrite(id, &5u64.to_le_bytes(), DATA);
+    s.ok(
+        "mprotect: read-only -> 0",
+        vms::mprotect(id, DATA, PAGE, PROT_READ),
+        0,
+    );
+    let (t, tf) = trap_of(id, Routine::StoreLoad, DATA, 9);
+    s.check(
+        "mprotect: a write to the read-only page traps (T_PAGEFLT, user write)",
+        t == T_PAGEFLT && tf.addr == DATA && tf.err & 6 == 6,
+        Pair(t, Hex(tf.err as i64)),
+    );
+    let (t, tf) = trap_of(id, Routine::Load, DATA, 0);
+    s.check(
+        "mprotect: reading it still works",
+        t == T_FAST_SYSCALL && tf.rax == 5,
+        Pair(t, tf.rax),
+    );
+    let _ = vms::destroy(id);
+}
+
+/// A change that makes a good frame bad.
+type Spoil = fn(&mut TrapFrame);
+
+fn ctl_cases(s: &mut Suite) {
+    let id = 0x700;
+    let _ = new_process(id);
+    let mut vf = VextFrame::default();
+    let good = frame(Routine::Syscall, 1, 0);
+    let mut tf = good;
+    s.err(
+        "ctl: unknown id -> ENOENT",
+        vms::run(0x999, &mut tf, &mut vf, 0),
+        Errno::ENOENT,
+    );
+    s.err(
+        "ctl: command other than RUN -> EOPNOTSUPP",
+        vms::ctl_raw(id, 2, &mut tf as *mut _ as u64, &mut vf as *mut _ as u64, 0),
+        Errno::EOPNOTSUPP,
+    );
+    let vfa = &mut vf as *mut _ as u64;
+    let tfa = &mut tf as *mut _ as u64;
+    s.err(
+        "ctl: trap frame outside guest memory -> EFAULT",
+        vms::ctl_raw(id, 1, s.mem_bytes + PAGE, vfa, 0),
+        Errno::EFAULT,
+    );
+    s.err(
+        "ctl: trap frame across the end of memory -> EFAULT",
+        vms::ctl_raw(id, 1, s.mem_bytes - 100, vfa, 0),
+        Errno::EFAULT,
+    );
+    s.err(
+        "ctl: vext frame outside guest memory -> EFAULT",
+        vms::ctl_raw(id, 1, tfa, 0xffff_ffff_0000, 0),
+        Errno::EFAULT,
+    );
+    let bad_frames: [(&str, Spoil); 8] = [
+        ("ctl: frame with ring-0 code segment -> EINVAL", |f| {
+            f.cs = selector::KERNEL_CS as u64
+        }),
+        ("ctl: frame with ring-0 stack segment -> EINVAL", |f| {
+            f.ss = selector::KERNEL_SS as u64
+        }),
+        ("ctl: frame with IOPL 3 -> EINVAL", |f| {
+            f.rflags |= rflags::IOPL
+        }),
+        ("ctl: frame with IF clear -> EINVAL", |f| {
+            f.rflags &= !rflags::IF
+        }),
+        ("ctl: frame with VM86 flag -> EINVAL", |f| {
+            f.rflags |= rflags::VM
+        }),
+        ("ctl: frame with non-canonical rip -> EINVAL", |f| {
+            f.rip = 0x8000_0000_0000_0000
+        }),
+        ("ctl: frame with non-canonical rsp -> EINVAL", |f| {
+            f.rsp = 0x0000_9000_0000_0000
+        }),
+        ("ctl: frame with rip in the trap area -> EINVAL", |f| {
+            f.rip = TRAP_AREA_BASE
+        }),
+    ];
+    for (desc, spoil) in bad_frames {
+        let mut tf = good;
+        spoil(&mut tf);
+        let mut vf = VextFrame::default();
+        s.err(desc, vms::run(id, &mut tf, &mut vf, 0), Errno::EINVAL);
+    }
+    let mut tf = good;
+    let mut vf = VextFrame::default();
+    vf.tls[0].base = 0xffff_8000_0000_0000;
+    s.err(
+        "ctl: non-canonical fs base -> EINVAL",
+        vms::run(id, &mut tf, &mut vf, 0),
+        Errno::EINVAL,
+    );
+    let _ = vms::destroy(id);
+}
+
+fn run_cases(s: &mut Suite) {
+    let id = 0x800;
+    let _ = new_process(id);
+    let (r, tf) = run(id, frame(Routine::Syscall, 0x1234, 0), 0);
+    let after_syscall = TEXT + usercode::offset(Routine::Syscall) + 5;
+    s.check(
+        "run: syscall returns to the kernel (T_FAST_SYSCALL, rax, rip past it)",
+        r == Ok(0)
+            && tf.trapno == T_FAST_SYSCALL
+            && tf.rax == 0x1234
+            && tf.rip == after_syscall
+            && tf.err == 2,
+        Pair(tf.trapno, Hex(tf.rip as i64)),
+    );
+    s.check(
+        "run: syscall frame has rcx = return rip, r11 = rflags",
+        tf.rcx == tf.rip && tf.r11 == tf.rflags,
+        Hex(tf.rcx as i64),
+    );
+    let before = vms::pool_pages();
+    let (t, tf) = trap_of(id, Routine::StoreLoad, DATA + 5 * PAGE + 8, 0xabcd);
+    s.check(
+        "run: demand-zero fault resolved by the host (no trap until syscall)",
+        t == T_FAST_SYSCALL && tf.rax == 0xabcd,
+        Pair(t, Hex(tf.rax as i64)),
+    );
+    s.check(
+        "run: the faulted-in page came from the pool",
+        vms::pool_pages() > before,
+        vms::pool_pages(),
+    );
+    s.check(
+        "run: data the process wrote is read back with pread",
+        read_u64(id, DATA + 5 * PAGE + 8) == Some(0xabcd),
+        "pread differs",
+    );
+    let (t, _) = trap_of(id, Routine::TouchPages, DATA, 16);
+    s.check(
+        "run: touching 16 fresh pages needs no help from the kernel",
+        t == T_FAST_SYSCALL,
+        t,
+    );
+    let _ = vms::pwrite(id, &0x5eedu64.to_le_bytes(), DATA + 9 * PAGE);
+    let (t, tf) = trap_of(id, Routine::Load, DATA + 9 * PAGE, 0);
+    s.check(
+        "run: data written with pwrite is seen by the process",
+        t == T_FAST_SYSCALL && tf.rax == 0x5eed,
+        Hex(tf.rax as i64),
+    );
+    let (t, tf) = trap_of(id, Routine::Load, 0x3000_0000, 0);
+    s.check(
+        "run: fault outside any mapping goes to the kernel (T_PAGEFLT, addr, err)",
+        t == T_PAGEFLT && tf.addr == 0x3000_0000 && tf.err & 4 == 4 && tf.err & 1 == 0,
+        Pair(t, Hex(tf.addr as i64)),
+    );
+    let start = guestlib::hypercall::clock_ns();
+    let (r, tf) = run(id, frame(Routine::Spin, 0, 0), 20_000);
+    let took_us = (guestlib::hypercall::clock_ns() - start) / 1000;
+    s.check(
+        "run: timeout brings a spinning process back (trapno 0)",
+        r == Ok(0)
+            && tf.trapno == T_TIMEOUT
+            && tf.rax > 0
+            && (20_000..2_000_000).contains(&took_us),
+        Pair(tf.trapno, took_us),
+    );
+    let rip_spin = tf.rip;
+    // A 5 ms slice may end before the process runs at all when the host
+    // is loaded: resuming must never lose its count, and within a few
+    // slices it must have counted on.
+    let (mut resumed, mut cur) = (true, tf);
+    for _ in 0..50 {
+        let (r2, tf2) = run(id, cur, 5_000);
+        resumed &= r2 == Ok(0) && tf2.trapno == T_TIMEOUT && tf2.rax >= cur.rax;
+        cur = tf2;
+        if cur.rax > tf.rax || !resumed {
+            break;
+        }
+    }
+    s.check(
+        "run: a timed-out process resumes where it was",
+        resumed && cur.rax > tf.rax,
+        Pair(Hex(rip_spin as i64), cur.rax),
+    );
+    // Time slices ending as the process faults: whatever the race, each RUN
+    // comes back as the fault or the timeout, and never hands the process's
+    // exception to the kernel (which would crash it).
+    let mut odd = 0u64;
+    for i in 0..3000u64 {
+        let mut tf = frame(Routine::Load, 0x3000_0000, 0);
+        if i % 2 == 1 {
+            tf.rflags |= rflags::TF;
+        }
+        let mut vf = VextFrame::default();
+        let r = vms::run(id, &mut tf, &mut vf, 1 + i % 40);
+        let ok = r == Ok(0)
+            && (tf.trapno == T_PAGEFLT || tf.trapno == T_TIMEOUT || tf.trapno == T_TRCTRAP);
+        odd += u64::from(!ok);
+    }
+    s.check(
+        "run: 3,000 tiny time slices racing a fault end as the fault or the timeout",
+        odd == 0,
+        odd,
+    );
+    let traps = [
+        ("run: hlt -> T_PROTFLT", Routine::Hlt, T_PROTFLT),
+        (
+            "run: out to a closed port -> T_PROTFLT",
+            Routine::Out,
+            T_PROTFLT,
+        ),
+        (
+            "run: out to a hypercall port -> T_PROTFLT",
+            Routine::OutHypercall,
+            T_PROTFLT,
+        ),
+        ("run: mov to cr3 -> T_PROTFLT", Routine::MovCr3, T_PROTFLT),
+        ("run: lgdt -> T_PROTFLT", Routine::Lgdt, T_PROTFLT),
+        ("run: wrmsr -> T_PROTFLT", Routine::Wrmsr, T_PROTFLT),
+        ("run: cli -> T_PROTFLT", Routine::Cli, T_PROTFLT),
+        ("run: int3 -> T_BPTFLT", Routine::Int3, T_BPTFLT),
+        ("run: ud2 -> T_PRIVINFLT", Routine::Ud2, T_PRIVINFLT),
+        ("run: divide by zero -> T_DIVIDE", Routine::Div0, T_DIVIDE),
+    ];
+    for (desc, routine, want) in traps {
+        let (t, tf) = trap_of(id, routine, 0, 0);
+        let at = TEXT + usercode::offset(routine);
+        // Where each trap leaves rip: after int3, on the faulting instruction
+        // otherwise (div and the hypercall `out` follow 4 setup bytes).
+        let skip = match routine {
+            Routine::Int3 => 1,
+            Routine::Div0 | Routine::OutHypercall => 4,
+            _ => 0,
+        };
+        let rip_ok = tf.rip == at + skip;
+        s.check(desc, t == want && rip_ok, Pair(t, Hex(tf.rip as i64)));
+    }
+    let _ = vms::pwrite(id, &0x7u64.to_le_bytes(), DATA + 10 * PAGE);
+    let mut tf = frame(Routine::FsLoad, 0, 0);
+    let mut vf = VextFrame::default();
+    vf.tls[0].base = DATA + 10 * PAGE;
+    let r = vms::run(id, &mut tf, &mut vf, 0);
+    s.check(
+        "run: fs base from the vext frame (fs:[0]) and back",
+        r == Ok(0) && tf.rax == 7 && vf.tls[0].base == DATA + 10 * PAGE,
+        Hex(tf.rax as i64),
+    );
+    let _ = vms::destroy(id);
+}
+
+fn isolation_cases(s: &mut Suite) {
+    let (a, b) = (0x900, 0x901);
+    let _ = new_process(a);
+    let _ = new_process(b);
+    let (t, tf) = trap_of(a, Routine::Load, 0x20_0000, 0);
+    s.check(
+        "isolation: the kernel's memory is not mapped in a process",
+        t == T_PAGEFLT && tf.addr == 0x20_0000,
+        t,
+    );
+    let (t, tf) = trap_of(a, Routine::Load, TRAP_AREA_BASE + PAGE, 0);
+    s.check(
+        "isolation: the trap area is not readable (T_PAGEFLT, protection)",
+        t == T_PAGEFLT && tf.err & 1 == 1,
+        Pair(t, Hex(tf.err as i64)),
+    );
+    let (t, _) = trap_of(a, Routine::StoreLoad, TRAP_AREA_BASE, 1);
+    s.check(
+        "isolation: the syscall stub page is not writable",
+        t == T_PAGEFLT,
+        t,
+    );
+    let (t, tf) = trap_of(a, Routine::CallStub, 0x77, SYSCALL_STUB_ADDR);
+    s.check(
+        "isolation: jumping to the syscall stub is only a system call",
+        t == T_FAST_SYSCALL && tf.rax == 0x77,
+        t,
+    );
+    let (t, _) = trap_of(a, Routine::StoreLoad, DATA + 3 * PAGE, 0xaaaa);
+    let (t2, tf2) = trap_of(b, Routine::Load, DATA + 3 * PAGE, 0);
+    s.check(
+        "isolation: one vmspace's writes are invisible in another",
+        t == T_FAST_SYSCALL && t2 == T_FAST_SYSCALL && tf2.rax == 0,
+        Hex(tf2.rax as i64),
+    );
+    // SSE state belongs to each process.
+    let (ra, mut ta) = run(a, frame(Routine::Simd, 0xaaaa_0001, 0), 0);
+    let (rb, mut tb) = run(b, frame(Routine::Simd, 0xbbbb_0002, 0), 0);
+    let mut vf = VextFrame::default();
+    let ra2 = vms::run(a, &mut ta, &mut vf, 0);
+    let rb2 = vms::run(b, &mut tb, &mut vf, 0);
+    s.check(
+        "isolation: SIMD registers are per process",
+        ra.is_ok()
+            && rb.is_ok()
+            && ra2.is_ok()
+            && rb2.is_ok()
+            && ta.rax == 0xaaaa_0001
+            && tb.rax == 0xbbbb_0002,
+        Pair(Hex(ta.rax as i64), Hex(tb.rax as i64)),
+    );
+    // Shared physical memory: the kernel's page is visible, both ways.
+    let page = 0x3f0_0000u64.min(s.mem_bytes - 4 * PAGE);
+    let r = vms::mmap(
+        a,
+        DATA + 12 * PAGE,
+        PAGE,
+        PROT_READ | PROT_WRITE,
+        MAP_SHARED | MAP_FIXED,
+        PHYSMEM_FD,
+        page,
+    );
+    // SAFETY: `page` is free RAM near the top of memory, unused by the kernel.
+    unsafe { core::ptr::write_volatile(page as *mut u64, 0x600d) };
+    let (t, tf) = trap_of(a, Routine::Load, DATA + 12 * PAGE, 0);
+    s.check(
+        "physmem: a shared mapping sees the kernel's page",
+        r.is_ok() && t == T_FAST_SYSCALL && tf.rax == 0x600d,
+        Pair(show(r), Hex(tf.rax as i64)),
+    );
+    let (t, _) = trap_of(a, Routine::StoreLoad, DATA + 12 * PAGE, 0xd00d);
+    // SAFETY: as above.
+    let seen = unsafe { core::ptr::read_volatile(page as *const u64) };
+    s.check(
+        "physmem: the process's writes reach the kernel's page",
+        t == T_FAST_SYSCALL && seen == 0xd00d,
+        Hex(seen as i64),
+    );
+    // Unmapping really removes the translation the process used.
+    let _ = trap_of(a, Routine::Load, DATA + 3 * PAGE, 0);
+    let _ = vms::munmap(a, DATA + 3 * PAGE, PAGE);
+    let (t, tf) = trap_of(a, Routine::Load, DATA + 3 * PAGE, 0);
+    s.check(
+        "isolation: after munmap the process faults on the page it had used",
+        t == T_PAGEFLT && tf.addr == DATA + 3 * PAGE,
+        Pair(t, Hex(tf.rax as i64)),
+    );
+    let _ = vms::destroy(a);
+    let _ = vms::destroy(b);
+}
+
+fn clone_cases(s: &mut Suite) {
+    let (a, b) = (0xa00, 0xa01);
+    let _ = new_process(a);
+    let _ = vms::pwrite(a, &0x1111u64.to_le_bytes(), DATA);
+    s.err(
+        "clone: unknown source -> ENOENT",
+        vms::clone(0x999, b),
+        Errno::ENOENT,
+    );
+    s.err(
+        "clone: existing destination -> EEXIST",
+        vms::clone(a, a),
+        Errno::EEXIST,
+    );
+    s.ok("clone: -> 0", vms::clone(a, b), 0);
+    let _ = vms::pwrite(a, &0x2222u64.to_le_bytes(), DATA);
+    let (t, tf) = trap_of(b, Routine::Load, DATA, 0);
+    s.check(
+        "clone: the copy keeps the data at clone time and runs",
+        t == T_FAST_SYSCALL && tf.rax == 0x1111,
+        Hex(tf.rax as i64),
+    );
+    let _ = vms::destroy(a);
+    let _ = vms::destroy(b);
+    print!("");
+}
+
+/// `MAP_VPAGETABLE` over the whole user range, as a guest pmap maps every
+/// process: accepted, charged a fixed shadow allowance (not the range's
+/// tables), and given back whole on destroy.
+fn vpagetable_whole_range_cases(s: &mut Suite) {
+    let id = 0xc03;
+    let pool_before = vms::pool_pages();
+    let _ = vms::create(id, 0, 0);
+    let all = VM_MAX_USER_ADDRESS - VM_MIN_USER_ADDRESS;
+    let rwx = PROT_READ | PROT_WRITE | PROT_EXEC;
+    let vpt = MAP_SHARED | MAP_VPAGETABLE | MAP_FIXED;
+    s.ok(
+        "vpagetable: MAP_VPAGETABLE over the whole user range -> accepted",
+        vms::mmap(id, VM_MIN_USER_ADDRESS, all, rwx, vpt, PHYSMEM_FD, 0),
+        VM_MIN_USER_ADDRESS as i64,
+    );
+    s.ok(
+        "vpagetable: SETMAP over the whole user range -> 0",
+        vms::mcontrol(
+            id,
+            VM_MIN_USER_ADDRESS,
+            all,
+            MADV_SETMAP,
+            GuestTables::root(),
+        ),
+        0,
+    );
+    let used = vms::pool_pages() - pool_before;
+    s.check(
+        "vpagetable: the whole range holds no more than its PML4 (tables come on faults)",
+        (1..=2).contains(&used),
+        used,
+    );
+    s.ok(
+        "vpagetable: destroy the whole-range vmspace",
+        vms::destroy(id),
+        0,
+    );
+    let back = vms::pool_pages();
+    s.check(
+        "vpagetable: the pool is back after the whole-range vmspace",
+        back == pool_before,
+        Pair(pool_before, back),
+    );
+}
+
+/// `MAP_VPAGETABLE`: the kernel keeps the process's page table in its own
+/// RAM (a static table, identity-mapped, so its address is its
+/// guest-physical address), names it with `MADV_SETMAP`, and the process
+/// loads and stores through it.
+fn vpagetable_cases(s: &mut Suite) {
+    let id = 0xc00;
+    let pool_before = vms::pool_pages();
+    let _ = new_process(id);
+    let rw = PROT_READ | PROT_WRITE;
+    let vpt = MAP_SHARED | MAP_VPAGETABLE | MAP_FIXED;
+    let len = VPT_PAGES * PAGE;
+    s.ok(
+        "vpagetable: mmap MAP_VPAGETABLE|MAP_SHARED over physical memory -> the address",
+        vms::mmap(id, VPT_BASE, len, rw, vpt, PHYSMEM_FD, 0),
+        VPT_BASE as i64,
+    );
+    GuestTables::build();
+    let (a, b) = (GuestTables::data_a(), GuestTables::data_b());
+    let user_rw = pte::P | pte::RW | pte::US;
+    GuestTables::set_pte(0, a | user_rw);
+    GuestTables::set_pte(1, a | pte::P | pte::US); // read-only
+    GuestTables::set_pte(3, b | pte::P | pte::RW); // supervisor
+    GuestTables::set_pte(4, s.mem_bytes | user_rw); // past RAM
+    poke(a, 0xfeed_f00d);
+    poke(b, 0xb0b0_b0b0);
+    let (t, tf) = trap_of(id, Routine::Load, VPT_BASE, 0);
+    s.check(
+        "vpagetable: before SETMAP every access is the kernel's (T_PAGEFLT, not present)",
+        t == T_PAGEFLT && tf.addr == VPT_BASE && tf.err & pf::P == 0,
+        Pair(t, Hex(tf.err as i64)),
+    );
+    s.err(
+        "vpagetable: SETMAP on a non-VPAGETABLE range -> EINVAL",
+        vms::mcontrol(id, DATA, PAGE, MADV_SETMAP, GuestTables::root()),
+        Errno::EINVAL,
+    );
+    s.err(
+        "vpagetable: SETMAP with an unaligned root -> EINVAL",
+        vms::mcontrol(id, VPT_BASE, len, MADV_SETMAP, GuestTables::root() + 8),
+        Errno::EINVAL,
+    );
+    s.err(
+        "vpagetable: SETMAP with a root outside RAM -> EINVAL",
+        vms::mcontrol(id, VPT_BASE, len, MADV_SETMAP, s.mem_bytes),
+        Errno::EINVAL,
+    );
+    s.err(
+        "vpagetable: SETMAP with a root in the host pool -> EINVAL",
+        vms::mcontrol(id, VPT_BASE, len, MADV_SETMAP, POOL_BASE),
+        Errno::EINVAL,
+    );
+    s.ok(
+        "vpagetable: SETMAP with the kernel's table -> 0",
+        vms::mcontrol(id, VPT_BASE, len, MADV_SETMAP, GuestTables::root()),
+        0,
+    );
+    let (t, tf) = trap_of(id, Routine::Load, VPT_BASE, 0);
+    s.check(
+        "vpagetable: a load through the guest table sees the kernel's page",
+        t == T_FAST_SYSCALL && tf.rax == 0xfeed_f00d,
+        Pair(t, Hex(tf.rax as i64)),
+    );
+    s.check(
+        "vpagetable: the host set A in the guest's entry",
+        GuestTables::pte(0) & (pte::A | pte::D) == pte::A,
+        Hex(GuestTables::pte(0) as i64),
+    );
+    let (t, tf) = trap_of(id, Routine::StoreLoad, VPT_BASE + 8, 0x5704e);
+    s.check(
+        "vpagetable: a store lands in the kernel's page (and sets D)",
+        t == T_FAST_SYSCALL
+            && tf.rax == 0x5704e
+            && peek(a + 8) == 0x5704e
+            && GuestTables::pte(0) & pte::D != 0,
+        Pair(t, Hex(peek(a + 8) as i64)),
+    );
+    let (t, tf) = trap_of(id, Routine::Load, VPT_BASE + 2 * PAGE + 16, 0);
+    s.check(
+        "vpagetable: a not-present guest entry -> T_PAGEFLT, addr, err P clear",
+        t == T_PAGEFLT
+            && tf.addr == VPT_BASE + 2 * PAGE + 16
+            && tf.err & (pf::P | pf::U | pf::W) == pf::U,
+        Pair(t, Hex(tf.err as i64)),
+    );
+    let (t, tf) = trap_of(id, Routine::StoreLoad, VPT_BASE + PAGE, 1);
+    s.check(
+        "vpagetable: a store to a read-only guest entry -> T_PAGEFLT, err P|W|U",
+        t == T_PAGEFLT
+            && tf.addr == VPT_BASE + PAGE
+            && tf.err & (pf::P | pf::U | pf::W) == pf::P | pf::U | pf::W,
+        Pair(t, Hex(tf.err as i64)),
+    );
+    let (t, tf) = trap_of(id, Routine::Load, VPT_BASE + PAGE, 0);
+    s.check(
+        "vpagetable: a load from the read-only guest entry works",
+        t == T_FAST_SYSCALL && tf.rax == 0xfeed_f00d,
+        Pair(t, Hex(tf.rax as i64)),
+    );
+    let (t, tf) = trap_of(id, Routine::Load, VPT_BASE + 3 * PAGE, 0);
+    s.check(
+        "vpagetable: a supervisor guest entry -> T_PAGEFLT, err P set",
+        t == T_PAGEFLT && tf.addr == VPT_BASE + 3 * PAGE && tf.err & pf::P != 0,
+        Pair(t, Hex(tf.err as i64)),
+    );
+    let (t, tf) = trap_of(id, Routine::Load, VPT_BASE + 4 * PAGE, 0);
+    s.check(
+        "vpagetable: a guest entry pointing past RAM -> T_PAGEFLT",
+        t == T_PAGEFLT && tf.addr == VPT_BASE + 4 * PAGE,
+        Pair(t, Hex(tf.err as i64)),
+    );
+    // The kernel fixes its table (the entry was not present: no INVAL
+    // needed) and runs the process again.
+    GuestTables::set_pte(2, b | user_rw);
+    let (t, tf) = trap_of(id, Routine::Load, VPT_BASE + 2 * PAGE, 0);
+    s.check(
+        "vpagetable: after the kernel fills the entry the access works",
+        t == T_FAST_SYSCALL && tf.rax == 0xb0b0_b0b0,
+        Pair(t, Hex(tf.rax as i64)),
+    );
+    // Point a valid entry at another page and invalidate.
+    GuestTables::set_pte(0, b | user_rw);
+    s.ok(
+        "vpagetable: MADV_INVAL -> 0",
+        vms::mcontrol(id, VPT_BASE, PAGE, MADV_INVAL, 0),
+        0,
+    );
+    let (t, tf) = trap_of(id, Routine::Load, VPT_BASE, 0);
+    s.check(
+        "vpagetable: after changing the entry and MADV_INVAL the process sees the new page",
+        t == T_FAST_SYSCALL && tf.rax == 0xb0b0_b0b0,
+        Pair(t, Hex(tf.rax as i64)),
+    );
+    GuestTables::set_pte(0, 0);
+    let _ = vms::mcontrol(id, VPT_BASE, PAGE, MADV_INVAL, 0);
+    let (t, tf) = trap_of(id, Routine::Load, VPT_BASE, 0);
+    s.check(
+        "vpagetable: after clearing the entry and MADV_INVAL the access faults",
+        t == T_PAGEFLT && tf.addr == VPT_BASE && tf.err & pf::P == 0,
+        Pair(t, Hex(tf.err as i64)),
+    );
+    let mut word = [0u8; 8];
+    let r = vms::pread(id, &mut word, VPT_BASE + 2 * PAGE);
+    s.check(
+        "vpagetable: pread goes through the guest table",
+        r == Ok(8) && u64::from_le_bytes(word) == 0xb0b0_b0b0,
+        show(r),
+    );
+    s.ok("vpagetable: munmap -> 0", vms::munmap(id, VPT_BASE, len), 0);
+    let (t, _) = trap_of(id, Routine::Load, VPT_BASE + 2 * PAGE, 0);
+    s.check(
+        "vpagetable: after munmap the guest table is not used",
+        t == T_PAGEFLT,
+        t,
+    );
+    let _ = vms::destroy(id);
+    let pool_after = vms::pool_pages();
+    s.check(
+        "vpagetable: every pool page back after destroy",
+        pool_after == pool_before,
+        Pair(pool_after, pool_before),
+    );
+}

@@ -1,0 +1,21 @@
+//! Wait channels: the values processes sleep on (xv6's `void *chan`).
+//! Whoever makes the awaited thing happen wakes the channel; see
+//! `proc/wait.rs`. A leaf module, so every subsystem can name them.
+
+/// What a sleeping process waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Chan {
+    /// A child of this process changed state (exited): wait4.
+    Child(u32),
+    /// Console input: a read of the console with none buffered.
+    ConsoleInput,
+    /// The futex word at this user address (private to one process until
+    /// threads share address spaces).
+    Futex(u64),
+    /// Only the deadline can end this sleep (nanosleep).
+    Timer,
+    /// Pipe `id` has data to read, or a writer left.
+    PipeReadable(u64),
+    /// Pipe `id` has room to write, or its readers left.
+    PipeWritable(u64),
+}

@@ -1,0 +1,236 @@
+//! Character devices (and the other objects that are not file data:
+//! pipes, the console): what `/dev` holds, behind one [`Device`] trait.
+//! A read or write that cannot proceed now says which channel to sleep on;
+//! the system call sleeps and restarts when woken.
+
+use alloc::rc::Rc;
+
+use crate::chan::Chan;
+use crate::random;
+use guestlib::hypercall;
+use vkernel_abi::Errno;
+
+use super::vfs::{Kind, Sink, Source};
+use vkernel_abi::console_kind;
+
+/// Why a read or write did not complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoError {
+    /// It failed with this errno.
+    Fail(Errno),
+    /// Nothing can be done now: sleep on the channel and try again (or
+    /// `EAGAIN` for a non-blocking descriptor).
+    WouldBlock(Chan),
+    /// A write to a pipe (or stream) no one reads: `EPIPE`, and `SIGPIPE`
+    /// for the writer.
+    BrokenPipe,
+}
+
+impl From<Errno> for IoError {
+    fn from(e: Errno) -> Self {
+        IoError::Fail(e)
+    }
+}
+
+/// Readiness, as poll reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ready {
+    pub read: bool,
+    pub write: bool,
+    /// The other end is gone (POLLHUP).
+    pub hangup: bool,
+}
+
+/// A device (or pipe end) an open file reads and writes.
+pub trait Device {
+    /// Reads up to `len` bytes into `out`.
+    fn read(&self, len: usize, out: Sink) -> Result<usize, IoError>;
+    /// Writes up to `len` bytes from `src`.
+    fn write(&self, len: usize, src: Source) -> Result<usize, IoError>;
+    /// What a read or write would do now.
+    fn ready(&self) -> Ready {
+        Ready {
+            read: true,
+            write: true,
+            hangup: false,
+        }
+    }
+    /// Whether this is a terminal (isatty, the tty ioctls).
+    fn is_tty(&self) -> bool {
+        false
+    }
+    /// What fstat says it is when it has no node of its own.
+    fn kind(&self) -> Kind {
+        Kind::CharDevice
+    }
+    /// The last descriptor of the open file is gone (a pipe end counts
+    /// its open files).
+    fn release(&self) {}
+    /// The channels to wake when an open file of this device closes
+    /// (a pipe's: the other side may see end of file or `EPIPE`).
+    fn wake_on_close(&self) -> Option<[Chan; 2]> {
+        None
+    }
+    /// What an open of the node gives, if not the device itself (a fifo:
+    /// an end of its pipe).
+    fn open(&self, _write: bool) -> Option<Rc<dyn Device>> {
+        None
+    }
+}
+
+/// Fills `out` with `len` bytes made by `fill`, a page at a time.
+fn produce(len: usize, out: Sink, fill: impl Fn(&mut [u8])) -> Result<usize, IoError> {
+    let mut chunk = [0u8; 4096];
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(chunk.len());
+        fill(&mut chunk[..n]);
+        let took = out(&chunk[..n])?;
+        done += took;
+        if took < n {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+/// Takes `len` bytes from `src` and drops them.
+fn consume(len: usize, src: Source) -> Result<usize, IoError> {
+    let mut chunk = [0u8; 4096];
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(chunk.len());
+        let got = src(&mut chunk[..n])?;
+        done += got;
+        if got < n {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+/// `/dev/null`: reads end at once, writes vanish.
+pub struct Null;
+impl Device for Null {
+    fn read(&self, _: usize, _: Sink) -> Result<usize, IoError> {
+        Ok(0)
+    }
+    fn write(&self, len: usize, src: Source) -> Result<usize, IoError> {
+        consume(len, src)
+    }
+}
+
+/// `/dev/zero`: zeros; writes vanish.
+pub struct Zero;
+impl Device for Zero {
+    fn read(&self, len: usize, out: Sink) -> Result<usize, IoError> {
+        produce(len, out, |b| b.fill(0))
+    }
+    fn write(&self, len: usize, src: Source) -> Result<usize, IoError> {
+        consume(len, src)
+    }
+}
+
+/// `/dev/full`: zeros; every write is `ENOSPC`.
+pub struct Full;
+impl Device for Full {
+    fn read(&self, len: usize, out: Sink) -> Result<usize, IoError> {
+        produce(len, out, |b| b.fill(0))
+    }
+    fn write(&self, _: usize, _: Source) -> Result<usize, IoError> {
+        Err(IoError::Fail(Errno::ENOSPC))
+    }
+}
+
+/// `/dev/random` and `/dev/urandom`: the kernel's random numbers; writes
+/// are accepted and dropped (Linux mixes them in).
+pub struct Random;
+impl Device for Random {
+    fn read(&self, len: usize, out: Sink) -> Result<usize, IoError> {
+        produce(len, out, random::fill)
+    }
+    fn write(&self, len: usize, src: Source) -> Result<usize, IoError> {
+        consume(len, src)
+    }
+}
+
+/// The host console: reads from the host's stdin, writes to its stdout
+/// (or stderr for the handle opened as fd 2 at boot), through the console
+/// hypercalls. Each of fds 0-2 is what the host's own fd is (a terminal, a
+/// pipe, a file: `kind`, from the boot info), so isatty and fstat answer
+/// as they would natively and stdio buffers accordingly.
+pub struct Console {
+    /// 1: stdout, 2: stderr.
+    pub stream: u64,
+    /// A `vkernel_abi::console_kind` value.
+    pub kind: u8,
+}
+
+impl Device for Console {
+    fn read(&self, len: usize, out: Sink) -> Result<usize, IoError> {
+        let mut buf = [0u8; 4096];
+        let n = len.min(buf.len());
+        match hypercall::console_read(&mut buf[..n]) {
+            Ok(got) => Ok(out(&buf[..got])?),
+            Err(Errno::EAGAIN) => Err(IoError::WouldBlock(Chan::ConsoleInput)),
+            Err(e) => Err(IoError::Fail(e)),
+        }
+    }
+
+    fn write(&self, len: usize, src: Source) -> Result<usize, IoError> {
+        let mut buf = [0u8; 4096];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(buf.len());
+            let got = src(&mut buf[..n])?;
+            if got > 0 {
+                hypercall::console_write_to(self.stream, &buf[..got]);
+            }
+            done += got;
+            if got < n {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
+    fn is_tty(&self) -> bool {
+        matches!(self.kind, console_kind::TTY | console_kind::UNKNOWN)
+    }
+
+    fn kind(&self) -> Kind {
+        match self.kind {
+            console_kind::PIPE => Kind::Fifo,
+            console_kind::FILE => Kind::Regular,
+            console_kind::SOCKET => Kind::Socket,
+            _ => Kind::CharDevice,
+        }
+    }
+}
+
+/// The devices `/dev` holds, by name, with their device numbers.
+pub fn builtin(name: &[u8]) -> Option<(Rc<dyn Device>, u64)> {
+    let dev = |major: u64, minor: u64| (major << 8) | minor;
+    Some(match name {
+        b"null" => (Rc::new(Null) as Rc<dyn Device>, dev(1, 3)),
+        b"zero" => (Rc::new(Zero), dev(1, 5)),
+        b"full" => (Rc::new(Full), dev(1, 7)),
+        b"random" => (Rc::new(Random), dev(1, 8)),
+        b"urandom" => (Rc::new(Random), dev(1, 9)),
+        b"tty" => (
+            Rc::new(Console {
+                stream: 1,
+                kind: console_kind::TTY,
+            }),
+            dev(5, 0),
+        ),
+        b"console" => (
+            Rc::new(Console {
+                stream: 1,
+                kind: console_kind::TTY,
+            }),
+            dev(5, 1),
+        ),
+        _ => return None,
+    })
+}

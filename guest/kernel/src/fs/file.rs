@@ -1,0 +1,293 @@
+//! Open files and descriptor tables (xv6's file.c, Linux's `struct file`
+//! and `files_struct`). An open file description holds the object, the
+//! offset and the status flags, shared by every descriptor that `dup` or
+//! `fork` made from it, as POSIX requires; the close-on-exec flag belongs
+//! to the descriptor.
+
+use alloc::rc::Rc;
+use alloc::vec::Vec;
+use core::cell::{Cell, RefCell};
+
+use linux_raw_sys::general::{O_ACCMODE, O_APPEND, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY};
+use vkernel_abi::Errno;
+
+use super::device::{Device, IoError};
+use super::vfs::{InodeRef, Kind, Metadata, Sink, Source};
+
+/// What an open file reads and writes.
+pub enum Object {
+    /// A file system object: a regular file, a directory, a symlink
+    /// (`O_PATH`), read and written through the inode.
+    Inode(InodeRef),
+    /// A device, pipe end or fifo end; `node` is its name in a file
+    /// system, if it has one (for fstat).
+    Device {
+        dev: Rc<dyn Device>,
+        node: Option<InodeRef>,
+    },
+}
+
+/// An open file description.
+pub struct OpenFile {
+    pub object: Object,
+    pub offset: Cell<u64>,
+    /// `O_ACCMODE`, `O_APPEND`, `O_NONBLOCK`, ... as open was given them
+    /// (`F_SETFL` changes `O_APPEND` and `O_NONBLOCK`).
+    pub flags: Cell<u32>,
+    /// The path it was opened by, for `/proc/PID/fd`.
+    pub path: Vec<u8>,
+    /// For a pipe end: a stable inode number for fstat.
+    pub pipe_ino: u64,
+}
+
+/// Flags `F_SETFL` may change.
+pub const SETFL_MASK: u32 = O_APPEND | O_NONBLOCK;
+
+impl OpenFile {
+    /// A new open file.
+    pub fn new(object: Object, flags: u32, path: Vec<u8>) -> Rc<OpenFile> {
+        Rc::new(OpenFile {
+            object,
+            offset: Cell::new(0),
+            flags: Cell::new(flags),
+            path,
+            pipe_ino: 0,
+        })
+    }
+
+    /// A pipe end (no name; inode number `ino`).
+    pub fn pipe(dev: Rc<dyn Device>, flags: u32, ino: u64) -> Rc<OpenFile> {
+        Rc::new(OpenFile {
+            object: Object::Device { dev, node: None },
+            offset: Cell::new(0),
+            flags: Cell::new(flags),
+            path: alloc::format!("pipe:[{ino}]").into_bytes(),
+            pipe_ino: ino,
+        })
+    }
+
+    pub fn readable(&self) -> bool {
+        matches!(self.flags.get() & O_ACCMODE, O_RDONLY | O_RDWR)
+    }
+
+    pub fn writable(&self) -> bool {
+        matches!(self.flags.get() & O_ACCMODE, O_WRONLY | O_RDWR)
+    }
+
+    pub fn nonblocking(&self) -> bool {
+        self.flags.get() & O_NONBLOCK != 0
+    }
+
+    /// The inode, if the object has one.
+    pub fn inode(&self) -> Option<&InodeRef> {
+        match &self.object {
+            Object::Inode(i) => Some(i),
+            Object::Device { node, .. } => node.as_ref(),
+        }
+    }
+
+    /// The device, if the object is one.
+    pub fn device(&self) -> Option<&Rc<dyn Device>> {
+        match &self.object {
+            Object::Device { dev, .. } => Some(dev),
+            Object::Inode(_) => None,
+        }
+    }
+
+    /// Status for fstat: the inode's, or a pipe's or console's.
+    pub fn meta(&self) -> Metadata {
+        match self.inode() {
+            Some(i) => i.meta(),
+            None => Metadata {
+                dev: super::DEV_PIPEFS,
+                ino: self.pipe_ino,
+                kind: self.device().map_or(Kind::Fifo, |d| d.kind()),
+                perm: 0o600,
+                nlink: 1,
+                uid: 0,
+                gid: 0,
+                size: 0,
+                rdev: 0,
+                blocks: 0,
+                atime_ns: 0,
+                mtime_ns: 0,
+                ctime_ns: 0,
+            },
+        }
+    }
+
+    /// Whether lseek applies (regular files, directories, and block
+    /// devices; not pipes, fifos, terminals).
+    pub fn seekable(&self) -> bool {
+        matches!(&self.object, Object::Inode(i) if i.meta().kind != Kind::Symlink)
+    }
+
+    /// Reads up to `len` bytes at the file offset (or `at`, for pread)
+    /// into `out`, advancing the offset unless `at` is given.
+    pub fn read(&self, len: usize, at: Option<u64>, out: Sink) -> Result<usize, IoError> {
+        if !self.readable() {
+            return Err(Errno::EBADF.into());
+        }
+        match &self.object {
+            Object::Inode(i) => {
+                if i.meta().kind == Kind::Directory {
+                    return Err(Errno::EISDIR.into());
+                }
+                let off = at.unwrap_or(self.offset.get());
+                let n = i.read_at(off, len, out)?;
+                if at.is_none() {
+                    self.offset.set(off + n as u64);
+                }
+                Ok(n)
+            }
+            Object::Device { dev, .. } => dev.read(len, out),
+        }
+    }
+
+    /// Writes up to `len` bytes from `src` at the file offset (the end,
+    /// with `O_APPEND`; or `at`, for pwrite).
+    pub fn write(&self, len: usize, at: Option<u64>, src: Source) -> Result<usize, IoError> {
+        if !self.writable() {
+            return Err(Errno::EBADF.into());
+        }
+        match &self.object {
+            Object::Inode(i) => {
+                let append = self.flags.get() & O_APPEND != 0;
+                let off = match at {
+                    Some(a) => a,
+                    None if append => i.meta().size,
+                    None => self.offset.get(),
+                };
+                let n = i.write_at(off, len, src)?;
+                if at.is_none() {
+                    self.offset.set(off + n as u64);
+                }
+                Ok(n)
+            }
+            Object::Device { dev, .. } => dev.write(len, src),
+        }
+    }
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        if let Object::Device { dev, .. } = &self.object {
+            dev.release();
+        }
+    }
+}
+
+/// One descriptor.
+#[derive(Clone)]
+pub struct Fd {
+    pub file: Rc<OpenFile>,
+    pub cloexec: bool,
+}
+
+/// A process's descriptor table (shared by threads with `CLONE_FILES`,
+/// hence the `RefCell` behind an `Rc`).
+#[derive(Clone, Default)]
+pub struct FdTable {
+    fds: Vec<Option<Fd>>,
+}
+
+/// A shared descriptor table.
+pub type FdTableRef = Rc<RefCell<FdTable>>;
+
+impl FdTable {
+    /// The open file of `fd`.
+    pub fn get(&self, fd: i32) -> Result<Rc<OpenFile>, Errno> {
+        usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.fds.get(i))
+            .and_then(|f| f.as_ref())
+            .map(|f| f.file.clone())
+            .ok_or(Errno::EBADF)
+    }
+
+    /// The descriptor `fd`.
+    pub fn slot(&self, fd: i32) -> Result<&Fd, Errno> {
+        usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.fds.get(i))
+            .and_then(|f| f.as_ref())
+            .ok_or(Errno::EBADF)
+    }
+
+    /// Installs `file` at the lowest free descriptor at or above `min`,
+    /// below `limit` (`RLIMIT_NOFILE`): `EMFILE` when none is.
+    pub fn install(
+        &mut self,
+        file: Rc<OpenFile>,
+        cloexec: bool,
+        min: usize,
+        limit: u64,
+    ) -> Result<i32, Errno> {
+        let free = (min..)
+            .take_while(|&i| (i as u64) < limit)
+            .find(|&i| self.fds.get(i).is_none_or(|f| f.is_none()))
+            .ok_or(Errno::EMFILE)?;
+        self.set(free, Fd { file, cloexec });
+        Ok(free as i32)
+    }
+
+    /// Puts `fd` at index `i`, closing what was there.
+    pub fn set(&mut self, i: usize, fd: Fd) {
+        if self.fds.len() <= i {
+            self.fds.resize(i + 1, None);
+        }
+        self.fds[i] = Some(fd);
+    }
+
+    /// Closes `fd`.
+    pub fn close(&mut self, fd: i32) -> Result<(), Errno> {
+        let slot = usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.fds.get_mut(i))
+            .ok_or(Errno::EBADF)?;
+        slot.take().map(|_| ()).ok_or(Errno::EBADF)
+    }
+
+    /// Sets or clears close-on-exec of `fd`.
+    pub fn set_cloexec(&mut self, fd: i32, on: bool) -> Result<(), Errno> {
+        let slot = usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.fds.get_mut(i))
+            .and_then(|f| f.as_mut())
+            .ok_or(Errno::EBADF)?;
+        slot.cloexec = on;
+        Ok(())
+    }
+
+    /// Closes every descriptor in `[lo, hi]` (close_range), or marks them
+    /// close-on-exec.
+    pub fn close_range(&mut self, lo: usize, hi: usize, cloexec_only: bool) {
+        let end = hi.saturating_add(1).min(self.fds.len());
+        for slot in self.fds.iter_mut().take(end).skip(lo) {
+            if cloexec_only {
+                if let Some(f) = slot.as_mut() {
+                    f.cloexec = true;
+                }
+            } else {
+                *slot = None;
+            }
+        }
+    }
+
+    /// execve: descriptors marked close-on-exec go.
+    pub fn close_on_exec(&mut self) {
+        for slot in self.fds.iter_mut() {
+            if slot.as_ref().is_some_and(|f| f.cloexec) {
+                *slot = None;
+            }
+        }
+    }
+
+    /// The open descriptors, for `/proc/PID/fd`.
+    pub fn open_fds(&self) -> impl Iterator<Item = (usize, &Fd)> {
+        self.fds
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| f.as_ref().map(|f| (i, f)))
+    }
+}

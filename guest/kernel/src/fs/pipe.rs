@@ -1,0 +1,234 @@
+//! Pipes (xv6's pipe.c, with Linux's rules): a 64 KiB ring; a reader with
+//! nothing to read sleeps on the pipe's readable channel, a writer with no
+//! room on its writable channel; a read with no writer left is end of file,
+//! a write with no reader left is `EPIPE` (and `SIGPIPE`). Writes of at
+//! most `PIPE_BUF` bytes are atomic: they wait for room for all of it.
+//! A fifo is a pipe reached through a name.
+
+use alloc::rc::Rc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::{Cell, RefCell};
+
+use super::device::{Device, IoError, Ready};
+use super::vfs::{Sink, Source};
+use crate::chan::Chan;
+
+/// Capacity (Linux's default pipe size).
+pub const PIPE_SIZE: usize = 64 * 1024;
+/// Writes up to this size are atomic (Linux's `PIPE_BUF`).
+pub const PIPE_BUF: usize = 4096;
+
+/// The pipe itself, shared by its ends.
+pub struct Pipe {
+    id: u64,
+    ring: RefCell<Ring>,
+    readers: Cell<u32>,
+    writers: Cell<u32>,
+}
+
+struct Ring {
+    buf: Vec<u8>,
+    head: usize,
+    len: usize,
+}
+
+/// One end of a pipe, as an open file's device.
+pub struct PipeEnd {
+    pipe: Rc<Pipe>,
+    write: bool,
+}
+
+/// Pipe ids for channels: never reused.
+static NEXT_ID: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
+
+impl Pipe {
+    fn new() -> Rc<Pipe> {
+        Rc::new(Pipe {
+            id: NEXT_ID.fetch_add(1, core::sync::atomic::Ordering::Relaxed),
+            ring: RefCell::new(Ring {
+                buf: vec![0; PIPE_SIZE],
+                head: 0,
+                len: 0,
+            }),
+            readers: Cell::new(0),
+            writers: Cell::new(0),
+        })
+    }
+
+    /// A new pipe's read and write ends. Each end counts once however many
+    /// descriptors share its open file (as Linux counts `struct file`s):
+    /// the count drops when the open file is released.
+    pub fn new_pair() -> (Rc<PipeEnd>, Rc<PipeEnd>) {
+        let p = Pipe::new();
+        p.readers.set(1);
+        p.writers.set(1);
+        (
+            Rc::new(PipeEnd {
+                pipe: p.clone(),
+                write: false,
+            }),
+            Rc::new(PipeEnd {
+                pipe: p,
+                write: true,
+            }),
+        )
+    }
+
+    /// The device behind a fifo's name: each open makes an end of one pipe.
+    pub fn new_fifo() -> Rc<dyn Device> {
+        Rc::new(Fifo { pipe: Pipe::new() })
+    }
+
+    /// Its id (also the inode number fstat reports).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The channels woken when the pipe changes.
+    pub fn readable_chan(&self) -> Chan {
+        Chan::PipeReadable(self.id)
+    }
+    pub fn writable_chan(&self) -> Chan {
+        Chan::PipeWritable(self.id)
+    }
+}
+
+impl PipeEnd {
+    /// The pipe this end belongs to.
+    pub fn pipe(&self) -> &Pipe {
+        &self.pipe
+    }
+}
+
+impl Device for PipeEnd {
+    fn read(&self, len: usize, out: Sink) -> Result<usize, IoError> {
+        if self.write {
+            return Err(IoError::Fail(vkernel_abi::Errno::EBADF));
+        }
+        let p = &self.pipe;
+        let mut r = p.ring.borrow_mut();
+        if r.len == 0 {
+            if p.writers.get() == 0 {
+                return Ok(0);
+            }
+            return Err(IoError::WouldBlock(p.readable_chan()));
+        }
+        let mut done = 0;
+        while done < len && r.len > 0 {
+            let head = r.head;
+            let n = (len - done).min(r.len).min(PIPE_SIZE - head);
+            let took = out(&r.buf[head..head + n]).map_err(IoError::Fail);
+            let took = match took {
+                Ok(t) => t,
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            };
+            r.head = (head + took) % PIPE_SIZE;
+            r.len -= took;
+            done += took;
+            if took < n {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
+    fn write(&self, len: usize, src: Source) -> Result<usize, IoError> {
+        if !self.write {
+            return Err(IoError::Fail(vkernel_abi::Errno::EBADF));
+        }
+        let p = &self.pipe;
+        if p.readers.get() == 0 {
+            return Err(IoError::BrokenPipe);
+        }
+        let mut r = p.ring.borrow_mut();
+        let room = PIPE_SIZE - r.len;
+        // Small writes wait for room for all of it (atomic); large ones
+        // take what fits and the caller comes back for the rest.
+        if room == 0 || (len <= PIPE_BUF && room < len) {
+            return Err(IoError::WouldBlock(p.writable_chan()));
+        }
+        let mut done = 0;
+        while done < len && r.len < PIPE_SIZE {
+            let tail = (r.head + r.len) % PIPE_SIZE;
+            let n = (len - done).min(PIPE_SIZE - r.len).min(PIPE_SIZE - tail);
+            let got = match src(&mut r.buf[tail..tail + n]) {
+                Ok(g) => g,
+                Err(e) if done == 0 => return Err(IoError::Fail(e)),
+                Err(_) => break,
+            };
+            r.len += got;
+            done += got;
+            if got < n {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
+    fn ready(&self) -> Ready {
+        let p = &self.pipe;
+        let r = p.ring.borrow();
+        if self.write {
+            Ready {
+                read: false,
+                write: p.readers.get() == 0 || r.len < PIPE_SIZE,
+                hangup: p.readers.get() == 0,
+            }
+        } else {
+            Ready {
+                read: r.len > 0 || p.writers.get() == 0,
+                write: false,
+                hangup: p.writers.get() == 0,
+            }
+        }
+    }
+
+    fn kind(&self) -> super::vfs::Kind {
+        super::vfs::Kind::Fifo
+    }
+
+    fn wake_on_close(&self) -> Option<[Chan; 2]> {
+        Some([self.pipe.readable_chan(), self.pipe.writable_chan()])
+    }
+
+    fn release(&self) {
+        let c = if self.write {
+            &self.pipe.writers
+        } else {
+            &self.pipe.readers
+        };
+        c.set(c.get().saturating_sub(1));
+    }
+}
+
+/// A named pipe: opening it gives an end of its one pipe.
+struct Fifo {
+    pipe: Rc<Pipe>,
+}
+
+impl Device for Fifo {
+    /// Each open is an end of the fifo's one pipe.
+    fn open(&self, write: bool) -> Option<Rc<dyn Device>> {
+        let c = if write {
+            &self.pipe.writers
+        } else {
+            &self.pipe.readers
+        };
+        c.set(c.get() + 1);
+        Some(Rc::new(PipeEnd {
+            pipe: self.pipe.clone(),
+            write,
+        }))
+    }
+
+    // The fifo's own node is never read or written (`open` gives an end);
+    // these refuse, should one slip by.
+    fn read(&self, _: usize, _: Sink) -> Result<usize, IoError> {
+        Err(IoError::Fail(vkernel_abi::Errno::EINVAL))
+    }
+    fn write(&self, _: usize, _: Source) -> Result<usize, IoError> {
+        Err(IoError::Fail(vkernel_abi::Errno::EINVAL))
+    }
+}

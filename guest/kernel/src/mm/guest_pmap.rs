@@ -1,0 +1,468 @@
+//! The guest pmap (`pmap=guest`): process page tables kept by this kernel
+//! in its own RAM, as DragonFly's vkernel keeps them. Each process's
+//! vmspace holds one `MAP_VPAGETABLE | MAP_SHARED` entry over the whole user
+//! range, and `MADV_SETMAP` names the root of the process's tables; the
+//! host follows them (through its shadow) and sends every fault they do not
+//! allow back here as `T_PAGEFLT`.
+//!
+//! A fault outside the process's regions ([`super::regions`]: what mmap,
+//! brk and exec made), or against their protection, is the process's
+//! (SIGSEGV). What lives here:
+//! - the 4-level tables. Pages come from [`physmem`] on first touch
+//!   (demand-zero). A leaf holding a page has [`HELD`] set, and keeps its
+//!   page while not present (under `PROT_NONE`);
+//! - copy-on-write: fork shares every page with the child, read-only and
+//!   marked [`COW`] in both; the first write copies the page (or, when
+//!   nobody else holds it any more, just makes it writable).
+//!
+//! The host caches translations from these tables. Whenever this module
+//! takes something away from a present leaf (another page, fewer rights,
+//! not present) it issues `MADV_INVAL` for the range before the process
+//! runs again; adding rights needs none (the host's stale, narrower
+//! translation faults and the host walks the tables again).
+//!
+//! Table entries are written with volatile accesses: the host sets A and D
+//! bits in them while the process runs.
+
+use alloc::boxed::Box;
+
+use super::physmem::{Frames, PhysMem};
+use super::regions::{Region, Regions};
+use super::space::{Fault, Pmap};
+use guestlib::vmspace as vms;
+use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS, VM_MIN_USER_ADDRESS};
+use vkernel_abi::mman::*;
+use vkernel_abi::paging::{leaf_flags, pf, pte};
+use vkernel_abi::Errno;
+
+/// Leaf bit (ignored by the MMU): the leaf holds a page reference, present
+/// or not.
+const HELD: u64 = 1 << 9;
+/// Leaf bit (ignored by the MMU): the page may be shared; copy it before
+/// writing.
+const COW: u64 = 1 << 10;
+/// Non-leaf entries allow everything; leaves decide.
+const TABLE: u64 = pte::P | pte::RW | pte::US;
+/// Demand-zero fault-around: a fault on a fresh page also maps the fresh
+/// pages of its aligned window of this many pages (inside the region), so
+/// the host's own fault-around shadows them all at the next touch instead
+/// of each page costing a trip through this kernel.
+const FAULT_AROUND: u64 = 64;
+/// The user range every process's `MAP_VPAGETABLE` entry covers.
+const USER_LEN: u64 = VM_MAX_USER_ADDRESS - VM_MIN_USER_ADDRESS;
+
+fn read(slot: u64) -> u64 {
+    // SAFETY: `slot` is an entry of a table page this module allocated
+    // (identity-mapped kernel RAM).
+    unsafe { core::ptr::read_volatile(slot as *const u64) }
+}
+
+fn write(slot: u64, e: u64) {
+    // SAFETY: as in `read`.
+    unsafe { core::ptr::write_volatile(slot as *mut u64, e) }
+}
+
+/// A held leaf for `page` under `prot`; a COW page is never writable. The
+/// flags preset A (and D when writable), so the host's fault-around
+/// shadows neighbours and its shadow is writable from the first write.
+fn leaf(page: u64, prot: u64, cow: bool) -> u64 {
+    let mut f = leaf_flags(prot);
+    if cow {
+        f &= !(pte::RW | pte::D);
+    }
+    page | HELD | if cow { COW } else { 0 } | f
+}
+
+/// The leaf slot for `va`, creating missing tables if `create`.
+fn slot(pm: &mut PhysMem, root: u64, va: u64, create: bool) -> Result<Option<u64>, Errno> {
+    let mut table = root;
+    for level in (1..4).rev() {
+        let entry_slot = table + ((va >> (12 + 9 * level)) & 0x1ff) * 8;
+        let e = read(entry_slot);
+        table = if e & pte::P != 0 {
+            e & pte::ADDR
+        } else if create {
+            let t = pm.alloc_zeroed().ok_or(Errno::ENOMEM)?;
+            write(entry_slot, t | TABLE);
+            t
+        } else {
+            return Ok(None);
+        };
+    }
+    Ok(Some(table + ((va >> 12) & 0x1ff) * 8))
+}
+
+/// Calls `f(va, slot)` for every held leaf in `[start, end)` below
+/// `table` (a level-`level` table covering from `base`).
+fn each_leaf(table: u64, level: u32, base: u64, start: u64, end: u64, f: &mut dyn FnMut(u64, u64)) {
+    let span = 1u64 << (12 + 9 * (level - 1));
+    for i in 0..512u64 {
+        let lo = base + i * span;
+        if lo >= end || lo + span <= start {
+            continue;
+        }
+        let slot = table + i * 8;
+        let e = read(slot);
+        if level == 1 {
+            if e & HELD != 0 {
+                f(lo, slot);
+            }
+        } else if e & pte::P != 0 {
+            each_leaf(e & pte::ADDR, level - 1, lo, start, end, f);
+        }
+    }
+}
+
+/// Frees the tables below `table` (a level-`level` table covering from
+/// `base`) that overlap `[start, end)` and hold nothing any more.
+fn prune(pm: &mut PhysMem, table: u64, level: u32, base: u64, start: u64, end: u64) {
+    let span = 1u64 << (12 + 9 * (level - 1));
+    for i in 0..512u64 {
+        let lo = base + i * span;
+        if lo >= end || lo + span <= start {
+            continue;
+        }
+        let e = read(table + i * 8);
+        if level == 1 || e & pte::P == 0 {
+            continue;
+        }
+        let child = e & pte::ADDR;
+        prune(pm, child, level - 1, lo, start, end);
+        if (0..512u64).all(|j| read(child + j * 8) == 0) {
+            write(table + i * 8, 0);
+            pm.decref(child);
+        }
+    }
+}
+
+/// Frees the tables below `table` (level `level`) and the pages their
+/// leaves hold.
+fn free_tree(pm: &mut PhysMem, table: u64, level: u32) {
+    for i in 0..512u64 {
+        let e = read(table + i * 8);
+        if level == 1 {
+            if e & HELD != 0 {
+                pm.decref(e & pte::ADDR);
+            }
+        } else if e & pte::P != 0 {
+            free_tree(pm, e & pte::ADDR, level - 1);
+        }
+    }
+    pm.decref(table);
+}
+
+/// Drops the host's translations for `[start, end)`. Cannot fail for a
+/// live space over the user range; if it did, a stale translation could
+/// let a process write a page it no longer owns, so the kernel stops.
+fn inval(vmid: u64, start: u64, end: u64) {
+    if let Err(e) = vms::mcontrol(vmid, start, end - start, MADV_INVAL, 0) {
+        panic!(
+            "MADV_INVAL of {vmid:#x} [{start:#x}, {end:#x}) failed: {}",
+            e.name()
+        );
+    }
+}
+
+/// A vmspace whose page tables this kernel keeps.
+pub struct GuestPmap {
+    vmid: u64,
+    /// Guest-physical address of the PML4.
+    root: u64,
+    frames: Frames,
+}
+
+impl GuestPmap {
+    /// Drops the pages of `[start, end)` (leaves cleared, references
+    /// released), the host's translations for them, and the tables left
+    /// empty (the host walks these tables only on a fault, from the root,
+    /// and the INVAL dropped what it had taken from them).
+    fn clear_pages(&mut self, start: u64, end: u64) {
+        let pm = &mut *self.frames.borrow_mut();
+        let mut any = false;
+        each_leaf(self.root, 4, 0, start, end, &mut |_, slot| {
+            pm.decref(read(slot) & pte::ADDR);
+            write(slot, 0);
+            any = true;
+        });
+        if any {
+            inval(self.vmid, start, end);
+            prune(pm, self.root, 4, 0, start, end);
+        }
+    }
+
+    /// Maps zeroed pages at the fresh (never held) addresses of the
+    /// fault-around window of `va` inside region `r`, while memory lasts.
+    fn map_fresh_around(&mut self, va: u64, r: Region) {
+        let pm = &mut *self.frames.borrow_mut();
+        // Short of memory, pages nobody asked for would only hasten an
+        // out-of-memory kill.
+        if pm.free_pages() < 4 * FAULT_AROUND {
+            return;
+        }
+        let bytes = FAULT_AROUND * PAGE_SIZE;
+        let window = va & !(bytes - 1);
+        let (from, to) = (window.max(r.start), (window + bytes).min(r.end));
+        let Ok(Some(first)) = slot(pm, self.root, from, false) else {
+            return;
+        };
+        // The window lies inside one page table (64 pages, aligned).
+        for i in 0..(to - from) / PAGE_SIZE {
+            let s = first + i * 8;
+            if read(s) & HELD != 0 {
+                continue;
+            }
+            let Some(page) = pm.alloc_zeroed() else {
+                return;
+            };
+            write(s, leaf(page, r.prot, false));
+        }
+    }
+
+    /// Makes the page at `va` (in region of protection `prot`) held and
+    /// present; for `write`, also private (copy-on-write broken). Returns
+    /// the page.
+    fn fault_in(&mut self, va: u64, prot: u64, write_access: bool) -> Result<u64, Errno> {
+        let va = va & !(PAGE_SIZE - 1);
+        let pm = &mut *self.frames.borrow_mut();
+        let s = slot(pm, self.root, va, true)?.ok_or(Errno::ENOMEM)?;
+        let e = read(s);
+        if e & HELD == 0 {
+            let page = pm.alloc_zeroed().ok_or(Errno::ENOMEM)?;
+            write(s, leaf(page, prot, false));
+            return Ok(page);
+        }
+        let page = e & pte::ADDR;
+        if !(write_access && e & COW != 0) {
+            if e & pte::P == 0 && leaf_flags(prot) != 0 {
+                write(s, leaf(page, prot, e & COW != 0));
+            }
+            return Ok(page);
+        }
+        if pm.refs(page) == 1 {
+            // Nobody else holds it: writable in place, more rights only.
+            write(s, leaf(page, prot, false));
+            return Ok(page);
+        }
+        let copy = pm.alloc().ok_or(Errno::ENOMEM)?;
+        // SAFETY: both are whole pages of identity-mapped RAM; `copy` is ours.
+        unsafe {
+            core::ptr::copy_nonoverlapping(page as *const u8, copy as *mut u8, PAGE_SIZE as usize)
+        };
+        write(s, leaf(copy, prot, false));
+        pm.decref(page);
+        inval(self.vmid, va, va + PAGE_SIZE);
+        Ok(copy)
+    }
+
+    /// Creates vmspace `vmid` with an empty guest pmap: one
+    /// `MAP_VPAGETABLE` entry over the whole user range, rooted at a fresh
+    /// PML4 in guest RAM.
+    pub fn create(vmid: u64, frames: Frames) -> Result<Box<dyn Pmap>, Errno> {
+        Ok(Box::new(GuestPmap::new(vmid, frames)?))
+    }
+
+    fn new(vmid: u64, frames: Frames) -> Result<GuestPmap, Errno> {
+        let root = frames.borrow_mut().alloc_zeroed().ok_or(Errno::ENOMEM)?;
+        let made = vms::create(vmid, 0, 0).and_then(|_| {
+            let mapped = vms::mmap(
+                vmid,
+                VM_MIN_USER_ADDRESS,
+                USER_LEN,
+                PROT_READ | PROT_WRITE | PROT_EXEC,
+                MAP_VPAGETABLE | MAP_SHARED | MAP_FIXED,
+                PHYSMEM_FD,
+                0,
+            )
+            .and_then(|_| vms::mcontrol(vmid, VM_MIN_USER_ADDRESS, USER_LEN, MADV_SETMAP, root));
+            if mapped.is_err() {
+                let _ = vms::destroy(vmid);
+            }
+            mapped
+        });
+        if let Err(e) = made {
+            frames.borrow_mut().decref(root);
+            return Err(e);
+        }
+        Ok(GuestPmap { vmid, root, frames })
+    }
+
+    /// Copies between process memory at `addr` and `buf` (`to_process`:
+    /// into the process), page by page, faulting pages in as the process
+    /// would but ignoring the regions' protections (as ptrace does, and as
+    /// the host's pread/pwrite do on the `pmap=host` path); `PROT_NONE`
+    /// regions and holes stop it. Returns the bytes copied.
+    fn copy(
+        &mut self,
+        regions: &Regions,
+        addr: u64,
+        buf: *mut u8,
+        len: usize,
+        to_process: bool,
+    ) -> usize {
+        let mut done = 0usize;
+        while done < len {
+            let va = addr + done as u64;
+            let Some(r) = regions.region_of(va) else {
+                break;
+            };
+            if r.prot == PROT_NONE {
+                break;
+            }
+            let Ok(page) = self.fault_in(va, r.prot, to_process) else {
+                break;
+            };
+            let off = (va & (PAGE_SIZE - 1)) as usize;
+            let n = (PAGE_SIZE as usize - off).min(len - done);
+            let pa = (page as usize + off) as *mut u8;
+            // SAFETY: `pa..pa + n` lies in one page this space holds; `buf`
+            // is the caller's buffer of `len` bytes.
+            unsafe {
+                if to_process {
+                    core::ptr::copy_nonoverlapping(buf.add(done), pa, n);
+                } else {
+                    core::ptr::copy_nonoverlapping(pa, buf.add(done), n);
+                }
+            }
+            done += n;
+        }
+        done
+    }
+}
+
+impl Drop for GuestPmap {
+    fn drop(&mut self) {
+        // The tables are freed only once the host follows them no more; a
+        // vmspace the host would not destroy keeps them (and its pages).
+        if vms::destroy(self.vmid).is_ok() {
+            free_tree(&mut self.frames.borrow_mut(), self.root, 4);
+        }
+    }
+}
+
+impl Pmap for GuestPmap {
+    fn vmid(&self) -> u64 {
+        self.vmid
+    }
+
+    /// Pages are not reserved (they come on first touch), but, like
+    /// Linux's heuristic overcommit, one mapping larger than all memory is
+    /// `ENOMEM`.
+    fn map_anon(&mut self, start: u64, end: u64, _prot: u64) -> Result<(), Errno> {
+        if (end - start) / PAGE_SIZE > self.frames.borrow().total_pages() {
+            return Err(Errno::ENOMEM);
+        }
+        self.clear_pages(start, end);
+        Ok(())
+    }
+
+    fn unmap(&mut self, start: u64, end: u64) -> Result<(), Errno> {
+        self.clear_pages(start, end);
+        Ok(())
+    }
+
+    fn protect(&mut self, start: u64, end: u64, prot: u64) -> Result<(), Errno> {
+        let mut reduced = false;
+        each_leaf(self.root, 4, 0, start, end, &mut |_, slot| {
+            let e = read(slot);
+            let new = leaf(e & pte::ADDR, prot, e & COW != 0);
+            let lost = (e & pte::P != 0 && new & pte::P == 0)
+                || (e & pte::RW != 0 && new & pte::RW == 0)
+                || (e & pte::NX == 0 && new & pte::NX != 0);
+            reduced |= lost;
+            write(slot, new);
+        });
+        if reduced {
+            inval(self.vmid, start, end);
+        }
+        Ok(())
+    }
+
+    fn discard(&mut self, start: u64, end: u64) -> Result<(), Errno> {
+        self.clear_pages(start, end);
+        Ok(())
+    }
+
+    fn prefault(&mut self, _: u64, _: u64) -> Result<(), Errno> {
+        // A hint: pages come on first touch anyway.
+        Ok(())
+    }
+
+    fn fault(&mut self, regions: &Regions, addr: u64, error_code: u64) -> Fault {
+        let Some(r) = regions.region_of(addr) else {
+            return Fault::Segv;
+        };
+        let write_access = error_code & pf::W != 0;
+        let allowed = if write_access {
+            r.prot & PROT_WRITE != 0
+        } else if error_code & pf::I != 0 {
+            r.prot & PROT_EXEC != 0
+        } else {
+            r.prot != PROT_NONE
+        };
+        if !allowed {
+            return Fault::Segv;
+        }
+        let fresh = slot(&mut self.frames.borrow_mut(), self.root, addr, false)
+            .ok()
+            .flatten()
+            .is_none_or(|sl| read(sl) & HELD == 0);
+        if self.fault_in(addr, r.prot, write_access).is_err() {
+            return Fault::OutOfMemory;
+        }
+        if fresh {
+            self.map_fresh_around(addr, r);
+        }
+        Fault::Resolved
+    }
+
+    fn read(&mut self, regions: &Regions, addr: u64, buf: &mut [u8]) -> usize {
+        self.copy(regions, addr, buf.as_mut_ptr(), buf.len(), false)
+    }
+
+    fn write(&mut self, regions: &Regions, addr: u64, buf: &[u8]) -> usize {
+        // `copy` only reads through the pointer when copying into the
+        // process.
+        self.copy(regions, addr, buf.as_ptr() as *mut u8, buf.len(), true)
+    }
+
+    /// The child shares every page with this space, copy-on-write.
+    fn fork(&mut self, child: u64) -> Result<Box<dyn Pmap>, Errno> {
+        let c = GuestPmap::new(child, self.frames.clone())?;
+        let croot = c.root;
+        let mut failed = false;
+        let mut shared_writable = false;
+        {
+            let pm = &mut *self.frames.borrow_mut();
+            each_leaf(
+                self.root,
+                4,
+                0,
+                VM_MIN_USER_ADDRESS,
+                VM_MAX_USER_ADDRESS,
+                &mut |va, pslot| {
+                    if failed {
+                        return;
+                    }
+                    let Ok(Some(cslot)) = slot(pm, croot, va, true) else {
+                        failed = true;
+                        return;
+                    };
+                    let e = read(pslot);
+                    shared_writable |= e & pte::RW != 0;
+                    let shared = (e | COW) & !(pte::RW | pte::D);
+                    write(pslot, shared);
+                    write(cslot, shared);
+                    pm.incref(e & pte::ADDR);
+                },
+            );
+        }
+        if shared_writable {
+            inval(self.vmid, VM_MIN_USER_ADDRESS, VM_MAX_USER_ADDRESS);
+        }
+        if failed {
+            // Dropping the child destroys it and releases what it took.
+            return Err(Errno::ENOMEM);
+        }
+        Ok(Box::new(c))
+    }
+}

@@ -1,0 +1,571 @@
+//! Loading a static ELF program from the file system into a fresh vmspace and
+//! building its initial stack as the Linux x86-64 ABI lays it out
+//! (xv6's exec.c, for ELF64 and Linux's auxiliary vector).
+//!
+//! Accepted: ELF64, little-endian, x86-64, ET_EXEC (fixed address) or
+//! static-PIE (ET_DYN without PT_INTERP, loaded at [`PIE_BASE`]; glibc's
+//! static-pie startup relocates itself). A PT_INTERP (a dynamically linked
+//! program) is refused: there is no dynamic loader in the image.
+
+use super::ProcTable;
+use crate::fs::vfs::{Follow, Kind, Vfs};
+use crate::mm::{AddressSpace, Mm, SpaceRef};
+use crate::param::{ARG_BYTES, MAX_ARGS, STACK_BYTES};
+use crate::random;
+use ::elf::abi::{ET_DYN, ET_EXEC, PF_R, PF_W, PF_X, PT_INTERP, PT_LOAD, PT_PHDR};
+use alloc::vec::Vec;
+use vkernel_abi::elf::{header, program_headers, ElfError, ProgramHeaders, PHDR_LEN};
+use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS, VM_MIN_USER_ADDRESS};
+use vkernel_abi::mman::*;
+use vkernel_abi::{rflags, selector, Errno, TrapFrame, VextFrame};
+
+/// Where a static-PIE is loaded (Linux's default for PIE programs).
+pub const PIE_BASE: u64 = 0x5555_5555_4000;
+/// Top of the user stack; one unmapped guard page lies above it, below the
+/// trap area.
+pub const STACK_TOP: u64 = VM_MAX_USER_ADDRESS - PAGE_SIZE;
+/// mmap without MAP_FIXED hands out addresses downwards from here.
+pub const MMAP_TOP: u64 = STACK_TOP - STACK_BYTES - (1 << 30);
+/// Room kept for the program break above the image.
+pub const BRK_ROOM: u64 = 1 << 40;
+
+/// The argv and envp strings of an exec, copied out of the caller (or made
+/// by the kernel for init) before the old image goes away.
+pub struct ArgBuf {
+    bytes: [u8; ARG_BYTES],
+    len: usize,
+    /// (offset, length) of each string: argv first, then envp.
+    spans: [(u32, u32); MAX_ARGS],
+    pub argc: usize,
+    pub envc: usize,
+}
+
+impl ArgBuf {
+    pub const fn new() -> Self {
+        ArgBuf {
+            bytes: [0; ARG_BYTES],
+            len: 0,
+            spans: [(0, 0); MAX_ARGS],
+            argc: 0,
+            envc: 0,
+        }
+    }
+
+    /// Empties the buffer.
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.argc = 0;
+        self.envc = 0;
+    }
+
+    /// Room left for string bytes (without the NUL).
+    pub fn spare(&mut self) -> &mut [u8] {
+        let end = ARG_BYTES.saturating_sub(1);
+        &mut self.bytes[self.len.min(end)..end]
+    }
+
+    /// Adds the first `n` bytes of `spare()` as a string (argv if `env`
+    /// is false). E2BIG when full.
+    pub fn commit(&mut self, n: usize, env: bool) -> Result<(), Errno> {
+        let i = self.argc + self.envc;
+        if i >= MAX_ARGS || self.len + n + 1 > ARG_BYTES {
+            return Err(Errno::E2BIG);
+        }
+        self.spans[i] = (self.len as u32, n as u32);
+        self.bytes[self.len + n] = 0;
+        self.len += n + 1;
+        if env {
+            self.envc += 1;
+        } else {
+            if self.envc != 0 {
+                return Err(Errno::EINVAL); // argv must come first
+            }
+            self.argc += 1;
+        }
+        Ok(())
+    }
+
+    /// Adds a string.
+    pub fn push(&mut self, s: &[u8], env: bool) -> Result<(), Errno> {
+        let spare = self.spare();
+        if s.len() > spare.len() {
+            return Err(Errno::E2BIG);
+        }
+        spare[..s.len()].copy_from_slice(s);
+        self.commit(s.len(), env)
+    }
+
+    /// Replaces argv[0] with the strings of `front` (for `#!` scripts).
+    pub fn replace_argv0(&mut self, front: &[&[u8]]) -> Result<(), ExecError> {
+        let first = usize::from(self.argc > 0);
+        let old: Vec<(Vec<u8>, bool)> = (first..self.argc + self.envc)
+            .map(|i| (self.get(i).to_vec(), i >= self.argc))
+            .collect();
+        self.clear();
+        let too_big = |_| ExecError::TooBig;
+        for f in front {
+            self.push(f, false).map_err(too_big)?;
+        }
+        for (s, env) in &old {
+            self.push(s, *env).map_err(too_big)?;
+        }
+        Ok(())
+    }
+
+    /// String `i` (argv then envp), without its NUL.
+    pub fn get(&self, i: usize) -> &[u8] {
+        let (o, n) = self.spans[i];
+        &self.bytes[o as usize..(o + n) as usize]
+    }
+}
+
+/// Why a program could not be loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecError {
+    /// The path did not resolve to an executable file.
+    Lookup(Errno),
+    NotElf,
+    NotX86_64,
+    NotExecutable,
+    Dynamic,
+    Malformed(&'static str),
+    NoMemory,
+    TooBig,
+}
+
+impl ExecError {
+    /// The errno execve returns.
+    pub fn errno(self) -> Errno {
+        match self {
+            ExecError::Lookup(e) => e,
+            ExecError::NoMemory => Errno::ENOMEM,
+            ExecError::TooBig => Errno::E2BIG,
+            _ => Errno::ENOEXEC,
+        }
+    }
+
+    /// One sentence for the console.
+    pub fn message(self) -> &'static str {
+        match self {
+            ExecError::Lookup(e) if e == Errno::ENOENT => "no such file",
+            ExecError::Lookup(e) if e == Errno::EACCES => "not an executable file",
+            ExecError::Lookup(e) if e == Errno::ELOOP => "too many interpreters or symbolic links",
+            ExecError::Lookup(_) => "cannot be looked up",
+            ExecError::NotElf => "not an ELF executable",
+            ExecError::NotX86_64 => "not an x86-64 (64-bit little-endian) executable",
+            ExecError::NotExecutable => "not an executable (ELF type is neither EXEC nor DYN)",
+            ExecError::Dynamic => "dynamic executables are not supported yet; link with -static",
+            ExecError::Malformed(why) => why,
+            ExecError::NoMemory => "out of memory",
+            ExecError::TooBig => "arguments too long",
+        }
+    }
+}
+
+impl ProcTable {
+    /// Loads the program at `path` (resolved from the process's working
+    /// directory) into a new address space for process `s` and, on
+    /// success, switches the process to it (the old image goes, and the
+    /// descriptors marked close-on-exec). A script starting with `#!`
+    /// runs its interpreter with the script's path as an argument, as
+    /// Linux's binfmt_script does, up to [`MAX_INTERP_DEPTH`] levels.
+    pub fn exec(
+        &mut self,
+        mm: &mut Mm,
+        vfs: &Vfs,
+        s: usize,
+        path: &[u8],
+        args: &mut ArgBuf,
+    ) -> Result<(), ExecError> {
+        let cwd = self.procs[s].cwd.clone().unwrap_or_else(|| vfs.root());
+        let mut file = path.to_vec();
+        let mut depth = 0;
+        let bytes = loop {
+            let node = vfs
+                .resolve(&cwd, &file, Follow::Yes)
+                .map_err(ExecError::Lookup)?;
+            let m = node.meta();
+            if m.kind != Kind::Regular || m.perm & 0o111 == 0 {
+                return Err(ExecError::Lookup(Errno::EACCES));
+            }
+            let bytes = crate::fs::read_all(&node).map_err(|_| ExecError::NoMemory)?;
+            let Some((interp, arg)) = shebang(&bytes)? else {
+                break bytes;
+            };
+            depth += 1;
+            if depth > MAX_INTERP_DEPTH {
+                return Err(ExecError::Lookup(Errno::ELOOP));
+            }
+            // argv becomes: interpreter, its one argument (if any), the
+            // script's path, then the script's argv[1..].
+            let mut front: Vec<&[u8]> = Vec::new();
+            front.push(&interp);
+            if let Some(a) = &arg {
+                front.push(a);
+            }
+            front.push(&file);
+            args.replace_argv0(&front)?;
+            file = interp.clone();
+        };
+        let loaded = load(mm, &bytes, path, args)?;
+        {
+            let mut space = loaded.space.borrow_mut();
+            space.brk_start = loaded.brk;
+            space.brk = loaded.brk;
+            space.mmap_floor = loaded.brk.saturating_add(BRK_ROOM);
+        }
+        let p = &mut self.procs[s];
+        p.space = Some(loaded.space);
+        p.tf = start_frame(loaded.entry, loaded.sp);
+        p.vf = VextFrame::default();
+        p.clear_child_tid = 0;
+        p.robust_list = 0;
+        p.set_name(path);
+        p.files.borrow_mut().close_on_exec();
+        Ok(())
+    }
+}
+
+/// A `#!` line: the interpreter's path and its optional argument.
+type Interpreter = (Vec<u8>, Option<Vec<u8>>);
+
+/// How many `#!` interpreters one exec follows (Linux's
+/// `BINPRM_MAX_RECURSION`, past which it is `ELOOP`).
+pub const MAX_INTERP_DEPTH: usize = 4;
+
+/// The interpreter and its optional argument of a `#!` script: the first
+/// line, up to 256 bytes (Linux's `BINPRM_BUF_SIZE`), split at the first
+/// blank after the interpreter's path. `None` if not a script.
+fn shebang(bytes: &[u8]) -> Result<Option<Interpreter>, ExecError> {
+    let Some(rest) = bytes.strip_prefix(b"#!") else {
+        return Ok(None);
+    };
+    let line = &rest[..rest.len().min(254)];
+    let line = match line.iter().position(|&b| b == b'\n') {
+        Some(end) => &line[..end],
+        None if rest.len() > 254 => return Err(ExecError::Malformed("#! line is too long")),
+        None => line,
+    };
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let line = line.trim_ascii();
+    if line.is_empty() {
+        return Err(ExecError::Lookup(Errno::ENOEXEC));
+    }
+    let (interp, arg) = match line.iter().position(blank) {
+        Some(i) => (&line[..i], Some(line[i..].trim_ascii())),
+        None => (line, None),
+    };
+    let arg = arg.filter(|a| !a.is_empty()).map(<[u8]>::to_vec);
+    Ok(Some((interp.to_vec(), arg)))
+}
+
+/// A fresh user frame entering `entry` with stack `sp`.
+fn start_frame(entry: u64, sp: u64) -> TrapFrame {
+    TrapFrame {
+        rip: entry,
+        rsp: sp,
+        cs: selector::USER_CS as u64,
+        ss: selector::USER_SS as u64,
+        rflags: rflags::IF | rflags::FIXED,
+        ..Default::default()
+    }
+}
+
+/// What the new image needs to start.
+pub struct Loaded {
+    /// Its address space.
+    pub space: SpaceRef,
+    pub entry: u64,
+    pub sp: u64,
+    /// End of the highest segment, page-rounded: the initial break.
+    pub brk: u64,
+}
+
+/// Most program headers exec reads.
+const MAX_PHDRS: u16 = 64;
+
+fn page_down(x: u64) -> u64 {
+    x & !(PAGE_SIZE - 1)
+}
+fn page_up(x: u64) -> u64 {
+    (x + PAGE_SIZE - 1) & !(PAGE_SIZE - 1)
+}
+
+/// The header fields exec uses, checked, and the program header table.
+struct Header<'a> {
+    dyn_: bool,
+    entry: u64,
+    phoff: u64,
+    phdrs: ProgramHeaders<'a>,
+}
+
+/// Reads the file and program headers with the `elf` crate through the
+/// checks the host shares (vkernel-abi's `elf`): ELF64, little-endian,
+/// x86-64, 56-byte program headers inside the file.
+fn parse_header(elf: &[u8]) -> Result<Header<'_>, ExecError> {
+    let refuse = |e: ElfError| match e {
+        ElfError::NotElf => ExecError::NotElf,
+        ElfError::Truncated(_) => ExecError::Malformed("ELF header is cut short"),
+        ElfError::Version(_) => ExecError::Malformed("ELF version is not 1"),
+        ElfError::NotElf64Le | ElfError::Machine(_) => ExecError::NotX86_64,
+        ElfError::PhentSize(_) => ExecError::Malformed("bad program header table"),
+        ElfError::PhdrsOutsideFile => ExecError::Malformed("program headers lie outside the file"),
+    };
+    let h = header(elf).map_err(refuse)?;
+    if h.e_type != ET_EXEC && h.e_type != ET_DYN {
+        return Err(ExecError::NotExecutable);
+    }
+    if h.e_phnum == 0 || h.e_phnum > MAX_PHDRS {
+        return Err(ExecError::Malformed("bad program header table"));
+    }
+    Ok(Header {
+        dyn_: h.e_type == ET_DYN,
+        entry: h.e_entry,
+        phoff: h.e_phoff,
+        phdrs: program_headers(elf, &h).map_err(refuse)?,
+    })
+}
+
+/// ELF `p_flags` to PROT_ bits.
+fn prot_of(flags: u32) -> u64 {
+    let mut p = 0;
+    if flags & PF_R != 0 {
+        p |= PROT_READ;
+    }
+    if flags & PF_W != 0 {
+        p |= PROT_WRITE;
+    }
+    if flags & PF_X != 0 {
+        p |= PROT_EXEC;
+    }
+    p
+}
+
+/// Loads ELF program `elf` (run as `path`) into a new address space with
+/// the arguments in `args`. On error nothing is left behind.
+fn load(mm: &mut Mm, elf: &[u8], path: &[u8], args: &ArgBuf) -> Result<Loaded, ExecError> {
+    let h = parse_header(elf)?;
+    if h.phdrs.iter().any(|ph| ph.p_type == PT_INTERP) {
+        return Err(ExecError::Dynamic);
+    }
+    let space = mm.new_space().map_err(|_| ExecError::NoMemory)?;
+    // On error the new space is dropped here, which destroys it.
+    let (entry, sp, brk) = populate(elf, &h, path, args, &mut space.borrow_mut())?;
+    Ok(Loaded {
+        space,
+        entry,
+        sp,
+        brk,
+    })
+}
+
+fn populate(
+    elf: &[u8],
+    h: &Header,
+    path: &[u8],
+    args: &ArgBuf,
+    space: &mut AddressSpace,
+) -> Result<(u64, u64, u64), ExecError> {
+    let base = if h.dyn_ { PIE_BASE } else { 0 };
+    let nomem = |_| ExecError::NoMemory;
+    // The end of the previous segment's pages and its protection: two
+    // segments may share a boundary page, which then gets both.
+    let mut prev_end = 0u64;
+    let mut prev_prot = 0u64;
+    let mut top = 0u64;
+    let mut phdr_addr = 0u64;
+    let mut loads = 0;
+    for ph in h.phdrs.iter() {
+        if ph.p_type == PT_PHDR {
+            phdr_addr = base + ph.p_vaddr;
+        }
+        if ph.p_type != PT_LOAD || ph.p_memsz == 0 {
+            continue;
+        }
+        loads += 1;
+        let va = base.checked_add(ph.p_vaddr);
+        let end = va.and_then(|v| v.checked_add(ph.p_memsz));
+        let (Some(va), Some(end)) = (va, end) else {
+            return Err(ExecError::Malformed("segment address overflows"));
+        };
+        if ph.p_filesz > ph.p_memsz
+            || ph
+                .p_offset
+                .checked_add(ph.p_filesz)
+                .is_none_or(|e| e > elf.len() as u64)
+        {
+            return Err(ExecError::Malformed("segment lies outside the file"));
+        }
+        if va < VM_MIN_USER_ADDRESS || end > MMAP_TOP {
+            return Err(ExecError::Malformed(
+                "segment outside the user address range",
+            ));
+        }
+        if va < prev_end.saturating_sub(PAGE_SIZE) {
+            return Err(ExecError::Malformed("segments overlap or are not in order"));
+        }
+        let (start, stop) = (page_down(va), page_up(end));
+        let map_from = start.max(prev_end);
+        if stop > map_from {
+            space
+                .map_anon(map_from, stop - map_from, PROT_READ | PROT_WRITE)
+                .map_err(nomem)?;
+        }
+        if ph.p_filesz > 0 {
+            let src = &elf[ph.p_offset as usize..(ph.p_offset + ph.p_filesz) as usize];
+            if space.write(va, src) != src.len() {
+                return Err(ExecError::NoMemory);
+            }
+        }
+        if phdr_addr == 0 && (ph.p_offset..ph.p_offset + ph.p_filesz).contains(&h.phoff) {
+            phdr_addr = va + (h.phoff - ph.p_offset);
+        }
+        let prot = prot_of(ph.p_flags);
+        space.protect(start, stop - start, prot).map_err(nomem)?;
+        if start < prev_end {
+            space
+                .protect(start, PAGE_SIZE, prot | prev_prot)
+                .map_err(nomem)?;
+        }
+        prev_end = stop;
+        prev_prot = prot;
+        top = top.max(stop);
+    }
+    if loads == 0 {
+        return Err(ExecError::Malformed("no loadable segment"));
+    }
+    space
+        .map_anon(STACK_TOP - STACK_BYTES, STACK_BYTES, PROT_READ | PROT_WRITE)
+        .map_err(nomem)?;
+    let aux = AuxInfo {
+        phdr: phdr_addr,
+        phnum: h.phdrs.len() as u64,
+        entry: base + h.entry,
+    };
+    let sp = build_stack(space, path, args, &aux)?;
+    Ok((base + h.entry, sp, top))
+}
+
+struct AuxInfo {
+    phdr: u64,
+    phnum: u64,
+    entry: u64,
+}
+
+const AT_NULL: u64 = 0;
+const AT_PHDR: u64 = 3;
+const AT_PHENT: u64 = 4;
+const AT_PHNUM: u64 = 5;
+const AT_PAGESZ: u64 = 6;
+const AT_BASE: u64 = 7;
+const AT_FLAGS: u64 = 8;
+const AT_ENTRY: u64 = 9;
+const AT_UID: u64 = 11;
+const AT_EUID: u64 = 12;
+const AT_GID: u64 = 13;
+const AT_EGID: u64 = 14;
+const AT_PLATFORM: u64 = 15;
+const AT_HWCAP: u64 = 16;
+const AT_CLKTCK: u64 = 17;
+const AT_SECURE: u64 = 23;
+const AT_RANDOM: u64 = 25;
+const AT_EXECFN: u64 = 31;
+
+/// Size of the stack top built in the kernel and copied in one pwrite.
+const STACK_IMAGE: usize = ARG_BYTES + 8 * (MAX_ARGS + 64) + 512;
+
+/// Builds the initial stack below STACK_TOP and returns rsp:
+///
+/// ```text
+///   rsp -> argc
+///          argv[0..argc], NULL
+///          envp[0..envc], NULL
+///          auxv pairs ..., AT_NULL 0
+///          (padding)
+///          16 random bytes, "x86_64", argv and envp strings, exec path
+///   STACK_TOP - 8: 0 (end marker)
+/// ```
+fn build_stack(
+    space: &mut AddressSpace,
+    path: &[u8],
+    args: &ArgBuf,
+    aux: &AuxInfo,
+) -> Result<u64, ExecError> {
+    let mut img = [0u8; STACK_IMAGE];
+    // `lo` is the lowest byte used so far, as an offset into img; img's
+    // last byte sits at STACK_TOP - 1.
+    let mut lo = STACK_IMAGE - 8;
+    let addr_of = |off: usize| STACK_TOP - (STACK_IMAGE - off) as u64;
+    let mut put = |lo: &mut usize, s: &[u8]| -> Result<u64, ExecError> {
+        let n = s.len() + 1;
+        if *lo < n + 8 * (MAX_ARGS + 64) {
+            return Err(ExecError::TooBig);
+        }
+        *lo -= n;
+        img[*lo..*lo + s.len()].copy_from_slice(s);
+        img[*lo + s.len()] = 0;
+        Ok(addr_of(*lo))
+    };
+    let execfn = put(&mut lo, path)?;
+    let nstr = args.argc + args.envc;
+    let mut ptrs = [0u64; MAX_ARGS];
+    for i in (0..nstr).rev() {
+        ptrs[i] = put(&mut lo, args.get(i))?;
+    }
+    let platform = put(&mut lo, b"x86_64")?;
+    let mut rnd = [0u8; 16];
+    random::fill(&mut rnd);
+    lo -= 16;
+    img[lo..lo + 16].copy_from_slice(&rnd);
+    let random_addr = addr_of(lo);
+
+    // SAFETY-free: cpuid is allowed in ring 3 and has no side effects.
+    let hwcap = core::arch::x86_64::__cpuid(1).edx as u64;
+    let auxv: [(u64, u64); 17] = [
+        (AT_PHDR, aux.phdr),
+        (AT_PHENT, PHDR_LEN as u64),
+        (AT_PHNUM, aux.phnum),
+        (AT_PAGESZ, PAGE_SIZE),
+        (AT_BASE, 0),
+        (AT_FLAGS, 0),
+        (AT_ENTRY, aux.entry),
+        (AT_UID, 0),
+        (AT_EUID, 0),
+        (AT_GID, 0),
+        (AT_EGID, 0),
+        (AT_HWCAP, hwcap),
+        (AT_CLKTCK, 100),
+        (AT_SECURE, 0),
+        (AT_RANDOM, random_addr),
+        (AT_PLATFORM, platform),
+        (AT_EXECFN, execfn),
+    ];
+    let words = 1 + (args.argc + 1) + (args.envc + 1) + 2 * (auxv.len() + 1);
+    let sp_off = (lo - words * 8) & !15;
+    let mut w = sp_off;
+    let mut word = |v: u64| {
+        img[w..w + 8].copy_from_slice(&v.to_le_bytes());
+        w += 8;
+    };
+    word(args.argc as u64);
+    for p in &ptrs[..args.argc] {
+        word(*p);
+    }
+    word(0);
+    for p in &ptrs[args.argc..nstr] {
+        word(*p);
+    }
+    word(0);
+    for (k, v) in auxv {
+        word(k);
+        word(v);
+    }
+    word(AT_NULL);
+    word(0);
+    let sp = addr_of(sp_off);
+    if space.write(sp, &img[sp_off..]) == STACK_IMAGE - sp_off {
+        Ok(sp)
+    } else {
+        Err(ExecError::NoMemory)
+    }
+}

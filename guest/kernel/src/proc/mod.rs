@@ -1,0 +1,319 @@
+//! Processes (xv6's proc.c): the process table, the scheduler, exec, and
+//! how a process blocks and wakes.
+//!
+//! Invariants:
+//! - A slot is `Free` or holds a live pid; pids are never reused while a
+//!   slot (even a zombie) holds them.
+//! - A live process holds its address space (`space`); a zombie holds none
+//!   (its memory goes the moment it dies, so a zombie costs only its slot).
+//! - `tf` is the user state to resume; when `restart` is set the system
+//!   call in `tf` (rax = its number, as the trap left it) is dispatched
+//!   again instead of resuming (a blocked read or wait4 that was woken).
+
+pub mod exec;
+pub mod sched;
+pub mod signal;
+pub mod wait;
+
+use alloc::rc::Rc;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
+use crate::fs::file::{FdTable, FdTableRef};
+use crate::fs::vfs::InodeRef;
+use crate::mm::{Mm, SpaceRef};
+use crate::param::{NPROC, NRLIMIT, PID_MAX, RLIM_INFINITY};
+use guestlib::hypercall;
+use vkernel_abi::{Errno, TrapFrame, VextFrame};
+pub use wait::Chan;
+
+/// A process id.
+pub type Pid = u32;
+
+/// What a process is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Slot unused.
+    Free,
+    /// Ready to run (or to restart its system call).
+    Runnable,
+    /// Asleep on `chan` until a `wakeup` of it, or until the host clock
+    /// reaches `until_ns` (0: no deadline); see [`wait`].
+    Blocked { chan: Chan, until_ns: u64 },
+    /// Dead, waiting for its parent's wait4; `wait_status` is set.
+    Zombie,
+}
+
+/// One process.
+#[derive(Clone)]
+pub struct Proc {
+    pub state: State,
+    pub pid: Pid,
+    /// Parent pid (0 for init).
+    pub parent: Pid,
+    /// The address space; `None` once dead.
+    pub space: Option<SpaceRef>,
+    /// Open descriptors.
+    pub files: FdTableRef,
+    /// The working directory (`None` until init starts: the root), and
+    /// its path as chdir made it (what getcwd reports).
+    pub cwd: Option<InodeRef>,
+    pub cwd_path: Vec<u8>,
+    /// File mode creation mask.
+    pub umask: u32,
+    /// User registers and TLS bases to resume with.
+    pub tf: TrapFrame,
+    pub vf: VextFrame,
+    /// Re-dispatch the system call in `tf` when next scheduled.
+    pub restart: bool,
+    /// What rax becomes if the sleep's deadline passes first.
+    pub timeout_result: i64,
+    /// Bytes a blocking write moved before it slept (its restart adds
+    /// them to its result).
+    pub io_done: u64,
+    /// Linux wait status once a zombie (`code << 8`, or the signal number).
+    pub wait_status: i32,
+    /// set_tid_address's pointer.
+    pub clear_child_tid: u64,
+    /// set_robust_list's head.
+    pub robust_list: u64,
+    /// Resource limits (soft, hard), stored and reported by prlimit64.
+    pub rlimits: [[u64; 2]; NRLIMIT],
+    /// Program name (basename of the exec path), as Linux's comm.
+    pub name: [u8; 16],
+    pub name_len: usize,
+}
+
+impl Proc {
+    fn empty() -> Proc {
+        Proc {
+            state: State::Free,
+            pid: 0,
+            parent: 0,
+            space: None,
+            files: Rc::new(RefCell::new(FdTable::default())),
+            cwd: None,
+            cwd_path: alloc::vec![b'/'],
+            umask: 0o022,
+            tf: TrapFrame::default(),
+            vf: VextFrame::default(),
+            restart: false,
+            timeout_result: 0,
+            io_done: 0,
+            wait_status: 0,
+            clear_child_tid: 0,
+            robust_list: 0,
+            rlimits: [[RLIM_INFINITY; 2]; NRLIMIT],
+            name: [0; 16],
+            name_len: 0,
+        }
+    }
+
+    /// The program name, for reports.
+    pub fn name(&self) -> &str {
+        core::str::from_utf8(&self.name[..self.name_len]).unwrap_or("?")
+    }
+
+    /// Sets the name from an exec path (its last component).
+    pub fn set_name(&mut self, path: &[u8]) {
+        let base = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+        let n = base.len().min(self.name.len());
+        self.name[..n].copy_from_slice(&base[..n]);
+        self.name_len = n;
+    }
+
+    /// Whether the process is alive (has an address space).
+    pub fn alive(&self) -> bool {
+        !matches!(self.state, State::Free | State::Zombie)
+    }
+
+    /// The address space of a live process.
+    ///
+    /// # Panics
+    /// On a dead process: the kernel only asks this of the process it is
+    /// running or one it found alive.
+    pub fn space(&self) -> SpaceRef {
+        match &self.space {
+            Some(s) => s.clone(),
+            None => panic!("pid {} has no address space", self.pid),
+        }
+    }
+
+    /// The host vmspace holding the address space (0 if dead).
+    pub fn vmid(&self) -> u64 {
+        self.space.as_ref().map_or(0, |s| s.borrow().vmid())
+    }
+}
+
+/// The process table.
+pub struct ProcTable {
+    pub procs: Vec<Proc>,
+    next_pid: Pid,
+}
+
+impl ProcTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        ProcTable {
+            procs: Vec::new(),
+            next_pid: 1,
+        }
+    }
+
+    /// The slot of live-or-zombie `pid`.
+    pub fn find(&self, pid: Pid) -> Option<usize> {
+        if pid == 0 {
+            return None;
+        }
+        self.procs
+            .iter()
+            .position(|p| p.state != State::Free && p.pid == pid)
+    }
+
+    /// Takes a free slot (growing the table up to [`NPROC`]) and a fresh
+    /// pid; the caller gives it an address space and makes it runnable.
+    /// `None` if the table is full.
+    pub fn alloc(&mut self, parent: Pid) -> Option<usize> {
+        let slot = match self.procs.iter().position(|p| p.state == State::Free) {
+            Some(s) => s,
+            None if self.procs.len() < NPROC => {
+                self.procs.push(Proc::empty());
+                self.procs.len() - 1
+            }
+            None => return None,
+        };
+        let pid = loop {
+            let pid = self.next_pid;
+            self.next_pid = if self.next_pid >= PID_MAX {
+                2
+            } else {
+                self.next_pid + 1
+            };
+            if self.find(pid).is_none() {
+                break pid;
+            }
+        };
+        let p = &mut self.procs[slot];
+        *p = Proc::empty();
+        p.pid = pid;
+        p.parent = parent;
+        p.rlimits = default_rlimits();
+        p.state = State::Runnable;
+        Some(slot)
+    }
+
+    /// Frees a slot: a reaped zombie, or one that never ran (a failed fork
+    /// or exec of init).
+    pub fn free(&mut self, slot: usize) {
+        self.procs[slot] = Proc::empty();
+    }
+
+    /// fork: a new process, child of `s`, with a copy of its address space
+    /// (see [`Mm::fork_space`]) and its registers; the child's fork returns
+    /// 0. `EAGAIN` when the table is full.
+    pub fn fork(&mut self, mm: &mut Mm, s: usize) -> Result<Pid, Errno> {
+        let c = self.alloc(self.procs[s].pid).ok_or(Errno::EAGAIN)?;
+        let space = match mm.fork_space(&self.procs[s].space()) {
+            Ok(space) => space,
+            Err(e) => {
+                self.free(c);
+                return Err(if e == Errno::ENOMEM { e } else { Errno::EAGAIN });
+            }
+        };
+        let parent = &self.procs[s];
+        let (tf, vf, rlimits) = (parent.tf, parent.vf, parent.rlimits);
+        let (name, name_len) = (parent.name, parent.name_len);
+        // The child gets a copy of the table: the same open files.
+        let files = Rc::new(RefCell::new(parent.files.borrow().clone()));
+        let (cwd, cwd_path, umask) = (parent.cwd.clone(), parent.cwd_path.clone(), parent.umask);
+        let child = &mut self.procs[c];
+        child.space = Some(space);
+        child.files = files;
+        child.cwd = cwd;
+        child.cwd_path = cwd_path;
+        child.umask = umask;
+        child.tf = tf;
+        child.tf.rax = 0;
+        child.vf = vf;
+        child.rlimits = rlimits;
+        child.name = name;
+        child.name_len = name_len;
+        Ok(child.pid)
+    }
+
+    /// Ends process `slot` with Linux wait status `status`: its address
+    /// space goes, its children go to init, it becomes a zombie and its
+    /// parent is woken. When init itself dies, the run ends.
+    pub fn exit(&mut self, slot: usize, status: i32) {
+        let (pid, parent) = (self.procs[slot].pid, self.procs[slot].parent);
+        if pid == 1 {
+            self.shutdown(status);
+        }
+        let p = &mut self.procs[slot];
+        p.space = None;
+        // Closing its descriptors may end a pipe: wake both sides.
+        let files = core::mem::take(&mut *p.files.borrow_mut());
+        p.cwd = None;
+        p.state = State::Zombie;
+        p.wait_status = status;
+        p.restart = false;
+        let mut orphan_zombie = false;
+        for c in self.procs.iter_mut() {
+            if c.state != State::Free && c.parent == pid {
+                c.parent = 1;
+                orphan_zombie |= c.state == State::Zombie;
+            }
+        }
+        if orphan_zombie {
+            self.wakeup(Chan::Child(1));
+        }
+        self.wakeup(Chan::Child(parent));
+        self.release_files(files);
+    }
+
+    /// Drops a descriptor table's files, waking whoever waits on a pipe
+    /// whose end this closed.
+    pub fn release_files(&mut self, files: FdTable) {
+        let mut chans = Vec::new();
+        for (_, fd) in files.open_fds() {
+            if let Some(chan) = fd.file.device().and_then(|d| d.wake_on_close()) {
+                chans.extend(chan);
+            }
+        }
+        drop(files);
+        for c in chans {
+            self.wakeup(c);
+        }
+    }
+
+    /// Init is gone: destroy every address space and end the run with
+    /// init's status (its exit code, or 128 + the signal that killed it).
+    pub fn shutdown(&mut self, init_status: i32) -> ! {
+        for p in self.procs.iter_mut() {
+            p.space = None;
+        }
+        let code = if init_status & 0x7f != 0 {
+            128 + (init_status & 0x7f)
+        } else {
+            (init_status >> 8) & 0xff
+        };
+        hypercall::exit(code)
+    }
+}
+
+/// Linux's default limits for a new process.
+pub fn default_rlimits() -> [[u64; 2]; NRLIMIT] {
+    use linux_raw_sys::general::{
+        RLIMIT_CORE, RLIMIT_MEMLOCK, RLIMIT_NICE, RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_RTPRIO,
+        RLIMIT_STACK,
+    };
+    let mut r = [[RLIM_INFINITY; 2]; NRLIMIT];
+    r[RLIMIT_STACK as usize] = [crate::param::STACK_BYTES, RLIM_INFINITY];
+    r[RLIMIT_CORE as usize] = [0, RLIM_INFINITY];
+    r[RLIMIT_NPROC as usize] = [NPROC as u64, NPROC as u64];
+    r[RLIMIT_NOFILE as usize] = crate::param::NOFILE;
+    r[RLIMIT_MEMLOCK as usize] = [8 << 20, 8 << 20];
+    r[RLIMIT_NICE as usize] = [0, 0];
+    r[RLIMIT_RTPRIO as usize] = [0, 0];
+    r
+}

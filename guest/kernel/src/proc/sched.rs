@@ -1,0 +1,72 @@
+//! Scheduling policy (xv6's scheduler()): round-robin over runnable
+//! processes, one turn each per round (the rounds themselves are the main
+//! loop, in `trap.rs`). A turn is one `vmspace_ctl(RUN)` with the time
+//! slice as its timeout; it ends when the process makes a system call,
+//! faults, or uses up the slice (the host's RUN timeout, so a process that
+//! loops forever cannot starve the others).
+//!
+//! When no process can run, the kernel blocks in the idle hypercall until
+//! the earliest sleep's deadline or console input: the host spends no CPU
+//! while the guest is idle.
+
+use super::{Chan, Proc, ProcTable, State};
+use guestlib::vmspace as vms;
+use guestlib::{eprintln, hypercall};
+use vkernel_abi::rflags;
+use vkernel_abi::Errno;
+
+impl ProcTable {
+    /// Readies a round: ends the sleeps whose deadline passed, and wakes
+    /// console readers when others are runnable (they retry their read:
+    /// input may have come while the CPU was busy; the retry costs one
+    /// hypercall).
+    pub fn start_round(&mut self) {
+        if let Some(deadline) = self.next_deadline() {
+            let now = hypercall::clock_ns();
+            if deadline <= now {
+                self.expire(now);
+            }
+        }
+        if self.procs.iter().any(|p| p.state == State::Runnable) {
+            self.wakeup(Chan::ConsoleInput);
+        }
+    }
+
+    /// Nothing is runnable: block in the host until the next deadline or
+    /// console input.
+    pub fn idle(&mut self) {
+        let readers = self.sleeping_on(Chan::ConsoleInput);
+        // With neither a deadline nor a reader nothing can wake the guest
+        // but input that nobody reads: look again once a second rather
+        // than spin.
+        let deadline = match self.next_deadline() {
+            Some(d) => d,
+            None if readers => 0,
+            None => hypercall::clock_ns() + 1_000_000_000,
+        };
+        if hypercall::idle(deadline) {
+            self.wakeup(Chan::ConsoleInput);
+        }
+    }
+}
+
+/// Runs process `p` on the vCPU for at most `slice_us`; its frame comes
+/// back holding where and why it stopped (`tf.trapno`). `Err` if the host
+/// refused the frame.
+pub fn enter(p: &mut Proc, slice_us: u64, boot_trace: &mut bool) -> Result<(), Errno> {
+    // Only the flags a process may change; IF on (the host refuses others).
+    p.tf.rflags = (p.tf.rflags & rflags::USER_CHANGEABLE) | rflags::IF | rflags::FIXED;
+    if *boot_trace && p.pid == 1 {
+        *boot_trace = false;
+        eprintln!(
+            "boot: /init first instruction at {} ns",
+            hypercall::clock_ns()
+        );
+    }
+    let mut tf = p.tf;
+    let mut vf = p.vf;
+    vms::run(p.vmid(), &mut tf, &mut vf, slice_us)?;
+    p.tf = tf;
+    p.vf = vf;
+    Ok(())
+}

@@ -1,0 +1,585 @@
+//! Descriptor system calls (xv6's sysfile.c, descriptor half): read and
+//! write and their vectored and positioned forms, lseek, close, dup,
+//! fcntl, pipe, ioctl, fstat, getdents64, ftruncate, fsync. They decode
+//! and check arguments; the work is in `fs::file` and the file systems.
+
+use alloc::rc::Rc;
+
+use super::uio::{iovecs, FromUser, ToUser};
+use super::{err, log_refused, Outcome, Outcome::*};
+use crate::fs::device::IoError;
+use crate::fs::file::{Fd, OpenFile, SETFL_MASK};
+use crate::fs::pipe::Pipe;
+use crate::fs::vfs::Kind;
+use crate::kernel::Kernel;
+use crate::mm::uaccess::{self, copy_out, write_words};
+use crate::proc::signal;
+use linux_raw_sys::general::*;
+use vkernel_abi::Errno;
+
+/// `RLIMIT_NOFILE`'s soft limit of process `s`.
+pub fn nofile(k: &Kernel, s: usize) -> u64 {
+    k.procs.procs[s].rlimits[RLIMIT_NOFILE as usize][0]
+}
+
+/// The open file of `fd` in process `s`.
+pub fn file(k: &Kernel, s: usize, fd: u64) -> Result<Rc<OpenFile>, Errno> {
+    k.procs.procs[s].files.borrow().get(fd as i32)
+}
+
+/// Wakes whoever waits on the other side of `f` (a pipe's readers after a
+/// write, its writers after a read).
+fn wake_peer(k: &mut Kernel, f: &OpenFile) {
+    if let Some(chans) = f.device().and_then(|d| d.wake_on_close()) {
+        for c in chans {
+            k.procs.wakeup(c);
+        }
+    }
+}
+
+/// What a read or write that could not go on now becomes: `EAGAIN` for
+/// a non-blocking descriptor, a sleep on the channel otherwise (the call
+/// restarts when woken), `EPIPE` with `SIGPIPE` for a pipe with no reader.
+fn stalled(k: &mut Kernel, s: usize, f: &OpenFile, e: IoError) -> Outcome {
+    match e {
+        IoError::Fail(e) => Ret(err(e)),
+        IoError::WouldBlock(_) if f.nonblocking() => Ret(err(Errno::EAGAIN)),
+        IoError::WouldBlock(chan) => {
+            k.procs.sleep(s, chan, 0, 0);
+            NoReturn
+        }
+        IoError::BrokenPipe => {
+            // SIGPIPE's default action (no handlers yet): the writer dies.
+            k.procs.exit(s, signal::SIGPIPE);
+            NoReturn
+        }
+    }
+}
+
+pub fn sys_read(k: &mut Kernel, s: usize, fd: u64, buf: u64, count: u64) -> Outcome {
+    read_at(k, s, fd, buf, count, None)
+}
+
+pub fn sys_pread64(k: &mut Kernel, s: usize, fd: u64, buf: u64, count: u64, off: u64) -> Outcome {
+    if (off as i64) < 0 {
+        return Ret(err(Errno::EINVAL));
+    }
+    read_at(k, s, fd, buf, count, Some(off))
+}
+
+fn read_at(k: &mut Kernel, s: usize, fd: u64, buf: u64, count: u64, at: Option<u64>) -> Outcome {
+    let f = match file(k, s, fd) {
+        Ok(f) => f,
+        Err(e) => return Ret(err(e)),
+    };
+    if at.is_some() && !f.seekable() {
+        return Ret(err(Errno::ESPIPE));
+    }
+    let count = count.min(i32::MAX as u64 & !0xfff);
+    if !uaccess::user_range(buf, count) {
+        return Ret(err(Errno::EFAULT));
+    }
+    let space = k.space(s);
+    let mut to = ToUser::new(&space, buf);
+    match f.read(count as usize, at, &mut |b| to.put(b)) {
+        Ok(n) => {
+            wake_peer(k, &f);
+            Ret(n as i64)
+        }
+        Err(e) => stalled(k, s, &f, e),
+    }
+}
+
+pub fn sys_write(k: &mut Kernel, s: usize, fd: u64, buf: u64, count: u64) -> Outcome {
+    write_at(k, s, fd, buf, count, None)
+}
+
+pub fn sys_pwrite64(k: &mut Kernel, s: usize, fd: u64, buf: u64, count: u64, off: u64) -> Outcome {
+    if (off as i64) < 0 {
+        return Ret(err(Errno::EINVAL));
+    }
+    write_at(k, s, fd, buf, count, Some(off))
+}
+
+/// A write. A blocking write to a pipe that fills it part-way through
+/// sleeps with its progress kept: the frame's buffer and count move past
+/// what went, and the restarted call adds it to its result, so the caller
+/// sees one write of everything, as on Linux.
+fn write_at(k: &mut Kernel, s: usize, fd: u64, buf: u64, count: u64, at: Option<u64>) -> Outcome {
+    let f = match file(k, s, fd) {
+        Ok(f) => f,
+        Err(e) => {
+            k.procs.procs[s].io_done = 0;
+            return Ret(err(e));
+        }
+    };
+    if at.is_some() && !f.seekable() {
+        return Ret(err(Errno::ESPIPE));
+    }
+    let count = count.min(i32::MAX as u64 & !0xfff);
+    if !uaccess::user_range(buf, count) {
+        return Ret(err(Errno::EFAULT));
+    }
+    let space = k.space(s);
+    let mut total = 0u64;
+    let outcome = loop {
+        let mut from = FromUser::new(&space, buf + total);
+        match f.write((count - total) as usize, at, &mut |b| from.take(b)) {
+            Ok(n) => {
+                total += n as u64;
+                // Only a pipe or device takes part of a write and more later.
+                if n == 0 || total == count || f.device().is_none() {
+                    break None;
+                }
+            }
+            Err(IoError::WouldBlock(chan)) if !f.nonblocking() && at.is_none() => {
+                let p = &mut k.procs.procs[s];
+                p.tf.rsi += total;
+                p.tf.rdx -= total;
+                p.io_done += total;
+                wake_peer(k, &f);
+                k.procs.sleep(s, chan, 0, 0);
+                break Some(NoReturn);
+            }
+            Err(_) if total > 0 => break None,
+            // Progress from before a sleep: report it (POSIX's partial
+            // write), whatever stopped the rest.
+            Err(_) if k.procs.procs[s].io_done > 0 => break None,
+            Err(e) => break Some(stalled(k, s, &f, e)),
+        }
+    };
+    if total > 0 {
+        wake_peer(k, &f);
+    }
+    match outcome {
+        Some(o) => o,
+        None => {
+            let p = &mut k.procs.procs[s];
+            let done = total + core::mem::take(&mut p.io_done);
+            Ret(done as i64)
+        }
+    }
+}
+
+pub fn sys_readv(
+    k: &mut Kernel,
+    s: usize,
+    fd: u64,
+    iov: u64,
+    cnt: u64,
+    at: Option<u64>,
+) -> Outcome {
+    let f = match file(k, s, fd) {
+        Ok(f) => f,
+        Err(e) => return Ret(err(e)),
+    };
+    if at.is_some_and(|a| (a as i64) < 0) {
+        return Ret(err(Errno::EINVAL));
+    }
+    if at.is_some() && !f.seekable() {
+        return Ret(err(Errno::ESPIPE));
+    }
+    let space = k.space(s);
+    let vecs = match iovecs(&space, iov, cnt) {
+        Ok(v) => v,
+        Err(e) => return Ret(err(e)),
+    };
+    let mut total = 0u64;
+    for (base, len) in vecs {
+        if len == 0 {
+            continue;
+        }
+        if !uaccess::user_range(base, len) {
+            return Ret(if total > 0 {
+                total as i64
+            } else {
+                err(Errno::EFAULT)
+            });
+        }
+        let mut to = ToUser::new(&space, base);
+        match f.read(len as usize, at.map(|a| a + total), &mut |b| to.put(b)) {
+            Ok(n) => {
+                total += n as u64;
+                if (n as u64) < len {
+                    break;
+                }
+            }
+            Err(_) if total > 0 => break,
+            Err(e) => return stalled(k, s, &f, e),
+        }
+    }
+    wake_peer(k, &f);
+    Ret(total as i64)
+}
+
+pub fn sys_writev(
+    k: &mut Kernel,
+    s: usize,
+    fd: u64,
+    iov: u64,
+    cnt: u64,
+    at: Option<u64>,
+) -> Outcome {
+    let f = match file(k, s, fd) {
+        Ok(f) => f,
+        Err(e) => return Ret(err(e)),
+    };
+    if at.is_some_and(|a| (a as i64) < 0) {
+        return Ret(err(Errno::EINVAL));
+    }
+    if at.is_some() && !f.seekable() {
+        return Ret(err(Errno::ESPIPE));
+    }
+    let space = k.space(s);
+    let vecs = match iovecs(&space, iov, cnt) {
+        Ok(v) => v,
+        Err(e) => return Ret(err(e)),
+    };
+    let mut total = 0u64;
+    for (base, len) in vecs {
+        if len == 0 {
+            continue;
+        }
+        if !uaccess::user_range(base, len) {
+            return Ret(if total > 0 {
+                total as i64
+            } else {
+                err(Errno::EFAULT)
+            });
+        }
+        let mut from = FromUser::new(&space, base);
+        match f.write(len as usize, at.map(|a| a + total), &mut |b| from.take(b)) {
+            Ok(n) => {
+                total += n as u64;
+                if (n as u64) < len {
+                    break;
+                }
+            }
+            // A vector that fills a pipe part-way returns what went.
+            Err(_) if total > 0 => break,
+            Err(e) => return stalled(k, s, &f, e),
+        }
+    }
+    wake_peer(k, &f);
+    Ret(total as i64)
+}
+
+pub fn sys_lseek(k: &Kernel, s: usize, fd: u64, off: u64, whence: u64) -> Result<i64, Errno> {
+    let f = file(k, s, fd)?;
+    if !f.seekable() {
+        return Err(Errno::ESPIPE);
+    }
+    let off = off as i64;
+    let base = match u32::try_from(whence).map_err(|_| Errno::EINVAL)? {
+        SEEK_SET => 0,
+        SEEK_CUR => f.offset.get() as i64,
+        SEEK_END => f.meta().size as i64,
+        // Without holes tracked per extent: the data is everything up to
+        // the size, the one hole is at the end (as Linux's default).
+        SEEK_DATA | SEEK_HOLE => {
+            let size = f.meta().size as i64;
+            if off < 0 || off >= size {
+                return Err(Errno::ENXIO);
+            }
+            let to = if whence == SEEK_DATA as u64 {
+                off
+            } else {
+                size
+            };
+            f.offset.set(to as u64);
+            return Ok(to);
+        }
+        _ => return Err(Errno::EINVAL),
+    };
+    let new = base.checked_add(off).ok_or(Errno::EOVERFLOW)?;
+    if new < 0 {
+        return Err(Errno::EINVAL);
+    }
+    f.offset.set(new as u64);
+    Ok(new)
+}
+
+pub fn sys_close(k: &mut Kernel, s: usize, fd: u64) -> Result<i64, Errno> {
+    let files = k.files(s);
+    let f = files.borrow().get(fd as i32)?;
+    files.borrow_mut().close(fd as i32)?;
+    // The last descriptor of a pipe end wakes the other side.
+    let chans = f.device().and_then(|d| d.wake_on_close());
+    drop(f);
+    for c in chans.into_iter().flatten() {
+        k.procs.wakeup(c);
+    }
+    Ok(0)
+}
+
+pub fn sys_close_range(
+    k: &mut Kernel,
+    s: usize,
+    lo: u64,
+    hi: u64,
+    flags: u64,
+) -> Result<i64, Errno> {
+    const CLOSE_RANGE_UNSHARE: u64 = 2;
+    const CLOSE_RANGE_CLOEXEC: u64 = 4;
+    if flags & !(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) != 0 || lo > hi {
+        return Err(Errno::EINVAL);
+    }
+    let (lo, hi) = (
+        lo.min(u32::MAX as u64) as usize,
+        hi.min(u32::MAX as u64) as usize,
+    );
+    let files = k.files(s);
+    let closing: alloc::vec::Vec<_> = files
+        .borrow()
+        .open_fds()
+        .filter(|(i, _)| (lo..=hi).contains(i))
+        .filter_map(|(_, fd)| fd.file.device().and_then(|d| d.wake_on_close()))
+        .collect();
+    files
+        .borrow_mut()
+        .close_range(lo, hi, flags & CLOSE_RANGE_CLOEXEC != 0);
+    if flags & CLOSE_RANGE_CLOEXEC == 0 {
+        for c in closing.into_iter().flatten() {
+            k.procs.wakeup(c);
+        }
+    }
+    Ok(0)
+}
+
+pub fn sys_dup(k: &Kernel, s: usize, fd: u64) -> Result<i64, Errno> {
+    let files = k.files(s);
+    let f = files.borrow().get(fd as i32)?;
+    let limit = nofile(k, s);
+    let fd = files.borrow_mut().install(f, false, 0, limit)?;
+    Ok(fd.into())
+}
+
+/// dup2 and dup3 (`flags`: `O_CLOEXEC`; dup3 refuses `old == new`).
+pub fn sys_dup3(
+    k: &mut Kernel,
+    s: usize,
+    old: u64,
+    new: u64,
+    flags: u64,
+    dup3: bool,
+) -> Result<i64, Errno> {
+    if dup3 && (flags & !(O_CLOEXEC as u64) != 0) {
+        return Err(Errno::EINVAL);
+    }
+    let files = k.files(s);
+    let f = files.borrow().get(old as i32)?;
+    if old == new {
+        return if dup3 {
+            Err(Errno::EINVAL)
+        } else {
+            Ok(new as i64)
+        };
+    }
+    if new >= nofile(k, s) || new > i32::MAX as u64 {
+        return Err(Errno::EBADF);
+    }
+    let replaced = files.borrow().get(new as i32).ok();
+    files.borrow_mut().set(
+        new as usize,
+        Fd {
+            file: f,
+            cloexec: flags & O_CLOEXEC as u64 != 0,
+        },
+    );
+    if let Some(chans) = replaced.and_then(|r| r.device().and_then(|d| d.wake_on_close())) {
+        for c in chans {
+            k.procs.wakeup(c);
+        }
+    }
+    Ok(new as i64)
+}
+
+pub fn sys_fcntl(k: &mut Kernel, s: usize, fd: u64, cmd: u64, arg: u64) -> Result<i64, Errno> {
+    let files = k.files(s);
+    let f = files.borrow().get(fd as i32)?;
+    match u32::try_from(cmd).map_err(|_| Errno::EINVAL)? {
+        c @ (F_DUPFD | F_DUPFD_CLOEXEC) => {
+            let limit = nofile(k, s);
+            if arg >= limit {
+                return Err(Errno::EINVAL);
+            }
+            files
+                .borrow_mut()
+                .install(f, c == F_DUPFD_CLOEXEC, arg as usize, limit)
+                .map(i64::from)
+        }
+        F_GETFD => Ok(i64::from(files.borrow().slot(fd as i32)?.cloexec)),
+        F_SETFD => files
+            .borrow_mut()
+            .set_cloexec(fd as i32, arg & FD_CLOEXEC as u64 != 0)
+            .map(|_| 0),
+        F_GETFL => Ok(f.flags.get() as i64),
+        F_SETFL => {
+            let keep = f.flags.get() & !SETFL_MASK;
+            f.flags.set(keep | (arg as u32 & SETFL_MASK));
+            Ok(0)
+        }
+        F_GETPIPE_SZ if f.device().is_some() && f.inode().is_none() => {
+            Ok(crate::fs::pipe::PIPE_SIZE as i64)
+        }
+        c => {
+            log_refused(k, s, "fcntl", format_args!("command {c}"));
+            Err(Errno::EINVAL)
+        }
+    }
+}
+
+pub fn sys_pipe2(k: &mut Kernel, s: usize, fds: u64, flags: u64) -> Result<i64, Errno> {
+    if flags & !((O_CLOEXEC | O_NONBLOCK | O_DIRECT) as u64) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if !uaccess::user_range(fds, 8) {
+        return Err(Errno::EFAULT);
+    }
+    let status = flags as u32 & O_NONBLOCK;
+    let cloexec = flags & O_CLOEXEC as u64 != 0;
+    let (r, w) = Pipe::new_pair();
+    let ino = r.pipe().id();
+    let rf = OpenFile::pipe(r, O_RDONLY | status, ino);
+    let wf = OpenFile::pipe(w, O_WRONLY | status, ino);
+    let files = k.files(s);
+    let limit = nofile(k, s);
+    let rfd = files.borrow_mut().install(rf, cloexec, 0, limit)?;
+    let wfd = match files.borrow_mut().install(wf, cloexec, 0, limit) {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = files.borrow_mut().close(rfd);
+            return Err(e);
+        }
+    };
+    let mut out = [0u8; 8];
+    out[..4].copy_from_slice(&rfd.to_le_bytes());
+    out[4..].copy_from_slice(&wfd.to_le_bytes());
+    if let Err(e) = copy_out(&k.space(s), fds, &out) {
+        let mut t = files.borrow_mut();
+        let _ = t.close(rfd);
+        let _ = t.close(wfd);
+        return Err(e);
+    }
+    Ok(0)
+}
+
+/// ioctl: the terminal requests a program asks to learn whether it has a
+/// terminal (TCGETS, TIOCGWINSZ), FIONREAD, FIONBIO; anything else is
+/// `ENOTTY`, as Linux answers a request a device does not know.
+pub fn sys_ioctl(k: &mut Kernel, s: usize, fd: u64, req: u64, arg: u64) -> Result<i64, Errno> {
+    const TCGETS: u64 = 0x5401;
+    const TIOCGWINSZ: u64 = 0x5413;
+    const FIONREAD: u64 = 0x541b;
+    const FIONBIO: u64 = 0x5421;
+    let f = file(k, s, fd)?;
+    let tty = f.device().is_some_and(|d| d.is_tty());
+    let space = k.space(s);
+    match req {
+        TCGETS if tty => {
+            // A cooked terminal: ICRNL | IXON, OPOST | ONLCR, B38400 | CS8 |
+            // CREAD | HUPCL, ISIG | ICANON | ECHO | ECHOE | ECHOK | IEXTEN
+            // | ECHOCTL | ECHOKE, and Linux's default control characters.
+            let mut t = [0u8; 36];
+            t[0..4].copy_from_slice(&0o2400u32.to_le_bytes());
+            t[4..8].copy_from_slice(&0o5u32.to_le_bytes());
+            t[8..12].copy_from_slice(&0o2277u32.to_le_bytes());
+            t[12..16].copy_from_slice(&0o105073u32.to_le_bytes());
+            let cc = [3u8, 28, 127, 21, 4, 0, 1, 0, 17, 19, 26, 0, 18, 15, 23, 22];
+            t[17..17 + cc.len()].copy_from_slice(&cc);
+            copy_out(&space, arg, &t)?;
+            Ok(0)
+        }
+        TIOCGWINSZ if tty => {
+            write_words(&space, arg, &[24 | (80 << 16)])?;
+            Ok(0)
+        }
+        FIONREAD => {
+            let n = match f.inode() {
+                Some(i) if i.meta().kind == Kind::Regular => {
+                    i.meta().size.saturating_sub(f.offset.get())
+                }
+                _ => u64::from(f.device().is_some_and(|d| d.ready().read)),
+            };
+            copy_out(&space, arg, &(n as i32).to_le_bytes())?;
+            Ok(0)
+        }
+        FIONBIO => {
+            let mut on = [0u8; 4];
+            crate::mm::uaccess::copy_in(&space, arg, &mut on)?;
+            let flags = f.flags.get() & !O_NONBLOCK;
+            let nb = if u32::from_le_bytes(on) != 0 {
+                O_NONBLOCK
+            } else {
+                0
+            };
+            f.flags.set(flags | nb);
+            Ok(0)
+        }
+        _ => Err(Errno::ENOTTY),
+    }
+}
+
+pub fn sys_fstat(k: &Kernel, s: usize, fd: u64, st: u64) -> Result<i64, Errno> {
+    let f = file(k, s, fd)?;
+    super::path::write_stat(&k.space(s), st, &f.meta())
+}
+
+pub fn sys_getdents64(k: &Kernel, s: usize, fd: u64, buf: u64, count: u64) -> Result<i64, Errno> {
+    let f = file(k, s, fd)?;
+    let dir = f.inode().ok_or(Errno::ENOTDIR)?.clone();
+    if dir.meta().kind != Kind::Directory {
+        return Err(Errno::ENOTDIR);
+    }
+    let count = count.min(1 << 20) as usize;
+    let mut out = alloc::vec::Vec::new();
+    loop {
+        let index = f.offset.get();
+        let Some(e) = dir.readdir(index)? else {
+            break;
+        };
+        // struct linux_dirent64: ino, off, reclen, type, name, NUL, pad.
+        let reclen = (19 + e.name.len() + 1).next_multiple_of(8);
+        if out.len() + reclen > count {
+            if out.is_empty() {
+                return Err(Errno::EINVAL);
+            }
+            break;
+        }
+        let start = out.len();
+        out.resize(start + reclen, 0);
+        let rec = &mut out[start..];
+        rec[0..8].copy_from_slice(&e.ino.to_le_bytes());
+        rec[8..16].copy_from_slice(&(index + 1).to_le_bytes());
+        rec[16..18].copy_from_slice(&(reclen as u16).to_le_bytes());
+        rec[18] = e.kind.dirent_type();
+        rec[19..19 + e.name.len()].copy_from_slice(&e.name);
+        f.offset.set(index + 1);
+    }
+    copy_out(&k.space(s), buf, &out)?;
+    Ok(out.len() as i64)
+}
+
+pub fn sys_ftruncate(k: &Kernel, s: usize, fd: u64, len: u64) -> Result<i64, Errno> {
+    let f = file(k, s, fd)?;
+    if (len as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    if !f.writable() {
+        return Err(Errno::EINVAL);
+    }
+    match f.inode() {
+        Some(i) if i.meta().kind == Kind::Regular => i.truncate(len).map(|_| 0),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// fsync and fdatasync: tmpfs holds everything in memory; nothing to
+/// flush. A pipe or terminal is `EINVAL`, as Linux says.
+pub fn sys_fsync(k: &Kernel, s: usize, fd: u64) -> Result<i64, Errno> {
+    let f = file(k, s, fd)?;
+    if f.inode().is_none() {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
+}

@@ -1,0 +1,276 @@
+//! The Linux x86-64 system-call ABI: `rax` = number, arguments in rdi,
+//! rsi, rdx, r10, r8, r9; the result in `rax`, `-errno` on error. The
+//! process trapped with `T_FAST_SYSCALL`; its frame's rip is already past
+//! the `syscall`, and rcx/r11 hold rip/rflags as the instruction left them.
+//!
+//! This module only decodes: the table below maps each number (from
+//! linux-raw-sys, as xv6's syscall.h) to a `sys_*` function in the files
+//! beside it, which check the arguments and call into the subsystems
+//! (`proc`, `mm`, `fs`). Every user pointer goes through
+//! [`crate::mm::uaccess`].
+
+mod fd;
+mod mem;
+mod misc;
+mod names;
+mod path;
+mod proc;
+mod time;
+mod uio;
+
+use crate::fs::vfs::Follow;
+use fd::*;
+use linux_raw_sys::general::*;
+use mem::*;
+use misc::*;
+use path::*;
+use proc::*;
+use time::*;
+
+use crate::kernel::Kernel;
+use guestlib::eprintln;
+use vkernel_abi::Errno;
+
+/// vkernel's own system call: host pool pages in use (for tests that check
+/// nothing leaks). Outside Linux's range.
+pub const SYS_VKERNEL_POOL_PAGES: u32 = 0x7fff_0001;
+
+/// What a system call did to its process.
+pub enum Outcome {
+    /// Finished: this goes in rax.
+    Ret(i64),
+    /// The process blocked (its state says on what) or is gone or has a new
+    /// image: rax is not touched.
+    NoReturn,
+}
+pub use Outcome::*;
+
+/// A result as the value rax gets.
+pub fn ret(r: Result<i64, Errno>) -> Outcome {
+    match r {
+        Ok(v) => Ret(v),
+        Err(e) => Ret(err(e)),
+    }
+}
+
+/// `-errno`, as rax holds an error.
+pub fn err(e: Errno) -> i64 {
+    -(e.0 as i64)
+}
+
+/// Dispatches the system call in process `s`'s frame.
+// The numbers keep the kernel headers' names (`__NR_read`).
+#[allow(non_upper_case_globals)]
+pub fn dispatch(k: &mut Kernel, s: usize) {
+    let tf = k.procs.procs[s].tf;
+    let a = [tf.rdi, tf.rsi, tf.rdx, tf.r10, tf.r8, tf.r9];
+    // A number past u32 names no call.
+    let nr = u32::try_from(tf.rax).unwrap_or(u32::MAX);
+    const CWD: u64 = AT_FDCWD as u64;
+    let out = match nr {
+        // Descriptors.
+        __NR_read => sys_read(k, s, a[0], a[1], a[2]),
+        __NR_write => sys_write(k, s, a[0], a[1], a[2]),
+        __NR_pread64 => sys_pread64(k, s, a[0], a[1], a[2], a[3]),
+        __NR_pwrite64 => sys_pwrite64(k, s, a[0], a[1], a[2], a[3]),
+        __NR_readv => sys_readv(k, s, a[0], a[1], a[2], None),
+        __NR_writev => sys_writev(k, s, a[0], a[1], a[2], None),
+        __NR_preadv => sys_readv(k, s, a[0], a[1], a[2], Some(a[3])),
+        __NR_pwritev => sys_writev(k, s, a[0], a[1], a[2], Some(a[3])),
+        __NR_lseek => ret(sys_lseek(k, s, a[0], a[1], a[2])),
+        __NR_close => ret(sys_close(k, s, a[0])),
+        __NR_close_range => ret(sys_close_range(k, s, a[0], a[1], a[2])),
+        __NR_dup => ret(sys_dup(k, s, a[0])),
+        __NR_dup2 => ret(sys_dup3(k, s, a[0], a[1], 0, false)),
+        __NR_dup3 => ret(sys_dup3(k, s, a[0], a[1], a[2], true)),
+        __NR_fcntl => ret(sys_fcntl(k, s, a[0], a[1], a[2])),
+        __NR_pipe => ret(sys_pipe2(k, s, a[0], 0)),
+        __NR_pipe2 => ret(sys_pipe2(k, s, a[0], a[1])),
+        __NR_ioctl => ret(sys_ioctl(k, s, a[0], a[1], a[2])),
+        __NR_fstat => ret(sys_fstat(k, s, a[0], a[1])),
+        __NR_getdents64 => ret(sys_getdents64(k, s, a[0], a[1], a[2])),
+        __NR_ftruncate => ret(sys_ftruncate(k, s, a[0], a[1])),
+        __NR_fsync | __NR_fdatasync => ret(sys_fsync(k, s, a[0])),
+        // Names.
+        __NR_open => ret(sys_openat(k, s, CWD, a[0], a[1], a[2])),
+        __NR_openat => ret(sys_openat(k, s, a[0], a[1], a[2], a[3])),
+        __NR_creat => ret(sys_openat(
+            k,
+            s,
+            CWD,
+            a[0],
+            (O_CREAT | O_WRONLY | O_TRUNC) as u64,
+            a[1],
+        )),
+        __NR_stat => ret(sys_stat(k, s, a[0], a[1], Follow::Yes)),
+        __NR_lstat => ret(sys_stat(k, s, a[0], a[1], Follow::No)),
+        __NR_newfstatat => ret(sys_newfstatat(k, s, a[0], a[1], a[2], a[3])),
+        __NR_statx => ret(sys_statx(k, s, a[0], a[1], a[2], a[3], a[4])),
+        __NR_access => ret(sys_faccessat(k, s, CWD, a[0], a[1], 0)),
+        __NR_faccessat => ret(sys_faccessat(k, s, a[0], a[1], a[2], 0)),
+        __NR_faccessat2 => ret(sys_faccessat(k, s, a[0], a[1], a[2], a[3])),
+        __NR_mkdir => ret(sys_mkdirat(k, s, CWD, a[0], a[1])),
+        __NR_mkdirat => ret(sys_mkdirat(k, s, a[0], a[1], a[2])),
+        __NR_mknod => ret(sys_mknodat(k, s, CWD, a[0], a[1], a[2])),
+        __NR_mknodat => ret(sys_mknodat(k, s, a[0], a[1], a[2], a[3])),
+        __NR_rmdir => ret(sys_unlinkat(k, s, CWD, a[0], AT_REMOVEDIR as u64)),
+        __NR_unlink => ret(sys_unlinkat(k, s, CWD, a[0], 0)),
+        __NR_unlinkat => ret(sys_unlinkat(k, s, a[0], a[1], a[2])),
+        __NR_rename => ret(sys_renameat2(k, s, CWD, a[0], CWD, a[1], 0)),
+        __NR_renameat => ret(sys_renameat2(k, s, a[0], a[1], a[2], a[3], 0)),
+        __NR_renameat2 => ret(sys_renameat2(k, s, a[0], a[1], a[2], a[3], a[4])),
+        __NR_link => ret(sys_linkat(k, s, CWD, a[0], CWD, a[1], 0)),
+        __NR_linkat => ret(sys_linkat(k, s, a[0], a[1], a[2], a[3], a[4])),
+        __NR_symlink => ret(sys_symlinkat(k, s, a[0], CWD, a[1])),
+        __NR_symlinkat => ret(sys_symlinkat(k, s, a[0], a[1], a[2])),
+        __NR_readlink => ret(sys_readlinkat(k, s, CWD, a[0], a[1], a[2])),
+        __NR_readlinkat => ret(sys_readlinkat(k, s, a[0], a[1], a[2], a[3])),
+        __NR_chdir => ret(sys_chdir(k, s, a[0])),
+        __NR_fchdir => ret(sys_fchdir(k, s, a[0])),
+        __NR_getcwd => ret(sys_getcwd(k, s, a[0], a[1])),
+        __NR_umask => Ret(sys_umask(k, s, a[0])),
+        __NR_chmod => ret(sys_fchmodat(k, s, CWD, a[0], a[1])),
+        __NR_fchmod => ret(sys_fchmodat(k, s, a[0], 0, a[1])),
+        __NR_fchmodat => ret(sys_fchmodat(k, s, a[0], a[1], a[2])),
+        __NR_chown => ret(sys_fchownat(k, s, CWD, a[0], a[1], a[2], 0)),
+        __NR_lchown => ret(sys_fchownat(
+            k,
+            s,
+            CWD,
+            a[0],
+            a[1],
+            a[2],
+            AT_SYMLINK_NOFOLLOW as u64,
+        )),
+        __NR_fchown => ret(sys_fchownat(k, s, a[0], 0, a[1], a[2], 0)),
+        __NR_fchownat => ret(sys_fchownat(k, s, a[0], a[1], a[2], a[3], a[4])),
+        __NR_truncate => ret(sys_truncate(k, s, a[0], a[1])),
+        __NR_utimensat => ret(sys_utimensat(k, s, a[0], a[1], a[2], a[3])),
+        __NR_statfs => ret(sys_statfs(k, s, a[0], a[1])),
+        __NR_fstatfs => ret(sys_fstatfs(k, s, a[0], a[1])),
+        // Memory.
+        __NR_mmap => ret(sys_mmap(k, s, a)),
+        __NR_mprotect => ret(sys_mprotect(k, s, a[0], a[1], a[2])),
+        __NR_munmap => ret(sys_munmap(k, s, a[0], a[1])),
+        __NR_brk => Ret(sys_brk(k, s, a[0]) as i64),
+        // The scheduler moves on after every trap.
+        __NR_sched_yield => Ret(0),
+        // glibc falls back to copying.
+        __NR_mremap => Ret(err(Errno::ENOSYS)),
+        __NR_madvise => ret(sys_madvise(k, s, a[0], a[1], a[2])),
+        __NR_nanosleep => sys_nanosleep(k, s, CLOCK_MONOTONIC as u64, 0, a[0]),
+        __NR_getpid | __NR_gettid => Ret(k.procs.procs[s].pid as i64),
+        __NR_clone => ret(sys_clone(k, s, a[0], a[1], a[2], a[3])),
+        __NR_fork | __NR_vfork => ret(sys_fork(k, s)),
+        __NR_execve => sys_execve(k, s, a[0], a[1], a[2]),
+        __NR_exit | __NR_exit_group => {
+            k.procs.exit(s, ((a[0] & 0xff) << 8) as i32);
+            NoReturn
+        }
+        __NR_wait4 => sys_wait4(k, s, a[0] as i32, a[1], a[2], a[3]),
+        __NR_kill => sys_kill(k, s, a[0] as i32, a[1] as i32),
+        __NR_uname => ret(sys_uname(k, s, a[0])),
+        __NR_gettimeofday => ret(sys_gettimeofday(k, s, a[0], a[1])),
+        __NR_getrlimit => ret(sys_prlimit(k, s, 0, a[0], 0, a[1])),
+        // uid, gid, euid, egid: root.
+        __NR_getuid | __NR_getgid | __NR_geteuid | __NR_getegid => Ret(0),
+        __NR_getppid => Ret(k.procs.procs[s].parent as i64),
+        __NR_arch_prctl => ret(sys_arch_prctl(k, s, a[0], a[1])),
+        __NR_setrlimit => ret(sys_prlimit(k, s, 0, a[0], a[1], 0)),
+        __NR_time => ret(sys_time(k, s, a[0])),
+        __NR_futex => sys_futex(k, s, a),
+        __NR_set_tid_address => {
+            k.procs.procs[s].clear_child_tid = a[0];
+            Ret(k.procs.procs[s].pid as i64)
+        }
+        __NR_clock_gettime => ret(sys_clock_gettime(k, s, a[0], a[1])),
+        __NR_clock_getres => ret(sys_clock_getres(k, s, a[0], a[1])),
+        __NR_clock_nanosleep => sys_nanosleep(k, s, a[0], a[1], a[2]),
+        __NR_tgkill => {
+            if a[0] != a[1] {
+                Ret(err(Errno::ESRCH))
+            } else {
+                sys_kill(k, s, a[0] as i32, a[2] as i32)
+            }
+        }
+        __NR_set_robust_list => ret(sys_set_robust_list(k, s, a[0], a[1])),
+        __NR_prlimit64 => ret(sys_prlimit(k, s, a[0] as u32, a[1], a[2], a[3])),
+        __NR_getrandom => ret(sys_getrandom(k, s, a[0], a[1], a[2])),
+        // glibc runs without restartable sequences.
+        __NR_rseq => Ret(err(Errno::ENOSYS)),
+        SYS_VKERNEL_POOL_PAGES => Ret(k.mm.pages_in_use()),
+        _ => {
+            log_unimplemented(k, s, tf.rax);
+            Ret(err(Errno::ENOSYS))
+        }
+    };
+    if let Ret(v) = out {
+        k.procs.procs[s].tf.rax = v as u64;
+    }
+}
+
+/// Logs, once per call, what part of a call the kernel refused: a flag
+/// or mode it does not implement (`what`). The call returns the errno
+/// Linux would give a kernel built without the feature.
+pub fn log_refused(k: &Kernel, s: usize, call: &str, what: core::fmt::Arguments) {
+    let p = &k.procs.procs[s];
+    eprintln!(
+        "kernel: pid {} ({}): {call}: {what} is not implemented",
+        p.pid,
+        p.name()
+    );
+}
+
+/// Logs an unimplemented system call, once per number, with its name.
+fn log_unimplemented(k: &Kernel, s: usize, nr: u64) {
+    static SEEN: LogOnce = LogOnce::new();
+    if !SEEN.first(nr) {
+        return;
+    }
+    let p = &k.procs.procs[s];
+    let name = u32::try_from(nr).ok().and_then(names::name);
+    match name {
+        Some(name) => eprintln!(
+            "kernel: pid {} ({}): system call {nr} ({name}) is not implemented (ENOSYS)",
+            p.pid,
+            p.name()
+        ),
+        None => eprintln!(
+            "kernel: pid {} ({}): system call {nr} is not implemented (ENOSYS)",
+            p.pid,
+            p.name()
+        ),
+    }
+}
+
+/// A set of numbers below 512 seen so far, plus a few above (so a program
+/// calling one missing call in a loop logs it once).
+struct LogOnce {
+    low: [core::sync::atomic::AtomicU64; 8],
+    high: [core::sync::atomic::AtomicU64; 8],
+}
+
+impl LogOnce {
+    const fn new() -> Self {
+        LogOnce {
+            low: [const { core::sync::atomic::AtomicU64::new(0) }; 8],
+            high: [const { core::sync::atomic::AtomicU64::new(0) }; 8],
+        }
+    }
+
+    /// Whether `nr` is seen for the first time (and marks it seen).
+    fn first(&self, nr: u64) -> bool {
+        use core::sync::atomic::Ordering::Relaxed;
+        if nr < 512 {
+            let bit = 1 << (nr % 64);
+            return self.low[(nr / 64) as usize].fetch_or(bit, Relaxed) & bit == 0;
+        }
+        if self.high.iter().any(|h| h.load(Relaxed) == nr) {
+            return false;
+        }
+        if let Some(h) = self.high.iter().find(|h| h.load(Relaxed) == 0) {
+            h.store(nr, Relaxed);
+        }
+        true
+    }
+}

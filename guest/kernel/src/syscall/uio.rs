@@ -1,0 +1,99 @@
+//! Moving file data between open files and process memory: the sinks and
+//! sources the file systems call with pieces of their own pages, and the
+//! iovec arrays of readv/writev. Under `pmap=host` each piece is one
+//! pread/pwrite hypercall straight from or to the file's page; under
+//! `pmap=guest` a memcpy.
+
+use alloc::vec::Vec;
+
+use crate::mm::uaccess::{self, read_u64};
+use crate::mm::SpaceRef;
+use vkernel_abi::Errno;
+
+/// A writer into process memory from `addr`: each call copies what it is
+/// given to the next addresses. A first piece that cannot be copied at all
+/// is `EFAULT`; a later short copy stops the transfer there.
+pub struct ToUser<'a> {
+    space: &'a SpaceRef,
+    addr: u64,
+    pub done: usize,
+}
+
+impl<'a> ToUser<'a> {
+    pub fn new(space: &'a SpaceRef, addr: u64) -> Self {
+        ToUser {
+            space,
+            addr,
+            done: 0,
+        }
+    }
+
+    /// Copies `b` to the process.
+    pub fn put(&mut self, b: &[u8]) -> Result<usize, Errno> {
+        let at = self.addr.wrapping_add(self.done as u64);
+        let n = if uaccess::user_range(at, b.len() as u64) {
+            self.space.borrow_mut().write(at, b)
+        } else {
+            0
+        };
+        if n == 0 && !b.is_empty() && self.done == 0 {
+            return Err(Errno::EFAULT);
+        }
+        self.done += n;
+        Ok(n)
+    }
+}
+
+/// A reader of process memory from `addr`, as [`ToUser`] writes.
+pub struct FromUser<'a> {
+    space: &'a SpaceRef,
+    addr: u64,
+    pub done: usize,
+}
+
+impl<'a> FromUser<'a> {
+    pub fn new(space: &'a SpaceRef, addr: u64) -> Self {
+        FromUser {
+            space,
+            addr,
+            done: 0,
+        }
+    }
+
+    /// Fills `b` from the process.
+    pub fn take(&mut self, b: &mut [u8]) -> Result<usize, Errno> {
+        let at = self.addr.wrapping_add(self.done as u64);
+        let n = if uaccess::user_range(at, b.len() as u64) {
+            self.space.borrow_mut().read(at, b)
+        } else {
+            0
+        };
+        if n == 0 && !b.is_empty() && self.done == 0 {
+            return Err(Errno::EFAULT);
+        }
+        self.done += n;
+        Ok(n)
+    }
+}
+
+/// The `(base, len)` pairs of an iovec array, checked as Linux checks
+/// them: at most `UIO_MAXIOV` entries (`EINVAL`), no length that would
+/// make the total overflow a `ssize_t` (`EINVAL`).
+pub fn iovecs(space: &SpaceRef, iov: u64, count: u64) -> Result<Vec<(u64, u64)>, Errno> {
+    if count > linux_raw_sys::general::UIO_MAXIOV as u64 {
+        return Err(Errno::EINVAL);
+    }
+    let mut v = Vec::with_capacity(count as usize);
+    let mut total: u64 = 0;
+    for i in 0..count {
+        let at = iov.checked_add(16 * i).ok_or(Errno::EFAULT)?;
+        let base = read_u64(space, at)?;
+        let len = read_u64(space, at + 8)?;
+        total = total.checked_add(len).ok_or(Errno::EINVAL)?;
+        if total > i64::MAX as u64 {
+            return Err(Errno::EINVAL);
+        }
+        v.push((base, len));
+    }
+    Ok(v)
+}

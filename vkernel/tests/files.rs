@@ -1,0 +1,69 @@
+//! Files (#13): the VFS, tmpfs, devfs, descriptors and pipes, through a
+//! C program built at test time with `gcc -static` that checks each call
+//! against what Linux does (it prints `ok ...` lines and `N failed`), and
+//! `#!` scripts run as programs.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::vkernel;
+use loader::cpio_writer::{pack, Member};
+
+/// Builds `vkernel/tests/c/NAME.c` with `gcc -static -O2`.
+fn c_program(dir: &std::path::Path, name: &str) -> PathBuf {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/c")
+        .join(format!("{name}.c"));
+    let exe = dir.join(name);
+    let out = Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .output()
+        .expect("running gcc (ci/setup.sh installs gcc and libc6-dev)");
+    assert!(
+        out.status.success(),
+        "gcc: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    exe
+}
+
+#[test]
+fn file_system_calls_pipes_and_devices_behave_as_on_linux() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = c_program(dir.path(), "files");
+    // The same program passes natively (it checks Linux's own behaviour).
+    let native = Command::new(&exe).current_dir(dir.path()).output().unwrap();
+    let native_out = String::from_utf8_lossy(&native.stdout);
+    assert!(native_out.contains("0 failed"), "natively:\n{native_out}");
+    let r = vkernel(&["run", "--", exe.to_str().unwrap()]);
+    r.expect_code(0).stdout_has("0 failed");
+    assert!(!r.stdout.contains("FAIL"), "{}", r.stdout);
+}
+
+#[test]
+fn a_script_init_runs_its_interpreter_with_the_script_as_argument() {
+    let hello = std::fs::read(common::guest_program("hello")).unwrap();
+    let img = pack(&[
+        Member {
+            name: "bin/hello",
+            mode: 0o100755,
+            data: &hello,
+        },
+        Member {
+            name: "init",
+            mode: 0o100755,
+            data: b"#!/bin/hello scripted\n",
+        },
+    ]);
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), img).unwrap();
+    // argv: /bin/hello scripted /init (hello prints argv[1], and 3 lines
+    // since "/init" is not a count).
+    vkernel(&["run", "--image", f.path().to_str().unwrap()])
+        .expect_code(0)
+        .stdout_has("scripted: line 3 of 3");
+}
