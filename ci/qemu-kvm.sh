@@ -12,9 +12,9 @@
 # usage: ci/qemu-kvm.sh [--npt 1|0] [--tests all|none|NAME,NAME...]
 #   --npt 0     kvm_amd npt=0: KVM shadows the guest's page tables
 #   --tests     which integration test binaries (vkernel/tests/*.rs) run
-#               (default all); c_programs and gdb never run here: they
-#               call gcc and gdb, which the initramfs does not hold, and
-#               bench is the `bench --quick` step already
+#               (default all); c_programs, files, busybox and gdb never
+#               run here: they call gcc, bash and gdb, which the initramfs
+#               does not hold, and bench is the `bench --quick` step already
 # Environment: QEMU_KVM_TIMEOUT (seconds for the whole QEMU run, default
 # 900), QEMU_KVM_SMP (vCPUs, default 2), QEMU_KVM_MEM (MiB, default 3072),
 # QEMU_KVM_CPU (default EPYC-Rome; qemu64 has SVM but no XSAVE and no
@@ -69,7 +69,7 @@ test_bins=()
 while IFS= read -r exe; do
     name=$(basename "$exe")
     name=${name%-*}
-    case $name in c_programs | gdb | bench) continue ;; esac
+    case $name in c_programs | files | busybox | gdb | bench) continue ;; esac
     if [ "$tests" = all ] || [[ ",$tests," == *",$name,"* ]]; then
         test_bins+=("$exe")
     fi
@@ -234,7 +234,7 @@ step "default image (vkernel)" "" $VKERNEL
 step "vkernel test" " passed, 0 failed" $VKERNEL test
 grep -E '^[0-9]+ passed, [0-9]+ failed$' /tmp/out | sed 's/^/qemu-kvm:      vkernel test: /'
 step "vkernel run --pmap guest" "" $VKERNEL run --pmap guest
-step "fuzzer (100,000 hypercalls)" "fuzz: 100000 hypercalls" $VKERNEL run --append "test=fuzz:100000 seed=1"
+step "fuzzer (100,000 hypercalls)" "fuzz: 100000 hypercalls" $VKERNEL run --test-kernel --append "test=fuzz:100000 seed=1"
 step "vkernel bench --quick (smoke test)" "syscall" $VKERNEL bench --quick
 }
 
