@@ -316,7 +316,7 @@ timeout -k 10 "$timeout_s" qemu-system-x86_64 \
     -kernel "$vmlinuz" -initrd "$initrd" \
     -append "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init" \
     -nodefaults -display none -no-reboot -serial stdio </dev/null 2>&1 |
-    sed -u 's/\r$//' | grep --line-buffered -v "TCG doesn't support requested feature" | tee "$log"
+    sed -u 's/\r$//' | grep -a --line-buffered -v "TCG doesn't support requested feature" | tee "$log"
 qemu_status=${PIPESTATUS[0]}
 set -e
 t_end=$(date +%s)
