@@ -145,21 +145,25 @@ pub fn floor(reps: usize, iters: u64) -> Result<Vec<f64>, Error> {
     let port = HC_PORT_BASE.to_le_bytes();
     let code = [0x66, 0xba, port[0], port[1], 0xef, 0xeb, 0xfd];
     let entry = 0x20_0000;
-    vm.mem
+    vm.guest
+        .mem
         .write_slice(&code, GuestAddress(entry))
-        .map_err(|e| Error::Memory(e.to_string()))?;
+        .map_err(|e| Error::Memory {
+            what: "writing the floor's code",
+            source: Box::new(e),
+        })?;
     vm.enter_kernel(entry)?;
     // No synced registers: the bare cost of an exit. (Measured here: the
     // register sync the vkernel uses adds less than the run-to-run noise.)
-    vm.vcpu.clear_sync_valid_reg(kvm_ioctls::SyncReg::Register);
-    vm.vcpu
-        .clear_sync_valid_reg(kvm_ioctls::SyncReg::SystemRegister);
+    let vcpu = &mut vm.vcpu.fd;
+    vcpu.clear_sync_valid_reg(kvm_ioctls::SyncReg::Register);
+    vcpu.clear_sync_valid_reg(kvm_ioctls::SyncReg::SystemRegister);
     // Every exit must be that `out`: anything else (a #GP through the
     // trap area's stubs, a shutdown...) ends the benchmark with a message
     // instead of running the vCPU on.
     let mut run = |n: u64| -> Result<(), Error> {
         for _ in 0..n {
-            match vm.vcpu.run().map_err(kvm_err("KVM_RUN"))? {
+            match vcpu.run().map_err(kvm_err("KVM_RUN"))? {
                 kvm_ioctls::VcpuExit::IoOut(HC_PORT_BASE, _) => {}
                 other => {
                     return Err(Error::Setup(format!(
@@ -184,14 +188,20 @@ pub fn floor(reps: usize, iters: u64) -> Result<Vec<f64>, Error> {
 /// Runs a guest that prints `bench` lines (the test kernel's benchmark
 /// mode, or a process benchmark of the real kernel) and collects them.
 fn guest_figures(test_kernel: bool, append: &str) -> Result<BTreeMap<String, Figure>, Error> {
-    let exe = std::env::current_exe().map_err(|e| Error::Setup(format!("finding vkernel: {e}")))?;
+    let exe = std::env::current_exe().map_err(|source| Error::Io {
+        what: "finding vkernel",
+        source,
+    })?;
     let out = Command::new(exe)
         .args(["run", "--pool", "512"])
         .args(test_kernel.then_some("--test-kernel"))
         .args(["--append", append])
         .stderr(Stdio::inherit())
         .output()
-        .map_err(|e| Error::Setup(format!("running the benchmark guest: {e}")))?;
+        .map_err(|source| Error::Io {
+            what: "running the benchmark guest",
+            source,
+        })?;
     if !out.status.success() {
         return Err(Error::Setup(format!(
             "the benchmark guest failed: {}",
@@ -269,7 +279,10 @@ struct BootStages {
 /// time of each, and the stages the guest kernel reports with `boottrace`
 /// (host clock, from vkernel's start).
 fn boot_to_exit(runs: usize) -> Result<(BootStages, u64), Error> {
-    let exe = std::env::current_exe().map_err(|e| Error::Setup(format!("finding vkernel: {e}")))?;
+    let exe = std::env::current_exe().map_err(|source| Error::Io {
+        what: "finding vkernel",
+        source,
+    })?;
     let mut st = BootStages {
         kernel_entry: Vec::new(),
         init_first: Vec::new(),
@@ -286,7 +299,10 @@ fn boot_to_exit(runs: usize) -> Result<(BootStages, u64), Error> {
             .args(["run", "--append", "boottrace init=/bin/systest -- exit 0"])
             .stdout(Stdio::null())
             .output()
-            .map_err(|e| Error::Setup(format!("running vkernel: {e}")))?;
+            .map_err(|source| Error::Io {
+                what: "running vkernel",
+                source,
+            })?;
         st.to_exit.push(t0.elapsed().as_nanos() as f64);
         if !out.status.success() {
             return Err(Error::Setup(format!("boot run failed: {}", out.status)));
@@ -302,7 +318,10 @@ fn boot_to_exit(runs: usize) -> Result<(BootStages, u64), Error> {
         .args(["run", "--stats", "--append", "exit=0"])
         .stdout(Stdio::null())
         .output()
-        .map_err(|e| Error::Setup(format!("running vkernel: {e}")))?;
+        .map_err(|source| Error::Io {
+            what: "running vkernel",
+            source,
+        })?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     let overhead = stderr
         .split("host overhead ")

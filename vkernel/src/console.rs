@@ -5,39 +5,41 @@
 use std::io::Write;
 
 use vkernel_abi::Errno;
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+/// A line of vkernel's own on stderr. Unlike `eprintln!`, a closed or
+/// broken stderr is not a panic: the message is lost, the run goes on.
+#[macro_export]
+macro_rules! report {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+use vmspace::KernelRam;
 
 /// Largest write done in one hypercall; a longer one is a short write, as
 /// write(2) may be.
 pub const MAX_WRITE: u64 = 64 * 1024;
 
-/// Copies `len` bytes at guest-physical `buf` (inside `[0, ram_bytes)`) to
+/// Copies `len` bytes at guest-physical `buf` (in kernel RAM) to
 /// the host's stdout, or its stderr when `stream` is 2 (the guest kernel's
 /// own messages and its processes' fd 2). Returns how many bytes were
-/// written.
-pub fn write(
-    mem: &GuestMemoryMmap,
-    ram_bytes: u64,
-    buf: u64,
-    len: u64,
-    stream: u64,
-) -> Result<i64, Errno> {
+/// written, or the host's error: `EPIPE` when the reader went away (Rust
+/// ignores SIGPIPE, so the host sees the error and the guest gets it, with
+/// its own SIGPIPE), `ENOSPC` on a full disk, `EIO`.
+pub fn write(ram: &KernelRam, buf: u64, len: u64, stream: u64) -> Result<i64, Errno> {
     let len = len.min(MAX_WRITE);
-    let end = buf.checked_add(len).ok_or(Errno::EFAULT)?;
-    if end > ram_bytes {
-        return Err(Errno::EFAULT);
-    }
     let mut bytes = vec![0u8; len as usize];
-    mem.read_slice(&mut bytes, GuestAddress(buf))
-        .map_err(|_| Errno::EFAULT)?;
+    ram.read_slice(buf, &mut bytes)?;
+    let errno = |e: std::io::Error| e.raw_os_error().map_or(Errno::EIO, Errno);
     if stream == 2 {
         let mut err = std::io::stderr().lock();
-        err.write_all(&bytes).map_err(|_| Errno::EIO)?;
-        err.flush().map_err(|_| Errno::EIO)?;
+        err.write_all(&bytes).map_err(errno)?;
+        err.flush().map_err(errno)?;
     } else {
         let mut out = std::io::stdout().lock();
-        out.write_all(&bytes).map_err(|_| Errno::EIO)?;
-        out.flush().map_err(|_| Errno::EIO)?;
+        out.write_all(&bytes).map_err(errno)?;
+        out.flush().map_err(errno)?;
     }
     Ok(len as i64)
 }

@@ -4,6 +4,56 @@
 use std::fmt::Write;
 
 use kvm_bindings::{kvm_regs, kvm_sregs};
+use vkernel_abi::frame::vector_has_error_code;
+use vkernel_abi::layout;
+
+/// The guest kernel took an exception: it has no one to deliver it to, so
+/// the run ends with this report.
+#[derive(Debug, Clone)]
+pub struct KernelCrash {
+    /// The exception vector.
+    pub vector: u8,
+    /// The error code the CPU pushed (0 for vectors without one).
+    pub err: u64,
+    /// The interrupted context: registers from the hardware frame, segment
+    /// selectors as they were before the trap.
+    pub regs: kvm_regs,
+    /// System registers (cr2 holds the fault address of a #PF).
+    pub sregs: kvm_sregs,
+}
+
+impl KernelCrash {
+    /// The report's first lines: what, where, and for a page fault why.
+    pub fn describe(&self) -> String {
+        let (vector, rip) = (self.vector, self.regs.rip);
+        let mut what = format!(
+            "guest kernel crashed: {} (vector {vector}) at rip {rip:#x}",
+            vector_name(vector),
+        );
+        if vector_has_error_code(vector) {
+            let _ = write!(what, ", error code {:#x}", self.err);
+            if vector == 14 {
+                let _ = write!(
+                    what,
+                    "\n  fault address (cr2) {:#x}: {}",
+                    self.sregs.cr2,
+                    page_fault_reason(self.err)
+                );
+            }
+        }
+        if rip >= layout::TRAP_AREA_BASE {
+            what.push_str("\n  (the fault is inside the trap area)");
+        }
+        what
+    }
+}
+
+/// Prints `what` and the registers on stderr: the report of a run the host
+/// stopped.
+pub fn report(what: &str, regs: &kvm_regs, sregs: &kvm_sregs) {
+    crate::report!("vkernel: {what}");
+    eprint!("{}", format_registers(regs, sregs));
+}
 
 /// Exception names by vector.
 pub fn vector_name(vector: u8) -> &'static str {

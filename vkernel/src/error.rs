@@ -23,8 +23,40 @@ pub enum Error {
         source: kvm_ioctls::Error,
     },
     /// Guest memory could not be set up.
-    #[error("guest memory: {0}")]
-    Memory(String),
+    #[error("guest memory: {what}: {source}")]
+    Memory {
+        /// What was being done.
+        what: &'static str,
+        /// The cause (vm-memory's error).
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The vmspace core refused to set up the pool or the kernel's tables.
+    #[error("{what}: {source}")]
+    Vmspace {
+        /// What was being done.
+        what: &'static str,
+        /// The cause.
+        source: vmspace::Error,
+    },
+    /// The MSR list for the vCPU could not be built.
+    #[error("building the vCPU's MSR list: {0}")]
+    MsrList(#[source] vmm_sys_util::fam::Error),
+    /// A host facility (a timer, a thread, a file, a child process) failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The gdb stub could not listen on its address.
+    #[error("gdb stub on {addr}: {source}")]
+    Gdb {
+        /// The address given with --gdb.
+        addr: String,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// A file named on the command line could not be read.
     #[error("{path}: {source}")]
     ReadFile {
@@ -47,4 +79,41 @@ pub enum Error {
 /// Wraps a KVM ioctl error with the call's name.
 pub fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> Error {
     move |source| Error::Kvm { what, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn each_failure_says_what_failed_and_keeps_its_cause() {
+        let msr = Error::MsrList(vmm_sys_util::fam::Error::SizeLimitExceeded);
+        assert!(
+            msr.to_string().starts_with("building the vCPU's MSR list"),
+            "{msr}"
+        );
+        assert!(msr.source().is_some());
+        let kvm = kvm_err("KVM_SET_MSRS")(kvm_ioctls::Error::new(libc::EINVAL));
+        assert!(
+            kvm.to_string().starts_with("KVM KVM_SET_MSRS failed"),
+            "{kvm}"
+        );
+        assert!(kvm.source().is_some());
+        let io = Error::Io {
+            what: "creating the time-slice timer",
+            source: std::io::Error::from_raw_os_error(libc::EAGAIN),
+        };
+        assert!(io.source().is_some());
+        let mem = Error::Vmspace {
+            what: "building the kernel's page tables",
+            source: vmspace::Error::OutOfFrames,
+        };
+        assert_eq!(
+            mem.to_string(),
+            "building the kernel's page tables: host pool exhausted: no free page"
+        );
+        assert!(mem.source().is_some());
+    }
 }

@@ -1,25 +1,23 @@
 //! Hypercall dispatch: read the argument block the guest kernel named,
-//! do the call, write `ret`/`errno` back. A block the host cannot read
-//! (outside RAM, across its end, misaligned) breaks the protocol: there is
-//! nowhere to put an errno, so the guest is stopped.
+//! decode it into a [`Call`], carry it out in the one `match` below (Solo5's
+//! `hvt_core_hypercalls[]`), write `ret`/`errno` back. A block the host
+//! cannot read (outside RAM, across its end, misaligned) breaks the
+//! protocol: there is nowhere to put an errno, so the guest is stopped.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use vkernel_abi::{Errno, Hypercall, HypercallBlock, Pod, CLOCK_REALTIME, HYPERCALL_BLOCK_SIZE};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vkernel_abi::{
+    Call, Errno, Hypercall, HypercallBlock, UnknownHypercall, CLOCK_REALTIME, HC_PORT_BASE,
+    HYPERCALL_BLOCK_SIZE,
+};
+use vmspace::KernelRam;
 
 use crate::console;
 use crate::idle::Idle;
-
-/// What the run loop does after a hypercall.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Flow {
-    /// Resume the guest kernel.
-    Resume,
-    /// The guest asked to end the run with this status.
-    Exit(i32),
-}
+use crate::machine::switch::Ctl;
+use crate::machine::{Handled, Machine, Stop};
+use crate::vcpu::Vcpu;
 
 /// A hypercall the host refused to carry out: the guest is stopped.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -62,13 +60,6 @@ pub enum ProtocolError {
     },
 }
 
-/// Per-VM hypercall state (not the vmspaces: those are in the registry).
-pub struct Hypercalls {
-    started: Instant,
-    unknown_logged: HashSet<u16>,
-    idle: Idle,
-}
-
 /// The name of hypercall `nr`, for messages.
 pub fn name(nr: u16) -> String {
     match Hypercall::from_nr(nr) {
@@ -79,8 +70,7 @@ pub fn name(nr: u16) -> String {
 
 /// Reads and checks the argument block at `addr`.
 pub fn read_block(
-    mem: &GuestMemoryMmap,
-    ram_bytes: u64,
+    ram: &KernelRam,
     port: u16,
     nr: u16,
     addr: u64,
@@ -92,28 +82,18 @@ pub fn read_block(
             addr,
         });
     }
-    let outside = || ProtocolError::BlockOutside {
+    ram.read_obj(addr).map_err(|_| ProtocolError::BlockOutside {
         name: name(nr),
         port,
         addr,
-        ram: ram_bytes,
+        ram: ram.len(),
         size: HYPERCALL_BLOCK_SIZE,
-    };
-    if addr
-        .checked_add(HYPERCALL_BLOCK_SIZE as u64)
-        .is_none_or(|end| end > ram_bytes)
-    {
-        return Err(outside());
-    }
-    let mut bytes = [0u8; HYPERCALL_BLOCK_SIZE];
-    mem.read_slice(&mut bytes, GuestAddress(addr))
-        .map_err(|_| outside())?;
-    HypercallBlock::from_bytes(&bytes).ok_or_else(outside)
+    })
 }
 
-/// Writes the result into the block at `addr` (already checked by
-/// [`read_block`]).
-pub fn write_result(mem: &GuestMemoryMmap, addr: u64, result: Result<i64, Errno>) {
+/// Writes the result into the block at `addr` (already read by
+/// [`read_block`], so inside RAM).
+pub fn write_result(ram: &KernelRam, addr: u64, result: Result<i64, Errno>) {
     let (ret, errno) = match result {
         Ok(v) => (v, 0i64),
         Err(e) => (-1, e.0 as i64),
@@ -122,8 +102,15 @@ pub fn write_result(mem: &GuestMemoryMmap, addr: u64, result: Result<i64, Errno>
     tail[..8].copy_from_slice(&ret.to_le_bytes());
     tail[8..].copy_from_slice(&errno.to_le_bytes());
     let at = addr + std::mem::offset_of!(HypercallBlock, ret) as u64;
-    // The range was checked by read_block; a failure here cannot happen.
-    let _ = mem.write_slice(&tail, GuestAddress(at));
+    // The block was read from RAM: a failure here cannot happen.
+    let _ = ram.write_slice(at, &tail);
+}
+
+/// Per-VM hypercall state (not the vmspaces: those are in the registry).
+pub struct Hypercalls {
+    started: Instant,
+    unknown_logged: HashSet<u16>,
+    idle: Idle,
 }
 
 impl Hypercalls {
@@ -136,38 +123,129 @@ impl Hypercalls {
         })
     }
 
-    /// The calls that need no vmspace: console, exit, clock, no-op.
-    /// Returns `None` for a vmspace call (the caller dispatches those).
-    pub fn basic(
-        &mut self,
-        mem: &GuestMemoryMmap,
-        ram_bytes: u64,
-        pool_pages: u64,
-        nr: u16,
-        b: &HypercallBlock,
-    ) -> Option<(Result<i64, Errno>, Flow)> {
-        let a = &b.args;
-        let r = match Hypercall::from_nr(nr) {
-            Some(Hypercall::Noop) => Ok(0),
-            Some(Hypercall::ConsoleWrite) => console::write(mem, ram_bytes, a[0], a[1], a[2]),
-            Some(Hypercall::Exit) => return Some((Ok(0), Flow::Exit(a[0] as i32))),
-            Some(Hypercall::Clock) if a[0] == CLOCK_REALTIME => Ok(realtime_ns()),
-            Some(Hypercall::Clock) => Ok(self.started.elapsed().as_nanos() as i64),
-            Some(Hypercall::PoolStats) => Ok(pool_pages as i64),
-            Some(Hypercall::ConsoleRead) => self.idle.read(mem, ram_bytes, a[0], a[1]),
-            Some(Hypercall::Idle) => {
-                let deadline = (a[0] != 0).then(|| self.started + Duration::from_nanos(a[0]));
-                Ok(self.idle.wait(deadline))
-            }
-            Some(_) => return None,
-            None => {
-                if self.unknown_logged.insert(nr) {
+    /// Monotonic ns since the host started (the guest's clock).
+    fn monotonic_ns(&self) -> i64 {
+        self.started.elapsed().as_nanos() as i64
+    }
+}
+
+impl<V: Vcpu> Machine<V> {
+    /// The guest kernel's `out` to hypercall port `port` with the block's
+    /// address in `value`.
+    pub(crate) fn on_hypercall(&mut self, port: u16, len: usize, value: u32) -> Handled {
+        self.stats.hypercalls += 1;
+        let nr = port - HC_PORT_BASE;
+        if len != 4 {
+            return Err(ProtocolError::BadWidth { port, len }.into());
+        }
+        let addr = value as u64;
+        let block = read_block(&self.guest.ram, port, nr, addr)?;
+        let call = match Call::decode(nr, &block) {
+            Ok(call) => call,
+            Err(UnknownHypercall(nr)) => {
+                if self.hypercalls.unknown_logged.insert(nr) {
                     log::warn!("guest kernel called unknown hypercall {nr}: ENOSYS");
                 }
-                Err(Errno::ENOSYS)
+                write_result(&self.guest.ram, addr, Err(Errno::ENOSYS));
+                return Ok(());
             }
         };
-        Some((r, Flow::Resume))
+        let registry = &mut self.guest.registry;
+        let result = match call {
+            Call::Noop {} => Ok(0),
+            Call::ConsoleWrite { buf, len, stream } => {
+                console::write(&self.guest.ram, buf, len, stream)
+            }
+            Call::Exit { status } => {
+                write_result(&self.guest.ram, addr, Ok(0));
+                return Err(Stop::Exit(status as i32));
+            }
+            Call::Clock { which } if which == CLOCK_REALTIME => Ok(realtime_ns()),
+            Call::Clock { .. } => Ok(self.hypercalls.monotonic_ns()),
+            Call::PoolStats {} => Ok(registry.pages_in_use() as i64),
+            Call::ConsoleRead { buf, len } => self.hypercalls.idle.read(&self.guest.ram, buf, len),
+            Call::Idle { deadline_ns } => {
+                let h = &mut self.hypercalls;
+                let deadline =
+                    (deadline_ns != 0).then(|| h.started + Duration::from_nanos(deadline_ns));
+                Ok(h.idle.wait(deadline))
+            }
+            Call::VmspaceCreate { id, ty, data } => registry.create(id, ty, data).map(|()| 0),
+            Call::VmspaceDestroy { id } => registry.destroy(id).map(|()| {
+                self.fpu.forget(id);
+                0
+            }),
+            Call::VmspaceCtl {
+                id,
+                cmd,
+                tframe,
+                vframe,
+                timeout_us,
+            } => {
+                let ctl = Ctl {
+                    id,
+                    cmd,
+                    tframe,
+                    vframe,
+                    timeout_us,
+                };
+                match self.enter_process(addr, ctl)? {
+                    // Entered the process: the result is written when it traps.
+                    Ok(()) => return Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+            Call::VmspaceMmap {
+                id,
+                addr,
+                len,
+                prot,
+                flags,
+                fd,
+                off,
+            } => registry
+                .mmap(id, addr, len, prot, flags, fd, off)
+                .map(|v| v as i64),
+            Call::VmspaceMunmap { id, addr, len } => registry.munmap(id, addr, len).map(|()| 0),
+            // No pread/pwrite flags are defined: refuse any, so they can be
+            // given a meaning later without silently changing behaviour.
+            Call::VmspacePread { flags, .. } | Call::VmspacePwrite { flags, .. } if flags != 0 => {
+                Err(Errno::EINVAL)
+            }
+            Call::VmspacePread {
+                id, buf, len, off, ..
+            } => registry.pread(id, buf, len, off).map(|n| n as i64),
+            Call::VmspacePwrite {
+                id, buf, len, off, ..
+            } => registry.pwrite(id, buf, len, off).map(|n| n as i64),
+            Call::VmspaceMcontrol {
+                id,
+                addr,
+                len,
+                behav,
+                value,
+            } => registry.mcontrol(id, addr, len, behav, value).map(|()| 0),
+            Call::VmspaceMprotect {
+                id,
+                addr,
+                len,
+                prot,
+            } => registry.mprotect(id, addr, len, prot).map(|()| 0),
+            Call::VmspaceClone { src, dst } => self.clone_vmspace(src, dst),
+        };
+        write_result(&self.guest.ram, addr, result);
+        Ok(())
+    }
+
+    /// `vmspace_clone(src, dst)`: the address space, then the FPU state.
+    fn clone_vmspace(&mut self, src: u64, dst: u64) -> Result<i64, Errno> {
+        self.guest.registry.clone_vmspace(src, dst)?;
+        if self.fpu.copy(&self.vcpu, src, dst).is_err() {
+            // Cannot happen short of a KVM failure; undo the clone.
+            let _ = self.guest.registry.destroy(dst);
+            return Err(Errno::EIO);
+        }
+        Ok(0)
     }
 }
 

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, SubscriberOps};
 use vkernel_abi::Errno;
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::epoll::EventSet;
+use vmspace::KernelRam;
 
 /// Largest console read done in one hypercall.
 pub const MAX_READ: u64 = 4096;
@@ -98,17 +98,10 @@ impl Idle {
 
     /// Reads up to `len` bytes of console input into guest RAM at `buf`.
     /// Returns the count, 0 at end of input, or EAGAIN if none is ready.
-    pub fn read(
-        &mut self,
-        mem: &GuestMemoryMmap,
-        ram_bytes: u64,
-        buf: u64,
-        len: u64,
-    ) -> Result<i64, Errno> {
+    pub fn read(&mut self, ram: &KernelRam, buf: u64, len: u64) -> Result<i64, Errno> {
         let len = len.min(MAX_READ);
-        if buf.checked_add(len).is_none_or(|end| end > ram_bytes) {
-            return Err(Errno::EFAULT);
-        }
+        // EFAULT comes first, even when there is nothing to read.
+        ram.check(buf, len)?;
         if len == 0 {
             return Ok(0);
         }
@@ -124,8 +117,7 @@ impl Idle {
         if n == 0 {
             self.input_closed = true;
         }
-        mem.write_slice(&bytes[..n], GuestAddress(buf))
-            .map_err(|_| Errno::EFAULT)?;
+        ram.write_slice(buf, &bytes[..n])?;
         Ok(n as i64)
     }
 }

@@ -1,8 +1,9 @@
 //! vkernel: a virtual kernel that runs as an ordinary host process.
 //!
 //! The path of a hypercall, top-down: the guest kernel's `out` (guest
-//! `hypercall.rs`) → `machine.rs` (`KVM_RUN` exit, by port) →
-//! `hypercall.rs` (block checked, call dispatched) → the `vmspace` crate
+//! `hypercall.rs`, the block built by `Call::encode`) → `machine/mod.rs`
+//! (`KVM_RUN` exit, by port) → `hypercall.rs` (block read through
+//! `KernelRam`, `Call::decode`, one `match`) → the `vmspace` crate
 //! (registry, map, page tables in the host pool).
 
 pub mod bench;
@@ -12,6 +13,7 @@ pub mod crash;
 pub mod error;
 pub mod fpu;
 pub mod gdb;
+pub mod hooks;
 pub mod hypercall;
 pub mod idle;
 pub mod images;
@@ -20,8 +22,8 @@ pub mod process;
 pub mod program;
 pub mod slice_timer;
 pub mod trap_area;
+pub mod vcpu;
 pub mod vm;
-pub mod vmspace_calls;
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -85,7 +87,7 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     };
     let mut vm = vm::Vm::new(&cfg)?;
     let mut loaded = loader::load(
-        &vm.mem,
+        &vm.guest.mem,
         cfg.ram_bytes,
         cfg.pool_bytes,
         &loader::Blob {
@@ -98,7 +100,7 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
         },
         &args.cmdline(init.as_deref()),
     )?;
-    loader::set_console_kinds(&vm.mem, &mut loaded, console::stdio_kinds())?;
+    loader::set_console_kinds(&vm.guest.mem, &mut loaded, console::stdio_kinds())?;
     // The built-in kernel starts /init (unless told `init=PATH`): refuse an
     // image whose /init it could not run, in one line, before booting.
     let custom_init = init.is_some()
@@ -117,15 +119,17 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     vm.enter_kernel(loaded.entry)?;
     let mut machine = Machine::new(vm)?;
     if let Some(addr) = &args.gdb {
-        let stub = gdb::Gdb::listen(addr, &kernel_bytes)
-            .map_err(|e| Error::Setup(format!("gdb stub on {addr}: {e}")))?;
-        machine.attach_gdb(stub);
+        let stub = gdb::Gdb::listen(addr, &kernel_bytes).map_err(|source| Error::Gdb {
+            addr: addr.clone(),
+            source,
+        })?;
+        machine.set_hooks(Box::new(stub));
     }
     let outcome = machine.run()?;
     if args.stats {
         let s = machine.stats;
-        let (rss, guest) = (resident_kib(), machine.vm().guest_resident_kib());
-        eprintln!(
+        let (rss, guest) = (resident_kib(), machine.guest().resident_kib());
+        crate::report!(
             "vkernel: stats: {} exits, {} hypercalls, {} faults resolved by the host, {} traps to the guest kernel, {} translation flushes; host RSS {rss} KiB, of which guest memory {guest} KiB, host overhead {} KiB",
             s.exits,
             s.hypercalls,
@@ -135,7 +139,7 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
             rss.saturating_sub(guest)
         );
     }
-    let running = machine.vm().registry.teardown_all();
+    let running = machine.teardown();
     for id in running {
         log::warn!("vmspace {id:#x} was running when the guest kernel ended; released");
     }

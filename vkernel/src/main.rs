@@ -19,7 +19,7 @@ fn main() -> ExitCode {
             return match vkernel::bench::run(&args) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("vkernel bench: {e}");
+                    vkernel::report!("vkernel bench: {e}");
                     ExitCode::from(1)
                 }
             }
@@ -29,7 +29,7 @@ fn main() -> ExitCode {
     match vkernel::run(&args) {
         Ok(status) => ExitCode::from(status),
         Err(e) => {
-            eprintln!("vkernel: {e}");
+            vkernel::report!("vkernel: {e}");
             ExitCode::from(1)
         }
     }

@@ -378,7 +378,7 @@ mod tests {
         let text = pack(&[Member {
             name: "init",
             mode: 0o100755,
-            data: b"#!/bin/sh\n",
+            data: b"echo hi\n",
         }]);
         assert_eq!(
             check_init(&text).unwrap_err(),

@@ -1,17 +1,20 @@
 //! The KVM VM: guest memory (kernel RAM at 0, the host pool at 4 GiB), the
 //! guest kernel's address space with the trap area, and the one vCPU set up
-//! in 64-bit long mode at the kernel's entry point, in ring 3.
+//! in 64-bit long mode at the kernel's entry point, in ring 3. [`Guest`] is
+//! the memory half, without KVM: the run loop's unit tests build one on
+//! plain memory.
 
 use kvm_bindings::{
     kvm_msr_entry, kvm_segment, kvm_userspace_memory_region, Msrs, KVM_MAX_CPUID_ENTRIES,
 };
-use kvm_ioctls::{Kvm, SyncReg, VcpuFd, VmFd};
+use kvm_ioctls::{Kvm, SyncReg, VcpuFd};
 use vkernel_abi::{layout, rflags, selector};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
-use vmspace::VmspaceRegistry;
+use vmspace::{KernelRam, VmspaceRegistry};
 
 use crate::error::{kvm_err, Error};
 use crate::trap_area::{self, Access};
+use crate::vcpu::KvmVcpu;
 
 /// Control-register and EFER bits used below.
 mod bits {
@@ -46,28 +49,89 @@ pub struct MemoryConfig {
     pub kvm_path: std::path::PathBuf,
 }
 
-/// The VM with its memory, vmspace registry and vCPU.
+/// The VM: its vCPU (with the VM's KVM handles) and the guest's memory.
+/// The vCPU comes first so that KVM lets go of the memory before it is
+/// unmapped.
 pub struct Vm {
-    _kvm: Kvm,
-    vm: VmFd,
-    /// The pool's memory slot, re-registered to drop KVM's shadow state.
-    pool_slot: kvm_userspace_memory_region,
     /// The single vCPU.
-    pub vcpu: VcpuFd,
-    /// All guest memory (RAM and pool).
+    pub vcpu: KvmVcpu,
+    /// Guest memory, the vmspaces and the kernel's address space.
+    pub guest: Guest,
+}
+
+/// Guest memory as the run loop uses it: RAM and pool, the vmspaces, the
+/// guest kernel's address space and the trap area. No KVM in it.
+pub struct Guest {
+    /// All guest memory (RAM and pool), for the host's own addresses.
     pub mem: GuestMemoryMmap,
-    /// Size of guest kernel RAM.
-    pub ram_bytes: u64,
+    /// Guest-kernel RAM: every address the guest names goes through it.
+    pub ram: KernelRam,
     /// The vmspaces and the pool they live in.
     pub registry: VmspaceRegistry,
     /// Root page table of the guest kernel's address space.
     pub kernel_cr3: u64,
     /// Guest-physical address of each trap-area page (index = page).
     pub trap_pages: Vec<u64>,
-    /// KVM offers XSAVE (CPUID.1:ECX.XSAVE): XCR0 and CR4.OSXSAVE are set.
-    /// Without it (QEMU's `qemu64`, older CPUs) processes get x87/SSE
-    /// only, saved with KVM_GET/SET_FPU (see `fpu.rs`).
-    pub xsave: bool,
+}
+
+impl Guest {
+    /// The registry over `mem` (RAM `[0, ram_bytes)`, the pool at
+    /// `POOL_BASE`) and the kernel's address space built in the pool.
+    pub fn new(mem: GuestMemoryMmap, ram_bytes: u64, pool_bytes: u64) -> Result<Guest, Error> {
+        let mut registry =
+            VmspaceRegistry::new(mem.clone(), ram_bytes, pool_bytes).map_err(|source| {
+                Error::Vmspace {
+                    what: "setting up the host pool",
+                    source,
+                }
+            })?;
+        let (kernel_cr3, trap_pages) = build_kernel_address_space(&mem, &mut registry, ram_bytes)?;
+        Ok(Guest {
+            ram: registry.ram().clone(),
+            mem,
+            registry,
+            kernel_cr3,
+            trap_pages,
+        })
+    }
+
+    /// Reads `buf.len()` bytes at trap-area virtual address `va` (host-owned
+    /// pages, so no guest page-table walk is involved).
+    pub fn read_trap_area(&self, va: u64, buf: &mut [u8]) -> bool {
+        let Some(off) = va.checked_sub(layout::TRAP_AREA_BASE) else {
+            return false;
+        };
+        let page = (off / layout::PAGE_SIZE) as usize;
+        let in_page = off % layout::PAGE_SIZE;
+        if in_page + buf.len() as u64 > layout::PAGE_SIZE {
+            return false;
+        }
+        match self.trap_pages.get(page) {
+            Some(&gpa) => self
+                .mem
+                .read_slice(buf, GuestAddress(gpa + in_page))
+                .is_ok(),
+            None => false,
+        }
+    }
+
+    /// How much guest memory (RAM and pool) is resident on the host, in KiB.
+    pub fn resident_kib(&self) -> u64 {
+        let mut pages = 0u64;
+        for region in self.mem.iter() {
+            let Ok(host) = self.mem.get_host_address(region.start_addr()) else {
+                continue;
+            };
+            let len = region.len() as usize;
+            let mut vec = vec![0u8; len.div_ceil(4096)];
+            // SAFETY: `host..host+len` is a live mapping owned by self.mem and
+            // `vec` has one byte per page of it.
+            if unsafe { libc::mincore(host as *mut libc::c_void, len, vec.as_mut_ptr()) } == 0 {
+                pages += vec.iter().filter(|&&b| b & 1 != 0).count() as u64;
+            }
+        }
+        pages * 4
+    }
 }
 
 impl Vm {
@@ -87,12 +151,18 @@ impl Vm {
             (GuestAddress(0), cfg.ram_bytes as usize),
             (GuestAddress(layout::POOL_BASE), cfg.pool_bytes as usize),
         ])
-        .map_err(|e| Error::Memory(e.to_string()))?;
+        .map_err(|e| Error::Memory {
+            what: "mapping guest memory",
+            source: Box::new(e),
+        })?;
         let mut pool_slot = kvm_userspace_memory_region::default();
         for (slot, region) in mem.iter().enumerate() {
             let host = mem
                 .get_host_address(region.start_addr())
-                .map_err(|e| Error::Memory(e.to_string()))?;
+                .map_err(|e| Error::Memory {
+                    what: "finding a region's host address",
+                    source: Box::new(e),
+                })?;
             let r = kvm_userspace_memory_region {
                 slot: slot as u32,
                 flags: 0,
@@ -126,10 +196,7 @@ impl Vm {
             }
         }
 
-        let mut registry = VmspaceRegistry::new(mem.clone(), cfg.ram_bytes, cfg.pool_bytes)
-            .map_err(|e| Error::Memory(e.to_string()))?;
-        let (kernel_cr3, trap_pages) =
-            build_kernel_address_space(&mem, &mut registry, cfg.ram_bytes)?;
+        let guest = Guest::new(mem, cfg.ram_bytes, cfg.pool_bytes)?;
 
         let mut vcpu = vm.create_vcpu(0).map_err(kvm_err("KVM_CREATE_VCPU"))?;
         let cpuid = kvm
@@ -146,30 +213,27 @@ impl Vm {
         vcpu.set_sync_valid_reg(SyncReg::Register);
         vcpu.set_sync_valid_reg(SyncReg::SystemRegister);
         Ok(Vm {
-            _kvm: kvm,
-            vm,
-            pool_slot,
-            vcpu,
-            mem,
-            ram_bytes: cfg.ram_bytes,
-            registry,
-            kernel_cr3,
-            trap_pages,
-            xsave,
+            vcpu: KvmVcpu {
+                _kvm: kvm,
+                vm,
+                pool_slot,
+                fd: vcpu,
+                xsave,
+            },
+            guest,
         })
     }
 
     /// Points the vCPU at the kernel's entry, in ring 3 of the kernel's
     /// address space, with `rdi` = the boot-info address.
     pub fn enter_kernel(&mut self, entry: u64) -> Result<(), Error> {
-        let mut sregs = self.vcpu.get_sregs().map_err(kvm_err("KVM_GET_SREGS"))?;
-        set_ring3_sregs(&mut sregs, self.kernel_cr3, selector::TSS_KERNEL);
-        if !self.xsave {
+        let vcpu = &self.vcpu.fd;
+        let mut sregs = vcpu.get_sregs().map_err(kvm_err("KVM_GET_SREGS"))?;
+        set_ring3_sregs(&mut sregs, self.guest.kernel_cr3, selector::TSS_KERNEL);
+        if !self.vcpu.xsave {
             sregs.cr4 &= !bits::CR4_OSXSAVE; // KVM refuses it without XSAVE
         }
-        self.vcpu
-            .set_sregs(&sregs)
-            .map_err(kvm_err("KVM_SET_SREGS"))?;
+        vcpu.set_sregs(&sregs).map_err(kvm_err("KVM_SET_SREGS"))?;
         let regs = kvm_bindings::kvm_regs {
             rip: entry,
             rdi: layout::BOOT_INFO_ADDR,
@@ -177,66 +241,8 @@ impl Vm {
             rflags: rflags::FIXED | rflags::IF,
             ..Default::default()
         };
-        self.vcpu.set_regs(&regs).map_err(kvm_err("KVM_SET_REGS"))?;
+        vcpu.set_regs(&regs).map_err(kvm_err("KVM_SET_REGS"))?;
         Ok(())
-    }
-
-    /// Makes KVM forget every cached translation of guest page tables by
-    /// deleting and re-adding the pool's memory slot (which zaps all shadow
-    /// pages). KVM shadows guest tables and learns of changes only through
-    /// guest writes it traps; the host's writes to the pool bypass that.
-    pub fn drop_shadow_translations(&mut self) -> Result<(), Error> {
-        let mut gone = self.pool_slot;
-        gone.memory_size = 0;
-        // SAFETY: deleting the slot unmaps nothing on the host; re-adding it
-        // registers the same live mapping owned by self.mem.
-        unsafe {
-            self.vm
-                .set_user_memory_region(gone)
-                .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION (delete pool)"))?;
-            self.vm
-                .set_user_memory_region(self.pool_slot)
-                .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION (re-add pool)"))?;
-        }
-        Ok(())
-    }
-
-    /// How much guest memory (RAM and pool) is resident on the host, in KiB.
-    pub fn guest_resident_kib(&self) -> u64 {
-        let mut pages = 0u64;
-        for region in self.mem.iter() {
-            let Ok(host) = self.mem.get_host_address(region.start_addr()) else {
-                continue;
-            };
-            let len = region.len() as usize;
-            let mut vec = vec![0u8; len.div_ceil(4096)];
-            // SAFETY: `host..host+len` is a live mapping owned by self.mem and
-            // `vec` has one byte per page of it.
-            if unsafe { libc::mincore(host as *mut libc::c_void, len, vec.as_mut_ptr()) } == 0 {
-                pages += vec.iter().filter(|&&b| b & 1 != 0).count() as u64;
-            }
-        }
-        pages * 4
-    }
-
-    /// Reads `len` bytes at trap-area virtual address `va` (host-owned
-    /// pages, so no guest page-table walk is involved).
-    pub fn read_trap_area(&self, va: u64, buf: &mut [u8]) -> bool {
-        let Some(off) = va.checked_sub(layout::TRAP_AREA_BASE) else {
-            return false;
-        };
-        let page = (off / layout::PAGE_SIZE) as usize;
-        let in_page = off % layout::PAGE_SIZE;
-        if in_page + buf.len() as u64 > layout::PAGE_SIZE {
-            return false;
-        }
-        match self.trap_pages.get(page) {
-            Some(&gpa) => self
-                .mem
-                .read_slice(buf, GuestAddress(gpa + in_page))
-                .is_ok(),
-            None => false,
-        }
     }
 }
 
@@ -399,7 +405,7 @@ fn set_syscall_msrs(vcpu: &VcpuFd) -> Result<(), Error> {
             })
             .collect::<Vec<_>>(),
     )
-    .map_err(|_| Error::Memory("building the MSR list".into()))?;
+    .map_err(Error::MsrList)?;
     let n = vcpu.set_msrs(&msrs).map_err(kvm_err("KVM_SET_MSRS"))?;
     if n != entries.len() {
         return Err(Error::Kvm {
@@ -421,8 +427,10 @@ fn build_kernel_address_space(
 ) -> Result<(u64, Vec<u64>), Error> {
     use vmspace::pagetable::pte::{NX, P, RW, US};
     const TWO_MB: u64 = 2 << 20;
-    let table_err =
-        |e: vmspace::Error| Error::Memory(format!("building the kernel's page tables: {e}"));
+    let table_err = |source| Error::Vmspace {
+        what: "building the kernel's page tables",
+        source,
+    };
     let mut pages = vec![0u64; trap_area::PAGES as usize];
     let image = trap_area::build();
     for (index, contents, _) in &image.pages {
@@ -431,7 +439,10 @@ fn build_kernel_address_space(
             .alloc_zeroed()
             .ok_or(Error::PoolTooSmall)?;
         mem.write_slice(contents, GuestAddress(gpa))
-            .map_err(|e| Error::Memory(e.to_string()))?;
+            .map_err(|e| Error::Memory {
+                what: "writing the trap area",
+                source: Box::new(e),
+            })?;
         pages[*index as usize] = gpa;
     }
 

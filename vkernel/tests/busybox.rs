@@ -129,3 +129,23 @@ false || echo "or works"
 "#,
     );
 }
+
+#[test]
+fn a_writer_whose_host_reader_went_away_dies_of_sigpipe() {
+    use std::io::Read;
+    use std::process::Stdio;
+    // `vkernel run -- yes | head -c 4`: once the reader is gone the guest's
+    // write gets EPIPE and SIGPIPE, as natively (status 128 + 13).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vkernel"))
+        .args(["run", "--image", image(), "--", "yes"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 4];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The pipe's read end is dropped here.
+    let status = child.wait().unwrap();
+    assert_eq!(&first, b"y\ny\n");
+    assert_eq!(status.code(), Some(141), "{status:?}");
+}

@@ -50,7 +50,7 @@ impl VmspaceRegistry {
                         && (flags & pte::RW != 0) == (flags & pte::D != 0)
                         && (flags & pte::RW == 0 || entry.prot & PROT_WRITE != 0)
                         && (flags & pte::NX != 0 || entry.prot & PROT_EXEC != 0);
-                    if root.is_none() || !well_formed || page >= self.host.kernel_mem_bytes {
+                    if root.is_none() || !well_formed || !self.host.ram.contains(page, 1) {
                         return fail(format!(
                             "shadow leaf at {va:#x} = {leaf:#x}, prot {}, root {root:x?}",
                             entry.prot
@@ -71,7 +71,7 @@ impl VmspaceRegistry {
             }
             for e in space.map.iter() {
                 if let Backing::VpageTable { root: Some(root) } = e.backing {
-                    if !root.is_multiple_of(4096) || root >= self.host.kernel_mem_bytes {
+                    if !root.is_multiple_of(4096) || !self.host.ram.contains(root, 1) {
                         return fail(format!("guest root {root:#x} of {:#x}", e.start));
                     }
                 }

@@ -91,10 +91,8 @@ impl VmspaceRegistry {
                         .map
                         .intersecting(start, end)
                         .all(|e| e.is_vpagetable());
-                let root_ok = value.is_multiple_of(PAGE_SIZE)
-                    && value
-                        .checked_add(PAGE_SIZE)
-                        .is_some_and(|e| e <= host.kernel_mem_bytes);
+                let root_ok =
+                    value.is_multiple_of(PAGE_SIZE) && host.ram.contains(value, PAGE_SIZE);
                 if !all_vpt || !root_ok {
                     return Err(Errno::EINVAL);
                 }

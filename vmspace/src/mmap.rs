@@ -2,6 +2,7 @@
 //! in the seed's order (DragonFly's `kern_mmap` and `sys_munmap`), then the
 //! map, charge and page-table changes.
 
+use crate::ram::KernelRam;
 use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS, VM_MIN_USER_ADDRESS};
 use vkernel_abi::mman::{
     FD_NONE, MAP_ANON, MAP_FIXED, MAP_KNOWN, MAP_PRIVATE, MAP_SHARED, MAP_VPAGETABLE, PHYSMEM_FD,
@@ -61,7 +62,7 @@ pub fn check_mmap(
     flags: u64,
     fd: u64,
     off: u64,
-    kernel_mem_bytes: u64,
+    ram: &KernelRam,
 ) -> Result<MmapRequest, Errno> {
     if prot & !PROT_MASK != 0 || flags & !MAP_KNOWN != 0 {
         return Err(Errno::EINVAL);
@@ -118,10 +119,7 @@ pub fn check_mmap(
     } else if anon {
         Backing::Anonymous { shared }
     } else if fd == PHYSMEM_FD {
-        let in_ram = off
-            .checked_add(size)
-            .is_some_and(|end| end <= kernel_mem_bytes);
-        if pageoff != 0 || !in_ram {
+        if pageoff != 0 || !ram.contains(off, size) {
             return Err(Errno::EINVAL);
         }
         Backing::Phys { gpa: off, shared }
@@ -192,10 +190,9 @@ impl VmspaceRegistry {
         fd: u64,
         off: u64,
     ) -> Result<u64, Errno> {
-        let kernel_mem_bytes = self.host.kernel_mem_bytes;
         let entries_room = self.max_map_entries.saturating_sub(self.map_entries);
         let (space, host) = self.space(id)?;
-        let req = check_mmap(addr, len, prot, flags, fd, off, kernel_mem_bytes)?;
+        let req = check_mmap(addr, len, prot, flags, fd, off, &host.ram)?;
         let start = match req.fixed {
             Some(start) => start,
             None => space

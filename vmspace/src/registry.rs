@@ -5,6 +5,7 @@
 //! The mapping calls live in `mmap.rs`, `mcontrol.rs`, `rw.rs` and
 //! `fault.rs`, each an `impl VmspaceRegistry` block.
 
+use crate::ram::KernelRam;
 use std::collections::BTreeMap;
 
 use vkernel_abi::layout::{PAGE_SIZE, POOL_BASE};
@@ -62,9 +63,9 @@ impl VmspaceRegistry {
         let pool = HostPool::new(mem.clone(), POOL_BASE, pool_bytes)?;
         Ok(VmspaceRegistry {
             host: Host {
+                ram: KernelRam::new(mem.clone(), kernel_mem_bytes),
                 mem,
                 pool,
-                kernel_mem_bytes,
                 translation_reduced: false,
                 shadow_table_pages: crate::commit::SHADOW_TABLE_PAGES,
             },
@@ -81,9 +82,15 @@ impl VmspaceRegistry {
         &self.host.mem
     }
 
+    /// The guest kernel's RAM, the checked accessor for addresses the
+    /// guest names.
+    pub fn ram(&self) -> &KernelRam {
+        &self.host.ram
+    }
+
     /// Size of the guest kernel's RAM.
     pub fn kernel_mem_bytes(&self) -> u64 {
-        self.host.kernel_mem_bytes
+        self.host.ram.len()
     }
 
     /// The pool, for the host's own allocations (unreserved pages only).

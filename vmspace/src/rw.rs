@@ -48,12 +48,7 @@ impl VmspaceRegistry {
         dir: Direction,
     ) -> Result<usize, Errno> {
         let (space, host) = self.space(id)?;
-        let in_ram = kbuf
-            .checked_add(nbyte)
-            .is_some_and(|end| end <= host.kernel_mem_bytes);
-        if !in_ram {
-            return Err(Errno::EFAULT);
-        }
+        host.ram.check(kbuf, nbyte)?;
         if off.checked_add(nbyte).is_none() {
             return Err(Errno::EINVAL);
         }
@@ -78,17 +73,24 @@ impl VmspaceRegistry {
             } else {
                 space.materialize(host, &entry, page)?
             };
-            let (from, to) = match dir {
-                Direction::Read => (frame + in_page, kbuf + done),
-                Direction::Write => (kbuf + done, frame + in_page),
-            };
+            // The frame is the host's (pool or RAM, from the map); the
+            // kernel's buffer goes through the checked RAM accessor.
             let bytes = &mut buf[..chunk as usize];
-            host.mem
-                .read_slice(bytes, GuestAddress(from))
-                .map_err(|source| Error::Memory { gpa: from, source })?;
-            host.mem
-                .write_slice(bytes, GuestAddress(to))
-                .map_err(|source| Error::Memory { gpa: to, source })?;
+            let at = frame + in_page;
+            match dir {
+                Direction::Read => {
+                    host.mem
+                        .read_slice(bytes, GuestAddress(at))
+                        .map_err(|source| Error::Memory { gpa: at, source })?;
+                    host.ram.write_slice(kbuf + done, bytes)?;
+                }
+                Direction::Write => {
+                    host.ram.read_slice(kbuf + done, bytes)?;
+                    host.mem
+                        .write_slice(bytes, GuestAddress(at))
+                        .map_err(|source| Error::Memory { gpa: at, source })?;
+                }
+            }
             done += chunk;
         }
         Ok(done as usize)

@@ -11,6 +11,7 @@
 //! shadow's tables (see [`crate::commit`]) costs nothing to check on a
 //! fault; the audit compares the count with a walk of the tables.
 
+use crate::ram::KernelRam;
 use std::collections::BTreeMap;
 
 use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS};
@@ -49,8 +50,9 @@ pub(crate) struct Host {
     pub mem: GuestMemoryMmap,
     /// The host pool.
     pub pool: HostPool,
-    /// Size of the guest kernel's RAM, `[0, kernel_mem_bytes)`.
-    pub kernel_mem_bytes: u64,
+    /// The guest kernel's RAM: every address the guest names is checked
+    /// through it.
+    pub ram: KernelRam,
     /// Set when a cached translation may have become stale (see
     /// [`crate::VmspaceRegistry::take_translation_reduced`]).
     pub translation_reduced: bool,

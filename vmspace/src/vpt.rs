@@ -23,7 +23,7 @@
 //! slot 255, as for every vmspace) and the vCPU walks only those. A fault
 //! inside a `MAP_VPAGETABLE` entry walks the guest's tables from the root
 //! ([`walk`]): every table and the final page must lie in the guest
-//! kernel's RAM `[0, kernel_mem_bytes)`, anything else reads as not
+//! kernel's RAM (read through [`KernelRam`]), anything else reads as not
 //! present. If the guest's entry is present and allows the access (P at
 //! every level, US at every level, RW at every level for a write, no NX
 //! at any level for a fetch; 2 MiB and 1 GiB guest leaves are followed),
@@ -66,9 +66,10 @@
 //! PT the faulting leaf has just made, so it never needs a table page of
 //! its own.
 
+use crate::ram::KernelRam;
 use vkernel_abi::layout::PAGE_SIZE;
 use vkernel_abi::mman::{PROT_EXEC, PROT_READ, PROT_WRITE};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vm_memory::{Bytes, GuestAddress};
 
 use crate::error::Error;
 use crate::fault::{pf, FaultOutcome};
@@ -103,32 +104,20 @@ impl GuestLeaf {
     }
 }
 
-/// Whether `[gpa, gpa + len)` lies in the guest kernel's RAM.
-fn in_ram(gpa: u64, len: u64, kernel_mem_bytes: u64) -> bool {
-    gpa.checked_add(len)
-        .is_some_and(|end| end <= kernel_mem_bytes)
-}
-
 /// Walks the guest's 4-level tables from `root` for `va`, reading guest
 /// RAM only: `None` if some level is not present, a PML4 entry has PS
-/// set, or a table or the final page lies outside `[0, kernel_mem_bytes)`.
-pub fn walk(
-    mem: &GuestMemoryMmap,
-    kernel_mem_bytes: u64,
-    root: u64,
-    va: u64,
-) -> Result<Option<GuestLeaf>, Error> {
+/// set, or a table or the final page lies outside the kernel's RAM.
+pub fn walk(ram: &KernelRam, root: u64, va: u64) -> Result<Option<GuestLeaf>, Error> {
     let (mut user, mut writable, mut executable) = (true, true, true);
     let mut table = root & pte::ADDR;
     for level in (1..=4u32).rev() {
-        if !in_ram(table, PAGE_SIZE, kernel_mem_bytes) {
-            return Ok(None);
-        }
         let shift = 12 + 9 * (level - 1);
         let slot = table + ((va >> shift) & 0x1ff) * 8;
-        let e: u64 = mem
-            .read_obj(GuestAddress(slot))
-            .map_err(|source| Error::Memory { gpa: slot, source })?;
+        // Tables and RAM are page aligned: the slot is in RAM exactly when
+        // its table page is.
+        let Ok(e) = ram.read_obj::<u64>(slot) else {
+            return Ok(None);
+        };
         if e & pte::P == 0 || (level == 4 && e & pte::PS != 0) {
             return Ok(None);
         }
@@ -140,7 +129,7 @@ pub fn walk(
             // Bit 12 of a large leaf is PAT, not address.
             let base = e & pte::ADDR & !(span - 1);
             let page = base + (va & (span - 1) & !(PAGE_SIZE - 1));
-            if !in_ram(page, PAGE_SIZE, kernel_mem_bytes) {
+            if !ram.contains(page, PAGE_SIZE) {
                 return Ok(None);
             }
             return Ok(Some(GuestLeaf {
@@ -164,7 +153,7 @@ pub(crate) fn translate(host: &Host, entry: &MapEntry, va: u64) -> Result<Option
     let crate::map::Backing::VpageTable { root: Some(root) } = entry.backing else {
         return Ok(None);
     };
-    Ok(walk(&host.mem, host.kernel_mem_bytes, root, va)?.map(|l| l.page))
+    Ok(walk(&host.ram, root, va)?.map(|l| l.page))
 }
 
 /// Resolves a fault at `addr` (error code `error_code`) inside VPAGETABLE
@@ -188,7 +177,7 @@ pub(crate) fn resolve_fault(
         return Ok(not_present);
     };
     let va = addr & !(PAGE_SIZE - 1);
-    let Some(leaf) = walk(&host.mem, host.kernel_mem_bytes, root, va)? else {
+    let Some(leaf) = walk(&host.ram, root, va)? else {
         return Ok(not_present);
     };
     if !leaf.allows(error_code) {
@@ -268,7 +257,7 @@ fn fault_around_accessed(
     let mut neighbour = from;
     while budget > 0 && neighbour < to {
         if neighbour != va && space.lookup(host, neighbour)?.is_none() {
-            if let Some(leaf) = walk(&host.mem, host.kernel_mem_bytes, root, neighbour)? {
+            if let Some(leaf) = walk(&host.ram, root, neighbour)? {
                 if leaf.user && leaf.entry & pte::A != 0 {
                     let flags = shadow_flags(entry, &leaf, leaf.entry);
                     space.map_leaf(host, neighbour, leaf.page, flags)?;

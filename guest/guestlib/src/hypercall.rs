@@ -3,22 +3,44 @@
 //! The kernel runs in ring 3; its TSS I/O bitmap opens the hypercall ports,
 //! so `out dx, eax` exits straight to the host with the block's address in
 //! eax. The host writes `ret`/`errno` into the block before we resume.
+//!
+//! Every wrapper builds its block with [`Call::encode`], the same table the
+//! host's `Call::decode` reads, so arguments are named, not placed by hand.
+//! [`call`] and [`call_nr`] send raw slots: the hypercall suite, the fuzzer
+//! and the benchmarks use them to send numbers and blocks no wrapper would.
 
 use core::arch::asm;
-use vkernel_abi::{Errno, Hypercall, HypercallBlock};
+use vkernel_abi::{Call, Errno, Hypercall, HypercallBlock};
 
-/// Issues hypercall `hc` with `args`; `Ok(ret)` or the host's errno.
+/// Issues `c`; `Ok(ret)` or the host's errno.
+#[inline]
+pub fn invoke(c: Call) -> Result<i64, Errno> {
+    send(c.hypercall() as u16, c.encode())
+}
+
+/// Issues hypercall `hc` with raw `args` (tests and benchmarks).
+#[inline]
 pub fn call(hc: Hypercall, args: [u64; 7]) -> Result<i64, Errno> {
     call_nr(hc as u16, args)
 }
 
-/// Issues hypercall number `nr` (which the host may not know).
+/// Issues hypercall number `nr` (which the host may not know) with raw
+/// `args`.
+#[inline]
 pub fn call_nr(nr: u16, args: [u64; 7]) -> Result<i64, Errno> {
-    let block = HypercallBlock {
-        args,
-        ret: 0,
-        errno: 0,
-    };
+    send(
+        nr,
+        HypercallBlock {
+            args,
+            ret: 0,
+            errno: 0,
+        },
+    )
+}
+
+/// Sends `block` as hypercall `nr` and decodes the host's answer.
+#[inline]
+fn send(nr: u16, block: HypercallBlock) -> Result<i64, Errno> {
     let done = raw(
         vkernel_abi::HC_PORT_BASE + nr,
         &block as *const HypercallBlock as u64,
@@ -32,6 +54,7 @@ pub fn call_nr(nr: u16, args: [u64; 7]) -> Result<i64, Errno> {
 
 /// Sends `block_addr` to `port` and reads the block back. `block_addr` is a
 /// guest-physical address (the kernel is identity-mapped below 4 GiB).
+#[inline]
 fn raw(port: u16, block_addr: u64) -> HypercallBlock {
     // SAFETY: `out` to a hypercall port only exits to the host, which reads
     // and writes the block at block_addr; the asm clobbers memory (no
@@ -52,49 +75,49 @@ pub fn raw_port_out(port: u16, value: u32) {
 /// Writes bytes to the host's stdout (`stream` 1) or stderr (2); returns
 /// how many were written.
 pub fn console_write_to(stream: u64, bytes: &[u8]) -> usize {
-    call(
-        Hypercall::ConsoleWrite,
-        [
-            bytes.as_ptr() as u64,
-            bytes.len() as u64,
-            stream,
-            0,
-            0,
-            0,
-            0,
-        ],
-    )
-    .map_or(0, |n| n as usize)
+    console_write(stream, bytes).unwrap_or(0)
+}
+
+/// Writes bytes to the host's stdout (`stream` 1) or stderr (2): how many
+/// were written, or the host's error (`EPIPE` when its reader is gone).
+pub fn console_write(stream: u64, bytes: &[u8]) -> Result<usize, Errno> {
+    invoke(Call::ConsoleWrite {
+        buf: bytes.as_ptr() as u64,
+        len: bytes.len() as u64,
+        stream,
+    })
+    .map(|n| n as usize)
 }
 
 /// Reads console input into `buf`: the count, 0 at end of input, or
 /// EAGAIN when none is ready.
 pub fn console_read(buf: &mut [u8]) -> Result<usize, Errno> {
-    call(
-        Hypercall::ConsoleRead,
-        [buf.as_mut_ptr() as u64, buf.len() as u64, 0, 0, 0, 0, 0],
-    )
+    invoke(Call::ConsoleRead {
+        buf: buf.as_mut_ptr() as u64,
+        len: buf.len() as u64,
+    })
     .map(|n| n as usize)
 }
 
 /// Blocks until the host clock reaches `deadline_ns` (0: no deadline) or
 /// console input is ready. True if input is ready.
 pub fn idle(deadline_ns: u64) -> bool {
-    call(Hypercall::Idle, [deadline_ns, 0, 0, 0, 0, 0, 0]) == Ok(1)
+    invoke(Call::Idle { deadline_ns }) == Ok(1)
 }
 
 /// Wall-clock nanoseconds since the Unix epoch.
 pub fn realtime_ns() -> u64 {
-    call(
-        Hypercall::Clock,
-        [vkernel_abi::CLOCK_REALTIME, 0, 0, 0, 0, 0, 0],
-    )
+    invoke(Call::Clock {
+        which: vkernel_abi::CLOCK_REALTIME,
+    })
     .unwrap_or(0) as u64
 }
 
 /// Ends the run with `status`.
 pub fn exit(status: i32) -> ! {
-    let _ = call(Hypercall::Exit, [status as u64, 0, 0, 0, 0, 0, 0]);
+    let _ = invoke(Call::Exit {
+        status: status as u64,
+    });
     // The host never resumes us after exit; spin if it somehow did.
     loop {
         core::hint::spin_loop();
@@ -102,6 +125,10 @@ pub fn exit(status: i32) -> ! {
 }
 
 /// Monotonic host time in nanoseconds.
+#[inline]
 pub fn clock_ns() -> u64 {
-    call(Hypercall::Clock, [0; 7]).unwrap_or(0) as u64
+    invoke(Call::Clock {
+        which: vkernel_abi::CLOCK_MONOTONIC,
+    })
+    .unwrap_or(0) as u64
 }

@@ -1,28 +1,33 @@
 //! The vmspace hypercalls, as the guest kernel calls them (the seed's
-//! prototypes, DragonFly's names).
+//! prototypes, DragonFly's names). Each builds its block with
+//! `Call::encode`, so the argument order is the ABI's, checked by the
+//! compiler.
 
-use crate::hypercall::call;
-use vkernel_abi::{Errno, Hypercall, TrapFrame, VextFrame, VMSPACE_CTL_RUN};
+use crate::hypercall::invoke;
+use vkernel_abi::{Call, Errno, TrapFrame, VextFrame, VMSPACE_CTL_RUN};
 
 /// Result of a vmspace call: the value or the host's errno.
 pub type VmResult = Result<i64, Errno>;
 
 /// `vmspace_create(id, type, data)`.
 pub fn create(id: u64, ty: u64, data: u64) -> VmResult {
-    call(Hypercall::VmspaceCreate, [id, ty, data, 0, 0, 0, 0])
+    invoke(Call::VmspaceCreate { id, ty, data })
 }
 
 /// `vmspace_destroy(id)`.
 pub fn destroy(id: u64) -> VmResult {
-    call(Hypercall::VmspaceDestroy, [id, 0, 0, 0, 0, 0, 0])
+    invoke(Call::VmspaceDestroy { id })
 }
 
 /// `vmspace_ctl(id, cmd, tframe, vframe, timeout_us)` with raw addresses.
 pub fn ctl_raw(id: u64, cmd: u64, tframe: u64, vframe: u64, timeout_us: u64) -> VmResult {
-    call(
-        Hypercall::VmspaceCtl,
-        [id, cmd, tframe, vframe, timeout_us, 0, 0],
-    )
+    invoke(Call::VmspaceCtl {
+        id,
+        cmd,
+        tframe,
+        vframe,
+        timeout_us,
+    })
 }
 
 /// Runs vmspace `id` from `tf` until it traps or `timeout_us` passes (0 =
@@ -39,30 +44,52 @@ pub fn run(id: u64, tf: &mut TrapFrame, vf: &mut VextFrame, timeout_us: u64) -> 
 
 /// `vmspace_mmap(id, addr, len, prot, flags, fd, offset)`.
 pub fn mmap(id: u64, addr: u64, len: u64, prot: u64, flags: u64, fd: u64, off: u64) -> VmResult {
-    call(
-        Hypercall::VmspaceMmap,
-        [id, addr, len, prot, flags, fd, off],
-    )
+    invoke(Call::VmspaceMmap {
+        id,
+        addr,
+        len,
+        prot,
+        flags,
+        fd,
+        off,
+    })
 }
 
 /// `vmspace_munmap(id, addr, len)`.
 pub fn munmap(id: u64, addr: u64, len: u64) -> VmResult {
-    call(Hypercall::VmspaceMunmap, [id, addr, len, 0, 0, 0, 0])
+    invoke(Call::VmspaceMunmap { id, addr, len })
 }
 
 /// `vmspace_mprotect(id, addr, len, prot)`.
 pub fn mprotect(id: u64, addr: u64, len: u64, prot: u64) -> VmResult {
-    call(Hypercall::VmspaceMprotect, [id, addr, len, prot, 0, 0, 0])
+    invoke(Call::VmspaceMprotect {
+        id,
+        addr,
+        len,
+        prot,
+    })
 }
 
 /// `vmspace_pread(id, buf, nbyte, flags, offset)` with a raw buffer address.
 pub fn pread_raw(id: u64, buf: u64, n: u64, flags: u64, off: u64) -> VmResult {
-    call(Hypercall::VmspacePread, [id, buf, n, flags, off, 0, 0])
+    invoke(Call::VmspacePread {
+        id,
+        buf,
+        len: n,
+        flags,
+        off,
+    })
 }
 
 /// `vmspace_pwrite(id, buf, nbyte, flags, offset)` with a raw buffer address.
 pub fn pwrite_raw(id: u64, buf: u64, n: u64, flags: u64, off: u64) -> VmResult {
-    call(Hypercall::VmspacePwrite, [id, buf, n, flags, off, 0, 0])
+    invoke(Call::VmspacePwrite {
+        id,
+        buf,
+        len: n,
+        flags,
+        off,
+    })
 }
 
 /// Reads vmspace memory at `off` into `buf`.
@@ -77,18 +104,21 @@ pub fn pwrite(id: u64, buf: &[u8], off: u64) -> VmResult {
 
 /// `vmspace_mcontrol(id, addr, len, behav, value)`.
 pub fn mcontrol(id: u64, addr: u64, len: u64, behav: u64, value: u64) -> VmResult {
-    call(
-        Hypercall::VmspaceMcontrol,
-        [id, addr, len, behav, value, 0, 0],
-    )
+    invoke(Call::VmspaceMcontrol {
+        id,
+        addr,
+        len,
+        behav,
+        value,
+    })
 }
 
 /// `vmspace_clone(src, dst)`.
 pub fn clone(src: u64, dst: u64) -> VmResult {
-    call(Hypercall::VmspaceClone, [src, dst, 0, 0, 0, 0, 0])
+    invoke(Call::VmspaceClone { src, dst })
 }
 
 /// Host pool pages in use.
 pub fn pool_pages() -> i64 {
-    call(Hypercall::PoolStats, [0; 7]).unwrap_or(-1)
+    invoke(Call::PoolStats {}).unwrap_or(-1)
 }

@@ -26,25 +26,7 @@ mod usercode;
 use guestlib::bootinfo::{self, arg};
 use guestlib::{eprintln, hypercall, println};
 
-/// Size of the boot stack.
-const STACK_BYTES: usize = 256 * 1024;
-
-#[repr(C, align(16))]
-struct Stack([u8; STACK_BYTES]);
-
-#[no_mangle]
-static mut BOOT_STACK: Stack = Stack([0; STACK_BYTES]);
-
-core::arch::global_asm!(
-    ".section .text._start",
-    ".global _start",
-    "_start:",
-    "    lea rsp, [rip + BOOT_STACK + {stack}]",
-    "    xor ebp, ebp",
-    "    call kmain",
-    "    ud2",
-    stack = const STACK_BYTES,
-);
+guestlib::boot_entry!();
 
 /// Kernel entry, called from `_start` on the boot stack.
 #[no_mangle]

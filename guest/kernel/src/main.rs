@@ -42,25 +42,7 @@ use proc::exec::ArgBuf;
 use proc::ProcTable;
 use vkernel_abi::cpio::Archive;
 
-/// Size of the boot stack.
-const STACK_BYTES: usize = 256 * 1024;
-
-#[repr(C, align(16))]
-struct Stack([u8; STACK_BYTES]);
-
-#[no_mangle]
-static mut BOOT_STACK: Stack = Stack([0; STACK_BYTES]);
-
-core::arch::global_asm!(
-    ".section .text._start",
-    ".global _start",
-    "_start:",
-    "    lea rsp, [rip + BOOT_STACK + {stack}]",
-    "    xor ebp, ebp",
-    "    call kmain",
-    "    ud2",
-    stack = const STACK_BYTES,
-);
+guestlib::boot_entry!();
 
 /// Kernel entry, called from `_start` on the boot stack.
 #[no_mangle]
@@ -238,7 +220,8 @@ fn start_init(k: &mut Kernel, boot: &Boot) {
                 linux_raw_sys::general::O_RDWR,
                 b"/dev/console".to_vec(),
             );
-            files.set(
+            // An empty table has room for three descriptors.
+            let _ = files.set(
                 fd,
                 Fd {
                     file,

@@ -19,6 +19,11 @@
 //!   to the kernel), so the guest kernel never sees the `int3` and pages it
 //!   reads with pread stay clean.
 //!
+//! The stub is the run loop's [`RunHooks`]; it reaches the vCPU only
+//! through [`VcpuAccess`]. While the guest is stopped, gdbstub talks to a
+//! [`Target`] that holds a snapshot of the vCPU's registers (taken at the
+//! stop, written back when the guest resumes) and the guest's memory.
+//!
 //! The debugger's traps are told from the guest's own: an `int3` at an
 //! address where no debugger breakpoint is planted, or a #DB when the
 //! debugger did not ask for a step (or the guest had TF set itself), takes
@@ -39,13 +44,13 @@ use gdbstub::common::Signal;
 use gdbstub::conn::Connection;
 use gdbstub::stub::state_machine::GdbStubStateMachine;
 use gdbstub::stub::{DisconnectReason, GdbStub, SingleThreadStopReason};
-use kvm_bindings::{kvm_regs, kvm_segment, kvm_sregs};
+use kvm_bindings::{kvm_fpu, kvm_regs, kvm_segment, kvm_sregs};
 use vkernel_abi::frame::T_FAST_SYSCALL;
 use vkernel_abi::{rflags, TrapFrame};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
-use crate::hypercall::Flow;
-use crate::machine::Machine;
+use crate::hooks::{RunHooks, VcpuAccess};
+use crate::machine::Stop;
 use watcher::{Watch, Watcher};
 
 pub use memory::{read_virt, translate, write_virt};
@@ -53,7 +58,7 @@ pub use memory::{read_virt, translate, write_virt};
 const INT3: u8 = 0xcc;
 
 type StopReason = SingleThreadStopReason<u64>;
-type StateMachine = GdbStubStateMachine<'static, Machine, Conn>;
+type StateMachine = GdbStubStateMachine<'static, Target, Conn>;
 
 /// The client connection: a TCP stream with an output buffer, flushed per
 /// packet (gdbstub writes a byte at a time).
@@ -147,11 +152,11 @@ impl Framer {
 }
 
 /// Feeds framed bytes to the state machine.
-fn pump(m: &mut Machine, mut sm: StateMachine, bytes: &[u8]) -> Result<StateMachine, String> {
+fn pump(t: &mut Target, mut sm: StateMachine, bytes: &[u8]) -> Result<StateMachine, String> {
     for &b in bytes {
         sm = match sm {
-            GdbStubStateMachine::Idle(s) => s.incoming_data(m, b),
-            GdbStubStateMachine::Running(s) => s.incoming_data(m, b),
+            GdbStubStateMachine::Idle(s) => s.incoming_data(t, b),
+            GdbStubStateMachine::Running(s) => s.incoming_data(t, b),
             other => return Ok(other),
         }
         .map_err(|e| e.to_string())?;
@@ -160,10 +165,15 @@ fn pump(m: &mut Machine, mut sm: StateMachine, bytes: &[u8]) -> Result<StateMach
 }
 
 /// Takes one byte from the client through the framer into the session.
-fn take_byte(m: &mut Machine, mut sm: StateMachine, b: u8) -> Result<StateMachine, String> {
-    match gdb(m).framer.push(b) {
+fn take_byte(
+    framer: &mut Framer,
+    t: &mut Target,
+    mut sm: StateMachine,
+    b: u8,
+) -> Result<StateMachine, String> {
+    match framer.push(b) {
         Framed::More => Ok(sm),
-        Framed::Pass(bytes) => pump(m, sm, &bytes),
+        Framed::Pass(bytes) => pump(t, sm, &bytes),
         Framed::Nak => {
             if let Some(c) = conn(&mut sm) {
                 c.out.push(b'-');
@@ -245,27 +255,85 @@ impl Breakpoints {
     }
 }
 
-/// The debugger: listener, client session, breakpoints, step state.
-pub struct Gdb {
-    listener: TcpListener,
-    addr: String,
-    sm: Option<StateMachine>,
-    framer: Framer,
-    watcher: Watcher,
+/// The vCPU as the client sees it while the guest is stopped: taken from
+/// the vCPU when it stops, written back (if the client changed it) when
+/// it resumes.
+#[derive(Default)]
+struct Snapshot {
+    regs: kvm_regs,
+    sregs: kvm_sregs,
+    fpu: Option<kvm_fpu>,
+    /// Whether a process (not the kernel) is on the vCPU.
+    in_process: bool,
+    /// The registers were changed: write them back before resuming.
+    dirty: bool,
+}
+
+/// What gdbstub drives (`target.rs`): the debugger's breakpoints and step
+/// state, the guest's memory and the stopped vCPU's registers.
+pub(crate) struct Target {
+    /// All guest memory (set when the run starts).
+    mem: GuestMemoryMmap,
+    /// Root of the guest kernel's address space.
+    kernel_cr3: u64,
+    cpu: Snapshot,
     bps: Breakpoints,
     resume: Option<Resume>,
     step: Option<Step>,
     /// A step ended by a context switch (a trap back to the kernel, a
     /// hypercall): report it after this exit.
     step_done: bool,
-    /// The guest has run since the first connection.
-    started: bool,
     /// The signal a guest-kernel crash was reported with.
     crash_signal: Option<Signal>,
     kernel_text: Vec<Range<u64>>,
     /// Ring-3 code and stack segments (the same for kernel and processes).
     user_cs: kvm_segment,
     user_ss: kvm_segment,
+}
+
+impl Target {
+    fn in_kernel_text(&self, va: u64) -> bool {
+        self.kernel_text.iter().any(|r| r.contains(&va))
+    }
+
+    /// Takes the vCPU's state as the guest stops.
+    fn capture(&mut self, cpu: &dyn VcpuAccess) {
+        let (regs, sregs) = cpu.context();
+        self.cpu = Snapshot {
+            regs,
+            sregs,
+            fpu: cpu.fpu(),
+            in_process: cpu.in_process(),
+            dirty: false,
+        };
+    }
+
+    /// Gives the vCPU the registers the client changed.
+    fn write_back(&mut self, cpu: &mut dyn VcpuAccess) {
+        if std::mem::take(&mut self.cpu.dirty) {
+            cpu.set_context(&self.cpu.regs, &self.cpu.sregs);
+        }
+    }
+
+    /// Lifts every planted breakpoint and forgets them all.
+    fn forget_breakpoints(&mut self) {
+        for p in self.bps.planted().map(|(_, p)| *p).collect::<Vec<_>>() {
+            lift(&self.mem, &p);
+        }
+        self.bps = Breakpoints::default();
+    }
+}
+
+/// The debugger: listener, client session and the [`Target`].
+pub struct Gdb {
+    listener: TcpListener,
+    addr: String,
+    sm: Option<StateMachine>,
+    framer: Framer,
+    watcher: Watcher,
+    /// The guest has run since the first connection.
+    started: bool,
+    target: Target,
 }
 
 impl Gdb {
@@ -277,27 +345,28 @@ impl Gdb {
         // SAFETY: pthread_self has no preconditions.
         let me = unsafe { libc::pthread_self() };
         let watcher = Watcher::start(me, crate::slice_timer::signal())?;
-        eprintln!("vkernel: waiting for gdb on {local}");
+        crate::report!("vkernel: waiting for gdb on {local}");
         Ok(Gdb {
             listener,
             addr: local.to_string(),
             sm: None,
             framer: Framer::default(),
             watcher,
-            bps: Breakpoints::default(),
-            resume: None,
-            step: None,
-            step_done: false,
             started: false,
-            crash_signal: None,
-            kernel_text: executable_segments(kernel_elf),
-            user_cs: kvm_segment::default(),
-            user_ss: kvm_segment::default(),
+            target: Target {
+                mem: GuestMemoryMmap::default(),
+                kernel_cr3: 0,
+                cpu: Snapshot::default(),
+                bps: Breakpoints::default(),
+                resume: None,
+                step: None,
+                step_done: false,
+                crash_signal: None,
+                kernel_text: executable_segments(kernel_elf),
+                user_cs: kvm_segment::default(),
+                user_ss: kvm_segment::default(),
+            },
         })
-    }
-
-    fn in_kernel_text(&self, va: u64) -> bool {
-        self.kernel_text.iter().any(|r| r.contains(&va))
     }
 
     /// Whether the watcher has something for the run loop.
@@ -305,7 +374,7 @@ impl Gdb {
         self.watcher.attention()
     }
 
-    fn new_session(&mut self, m: &mut Machine, stream: TcpStream) {
+    fn new_session(&mut self, stream: TcpStream) {
         let peer = stream
             .peer_addr()
             .map(|a| a.to_string())
@@ -315,14 +384,257 @@ impl Gdb {
             stream,
             out: Vec::new(),
         };
-        match GdbStub::new(conn).run_state_machine(m) {
+        match GdbStub::new(conn).run_state_machine(&mut self.target) {
             Ok(sm) => {
                 log::info!("gdb: client {peer} connected");
-                eprintln!("vkernel: gdb connected from {peer}");
+                crate::report!("vkernel: gdb connected from {peer}");
                 self.sm = Some(sm);
                 self.framer = Framer::default();
             }
             Err(e) => log::warn!("gdb: cannot start a session with {peer}: {e}"),
+        }
+    }
+
+    /// Serves the client while the guest is stopped (reporting `reason`
+    /// first if the client is waiting for a stop), on a snapshot of the
+    /// vCPU; returns when it resumes the guest (Ok), or
+    /// `Err(Stop::Killed)` when the client killed it.
+    fn serve(&mut self, cpu: &mut dyn VcpuAccess, reason: Option<StopReason>) -> Result<(), Stop> {
+        self.target.capture(cpu);
+        let r = self.serve_stopped(reason);
+        self.target.write_back(cpu);
+        r
+    }
+
+    fn serve_stopped(&mut self, mut reason: Option<StopReason>) -> Result<(), Stop> {
+        self.watcher.set(Watch::Nothing);
+        loop {
+            let sm = match self.sm.take() {
+                Some(sm) => sm,
+                None => {
+                    if self.started {
+                        // No client: the guest runs on.
+                        self.watch_running();
+                        return Ok(());
+                    }
+                    // Before the first resume, wait for the next client.
+                    match self.listener.accept() {
+                        Ok((stream, _)) => self.new_session(stream),
+                        Err(e) => {
+                            log::warn!("gdb: accept failed: {e}");
+                            std::thread::sleep(std::time::Duration::from_millis(100));
+                        }
+                    }
+                    continue;
+                }
+            };
+            let next = match sm {
+                GdbStubStateMachine::Running(s) => match reason.take() {
+                    Some(r) => s
+                        .report_stop(&mut self.target, r)
+                        .map_err(|e| e.to_string()),
+                    None => {
+                        self.sm = Some(GdbStubStateMachine::Running(s));
+                        self.apply_resume();
+                        return Ok(());
+                    }
+                },
+                GdbStubStateMachine::Idle(mut s) => {
+                    let mut b = [0u8; 1];
+                    let stream = &mut s.borrow_conn().stream;
+                    let _ = stream.set_nonblocking(false);
+                    match stream.read(&mut b) {
+                        Ok(1) => take_byte(
+                            &mut self.framer,
+                            &mut self.target,
+                            GdbStubStateMachine::Idle(s),
+                            b[0],
+                        ),
+                        Ok(_) => {
+                            self.lost("the client closed the connection");
+                            continue;
+                        }
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {
+                            self.sm = Some(GdbStubStateMachine::Idle(s));
+                            continue;
+                        }
+                        Err(e) => {
+                            self.lost(&format!("reading from the client: {e}"));
+                            continue;
+                        }
+                    }
+                }
+                GdbStubStateMachine::CtrlCInterrupt(s) => s
+                    .interrupt_handled(&mut self.target, Some(StopReason::Signal(Signal::SIGINT)))
+                    .map_err(|e| e.to_string()),
+                GdbStubStateMachine::Disconnected(mut s) => match s.get_reason() {
+                    DisconnectReason::Kill => {
+                        // gdb waits for an answer to `vKill` (gdbstub gives
+                        // none outside extended mode); `k` expects none.
+                        let c = s.borrow_conn();
+                        c.out.extend_from_slice(b"$OK#9a");
+                        let _ = c.flush();
+                        self.forget_client();
+                        crate::report!("vkernel: gdb killed the guest");
+                        return Err(Stop::Killed);
+                    }
+                    DisconnectReason::Disconnect => {
+                        // Detach: the guest runs on, even before its first
+                        // instruction.
+                        self.started = true;
+                        self.lost("the client detached");
+                        continue;
+                    }
+                    why => {
+                        self.lost(&format!("the session ended ({why:?})"));
+                        continue;
+                    }
+                },
+            };
+            match next {
+                Ok(sm) => self.sm = Some(sm),
+                Err(e) => self.lost(&format!("protocol error: {e}")),
+            }
+        }
+    }
+
+    /// The client is gone: lift every breakpoint, forget the step; the guest
+    /// goes on running (or, before it ever ran, waits for the next client).
+    fn lost(&mut self, why: &str) {
+        log::warn!("gdb: {why}; the guest keeps running");
+        crate::report!("vkernel: gdb session ended: {why}; the guest keeps running");
+        self.forget_client();
+    }
+
+    fn forget_client(&mut self) {
+        self.sm = None;
+        let t = &mut self.target;
+        t.resume = None;
+        t.step = None;
+        t.step_done = false;
+        t.forget_breakpoints();
+    }
+
+    fn watch_running(&mut self) {
+        let w = match &mut self.sm {
+            Some(GdbStubStateMachine::Running(s)) => {
+                Watch::Client(s.borrow_conn().stream.as_raw_fd())
+            }
+            _ => Watch::Listener(self.listener.as_raw_fd()),
+        };
+        self.watcher.set(w);
+    }
+
+    /// The client resumed the guest: set up the step (in the snapshot,
+    /// written back by `serve`), watch the socket.
+    fn apply_resume(&mut self) {
+        self.started = true;
+        let t = &mut self.target;
+        let action = t.resume.take().unwrap_or(Resume::Continue);
+        t.step = None;
+        t.step_done = false;
+        if action == Resume::Step {
+            let (regs, cr3) = (&mut t.cpu.regs, t.cpu.sregs.cr3);
+            let mut code = [0u8; 16];
+            let n = read_virt(&t.mem, cr3, regs.rip, &mut code);
+            t.step = Some(Step {
+                guest_tf: regs.rflags & rflags::TF != 0,
+                insn: classify(&code[..n]),
+            });
+            regs.rflags |= rflags::TF;
+            t.cpu.dirty = true;
+        }
+        self.watch_running();
+    }
+
+    /// The watcher saw data from the client or a new client.
+    fn attend(&mut self, cpu: &mut dyn VcpuAccess) -> Result<(), Stop> {
+        self.target.capture(cpu);
+        let r = self.attend_inner(cpu);
+        self.target.write_back(cpu);
+        if r.is_ok() {
+            self.watch_running(); // the client, or (it left) the listener
+        }
+        r
+    }
+
+    fn attend_inner(&mut self, cpu: &mut dyn VcpuAccess) -> Result<(), Stop> {
+        self.watcher.set(Watch::Nothing);
+        let Some(mut sm) = self.sm.take() else {
+            let _ = self.listener.set_nonblocking(true);
+            let accepted = self.listener.accept();
+            let _ = self.listener.set_nonblocking(false);
+            return match accepted {
+                Ok((stream, _)) => {
+                    self.new_session(stream);
+                    // A new client finds the guest stopped where it is.
+                    self.serve(cpu, None)
+                }
+                Err(_) => Ok(()),
+            };
+        };
+        loop {
+            let GdbStubStateMachine::Running(mut s) = sm else {
+                self.sm = Some(sm);
+                return self.serve(cpu, None);
+            };
+            let mut b = [0u8; 1];
+            let stream = &mut s.borrow_conn().stream;
+            let _ = stream.set_nonblocking(true);
+            let r = stream.read(&mut b);
+            let _ = stream.set_nonblocking(false);
+            sm = match r {
+                Ok(1) => match take_byte(
+                    &mut self.framer,
+                    &mut self.target,
+                    GdbStubStateMachine::Running(s),
+                    b[0],
+                ) {
+                    Ok(next) => next,
+                    Err(e) => {
+                        self.lost(&format!("protocol error: {e}"));
+                        return Ok(());
+                    }
+                },
+                Err(e)
+                    if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted =>
+                {
+                    self.sm = Some(GdbStubStateMachine::Running(s));
+                    return Ok(());
+                }
+                Ok(_) => {
+                    self.lost("the client closed the connection");
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.lost(&format!("reading from the client: {e}"));
+                    return Ok(());
+                }
+            };
+        }
+    }
+
+    /// Plants every process breakpoint not yet planted in the process on
+    /// the vCPU (pages not mapped yet are tried again after each resolved
+    /// fault).
+    fn arm_process(&mut self, cpu: &dyn VcpuAccess) {
+        let bps = &mut self.target.bps;
+        if bps.armed.len() == bps.process.len() {
+            return;
+        }
+        let cr3 = cpu.context().1.cr3;
+        let mem = cpu.memory();
+        for &va in &bps.process {
+            if bps.armed.contains_key(&va) {
+                continue;
+            }
+            match plant(mem, cr3, va) {
+                Some(p) => {
+                    log::debug!("gdb: planted {va:#x} (gpa {:#x}) in cr3 {cr3:#x}", p.gpa);
+                    bps.armed.insert(va, p);
+                }
+                None => log::debug!("gdb: {va:#x} not mapped in cr3 {cr3:#x} yet"),
+            }
         }
     }
 }
@@ -343,175 +655,6 @@ fn executable_segments(elf: &[u8]) -> Vec<Range<u64>> {
         .collect()
 }
 
-fn gdb(m: &mut Machine) -> &mut Gdb {
-    m.gdb
-        .as_deref_mut()
-        .expect("gdb hooks run only with a debugger")
-}
-
-/// Takes the debugger out of the machine for a call that needs both.
-fn with_gdb<R>(m: &mut Machine, f: impl FnOnce(&mut Gdb, &mut Machine) -> R) -> R {
-    let mut g = m.gdb.take().expect("gdb hooks run only with a debugger");
-    let r = f(&mut g, m);
-    m.gdb = Some(g);
-    r
-}
-
-/// Before the first instruction: wait for a client and serve it until it
-/// resumes the guest; Err if it killed the guest.
-pub fn first_stop(m: &mut Machine) -> Result<Flow, String> {
-    let (regs, sregs) = m.initial_registers().map_err(|e| e.to_string())?;
-    {
-        let g = gdb(m);
-        g.user_cs = sregs.cs;
-        g.user_ss = sregs.ss;
-    }
-    m.load_context(regs, sregs);
-    serve(m, None)
-}
-
-/// Serves the client while the guest is stopped (reporting `reason` first
-/// if the client is waiting for a stop); returns when it resumes the guest
-/// (Ok), or Err("") when the client killed it.
-fn serve(m: &mut Machine, mut reason: Option<StopReason>) -> Result<Flow, String> {
-    gdb(m).watcher.set(Watch::Nothing);
-    loop {
-        let sm = match gdb(m).sm.take() {
-            Some(sm) => sm,
-            None => {
-                if gdb(m).started {
-                    // No client: the guest runs on.
-                    watch_running(m);
-                    return Ok(Flow::Resume);
-                }
-                // Before the first resume, wait for the next client.
-                let accepted = gdb(m).listener.accept();
-                match accepted {
-                    Ok((stream, _)) => with_gdb(m, |g, m| g.new_session(m, stream)),
-                    Err(e) => {
-                        log::warn!("gdb: accept failed: {e}");
-                        std::thread::sleep(std::time::Duration::from_millis(100));
-                    }
-                }
-                continue;
-            }
-        };
-        let next = match sm {
-            GdbStubStateMachine::Running(s) => match reason.take() {
-                Some(r) => s.report_stop(m, r).map_err(|e| e.to_string()),
-                None => {
-                    gdb(m).sm = Some(GdbStubStateMachine::Running(s));
-                    apply_resume(m);
-                    return Ok(Flow::Resume);
-                }
-            },
-            GdbStubStateMachine::Idle(mut s) => {
-                let mut b = [0u8; 1];
-                let stream = &mut s.borrow_conn().stream;
-                let _ = stream.set_nonblocking(false);
-                match stream.read(&mut b) {
-                    Ok(1) => take_byte(m, GdbStubStateMachine::Idle(s), b[0]),
-                    Ok(_) => {
-                        lost(m, "the client closed the connection");
-                        continue;
-                    }
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {
-                        gdb(m).sm = Some(GdbStubStateMachine::Idle(s));
-                        continue;
-                    }
-                    Err(e) => {
-                        lost(m, &format!("reading from the client: {e}"));
-                        continue;
-                    }
-                }
-            }
-            GdbStubStateMachine::CtrlCInterrupt(s) => s
-                .interrupt_handled(m, Some(StopReason::Signal(Signal::SIGINT)))
-                .map_err(|e| e.to_string()),
-            GdbStubStateMachine::Disconnected(mut s) => match s.get_reason() {
-                DisconnectReason::Kill => {
-                    // gdb waits for an answer to `vKill` (gdbstub gives
-                    // none outside extended mode); `k` expects none.
-                    let c = s.borrow_conn();
-                    c.out.extend_from_slice(b"$OK#9a");
-                    let _ = c.flush();
-                    forget_client(m);
-                    eprintln!("vkernel: gdb killed the guest");
-                    return Err(String::new());
-                }
-                DisconnectReason::Disconnect => {
-                    // Detach: the guest runs on, even before its first
-                    // instruction.
-                    gdb(m).started = true;
-                    lost(m, "the client detached");
-                    continue;
-                }
-                why => {
-                    lost(m, &format!("the session ended ({why:?})"));
-                    continue;
-                }
-            },
-        };
-        match next {
-            Ok(sm) => gdb(m).sm = Some(sm),
-            Err(e) => lost(m, &format!("protocol error: {e}")),
-        }
-    }
-}
-
-/// The client is gone: lift every breakpoint, forget the step; the guest
-/// goes on running (or, before it ever ran, waits for the next client).
-fn lost(m: &mut Machine, why: &str) {
-    log::warn!("gdb: {why}; the guest keeps running");
-    eprintln!("vkernel: gdb session ended: {why}; the guest keeps running");
-    forget_client(m);
-}
-
-fn forget_client(m: &mut Machine) {
-    let mem = m.vm.mem.clone();
-    let g = gdb(m);
-    g.sm = None;
-    g.resume = None;
-    g.step = None;
-    g.step_done = false;
-    for p in g.bps.planted().map(|(_, p)| *p).collect::<Vec<_>>() {
-        lift(&mem, &p);
-    }
-    g.bps = Breakpoints::default();
-}
-
-fn watch_running(m: &mut Machine) {
-    let g = gdb(m);
-    let w = match &mut g.sm {
-        Some(GdbStubStateMachine::Running(s)) => Watch::Client(s.borrow_conn().stream.as_raw_fd()),
-        _ => Watch::Listener(g.listener.as_raw_fd()),
-    };
-    g.watcher.set(w);
-}
-
-/// The client resumed the guest: set up the step, watch the socket.
-fn apply_resume(m: &mut Machine) {
-    gdb(m).started = true;
-    let action = gdb(m).resume.take().unwrap_or(Resume::Continue);
-    gdb(m).step = None;
-    gdb(m).step_done = false;
-    if action == Resume::Step {
-        let sync = m.vm.vcpu.sync_regs();
-        let (mut regs, cr3) = (sync.regs, sync.sregs.cr3);
-        let mut code = [0u8; 16];
-        let n = read_virt(&m.vm.mem, cr3, regs.rip, &mut code);
-        let step = Step {
-            guest_tf: regs.rflags & rflags::TF != 0,
-            insn: classify(&code[..n]),
-        };
-        regs.rflags |= rflags::TF;
-        let sregs = sync.sregs;
-        m.load_context(regs, sregs);
-        gdb(m).step = Some(step);
-    }
-    watch_running(m);
-}
-
 /// Sorts the instruction at the start of `code` (after legacy and REX
 /// prefixes).
 fn classify(code: &[u8]) -> StepInsn {
@@ -529,276 +672,209 @@ fn classify(code: &[u8]) -> StepInsn {
     }
 }
 
-/// After every exit the run loop handled (guest about to resume): report a
-/// finished step, or serve what the watcher saw. Cheap when nothing is up.
-pub fn after_exit(m: &mut Machine) -> Result<Flow, String> {
-    let g = gdb(m);
-    if !g.step_done && !g.attention() {
-        return Ok(Flow::Resume);
+impl RunHooks for Gdb {
+    /// Before the first instruction: wait for a client and serve it until
+    /// it resumes the guest; `Err` if it killed the guest.
+    fn start(&mut self, cpu: &mut dyn VcpuAccess) -> Result<(), Stop> {
+        let (regs, sregs) = cpu.initial_context()?;
+        let t = &mut self.target;
+        t.user_cs = sregs.cs;
+        t.user_ss = sregs.ss;
+        t.mem = cpu.memory().clone();
+        t.kernel_cr3 = cpu.kernel_cr3();
+        cpu.set_context(&regs, &sregs);
+        self.serve(cpu, None)
     }
-    // Never stop between an exception's delivery and its stub's `out`.
-    if m.vm.vcpu.sync_regs().sregs.cs.selector & 3 == 0 {
-        return Ok(Flow::Resume);
-    }
-    let g = gdb(m);
-    if g.step_done {
-        g.step_done = false;
-        g.step = None;
-        return serve(m, Some(StopReason::DoneStep));
-    }
-    attend(m)
-}
 
-/// The watcher saw data from the client or a new client.
-fn attend(m: &mut Machine) -> Result<Flow, String> {
-    let flow = attend_inner(m);
-    if matches!(flow, Ok(Flow::Resume)) && m.gdb.is_some() {
-        watch_running(m); // the client, or (it left) the listener
+    /// Report a finished step, or serve what the watcher saw. Cheap when
+    /// nothing is up.
+    fn after_exit(&mut self, cpu: &mut dyn VcpuAccess) -> Result<(), Stop> {
+        if !self.target.step_done && !self.attention() {
+            return Ok(());
+        }
+        // Never stop between an exception's delivery and its stub's `out`.
+        if cpu.context().1.cs.selector & 3 == 0 {
+            return Ok(());
+        }
+        if self.target.step_done {
+            self.target.step_done = false;
+            self.target.step = None;
+            return self.serve(cpu, Some(StopReason::DoneStep));
+        }
+        self.attend(cpu)
     }
-    flow
-}
 
-fn attend_inner(m: &mut Machine) -> Result<Flow, String> {
-    let g = gdb(m);
-    g.watcher.set(Watch::Nothing);
-    let Some(sm) = g.sm.take() else {
-        let _ = g.listener.set_nonblocking(true);
-        let accepted = g.listener.accept();
-        let _ = g.listener.set_nonblocking(false);
-        return match accepted {
-            Ok((stream, _)) => {
-                with_gdb(m, |g, m| g.new_session(m, stream));
-                // A new client finds the guest stopped where it is.
-                serve(m, None)
-            }
-            Err(_) => {
-                watch_running(m);
-                Ok(Flow::Resume)
-            }
+    /// The watcher kicks the vCPU with the slice timer's signal.
+    fn kicks_vcpu(&self) -> bool {
+        true
+    }
+
+    /// A step that ran the hypercall's `out` is done: put RIP past the
+    /// `out` if the kernel is still on the vCPU, and keep the debugger's
+    /// TF out of the kernel's saved context.
+    fn hypercall_done(&mut self, cpu: &mut dyn VcpuAccess) {
+        let Some(step) = self.target.step else {
+            return;
         };
-    };
-    let mut sm = sm;
-    loop {
-        let GdbStubStateMachine::Running(mut s) = sm else {
-            gdb(m).sm = Some(sm);
-            return serve(m, None);
-        };
-        let mut b = [0u8; 1];
-        let stream = &mut s.borrow_conn().stream;
-        let _ = stream.set_nonblocking(true);
-        let r = stream.read(&mut b);
-        let _ = stream.set_nonblocking(false);
-        sm = match r {
-            Ok(1) => match take_byte(m, GdbStubStateMachine::Running(s), b[0]) {
-                Ok(next) => next,
-                Err(e) => {
-                    lost(m, &format!("protocol error: {e}"));
-                    return Ok(Flow::Resume);
-                }
-            },
-            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
-                gdb(m).sm = Some(GdbStubStateMachine::Running(s));
-                watch_running(m);
-                return Ok(Flow::Resume);
-            }
-            Ok(_) => {
-                lost(m, "the client closed the connection");
-                return Ok(Flow::Resume);
-            }
-            Err(e) => {
-                lost(m, &format!("reading from the client: {e}"));
-                return Ok(Flow::Resume);
-            }
-        };
-    }
-}
-
-/// The guest kernel exited with `status`: tell the client (W packet).
-pub fn exited(m: &mut Machine, status: i32) {
-    let g = gdb(m);
-    g.watcher.set(Watch::Nothing);
-    if let Some(GdbStubStateMachine::Running(s)) = g.sm.take() {
-        match s.report_stop(m, StopReason::Exited((status & 0xff) as u8)) {
-            Ok(_) => log::info!("gdb: reported the guest's exit ({status})"),
-            Err(e) => log::warn!("gdb: reporting the guest's exit: {e}"),
-        }
-    }
-    forget_client(m);
-}
-
-/// The guest kernel crashed with exception `vector` (already reported on
-/// stderr): stop there with the matching signal so the client can look at
-/// the crash (registers as at the faulting instruction); whatever it does
-/// next, the run then ends.
-pub fn crashed(m: &mut Machine, vector: u8, regs: kvm_regs, mut sregs: kvm_sregs) {
-    let sig = match vector {
-        0 | 16 | 19 => Signal::SIGFPE,
-        1 | 3 => Signal::SIGTRAP,
-        6 => Signal::SIGILL,
-        17 => Signal::SIGBUS,
-        _ => Signal::SIGSEGV,
-    };
-    let g = gdb(m);
-    g.crash_signal = Some(sig);
-    g.step = None;
-    sregs.cs = g.user_cs;
-    sregs.ss = g.user_ss;
-    m.load_context(regs, sregs);
-    if matches!(gdb(m).sm, Some(GdbStubStateMachine::Running(_))) {
-        let _ = serve(m, Some(StopReason::Signal(sig)));
-    }
-}
-
-/// The host stopped the guest (a crash or a broken protocol, already
-/// reported): tell the client the guest was terminated.
-pub fn terminated(m: &mut Machine) {
-    let g = gdb(m);
-    g.watcher.set(Watch::Nothing);
-    let sig = g.crash_signal.unwrap_or(Signal::SIGKILL);
-    if let Some(GdbStubStateMachine::Running(s)) = g.sm.take() {
-        let _ = s.report_stop(m, StopReason::Terminated(sig));
-    }
-    forget_client(m);
-}
-
-/// A kernel hypercall finished (possibly entering a process). A step that
-/// ran the hypercall's `out` is done: put RIP past the `out` if the kernel
-/// is still on the vCPU, and keep the debugger's TF out of the kernel's
-/// saved context.
-pub fn hypercall_done(m: &mut Machine) {
-    let Some(step) = gdb(m).step else {
-        return;
-    };
-    let strip = |fl: u64| {
-        if step.guest_tf {
-            fl
-        } else {
-            fl & !rflags::TF
-        }
-    };
-    if let Some(r) = m.running.as_mut() {
-        r.kernel_regs.rflags = strip(r.kernel_regs.rflags);
-    } else {
-        let sync = m.vm.vcpu.sync_regs();
-        let (mut regs, sregs) = (sync.regs, sync.sregs);
-        let mut op = [0u8; 1];
-        if read_virt(&m.vm.mem, sregs.cr3, regs.rip, &mut op) == 1 && op[0] == 0xef {
-            regs.rip += 1;
-        }
-        regs.rflags = strip(regs.rflags);
-        m.load_context(regs, sregs);
-    }
-    gdb(m).step_done = true;
-}
-
-/// RUN entered a process (its CR3 is on the vCPU): plant the process
-/// breakpoints in it.
-pub fn entered_process(m: &mut Machine) {
-    if gdb(m).bps.process.is_empty() {
-        return;
-    }
-    arm_process(m);
-}
-
-/// Plants every process breakpoint not yet planted in the process on the
-/// vCPU (pages not mapped yet are tried again after each resolved fault).
-pub fn arm_process(m: &mut Machine) {
-    let cr3 = m.vm.vcpu.sync_regs().sregs.cr3;
-    let mem = m.vm.mem.clone();
-    let g = gdb(m);
-    if g.bps.armed.len() == g.bps.process.len() {
-        return;
-    }
-    for va in g.bps.process.clone() {
-        if g.bps.armed.contains_key(&va) {
-            continue;
-        }
-        match plant(&mem, cr3, va) {
-            Some(p) => {
-                log::debug!("gdb: planted {va:#x} (gpa {:#x}) in cr3 {cr3:#x}", p.gpa);
-                g.bps.armed.insert(va, p);
-            }
-            None => log::debug!("gdb: {va:#x} not mapped in cr3 {cr3:#x} yet"),
-        }
-    }
-}
-
-/// A process is about to trap back to the kernel with `tf`: lift its
-/// breakpoints, and keep the debugger's TF out of the frame (the step is
-/// then over: it is reported with the kernel back on the vCPU).
-pub fn leaving_process(m: &mut Machine, tf: &mut TrapFrame) {
-    let mem = m.vm.mem.clone();
-    let g = gdb(m);
-    for (_, p) in std::mem::take(&mut g.bps.armed) {
-        lift(&mem, &p);
-    }
-    if let Some(step) = g.step {
-        if !step.guest_tf {
-            tf.rflags &= !rflags::TF;
-            if tf.trapno == T_FAST_SYSCALL {
-                tf.r11 &= !rflags::TF; // `syscall` saved RFLAGS there
-            }
-        }
-        g.step_done = true;
-    }
-}
-
-/// #BP (vector 3) or #DB (vector 1) arrived; `regs` is the interrupted
-/// context (rip/rsp/rflags from the hardware frame). Returns None when the
-/// trap is the guest's own, to take its usual path.
-pub fn debug_trap(
-    m: &mut Machine,
-    vector: u8,
-    mut regs: kvm_regs,
-    sregs: kvm_sregs,
-) -> Option<Result<Flow, String>> {
-    let in_process = m.running.is_some();
-    let g = gdb(m);
-    let mut sregs = sregs;
-    sregs.cs = g.user_cs;
-    sregs.ss = g.user_ss;
-    let reason = match vector {
-        3 => {
-            let at = regs.rip.wrapping_sub(1);
-            let ours = if in_process {
-                g.bps.armed.contains_key(&at)
+        let strip = |fl: u64| {
+            if step.guest_tf {
+                fl
             } else {
-                g.bps.kernel.contains_key(&at)
-            };
-            if !ours {
-                return None;
+                fl & !rflags::TF
             }
-            regs.rip = at;
-            // A step that ran into a breakpoint is over too.
-            if let Some(step) = g.step.take() {
-                if !step.guest_tf {
+        };
+        if let Some(fl) = cpu.saved_kernel_rflags() {
+            *fl = strip(*fl);
+        } else {
+            let (mut regs, sregs) = cpu.context();
+            let mut op = [0u8; 1];
+            if read_virt(cpu.memory(), sregs.cr3, regs.rip, &mut op) == 1 && op[0] == 0xef {
+                regs.rip += 1;
+            }
+            regs.rflags = strip(regs.rflags);
+            cpu.set_context(&regs, &sregs);
+        }
+        self.target.step_done = true;
+    }
+
+    /// Plant the process breakpoints in the process RUN entered.
+    fn entered_process(&mut self, cpu: &mut dyn VcpuAccess) {
+        if self.target.bps.process.is_empty() {
+            return;
+        }
+        self.arm_process(cpu);
+    }
+
+    /// Breakpoints on the page that just appeared.
+    fn fault_resolved(&mut self, cpu: &mut dyn VcpuAccess) {
+        self.arm_process(cpu);
+    }
+
+    /// Lift the process's breakpoints, and keep the debugger's TF out of
+    /// the frame (the step is then over: it is reported with the kernel
+    /// back on the vCPU).
+    fn leaving_process(&mut self, cpu: &mut dyn VcpuAccess, tf: &mut TrapFrame) {
+        let t = &mut self.target;
+        for (_, p) in std::mem::take(&mut t.bps.armed) {
+            lift(cpu.memory(), &p);
+        }
+        if let Some(step) = t.step {
+            if !step.guest_tf {
+                tf.rflags &= !rflags::TF;
+                if tf.trapno == T_FAST_SYSCALL {
+                    tf.r11 &= !rflags::TF; // `syscall` saved RFLAGS there
+                }
+            }
+            t.step_done = true;
+        }
+    }
+
+    /// #BP or #DB: a debugger breakpoint or step stops here; anything else
+    /// is the guest's own and takes its usual path (`None`), with nothing
+    /// changed.
+    fn debug_trap(
+        &mut self,
+        cpu: &mut dyn VcpuAccess,
+        vector: u8,
+        mut regs: kvm_regs,
+        sregs: kvm_sregs,
+    ) -> Option<Result<(), Stop>> {
+        let in_process = cpu.in_process();
+        let t = &mut self.target;
+        let mut sregs = sregs;
+        sregs.cs = t.user_cs;
+        sregs.ss = t.user_ss;
+        let reason = match vector {
+            3 => {
+                let at = regs.rip.wrapping_sub(1);
+                let ours = if in_process {
+                    t.bps.armed.contains_key(&at)
+                } else {
+                    t.bps.kernel.contains_key(&at)
+                };
+                if !ours {
+                    return None;
+                }
+                regs.rip = at;
+                // A step that ran into a breakpoint is over too.
+                if let Some(step) = t.step.take() {
+                    if !step.guest_tf {
+                        regs.rflags &= !rflags::TF;
+                    }
+                }
+                StopReason::SwBreak(())
+            }
+            1 => {
+                let step = t.step?;
+                if step.guest_tf {
+                    return None; // the guest's own trace trap: it gets it
+                }
+                t.step = None;
+                if step.insn != StepInsn::Popf {
                     regs.rflags &= !rflags::TF;
                 }
-            }
-            StopReason::SwBreak(())
-        }
-        1 => {
-            let step = g.step?;
-            if step.guest_tf {
-                return None; // the guest's own trace trap: it gets it
-            }
-            g.step = None;
-            if step.insn != StepInsn::Popf {
-                regs.rflags &= !rflags::TF;
-            }
-            if step.insn == StepInsn::Pushf {
-                let mut word = [0u8; 8];
-                if read_virt(&m.vm.mem, sregs.cr3, regs.rsp, &mut word) == 8 {
-                    let v = u64::from_le_bytes(word) & !rflags::TF;
-                    write_virt(&m.vm.mem, sregs.cr3, regs.rsp, &v.to_le_bytes());
+                if step.insn == StepInsn::Pushf {
+                    let mut word = [0u8; 8];
+                    let mem = cpu.memory();
+                    if read_virt(mem, sregs.cr3, regs.rsp, &mut word) == 8 {
+                        let v = u64::from_le_bytes(word) & !rflags::TF;
+                        write_virt(mem, sregs.cr3, regs.rsp, &v.to_le_bytes());
+                    }
                 }
+                StopReason::DoneStep
             }
-            StopReason::DoneStep
+            _ => return None,
+        };
+        cpu.set_context(&regs, &sregs);
+        Some(self.serve(cpu, Some(reason)))
+    }
+
+    /// Stop at the crash with the matching signal so the client can look
+    /// at it (registers as at the faulting instruction); whatever it does
+    /// next, the run then ends.
+    fn crashed(&mut self, cpu: &mut dyn VcpuAccess, vector: u8, regs: kvm_regs, sregs: kvm_sregs) {
+        let sig = match vector {
+            0 | 16 | 19 => Signal::SIGFPE,
+            1 | 3 => Signal::SIGTRAP,
+            6 => Signal::SIGILL,
+            17 => Signal::SIGBUS,
+            _ => Signal::SIGSEGV,
+        };
+        let t = &mut self.target;
+        t.crash_signal = Some(sig);
+        t.step = None;
+        let mut sregs = sregs;
+        sregs.cs = t.user_cs;
+        sregs.ss = t.user_ss;
+        cpu.set_context(&regs, &sregs);
+        if matches!(self.sm, Some(GdbStubStateMachine::Running(_))) {
+            let _ = self.serve(cpu, Some(StopReason::Signal(sig)));
         }
-        _ => return None,
-    };
-    m.load_context(regs, sregs);
-    Some(serve(m, Some(reason)))
+    }
+
+    /// Tell the client the guest exited (W packet).
+    fn exited(&mut self, cpu: &mut dyn VcpuAccess, status: i32) {
+        self.watcher.set(Watch::Nothing);
+        if let Some(GdbStubStateMachine::Running(s)) = self.sm.take() {
+            self.target.capture(cpu);
+            match s.report_stop(&mut self.target, StopReason::Exited((status & 0xff) as u8)) {
+                Ok(_) => log::info!("gdb: reported the guest's exit ({status})"),
+                Err(e) => log::warn!("gdb: reporting the guest's exit: {e}"),
+            }
+        }
+        self.forget_client();
+    }
+
+    /// Tell the client the guest was terminated.
+    fn terminated(&mut self, cpu: &mut dyn VcpuAccess) {
+        self.watcher.set(Watch::Nothing);
+        let sig = self.target.crash_signal.unwrap_or(Signal::SIGKILL);
+        if let Some(GdbStubStateMachine::Running(s)) = self.sm.take() {
+            self.target.capture(cpu);
+            let _ = s.report_stop(&mut self.target, StopReason::Terminated(sig));
+        }
+        self.forget_client();
+    }
 }
 
 impl Drop for Gdb {

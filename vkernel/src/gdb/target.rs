@@ -1,7 +1,9 @@
-//! The machine as gdbstub's `Target`: registers from the synced vCPU
-//! registers of whatever context is on the vCPU, memory through its page
-//! tables, software breakpoints, resume and single step. Called only while
-//! the guest is stopped (the run loop is inside `gdb::serve`).
+//! The stopped guest as gdbstub's `Target`: registers from the snapshot of
+//! whatever context is on the vCPU (taken when it stopped, written back
+//! when it resumes), memory through that context's page tables, software
+//! breakpoints, resume and single step. Called only while the guest is
+//! stopped (the run loop is inside `Gdb::serve`) or the client is served
+//! between two exits.
 
 use gdbstub::common::Signal;
 use gdbstub::target::ext::base::singlethread::{
@@ -17,10 +19,9 @@ use gdbstub_arch::x86::reg::X86_64CoreRegs;
 use gdbstub_arch::x86::X86_64_SSE;
 use vkernel_abi::rflags;
 
-use super::{gdb, lift, plant, read_virt, translate, write_virt, Resume};
-use crate::machine::Machine;
+use super::{lift, plant, read_virt, translate, write_virt, Resume, Target as Stopped};
 
-impl Target for Machine {
+impl Target for Stopped {
     type Arch = X86_64_SSE;
     type Error = String;
 
@@ -33,10 +34,9 @@ impl Target for Machine {
     }
 }
 
-impl SingleThreadBase for Machine {
+impl SingleThreadBase for Stopped {
     fn read_registers(&mut self, regs: &mut X86_64CoreRegs) -> TargetResult<(), Self> {
-        let sync = self.vm.vcpu.sync_regs();
-        let (r, s) = (sync.regs, sync.sregs);
+        let (r, s) = (&self.cpu.regs, &self.cpu.sregs);
         // gdb's order: rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp, r8-r15.
         regs.regs = [
             r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8, r.r9, r.r10, r.r11,
@@ -51,7 +51,7 @@ impl SingleThreadBase for Machine {
         regs.segments.fs = s.fs.selector as u32;
         regs.segments.gs = s.gs.selector as u32;
         // FPU/SSE state (the current process's; the kernel is soft-float).
-        if let Ok(fpu) = self.vm.vcpu.get_fpu() {
+        if let Some(fpu) = &self.cpu.fpu {
             for (st, fpr) in regs.st.iter_mut().zip(fpu.fpr.iter()) {
                 st.copy_from_slice(&fpr[..10]);
             }
@@ -70,8 +70,7 @@ impl SingleThreadBase for Machine {
     }
 
     fn write_registers(&mut self, regs: &X86_64CoreRegs) -> TargetResult<(), Self> {
-        let sync = self.vm.vcpu.sync_regs();
-        let (mut r, s) = (sync.regs, sync.sregs);
+        let r = &mut self.cpu.regs;
         let g = regs.regs;
         (r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp) =
             (g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]);
@@ -81,45 +80,41 @@ impl SingleThreadBase for Machine {
         // Only the flags ring 3 may change; IF stays on, IOPL 0. Segment
         // and FPU registers are read-only here.
         r.rflags = (regs.eflags as u64 & rflags::USER_CHANGEABLE) | rflags::IF | rflags::FIXED;
-        self.load_context(r, s);
+        self.cpu.dirty = true;
         Ok(())
     }
 
     fn read_addrs(&mut self, start: u64, data: &mut [u8]) -> TargetResult<usize, Self> {
-        let cr3 = self.vm.vcpu.sync_regs().sregs.cr3;
-        let n = read_virt(&self.vm.mem, cr3, start, data);
+        let cr3 = self.cpu.sregs.cr3;
+        let n = read_virt(&self.mem, cr3, start, data);
         if n == 0 && !data.is_empty() {
             return Err(TargetError::Errno(14)); // EFAULT
         }
         // Show the original bytes under planted breakpoints.
-        let mem = self.vm.mem.clone();
         let end = start.wrapping_add(n as u64);
-        if let Some(g) = self.gdb.as_deref() {
-            for (&va, p) in g.bps.planted() {
-                if va >= start
-                    && va < end
-                    && translate(&mem, cr3, va).is_some_and(|t| t.gpa == p.gpa)
-                {
-                    data[(va - start) as usize] = p.orig;
-                }
+        for (&va, p) in self.bps.planted() {
+            if va >= start
+                && va < end
+                && translate(&self.mem, cr3, va).is_some_and(|t| t.gpa == p.gpa)
+            {
+                data[(va - start) as usize] = p.orig;
             }
         }
         Ok(n)
     }
 
     fn write_addrs(&mut self, start: u64, data: &[u8]) -> TargetResult<(), Self> {
-        let cr3 = self.vm.vcpu.sync_regs().sregs.cr3;
-        let mem = self.vm.mem.clone();
-        if !write_virt(&mem, cr3, start, data) {
+        let cr3 = self.cpu.sregs.cr3;
+        let mem = &self.mem;
+        if !write_virt(mem, cr3, start, data) {
             return Err(TargetError::Errno(14));
         }
         // A write over a planted breakpoint changes what it restores.
         let end = start.wrapping_add(data.len() as u64);
-        let g = gdb(self);
-        for (&va, p) in g.bps.kernel.iter_mut().chain(g.bps.armed.iter_mut()) {
-            if va >= start && va < end && translate(&mem, cr3, va).is_some_and(|t| t.gpa == p.gpa) {
+        for (&va, p) in self.bps.kernel.iter_mut().chain(self.bps.armed.iter_mut()) {
+            if va >= start && va < end && translate(mem, cr3, va).is_some_and(|t| t.gpa == p.gpa) {
                 p.orig = data[(va - start) as usize];
-                let _ = plant(&mem, cr3, va);
+                let _ = plant(mem, cr3, va);
             }
         }
         Ok(())
@@ -130,12 +125,12 @@ impl SingleThreadBase for Machine {
     }
 }
 
-impl SingleThreadResume for Machine {
+impl SingleThreadResume for Stopped {
     fn resume(&mut self, signal: Option<Signal>) -> Result<(), Self::Error> {
         if let Some(sig) = signal {
             log::info!("gdb: continuing without delivering signal {sig}");
         }
-        gdb(self).resume = Some(Resume::Continue);
+        self.resume = Some(Resume::Continue);
         Ok(())
     }
 
@@ -144,61 +139,55 @@ impl SingleThreadResume for Machine {
     }
 }
 
-impl SingleThreadSingleStep for Machine {
+impl SingleThreadSingleStep for Stopped {
     fn step(&mut self, signal: Option<Signal>) -> Result<(), Self::Error> {
         if let Some(sig) = signal {
             log::info!("gdb: stepping without delivering signal {sig}");
         }
-        gdb(self).resume = Some(Resume::Step);
+        self.resume = Some(Resume::Step);
         Ok(())
     }
 }
 
-impl Breakpoints for Machine {
+impl Breakpoints for Stopped {
     fn support_sw_breakpoint(&mut self) -> Option<SwBreakpointOps<'_, Self>> {
         Some(self)
     }
 }
 
-impl SwBreakpoint for Machine {
+impl SwBreakpoint for Stopped {
     fn add_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
-        let mem = self.vm.mem.clone();
-        let kernel_cr3 = self.vm.kernel_cr3;
-        let in_process = self.running.is_some();
-        let cr3 = self.vm.vcpu.sync_regs().sregs.cr3;
-        let g = gdb(self);
-        if g.in_kernel_text(addr) {
-            if g.bps.kernel.contains_key(&addr) {
+        let cr3 = self.cpu.sregs.cr3;
+        if self.in_kernel_text(addr) {
+            if self.bps.kernel.contains_key(&addr) {
                 return Ok(true);
             }
-            let Some(p) = plant(&mem, kernel_cr3, addr) else {
+            let Some(p) = plant(&self.mem, self.kernel_cr3, addr) else {
                 return Ok(false);
             };
-            g.bps.kernel.insert(addr, p);
+            self.bps.kernel.insert(addr, p);
             return Ok(true);
         }
-        g.bps.process.insert(addr);
-        if in_process && !g.bps.armed.contains_key(&addr) {
-            if let Some(p) = plant(&mem, cr3, addr) {
-                g.bps.armed.insert(addr, p);
+        self.bps.process.insert(addr);
+        if self.cpu.in_process && !self.bps.armed.contains_key(&addr) {
+            if let Some(p) = plant(&self.mem, cr3, addr) {
+                self.bps.armed.insert(addr, p);
             }
         }
         Ok(true)
     }
 
     fn remove_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
-        let mem = self.vm.mem.clone();
-        let g = gdb(self);
         let mut found = false;
-        if let Some(p) = g.bps.kernel.remove(&addr) {
-            lift(&mem, &p);
+        if let Some(p) = self.bps.kernel.remove(&addr) {
+            lift(&self.mem, &p);
             found = true;
         }
-        if g.bps.process.remove(&addr) {
+        if self.bps.process.remove(&addr) {
             found = true;
         }
-        if let Some(p) = g.bps.armed.remove(&addr) {
-            lift(&mem, &p);
+        if let Some(p) = self.bps.armed.remove(&addr) {
+            lift(&self.mem, &p);
         }
         Ok(found)
     }

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <signal.h>
+#include <sys/sendfile.h>
 
 static int fails;
 #define CHECK(c, ...) do { if (c) printf("ok " __VA_ARGS__); else { fails++; printf("FAIL (errno %d) ", errno); printf(__VA_ARGS__); } printf("\n"); } while (0)
@@ -80,6 +82,22 @@ int main(int argc, char **argv) {
     if (c == 0) { write(p[1], "x", 1); _exit(0); }
     waitpid(c, &status, 0);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGPIPE, "SIGPIPE (status %#x)", status);
+    /* sendfile from a file into a pipe, copy_file_range between files. */
+    fd = open("/tmp/src", O_CREAT | O_RDWR | O_TRUNC, 0644);
+    for (int i = 0; i < 1000; i++) dprintf(fd, "line %04d\n", i);
+    off_t off = 10;
+    CHECK(pipe(p) == 0, "pipe 4");
+    n = sendfile(p[1], fd, &off, 20);
+    memset(buf, 0, sizeof buf);
+    CHECK(n == 20 && off == 30 && read(p[0], buf, 20) == 20 && memcmp(buf, "line 0001\nline 0002\n", 20) == 0, "sendfile (%zd, off %ld)", n, (long)off);
+    int dst = open("/tmp/dst", O_CREAT | O_RDWR | O_TRUNC, 0644);
+    loff_t in_off = 0;
+    n = copy_file_range(fd, &in_off, dst, NULL, 10000, 0); /* spans pages */
+    CHECK(n == 10000 && in_off == 10000 && fstat(dst, &st) == 0 && st.st_size == 10000, "copy_file_range (%zd)", n);
+    CHECK(pread(dst, buf, 10, 9990) == 10 && memcmp(buf, "line 0999\n", 10) == 0, "copied data");
+    CHECK(pread(dst, buf, 10, 4090) == 10 && memcmp(buf, "line 0409\n", 10) == 0, "copied data across a page");
+    close(fd); close(dst); close(p[0]); close(p[1]);
+    unlink("/tmp/src"); unlink("/tmp/dst");
     printf("%d failed\n", fails);
     return fails != 0;
 }

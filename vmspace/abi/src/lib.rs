@@ -8,13 +8,15 @@
 //! block and resumes the guest after the `out`. One VM exit per call.
 //!
 //! Everything both sides must agree on lives here: port numbers, hypercall
-//! numbers, the argument block, errno values, the DragonFly trap frame and
+//! numbers, the argument block and the typed calls it carries
+//! ([`Call`]), errno values, the DragonFly trap frame and
 //! trap numbers, `PROT_`/`MAP_`/`MADV_` constants, page-table and
 //! page-fault bits, the address-space layout
 //! and the boot-info block.
 #![no_std]
 #![deny(missing_docs)]
 
+pub mod call;
 pub mod cpio;
 pub mod elf;
 pub mod errno;
@@ -24,6 +26,7 @@ pub mod mman;
 pub mod paging;
 pub mod pod;
 
+pub use call::{Call, UnknownHypercall};
 pub use errno::Errno;
 pub use frame::{TrapFrame, VextFrame};
 pub use pod::Pod;

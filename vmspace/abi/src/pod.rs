@@ -47,3 +47,11 @@ unsafe impl Pod for crate::BootInfo {}
 unsafe impl Pod for crate::TrapFrame {}
 // SAFETY: as above.
 unsafe impl Pod for crate::VextFrame {}
+// SAFETY: plain integers: no padding, every bit pattern valid.
+unsafe impl Pod for u8 {}
+// SAFETY: as above.
+unsafe impl Pod for u16 {}
+// SAFETY: as above.
+unsafe impl Pod for u32 {}
+// SAFETY: as above.
+unsafe impl Pod for u64 {}

@@ -184,7 +184,14 @@ impl Device for Console {
             let n = (len - done).min(buf.len());
             let got = src(&mut buf[..n])?;
             if got > 0 {
-                hypercall::console_write_to(self.stream, &buf[..got]);
+                match hypercall::console_write(self.stream, &buf[..got]) {
+                    Ok(_) => {}
+                    // The host's reader is gone: EPIPE and SIGPIPE, as a
+                    // native writer to that pipe gets.
+                    Err(Errno::EPIPE) if done == 0 => return Err(IoError::BrokenPipe),
+                    Err(e) if done == 0 => return Err(IoError::Fail(e)),
+                    Err(_) => break,
+                }
             }
             done += got;
             if got < n {

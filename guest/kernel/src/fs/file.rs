@@ -40,6 +40,10 @@ pub struct OpenFile {
     pub pipe_ino: u64,
 }
 
+/// Most descriptors a table holds (Linux's default `fs.nr_open`; setrlimit
+/// refuses an `RLIMIT_NOFILE` above it).
+pub const NR_OPEN: usize = 1 << 20;
+
 /// Flags `F_SETFL` may change.
 pub const SETFL_MASK: u32 = O_APPEND | O_NONBLOCK;
 
@@ -224,19 +228,28 @@ impl FdTable {
         limit: u64,
     ) -> Result<i32, Errno> {
         let free = (min..)
-            .take_while(|&i| (i as u64) < limit)
+            .take_while(|&i| (i as u64) < limit.min(NR_OPEN as u64))
             .find(|&i| self.fds.get(i).is_none_or(|f| f.is_none()))
             .ok_or(Errno::EMFILE)?;
-        self.set(free, Fd { file, cloexec });
+        self.set(free, Fd { file, cloexec })?;
         Ok(free as i32)
     }
 
-    /// Puts `fd` at index `i`, closing what was there.
-    pub fn set(&mut self, i: usize, fd: Fd) {
+    /// Puts `fd` at index `i`, closing what was there. Growing the table
+    /// may fail (`EMFILE` past `NR_OPEN`, `ENOMEM` when the kernel heap
+    /// cannot hold it), never panic.
+    pub fn set(&mut self, i: usize, fd: Fd) -> Result<(), Errno> {
+        if i >= NR_OPEN {
+            return Err(Errno::EMFILE);
+        }
         if self.fds.len() <= i {
+            self.fds
+                .try_reserve(i + 1 - self.fds.len())
+                .map_err(|_| Errno::ENOMEM)?;
             self.fds.resize(i + 1, None);
         }
         self.fds[i] = Some(fd);
+        Ok(())
     }
 
     /// Closes `fd`.

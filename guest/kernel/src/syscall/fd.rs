@@ -161,60 +161,22 @@ fn write_at(k: &mut Kernel, s: usize, fd: u64, buf: u64, count: u64, at: Option<
     }
 }
 
-pub fn sys_readv(
-    k: &mut Kernel,
-    s: usize,
-    fd: u64,
-    iov: u64,
-    cnt: u64,
-    at: Option<u64>,
-) -> Outcome {
-    let f = match file(k, s, fd) {
-        Ok(f) => f,
-        Err(e) => return Ret(err(e)),
-    };
-    if at.is_some_and(|a| (a as i64) < 0) {
-        return Ret(err(Errno::EINVAL));
-    }
-    if at.is_some() && !f.seekable() {
-        return Ret(err(Errno::ESPIPE));
-    }
-    let space = k.space(s);
-    let vecs = match iovecs(&space, iov, cnt) {
-        Ok(v) => v,
-        Err(e) => return Ret(err(e)),
-    };
-    let mut total = 0u64;
-    for (base, len) in vecs {
-        if len == 0 {
-            continue;
-        }
-        if !uaccess::user_range(base, len) {
-            return Ret(if total > 0 {
-                total as i64
-            } else {
-                err(Errno::EFAULT)
-            });
-        }
-        let mut to = ToUser::new(&space, base);
-        match f.read(len as usize, at.map(|a| a + total), &mut |b| to.put(b)) {
-            Ok(n) => {
-                total += n as u64;
-                if (n as u64) < len {
-                    break;
-                }
-            }
-            Err(_) if total > 0 => break,
-            Err(e) => return stalled(k, s, &f, e),
-        }
-    }
-    wake_peer(k, &f);
-    Ret(total as i64)
+/// Which way a vectored call moves data.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    /// readv, preadv: from the file into the process.
+    Read,
+    /// writev, pwritev: from the process into the file.
+    Write,
 }
 
-pub fn sys_writev(
+/// readv, writev, preadv, pwritev (`at`: the file position for the p-
+/// forms). A vector that stops short (end of file, a full pipe, an
+/// unmapped buffer) ends the call with what went before it.
+pub fn sys_vectored(
     k: &mut Kernel,
     s: usize,
+    dir: Dir,
     fd: u64,
     iov: u64,
     cnt: u64,
@@ -247,15 +209,24 @@ pub fn sys_writev(
                 err(Errno::EFAULT)
             });
         }
-        let mut from = FromUser::new(&space, base);
-        match f.write(len as usize, at.map(|a| a + total), &mut |b| from.take(b)) {
+        let pos = at.map(|a| a + total);
+        let moved = match dir {
+            Dir::Read => {
+                let mut to = ToUser::new(&space, base);
+                f.read(len as usize, pos, &mut |b| to.put(b))
+            }
+            Dir::Write => {
+                let mut from = FromUser::new(&space, base);
+                f.write(len as usize, pos, &mut |b| from.take(b))
+            }
+        };
+        match moved {
             Ok(n) => {
                 total += n as u64;
                 if (n as u64) < len {
                     break;
                 }
             }
-            // A vector that fills a pipe part-way returns what went.
             Err(_) if total > 0 => break,
             Err(e) => return stalled(k, s, &f, e),
         }
@@ -385,7 +356,7 @@ pub fn sys_dup3(
             file: f,
             cloexec: flags & O_CLOEXEC as u64 != 0,
         },
-    );
+    )?;
     if let Some(chans) = replaced.and_then(|r| r.device().and_then(|d| d.wake_on_close())) {
         for c in chans {
             k.procs.wakeup(c);
@@ -582,4 +553,114 @@ pub fn sys_fsync(k: &Kernel, s: usize, fd: u64) -> Result<i64, Errno> {
         return Err(Errno::EINVAL);
     }
     Ok(0)
+}
+
+/// The arguments of sendfile and copy_file_range (offset pointers 0 when
+/// not given).
+pub struct Copy {
+    pub out_fd: u64,
+    pub in_fd: u64,
+    pub off_in: u64,
+    pub off_out: u64,
+    pub count: u64,
+    /// copy_file_range: the output must be a regular file too.
+    pub out_must_be_file: bool,
+}
+
+/// sendfile and copy_file_range: copies up to `count` bytes from the
+/// regular file `in_fd` (at `*off_in` if given, else at its offset) to
+/// `out_fd` (at `*off_out` for copy_file_range if given). Data is read at
+/// the position without moving it, written, and the position advances by
+/// what the write took, so a write that blocks part-way loses nothing.
+pub fn copy_between(k: &mut Kernel, s: usize, c: Copy) -> Outcome {
+    let Copy {
+        out_fd,
+        in_fd,
+        off_in,
+        off_out,
+        count,
+        out_must_be_file,
+    } = c;
+    let r = (|| {
+        let (inf, outf) = (file(k, s, in_fd)?, file(k, s, out_fd)?);
+        let is_file = |f: &OpenFile| f.inode().is_some_and(|i| i.meta().kind == Kind::Regular);
+        if !is_file(&inf) || (out_must_be_file && !is_file(&outf)) {
+            return Err(Errno::EINVAL);
+        }
+        if !inf.readable() || !outf.writable() {
+            return Err(Errno::EBADF);
+        }
+        let space = k.space(s);
+        let read_off = |ptr: u64, f: &OpenFile| -> Result<u64, Errno> {
+            if ptr == 0 {
+                return Ok(f.offset.get());
+            }
+            let v = crate::mm::uaccess::read_u64(&space, ptr)? as i64;
+            u64::try_from(v).map_err(|_| Errno::EINVAL)
+        };
+        let at_in = read_off(off_in, &inf)?;
+        let at_out = if off_out != 0 {
+            Some(read_off(off_out, &outf)?)
+        } else {
+            None
+        };
+        Ok((inf, outf, space, at_in, at_out))
+    })();
+    let (inf, outf, space, mut at_in, mut at_out) = match r {
+        Ok(v) => v,
+        Err(e) => return Ret(err(e)),
+    };
+    let count = count.min(i32::MAX as u64 & !0xfff);
+    let mut chunk = alloc::vec![0u8; 64 * 1024];
+    let mut done = 0u64;
+    while done < count {
+        let want = ((count - done) as usize).min(chunk.len());
+        let mut filled = 0usize;
+        let got = match inf.read(want, Some(at_in), &mut |b| {
+            let n = b.len().min(want - filled);
+            chunk[filled..filled + n].copy_from_slice(&b[..n]);
+            filled += n;
+            Ok(n)
+        }) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(_) if done > 0 => break,
+            Err(e) => return stalled(k, s, &inf, e),
+        };
+        let mut given = 0usize;
+        let wrote = outf.write(got, at_out, &mut |b| {
+            let n = b.len().min(got - given);
+            b[..n].copy_from_slice(&chunk[given..given + n]);
+            given += n;
+            Ok(n)
+        });
+        let n = match wrote {
+            Ok(n) => n,
+            Err(_) if done > 0 => break,
+            Err(e) => return stalled(k, s, &outf, e),
+        };
+        at_in += n as u64;
+        at_out = at_out.map(|o| o + n as u64);
+        done += n as u64;
+        if n < got {
+            break;
+        }
+    }
+    wake_peer(k, &outf);
+    // The positions: through the pointers if given, else the offsets.
+    let put = |ptr: u64, v: u64| crate::mm::uaccess::write_u64(&space, ptr, v);
+    let stored = if off_in != 0 {
+        put(off_in, at_in)
+    } else {
+        inf.offset.set(at_in);
+        Ok(())
+    };
+    let stored = stored.and_then(|()| match at_out {
+        Some(o) if off_out != 0 => put(off_out, o),
+        _ => Ok(()),
+    });
+    match stored {
+        Ok(()) => Ret(done as i64),
+        Err(e) => Ret(err(e)),
+    }
 }

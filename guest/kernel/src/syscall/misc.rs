@@ -84,6 +84,11 @@ pub fn sys_prlimit(
         if soft > hard {
             return Err(Errno::EINVAL);
         }
+        if res == linux_raw_sys::general::RLIMIT_NOFILE as u64
+            && hard > crate::fs::file::NR_OPEN as u64
+        {
+            return Err(Errno::EPERM);
+        }
         want = Some([soft, hard]);
     }
     if old != 0 {

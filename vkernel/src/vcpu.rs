@@ -1,0 +1,310 @@
+//! The vCPU as the run loop sees it: one `KVM_RUN` at a time, the synced
+//! registers of whatever context is on it, its FPU state, and the one
+//! VM-wide operation the loop needs (dropping KVM's cached translations).
+//! [`KvmVcpu`] is the real one; the run loop is generic over [`Vcpu`], so
+//! its exit handlers are unit-tested with a scripted vCPU and no KVM.
+
+use kvm_bindings::{kvm_fpu, kvm_regs, kvm_sregs, kvm_userspace_memory_region, kvm_xsave};
+use kvm_ioctls::{Kvm, SyncReg, VcpuExit, VcpuFd, VmFd};
+
+use crate::error::{kvm_err, Error};
+
+/// Why `KVM_RUN` returned, copied out of `kvm_run` so handlers may borrow
+/// the vCPU again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// `out` of `len` bytes (`value` holds up to the first 4).
+    Out {
+        /// The port.
+        port: u16,
+        /// Access width in bytes.
+        len: usize,
+        /// The value written (little-endian, zero-extended).
+        value: u32,
+    },
+    /// `in` (answered with all ones).
+    In {
+        /// The port.
+        port: u16,
+    },
+    /// An access to guest-physical memory with no slot behind it.
+    Mmio {
+        /// The address.
+        addr: u64,
+        /// A write (else a read, answered with all ones).
+        write: bool,
+    },
+    /// Triple fault.
+    Shutdown,
+    /// KVM could not emulate an instruction.
+    InternalError {
+        /// KVM's suberror.
+        suberror: u32,
+    },
+    /// KVM could not enter the guest.
+    FailEntry(u64),
+    /// A signal interrupted `KVM_RUN` (the slice timer, or a kick).
+    Interrupted,
+    /// Anything else, described.
+    Other(String),
+}
+
+/// What the run loop needs of its vCPU.
+pub trait Vcpu {
+    /// Runs the vCPU until its next exit.
+    fn run(&mut self) -> Result<Exit, Error>;
+    /// The registers of the context on the vCPU (synced by the last run,
+    /// or as [`Vcpu::set_context`] left them).
+    fn context(&self) -> (kvm_regs, kvm_sregs);
+    /// Installs a whole register context for the next run.
+    fn set_context(&mut self, regs: &kvm_regs, sregs: &kvm_sregs);
+    /// The registers before the first run, read by ioctl (the synced copy
+    /// is filled only by the first `KVM_RUN`).
+    fn initial_context(&self) -> Result<(kvm_regs, kvm_sregs), Error>;
+    /// Whether an exception was raised but not yet delivered.
+    fn exception_pending(&self) -> bool;
+    /// The x87/SSE registers (for the debugger).
+    fn fpu(&self) -> Option<kvm_fpu>;
+    /// The whole FPU/SSE/AVX state.
+    fn xsave(&self) -> Result<Box<kvm_xsave>, Error>;
+    /// Loads the whole FPU state (one that [`Vcpu::xsave`] returned).
+    fn set_xsave(&mut self, state: &kvm_xsave) -> Result<(), Error>;
+    /// Makes KVM forget every cached translation of guest page tables.
+    fn drop_shadow_translations(&mut self) -> Result<(), Error>;
+    /// `kvm_run.immediate_exit`, which the slice timer's signal handler
+    /// sets; valid as long as the vCPU lives.
+    fn immediate_exit(&mut self) -> *mut u8;
+}
+
+/// The KVM vCPU, with the VM it belongs to.
+pub struct KvmVcpu {
+    /// Kept open for the VM's lifetime.
+    pub(crate) _kvm: Kvm,
+    pub(crate) vm: VmFd,
+    /// The pool's memory slot, re-registered to drop KVM's shadow state.
+    pub(crate) pool_slot: kvm_userspace_memory_region,
+    pub(crate) fd: VcpuFd,
+    /// KVM offers XSAVE. Without it (QEMU's `qemu64`, older CPUs) the
+    /// FPU state is the FXSAVE image only (x87 and SSE), read and written
+    /// with KVM_GET/SET_FPU and carried in the legacy area of a kvm_xsave.
+    pub(crate) xsave: bool,
+}
+
+impl Vcpu for KvmVcpu {
+    fn run(&mut self) -> Result<Exit, Error> {
+        Ok(match self.fd.run() {
+            Ok(VcpuExit::IoOut(port, data)) => {
+                let mut v = [0u8; 4];
+                let n = data.len().min(4);
+                v[..n].copy_from_slice(&data[..n]);
+                Exit::Out {
+                    port,
+                    len: data.len(),
+                    value: u32::from_le_bytes(v),
+                }
+            }
+            Ok(VcpuExit::IoIn(port, data)) => {
+                data.fill(0xff);
+                Exit::In { port }
+            }
+            Ok(VcpuExit::MmioRead(addr, data)) => {
+                data.fill(0xff);
+                Exit::Mmio { addr, write: false }
+            }
+            Ok(VcpuExit::MmioWrite(addr, _)) => Exit::Mmio { addr, write: true },
+            Ok(VcpuExit::Shutdown) => Exit::Shutdown,
+            Ok(VcpuExit::InternalError) => {
+                // SAFETY: KVM filled the `internal` member for this exit
+                // reason, and it is plain integers.
+                let suberror = unsafe { self.fd.get_kvm_run().__bindgen_anon_1.internal.suberror };
+                Exit::InternalError { suberror }
+            }
+            Ok(VcpuExit::FailEntry(reason, _)) => Exit::FailEntry(reason),
+            Ok(VcpuExit::Intr) => Exit::Interrupted,
+            Ok(other) => Exit::Other(format!("{other:?}")),
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                self.fd.set_kvm_immediate_exit(0);
+                Exit::Interrupted
+            }
+            Err(source) => {
+                return Err(Error::Kvm {
+                    what: "KVM_RUN",
+                    source,
+                })
+            }
+        })
+    }
+
+    fn context(&self) -> (kvm_regs, kvm_sregs) {
+        let sync = self.fd.sync_regs();
+        (sync.regs, sync.sregs)
+    }
+
+    fn set_context(&mut self, regs: &kvm_regs, sregs: &kvm_sregs) {
+        // Through the synced registers: no extra ioctl.
+        let s = self.fd.sync_regs_mut();
+        s.regs = *regs;
+        s.sregs = *sregs;
+        crate::vm::set_tr_type(&mut s.sregs); // KVM on AMD reads TR back as busy
+        self.fd.set_sync_dirty_reg(SyncReg::Register);
+        self.fd.set_sync_dirty_reg(SyncReg::SystemRegister);
+    }
+
+    fn initial_context(&self) -> Result<(kvm_regs, kvm_sregs), Error> {
+        let regs = self.fd.get_regs().map_err(kvm_err("KVM_GET_REGS"))?;
+        let sregs = self.fd.get_sregs().map_err(kvm_err("KVM_GET_SREGS"))?;
+        Ok((regs, sregs))
+    }
+
+    fn exception_pending(&self) -> bool {
+        match self.fd.get_vcpu_events() {
+            Ok(ev) => {
+                ev.exception.injected != 0 || ev.exception.pending != 0 || ev.nmi.injected != 0
+            }
+            // Cannot tell: end the slice now, as without the check.
+            Err(_) => false,
+        }
+    }
+
+    fn fpu(&self) -> Option<kvm_fpu> {
+        self.fd.get_fpu().ok()
+    }
+
+    fn xsave(&self) -> Result<Box<kvm_xsave>, Error> {
+        if !self.xsave {
+            let fpu = self.fd.get_fpu().map_err(kvm_err("KVM_GET_FPU"))?;
+            return Ok(fxsave_from_fpu(&fpu));
+        }
+        Ok(Box::new(
+            self.fd.get_xsave().map_err(kvm_err("KVM_GET_XSAVE"))?,
+        ))
+    }
+
+    fn set_xsave(&mut self, state: &kvm_xsave) -> Result<(), Error> {
+        if !self.xsave {
+            let fpu = fpu_from_fxsave(state);
+            return self.fd.set_fpu(&fpu).map_err(kvm_err("KVM_SET_FPU"));
+        }
+        // SAFETY: `state` is a whole kvm_xsave that KVM_GET_XSAVE filled on
+        // this vCPU (FpuStates keeps only those), so KVM reads no more than
+        // the struct holds.
+        unsafe { self.fd.set_xsave(state) }.map_err(kvm_err("KVM_SET_XSAVE"))
+    }
+
+    fn drop_shadow_translations(&mut self) -> Result<(), Error> {
+        // Deleting and re-adding the pool's slot zaps all shadow pages: KVM
+        // shadows guest tables and learns of changes only through guest
+        // writes it traps; the host's writes to the pool bypass that.
+        let mut gone = self.pool_slot;
+        gone.memory_size = 0;
+        // SAFETY: deleting the slot unmaps nothing on the host; re-adding it
+        // registers the same live mapping, owned by the machine's guest
+        // memory, which outlives the VM.
+        unsafe {
+            self.vm
+                .set_user_memory_region(gone)
+                .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION (delete pool)"))?;
+            self.vm
+                .set_user_memory_region(self.pool_slot)
+                .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION (re-add pool)"))?;
+        }
+        Ok(())
+    }
+
+    fn immediate_exit(&mut self) -> *mut u8 {
+        &mut self.fd.get_kvm_run().immediate_exit as *mut u8
+    }
+}
+
+/// Byte offsets in the FXSAVE image (64-bit format), the first 512 bytes
+/// of an xsave area.
+mod fx {
+    pub const FCW: usize = 0;
+    pub const FSW: usize = 2;
+    pub const FTW: usize = 4;
+    pub const FOP: usize = 6;
+    pub const FIP: usize = 8;
+    pub const FDP: usize = 16;
+    pub const MXCSR: usize = 24;
+    pub const ST: usize = 32;
+    pub const XMM: usize = 160;
+}
+
+/// The FXSAVE image of `fpu` in the legacy area of a kvm_xsave (no XSAVE).
+fn fxsave_from_fpu(fpu: &kvm_fpu) -> Box<kvm_xsave> {
+    let mut b = [0u8; 512];
+    b[fx::FCW..fx::FCW + 2].copy_from_slice(&fpu.fcw.to_le_bytes());
+    b[fx::FSW..fx::FSW + 2].copy_from_slice(&fpu.fsw.to_le_bytes());
+    b[fx::FTW] = fpu.ftwx;
+    b[fx::FOP..fx::FOP + 2].copy_from_slice(&fpu.last_opcode.to_le_bytes());
+    b[fx::FIP..fx::FIP + 8].copy_from_slice(&fpu.last_ip.to_le_bytes());
+    b[fx::FDP..fx::FDP + 8].copy_from_slice(&fpu.last_dp.to_le_bytes());
+    b[fx::MXCSR..fx::MXCSR + 4].copy_from_slice(&fpu.mxcsr.to_le_bytes());
+    for (i, r) in fpu.fpr.iter().enumerate() {
+        b[fx::ST + 16 * i..fx::ST + 16 * i + 16].copy_from_slice(r);
+    }
+    for (i, r) in fpu.xmm.iter().enumerate() {
+        b[fx::XMM + 16 * i..fx::XMM + 16 * i + 16].copy_from_slice(r);
+    }
+    let mut x = Box::<kvm_xsave>::default();
+    for (i, w) in b.chunks_exact(4).enumerate() {
+        x.region[i] = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+    }
+    x
+}
+
+/// The kvm_fpu of an FXSAVE image made by [`fxsave_from_fpu`].
+fn fpu_from_fxsave(x: &kvm_xsave) -> kvm_fpu {
+    let mut b = [0u8; 512];
+    for (i, w) in b.chunks_exact_mut(4).enumerate() {
+        w.copy_from_slice(&x.region[i].to_le_bytes());
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
+    let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
+    let mut fpu = kvm_fpu {
+        fcw: u16_at(fx::FCW),
+        fsw: u16_at(fx::FSW),
+        ftwx: b[fx::FTW],
+        last_opcode: u16_at(fx::FOP),
+        last_ip: u64_at(fx::FIP),
+        last_dp: u64_at(fx::FDP),
+        mxcsr: u32::from_le_bytes(b[fx::MXCSR..fx::MXCSR + 4].try_into().unwrap_or([0; 4])),
+        ..Default::default()
+    };
+    for (i, r) in fpu.fpr.iter_mut().enumerate() {
+        r.copy_from_slice(&b[fx::ST + 16 * i..fx::ST + 16 * i + 16]);
+    }
+    for (i, r) in fpu.xmm.iter_mut().enumerate() {
+        r.copy_from_slice(&b[fx::XMM + 16 * i..fx::XMM + 16 * i + 16]);
+    }
+    fpu
+}
+
+#[cfg(test)]
+mod fxsave_tests {
+    use super::*;
+
+    #[test]
+    fn fpu_state_survives_the_fxsave_image() {
+        let mut fpu = kvm_fpu {
+            fcw: 0x37f,
+            fsw: 0x1234,
+            ftwx: 0x81,
+            last_opcode: 0x7ff,
+            last_ip: 0x1122_3344_5566_7788,
+            last_dp: 0x99aa_bbcc_ddee_ff00,
+            mxcsr: 0x1f80,
+            ..Default::default()
+        };
+        for (i, r) in fpu.fpr.iter_mut().enumerate() {
+            r[..10].fill(i as u8 + 1);
+        }
+        for (i, r) in fpu.xmm.iter_mut().enumerate() {
+            r.fill(0x40 + i as u8);
+        }
+        let x = fxsave_from_fpu(&fpu);
+        assert_eq!(x.region[0] & 0xffff, 0x37f); // FCW at byte 0
+        assert_eq!(x.region[6], 0x1f80); // MXCSR at byte 24
+        assert_eq!(fpu_from_fxsave(&x), fpu);
+    }
+}
