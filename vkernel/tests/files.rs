@@ -67,3 +67,36 @@ fn a_script_init_runs_its_interpreter_with_the_script_as_argument() {
         .expect_code(0)
         .stdout_has("scripted: line 3 of 3");
 }
+
+#[test]
+fn random_file_system_operations_match_linux_and_give_back_their_pages() {
+    // The same random sequence of create/write/truncate/rename/unlink/
+    // mkdir/rmdir/link/symlink/stat/read, with every result printed, run
+    // natively on a tmpfs (Linux is the model) and in the guest's /tmp.
+    let dir = tempfile::tempdir().unwrap();
+    let exe = c_program(dir.path(), "fsops");
+    let shm = std::path::Path::new("/dev/shm");
+    for seed in ["1", "2", "3", "4"] {
+        let work = tempfile::tempdir_in(if shm.is_dir() { shm } else { dir.path() }).unwrap();
+        let native = Command::new(&exe)
+            .args([work.path().to_str().unwrap(), seed, "600"])
+            .output()
+            .unwrap();
+        assert!(native.status.success());
+        let native_out = String::from_utf8_lossy(&native.stdout);
+        let r = vkernel(&["run", "--", exe.to_str().unwrap(), "/tmp", seed, "600"]);
+        r.expect_code(0);
+        assert_eq!(
+            r.stdout, native_out,
+            "seed {seed}: the guest differs from Linux"
+        );
+        // Every page the files held is back once they are gone.
+        let line = r
+            .stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("vkernel pages before "))
+            .unwrap_or_else(|| panic!("no page count: {}", r.stderr));
+        let (before, after) = line.split_once(" after ").unwrap();
+        assert_eq!(before, after, "seed {seed}: tmpfs pages not given back");
+    }
+}

@@ -156,10 +156,12 @@ impl OpenFile {
         }
         match &self.object {
             Object::Inode(i) => {
+                // With O_APPEND every write goes to the end, pwrite's too
+                // (Linux ignores pwrite's offset then, as its man page says).
                 let append = self.flags.get() & O_APPEND != 0;
                 let off = match at {
+                    _ if append => i.meta().size,
                     Some(a) => a,
-                    None if append => i.meta().size,
                     None => self.offset.get(),
                 };
                 let n = i.write_at(off, len, src)?;

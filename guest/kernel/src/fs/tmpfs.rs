@@ -410,6 +410,12 @@ impl Inode for Node {
         }
         let existing = target_dir.borrow().entries.get(new).cloned();
         if let Some(e) = &existing {
+            // The target is an ancestor of the source: Linux's "trap".
+            let source_dir = self.me.upgrade().ok_or(Errno::ENOENT)?;
+            if e.kind() == Kind::Directory && !Rc::ptr_eq(e, &node) && e.is_ancestor_of(&source_dir)
+            {
+                return Err(Errno::ENOTEMPTY);
+            }
             if Rc::ptr_eq(e, &node) {
                 // Two links to one file: POSIX says do nothing.
                 return Ok(());

@@ -100,29 +100,38 @@ pub fn sys_openat(
     };
     let umask = k.procs.procs[s].umask;
     let node = if flags & O_CREAT != 0 {
-        let (dir, name) = k.vfs.resolve_parent(&start, &path)?;
-        let name = name.ok_or(Errno::EISDIR)?;
-        match dir.lookup(name) {
-            Ok(existing) => {
-                if flags & O_EXCL != 0 {
-                    return Err(Errno::EEXIST);
-                }
-                if existing.meta().kind == Kind::Symlink {
+        // Follow a symbolic link in the last place too: O_CREAT through a
+        // dangling link creates its target, as on Linux.
+        let (mut from, mut at, mut links) = (start.clone(), path.clone(), 0);
+        loop {
+            let (dir, name) = k.vfs.resolve_parent(&from, &at)?;
+            let name = name.ok_or(Errno::EISDIR)?;
+            match dir.lookup(name) {
+                Ok(existing) if existing.meta().kind == Kind::Symlink => {
+                    if flags & O_EXCL != 0 {
+                        return Err(Errno::EEXIST);
+                    }
                     if follow == Follow::No {
                         return Err(Errno::ELOOP);
                     }
-                    k.vfs.resolve(&start, &path, Follow::Yes)?
-                } else {
-                    k.vfs.resolve(&start, &path, follow)?
+                    links += 1;
+                    if links > vfs::MAX_SYMLINKS {
+                        return Err(Errno::ELOOP);
+                    }
+                    at = existing.readlink()?;
+                    from = dir;
                 }
-            }
-            Err(Errno::ENOENT) => {
-                if path.last() == Some(&b'/') {
-                    return Err(Errno::EISDIR);
+                Ok(_) if flags & O_EXCL != 0 => return Err(Errno::EEXIST),
+                // Through the VFS, so a mount point gives what is mounted.
+                Ok(_) => break k.vfs.resolve(&dir, name, Follow::No)?,
+                Err(Errno::ENOENT) => {
+                    if at.last() == Some(&b'/') {
+                        return Err(Errno::EISDIR);
+                    }
+                    break dir.create(name, Kind::Regular, mode as u32 & !umask & 0o7777, 0)?;
                 }
-                dir.create(name, Kind::Regular, mode as u32 & !umask & 0o7777, 0)?
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
         }
     } else {
         k.vfs.resolve(&start, &path, follow)?
@@ -450,12 +459,16 @@ pub fn sys_linkat(
         follow,
         flags & AT_EMPTY_PATH as u64 != 0,
     )?;
-    if node.meta().kind == Kind::Directory {
-        return Err(Errno::EPERM);
-    }
     let nstart = start_dir(k, s, newdirfd, &new)?;
     let (ndir, nname) = k.vfs.resolve_parent(&nstart, &new)?;
     let nname = nname.ok_or(Errno::EEXIST)?;
+    // As Linux: an existing new name first, then a directory.
+    if ndir.lookup(nname).is_ok() {
+        return Err(Errno::EEXIST);
+    }
+    if node.meta().kind == Kind::Directory {
+        return Err(Errno::EPERM);
+    }
     ndir.link(nname, &node)?;
     Ok(0)
 }
