@@ -29,13 +29,14 @@ echo "== cargo test (host: unit, property, KVM integration)"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test --release --locked 2>&1 | tee "$log"
+cargo test --release --locked --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 # The process tests again with the guest kernel keeping the page tables
 # (pmap=guest): both paths must pass the same tests.
 echo "== process tests under pmap=guest"
-VKERNEL_TEST_PMAP=guest cargo test --release --locked -p vkernel \
-    --test processes --test c_programs --test bad_programs --test gdb 2>&1 | tee -a "$log"
+VKERNEL_TEST_PMAP=guest cargo test --release --locked --no-fail-fast -p vkernel \
+    --test processes --test c_programs --test bad_programs --test gdb --test procfs \
+    --test files --test busybox --test poll 2>&1 | tee -a "$log"
 guest_status=${PIPESTATUS[0]}
 [ "$status" -eq 0 ] && status=$guest_status
 

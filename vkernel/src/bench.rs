@@ -110,6 +110,31 @@ const FIGURES: &[(&str, &str)] = &[
         "touch of MAP_VPAGETABLE pages already in the shadow after KVM dropped its cache, per page",
     ),
     (
+        "pipe_64k",
+        "pipe throughput: 64 KiB written by one process and read by another, pmap=host",
+    ),
+    ("pipe_64k_guest", "the same, pmap=guest"),
+    (
+        "pipe_pingpong",
+        "one byte there and back through two pipes between two processes, pmap=host",
+    ),
+    ("pipe_pingpong_guest", "the same, pmap=guest"),
+    (
+        "tmpfs_write_1m",
+        "sequential write of a tmpfs file in 1 MiB calls, per MiB, pmap=host",
+    ),
+    ("tmpfs_write_1m_guest", "the same, pmap=guest"),
+    (
+        "tmpfs_read_1m",
+        "sequential read of a tmpfs file in 1 MiB calls, per MiB, pmap=host",
+    ),
+    ("tmpfs_read_1m_guest", "the same, pmap=guest"),
+    (
+        "open_fstat_close",
+        "open + fstat + close of an existing tmpfs file, pmap=host",
+    ),
+    ("open_fstat_close_guest", "the same, pmap=guest"),
+    (
         "kernel_entry",
         "vkernel start -> guest kernel's first instruction",
     ),
@@ -208,7 +233,43 @@ fn guest_figures(test_kernel: bool, append: &str) -> Result<BTreeMap<String, Fig
             out.status
         )));
     }
-    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(parse_bench_lines(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Runs the default image's `/bin/systest` natively on the host (it is an
+/// ordinary static Linux program) with `args`: the same benchmark's
+/// native figures, for the ratio to native in the same run.
+fn native_figures(args: &[&str]) -> Result<BTreeMap<String, Figure>, Error> {
+    let systest = vkernel_abi::cpio::Archive::find(crate::images::DEFAULT_IMAGE, "bin/systest")
+        .ok_or_else(|| Error::Setup("the default image has no /bin/systest".into()))?;
+    let dir = std::env::temp_dir().join(format!("vkernel-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+        what: "making a directory for the native benchmark",
+        source,
+    })?;
+    let exe = dir.join("systest");
+    let written = std::fs::write(&exe, systest.data).and_then(|()| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755))
+    });
+    let out = written.and_then(|()| Command::new(&exe).args(args).current_dir(&dir).output());
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = out.map_err(|source| Error::Io {
+        what: "running /bin/systest natively",
+        source,
+    })?;
+    if !out.status.success() {
+        return Err(Error::Setup(format!(
+            "native systest failed: {}",
+            out.status
+        )));
+    }
+    Ok(parse_bench_lines(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The figures in `bench NAME median_ns=.. min_ns=.. max_ns=..` and
+/// `bench_sample NAME NS` lines.
+fn parse_bench_lines(text: &str) -> BTreeMap<String, Figure> {
     let mut figures = BTreeMap::new();
     // Per-page figures the guest reports one sample at a time.
     let mut samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
@@ -265,7 +326,7 @@ fn guest_figures(test_kernel: bool, append: &str) -> Result<BTreeMap<String, Fig
             figures.insert(name, f);
         }
     }
-    Ok(figures)
+    figures
 }
 
 /// Boot stages, each a list of samples in ns.
@@ -356,6 +417,16 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
             }
         }
     }
+    // Files and pipes, on both paths and natively.
+    let mib = if args.quick { "8" } else { "64" };
+    for (pmap, suffix) in [("host", ""), ("guest", "_guest")] {
+        let append = format!("pmap={pmap} init=/bin/systest -- filebench {mib}");
+        for (name, figure) in guest_figures(false, &append)? {
+            figures.insert(format!("{name}{suffix}"), figure);
+        }
+    }
+    let mut native = native_figures(&["filebench", mib])?;
+    native.extend(native_figures(&["forkbench", &forks.to_string()])?);
     floor_samples.extend(floor(reps, iters)?);
     let (boot, overhead_kib) = boot_to_exit(if args.quick { 3 } else { 10 })?;
     for (name, v) in [
@@ -374,8 +445,8 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
     }
 
     println!(
-        "{:<24} {:>12} {:>12} {:>12} {:>8}  what",
-        "figure", "median µs", "min µs", "max µs", "ratio"
+        "{:<24} {:>12} {:>12} {:>12} {:>8} {:>9}  what",
+        "figure", "median µs", "min µs", "max µs", "ratio", "÷ native"
     );
     let mut json = serde_json::Map::new();
     for (name, what) in FIGURES {
@@ -383,8 +454,13 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
             continue;
         };
         let ratio = f.median_ns / floor.median_ns;
+        // The same benchmark natively (one figure for both pmaps' rows).
+        let native_ns = native
+            .get(name.trim_end_matches("_guest"))
+            .map(|n| n.median_ns);
+        let vs_native = native_ns.map_or(String::new(), |n| format!("{:.1}", f.median_ns / n));
         println!(
-            "{name:<24} {:>12.2} {:>12.2} {:>12.2} {:>8.3}  {what}",
+            "{name:<24} {:>12.2} {:>12.2} {:>12.2} {:>8.3} {vs_native:>9}  {what}",
             f.median_ns / 1e3,
             f.min_ns / 1e3,
             f.max_ns / 1e3,
@@ -394,7 +470,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
             name.to_string(),
             serde_json::json!({
                 "median_ns": f.median_ns, "min_ns": f.min_ns, "max_ns": f.max_ns,
-                "ratio": ratio, "what": what,
+                "ratio": ratio, "native_ns": native_ns, "what": what,
             }),
         );
     }

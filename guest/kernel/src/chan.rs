@@ -18,4 +18,11 @@ pub enum Chan {
     PipeReadable(u64),
     /// Pipe `id` has room to write, or its readers left.
     PipeWritable(u64),
+    /// Eventfd `id`'s counter changed (a read or a write may go on).
+    Eventfd(u64),
+    /// Epoll instance `id`'s interest list changed.
+    Epoll(u64),
+    /// poll, select, epoll_wait: any channel of the sleeper's set
+    /// (`Proc::poll_chans`); see `proc/wait.rs`.
+    Poll,
 }

@@ -97,7 +97,12 @@ fn boot_kernel(boot: &Boot, boot_trace: bool) -> Kernel {
     let slice_us = arg(boot.cmdline, "slice_us")
         .and_then(|v| v.parse::<u64>().ok())
         .map_or(param::SLICE_US, |us| us.clamp(lo, hi));
-    let mm = Mm::new(kind, heap_start + heap_bytes, boot.info.mem_bytes);
+    let mm = Mm::new(
+        kind,
+        heap_start + heap_bytes,
+        boot.info.mem_bytes,
+        boot.info.pool_bytes,
+    );
     let tmpfs_bytes = match arg(boot.cmdline, "tmpfs_size").map(parse_size) {
         None => boot.info.mem_bytes / 2,
         Some(Some(b)) => b,
@@ -106,7 +111,14 @@ fn boot_kernel(boot: &Boot, boot_trace: bool) -> Kernel {
             hypercall::exit(126);
         }
     };
-    let vfs = match fs::boot(boot.image, &mm.frames(), tmpfs_bytes) {
+    let procs = ProcTable::new();
+    let procfs = proc::procfs::Sources {
+        tasks: procs.tasks.clone(),
+        frames: mm.frames(),
+        pool_bytes: mm.user_pool_bytes(),
+    };
+    let proc_fs = |mounts| proc::procfs::new(procfs, mounts);
+    let vfs = match fs::boot(boot.image, &mm.frames(), tmpfs_bytes, proc_fs) {
         Ok(v) => v,
         Err(bad) => {
             eprintln!("kernel: image member {:?} {}", bad.name, bad.problem);
@@ -114,7 +126,7 @@ fn boot_kernel(boot: &Boot, boot_trace: bool) -> Kernel {
         }
     };
     Kernel {
-        procs: ProcTable::new(),
+        procs,
         mm,
         vfs,
         slice_us,

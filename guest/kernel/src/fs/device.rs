@@ -4,6 +4,8 @@
 //! the system call sleeps and restarts when woken.
 
 use alloc::rc::Rc;
+use alloc::vec::Vec;
+use core::cell::RefCell;
 
 use crate::chan::Chan;
 use crate::random;
@@ -39,6 +41,15 @@ pub struct Ready {
     pub write: bool,
     /// The other end is gone (POLLHUP).
     pub hangup: bool,
+    /// An error is pending (POLLERR: a pipe's write end with no reader).
+    pub error: bool,
+    /// Count the events that may have made it readable (data in, the
+    /// writer gone) and writable (room made, the reader gone):
+    /// edge-triggered epoll reports a ready file again only after the
+    /// count of what it waits for moved, as Linux reports after each
+    /// wakeup.
+    pub in_seq: u64,
+    pub out_seq: u64,
 }
 
 /// A device (or pipe end) an open file reads and writes.
@@ -52,8 +63,21 @@ pub trait Device {
         Ready {
             read: true,
             write: true,
-            hangup: false,
+            ..Ready::default()
         }
+    }
+    /// Whether readiness is its own (Linux's `poll` file operation: pipes,
+    /// the console, eventfd, epoll). Others are always ready, and epoll
+    /// refuses them (`EPERM`), as Linux does `/dev/null`.
+    fn pollable(&self) -> bool {
+        false
+    }
+    /// Adds the channels woken when [`Device::ready`] may change (what a
+    /// poll of it sleeps on).
+    fn poll_chans(&self, _out: &mut Vec<Chan>) {}
+    /// The epoll instance, if this is one.
+    fn epoll(&self) -> Option<&super::epoll::Epoll> {
+        None
     }
     /// Whether this is a terminal (isatty, the tty ioctls).
     fn is_tty(&self) -> bool {
@@ -168,6 +192,21 @@ pub struct Console {
 
 impl Device for Console {
     fn read(&self, len: usize, out: Sink) -> Result<usize, IoError> {
+        let mut input = CONSOLE_INPUT.0.borrow_mut();
+        if input.len > 0 {
+            // What a readiness check took from the host first.
+            let n = len.min(input.len);
+            let start = input.start;
+            let took = out(&input.buf[start..start + n])?;
+            input.start += took;
+            input.len -= took;
+            return Ok(took);
+        }
+        if input.eof {
+            input.eof = false; // the end of input a check saw, read once
+            return Ok(0);
+        }
+        drop(input);
         let mut buf = [0u8; 4096];
         let n = len.min(buf.len());
         match hypercall::console_read(&mut buf[..n]) {
@@ -213,7 +252,78 @@ impl Device for Console {
             _ => Kind::CharDevice,
         }
     }
+
+    /// Readable when input is buffered or the host has some: one console
+    /// read hypercall, whose bytes wait here for the next read (a
+    /// terminal's input buffer). Never a spin: with nothing there a poller
+    /// sleeps on [`Chan::ConsoleInput`], which the idle hypercall's return
+    /// wakes, so a guest waiting on the console costs the host no CPU.
+    fn ready(&self) -> Ready {
+        let mut input = CONSOLE_INPUT.0.borrow_mut();
+        if input.len == 0 && !input.eof {
+            let i = &mut *input;
+            match hypercall::console_read(&mut i.buf) {
+                Ok(0) => i.eof = true,
+                Ok(n) => (i.start, i.len) = (0, n),
+                Err(_) => {}
+            }
+            if i.len > 0 || i.eof {
+                i.seq += 1;
+            }
+        }
+        Ready {
+            read: input.len > 0 || input.eof,
+            write: true,
+            in_seq: input.seq,
+            ..Ready::default()
+        }
+    }
+
+    /// A host stream that is a regular file or `/dev/null` is always
+    /// ready, and epoll refuses it (`EPERM`), as natively.
+    fn pollable(&self) -> bool {
+        !matches!(self.kind, console_kind::FILE | console_kind::CHAR_DEVICE)
+    }
+
+    fn poll_chans(&self, out: &mut Vec<Chan>) {
+        out.push(Chan::ConsoleInput);
+    }
 }
+
+/// Console input a readiness check took from the host and no read has
+/// yet: one buffer, as there is one host stdin.
+struct ConsoleInput {
+    buf: [u8; 4096],
+    start: usize,
+    len: usize,
+    /// The host said end of input; the next read returns 0.
+    eof: bool,
+    /// Input arrivals seen by readiness checks (`Ready::in_seq`).
+    seq: u64,
+}
+
+/// Whether console input waits in the kernel's buffer: a readiness check
+/// took it from the host, so the host's idle will not announce it; the
+/// checker wakes [`Chan::ConsoleInput`]'s readers instead.
+pub fn console_buffered() -> bool {
+    CONSOLE_INPUT
+        .0
+        .try_borrow()
+        .is_ok_and(|i| i.len > 0 || i.eof)
+}
+
+struct ConsoleCell(RefCell<ConsoleInput>);
+// SAFETY: the guest kernel runs on one vCPU with no threads or interrupts;
+// nothing else can touch the cell.
+unsafe impl Sync for ConsoleCell {}
+
+static CONSOLE_INPUT: ConsoleCell = ConsoleCell(RefCell::new(ConsoleInput {
+    buf: [0; 4096],
+    start: 0,
+    len: 0,
+    eof: false,
+    seq: 0,
+}));
 
 /// The devices `/dev` holds, by name, with their device numbers.
 pub fn builtin(name: &[u8]) -> Option<(Rc<dyn Device>, u64)> {

@@ -70,6 +70,53 @@ impl OpenFile {
         })
     }
 
+    /// An object with no name (eventfd, epoll): `path` is what
+    /// `/proc/PID/fd` shows (`anon_inode:[eventfd]`).
+    pub fn anon(dev: Rc<dyn Device>, flags: u32, path: &str) -> Rc<OpenFile> {
+        OpenFile::new(Object::Device { dev, node: None }, flags, path.into())
+    }
+
+    /// poll's view of the file (Linux's `vfs_poll`): the `POLL*` events
+    /// ready now (epoll's bits have the same values) and the device's
+    /// event counts (in, out) for edge triggering. A file with no
+    /// readiness of its own (a regular file, a directory, `/dev/null`) is
+    /// always ready.
+    pub fn poll(&self) -> (u32, [u64; 2]) {
+        use linux_raw_sys::general::{POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM};
+        match &self.object {
+            Object::Device { dev, .. } if dev.pollable() => {
+                let r = dev.ready();
+                let mut m = 0;
+                if r.read {
+                    m |= POLLIN | POLLRDNORM;
+                }
+                if r.write {
+                    m |= POLLOUT | POLLWRNORM;
+                }
+                if r.hangup {
+                    m |= POLLHUP;
+                }
+                if r.error {
+                    m |= POLLERR;
+                }
+                (m, [r.in_seq, r.out_seq])
+            }
+            _ => (POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM, [0, 0]),
+        }
+    }
+
+    /// Whether the file has readiness of its own (epoll takes only these).
+    pub fn pollable(&self) -> bool {
+        self.device().is_some_and(|d| d.pollable())
+    }
+
+    /// Adds the channels a poll of this file sleeps on.
+    pub fn poll_chans(&self, out: &mut Vec<crate::chan::Chan>) {
+        if let Some(d) = self.device() {
+            d.poll_chans(out);
+        }
+    }
+
     pub fn readable(&self) -> bool {
         matches!(self.flags.get() & O_ACCMODE, O_RDONLY | O_RDWR)
     }
@@ -296,6 +343,11 @@ impl FdTable {
                 *slot = None;
             }
         }
+    }
+
+    /// One past the highest descriptor the table has room for.
+    pub fn size(&self) -> usize {
+        self.fds.len()
     }
 
     /// The open descriptors, for `/proc/PID/fd`.

@@ -4,12 +4,16 @@
 
 pub mod devfs;
 pub mod device;
+pub mod epoll;
+pub mod eventfd;
 pub mod file;
 pub mod pipe;
 pub mod tmpfs;
 pub mod vfs;
 
+use alloc::rc::Weak;
 use alloc::vec::Vec;
+use core::cell::RefCell;
 
 use crate::mm::physmem::Frames;
 use vfs::{Follow, Inode, InodeRef, Kind, Vfs};
@@ -18,6 +22,7 @@ use vkernel_abi::cpio::{self, Archive};
 /// Device numbers (`st_dev`) of the file systems.
 pub const DEV_ROOTFS: u64 = 0x01;
 pub const DEV_TMP: u64 = 0x02;
+pub const DEV_PROC: u64 = 0x04;
 pub const DEV_PIPEFS: u64 = 0x0c;
 
 /// A malformed member of the boot image: its name and what is wrong.
@@ -27,11 +32,17 @@ pub struct BadEntry {
 }
 
 /// Builds the file tree: a tmpfs root holding the image's directories,
-/// files and symlinks (with their modes), `/dev` and `/tmp` mounted on it.
-/// `limit_bytes` bounds what each tmpfs's files may hold.
-pub fn boot(image: &[u8], frames: &Frames, limit_bytes: u64) -> Result<Vfs, BadEntry> {
+/// files and symlinks (with their modes), `/dev`, `/proc` and `/tmp`
+/// mounted on it. `limit_bytes` bounds what each tmpfs's files may hold;
+/// `proc` is what procfs reads.
+pub fn boot(
+    image: &[u8],
+    frames: &Frames,
+    limit_bytes: u64,
+    proc_fs: impl FnOnce(Weak<RefCell<Vec<vfs::Mount>>>) -> InodeRef,
+) -> Result<Vfs, BadEntry> {
     let root = tmpfs::Tmpfs::new_root(DEV_ROOTFS, frames.clone(), limit_bytes);
-    let vfs = Vfs::new(root.clone());
+    let vfs = Vfs::new(root.clone(), "rootfs");
     unpack(&vfs, image)?;
     for dir in [&b"dev"[..], b"proc", b"tmp"] {
         match root.create(dir, Kind::Directory, 0o755, 0) {
@@ -45,16 +56,19 @@ pub fn boot(image: &[u8], frames: &Frames, limit_bytes: u64) -> Result<Vfs, BadE
         }
     }
     let _ = root.lookup(b"tmp").map(|t| t.set_perm(0o1777));
-    let mount = |path: &[u8], fs: InodeRef| {
-        vfs.mount(path, fs).map_err(|_| BadEntry {
+    let mount = |path: &[u8], fs: InodeRef, fstype: &'static str| {
+        vfs.mount(path, fs, fstype, fstype).map_err(|_| BadEntry {
             name: alloc::string::String::from_utf8_lossy(path).into_owned(),
             problem: "cannot be mounted on",
         })
     };
-    mount(b"/dev", devfs::new(frames.clone()))?;
+    mount(b"/dev", devfs::new(frames.clone()), "devtmpfs")?;
+    // procfs belongs to the process subsystem (it reads its records):
+    // the caller makes it, given the mount table it lists.
+    mount(b"/proc", proc_fs(vfs.mount_table()), "proc")?;
     let tmp = tmpfs::Tmpfs::new_root(DEV_TMP, frames.clone(), limit_bytes);
     tmp.set_perm(0o1777).ok();
-    mount(b"/tmp", tmp)?;
+    mount(b"/tmp", tmp, "tmpfs")?;
     Ok(vfs)
 }
 

@@ -25,6 +25,11 @@ pub struct Pipe {
     ring: RefCell<Ring>,
     readers: Cell<u32>,
     writers: Cell<u32>,
+    /// Events for edge-triggered epoll (`Ready::seq`): data written or a
+    /// writer gone (the read end's), room made or a reader gone (the
+    /// write end's).
+    in_seq: Cell<u64>,
+    out_seq: Cell<u64>,
 }
 
 struct Ring {
@@ -53,6 +58,8 @@ impl Pipe {
             }),
             readers: Cell::new(0),
             writers: Cell::new(0),
+            in_seq: Cell::new(0),
+            out_seq: Cell::new(0),
         })
     }
 
@@ -131,6 +138,9 @@ impl Device for PipeEnd {
                 break;
             }
         }
+        if done > 0 {
+            p.out_seq.set(p.out_seq.get() + 1);
+        }
         Ok(done)
     }
 
@@ -164,25 +174,45 @@ impl Device for PipeEnd {
                 break;
             }
         }
+        if done > 0 {
+            p.in_seq.set(p.in_seq.get() + 1);
+        }
         Ok(done)
     }
 
+    /// As Linux's pipe_poll: the read end is readable with data, and
+    /// hung up (POLLHUP) with no writer left; the write end is writable
+    /// with room, and in error (POLLERR) with no reader left.
     fn ready(&self) -> Ready {
         let p = &self.pipe;
         let r = p.ring.borrow();
         if self.write {
             Ready {
-                read: false,
-                write: p.readers.get() == 0 || r.len < PIPE_SIZE,
-                hangup: p.readers.get() == 0,
+                write: r.len < PIPE_SIZE,
+                error: p.readers.get() == 0,
+                out_seq: p.out_seq.get(),
+                ..Ready::default()
             }
         } else {
             Ready {
-                read: r.len > 0 || p.writers.get() == 0,
-                write: false,
+                read: r.len > 0,
                 hangup: p.writers.get() == 0,
+                in_seq: p.in_seq.get(),
+                ..Ready::default()
             }
         }
+    }
+
+    fn pollable(&self) -> bool {
+        true
+    }
+
+    fn poll_chans(&self, out: &mut Vec<Chan>) {
+        out.push(if self.write {
+            self.pipe.writable_chan()
+        } else {
+            self.pipe.readable_chan()
+        });
     }
 
     fn kind(&self) -> super::vfs::Kind {
@@ -194,12 +224,20 @@ impl Device for PipeEnd {
     }
 
     fn release(&self) {
-        let c = if self.write {
-            &self.pipe.writers
+        let p = &self.pipe;
+        let (c, seq) = if self.write {
+            (&p.writers, &p.in_seq)
         } else {
-            &self.pipe.readers
+            (&p.readers, &p.out_seq)
         };
         c.set(c.get().saturating_sub(1));
+        seq.set(seq.get() + 1);
+    }
+
+    /// Opened again through `/proc/PID/fd/N`: an end of the same pipe, as
+    /// a fifo's open gives (the write end if opened for writing).
+    fn open(&self, write: bool) -> Option<Rc<dyn Device>> {
+        Some(Fifo::end(&self.pipe, write))
     }
 }
 
@@ -208,19 +246,22 @@ struct Fifo {
     pipe: Rc<Pipe>,
 }
 
+impl Fifo {
+    /// A new counted end of `pipe`.
+    fn end(pipe: &Rc<Pipe>, write: bool) -> Rc<dyn Device> {
+        let c = if write { &pipe.writers } else { &pipe.readers };
+        c.set(c.get() + 1);
+        Rc::new(PipeEnd {
+            pipe: pipe.clone(),
+            write,
+        })
+    }
+}
+
 impl Device for Fifo {
     /// Each open is an end of the fifo's one pipe.
     fn open(&self, write: bool) -> Option<Rc<dyn Device>> {
-        let c = if write {
-            &self.pipe.writers
-        } else {
-            &self.pipe.readers
-        };
-        c.set(c.get() + 1);
-        Some(Rc::new(PipeEnd {
-            pipe: self.pipe.clone(),
-            write,
-        }))
+        Some(Fifo::end(&self.pipe, write))
     }
 
     // The fifo's own node is never read or written (`open` gives an end);

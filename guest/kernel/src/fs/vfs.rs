@@ -7,7 +7,7 @@
 //! knows its own entries and its parent, and the mount table maps a
 //! covered directory to the root of what is mounted on it.
 
-use alloc::rc::Rc;
+use alloc::rc::{Rc, Weak};
 use alloc::vec::Vec;
 use core::any::Any;
 use core::cell::RefCell;
@@ -131,6 +131,10 @@ pub trait Inode {
     fn usage(&self) -> (u64, u64) {
         (0, 0)
     }
+    /// Its file system's `f_type` (statfs): tmpfs's unless it says.
+    fn fs_magic(&self) -> u64 {
+        linux_raw_sys::general::TMPFS_MAGIC as u64
+    }
     /// chmod.
     fn set_perm(&self, _perm: u32) -> Result<(), Errno> {
         Err(Errno::EPERM)
@@ -203,6 +207,12 @@ pub trait Inode {
     fn readlink(&self) -> Result<Vec<u8>, Errno> {
         Err(Errno::EINVAL)
     }
+    /// For a magic link (procfs's `/proc/PID/fd/N`): the object itself,
+    /// which path resolution takes instead of resolving the link's text
+    /// (so a pipe, a deleted or renamed file can be opened again).
+    fn follow_magic(&self) -> Option<Result<InodeRef, Errno>> {
+        None
+    }
     /// What a device node or fifo opens to.
     fn device(&self) -> Option<Rc<dyn Device>> {
         None
@@ -212,17 +222,26 @@ pub trait Inode {
 }
 
 /// A file system mounted on a directory.
-struct Mount {
+pub struct Mount {
     /// The covered directory.
     point: InodeRef,
     /// The mounted file system's root.
-    root: InodeRef,
+    pub root: InodeRef,
+    /// Where it is mounted (absolute, clean), what (the source), and the
+    /// file system's type, as `/proc/mounts` lists them.
+    pub path: Vec<u8>,
+    pub source: &'static str,
+    pub fstype: &'static str,
 }
+
+/// The mount table, first entry the root (shared with procfs, which lists
+/// it in `/proc/mounts`).
+pub type MountTable = Rc<RefCell<Vec<Mount>>>;
 
 /// The mount table and the root.
 pub struct Vfs {
     root: InodeRef,
-    mounts: RefCell<Vec<Mount>>,
+    mounts: MountTable,
 }
 
 /// Whether two references name the same inode.
@@ -239,12 +258,24 @@ pub enum Follow {
 }
 
 impl Vfs {
-    /// A VFS whose root is `root`.
-    pub fn new(root: InodeRef) -> Vfs {
+    /// A VFS whose root is `root`, a file system of type `fstype`.
+    pub fn new(root: InodeRef, fstype: &'static str) -> Vfs {
+        let entry = Mount {
+            point: root.clone(),
+            root: root.clone(),
+            path: alloc::vec![b'/'],
+            source: fstype,
+            fstype,
+        };
         Vfs {
             root,
-            mounts: RefCell::new(Vec::new()),
+            mounts: Rc::new(RefCell::new(alloc::vec![entry])),
         }
+    }
+
+    /// The mount table, for procfs (weak: procfs is itself mounted).
+    pub fn mount_table(&self) -> Weak<RefCell<Vec<Mount>>> {
+        Rc::downgrade(&self.mounts)
     }
 
     /// The root directory.
@@ -252,13 +283,26 @@ impl Vfs {
         self.root.clone()
     }
 
-    /// Mounts `root` on the directory at absolute `path`.
-    pub fn mount(&self, path: &[u8], root: InodeRef) -> Result<(), Errno> {
+    /// Mounts `root`, a file system of type `fstype` from `source`, on
+    /// the directory at absolute `path`.
+    pub fn mount(
+        &self,
+        path: &[u8],
+        root: InodeRef,
+        source: &'static str,
+        fstype: &'static str,
+    ) -> Result<(), Errno> {
         let point = self.resolve(&self.root, path, Follow::Yes)?;
         if point.meta().kind != Kind::Directory {
             return Err(Errno::ENOTDIR);
         }
-        self.mounts.borrow_mut().push(Mount { point, root });
+        self.mounts.borrow_mut().push(Mount {
+            point,
+            root,
+            path: join_clean(b"/", path),
+            source,
+            fstype,
+        });
         Ok(())
     }
 
@@ -361,6 +405,10 @@ impl Vfs {
                 if *links > MAX_SYMLINKS {
                     return Err(Errno::ELOOP);
                 }
+                if let Some(target) = next.follow_magic() {
+                    cur = target?;
+                    continue;
+                }
                 let target = next.readlink()?;
                 cur = self.walk(&cur, &target, Follow::Yes, links)?;
             } else {
@@ -371,6 +419,53 @@ impl Vfs {
             return Err(Errno::ENOTDIR);
         }
         Ok(cur)
+    }
+}
+
+impl Vfs {
+    /// The absolute path, without symbolic links, `.` or `..`, of what
+    /// `path` (relative to `cwd_path`) names, as realpath(3) gives it:
+    /// what `/proc/PID/exe` shows. The path lexically joined if a
+    /// component does not resolve.
+    pub fn real_path(&self, cwd_path: &[u8], path: &[u8]) -> Vec<u8> {
+        let mut todo = join_clean(cwd_path, path);
+        let mut links = 0;
+        'restart: loop {
+            let mut done: Vec<u8> = Vec::new();
+            let names: Vec<Vec<u8>> = todo
+                .split(|&b| b == b'/')
+                .filter(|n| !n.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect();
+            for (i, name) in names.iter().enumerate() {
+                let mut next = done.clone();
+                next.push(b'/');
+                next.extend_from_slice(name);
+                let Ok(node) = self.resolve(&self.root, &next, Follow::No) else {
+                    return todo;
+                };
+                if node.meta().kind == Kind::Symlink && links < MAX_SYMLINKS {
+                    links += 1;
+                    let Ok(target) = node.readlink() else {
+                        return todo;
+                    };
+                    let base = if done.is_empty() { &b"/"[..] } else { &done };
+                    let mut rest = join_clean(base, &target);
+                    for n in &names[i + 1..] {
+                        rest.push(b'/');
+                        rest.extend_from_slice(n);
+                    }
+                    todo = join_clean(b"/", &rest);
+                    continue 'restart;
+                }
+                done = next;
+            }
+            return if done.is_empty() {
+                alloc::vec![b'/']
+            } else {
+                done
+            };
+        }
     }
 }
 

@@ -22,3 +22,9 @@ pub fn init(start: u64, len: u64) {
     // else uses it, and this runs once.
     unsafe { HEAP.lock().init(start as *mut u8, len as usize) };
 }
+
+/// Bytes of the heap in use, and its size (for `/proc/meminfo`).
+pub fn usage() -> (u64, u64) {
+    let h = HEAP.lock();
+    (h.used() as u64, h.size() as u64)
+}

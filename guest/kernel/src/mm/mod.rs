@@ -35,15 +35,29 @@ pub struct Mm {
     /// The next vmspace id (ids are never reused, so a stale id names
     /// nothing rather than someone else's memory).
     next_vmid: u64,
+    /// The host pool's size (boot info).
+    pool_bytes: u64,
 }
 
 impl Mm {
-    /// Takes guest RAM `[start, end)` for physical pages.
-    pub fn new(kind: PmapKind, start: u64, end: u64) -> Mm {
+    /// Takes guest RAM `[start, end)` for physical pages; the host pool
+    /// holds `pool_bytes`.
+    pub fn new(kind: PmapKind, start: u64, end: u64, pool_bytes: u64) -> Mm {
         Mm {
             kind,
             frames: Rc::new(RefCell::new(PhysMem::new(start, end))),
             next_vmid: 1,
+            pool_bytes,
+        }
+    }
+
+    /// The host pool's size if process memory lives there (`pmap=host`),
+    /// else 0 (see [`MemStats`]).
+    pub fn user_pool_bytes(&self) -> u64 {
+        if self.kind == PmapKind::Host {
+            self.pool_bytes
+        } else {
+            0
         }
     }
 
@@ -75,11 +89,61 @@ impl Mm {
         parent.borrow_mut().fork(vmid)
     }
 
+    /// The memory figures `/proc/meminfo` and sysinfo report.
+    pub fn stats(&self, shmem_bytes: u64) -> MemStats {
+        MemStats::now(&self.frames, self.user_pool_bytes(), shmem_bytes)
+    }
+
     /// Pages the processes hold: host pool pages in use, plus the physical
     /// pages handed out here (for leak checks).
     pub fn pages_in_use(&self) -> i64 {
         let f = self.frames.borrow();
         let guest = f.total_pages() - f.free_pages();
         guestlib::vmspace::pool_pages() + guest as i64
+    }
+}
+
+/// What memory the kernel has and what holds it, in bytes, counted from
+/// its own allocators: the physical pages (tmpfs files, and process memory
+/// and page tables under `pmap=guest`), the kernel heap, and the host pool
+/// (process memory under `pmap=host`, whose size the boot info gives).
+/// The kernel image and boot image below the heap are not counted, as
+/// Linux leaves its own image out of `MemTotal`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MemStats {
+    pub total: u64,
+    pub free: u64,
+    /// tmpfs file pages (Linux's `Shmem`, also counted in `Cached`).
+    pub shmem: u64,
+    /// Kernel heap in use (Linux's `Slab`).
+    pub heap_used: u64,
+    /// Process memory and page tables (Linux's `AnonPages`).
+    pub anon: u64,
+}
+
+impl MemStats {
+    /// The figures now: `pool_bytes` is the host pool's size when process
+    /// memory lives there (`pmap=host`), else 0; `shmem_bytes` what the
+    /// tmpfs mounts hold.
+    pub fn now(frames: &Frames, pool_bytes: u64, shmem_bytes: u64) -> MemStats {
+        use vkernel_abi::layout::PAGE_SIZE;
+        let (frames_total, frames_free) = {
+            let f = frames.borrow();
+            (f.total_pages() * PAGE_SIZE, f.free_pages() * PAGE_SIZE)
+        };
+        let (heap_used, heap_size) = heap::usage();
+        let pool_used = if pool_bytes > 0 {
+            (guestlib::vmspace::pool_pages().max(0) as u64 * PAGE_SIZE).min(pool_bytes)
+        } else {
+            0
+        };
+        let frames_used = frames_total - frames_free;
+        MemStats {
+            total: frames_total + heap_size + pool_bytes,
+            free: frames_free + (heap_size - heap_used.min(heap_size)) + (pool_bytes - pool_used),
+            shmem: shmem_bytes.min(frames_used),
+            heap_used,
+            anon: frames_used - shmem_bytes.min(frames_used) + pool_used,
+        }
     }
 }

@@ -94,6 +94,11 @@ impl AddressSpace {
         self.pmap.vmid()
     }
 
+    /// The mapped regions, in address order (`/proc/PID/maps`).
+    pub fn regions(&self) -> &[super::regions::Region] {
+        self.regions.as_slice()
+    }
+
     /// Whether nothing is mapped in `[addr, addr + len)`.
     pub fn is_free(&self, addr: u64, len: u64) -> bool {
         self.regions.is_free(addr, addr + len)

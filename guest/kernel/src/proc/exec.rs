@@ -222,6 +222,25 @@ impl ProcTable {
         p.robust_list = 0;
         p.set_name(path);
         p.files.borrow_mut().close_on_exec();
+        if let Some(t) = &p.task {
+            t.set_comm(path);
+            // Resolved before the record changes: `/proc/self/exe` in the
+            // path names the old program.
+            let exe = vfs.real_path(&p.cwd_path, &file);
+            *t.exe.borrow_mut() = exe;
+            for (list, range) in [
+                (&t.cmdline, 0..args.argc),
+                (&t.environ, args.argc..args.argc + args.envc),
+            ] {
+                let mut list = list.borrow_mut();
+                list.clear();
+                for i in range {
+                    list.extend_from_slice(args.get(i));
+                    list.push(0);
+                }
+            }
+            t.attach(&p.files, p.space.as_ref());
+        }
         Ok(())
     }
 }

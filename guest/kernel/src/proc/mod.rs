@@ -11,8 +11,10 @@
 //!   again instead of resuming (a blocked read or wait4 that was woken).
 
 pub mod exec;
+pub mod procfs;
 pub mod sched;
 pub mod signal;
+pub mod task;
 pub mod wait;
 
 use alloc::rc::Rc;
@@ -24,6 +26,7 @@ use crate::fs::vfs::InodeRef;
 use crate::mm::{Mm, SpaceRef};
 use crate::param::{NPROC, NRLIMIT, PID_MAX, RLIM_INFINITY};
 use guestlib::hypercall;
+use task::{TaskInfo, Tasks, TasksRef};
 use vkernel_abi::{Errno, TrapFrame, VextFrame};
 pub use wait::Chan;
 
@@ -47,6 +50,7 @@ pub enum State {
 /// One process.
 #[derive(Clone)]
 pub struct Proc {
+    /// Changed through [`Proc::set_state`], so that `/proc` sees it.
     pub state: State,
     pub pid: Pid,
     /// Parent pid (0 for init).
@@ -68,6 +72,13 @@ pub struct Proc {
     pub restart: bool,
     /// What rax becomes if the sleep's deadline passes first.
     pub timeout_result: i64,
+    /// The deadline of the sleep the current call restarts from (0: none,
+    /// or a fresh call): a woken poll that sleeps again keeps its first
+    /// deadline. Set by every sleep, cleared when a call returns.
+    pub deadline_ns: u64,
+    /// The channels a sleep on [`Chan::Poll`] waits for (poll, select,
+    /// epoll_wait: any one wakes it).
+    pub poll_chans: Vec<Chan>,
     /// Bytes a blocking write moved before it slept (its restart adds
     /// them to its result).
     pub io_done: u64,
@@ -82,6 +93,8 @@ pub struct Proc {
     /// Program name (basename of the exec path), as Linux's comm.
     pub name: [u8; 16],
     pub name_len: usize,
+    /// What `/proc` shows of it (see [`task`]); `None` for a free slot.
+    pub task: Option<Rc<TaskInfo>>,
 }
 
 impl Proc {
@@ -99,6 +112,8 @@ impl Proc {
             vf: VextFrame::default(),
             restart: false,
             timeout_result: 0,
+            deadline_ns: 0,
+            poll_chans: Vec::new(),
             io_done: 0,
             wait_status: 0,
             clear_child_tid: 0,
@@ -106,6 +121,15 @@ impl Proc {
             rlimits: [[RLIM_INFINITY; 2]; NRLIMIT],
             name: [0; 16],
             name_len: 0,
+            task: None,
+        }
+    }
+
+    /// Changes the state, in the table and in the process's record.
+    pub fn set_state(&mut self, state: State) {
+        self.state = state;
+        if let Some(t) = &self.task {
+            t.state.set(state);
         }
     }
 
@@ -149,6 +173,8 @@ impl Proc {
 pub struct ProcTable {
     pub procs: Vec<Proc>,
     next_pid: Pid,
+    /// The records procfs reads, by pid.
+    pub tasks: TasksRef,
 }
 
 impl ProcTable {
@@ -157,6 +183,7 @@ impl ProcTable {
         ProcTable {
             procs: Vec::new(),
             next_pid: 1,
+            tasks: Rc::new(Tasks::default()),
         }
     }
 
@@ -199,12 +226,19 @@ impl ProcTable {
         p.parent = parent;
         p.rlimits = default_rlimits();
         p.state = State::Runnable;
+        let t = Rc::new(TaskInfo::new(pid, parent, hypercall::clock_ns()));
+        t.attach(&p.files, None);
+        self.tasks.insert(t.clone());
+        p.task = Some(t);
         Some(slot)
     }
 
     /// Frees a slot: a reaped zombie, or one that never ran (a failed fork
     /// or exec of init).
     pub fn free(&mut self, slot: usize) {
+        if let Some(t) = self.procs[slot].task.take() {
+            self.tasks.remove(t.pid);
+        }
         self.procs[slot] = Proc::empty();
     }
 
@@ -223,6 +257,7 @@ impl ProcTable {
         let parent = &self.procs[s];
         let (tf, vf, rlimits) = (parent.tf, parent.vf, parent.rlimits);
         let (name, name_len) = (parent.name, parent.name_len);
+        let parent_task = parent.task.clone();
         // The child gets a copy of the table: the same open files.
         let files = Rc::new(RefCell::new(parent.files.borrow().clone()));
         let (cwd, cwd_path, umask) = (parent.cwd.clone(), parent.cwd_path.clone(), parent.umask);
@@ -238,6 +273,12 @@ impl ProcTable {
         child.rlimits = rlimits;
         child.name = name;
         child.name_len = name_len;
+        if let Some(t) = &child.task {
+            if let Some(pt) = &parent_task {
+                t.inherit(pt);
+            }
+            t.attach(&child.files, child.space.as_ref());
+        }
         Ok(child.pid)
     }
 
@@ -254,13 +295,20 @@ impl ProcTable {
         // Closing its descriptors may end a pipe: wake both sides.
         let files = core::mem::take(&mut *p.files.borrow_mut());
         p.cwd = None;
-        p.state = State::Zombie;
+        p.set_state(State::Zombie);
         p.wait_status = status;
+        if let Some(t) = &p.task {
+            t.exit_status.set(status);
+            t.attach(&p.files, None);
+        }
         p.restart = false;
         let mut orphan_zombie = false;
         for c in self.procs.iter_mut() {
             if c.state != State::Free && c.parent == pid {
                 c.parent = 1;
+                if let Some(t) = &c.task {
+                    t.ppid.set(1);
+                }
                 orphan_zombie |= c.state == State::Zombie;
             }
         }

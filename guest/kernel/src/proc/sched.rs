@@ -17,9 +17,9 @@ use vkernel_abi::Errno;
 
 impl ProcTable {
     /// Readies a round: ends the sleeps whose deadline passed, and wakes
-    /// console readers when others are runnable (they retry their read:
-    /// input may have come while the CPU was busy; the retry costs one
-    /// hypercall).
+    /// console readers (and pollers of the console) when others are
+    /// runnable (they retry their read: input may have come while the CPU
+    /// was busy; the retry costs one hypercall).
     pub fn start_round(&mut self) {
         if let Some(deadline) = self.next_deadline() {
             let now = hypercall::clock_ns();
@@ -33,7 +33,9 @@ impl ProcTable {
     }
 
     /// Nothing is runnable: block in the host until the next deadline or
-    /// console input.
+    /// console input. A process polling the console counts as a reader
+    /// (its poll set holds [`Chan::ConsoleInput`]), so the wakeup below
+    /// reaches it too.
     pub fn idle(&mut self) {
         let readers = self.sleeping_on(Chan::ConsoleInput);
         // With neither a deadline nor a reader nothing can wake the guest

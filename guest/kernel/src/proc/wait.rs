@@ -1,17 +1,40 @@
 //! Blocking, as xv6's `sleep`/`wakeup`: a process that must wait sleeps on
 //! a channel — a value naming what it waits for — and whoever makes that
 //! thing happen wakes the channel. One mechanism for every blocking call:
-//! wait4, console reads, sleeps, futexes, and (next) pipes and poll.
+//! wait4, console reads, sleeps, futexes, pipes, eventfd, and poll.
 //!
 //! A woken process restarts its system call from the top (DragonFly's
 //! ERESTART): the call finds what it waited for, or sleeps again. A sleep
 //! may also have a deadline on the host's monotonic clock; if that passes
 //! first, the call returns the value it chose when it slept (0 for
-//! nanosleep, `-ETIMEDOUT` for a futex wait) instead of restarting.
+//! nanosleep, `-ETIMEDOUT` for a futex wait) instead of restarting, or,
+//! for a sleep with [`RESTART`], restarts too and finds its deadline gone
+//! (poll and select must still scan once more and write their results).
+//!
+//! Waiting on many (poll, select, epoll_wait): the process sleeps on
+//! [`Chan::Poll`] with a set of channels, and a wakeup of any of them
+//! wakes it. It scans again when restarted; a spurious wake costs a scan.
+//! The deadline survives restarts in `Proc::deadline_ns`.
+
+use alloc::vec::Vec;
 
 pub use crate::chan::Chan;
 
-use super::{ProcTable, State};
+use super::{Proc, ProcTable, State};
+
+/// `timeout_result` of a sleep whose call restarts at its deadline too.
+pub const RESTART: i64 = i64::MIN;
+
+/// Whether `p` sleeps on `chan`, directly or in its poll set.
+fn asleep_on(p: &Proc, chan: Chan) -> bool {
+    match p.state {
+        State::Blocked {
+            chan: Chan::Poll, ..
+        } => p.poll_chans.contains(&chan),
+        State::Blocked { chan: c, .. } => c == chan,
+        _ => false,
+    }
+}
 
 impl ProcTable {
     /// Puts process `s` to sleep on `chan` until a [`ProcTable::wakeup`]
@@ -19,25 +42,38 @@ impl ProcTable {
     /// `until_ns` (0: never; the call then returns `timeout_result`).
     pub fn sleep(&mut self, s: usize, chan: Chan, until_ns: u64, timeout_result: i64) {
         let p = &mut self.procs[s];
-        p.state = State::Blocked { chan, until_ns };
+        p.set_state(State::Blocked { chan, until_ns });
         p.restart = true;
         p.timeout_result = timeout_result;
+        p.deadline_ns = until_ns;
+    }
+
+    /// Puts process `s` to sleep until a wakeup of any channel in `chans`
+    /// or the host clock reaches `until_ns` (0: never); either way the
+    /// call restarts (and sees its deadline in `Proc::deadline_ns`).
+    pub fn sleep_many(&mut self, s: usize, chans: Vec<Chan>, until_ns: u64) {
+        self.sleep(s, Chan::Poll, until_ns, RESTART);
+        self.procs[s].poll_chans = chans;
+    }
+
+    /// The deadline the current call of `s` slept with before (0: none),
+    /// for a restarted poll.
+    pub fn resumed_deadline(&self, s: usize) -> u64 {
+        self.procs[s].deadline_ns
     }
 
     /// Wakes every process sleeping on `chan`: each restarts its call.
     pub fn wakeup(&mut self, chan: Chan) {
         for p in self.procs.iter_mut() {
-            if matches!(p.state, State::Blocked { chan: c, .. } if c == chan) {
-                p.state = State::Runnable;
+            if asleep_on(p, chan) {
+                p.set_state(State::Runnable);
             }
         }
     }
 
     /// Whether anyone sleeps on `chan`.
     pub fn sleeping_on(&self, chan: Chan) -> bool {
-        self.procs
-            .iter()
-            .any(|p| matches!(p.state, State::Blocked { chan: c, .. } if c == chan))
+        self.procs.iter().any(|p| asleep_on(p, chan))
     }
 
     /// The earliest deadline of any sleep, if one has a deadline.
@@ -57,9 +93,12 @@ impl ProcTable {
         for p in self.procs.iter_mut() {
             if let State::Blocked { until_ns, .. } = p.state {
                 if until_ns != 0 && until_ns <= now_ns {
-                    p.state = State::Runnable;
-                    p.restart = false;
-                    p.tf.rax = p.timeout_result as u64;
+                    p.set_state(State::Runnable);
+                    if p.timeout_result != RESTART {
+                        p.restart = false;
+                        p.tf.rax = p.timeout_result as u64;
+                        p.deadline_ns = 0;
+                    }
                 }
             }
         }

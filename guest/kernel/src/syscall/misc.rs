@@ -191,3 +191,33 @@ pub fn sys_futex(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
         }
     }
 }
+
+/// sysinfo: uptime, memory (the figures of `/proc/meminfo`, in bytes)
+/// and the number of processes. Load averages are not kept: 0.
+pub fn sys_sysinfo(k: &Kernel, s: usize, buf: u64) -> Result<i64, Errno> {
+    let shmem = k
+        .vfs
+        .mount_table()
+        .upgrade()
+        .and_then(|t| {
+            t.try_borrow()
+                .ok()
+                .map(|t| crate::proc::procfs::shmem_bytes(&t))
+        })
+        .unwrap_or(0);
+    let m = k.mm.stats(shmem);
+    let (procs, _) = k.procs.tasks.counts();
+    // struct sysinfo: uptime, loads[3], totalram, freeram, sharedram,
+    // bufferram, totalswap, freeswap (longs), procs (u16), padding,
+    // totalhigh, freehigh, mem_unit (u32), padding: 112 bytes.
+    let mut b = [0u8; 112];
+    let put = |b: &mut [u8], at: usize, v: u64| b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    put(&mut b, 0, hypercall::clock_ns() / 1_000_000_000);
+    put(&mut b, 32, m.total);
+    put(&mut b, 40, m.free);
+    put(&mut b, 48, m.shmem);
+    b[80..82].copy_from_slice(&(procs.min(u16::MAX as usize) as u16).to_le_bytes());
+    b[104..108].copy_from_slice(&1u32.to_le_bytes());
+    copy_out(&k.space(s), buf, &b)?;
+    Ok(0)
+}

@@ -14,6 +14,7 @@ mod mem;
 mod misc;
 mod names;
 mod path;
+mod poll;
 mod proc;
 mod time;
 mod uio;
@@ -24,6 +25,7 @@ use linux_raw_sys::general::*;
 use mem::*;
 use misc::*;
 use path::*;
+use poll::*;
 use proc::*;
 use time::*;
 
@@ -64,6 +66,8 @@ pub fn err(e: Errno) -> i64 {
 pub fn dispatch(k: &mut Kernel, s: usize) {
     let tf = k.procs.procs[s].tf;
     let a = [tf.rdi, tf.rsi, tf.rdx, tf.r10, tf.r8, tf.r9];
+    // `/proc/self` names the caller (see proc/procfs.rs).
+    k.procs.tasks.current.set(k.procs.procs[s].pid);
     // A number past u32 names no call.
     let nr = u32::try_from(tf.rax).unwrap_or(u32::MAX);
     const CWD: u64 = AT_FDCWD as u64;
@@ -91,6 +95,19 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         __NR_getdents64 => ret(sys_getdents64(k, s, a[0], a[1], a[2])),
         __NR_ftruncate => ret(sys_ftruncate(k, s, a[0], a[1])),
         __NR_fsync | __NR_fdatasync => ret(sys_fsync(k, s, a[0])),
+        // Waiting on many.
+        __NR_poll => sys_poll(k, s, a[0], a[1], a[2]),
+        __NR_ppoll => sys_ppoll(k, s, a),
+        __NR_select => sys_select(k, s, a),
+        __NR_pselect6 => sys_pselect6(k, s, a),
+        __NR_epoll_create => ret(sys_epoll_create(k, s, a[0])),
+        __NR_epoll_create1 => ret(sys_epoll_create1(k, s, a[0])),
+        __NR_epoll_ctl => ret(sys_epoll_ctl(k, s, a[0], a[1], a[2], a[3])),
+        __NR_epoll_wait => sys_epoll_pwait(k, s, [a[0], a[1], a[2], a[3], 0, 0]),
+        __NR_epoll_pwait => sys_epoll_pwait(k, s, a),
+        __NR_epoll_pwait2 => sys_epoll_pwait2(k, s, a),
+        __NR_eventfd => ret(sys_eventfd2(k, s, a[0], 0)),
+        __NR_eventfd2 => ret(sys_eventfd2(k, s, a[0], a[1])),
         __NR_sendfile => copy_between(
             k,
             s,
@@ -195,6 +212,7 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         __NR_wait4 => sys_wait4(k, s, a[0] as i32, a[1], a[2], a[3]),
         __NR_kill => sys_kill(k, s, a[0] as i32, a[1] as i32),
         __NR_uname => ret(sys_uname(k, s, a[0])),
+        __NR_sysinfo => ret(sys_sysinfo(k, s, a[0])),
         __NR_gettimeofday => ret(sys_gettimeofday(k, s, a[0], a[1])),
         __NR_getrlimit => ret(sys_prlimit(k, s, 0, a[0], 0, a[1])),
         // uid, gid, euid, egid: root.
@@ -230,7 +248,10 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         }
     };
     if let Ret(v) = out {
-        k.procs.procs[s].tf.rax = v as u64;
+        let p = &mut k.procs.procs[s];
+        p.tf.rax = v as u64;
+        // The call is over: its next sleep is a fresh one's.
+        p.deadline_ns = 0;
     }
 }
 

@@ -522,6 +522,7 @@ pub fn sys_chdir(k: &mut Kernel, s: usize, path: u64) -> Result<i64, Errno> {
     let p = &mut k.procs.procs[s];
     p.cwd = Some(dir);
     p.cwd_path = new_path;
+    publish_cwd(p);
     Ok(0)
 }
 
@@ -534,7 +535,15 @@ pub fn sys_fchdir(k: &mut Kernel, s: usize, fd: u64) -> Result<i64, Errno> {
     let p = &mut k.procs.procs[s];
     p.cwd = Some(dir);
     p.cwd_path = f.path.clone();
+    publish_cwd(p);
     Ok(0)
+}
+
+/// Shows a new working directory in `/proc/PID/cwd`.
+fn publish_cwd(p: &crate::proc::Proc) {
+    if let Some(t) = &p.task {
+        t.cwd.borrow_mut().clone_from(&p.cwd_path);
+    }
 }
 
 pub fn sys_getcwd(k: &Kernel, s: usize, buf: u64, size: u64) -> Result<i64, Errno> {
@@ -551,6 +560,9 @@ pub fn sys_umask(k: &mut Kernel, s: usize, mask: u64) -> i64 {
     let p = &mut k.procs.procs[s];
     let old = p.umask;
     p.umask = mask as u32 & 0o777;
+    if let Some(t) = &p.task {
+        t.umask.set(p.umask);
+    }
     old as i64
 }
 
@@ -564,7 +576,7 @@ fn write_statfs(space: &SpaceRef, addr: u64, node: &InodeRef) -> Result<i64, Err
     let free = limit.saturating_sub(used) / bsize;
     let m = node.meta();
     let w: [u64; 15] = [
-        TMPFS_MAGIC as u64,
+        node.fs_magic(),
         bsize,
         blocks,
         free,

@@ -40,6 +40,7 @@ fn main() -> i32 {
         "forkloop" => forkloop(arg_num(2, 200)),
         "forkbench" => forkbench(arg_num(2, 50)),
         "touchbench" => touchbench(arg_num(2, 1024)),
+        "filebench" => filebench(arg_num(2, 64)),
         "cow" => cow(),
         "stale" => stale(arg_num(2, 20)),
         "hog" => hog(),
@@ -931,6 +932,163 @@ fn forkbench(n: u64) -> bool {
     true
 }
 
+/// Median, min and max of seven runs of `f` (each returns ns per unit).
+fn seven(mut f: impl FnMut() -> Option<u64>) -> Option<[u64; 3]> {
+    let mut v = [0u64; 7];
+    for slot in v.iter_mut() {
+        *slot = f()?;
+    }
+    v.sort_unstable();
+    Some([v[3], v[0], v[6]])
+}
+
+/// Prints one `bench` line.
+fn report(name: &str, r: Option<[u64; 3]>, iters: u64) -> bool {
+    match r {
+        Some([med, min, max]) => {
+            println!("bench {name} median_ns={med} min_ns={min} max_ns={max} iters={iters}");
+            true
+        }
+        None => check(name, false, -1),
+    }
+}
+
+/// Files and pipes (runs natively too, for the ratio to native):
+/// - pipe throughput: a child writes `mib` MiB in 64 KiB writes, the
+///   parent reads them; ns per 64 KiB;
+/// - pipe ping-pong: one byte there and back between two processes;
+/// - tmpfs sequential write and read of an `mib` MiB file in 1 MiB calls,
+///   ns per MiB;
+/// - open + fstat + close of an existing file.
+fn filebench(mib: u64) -> bool {
+    const CHUNK: usize = 64 * 1024;
+    let chunks = mib * 16;
+    let buf = sys::mmap(0, 1 << 20, 3, 0x22);
+    if buf < 0 {
+        return check("mmap", false, buf);
+    }
+    let big = buf as u64;
+    let pipe = |fds: &mut [i32; 2]| syscall(22, [fds.as_mut_ptr() as u64, 0, 0, 0, 0, 0]) == 0;
+    let mut ok = report(
+        "pipe_64k",
+        seven(|| {
+            let mut p = [0i32; 2];
+            if !pipe(&mut p) {
+                return None;
+            }
+            let t0 = sys::clock_ns(1);
+            let c = sys::fork();
+            if c == 0 {
+                syscall(3, [p[0] as u64, 0, 0, 0, 0, 0]);
+                for _ in 0..chunks {
+                    syscall(1, [p[1] as u64, big, CHUNK as u64, 0, 0, 0]);
+                }
+                sys::exit(0);
+            }
+            syscall(3, [p[1] as u64, 0, 0, 0, 0, 0]);
+            let mut got = 0u64;
+            loop {
+                let n = syscall(0, [p[0] as u64, big, CHUNK as u64, 0, 0, 0]);
+                if n <= 0 {
+                    break;
+                }
+                got += n as u64;
+            }
+            syscall(3, [p[0] as u64, 0, 0, 0, 0, 0]);
+            sys::wait4(c, 0);
+            (got == chunks * CHUNK as u64).then(|| (sys::clock_ns(1) - t0) / chunks)
+        }),
+        chunks,
+    );
+    let rounds = 200u64;
+    ok &= report(
+        "pipe_pingpong",
+        seven(|| {
+            let (mut a, mut b) = ([0i32; 2], [0i32; 2]);
+            if !pipe(&mut a) || !pipe(&mut b) {
+                return None;
+            }
+            let byte = [0u8; 1];
+            let c = sys::fork();
+            if c == 0 {
+                // Its own write end of `a` would keep its read from ever
+                // seeing the end.
+                syscall(3, [a[1] as u64, 0, 0, 0, 0, 0]);
+                syscall(3, [b[0] as u64, 0, 0, 0, 0, 0]);
+                let mut x = [0u8; 1];
+                while sys::read(a[0] as u64, &mut x) == 1 {
+                    sys::write(b[1] as u64, &x);
+                }
+                sys::exit(0);
+            }
+            let mut x = [0u8; 1];
+            let t0 = sys::clock_ns(1);
+            for _ in 0..rounds {
+                sys::write(a[1] as u64, &byte);
+                sys::read(b[0] as u64, &mut x);
+            }
+            let ns = (sys::clock_ns(1) - t0) / rounds;
+            for fd in [a[0], a[1], b[0], b[1]] {
+                syscall(3, [fd as u64, 0, 0, 0, 0, 0]);
+            }
+            sys::wait4(c, 0);
+            Some(ns)
+        }),
+        rounds,
+    );
+    let path = c"/tmp/vkernel-filebench";
+    let open = |flags: u64| syscall(2, [path.as_ptr() as u64, flags, 0o644, 0, 0, 0]);
+    ok &= report(
+        "tmpfs_write_1m",
+        seven(|| {
+            let fd = open(0o1101); // O_CREAT | O_TRUNC | O_WRONLY
+            let t0 = sys::clock_ns(1);
+            for _ in 0..mib {
+                if syscall(1, [fd as u64, big, 1 << 20, 0, 0, 0]) != 1 << 20 {
+                    return None;
+                }
+            }
+            let ns = (sys::clock_ns(1) - t0) / mib.max(1);
+            syscall(3, [fd as u64, 0, 0, 0, 0, 0]);
+            Some(ns)
+        }),
+        mib,
+    );
+    ok &= report(
+        "tmpfs_read_1m",
+        seven(|| {
+            let fd = open(0);
+            let t0 = sys::clock_ns(1);
+            for _ in 0..mib {
+                if syscall(0, [fd as u64, big, 1 << 20, 0, 0, 0]) != 1 << 20 {
+                    return None;
+                }
+            }
+            let ns = (sys::clock_ns(1) - t0) / mib.max(1);
+            syscall(3, [fd as u64, 0, 0, 0, 0, 0]);
+            Some(ns)
+        }),
+        mib,
+    );
+    let opens = 500u64;
+    ok &= report(
+        "open_fstat_close",
+        seven(|| {
+            let mut st = [0u64; 18];
+            let t0 = sys::clock_ns(1);
+            for _ in 0..opens {
+                let fd = open(0);
+                syscall(5, [fd as u64, st.as_mut_ptr() as u64, 0, 0, 0, 0]);
+                syscall(3, [fd as u64, 0, 0, 0, 0, 0]);
+            }
+            Some((sys::clock_ns(1) - t0) / opens)
+        }),
+        opens,
+    );
+    syscall(87, [path.as_ptr() as u64, 0, 0, 0, 0, 0]);
+    ok
+}
+
 /// First touch of fresh anonymous memory, per page: `pages` pages mapped
 /// and written once each, seven times over (median, min, max).
 fn touchbench(pages: u64) -> bool {
@@ -1092,7 +1250,7 @@ fn misc() -> bool {
     let mut buf = [0u8; 64];
     let r = sc3(
         89,
-        c"/proc/self/exe".as_ptr() as u64,
+        c"/proc/self/nonexistent".as_ptr() as u64,
         buf.as_mut_ptr() as u64,
         64,
     );
