@@ -5,31 +5,10 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use common::vkernel;
+use common::{c_program, vkernel};
 use loader::cpio_writer::{pack, Member};
-
-/// Builds `vkernel/tests/c/NAME.c` with `gcc -static -O2`.
-fn c_program(dir: &std::path::Path, name: &str) -> PathBuf {
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/c")
-        .join(format!("{name}.c"));
-    let exe = dir.join(name);
-    let out = Command::new("gcc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&exe)
-        .arg(&src)
-        .output()
-        .expect("running gcc (ci/setup.sh installs gcc and libc6-dev)");
-    assert!(
-        out.status.success(),
-        "gcc: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    exe
-}
 
 #[test]
 fn file_system_calls_pipes_and_devices_behave_as_on_linux() {

@@ -7,31 +7,11 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{vkernel, with_pmap};
-
-/// Builds `vkernel/tests/c/NAME.c` with `gcc -static -O2`.
-fn c_program(dir: &Path, name: &str) -> PathBuf {
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/c")
-        .join(format!("{name}.c"));
-    let exe = dir.join(name);
-    let out = Command::new("gcc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&exe)
-        .arg(&src)
-        .output()
-        .expect("running gcc (ci/setup.sh installs gcc and libc6-dev)");
-    assert!(
-        out.status.success(),
-        "gcc: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    exe
-}
+use common::{c_program, vkernel, with_pmap};
 
 #[test]
 fn poll_select_epoll_and_eventfd_behave_as_on_linux() {

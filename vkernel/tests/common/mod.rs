@@ -126,3 +126,23 @@ impl Run {
         self.expect_code(0)
     }
 }
+
+/// Builds `vkernel/tests/c/NAME.c` with `gcc -static -O2` into `dir`.
+pub fn c_program(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let src = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/c")
+        .join(format!("{name}.c"));
+    let exe = dir.join(name);
+    let out = std::process::Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .output()
+        .expect("running gcc (ci/setup.sh installs gcc and libc6-dev)");
+    assert!(
+        out.status.success(),
+        "gcc: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    exe
+}

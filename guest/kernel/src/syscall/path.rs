@@ -76,6 +76,15 @@ fn lookup_at(
     k.vfs.resolve(&start, path, follow)
 }
 
+/// `AT_SYMLINK_NOFOLLOW` in `flags` as a [`Follow`].
+fn follow_unless_nofollow(flags: u64) -> Follow {
+    if flags & AT_SYMLINK_NOFOLLOW as u64 != 0 {
+        Follow::No
+    } else {
+        Follow::Yes
+    }
+}
+
 // ---- open -----------------------------------------------------------------
 
 pub fn sys_openat(
@@ -224,11 +233,7 @@ pub fn sys_newfstatat(
         return Err(Errno::EINVAL);
     }
     let path = user_path(k, s, path)?;
-    let follow = if flags & AT_SYMLINK_NOFOLLOW as u64 != 0 {
-        Follow::No
-    } else {
-        Follow::Yes
-    };
+    let follow = follow_unless_nofollow(flags);
     let empty = flags & AT_EMPTY_PATH as u64 != 0;
     if path.is_empty() && empty && dirfd as i32 != AT_FDCWD {
         // The descriptor itself, which may be a pipe.
@@ -255,11 +260,7 @@ pub fn sys_statx(
         return Err(Errno::EINVAL);
     }
     let path = user_path(k, s, path)?;
-    let follow = if flags & AT_SYMLINK_NOFOLLOW as u64 != 0 {
-        Follow::No
-    } else {
-        Follow::Yes
-    };
+    let follow = follow_unless_nofollow(flags);
     let empty = flags & AT_EMPTY_PATH as u64 != 0;
     let m = if path.is_empty() && empty && dirfd as i32 != AT_FDCWD {
         file(k, s, dirfd)?.meta()
@@ -302,11 +303,7 @@ pub fn sys_faccessat(
         return Err(Errno::EINVAL);
     }
     let path = user_path(k, s, path)?;
-    let follow = if flags & AT_SYMLINK_NOFOLLOW as u64 != 0 {
-        Follow::No
-    } else {
-        Follow::Yes
-    };
+    let follow = follow_unless_nofollow(flags);
     let m = lookup_at(
         k,
         s,
@@ -669,11 +666,7 @@ pub fn sys_fchownat(
     if flags & !((AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) as u64) != 0 {
         return Err(Errno::EINVAL);
     }
-    let follow = if flags & AT_SYMLINK_NOFOLLOW as u64 != 0 {
-        Follow::No
-    } else {
-        Follow::Yes
-    };
+    let follow = follow_unless_nofollow(flags);
     let node = attr_target(k, s, dirfd, path, follow, flags & AT_EMPTY_PATH as u64 != 0)?;
     let id = |v: u64| (v as u32 != u32::MAX).then_some(v as u32);
     node.set_owner(id(uid), id(gid))?;
@@ -704,11 +697,7 @@ pub fn sys_utimensat(
     if flags & !((AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) as u64) != 0 {
         return Err(Errno::EINVAL);
     }
-    let follow = if flags & AT_SYMLINK_NOFOLLOW as u64 != 0 {
-        Follow::No
-    } else {
-        Follow::Yes
-    };
+    let follow = follow_unless_nofollow(flags);
     let node = attr_target(k, s, dirfd, path, follow, flags & AT_EMPTY_PATH as u64 != 0)?;
     let now = hypercall::realtime_ns();
     let (atime, mtime) = if times == 0 {
