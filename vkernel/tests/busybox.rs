@@ -31,12 +31,7 @@ fn image() -> &'static str {
 /// Runs `script` with busybox sh on the host (in a fresh directory) and in
 /// the guest (in a fresh /tmp/work); both must print the same and succeed.
 fn same_as_host(script: &str) -> String {
-<<<<<<< HEAD
-    // The host run uses the tree build.sh makes: build it first (on a
-    // fresh clone, the first test would otherwise find no busybox there).
-=======
     // The host runs the busybox the image holds: build it first.
->>>>>>> main
     let image = image();
     let dir = tempfile::tempdir().unwrap();
     let host = Command::new(concat!(
