@@ -183,9 +183,20 @@ pub fn floor(reps: usize, iters: u64) -> Result<Vec<f64>, Error> {
     let vcpu = &mut vm.vcpu.fd;
     vcpu.clear_sync_valid_reg(kvm_ioctls::SyncReg::Register);
     vcpu.clear_sync_valid_reg(kvm_ioctls::SyncReg::SystemRegister);
+    // Every exit must be that `out`: anything else (a #GP through the
+    // trap area's stubs, a shutdown...) ends the benchmark with a message
+    // instead of running the vCPU on.
     let mut run = |n: u64| -> Result<(), Error> {
         for _ in 0..n {
-            vcpu.run().map_err(kvm_err("KVM_RUN"))?;
+            match vcpu.run().map_err(kvm_err("KVM_RUN"))? {
+                kvm_ioctls::VcpuExit::IoOut(HC_PORT_BASE, _) => {}
+                other => {
+                    return Err(Error::Setup(format!(
+                        "bench floor: KVM_RUN returned {other:?}, not the `out` to port \
+                         {HC_PORT_BASE:#x} the floor VM loops on"
+                    )))
+                }
+            }
         }
         Ok(())
     };

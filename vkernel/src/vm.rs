@@ -204,7 +204,12 @@ impl Vm {
             .map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
         vcpu.set_cpuid2(&cpuid).map_err(kvm_err("KVM_SET_CPUID2"))?;
         set_syscall_msrs(&vcpu)?;
-        enable_xsave_features(&vcpu, &cpuid)?;
+        let xsave = has_xsave(&cpuid);
+        if xsave {
+            enable_xsave_features(&vcpu, &cpuid)?;
+        } else {
+            log::info!("no XSAVE: processes get x87/SSE state only (KVM_GET/SET_FPU)");
+        }
         vcpu.set_sync_valid_reg(SyncReg::Register);
         vcpu.set_sync_valid_reg(SyncReg::SystemRegister);
         Ok(Vm {
@@ -213,6 +218,7 @@ impl Vm {
                 vm,
                 pool_slot,
                 fd: vcpu,
+                xsave,
             },
             guest,
         })
@@ -224,6 +230,9 @@ impl Vm {
         let vcpu = &self.vcpu.fd;
         let mut sregs = vcpu.get_sregs().map_err(kvm_err("KVM_GET_SREGS"))?;
         set_ring3_sregs(&mut sregs, self.guest.kernel_cr3, selector::TSS_KERNEL);
+        if !self.vcpu.xsave {
+            sregs.cr4 &= !bits::CR4_OSXSAVE; // KVM refuses it without XSAVE
+        }
         vcpu.set_sregs(&sregs).map_err(kvm_err("KVM_SET_SREGS"))?;
         let regs = kvm_bindings::kvm_regs {
             rip: entry,
@@ -290,10 +299,61 @@ pub fn set_tr(sregs: &mut kvm_bindings::kvm_sregs, tr: u16) {
         base,
         limit: trap_area::TSS_LIMIT,
         selector: tr,
-        type_: 0xb, // busy 64-bit TSS
+        type_: tss_type(),
         present: 1,
         ..Default::default()
     };
+}
+
+/// The descriptor type vkernel gives TR: 11 (busy 64-bit TSS), or 9
+/// (available 64-bit TSS) on AMD hosts.
+///
+/// TR is set by the host, never by `ltr` in the guest, so the busy bit only
+/// matters to whatever checks it at VM entry. Intel VMX entry requires a
+/// busy TSS (type 11) and fails with any other type: never 9 there. AMD's
+/// VMRUN checks no segment type, and the CPU itself ignores the busy bit of
+/// the loaded TR in long mode (it matters only to `ltr` and task switches,
+/// which long mode has none of), so either type runs the same on real AMD
+/// hardware. But QEMU's emulated AMD CPU (TCG, as in `ci/qemu-kvm.sh`)
+/// refuses every ring-3 `out` through the I/O permission bitmap unless
+/// the cached TR type is exactly 9, and KVM's VMRUN hands it the type we
+/// set: with 11, every hypercall of the guest kernel is a #GP there. So on
+/// AMD (and Hygon, the same SVM) the host loads 9, which real AMD CPUs and
+/// QEMU both accept. KVM on SVM reports TR back as busy whatever was set
+/// (`svm_get_segment` sets the bit), so every register context written back
+/// to the vCPU goes through [`set_tr_type`]. PVM (this project's usual
+/// host, on AMD here) runs the same either way.
+pub fn tss_type() -> u8 {
+    static TYPE: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+    *TYPE.get_or_init(|| {
+        // SAFETY: CPUID leaf 0 exists on every x86-64 CPU.
+        #[allow(unused_unsafe)]
+        let r = unsafe { std::arch::x86_64::__cpuid(0) };
+        let mut vendor = [0u8; 12];
+        vendor[0..4].copy_from_slice(&r.ebx.to_le_bytes());
+        vendor[4..8].copy_from_slice(&r.edx.to_le_bytes());
+        vendor[8..12].copy_from_slice(&r.ecx.to_le_bytes());
+        match &vendor {
+            b"AuthenticAMD" | b"HygonGenuine" => 0x9,
+            _ => 0xb,
+        }
+    })
+}
+
+/// Gives `sregs.tr` the type of [`tss_type`]: for register contexts read
+/// back from KVM (which may report the busy type) before they are written
+/// to the vCPU again.
+pub fn set_tr_type(sregs: &mut kvm_bindings::kvm_sregs) {
+    sregs.tr.type_ = tss_type();
+}
+
+/// Whether the CPUID KVM offers (and the vCPU gets) has XSAVE.
+pub fn has_xsave(cpuid: &kvm_bindings::CpuId) -> bool {
+    const XSAVE: u32 = 1 << 26; // CPUID.1:ECX
+    cpuid
+        .as_slice()
+        .iter()
+        .any(|e| e.function == 1 && e.ecx & XSAVE != 0)
 }
 
 /// Processes see the host's CPUID (KVM-NOTES) and so use AVX and beyond:
