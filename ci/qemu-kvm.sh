@@ -152,7 +152,8 @@ export PATH=/bin:/usr/bin:/sbin HOME=/tmp TMPDIR=/tmp RUST_BACKTRACE=1
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-mount -t tmpfs tmp /tmp
+# /tmp is the initramfs's own (rootfs is writable): a tmpfs mounted
+# there would hide a checkout that lives under /tmp (a fresh CI clone may).
 VKERNEL=$vkernel_bin
 NPT=$npt
 CPU=$cpu

@@ -122,7 +122,7 @@ fn busybox_ps_free_uptime_and_proc_files_work() {
         echo '== stat'; cat /proc/1/stat | wc -w\n\
         echo '== stdin'; echo piped | cat /dev/stdin\n\
         echo '== threads'; ps -T | head -1\n\
-        sleep 10 & for i in 1 2 3 4 5 6 7 8 9 10; do\n\
+        sleep 10 & i=0; while [ $i -lt 100 ]; do i=$((i + 1))\n\
             ps -o stat,args | grep -q '^S .* sleep 10$' && break; sleep 0.1; done\n\
         echo '== sleeper'; ps -o stat,comm,args | grep 'sleep 10$'; kill $!\n\
         echo '== end'\n";
