@@ -20,7 +20,7 @@ pub struct Region {
 /// Sorted, non-overlapping regions; adjacent ones with the same
 /// protection are merged. At most [`MAX_MAP_COUNT`], as Linux's
 /// `vm.max_map_count`.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct Regions {
     list: Vec<Region>,
 }
@@ -114,12 +114,29 @@ impl Regions {
         });
     }
 
+    /// Makes room for `extra` more regions: `ENOMEM` past
+    /// `MAX_MAP_COUNT`, or when the kernel heap cannot hold them (a
+    /// process's map must never panic the kernel).
+    fn room(&mut self, extra: usize) -> Result<(), Errno> {
+        if self.list.len() + extra > MAX_MAP_COUNT {
+            return Err(Errno::ENOMEM);
+        }
+        self.list.try_reserve(extra).map_err(|_| Errno::ENOMEM)
+    }
+
+    /// A copy, or `ENOMEM` when the kernel heap cannot hold one.
+    pub fn try_clone(&self) -> Result<Regions, Errno> {
+        let mut list = Vec::new();
+        list.try_reserve_exact(self.list.len())
+            .map_err(|_| Errno::ENOMEM)?;
+        list.extend_from_slice(&self.list);
+        Ok(Regions { list })
+    }
+
     /// Removes `[start, end)` (holes allowed); `ENOMEM` (nothing changed)
     /// if splitting a region would pass the limit.
     pub fn remove(&mut self, start: u64, end: u64) -> Result<(), Errno> {
-        if self.list.len() + self.splits(start, end) > MAX_MAP_COUNT {
-            return Err(Errno::ENOMEM);
-        }
+        self.room(self.splits(start, end))?;
         self.split_at(start);
         self.split_at(end);
         self.list.retain(|r| r.end <= start || r.start >= end);
@@ -134,9 +151,7 @@ impl Regions {
             start < end && start.is_multiple_of(PAGE_SIZE) && end.is_multiple_of(PAGE_SIZE)
         );
         self.remove(start, end)?;
-        if self.list.len() == MAX_MAP_COUNT {
-            return Err(Errno::ENOMEM);
-        }
+        self.room(1)?;
         let at = self.as_slice().partition_point(|r| r.start < end);
         self.list.insert(at, Region { start, end, prot });
         self.merge();
@@ -146,9 +161,10 @@ impl Regions {
     /// Sets the protection of `[start, end)`, which must be covered
     /// (`ENOMEM` otherwise, or past the limit; nothing changed then).
     pub fn protect(&mut self, start: u64, end: u64, prot: u64) -> Result<(), Errno> {
-        if !self.covers(start, end) || self.list.len() + self.splits(start, end) > MAX_MAP_COUNT {
+        if !self.covers(start, end) {
             return Err(Errno::ENOMEM);
         }
+        self.room(self.splits(start, end))?;
         self.split_at(start);
         self.split_at(end);
         for r in self.list.iter_mut() {

@@ -117,7 +117,7 @@ impl AddressSpace {
         change: impl FnOnce(&mut Regions) -> Result<(), Errno>,
         apply: impl FnOnce(&mut dyn Pmap) -> Result<(), Errno>,
     ) -> Result<(), Errno> {
-        let saved = self.regions.clone();
+        let saved = self.regions.try_clone()?;
         let r = change(&mut self.regions).and_then(|()| apply(self.pmap.as_mut()));
         if r.is_err() {
             self.regions = saved;
@@ -178,9 +178,10 @@ impl AddressSpace {
 
     /// A copy of this address space (fork), in new vmspace `child`.
     pub fn fork(&mut self, child: u64) -> Result<SpaceRef, Errno> {
+        let regions = self.regions.try_clone()?;
         let pmap = self.pmap.fork(child)?;
         Ok(Rc::new(RefCell::new(AddressSpace {
-            regions: self.regions.clone(),
+            regions,
             pmap,
             brk_start: self.brk_start,
             brk: self.brk,
