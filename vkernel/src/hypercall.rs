@@ -171,10 +171,7 @@ impl<V: Vcpu> Machine<V> {
                 Ok(h.idle.wait(deadline))
             }
             Call::VmspaceCreate { id, ty, data } => registry.create(id, ty, data).map(|()| 0),
-            Call::VmspaceDestroy { id } => registry.destroy(id).map(|()| {
-                self.fpu.forget(id);
-                0
-            }),
+            Call::VmspaceDestroy { id } => registry.destroy(id).map(|()| 0),
             Call::VmspaceCtl {
                 id,
                 cmd,
@@ -231,21 +228,10 @@ impl<V: Vcpu> Machine<V> {
                 len,
                 prot,
             } => registry.mprotect(id, addr, len, prot).map(|()| 0),
-            Call::VmspaceClone { src, dst } => self.clone_vmspace(src, dst),
+            Call::VmspaceClone { src, dst } => registry.clone_vmspace(src, dst).map(|()| 0),
         };
         write_result(&self.guest.ram, addr, result);
         Ok(())
-    }
-
-    /// `vmspace_clone(src, dst)`: the address space, then the FPU state.
-    fn clone_vmspace(&mut self, src: u64, dst: u64) -> Result<i64, Errno> {
-        self.guest.registry.clone_vmspace(src, dst)?;
-        if self.fpu.copy(&self.vcpu, src, dst).is_err() {
-            // Cannot happen short of a KVM failure; undo the clone.
-            let _ = self.guest.registry.destroy(dst);
-            return Err(Errno::EIO);
-        }
-        Ok(0)
     }
 }
 

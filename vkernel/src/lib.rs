@@ -11,7 +11,6 @@ pub mod cli;
 pub mod console;
 pub mod crash;
 pub mod error;
-pub mod fpu;
 pub mod gdb;
 pub mod hooks;
 pub mod hypercall;

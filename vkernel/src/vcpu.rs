@@ -4,7 +4,7 @@
 //! [`KvmVcpu`] is the real one; the run loop is generic over [`Vcpu`], so
 //! its exit handlers are unit-tested with a scripted vCPU and no KVM.
 
-use kvm_bindings::{kvm_fpu, kvm_regs, kvm_sregs, kvm_userspace_memory_region, kvm_xsave};
+use kvm_bindings::{kvm_fpu, kvm_regs, kvm_sregs, kvm_userspace_memory_region};
 use kvm_ioctls::{Kvm, SyncReg, VcpuExit, VcpuFd, VmFd};
 
 use crate::error::{kvm_err, Error};
@@ -65,10 +65,6 @@ pub trait Vcpu {
     fn exception_pending(&self) -> bool;
     /// The x87/SSE registers (for the debugger).
     fn fpu(&self) -> Option<kvm_fpu>;
-    /// The whole FPU/SSE/AVX state.
-    fn xsave(&self) -> Result<Box<kvm_xsave>, Error>;
-    /// Loads the whole FPU state (one that [`Vcpu::xsave`] returned).
-    fn set_xsave(&mut self, state: &kvm_xsave) -> Result<(), Error>;
     /// Makes KVM forget every cached translation of guest page tables.
     fn drop_shadow_translations(&mut self) -> Result<(), Error>;
     /// `kvm_run.immediate_exit`, which the slice timer's signal handler
@@ -84,9 +80,9 @@ pub struct KvmVcpu {
     /// The pool's memory slot, re-registered to drop KVM's shadow state.
     pub(crate) pool_slot: kvm_userspace_memory_region,
     pub(crate) fd: VcpuFd,
-    /// KVM offers XSAVE. Without it (QEMU's `qemu64`, older CPUs) the
-    /// FPU state is the FXSAVE image only (x87 and SSE), read and written
-    /// with KVM_GET/SET_FPU and carried in the legacy area of a kvm_xsave.
+    /// KVM offers XSAVE. Without it (QEMU's `qemu64`, older CPUs) CR4 has
+    /// no OSXSAVE, and the guest kernel saves processes' x87/SSE state
+    /// with FXSAVE.
     pub(crate) xsave: bool,
 }
 
@@ -170,27 +166,6 @@ impl Vcpu for KvmVcpu {
         self.fd.get_fpu().ok()
     }
 
-    fn xsave(&self) -> Result<Box<kvm_xsave>, Error> {
-        if !self.xsave {
-            let fpu = self.fd.get_fpu().map_err(kvm_err("KVM_GET_FPU"))?;
-            return Ok(fxsave_from_fpu(&fpu));
-        }
-        Ok(Box::new(
-            self.fd.get_xsave().map_err(kvm_err("KVM_GET_XSAVE"))?,
-        ))
-    }
-
-    fn set_xsave(&mut self, state: &kvm_xsave) -> Result<(), Error> {
-        if !self.xsave {
-            let fpu = fpu_from_fxsave(state);
-            return self.fd.set_fpu(&fpu).map_err(kvm_err("KVM_SET_FPU"));
-        }
-        // SAFETY: `state` is a whole kvm_xsave that KVM_GET_XSAVE filled on
-        // this vCPU (FpuStates keeps only those), so KVM reads no more than
-        // the struct holds.
-        unsafe { self.fd.set_xsave(state) }.map_err(kvm_err("KVM_SET_XSAVE"))
-    }
-
     fn drop_shadow_translations(&mut self) -> Result<(), Error> {
         // Deleting and re-adding the pool's slot zaps all shadow pages: KVM
         // shadows guest tables and learns of changes only through guest
@@ -213,98 +188,5 @@ impl Vcpu for KvmVcpu {
 
     fn immediate_exit(&mut self) -> *mut u8 {
         &mut self.fd.get_kvm_run().immediate_exit as *mut u8
-    }
-}
-
-/// Byte offsets in the FXSAVE image (64-bit format), the first 512 bytes
-/// of an xsave area.
-mod fx {
-    pub const FCW: usize = 0;
-    pub const FSW: usize = 2;
-    pub const FTW: usize = 4;
-    pub const FOP: usize = 6;
-    pub const FIP: usize = 8;
-    pub const FDP: usize = 16;
-    pub const MXCSR: usize = 24;
-    pub const ST: usize = 32;
-    pub const XMM: usize = 160;
-}
-
-/// The FXSAVE image of `fpu` in the legacy area of a kvm_xsave (no XSAVE).
-fn fxsave_from_fpu(fpu: &kvm_fpu) -> Box<kvm_xsave> {
-    let mut b = [0u8; 512];
-    b[fx::FCW..fx::FCW + 2].copy_from_slice(&fpu.fcw.to_le_bytes());
-    b[fx::FSW..fx::FSW + 2].copy_from_slice(&fpu.fsw.to_le_bytes());
-    b[fx::FTW] = fpu.ftwx;
-    b[fx::FOP..fx::FOP + 2].copy_from_slice(&fpu.last_opcode.to_le_bytes());
-    b[fx::FIP..fx::FIP + 8].copy_from_slice(&fpu.last_ip.to_le_bytes());
-    b[fx::FDP..fx::FDP + 8].copy_from_slice(&fpu.last_dp.to_le_bytes());
-    b[fx::MXCSR..fx::MXCSR + 4].copy_from_slice(&fpu.mxcsr.to_le_bytes());
-    for (i, r) in fpu.fpr.iter().enumerate() {
-        b[fx::ST + 16 * i..fx::ST + 16 * i + 16].copy_from_slice(r);
-    }
-    for (i, r) in fpu.xmm.iter().enumerate() {
-        b[fx::XMM + 16 * i..fx::XMM + 16 * i + 16].copy_from_slice(r);
-    }
-    let mut x = Box::<kvm_xsave>::default();
-    for (i, w) in b.chunks_exact(4).enumerate() {
-        x.region[i] = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
-    }
-    x
-}
-
-/// The kvm_fpu of an FXSAVE image made by [`fxsave_from_fpu`].
-fn fpu_from_fxsave(x: &kvm_xsave) -> kvm_fpu {
-    let mut b = [0u8; 512];
-    for (i, w) in b.chunks_exact_mut(4).enumerate() {
-        w.copy_from_slice(&x.region[i].to_le_bytes());
-    }
-    let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
-    let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
-    let mut fpu = kvm_fpu {
-        fcw: u16_at(fx::FCW),
-        fsw: u16_at(fx::FSW),
-        ftwx: b[fx::FTW],
-        last_opcode: u16_at(fx::FOP),
-        last_ip: u64_at(fx::FIP),
-        last_dp: u64_at(fx::FDP),
-        mxcsr: u32::from_le_bytes(b[fx::MXCSR..fx::MXCSR + 4].try_into().unwrap_or([0; 4])),
-        ..Default::default()
-    };
-    for (i, r) in fpu.fpr.iter_mut().enumerate() {
-        r.copy_from_slice(&b[fx::ST + 16 * i..fx::ST + 16 * i + 16]);
-    }
-    for (i, r) in fpu.xmm.iter_mut().enumerate() {
-        r.copy_from_slice(&b[fx::XMM + 16 * i..fx::XMM + 16 * i + 16]);
-    }
-    fpu
-}
-
-#[cfg(test)]
-mod fxsave_tests {
-    use super::*;
-
-    #[test]
-    fn fpu_state_survives_the_fxsave_image() {
-        let mut fpu = kvm_fpu {
-            fcw: 0x37f,
-            fsw: 0x1234,
-            ftwx: 0x81,
-            last_opcode: 0x7ff,
-            last_ip: 0x1122_3344_5566_7788,
-            last_dp: 0x99aa_bbcc_ddee_ff00,
-            mxcsr: 0x1f80,
-            ..Default::default()
-        };
-        for (i, r) in fpu.fpr.iter_mut().enumerate() {
-            r[..10].fill(i as u8 + 1);
-        }
-        for (i, r) in fpu.xmm.iter_mut().enumerate() {
-            r.fill(0x40 + i as u8);
-        }
-        let x = fxsave_from_fpu(&fpu);
-        assert_eq!(x.region[0] & 0xffff, 0x37f); // FCW at byte 0
-        assert_eq!(x.region[6], 0x1f80); // MXCSR at byte 24
-        assert_eq!(fpu_from_fxsave(&x), fpu);
     }
 }

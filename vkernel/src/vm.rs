@@ -208,7 +208,7 @@ impl Vm {
         if xsave {
             enable_xsave_features(&vcpu, &cpuid)?;
         } else {
-            log::info!("no XSAVE: processes get x87/SSE state only (KVM_GET/SET_FPU)");
+            log::info!("no XSAVE: processes get x87/SSE state only (FXSAVE)");
         }
         vcpu.set_sync_valid_reg(SyncReg::Register);
         vcpu.set_sync_valid_reg(SyncReg::SystemRegister);

@@ -97,6 +97,12 @@ core::arch::global_asm!(
     "    movq rax, xmm0",
     "    syscall",
     "    ud2",
+    // rax = xmm0 (whatever the vCPU holds); syscall
+    ".global u_simd_read",
+    "u_simd_read:",
+    "    movq rax, xmm0",
+    "    syscall",
+    "    ud2",
     // rax = fs:[0]; syscall
     ".global u_fs_load",
     "u_fs_load:",
@@ -195,6 +201,7 @@ pub enum Routine {
     Div0,
     CallStub,
     Simd,
+    SimdRead,
     FsLoad,
 }
 
@@ -237,6 +244,7 @@ pub fn offset(r: Routine) -> u64 {
         Routine::Div0 => sym_addr!(u_div0),
         Routine::CallStub => sym_addr!(u_call_stub),
         Routine::Simd => sym_addr!(u_simd),
+        Routine::SimdRead => sym_addr!(u_simd_read),
         Routine::FsLoad => sym_addr!(u_fs_load),
     };
     addr - start

@@ -35,6 +35,7 @@ pub fn run(k: &mut Kernel) -> ! {
 
 /// Gives process `s` one turn on the vCPU and handles why it came back.
 fn turn(k: &mut Kernel, s: usize) {
+    k.procs.load_fpu(s);
     let p = &mut k.procs.procs[s];
     if let Err(e) = sched::enter(p, k.slice_us, &mut k.boot_trace) {
         // The host refused the frame (EINVAL): the process left itself an

@@ -20,7 +20,6 @@ use vm_memory::GuestMemoryMmap;
 
 use crate::crash::{self, KernelCrash};
 use crate::error::Error;
-use crate::fpu::FpuStates;
 use crate::hooks::{RunHooks, VcpuAccess};
 use crate::hypercall::{Hypercalls, ProtocolError};
 use crate::slice_timer::SliceTimer;
@@ -173,7 +172,6 @@ pub struct Machine<V: Vcpu = KvmVcpu> {
     pub(crate) vcpu: V,
     pub(crate) guest: Guest,
     pub(crate) hypercalls: Hypercalls,
-    pub(crate) fpu: FpuStates,
     pub(crate) running: Option<Running>,
     /// The running process's time slice expired while an exception was on
     /// its way to the host; the next trap ends the slice.
@@ -208,7 +206,6 @@ impl<V: Vcpu> Machine<V> {
     /// A machine running `vcpu` over `guest`. Call on the thread that runs
     /// the vCPU (the slice timer signals it).
     pub fn with_vcpu(mut vcpu: V, guest: Guest) -> Result<Self, Error> {
-        let fpu = FpuStates::new(&vcpu)?;
         let timer = SliceTimer::new(vcpu.immediate_exit()).map_err(|source| Error::Io {
             what: "creating the time-slice timer",
             source,
@@ -223,7 +220,6 @@ impl<V: Vcpu> Machine<V> {
             vcpu,
             guest,
             hypercalls,
-            fpu,
             running: None,
             slice_over: false,
             stats: Stats::default(),

@@ -81,7 +81,6 @@ impl<V: Vcpu> Machine<V> {
         if self.guest.registry.take_translation_reduced() {
             self.flush_translations()?;
         }
-        self.fpu.switch_to(&mut self.vcpu, id)?;
 
         // Save the kernel's context. Its RIP is on the `out dx, eax` (one
         // byte, 0xef) that made this hypercall; resume past it.

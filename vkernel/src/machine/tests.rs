@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use kvm_bindings::{kvm_fpu, kvm_regs, kvm_sregs, kvm_xsave};
+use kvm_bindings::{kvm_fpu, kvm_regs, kvm_sregs};
 use vkernel_abi::frame::T_FAST_SYSCALL;
 use vkernel_abi::mman::{MAP_ANON, MAP_PRIVATE, PROT_READ, PROT_WRITE};
 use vkernel_abi::{
@@ -57,12 +57,6 @@ impl Vcpu for FakeVcpu {
     }
     fn fpu(&self) -> Option<kvm_fpu> {
         None
-    }
-    fn xsave(&self) -> Result<Box<kvm_xsave>, Error> {
-        Ok(Box::default())
-    }
-    fn set_xsave(&mut self, _: &kvm_xsave) -> Result<(), Error> {
-        Ok(())
     }
     fn drop_shadow_translations(&mut self) -> Result<(), Error> {
         self.flushes += 1;

@@ -208,6 +208,8 @@ impl ProcTable {
             file = interp.clone();
         };
         let loaded = load(mm, &bytes, path, args)?;
+        // The point of no return: the new image's FPU starts clean.
+        self.fpu_reset(s).map_err(|_| ExecError::NoMemory)?;
         {
             let mut space = loaded.space.borrow_mut();
             space.brk_start = loaded.brk;

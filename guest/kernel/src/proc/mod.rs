@@ -11,6 +11,7 @@
 //!   again instead of resuming (a blocked read or wait4 that was woken).
 
 pub mod exec;
+pub mod fpu;
 pub mod procfs;
 pub mod sched;
 pub mod signal;
@@ -48,7 +49,6 @@ pub enum State {
 }
 
 /// One process.
-#[derive(Clone)]
 pub struct Proc {
     /// Changed through [`Proc::set_state`], so that `/proc` sees it.
     pub state: State,
@@ -95,6 +95,9 @@ pub struct Proc {
     pub name_len: usize,
     /// What `/proc` shows of it (see [`task`]); `None` for a free slot.
     pub task: Option<Rc<TaskInfo>>,
+    /// Its FPU/SSE/AVX registers while another process has the vCPU's
+    /// (see [`fpu`]); `None` until its first exec.
+    pub fpu: Option<fpu::FpuArea>,
 }
 
 impl Proc {
@@ -122,6 +125,7 @@ impl Proc {
             name: [0; 16],
             name_len: 0,
             task: None,
+            fpu: None,
         }
     }
 
@@ -175,6 +179,9 @@ pub struct ProcTable {
     next_pid: Pid,
     /// The records procfs reads, by pid.
     pub tasks: TasksRef,
+    /// What the CPU's FPU saves, and whose registers it holds now.
+    pub fpu: fpu::Fpu,
+    pub fpu_owner: Option<Pid>,
 }
 
 impl ProcTable {
@@ -184,6 +191,8 @@ impl ProcTable {
             procs: Vec::new(),
             next_pid: 1,
             tasks: Rc::new(Tasks::default()),
+            fpu: fpu::Fpu::probe(),
+            fpu_owner: None,
         }
     }
 
@@ -246,6 +255,7 @@ impl ProcTable {
     /// (see [`Mm::fork_space`]) and its registers; the child's fork returns
     /// 0. `EAGAIN` when the table is full.
     pub fn fork(&mut self, mm: &mut Mm, s: usize) -> Result<Pid, Errno> {
+        let fpu = self.fpu_copy(s).ok_or(Errno::ENOMEM)?;
         let c = self.alloc(self.procs[s].pid).ok_or(Errno::EAGAIN)?;
         let space = match mm.fork_space(&self.procs[s].space()) {
             Ok(space) => space,
@@ -273,6 +283,7 @@ impl ProcTable {
         child.rlimits = rlimits;
         child.name = name;
         child.name_len = name_len;
+        child.fpu = Some(fpu);
         if let Some(t) = &child.task {
             if let Some(pt) = &parent_task {
                 t.inherit(pt);
@@ -290,8 +301,12 @@ impl ProcTable {
         if pid == 1 {
             self.shutdown(status);
         }
+        if self.fpu_owner == Some(pid) {
+            self.fpu_owner = None;
+        }
         let p = &mut self.procs[slot];
         p.space = None;
+        p.fpu = None;
         // Closing its descriptors may end a pipe: wake both sides.
         let files = core::mem::take(&mut *p.files.borrow_mut());
         p.cwd = None;
