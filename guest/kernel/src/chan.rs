@@ -14,6 +14,9 @@ pub enum Chan {
     Futex(u64),
     /// Only the deadline can end this sleep (nanosleep).
     Timer,
+    /// Only a signal (or a deadline) can end this sleep: pause,
+    /// sigsuspend, sigtimedwait.
+    Signal,
     /// Pipe `id` has data to read, or a writer left.
     PipeReadable(u64),
     /// Pipe `id` has room to write, or its readers left.

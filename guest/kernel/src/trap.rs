@@ -5,7 +5,8 @@
 
 use crate::kernel::Kernel;
 use crate::mm::Fault;
-use crate::proc::{sched, signal, State};
+use crate::proc::signal::{self, DefaultAction, SigInfo, SIG_DFL, SIG_IGN};
+use crate::proc::{sched, State};
 use crate::syscall;
 use guestlib::eprintln;
 use vkernel_abi::frame::*;
@@ -20,6 +21,12 @@ pub fn run(k: &mut Kernel) -> ! {
                 continue;
             }
             ran = true;
+            if k.procs.signal_pending(s) {
+                deliver(k, s);
+                if k.procs.procs[s].state != State::Runnable {
+                    continue;
+                }
+            }
             if k.procs.procs[s].restart {
                 k.procs.procs[s].restart = false;
                 syscall::dispatch(k, s);
@@ -40,14 +47,15 @@ fn turn(k: &mut Kernel, s: usize) {
     if let Err(e) = sched::enter(p, k.slice_us, &mut k.boot_trace) {
         // The host refused the frame (EINVAL): the process left itself an
         // rip, rsp or TLS base outside the user half (say, by jumping to
-        // the syscall stub with a wild rcx). Linux would fault it: SIGSEGV.
-        let (pid, rip) = (p.pid, p.tf.rip);
-        eprintln!(
-            "pid {pid} ({}): SIGSEGV at {rip:#x}, rip {rip:#x} (frame refused: {})",
-            p.name(),
+        // the syscall stub with a wild rcx). Linux would fault it: SIGSEGV
+        // (at the refused rip, as the report says).
+        guestlib::eprintln!(
+            "kernel: pid {}: frame refused ({}): SIGSEGV",
+            p.pid,
             e.name()
         );
-        k.procs.exit(s, signal::SIGSEGV);
+        k.procs
+            .force(s, SigInfo::new(signal::SIGSEGV, signal::SI_KERNEL));
         return;
     }
     let tf = p.tf;
@@ -59,11 +67,11 @@ fn turn(k: &mut Kernel, s: usize) {
             match fault {
                 // Demand paging and copy-on-write of the guest pmap: run on.
                 Fault::Resolved => {}
-                Fault::Segv => fault_kill(k, s, T_PAGEFLT),
+                Fault::Segv => fault_signal(k, s, T_PAGEFLT),
                 Fault::OutOfMemory => out_of_memory(k, s),
             }
         }
-        trap => fault_kill(k, s, trap),
+        trap => fault_signal(k, s, trap),
     }
 }
 
@@ -79,13 +87,97 @@ fn out_of_memory(k: &mut Kernel, s: usize) {
     k.procs.exit(s, signal::SIGKILL);
 }
 
-/// A process faulted: it dies of the signal Linux would send, with a
-/// one-line report; its parent's wait4 sees the signal.
-fn fault_kill(k: &mut Kernel, s: usize, trap: u64) {
+/// A process faulted: the signal Linux raises for the exception, which it
+/// cannot block or ignore; a handler may catch it.
+fn fault_signal(k: &mut Kernel, s: usize, trap: u64) {
+    let tf = k.procs.procs[s].tf;
+    let (sig, mut code) = signal::for_trap(trap, tf.err);
+    // Linux's si_code for a page fault says whether anything is mapped
+    // there (SEGV_ACCERR: the protection refused it), whatever the P bit.
+    if trap == T_PAGEFLT {
+        code = if k.space(s).borrow().is_free(tf.addr & !0xfff, 1) {
+            signal::SEGV_MAPERR
+        } else {
+            signal::SEGV_ACCERR
+        };
+    }
+    // si_addr: the address for a page fault or an alignment check, the
+    // instruction for SIGILL and SIGFPE, 0 otherwise (as Linux).
+    let addr = match sig {
+        signal::SIGSEGV if trap == T_PAGEFLT => tf.addr,
+        signal::SIGBUS => tf.addr,
+        signal::SIGILL | signal::SIGFPE => tf.rip,
+        _ => 0,
+    };
+    k.procs.force(s, SigInfo::fault(sig, code, addr));
+}
+
+/// Acts on process `s`'s deliverable signals before it runs again, as
+/// Linux's get_signal/handle_signal on the way to user mode: ignored ones
+/// vanish, a default action stops or ends the process, and a handler gets
+/// a frame (the system call it interrupted returns EINTR or restarts).
+fn deliver(k: &mut Kernel, s: usize) {
+    loop {
+        let p = &mut k.procs.procs[s];
+        let set = p.sig.deliverable();
+        let Some(info) = p.sig.dequeue(set) else {
+            return;
+        };
+        let sig = info.signo();
+        let act = k.procs.action(s, sig);
+        if act.handler == SIG_IGN {
+            continue;
+        }
+        if act.handler == SIG_DFL {
+            match signal::default_action(sig) {
+                DefaultAction::Ignore | DefaultAction::Continue => continue,
+                DefaultAction::Stop => {
+                    // A system call it was in restarts when it continues.
+                    k.procs.stop(s, sig);
+                    return;
+                }
+                DefaultAction::Terminate | DefaultAction::Core => {
+                    report_fatal(k, s, &info);
+                    k.procs.exit(s, sig);
+                    return;
+                }
+            }
+        }
+        if k.procs.procs[s].restart {
+            syscall::signal::interrupted(k, s, &act);
+        }
+        let p = &mut k.procs.procs[s];
+        let mask = p.sig.saved_mask.take().unwrap_or(p.sig.mask);
+        if k.procs.setup_frame(s, &info, &act, mask).is_err() {
+            // No frame can be written (Linux's force_sigsegv): SIGSEGV,
+            // by default if it was SIGSEGV's own handler that failed.
+            if sig == signal::SIGSEGV {
+                let p = &k.procs.procs[s];
+                p.actions.borrow_mut().set(sig, signal::Action::default());
+            }
+            k.procs
+                .force(s, SigInfo::new(signal::SIGSEGV, signal::SI_KERNEL));
+        }
+    }
+}
+
+/// The one-line report of a process killed by its own fault (a core
+/// signal the kernel raised), as the crash reports before handlers.
+fn report_fatal(k: &Kernel, s: usize, info: &SigInfo) {
+    let sig = info.signo();
+    if info.code() <= 0 || signal::default_action(sig) != DefaultAction::Core {
+        return;
+    }
     let p = &k.procs.procs[s];
-    let (sig, name) = signal::for_trap(trap);
-    let (pid, rip, addr) = (p.pid, p.tf.rip, p.tf.addr);
-    let at = if trap == T_PAGEFLT { addr } else { rip };
-    eprintln!("pid {pid} ({}): {name} at {at:#x}, rip {rip:#x}", p.name());
-    k.procs.exit(s, sig);
+    let (pid, rip) = (p.pid, p.tf.rip);
+    let at = if p.tf.trapno == T_PAGEFLT && sig == signal::SIGSEGV {
+        p.tf.addr
+    } else {
+        rip
+    };
+    eprintln!(
+        "pid {pid} ({}): {} at {at:#x}, rip {rip:#x}",
+        p.name(),
+        signal::name(sig)
+    );
 }

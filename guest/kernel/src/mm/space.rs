@@ -104,6 +104,22 @@ impl AddressSpace {
         self.regions.is_free(addr, addr + len)
     }
 
+    /// Whether all of `[addr, addr + len)` is mapped with at least `prot`
+    /// (what a signal frame needs of the stack it is written on).
+    pub fn allows(&self, addr: u64, len: u64, prot: u64) -> bool {
+        let end = addr.saturating_add(len);
+        let mut at = addr;
+        for r in self.regions.as_slice() {
+            if r.start <= at && at < r.end {
+                if r.prot & prot != prot {
+                    return false;
+                }
+                at = r.end;
+            }
+        }
+        at >= end
+    }
+
     /// The highest free `len` bytes inside `[floor, top)`.
     pub fn find_free(&self, top: u64, floor: u64, len: u64) -> Option<u64> {
         self.regions.find_free_below(top, floor, len)

@@ -222,6 +222,12 @@ impl ProcTable {
         p.vf = VextFrame::default();
         p.clear_child_tid = 0;
         p.robust_list = 0;
+        // Handlers are gone with the old image (ignored signals stay
+        // ignored); the mask and pending signals stay; so does no
+        // alternate stack.
+        p.did_exec = true;
+        p.actions.borrow_mut().reset_for_exec();
+        p.sig.altstack = super::signal::AltStack::disabled();
         p.set_name(path);
         p.files.borrow_mut().close_on_exec();
         if let Some(t) = &p.task {

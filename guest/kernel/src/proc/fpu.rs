@@ -74,8 +74,7 @@ impl Drop for FpuArea {
 
 /// CPUID leaf `leaf`, subleaf `sub`: (eax, ebx, ecx, edx).
 fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
-    // SAFETY: CPUID only reads; rbx is saved around it (LLVM reserves it).
-    let r = unsafe { core::arch::x86_64::__cpuid_count(leaf, sub) };
+    let r = core::arch::x86_64::__cpuid_count(leaf, sub);
     (r.eax, r.ebx, r.ecx, r.edx)
 }
 
@@ -163,9 +162,7 @@ impl Fpu {
             };
         } else {
             // SAFETY: as above, for FXRSTOR (MXCSR checked).
-            unsafe {
-                core::arch::asm!("fxrstor64 [{}]", in(reg) a.ptr.as_ptr(), options(nostack))
-            };
+            unsafe { core::arch::asm!("fxrstor64 [{}]", in(reg) a.ptr.as_ptr(), options(nostack)) };
         }
     }
 
@@ -200,7 +197,9 @@ impl Fpu {
 fn xgetbv0() -> u64 {
     let (lo, hi): (u32, u32);
     // SAFETY: reads XCR0; only called when CPUID reports OSXSAVE.
-    unsafe { core::arch::asm!("xgetbv", in("ecx") 0, out("eax") lo, out("edx") hi, options(nomem, nostack)) };
+    unsafe {
+        core::arch::asm!("xgetbv", in("ecx") 0, out("eax") lo, out("edx") hi, options(nomem, nostack))
+    };
     (lo as u64) | ((hi as u64) << 32)
 }
 

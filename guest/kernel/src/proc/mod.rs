@@ -14,6 +14,7 @@ pub mod exec;
 pub mod fpu;
 pub mod procfs;
 pub mod sched;
+pub mod sigframe;
 pub mod signal;
 pub mod task;
 pub mod wait;
@@ -44,6 +45,9 @@ pub enum State {
     /// Asleep on `chan` until a `wakeup` of it, or until the host clock
     /// reaches `until_ns` (0: no deadline); see [`wait`].
     Blocked { chan: Chan, until_ns: u64 },
+    /// Stopped by a signal until SIGCONT (or SIGKILL); a system call it
+    /// was in restarts when it continues.
+    Stopped,
     /// Dead, waiting for its parent's wait4; `wait_status` is set.
     Zombie,
 }
@@ -55,6 +59,22 @@ pub struct Proc {
     pub pid: Pid,
     /// Parent pid (0 for init).
     pub parent: Pid,
+    /// Process group and session.
+    pub pgid: Pid,
+    pub sid: Pid,
+    /// The signal the parent gets when it exits (clone's CSIGNAL; fork:
+    /// SIGCHLD).
+    pub exit_signal: i32,
+    /// It has called execve since fork (setpgid on it is then EACCES).
+    pub did_exec: bool,
+    /// Signal mask, pending signals and the alternate stack.
+    pub sig: signal::SigState,
+    /// Signal dispositions (shared with CLONE_SIGHAND).
+    pub actions: signal::ActionsRef,
+    /// A stop or continue its parent's wait4 has yet to see.
+    pub stop_report: signal::StopReport,
+    /// setitimer(ITIMER_REAL) and alarm.
+    pub real_timer: signal::RealTimer,
     /// The address space; `None` once dead.
     pub space: Option<SpaceRef>,
     /// Open descriptors.
@@ -106,6 +126,14 @@ impl Proc {
             state: State::Free,
             pid: 0,
             parent: 0,
+            pgid: 0,
+            sid: 0,
+            exit_signal: signal::SIGCHLD,
+            did_exec: false,
+            sig: signal::SigState::new(),
+            actions: signal::Actions::new_ref(),
+            stop_report: signal::StopReport::None,
+            real_timer: signal::RealTimer::default(),
             space: None,
             files: Rc::new(RefCell::new(FdTable::default())),
             cwd: None,
@@ -233,6 +261,9 @@ impl ProcTable {
         *p = Proc::empty();
         p.pid = pid;
         p.parent = parent;
+        // Its own group and session until fork gives it its parent's.
+        p.pgid = pid;
+        p.sid = pid;
         p.rlimits = default_rlimits();
         p.state = State::Runnable;
         let t = Rc::new(TaskInfo::new(pid, parent, hypercall::clock_ns()));
@@ -271,7 +302,17 @@ impl ProcTable {
         // The child gets a copy of the table: the same open files.
         let files = Rc::new(RefCell::new(parent.files.borrow().clone()));
         let (cwd, cwd_path, umask) = (parent.cwd.clone(), parent.cwd_path.clone(), parent.umask);
+        // Dispositions are copied (CLONE_SIGHAND would share them), the
+        // mask and alternate stack inherited, nothing pending, no timer.
+        let actions = Rc::new(RefCell::new(signal::Actions(parent.actions.borrow().0)));
+        let (mask, altstack) = (parent.sig.mask, parent.sig.altstack);
+        let (pgid, sid) = (parent.pgid, parent.sid);
         let child = &mut self.procs[c];
+        child.actions = actions;
+        child.sig.mask = mask;
+        child.sig.altstack = altstack;
+        child.pgid = pgid;
+        child.sid = sid;
         child.space = Some(space);
         child.files = files;
         child.cwd = cwd;
@@ -297,7 +338,7 @@ impl ProcTable {
     /// space goes, its children go to init, it becomes a zombie and its
     /// parent is woken. When init itself dies, the run ends.
     pub fn exit(&mut self, slot: usize, status: i32) {
-        let (pid, parent) = (self.procs[slot].pid, self.procs[slot].parent);
+        let pid = self.procs[slot].pid;
         if pid == 1 {
             self.shutdown(status);
         }
@@ -330,8 +371,35 @@ impl ProcTable {
         if orphan_zombie {
             self.wakeup(Chan::Child(1));
         }
-        self.wakeup(Chan::Child(parent));
         self.release_files(files);
+        self.notify_parent_exit(slot);
+    }
+
+    /// Tells the parent of just-dead `slot`: its exit signal (SIGCHLD
+    /// with CLD_EXITED or CLD_KILLED) and a wakeup of its wait4; or, if
+    /// the parent ignores SIGCHLD (or set SA_NOCLDWAIT), no zombie at all.
+    fn notify_parent_exit(&mut self, slot: usize) {
+        use linux_raw_sys::general::{CLD_EXITED, CLD_KILLED};
+        let p = &self.procs[slot];
+        let (pid, parent, status, exit_signal) = (p.pid, p.parent, p.wait_status, p.exit_signal);
+        let Some(ps) = self.find(parent) else {
+            return;
+        };
+        let info = if status & 0x7f != 0 {
+            signal::SigInfo::child(CLD_KILLED, pid, status & 0x7f)
+        } else {
+            signal::SigInfo::child(CLD_EXITED, pid, (status >> 8) & 0xff)
+        };
+        let reaps_nothing = exit_signal == signal::SIGCHLD && self.parent_reaps_nothing(ps);
+        if exit_signal != 0 {
+            let mut info = info;
+            info.0[0..4].copy_from_slice(&exit_signal.to_le_bytes());
+            let _ = self.send(ps, info);
+        }
+        if reaps_nothing {
+            self.free(slot);
+        }
+        self.wakeup(Chan::Child(parent));
     }
 
     /// Drops a descriptor table's files, waking whoever waits on a pipe

@@ -686,6 +686,7 @@ fn state_of(s: State) -> (char, &'static str) {
     match s {
         State::Runnable | State::Free => ('R', "running"),
         State::Blocked { .. } => ('S', "sleeping"),
+        State::Stopped => ('T', "stopped"),
         State::Zombie => ('Z', "zombie"),
     }
 }
@@ -744,11 +745,13 @@ fn stat(t: &TaskInfo, out: &mut String) {
     let exit_code = if state == 'Z' { t.exit_status.get() } else { 0 };
     let _ = writeln!(
         out,
-        "{} ({}) {state} {} 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start_ticks} {} 0 \
+        "{} ({}) {state} {} {} {} 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start_ticks} {} 0 \
          18446744073709551615 {} {} {} 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 {} 0 0 0 0 {exit_code}",
         t.pid,
         String::from_utf8_lossy(&t.comm.borrow()),
         t.ppid.get(),
+        t.pgid.get(),
+        t.sid.get(),
         v.size,
         v.start_code,
         v.end_code,
@@ -773,7 +776,12 @@ fn status(t: &TaskInfo, out: &mut String) {
         .last()
         .map_or(64, |&m| (m as u64 + 1).next_multiple_of(64));
     let _ = writeln!(out, "FDSize:\t{fdsize}\nGroups:\t");
-    let _ = writeln!(out, "NStgid:\t{pid}\nNSpid:\t{pid}\nNSpgid:\t1\nNSsid:\t1");
+    let _ = writeln!(
+        out,
+        "NStgid:\t{pid}\nNSpid:\t{pid}\nNSpgid:\t{}\nNSsid:\t{}",
+        t.pgid.get(),
+        t.sid.get()
+    );
     if state != 'Z' {
         let v = VmFigures::of(t);
         let kb = |b: u64| b / 1024;

@@ -32,6 +32,9 @@ use crate::mm::space::AddressSpace;
 pub struct TaskInfo {
     pub pid: Pid,
     pub ppid: Cell<Pid>,
+    /// Process group and session.
+    pub pgid: Cell<Pid>,
+    pub sid: Cell<Pid>,
     pub state: Cell<State>,
     /// Host monotonic clock when the process was made (ns since boot).
     pub start_ns: u64,
@@ -60,6 +63,8 @@ impl TaskInfo {
         TaskInfo {
             pid,
             ppid: Cell::new(ppid),
+            pgid: Cell::new(pid),
+            sid: Cell::new(pid),
             state: Cell::new(State::Runnable),
             start_ns,
             comm: RefCell::new(Vec::new()),
@@ -94,6 +99,8 @@ impl TaskInfo {
         self.exe.borrow_mut().clone_from(&parent.exe.borrow());
         self.cwd.borrow_mut().clone_from(&parent.cwd.borrow());
         self.umask.set(parent.umask.get());
+        self.pgid.set(parent.pgid.get());
+        self.sid.set(parent.sid.get());
     }
 
     /// Points the record at the process's descriptor table and memory.

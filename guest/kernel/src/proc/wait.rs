@@ -76,15 +76,18 @@ impl ProcTable {
         self.procs.iter().any(|p| asleep_on(p, chan))
     }
 
-    /// The earliest deadline of any sleep, if one has a deadline.
+    /// The earliest deadline of any sleep or ITIMER_REAL, if any.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.procs
+        let sleeps = self.procs.iter().filter_map(|p| match p.state {
+            State::Blocked { until_ns, .. } if until_ns != 0 => Some(until_ns),
+            _ => None,
+        });
+        let timers = self
+            .procs
             .iter()
-            .filter_map(|p| match p.state {
-                State::Blocked { until_ns, .. } if until_ns != 0 => Some(until_ns),
-                _ => None,
-            })
-            .min()
+            .filter(|p| p.alive() && p.real_timer.deadline_ns != 0)
+            .map(|p| p.real_timer.deadline_ns);
+        sleeps.chain(timers).min()
     }
 
     /// Ends the sleeps whose deadline is at or before `now_ns`: their
@@ -96,11 +99,33 @@ impl ProcTable {
                     p.set_state(State::Runnable);
                     if p.timeout_result != RESTART {
                         p.restart = false;
+                        p.sig.waiting = super::signal::SigSet::EMPTY;
                         p.tf.rax = p.timeout_result as u64;
                         p.deadline_ns = 0;
                     }
                 }
             }
+        }
+        self.fire_real_timers(now_ns);
+    }
+
+    /// SIGALRM for each ITIMER_REAL due by `now_ns`; a periodic one is
+    /// re-armed one interval on (past intervals missed are not queued,
+    /// as Linux counts them as overruns).
+    fn fire_real_timers(&mut self, now_ns: u64) {
+        use super::signal::{SigInfo, SIGALRM, SI_KERNEL};
+        for t in 0..self.procs.len() {
+            let p = &mut self.procs[t];
+            let due = p.real_timer.deadline_ns;
+            if !p.alive() || due == 0 || due > now_ns {
+                continue;
+            }
+            let interval = p.real_timer.interval_ns;
+            p.real_timer.deadline_ns = match (now_ns - due).checked_div(interval) {
+                None => 0,
+                Some(missed) => due.saturating_add((missed + 1).saturating_mul(interval)),
+            };
+            let _ = self.send(t, SigInfo::new(SIGALRM, SI_KERNEL));
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::fs::pipe::Pipe;
 use crate::fs::vfs::Kind;
 use crate::kernel::Kernel;
 use crate::mm::uaccess::{self, copy_out, write_words};
-use crate::proc::signal;
+use crate::proc::signal::{self, SigInfo};
 use linux_raw_sys::general::*;
 use vkernel_abi::Errno;
 
@@ -49,9 +49,14 @@ fn stalled(k: &mut Kernel, s: usize, f: &OpenFile, e: IoError) -> Outcome {
             NoReturn
         }
         IoError::BrokenPipe => {
-            // SIGPIPE's default action (no handlers yet): the writer dies.
-            k.procs.exit(s, signal::SIGPIPE);
-            NoReturn
+            // As Linux's pipe_write: SIGPIPE to the writer (by default it
+            // dies of it before seeing the error), and EPIPE.
+            let pid = k.procs.procs[s].pid;
+            let _ = k.procs.send(
+                s,
+                SigInfo::from_process(signal::SIGPIPE, signal::SI_USER, pid),
+            );
+            Ret(err(Errno::EPIPE))
         }
     }
 }

@@ -16,6 +16,7 @@ mod names;
 mod path;
 mod poll;
 mod proc;
+pub mod signal;
 mod time;
 mod uio;
 
@@ -27,6 +28,7 @@ use misc::*;
 use path::*;
 use poll::*;
 use proc::*;
+use signal::*;
 use time::*;
 
 use crate::kernel::Kernel;
@@ -210,7 +212,31 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
             NoReturn
         }
         __NR_wait4 => sys_wait4(k, s, a[0] as i32, a[1], a[2], a[3]),
-        __NR_kill => sys_kill(k, s, a[0] as i32, a[1] as i32),
+        __NR_waitid => sys_waitid(k, s, a),
+        // Signals.
+        __NR_kill => ret(sys_kill(k, s, a[0] as i32, a[1])),
+        __NR_tkill => ret(sys_tgkill(k, s, None, a[0] as i32, a[1])),
+        __NR_tgkill => ret(sys_tgkill(k, s, Some(a[0] as i32), a[1] as i32, a[2])),
+        __NR_rt_sigaction => ret(sys_rt_sigaction(k, s, a[0], a[1], a[2], a[3])),
+        __NR_rt_sigprocmask => ret(sys_rt_sigprocmask(k, s, a[0], a[1], a[2], a[3])),
+        __NR_rt_sigpending => ret(sys_rt_sigpending(k, s, a[0], a[1])),
+        __NR_rt_sigsuspend => sys_rt_sigsuspend(k, s, a[0], a[1]),
+        __NR_rt_sigtimedwait => sys_rt_sigtimedwait(k, s, a),
+        __NR_rt_sigqueueinfo => sys_rt_sigqueueinfo(k, s, a[0] as i32, a[1], a[2]),
+        __NR_rt_tgsigqueueinfo if a[0] != a[1] => Ret(err(Errno::ESRCH)),
+        __NR_rt_tgsigqueueinfo => sys_rt_sigqueueinfo(k, s, a[1] as i32, a[2], a[3]),
+        __NR_rt_sigreturn => sys_rt_sigreturn(k, s),
+        __NR_sigaltstack => ret(sys_sigaltstack(k, s, a[0], a[1])),
+        __NR_pause => sys_pause(k, s),
+        __NR_alarm => Ret(sys_alarm(k, s, a[0])),
+        __NR_setitimer => ret(sys_setitimer(k, s, a[0], a[1], a[2])),
+        __NR_getitimer => ret(sys_getitimer(k, s, a[0], a[1])),
+        // Process groups and sessions.
+        __NR_setpgid => ret(sys_setpgid(k, s, a[0] as i32, a[1] as i32)),
+        __NR_getpgid => ret(sys_getpgid(k, s, a[0] as i32)),
+        __NR_getpgrp => Ret(k.procs.procs[s].pgid as i64),
+        __NR_setsid => ret(sys_setsid(k, s)),
+        __NR_getsid => ret(sys_getsid(k, s, a[0] as i32)),
         __NR_uname => ret(sys_uname(k, s, a[0])),
         __NR_sysinfo => ret(sys_sysinfo(k, s, a[0])),
         __NR_gettimeofday => ret(sys_gettimeofday(k, s, a[0], a[1])),
@@ -229,13 +255,6 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         __NR_clock_gettime => ret(sys_clock_gettime(k, s, a[0], a[1])),
         __NR_clock_getres => ret(sys_clock_getres(k, s, a[0], a[1])),
         __NR_clock_nanosleep => sys_nanosleep(k, s, a[0], a[1], a[2]),
-        __NR_tgkill => {
-            if a[0] != a[1] {
-                Ret(err(Errno::ESRCH))
-            } else {
-                sys_kill(k, s, a[0] as i32, a[2] as i32)
-            }
-        }
         __NR_set_robust_list => ret(sys_set_robust_list(k, s, a[0], a[1])),
         __NR_prlimit64 => ret(sys_prlimit(k, s, a[0] as u32, a[1], a[2], a[3])),
         __NR_getrandom => ret(sys_getrandom(k, s, a[0], a[1], a[2])),
@@ -250,8 +269,13 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
     if let Ret(v) = out {
         let p = &mut k.procs.procs[s];
         p.tf.rax = v as u64;
-        // The call is over: its next sleep is a fresh one's.
+        // The call is over: its next sleep is a fresh one's, and a mask it
+        // ran under (ppoll, pselect6, epoll_pwait) is undone.
         p.deadline_ns = 0;
+        p.sig.waiting = crate::proc::signal::SigSet::EMPTY;
+        if let Some(m) = p.sig.saved_mask.take() {
+            p.sig.mask = m;
+        }
     }
 }
 

@@ -5,11 +5,13 @@ use crate::kernel::Kernel;
 use crate::mm::uaccess::{copy_in_str, copy_out, read_u64};
 use crate::mm::SpaceRef;
 use crate::proc::exec::{ArgBuf, ExecError};
-use crate::proc::{signal, Chan, Proc, State};
+use crate::proc::signal::{self, SigInfo, StopReport};
+use crate::proc::{Chan, Proc, State};
 use crate::syscall::{err, log_refused, Outcome, Outcome::*};
 use guestlib::eprintln;
 use linux_raw_sys::general::{
-    CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_PARENT_SETTID, CSIGNAL, WNOHANG,
+    CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_PARENT_SETTID, CSIGNAL, WCONTINUED, WNOHANG,
+    WUNTRACED,
 };
 use vkernel_abi::Errno;
 
@@ -112,6 +114,104 @@ pub fn sys_execve(k: &mut Kernel, s: usize, path: u64, argv: u64, envp: u64) -> 
     }
 }
 
+/// What a wait call looks for and how it reports.
+struct WaitFor {
+    /// pid > 0: that child; 0: the caller's group; -1: any; < -1: group.
+    pid: i32,
+    options: u64,
+    /// waitid reports exits only with WEXITED.
+    exited: bool,
+    stopped: bool,
+    continued: bool,
+    /// Leave the child waitable (WNOWAIT).
+    keep: bool,
+}
+
+/// What a wait found: the child's pid, its wait status, and the siginfo
+/// fields (CLD_* code, status or signal).
+struct Found {
+    pid: u32,
+    status: i32,
+    code: u32,
+    value: i32,
+}
+
+/// Finds a child of `s` to report per `w`, taking it (reaping a zombie,
+/// clearing a stop/continue report) unless `w.keep`. `Err(ECHILD)` when
+/// no child matches at all; `Ok(None)` when none is ready.
+fn find_waitable(k: &mut Kernel, s: usize, w: &WaitFor) -> Result<Option<Found>, Errno> {
+    use linux_raw_sys::general::{CLD_CONTINUED, CLD_EXITED, CLD_KILLED, CLD_STOPPED};
+    let me = k.procs.procs[s].pid;
+    let my_pgid = k.procs.procs[s].pgid;
+    // __WALL (0x40000000) or __WCLONE (0x80000000) see clone children
+    // (exit signal other than SIGCHLD); plain waits see only the others.
+    let all = w.options & 0x4000_0000 != 0;
+    let clone_only = w.options & 0x8000_0000 != 0;
+    let matches = |p: &Proc| {
+        p.state != State::Free
+            && p.parent == me
+            && match w.pid {
+                -1 => true,
+                0 => p.pgid == my_pgid,
+                x if x < -1 => p.pgid == x.unsigned_abs(),
+                x => p.pid == x as u32,
+            }
+            && (all || (p.exit_signal != signal::SIGCHLD) == clone_only)
+    };
+    if !k.procs.procs.iter().any(matches) {
+        return Err(Errno::ECHILD);
+    }
+    for c in 0..k.procs.procs.len() {
+        let p = &k.procs.procs[c];
+        if !matches(p) {
+            continue;
+        }
+        let pid = p.pid;
+        if p.state == State::Zombie && w.exited {
+            let st = p.wait_status;
+            let found = if st & 0x7f != 0 {
+                Found {
+                    pid,
+                    status: st,
+                    code: CLD_KILLED,
+                    value: st & 0x7f,
+                }
+            } else {
+                Found {
+                    pid,
+                    status: st,
+                    code: CLD_EXITED,
+                    value: (st >> 8) & 0xff,
+                }
+            };
+            if !w.keep {
+                k.procs.free(c);
+            }
+            return Ok(Some(found));
+        }
+        let found = match p.stop_report {
+            StopReport::Stopped(sig) if w.stopped && p.state == State::Stopped => Found {
+                pid,
+                status: (sig << 8) | 0x7f,
+                code: CLD_STOPPED,
+                value: sig,
+            },
+            StopReport::Continued if w.continued => Found {
+                pid,
+                status: 0xffff,
+                code: CLD_CONTINUED,
+                value: signal::SIGCONT,
+            },
+            _ => continue,
+        };
+        if !w.keep {
+            k.procs.procs[c].stop_report = StopReport::None;
+        }
+        return Ok(Some(found));
+    }
+    Ok(None)
+}
+
 pub fn sys_wait4(
     k: &mut Kernel,
     s: usize,
@@ -120,80 +220,176 @@ pub fn sys_wait4(
     options: u64,
     rusage: u64,
 ) -> Outcome {
-    // WNOHANG, WUNTRACED, WCONTINUED, __WNOTHREAD... as Linux accepts.
+    // WNOHANG, WUNTRACED, WCONTINUED, __WNOTHREAD, __WALL, __WCLONE.
     const KNOWN: u64 = 1 | 2 | 8 | 0x2000_0000 | 0x4000_0000 | 0x8000_0000;
-    if options & !KNOWN != 0 {
+    if options & !KNOWN != 0 || pid == i32::MIN {
         return Ret(err(Errno::EINVAL));
     }
-    let me = k.procs.procs[s].pid;
-    // pid > 0: that child; anything else: any child (one process group).
-    let matches =
-        |p: &Proc| p.state != State::Free && p.parent == me && (pid <= 0 || p.pid == pid as u32);
-    if !k.procs.procs.iter().any(matches) {
-        return Ret(err(Errno::ECHILD));
-    }
-    if let Some(z) = k
-        .procs
-        .procs
-        .iter()
-        .position(|p| matches(p) && p.state == State::Zombie)
-    {
-        let (zpid, status) = (k.procs.procs[z].pid, k.procs.procs[z].wait_status);
-        let space = k.space(s);
-        if wstatus != 0 {
-            if let Err(e) = copy_out(&space, wstatus, &status.to_le_bytes()) {
-                return Ret(err(e));
+    let w = WaitFor {
+        pid,
+        options,
+        exited: true,
+        stopped: options & WUNTRACED as u64 != 0,
+        continued: options & WCONTINUED as u64 != 0,
+        keep: false,
+    };
+    match find_waitable(k, s, &w) {
+        Err(e) => Ret(err(e)),
+        Ok(Some(f)) => {
+            let space = k.space(s);
+            if wstatus != 0 {
+                if let Err(e) = copy_out(&space, wstatus, &f.status.to_le_bytes()) {
+                    return Ret(err(e));
+                }
             }
-        }
-        if rusage != 0 {
-            // Resource use is not accounted yet: all zero.
-            if let Err(e) = copy_out(&space, rusage, &[0u8; 144]) {
-                return Ret(err(e));
+            if rusage != 0 {
+                // CPU time is not accounted yet: all zero.
+                if let Err(e) = copy_out(&space, rusage, &[0u8; 144]) {
+                    return Ret(err(e));
+                }
             }
+            Ret(f.pid as i64)
         }
-        k.procs.free(z);
-        return Ret(zpid as i64);
+        Ok(None) if options & WNOHANG as u64 != 0 => Ret(0),
+        Ok(None) => {
+            let me = k.procs.procs[s].pid;
+            k.procs.sleep(s, Chan::Child(me), 0, 0);
+            NoReturn
+        }
     }
-    if options & WNOHANG as u64 != 0 {
-        return Ret(0);
-    }
-    k.procs.sleep(s, Chan::Child(me), 0, 0);
-    NoReturn
 }
 
-/// kill: without signal handlers, a signal does its default action:
-/// ignored for SIGCHLD, SIGCONT, SIGURG and SIGWINCH; stop signals are
-/// refused (EINVAL: stopping is not supported yet); every other signal
-/// terminates the target. Only pid > 0 is supported (no process groups:
-/// pid 0 and negative pids are EINVAL).
-pub fn sys_kill(k: &mut Kernel, s: usize, pid: i32, sig: i32) -> Outcome {
-    if !(0..=64).contains(&sig) || pid <= 0 {
+/// waitid(idtype, id, infop, options, rusage).
+pub fn sys_waitid(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
+    use linux_raw_sys::general::{P_ALL, P_PGID, P_PID, WEXITED, WNOWAIT, WSTOPPED};
+    let [idtype, id, infop, options, rusage, _] = a;
+    const KNOWN: u64 = 1 | 2 | 4 | 8 | 0x0100_0000 | 0x2000_0000 | 0x4000_0000 | 0x8000_0000;
+    let what = (WEXITED | WSTOPPED | WCONTINUED) as u64;
+    if options & !KNOWN != 0 || options & what == 0 {
         return Ret(err(Errno::EINVAL));
     }
-    let Some(target) = k.procs.find(pid as u32) else {
-        return Ret(err(Errno::ESRCH));
+    let pid = match idtype as u32 {
+        P_ALL => -1,
+        P_PID if id as i32 > 0 => id as i32,
+        P_PGID if id as i32 > 0 => -(id as i32),
+        P_PGID if id == 0 => 0,
+        _ => return Ret(err(Errno::EINVAL)),
     };
-    if sig == 0 || !k.procs.procs[target].alive() || signal::ignored_by_default(sig) {
-        return Ret(0);
+    let w = WaitFor {
+        pid,
+        options,
+        exited: options & WEXITED as u64 != 0,
+        stopped: options & WSTOPPED as u64 != 0,
+        continued: options & WCONTINUED as u64 != 0,
+        keep: options & WNOWAIT as u64 != 0,
+    };
+    let found = match find_waitable(k, s, &w) {
+        Err(e) => return Ret(err(e)),
+        Ok(None) if options & WNOHANG as u64 == 0 => {
+            let me = k.procs.procs[s].pid;
+            k.procs.sleep(s, Chan::Child(me), 0, 0);
+            return NoReturn;
+        }
+        Ok(f) => f,
+    };
+    let space = k.space(s);
+    if infop != 0 {
+        // Nothing ready (WNOHANG): a zeroed siginfo, as Linux.
+        let info = match &found {
+            Some(f) => {
+                let mut i = SigInfo::child(f.code, f.pid, f.value);
+                i.0[0..4].copy_from_slice(&signal::SIGCHLD.to_le_bytes());
+                i
+            }
+            None => SigInfo([0; 128]),
+        };
+        if let Err(e) = copy_out(&space, infop, &info.0) {
+            return Ret(err(e));
+        }
     }
-    if pid == 1 && target != s {
-        // As in a Linux pid namespace: init has no handlers, so signals
-        // from other processes are ignored (init can still kill itself).
-        return Ret(0);
+    if rusage != 0 {
+        if let Err(e) = copy_out(&space, rusage, &[0u8; 144]) {
+            return Ret(err(e));
+        }
     }
-    if signal::stops_by_default(sig) {
-        log_refused(
-            k,
-            s,
-            "kill",
-            format_args!("stopping a process (signal {sig})"),
-        );
-        return Ret(err(Errno::EINVAL));
+    Ret(0)
+}
+
+/// setpgid(pid, pgid): the caller or a child of it (not yet exec'd: else
+/// EACCES) joins group `pgid` (0: its own pid) of the same session.
+pub fn sys_setpgid(k: &mut Kernel, s: usize, pid: i32, pgid: i32) -> Result<i64, Errno> {
+    if pgid < 0 {
+        return Err(Errno::EINVAL);
     }
-    k.procs.exit(target, sig);
-    if target == s {
-        NoReturn
+    let me = k.procs.procs[s].pid;
+    let t = if pid == 0 {
+        s
     } else {
-        Ret(0)
+        k.procs.find(pid as u32).ok_or(Errno::ESRCH)?
+    };
+    let target = &k.procs.procs[t];
+    if t != s && (target.parent != me || !target.alive()) {
+        return Err(Errno::ESRCH);
     }
+    let sid = k.procs.procs[s].sid;
+    if t != s && target.did_exec {
+        return Err(Errno::EACCES);
+    }
+    if target.sid != sid || target.sid == target.pid {
+        // Another session's, or a session leader.
+        return Err(Errno::EPERM);
+    }
+    let pgid = if pgid == 0 { target.pid } else { pgid as u32 };
+    if pgid != target.pid
+        && !k
+            .procs
+            .procs
+            .iter()
+            .any(|p| p.state != State::Free && p.pgid == pgid && p.sid == sid)
+    {
+        return Err(Errno::EPERM);
+    }
+    k.procs.procs[t].pgid = pgid;
+    if let Some(task) = &k.procs.procs[t].task {
+        task.pgid.set(pgid);
+    }
+    Ok(0)
+}
+
+/// The slot of `pid` (0: the caller), or ESRCH.
+fn slot_of(k: &Kernel, s: usize, pid: i32) -> Result<usize, Errno> {
+    match pid {
+        0 => Ok(s),
+        p if p < 0 => Err(Errno::ESRCH),
+        p => k.procs.find(p as u32).ok_or(Errno::ESRCH),
+    }
+}
+
+pub fn sys_getpgid(k: &mut Kernel, s: usize, pid: i32) -> Result<i64, Errno> {
+    Ok(k.procs.procs[slot_of(k, s, pid)?].pgid as i64)
+}
+
+pub fn sys_getsid(k: &mut Kernel, s: usize, pid: i32) -> Result<i64, Errno> {
+    Ok(k.procs.procs[slot_of(k, s, pid)?].sid as i64)
+}
+
+/// setsid: a new session and group led by the caller (EPERM if it
+/// already leads a group).
+pub fn sys_setsid(k: &mut Kernel, s: usize) -> Result<i64, Errno> {
+    let pid = k.procs.procs[s].pid;
+    if k.procs
+        .procs
+        .iter()
+        .any(|p| p.state != State::Free && p.pgid == pid)
+    {
+        return Err(Errno::EPERM);
+    }
+    let p = &mut k.procs.procs[s];
+    p.sid = pid;
+    p.pgid = pid;
+    if let Some(task) = &p.task {
+        task.pgid.set(pid);
+        task.sid.set(pid);
+    }
+    Ok(pid as i64)
 }

@@ -1,0 +1,476 @@
+//! Signal system calls: dispositions, masks, waiting for signals, sending
+//! them, the alternate stack, rt_sigreturn and ITIMER_REAL — and what a
+//! blocked call becomes when a handler interrupts it (Linux's
+//! -ERESTARTSYS rules).
+
+use crate::kernel::Kernel;
+use crate::mm::uaccess::{copy_in, copy_out, read_u64, write_words};
+use crate::proc::signal::{self, Action, SigInfo, SigSet, SI_TKILL, SI_USER};
+use crate::proc::Chan;
+use crate::syscall::time::timespec;
+use crate::syscall::{err, log_refused, ret, Outcome, Outcome::*};
+use guestlib::hypercall;
+use linux_raw_sys::general::*;
+use vkernel_abi::Errno;
+
+/// The only sigset size the x86-64 calls take.
+const SIGSET_BYTES: u64 = 8;
+
+fn check_sig(sig: u64) -> Result<i32, Errno> {
+    let sig = i32::try_from(sig).map_err(|_| Errno::EINVAL)?;
+    if signal::valid(sig) {
+        Ok(sig)
+    } else {
+        Err(Errno::EINVAL)
+    }
+}
+
+/// rt_sigaction(sig, act, oact, sigsetsize).
+pub fn sys_rt_sigaction(
+    k: &mut Kernel,
+    s: usize,
+    sig: u64,
+    act: u64,
+    oact: u64,
+    size: u64,
+) -> Result<i64, Errno> {
+    if size != SIGSET_BYTES {
+        return Err(Errno::EINVAL);
+    }
+    let sig = check_sig(sig)?;
+    let space = k.space(s);
+    let new = if act != 0 {
+        if sig == signal::SIGKILL || sig == signal::SIGSTOP {
+            return Err(Errno::EINVAL);
+        }
+        let mut b = [0u8; 32];
+        copy_in(&space, act, &mut b)?;
+        let w = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+        Some(Action {
+            handler: w(0),
+            flags: w(1),
+            restorer: w(2),
+            mask: SigSet(w(3)).blockable(),
+        })
+    } else {
+        None
+    };
+    let old = k.procs.action(s, sig);
+    if oact != 0 {
+        write_words(
+            &space,
+            oact,
+            &[old.handler, old.flags, old.restorer, old.mask.0],
+        )?;
+    }
+    if let Some(a) = new {
+        k.procs.procs[s].actions.borrow_mut().set(sig, a);
+        // POSIX: setting a pending signal to be ignored discards it.
+        let ignored = a.handler == signal::SIG_IGN
+            || (a.handler == signal::SIG_DFL
+                && signal::default_action(sig) == signal::DefaultAction::Ignore);
+        if ignored {
+            k.procs.procs[s].sig.discard(SigSet::of(sig));
+        }
+    }
+    Ok(0)
+}
+
+/// rt_sigprocmask(how, set, oldset, sigsetsize).
+pub fn sys_rt_sigprocmask(
+    k: &mut Kernel,
+    s: usize,
+    how: u64,
+    set: u64,
+    oldset: u64,
+    size: u64,
+) -> Result<i64, Errno> {
+    if size != SIGSET_BYTES {
+        return Err(Errno::EINVAL);
+    }
+    let space = k.space(s);
+    let old = k.procs.procs[s].sig.mask;
+    let new = if set != 0 {
+        let v = SigSet(read_u64(&space, set)?);
+        Some(match how as u32 {
+            SIG_BLOCK => SigSet(old.0 | v.0),
+            SIG_UNBLOCK => SigSet(old.0 & !v.0),
+            SIG_SETMASK => v,
+            _ => return Err(Errno::EINVAL),
+        })
+    } else {
+        None
+    };
+    if oldset != 0 {
+        write_words(&space, oldset, &[old.0])?;
+    }
+    if let Some(m) = new {
+        k.procs.procs[s].sig.mask = m.blockable();
+    }
+    Ok(0)
+}
+
+/// rt_sigpending(set, sigsetsize): the pending signals that are blocked.
+pub fn sys_rt_sigpending(k: &mut Kernel, s: usize, set: u64, size: u64) -> Result<i64, Errno> {
+    if size > SIGSET_BYTES {
+        return Err(Errno::EINVAL);
+    }
+    let p = &k.procs.procs[s];
+    let v = p.sig.pending.0 & p.sig.mask.0;
+    copy_out(&k.space(s), set, &v.to_le_bytes()[..size as usize])?;
+    Ok(0)
+}
+
+/// Runs the rest of a call under a temporary mask read from `set`
+/// (sigsuspend, ppoll, pselect6, epoll_pwait): the old mask comes back
+/// when the call returns, or is saved in the frame of the handler that
+/// interrupts it. A restarted call keeps the mask it set first.
+pub fn temporary_mask(k: &mut Kernel, s: usize, set: u64) -> Result<(), Errno> {
+    if k.procs.procs[s].sig.saved_mask.is_some() {
+        return Ok(());
+    }
+    let v = SigSet(read_u64(&k.space(s), set)?);
+    let p = &mut k.procs.procs[s];
+    p.sig.saved_mask = Some(p.sig.mask);
+    p.sig.mask = v.blockable();
+    Ok(())
+}
+
+/// rt_sigsuspend(mask, sigsetsize): waits under `mask` until a handler
+/// runs; returns EINTR (from the delivery) then.
+pub fn sys_rt_sigsuspend(k: &mut Kernel, s: usize, set: u64, size: u64) -> Outcome {
+    if size != SIGSET_BYTES {
+        return Ret(err(Errno::EINVAL));
+    }
+    if let Err(e) = temporary_mask(k, s, set) {
+        return Ret(err(e));
+    }
+    k.procs.sleep(s, Chan::Signal, 0, 0);
+    NoReturn
+}
+
+/// pause: sleeps until a signal's handler runs (EINTR) or one ends the
+/// process.
+pub fn sys_pause(k: &mut Kernel, s: usize) -> Outcome {
+    k.procs.sleep(s, Chan::Signal, 0, 0);
+    NoReturn
+}
+
+/// rt_sigtimedwait(set, info, timeout, sigsetsize): takes a pending
+/// signal of `set` (without running its handler), waiting for one up to
+/// `timeout` (null: forever): its number, or EAGAIN at the timeout.
+pub fn sys_rt_sigtimedwait(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
+    let [set, info, timeout, size, _, _] = a;
+    let r = (|| {
+        if size != SIGSET_BYTES {
+            return Err(Errno::EINVAL);
+        }
+        let space = k.space(s);
+        let want = SigSet(read_u64(&space, set)?).blockable();
+        let wait = if timeout != 0 {
+            Some(timespec(&space, timeout)?)
+        } else {
+            None
+        };
+        Ok((want, wait))
+    })();
+    let (want, wait) = match r {
+        Ok(v) => v,
+        Err(e) => return Ret(err(e)),
+    };
+    let p = &mut k.procs.procs[s];
+    if let Some(got) = p.sig.dequeue(want) {
+        p.sig.waiting = SigSet::EMPTY;
+        let sig = got.signo();
+        if info != 0 {
+            if let Err(e) = copy_out(&k.space(s), info, &got.0) {
+                return Ret(err(e));
+            }
+        }
+        return Ret(sig as i64);
+    }
+    let until = match wait {
+        Some(0) => {
+            p.sig.waiting = SigSet::EMPTY;
+            return Ret(err(Errno::EAGAIN));
+        }
+        Some(ns) => {
+            let resumed = k.procs.resumed_deadline(s);
+            if resumed != 0 {
+                resumed
+            } else {
+                hypercall::clock_ns().saturating_add(ns)
+            }
+        }
+        None => 0,
+    };
+    k.procs.procs[s].sig.waiting = want;
+    k.procs.sleep(s, Chan::Signal, until, err(Errno::EAGAIN));
+    NoReturn
+}
+
+/// rt_sigqueueinfo / rt_tgsigqueueinfo: a signal with the caller's own
+/// siginfo; only to itself may a process claim a kernel code (EPERM).
+pub fn sys_rt_sigqueueinfo(k: &mut Kernel, s: usize, pid: i32, sig: u64, uinfo: u64) -> Outcome {
+    let r = (|| {
+        let sig = check_sig(sig)?;
+        let mut info = SigInfo([0; 128]);
+        copy_in(&k.space(s), uinfo, &mut info.0)?;
+        let t = k.procs.find(pid as u32).ok_or(Errno::ESRCH)?;
+        if (info.code() >= 0 || info.code() == SI_TKILL) && t != s {
+            return Err(Errno::EPERM);
+        }
+        info.0[0..4].copy_from_slice(&sig.to_le_bytes());
+        Ok((t, info))
+    })();
+    match r {
+        Ok((t, info)) => ret(k.procs.send(t, info).map(|_| 0)),
+        Err(e) => Ret(err(e)),
+    }
+}
+
+/// kill(pid, sig): to one process, the caller's group (0), every process
+/// it may signal (-1), or group `-pid`; sig 0 only checks.
+pub fn sys_kill(k: &mut Kernel, s: usize, pid: i32, sig: u64) -> Result<i64, Errno> {
+    let sig = i32::try_from(sig).map_err(|_| Errno::EINVAL)?;
+    if sig != 0 && !signal::valid(sig) {
+        return Err(Errno::EINVAL);
+    }
+    if pid == i32::MIN {
+        return Err(Errno::ESRCH);
+    }
+    let targets = k.procs.kill_targets(s, pid);
+    if targets.is_empty() {
+        return Err(Errno::ESRCH);
+    }
+    if sig != 0 {
+        let me = k.procs.procs[s].pid;
+        for t in targets {
+            k.procs.send(t, SigInfo::from_process(sig, SI_USER, me))?;
+        }
+    }
+    Ok(0)
+}
+
+/// tgkill(tgid, tid, sig) and tkill(tid, sig) (`tgid` None): one thread.
+/// Until threads exist a thread is its process (tid = pid).
+pub fn sys_tgkill(
+    k: &mut Kernel,
+    s: usize,
+    tgid: Option<i32>,
+    tid: i32,
+    sig: u64,
+) -> Result<i64, Errno> {
+    let sig = i32::try_from(sig).map_err(|_| Errno::EINVAL)?;
+    if tid <= 0 || tgid.is_some_and(|g| g <= 0) || (sig != 0 && !signal::valid(sig)) {
+        return Err(Errno::EINVAL);
+    }
+    let t = k.procs.find(tid as u32).ok_or(Errno::ESRCH)?;
+    if tgid.is_some_and(|g| g as u32 != k.procs.procs[t].pid) {
+        return Err(Errno::ESRCH);
+    }
+    if sig != 0 {
+        let me = k.procs.procs[s].pid;
+        k.procs.send(t, SigInfo::from_process(sig, SI_TKILL, me))?;
+    }
+    Ok(0)
+}
+
+/// sigaltstack(ss, old_ss).
+pub fn sys_sigaltstack(k: &mut Kernel, s: usize, ss: u64, old: u64) -> Result<i64, Errno> {
+    let space = k.space(s);
+    let sp = k.procs.procs[s].tf.rsp;
+    let cur = k.procs.procs[s].sig.altstack;
+    let new = if ss != 0 {
+        let mut b = [0u8; 24];
+        copy_in(&space, ss, &mut b)?;
+        let w = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+        Some((w(0), w(1) as u32, w(2)))
+    } else {
+        None
+    };
+    if old != 0 {
+        let flags = if cur.on(sp) {
+            SS_ONSTACK
+        } else if cur.flags & SS_DISABLE != 0 {
+            SS_DISABLE
+        } else {
+            0
+        } | (cur.flags & SS_AUTODISARM);
+        let (osp, osize) = if cur.flags & SS_DISABLE != 0 {
+            (0, 0)
+        } else {
+            (cur.sp, cur.size)
+        };
+        write_words(&space, old, &[osp, flags as u64, osize])?;
+    }
+    if let Some((ss_sp, flags, size)) = new {
+        k.procs.set_altstack(s, sp, ss_sp, flags, size)?;
+    }
+    Ok(0)
+}
+
+/// rt_sigreturn: back to where the handler interrupted; a frame that
+/// cannot be read, or holds FPU state the CPU would refuse, is SIGSEGV.
+pub fn sys_rt_sigreturn(k: &mut Kernel, s: usize) -> Outcome {
+    match k.procs.sigreturn(s) {
+        Ok(rax) => Ret(rax as i64),
+        Err(_) => {
+            k.procs
+                .force(s, SigInfo::new(signal::SIGSEGV, signal::SI_KERNEL));
+            NoReturn
+        }
+    }
+}
+
+/// The time left on ITIMER_REAL of `s`, and its interval (ns).
+fn real_timer_left(k: &Kernel, s: usize) -> (u64, u64) {
+    let t = k.procs.procs[s].real_timer;
+    if t.deadline_ns == 0 {
+        return (0, t.interval_ns);
+    }
+    let now = hypercall::clock_ns();
+    // An expired timer still armed reports a tiny remainder, as Linux.
+    (t.deadline_ns.saturating_sub(now).max(1000), t.interval_ns)
+}
+
+fn to_timeval(ns: u64) -> [u64; 2] {
+    [ns / 1_000_000_000, ns % 1_000_000_000 / 1000]
+}
+
+/// getitimer(which, value): ITIMER_REAL only.
+pub fn sys_getitimer(k: &mut Kernel, s: usize, which: u64, value: u64) -> Result<i64, Errno> {
+    if which != ITIMER_REAL as u64 {
+        return Err(refuse_itimer(k, s, which));
+    }
+    let (left, interval) = real_timer_left(k, s);
+    let [a, b] = to_timeval(interval);
+    let [c, d] = to_timeval(left);
+    write_words(&k.space(s), value, &[a, b, c, d])?;
+    Ok(0)
+}
+
+fn refuse_itimer(k: &Kernel, s: usize, which: u64) -> Errno {
+    if which == ITIMER_VIRTUAL as u64 || which == ITIMER_PROF as u64 {
+        // They need per-process CPU time, which is not kept yet.
+        log_refused(k, s, "setitimer", format_args!("timer {which} (CPU time)"));
+    }
+    Errno::EINVAL
+}
+
+/// setitimer(which, new, old): ITIMER_REAL (SIGALRM).
+pub fn sys_setitimer(
+    k: &mut Kernel,
+    s: usize,
+    which: u64,
+    new: u64,
+    old: u64,
+) -> Result<i64, Errno> {
+    if which != ITIMER_REAL as u64 {
+        return Err(refuse_itimer(k, s, which));
+    }
+    let space = k.space(s);
+    let parsed = if new != 0 {
+        let mut b = [0u8; 32];
+        copy_in(&space, new, &mut b)?;
+        let w = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+        let tv = |sec: u64, usec: u64| -> Result<u64, Errno> {
+            if (sec as i64) < 0 || usec >= 1_000_000 {
+                return Err(Errno::EINVAL);
+            }
+            Ok(sec
+                .saturating_mul(1_000_000_000)
+                .saturating_add(usec * 1000))
+        };
+        Some((tv(w(0), w(1))?, tv(w(2), w(3))?))
+    } else {
+        None
+    };
+    if old != 0 {
+        let (left, interval) = real_timer_left(k, s);
+        let [a, b] = to_timeval(interval);
+        let [c, d] = to_timeval(left);
+        write_words(&space, old, &[a, b, c, d])?;
+    }
+    if let Some((interval, value)) = parsed {
+        arm_real_timer(k, s, value, interval);
+    }
+    Ok(0)
+}
+
+fn arm_real_timer(k: &mut Kernel, s: usize, value: u64, interval: u64) {
+    let t = &mut k.procs.procs[s].real_timer;
+    t.interval_ns = interval;
+    t.deadline_ns = if value == 0 {
+        0
+    } else {
+        hypercall::clock_ns().saturating_add(value).max(1)
+    };
+}
+
+/// alarm(seconds): SIGALRM after `seconds` (0 cancels); the seconds
+/// that were left, rounded as Linux rounds them.
+pub fn sys_alarm(k: &mut Kernel, s: usize, seconds: u64) -> i64 {
+    let (left, _) = real_timer_left(k, s);
+    let secs = seconds as u32 as u64;
+    arm_real_timer(k, s, secs * 1_000_000_000, 0);
+    let (sec, usec) = (left / 1_000_000_000, left % 1_000_000_000 / 1000);
+    (if (sec == 0 && usec != 0) || usec >= 500_000 {
+        sec + 1
+    } else {
+        sec
+    }) as i64
+}
+
+/// What a blocked (or restarting) system call of `s` becomes when the
+/// handler `act` is about to run, as Linux's handle_signal decides from
+/// the call's -ERESTART* code: a call that moved data returns what it
+/// moved; a restartable call (ERESTARTSYS: reads and writes of pipes and
+/// terminals, wait4, ioctl, lock waits, futex waits without a timeout)
+/// runs again after the handler if `act` has SA_RESTART; everything else
+/// (sleeps, poll/select/epoll, pause, sigsuspend, sigtimedwait, timed
+/// futex waits) returns EINTR — nanosleep with the time left.
+// The numbers keep the kernel headers' names (`__NR_read`).
+#[allow(non_upper_case_globals)]
+pub fn interrupted(k: &mut Kernel, s: usize, act: &Action) {
+    let p = &mut k.procs.procs[s];
+    p.restart = false;
+    let deadline = core::mem::take(&mut p.deadline_ns);
+    let done = core::mem::take(&mut p.io_done);
+    p.sig.waiting = SigSet::EMPTY;
+    let tf = p.tf;
+    let nr = tf.rax as u32;
+    if done > 0 {
+        p.tf.rax = done;
+        return;
+    }
+    let restartable = match nr {
+        __NR_read | __NR_readv | __NR_write | __NR_writev | __NR_ioctl | __NR_wait4
+        | __NR_waitid | __NR_open | __NR_openat | __NR_flock | __NR_fcntl | __NR_sendfile
+        | __NR_getrandom => true,
+        // FUTEX_WAIT without a timeout (-ERESTARTSYS); timed waits are
+        // -ERESTART_RESTARTBLOCK: EINTR for a handler.
+        __NR_futex => tf.r10 == 0,
+        _ => false,
+    };
+    if restartable && act.has(SA_RESTART) {
+        // Back onto the `syscall` instruction, with its number in rax.
+        p.tf.rip = tf.rip.wrapping_sub(2);
+        return;
+    }
+    p.tf.rax = err(Errno::EINTR) as u64;
+    // nanosleep and relative clock_nanosleep say how much was left.
+    let rem = match nr {
+        __NR_nanosleep => tf.rsi,
+        __NR_clock_nanosleep if tf.rsi & TIMER_ABSTIME as u64 == 0 => tf.r10,
+        _ => 0,
+    };
+    if rem != 0 && deadline != 0 {
+        let left = deadline.saturating_sub(hypercall::clock_ns());
+        let _ = write_words(
+            &k.space(s),
+            rem,
+            &[left / 1_000_000_000, left % 1_000_000_000],
+        );
+    }
+}
