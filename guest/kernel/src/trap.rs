@@ -59,6 +59,7 @@ fn turn(k: &mut Kernel, s: usize) {
                 // Demand paging and copy-on-write of the guest pmap: run on.
                 Fault::Resolved => {}
                 Fault::Segv => fault_kill(k, s, T_PAGEFLT),
+                Fault::Bus => bus_error(k, s),
                 Fault::OutOfMemory => out_of_memory(k, s),
             }
         }
@@ -76,6 +77,18 @@ fn out_of_memory(k: &mut Kernel, s: usize) {
         p.name()
     );
     k.procs.exit(s, signal::SIGKILL);
+}
+
+/// A process touched a file mapping past the end of its file (or a page
+/// a full tmpfs could not give): SIGBUS, as Linux sends.
+fn bus_error(k: &mut Kernel, s: usize) {
+    let p = &k.procs.procs[s];
+    let (pid, rip, addr) = (p.pid, p.tf.rip, p.tf.addr);
+    eprintln!(
+        "pid {pid} ({}): SIGBUS at {addr:#x}, rip {rip:#x} (past the end of a mapped file)",
+        p.name()
+    );
+    k.procs.exit(s, signal::SIGBUS);
 }
 
 /// A process faulted: it dies of the signal Linux would send, with a
