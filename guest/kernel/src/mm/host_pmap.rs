@@ -119,7 +119,8 @@ impl HostPmap {
         let window = va & !(bytes - 1);
         let (from, to) = (window.max(r.start), (window + bytes).min(r.end));
         // (va, page) of every page to map, in address order.
-        let mut run: [(u64, u64); FILE_FAULT_AROUND as usize] = [(0, 0); FILE_FAULT_AROUND as usize];
+        let mut run: [(u64, u64); FILE_FAULT_AROUND as usize] =
+            [(0, 0); FILE_FAULT_AROUND as usize];
         let mut n = 0;
         let mut at = from;
         while at < to {
@@ -140,7 +141,9 @@ impl HostPmap {
         let mut i = 0;
         while i < n {
             let mut j = i + 1;
-            while j < n && run[j].0 == run[j - 1].0 + PAGE_SIZE && run[j].1 == run[j - 1].1 + PAGE_SIZE
+            while j < n
+                && run[j].0 == run[j - 1].0 + PAGE_SIZE
+                && run[j].1 == run[j - 1].1 + PAGE_SIZE
             {
                 j += 1;
             }

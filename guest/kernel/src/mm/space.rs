@@ -58,8 +58,7 @@ pub trait Pmap {
     fn unmap(&mut self, start: u64, end: u64) -> Result<(), Errno>;
     /// Changes the protection of `[start, end)` (covered, no holes) to
     /// `prot`, which `regions` already record.
-    fn protect(&mut self, regions: &Regions, start: u64, end: u64, prot: u64)
-        -> Result<(), Errno>;
+    fn protect(&mut self, regions: &Regions, start: u64, end: u64, prot: u64) -> Result<(), Errno>;
     /// Discards the pages of `[start, end)`: they read as zero again.
     fn discard(&mut self, start: u64, end: u64) -> Result<(), Errno>;
     /// Brings the pages of `[start, end)` in ahead of use (a hint).
@@ -137,7 +136,7 @@ impl AddressSpace {
             RefCell::new(AddressSpace {
                 me: me.clone(),
                 regions: Regions::default(),
-            pmap,
+                pmap,
                 brk_start: 0,
                 brk: 0,
                 mmap_floor: 0,
