@@ -291,6 +291,22 @@ impl GuestPmap {
                     // borrowed here.
                     let index = f.pgoff + (va - r.start) / PAGE_SIZE;
                     let page = f.object.page(index)?;
+                    if write_access && !f.shared {
+                        // A private copy at once: no leaf named the file's
+                        // page, so the host has nothing to forget.
+                        let copy = self.frames.borrow_mut().alloc().ok_or(PageError::NoMem)?;
+                        // SAFETY: whole pages of identity-mapped RAM; `copy`
+                        // is ours, `page` the file's (alive: `r` holds it).
+                        unsafe {
+                            core::ptr::copy_nonoverlapping(
+                                page as *const u8,
+                                copy as *mut u8,
+                                PAGE_SIZE as usize,
+                            )
+                        };
+                        write(s, leaf(copy, prot, 0));
+                        return Ok(copy);
+                    }
                     if !self.frames.borrow_mut().incref(page) {
                         return Err(PageError::NoMem);
                     }
@@ -495,11 +511,16 @@ impl Pmap for GuestPmap {
             Err(PageError::Bus) => return Fault::Bus,
             Err(PageError::NoMem) => return Fault::OutOfMemory,
         }
-        if fresh {
-            match r.backing {
-                Backing::Anon => self.map_fresh_around(addr, r),
-                Backing::File(_) => self.map_file_around(addr, r),
+        match r.backing {
+            Backing::Anon if fresh => self.map_fresh_around(addr, r),
+            // A write fault of a private mapping copies one page and maps
+            // nothing around it (as Linux): neighbours mapped read-only
+            // would each cost a copy-on-write break, with an
+            // invalidation, on their own write.
+            Backing::File(ref f) if fresh && (f.shared || !write_access) => {
+                self.map_file_around(addr, r)
             }
+            _ => {}
         }
         Fault::Resolved
     }
