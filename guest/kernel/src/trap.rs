@@ -85,7 +85,7 @@ fn bus_error(k: &mut Kernel, s: usize) {
     let p = &k.procs.procs[s];
     let (pid, rip, addr) = (p.pid, p.tf.rip, p.tf.addr);
     eprintln!(
-        "pid {pid} ({}): SIGBUS at {addr:#x}, rip {rip:#x} (past the end of a mapped file)",
+        "pid {pid} ({}): SIGBUS at {addr:#x}, rip {rip:#x} (past the end of a mapped file, or its tmpfs is full)",
         p.name()
     );
     k.procs.exit(s, signal::SIGBUS);
