@@ -16,6 +16,9 @@ pub struct Kernel {
     pub mm: Mm,
     /// The file tree.
     pub vfs: Vfs,
+    /// The root of the unmounted tmpfs whose unlinked files back shared
+    /// anonymous memory (`MAP_SHARED|MAP_ANONYMOUS`, shared `/dev/zero`).
+    pub shm: alloc::rc::Rc<crate::fs::tmpfs::Node>,
     /// Time slice in microseconds (the RUN timeout).
     pub slice_us: u64,
     /// `boottrace`: print when /init first runs (host clock), for the

@@ -125,10 +125,14 @@ fn boot_kernel(boot: &Boot, boot_trace: bool) -> Kernel {
             hypercall::exit(126);
         }
     };
+    // Shared anonymous memory lives in files of an unmounted tmpfs, as
+    // Linux's `shm_mnt`.
+    let shm = fs::tmpfs::Tmpfs::new_root(fs::DEV_SHM, mm.frames(), tmpfs_bytes);
     Kernel {
         procs,
         mm,
         vfs,
+        shm,
         slice_us,
         boot_trace,
         args: Box::new(ArgBuf::new()),

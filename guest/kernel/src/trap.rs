@@ -68,6 +68,7 @@ fn turn(k: &mut Kernel, s: usize) {
                 // Demand paging and copy-on-write of the guest pmap: run on.
                 Fault::Resolved => {}
                 Fault::Segv => fault_signal(k, s, T_PAGEFLT),
+                Fault::Bus => bus_error(k, s),
                 Fault::OutOfMemory => out_of_memory(k, s),
             }
         }
@@ -85,6 +86,14 @@ fn out_of_memory(k: &mut Kernel, s: usize) {
         p.name()
     );
     k.procs.exit(s, signal::SIGKILL);
+}
+
+/// A process touched a file mapping past the end of its file (or a page
+/// a full tmpfs could not give): SIGBUS (BUS_ADRERR), as Linux sends.
+fn bus_error(k: &mut Kernel, s: usize) {
+    let addr = k.procs.procs[s].tf.addr;
+    let code = linux_raw_sys::general::BUS_ADRERR as i32;
+    k.procs.force(s, SigInfo::fault(signal::SIGBUS, code, addr));
 }
 
 /// A process faulted: the signal Linux raises for the exception, which it
@@ -170,7 +179,7 @@ fn report_fatal(k: &Kernel, s: usize, info: &SigInfo) {
     }
     let p = &k.procs.procs[s];
     let (pid, rip) = (p.pid, p.tf.rip);
-    let at = if p.tf.trapno == T_PAGEFLT && sig == signal::SIGSEGV {
+    let at = if p.tf.trapno == T_PAGEFLT && (sig == signal::SIGSEGV || sig == signal::SIGBUS) {
         p.tf.addr
     } else {
         rip

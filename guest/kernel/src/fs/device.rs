@@ -75,6 +75,12 @@ pub trait Device {
     /// Adds the channels woken when [`Device::ready`] may change (what a
     /// poll of it sleeps on).
     fn poll_chans(&self, _out: &mut Vec<Chan>) {}
+    /// Whether mmap of it is memory of zeros (`/dev/zero`: private ones
+    /// are anonymous memory, shared ones shared anonymous memory); every
+    /// other device is `ENODEV` to mmap.
+    fn maps_zero(&self) -> bool {
+        false
+    }
     /// The epoll instance, if this is one.
     fn epoll(&self) -> Option<&super::epoll::Epoll> {
         None
@@ -147,6 +153,9 @@ impl Device for Null {
 /// `/dev/zero`: zeros; writes vanish.
 pub struct Zero;
 impl Device for Zero {
+    fn maps_zero(&self) -> bool {
+        true
+    }
     fn read(&self, len: usize, out: Sink) -> Result<usize, IoError> {
         produce(len, out, |b| b.fill(0))
     }

@@ -23,6 +23,8 @@ use vkernel_abi::cpio::{self, Archive};
 pub const DEV_ROOTFS: u64 = 0x01;
 pub const DEV_TMP: u64 = 0x02;
 pub const DEV_PROC: u64 = 0x04;
+/// The unmounted tmpfs behind shared anonymous memory.
+pub const DEV_SHM: u64 = 0x06;
 pub const DEV_PIPEFS: u64 = 0x0c;
 
 /// A malformed member of the boot image: its name and what is wrong.

@@ -7,6 +7,13 @@
 //!
 //! Every page a file holds counts against the file system's size limit:
 //! past it a write is `ENOSPC`, never a kernel panic.
+//!
+//! Files are mappable ([`Pager`]): a mapping points at the file's own
+//! pages. Truncating a file takes the pages past its new end out of every
+//! mapping first; each mapping holds its own reference on the pages it
+//! maps, so a page is never reused while any process may still see it.
+//! The same files, unlinked from birth ([`new_shm`]), back shared
+//! anonymous memory.
 
 use alloc::collections::BTreeMap;
 use alloc::rc::{Rc, Weak};
@@ -17,6 +24,7 @@ use core::cell::{Cell, RefCell};
 use super::device::Device;
 use super::vfs::{DirEntry, Inode, InodeRef, Kind, Metadata, Sink, Source, NAME_MAX};
 use crate::mm::physmem::Frames;
+use crate::mm::{Mappers, PageError, Pager};
 use guestlib::hypercall;
 use vkernel_abi::layout::PAGE_SIZE;
 use vkernel_abi::Errno;
@@ -52,6 +60,8 @@ impl Tmpfs {
         Node::new(&fs, Body::Dir(RefCell::new(Dir::default())), 0o755, None)
     }
 
+    /// A zeroed page for a file: `ENOSPC` past the size limit, `ENOMEM`
+    /// when no physical page is left.
     fn alloc_page(&self) -> Result<u64, Errno> {
         if self.used_pages.get() >= self.limit_pages {
             return Err(Errno::ENOSPC);
@@ -60,7 +70,7 @@ impl Tmpfs {
             .frames
             .borrow_mut()
             .alloc_zeroed()
-            .ok_or(Errno::ENOSPC)?;
+            .ok_or(Errno::ENOMEM)?;
         self.used_pages.set(self.used_pages.get() + 1);
         Ok(page)
     }
@@ -112,6 +122,8 @@ pub struct Node {
     ino: u64,
     attrs: RefCell<Attrs>,
     body: Body,
+    /// The address spaces that map it.
+    mappers: Mappers,
 }
 
 fn now_ns() -> u64 {
@@ -139,6 +151,7 @@ impl Node {
                 dirty: false,
             }),
             body,
+            mappers: Mappers::default(),
         });
         if let (Body::Dir(d), Some(p)) = (&node.body, parent) {
             d.borrow_mut().parent = Some(p);
@@ -488,20 +501,24 @@ impl Inode for Node {
     }
 
     fn read_at(&self, off: u64, len: usize, out: Sink) -> Result<usize, Errno> {
-        let f = self.file()?.borrow();
-        if off >= f.size {
+        // The file is borrowed only to find each page, never across `out`:
+        // the copy may fault on a mapping of this very file.
+        let size = self.file()?.borrow().size;
+        if off >= size {
             return Ok(0);
         }
-        let end = f.size.min(off.saturating_add(len as u64));
+        let end = size.min(off.saturating_add(len as u64));
         let mut at = off;
         while at < end {
             let in_page = (at % PAGE_SIZE) as usize;
             let n = ((PAGE_SIZE as usize - in_page) as u64).min(end - at) as usize;
-            let src: &[u8] = match f.pages.get(&(at / PAGE_SIZE)) {
+            let page = self.file()?.borrow().pages.get(&(at / PAGE_SIZE)).copied();
+            let src: &[u8] = match page {
                 // SAFETY: the page is this file's (the allocator gave it
-                // and only `free_page` returns it), identity-mapped RAM;
+                // and only `free_page` returns it, on truncate or drop,
+                // neither of which a copy can cause), identity-mapped RAM;
                 // `in_page + n <= PAGE_SIZE`.
-                Some(&page) => unsafe {
+                Some(page) => unsafe {
                     core::slice::from_raw_parts((page as *const u8).add(in_page), n)
                 },
                 None => &ZERO_PAGE[..n],
@@ -516,7 +533,7 @@ impl Inode for Node {
     }
 
     fn write_at(&self, off: u64, len: usize, src: Source) -> Result<usize, Errno> {
-        let mut f = self.file()?.borrow_mut();
+        let file = self.file()?;
         let end = off.checked_add(len as u64).ok_or(Errno::EFBIG)?;
         if end > MAX_FILE_BYTES {
             return Err(Errno::EFBIG);
@@ -524,30 +541,35 @@ impl Inode for Node {
         let mut at = off;
         while at < end {
             let index = at / PAGE_SIZE;
-            let page = match f.pages.get(&index) {
-                Some(&p) => p,
+            // Borrowed only to find or add the page, not across `src` (see
+            // `read_at`).
+            let existing = file.borrow().pages.get(&index).copied();
+            let page = match existing {
+                Some(p) => p,
                 None => match self.fs.alloc_page() {
                     Ok(p) => {
-                        f.pages.insert(index, p);
+                        file.borrow_mut().pages.insert(index, p);
                         p
                     }
-                    Err(e) if at == off => return Err(e),
+                    // A file system short of pages is full, to a writer.
+                    Err(_) if at == off => return Err(Errno::ENOSPC),
                     Err(_) => break,
                 },
             };
             let in_page = (at % PAGE_SIZE) as usize;
             let n = ((PAGE_SIZE as usize - in_page) as u64).min(end - at) as usize;
-            // SAFETY: as in `read_at`; the file is borrowed mutably, so no
-            // other slice of this page exists.
+            // SAFETY: as in `read_at`. A mapping of the file may alias the
+            // page, but this kernel runs nothing else while it copies.
             let dst = unsafe { core::slice::from_raw_parts_mut((page as *mut u8).add(in_page), n) };
             let got = src(dst)?;
             at += got as u64;
+            let mut f = file.borrow_mut();
+            if at > f.size {
+                f.size = at;
+            }
             if got < n {
                 break;
             }
-        }
-        if at > f.size {
-            f.size = at;
         }
         if at > off {
             self.attrs.borrow_mut().dirty = true;
@@ -558,6 +580,12 @@ impl Inode for Node {
     fn truncate(&self, size: u64) -> Result<(), Errno> {
         if size > MAX_FILE_BYTES {
             return Err(Errno::EFBIG);
+        }
+        if size < self.file()?.borrow().size {
+            // Out of every mapping first (Linux's unmap_mapping_range):
+            // touching them later is SIGBUS.
+            self.mappers
+                .zap(self as *const Node as *const (), size.div_ceil(PAGE_SIZE));
         }
         let mut f = self.file()?.borrow_mut();
         if size < f.size {
@@ -605,6 +633,73 @@ impl Inode for Node {
     fn as_any(&self) -> &dyn Any {
         self
     }
+
+    fn pager(&self) -> Option<Rc<dyn Pager>> {
+        match &self.body {
+            Body::File(_) => self.me.upgrade().map(|n| n as Rc<dyn Pager>),
+            _ => None,
+        }
+    }
+}
+
+impl Pager for Node {
+    fn page(&self, index: u64) -> Result<u64, PageError> {
+        let file = self.file().map_err(|_| PageError::Bus)?;
+        let mut f = file.borrow_mut();
+        if index >= f.size.div_ceil(PAGE_SIZE) {
+            return Err(PageError::Bus);
+        }
+        if let Some(&page) = f.pages.get(&index) {
+            return Ok(page);
+        }
+        // A full file system is SIGBUS for the toucher, as Linux's shmem.
+        let page = self.fs.alloc_page().map_err(|e| match e {
+            Errno::ENOMEM => PageError::NoMem,
+            _ => PageError::Bus,
+        })?;
+        f.pages.insert(index, page);
+        Ok(page)
+    }
+
+    fn lookup(&self, index: u64) -> Option<u64> {
+        let f = self.file().ok()?.borrow();
+        if index >= f.size.div_ceil(PAGE_SIZE) {
+            return None;
+        }
+        f.pages.get(&index).copied()
+    }
+
+    fn size(&self) -> u64 {
+        self.file().map_or(0, |f| f.borrow().size)
+    }
+
+    fn identity(&self) -> (u64, u64, bool) {
+        (self.fs.dev, self.ino, self.attrs.borrow().nlink == 0)
+    }
+
+    fn mappers(&self) -> &Mappers {
+        &self.mappers
+    }
+}
+
+/// A new file of `size` bytes (zeros) with no name, on the tmpfs of `root`:
+/// the object behind `MAP_SHARED|MAP_ANONYMOUS` memory (Linux's
+/// `shmem_zero_setup`), freed with its last mapping.
+pub fn new_shm(root: &Rc<Node>, size: u64) -> Result<Rc<dyn Pager>, Errno> {
+    if size > MAX_FILE_BYTES {
+        return Err(Errno::ENOMEM);
+    }
+    let node = Node::new(
+        &root.fs,
+        Body::File(RefCell::new(File {
+            size,
+            pages: BTreeMap::new(),
+        })),
+        0o600,
+        None,
+    );
+    node.attrs.borrow_mut().nlink = 0;
+    Ok(node)
 }
 
 /// Adds a device node (what devfs is made of).

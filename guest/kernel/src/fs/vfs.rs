@@ -219,6 +219,11 @@ pub trait Inode {
     }
     /// For file systems to recognise their own inodes (rename, link).
     fn as_any(&self) -> &dyn Any;
+    /// The file's pages for mmap, if it can be mapped (Linux's `mmap`
+    /// file operation; others are `ENODEV`).
+    fn pager(&self) -> Option<Rc<dyn crate::mm::Pager>> {
+        None
+    }
 }
 
 /// A file system mounted on a directory.

@@ -13,7 +13,12 @@
 //!   page while not present (under `PROT_NONE`);
 //! - copy-on-write: fork shares every page with the child, read-only and
 //!   marked [`COW`] in both; the first write copies the page (or, when
-//!   nobody else holds it any more, just makes it writable).
+//!   nobody else holds it any more, just makes it writable);
+//! - file mappings: the leaves name the file's own pages (each leaf holds
+//!   a reference, so a page is never reused while mapped). A shared
+//!   mapping's leaves are marked [`SHM`] and stay shared across fork; a
+//!   private mapping's are [`COW`] from the start, so the first write
+//!   copies the page and the file never sees it.
 //!
 //! The host caches translations from these tables. Whenever this module
 //! takes something away from a present leaf (another page, fewer rights,
@@ -27,7 +32,7 @@
 use alloc::boxed::Box;
 
 use super::physmem::{Frames, PhysMem};
-use super::regions::{Region, Regions};
+use super::regions::{Backing, PageError, Region, Regions};
 use super::space::{Fault, Pmap};
 use guestlib::vmspace as vms;
 use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS, VM_MIN_USER_ADDRESS};
@@ -41,6 +46,9 @@ const HELD: u64 = 1 << 9;
 /// Leaf bit (ignored by the MMU): the page may be shared; copy it before
 /// writing.
 const COW: u64 = 1 << 10;
+/// Leaf bit (ignored by the MMU): a page of a shared file mapping; fork
+/// shares it as it is.
+const SHM: u64 = 1 << 11;
 /// Non-leaf entries allow everything; leaves decide.
 const TABLE: u64 = pte::P | pte::RW | pte::US;
 /// Demand-zero fault-around: a fault on a fresh page also maps the fresh
@@ -62,15 +70,25 @@ fn write(slot: u64, e: u64) {
     unsafe { core::ptr::write_volatile(slot as *mut u64, e) }
 }
 
-/// A held leaf for `page` under `prot`; a COW page is never writable. The
-/// flags preset A (and D when writable), so the host's fault-around
-/// shadows neighbours and its shadow is writable from the first write.
-fn leaf(page: u64, prot: u64, cow: bool) -> u64 {
+/// A held leaf for `page` under `prot` with software bits `bits` ([`COW`],
+/// [`SHM`]); a COW page is never writable. The flags preset A (and D when
+/// writable), so the host's fault-around shadows neighbours and its shadow
+/// is writable from the first write.
+fn leaf(page: u64, prot: u64, bits: u64) -> u64 {
     let mut f = leaf_flags(prot);
-    if cow {
+    if bits & COW != 0 {
         f &= !(pte::RW | pte::D);
     }
-    page | HELD | if cow { COW } else { 0 } | f
+    page | HELD | (bits & (COW | SHM)) | f
+}
+
+/// The software bits a fresh leaf of a region gets.
+fn region_bits(r: &Region) -> u64 {
+    match r.file() {
+        Some(f) if f.shared => SHM,
+        Some(_) => COW,
+        None => 0,
+    }
 }
 
 /// The leaf slot for `va`, creating missing tables if `create`.
@@ -192,7 +210,7 @@ impl GuestPmap {
 
     /// Maps zeroed pages at the fresh (never held) addresses of the
     /// fault-around window of `va` inside region `r`, while memory lasts.
-    fn map_fresh_around(&mut self, va: u64, r: Region) {
+    fn map_fresh_around(&mut self, va: u64, r: &Region) {
         let pm = &mut *self.frames.borrow_mut();
         // Short of memory, pages nobody asked for would only hasten an
         // out-of-memory kill.
@@ -214,41 +232,112 @@ impl GuestPmap {
             let Some(page) = pm.alloc_zeroed() else {
                 return;
             };
-            write(s, leaf(page, r.prot, false));
+            write(s, leaf(page, r.prot, 0));
         }
     }
 
-    /// Makes the page at `va` (in region of protection `prot`) held and
-    /// present; for `write`, also private (copy-on-write broken). Returns
-    /// the page.
-    fn fault_in(&mut self, va: u64, prot: u64, write_access: bool) -> Result<u64, Errno> {
-        let va = va & !(PAGE_SIZE - 1);
+    /// Maps the pages the file already has in the fault-around window of
+    /// `va` inside file region `r` (and inside the file), as Linux's
+    /// `filemap_map_pages`: no page is allocated for them.
+    fn map_file_around(&mut self, va: u64, r: &Region) {
+        let Some(f) = r.file() else {
+            return;
+        };
+        let bytes = FAULT_AROUND * PAGE_SIZE;
+        let window = va & !(bytes - 1);
+        let eof = f.object.size().div_ceil(PAGE_SIZE);
         let pm = &mut *self.frames.borrow_mut();
-        let s = slot(pm, self.root, va, true)?.ok_or(Errno::ENOMEM)?;
-        let e = read(s);
-        if e & HELD == 0 {
-            let page = pm.alloc_zeroed().ok_or(Errno::ENOMEM)?;
-            write(s, leaf(page, prot, false));
-            return Ok(page);
+        let (from, to) = (window.max(r.start), (window + bytes).min(r.end));
+        let Ok(Some(first)) = slot(pm, self.root, from, false) else {
+            return;
+        };
+        let bits = region_bits(r);
+        for i in 0..(to - from) / PAGE_SIZE {
+            let s = first + i * 8;
+            let index = f.pgoff + (from - r.start) / PAGE_SIZE + i;
+            if read(s) & HELD != 0 || index >= eof {
+                continue;
+            }
+            let Some(page) = f.object.lookup(index) else {
+                continue;
+            };
+            if !pm.incref(page) {
+                return;
+            }
+            write(s, leaf(page, r.prot, bits));
         }
+    }
+
+    /// Makes the page at `va` (in region `r`) held and present; for
+    /// `write`, also private (copy-on-write broken) unless the region
+    /// shares a file's pages. Returns the page.
+    fn fault_in(&mut self, va: u64, r: &Region, write_access: bool) -> Result<u64, PageError> {
+        let va = va & !(PAGE_SIZE - 1);
+        let prot = r.prot;
+        let s = slot(&mut self.frames.borrow_mut(), self.root, va, true)
+            .ok()
+            .flatten()
+            .ok_or(PageError::NoMem)?;
+        let mut e = read(s);
+        if e & HELD == 0 {
+            let page = match &r.backing {
+                Backing::Anon => self
+                    .frames
+                    .borrow_mut()
+                    .alloc_zeroed()
+                    .ok_or(PageError::NoMem)?,
+                Backing::File(f) => {
+                    // The file allocates from the same frames: not
+                    // borrowed here.
+                    let index = f.pgoff + (va - r.start) / PAGE_SIZE;
+                    let page = f.object.page(index)?;
+                    if write_access && !f.shared {
+                        // A private copy at once: no leaf named the file's
+                        // page, so the host has nothing to forget.
+                        let copy = self.frames.borrow_mut().alloc().ok_or(PageError::NoMem)?;
+                        // SAFETY: whole pages of identity-mapped RAM; `copy`
+                        // is ours, `page` the file's (alive: `r` holds it).
+                        unsafe {
+                            core::ptr::copy_nonoverlapping(
+                                page as *const u8,
+                                copy as *mut u8,
+                                PAGE_SIZE as usize,
+                            )
+                        };
+                        write(s, leaf(copy, prot, 0));
+                        return Ok(copy);
+                    }
+                    if !self.frames.borrow_mut().incref(page) {
+                        return Err(PageError::NoMem);
+                    }
+                    page
+                }
+            };
+            e = leaf(page, prot, region_bits(r));
+            write(s, e);
+            if !(write_access && e & COW != 0) {
+                return Ok(page);
+            }
+        }
+        let pm = &mut *self.frames.borrow_mut();
         let page = e & pte::ADDR;
         if !(write_access && e & COW != 0) {
             if e & pte::P == 0 && leaf_flags(prot) != 0 {
-                write(s, leaf(page, prot, e & COW != 0));
+                write(s, leaf(page, prot, e));
             }
             return Ok(page);
         }
         if pm.refs(page) == 1 {
             // Nobody else holds it: writable in place, more rights only.
-            write(s, leaf(page, prot, false));
+            write(s, leaf(page, prot, 0));
             return Ok(page);
         }
-        let copy = pm.alloc().ok_or(Errno::ENOMEM)?;
+        let copy = pm.alloc().ok_or(PageError::NoMem)?;
         // SAFETY: both are whole pages of identity-mapped RAM; `copy` is ours.
         unsafe {
             core::ptr::copy_nonoverlapping(page as *const u8, copy as *mut u8, PAGE_SIZE as usize)
         };
-        write(s, leaf(copy, prot, false));
+        write(s, leaf(copy, prot, 0));
         pm.decref(page);
         inval(self.vmid, va, va + PAGE_SIZE);
         Ok(copy)
@@ -308,7 +397,13 @@ impl GuestPmap {
             if r.prot == PROT_NONE {
                 break;
             }
-            let Ok(page) = self.fault_in(va, r.prot, to_process) else {
+            // Writing through a shared file mapping changes the file: only
+            // where the process may write (a read-only mapping of a file
+            // it cannot write must stay so), as Linux's copy_to_user.
+            if to_process && r.file().is_some_and(|f| f.shared) && r.prot & PROT_WRITE == 0 {
+                break;
+            }
+            let Ok(page) = self.fault_in(va, r, to_process) else {
                 break;
             };
             let off = (va & (PAGE_SIZE - 1)) as usize;
@@ -355,16 +450,21 @@ impl Pmap for GuestPmap {
         Ok(())
     }
 
+    fn map_file(&mut self, start: u64, end: u64) -> Result<(), Errno> {
+        self.clear_pages(start, end);
+        Ok(())
+    }
+
     fn unmap(&mut self, start: u64, end: u64) -> Result<(), Errno> {
         self.clear_pages(start, end);
         Ok(())
     }
 
-    fn protect(&mut self, start: u64, end: u64, prot: u64) -> Result<(), Errno> {
+    fn protect(&mut self, _: &Regions, start: u64, end: u64, prot: u64) -> Result<(), Errno> {
         let mut reduced = false;
         each_leaf(self.root, 4, 0, start, end, &mut |_, slot| {
             let e = read(slot);
-            let new = leaf(e & pte::ADDR, prot, e & COW != 0);
+            let new = leaf(e & pte::ADDR, prot, e);
             let lost = (e & pte::P != 0 && new & pte::P == 0)
                 || (e & pte::RW != 0 && new & pte::RW == 0)
                 || (e & pte::NX == 0 && new & pte::NX != 0);
@@ -406,11 +506,21 @@ impl Pmap for GuestPmap {
             .ok()
             .flatten()
             .is_none_or(|sl| read(sl) & HELD == 0);
-        if self.fault_in(addr, r.prot, write_access).is_err() {
-            return Fault::OutOfMemory;
+        match self.fault_in(addr, r, write_access) {
+            Ok(_) => {}
+            Err(PageError::Bus) => return Fault::Bus,
+            Err(PageError::NoMem) => return Fault::OutOfMemory,
         }
-        if fresh {
-            self.map_fresh_around(addr, r);
+        match r.backing {
+            Backing::Anon if fresh => self.map_fresh_around(addr, r),
+            // A write fault of a private mapping copies one page and maps
+            // nothing around it (as Linux): neighbours mapped read-only
+            // would each cost a copy-on-write break, with an
+            // invalidation, on their own write.
+            Backing::File(ref f) if fresh && (f.shared || !write_access) => {
+                self.map_file_around(addr, r)
+            }
+            _ => {}
         }
         Fault::Resolved
     }
@@ -448,11 +558,19 @@ impl Pmap for GuestPmap {
                         return;
                     };
                     let e = read(pslot);
+                    if !pm.incref(e & pte::ADDR) {
+                        failed = true;
+                        return;
+                    }
+                    if e & SHM != 0 {
+                        // A shared file page: both see every write.
+                        write(cslot, e);
+                        return;
+                    }
                     shared_writable |= e & pte::RW != 0;
                     let shared = (e | COW) & !(pte::RW | pte::D);
                     write(pslot, shared);
                     write(cslot, shared);
-                    pm.incref(e & pte::ADDR);
                 },
             );
         }

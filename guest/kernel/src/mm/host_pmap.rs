@@ -1,34 +1,320 @@
 //! `pmap=host` (the default): the host keeps the process's translations.
 //! Every operation is the vmspace hypercall of the same name: anonymous
 //! mappings, `vmspace_clone` for fork, pread/pwrite for copies.
+//!
+//! File mappings: the host resolves faults only in the entries it has, and
+//! a file region gets none at mmap time, so its first touch comes back
+//! here as a page fault. The fault maps the file's own page(s) into the
+//! vmspace as physical-memory entries (`PHYSMEM_FD`): `MAP_SHARED` ones
+//! (the host maps the kernel's page itself) for a shared mapping, and for
+//! a private mapping read-only until the first write, which replaces the
+//! page by a `MAP_PRIVATE` entry (the host copies the kernel's page into a
+//! page of its pool on first touch). Pages around the fault that the file
+//! already has come in the same call when they are physically contiguous.
+//!
+//! Every file page mapped into the vmspace holds a reference on it
+//! ([`Slot`]) until it is unmapped, so a page the host may still map is
+//! never freed and reused, whatever becomes of the file.
 
 use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
 
-use super::regions::Regions;
+use super::physmem::Frames;
+use super::regions::{FileMap, PageError, Region, Regions};
 use super::space::{Fault, Pmap};
 use guestlib::vmspace as vms;
-use vkernel_abi::layout::VM_MIN_USER_ADDRESS;
+use vkernel_abi::layout::{PAGE_SIZE, VM_MIN_USER_ADDRESS};
 use vkernel_abi::mman::*;
+use vkernel_abi::paging::pf;
 use vkernel_abi::Errno;
+
+/// Pages a file fault maps at most (an aligned window around it).
+const FILE_FAULT_AROUND: u64 = 16;
+
+/// A file page mapped into the vmspace.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    /// The file's page (a reference held).
+    page: u64,
+    /// Mapped `MAP_PRIVATE`: the host's copy of it, once touched. Else
+    /// the file's page itself (read-only in a private region).
+    private: bool,
+}
 
 /// A vmspace whose memory the host manages.
 pub struct HostPmap {
     vmid: u64,
+    frames: Frames,
+    /// The file pages mapped, by address.
+    file: BTreeMap<u64, Slot>,
 }
 
 impl HostPmap {
     /// Creates the (empty) vmspace `vmid`.
-    pub fn create(vmid: u64) -> Result<Box<dyn Pmap>, Errno> {
+    pub fn create(vmid: u64, frames: Frames) -> Result<Box<dyn Pmap>, Errno> {
         vms::create(vmid, 0, 0)?;
-        Ok(Box::new(HostPmap { vmid }))
+        Ok(Box::new(HostPmap {
+            vmid,
+            frames,
+            file: BTreeMap::new(),
+        }))
+    }
+
+    /// Drops the references of the file pages in `[start, end)` (which the
+    /// host maps no more).
+    fn drop_slots(&mut self, start: u64, end: u64) {
+        let mut gone = self.file.split_off(&start);
+        let mut above = gone.split_off(&end);
+        self.file.append(&mut above);
+        let mut frames = self.frames.borrow_mut();
+        for slot in gone.values() {
+            frames.decref(slot.page);
+        }
+    }
+
+    /// Maps file page `page` (a reference taken here) at `va`, `private`
+    /// or shared, with `prot`, replacing what was there.
+    fn map_one(&mut self, va: u64, page: u64, prot: u64, private: bool) -> Result<(), Errno> {
+        if !self.frames.borrow_mut().incref(page) {
+            return Err(Errno::ENOMEM);
+        }
+        let kind = if private { MAP_PRIVATE } else { MAP_SHARED };
+        if let Err(e) = vms::mmap(
+            self.vmid,
+            va,
+            PAGE_SIZE,
+            prot,
+            kind | MAP_FIXED,
+            PHYSMEM_FD,
+            page,
+        ) {
+            self.frames.borrow_mut().decref(page);
+            return Err(e);
+        }
+        if let Some(old) = self.file.insert(va, Slot { page, private }) {
+            self.frames.borrow_mut().decref(old.page);
+        }
+        Ok(())
+    }
+
+    /// The protection a file page of region `r` is mapped with: a private
+    /// region's pages are read-only until copied.
+    fn slot_prot(r: &Region, f: &FileMap, private: bool) -> u64 {
+        if f.shared || private {
+            r.prot
+        } else {
+            r.prot & !PROT_WRITE
+        }
+    }
+
+    /// Maps the file page at `va` (in region `r`) shared (the file's own
+    /// page), with the pages around it that the file already has and that
+    /// are not mapped yet, one hypercall per physically contiguous run.
+    fn map_around(&mut self, va: u64, r: &Region, f: &FileMap) -> Result<(), PageError> {
+        let index = f.pgoff + (va - r.start) / PAGE_SIZE;
+        let page = f.object.page(index)?;
+        let eof = f.object.size().div_ceil(PAGE_SIZE);
+        let prot = Self::slot_prot(r, f, false);
+        let bytes = FILE_FAULT_AROUND * PAGE_SIZE;
+        let window = va & !(bytes - 1);
+        let (from, to) = (window.max(r.start), (window + bytes).min(r.end));
+        // (va, page) of every page to map, in address order.
+        let mut run: [(u64, u64); FILE_FAULT_AROUND as usize] =
+            [(0, 0); FILE_FAULT_AROUND as usize];
+        let mut n = 0;
+        let mut at = from;
+        while at < to {
+            let i = f.pgoff + (at - r.start) / PAGE_SIZE;
+            let p = if at == va {
+                Some(page)
+            } else if self.file.contains_key(&at) || i >= eof {
+                None
+            } else {
+                f.object.lookup(i)
+            };
+            if let Some(p) = p {
+                run[n] = (at, p);
+                n += 1;
+            }
+            at += PAGE_SIZE;
+        }
+        let mut i = 0;
+        while i < n {
+            let mut j = i + 1;
+            while j < n
+                && run[j].0 == run[j - 1].0 + PAGE_SIZE
+                && run[j].1 == run[j - 1].1 + PAGE_SIZE
+            {
+                j += 1;
+            }
+            let (start, first) = run[i];
+            let pages = &run[i..j];
+            let mapped = {
+                let mut frames = self.frames.borrow_mut();
+                let mut taken = 0;
+                while taken < pages.len() && frames.incref(pages[taken].1) {
+                    taken += 1;
+                }
+                if taken < pages.len() {
+                    for p in &pages[..taken] {
+                        frames.decref(p.1);
+                    }
+                    false
+                } else {
+                    true
+                }
+            };
+            let len = (j - i) as u64 * PAGE_SIZE;
+            let ok = mapped
+                && vms::mmap(
+                    self.vmid,
+                    start,
+                    len,
+                    prot,
+                    MAP_SHARED | MAP_FIXED,
+                    PHYSMEM_FD,
+                    first,
+                )
+                .is_ok();
+            if !ok {
+                if mapped {
+                    let mut frames = self.frames.borrow_mut();
+                    for p in pages {
+                        frames.decref(p.1);
+                    }
+                }
+                // The neighbours were a bonus; the faulting page is not.
+                if (start..start + len).contains(&va) {
+                    return Err(PageError::NoMem);
+                }
+            } else {
+                for &(v, p) in pages {
+                    // No slot was there (checked above), so nothing to drop.
+                    self.file.insert(
+                        v,
+                        Slot {
+                            page: p,
+                            private: false,
+                        },
+                    );
+                }
+            }
+            i = j;
+        }
+        Ok(())
+    }
+
+    /// Gives the private region `r` its own copy of the page at `va`
+    /// (mapped `MAP_PRIVATE` over the file's page, copied by the host on
+    /// first touch), unless it has one.
+    fn make_private(&mut self, va: u64, r: &Region, f: &FileMap) -> Result<(), PageError> {
+        if self.file.get(&va).is_some_and(|s| s.private) {
+            return Ok(());
+        }
+        let page = f.object.page(f.pgoff + (va - r.start) / PAGE_SIZE)?;
+        self.map_one(va, page, r.prot, true)
+            .map_err(|_| PageError::NoMem)
+    }
+
+    /// Copies between process memory at `addr` and `buf` (`to_process`:
+    /// into the process); the bytes copied, short at the first page the
+    /// process cannot have. Anonymous memory goes through the host's
+    /// pread/pwrite; a file's pages are copied here, straight from or to
+    /// the file's page unless the process has its own copy.
+    fn copy(
+        &mut self,
+        regions: &Regions,
+        addr: u64,
+        buf: *mut u8,
+        len: usize,
+        to_process: bool,
+    ) -> usize {
+        let mut done = 0usize;
+        while done < len {
+            let va = addr + done as u64;
+            let Some(r) = regions.region_of(va) else {
+                break;
+            };
+            let Some(f) = r.file() else {
+                // Anonymous: the host, up to the region's end.
+                let n = ((r.end - va) as usize).min(len - done);
+                // SAFETY: `buf + done .. + n` lies in the caller's buffer.
+                let got = unsafe {
+                    if to_process {
+                        let b = core::slice::from_raw_parts(buf.add(done), n);
+                        vms::pwrite(self.vmid, b, va)
+                    } else {
+                        let b = core::slice::from_raw_parts_mut(buf.add(done), n);
+                        vms::pread(self.vmid, b, va)
+                    }
+                }
+                .map_or(0, |g| g as usize);
+                done += got;
+                if got < n {
+                    break;
+                }
+                continue;
+            };
+            if r.prot == PROT_NONE || (to_process && f.shared && r.prot & PROT_WRITE == 0) {
+                // As the guest pmap: a shared file is written only where
+                // the process may write it.
+                break;
+            }
+            let page_va = va & !(PAGE_SIZE - 1);
+            let off = (va - page_va) as usize;
+            let n = (PAGE_SIZE as usize - off).min(len - done);
+            if to_process && !f.shared && self.make_private(page_va, r, f).is_err() {
+                break;
+            }
+            if self.file.get(&page_va).is_some_and(|s| s.private) {
+                // The process's own copy lives in the host's pool.
+                // SAFETY: as above.
+                let got = unsafe {
+                    if to_process {
+                        vms::pwrite(self.vmid, core::slice::from_raw_parts(buf.add(done), n), va)
+                    } else {
+                        let b = core::slice::from_raw_parts_mut(buf.add(done), n);
+                        vms::pread(self.vmid, b, va)
+                    }
+                }
+                .map_or(0, |g| g as usize);
+                done += got;
+                if got < n {
+                    break;
+                }
+                continue;
+            }
+            let Ok(page) = f.object.page(f.pgoff + (page_va - r.start) / PAGE_SIZE) else {
+                break;
+            };
+            let pa = (page as usize + off) as *mut u8;
+            // SAFETY: `pa .. pa + n` lies in one page the file holds (and
+            // the file outlives this call: the region holds it);
+            // `buf + done .. + n` in the caller's buffer.
+            unsafe {
+                if to_process {
+                    core::ptr::copy_nonoverlapping(buf.add(done), pa, n);
+                } else {
+                    core::ptr::copy_nonoverlapping(pa, buf.add(done), n);
+                }
+            }
+            done += n;
+        }
+        done
     }
 }
 
 impl Drop for HostPmap {
     fn drop(&mut self) {
         // Fails only for a vmspace that is running or unknown, neither of
-        // which the last reference to an address space can see.
-        let _ = vms::destroy(self.vmid);
+        // which the last reference to an address space can see. If it did
+        // fail, the host might still map the file pages: keep them.
+        if vms::destroy(self.vmid).is_ok() {
+            let mut frames = self.frames.borrow_mut();
+            for slot in self.file.values() {
+                frames.decref(slot.page);
+            }
+        }
     }
 }
 
@@ -39,7 +325,13 @@ impl Pmap for HostPmap {
 
     fn map_anon(&mut self, start: u64, end: u64, prot: u64) -> Result<(), Errno> {
         let flags = MAP_ANON | MAP_PRIVATE | MAP_FIXED;
-        vms::mmap(self.vmid, start, end - start, prot, flags, FD_NONE, 0).map(|_| ())
+        vms::mmap(self.vmid, start, end - start, prot, flags, FD_NONE, 0)?;
+        self.drop_slots(start, end);
+        Ok(())
+    }
+
+    fn map_file(&mut self, start: u64, end: u64) -> Result<(), Errno> {
+        self.unmap(start, end)
     }
 
     fn unmap(&mut self, start: u64, end: u64) -> Result<(), Errno> {
@@ -52,17 +344,51 @@ impl Pmap for HostPmap {
                 let flags = MAP_ANON | MAP_PRIVATE | MAP_FIXED;
                 vms::mmap(self.vmid, start, len, PROT_NONE, flags, FD_NONE, 0)
                     .map_err(|_| Errno::ENOMEM)?;
-                vms::munmap(self.vmid, start, len).map(|_| ())
+                vms::munmap(self.vmid, start, len)?;
             }
-            r => r.map(|_| ()),
+            r => {
+                r?;
+            }
         }
+        self.drop_slots(start, end);
+        Ok(())
     }
 
-    fn protect(&mut self, start: u64, end: u64, prot: u64) -> Result<(), Errno> {
-        vms::mprotect(self.vmid, start, end - start, prot).map(|_| ())
+    fn protect(&mut self, regions: &Regions, start: u64, end: u64, prot: u64) -> Result<(), Errno> {
+        for r in regions.pieces(start, end) {
+            let Some(f) = r.file() else {
+                vms::mprotect(self.vmid, r.start, r.end - r.start, prot)?;
+                continue;
+            };
+            // Only the pages mapped have host entries: one call per run of
+            // them with one protection.
+            let mut run: Option<(u64, u64, u64)> = None;
+            let slots: alloc::vec::Vec<(u64, Slot)> = self
+                .file
+                .range(r.start..r.end)
+                .map(|(&v, &s)| (v, s))
+                .collect();
+            for (va, slot) in slots {
+                let p = Self::slot_prot(&r, f, slot.private);
+                run = match run {
+                    Some((s, e, rp)) if e == va && rp == p => Some((s, e + PAGE_SIZE, p)),
+                    Some((s, e, rp)) => {
+                        vms::mprotect(self.vmid, s, e - s, rp)?;
+                        Some((va, va + PAGE_SIZE, p))
+                    }
+                    None => Some((va, va + PAGE_SIZE, p)),
+                };
+            }
+            if let Some((s, e, rp)) = run {
+                vms::mprotect(self.vmid, s, e - s, rp)?;
+            }
+        }
+        Ok(())
     }
 
     fn discard(&mut self, start: u64, end: u64) -> Result<(), Errno> {
+        // A private copy of a file page is dropped (the host copies the
+        // file's page again on the next touch); a shared one stays.
         vms::mcontrol(self.vmid, start, end - start, MADV_DONTNEED, 0).map(|_| ())
     }
 
@@ -70,22 +396,84 @@ impl Pmap for HostPmap {
         vms::mcontrol(self.vmid, start, end - start, MADV_WILLNEED, 0).map(|_| ())
     }
 
-    fn fault(&mut self, _: &Regions, _: u64, _: u64) -> Fault {
-        // The host resolves every fault it can; what it delivers is the
-        // process's own.
-        Fault::Segv
+    fn fault(&mut self, regions: &Regions, addr: u64, error_code: u64) -> Fault {
+        // The host resolves every fault it can in anonymous memory and in
+        // the file pages mapped; what it delivers there is the process's
+        // own.
+        let Some(r) = regions.region_of(addr) else {
+            return Fault::Segv;
+        };
+        let Some(f) = r.file() else {
+            return Fault::Segv;
+        };
+        let write_access = error_code & pf::W != 0;
+        let allowed = if write_access {
+            r.prot & PROT_WRITE != 0
+        } else if error_code & pf::I != 0 {
+            r.prot & PROT_EXEC != 0
+        } else {
+            r.prot != PROT_NONE
+        };
+        if !allowed {
+            return Fault::Segv;
+        }
+        let va = addr & !(PAGE_SIZE - 1);
+        let done = if write_access && !f.shared {
+            self.make_private(va, r, f)
+        } else if self.file.contains_key(&va) {
+            // Mapped, and the host would have resolved an allowed access.
+            return Fault::Segv;
+        } else {
+            self.map_around(va, r, f)
+        };
+        match done {
+            Ok(()) => Fault::Resolved,
+            Err(PageError::Bus) => Fault::Bus,
+            Err(PageError::NoMem) => Fault::OutOfMemory,
+        }
     }
 
-    fn read(&mut self, _: &Regions, addr: u64, buf: &mut [u8]) -> usize {
-        vms::pread(self.vmid, buf, addr).map_or(0, |n| n as usize)
+    fn read(&mut self, regions: &Regions, addr: u64, buf: &mut [u8]) -> usize {
+        self.copy(regions, addr, buf.as_mut_ptr(), buf.len(), false)
     }
 
-    fn write(&mut self, _: &Regions, addr: u64, buf: &[u8]) -> usize {
-        vms::pwrite(self.vmid, buf, addr).map_or(0, |n| n as usize)
+    fn write(&mut self, regions: &Regions, addr: u64, buf: &[u8]) -> usize {
+        // `copy` only reads through the pointer when copying into the
+        // process.
+        self.copy(regions, addr, buf.as_ptr() as *mut u8, buf.len(), true)
     }
 
+    /// The host copies the vmspace: private memory (and private copies of
+    /// file pages) copied, file pages mapped shared stay shared. The child
+    /// holds its own references on them.
     fn fork(&mut self, child: u64) -> Result<Box<dyn Pmap>, Errno> {
-        vms::clone(self.vmid, child)?;
-        Ok(Box::new(HostPmap { vmid: child }))
+        let mut file = BTreeMap::new();
+        {
+            let mut frames = self.frames.borrow_mut();
+            for (&va, &slot) in &self.file {
+                if !frames.incref(slot.page) {
+                    for s in file.values() {
+                        let s: &Slot = s;
+                        frames.decref(s.page);
+                    }
+                    return Err(Errno::ENOMEM);
+                }
+                file.insert(va, slot);
+            }
+        }
+        if let Err(e) = vms::clone(self.vmid, child) {
+            let mut frames = self.frames.borrow_mut();
+            for s in file.values() {
+                let s: &Slot = s;
+                frames.decref(s.page);
+            }
+            return Err(e);
+        }
+        let c = HostPmap {
+            vmid: child,
+            frames: self.frames.clone(),
+            file,
+        };
+        Ok(Box::new(c))
     }
 }

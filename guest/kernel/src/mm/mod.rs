@@ -16,7 +16,8 @@ use core::cell::RefCell;
 use guest_pmap::GuestPmap;
 use host_pmap::HostPmap;
 use physmem::{Frames, PhysMem};
-pub use space::{AddressSpace, Fault, SpaceRef};
+pub use regions::{FileMap, PageError, Pager};
+pub use space::{AddressSpace, Fault, Mappers, SpaceRef};
 use vkernel_abi::Errno;
 
 /// Who keeps the processes' page tables.
@@ -77,7 +78,7 @@ impl Mm {
     pub fn new_space(&mut self) -> Result<SpaceRef, Errno> {
         let vmid = self.new_vmid();
         let pmap = match self.kind {
-            PmapKind::Host => HostPmap::create(vmid)?,
+            PmapKind::Host => HostPmap::create(vmid, self.frames.clone())?,
             PmapKind::Guest => GuestPmap::create(vmid, self.frames.clone())?,
         };
         Ok(AddressSpace::new(pmap))

@@ -98,12 +98,23 @@ impl PhysMem {
         Some(page)
     }
 
-    /// Adds a reference to an allocated page.
-    pub fn incref(&mut self, page: u64) {
-        if let Some(i) = self.index(page) {
-            // SAFETY: `i < pages`.
-            unsafe { *self.refs.add(i) += 1 };
+    /// Adds a reference to an allocated page; false (nothing changed)
+    /// when its count is full: a count that wrapped would free a page
+    /// still mapped, so the caller refuses the mapping instead.
+    #[must_use]
+    pub fn incref(&mut self, page: u64) -> bool {
+        let Some(i) = self.index(page) else {
+            return true;
+        };
+        // SAFETY: `i < pages`.
+        unsafe {
+            let count = self.refs.add(i);
+            if *count == u16::MAX {
+                return false;
+            }
+            *count += 1;
         }
+        true
     }
 
     /// The number of references to `page` (0 for pages not managed here).

@@ -18,10 +18,12 @@
 //! calling.
 
 use alloc::boxed::Box;
-use alloc::rc::Rc;
+use alloc::rc::{Rc, Weak};
+use alloc::vec::Vec;
 use core::cell::RefCell;
 
-use super::regions::Regions;
+use super::regions::{pager_id, Backing, FileMap, Regions};
+use vkernel_abi::layout::PAGE_SIZE;
 use vkernel_abi::Errno;
 
 /// What became of a process's page fault.
@@ -31,6 +33,9 @@ pub enum Fault {
     Resolved,
     /// Outside its regions or against their protection: SIGSEGV.
     Segv,
+    /// In a file mapping, but past the end of the file (or the file
+    /// system is full): SIGBUS.
+    Bus,
     /// Allowed, but no page is left to map.
     OutOfMemory,
 }
@@ -43,10 +48,17 @@ pub trait Pmap {
     fn vmid(&self) -> u64;
     /// Maps `[start, end)` demand-zero with `prot`, replacing what was there.
     fn map_anon(&mut self, start: u64, end: u64, prot: u64) -> Result<(), Errno>;
-    /// Unmaps `[start, end)`; holes are fine.
+    /// Makes `[start, end)` ready for a file mapping (its region is in
+    /// place): whatever was mapped there goes; the file's pages come on
+    /// fault.
+    fn map_file(&mut self, start: u64, end: u64) -> Result<(), Errno>;
+    /// Unmaps `[start, end)`; holes are fine. Every page reference the
+    /// range held is dropped (a file page stays alive exactly as long as a
+    /// translation may name it).
     fn unmap(&mut self, start: u64, end: u64) -> Result<(), Errno>;
-    /// Changes the protection of `[start, end)` (covered, no holes).
-    fn protect(&mut self, start: u64, end: u64, prot: u64) -> Result<(), Errno>;
+    /// Changes the protection of `[start, end)` (covered, no holes) to
+    /// `prot`, which `regions` already record.
+    fn protect(&mut self, regions: &Regions, start: u64, end: u64, prot: u64) -> Result<(), Errno>;
     /// Discards the pages of `[start, end)`: they read as zero again.
     fn discard(&mut self, start: u64, end: u64) -> Result<(), Errno>;
     /// Brings the pages of `[start, end)` in ahead of use (a hint).
@@ -66,8 +78,48 @@ pub trait Pmap {
 /// A shared address space.
 pub type SpaceRef = Rc<RefCell<AddressSpace>>;
 
+/// The address spaces mapping one file (Linux's `i_mmap`), so that
+/// truncating it can take the pages past the new end out of every mapping.
+/// Spaces that are gone, or no longer map the file, cost a stale entry
+/// until the next [`Mappers::add`].
+#[derive(Default)]
+pub struct Mappers(RefCell<Vec<Weak<RefCell<AddressSpace>>>>);
+
+impl Mappers {
+    /// Records that `space` maps the file (`ENOMEM` if the kernel heap
+    /// cannot hold the record).
+    fn add(&self, space: &Weak<RefCell<AddressSpace>>) -> Result<(), Errno> {
+        let mut list = self.0.borrow_mut();
+        list.retain(|w| w.strong_count() > 0);
+        if list.iter().any(|w| w.ptr_eq(space)) {
+            return Ok(());
+        }
+        list.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
+        list.push(space.clone());
+        Ok(())
+    }
+
+    /// Takes file pages `from..` of `object` out of every mapping of it
+    /// (Linux's `unmap_mapping_range`, private copies included): a later
+    /// touch faults, and past the end of the file that is SIGBUS.
+    pub fn zap(&self, object: *const (), from: u64) {
+        let list: Vec<_> = self.0.borrow().iter().filter_map(Weak::upgrade).collect();
+        for space in list {
+            // No system call that truncates holds an address space
+            // borrowed; if one ever did, the pages would still be safe
+            // (every translation holds a reference on its page), only
+            // still visible to that space.
+            if let Ok(mut space) = space.try_borrow_mut() {
+                space.zap(object, from);
+            }
+        }
+    }
+}
+
 /// A process's memory.
 pub struct AddressSpace {
+    /// Itself, for the files it maps ([`Mappers`]).
+    me: Weak<RefCell<AddressSpace>>,
     regions: Regions,
     pmap: Box<dyn Pmap>,
     /// Program break: `brk_start` is the end of the loaded image.
@@ -80,13 +132,16 @@ pub struct AddressSpace {
 impl AddressSpace {
     /// An empty address space over `pmap`.
     pub fn new(pmap: Box<dyn Pmap>) -> SpaceRef {
-        Rc::new(RefCell::new(AddressSpace {
-            regions: Regions::default(),
-            pmap,
-            brk_start: 0,
-            brk: 0,
-            mmap_floor: 0,
-        }))
+        Rc::new_cyclic(|me| {
+            RefCell::new(AddressSpace {
+                me: me.clone(),
+                regions: Regions::default(),
+                pmap,
+                brk_start: 0,
+                brk: 0,
+                mmap_floor: 0,
+            })
+        })
     }
 
     /// The host vmspace holding it.
@@ -97,6 +152,11 @@ impl AddressSpace {
     /// The mapped regions, in address order (`/proc/PID/maps`).
     pub fn regions(&self) -> &[super::regions::Region] {
         self.regions.as_slice()
+    }
+
+    /// Whether `[addr, addr + len)` is mapped with no hole.
+    pub fn covers(&self, addr: u64, len: u64) -> bool {
+        self.regions.covers(addr, addr + len)
     }
 
     /// Whether nothing is mapped in `[addr, addr + len)`.
@@ -131,10 +191,10 @@ impl AddressSpace {
     fn change(
         &mut self,
         change: impl FnOnce(&mut Regions) -> Result<(), Errno>,
-        apply: impl FnOnce(&mut dyn Pmap) -> Result<(), Errno>,
+        apply: impl FnOnce(&mut dyn Pmap, &Regions) -> Result<(), Errno>,
     ) -> Result<(), Errno> {
         let saved = self.regions.try_clone()?;
-        let r = change(&mut self.regions).and_then(|()| apply(self.pmap.as_mut()));
+        let r = change(&mut self.regions).and_then(|()| apply(self.pmap.as_mut(), &self.regions));
         if r.is_err() {
             self.regions = saved;
         }
@@ -146,24 +206,72 @@ impl AddressSpace {
     pub fn map_anon(&mut self, addr: u64, len: u64, prot: u64) -> Result<(), Errno> {
         let end = addr + len;
         self.change(
-            |r| r.insert(addr, end, prot),
-            |p| p.map_anon(addr, end, prot),
+            |r| r.insert(addr, end, prot, Backing::Anon),
+            |p, _| p.map_anon(addr, end, prot),
+        )
+    }
+
+    /// Maps `[addr, addr + len)` onto `file` with `prot`, replacing
+    /// whatever was mapped there; the file's pages come on first touch.
+    pub fn map_file(&mut self, addr: u64, len: u64, prot: u64, file: FileMap) -> Result<(), Errno> {
+        let end = addr + len;
+        let object = file.object.clone();
+        object.mappers().add(&self.me)?;
+        self.change(
+            |r| r.insert(addr, end, prot, Backing::File(file)),
+            |p, _| p.map_file(addr, end),
         )
     }
 
     /// Unmaps `[addr, addr + len)`; holes are fine (Linux's munmap).
     pub fn unmap(&mut self, addr: u64, len: u64) -> Result<(), Errno> {
         let end = addr + len;
-        self.change(|r| r.remove(addr, end), |p| p.unmap(addr, end))
+        self.change(|r| r.remove(addr, end), |p, _| p.unmap(addr, end))
     }
 
-    /// Changes the protection of `[addr, addr + len)` (`ENOMEM` on a hole).
+    /// Changes the protection of `[addr, addr + len)`: `ENOMEM` on a hole,
+    /// `EACCES` for write access to a shared mapping of a file not open for
+    /// writing.
     pub fn protect(&mut self, addr: u64, len: u64, prot: u64) -> Result<(), Errno> {
+        use vkernel_abi::mman::PROT_WRITE;
         let end = addr + len;
+        if !self.regions.covers(addr, end) {
+            return Err(Errno::ENOMEM);
+        }
+        if prot & PROT_WRITE != 0
+            && self
+                .regions
+                .pieces(addr, end)
+                .any(|r| r.file().is_some_and(|f| f.shared && !f.may_write))
+        {
+            return Err(Errno::EACCES);
+        }
         self.change(
             |r| r.protect(addr, end, prot),
-            |p| p.protect(addr, end, prot),
+            |p, regions| p.protect(regions, addr, end, prot),
         )
+    }
+
+    /// Takes file pages `from..` of `object` out of this space's mappings
+    /// of it (see [`Mappers::zap`]); the regions stay.
+    fn zap(&mut self, object: *const (), from: u64) {
+        let ranges: Vec<(u64, u64)> = self
+            .regions
+            .as_slice()
+            .iter()
+            .filter_map(|r| {
+                let f = r.file().filter(|f| pager_id(&f.object) == object)?;
+                let pages = (r.end - r.start) / PAGE_SIZE;
+                let first = from.max(f.pgoff);
+                (first < f.pgoff + pages).then(|| (r.start + (first - f.pgoff) * PAGE_SIZE, r.end))
+            })
+            .collect();
+        for (start, end) in ranges {
+            // Unmapping a range the space maps cannot fail on either pmap
+            // short of a broken host; the references the pmap holds keep
+            // the pages from reuse even then.
+            let _ = self.pmap.unmap(start, end);
+        }
     }
 
     /// Discards the pages of `[addr, addr + len)`: they read as zero again.
@@ -192,16 +300,28 @@ impl AddressSpace {
         self.pmap.write(&self.regions, addr, buf)
     }
 
-    /// A copy of this address space (fork), in new vmspace `child`.
+    /// A copy of this address space (fork), in new vmspace `child`:
+    /// private memory is copied (or copy-on-write), shared file mappings
+    /// stay shared.
     pub fn fork(&mut self, child: u64) -> Result<SpaceRef, Errno> {
         let regions = self.regions.try_clone()?;
         let pmap = self.pmap.fork(child)?;
-        Ok(Rc::new(RefCell::new(AddressSpace {
-            regions,
-            pmap,
-            brk_start: self.brk_start,
-            brk: self.brk,
-            mmap_floor: self.mmap_floor,
-        })))
+        let space = Rc::new_cyclic(|me| {
+            RefCell::new(AddressSpace {
+                me: me.clone(),
+                regions,
+                pmap,
+                brk_start: self.brk_start,
+                brk: self.brk,
+                mmap_floor: self.mmap_floor,
+            })
+        });
+        let me = Rc::downgrade(&space);
+        for r in space.borrow().regions.as_slice() {
+            if let Some(f) = r.file() {
+                f.object.mappers().add(&me)?;
+            }
+        }
+        Ok(space)
     }
 }

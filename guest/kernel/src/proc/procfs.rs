@@ -821,11 +821,12 @@ fn status(t: &TaskInfo, out: &mut String) {
 }
 
 /// `/proc/PID/maps`: `start-end perms offset dev inode`, padded to column
-/// 73 before a name, as Linux's `show_map_vma`. Regions keep no file, so
-/// the program's own (below the break's start) are named by its path with
-/// offset and inode 0; the break is `[heap]`, the stack `[stack]`.
+/// 73 before a name, as Linux's `show_map_vma`. A file mapping shows its
+/// file (` (deleted)` once unlinked; shared anonymous memory is a deleted
+/// `/dev/zero`). The program's own image was copied in, not mapped: its
+/// regions (below the break's start) are named by its path with offset
+/// and inode 0; the break is `[heap]`, the stack `[stack]`.
 fn maps(t: &TaskInfo, out: &mut String) {
-    use linux_raw_sys::general::{PROT_EXEC, PROT_READ, PROT_WRITE};
     let Some(space) = t.space.borrow().upgrade() else {
         return;
     };
@@ -836,10 +837,54 @@ fn maps(t: &TaskInfo, out: &mut String) {
     let exe = String::from_utf8_lossy(&exe);
     let heap = space.brk_start.next_multiple_of(PAGE_SIZE);
     let line = |out: &mut String, start: u64, end: u64, prot: u64, name: &str| {
+        file_line(out, start, end, prot, None, name)
+    };
+    for r in space.regions() {
+        if let Some(f) = r.file() {
+            let (dev, ino, deleted) = f.object.identity();
+            let mut name = String::from_utf8_lossy(&f.name).into_owned();
+            if deleted {
+                name.push_str(" (deleted)");
+            }
+            let id = (f.pgoff * PAGE_SIZE, dev, ino, f.shared);
+            file_line(out, r.start, r.end, r.prot, Some(id), &name);
+            continue;
+        }
+        if r.end == super::exec::STACK_TOP {
+            line(out, r.start, r.end, r.prot, "[stack]");
+        } else if r.end <= heap {
+            line(out, r.start, r.end, r.prot, &exe);
+        } else if r.start < heap {
+            // The image's last segment and the break, merged: split.
+            line(out, r.start, heap, r.prot, &exe);
+            line(out, heap, r.end, r.prot, "[heap]");
+        } else if r.start == heap && space.brk > space.brk_start {
+            line(out, r.start, r.end, r.prot, "[heap]");
+        } else {
+            line(out, r.start, r.end, r.prot, "");
+        }
+    }
+}
+
+/// One line of `/proc/PID/maps`; `file` is (offset, device, inode,
+/// shared) of a file mapping.
+fn file_line(
+    out: &mut String,
+    start: u64,
+    end: u64,
+    prot: u64,
+    file: Option<(u64, u64, u64, bool)>,
+    name: &str,
+) {
+    use linux_raw_sys::general::{PROT_EXEC, PROT_READ, PROT_WRITE};
+    let (off, dev, ino, shared) = file.unwrap_or((0, 0, 0, false));
+    // Linux's MAJOR and MINOR of a 32-bit device number.
+    let (major, minor) = ((dev >> 8) & 0xfff, (dev & 0xff) | ((dev >> 12) & 0xfff00));
+    {
         let at = out.len();
         let _ = write!(
             out,
-            "{start:08x}-{end:08x} {}{}{}p 00000000 00:00 0 ",
+            "{start:08x}-{end:08x} {}{}{}{} {off:08x} {major:02x}:{minor:02x} {ino} ",
             if prot & PROT_READ as u64 != 0 {
                 'r'
             } else {
@@ -855,6 +900,7 @@ fn maps(t: &TaskInfo, out: &mut String) {
             } else {
                 '-'
             },
+            if shared { 's' } else { 'p' },
         );
         if !name.is_empty() {
             while out.len() - at < 73 {
@@ -863,21 +909,6 @@ fn maps(t: &TaskInfo, out: &mut String) {
             out.push_str(name);
         }
         out.push('\n');
-    };
-    for r in space.regions() {
-        if r.end == super::exec::STACK_TOP {
-            line(out, r.start, r.end, r.prot, "[stack]");
-        } else if r.end <= heap {
-            line(out, r.start, r.end, r.prot, &exe);
-        } else if r.start < heap {
-            // The image's last segment and the break, merged: split.
-            line(out, r.start, heap, r.prot, &exe);
-            line(out, heap, r.end, r.prot, "[heap]");
-        } else if r.start == heap && space.brk > space.brk_start {
-            line(out, r.start, r.end, r.prot, "[heap]");
-        } else {
-            line(out, r.start, r.end, r.prot, "");
-        }
     }
 }
 

@@ -1,11 +1,15 @@
-//! Memory system calls: brk, anonymous private mmap, munmap, mprotect,
-//! madvise: Linux's checks here, the work in the process's
+//! Memory system calls: brk, mmap (anonymous, shared anonymous, and of
+//! tmpfs files, private or shared), munmap, mprotect, msync, madvise:
+//! Linux's checks here, the work in the process's
 //! [`AddressSpace`](crate::mm::AddressSpace).
 
+use super::fd;
+use crate::fs::file::{Object, OpenFile};
+use crate::fs::tmpfs;
 use crate::kernel::Kernel;
-use crate::mm::uaccess;
+use crate::mm::{uaccess, FileMap};
 use crate::proc::exec;
-use crate::syscall::log_refused;
+use linux_raw_sys::general as linux;
 use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS, VM_MIN_USER_ADDRESS};
 use vkernel_abi::mman::*;
 use vkernel_abi::Errno;
@@ -43,33 +47,136 @@ pub fn sys_brk(k: &mut Kernel, s: usize, addr: u64) -> u64 {
     addr
 }
 
-pub fn sys_mmap(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errno> {
-    const MAP_TYPE: u64 = 0x0f;
-    const MAP_HUGETLB: u64 = 0x40000;
-    let [addr, len, prot, flags, fd, off] = a;
-    match flags & MAP_TYPE {
-        1 | 3 => {
-            // Shared mappings would need pages shared across fork; not yet.
-            log_refused(k, s, "mmap", format_args!("MAP_SHARED"));
-            return Err(Errno::EINVAL);
-        }
-        2 => {}
-        _ => return Err(Errno::EINVAL),
+/// mmap flags Linux honours for every file (`LEGACY_MAP_MASK`): with
+/// `MAP_SHARED_VALIDATE` any other is `EOPNOTSUPP`, with `MAP_SHARED` it is
+/// ignored.
+const LEGACY_MAP_MASK: u64 = (linux::MAP_SHARED
+    | linux::MAP_PRIVATE
+    | linux::MAP_FIXED
+    | linux::MAP_ANONYMOUS
+    | linux::MAP_DENYWRITE
+    | linux::MAP_EXECUTABLE
+    | linux::MAP_UNINITIALIZED
+    | linux::MAP_GROWSDOWN
+    | linux::MAP_LOCKED
+    | linux::MAP_NORESERVE
+    | linux::MAP_POPULATE
+    | linux::MAP_NONBLOCK
+    | linux::MAP_STACK
+    | linux::MAP_HUGETLB
+    | linux::MAP_32BIT
+    | 0x80 // MAP_ABOVE4G
+    | (linux::MAP_HUGE_MASK << linux::MAP_HUGE_SHIFT)) as u64;
+const MAP_TYPE: u64 = 0x0f;
+const MAP_SHARED_VALIDATE: u64 = 0x03;
+
+/// What an mmap maps.
+enum What {
+    /// Private demand-zero memory.
+    Anon,
+    /// A file's pages (or shared anonymous memory's object).
+    File(FileMap),
+}
+
+/// Linux's checks of a file mapping (`do_mmap`'s), in its order; `None`
+/// when the file maps as anonymous memory (a private `/dev/zero`). A
+/// shared `/dev/zero` is shared anonymous memory.
+fn file_mapping(
+    k: &Kernel,
+    f: &OpenFile,
+    len: u64,
+    prot: u64,
+    flags: u64,
+    off: u64,
+) -> Result<What, Errno> {
+    // Linux's file_mmap_ok: the end must fit a file offset.
+    let max = i64::MAX as u64;
+    if len > max || off / PAGE_SIZE > (max - len) / PAGE_SIZE {
+        return Err(Errno::EOVERFLOW);
     }
-    if len == 0 || off % PAGE_SIZE != 0 || prot & !PROT_MASK != 0 {
+    let shared = match flags & MAP_TYPE {
+        t @ (MAP_SHARED | MAP_SHARED_VALIDATE) => {
+            if t == MAP_SHARED_VALIDATE && flags & !LEGACY_MAP_MASK != 0 {
+                return Err(Errno::EOPNOTSUPP);
+            }
+            if prot & PROT_WRITE != 0 && !f.writable() {
+                return Err(Errno::EACCES);
+            }
+            true
+        }
+        MAP_PRIVATE => false,
+        _ => return Err(Errno::EINVAL),
+    };
+    if !f.readable() {
+        return Err(Errno::EACCES);
+    }
+    if f.device().is_some_and(|d| d.maps_zero()) {
+        return if shared { shm(k, len) } else { Ok(What::Anon) };
+    }
+    let object = match &f.object {
+        Object::Inode(i) => i.pager(),
+        Object::Device { .. } => None,
+    }
+    .ok_or(Errno::ENODEV)?;
+    Ok(What::File(FileMap {
+        object,
+        pgoff: off / PAGE_SIZE,
+        shared,
+        // A private mapping may always be made writable: its writes are its
+        // own.
+        may_write: !shared || f.writable(),
+        name: f.path.as_slice().into(),
+    }))
+}
+
+/// Shared anonymous memory of `len` bytes: a new unlinked tmpfs file,
+/// shared across fork with every process that inherits the mapping.
+fn shm(k: &Kernel, len: u64) -> Result<What, Errno> {
+    Ok(What::File(FileMap {
+        object: tmpfs::new_shm(&k.shm, len)?,
+        pgoff: 0,
+        shared: true,
+        may_write: true,
+        name: b"/dev/zero".as_slice().into(),
+    }))
+}
+
+pub fn sys_mmap(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errno> {
+    let [addr, len, prot, flags, fd, off] = a;
+    // Linux's order: the offset (x86's sys_mmap), the descriptor, then
+    // do_mmap's checks.
+    if off % PAGE_SIZE != 0 {
         return Err(Errno::EINVAL);
     }
-    if flags & MAP_ANON == 0 {
-        return Err(if fd as i32 >= 0 && fd <= 2 {
-            Errno::ENODEV
-        } else {
-            Errno::EBADF
-        });
-    }
-    if flags & MAP_HUGETLB != 0 {
-        return Err(Errno::ENOMEM);
+    let file = if flags & MAP_ANON == 0 {
+        let f = fd::file(k, s, fd)?;
+        if f.flags.get() & linux::O_PATH != 0 {
+            return Err(Errno::EBADF);
+        }
+        if flags & linux::MAP_HUGETLB as u64 != 0 {
+            return Err(Errno::EINVAL);
+        }
+        Some(f)
+    } else {
+        None
+    };
+    if len == 0 || prot & !PROT_MASK != 0 {
+        return Err(Errno::EINVAL);
     }
     let len = page_up(len).ok_or(Errno::ENOMEM)?;
+    let what = match &file {
+        Some(f) => file_mapping(k, f, len, prot, flags, off)?,
+        None => {
+            if flags & linux::MAP_HUGETLB as u64 != 0 {
+                return Err(Errno::ENOMEM);
+            }
+            match flags & MAP_TYPE {
+                MAP_SHARED => shm(k, len)?,
+                MAP_PRIVATE => What::Anon,
+                _ => return Err(Errno::EINVAL),
+            }
+        }
+    };
     let space = k.space(s);
     let p = &mut *space.borrow_mut();
     let at = if flags & MAP_FIXED != 0 {
@@ -97,9 +204,38 @@ pub fn sys_mmap(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errno> {
                 .ok_or(Errno::ENOMEM)?
         }
     };
-    p.map_anon(at, len, prot)
-        .map_err(|e| if e == Errno::EINVAL { e } else { Errno::ENOMEM })?;
+    match what {
+        What::Anon => p.map_anon(at, len, prot),
+        What::File(f) => p.map_file(at, len, prot, f),
+    }
+    .map_err(|e| if e == Errno::EINVAL { e } else { Errno::ENOMEM })?;
     Ok(at as i64)
+}
+
+/// msync(addr, len, flags): tmpfs pages are the file, so there is nothing
+/// to write back; Linux's checks, and `ENOMEM` for a range not wholly
+/// mapped.
+pub fn sys_msync(k: &Kernel, s: usize, addr: u64, len: u64, flags: u64) -> Result<i64, Errno> {
+    const MS_ASYNC: u64 = linux::MS_ASYNC as u64;
+    const MS_SYNC: u64 = linux::MS_SYNC as u64;
+    const MS_INVALIDATE: u64 = linux::MS_INVALIDATE as u64;
+    if flags & !(MS_ASYNC | MS_SYNC | MS_INVALIDATE) != 0
+        || !addr.is_multiple_of(PAGE_SIZE)
+        || (flags & MS_ASYNC != 0 && flags & MS_SYNC != 0)
+    {
+        return Err(Errno::EINVAL);
+    }
+    let len = page_up(len).ok_or(Errno::ENOMEM)?;
+    if addr.checked_add(len).is_none() {
+        return Err(Errno::ENOMEM);
+    }
+    if len == 0 {
+        return Ok(0);
+    }
+    if !k.space(s).borrow().covers(addr, len) {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(0)
 }
 
 pub fn sys_munmap(k: &Kernel, s: usize, addr: u64, len: u64) -> Result<i64, Errno> {

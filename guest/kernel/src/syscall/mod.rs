@@ -196,6 +196,7 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         __NR_mmap => ret(sys_mmap(k, s, a)),
         __NR_mprotect => ret(sys_mprotect(k, s, a[0], a[1], a[2])),
         __NR_munmap => ret(sys_munmap(k, s, a[0], a[1])),
+        __NR_msync => ret(sys_msync(k, s, a[0], a[1], a[2])),
         __NR_brk => Ret(sys_brk(k, s, a[0]) as i64),
         // The scheduler moves on after every trap.
         __NR_sched_yield => Ret(0),
