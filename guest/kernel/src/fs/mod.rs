@@ -7,6 +7,7 @@ pub mod device;
 pub mod epoll;
 pub mod eventfd;
 pub mod file;
+pub mod lock;
 pub mod pipe;
 pub mod tmpfs;
 pub mod vfs;
