@@ -15,7 +15,7 @@ use core::any::Any;
 use core::cell::{Cell, RefCell};
 
 use super::device::Device;
-use super::vfs::{DirEntry, Inode, InodeRef, Kind, Metadata, Sink, Source, NAME_MAX};
+use super::vfs::{DirEntry, Inode, InodeRef, Kind, Metadata, Sink, Source, MAX_PIECES, NAME_MAX};
 use crate::mm::physmem::Frames;
 use guestlib::hypercall;
 use vkernel_abi::layout::PAGE_SIZE;
@@ -487,62 +487,124 @@ impl Inode for Node {
         })
     }
 
+    /// Hands `out` the file's pages from `off` as lists of up to
+    /// [`MAX_PIECES`] pieces (a hole is the zero page), so a large read is
+    /// one copy to the process per list.
     fn read_at(&self, off: u64, len: usize, out: Sink) -> Result<usize, Errno> {
         let f = self.file()?.borrow();
         if off >= f.size {
             return Ok(0);
         }
         let end = f.size.min(off.saturating_add(len as u64));
+        let mut pieces: Vec<&[u8]> = Vec::new();
+        let pages = (end - off).div_ceil(PAGE_SIZE) as usize + 1;
+        pieces
+            .try_reserve(pages.min(MAX_PIECES))
+            .map_err(|_| Errno::ENOMEM)?;
         let mut at = off;
         while at < end {
-            let in_page = (at % PAGE_SIZE) as usize;
-            let n = ((PAGE_SIZE as usize - in_page) as u64).min(end - at) as usize;
-            let src: &[u8] = match f.pages.get(&(at / PAGE_SIZE)) {
-                // SAFETY: the page is this file's (the allocator gave it
-                // and only `free_page` returns it), identity-mapped RAM;
-                // `in_page + n <= PAGE_SIZE`.
-                Some(&page) => unsafe {
-                    core::slice::from_raw_parts((page as *const u8).add(in_page), n)
-                },
-                None => &ZERO_PAGE[..n],
-            };
-            let took = out(src)?;
+            pieces.clear();
+            let mut want = 0u64;
+            let mut next = at;
+            while next < end && pieces.len() < MAX_PIECES {
+                let in_page = (next % PAGE_SIZE) as usize;
+                let n = ((PAGE_SIZE as usize - in_page) as u64).min(end - next) as usize;
+                pieces.push(match f.pages.get(&(next / PAGE_SIZE)) {
+                    // SAFETY: the page is this file's (the allocator gave
+                    // it and only `free_page` returns it), identity-mapped
+                    // RAM; `in_page + n <= PAGE_SIZE`; the file stays
+                    // borrowed while the slices live.
+                    Some(&page) => unsafe {
+                        core::slice::from_raw_parts((page as *const u8).add(in_page), n)
+                    },
+                    None => &ZERO_PAGE[..n],
+                });
+                next += n as u64;
+                want += n as u64;
+            }
+            let took = out(&pieces)?;
             at += took as u64;
-            if took < n {
+            if (took as u64) < want {
                 break;
             }
         }
         Ok((at - off) as usize)
     }
 
+    /// Hands `src` the file's pages from `off` (allocated as needed) as
+    /// lists of up to [`MAX_PIECES`] pieces. Pages this call allocated but
+    /// a short copy did not reach are freed again (they stay holes).
     fn write_at(&self, off: u64, len: usize, src: Source) -> Result<usize, Errno> {
         let mut f = self.file()?.borrow_mut();
         let end = off.checked_add(len as u64).ok_or(Errno::EFBIG)?;
         if end > MAX_FILE_BYTES {
             return Err(Errno::EFBIG);
         }
+        let mut pieces: Vec<&mut [u8]> = Vec::new();
+        let mut fresh: Vec<u64> = Vec::new();
+        let pages = (end - off).div_ceil(PAGE_SIZE) as usize + 1;
+        pieces
+            .try_reserve(pages.min(MAX_PIECES))
+            .and_then(|()| fresh.try_reserve(pages.min(MAX_PIECES)))
+            .map_err(|_| Errno::ENOMEM)?;
         let mut at = off;
         while at < end {
-            let index = at / PAGE_SIZE;
-            let page = match f.pages.get(&index) {
-                Some(&p) => p,
-                None => match self.fs.alloc_page() {
-                    Ok(p) => {
-                        f.pages.insert(index, p);
-                        p
+            pieces.clear();
+            fresh.clear();
+            let mut want = 0u64;
+            let mut next = at;
+            let mut full = false;
+            while next < end && pieces.len() < MAX_PIECES {
+                let index = next / PAGE_SIZE;
+                let page = match f.pages.get(&index) {
+                    Some(&p) => p,
+                    None => match self.fs.alloc_page() {
+                        Ok(p) => {
+                            f.pages.insert(index, p);
+                            fresh.push(index);
+                            p
+                        }
+                        Err(e) if next == off => return Err(e),
+                        Err(_) => {
+                            full = true;
+                            break;
+                        }
+                    },
+                };
+                let in_page = (next % PAGE_SIZE) as usize;
+                let n = ((PAGE_SIZE as usize - in_page) as u64).min(end - next) as usize;
+                // SAFETY: as in `read_at`; the file is borrowed mutably and
+                // each piece is a different page, so no other slice of
+                // these bytes exists.
+                pieces.push(unsafe {
+                    core::slice::from_raw_parts_mut((page as *mut u8).add(in_page), n)
+                });
+                next += n as u64;
+                want += n as u64;
+            }
+            let got = match src(&mut pieces) {
+                Ok(g) => g as u64,
+                // Only a copy that could take nothing at all fails (EFAULT).
+                Err(e) => {
+                    pieces.clear();
+                    for &index in &fresh {
+                        if let Some(p) = f.pages.remove(&index) {
+                            self.fs.free_page(p);
+                        }
                     }
-                    Err(e) if at == off => return Err(e),
-                    Err(_) => break,
-                },
+                    return Err(e);
+                }
             };
-            let in_page = (at % PAGE_SIZE) as usize;
-            let n = ((PAGE_SIZE as usize - in_page) as u64).min(end - at) as usize;
-            // SAFETY: as in `read_at`; the file is borrowed mutably, so no
-            // other slice of this page exists.
-            let dst = unsafe { core::slice::from_raw_parts_mut((page as *mut u8).add(in_page), n) };
-            let got = src(dst)?;
-            at += got as u64;
-            if got < n {
+            at += got;
+            if got < want || full {
+                // The fresh pages past what the copy reached go back.
+                pieces.clear();
+                let keep = at.div_ceil(PAGE_SIZE);
+                for &index in fresh.iter().filter(|&&i| i >= keep) {
+                    if let Some(p) = f.pages.remove(&index) {
+                        self.fs.free_page(p);
+                    }
+                }
                 break;
             }
         }

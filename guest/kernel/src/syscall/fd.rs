@@ -604,11 +604,14 @@ pub fn copy_between(k: &mut Kernel, s: usize, c: Copy) -> Outcome {
     while done < count {
         let want = ((count - done) as usize).min(chunk.len());
         let mut filled = 0usize;
-        let got = match inf.read(want, Some(at_in), &mut |b| {
-            let n = b.len().min(want - filled);
-            chunk[filled..filled + n].copy_from_slice(&b[..n]);
-            filled += n;
-            Ok(n)
+        let got = match inf.read(want, Some(at_in), &mut |pieces| {
+            let start = filled;
+            for b in pieces {
+                let n = b.len().min(want - filled);
+                chunk[filled..filled + n].copy_from_slice(&b[..n]);
+                filled += n;
+            }
+            Ok(filled - start)
         }) {
             Ok(0) => break,
             Ok(n) => n,
@@ -616,11 +619,14 @@ pub fn copy_between(k: &mut Kernel, s: usize, c: Copy) -> Outcome {
             Err(e) => return stalled(k, s, &inf, e),
         };
         let mut given = 0usize;
-        let wrote = outf.write(got, at_out, &mut |b| {
-            let n = b.len().min(got - given);
-            b[..n].copy_from_slice(&chunk[given..given + n]);
-            given += n;
-            Ok(n)
+        let wrote = outf.write(got, at_out, &mut |pieces| {
+            let start = given;
+            for b in pieces.iter_mut() {
+                let n = b.len().min(got - given);
+                b[..n].copy_from_slice(&chunk[given..given + n]);
+                given += n;
+            }
+            Ok(given - start)
         });
         let n = match wrote {
             Ok(n) => n,
