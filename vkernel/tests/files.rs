@@ -83,7 +83,13 @@ fn random_file_system_operations_match_linux_and_give_back_their_pages() {
 /// Hypercalls of a `--stats` run of `bigio N` (N MiB through a tmpfs file
 /// and a pipe).
 fn bigio_hypercalls(exe: &std::path::Path, mib: u32) -> u64 {
-    let r = vkernel(&["run", "--stats", "--", exe.to_str().unwrap(), &mib.to_string()]);
+    let r = vkernel(&[
+        "run",
+        "--stats",
+        "--",
+        exe.to_str().unwrap(),
+        &mib.to_string(),
+    ]);
     r.expect_code(0).stdout_has("bigio ok");
     r.stderr
         .split(" hypercalls")

@@ -215,11 +215,12 @@ fn set_lock(
         Err(Refused::Conflict(_)) if !sleep => Ret(err(Errno::EAGAIN)),
         Err(Refused::Conflict(holder)) => {
             // Only a process's own waits form a chain Linux follows (an
-            // OFD lock has no process to wait on anything).
+            // OFD lock has no process to wait on anything). A wait
+            // recorded before (one a signal ended) is replaced.
+            k.procs.locks.unwait(pid);
             if let (false, Owner::Process(h)) = (ofd, holder) {
                 let procs = &k.procs;
                 if procs.locks.deadlock(pid, h, |w| procs.waits_for_lock(w)) {
-                    k.procs.locks.unwait(pid);
                     return Ret(err(Errno::EDEADLK));
                 }
                 k.procs.locks.wait(pid, h);
@@ -259,6 +260,9 @@ pub fn sys_flock(k: &mut Kernel, s: usize, fd: u64, cmd: u64) -> Outcome {
         Err(Refused::Errno(e)) => Ret(err(e)),
         Err(Refused::Conflict(_)) if cmd & LOCK_NB != 0 => Ret(err(Errno::EAGAIN)),
         Err(Refused::Conflict(_)) => {
+            // A flock wait is no record-lock wait (see set_lock).
+            let pid = k.procs.procs[s].pid;
+            k.procs.locks.unwait(pid);
             k.procs.sleep(s, Chan::FileLock(key.0, key.1), 0, 0);
             NoReturn
         }
