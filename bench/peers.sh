@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # Peer comparison: one static C microbenchmark (microbench.c) run natively,
 # inside vkernel, and under the peers Debian packages here: gVisor (runsc,
-# ptrace and kvm platforms) and User-Mode Linux. One machine, one run, one
-# table (markdown on stdout). Where a peer cannot run, the table says why.
+# ptrace and kvm platforms) and User-Mode Linux; then the file and pipe
+# figures of `vkernel bench` (the image's /bin/systest filebench: pipe
+# throughput and ping-pong, tmpfs write and read, open+fstat+close)
+# natively, in vkernel on both pmaps, and under gVisor. One machine, one
+# run, two tables (markdown on stdout). Where a peer cannot run, or is not
+# installed, the table says so.
 #
-#   bench/peers.sh            # installs runsc and user-mode-linux if missing
+#   bench/peers.sh            # the peers that are installed
+#   bench/peers.sh --install  # first installs runsc and user-mode-linux
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v runsc >/dev/null || ! command -v linux.uml >/dev/null; then
+if [ "${1:-}" = --install ] && { ! command -v runsc >/dev/null || ! command -v linux.uml >/dev/null; }; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runsc user-mode-linux >/dev/null
 fi
+installed() { command -v "$1" >/dev/null; }
 cargo build --release -q
 work=$(mktemp -d /tmp/vkernel-peers.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -52,6 +58,15 @@ echo "| runtime | getppid ns | 1-byte write ns | first touch ns/page | fork+exit
 echo "| --- | --- | --- | --- | --- | --- |"
 for runner in native vkernel gvisor_ptrace gvisor_kvm uml; do
     row="| $runner"
+    case $runner in
+        gvisor_*) tool=runsc ;;
+        uml) tool=linux.uml ;;
+        *) tool= ;;
+    esac
+    if [ -n "$tool" ] && ! installed "$tool"; then
+        echo "$row | not installed ($tool) | – | – | – | – |"
+        continue
+    fi
     for m in "${modes[@]}"; do
         # shellcheck disable=SC2086
         out=$("run_$runner" $m 2>/dev/null | grep -a -o 'ns_per_op=[0-9]*' | head -1 | cut -d= -f2)
@@ -71,4 +86,39 @@ for runner in native vkernel gvisor_ptrace gvisor_kvm uml; do
         row="$row | $(start_to_exit "run_$runner") |"
     fi
     echo "$row"
+done
+
+# --- files and pipes: /bin/systest filebench (the figures of `vkernel bench`)
+cp target/guest/x86_64-unknown-none/release/systest "$work/systest" || exit 1
+MIB=64
+# figure names in the order of the columns
+file_figures=(pipe_64k pipe_pingpong tmpfs_write_1m tmpfs_read_1m open_fstat_close)
+run_files_native() { (cd "$work" && ./systest filebench $MIB); }
+run_files_vkernel_host() { "$VK" run --memory 256 --pmap host -- "$work/systest" filebench $MIB; }
+run_files_vkernel_guest() { "$VK" run --memory 256 --pmap guest -- "$work/systest" filebench $MIB; }
+run_files_gvisor_ptrace() { timeout 300 runsc --network=none --platform=ptrace do "$work/systest" filebench $MIB; }
+
+echo
+echo "| runtime | pipe µs per 64 KiB | pipe ping-pong µs | tmpfs write µs per MiB | tmpfs read µs per MiB | open+fstat+close µs |"
+echo "| --- | --- | --- | --- | --- | --- |"
+for runner in native vkernel_host vkernel_guest gvisor_ptrace uml; do
+    row="| $runner"
+    if [ "$runner" = uml ]; then
+        echo "$row | – (User-Mode Linux does not run on this machine) | – | – | – | – |"
+        continue
+    fi
+    if [ "$runner" = gvisor_ptrace ] && ! installed runsc; then
+        echo "$row | not installed (runsc) | – | – | – | – |"
+        continue
+    fi
+    out=$("run_files_$runner" 2>/dev/null)
+    for f in "${file_figures[@]}"; do
+        ns=$(printf '%s\n' "$out" | grep -a "^bench $f " | grep -o 'median_ns=[0-9]*' | head -1 | cut -d= -f2)
+        if [ -z "$ns" ]; then
+            row="$row | failed"
+        else
+            row="$row | $(awk -v n="$ns" 'BEGIN { printf "%.1f", n / 1000 }')"
+        fi
+    done
+    echo "$row |"
 done

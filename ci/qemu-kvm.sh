@@ -38,7 +38,7 @@ root=$PWD
 npt=1
 # The integration tests that need nothing but the vkernel binary and the
 # guest programs. The others call host tools the initramfs does not hold:
-# c_programs, files, poll and procfs compile C with gcc, busybox runs
+# c_programs, files, locks, poll and procfs compile C with gcc, busybox runs
 # bash and the host's busybox, gdb runs gdb; bench is the `bench --quick`
 # step. A new test binary joins this list by name.
 default_tests=bad_programs,boot,fuzz,hypercall_suite,processes

@@ -204,9 +204,14 @@ impl<V: Vcpu> Machine<V> {
                 .mmap(id, addr, len, prot, flags, fd, off)
                 .map(|v| v as i64),
             Call::VmspaceMunmap { id, addr, len } => registry.munmap(id, addr, len).map(|()| 0),
-            // No pread/pwrite flags are defined: refuse any, so they can be
+            // No pread/pwrite(v) flags are defined: refuse any, so they can be
             // given a meaning later without silently changing behaviour.
-            Call::VmspacePread { flags, .. } | Call::VmspacePwrite { flags, .. } if flags != 0 => {
+            Call::VmspacePread { flags, .. }
+            | Call::VmspacePwrite { flags, .. }
+            | Call::VmspacePreadv { flags, .. }
+            | Call::VmspacePwritev { flags, .. }
+                if flags != 0 =>
+            {
                 Err(Errno::EINVAL)
             }
             Call::VmspacePread {
@@ -215,6 +220,20 @@ impl<V: Vcpu> Machine<V> {
             Call::VmspacePwrite {
                 id, buf, len, off, ..
             } => registry.pwrite(id, buf, len, off).map(|n| n as i64),
+            Call::VmspacePreadv {
+                id,
+                iov,
+                iovcnt,
+                off,
+                ..
+            } => registry.preadv(id, iov, iovcnt, off).map(|n| n as i64),
+            Call::VmspacePwritev {
+                id,
+                iov,
+                iovcnt,
+                off,
+                ..
+            } => registry.pwritev(id, iov, iovcnt, off).map(|n| n as i64),
             Call::VmspaceMcontrol {
                 id,
                 addr,

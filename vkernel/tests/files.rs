@@ -79,3 +79,39 @@ fn random_file_system_operations_match_linux_and_give_back_their_pages() {
         assert_eq!(before, after, "seed {seed}: tmpfs pages not given back");
     }
 }
+
+/// Hypercalls of a `--stats` run of `bigio N` (N MiB through a tmpfs file
+/// and a pipe).
+fn bigio_hypercalls(exe: &std::path::Path, mib: u32) -> u64 {
+    let r = vkernel(&[
+        "run",
+        "--stats",
+        "--",
+        exe.to_str().unwrap(),
+        &mib.to_string(),
+    ]);
+    r.expect_code(0).stdout_has("bigio ok");
+    r.stderr
+        .split(" hypercalls")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no hypercall count: {}", r.stderr))
+}
+
+#[test]
+fn file_and_pipe_data_cross_the_host_in_few_hypercalls() {
+    // A 1 MiB read() or write() of a tmpfs file is one preadv/pwritev on
+    // pmap=host (it was one pread/pwrite per 4 KiB page: 256), and a pipe
+    // moves each ring-full with one; pmap=guest copies with none. Per MiB
+    // written and read back through a file, then through a pipe, the
+    // system calls and context switches cost about 50 hypercalls.
+    let dir = tempfile::tempdir().unwrap();
+    let exe = c_program(dir.path(), "bigio");
+    let (small, large) = (bigio_hypercalls(&exe, 4), bigio_hypercalls(&exe, 12));
+    let per_mib = large.saturating_sub(small) / 8;
+    assert!(
+        per_mib < 128,
+        "{per_mib} hypercalls per MiB ({small} for 4 MiB, {large} for 12 MiB)"
+    );
+}

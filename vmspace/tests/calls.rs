@@ -430,6 +430,83 @@ fn pwrite_then_pread_round_trips_and_is_visible_through_the_tables() {
     reg.audit().unwrap();
 }
 
+/// Writes iovecs `(base, len)` at `at` in kernel RAM.
+fn put_iov(mem: &GuestMemoryMmap, at: u64, iov: &[(u64, u64)]) {
+    let mut b = Vec::new();
+    for &(base, len) in iov {
+        b.extend_from_slice(&base.to_le_bytes());
+        b.extend_from_slice(&len.to_le_bytes());
+    }
+    put(mem, at, &b);
+}
+
+#[test]
+fn pwritev_and_preadv_scatter_across_buffers_and_pages() {
+    const IOV: u64 = 0x4_0000;
+    let (mem, mut reg) = with_space(64);
+    anon(&mut reg, 1, BASE, 4 * PAGE_SIZE, RW_);
+    let data: Vec<u8> = (0..9000u32).map(|i| (i * 7 + 3) as u8).collect();
+    // Gather from three kernel buffers (one empty) into one vmspace run
+    // that crosses pages.
+    put(&mem, KBUF, &data[..5000]);
+    put(&mem, KBUF + 0x4000, &data[5000..]);
+    put_iov(
+        &mem,
+        IOV,
+        &[(KBUF, 5000), (KBUF + 0x9000, 0), (KBUF + 0x4000, 4000)],
+    );
+    assert_eq!(reg.pwritev(1, IOV, 3, BASE + 100), Ok(9000));
+    assert_eq!(vread(&mem, &mut reg, 1, BASE + 100, 9000), data);
+    // Scatter back into buffers of odd sizes.
+    put_iov(
+        &mem,
+        IOV,
+        &[
+            (KBUF + 0x10000, 1),
+            (KBUF + 0x20000, 4999),
+            (KBUF + 0x30000, 4000),
+        ],
+    );
+    assert_eq!(reg.preadv(1, IOV, 3, BASE + 100), Ok(9000));
+    let mut back = get(&mem, KBUF + 0x10000, 1);
+    back.extend(get(&mem, KBUF + 0x20000, 4999));
+    back.extend(get(&mem, KBUF + 0x30000, 4000));
+    assert_eq!(back, data);
+    // Short at the end of the mapping.
+    put_iov(&mem, IOV, &[(KBUF, 100), (KBUF + 0x1000, 200)]);
+    assert_eq!(reg.preadv(1, IOV, 2, BASE + 4 * PAGE_SIZE - 150), Ok(150));
+    assert_eq!(reg.pwritev(1, IOV, 2, BASE + 4 * PAGE_SIZE - 50), Ok(50));
+    assert_eq!(reg.preadv(1, IOV, 2, 0x5000_0000), Ok(0));
+    reg.audit().unwrap();
+}
+
+#[test]
+fn preadv_checks_in_order() {
+    const IOV: u64 = 0x4_0000;
+    let (mem, mut reg) = with_space(64);
+    anon(&mut reg, 1, BASE, PAGE_SIZE, RW_);
+    put_iov(&mem, IOV, &[(KBUF, 8), (KBUF, 8)]);
+    assert_eq!(reg.preadv(9, IOV, 1, BASE), Err(Errno::ENOENT));
+    assert_eq!(reg.pwritev(9, IOV, 1, BASE), Err(Errno::ENOENT));
+    assert_eq!(reg.preadv(1, IOV, 0, BASE), Err(Errno::EINVAL));
+    assert_eq!(reg.preadv(1, IOV, 1025, BASE), Err(Errno::EINVAL));
+    assert_eq!(reg.preadv(1, KMEM, 1, BASE), Err(Errno::EFAULT));
+    assert_eq!(reg.preadv(1, KMEM - 8, 1, BASE), Err(Errno::EFAULT));
+    assert_eq!(reg.preadv(1, u64::MAX - 7, 1, BASE), Err(Errno::EFAULT));
+    put_iov(&mem, IOV, &[(KBUF, u64::MAX), (KBUF, 2)]);
+    assert_eq!(reg.pwritev(1, IOV, 2, BASE), Err(Errno::EINVAL));
+    put_iov(&mem, IOV, &[(KBUF, 8), (KMEM - 4, 8)]);
+    assert_eq!(reg.preadv(1, IOV, 2, BASE), Err(Errno::EFAULT));
+    put_iov(&mem, IOV, &[(KBUF, 8), (KBUF, 8)]);
+    assert_eq!(reg.preadv(1, IOV, 2, u64::MAX - 8), Err(Errno::EINVAL));
+    // A failed check copies nothing.
+    assert_eq!(
+        get(&mem, KBUF, 8),
+        (KBUF..KBUF + 8).map(kbyte).collect::<Vec<_>>()
+    );
+    assert_eq!(reg.preadv(1, IOV, 2, BASE), Ok(16));
+}
+
 #[test]
 fn map_fixed_replaces_and_settles_the_charge() {
     let (mem, mut reg) = with_space(64);

@@ -102,6 +102,40 @@ pub fn pwrite(id: u64, buf: &[u8], off: u64) -> VmResult {
     pwrite_raw(id, buf.as_ptr() as u64, buf.len() as u64, 0, off)
 }
 
+/// `vmspace_preadv(id, iov, iovcnt, flags, offset)` with a raw array address.
+pub fn preadv_raw(id: u64, iov: u64, iovcnt: u64, flags: u64, off: u64) -> VmResult {
+    invoke(Call::VmspacePreadv {
+        id,
+        iov,
+        iovcnt,
+        flags,
+        off,
+    })
+}
+
+/// `vmspace_pwritev(id, iov, iovcnt, flags, offset)` with a raw array address.
+pub fn pwritev_raw(id: u64, iov: u64, iovcnt: u64, flags: u64, off: u64) -> VmResult {
+    invoke(Call::VmspacePwritev {
+        id,
+        iov,
+        iovcnt,
+        flags,
+        off,
+    })
+}
+
+/// Reads the vmspace memory at `off` into the kernel buffers `iov` names,
+/// each filled in turn (addresses are the kernel's own: identity-mapped).
+pub fn preadv(id: u64, iov: &[vkernel_abi::KernelIovec], off: u64) -> VmResult {
+    preadv_raw(id, iov.as_ptr() as u64, iov.len() as u64, 0, off)
+}
+
+/// Writes the kernel buffers `iov` names, in turn, to vmspace memory at
+/// `off`.
+pub fn pwritev(id: u64, iov: &[vkernel_abi::KernelIovec], off: u64) -> VmResult {
+    pwritev_raw(id, iov.as_ptr() as u64, iov.len() as u64, 0, off)
+}
+
 /// `vmspace_mcontrol(id, addr, len, behav, value)`.
 pub fn mcontrol(id: u64, addr: u64, len: u64, behav: u64, value: u64) -> VmResult {
     invoke(Call::VmspaceMcontrol {

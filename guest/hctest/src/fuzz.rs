@@ -14,13 +14,18 @@ use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS, VM_MIN_USER_ADDRESS};
 use vkernel_abi::mman::{
     FD_NONE, MAP_ANON, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PHYSMEM_FD, PROT_MASK,
 };
-use vkernel_abi::{Hypercall, TrapFrame, VextFrame};
+use vkernel_abi::{Hypercall, KernelIovec, TrapFrame, VextFrame};
 
 /// Where host writes aimed at kernel memory may land.
 const SCRATCH_PAGES: u64 = 16;
 #[repr(C, align(4096))]
 struct Scratch([u8; SCRATCH_PAGES as usize * 4096]);
 static mut SCRATCH: Scratch = Scratch([0; SCRATCH_PAGES as usize * 4096]);
+
+/// The iovec arrays of preadv/pwritev (the host only reads them; their
+/// buffers are [`kernel_ptr`]s).
+const IOVS: usize = 16;
+static mut IOV: [KernelIovec; IOVS] = [KernelIovec { base: 0, len: 0 }; IOVS];
 
 /// xorshift64*: small, fast, deterministic for a seed.
 struct Rng(u64);
@@ -89,7 +94,7 @@ pub fn run(count: u64, mem_bytes: u64, seed: u64) -> bool {
         }
         a[0] = id;
         let mut new_id = None;
-        let result = match r.below(11) {
+        let result = match r.below(12) {
             0 => {
                 new_id = Some(id);
                 vms::create(id, r.below(2) * a[1], r.below(2) * a[2])
@@ -175,9 +180,46 @@ pub fn run(count: u64, mem_bytes: u64, seed: u64) -> bool {
             7 => vms::mcontrol(id, a[1], a[2], r.below(14), a[4]),
             8 => vms::mprotect(id, a[1], a[2], a[3] & 0xf),
             9 => vms::clone(id, 1 + r.below(IDS)),
+            10 => {
+                // Buffers in the scratch area (or outside RAM), the array
+                // in the kernel's own (or outside RAM); a count that makes
+                // the host read past the array is always refused first.
+                // SAFETY: single-threaded; no other reference to IOV lives.
+                let iov = unsafe { &mut *core::ptr::addr_of_mut!(IOV) };
+                for v in iov.iter_mut() {
+                    *v = KernelIovec {
+                        base: kernel_ptr(&mut r, mem_bytes),
+                        len: if r.below(16) == 0 {
+                            a[2]
+                        } else {
+                            r.below(8192)
+                        },
+                    };
+                    // Hostile lengths only with hostile bases or sums.
+                    if v.len >= 8192 && v.base < mem_bytes {
+                        v.len = r.below(8192);
+                    }
+                }
+                let array = match r.below(8) {
+                    0 => mem_bytes + r.below(1 << 20),
+                    1 => r.next() | (1 << 40),
+                    _ => core::ptr::addr_of!(IOV) as u64,
+                };
+                let cnt = match r.below(8) {
+                    0 => 0,
+                    1 => vkernel_abi::VMSPACE_IOV_MAX + 1 + r.below(1 << 20),
+                    _ => 1 + r.below(IOVS as u64),
+                };
+                let flags = r.below(2) * a[3];
+                if r.below(2) == 0 {
+                    vms::preadv_raw(id, array, cnt, flags, a[4])
+                } else {
+                    vms::pwritev_raw(id, array, cnt, flags, a[4])
+                }
+            }
             _ => {
                 // Unknown or basic numbers (not exit/idle/console).
-                let nr = [0u16, 3, 4, 7, 17, 18, 40, 63][r.below(8) as usize];
+                let nr = [0u16, 3, 4, 7, 17, 20, 40, 63][r.below(8) as usize];
                 if nr == 17 {
                     new_id = Some(a[1]);
                     call(Hypercall::VmspaceClone, [id, a[1], 0, 0, 0, 0, 0])

@@ -114,6 +114,7 @@ pub fn run_all(info: &BootInfo) -> u32 {
     mmap_cases(&mut s);
     munmap_cases(&mut s);
     pread_pwrite_cases(&mut s);
+    preadv_pwritev_cases(&mut s);
     mcontrol_cases(&mut s);
     mprotect_cases(&mut s);
     ctl_cases(&mut s);
@@ -533,6 +534,160 @@ fn pread_pwrite_cases(s: &mut Suite) {
     s.err(
         "pread: flags != 0 -> EINVAL",
         vms::pread_raw(id, buf.as_mut_ptr() as u64, 8, 1, DATA),
+        Errno::EINVAL,
+    );
+    let _ = vms::destroy(id);
+}
+
+fn preadv_pwritev_cases(s: &mut Suite) {
+    use vkernel_abi::KernelIovec;
+    let id = 0x410;
+    let _ = vms::create(id, 0, 0);
+    let rw = PROT_READ | PROT_WRITE;
+    let _ = vms::mmap(
+        id,
+        DATA,
+        2 * PAGE,
+        rw,
+        MAP_ANON | MAP_PRIVATE | MAP_FIXED,
+        FD_NONE,
+        0,
+    );
+    let iov_of = |bufs: &[&[u8]]| -> [KernelIovec; 3] {
+        let mut v = [KernelIovec::default(); 3];
+        for (slot, b) in v.iter_mut().zip(bufs) {
+            *slot = KernelIovec {
+                base: b.as_ptr() as u64,
+                len: b.len() as u64,
+            };
+        }
+        v
+    };
+    let (a, b) = ([0x5au8; 3000], [0xa5u8; 2000]);
+    let empty: [u8; 0] = [];
+    let iov = iov_of(&[&a, &empty, &b]);
+    s.err(
+        "preadv: unknown id -> ENOENT",
+        vms::preadv(0x999, &iov, DATA),
+        Errno::ENOENT,
+    );
+    s.err(
+        "pwritev: unknown id -> ENOENT",
+        vms::pwritev(0x999, &iov, DATA),
+        Errno::ENOENT,
+    );
+    s.ok(
+        "pwritev: three buffers (one empty) across a page boundary -> full count",
+        vms::pwritev(id, &iov, DATA + 3000),
+        5000,
+    );
+    let mut back = [0u8; 5000];
+    let r = vms::pread(id, &mut back, DATA + 3000);
+    s.check(
+        "pwritev: the buffers landed one after another",
+        r == Ok(5000) && back[..3000] == a && back[3000..] == b,
+        show(r),
+    );
+    let (mut x, mut y) = ([0u8; 1], [0u8; 4999]);
+    let iov = [
+        KernelIovec {
+            base: x.as_mut_ptr() as u64,
+            len: 1,
+        },
+        KernelIovec {
+            base: y.as_mut_ptr() as u64,
+            len: 4999,
+        },
+    ];
+    let r = vms::preadv(id, &iov, DATA + 3000);
+    s.check(
+        "preadv: scatters the range over the buffers in turn",
+        r == Ok(5000) && x[0] == 0x5a && y[..2999] == a[1..] && y[2999..] == b,
+        show(r),
+    );
+    s.ok(
+        "preadv: across the end of the mapping -> short count",
+        vms::preadv(id, &iov, DATA + 2 * PAGE - 100),
+        100,
+    );
+    s.ok(
+        "pwritev: across the end of the mapping -> short count",
+        vms::pwritev(id, &iov, DATA + 2 * PAGE - 8),
+        8,
+    );
+    s.ok(
+        "preadv: at an unmapped page -> 0",
+        vms::preadv(id, &iov, 0x1000_0000),
+        0,
+    );
+    let iovp = iov.as_ptr() as u64;
+    s.err(
+        "preadv: iovcnt 0 -> EINVAL",
+        vms::preadv_raw(id, iovp, 0, 0, DATA),
+        Errno::EINVAL,
+    );
+    s.err(
+        "preadv: iovcnt past VMSPACE_IOV_MAX -> EINVAL",
+        vms::preadv_raw(id, iovp, vkernel_abi::VMSPACE_IOV_MAX + 1, 0, DATA),
+        Errno::EINVAL,
+    );
+    s.err(
+        "preadv: iovec array outside guest memory -> EFAULT",
+        vms::preadv_raw(id, s.mem_bytes + PAGE, 1, 0, DATA),
+        Errno::EFAULT,
+    );
+    s.err(
+        "pwritev: iovec array across the end of memory -> EFAULT",
+        vms::pwritev_raw(id, s.mem_bytes - 8, 1, 0, DATA),
+        Errno::EFAULT,
+    );
+    let huge = [
+        KernelIovec {
+            base: x.as_mut_ptr() as u64,
+            len: u64::MAX,
+        },
+        KernelIovec {
+            base: x.as_mut_ptr() as u64,
+            len: 2,
+        },
+    ];
+    s.err(
+        "preadv: lengths whose sum overflows -> EINVAL",
+        vms::preadv(id, &huge, DATA),
+        Errno::EINVAL,
+    );
+    let outside = [
+        iov[0],
+        KernelIovec {
+            base: s.mem_bytes - 4,
+            len: 8,
+        },
+    ];
+    s.err(
+        "preadv: a buffer across the end of memory -> EFAULT",
+        vms::preadv(id, &outside, DATA),
+        Errno::EFAULT,
+    );
+    s.err(
+        "pwritev: a buffer outside guest memory -> EFAULT",
+        vms::pwritev(
+            id,
+            &[KernelIovec {
+                base: s.mem_bytes + PAGE,
+                len: 8,
+            }],
+            DATA,
+        ),
+        Errno::EFAULT,
+    );
+    s.err(
+        "preadv: offset range wraps -> EINVAL",
+        vms::preadv(id, &iov, u64::MAX - 8),
+        Errno::EINVAL,
+    );
+    s.err(
+        "pwritev: flags != 0 -> EINVAL",
+        vms::pwritev_raw(id, iovp, 2, 1, DATA),
         Errno::EINVAL,
     );
     let _ = vms::destroy(id);

@@ -25,6 +25,9 @@ pub enum Chan {
     Eventfd(u64),
     /// Epoll instance `id`'s interest list changed.
     Epoll(u64),
+    /// The file locks (record or flock) of inode `(dev, ino)` changed:
+    /// an `F_SETLKW` or a blocking flock may get its lock now.
+    FileLock(u64, u64),
     /// poll, select, epoll_wait: any channel of the sleeper's set
     /// (`Proc::poll_chans`); see `proc/wait.rs`.
     Poll,

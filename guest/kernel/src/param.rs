@@ -27,3 +27,8 @@ pub const MAX_ARGS: usize = 512;
 pub const SLICE_US: u64 = 10_000;
 /// The range `slice_us=` may set.
 pub const SLICE_US_RANGE: (u64, u64) = (100, 10_000_000);
+
+/// Most file locks (record and flock) held at once, system-wide; past it
+/// a lock is `ENOLCK`. Bounds the kernel heap locks can take (Linux's
+/// bound is its memory).
+pub const MAX_LOCKS: usize = 1 << 14;

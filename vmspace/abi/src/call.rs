@@ -228,6 +228,32 @@ calls! {
         /// The new vmspace's id.
         dst,
     },
+    /// `vmspace_preadv(id, iov, iovcnt, flags, off)`.
+    VmspacePreadv {
+        /// The vmspace.
+        id,
+        /// Guest-physical address of an array of [`crate::KernelIovec`].
+        iov,
+        /// Its length (1 to [`crate::VMSPACE_IOV_MAX`]).
+        iovcnt,
+        /// Must be 0.
+        flags,
+        /// Vmspace address of the contiguous range copied from.
+        off,
+    },
+    /// `vmspace_pwritev(id, iov, iovcnt, flags, off)`.
+    VmspacePwritev {
+        /// The vmspace.
+        id,
+        /// Guest-physical address of an array of [`crate::KernelIovec`].
+        iov,
+        /// Its length (1 to [`crate::VMSPACE_IOV_MAX`]).
+        iovcnt,
+        /// Must be 0.
+        flags,
+        /// Vmspace address of the contiguous range copied to.
+        off,
+    },
 }
 
 #[cfg(test)]

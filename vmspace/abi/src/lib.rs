@@ -89,6 +89,27 @@ pub enum Hypercall {
     /// eager copy of `src` (anonymous and private pages copied, shared
     /// physical-memory mappings shared).
     VmspaceClone = 17,
+    /// `vmspace_preadv(id, iov, iovcnt, flags, offset)`: extension, pread
+    /// into a scatter list of kernel buffers (one exit for many pages).
+    VmspacePreadv = 18,
+    /// `vmspace_pwritev(id, iov, iovcnt, flags, offset)`: extension,
+    /// pwrite from a gather list of kernel buffers.
+    VmspacePwritev = 19,
+}
+
+/// Most iovecs one `vmspace_preadv`/`vmspace_pwritev` takes (a 16 KiB
+/// array; 4 MiB of whole pages).
+pub const VMSPACE_IOV_MAX: u64 = 1024;
+
+/// One kernel buffer of `vmspace_preadv`/`vmspace_pwritev`: its
+/// guest-physical address and length (the layout of C's `struct iovec`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelIovec {
+    /// Guest-physical address, in the guest kernel's RAM.
+    pub base: u64,
+    /// Bytes.
+    pub len: u64,
 }
 
 impl Hypercall {
@@ -113,6 +134,8 @@ impl Hypercall {
             15 => VmspaceMcontrol,
             16 => VmspaceMprotect,
             17 => VmspaceClone,
+            18 => VmspacePreadv,
+            19 => VmspacePwritev,
             _ => return None,
         })
     }

@@ -115,7 +115,7 @@ fn produce(len: usize, out: Sink, fill: impl Fn(&mut [u8])) -> Result<usize, IoE
     while done < len {
         let n = (len - done).min(chunk.len());
         fill(&mut chunk[..n]);
-        let took = out(&chunk[..n])?;
+        let took = out(&[&chunk[..n]])?;
         done += took;
         if took < n {
             break;
@@ -130,7 +130,7 @@ fn consume(len: usize, src: Source) -> Result<usize, IoError> {
     let mut done = 0;
     while done < len {
         let n = (len - done).min(chunk.len());
-        let got = src(&mut chunk[..n])?;
+        let got = src(&mut [&mut chunk[..n]])?;
         done += got;
         if got < n {
             break;
@@ -206,7 +206,7 @@ impl Device for Console {
             // What a readiness check took from the host first.
             let n = len.min(input.len);
             let start = input.start;
-            let took = out(&input.buf[start..start + n])?;
+            let took = out(&[&input.buf[start..start + n]])?;
             input.start += took;
             input.len -= took;
             return Ok(took);
@@ -219,7 +219,7 @@ impl Device for Console {
         let mut buf = [0u8; 4096];
         let n = len.min(buf.len());
         match hypercall::console_read(&mut buf[..n]) {
-            Ok(got) => Ok(out(&buf[..got])?),
+            Ok(got) => Ok(out(&[&buf[..got]])?),
             Err(Errno::EAGAIN) => Err(IoError::WouldBlock(Chan::ConsoleInput)),
             Err(e) => Err(IoError::Fail(e)),
         }
@@ -230,7 +230,7 @@ impl Device for Console {
         let mut done = 0;
         while done < len {
             let n = (len - done).min(buf.len());
-            let got = src(&mut buf[..n])?;
+            let got = src(&mut [&mut buf[..n]])?;
             if got > 0 {
                 match hypercall::console_write(self.stream, &buf[..got]) {
                     Ok(_) => {}

@@ -62,7 +62,7 @@ impl Device for EventFd {
             return Err(IoError::WouldBlock(self.chan()));
         }
         let v = if self.semaphore { 1 } else { c };
-        if out(&v.to_le_bytes())? < 8 {
+        if out(&[&v.to_le_bytes()])? < 8 {
             return Err(Errno::EFAULT.into());
         }
         self.count.set(c - v);
@@ -75,7 +75,7 @@ impl Device for EventFd {
             return Err(Errno::EINVAL.into());
         }
         let mut b = [0u8; 8];
-        if src(&mut b)? < 8 {
+        if src(&mut [&mut b])? < 8 {
             return Err(Errno::EFAULT.into());
         }
         let v = u64::from_le_bytes(b);

@@ -322,27 +322,33 @@ impl FdTable {
     }
 
     /// Closes every descriptor in `[lo, hi]` (close_range), or marks them
-    /// close-on-exec.
-    pub fn close_range(&mut self, lo: usize, hi: usize, cloexec_only: bool) {
+    /// close-on-exec; the files closed.
+    pub fn close_range(&mut self, lo: usize, hi: usize, cloexec_only: bool) -> Vec<Rc<OpenFile>> {
         let end = hi.saturating_add(1).min(self.fds.len());
+        let mut closed = Vec::new();
         for slot in self.fds.iter_mut().take(end).skip(lo) {
             if cloexec_only {
                 if let Some(f) = slot.as_mut() {
                     f.cloexec = true;
                 }
-            } else {
-                *slot = None;
+            } else if let Some(f) = slot.take() {
+                closed.push(f.file);
             }
         }
+        closed
     }
 
-    /// execve: descriptors marked close-on-exec go.
-    pub fn close_on_exec(&mut self) {
+    /// execve: descriptors marked close-on-exec go; the files closed.
+    pub fn close_on_exec(&mut self) -> Vec<Rc<OpenFile>> {
+        let mut closed = Vec::new();
         for slot in self.fds.iter_mut() {
             if slot.as_ref().is_some_and(|f| f.cloexec) {
-                *slot = None;
+                if let Some(f) = slot.take() {
+                    closed.push(f.file);
+                }
             }
         }
+        closed
     }
 
     /// One past the highest descriptor the table has room for.

@@ -7,6 +7,7 @@ pub mod device;
 pub mod epoll;
 pub mod eventfd;
 pub mod file;
+pub mod lock;
 pub mod pipe;
 pub mod tmpfs;
 pub mod vfs;
@@ -127,10 +128,13 @@ fn unpack(vfs: &Vfs, image: &[u8]) -> Result<(), BadEntry> {
                     .create(last.as_bytes(), Kind::Regular, perm, 0)
                     .map_err(|_| bad("cannot be created"))?;
                 let mut at = 0usize;
-                let written = f.write_at(0, e.data.len(), &mut |dst: &mut [u8]| {
-                    dst.copy_from_slice(&e.data[at..at + dst.len()]);
-                    at += dst.len();
-                    Ok(dst.len())
+                let written = f.write_at(0, e.data.len(), &mut |pieces| {
+                    let start = at;
+                    for dst in pieces.iter_mut() {
+                        dst.copy_from_slice(&e.data[at..at + dst.len()]);
+                        at += dst.len();
+                    }
+                    Ok(at - start)
                 });
                 if written != Ok(e.data.len()) {
                     return Err(bad("does not fit in the root file system (tmpfs_size=)"));
@@ -180,9 +184,12 @@ pub fn read_all(node: &InodeRef) -> Result<Vec<u8>, vkernel_abi::Errno> {
     let mut out = Vec::new();
     out.try_reserve_exact(size)
         .map_err(|_| vkernel_abi::Errno::ENOMEM)?;
-    node.read_at(0, size, &mut |b: &[u8]| {
-        out.extend_from_slice(b);
-        Ok(b.len())
+    node.read_at(0, size, &mut |pieces| {
+        let start = out.len();
+        for b in pieces {
+            out.extend_from_slice(b);
+        }
+        Ok(out.len() - start)
     })?;
     Ok(out)
 }

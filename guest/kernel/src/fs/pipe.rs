@@ -121,23 +121,15 @@ impl Device for PipeEnd {
             }
             return Err(IoError::WouldBlock(p.readable_chan()));
         }
-        let mut done = 0;
-        while done < len && r.len > 0 {
-            let head = r.head;
-            let n = (len - done).min(r.len).min(PIPE_SIZE - head);
-            let took = out(&r.buf[head..head + n]).map_err(IoError::Fail);
-            let took = match took {
-                Ok(t) => t,
-                Err(e) if done == 0 => return Err(e),
-                Err(_) => break,
-            };
-            r.head = (head + took) % PIPE_SIZE;
-            r.len -= took;
-            done += took;
-            if took < n {
-                break;
-            }
-        }
+        // The data is at most two runs of the ring: one copy for both.
+        let n = len.min(r.len);
+        let head = r.head;
+        let first = n.min(PIPE_SIZE - head);
+        let (wrapped, tail) = r.buf.split_at(head);
+        let pieces = [&tail[..first], &wrapped[..n - first]];
+        let done = out(&pieces).map_err(IoError::Fail)?;
+        r.head = (head + done) % PIPE_SIZE;
+        r.len -= done;
         if done > 0 {
             p.out_seq.set(p.out_seq.get() + 1);
         }
@@ -159,21 +151,14 @@ impl Device for PipeEnd {
         if room == 0 || (len <= PIPE_BUF && room < len) {
             return Err(IoError::WouldBlock(p.writable_chan()));
         }
-        let mut done = 0;
-        while done < len && r.len < PIPE_SIZE {
-            let tail = (r.head + r.len) % PIPE_SIZE;
-            let n = (len - done).min(PIPE_SIZE - r.len).min(PIPE_SIZE - tail);
-            let got = match src(&mut r.buf[tail..tail + n]) {
-                Ok(g) => g,
-                Err(e) if done == 0 => return Err(IoError::Fail(e)),
-                Err(_) => break,
-            };
-            r.len += got;
-            done += got;
-            if got < n {
-                break;
-            }
-        }
+        // The room is at most two runs of the ring: one copy for both.
+        let n = len.min(room);
+        let at = (r.head + r.len) % PIPE_SIZE;
+        let first = n.min(PIPE_SIZE - at);
+        let (wrapped, tail) = r.buf.split_at_mut(at);
+        let mut pieces = [&mut tail[..first], &mut wrapped[..n - first]];
+        let done = src(&mut pieces).map_err(IoError::Fail)?;
+        r.len += done;
         if done > 0 {
             p.in_seq.set(p.in_seq.get() + 1);
         }

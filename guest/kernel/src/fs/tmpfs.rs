@@ -22,7 +22,7 @@ use core::any::Any;
 use core::cell::{Cell, RefCell};
 
 use super::device::Device;
-use super::vfs::{DirEntry, Inode, InodeRef, Kind, Metadata, Sink, Source, NAME_MAX};
+use super::vfs::{DirEntry, Inode, InodeRef, Kind, Metadata, Sink, Source, MAX_PIECES, NAME_MAX};
 use crate::mm::physmem::Frames;
 use crate::mm::{Mappers, PageError, Pager};
 use guestlib::hypercall;
@@ -500,6 +500,9 @@ impl Inode for Node {
         })
     }
 
+    /// Hands `out` the file's pages from `off` as lists of up to
+    /// [`MAX_PIECES`] pieces (a hole is the zero page), so a large read is
+    /// one copy to the process per list.
     fn read_at(&self, off: u64, len: usize, out: Sink) -> Result<usize, Errno> {
         // The file is borrowed only to find each page, never across `out`:
         // the copy may fault on a mapping of this very file.
@@ -508,66 +511,132 @@ impl Inode for Node {
             return Ok(0);
         }
         let end = size.min(off.saturating_add(len as u64));
+        let mut pieces: Vec<&[u8]> = Vec::new();
+        let pages = (end - off).div_ceil(PAGE_SIZE) as usize + 1;
+        pieces
+            .try_reserve(pages.min(MAX_PIECES))
+            .map_err(|_| Errno::ENOMEM)?;
         let mut at = off;
         while at < end {
-            let in_page = (at % PAGE_SIZE) as usize;
-            let n = ((PAGE_SIZE as usize - in_page) as u64).min(end - at) as usize;
-            let page = self.file()?.borrow().pages.get(&(at / PAGE_SIZE)).copied();
-            let src: &[u8] = match page {
-                // SAFETY: the page is this file's (the allocator gave it
-                // and only `free_page` returns it, on truncate or drop,
-                // neither of which a copy can cause), identity-mapped RAM;
-                // `in_page + n <= PAGE_SIZE`.
-                Some(page) => unsafe {
-                    core::slice::from_raw_parts((page as *const u8).add(in_page), n)
-                },
-                None => &ZERO_PAGE[..n],
-            };
-            let took = out(src)?;
+            pieces.clear();
+            let mut want = 0u64;
+            let mut next = at;
+            {
+                let f = self.file()?.borrow();
+                while next < end && pieces.len() < MAX_PIECES {
+                    let in_page = (next % PAGE_SIZE) as usize;
+                    let n = ((PAGE_SIZE as usize - in_page) as u64).min(end - next) as usize;
+                    pieces.push(match f.pages.get(&(next / PAGE_SIZE)) {
+                        // SAFETY: the page is this file's (the allocator
+                        // gave it and only `free_page` returns it, on
+                        // truncate or drop, neither of which a copy can
+                        // cause), identity-mapped RAM; `in_page + n <=
+                        // PAGE_SIZE`.
+                        Some(&page) => unsafe {
+                            core::slice::from_raw_parts((page as *const u8).add(in_page), n)
+                        },
+                        None => &ZERO_PAGE[..n],
+                    });
+                    next += n as u64;
+                    want += n as u64;
+                }
+            }
+            let took = out(&pieces)?;
             at += took as u64;
-            if took < n {
+            if (took as u64) < want {
                 break;
             }
         }
         Ok((at - off) as usize)
     }
 
+    /// Hands `src` the file's pages from `off` (allocated as needed) as
+    /// lists of up to [`MAX_PIECES`] pieces. Pages this call allocated but
+    /// a short copy did not reach are freed again (they stay holes).
     fn write_at(&self, off: u64, len: usize, src: Source) -> Result<usize, Errno> {
         let file = self.file()?;
         let end = off.checked_add(len as u64).ok_or(Errno::EFBIG)?;
         if end > MAX_FILE_BYTES {
             return Err(Errno::EFBIG);
         }
+        let mut pieces: Vec<&mut [u8]> = Vec::new();
+        let mut fresh: Vec<u64> = Vec::new();
+        let pages = (end - off).div_ceil(PAGE_SIZE) as usize + 1;
+        pieces
+            .try_reserve(pages.min(MAX_PIECES))
+            .and_then(|()| fresh.try_reserve(pages.min(MAX_PIECES)))
+            .map_err(|_| Errno::ENOMEM)?;
         let mut at = off;
         while at < end {
-            let index = at / PAGE_SIZE;
-            // Borrowed only to find or add the page, not across `src` (see
-            // `read_at`).
-            let existing = file.borrow().pages.get(&index).copied();
-            let page = match existing {
-                Some(p) => p,
-                None => match self.fs.alloc_page() {
-                    Ok(p) => {
-                        file.borrow_mut().pages.insert(index, p);
-                        p
+            pieces.clear();
+            fresh.clear();
+            let mut want = 0u64;
+            let mut next = at;
+            let mut full = false;
+            {
+                // Borrowed only to find or add the pages, not across `src`:
+                // the copy may fault on a mapping of this very file.
+                let mut f = file.borrow_mut();
+                while next < end && pieces.len() < MAX_PIECES {
+                    let index = next / PAGE_SIZE;
+                    let page = match f.pages.get(&index) {
+                        Some(&p) => p,
+                        None => match self.fs.alloc_page() {
+                            Ok(p) => {
+                                f.pages.insert(index, p);
+                                fresh.push(index);
+                                p
+                            }
+                            // A file system short of pages is full, to a
+                            // writer.
+                            Err(_) if next == off => return Err(Errno::ENOSPC),
+                            Err(_) => {
+                                full = true;
+                                break;
+                            }
+                        },
+                    };
+                    let in_page = (next % PAGE_SIZE) as usize;
+                    let n = ((PAGE_SIZE as usize - in_page) as u64).min(end - next) as usize;
+                    // SAFETY: as in `read_at`; each piece is a different
+                    // page, so no other slice of these bytes exists (a
+                    // mapping of the file may alias the page, but this
+                    // kernel runs nothing else while it copies).
+                    pieces.push(unsafe {
+                        core::slice::from_raw_parts_mut((page as *mut u8).add(in_page), n)
+                    });
+                    next += n as u64;
+                    want += n as u64;
+                }
+            }
+            let got = match src(&mut pieces) {
+                Ok(g) => g as u64,
+                // Only a copy that could take nothing at all fails (EFAULT).
+                Err(e) => {
+                    pieces.clear();
+                    let mut f = file.borrow_mut();
+                    for &index in &fresh {
+                        if let Some(p) = f.pages.remove(&index) {
+                            self.fs.free_page(p);
+                        }
                     }
-                    // A file system short of pages is full, to a writer.
-                    Err(_) if at == off => return Err(Errno::ENOSPC),
-                    Err(_) => break,
-                },
+                    return Err(e);
+                }
             };
-            let in_page = (at % PAGE_SIZE) as usize;
-            let n = ((PAGE_SIZE as usize - in_page) as u64).min(end - at) as usize;
-            // SAFETY: as in `read_at`. A mapping of the file may alias the
-            // page, but this kernel runs nothing else while it copies.
-            let dst = unsafe { core::slice::from_raw_parts_mut((page as *mut u8).add(in_page), n) };
-            let got = src(dst)?;
-            at += got as u64;
+            at += got;
             let mut f = file.borrow_mut();
             if at > f.size {
                 f.size = at;
             }
-            if got < n {
+            if got < want || full {
+                // The fresh pages past what the copy reached go back.
+                pieces.clear();
+                let keep = at.div_ceil(PAGE_SIZE);
+                for &index in fresh.iter().filter(|&&i| i >= keep) {
+                    if let Some(p) = f.pages.remove(&index) {
+                        self.fs.free_page(p);
+                    }
+                }
                 break;
             }
         }

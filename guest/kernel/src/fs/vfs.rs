@@ -115,12 +115,18 @@ pub struct DirEntry {
 }
 
 /// Where a read or write of file data goes to or comes from: the file
-/// system hands out pieces of its own pages, and the caller copies them
-/// straight to or from the process (no bounce buffer). Returns how many
-/// bytes it took (short at the first unmapped user page).
-pub type Sink<'a> = &'a mut dyn FnMut(&[u8]) -> Result<usize, Errno>;
+/// system hands out a list of pieces of its own pages (a scatter list,
+/// in order: one run of the file or ring), and the caller copies them
+/// straight to or from the process (no bounce buffer; on `pmap=host` one
+/// hypercall for the whole list). Returns how many bytes it took, counted
+/// from the first piece (short at the first unmapped user page).
+pub type Sink<'a> = &'a mut dyn FnMut(&[&[u8]]) -> Result<usize, Errno>;
 /// See [`Sink`].
-pub type Source<'a> = &'a mut dyn FnMut(&mut [u8]) -> Result<usize, Errno>;
+pub type Source<'a> = &'a mut dyn FnMut(&mut [&mut [u8]]) -> Result<usize, Errno>;
+
+/// Most pieces a file system hands a [`Sink`] or [`Source`] at once
+/// (4 MiB of pages: one preadv/pwritev hypercall).
+pub const MAX_PIECES: usize = vkernel_abi::VMSPACE_IOV_MAX as usize;
 
 /// One object of a file system. Every operation a kind does not support
 /// has the errno Linux gives for it.

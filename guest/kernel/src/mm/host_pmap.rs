@@ -1,6 +1,8 @@
 //! `pmap=host` (the default): the host keeps the process's translations.
 //! Every operation is the vmspace hypercall of the same name: anonymous
-//! mappings, `vmspace_clone` for fork, pread/pwrite for copies.
+//! mappings, `vmspace_clone` for fork, pread/pwrite for copies, and
+//! preadv/pwritev for a list of kernel pieces (a file's pages, a pipe's
+//! ring halves): one exit per up to [`VMSPACE_IOV_MAX`] pieces.
 //!
 //! File mappings: the host resolves faults only in the entries it has, and
 //! a file region gets none at mmap time, so its first touch comes back
@@ -18,6 +20,7 @@
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 
 use super::physmem::Frames;
 use super::regions::{FileMap, PageError, Region, Regions};
@@ -26,7 +29,7 @@ use guestlib::vmspace as vms;
 use vkernel_abi::layout::{PAGE_SIZE, VM_MIN_USER_ADDRESS};
 use vkernel_abi::mman::*;
 use vkernel_abi::paging::pf;
-use vkernel_abi::Errno;
+use vkernel_abi::{Errno, KernelIovec, VMSPACE_IOV_MAX};
 
 /// Pages a file fault maps at most (an aligned window around it).
 const FILE_FAULT_AROUND: u64 = 16;
@@ -47,6 +50,109 @@ pub struct HostPmap {
     frames: Frames,
     /// The file pages mapped, by address.
     file: BTreeMap<u64, Slot>,
+    /// The iovec array of the last preadv/pwritev, kept to be reused.
+    iov: Vec<KernelIovec>,
+}
+
+impl HostPmap {
+    /// Moves the pieces `(address, length)` (kernel memory, identity
+    /// mapped) to or from process memory at `addr` with as few
+    /// preadv/pwritev hypercalls as [`VMSPACE_IOV_MAX`] allows; the bytes
+    /// moved, short at the first page the process does not have.
+    fn copy_v(
+        &mut self,
+        addr: u64,
+        count: usize,
+        pieces: impl Iterator<Item = (u64, usize)>,
+        read: bool,
+    ) -> usize {
+        let batch = count.min(VMSPACE_IOV_MAX as usize);
+        self.iov.clear();
+        // One piece is one pread/pwrite; without heap for the array, a
+        // hypercall per piece.
+        if count <= 1 || self.iov.try_reserve(batch).is_err() {
+            return self.copy_each(addr, pieces, read);
+        }
+        let mut done = 0usize;
+        let mut pieces = pieces.filter(|&(_, len)| len > 0).peekable();
+        while pieces.peek().is_some() {
+            self.iov.clear();
+            let mut want = 0usize;
+            for (base, len) in pieces.by_ref().take(batch) {
+                self.iov.push(KernelIovec {
+                    base,
+                    len: len as u64,
+                });
+                want += len;
+            }
+            let at = addr + done as u64;
+            let r = if read {
+                vms::preadv(self.vmid, &self.iov, at)
+            } else {
+                vms::pwritev(self.vmid, &self.iov, at)
+            };
+            let n = r.map_or(0, |n| n as usize);
+            done += n;
+            if n < want {
+                break;
+            }
+        }
+        done
+    }
+
+    /// Whether `[addr, addr + len)` overlaps a file mapping (whose pages
+    /// the host may not have: [`HostPmap::copy`] handles them).
+    fn touches_file(&self, regions: &Regions, addr: u64, len: usize) -> bool {
+        let end = addr.saturating_add(len as u64);
+        regions
+            .as_slice()
+            .iter()
+            .any(|r| r.start < end && addr < r.end && r.file().is_some())
+    }
+
+    /// Copies the pieces one after another with [`HostPmap::copy`]; the
+    /// bytes copied, short where a piece was.
+    fn each_piece(
+        &mut self,
+        regions: &Regions,
+        addr: u64,
+        pieces: impl Iterator<Item = (*mut u8, usize)>,
+        to_process: bool,
+    ) -> usize {
+        let mut done = 0usize;
+        for (buf, len) in pieces {
+            let n = self.copy(regions, addr + done as u64, buf, len, to_process);
+            done += n;
+            if n < len {
+                break;
+            }
+        }
+        done
+    }
+
+    /// [`HostPmap::copy_v`] one pread/pwrite per piece.
+    fn copy_each(
+        &self,
+        addr: u64,
+        pieces: impl Iterator<Item = (u64, usize)>,
+        read: bool,
+    ) -> usize {
+        let mut done = 0usize;
+        for (base, len) in pieces.filter(|&(_, len)| len > 0) {
+            let at = addr + done as u64;
+            let r = if read {
+                vms::pread_raw(self.vmid, base, len as u64, 0, at)
+            } else {
+                vms::pwrite_raw(self.vmid, base, len as u64, 0, at)
+            };
+            let n = r.map_or(0, |n| n as usize);
+            done += n;
+            if n < len {
+                break;
+            }
+        }
+        done
+    }
 }
 
 impl HostPmap {
@@ -57,6 +163,7 @@ impl HostPmap {
             vmid,
             frames,
             file: BTreeMap::new(),
+            iov: Vec::new(),
         }))
     }
 
@@ -443,6 +550,36 @@ impl Pmap for HostPmap {
         self.copy(regions, addr, buf.as_ptr() as *mut u8, buf.len(), true)
     }
 
+    fn read_v(&mut self, regions: &Regions, addr: u64, bufs: &mut [&mut [u8]]) -> usize {
+        if self.touches_file(regions, addr, bufs.iter().map(|b| b.len()).sum()) {
+            return self.each_piece(
+                regions,
+                addr,
+                bufs.iter_mut().map(|b| (b.as_mut_ptr(), b.len())),
+                false,
+            );
+        }
+        let count = bufs.iter().filter(|b| !b.is_empty()).count();
+        let pieces = bufs.iter_mut().map(|b| (b.as_mut_ptr() as u64, b.len()));
+        self.copy_v(addr, count, pieces, true)
+    }
+
+    fn write_v(&mut self, regions: &Regions, addr: u64, bufs: &[&[u8]]) -> usize {
+        if self.touches_file(regions, addr, bufs.iter().map(|b| b.len()).sum()) {
+            // `copy` only reads through the pointers when copying into the
+            // process.
+            return self.each_piece(
+                regions,
+                addr,
+                bufs.iter().map(|b| (b.as_ptr() as *mut u8, b.len())),
+                true,
+            );
+        }
+        let count = bufs.iter().filter(|b| !b.is_empty()).count();
+        let pieces = bufs.iter().map(|b| (b.as_ptr() as u64, b.len()));
+        self.copy_v(addr, count, pieces, false)
+    }
+
     /// The host copies the vmspace: private memory (and private copies of
     /// file pages) copied, file pages mapped shared stay shared. The child
     /// holds its own references on them.
@@ -473,6 +610,7 @@ impl Pmap for HostPmap {
             vmid: child,
             frames: self.frames.clone(),
             file,
+            iov: Vec::new(),
         };
         Ok(Box::new(c))
     }

@@ -70,6 +70,32 @@ pub trait Pmap {
     fn read(&mut self, regions: &Regions, addr: u64, buf: &mut [u8]) -> usize;
     /// Copies `buf` into process memory at `addr`; the bytes copied.
     fn write(&mut self, regions: &Regions, addr: u64, buf: &[u8]) -> usize;
+    /// Copies process memory from `addr` on into the buffers `bufs` in
+    /// turn (a scatter list); the bytes copied, short as [`Pmap::read`].
+    fn read_v(&mut self, regions: &Regions, addr: u64, bufs: &mut [&mut [u8]]) -> usize {
+        let mut done = 0;
+        for b in bufs.iter_mut() {
+            let n = self.read(regions, addr + done as u64, b);
+            done += n;
+            if n < b.len() {
+                break;
+            }
+        }
+        done
+    }
+    /// Copies the buffers `bufs` in turn into process memory from `addr`
+    /// on (a gather list); the bytes copied.
+    fn write_v(&mut self, regions: &Regions, addr: u64, bufs: &[&[u8]]) -> usize {
+        let mut done = 0;
+        for b in bufs {
+            let n = self.write(regions, addr + done as u64, b);
+            done += n;
+            if n < b.len() {
+                break;
+            }
+        }
+        done
+    }
     /// A copy of this address space in new vmspace `child` (eager copy by
     /// the host, or copy-on-write by the guest pmap).
     fn fork(&mut self, child: u64) -> Result<Box<dyn Pmap>, Errno>;
@@ -298,6 +324,18 @@ impl AddressSpace {
     /// Copies `buf` into process memory at `addr`; the bytes copied.
     pub fn write(&mut self, addr: u64, buf: &[u8]) -> usize {
         self.pmap.write(&self.regions, addr, buf)
+    }
+
+    /// Copies process memory from `addr` on into `bufs` in turn; the
+    /// bytes copied.
+    pub fn read_v(&mut self, addr: u64, bufs: &mut [&mut [u8]]) -> usize {
+        self.pmap.read_v(&self.regions, addr, bufs)
+    }
+
+    /// Copies `bufs` in turn into process memory from `addr` on; the
+    /// bytes copied.
+    pub fn write_v(&mut self, addr: u64, bufs: &[&[u8]]) -> usize {
+        self.pmap.write_v(&self.regions, addr, bufs)
     }
 
     /// A copy of this address space (fork), in new vmspace `child`:

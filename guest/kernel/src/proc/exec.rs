@@ -229,7 +229,7 @@ impl ProcTable {
         p.actions.borrow_mut().reset_for_exec();
         p.sig.altstack = super::signal::AltStack::disabled();
         p.set_name(path);
-        p.files.borrow_mut().close_on_exec();
+        let closed = p.files.borrow_mut().close_on_exec();
         if let Some(t) = &p.task {
             t.set_comm(path);
             // Resolved before the record changes: `/proc/self/exe` in the
@@ -249,6 +249,9 @@ impl ProcTable {
             }
             t.attach(&p.files, p.space.as_ref());
         }
+        // Record locks survive exec, but not on the files it closed.
+        let pid = p.pid;
+        self.close_files(pid, closed);
         Ok(())
     }
 }

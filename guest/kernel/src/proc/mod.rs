@@ -23,7 +23,8 @@ use alloc::rc::Rc;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
-use crate::fs::file::{FdTable, FdTableRef};
+use crate::fs::file::{FdTable, FdTableRef, OpenFile};
+use crate::fs::lock::{self, Locks};
 use crate::fs::vfs::InodeRef;
 use crate::mm::{Mm, SpaceRef};
 use crate::param::{NPROC, NRLIMIT, PID_MAX, RLIM_INFINITY};
@@ -210,6 +211,9 @@ pub struct ProcTable {
     /// What the CPU's FPU saves, and whose registers it holds now.
     pub fpu: fpu::Fpu,
     pub fpu_owner: Option<Pid>,
+    /// File locks: their owners are processes and open files, and a
+    /// change wakes sleepers, so they are kept beside the processes.
+    pub locks: Locks,
 }
 
 impl ProcTable {
@@ -221,6 +225,7 @@ impl ProcTable {
             tasks: Rc::new(Tasks::default()),
             fpu: fpu::Fpu::probe(),
             fpu_owner: None,
+            locks: Locks::default(),
         }
     }
 
@@ -371,7 +376,11 @@ impl ProcTable {
         if orphan_zombie {
             self.wakeup(Chan::Child(1));
         }
-        self.release_files(files);
+        // Its record locks go with it, its descriptions' locks when their
+        // last descriptor closes.
+        self.locks.release_process(pid);
+        let files = files.open_fds().map(|(_, fd)| fd.file.clone()).collect();
+        self.close_files(pid, files);
         self.notify_parent_exit(slot);
     }
 
@@ -402,19 +411,52 @@ impl ProcTable {
         self.wakeup(Chan::Child(parent));
     }
 
-    /// Drops a descriptor table's files, waking whoever waits on a pipe
-    /// whose end this closed.
-    pub fn release_files(&mut self, files: FdTable) {
+    /// Process `pid` closed descriptors of `files` (the table no longer
+    /// holds them): its record locks on each file go (POSIX: a close of
+    /// any descriptor of a file), the locks of descriptions closed for
+    /// the last time go, and whoever waits on the other end of a pipe or
+    /// for a lock is woken.
+    pub fn close_files(&mut self, pid: Pid, files: Vec<Rc<OpenFile>>) {
         let mut chans = Vec::new();
-        for (_, fd) in files.open_fds() {
-            if let Some(chan) = fd.file.device().and_then(|d| d.wake_on_close()) {
+        let locked = !self.locks.is_empty();
+        for f in &files {
+            if locked {
+                self.locks.release_process_on(lock::key(f), pid);
+            }
+            if let Some(chan) = f.device().and_then(|d| d.wake_on_close()) {
                 chans.extend(chan);
             }
         }
         drop(files);
+        if locked {
+            self.locks.prune_dead();
+        }
         for c in chans {
             self.wakeup(c);
         }
+        self.wake_locks();
+    }
+
+    /// Wakes whoever sleeps for a lock on an inode whose locks changed.
+    pub fn wake_locks(&mut self) {
+        for (dev, ino) in self.locks.take_changed() {
+            self.wakeup(Chan::FileLock(dev, ino));
+        }
+    }
+
+    /// Whether process `pid` sleeps for a file lock (a deadlock check
+    /// follows only such waits).
+    pub fn waits_for_lock(&self, pid: Pid) -> bool {
+        self.procs.iter().any(|p| {
+            p.pid == pid
+                && matches!(
+                    p.state,
+                    State::Blocked {
+                        chan: Chan::FileLock(..),
+                        ..
+                    }
+                )
+        })
     }
 
     /// Init is gone: destroy every address space and end the run with

@@ -587,7 +587,7 @@ impl Inode for Node {
         if start == end {
             return Ok(0);
         }
-        out(&bytes[start..end])
+        out(&[&bytes[start..end]])
     }
 
     fn readlink(&self) -> Result<Vec<u8>, Errno> {

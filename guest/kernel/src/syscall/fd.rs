@@ -279,12 +279,10 @@ pub fn sys_close(k: &mut Kernel, s: usize, fd: u64) -> Result<i64, Errno> {
     let files = k.files(s);
     let f = files.borrow().get(fd as i32)?;
     files.borrow_mut().close(fd as i32)?;
-    // The last descriptor of a pipe end wakes the other side.
-    let chans = f.device().and_then(|d| d.wake_on_close());
-    drop(f);
-    for c in chans.into_iter().flatten() {
-        k.procs.wakeup(c);
-    }
+    // The last descriptor of a pipe end wakes the other side; the
+    // process's record locks on the file go.
+    let pid = k.procs.procs[s].pid;
+    k.procs.close_files(pid, alloc::vec![f]);
     Ok(0)
 }
 
@@ -305,20 +303,11 @@ pub fn sys_close_range(
         hi.min(u32::MAX as u64) as usize,
     );
     let files = k.files(s);
-    let closing: alloc::vec::Vec<_> = files
-        .borrow()
-        .open_fds()
-        .filter(|(i, _)| (lo..=hi).contains(i))
-        .filter_map(|(_, fd)| fd.file.device().and_then(|d| d.wake_on_close()))
-        .collect();
-    files
+    let closed = files
         .borrow_mut()
         .close_range(lo, hi, flags & CLOSE_RANGE_CLOEXEC != 0);
-    if flags & CLOSE_RANGE_CLOEXEC == 0 {
-        for c in closing.into_iter().flatten() {
-            k.procs.wakeup(c);
-        }
-    }
+    let pid = k.procs.procs[s].pid;
+    k.procs.close_files(pid, closed);
     Ok(0)
 }
 
@@ -362,10 +351,9 @@ pub fn sys_dup3(
             cloexec: flags & O_CLOEXEC as u64 != 0,
         },
     )?;
-    if let Some(chans) = replaced.and_then(|r| r.device().and_then(|d| d.wake_on_close())) {
-        for c in chans {
-            k.procs.wakeup(c);
-        }
+    if let Some(r) = replaced {
+        let pid = k.procs.procs[s].pid;
+        k.procs.close_files(pid, alloc::vec![r]);
     }
     Ok(new as i64)
 }
@@ -621,11 +609,14 @@ pub fn copy_between(k: &mut Kernel, s: usize, c: Copy) -> Outcome {
     while done < count {
         let want = ((count - done) as usize).min(chunk.len());
         let mut filled = 0usize;
-        let got = match inf.read(want, Some(at_in), &mut |b| {
-            let n = b.len().min(want - filled);
-            chunk[filled..filled + n].copy_from_slice(&b[..n]);
-            filled += n;
-            Ok(n)
+        let got = match inf.read(want, Some(at_in), &mut |pieces| {
+            let start = filled;
+            for b in pieces {
+                let n = b.len().min(want - filled);
+                chunk[filled..filled + n].copy_from_slice(&b[..n]);
+                filled += n;
+            }
+            Ok(filled - start)
         }) {
             Ok(0) => break,
             Ok(n) => n,
@@ -633,11 +624,14 @@ pub fn copy_between(k: &mut Kernel, s: usize, c: Copy) -> Outcome {
             Err(e) => return stalled(k, s, &inf, e),
         };
         let mut given = 0usize;
-        let wrote = outf.write(got, at_out, &mut |b| {
-            let n = b.len().min(got - given);
-            b[..n].copy_from_slice(&chunk[given..given + n]);
-            given += n;
-            Ok(n)
+        let wrote = outf.write(got, at_out, &mut |pieces| {
+            let start = given;
+            for b in pieces.iter_mut() {
+                let n = b.len().min(got - given);
+                b[..n].copy_from_slice(&chunk[given..given + n]);
+                given += n;
+            }
+            Ok(given - start)
         });
         let n = match wrote {
             Ok(n) => n,

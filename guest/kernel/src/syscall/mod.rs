@@ -10,6 +10,7 @@
 //! [`crate::mm::uaccess`].
 
 mod fd;
+mod lock;
 mod mem;
 mod misc;
 mod names;
@@ -23,6 +24,7 @@ mod uio;
 use crate::fs::vfs::Follow;
 use fd::*;
 use linux_raw_sys::general::*;
+use lock::*;
 use mem::*;
 use misc::*;
 use path::*;
@@ -89,7 +91,9 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         __NR_dup => ret(sys_dup(k, s, a[0])),
         __NR_dup2 => ret(sys_dup3(k, s, a[0], a[1], 0, false)),
         __NR_dup3 => ret(sys_dup3(k, s, a[0], a[1], a[2], true)),
+        __NR_fcntl if is_lock_cmd(a[1]) => sys_fcntl_lock(k, s, a[0], a[1], a[2]),
         __NR_fcntl => ret(sys_fcntl(k, s, a[0], a[1], a[2])),
+        __NR_flock => sys_flock(k, s, a[0], a[1]),
         __NR_pipe => ret(sys_pipe2(k, s, a[0], 0)),
         __NR_pipe2 => ret(sys_pipe2(k, s, a[0], a[1])),
         __NR_ioctl => ret(sys_ioctl(k, s, a[0], a[1], a[2])),

@@ -1,8 +1,8 @@
 //! Moving file data between open files and process memory: the sinks and
-//! sources the file systems call with pieces of their own pages, and the
-//! iovec arrays of readv/writev. Under `pmap=host` each piece is one
-//! pread/pwrite hypercall straight from or to the file's page; under
-//! `pmap=guest` a memcpy.
+//! sources the file systems call with lists of pieces of their own pages,
+//! and the iovec arrays of readv/writev. Under `pmap=host` each list is
+//! one preadv/pwritev hypercall straight from or to the file's pages (a
+//! single piece one pread/pwrite); under `pmap=guest` a memcpy a piece.
 
 use alloc::vec::Vec;
 
@@ -28,15 +28,16 @@ impl<'a> ToUser<'a> {
         }
     }
 
-    /// Copies `b` to the process.
-    pub fn put(&mut self, b: &[u8]) -> Result<usize, Errno> {
+    /// Copies the pieces `b`, in turn, to the process.
+    pub fn put(&mut self, b: &[&[u8]]) -> Result<usize, Errno> {
         let at = self.addr.wrapping_add(self.done as u64);
-        let n = if uaccess::user_range(at, b.len() as u64) {
-            self.space.borrow_mut().write(at, b)
+        let len: usize = b.iter().map(|p| p.len()).sum();
+        let n = if uaccess::user_range(at, len as u64) {
+            self.space.borrow_mut().write_v(at, b)
         } else {
             0
         };
-        if n == 0 && !b.is_empty() && self.done == 0 {
+        if n == 0 && len > 0 && self.done == 0 {
             return Err(Errno::EFAULT);
         }
         self.done += n;
@@ -60,15 +61,16 @@ impl<'a> FromUser<'a> {
         }
     }
 
-    /// Fills `b` from the process.
-    pub fn take(&mut self, b: &mut [u8]) -> Result<usize, Errno> {
+    /// Fills the pieces `b`, in turn, from the process.
+    pub fn take(&mut self, b: &mut [&mut [u8]]) -> Result<usize, Errno> {
         let at = self.addr.wrapping_add(self.done as u64);
-        let n = if uaccess::user_range(at, b.len() as u64) {
-            self.space.borrow_mut().read(at, b)
+        let len: usize = b.iter().map(|p| p.len()).sum();
+        let n = if uaccess::user_range(at, len as u64) {
+            self.space.borrow_mut().read_v(at, b)
         } else {
             0
         };
-        if n == 0 && !b.is_empty() && self.done == 0 {
+        if n == 0 && len > 0 && self.done == 0 {
             return Err(Errno::EFAULT);
         }
         self.done += n;
