@@ -139,8 +139,9 @@ pub struct RunArgs {
     pub pmap: Option<Pmap>,
 
     /// At exit, print counters on stderr: VM exits, hypercalls, faults the
-    /// host resolved, traps delivered, translation flushes, host RSS and how
-    /// much of it is guest memory.
+    /// host resolved, traps delivered, translation flushes, process faults
+    /// (exits a process may not make, given to the guest kernel as
+    /// T_PROTFLT), host RSS and how much of it is guest memory.
     #[arg(long)]
     pub stats: bool,
 

@@ -130,12 +130,13 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
         let s = machine.stats;
         let (rss, guest) = (resident_kib(), machine.guest().resident_kib());
         crate::report!(
-            "vkernel: stats: {} exits, {} hypercalls, {} faults resolved by the host, {} traps to the guest kernel, {} translation flushes; host RSS {rss} KiB, of which guest memory {guest} KiB, host overhead {} KiB",
+            "vkernel: stats: {} exits, {} hypercalls, {} faults resolved by the host, {} traps to the guest kernel, {} translation flushes, {} process faults (T_PROTFLT for exits a process may not make); host RSS {rss} KiB, of which guest memory {guest} KiB, host overhead {} KiB",
             s.exits,
             s.hypercalls,
             s.faults_resolved,
             s.traps_delivered,
             s.translation_flushes,
+            s.process_faults,
             rss.saturating_sub(guest)
         );
     }
