@@ -80,7 +80,9 @@ impl TestArgs {
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     /// Guest kernel: an x86-64 ELF executable linked at a fixed address at or
-    /// above 1 MiB (default: the built-in kernel).
+    /// above 1 MiB (default: the built-in kernel). Like --image, the files
+    /// under --rootfs and PROGRAM, it must be a regular file no larger than
+    /// --memory.
     #[arg(long, value_name = "ELF")]
     pub kernel: Option<PathBuf>,
 

@@ -17,6 +17,7 @@ pub mod hooks;
 pub mod hypercall;
 pub mod idle;
 pub mod images;
+pub mod input;
 pub mod machine;
 pub mod process;
 pub mod program;
@@ -26,7 +27,6 @@ pub mod vcpu;
 pub mod vm;
 
 use std::borrow::Cow;
-use std::path::Path;
 
 pub use error::Error;
 use machine::{Machine, Outcome};
@@ -42,13 +42,6 @@ pub fn host_start() -> std::time::Instant {
 
 /// Exit code when the host stopped the guest (crash, protocol violation).
 pub const EXIT_GUEST_STOPPED: u8 = 2;
-
-fn read(path: &Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|source| Error::ReadFile {
-        path: path.to_path_buf(),
-        source,
-    })
-}
 
 /// This process's resident set (VmRSS) in KiB, 0 if unknown.
 pub fn resident_kib() -> u64 {
@@ -67,7 +60,8 @@ pub fn resident_kib() -> u64 {
 pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     // Built-ins are used in place (no copy: they are megabytes of RSS).
     let kernel_bytes: Cow<'static, [u8]> = match &args.kernel {
-        Some(p) => Cow::Owned(read(p)?),
+        // The kernel is loaded into guest RAM: no larger than --memory.
+        Some(p) => Cow::Owned(input::read_regular("--kernel", p, args.memory << 20)?),
         None if args.test_kernel => Cow::Borrowed(images::TEST_KERNEL),
         None => Cow::Borrowed(images::KERNEL),
     };
