@@ -121,7 +121,10 @@ pub struct RunArgs {
 
     /// Host pool in MiB: memory the host owns for process address spaces
     /// (their pages and page tables). Reserved lazily; only touched pages
-    /// cost host memory (8..=65536).
+    /// cost host memory, and freed pages beyond 16 MiB go back to the host
+    /// (8..=65536). More than the host can back beside --memory
+    /// (MemAvailable + SwapFree, RLIMIT_AS, the cgroup's memory.max) is
+    /// capped to it, with a warning.
     #[arg(long, value_name = "MIB", default_value_t = 1024,
           value_parser = clap::value_parser!(u64).range(8..=65536))]
     pub pool: u64,
@@ -143,7 +146,8 @@ pub struct RunArgs {
     /// At exit, print counters on stderr: VM exits, hypercalls, faults the
     /// host resolved, traps delivered, translation flushes, process faults
     /// (exits a process may not make, given to the guest kernel as
-    /// T_PROTFLT), host RSS and how much of it is guest memory.
+    /// T_PROTFLT), pool pages given back to the host, host RSS and how much
+    /// of it is guest memory.
     #[arg(long)]
     pub stats: bool,
 

@@ -14,6 +14,7 @@ pub mod error;
 pub mod fpu;
 pub mod gdb;
 pub mod hooks;
+pub mod hostmem;
 pub mod hypercall;
 pub mod idle;
 pub mod images;
@@ -74,9 +75,13 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
         p => name(p),
     };
     let (image_bytes, image_name, init) = program::image_for(args)?;
+    let (pool_mib, warning) = hostmem::cap_pool(args.pool, args.memory, hostmem::backable_mib());
+    if let Some(w) = warning {
+        crate::report!("vkernel: {w}");
+    }
     let cfg = vm::MemoryConfig {
         ram_bytes: args.memory << 20,
-        pool_bytes: args.pool << 20,
+        pool_bytes: pool_mib << 20,
         kvm_path: args.kvm.clone(),
     };
     let mut vm = vm::Vm::new(&cfg)?;
@@ -123,14 +128,17 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     if args.stats {
         let s = machine.stats;
         let (rss, guest) = (resident_kib(), machine.guest().resident_kib());
+        let (batches, returned) = machine.guest().registry.pool().return_stats();
         crate::report!(
-            "vkernel: stats: {} exits, {} hypercalls, {} faults resolved by the host, {} traps to the guest kernel, {} translation flushes, {} process faults (T_PROTFLT for exits a process may not make); host RSS {rss} KiB, of which guest memory {guest} KiB, host overhead {} KiB",
+            "vkernel: stats: {} exits, {} hypercalls, {} faults resolved by the host, {} traps to the guest kernel, {} translation flushes, {} process faults (T_PROTFLT for exits a process may not make), {} pool pages given back to the host in {} batches; host RSS {rss} KiB, of which guest memory {guest} KiB, host overhead {} KiB",
             s.exits,
             s.hypercalls,
             s.faults_resolved,
             s.traps_delivered,
             s.translation_flushes,
             s.process_faults,
+            returned,
+            batches,
             rss.saturating_sub(guest)
         );
     }
