@@ -151,6 +151,17 @@ pub struct RunArgs {
     #[arg(long)]
     pub stats: bool,
 
+    /// Run without the seccomp-BPF system-call filter (for debugging, e.g.
+    /// under strace or with a host change that needs a new call). The run
+    /// still drops its capabilities and sets no-new-privileges.
+    #[arg(long)]
+    pub no_seccomp: bool,
+
+    /// Test-only: make a system call the filter forbids right after
+    /// installing it (the test of the violation path).
+    #[arg(long, hide = true)]
+    pub seccomp_selftest: bool,
+
     /// The KVM device to open.
     #[arg(long, value_name = "PATH", default_value = "/dev/kvm")]
     pub kvm: PathBuf,
@@ -216,6 +227,8 @@ impl Default for RunArgs {
             kvm: PathBuf::from("/dev/kvm"),
             program: Vec::new(),
             gdb: None,
+            no_seccomp: false,
+            seccomp_selftest: false,
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod input;
 pub mod machine;
 pub mod process;
 pub mod program;
+pub mod sandbox;
 pub mod slice_timer;
 pub mod trap_area;
 pub mod vcpu;
@@ -46,7 +47,18 @@ pub const EXIT_GUEST_STOPPED: u8 = 2;
 
 /// This process's resident set (VmRSS) in KiB, 0 if unknown.
 pub fn resident_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    std::fs::File::open("/proc/self/status")
+        .map(|f| resident_kib_from(&f))
+        .unwrap_or(0)
+}
+
+/// VmRSS in KiB from an open /proc/self/status (read from its start, so
+/// it can be opened before the sandbox forbids opening files).
+pub fn resident_kib_from(status: &std::fs::File) -> u64 {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 8192];
+    let n = status.read_at(&mut buf, 0).unwrap_or(0);
+    std::str::from_utf8(&buf[..n])
         .ok()
         .and_then(|s| {
             s.lines()
@@ -124,10 +136,29 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
         })?;
         machine.set_hooks(Box::new(stub));
     }
+    // Opened now: the sandbox forbids opening files.
+    let status = if args.stats {
+        std::fs::File::open("/proc/self/status").ok()
+    } else {
+        None
+    };
+    if args.gdb.is_some() {
+        // The debugger's thread and socket need their own allowlist (not
+        // written yet): a debugged run is not sandboxed.
+        log::info!("--gdb: the host process is not sandboxed");
+    } else {
+        sandbox::enter(!args.no_seccomp)?;
+        if args.seccomp_selftest {
+            // A call no thread of vkernel makes once running.
+            // SAFETY: socket() with integer arguments; the filter stops it.
+            unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+        }
+    }
     let outcome = machine.run()?;
     if args.stats {
         let s = machine.stats;
-        let (rss, guest) = (resident_kib(), machine.guest().resident_kib());
+        let rss = status.as_ref().map_or(0, resident_kib_from);
+        let guest = machine.guest().resident_kib();
         let (batches, returned) = machine.guest().registry.pool().return_stats();
         crate::report!(
             "vkernel: stats: {} exits, {} hypercalls, {} faults resolved by the host, {} traps to the guest kernel, {} translation flushes, {} process faults (T_PROTFLT for exits a process may not make), {} pool pages given back to the host in {} batches; host RSS {rss} KiB, of which guest memory {guest} KiB, host overhead {} KiB",
