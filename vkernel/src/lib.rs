@@ -130,9 +130,11 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     vm.enter_kernel(loaded.entry)?;
     let mut machine = Machine::new(vm)?;
     if let Some(addr) = &args.gdb {
-        let stub = gdb::Gdb::listen(addr, &kernel_bytes).map_err(|source| Error::Gdb {
-            addr: addr.clone(),
-            source,
+        let stub = gdb::Gdb::listen(addr, &kernel_bytes, !args.no_seccomp).map_err(|source| {
+            Error::Gdb {
+                addr: addr.clone(),
+                source,
+            }
         })?;
         machine.set_hooks(Box::new(stub));
     }
@@ -142,17 +144,14 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     } else {
         None
     };
-    if args.gdb.is_some() {
-        // The debugger's thread and socket need their own allowlist (not
-        // written yet): a debugged run is not sandboxed.
-        log::info!("--gdb: the host process is not sandboxed");
-    } else {
-        sandbox::enter(!args.no_seccomp)?;
-        if args.seccomp_selftest {
-            // A call no thread of vkernel makes once running.
-            // SAFETY: socket() with integer arguments; the filter stops it.
-            unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
-        }
+    let role = sandbox::Role::Vcpu {
+        debugger: args.gdb.is_some(),
+    };
+    sandbox::enter(role, !args.no_seccomp)?;
+    if args.seccomp_selftest {
+        // A call no thread of vkernel makes once running.
+        // SAFETY: socket() with integer arguments; the filter stops it.
+        unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
     }
     let outcome = machine.run()?;
     if args.stats {

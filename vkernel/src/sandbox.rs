@@ -116,20 +116,101 @@ const VCPU_SYSCALLS: &[i64] = &[
     libc::SYS_exit_group,
 ];
 
-/// The vCPU thread's filter.
-pub fn vcpu_filter() -> Result<BpfProgram, Error> {
+/// What the vCPU thread also does when a debugger is attached
+/// (gdb/mod.rs): accept a client on the listening socket it bound during
+/// setup, talk to it, switch the socket between blocking and not.
+const DEBUGGER_SYSCALLS: &[i64] = &[
+    libc::SYS_accept,
+    libc::SYS_accept4,
+    libc::SYS_recvfrom,
+    libc::SYS_sendto,
+    libc::SYS_shutdown,
+    libc::SYS_setsockopt,
+    libc::SYS_getsockopt,
+    libc::SYS_getpeername,
+    libc::SYS_getsockname,
+    libc::SYS_fcntl,
+];
+
+/// `ioctl(FIONBIO)`: `set_nonblocking` on the debugger's sockets.
+const DEBUGGER_IOCTLS: [(u64, &str); 1] = [(libc::FIONBIO, "FIONBIO")];
+
+/// The debugger's watcher thread (gdb/watcher.rs): it polls one socket,
+/// waits on a condition variable and signals the vCPU thread; and, at the
+/// end, exits.
+const WATCHER_SYSCALLS: &[i64] = &[
+    libc::SYS_poll,
+    libc::SYS_ppoll,
+    libc::SYS_futex,
+    libc::SYS_tgkill,
+    libc::SYS_getpid,
+    libc::SYS_gettid,
+    libc::SYS_clock_gettime,
+    libc::SYS_nanosleep,
+    libc::SYS_clock_nanosleep,
+    libc::SYS_sched_yield,
+    libc::SYS_write,
+    libc::SYS_rt_sigreturn,
+    libc::SYS_rt_sigprocmask,
+    libc::SYS_sigaltstack,
+    libc::SYS_mmap,
+    libc::SYS_munmap,
+    libc::SYS_mprotect,
+    libc::SYS_madvise,
+    libc::SYS_brk,
+    libc::SYS_exit,
+    libc::SYS_exit_group,
+];
+
+/// The threads that filter themselves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The vCPU thread (the run loop); `debugger`: a gdb stub is attached.
+    Vcpu {
+        /// `--gdb` was given.
+        debugger: bool,
+    },
+    /// The gdb stub's watcher thread.
+    Watcher,
+}
+
+impl Role {
+    fn name(self) -> &'static [u8] {
+        match self {
+            Role::Vcpu { .. } => b"vCPU",
+            Role::Watcher => b"gdb watcher",
+        }
+    }
+}
+
+/// The filter of `role`.
+pub fn filter(role: Role) -> Result<BpfProgram, Error> {
     let err = |e: seccompiler::BackendError| Error::Setup(format!("seccomp filter: {e}"));
+    let (calls, ioctls): (Vec<i64>, Vec<u64>) = match role {
+        Role::Vcpu { debugger } => {
+            let mut calls = VCPU_SYSCALLS.to_vec();
+            let mut ioctls: Vec<u64> = VCPU_IOCTLS.iter().map(|i| i.0).collect();
+            if debugger {
+                calls.extend_from_slice(DEBUGGER_SYSCALLS);
+                ioctls.extend(DEBUGGER_IOCTLS.iter().map(|i| i.0));
+            }
+            (calls, ioctls)
+        }
+        Role::Watcher => (WATCHER_SYSCALLS.to_vec(), Vec::new()),
+    };
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
-        VCPU_SYSCALLS.iter().map(|&nr| (nr, Vec::new())).collect();
-    let ioctls = VCPU_IOCTLS
-        .iter()
-        .map(|&(req, _)| {
-            SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, req)
-                .and_then(|c| SeccompRule::new(vec![c]))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(err)?;
-    rules.insert(libc::SYS_ioctl, ioctls);
+        calls.iter().map(|&nr| (nr, Vec::new())).collect();
+    if !ioctls.is_empty() {
+        let ioctls = ioctls
+            .iter()
+            .map(|&req| {
+                SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, req)
+                    .and_then(|c| SeccompRule::new(vec![c]))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        rules.insert(libc::SYS_ioctl, ioctls);
+    }
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::Trap,
@@ -140,6 +221,11 @@ pub fn vcpu_filter() -> Result<BpfProgram, Error> {
     filter.try_into().map_err(err)
 }
 
+thread_local! {
+    /// This thread's name in the violation line (set with its filter).
+    static ROLE: std::cell::Cell<&'static [u8]> = const { std::cell::Cell::new(b"vCPU") };
+}
+
 /// SIGSYS: a system call outside the allowlist. Writes one line (with
 /// async-signal-safe calls only: the number is formatted by hand) and
 /// exits.
@@ -148,8 +234,11 @@ extern "C" fn on_sigsys(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc
     // for SIGSYS from seccomp, `si_syscall` sits at byte 24 (after
     // si_signo, si_errno, si_code and padding, then `si_call_addr`).
     let nr = unsafe { *(info as *const u8).add(24).cast::<i32>() };
+    // A const-initialized thread-local: a plain TLS load, no allocation.
+    let role = ROLE.with(|r| r.get());
     let head = b"vkernel: seccomp: system call ";
-    let tail = b" is not allowed on the vCPU thread (run with --no-seccomp to debug); stopped\n";
+    let middle = b" is not allowed on the ";
+    let tail = b" thread (run with --no-seccomp to debug); stopped\n";
     let mut digits = [0u8; 10];
     let mut n = nr.unsigned_abs();
     let mut at = digits.len();
@@ -165,15 +254,18 @@ extern "C" fn on_sigsys(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc
     unsafe {
         libc::write(2, head.as_ptr().cast(), head.len());
         libc::write(2, digits[at..].as_ptr().cast(), digits.len() - at);
+        libc::write(2, middle.as_ptr().cast(), middle.len());
+        libc::write(2, role.as_ptr().cast(), role.len());
         libc::write(2, tail.as_ptr().cast(), tail.len());
         libc::_exit(EXIT_SECCOMP);
     }
 }
 
-/// No new privileges, no capabilities, and (unless `seccomp` is false) the
-/// vCPU thread's allowlist: call on the vCPU thread, after setup, before
-/// the first `KVM_RUN`.
-pub fn enter(seccomp: bool) -> Result<(), Error> {
+/// No new privileges, no capabilities and (unless `seccomp` is false)
+/// `role`'s allowlist, for the calling thread (all three are per thread):
+/// the vCPU thread calls it after setup, before the first `KVM_RUN`; the
+/// watcher thread as it starts.
+pub fn enter(role: Role, seccomp: bool) -> Result<(), Error> {
     let os = |what: &'static str| Error::Io {
         what,
         source: std::io::Error::last_os_error(),
@@ -184,10 +276,11 @@ pub fn enter(seccomp: bool) -> Result<(), Error> {
     }
     drop_capabilities().map_err(|()| os("dropping capabilities"))?;
     if !seccomp {
-        log::info!("--no-seccomp: the vCPU thread runs without a system-call filter");
+        log::info!("--no-seccomp: the {role:?} thread runs without a system-call filter");
         return Ok(());
     }
-    let filter = vcpu_filter()?;
+    let filter = filter(role)?;
+    ROLE.with(|r| r.set(role.name()));
     // SAFETY: installs a handler that only calls write and _exit; the
     // sigaction struct is zeroed and then filled.
     unsafe {
@@ -274,7 +367,13 @@ mod tests {
     }
 
     #[test]
-    fn the_filter_compiles() {
-        assert!(!vcpu_filter().unwrap().is_empty());
+    fn every_filter_compiles() {
+        for role in [
+            Role::Vcpu { debugger: false },
+            Role::Vcpu { debugger: true },
+            Role::Watcher,
+        ] {
+            assert!(!filter(role).unwrap().is_empty(), "{role:?}");
+        }
     }
 }

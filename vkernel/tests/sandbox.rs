@@ -98,3 +98,62 @@ fn a_call_outside_the_allowlist_stops_vkernel_with_one_line() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
+
+#[test]
+fn with_a_debugger_every_thread_is_filtered() {
+    // Waiting for gdb: the vCPU thread (in accept) and the watcher thread.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vkernel"))
+        .args(["run", "--gdb", "127.0.0.1:0", "--append", "exit=0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
+    loop {
+        let line = err.next().unwrap().unwrap();
+        if line.contains("waiting for gdb on") {
+            break;
+        }
+    }
+    // The vCPU thread enters its sandbox right after saying so.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut seen = Vec::new();
+    loop {
+        seen.clear();
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+            let tid: u32 = task.unwrap().file_name().to_str().unwrap().parse().unwrap();
+            let status = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap();
+            let field = |f: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(f))
+                    .unwrap()
+                    .trim()
+                    .to_string()
+            };
+            seen.push((
+                field("Name:"),
+                field("Seccomp:"),
+                field("NoNewPrivs:"),
+                field("CapEff:"),
+            ));
+        }
+        let all = seen
+            .iter()
+            .all(|(_, s, n, c)| s == "2" && n == "1" && c == "0000000000000000");
+        if all || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SAFETY: kill() of the child this test started, by its pid.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen.iter()
+            .all(|(_, s, n, c)| s == "2" && n == "1" && c == "0000000000000000"),
+        "{seen:?}"
+    );
+}
