@@ -75,7 +75,7 @@ const FIGURES: &[(&str, &str)] = &[
     ),
     (
         "context_switch",
-        "switch between two processes (FPU state swapped)",
+        "switch between two processes (the kernel swaps FPU state)",
     ),
     (
         "fork_exit_wait",
@@ -454,9 +454,14 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
         figures.insert("boot_to_exit".into(), b);
     }
 
-    println!(
+    crate::say!(
         "{:<24} {:>12} {:>12} {:>12} {:>8} {:>9}  what",
-        "figure", "median µs", "min µs", "max µs", "ratio", "÷ native"
+        "figure",
+        "median µs",
+        "min µs",
+        "max µs",
+        "ratio",
+        "÷ native"
     );
     let mut json = serde_json::Map::new();
     for (name, what) in FIGURES {
@@ -469,7 +474,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
             .get(name.trim_end_matches("_guest"))
             .map(|n| n.median_ns);
         let vs_native = native_ns.map_or(String::new(), |n| format!("{:.1}", f.median_ns / n));
-        println!(
+        crate::say!(
             "{name:<24} {:>12.2} {:>12.2} {:>12.2} {:>8.3} {vs_native:>9}  {what}",
             f.median_ns / 1e3,
             f.min_ns / 1e3,
@@ -484,7 +489,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
             }),
         );
     }
-    println!("host memory overhead (RSS beyond resident guest memory) of a boot-and-exit run: {overhead_kib} KiB");
+    crate::say!("host memory overhead (RSS beyond resident guest memory) of a boot-and-exit run: {overhead_kib} KiB");
     json.insert("host_overhead_kib".into(), serde_json::json!(overhead_kib));
     if let Some(path) = &args.json {
         let text =

@@ -80,7 +80,9 @@ impl TestArgs {
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     /// Guest kernel: an x86-64 ELF executable linked at a fixed address at or
-    /// above 1 MiB (default: the built-in kernel).
+    /// above 1 MiB (default: the built-in kernel). Like --image, the files
+    /// under --rootfs and PROGRAM, it must be a regular file no larger than
+    /// --memory.
     #[arg(long, value_name = "ELF")]
     pub kernel: Option<PathBuf>,
 
@@ -119,7 +121,10 @@ pub struct RunArgs {
 
     /// Host pool in MiB: memory the host owns for process address spaces
     /// (their pages and page tables). Reserved lazily; only touched pages
-    /// cost host memory (8..=65536).
+    /// cost host memory, and freed pages beyond 16 MiB go back to the host
+    /// (8..=65536). More than the host can back beside --memory
+    /// (MemAvailable + SwapFree, RLIMIT_AS, the cgroup's memory.max) is
+    /// capped to it, with a warning.
     #[arg(long, value_name = "MIB", default_value_t = 1024,
           value_parser = clap::value_parser!(u64).range(8..=65536))]
     pub pool: u64,
@@ -139,10 +144,23 @@ pub struct RunArgs {
     pub pmap: Option<Pmap>,
 
     /// At exit, print counters on stderr: VM exits, hypercalls, faults the
-    /// host resolved, traps delivered, translation flushes, host RSS and how
-    /// much of it is guest memory.
+    /// host resolved, traps delivered, translation flushes, process faults
+    /// (exits a process may not make, given to the guest kernel as
+    /// T_PROTFLT), pool pages given back to the host, host RSS and how much
+    /// of it is guest memory.
     #[arg(long)]
     pub stats: bool,
+
+    /// Run without the seccomp-BPF system-call filter (for debugging, e.g.
+    /// under strace or with a host change that needs a new call). The run
+    /// still drops its capabilities and sets no-new-privileges.
+    #[arg(long)]
+    pub no_seccomp: bool,
+
+    /// Test-only: make a system call the filter forbids right after
+    /// installing it (the test of the violation path).
+    #[arg(long, hide = true)]
+    pub seccomp_selftest: bool,
 
     /// The KVM device to open.
     #[arg(long, value_name = "PATH", default_value = "/dev/kvm")]
@@ -209,6 +227,8 @@ impl Default for RunArgs {
             kvm: PathBuf::from("/dev/kvm"),
             program: Vec::new(),
             gdb: None,
+            no_seccomp: false,
+            seccomp_selftest: false,
         }
     }
 }

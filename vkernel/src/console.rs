@@ -15,6 +15,24 @@ macro_rules! report {
         let _ = writeln!(std::io::stderr(), $($arg)*);
     }};
 }
+/// Like [`report!`] (no newline added) for text that is not a whole line.
+#[macro_export]
+macro_rules! report_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// A line of vkernel's own on stdout (the benchmark table): unlike
+/// `println!`, a closed stdout (`vkernel bench | head -1`) is not a panic.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
 use vmspace::KernelRam;
 
 /// Largest write done in one hypercall; a longer one is a short write, as

@@ -52,7 +52,7 @@ impl KernelCrash {
 /// stopped.
 pub fn report(what: &str, regs: &kvm_regs, sregs: &kvm_sregs) {
     crate::report!("vkernel: {what}");
-    eprint!("{}", format_registers(regs, sregs));
+    crate::report_raw!("{}", format_registers(regs, sregs));
 }
 
 /// Exception names by vector.

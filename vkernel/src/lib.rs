@@ -13,19 +13,21 @@ pub mod crash;
 pub mod error;
 pub mod gdb;
 pub mod hooks;
+pub mod hostmem;
 pub mod hypercall;
 pub mod idle;
 pub mod images;
+pub mod input;
 pub mod machine;
 pub mod process;
 pub mod program;
+pub mod sandbox;
 pub mod slice_timer;
 pub mod trap_area;
 pub mod vcpu;
 pub mod vm;
 
 use std::borrow::Cow;
-use std::path::Path;
 
 pub use error::Error;
 use machine::{Machine, Outcome};
@@ -42,16 +44,20 @@ pub fn host_start() -> std::time::Instant {
 /// Exit code when the host stopped the guest (crash, protocol violation).
 pub const EXIT_GUEST_STOPPED: u8 = 2;
 
-fn read(path: &Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|source| Error::ReadFile {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
 /// This process's resident set (VmRSS) in KiB, 0 if unknown.
 pub fn resident_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    std::fs::File::open("/proc/self/status")
+        .map(|f| resident_kib_from(&f))
+        .unwrap_or(0)
+}
+
+/// VmRSS in KiB from an open /proc/self/status (read from its start, so
+/// it can be opened before the sandbox forbids opening files).
+pub fn resident_kib_from(status: &std::fs::File) -> u64 {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 8192];
+    let n = status.read_at(&mut buf, 0).unwrap_or(0);
+    std::str::from_utf8(&buf[..n])
         .ok()
         .and_then(|s| {
             s.lines()
@@ -66,7 +72,8 @@ pub fn resident_kib() -> u64 {
 pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     // Built-ins are used in place (no copy: they are megabytes of RSS).
     let kernel_bytes: Cow<'static, [u8]> = match &args.kernel {
-        Some(p) => Cow::Owned(read(p)?),
+        // The kernel is loaded into guest RAM: no larger than --memory.
+        Some(p) => Cow::Owned(input::read_regular("--kernel", p, args.memory << 20)?),
         None if args.test_kernel => Cow::Borrowed(images::TEST_KERNEL),
         None => Cow::Borrowed(images::KERNEL),
     };
@@ -79,9 +86,13 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
         p => name(p),
     };
     let (image_bytes, image_name, init) = program::image_for(args)?;
+    let (pool_mib, warning) = hostmem::cap_pool(args.pool, args.memory, hostmem::backable_mib());
+    if let Some(w) = warning {
+        crate::report!("vkernel: {w}");
+    }
     let cfg = vm::MemoryConfig {
         ram_bytes: args.memory << 20,
-        pool_bytes: args.pool << 20,
+        pool_bytes: pool_mib << 20,
         kvm_path: args.kvm.clone(),
     };
     let mut vm = vm::Vm::new(&cfg)?;
@@ -118,23 +129,45 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     vm.enter_kernel(loaded.entry)?;
     let mut machine = Machine::new(vm)?;
     if let Some(addr) = &args.gdb {
-        let stub = gdb::Gdb::listen(addr, &kernel_bytes).map_err(|source| Error::Gdb {
-            addr: addr.clone(),
-            source,
+        let stub = gdb::Gdb::listen(addr, &kernel_bytes, !args.no_seccomp).map_err(|source| {
+            Error::Gdb {
+                addr: addr.clone(),
+                source,
+            }
         })?;
         machine.set_hooks(Box::new(stub));
+    }
+    // Opened now: the sandbox forbids opening files.
+    let status = if args.stats {
+        std::fs::File::open("/proc/self/status").ok()
+    } else {
+        None
+    };
+    let role = sandbox::Role::Vcpu {
+        debugger: args.gdb.is_some(),
+    };
+    sandbox::enter(role, !args.no_seccomp)?;
+    if args.seccomp_selftest {
+        // A call no thread of vkernel makes once running.
+        // SAFETY: socket() with integer arguments; the filter stops it.
+        unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
     }
     let outcome = machine.run()?;
     if args.stats {
         let s = machine.stats;
-        let (rss, guest) = (resident_kib(), machine.guest().resident_kib());
+        let rss = status.as_ref().map_or(0, resident_kib_from);
+        let guest = machine.guest().resident_kib();
+        let (batches, returned) = machine.guest().registry.pool().return_stats();
         crate::report!(
-            "vkernel: stats: {} exits, {} hypercalls, {} faults resolved by the host, {} traps to the guest kernel, {} translation flushes; host RSS {rss} KiB, of which guest memory {guest} KiB, host overhead {} KiB",
+            "vkernel: stats: {} exits, {} hypercalls, {} faults resolved by the host, {} traps to the guest kernel, {} translation flushes, {} process faults (T_PROTFLT for exits a process may not make), {} pool pages given back to the host in {} batches; host RSS {rss} KiB, of which guest memory {guest} KiB, host overhead {} KiB",
             s.exits,
             s.hypercalls,
             s.faults_resolved,
             s.traps_delivered,
             s.translation_flushes,
+            s.process_faults,
+            returned,
+            batches,
             rss.saturating_sub(guest)
         );
     }

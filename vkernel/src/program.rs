@@ -20,6 +20,7 @@ use vkernel_abi::elf::{self, ElfError};
 use crate::cli::RunArgs;
 use crate::error::Error;
 use crate::images;
+use crate::input::read_regular;
 
 /// Why `bytes` cannot be a program for the guest, if it cannot: the
 /// header checks the guest kernel's exec makes first (vkernel-abi's `elf`).
@@ -61,7 +62,7 @@ pub fn image_for(args: &RunArgs) -> Result<BootImage, Error> {
         (Some(p), None) => {
             let path = named_image(p);
             (
-                Cow::Owned(read_capped(&path, max)?),
+                Cow::Owned(read_regular("--image", &path, max)?),
                 path.display().to_string(),
             )
         }
@@ -72,13 +73,13 @@ pub fn image_for(args: &RunArgs) -> Result<BootImage, Error> {
         (None, None) => match args.program.first() {
             Some(prog) if args.env.is_empty() => {
                 return Ok((
-                    Cow::Owned(pack_program(Path::new(prog), &args.program)?),
+                    Cow::Owned(pack_program(Path::new(prog), &args.program, max)?),
                     format!("packed from {prog}"),
                     None,
                 ))
             }
             Some(prog) => (
-                Cow::Owned(pack_program(Path::new(prog), &args.program)?),
+                Cow::Owned(pack_program(Path::new(prog), &args.program, max)?),
                 format!("packed from {prog}"),
             ),
             None => (Cow::Borrowed(images::DEFAULT_IMAGE), "built-in".to_string()),
@@ -145,33 +146,6 @@ fn named_image(p: &Path) -> PathBuf {
     }
 }
 
-/// Reads an image file: a regular file of at most `max` bytes (what
-/// guest memory could hold), refused in one line otherwise.
-fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
-    let m = std::fs::metadata(path).map_err(|source| Error::ReadFile {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if !m.is_file() {
-        return Err(Error::Setup(format!(
-            "{}: not a regular file",
-            path.display()
-        )));
-    }
-    if m.len() > max {
-        return Err(Error::Setup(format!(
-            "{}: {} MiB does not fit in --memory {} MiB",
-            path.display(),
-            m.len() >> 20,
-            max >> 20
-        )));
-    }
-    std::fs::read(path).map_err(|source| Error::ReadFile {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
 /// Strings as a list of NUL-terminated strings (init.args, init.env).
 pub fn nul_list(what: &str, items: &[String]) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
@@ -203,6 +177,13 @@ pub fn pack_dir(dir: &Path, max_bytes: u64) -> Result<Vec<u8>, Error> {
             dir.display()
         )));
     }
+    let too_big = || {
+        Error::Setup(format!(
+            "--rootfs {}: more than {} MiB; give the guest more --memory",
+            dir.display(),
+            max_bytes >> 20
+        ))
+    };
     // (name, mode, contents), parents before children.
     let mut entries: Vec<(String, u32, Vec<u8>)> = Vec::new();
     let mut total = 0u64;
@@ -243,9 +224,12 @@ pub fn pack_dir(dir: &Path, max_bytes: u64) -> Result<Vec<u8>, Error> {
                 })?;
                 t.into_os_string().into_encoded_bytes()
             } else if ft.is_file() {
-                std::fs::read(&cpath).map_err(|source| Error::ReadFile {
-                    path: cpath.clone(),
-                    source,
+                // Bounded by what is left of the budget, and checked again
+                // on the opened file (it may have been replaced since).
+                let left = max_bytes.saturating_sub(total + 512);
+                read_regular("--rootfs", &cpath, left).map_err(|e| match e {
+                    Error::Setup(_) if cpath.is_file() => too_big(),
+                    e => e,
                 })?
             } else if ft.is_dir() {
                 stack.push((cpath.clone(), cname.clone()));
@@ -259,11 +243,7 @@ pub fn pack_dir(dir: &Path, max_bytes: u64) -> Result<Vec<u8>, Error> {
             };
             total += data.len() as u64 + 512;
             if total > max_bytes {
-                return Err(Error::Setup(format!(
-                    "--rootfs {}: more than {} MiB; give the guest more --memory",
-                    dir.display(),
-                    max_bytes >> 20
-                )));
+                return Err(too_big());
             }
             entries.push((cname, m.mode(), data));
         }
@@ -302,12 +282,10 @@ pub fn with_members(image: &[u8], extra: &[Member]) -> Result<Vec<u8>, Error> {
     Ok(pack(&members))
 }
 
-/// Packs the host program `path` as /init with `argv` (argv[0] included).
-pub fn pack_program(path: &Path, argv: &[String]) -> Result<Vec<u8>, Error> {
-    let bytes = std::fs::read(path).map_err(|source| Error::ReadFile {
-        path: path.to_path_buf(),
-        source,
-    })?;
+/// Packs the host program `path` (a regular file of at most `max` bytes)
+/// as /init with `argv` (argv[0] included).
+pub fn pack_program(path: &Path, argv: &[String], max: u64) -> Result<Vec<u8>, Error> {
+    let bytes = read_regular("program", path, max)?;
     if let Some(problem) = elf_problem(&bytes) {
         return Err(Error::Setup(format!("{}: {problem}", path.display())));
     }
@@ -362,7 +340,7 @@ mod tests {
         elf[6] = 1;
         elf[18] = 62;
         std::fs::write(&prog, &elf).unwrap();
-        let img = pack_program(&prog, &["./prog".into(), "a b".into()]).unwrap();
+        let img = pack_program(&prog, &["./prog".into(), "a b".into()], 1 << 20).unwrap();
         assert_eq!(Archive::find(&img, "init").unwrap().data, &elf[..]);
         assert_eq!(
             Archive::find(&img, "etc/init.args").unwrap().data,

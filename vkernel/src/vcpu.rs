@@ -67,6 +67,11 @@ pub trait Vcpu {
     fn fpu(&self) -> Option<kvm_fpu>;
     /// Makes KVM forget every cached translation of guest page tables.
     fn drop_shadow_translations(&mut self) -> Result<(), Error>;
+    /// Finishes, in the context on the vCPU now, whatever KVM left pending
+    /// from the last exit, and drops any exception that raised. Called
+    /// before a process that made an exit the protocol does not expect is
+    /// taken off the vCPU: see [`KvmVcpu`]'s implementation for why.
+    fn finish_pending_exit(&mut self) -> Result<(), Error>;
     /// `kvm_run.immediate_exit`, which the slice timer's signal handler
     /// sets; valid as long as the vCPU lives.
     fn immediate_exit(&mut self) -> *mut u8;
@@ -188,5 +193,63 @@ impl Vcpu for KvmVcpu {
 
     fn immediate_exit(&mut self) -> *mut u8 {
         &mut self.fd.get_kvm_run().immediate_exit as *mut u8
+    }
+
+    /// KVM finishes an `in`, an `ins`, an MMIO read (and the skip past a
+    /// non-string `out`) at the start of the *next* `KVM_RUN`, after it
+    /// loaded the registers the host set: in whatever context is on the
+    /// vCPU then. Were the guest kernel put back first, a process's `in`
+    /// would write the kernel's RAX and move its RIP (when the process
+    /// placed it at the kernel's resume address), and an `insb` would
+    /// store at the process's RDI through the kernel's page tables. So the
+    /// completion is run now, in the process's own context: `KVM_RUN` with
+    /// `immediate_exit` set runs it and returns EINTR without entering the
+    /// guest. What it writes lands in the process's registers and memory,
+    /// which are then discarded or its own; an exception it raises (a
+    /// fault storing the `ins` data, single-step after the skip) is
+    /// dropped, so it cannot be delivered to the kernel.
+    fn finish_pending_exit(&mut self) -> Result<(), Error> {
+        // One completion consumes the read-ahead buffer of a string `in`
+        // and returns to the guest (EINTR); a further I/O exit means KVM
+        // wants more data: answer again, a bounded number of times.
+        let mut finished = false;
+        for _ in 0..8 {
+            self.fd.set_kvm_immediate_exit(1);
+            match self.fd.run() {
+                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                    finished = true;
+                    break;
+                }
+                Ok(VcpuExit::IoIn(_, data)) | Ok(VcpuExit::MmioRead(_, data)) => data.fill(0xff),
+                Ok(_) => {}
+                Err(source) => {
+                    self.fd.set_kvm_immediate_exit(0);
+                    return Err(Error::Kvm {
+                        what: "KVM_RUN (finishing a process's exit)",
+                        source,
+                    });
+                }
+            }
+        }
+        self.fd.set_kvm_immediate_exit(0);
+        if !finished {
+            return Err(Error::Setup(
+                "KVM kept asking for I/O data for a process's instruction".into(),
+            ));
+        }
+        let mut ev = self
+            .fd
+            .get_vcpu_events()
+            .map_err(kvm_err("KVM_GET_VCPU_EVENTS"))?;
+        if ev.exception.injected != 0 || ev.exception.pending != 0 {
+            ev.exception.injected = 0;
+            ev.exception.pending = 0;
+            ev.exception_has_payload = 0;
+            ev.exception_payload = 0;
+            self.fd
+                .set_vcpu_events(&ev)
+                .map_err(kvm_err("KVM_SET_VCPU_EVENTS"))?;
+        }
+        Ok(())
     }
 }

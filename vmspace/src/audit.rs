@@ -126,6 +126,8 @@ impl VmspaceRegistry {
             promised_not_held += space.charged - held;
             entries += space.map.len();
         }
+        // Each vmspace's host state is reserved too, and never drawn.
+        promised_not_held += (self.spaces.len() * crate::registry::HOST_STATE_PAGES) as u64;
         let reserved = self.host.pool.reserved_pages() as u64;
         if reserved != promised_not_held {
             return Err(format!(

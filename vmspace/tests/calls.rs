@@ -9,6 +9,7 @@ use vkernel_abi::mman::*;
 use vkernel_abi::Errno;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use vmspace::fault::pf;
+use vmspace::registry::HOST_STATE_PAGES;
 use vmspace::{FaultOutcome, VmspaceRegistry};
 
 const BASE: u64 = 0x1000_0000;
@@ -93,7 +94,17 @@ fn create_without_pool_room_is_enomem() {
         n += 1;
     }
     assert_eq!(reg.create(n + 1, 0, 0), Err(Errno::ENOMEM));
-    assert_eq!(reg.pool().available_pages(), 0);
+    // Each took its PML4 and its host-state charge.
+    assert!(reg.pool().available_pages() < 1 + HOST_STATE_PAGES);
+    assert_eq!(
+        reg.pool().reserved_pages(),
+        n as usize * HOST_STATE_PAGES,
+        "the host-state charge is reserved, never drawn"
+    );
+    for id in 1..=n {
+        reg.destroy(id).unwrap();
+    }
+    assert_eq!(reg.pool().reserved_pages(), 0);
 }
 
 // ---------------------------------------------------------------- destroy
@@ -572,7 +583,8 @@ fn commit_is_never_overcommitted() {
         reg.mcontrol(1, BASE, (avail - 3) * PAGE_SIZE, MADV_WILLNEED, 0),
         Ok(())
     );
-    assert_eq!(reg.pool().free_pages(), 0);
+    // Only the host-state charge is left free (reserved, never drawn).
+    assert_eq!(reg.pool().free_pages(), HOST_STATE_PAGES);
     // A shared kernel mapping in the same 2 MiB region costs nothing more.
     let at = BASE + (avail - 3) * PAGE_SIZE;
     assert_eq!(

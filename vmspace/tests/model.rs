@@ -319,6 +319,9 @@ const TAIL_PAGE: MPage = MPage {
     data: None,
 };
 
+/// The registry's host-state charge per vmspace (reserved, never drawn).
+const HOST_STATE: u64 = vmspace::registry::HOST_STATE_PAGES as u64;
+
 impl MSpace {
     fn needs_frame(p: &MPage) -> bool {
         !matches!(p.kind, Kind::Shared(_) | Kind::Vpt(_))
@@ -414,8 +417,12 @@ struct Model {
 }
 
 impl Model {
+    /// Pool pages promised: each space's charge and its host state.
     fn used(&self) -> u64 {
-        self.spaces.values().map(|s| s.charge(self.shadow)).sum()
+        self.spaces
+            .values()
+            .map(|s| s.charge(self.shadow) + HOST_STATE)
+            .sum()
     }
 
     /// `new` replaces space `id` if the pool can hold its charge.
@@ -464,7 +471,7 @@ impl Model {
                 if self.spaces.contains_key(&id) {
                     return Err(Errno::EEXIST);
                 }
-                if !self.fits(0, 1) {
+                if !self.fits(0, 1 + HOST_STATE) {
                     return Err(Errno::ENOMEM);
                 }
                 self.spaces.insert(id, MSpace::default());
@@ -683,7 +690,7 @@ impl Model {
                     return Err(Errno::EEXIST);
                 }
                 let copy = self.spaces.get(&src).ok_or(Errno::ENOENT)?.clone();
-                if !self.fits(0, copy.charge(self.shadow)) {
+                if !self.fits(0, copy.charge(self.shadow) + HOST_STATE) {
                     return Err(Errno::ENOMEM);
                 }
                 self.spaces.insert(dst, copy);

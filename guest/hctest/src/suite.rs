@@ -120,6 +120,7 @@ pub fn run_all(info: &BootInfo) -> u32 {
     ctl_cases(&mut s);
     run_cases(&mut s);
     isolation_cases(&mut s);
+    io_cases(&mut s);
     clone_cases(&mut s);
     vpagetable_cases(&mut s);
     vpagetable_whole_range_cases(&mut s);
@@ -1141,6 +1142,158 @@ fn isolation_cases(s: &mut Suite) {
     );
     let _ = vms::destroy(a);
     let _ = vms::destroy(b);
+}
+
+/// What a resume-address probe saw.
+struct Probe {
+    trapno: u64,
+    registers: bool,
+    memory: bool,
+}
+impl Display for Probe {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "trapno {}, kernel registers intact {}, kernel memory intact {}",
+            self.trapno, self.registers, self.memory
+        )
+    }
+}
+
+/// Kernel memory an I/O instruction finished in the wrong context would
+/// overwrite (the resume-address cases point the process's RDI here).
+static mut IO_CANARY: [u64; 2] = [0x1122_3344_5566_7788; 2];
+
+/// Every I/O instruction a process can run on the syscall port (its bitmap
+/// opens that port for the stub's one-byte `out`) other than the stub's:
+/// the process's fault (T_PROTFLT, SIGSEGV in a real kernel), never a stop
+/// of the VM; and nothing of it may be finished in the kernel's context.
+fn io_cases(s: &mut Suite) {
+    let id = 0x980;
+    let _ = new_process(id);
+    // (what, routine, rdi, rsi, where rip must be: Some(bytes into the
+    // routine); None for an `out`, which KVM's emulator (PVM) completes
+    // before the exit, leaving rip past it, and hardware KVM does not)
+    let cases = [
+        (
+            "io: `in al, dx` from the syscall port -> T_PROTFLT",
+            Routine::In,
+            0,
+            0,
+            Some(4),
+        ),
+        (
+            "io: `in eax, 0x60` -> T_PROTFLT",
+            Routine::InImm,
+            0,
+            0,
+            Some(0),
+        ),
+        ("io: `insb` -> T_PROTFLT", Routine::Insb, DATA, 0, Some(4)),
+        (
+            "io: `rep insb` of 4 GiB -> T_PROTFLT",
+            Routine::RepInsb,
+            DATA,
+            1 << 32,
+            Some(7),
+        ),
+        (
+            "io: `outsb` to the syscall port -> T_PROTFLT",
+            Routine::Outsb,
+            0,
+            DATA,
+            None,
+        ),
+        (
+            "io: 2-byte `out` to the syscall port -> T_PROTFLT",
+            Routine::OutWord,
+            0,
+            0,
+            Some(4),
+        ),
+        (
+            "io: the stub's `out` from the process's own code -> T_PROTFLT",
+            Routine::OutSyscallPort,
+            0,
+            0,
+            None,
+        ),
+    ];
+    for (desc, routine, rdi, rsi, skip) in cases {
+        let (t, tf) = trap_of(id, routine, rdi, rsi);
+        let at = TEXT + usercode::offset(routine);
+        let rip_ok = match skip {
+            Some(n) => tf.rip == at + n,
+            None => (at..at + 8).contains(&{ tf.rip }),
+        };
+        // The process still runs afterwards (a real kernel would kill it).
+        let (t2, tf2) = trap_of(id, Routine::Syscall, 0x42, 0);
+        s.check(
+            desc,
+            t == T_PROTFLT && rip_ok && t2 == T_FAST_SYSCALL && tf2.rax == 0x42,
+            Pair(t, Hex(tf.rip as i64)),
+        );
+    }
+    let _ = vms::destroy(id);
+
+    // The same instructions at the very address where the host resumes the
+    // kernel, with RDI at kernel memory: KVM finishes an `in` (and skips
+    // past an `out`) at the next KVM_RUN, in whatever context is then on
+    // the vCPU; the host must have it done in the process's.
+    let id = 0x981;
+    let _ = new_process(id);
+    let at = usercode::probe_resume();
+    let page = at & !(PAGE - 1);
+    let anon = MAP_ANON | MAP_PRIVATE | MAP_FIXED;
+    let mapped = vms::mmap(id, page, 2 * PAGE, PROT_READ | PROT_WRITE, anon, FD_NONE, 0);
+    let canary = core::ptr::addr_of_mut!(IO_CANARY) as u64;
+    let probes: [(&str, &[u8]); 4] = [
+        (
+            "io: `in al, dx` at the kernel's resume address -> T_PROTFLT, kernel intact",
+            &[0xec, 0x0f, 0x0b],
+        ),
+        (
+            "io: `insb` at the kernel's resume address -> T_PROTFLT, kernel intact",
+            &[0x6c, 0x0f, 0x0b],
+        ),
+        (
+            "io: `rep insb` at the kernel's resume address -> T_PROTFLT, kernel intact",
+            &[0xf3, 0x6c, 0x0f, 0x0b],
+        ),
+        (
+            "io: `out 0x60, al` at the kernel's resume address -> T_PROTFLT, kernel intact",
+            &[0xe6, 0x60, 0x0f, 0x0b],
+        ),
+    ];
+    for (desc, code) in probes {
+        let _ = vms::mprotect(id, page, 2 * PAGE, PROT_READ | PROT_WRITE);
+        let written = vms::pwrite(id, code, at);
+        let _ = vms::mprotect(id, page, 2 * PAGE, PROT_READ | PROT_EXEC);
+        let mut tf = frame(Routine::Syscall, canary, 0);
+        tf.rip = at;
+        tf.rdx = 0x60;
+        tf.rcx = 8;
+        tf.rax = 0;
+        let mut vf = VextFrame::default();
+        let (r, intact) = usercode::probe_ctl(id, &mut tf, &mut vf);
+        let kept =
+            peek(canary) == 0x1122_3344_5566_7788 && peek(canary + 8) == 0x1122_3344_5566_7788;
+        s.check(
+            desc,
+            mapped.is_ok()
+                && written == Ok(code.len() as i64)
+                && r == Ok(0)
+                && tf.trapno == T_PROTFLT
+                && intact
+                && kept,
+            Probe {
+                trapno: tf.trapno,
+                registers: intact,
+                memory: kept,
+            },
+        );
+    }
+    let _ = vms::destroy(id);
 }
 
 fn clone_cases(s: &mut Suite) {

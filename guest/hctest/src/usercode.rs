@@ -2,11 +2,14 @@
 //! image and copied into a vmspace with pwrite. The test suite runs them to
 //! see each trap path; each routine ends in a `syscall` (or traps itself).
 
-use guestlib::vmspace as vms;
+use guestlib::vmspace::{self as vms, VmResult};
 use vkernel_abi::layout::PAGE_SIZE;
 use vkernel_abi::mman::*;
 use vkernel_abi::paging::pte;
-use vkernel_abi::{rflags, selector, Errno, TrapFrame};
+use vkernel_abi::{
+    rflags, selector, Call, Errno, Hypercall, HypercallBlock, TrapFrame, VextFrame, HC_PORT_BASE,
+    VMSPACE_CTL_RUN,
+};
 
 core::arch::global_asm!(
     ".section .rodata.usercode, \"a\"",
@@ -109,6 +112,46 @@ core::arch::global_asm!(
     "    mov rax, fs:[0]",
     "    syscall",
     "    ud2",
+    // I/O the process's bitmap allows only as the stub's one-byte `out`
+    // to the syscall port (0x60): every other use is the process's fault.
+    ".global u_in",
+    "u_in:",
+    "    mov dx, 0x60",
+    "    in al, dx",
+    "    ud2",
+    ".global u_in_imm",
+    "u_in_imm:",
+    "    in eax, 0x60",
+    "    ud2",
+    // rdi = where the bytes go
+    ".global u_insb",
+    "u_insb:",
+    "    mov dx, 0x60",
+    "    insb",
+    "    ud2",
+    // rdi = where, rsi = count
+    ".global u_rep_insb",
+    "u_rep_insb:",
+    "    mov dx, 0x60",
+    "    mov rcx, rsi",
+    "    rep insb",
+    "    ud2",
+    // rsi = from where
+    ".global u_outsb",
+    "u_outsb:",
+    "    mov dx, 0x60",
+    "    outsb",
+    "    ud2",
+    ".global u_out_word",
+    "u_out_word:",
+    "    mov dx, 0x60",
+    "    out dx, ax",
+    "    ud2",
+    // the stub's own instruction, from the process's code
+    ".global u_out_syscall_port",
+    "u_out_syscall_port:",
+    "    out 0x60, al",
+    "    ud2",
     ".global usercode_end",
     "usercode_end:",
 );
@@ -203,6 +246,13 @@ pub enum Routine {
     Simd,
     SimdRead,
     FsLoad,
+    In,
+    InImm,
+    Insb,
+    RepInsb,
+    Outsb,
+    OutWord,
+    OutSyscallPort,
 }
 
 macro_rules! sym_addr {
@@ -246,6 +296,13 @@ pub fn offset(r: Routine) -> u64 {
         Routine::Simd => sym_addr!(u_simd),
         Routine::SimdRead => sym_addr!(u_simd_read),
         Routine::FsLoad => sym_addr!(u_fs_load),
+        Routine::In => sym_addr!(u_in),
+        Routine::InImm => sym_addr!(u_in_imm),
+        Routine::Insb => sym_addr!(u_insb),
+        Routine::RepInsb => sym_addr!(u_rep_insb),
+        Routine::Outsb => sym_addr!(u_outsb),
+        Routine::OutWord => sym_addr!(u_out_word),
+        Routine::OutSyscallPort => sym_addr!(u_out_syscall_port),
     };
     addr - start
 }
@@ -340,4 +397,65 @@ pub fn poke(addr: u64, v: u64) {
 pub fn peek(addr: u64) -> u64 {
     // SAFETY: as for `poke`.
     unsafe { core::ptr::read_volatile(addr as *const u64) }
+}
+
+// `vmspace_ctl` with a known resume address: the host puts the kernel back
+// at `hc_probe_resume` (just past the `out`). A process that places its
+// own I/O instruction at that same address in its vmspace must not have
+// KVM finish it in the kernel's context: that would overwrite AL, skip
+// the `cmc` (CF stays clear) or store through the kernel's tables.
+// rdi = port, rsi = block address; returns eax as the `out` left it, with
+// bit 32 set when the `cmc` ran.
+core::arch::global_asm!(
+    ".section .text.hc_probe, \"ax\"",
+    ".global hc_probe_ctl",
+    "hc_probe_ctl:",
+    "    mov edx, edi",
+    "    mov eax, esi",
+    "    clc",
+    "    out dx, eax",
+    ".global hc_probe_resume",
+    "hc_probe_resume:",
+    "    cmc",
+    "    setc cl",
+    "    movzx ecx, cl",
+    "    shl rcx, 32",
+    "    or rax, rcx",
+    "    ret",
+);
+
+extern "sysv64" {
+    fn hc_probe_ctl(port: u64, block: u64) -> u64;
+}
+
+/// Where the kernel resumes after [`probe_ctl`]'s `out`.
+pub fn probe_resume() -> u64 {
+    sym_addr!(hc_probe_resume)
+}
+
+/// `vmspace_ctl(RUN)` through [`hc_probe_ctl`]: the host's result and what
+/// the probe saw of its own registers (`Some` when they were intact).
+pub fn probe_ctl(id: u64, tf: &mut TrapFrame, vf: &mut VextFrame) -> (VmResult, bool) {
+    let mut block = Call::VmspaceCtl {
+        id,
+        cmd: VMSPACE_CTL_RUN,
+        tframe: tf as *mut TrapFrame as u64,
+        vframe: vf as *mut VextFrame as u64,
+        timeout_us: 1_000_000,
+    }
+    .encode();
+    let at = &mut block as *mut HypercallBlock as u64;
+    let port = HC_PORT_BASE + Hypercall::VmspaceCtl as u16;
+    // SAFETY: the probe is an `out` to a hypercall port with the block's
+    // address (identity-mapped, on this stack) and plain register
+    // arithmetic; the host writes only the block and the two frames.
+    let seen = unsafe { hc_probe_ctl(port as u64, at) };
+    // SAFETY: the host wrote the block's result; read it as written.
+    let done = unsafe { core::ptr::read_volatile(at as *const HypercallBlock) };
+    let r = if done.errno != 0 {
+        Err(Errno(done.errno as i32))
+    } else {
+        Ok(done.ret)
+    };
+    (r, seen == (at & 0xffff_ffff) | 1 << 32)
 }

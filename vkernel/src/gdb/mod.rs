@@ -338,13 +338,14 @@ pub struct Gdb {
 
 impl Gdb {
     /// Listens on `addr` (say so on stderr) for a client to debug the guest
-    /// whose kernel ELF is `kernel_elf`. Call on the vCPU thread.
-    pub fn listen(addr: &str, kernel_elf: &[u8]) -> std::io::Result<Gdb> {
+    /// whose kernel ELF is `kernel_elf`. Call on the vCPU thread. The
+    /// watcher thread filters its system calls unless `seccomp` is false.
+    pub fn listen(addr: &str, kernel_elf: &[u8], seccomp: bool) -> std::io::Result<Gdb> {
         let listener = TcpListener::bind(addr)?;
         let local = listener.local_addr()?;
         // SAFETY: pthread_self has no preconditions.
         let me = unsafe { libc::pthread_self() };
-        let watcher = Watcher::start(me, crate::slice_timer::signal())?;
+        let watcher = Watcher::start(me, crate::slice_timer::signal(), seccomp)?;
         crate::report!("vkernel: waiting for gdb on {local}");
         Ok(Gdb {
             listener,

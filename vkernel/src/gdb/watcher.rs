@@ -42,8 +42,14 @@ pub struct Watcher {
 
 impl Watcher {
     /// Starts the thread; `vcpu_thread` is the thread that runs `KVM_RUN`
-    /// and `signal` the signal whose handler sets `immediate_exit`.
-    pub fn start(vcpu_thread: libc::pthread_t, signal: libc::c_int) -> std::io::Result<Watcher> {
+    /// and `signal` the signal whose handler sets `immediate_exit`. The
+    /// thread sandboxes itself first (`sandbox::Role::Watcher`; no filter
+    /// if `seccomp` is false), and the start fails if it cannot.
+    pub fn start(
+        vcpu_thread: libc::pthread_t,
+        signal: libc::c_int,
+        seccomp: bool,
+    ) -> std::io::Result<Watcher> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 watch: Watch::Nothing,
@@ -53,9 +59,22 @@ impl Watcher {
             attention: AtomicBool::new(false),
         });
         let s = shared.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("gdb-watcher".into())
-            .spawn(move || watch_loop(&s, vcpu_thread, signal))?;
+            .spawn(move || {
+                let entered = crate::sandbox::enter(crate::sandbox::Role::Watcher, seccomp);
+                let ok = entered.is_ok();
+                let _ = ready_tx.send(entered.map_err(|e| e.to_string()));
+                if ok {
+                    watch_loop(&s, vcpu_thread, signal);
+                }
+            })?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(std::io::Error::other(format!("gdb watcher: {e}"))),
+            Err(_) => return Err(std::io::Error::other("gdb watcher: the thread ended")),
+        }
         Ok(Watcher {
             shared,
             thread: Some(thread),

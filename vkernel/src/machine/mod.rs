@@ -111,12 +111,6 @@ pub enum Violation {
     /// An exit the loop does not expect.
     #[error("unexpected exit from KVM_RUN: {0}")]
     UnexpectedExit(String),
-    /// A process wrote to a port other than the syscall stub's.
-    #[error("process wrote to I/O port {port:#x}, which its I/O bitmap closes")]
-    ProcessPort {
-        /// The port.
-        port: u16,
-    },
     /// The guest kernel wrote to a port that is no hypercall.
     #[error("guest kernel wrote to I/O port {port:#x}, which is not a hypercall port")]
     KernelPort {
@@ -145,6 +139,63 @@ pub enum Violation {
     /// A process trap arrived with no process running.
     #[error("a process trapped, but none was running")]
     TrapWithoutProcess,
+}
+
+/// An exit a process made that the protocol does not expect of it: the
+/// process's fault, delivered to the guest kernel as `T_PROTFLT` (the
+/// process gets SIGSEGV, as for a #GP), never a stop of the VM.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProcessFault {
+    /// `in` or `ins` (the syscall port its I/O bitmap opens is write-only).
+    #[error("`in` from port {port:#x}")]
+    In {
+        /// The port.
+        port: u16,
+    },
+    /// An `out` other than the stub's: another port, another width, or a
+    /// string `outs`.
+    #[error("{len}-byte `out` to port {port:#x}")]
+    Out {
+        /// The port.
+        port: u16,
+        /// Access width in bytes.
+        len: usize,
+    },
+    /// The stub's port written by the process's own `out`.
+    #[error("`out` to the syscall port from rip {rip:#x}, not the syscall stub")]
+    NotStub {
+        /// Where the `out` was.
+        rip: u64,
+    },
+    /// An exception port written from ring 3.
+    #[error("`out` to the exception port of vector {vector} from ring 3")]
+    TrapPort {
+        /// The vector the port stands for.
+        vector: u8,
+    },
+    /// An access to guest-physical memory with no slot behind it.
+    #[error("{} guest-physical address {addr:#x}, where there is no memory", if *write { "wrote" } else { "read" })]
+    Mmio {
+        /// The address.
+        addr: u64,
+        /// A write, else a read.
+        write: bool,
+    },
+    /// KVM could not emulate the process's instruction.
+    #[error("KVM internal error (suberror {suberror})")]
+    Internal {
+        /// KVM's suberror.
+        suberror: u32,
+    },
+    /// KVM could not enter the process's context.
+    #[error("KVM could not enter the process (hardware reason {reason:#x})")]
+    FailEntry {
+        /// The hardware's reason.
+        reason: u64,
+    },
+    /// Any other exit (a `hlt` that reached the host, ...).
+    #[error("unexpected exit {0}")]
+    Other(String),
 }
 
 /// A process on the vCPU: what `vmspace_ctl(RUN)` must give back when it
@@ -193,6 +244,9 @@ pub struct Stats {
     pub traps_delivered: u64,
     /// Times cached guest translations were dropped.
     pub translation_flushes: u64,
+    /// Exits a process made that the protocol does not expect, delivered
+    /// to the guest kernel as `T_PROTFLT`.
+    pub process_faults: u64,
 }
 
 impl Machine<KvmVcpu> {
@@ -271,6 +325,21 @@ impl<V: Vcpu> Machine<V> {
         match exit {
             Exit::Out { port, len, value } => self.on_out(port, len, value),
             Exit::Interrupted => self.on_interrupted(),
+            // While a process is on the vCPU, anything else it makes the
+            // vCPU do is its own fault, never the VM's. A triple fault
+            // stays a stop: no process can cause one (the IDT, the TSS and
+            // the trap stack are the host's), and on AMD KVM resets the
+            // vCPU after it, so the kernel could not simply be resumed.
+            exit if self.running.is_some() && exit != Exit::Shutdown => {
+                let fault = match exit {
+                    Exit::In { port } => ProcessFault::In { port },
+                    Exit::Mmio { addr, write } => ProcessFault::Mmio { addr, write },
+                    Exit::InternalError { suberror } => ProcessFault::Internal { suberror },
+                    Exit::FailEntry(reason) => ProcessFault::FailEntry { reason },
+                    other => ProcessFault::Other(format!("{other:?}")),
+                };
+                self.process_fault(fault)
+            }
             Exit::In { port } => Err(Violation::InPort { port }.into()),
             Exit::Mmio { addr, write } => Err(Violation::Mmio { addr, write }.into()),
             Exit::Shutdown => Err(Violation::TripleFault.into()),
@@ -319,11 +388,12 @@ impl<V: Vcpu> Machine<V> {
             return self.on_exception(vector);
         }
         if self.running.is_some() {
-            // Only the syscall port is open to a process.
-            if port == SYSCALL_PORT {
+            // Only the syscall port is open to a process, and the stub
+            // writes it with a one-byte `out`.
+            if port == SYSCALL_PORT && len == 1 {
                 return self.on_syscall();
             }
-            return Err(Violation::ProcessPort { port }.into());
+            return self.process_fault(ProcessFault::Out { port, len });
         }
         if (HC_PORT_BASE..HC_PORT_BASE + HC_PORT_COUNT).contains(&port) {
             let handled = self.on_hypercall(port, len, value);

@@ -11,7 +11,7 @@ use vkernel_abi::frame::{
 use vkernel_abi::{layout, selector, Errno, TrapFrame, VextFrame, VMSPACE_CTL_RUN};
 use vmspace::FaultOutcome;
 
-use super::{Handled, Machine, Running, Stop, Violation};
+use super::{Handled, Machine, ProcessFault, Running, Stop, Violation};
 use crate::crash::KernelCrash;
 use crate::error::Error;
 use crate::hypercall;
@@ -185,10 +185,29 @@ impl<V: Vcpu> Machine<V> {
         } else {
             // The process ran an `out` to the syscall port by itself: the
             // port is open to it, but only the stub's `out` is a system call.
-            let mut tf = process::frame_from_regs(&regs);
-            tf.trapno = T_PROTFLT;
-            tf
+            return self.process_fault(ProcessFault::NotStub { rip });
         };
+        self.leave_process(tf)
+    }
+
+    /// The process made an exit the protocol does not expect (`fault`):
+    /// the guest kernel gets `T_PROTFLT` with the process's registers at
+    /// that instruction. KVM's unfinished business with the exit is done
+    /// first, in the process's context (see
+    /// [`Vcpu::finish_pending_exit`]), so none of it reaches the kernel.
+    pub(crate) fn process_fault(&mut self, fault: ProcessFault) -> Handled {
+        let (regs, _) = self.vcpu.context();
+        self.vcpu.finish_pending_exit()?;
+        self.stats.process_faults += 1;
+        if let Some(r) = &self.running {
+            log::debug!(
+                "vmspace {:#x} at rip {:#x}: {fault}: T_PROTFLT",
+                r.id,
+                regs.rip
+            );
+        }
+        let mut tf = process::frame_from_regs(&regs);
+        tf.trapno = T_PROTFLT;
         self.leave_process(tf)
     }
 
@@ -224,6 +243,11 @@ impl<V: Vcpu> Machine<V> {
         // The emulator runs ring-0 code here and has completed the `out` by
         // the time we see it (RIP past it); fast-path KVM leaves RIP on it.
         let stub = trap_area::stub_addr(vector);
+        if sregs.cs.selector & 3 != 0 && self.running.is_some() {
+            // No I/O bitmap opens these ports to ring 3; should a CPU let
+            // the process's `out` through anyway, it is the process's fault.
+            return self.process_fault(ProcessFault::TrapPort { vector });
+        }
         if sregs.cs.selector & 3 != 0
             || (stub_regs.rip != stub && stub_regs.rip != stub + trap_area::STUB_OUT_LEN)
         {

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use kvm_bindings::{kvm_fpu, kvm_regs, kvm_sregs};
-use vkernel_abi::frame::T_FAST_SYSCALL;
+use vkernel_abi::frame::{T_FAST_SYSCALL, T_PROTFLT};
 use vkernel_abi::mman::{MAP_ANON, MAP_PRIVATE, PROT_READ, PROT_WRITE};
 use vkernel_abi::{
     layout, rflags, selector, Call, Errno, HypercallBlock, TrapFrame, VextFrame, HC_PORT_BASE,
@@ -35,6 +35,8 @@ struct FakeVcpu {
     sregs: kvm_sregs,
     immediate_exit: Box<u8>,
     flushes: usize,
+    /// Times the machine had KVM finish an exit before a switch.
+    finished: usize,
 }
 
 impl Vcpu for FakeVcpu {
@@ -65,6 +67,10 @@ impl Vcpu for FakeVcpu {
     fn immediate_exit(&mut self) -> *mut u8 {
         &mut *self.immediate_exit
     }
+    fn finish_pending_exit(&mut self) -> Result<(), Error> {
+        self.finished += 1;
+        Ok(())
+    }
 }
 
 /// A machine with the guest kernel on the vCPU at `KERNEL_RIP`, on its
@@ -90,6 +96,7 @@ fn machine() -> Machine<FakeVcpu> {
         sregs,
         immediate_exit: Box::new(0),
         flushes: 0,
+        finished: 0,
     };
     Machine::with_vcpu(vcpu, guest).unwrap()
 }
@@ -289,7 +296,7 @@ fn ctl_run_enters_the_process_and_its_syscall_comes_back_to_the_kernel() {
     m.vcpu.regs.r11 = 0x246;
     let out = Exit::Out {
         port: SYSCALL_PORT,
-        len: 4,
+        len: 1,
         value: 0,
     };
     assert!(m.exit(out).is_ok());
@@ -335,8 +342,141 @@ fn ctl_refuses_frames_and_ids_without_switching() {
     assert_eq!(m.vcpu.regs.rip, KERNEL_RIP);
 }
 
+/// Every exit a process may not make, with where its instruction is.
+fn process_fault_exits() -> Vec<(Exit, u64)> {
+    vec![
+        (Exit::In { port: SYSCALL_PORT }, 0x40_0010),
+        (Exit::In { port: 0x3f8 }, 0x40_0020),
+        // A hypercall port, a closed port, the syscall port with the wrong
+        // width, and the syscall port from the process's own code.
+        (
+            Exit::Out {
+                port: HC_PORT_BASE,
+                len: 4,
+                value: BLOCK as u32,
+            },
+            0x40_0030,
+        ),
+        (
+            Exit::Out {
+                port: 0x80,
+                len: 1,
+                value: 0,
+            },
+            0x40_0040,
+        ),
+        (
+            Exit::Out {
+                port: SYSCALL_PORT,
+                len: 2,
+                value: 0,
+            },
+            layout::SYSCALL_STUB_ADDR,
+        ),
+        (
+            Exit::Out {
+                port: SYSCALL_PORT,
+                len: 1,
+                value: 0,
+            },
+            0x40_0050,
+        ),
+        (
+            Exit::Mmio {
+                addr: 0xfee0_0000,
+                write: false,
+            },
+            0x40_0060,
+        ),
+        (
+            Exit::Mmio {
+                addr: 0xfee0_0000,
+                write: true,
+            },
+            0x40_0070,
+        ),
+        // An exception port from ring 3 (no bitmap opens it).
+        (
+            Exit::Out {
+                port: TRAP_PORT_BASE + 13,
+                len: 1,
+                value: 0,
+            },
+            0x40_00b0,
+        ),
+        (Exit::InternalError { suberror: 1 }, 0x40_0080),
+        (Exit::FailEntry(0x21), 0x40_0090),
+        (Exit::Other("Hlt".into()), 0x40_00a0),
+    ]
+}
+
 #[test]
-fn a_process_writing_another_port_stops_the_guest() {
+fn exits_a_process_may_not_make_are_its_fault_not_a_stop() {
+    for (exit, rip) in process_fault_exits() {
+        let mut m = machine();
+        let create = Call::VmspaceCreate {
+            id: 1,
+            ty: 0,
+            data: 0,
+        };
+        assert!(m.hypercall(create).is_ok());
+        assert!(m.run_process(1, &user_frame()).is_ok());
+        m.vcpu.regs.rip = rip;
+        m.vcpu.regs.rbx = 0x5150;
+        let finished = m.vcpu.finished;
+        let what = format!("{exit:?}");
+        assert!(m.exit(exit).is_ok(), "{what} stopped the VM");
+        // The kernel is back on the vCPU with ctl's result 0 and a
+        // T_PROTFLT frame at the process's instruction.
+        assert!(m.running.is_none(), "{what}");
+        assert_eq!(m.vcpu.regs.rip, KERNEL_RIP + 1, "{what}");
+        assert_eq!(m.vcpu.sregs.tr.selector, selector::TSS_KERNEL, "{what}");
+        assert_eq!(m.result(), (0, 0), "{what}");
+        let tf: TrapFrame = m.guest.ram.read_obj(TFRAME).unwrap();
+        assert_eq!(
+            ({ tf.trapno }, { tf.rip }, { tf.rbx }, { tf.cs }),
+            (T_PROTFLT, rip, 0x5150, selector::USER_CS as u64),
+            "{what}"
+        );
+        // KVM's unfinished part of the exit was done before the switch.
+        assert_eq!(m.vcpu.finished, finished + 1, "{what}");
+        assert_eq!(m.stats.process_faults, 1, "{what}");
+        // The process can be run again (the kernel decides; here it does).
+        assert!(m.run_process(1, &user_frame()).is_ok(), "{what}");
+        assert_eq!(m.running.as_ref().map(|r| r.id), Some(1), "{what}");
+    }
+}
+
+#[test]
+fn the_syscall_stub_out_is_still_a_system_call_and_finishes_nothing() {
+    let mut m = machine();
+    let create = Call::VmspaceCreate {
+        id: 1,
+        ty: 0,
+        data: 0,
+    };
+    assert!(m.hypercall(create).is_ok());
+    for rip in [
+        layout::SYSCALL_STUB_ADDR,
+        layout::SYSCALL_STUB_ADDR + trap_area::STUB_OUT_LEN,
+    ] {
+        assert!(m.run_process(1, &user_frame()).is_ok());
+        m.vcpu.regs.rip = rip;
+        let out = Exit::Out {
+            port: SYSCALL_PORT,
+            len: 1,
+            value: 0,
+        };
+        assert!(m.exit(out).is_ok());
+        let tf: TrapFrame = m.guest.ram.read_obj(TFRAME).unwrap();
+        assert_eq!({ tf.trapno }, T_FAST_SYSCALL);
+    }
+    // The hot path takes no extra KVM_RUN.
+    assert_eq!((m.vcpu.finished, m.stats.process_faults), (0, 0));
+}
+
+#[test]
+fn a_triple_fault_under_a_process_still_stops_the_vm() {
     let mut m = machine();
     let create = Call::VmspaceCreate {
         id: 1,
@@ -345,15 +485,10 @@ fn a_process_writing_another_port_stops_the_guest() {
     };
     assert!(m.hypercall(create).is_ok());
     assert!(m.run_process(1, &user_frame()).is_ok());
-    let out = Exit::Out {
-        port: HC_PORT_BASE,
-        len: 4,
-        value: BLOCK as u32,
-    };
-    match m.exit(out) {
-        Err(Stop::Violation(Violation::ProcessPort { port })) => assert_eq!(port, HC_PORT_BASE),
-        other => panic!("{other:?}"),
-    }
+    assert!(matches!(
+        m.exit(Exit::Shutdown),
+        Err(Stop::Violation(Violation::TripleFault))
+    ));
 }
 
 #[test]
@@ -539,7 +674,7 @@ fn hooks_see_the_switches_and_may_change_the_trap_frame() {
     m.vcpu.regs.rip = layout::SYSCALL_STUB_ADDR;
     let out = Exit::Out {
         port: SYSCALL_PORT,
-        len: 4,
+        len: 1,
         value: 0,
     };
     assert!(m.exit(out).is_ok());
