@@ -23,6 +23,9 @@ pub fn run(k: &mut Kernel) -> ! {
             ran = true;
             if k.procs.signal_pending(s) {
                 deliver(k, s);
+                if k.procs.procs[s].alive() {
+                    k.procs.publish_signals(s);
+                }
                 if k.procs.procs[s].state != State::Runnable {
                     continue;
                 }

@@ -76,6 +76,11 @@ pub struct Proc {
     pub stop_report: signal::StopReport,
     /// setitimer(ITIMER_REAL) and alarm.
     pub real_timer: signal::RealTimer,
+    /// prctl state: the signal it gets when its parent dies (0: none),
+    /// PR_SET_DUMPABLE and PR_SET_NO_NEW_PRIVS.
+    pub pdeath_signal: i32,
+    pub dumpable: bool,
+    pub no_new_privs: bool,
     /// The address space; `None` once dead.
     pub space: Option<SpaceRef>,
     /// Open descriptors.
@@ -135,6 +140,9 @@ impl Proc {
             actions: signal::Actions::new_ref(),
             stop_report: signal::StopReport::None,
             real_timer: signal::RealTimer::default(),
+            pdeath_signal: 0,
+            dumpable: true,
+            no_new_privs: false,
             space: None,
             files: Rc::new(RefCell::new(FdTable::default())),
             cwd: None,
@@ -312,7 +320,10 @@ impl ProcTable {
         let actions = Rc::new(RefCell::new(signal::Actions(parent.actions.borrow().0)));
         let (mask, altstack) = (parent.sig.mask, parent.sig.altstack);
         let (pgid, sid) = (parent.pgid, parent.sid);
+        let (dumpable, no_new_privs) = (parent.dumpable, parent.no_new_privs);
         let child = &mut self.procs[c];
+        child.dumpable = dumpable;
+        child.no_new_privs = no_new_privs;
         child.actions = actions;
         child.sig.mask = mask;
         child.sig.altstack = altstack;
@@ -364,8 +375,12 @@ impl ProcTable {
         }
         p.restart = false;
         let mut orphan_zombie = false;
-        for c in self.procs.iter_mut() {
+        let mut pdeath = Vec::new();
+        for (i, c) in self.procs.iter_mut().enumerate() {
             if c.state != State::Free && c.parent == pid {
+                if c.pdeath_signal != 0 && c.alive() {
+                    pdeath.push((i, c.pdeath_signal));
+                }
                 c.parent = 1;
                 if let Some(t) = &c.task {
                     t.ppid.set(1);
@@ -375,6 +390,10 @@ impl ProcTable {
         }
         if orphan_zombie {
             self.wakeup(Chan::Child(1));
+        }
+        // PR_SET_PDEATHSIG: the orphans that asked hear of it.
+        for (c, sig) in pdeath {
+            let _ = self.send(c, signal::SigInfo::new(sig, signal::SI_USER));
         }
         // Its record locks go with it, its descriptions' locks when their
         // last descriptor closes.

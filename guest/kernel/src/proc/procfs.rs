@@ -799,9 +799,22 @@ fn status(t: &TaskInfo, out: &mut String) {
             0, 0, 0
         );
     }
-    let _ = writeln!(out, "Threads:\t1\nSigQ:\t0/{}", crate::param::NPROC);
-    for s in ["SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt", "CapInh"] {
-        let _ = writeln!(out, "{s}:\t0000000000000000");
+    let _ = writeln!(
+        out,
+        "Threads:\t1\nSigQ:\t{}/{}",
+        t.signals.get()[0].count_ones(),
+        super::signal::MAX_QUEUED
+    );
+    let [pending, blocked, ignored, caught] = t.signals.get();
+    for (s, v) in [
+        ("SigPnd", pending),
+        ("ShdPnd", 0),
+        ("SigBlk", blocked),
+        ("SigIgn", ignored),
+        ("SigCgt", caught),
+        ("CapInh", 0),
+    ] {
+        let _ = writeln!(out, "{s}:\t{v:016x}");
     }
     for s in ["CapPrm", "CapEff", "CapBnd"] {
         let _ = writeln!(out, "{s}:\t000001ffffffffff");
