@@ -140,6 +140,8 @@ impl<V: Vcpu> Machine<V> {
         }
         let addr = value as u64;
         let block = read_block(&self.guest.ram, port, nr, addr)?;
+        // The kernel is here anyway: keep its clock page fresh.
+        self.clock.refresh(&self.vcpu, &self.guest.ram, false);
         let call = match Call::decode(nr, &block) {
             Ok(call) => call,
             Err(UnknownHypercall(nr)) => {
@@ -168,7 +170,10 @@ impl<V: Vcpu> Machine<V> {
                 let h = &mut self.hypercalls;
                 let deadline =
                     (deadline_ns != 0).then(|| h.started + Duration::from_nanos(deadline_ns));
-                Ok(h.idle.wait(deadline))
+                let r = h.idle.wait(deadline);
+                // After a sleep of any length, the page is stale.
+                self.clock.refresh(&self.vcpu, &self.guest.ram, true);
+                Ok(r)
             }
             Call::VmspaceCreate { id, ty, data } => registry.create(id, ty, data).map(|()| 0),
             Call::VmspaceDestroy { id } => registry.destroy(id).map(|()| 0),

@@ -1,0 +1,88 @@
+//! Time without exits (#17): the guest kernel reads the clock page the
+//! host keeps (pvclock layout, the TSC) instead of a hypercall per
+//! reading; monotonic never goes back across processes, slices and
+//! sleeps; realtime follows the host's; `--clock hypercall` (what a host
+//! without an invariant TSC gets) still runs everything.
+
+mod common;
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use common::{c_program, vkernel};
+
+fn field(out: &str, name: &str) -> i64 {
+    out.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{out}"))
+}
+
+#[test]
+fn monotonic_never_goes_back_and_realtime_follows_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = c_program(dir.path(), "clock");
+    for source in ["tsc", "hypercall"] {
+        let t0 = Instant::now();
+        let r = vkernel(&[
+            "run",
+            "--clock",
+            source,
+            "--",
+            exe.to_str().unwrap(),
+            "loop",
+            "2000",
+        ]);
+        let host_now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i64;
+        let host_elapsed = t0.elapsed().as_nanos() as i64;
+        r.expect_code(0);
+        let out = &r.stdout;
+        assert_eq!(field(out, "backwards"), 0, "{source}: {out}");
+        let mono = field(out, "monotonic_elapsed_ns");
+        let rt = field(out, "realtime_elapsed_ns");
+        // 2 s of guest time inside the host's run of it.
+        assert!(
+            (2_000_000_000..=host_elapsed).contains(&mono),
+            "{source}: {mono} ns in a {host_elapsed} ns run"
+        );
+        // Both clocks advance alike (no drift between them over 2 s) ...
+        assert!((mono - rt).abs() < 1_000_000, "{source}: {mono} vs {rt}");
+        // ... and realtime is the host's (the guest read it just before
+        // exiting).
+        let lag = host_now - field(out, "realtime_now_ns");
+        assert!(
+            (0..200_000_000).contains(&lag),
+            "{source}: realtime {lag} ns off"
+        );
+    }
+}
+
+#[test]
+fn reading_the_clock_costs_no_hypercall_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = c_program(dir.path(), "clock");
+    let hypercalls = |source: &str| {
+        let r = vkernel(&[
+            "run",
+            "--stats",
+            "--clock",
+            source,
+            "--",
+            exe.to_str().unwrap(),
+            "calls",
+            "5000",
+        ]);
+        r.expect_code(0).stdout_has("calls done");
+        let at = r.stderr.find(" hypercalls").expect("--stats line");
+        let n: String = r.stderr[..at]
+            .chars()
+            .rev()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        n.chars().rev().collect::<String>().parse::<i64>().unwrap()
+    };
+    let (tsc, hc) = (hypercalls("tsc"), hypercalls("hypercall"));
+    // 5000 clock_gettime system calls: one clock hypercall each fewer.
+    assert!(hc - tsc >= 4500, "tsc {tsc}, hypercall {hc}");
+}
