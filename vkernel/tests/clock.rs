@@ -59,6 +59,27 @@ fn monotonic_never_goes_back_and_realtime_follows_the_host() {
 }
 
 #[test]
+fn cpu_time_is_accounted_per_process_and_for_reaped_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = c_program(dir.path(), "clock");
+    let r = vkernel(&["run", "--", exe.to_str().unwrap(), "cpu", "300000000"]);
+    r.expect_code(0);
+    let out = &r.stdout;
+    let (wall, cpu) = (field(out, "wall_ns"), field(out, "cpu_ns"));
+    // A busy loop's CPU time is its wall time, less what the host and
+    // the other runnable processes took (none here).
+    assert!(
+        cpu > wall / 2 && cpu <= wall + 5_000_000,
+        "cpu {cpu} ns for a {wall} ns loop"
+    );
+    assert!(field(out, "self_utime_ns") >= cpu * 9 / 10, "{out}");
+    let child = field(out, "child_utime_ns");
+    assert!(child > wall / 2, "the child's loop: {child} ns\n{out}");
+    assert_eq!(field(out, "children_utime_ns"), child, "{out}");
+    assert_eq!(field(out, "times_cutime"), child / 10_000_000, "{out}");
+}
+
+#[test]
 fn reading_the_clock_costs_no_hypercall_of_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let exe = c_program(dir.path(), "clock");

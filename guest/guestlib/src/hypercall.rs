@@ -142,6 +142,13 @@ pub fn clock_ns() -> u64 {
     .unwrap_or(0) as u64
 }
 
+/// Monotonic ns if the clock page can give it (no exit), else `None`:
+/// for readings worth taking only when they are cheap (CPU-time
+/// accounting around every time slice).
+pub fn cheap_clock_ns() -> Option<u64> {
+    page_clock().map(|(mono, _)| mono)
+}
+
 /// The latest monotonic reading, so readings never go back even if the
 /// host's refresh of the page moved the line under a reader.
 static LAST_NS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);

@@ -53,6 +53,21 @@ pub enum State {
     Zombie,
 }
 
+/// CPU time spent, in ns: in user mode (its time slices) and in the
+/// kernel on its behalf (its system calls).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuTimes {
+    pub user_ns: u64,
+    pub system_ns: u64,
+}
+
+impl CpuTimes {
+    pub fn add(&mut self, other: CpuTimes) {
+        self.user_ns = self.user_ns.saturating_add(other.user_ns);
+        self.system_ns = self.system_ns.saturating_add(other.system_ns);
+    }
+}
+
 /// One process.
 pub struct Proc {
     /// Changed through [`Proc::set_state`], so that `/proc` sees it.
@@ -76,6 +91,10 @@ pub struct Proc {
     pub stop_report: signal::StopReport,
     /// setitimer(ITIMER_REAL) and alarm.
     pub real_timer: signal::RealTimer,
+    /// Its CPU time, and that of its reaped children (and theirs), as
+    /// getrusage and times report them.
+    pub cpu: CpuTimes,
+    pub children_cpu: CpuTimes,
     /// prctl state: the signal it gets when its parent dies (0: none),
     /// PR_SET_DUMPABLE and PR_SET_NO_NEW_PRIVS.
     pub pdeath_signal: i32,
@@ -140,6 +159,8 @@ impl Proc {
             actions: signal::Actions::new_ref(),
             stop_report: signal::StopReport::None,
             real_timer: signal::RealTimer::default(),
+            cpu: CpuTimes::default(),
+            children_cpu: CpuTimes::default(),
             pdeath_signal: 0,
             dumpable: true,
             no_new_privs: false,
@@ -286,6 +307,48 @@ impl ProcTable {
         Some(slot)
     }
 
+    /// Reaps zombie `slot` for its parent: the parent's children's CPU
+    /// time gains the child's (and its children's), then the slot is
+    /// freed.
+    pub fn reap(&mut self, slot: usize) {
+        let p = &self.procs[slot];
+        let mut spent = p.cpu;
+        spent.add(p.children_cpu);
+        if let Some(ps) = self.find(p.parent) {
+            self.procs[ps].children_cpu.add(spent);
+            self.publish_cpu(ps);
+        }
+        self.free(slot);
+    }
+
+    /// Charges `ns` of CPU time to process `s` (user or system), if it is
+    /// still the process `pid` (a call may have ended it).
+    pub fn charge(&mut self, s: usize, pid: Pid, ns: u64, user: bool) {
+        let p = &mut self.procs[s];
+        if p.pid != pid || p.state == State::Free {
+            return;
+        }
+        if user {
+            p.cpu.user_ns = p.cpu.user_ns.saturating_add(ns);
+        } else {
+            p.cpu.system_ns = p.cpu.system_ns.saturating_add(ns);
+        }
+        self.publish_cpu(s);
+    }
+
+    /// Refreshes what `/proc/PID/stat` shows of `s`'s CPU times.
+    fn publish_cpu(&self, s: usize) {
+        let p = &self.procs[s];
+        if let Some(t) = &p.task {
+            t.cpu.set([
+                p.cpu.user_ns,
+                p.cpu.system_ns,
+                p.children_cpu.user_ns,
+                p.children_cpu.system_ns,
+            ]);
+        }
+    }
+
     /// Frees a slot: a reaped zombie, or one that never ran (a failed fork
     /// or exec of init).
     pub fn free(&mut self, slot: usize) {
@@ -425,7 +488,7 @@ impl ProcTable {
             let _ = self.send(ps, info);
         }
         if reaps_nothing {
-            self.free(slot);
+            self.reap(slot);
         }
         self.wakeup(Chan::Child(parent));
     }

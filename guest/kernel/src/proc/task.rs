@@ -54,6 +54,8 @@ pub struct TaskInfo {
     /// Signals pending, blocked, ignored and caught (`status`'s SigPnd,
     /// SigBlk, SigIgn, SigCgt), as of the last system call or delivery.
     pub signals: Cell<[u64; 4]>,
+    /// CPU ns: user, system, children's user, children's system.
+    pub cpu: Cell<[u64; 4]>,
     /// The descriptor table (gone once the process is).
     pub files: RefCell<Weak<RefCell<FdTable>>>,
     /// The address space (gone once the process is dead).
@@ -78,6 +80,7 @@ impl TaskInfo {
             umask: Cell::new(0o022),
             exit_status: Cell::new(0),
             signals: Cell::new([0; 4]),
+            cpu: Cell::new([0; 4]),
             files: RefCell::new(Weak::new()),
             space: RefCell::new(Weak::new()),
         }

@@ -218,6 +218,8 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         }
         __NR_wait4 => sys_wait4(k, s, a[0] as i32, a[1], a[2], a[3]),
         __NR_waitid => sys_waitid(k, s, a),
+        __NR_getrusage => ret(sys_getrusage(k, s, a[0], a[1])),
+        __NR_times => ret(sys_times(k, s, a[0])),
         // Signals.
         __NR_kill => ret(sys_kill(k, s, a[0] as i32, a[1])),
         __NR_tkill => ret(sys_tgkill(k, s, None, a[0] as i32, a[1])),
