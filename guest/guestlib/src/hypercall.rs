@@ -161,7 +161,7 @@ fn page_clock() -> Option<(u64, vkernel_abi::clock::ClockPage)> {
     // SAFETY: the clock page is guest RAM the kernel maps at its physical
     // address; only the host writes it, while the vCPU is stopped.
     let page = unsafe { core::ptr::read_volatile(at) };
-    if !page.stable() || page.version % 2 != 0 {
+    if !page.stable() || !page.version.is_multiple_of(2) {
         return None;
     }
     // SAFETY: RDTSC only reads the time-stamp counter (CR4.TSD is clear).

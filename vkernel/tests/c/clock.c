@@ -1,14 +1,17 @@
 // The guest's clocks (#17): CLOCK_MONOTONIC never goes back while
 // processes preempt each other for a while, CLOCK_REALTIME follows the
 // host's, and the time readings need no exit of their own.
-// Usage: clock loop MS | clock calls N | clock cpu N
+// Usage: clock loop MS | clock calls N | clock cpu N | clock vdso N
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/times.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,6 +50,43 @@ int main(int argc, char **argv) {
         printf("wall_ns %lld\ncpu_ns %lld\nself_utime_ns %lld\nchild_utime_ns %lld\n"
                "children_utime_ns %lld\ntimes_cutime %ld\n",
                wall, cpu, su, cu, chu, (long)t.tms_cutime);
+        return 0;
+    }
+    if (strcmp(argv[1], "vdso") == 0) {
+        // glibc's clock_gettime, gettimeofday and time through the vDSO;
+        // the vDSO and its data page in /proc/self/maps; the data page is
+        // read-only; without the vDSO the system call still answers.
+        unsigned long ehdr = getauxval(AT_SYSINFO_EHDR);
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        for (long i = 0; i < n; i++) clock_gettime(CLOCK_MONOTONIC, &b);
+        long long per = ((b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec)) / n;
+        struct timeval tv;
+        gettimeofday(&tv, NULL);
+        long long diff = (long long)time(NULL) - tv.tv_sec;
+        char line[256];
+        unsigned long vvar = 0;
+        int vdso_seen = 0;
+        FILE *f = fopen("/proc/self/maps", "r");
+        while (f && fgets(line, sizeof line, f)) {
+            if (strstr(line, "[vvar]") && !vvar) vvar = strtoul(line, NULL, 16);
+            if (strstr(line, "[vdso]")) vdso_seen = 1;
+        }
+        if (f) fclose(f);
+        pid_t c = fork();
+        if (c == 0) {
+            *(volatile int *)vvar = 1;
+            _exit(0);
+        }
+        int st;
+        waitpid(c, &st, 0);
+        int vvar_segv = WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV;
+        int vvar_rw = mprotect((void *)vvar, 4096, PROT_READ | PROT_WRITE);
+        munmap((void *)ehdr, 4096);
+        long long after = ns(CLOCK_REALTIME);
+        printf("ehdr %d\nmaps %d\nper_call_ns %lld\ntime_vs_gettimeofday %lld\n"
+               "vvar_write_segv %d\nvvar_mprotect_write %d\nsyscall_after_unmap %d\n",
+               ehdr != 0, vdso_seen && vvar, per, diff, vvar_segv, vvar_rw, after > 0);
         return 0;
     }
     if (strcmp(argv[1], "calls") == 0) {

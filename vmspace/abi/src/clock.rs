@@ -66,6 +66,7 @@ impl ClockPage {
     /// Monotonic ns at TSC value `tsc` (the standard pvclock math, in 128
     /// bits so a long gap since the last refresh cannot overflow). A TSC
     /// behind `tsc_timestamp` reads as `system_time`.
+    #[inline]
     pub fn ns_at(&self, tsc: u64) -> u64 {
         let delta = tsc.saturating_sub(self.tsc_timestamp) as u128;
         let shifted = if self.tsc_shift >= 0 {
@@ -78,6 +79,7 @@ impl ClockPage {
     }
 
     /// Whether readers may use the TSC.
+    #[inline]
     pub fn stable(&self) -> bool {
         self.flags & PVCLOCK_TSC_STABLE_BIT != 0 && self.tsc_to_system_mul != 0
     }
