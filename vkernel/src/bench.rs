@@ -135,6 +135,21 @@ const FIGURES: &[(&str, &str)] = &[
     ),
     ("open_fstat_close_guest", "the same, pmap=guest"),
     (
+        "clock_gettime_vdso",
+        "clock_gettime(CLOCK_MONOTONIC) through the vDSO (glibc's path), pmap=host",
+    ),
+    ("clock_gettime_vdso_guest", "the same, pmap=guest"),
+    (
+        "gettimeofday_vdso",
+        "gettimeofday through the vDSO, pmap=host",
+    ),
+    ("gettimeofday_vdso_guest", "the same, pmap=guest"),
+    (
+        "clock_gettime_syscall",
+        "clock_gettime(CLOCK_MONOTONIC) as a system call, pmap=host",
+    ),
+    ("clock_gettime_syscall_guest", "the same, pmap=guest"),
+    (
         "kernel_entry",
         "vkernel start -> guest kernel's first instruction",
     ),
@@ -435,8 +450,17 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
             figures.insert(format!("{name}{suffix}"), figure);
         }
     }
+    // The time calls, through the vDSO and as a system call.
+    let calls = if args.quick { "20000" } else { "200000" };
+    for (pmap, suffix) in [("host", ""), ("guest", "_guest")] {
+        let append = format!("pmap={pmap} init=/bin/systest -- clockbench {calls}");
+        for (name, figure) in guest_figures(false, &append)? {
+            figures.insert(format!("{name}{suffix}"), figure);
+        }
+    }
     let mut native = native_figures(&["filebench", mib])?;
     native.extend(native_figures(&["forkbench", &forks.to_string()])?);
+    native.extend(native_figures(&["clockbench", calls])?);
     floor_samples.extend(floor(reps, iters)?);
     let (boot, overhead_kib) = boot_to_exit(if args.quick { 3 } else { 10 })?;
     for (name, v) in [

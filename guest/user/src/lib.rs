@@ -70,6 +70,30 @@ pub fn arg(i: usize) -> &'static str {
     }
 }
 
+/// The value of auxiliary-vector entry `key` (`AT_*`), if the kernel
+/// passed one.
+pub fn auxval(key: u64) -> Option<u64> {
+    // SAFETY: the initial stack holds argv, NULL, envp, NULL, then the
+    // (key, value) pairs up to AT_NULL; it lives for the whole program.
+    unsafe {
+        let mut p = ARGV.add(argc() + 1) as *const u64;
+        while *p != 0 {
+            p = p.add(1);
+        }
+        p = p.add(1);
+        loop {
+            let (k, v) = (*p, *p.add(1));
+            if k == 0 {
+                return None;
+            }
+            if k == key {
+                return Some(v);
+            }
+            p = p.add(2);
+        }
+    }
+}
+
 /// Parses a decimal argument.
 pub fn arg_num(i: usize, default: u64) -> u64 {
     arg(i).parse().unwrap_or(default)

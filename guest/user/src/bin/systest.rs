@@ -5,7 +5,7 @@
 #![no_main]
 
 use vkernel_user::sys::{self, sc0, sc1, sc2, sc3, sc4, syscall};
-use vkernel_user::{arg, arg_num, argc, entry, println};
+use vkernel_user::{arg, arg_num, argc, auxval, entry, println};
 
 entry!(main);
 
@@ -41,6 +41,7 @@ fn main() -> i32 {
         "forkbench" => forkbench(arg_num(2, 50)),
         "touchbench" => touchbench(arg_num(2, 1024)),
         "filebench" => filebench(arg_num(2, 64)),
+        "clockbench" => clockbench(arg_num(2, 100_000)),
         "cow" => cow(),
         "stale" => stale(arg_num(2, 20)),
         "hog" => hog(),
@@ -951,6 +952,88 @@ fn report(name: &str, r: Option<[u64; 3]>, iters: u64) -> bool {
         }
         None => check(name, false, -1),
     }
+}
+
+/// The address of the vDSO's function `name` (AT_SYSINFO_EHDR, then its
+/// dynamic symbol table), natively or in vkernel alike.
+fn vdso_symbol(name: &str) -> Option<u64> {
+    use elf::endian::LittleEndian;
+    let base = auxval(33)?;
+    // SAFETY: the kernel maps the whole vDSO image at AT_SYSINFO_EHDR; the
+    // header says how long it is (the section headers come last).
+    let len = unsafe {
+        let h = base as *const u8;
+        let shoff = core::ptr::read_unaligned(h.add(0x28) as *const u64);
+        let shentsize = core::ptr::read_unaligned(h.add(0x3a) as *const u16) as u64;
+        let shnum = core::ptr::read_unaligned(h.add(0x3c) as *const u16) as u64;
+        shoff + shentsize * shnum
+    };
+    // SAFETY: as above, `len` bytes from `base` are the mapped image.
+    let image = unsafe { core::slice::from_raw_parts(base as *const u8, len as usize) };
+    let file = elf::ElfBytes::<LittleEndian>::minimal_parse(image).ok()?;
+    let (symbols, strings) = file.dynamic_symbol_table().ok()??;
+    let sym = symbols
+        .iter()
+        .find(|s| strings.get(s.st_name as usize).is_ok_and(|n| n == name))?;
+    Some(base + sym.st_value)
+}
+
+/// The time calls a process makes: clock_gettime and gettimeofday
+/// through the vDSO (glibc's path), and clock_gettime as a system call;
+/// ns per call over `n` calls (runs natively too).
+fn clockbench(n: u64) -> bool {
+    type ClockGettime = extern "C" fn(i32, *mut [i64; 2]) -> i64;
+    type Gettimeofday = extern "C" fn(*mut [i64; 2], *mut u8) -> i64;
+    let (Some(cg), Some(gtod)) = (
+        vdso_symbol("__vdso_clock_gettime"),
+        vdso_symbol("__vdso_gettimeofday"),
+    ) else {
+        return check("a vDSO with clock_gettime and gettimeofday", false, 0);
+    };
+    // SAFETY: the vDSO's functions have these C signatures.
+    let (cg, gtod): (ClockGettime, Gettimeofday) = unsafe {
+        (
+            core::mem::transmute::<u64, ClockGettime>(cg),
+            core::mem::transmute::<u64, Gettimeofday>(gtod),
+        )
+    };
+    let mut ts = [0i64; 2];
+    let per_call = |f: &mut dyn FnMut()| {
+        seven(|| {
+            let t0 = sys::clock_ns(1);
+            for _ in 0..n {
+                f();
+            }
+            Some((sys::clock_ns(1) - t0) / n)
+        })
+    };
+    let mut ok = report(
+        "clock_gettime_vdso",
+        per_call(&mut || {
+            cg(1, &mut ts);
+        }),
+        n,
+    );
+    ok &= report(
+        "gettimeofday_vdso",
+        per_call(&mut || {
+            gtod(&mut ts, core::ptr::null_mut());
+        }),
+        n,
+    );
+    let calls = (n / 100).max(10);
+    ok &= report(
+        "clock_gettime_syscall",
+        seven(|| {
+            let t0 = sys::clock_ns(1);
+            for _ in 0..calls {
+                syscall(228, [1, &mut ts as *mut _ as u64, 0, 0, 0, 0]);
+            }
+            Some((sys::clock_ns(1) - t0) / calls)
+        }),
+        calls,
+    );
+    ok
 }
 
 /// Files and pipes (runs natively too, for the ratio to native):
