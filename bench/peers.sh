@@ -4,8 +4,10 @@
 # ptrace and kvm platforms) and User-Mode Linux; then the file and pipe
 # figures of `vkernel bench` (the image's /bin/systest filebench: pipe
 # throughput and ping-pong, tmpfs write and read, open+fstat+close)
-# natively, in vkernel on both pmaps, and under gVisor. One machine, one
-# run, two tables (markdown on stdout). Where a peer cannot run, or is not
+# natively, in vkernel on both pmaps, and under gVisor; then the time
+# calls (/bin/systest clockbench: clock_gettime and gettimeofday through
+# the vDSO, clock_gettime as a system call). One machine, one run, three
+# tables (markdown on stdout). Where a peer cannot run, or is not
 # installed, the table says so.
 #
 #   bench/peers.sh            # the peers that are installed
@@ -119,6 +121,37 @@ for runner in native vkernel_host vkernel_guest gvisor_ptrace uml; do
         else
             row="$row | $(awk -v n="$ns" 'BEGIN { printf "%.1f", n / 1000 }')"
         fi
+    done
+    echo "$row |"
+done
+
+# --- time: /bin/systest clockbench (the vDSO's clock_gettime and
+# gettimeofday, found through AT_SYSINFO_EHDR as glibc does, and
+# clock_gettime as a system call)
+CALLS=200000
+clock_figures=(clock_gettime_vdso gettimeofday_vdso clock_gettime_syscall)
+run_clock_native() { "$work/systest" clockbench $CALLS; }
+run_clock_vkernel_host() { "$VK" run --pmap host -- "$work/systest" clockbench $CALLS; }
+run_clock_vkernel_guest() { "$VK" run --pmap guest -- "$work/systest" clockbench $CALLS; }
+run_clock_gvisor_ptrace() { timeout 300 runsc --network=none --platform=ptrace do "$work/systest" clockbench $CALLS; }
+
+echo
+echo "| runtime | clock_gettime (vDSO) ns | gettimeofday (vDSO) ns | clock_gettime (system call) ns |"
+echo "| --- | --- | --- | --- |"
+for runner in native vkernel_host vkernel_guest gvisor_ptrace uml; do
+    row="| $runner"
+    if [ "$runner" = uml ]; then
+        echo "$row | – (User-Mode Linux does not run on this machine) | – | – |"
+        continue
+    fi
+    if [ "$runner" = gvisor_ptrace ] && ! installed runsc; then
+        echo "$row | not installed (runsc) | – | – |"
+        continue
+    fi
+    out=$("run_clock_$runner" 2>/dev/null)
+    for f in "${clock_figures[@]}"; do
+        ns=$(printf '%s\n' "$out" | grep -a "^bench $f " | grep -o 'median_ns=[0-9]*' | head -1 | cut -d= -f2)
+        row="$row | ${ns:-failed}"
     done
     echo "$row |"
 done
