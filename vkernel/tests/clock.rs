@@ -142,6 +142,35 @@ fn glibc_reads_the_time_through_the_vdso_without_exits() {
 }
 
 #[test]
+fn a_static_musl_program_takes_the_vdso_path_too() {
+    // musl finds the vDSO in a static program as glibc does (ci/setup.sh
+    // installs musl-tools).
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("clock-musl");
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/clock.c");
+    let built = std::process::Command::new("musl-gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .status()
+        .expect("running musl-gcc (ci/setup.sh installs musl-tools)");
+    assert!(built.success(), "musl-gcc failed");
+    let r = vkernel(&[
+        "run",
+        "--stats",
+        "--",
+        exe.to_str().unwrap(),
+        "vdso",
+        "100000",
+    ]);
+    r.expect_code(0);
+    assert_eq!(field(&r.stdout, "ehdr"), 1, "{}", r.stdout);
+    assert_eq!(field(&r.stdout, "vvar_write_segv"), 1, "{}", r.stdout);
+    let hc = stats_hypercalls(&r.stderr);
+    assert!(hc < 1000, "{hc} hypercalls for 100000 readings");
+}
+
+#[test]
 fn reading_the_clock_costs_no_hypercall_of_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let exe = c_program(dir.path(), "clock");
