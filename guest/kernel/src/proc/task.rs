@@ -30,7 +30,9 @@ use crate::mm::space::AddressSpace;
 
 /// The shared, procfs-visible record of one process.
 pub struct TaskInfo {
+    /// The task's id, and its thread group's (the process's pid).
     pub pid: Pid,
+    pub tgid: Cell<Pid>,
     pub ppid: Cell<Pid>,
     /// Process group and session.
     pub pgid: Cell<Pid>,
@@ -62,6 +64,7 @@ impl TaskInfo {
     pub fn new(pid: Pid, ppid: Pid, start_ns: u64) -> TaskInfo {
         TaskInfo {
             pid,
+            tgid: Cell::new(pid),
             ppid: Cell::new(ppid),
             pgid: Cell::new(pid),
             sid: Cell::new(pid),
@@ -142,9 +145,24 @@ impl Tasks {
         self.map.borrow().get(&pid).cloned()
     }
 
-    /// The pids, in order.
+    /// The processes' pids (group leaders), in order.
     pub fn pids(&self) -> Vec<Pid> {
-        self.map.borrow().keys().copied().collect()
+        self.map
+            .borrow()
+            .values()
+            .filter(|t| t.tgid.get() == t.pid)
+            .map(|t| t.pid)
+            .collect()
+    }
+
+    /// The tids of group `tgid`'s tasks, in order.
+    pub fn threads(&self, tgid: Pid) -> Vec<Pid> {
+        self.map
+            .borrow()
+            .values()
+            .filter(|t| t.tgid.get() == tgid)
+            .map(|t| t.pid)
+            .collect()
     }
 
     /// Processes in all, and how many are runnable.

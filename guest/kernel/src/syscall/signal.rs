@@ -209,24 +209,42 @@ pub fn sys_rt_sigtimedwait(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
     NoReturn
 }
 
-/// rt_sigqueueinfo / rt_tgsigqueueinfo: a signal with the caller's own
-/// siginfo; only to itself may a process claim a kernel code (EPERM).
+/// rt_sigqueueinfo(pid, sig, info): a signal with the caller's own
+/// siginfo to a process; only to itself may a process claim a kernel
+/// code (EPERM).
 pub fn sys_rt_sigqueueinfo(k: &mut Kernel, s: usize, pid: i32, sig: u64, uinfo: u64) -> Outcome {
     let r = (|| {
-        let sig = check_sig(sig)?;
-        let mut info = SigInfo([0; 128]);
-        copy_in(&k.space(s), uinfo, &mut info.0)?;
         let t = k.procs.find(pid as u32).ok_or(Errno::ESRCH)?;
-        if (info.code() >= 0 || info.code() == SI_TKILL) && t != s {
-            return Err(Errno::EPERM);
-        }
-        info.0[0..4].copy_from_slice(&sig.to_le_bytes());
-        Ok((t, info))
+        let info = queued_info(k, s, t, sig, uinfo)?;
+        k.procs.send_group(t, info)
     })();
-    match r {
-        Ok((t, info)) => ret(k.procs.send(t, info).map(|_| 0)),
-        Err(e) => Ret(err(e)),
+    ret(r.map(|_| 0))
+}
+
+/// rt_tgsigqueueinfo(tgid, tid, sig, info): the same to one thread.
+pub fn sys_rt_tgsigqueueinfo(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
+    let r = (|| {
+        let t = k.procs.find(a[1] as u32).ok_or(Errno::ESRCH)?;
+        if k.procs.procs[t].tgid != a[0] as u32 {
+            return Err(Errno::ESRCH);
+        }
+        let info = queued_info(k, s, t, a[2], a[3])?;
+        k.procs.send(t, info)
+    })();
+    ret(r.map(|_| 0))
+}
+
+/// The siginfo a process queues to task `t` (see above).
+fn queued_info(k: &Kernel, s: usize, t: usize, sig: u64, uinfo: u64) -> Result<SigInfo, Errno> {
+    let sig = check_sig(sig)?;
+    let mut info = SigInfo([0; 128]);
+    copy_in(&k.space(s), uinfo, &mut info.0)?;
+    let own = k.procs.procs[t].tgid == k.procs.procs[s].tgid;
+    if (info.code() >= 0 || info.code() == SI_TKILL) && !own {
+        return Err(Errno::EPERM);
     }
+    info.0[0..4].copy_from_slice(&sig.to_le_bytes());
+    Ok(info)
 }
 
 /// kill(pid, sig): to one process, the caller's group (0), every process
@@ -244,16 +262,15 @@ pub fn sys_kill(k: &mut Kernel, s: usize, pid: i32, sig: u64) -> Result<i64, Err
         return Err(Errno::ESRCH);
     }
     if sig != 0 {
-        let me = k.procs.procs[s].pid;
+        let me = k.procs.procs[s].tgid;
         for t in targets {
-            k.procs.send(t, SigInfo::from_process(sig, SI_USER, me))?;
+            k.procs.send_group(t, SigInfo::from_process(sig, SI_USER, me))?;
         }
     }
     Ok(0)
 }
 
 /// tgkill(tgid, tid, sig) and tkill(tid, sig) (`tgid` None): one thread.
-/// Until threads exist a thread is its process (tid = pid).
 pub fn sys_tgkill(
     k: &mut Kernel,
     s: usize,
@@ -266,11 +283,11 @@ pub fn sys_tgkill(
         return Err(Errno::EINVAL);
     }
     let t = k.procs.find(tid as u32).ok_or(Errno::ESRCH)?;
-    if tgid.is_some_and(|g| g as u32 != k.procs.procs[t].pid) {
+    if tgid.is_some_and(|g| g as u32 != k.procs.procs[t].tgid) {
         return Err(Errno::ESRCH);
     }
     if sig != 0 {
-        let me = k.procs.procs[s].pid;
+        let me = k.procs.procs[s].tgid;
         k.procs.send(t, SigInfo::from_process(sig, SI_TKILL, me))?;
     }
     Ok(0)
