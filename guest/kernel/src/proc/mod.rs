@@ -28,11 +28,11 @@ use core::cell::RefCell;
 use crate::fs::file::{FdTable, FdTableRef, OpenFile};
 use crate::fs::lock::{self, Locks};
 use crate::fs::vfs::InodeRef;
-use crate::mm::{Mm, SpaceRef};
+use crate::mm::SpaceRef;
 use crate::param::{NPROC, NRLIMIT, PID_MAX, RLIM_INFINITY};
 use guestlib::hypercall;
 use task::{TaskInfo, Tasks, TasksRef};
-use vkernel_abi::{Errno, TrapFrame, VextFrame};
+use vkernel_abi::{TrapFrame, VextFrame};
 pub use wait::Chan;
 
 /// A process id.

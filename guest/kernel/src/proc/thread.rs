@@ -308,7 +308,7 @@ impl ProcTable {
 
     /// Linux's handle_futex_death for the word at `uaddr`.
     fn futex_death(&mut self, space: &crate::mm::SpaceRef, uaddr: u64, tid: Pid) {
-        if uaddr % 4 != 0 {
+        if !uaddr.is_multiple_of(4) {
             return;
         }
         let mut w = [0u8; 4];

@@ -48,7 +48,7 @@ fn futex(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<Option<i64>, Errno> {
     if realtime && !matches!(cmd, FUTEX_WAIT | FUTEX_WAIT_BITSET) {
         return Err(Errno::ENOSYS);
     }
-    if uaddr % 4 != 0 {
+    if !uaddr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
     let space = k.space(s);
@@ -95,7 +95,7 @@ fn futex(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<Option<i64>, Errno> {
         FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
             // val2 (how many to move) travels in the timeout argument.
             let nmove = timeout as u32;
-            if (val as i32) < 0 || (nmove as i32) < 0 || uaddr2 % 4 != 0 {
+            if (val as i32) < 0 || (nmove as i32) < 0 || !uaddr2.is_multiple_of(4) {
                 return Err(Errno::EINVAL);
             }
             if cmd == FUTEX_CMP_REQUEUE && read_word(&space, uaddr)? != val3 {
@@ -106,7 +106,7 @@ fn futex(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<Option<i64>, Errno> {
             Ok(Some(k.procs.futex_requeue(from, to, val, nmove) as i64))
         }
         FUTEX_WAKE_OP => {
-            if uaddr2 % 4 != 0 {
+            if !uaddr2.is_multiple_of(4) {
                 return Err(Errno::EINVAL);
             }
             let old = read_word(&space, uaddr2)?;

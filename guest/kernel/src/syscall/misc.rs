@@ -5,6 +5,7 @@ use crate::kernel::Kernel;
 use crate::mm::uaccess::{copy_out, read_u64, write_u64, write_words};
 use crate::param::NRLIMIT;
 use crate::random;
+use crate::syscall::log_refused;
 use guestlib::hypercall;
 use vkernel_abi::layout::VM_MAX_USER_ADDRESS;
 use vkernel_abi::Errno;
@@ -159,7 +160,7 @@ fn task_of(k: &Kernel, s: usize, tid: u64) -> Result<usize, Errno> {
 /// a buffer smaller than that, or not a multiple of a long, is EINVAL.
 pub fn sys_sched_getaffinity(k: &mut Kernel, s: usize, tid: u64, len: u64, mask: u64) -> Result<i64, Errno> {
     task_of(k, s, tid)?;
-    if len < 8 || len % 8 != 0 {
+    if len < 8 || !len.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
     write_u64(&k.space(s), mask, 1)?;
@@ -220,6 +221,45 @@ pub fn sys_membarrier(cmd: u64, flags: u64) -> Result<i64, Errno> {
         QUERY => Ok(SUPPORTED as i64),
         c if c.is_power_of_two() && c & SUPPORTED != 0 => Ok(0),
         _ => Err(Errno::EINVAL),
+    }
+}
+
+/// prctl(option, ...): the thread's name (PR_SET_NAME / PR_GET_NAME,
+/// 16 bytes with the NUL, as Linux's comm); other options are refused.
+pub fn sys_prctl(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errno> {
+    // linux/prctl.h.
+    const PR_SET_NAME: u32 = 15;
+    const PR_GET_NAME: u32 = 16;
+    let space = k.space(s);
+    match u32::try_from(a[0]).unwrap_or(u32::MAX) {
+        PR_SET_NAME => {
+            let mut b = [0u8; 16];
+            // Up to 15 bytes: a longer name is cut, as Linux's.
+            let n = crate::mm::uaccess::copy_in_partial(&space, a[1], &mut b[..15]);
+            if n == 0 && crate::mm::uaccess::copy_in(&space, a[1], &mut b[..1]).is_err() {
+                return Err(Errno::EFAULT);
+            }
+            let len = b[..n].iter().position(|&c| c == 0).unwrap_or(n);
+            let p = &mut k.procs.procs[s];
+            p.name[..len].copy_from_slice(&b[..len]);
+            p.name_len = len;
+            if let Some(t) = &p.task {
+                t.comm.borrow_mut().clear();
+                t.comm.borrow_mut().extend_from_slice(&b[..len]);
+            }
+            Ok(0)
+        }
+        PR_GET_NAME => {
+            let p = &k.procs.procs[s];
+            let mut b = [0u8; 16];
+            b[..p.name_len.min(15)].copy_from_slice(&p.name[..p.name_len.min(15)]);
+            copy_out(&space, a[1], &b)?;
+            Ok(0)
+        }
+        op => {
+            log_refused(k, s, "prctl", format_args!("option {op}"));
+            Err(Errno::EINVAL)
+        }
     }
 }
 

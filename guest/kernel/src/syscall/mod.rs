@@ -264,6 +264,7 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         __NR_getuid | __NR_getgid | __NR_geteuid | __NR_getegid => Ret(0),
         __NR_getppid => Ret(k.procs.procs[s].parent as i64),
         __NR_arch_prctl => ret(sys_arch_prctl(k, s, a[0], a[1])),
+        __NR_prctl => ret(sys_prctl(k, s, a)),
         __NR_setrlimit => ret(sys_prlimit(k, s, 0, a[0], a[1], 0)),
         __NR_time => ret(sys_time(k, s, a[0])),
         __NR_futex => sys_futex(k, s, a),
