@@ -14,7 +14,9 @@ use std::process::Command;
 use common::vkernel;
 
 fn source(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(rel)
 }
 
 /// Builds the Go program with `CGO_ENABLED=0` (a static binary).
@@ -48,7 +50,10 @@ fn go_program_runs_as_on_linux() {
     let native = Command::new(&exe).output().unwrap();
     assert!(native.status.success(), "natively: {native:?}");
     let native_out = String::from_utf8_lossy(&native.stdout).into_owned();
-    assert!(native_out.contains("preempted a tight loop"), "{native_out}");
+    assert!(
+        native_out.contains("preempted a tight loop"),
+        "{native_out}"
+    );
     let r = vkernel(&["run", "--", exe.to_str().unwrap()]);
     r.expect_code(0);
     assert_eq!(r.stdout, native_out, "stderr:\n{}", r.stderr);
@@ -69,7 +74,13 @@ fn rust_std_threads_run_as_on_linux() {
     let exe = dir.path().join("rsthreads");
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let out = Command::new(rustc)
-        .args(["--edition", "2021", "-O", "-C", "target-feature=+crt-static"])
+        .args([
+            "--edition",
+            "2021",
+            "-O",
+            "-C",
+            "target-feature=+crt-static",
+        ])
         .args(["--target", "x86_64-unknown-linux-gnu", "-o"])
         .arg(&exe)
         .arg(source("rust/std_threads.rs"))
@@ -80,7 +91,10 @@ fn rust_std_threads_run_as_on_linux() {
         "rustc: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let native = Command::new(&exe).env_remove("RUST_BACKTRACE").output().unwrap();
+    let native = Command::new(&exe)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap();
     assert!(native.status.success(), "natively: {native:?}");
     let native_out = String::from_utf8_lossy(&native.stdout).into_owned();
     assert!(native_out.contains("panicked thread joined as error: true"));

@@ -1218,7 +1218,11 @@ fn context_cases(s: &mut Suite) {
         let mut vf = VextFrame::default();
         vf.tls[0].base = DATA + off;
         let r = vms::run(id, &mut tf, &mut vf, 0);
-        got[i] = if r == Ok(0) && tf.trapno == T_FAST_SYSCALL { tf.rax } else { 0 };
+        got[i] = if r == Ok(0) && tf.trapno == T_FAST_SYSCALL {
+            tf.rax
+        } else {
+            0
+        };
     }
     s.check(
         "contexts: fs-relative loads of two contexts read through their own bases",
@@ -1235,7 +1239,11 @@ fn context_cases(s: &mut Suite) {
     );
     // Every run released its reference: the vmspace can go, and with it
     // whatever the contexts faulted in; their frames then name nothing.
-    s.ok("contexts: destroying a vmspace several contexts ran", vms::destroy(id), 0);
+    s.ok(
+        "contexts: destroying a vmspace several contexts ran",
+        vms::destroy(id),
+        0,
+    );
     let (c0, c1) = &mut ctx[0];
     s.err(
         "contexts: a context of a destroyed vmspace -> ENOENT",

@@ -117,23 +117,33 @@ static void test_create_join(void) {
     CHECK(gettid_() == getpid(), "the main thread's tid is the pid");
 }
 
-static void *nothing(void *arg) { return arg; }
+static atomic_int many_alive, many_go;
+static void *wait_for_all(void *arg) {
+    atomic_fetch_add(&many_alive, 1);
+    while (!atomic_load(&many_go))
+        usleep(1000);
+    return arg;
+}
 
 static void test_many(void) {
     pthread_t t[64];
     int ok = 1, n = 0;
     for (int i = 0; i < 64; i++) {
-        if (pthread_create(&t[i], NULL, nothing, (void *)(intptr_t)i) != 0) {
+        if (pthread_create(&t[i], NULL, wait_for_all, (void *)(intptr_t)i) != 0) {
             ok = 0;
             break;
         }
         n++;
     }
+    // All 64 live at once before any ends.
+    while (atomic_load(&many_alive) < n)
+        usleep(1000);
+    atomic_store(&many_go, 1);
     for (int i = 0; i < n; i++) {
         void *r;
         ok &= pthread_join(t[i], &r) == 0 && (intptr_t)r == i;
     }
-    CHECK(ok && n == 64, "64 threads at once");
+    CHECK(ok && n == 64, "64 threads alive at once");
 }
 
 // ---- mutexes, condition variables, barriers --------------------------------

@@ -12,6 +12,7 @@
 
 pub mod exec;
 pub mod fpu;
+pub mod futex;
 pub mod procfs;
 pub mod sched;
 pub mod sigframe;
@@ -19,7 +20,6 @@ pub mod signal;
 pub mod task;
 pub mod thread;
 pub mod wait;
-pub mod futex;
 
 use alloc::rc::Rc;
 use alloc::vec::Vec;
@@ -29,7 +29,7 @@ use crate::fs::file::{FdTable, FdTableRef, OpenFile};
 use crate::fs::lock::{self, Locks};
 use crate::fs::vfs::InodeRef;
 use crate::mm::SpaceRef;
-use crate::param::{NPROC, NRLIMIT, PID_MAX, RLIM_INFINITY};
+use crate::param::{NPROC, NRLIMIT, NTASK, PID_MAX, RLIM_INFINITY};
 use guestlib::hypercall;
 use task::{TaskInfo, Tasks, TasksRef};
 use vkernel_abi::{TrapFrame, VextFrame};
@@ -268,13 +268,13 @@ impl ProcTable {
             .position(|p| p.state != State::Free && p.pid == pid)
     }
 
-    /// Takes a free slot (growing the table up to [`NPROC`]) and a fresh
+    /// Takes a free slot (growing the table up to [`NTASK`]) and a fresh
     /// pid; the caller gives it an address space and makes it runnable.
     /// `None` if the table is full.
     pub fn alloc(&mut self, parent: Pid) -> Option<usize> {
         let slot = match self.procs.iter().position(|p| p.state == State::Free) {
             Some(s) => s,
-            None if self.procs.len() < NPROC => {
+            None if self.procs.len() < NTASK => {
                 self.procs.push(Proc::empty());
                 self.procs.len() - 1
             }

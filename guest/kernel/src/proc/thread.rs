@@ -81,12 +81,23 @@ impl ProcTable {
             .any(|(t, p)| Some(t) != except && p.tgid == tgid && p.alive())
     }
 
+    /// Processes in the table (group leaders, zombies included).
+    pub fn process_count(&self) -> usize {
+        self.procs
+            .iter()
+            .filter(|p| p.state != State::Free && p.pid == p.tgid)
+            .count()
+    }
+
     /// clone: a new task made from task `s` as `a` says, runnable, its
     /// clone returning 0 on `a.stack`. Returns its slot. `EAGAIN` when the
     /// table is full, `ENOMEM` without memory for its FPU image or space.
     pub fn clone_task(&mut self, mm: &mut Mm, s: usize, a: &CloneArgs) -> Result<usize, Errno> {
-        let fpu = self.fpu_copy(s).ok_or(Errno::ENOMEM)?;
         let thread = a.flags & CLONE_THREAD != 0;
+        if !thread && self.process_count() >= crate::param::NPROC {
+            return Err(Errno::EAGAIN);
+        }
+        let fpu = self.fpu_copy(s).ok_or(Errno::ENOMEM)?;
         let me = &self.procs[s];
         let parent = if thread || a.flags & CLONE_PARENT != 0 {
             me.parent

@@ -125,7 +125,7 @@ impl ProcTable {
                 None => 0,
                 Some(missed) => due.saturating_add((missed + 1).saturating_mul(interval)),
             };
-            let _ = self.send(t, SigInfo::new(SIGALRM, SI_KERNEL));
+            let _ = self.send_group(t, SigInfo::new(SIGALRM, SI_KERNEL));
         }
     }
 }

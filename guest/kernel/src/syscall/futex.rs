@@ -112,7 +112,9 @@ fn futex(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<Option<i64>, Errno> {
             let old = read_word(&space, uaddr2)?;
             let (new, cond) = wake_op(val3, old)?;
             copy_out(&space, uaddr2, &new.to_le_bytes())?;
-            let mut n = k.procs.futex_wake(key(&space, uaddr, private), val, u32::MAX);
+            let mut n = k
+                .procs
+                .futex_wake(key(&space, uaddr, private), val, u32::MAX);
             if cond {
                 let key2 = key(&space, uaddr2, private);
                 n += k.procs.futex_wake(key2, timeout as u32, u32::MAX);

@@ -134,7 +134,13 @@ pub fn sys_set_robust_list(k: &mut Kernel, s: usize, head: u64, len: u64) -> Res
 
 /// get_robust_list(tid, head_ptr, len_ptr): the head task `tid` (0: the
 /// caller) set, and its size.
-pub fn sys_get_robust_list(k: &mut Kernel, s: usize, tid: u64, head: u64, len: u64) -> Result<i64, Errno> {
+pub fn sys_get_robust_list(
+    k: &mut Kernel,
+    s: usize,
+    tid: u64,
+    head: u64,
+    len: u64,
+) -> Result<i64, Errno> {
     let t = task_of(k, s, tid)?;
     let h = k.procs.procs[t].robust_list;
     let space = k.space(s);
@@ -158,7 +164,13 @@ fn task_of(k: &Kernel, s: usize, tid: u64) -> Result<usize, Errno> {
 /// sched_getaffinity(tid, len, mask): one CPU. Linux copies
 /// `nr_cpu_ids` rounded up to a long (8 bytes) and returns that size;
 /// a buffer smaller than that, or not a multiple of a long, is EINVAL.
-pub fn sys_sched_getaffinity(k: &mut Kernel, s: usize, tid: u64, len: u64, mask: u64) -> Result<i64, Errno> {
+pub fn sys_sched_getaffinity(
+    k: &mut Kernel,
+    s: usize,
+    tid: u64,
+    len: u64,
+    mask: u64,
+) -> Result<i64, Errno> {
     task_of(k, s, tid)?;
     if len < 8 || !len.is_multiple_of(8) {
         return Err(Errno::EINVAL);
@@ -169,7 +181,13 @@ pub fn sys_sched_getaffinity(k: &mut Kernel, s: usize, tid: u64, len: u64, mask:
 
 /// sched_setaffinity(tid, len, mask): the set must hold CPU 0, the only
 /// one (else EINVAL, as Linux for a set of no online CPU).
-pub fn sys_sched_setaffinity(k: &mut Kernel, s: usize, tid: u64, len: u64, mask: u64) -> Result<i64, Errno> {
+pub fn sys_sched_setaffinity(
+    k: &mut Kernel,
+    s: usize,
+    tid: u64,
+    len: u64,
+    mask: u64,
+) -> Result<i64, Errno> {
     task_of(k, s, tid)?;
     if len == 0 {
         return Err(Errno::EINVAL);
@@ -184,7 +202,12 @@ pub fn sys_sched_setaffinity(k: &mut Kernel, s: usize, tid: u64, len: u64, mask:
 
 /// sched_getscheduler / sched_getparam: every task is SCHED_OTHER with
 /// priority 0.
-pub fn sys_sched_getparam(k: &mut Kernel, s: usize, tid: i64, param: Option<u64>) -> Result<i64, Errno> {
+pub fn sys_sched_getparam(
+    k: &mut Kernel,
+    s: usize,
+    tid: i64,
+    param: Option<u64>,
+) -> Result<i64, Errno> {
     if tid < 0 {
         return Err(Errno::EINVAL);
     }

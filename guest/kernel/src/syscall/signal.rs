@@ -70,7 +70,7 @@ pub fn sys_rt_sigaction(
             || (a.handler == signal::SIG_DFL
                 && signal::default_action(sig) == signal::DefaultAction::Ignore);
         if ignored {
-            k.procs.procs[s].sig.discard(SigSet::of(sig));
+            k.procs.discard_group(s, SigSet::of(sig));
         }
     }
     Ok(0)
@@ -264,7 +264,8 @@ pub fn sys_kill(k: &mut Kernel, s: usize, pid: i32, sig: u64) -> Result<i64, Err
     if sig != 0 {
         let me = k.procs.procs[s].tgid;
         for t in targets {
-            k.procs.send_group(t, SigInfo::from_process(sig, SI_USER, me))?;
+            k.procs
+                .send_group(t, SigInfo::from_process(sig, SI_USER, me))?;
         }
     }
     Ok(0)
