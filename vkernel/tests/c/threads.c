@@ -495,6 +495,109 @@ static void test_futex(void) {
     munmap(shared, 4096);
 }
 
+// ---- futexes against a model ----------------------------------------------
+// Rounds of: NW waiters each asleep on a random one of NF words (all
+// asleep before anything else happens), then random WAKE, REQUEUE and
+// CMP_REQUEUE operations whose results must match a model that counts
+// the sleepers per word; then every word is woken. A lost wakeup shows as
+// a waiter's timeout, a wrong count as a mismatch.
+
+#define NW 6
+#define NF 3
+static uint32_t mwords[NF];
+struct mwaiter {
+    pthread_t t;
+    int word;
+    long ret;
+    int err;
+    volatile pid_t tid;
+};
+static struct mwaiter mw[NW];
+
+static void *model_waiter(void *arg) {
+    struct mwaiter *w = arg;
+    struct timespec limit = {5, 0};
+    w->tid = gettid_();
+    w->ret = futex(&mwords[w->word], FUTEX_WAIT_PRIVATE, 0, &limit, NULL, 0);
+    w->err = errno;
+    return NULL;
+}
+
+static unsigned rnd_state = 12345;
+static unsigned rnd(unsigned n) {
+    rnd_state = rnd_state * 1103515245u + 12345u;
+    return (rnd_state >> 16) % n;
+}
+
+static void test_futex_model(void) {
+    int mismatches = 0, lost = 0, ops = 0;
+    for (int round = 0; round < 12; round++) {
+        int count[NF] = {0};
+        for (int i = 0; i < NF; i++)
+            mwords[i] = 0;
+        for (int i = 0; i < NW; i++) {
+            mw[i] = (struct mwaiter){.word = (int)rnd(NF), .ret = -2};
+            count[mw[i].word]++;
+            pthread_create(&mw[i].t, NULL, model_waiter, &mw[i]);
+        }
+        for (int i = 0; i < NW; i++) {
+            while (!mw[i].tid)
+                sched_yield();
+            wait_asleep(mw[i].tid);
+        }
+        for (int k = 0; k < 4; k++, ops++) {
+            // Requeue onto another word (onto the same one Linux may count
+            // a waiter twice).
+            int a = (int)rnd(NF), b = (a + 1 + (int)rnd(NF - 1)) % NF;
+            unsigned n1 = rnd(3), n2 = rnd(3);
+            long got, want;
+            switch (rnd(3)) {
+            case 0:
+                // Linux's FUTEX_WAKE of 0 wakes one, as of 1.
+                got = futex(&mwords[a], FUTEX_WAKE_PRIVATE, n1, NULL, NULL, 0);
+                want = (long)(n1 ? n1 : 1) < count[a] ? (long)(n1 ? n1 : 1) : count[a];
+                count[a] -= want;
+                break;
+            case 1: {
+                long w1 = (long)n1 < count[a] ? (long)n1 : count[a];
+                long left = count[a] - w1;
+                long m = (long)n2 < left ? (long)n2 : left;
+                got = futex(&mwords[a], FUTEX_REQUEUE_PRIVATE, n1, (void *)(uintptr_t)n2,
+                            &mwords[b], 0);
+                want = w1 + m;
+                count[a] -= w1 + m;
+                count[b] += m;
+                break;
+            }
+            default:
+                // A stale expected value: EAGAIN, nothing moves.
+                got = futex(&mwords[a], FUTEX_CMP_REQUEUE_PRIVATE, n1, (void *)(uintptr_t)n2,
+                            &mwords[b], 1);
+                want = -1;
+                if (got == -1 && errno != EAGAIN)
+                    got = -2;
+                break;
+            }
+            if (got != want && getenv("MODEL_DEBUG"))
+                fprintf(stderr, "op a=%d b=%d n1=%u n2=%u got %ld want %ld\n", a, b, n1, n2, got,
+                        want);
+            mismatches += got != want;
+        }
+        for (int i = 0; i < NF; i++) {
+            long got = futex(&mwords[i], FUTEX_WAKE_PRIVATE, NW, NULL, NULL, 0);
+            mismatches += got != count[i];
+        }
+        for (int i = 0; i < NW; i++) {
+            pthread_join(mw[i].t, NULL);
+            lost += mw[i].ret != 0;
+        }
+    }
+    CHECK(mismatches == 0 && lost == 0,
+          "futex WAKE/REQUEUE/CMP_REQUEUE counts match a model over %d random ops, no lost "
+          "wakeup (%d mismatches, %d lost)",
+          ops, mismatches, lost);
+}
+
 // ---- robust mutexes, CLONE_CHILD_CLEARTID ----------------------------------
 
 static pthread_mutex_t robust;
@@ -759,6 +862,7 @@ int main(int argc, char **argv) {
     test_simd();
     test_signals();
     test_futex();
+    test_futex_model();
     test_robust();
     test_cleartid();
     test_group_exit();

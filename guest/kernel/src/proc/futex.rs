@@ -65,9 +65,16 @@ impl ProcTable {
         w
     }
 
-    /// Wakes up to `n` waiters of `key` (matching `bitset`); their waits
-    /// return 0. Returns how many woke.
+    /// Wakes up to `n` waiters of `key` (matching `bitset`; `n` 0 wakes
+    /// one, as Linux's loop counts after waking); their waits return 0.
+    /// Returns how many woke.
     pub fn futex_wake(&mut self, key: Chan, n: u32, bitset: u32) -> u32 {
+        let n = n.max(1);
+        self.wake_some(key, n, bitset)
+    }
+
+    /// Wakes at most `n` waiters of `key` (0: none).
+    fn wake_some(&mut self, key: Chan, n: u32, bitset: u32) -> u32 {
         let mut woken = 0;
         for t in self.futex_waiters(key, bitset) {
             if woken >= n {
@@ -87,7 +94,7 @@ impl ProcTable {
     /// to `nmove` of the rest to `to` (their deadlines kept). Returns how
     /// many were woken or moved.
     pub fn futex_requeue(&mut self, from: Chan, to: Chan, nwake: u32, nmove: u32) -> u32 {
-        let woken = self.futex_wake(from, nwake, u32::MAX);
+        let woken = self.wake_some(from, nwake, u32::MAX);
         let mut moved = 0;
         for t in self.futex_waiters(from, u32::MAX) {
             if moved >= nmove {

@@ -333,6 +333,7 @@ impl ProcTable {
         let p = &mut self.procs[slot];
         p.space = None;
         p.fpu = None;
+        p.real_timer = signal::RealTimer::default();
         // Closing its descriptors may end a pipe: wake both sides. A table
         // another process still shares (CLONE_FILES) stays open for it.
         let files = if Rc::strong_count(&p.files) == 1 {

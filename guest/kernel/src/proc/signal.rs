@@ -560,7 +560,16 @@ impl ProcTable {
     /// the report.
     pub fn stop(&mut self, s: usize, sig: i32) {
         for t in self.group_peers(s) {
-            if self.procs[t].alive() {
+            // A vfork parent's wait is not a call to restart: it keeps
+            // waiting for its child (and stays so until SIGKILL).
+            let vfork = matches!(
+                self.procs[t].state,
+                State::Blocked {
+                    chan: Chan::Vfork(_),
+                    ..
+                }
+            );
+            if self.procs[t].alive() && !vfork {
                 self.procs[t].set_state(State::Stopped);
             }
         }

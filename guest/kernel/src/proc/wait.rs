@@ -85,7 +85,7 @@ impl ProcTable {
         let timers = self
             .procs
             .iter()
-            .filter(|p| p.alive() && p.real_timer.deadline_ns != 0)
+            .filter(|p| p.state != State::Free && p.real_timer.deadline_ns != 0)
             .map(|p| p.real_timer.deadline_ns);
         sleeps.chain(timers).min()
     }
@@ -115,11 +115,14 @@ impl ProcTable {
     fn fire_real_timers(&mut self, now_ns: u64) {
         use super::signal::{SigInfo, SIGALRM, SI_KERNEL};
         for t in 0..self.procs.len() {
-            let p = &mut self.procs[t];
+            // A leader that ended before its threads keeps the process's
+            // timer; a dead process has none (exit clears it).
+            let p = &self.procs[t];
             let due = p.real_timer.deadline_ns;
-            if !p.alive() || due == 0 || due > now_ns {
+            if p.state == State::Free || due == 0 || due > now_ns {
                 continue;
             }
+            let p = &mut self.procs[t];
             let interval = p.real_timer.interval_ns;
             p.real_timer.deadline_ns = match (now_ns - due).checked_div(interval) {
                 None => 0,

@@ -343,7 +343,7 @@ pub fn sys_rt_sigreturn(k: &mut Kernel, s: usize) -> Outcome {
 
 /// The time left on ITIMER_REAL of `s`, and its interval (ns).
 fn real_timer_left(k: &Kernel, s: usize) -> (u64, u64) {
-    let t = k.procs.procs[s].real_timer;
+    let t = k.procs.procs[leader(k, s)].real_timer;
     if t.deadline_ns == 0 {
         return (0, t.interval_ns);
     }
@@ -416,8 +416,15 @@ pub fn sys_setitimer(
     Ok(0)
 }
 
+/// ITIMER_REAL is the process's: kept in its leader's slot (the caller's
+/// own if the leader is gone).
+fn leader(k: &Kernel, s: usize) -> usize {
+    k.procs.find(k.procs.procs[s].tgid).unwrap_or(s)
+}
+
 fn arm_real_timer(k: &mut Kernel, s: usize, value: u64, interval: u64) {
-    let t = &mut k.procs.procs[s].real_timer;
+    let l = leader(k, s);
+    let t = &mut k.procs.procs[l].real_timer;
     t.interval_ns = interval;
     t.deadline_ns = if value == 0 {
         0
