@@ -285,6 +285,42 @@ static void *blocks_nothing(void *arg) {
     return NULL;
 }
 
+static volatile int sigwait_got;
+static void *sigwait_later(void *arg) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    if (arg)
+        usleep(20000); // the signal comes before this thread waits
+    int sig = 0;
+    sigwait_got = sigwait(&set, &sig) == 0 ? sig : -1;
+    return NULL;
+}
+
+// The sigwait pattern: every thread blocks the signal, one waits for it.
+static void test_sigwait(void) {
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    for (int later = 0; later < 2; later++) {
+        pthread_t t;
+        sigwait_got = 0;
+        pthread_create(&t, NULL, sigwait_later, later ? (void *)1 : NULL);
+        if (!later)
+            usleep(20000); // the thread waits first
+        kill(getpid(), SIGUSR1);
+        pthread_join(t, NULL);
+        CHECK(sigwait_got == SIGUSR1, "a process signal every thread blocks %s",
+              later ? "waits for the thread that sigwaits later"
+                    : "goes to the thread in sigwait");
+    }
+    sigset_t pending;
+    sigpending(&pending);
+    CHECK(!sigismember(&pending, SIGUSR1), "and it is taken only once");
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 static void test_signals(void) {
     struct sigaction sa = {.sa_handler = note_tid};
     sigaction(SIGUSR1, &sa, NULL);
@@ -861,6 +897,7 @@ int main(int argc, char **argv) {
     test_sync();
     test_simd();
     test_signals();
+    test_sigwait();
     test_futex();
     test_futex_model();
     test_robust();

@@ -318,6 +318,10 @@ pub struct SigState {
     pub altstack: AltStack,
     /// rt_sigtimedwait's set while it sleeps: these wake it even blocked.
     pub waiting: SigSet,
+    /// The pending signals that were sent to the process, not to this
+    /// thread, while every thread blocked them: another thread that
+    /// unblocks or waits for one takes it (Linux's shared pending set).
+    pub shared: SigSet,
 }
 
 impl SigState {
@@ -360,7 +364,42 @@ impl SigState {
     /// Drops every pending instance of the signals in `set`.
     pub fn discard(&mut self, set: SigSet) {
         self.pending.0 &= !set.0;
+        self.shared.0 &= !set.0;
         self.queue.retain(|i| !set.has(i.signo()));
+    }
+
+    /// Takes every pending instance of the signals in `set` out (for
+    /// another thread of the process to hold).
+    pub fn take(&mut self, set: SigSet) -> (SigSet, Vec<SigInfo>) {
+        let got = SigSet(self.pending.0 & set.0);
+        let mut infos = Vec::new();
+        self.queue.retain(|i| {
+            if got.has(i.signo()) {
+                infos.push(*i);
+                false
+            } else {
+                true
+            }
+        });
+        self.pending.0 &= !got.0;
+        self.shared.0 &= !got.0;
+        (got, infos)
+    }
+
+    /// Adds what [`SigState::take`] took from another thread (a standard
+    /// signal already pending here stays one).
+    pub fn put(&mut self, got: SigSet, infos: Vec<SigInfo>) {
+        for i in infos {
+            let sig = i.signo();
+            if sig < SIGRTMIN && self.pending.has(sig) {
+                continue;
+            }
+            if self.queue.len() < MAX_QUEUED && self.queue.try_reserve(1).is_ok() {
+                self.queue.push(i);
+            }
+        }
+        self.pending.0 |= got.0;
+        self.shared.0 |= got.0;
     }
 }
 

@@ -258,6 +258,7 @@ impl ProcTable {
     /// anyone else shares the space), its robust futexes, and a vfork
     /// parent's wait.
     fn release_task(&mut self, slot: usize) {
+        self.hand_off_group_signals(slot);
         let p = &mut self.procs[slot];
         let (pid, ctid, robust) = (p.pid, p.clear_child_tid, p.robust_list);
         p.clear_child_tid = 0;
@@ -425,16 +426,69 @@ impl ProcTable {
             .collect();
         // The leader first, then in tid order of the slots.
         tasks.sort_by_key(|&x| (self.procs[x].pid != tgid, self.procs[x].pid));
-        let takes = |p: &Proc| !signal::valid(sig) || !p.sig.mask.has(sig);
-        let pick = tasks
-            .iter()
-            .copied()
-            .find(|&x| takes(&self.procs[x]))
-            .or(tasks.first().copied());
-        match pick {
-            Some(x) => self.send(x, info),
+        let takes =
+            |p: &Proc| !signal::valid(sig) || !p.sig.mask.has(sig) || p.sig.waiting.has(sig);
+        let taker = tasks.iter().copied().find(|&x| takes(&self.procs[x]));
+        match taker.or(tasks.first().copied()) {
+            Some(x) => {
+                self.send(x, info)?;
+                // Held for the process: the first thread to let it in
+                // takes it (see adopt_group_signals).
+                if taker.is_none() && signal::valid(sig) && self.procs[x].sig.pending.has(sig) {
+                    self.procs[x].sig.shared.add(sig);
+                }
+                Ok(())
+            }
             // A zombie: the call succeeds, nothing takes the signal.
             None => Ok(()),
+        }
+    }
+
+    /// Task `s` now lets in (unblocked, or waits for) signals its peers
+    /// hold for the process while blocking them: it takes those, as a
+    /// thread takes from Linux's shared pending set.
+    pub fn adopt_group_signals(&mut self, s: usize) {
+        let me = &self.procs[s].sig;
+        let open = !me.mask.0 | me.waiting.0;
+        for t in self.group_peers(s) {
+            let q = &mut self.procs[t].sig;
+            let movable = SigSet(q.shared.0 & q.pending.0 & q.mask.0 & open);
+            if movable == SigSet::EMPTY {
+                continue;
+            }
+            let (got, infos) = q.take(movable);
+            self.procs[s].sig.put(got, infos);
+        }
+    }
+
+    /// Task `slot` ends: signals it held for the process go to a live
+    /// peer (the leader first), so they are not lost with it.
+    fn hand_off_group_signals(&mut self, slot: usize) {
+        let shared = self.procs[slot].sig.shared;
+        if shared == SigSet::EMPTY {
+            return;
+        }
+        let tgid = self.procs[slot].tgid;
+        let mut peers: Vec<usize> = self
+            .group_peers(slot)
+            .into_iter()
+            .filter(|&x| self.procs[x].alive())
+            .collect();
+        peers.sort_by_key(|&x| (self.procs[x].pid != tgid, self.procs[x].pid));
+        let Some(&to) = peers
+            .iter()
+            .find(|&&x| self.procs[x].sig.mask.0 & shared.0 != shared.0)
+            .or(peers.first())
+        else {
+            return;
+        };
+        let (got, infos) = self.procs[slot].sig.take(shared);
+        self.procs[to].sig.put(got, infos);
+        self.adopt_group_signals(to);
+        if self.signal_pending(to) {
+            if let State::Blocked { .. } = self.procs[to].state {
+                self.procs[to].set_state(State::Runnable);
+            }
         }
     }
 

@@ -46,6 +46,14 @@ impl ProcTable {
         p.restart = true;
         p.timeout_result = timeout_result;
         p.deadline_ns = until_ns;
+        // A signal it can take is already pending (sigsuspend's mask let
+        // one in, say): the sleep ends before it starts, as Linux's
+        // signal_pending check before schedule(); delivery decides.
+        let ready = p.sig.deliverable() != super::signal::SigSet::EMPTY
+            || p.sig.pending.0 & p.sig.waiting.0 != 0;
+        if ready && !matches!(chan, Chan::Vfork(_)) {
+            p.set_state(State::Runnable);
+        }
     }
 
     /// Puts process `s` to sleep until a wakeup of any channel in `chans`

@@ -106,6 +106,7 @@ pub fn sys_rt_sigprocmask(
     }
     if let Some(m) = new {
         k.procs.procs[s].sig.mask = m.blockable();
+        k.procs.adopt_group_signals(s);
     }
     Ok(0)
 }
@@ -116,7 +117,14 @@ pub fn sys_rt_sigpending(k: &mut Kernel, s: usize, set: u64, size: u64) -> Resul
         return Err(Errno::EINVAL);
     }
     let p = &k.procs.procs[s];
-    let v = p.sig.pending.0 & p.sig.mask.0;
+    // The thread's own and what other threads hold for the process.
+    let held = k
+        .procs
+        .group_peers(s)
+        .iter()
+        .map(|&t| k.procs.procs[t].sig.shared.0 & k.procs.procs[t].sig.pending.0)
+        .fold(0, |a, b| a | b);
+    let v = (p.sig.pending.0 | held) & p.sig.mask.0;
     copy_out(&k.space(s), set, &v.to_le_bytes()[..size as usize])?;
     Ok(0)
 }
@@ -133,6 +141,7 @@ pub fn temporary_mask(k: &mut Kernel, s: usize, set: u64) -> Result<(), Errno> {
     let p = &mut k.procs.procs[s];
     p.sig.saved_mask = Some(p.sig.mask);
     p.sig.mask = v.blockable();
+    k.procs.adopt_group_signals(s);
     Ok(())
 }
 
@@ -178,6 +187,9 @@ pub fn sys_rt_sigtimedwait(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
         Ok(v) => v,
         Err(e) => return Ret(err(e)),
     };
+    // What the process holds for any thread that waits for it.
+    k.procs.procs[s].sig.waiting = want;
+    k.procs.adopt_group_signals(s);
     let p = &mut k.procs.procs[s];
     if let Some(got) = p.sig.dequeue(want) {
         p.sig.waiting = SigSet::EMPTY;
@@ -332,7 +344,11 @@ pub fn sys_sigaltstack(k: &mut Kernel, s: usize, ss: u64, old: u64) -> Result<i6
 /// cannot be read, or holds FPU state the CPU would refuse, is SIGSEGV.
 pub fn sys_rt_sigreturn(k: &mut Kernel, s: usize) -> Outcome {
     match k.procs.sigreturn(s) {
-        Ok(rax) => Ret(rax as i64),
+        Ok(rax) => {
+            // The mask it returns to may let in what the process holds.
+            k.procs.adopt_group_signals(s);
+            Ret(rax as i64)
+        }
         Err(_) => {
             k.procs
                 .force(s, SigInfo::new(signal::SIGSEGV, signal::SI_KERNEL));
