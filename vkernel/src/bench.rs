@@ -86,6 +86,22 @@ const FIGURES: &[(&str, &str)] = &[
         "the same, pmap=guest: the guest kernel shares pages copy-on-write",
     ),
     (
+        "thread_create_join",
+        "clone of a thread + its exit + the joiner's futex wake (CLONE_CHILD_CLEARTID), pmap=host",
+    ),
+    (
+        "futex_pingpong",
+        "futex wake -> wait round trip between two threads of one process, pmap=host",
+    ),
+    (
+        "thread_switch",
+        "switch between two threads of one process (both sched_yield), pmap=host",
+    ),
+    (
+        "process_switch",
+        "the same between two processes (another vmspace each time), pmap=host",
+    ),
+    (
         "first_touch",
         "a process's first write to fresh anonymous memory, per page, pmap=host",
     ),
@@ -435,7 +451,11 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
     let forks = if args.quick { 10 } else { 50 };
     let pages = if args.quick { 256 } else { 2048 };
     for (pmap, suffix) in [("host", ""), ("guest", "_guest")] {
-        for mode in [format!("forkbench {forks}"), format!("touchbench {pages}")] {
+        for mode in [
+            format!("forkbench {forks}"),
+            format!("touchbench {pages}"),
+            format!("threadbench {}", forks * 10),
+        ] {
             let append = format!("pmap={pmap} init=/bin/systest -- {mode}");
             for (name, figure) in guest_figures(false, &append)? {
                 figures.insert(format!("{name}{suffix}"), figure);

@@ -241,7 +241,7 @@ fn unknown_system_call_is_enosys_and_logged_once() {
     // A Linux call is logged with its name; a call refused in part says
     // what it refused.
     r.stderr_has("system call 248 (add_key) is not implemented (ENOSYS)")
-        .stderr_has("clone: flags 0x900 with stack 0x10000 is not implemented");
+        .stderr_has("clone: flags 0x20000 is not implemented");
 }
 
 #[test]

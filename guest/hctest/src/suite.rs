@@ -120,6 +120,7 @@ pub fn run_all(info: &BootInfo) -> u32 {
     ctl_cases(&mut s);
     run_cases(&mut s);
     isolation_cases(&mut s);
+    context_cases(&mut s);
     io_cases(&mut s);
     clone_cases(&mut s);
     vpagetable_cases(&mut s);
@@ -1142,6 +1143,113 @@ fn isolation_cases(s: &mut Suite) {
     );
     let _ = vms::destroy(a);
     let _ = vms::destroy(b);
+}
+
+/// The general registers a spinning context must keep (all but rax,
+/// which it counts in, and rip/rflags): distinct per context.
+fn spin_context(seed: u64) -> TrapFrame {
+    let mut tf = frame(Routine::Spin, seed + 7, seed + 6);
+    tf.rbx = seed + 1;
+    tf.rcx = seed + 2;
+    tf.rdx = seed + 3;
+    tf.rbp = seed + 4;
+    tf.r8 = seed + 8;
+    tf.r9 = seed + 9;
+    tf.r10 = seed + 10;
+    tf.r11 = seed + 11;
+    tf.r12 = seed + 12;
+    tf.r13 = seed + 13;
+    tf.r14 = seed + 14;
+    tf.r15 = seed + 15;
+    tf.rsp = usercode::STACK_TOP - 64 - (seed & 0xff0);
+    tf
+}
+
+/// Whether `tf` still holds `spin_context(seed)`'s registers.
+fn keeps_context(tf: &TrapFrame, seed: u64) -> bool {
+    let want = spin_context(seed);
+    let regs = |f: &TrapFrame| {
+        [
+            f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.rsp, f.r8, f.r9, f.r10, f.r11, f.r12,
+            f.r13, f.r14, f.r15,
+        ]
+    };
+    regs(tf) == regs(&want)
+}
+
+/// Several register contexts of one vmspace (threads, as DragonFly's
+/// vkernel runs each LWP of a process): ctl(RUN) of the same vmspace with
+/// different frames, one at a time. The host keeps no registers per
+/// vmspace, so each context gets back exactly its own, TLS bases too.
+fn context_cases(s: &mut Suite) {
+    let id = 0xa00;
+    let _ = new_process(id);
+    let seeds = [0x1000u64, 0x2000, 0x3000];
+    let mut ctx: [(TrapFrame, VextFrame); 3] = [(TrapFrame::default(), VextFrame::default()); 3];
+    for (c, &seed) in ctx.iter_mut().zip(&seeds) {
+        c.0 = spin_context(seed);
+        c.1.tls[0].base = DATA + seed;
+        c.1.tls[1].base = DATA + 2 * seed;
+    }
+    let mut ok = true;
+    let mut counts = [0u64; 3];
+    for round in 0..6 {
+        for (i, c) in ctx.iter_mut().enumerate() {
+            let r = vms::run(id, &mut c.0, &mut c.1, 2_000);
+            ok &= r == Ok(0) && c.0.trapno == T_TIMEOUT && keeps_context(&c.0, seeds[i]);
+            ok &= c.1.tls[0].base == DATA + seeds[i] && c.1.tls[1].base == DATA + 2 * seeds[i];
+            ok &= c.0.rax >= counts[i];
+            counts[i] = c.0.rax;
+            let _ = round;
+        }
+    }
+    s.check(
+        "contexts: three frames of one vmspace, interleaved, each keep their registers and TLS bases",
+        ok,
+        Pair(Hex(counts[0] as i64), Hex(counts[2] as i64)),
+    );
+    // Each context's fs base is its own: the same code reads different
+    // memory through it.
+    let _ = vms::pwrite(id, &0xaaaau64.to_le_bytes(), DATA + 0x100);
+    let _ = vms::pwrite(id, &0xbbbbu64.to_le_bytes(), DATA + 0x200);
+    let mut got = [0u64; 2];
+    for (i, off) in [0x100u64, 0x200].iter().enumerate() {
+        let mut tf = frame(Routine::FsLoad, 0, 0);
+        let mut vf = VextFrame::default();
+        vf.tls[0].base = DATA + off;
+        let r = vms::run(id, &mut tf, &mut vf, 0);
+        got[i] = if r == Ok(0) && tf.trapno == T_FAST_SYSCALL {
+            tf.rax
+        } else {
+            0
+        };
+    }
+    s.check(
+        "contexts: fs-relative loads of two contexts read through their own bases",
+        got == [0xaaaa, 0xbbbb],
+        Pair(Hex(got[0] as i64), Hex(got[1] as i64)),
+    );
+    // Memory is the vmspace's: what one context stores, another loads.
+    let (t, _) = trap_of(id, Routine::StoreLoad, DATA + 7 * PAGE, 0x7777);
+    let (t2, tf2) = trap_of(id, Routine::Load, DATA + 7 * PAGE, 0);
+    s.check(
+        "contexts: one context's store is the other's load (one address space)",
+        t == T_FAST_SYSCALL && t2 == T_FAST_SYSCALL && tf2.rax == 0x7777,
+        Hex(tf2.rax as i64),
+    );
+    // Every run released its reference: the vmspace can go, and with it
+    // whatever the contexts faulted in; their frames then name nothing.
+    s.ok(
+        "contexts: destroying a vmspace several contexts ran",
+        vms::destroy(id),
+        0,
+    );
+    let (c0, c1) = &mut ctx[0];
+    s.err(
+        "contexts: a context of a destroyed vmspace -> ENOENT",
+        vms::run(id, c0, c1, 2_000),
+        Errno::ENOENT,
+    );
 }
 
 /// What a resume-address probe saw.

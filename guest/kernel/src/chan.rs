@@ -5,13 +5,15 @@
 /// What a sleeping process waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Chan {
-    /// A child of this process changed state (exited): wait4.
+    /// A child of this process (thread group id) changed state: wait4.
     Child(u32),
     /// Console input: a read of the console with none buffered.
     ConsoleInput,
-    /// The futex word at this user address (private to one process until
-    /// threads share address spaces).
-    Futex(u64),
+    /// A futex word, by its key (see `proc/futex.rs`): an address space
+    /// and a user address, or a shared file object and an offset in it.
+    Futex(u64, u64),
+    /// The parent of a vfork child (this pid) waits for it to exec or exit.
+    Vfork(u32),
     /// Only the deadline can end this sleep (nanosleep).
     Timer,
     /// Only a signal (or a deadline) can end this sleep: pause,

@@ -1,8 +1,11 @@
 //! The kernel's limits and defaults, in one place (xv6's param.h).
 
-/// Most processes at once (the table grows up to this; `fork` past it is
-/// `EAGAIN`).
+/// Most processes at once (`fork` past it is `EAGAIN`).
 pub const NPROC: usize = 64;
+/// Most tasks (threads of all processes) at once: the table grows up to
+/// this; a thread past it is `EAGAIN`. Each costs a slot and an FPU image
+/// (a few KiB of kernel heap).
+pub const NTASK: usize = 1024;
 /// Pids wrap to 2 after this (Linux's default `pid_max`).
 pub const PID_MAX: u32 = 32767;
 

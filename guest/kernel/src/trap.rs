@@ -106,7 +106,7 @@ fn out_of_memory(k: &mut Kernel, s: usize) {
         "pid {pid} ({}): out of memory at {addr:#x}: killed (SIGKILL)",
         p.name()
     );
-    k.procs.exit(s, signal::SIGKILL);
+    k.procs.exit_group(s, signal::SIGKILL);
 }
 
 /// A process touched a file mapping past the end of its file (or a page
@@ -168,7 +168,7 @@ fn deliver(k: &mut Kernel, s: usize) {
                 }
                 DefaultAction::Terminate | DefaultAction::Core => {
                     report_fatal(k, s, &info);
-                    k.procs.exit(s, sig);
+                    k.procs.exit_group(s, sig);
                     return;
                 }
             }

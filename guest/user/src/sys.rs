@@ -76,6 +76,12 @@ pub fn exit(status: i32) -> ! {
         sc1(EXIT, status as u64);
     }
 }
+/// exit(2): ends only the calling thread.
+pub fn exit_thread(status: i32) -> ! {
+    loop {
+        sc1(EXIT, status as u64);
+    }
+}
 pub fn getpid() -> i64 {
     sc0(GETPID)
 }
@@ -174,3 +180,53 @@ pub const ENOENT: i64 = -2;
 pub const EBADF: i64 = -9;
 pub const ENOMEM: i64 = -12;
 pub const ENOEXEC: i64 = -8;
+
+/// clone(CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD
+/// | CLONE_SYSVSEM | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID): a thread
+/// on `stack_top` that runs `f(arg)` (which must end with `exit_thread`);
+/// `*ctid` holds its tid before either runs again, and is zeroed and woken
+/// when it ends. Returns its tid or -errno.
+///
+/// # Safety
+/// `stack_top` must be the 16-byte aligned top of memory nothing else
+/// uses while the thread runs, and `ctid` valid until it ends.
+pub unsafe fn spawn_thread(
+    stack_top: u64,
+    f: extern "C" fn(u64) -> !,
+    arg: u64,
+    ctid: *mut u32,
+) -> i64 {
+    const FLAGS: u64 = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000 | 0x100000 | 0x200000;
+    let ret: i64;
+    // SAFETY: as the caller promises; the child starts on its own stack
+    // with rbp cleared and calls `f`, never returning here (r12 and r13
+    // survive both the syscall and the clone).
+    unsafe {
+        asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "xor ebp, ebp",
+            "mov rdi, r12",
+            "call r13",
+            "ud2",
+            "2:",
+            inlateout("rax") 56i64 => ret,
+            in("rdi") FLAGS, in("rsi") stack_top, in("rdx") ctid as u64,
+            in("r10") ctid as u64, in("r8") 0u64,
+            in("r12") arg, in("r13") f as usize as u64,
+            lateout("rcx") _, lateout("r11") _,
+        );
+    }
+    ret
+}
+
+/// futex(uaddr, FUTEX_WAIT_PRIVATE, val) without a timeout.
+pub fn futex_wait(word: &core::sync::atomic::AtomicU32, val: u32) -> i64 {
+    syscall(202, [word.as_ptr() as u64, 128, val as u64, 0, 0, 0])
+}
+
+/// futex(uaddr, FUTEX_WAKE_PRIVATE, n).
+pub fn futex_wake(word: &core::sync::atomic::AtomicU32, n: u32) -> i64 {
+    syscall(202, [word.as_ptr() as u64, 129, n as u64, 0, 0, 0])
+}

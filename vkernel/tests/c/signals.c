@@ -498,6 +498,13 @@ static void waiting(void) {
     CHECK(r == -1 && errno == EINTR && hits == 1 && sigismember(&after, SIGUSR1),
           "sigsuspend: the handler runs, EINTR, the old mask is back");
     waitpid(c, NULL, 0);
+    // A signal already pending when sigsuspend lets it in: at once.
+    hits = 0;
+    raise(SIGUSR1);
+    errno = 0;
+    r = sigsuspend(&empty);
+    CHECK(r == -1 && errno == EINTR && hits == 1,
+          "sigsuspend with the signal already pending returns at once");
     // sigtimedwait takes a blocked signal without its handler.
     hits = 0;
     c = fork();

@@ -196,6 +196,11 @@ impl AddressSpace {
         let end = addr.saturating_add(len);
         let mut at = addr;
         for r in self.regions.as_slice() {
+            // Done: a region past the range (a guard page above a thread's
+            // stack, say) does not matter.
+            if at >= end {
+                break;
+            }
             if r.start <= at && at < r.end {
                 if r.prot & prot != prot {
                     return false;

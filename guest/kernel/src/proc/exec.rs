@@ -209,7 +209,9 @@ impl ProcTable {
             file = interp.clone();
         };
         let loaded = load(mm, &bytes, path, args)?;
-        // The point of no return: the new image's FPU starts clean.
+        // The point of no return: the other threads end, the new image's
+        // FPU starts clean.
+        self.de_thread(s);
         self.fpu_reset(s).map_err(|_| ExecError::NoMemory)?;
         {
             let mut space = loaded.space.borrow_mut();

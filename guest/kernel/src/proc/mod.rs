@@ -12,11 +12,13 @@
 
 pub mod exec;
 pub mod fpu;
+pub mod futex;
 pub mod procfs;
 pub mod sched;
 pub mod sigframe;
 pub mod signal;
 pub mod task;
+pub mod thread;
 pub mod wait;
 
 use alloc::rc::Rc;
@@ -26,11 +28,11 @@ use core::cell::RefCell;
 use crate::fs::file::{FdTable, FdTableRef, OpenFile};
 use crate::fs::lock::{self, Locks};
 use crate::fs::vfs::InodeRef;
-use crate::mm::{Mm, SpaceRef};
-use crate::param::{NPROC, NRLIMIT, PID_MAX, RLIM_INFINITY};
+use crate::mm::SpaceRef;
+use crate::param::{NPROC, NRLIMIT, NTASK, PID_MAX, RLIM_INFINITY};
 use guestlib::hypercall;
 use task::{TaskInfo, Tasks, TasksRef};
-use vkernel_abi::{Errno, TrapFrame, VextFrame};
+use vkernel_abi::{TrapFrame, VextFrame};
 pub use wait::Chan;
 
 /// A process id.
@@ -68,12 +70,18 @@ impl CpuTimes {
     }
 }
 
-/// One process.
+/// One task: a thread, the unit the scheduler runs (Linux's
+/// `task_struct`). A process is a thread group: the tasks sharing its
+/// `tgid` (see [`thread`] for what they share and how groups end).
 pub struct Proc {
     /// Changed through [`Proc::set_state`], so that `/proc` sees it.
     pub state: State,
+    /// The task's id (Linux's tid; the pid for a group leader).
     pub pid: Pid,
-    /// Parent pid (0 for init).
+    /// The thread group's id: the leader's pid, what getpid returns.
+    pub tgid: Pid,
+    /// The parent process's tgid (0 for init); the same for every task of
+    /// a group.
     pub parent: Pid,
     /// Process group and session.
     pub pgid: Pid,
@@ -133,6 +141,18 @@ pub struct Proc {
     pub clear_child_tid: u64,
     /// set_robust_list's head.
     pub robust_list: u64,
+    /// The bitset of the FUTEX_WAIT this task sleeps in, and when it
+    /// began (wakes go oldest first).
+    pub futex_bitset: u32,
+    pub futex_seq: u64,
+    /// A vfork child: its parent sleeps until this task execs or exits.
+    pub vfork_parent: bool,
+    /// Shared by the tasks that share cwd and umask (CLONE_FS): a change
+    /// of them is copied to every task holding the same token.
+    pub fs_share: Rc<()>,
+    /// The group leader only: the status exit_group or a fatal signal
+    /// gave the whole group (it overrides the last thread's own).
+    pub group_exit: Option<i32>,
     /// Resource limits (soft, hard), stored and reported by prlimit64.
     pub rlimits: [[u64; 2]; NRLIMIT],
     /// Program name (basename of the exec path), as Linux's comm.
@@ -150,6 +170,7 @@ impl Proc {
         Proc {
             state: State::Free,
             pid: 0,
+            tgid: 0,
             parent: 0,
             pgid: 0,
             sid: 0,
@@ -179,6 +200,11 @@ impl Proc {
             wait_status: 0,
             clear_child_tid: 0,
             robust_list: 0,
+            futex_bitset: 0,
+            futex_seq: 0,
+            vfork_parent: false,
+            fs_share: Rc::new(()),
+            group_exit: None,
             rlimits: [[RLIM_INFINITY; 2]; NRLIMIT],
             name: [0; 16],
             name_len: 0,
@@ -240,6 +266,8 @@ pub struct ProcTable {
     /// What the CPU's FPU saves, and whose registers it holds now.
     pub fpu: fpu::Fpu,
     pub fpu_owner: Option<Pid>,
+    /// Counts futex sleeps, to wake the oldest first.
+    pub futex_seq: u64,
     /// File locks: their owners are processes and open files, and a
     /// change wakes sleepers, so they are kept beside the processes.
     pub locks: Locks,
@@ -254,6 +282,7 @@ impl ProcTable {
             tasks: Rc::new(Tasks::default()),
             fpu: fpu::Fpu::probe(),
             fpu_owner: None,
+            futex_seq: 0,
             locks: Locks::default(),
         }
     }
@@ -268,13 +297,13 @@ impl ProcTable {
             .position(|p| p.state != State::Free && p.pid == pid)
     }
 
-    /// Takes a free slot (growing the table up to [`NPROC`]) and a fresh
+    /// Takes a free slot (growing the table up to [`NTASK`]) and a fresh
     /// pid; the caller gives it an address space and makes it runnable.
     /// `None` if the table is full.
     pub fn alloc(&mut self, parent: Pid) -> Option<usize> {
         let slot = match self.procs.iter().position(|p| p.state == State::Free) {
             Some(s) => s,
-            None if self.procs.len() < NPROC => {
+            None if self.procs.len() < NTASK => {
                 self.procs.push(Proc::empty());
                 self.procs.len() - 1
             }
@@ -294,6 +323,7 @@ impl ProcTable {
         let p = &mut self.procs[slot];
         *p = Proc::empty();
         p.pid = pid;
+        p.tgid = pid;
         p.parent = parent;
         // Its own group and session until fork gives it its parent's.
         p.pgid = pid;
@@ -358,65 +388,12 @@ impl ProcTable {
         self.procs[slot] = Proc::empty();
     }
 
-    /// fork: a new process, child of `s`, with a copy of its address space
-    /// (see [`Mm::fork_space`]) and its registers; the child's fork returns
-    /// 0. `EAGAIN` when the table is full.
-    pub fn fork(&mut self, mm: &mut Mm, s: usize) -> Result<Pid, Errno> {
-        let fpu = self.fpu_copy(s).ok_or(Errno::ENOMEM)?;
-        let c = self.alloc(self.procs[s].pid).ok_or(Errno::EAGAIN)?;
-        let space = match mm.fork_space(&self.procs[s].space()) {
-            Ok(space) => space,
-            Err(e) => {
-                self.free(c);
-                return Err(if e == Errno::ENOMEM { e } else { Errno::EAGAIN });
-            }
-        };
-        let parent = &self.procs[s];
-        let (tf, vf, rlimits) = (parent.tf, parent.vf, parent.rlimits);
-        let (name, name_len) = (parent.name, parent.name_len);
-        let parent_task = parent.task.clone();
-        // The child gets a copy of the table: the same open files.
-        let files = Rc::new(RefCell::new(parent.files.borrow().clone()));
-        let (cwd, cwd_path, umask) = (parent.cwd.clone(), parent.cwd_path.clone(), parent.umask);
-        // Dispositions are copied (CLONE_SIGHAND would share them), the
-        // mask and alternate stack inherited, nothing pending, no timer.
-        let actions = Rc::new(RefCell::new(signal::Actions(parent.actions.borrow().0)));
-        let (mask, altstack) = (parent.sig.mask, parent.sig.altstack);
-        let (pgid, sid) = (parent.pgid, parent.sid);
-        let (dumpable, no_new_privs) = (parent.dumpable, parent.no_new_privs);
-        let child = &mut self.procs[c];
-        child.dumpable = dumpable;
-        child.no_new_privs = no_new_privs;
-        child.actions = actions;
-        child.sig.mask = mask;
-        child.sig.altstack = altstack;
-        child.pgid = pgid;
-        child.sid = sid;
-        child.space = Some(space);
-        child.files = files;
-        child.cwd = cwd;
-        child.cwd_path = cwd_path;
-        child.umask = umask;
-        child.tf = tf;
-        child.tf.rax = 0;
-        child.vf = vf;
-        child.rlimits = rlimits;
-        child.name = name;
-        child.name_len = name_len;
-        child.fpu = Some(fpu);
-        if let Some(t) = &child.task {
-            if let Some(pt) = &parent_task {
-                t.inherit(pt);
-            }
-            t.attach(&child.files, child.space.as_ref());
-        }
-        Ok(child.pid)
-    }
-
-    /// Ends process `slot` with Linux wait status `status`: its address
-    /// space goes, its children go to init, it becomes a zombie and its
-    /// parent is woken. When init itself dies, the run ends.
-    pub fn exit(&mut self, slot: usize, status: i32) {
+    /// Ends process `slot` (a group leader whose other threads are gone)
+    /// with Linux wait status `status`: its address space goes, its
+    /// children go to init, it becomes a zombie and its parent is woken.
+    /// When init itself dies, the run ends. See [`ProcTable::exit`] for
+    /// one thread's end.
+    fn exit_process(&mut self, slot: usize, status: i32) {
         let pid = self.procs[slot].pid;
         if pid == 1 {
             self.shutdown(status);
@@ -427,8 +404,15 @@ impl ProcTable {
         let p = &mut self.procs[slot];
         p.space = None;
         p.fpu = None;
-        // Closing its descriptors may end a pipe: wake both sides.
-        let files = core::mem::take(&mut *p.files.borrow_mut());
+        p.real_timer = signal::RealTimer::default();
+        // Closing its descriptors may end a pipe: wake both sides. A table
+        // another process still shares (CLONE_FILES) stays open for it.
+        let files = if Rc::strong_count(&p.files) == 1 {
+            core::mem::take(&mut *p.files.borrow_mut())
+        } else {
+            p.files = Rc::new(RefCell::new(FdTable::default()));
+            FdTable::default()
+        };
         p.cwd = None;
         p.set_state(State::Zombie);
         p.wait_status = status;
@@ -485,7 +469,7 @@ impl ProcTable {
         if exit_signal != 0 {
             let mut info = info;
             info.0[0..4].copy_from_slice(&exit_signal.to_le_bytes());
-            let _ = self.send(ps, info);
+            let _ = self.send_group(ps, info);
         }
         if reaps_nothing {
             self.reap(slot);

@@ -68,6 +68,13 @@ struct ProcFs {
     boot_realtime_ns: u64,
 }
 
+impl ProcFs {
+    /// The process of task `tid` (itself once gone).
+    fn tgid_of(&self, tid: Pid) -> Pid {
+        self.src.tasks.get(tid).map_or(tid, |t| t.tgid.get())
+    }
+}
+
 /// A new procfs; its root directory.
 pub fn new(src: Sources, mounts: Weak<RefCell<Vec<Mount>>>) -> InodeRef {
     let boot_realtime_ns = hypercall::realtime_ns().saturating_sub(hypercall::clock_ns());
@@ -328,7 +335,10 @@ impl Node {
                         return Ok(c);
                     }
                     PidFile::Stat => stat(&t, &mut out),
-                    PidFile::Status => status(&t, &mut out),
+                    PidFile::Status => {
+                        let threads = self.fs.src.tasks.threads(t.tgid.get()).len();
+                        status(&t, threads, &mut out)
+                    }
                     PidFile::Statm => {
                         let v = VmFigures::of(&t);
                         let _ = writeln!(
@@ -489,11 +499,12 @@ impl Inode for Node {
                 pid_entry(pid, *e)
             }
             What::TaskDir(pid) => {
-                if parse_pid(name) != Some(pid) {
+                let tid = parse_pid(name).ok_or(Errno::ENOENT)?;
+                let t = fs.src.tasks.get(tid).ok_or(Errno::ENOENT)?;
+                if t.tgid.get() != pid {
                     return Err(Errno::ENOENT);
                 }
-                fs.src.tasks.get(pid).ok_or(Errno::ENOENT)?;
-                What::Thread(pid)
+                What::Thread(tid)
             }
             What::FdDir(pid) => {
                 let fd = match name {
@@ -511,7 +522,7 @@ impl Inode for Node {
     fn parent(&self) -> Option<InodeRef> {
         Some(match self.what {
             What::FdDir(pid) | What::TaskDir(pid) => node(&self.fs, What::PidDir(pid)),
-            What::Thread(pid) => node(&self.fs, What::TaskDir(pid)),
+            What::Thread(tid) => node(&self.fs, What::TaskDir(self.fs.tgid_of(tid))),
             _ => node(&self.fs, What::Root),
         })
     }
@@ -520,7 +531,7 @@ impl Inode for Node {
         let fs = &self.fs;
         let parent = match self.what {
             What::FdDir(pid) | What::TaskDir(pid) => What::PidDir(pid),
-            What::Thread(pid) => What::TaskDir(pid),
+            What::Thread(tid) => What::TaskDir(fs.tgid_of(tid)),
             _ => What::Root,
         };
         match index {
@@ -555,10 +566,10 @@ impl Inode for Node {
             }
             What::TaskDir(pid) => {
                 fs.src.tasks.get(pid).ok_or(Errno::ENOENT)?;
-                (i == 0).then(|| {
+                fs.src.tasks.threads(pid).get(i).map(|&tid| {
                     let mut name = String::new();
-                    let _ = write!(name, "{pid}");
-                    dirent(What::Thread(pid), name.as_bytes())
+                    let _ = write!(name, "{tid}");
+                    dirent(What::Thread(tid), name.as_bytes())
                 })
             }
             What::FdDir(pid) => {
@@ -766,15 +777,16 @@ fn stat(t: &TaskInfo, out: &mut String) {
     );
 }
 
-fn status(t: &TaskInfo, out: &mut String) {
+fn status(t: &TaskInfo, threads: usize, out: &mut String) {
     let (state, name) = state_of(t.state.get());
     let pid = t.pid;
+    let tgid = t.tgid.get();
     let _ = writeln!(out, "Name:\t{}", String::from_utf8_lossy(&t.comm.borrow()));
     let _ = writeln!(out, "Umask:\t{:04o}", t.umask.get());
     let _ = writeln!(out, "State:\t{state} ({name})");
     let _ = writeln!(
         out,
-        "Tgid:\t{pid}\nNgid:\t0\nPid:\t{pid}\nPPid:\t{}",
+        "Tgid:\t{tgid}\nNgid:\t0\nPid:\t{pid}\nPPid:\t{}",
         t.ppid.get()
     );
     let _ = writeln!(out, "TracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0");
@@ -784,7 +796,7 @@ fn status(t: &TaskInfo, out: &mut String) {
     let _ = writeln!(out, "FDSize:\t{fdsize}\nGroups:\t");
     let _ = writeln!(
         out,
-        "NStgid:\t{pid}\nNSpid:\t{pid}\nNSpgid:\t{}\nNSsid:\t{}",
+        "NStgid:\t{tgid}\nNSpid:\t{pid}\nNSpgid:\t{}\nNSsid:\t{}",
         t.pgid.get(),
         t.sid.get()
     );
@@ -807,14 +819,15 @@ fn status(t: &TaskInfo, out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "Threads:\t1\nSigQ:\t{}/{}",
-        t.signals.get()[0].count_ones(),
+        "Threads:\t{}\nSigQ:\t{}/{}",
+        threads.max(1),
+        (t.signals.get()[0] | t.signals.get()[1]).count_ones(),
         super::signal::MAX_QUEUED
     );
-    let [pending, blocked, ignored, caught] = t.signals.get();
+    let [pending, shared, blocked, ignored, caught] = t.signals.get();
     for (s, v) in [
         ("SigPnd", pending),
-        ("ShdPnd", 0),
+        ("ShdPnd", shared),
         ("SigBlk", blocked),
         ("SigIgn", ignored),
         ("SigCgt", caught),

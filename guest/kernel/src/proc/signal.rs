@@ -318,6 +318,10 @@ pub struct SigState {
     pub altstack: AltStack,
     /// rt_sigtimedwait's set while it sleeps: these wake it even blocked.
     pub waiting: SigSet,
+    /// The pending signals that were sent to the process, not to this
+    /// thread, while every thread blocked them: another thread that
+    /// unblocks or waits for one takes it (Linux's shared pending set).
+    pub shared: SigSet,
 }
 
 impl SigState {
@@ -360,7 +364,42 @@ impl SigState {
     /// Drops every pending instance of the signals in `set`.
     pub fn discard(&mut self, set: SigSet) {
         self.pending.0 &= !set.0;
+        self.shared.0 &= !set.0;
         self.queue.retain(|i| !set.has(i.signo()));
+    }
+
+    /// Takes every pending instance of the signals in `set` out (for
+    /// another thread of the process to hold).
+    pub fn take(&mut self, set: SigSet) -> (SigSet, Vec<SigInfo>) {
+        let got = SigSet(self.pending.0 & set.0);
+        let mut infos = Vec::new();
+        self.queue.retain(|i| {
+            if got.has(i.signo()) {
+                infos.push(*i);
+                false
+            } else {
+                true
+            }
+        });
+        self.pending.0 &= !got.0;
+        self.shared.0 &= !got.0;
+        (got, infos)
+    }
+
+    /// Adds what [`SigState::take`] took from another thread (a standard
+    /// signal already pending here stays one).
+    pub fn put(&mut self, got: SigSet, infos: Vec<SigInfo>) {
+        for i in infos {
+            let sig = i.signo();
+            if sig < SIGRTMIN && self.pending.has(sig) {
+                continue;
+            }
+            if self.queue.len() < MAX_QUEUED && self.queue.try_reserve(1).is_ok() {
+                self.queue.push(i);
+            }
+        }
+        self.pending.0 |= got.0;
+        self.shared.0 |= got.0;
     }
 }
 
@@ -438,14 +477,17 @@ impl ProcTable {
             return Ok(());
         }
         if is_stop(sig) {
-            self.procs[t].sig.discard(SigSet::of(SIGCONT));
+            self.discard_group(t, SigSet::of(SIGCONT));
         } else if sig == SIGCONT {
-            self.procs[t].sig.discard(SigSet(
-                SigSet::of(SIGSTOP).0
-                    | SigSet::of(SIGTSTP).0
-                    | SigSet::of(SIGTTIN).0
-                    | SigSet::of(SIGTTOU).0,
-            ));
+            self.discard_group(
+                t,
+                SigSet(
+                    SigSet::of(SIGSTOP).0
+                        | SigSet::of(SIGTSTP).0
+                        | SigSet::of(SIGTTIN).0
+                        | SigSet::of(SIGTTOU).0,
+                ),
+            );
             self.continue_stopped(t);
         }
         let p = &self.procs[t];
@@ -454,8 +496,8 @@ impl ProcTable {
         // handles reach it. Its own (kill of itself, SIGPIPE, SIGALRM) and
         // its faults act as they would on the host, since init is often
         // the user's own program (`vkernel run -- yes | head` ends 141).
-        let from_other = info.code() <= 0 && info.sender() != p.pid;
-        if p.pid == 1 && self.action(t, sig).handler == SIG_DFL && from_other && !forced {
+        let from_other = info.code() <= 0 && info.sender() != p.tgid;
+        if p.tgid == 1 && self.action(t, sig).handler == SIG_DFL && from_other && !forced {
             return Ok(());
         }
         if !p.sig.mask.has(sig) && !p.sig.waiting.has(sig) && self.ignores(t, sig) {
@@ -489,6 +531,11 @@ impl ProcTable {
         let p = &mut self.procs[t];
         let takes = !p.sig.mask.has(sig) || p.sig.waiting.has(sig);
         match p.state {
+            // A vfork parent waits for its child whatever comes, but SIGKILL.
+            State::Blocked {
+                chan: Chan::Vfork(_),
+                ..
+            } if sig != SIGKILL => {}
             State::Blocked { .. } if takes => p.set_state(State::Runnable),
             State::Stopped if sig == SIGKILL => p.set_state(State::Runnable),
             _ => {}
@@ -530,8 +577,14 @@ impl ProcTable {
                 _ => caught |= 1 << i,
             }
         }
-        t.signals
-            .set([p.sig.pending.0, p.sig.mask.0, ignored, caught]);
+        let shared = p.sig.shared.0;
+        t.signals.set([
+            p.sig.pending.0 & !shared,
+            shared,
+            p.sig.mask.0,
+            ignored,
+            caught,
+        ]);
     }
 
     /// Whether process `s` has a signal to act on before it runs.
@@ -542,17 +595,20 @@ impl ProcTable {
     /// The processes a kill(2) `pid` names, as Linux: `pid` > 0 that
     /// process; 0 the caller's process group; -1 every process but init
     /// and the caller; < -1 the process group `-pid`.
+    /// One task per process: the one named, or each group's leader (the
+    /// caller sends to the group, see [`ProcTable::send_group`]).
     pub fn kill_targets(&self, caller: usize, pid: i32) -> Vec<usize> {
-        let me = self.procs[caller].pid;
+        let me = self.procs[caller].tgid;
         let pgrp = self.procs[caller].pgid;
         self.procs
             .iter()
             .enumerate()
             // Zombies count (the call succeeds; they take nothing).
             .filter(|(_, p)| p.state != State::Free)
+            .filter(|(_, p)| pid > 0 || p.pid == p.tgid)
             .filter(|(_, p)| match pid {
                 0 => p.pgid == pgrp,
-                -1 => p.pid != 1 && p.pid != me,
+                -1 => p.tgid != 1 && p.tgid != me,
                 _ if pid < -1 => p.pgid == pid.unsigned_abs(),
                 _ => p.pid == pid as u32,
             })
@@ -564,31 +620,56 @@ impl ProcTable {
     /// run queue, keeping a system call it was in to restart when
     /// continued, and its parent hears of it (SIGCHLD unless the parent
     /// asked SA_NOCLDSTOP; a waiting wait4 with WUNTRACED).
+    /// Every task of the process stops (a group stop); the leader holds
+    /// the report.
     pub fn stop(&mut self, s: usize, sig: i32) {
-        let p = &mut self.procs[s];
-        p.set_state(State::Stopped);
-        p.stop_report = StopReport::Stopped(sig);
-        let (pid, parent) = (p.pid, p.parent);
-        self.notify_parent_stop(parent, SigInfo::child(linux::CLD_STOPPED, pid, sig));
+        for t in self.group_peers(s) {
+            // A vfork parent's wait is not a call to restart: it keeps
+            // waiting for its child (and stays so until SIGKILL).
+            let vfork = matches!(
+                self.procs[t].state,
+                State::Blocked {
+                    chan: Chan::Vfork(_),
+                    ..
+                }
+            );
+            if self.procs[t].alive() && !vfork {
+                self.procs[t].set_state(State::Stopped);
+            }
+        }
+        self.procs[s].set_state(State::Stopped);
+        let (tgid, parent) = (self.procs[s].tgid, self.procs[s].parent);
+        if let Some(l) = self.find(tgid) {
+            self.procs[l].stop_report = StopReport::Stopped(sig);
+        }
+        self.notify_parent_stop(parent, SigInfo::child(linux::CLD_STOPPED, tgid, sig));
     }
 
     /// SIGCONT for process `t`: a stopped one runs again (a system call it
     /// was in restarts) and its parent hears of it.
     fn continue_stopped(&mut self, t: usize) {
-        let p = &mut self.procs[t];
-        if p.state != State::Stopped {
+        let tgid = self.procs[t].tgid;
+        let mut any = false;
+        for x in self.group(tgid) {
+            if self.procs[x].state == State::Stopped {
+                self.procs[x].set_state(State::Runnable);
+                any = true;
+            }
+        }
+        if !any {
             return;
         }
-        p.set_state(State::Runnable);
-        p.stop_report = StopReport::Continued;
-        let (pid, parent) = (p.pid, p.parent);
-        self.notify_parent_stop(parent, SigInfo::child(linux::CLD_CONTINUED, pid, SIGCONT));
+        let parent = self.procs[t].parent;
+        if let Some(l) = self.find(tgid) {
+            self.procs[l].stop_report = StopReport::Continued;
+        }
+        self.notify_parent_stop(parent, SigInfo::child(linux::CLD_CONTINUED, tgid, SIGCONT));
     }
 
     fn notify_parent_stop(&mut self, parent: Pid, info: SigInfo) {
         if let Some(ps) = self.find(parent) {
             if !self.action(ps, SIGCHLD).has(linux::SA_NOCLDSTOP) {
-                let _ = self.send(ps, info);
+                let _ = self.send_group(ps, info);
             }
         }
         self.wakeup(Chan::Child(parent));

@@ -30,7 +30,9 @@ use crate::mm::space::AddressSpace;
 
 /// The shared, procfs-visible record of one process.
 pub struct TaskInfo {
+    /// The task's id, and its thread group's (the process's pid).
     pub pid: Pid,
+    pub tgid: Cell<Pid>,
     pub ppid: Cell<Pid>,
     /// Process group and session.
     pub pgid: Cell<Pid>,
@@ -51,9 +53,10 @@ pub struct TaskInfo {
     pub umask: Cell<u32>,
     /// The wait status once a zombie.
     pub exit_status: Cell<i32>,
-    /// Signals pending, blocked, ignored and caught (`status`'s SigPnd,
-    /// SigBlk, SigIgn, SigCgt), as of the last system call or delivery.
-    pub signals: Cell<[u64; 4]>,
+    /// Signals pending for the thread, pending for the process, blocked,
+    /// ignored and caught (`status`'s SigPnd, ShdPnd, SigBlk, SigIgn,
+    /// SigCgt), as of the last system call or delivery.
+    pub signals: Cell<[u64; 5]>,
     /// CPU ns: user, system, children's user, children's system.
     pub cpu: Cell<[u64; 4]>,
     /// The descriptor table (gone once the process is).
@@ -67,6 +70,7 @@ impl TaskInfo {
     pub fn new(pid: Pid, ppid: Pid, start_ns: u64) -> TaskInfo {
         TaskInfo {
             pid,
+            tgid: Cell::new(pid),
             ppid: Cell::new(ppid),
             pgid: Cell::new(pid),
             sid: Cell::new(pid),
@@ -79,7 +83,7 @@ impl TaskInfo {
             cwd: RefCell::new(alloc::vec![b'/']),
             umask: Cell::new(0o022),
             exit_status: Cell::new(0),
-            signals: Cell::new([0; 4]),
+            signals: Cell::new([0; 5]),
             cpu: Cell::new([0; 4]),
             files: RefCell::new(Weak::new()),
             space: RefCell::new(Weak::new()),
@@ -149,9 +153,24 @@ impl Tasks {
         self.map.borrow().get(&pid).cloned()
     }
 
-    /// The pids, in order.
+    /// The processes' pids (group leaders), in order.
     pub fn pids(&self) -> Vec<Pid> {
-        self.map.borrow().keys().copied().collect()
+        self.map
+            .borrow()
+            .values()
+            .filter(|t| t.tgid.get() == t.pid)
+            .map(|t| t.pid)
+            .collect()
+    }
+
+    /// The tids of group `tgid`'s tasks, in order.
+    pub fn threads(&self, tgid: Pid) -> Vec<Pid> {
+        self.map
+            .borrow()
+            .values()
+            .filter(|t| t.tgid.get() == tgid)
+            .map(|t| t.pid)
+            .collect()
     }
 
     /// Processes in all, and how many are runnable.

@@ -46,6 +46,14 @@ impl ProcTable {
         p.restart = true;
         p.timeout_result = timeout_result;
         p.deadline_ns = until_ns;
+        // A signal it can take is already pending (sigsuspend's mask let
+        // one in, say): the sleep ends before it starts, as Linux's
+        // signal_pending check before schedule(); delivery decides.
+        let ready = p.sig.deliverable() != super::signal::SigSet::EMPTY
+            || p.sig.pending.0 & p.sig.waiting.0 != 0;
+        if ready && !matches!(chan, Chan::Vfork(_)) {
+            p.set_state(State::Runnable);
+        }
     }
 
     /// Puts process `s` to sleep until a wakeup of any channel in `chans`
@@ -85,7 +93,7 @@ impl ProcTable {
         let timers = self
             .procs
             .iter()
-            .filter(|p| p.alive() && p.real_timer.deadline_ns != 0)
+            .filter(|p| p.state != State::Free && p.real_timer.deadline_ns != 0)
             .map(|p| p.real_timer.deadline_ns);
         sleeps.chain(timers).min()
     }
@@ -115,17 +123,20 @@ impl ProcTable {
     fn fire_real_timers(&mut self, now_ns: u64) {
         use super::signal::{SigInfo, SIGALRM, SI_KERNEL};
         for t in 0..self.procs.len() {
-            let p = &mut self.procs[t];
+            // A leader that ended before its threads keeps the process's
+            // timer; a dead process has none (exit clears it).
+            let p = &self.procs[t];
             let due = p.real_timer.deadline_ns;
-            if !p.alive() || due == 0 || due > now_ns {
+            if p.state == State::Free || due == 0 || due > now_ns {
                 continue;
             }
+            let p = &mut self.procs[t];
             let interval = p.real_timer.interval_ns;
             p.real_timer.deadline_ns = match (now_ns - due).checked_div(interval) {
                 None => 0,
                 Some(missed) => due.saturating_add((missed + 1).saturating_mul(interval)),
             };
-            let _ = self.send(t, SigInfo::new(SIGALRM, SI_KERNEL));
+            let _ = self.send_group(t, SigInfo::new(SIGALRM, SI_KERNEL));
         }
     }
 }

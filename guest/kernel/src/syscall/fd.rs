@@ -51,7 +51,7 @@ fn stalled(k: &mut Kernel, s: usize, f: &OpenFile, e: IoError) -> Outcome {
         IoError::BrokenPipe => {
             // As Linux's pipe_write: SIGPIPE to the writer (by default it
             // dies of it before seeing the error), and EPIPE.
-            let pid = k.procs.procs[s].pid;
+            let pid = k.procs.procs[s].tgid;
             let _ = k.procs.send(
                 s,
                 SigInfo::from_process(signal::SIGPIPE, signal::SI_USER, pid),
@@ -281,7 +281,7 @@ pub fn sys_close(k: &mut Kernel, s: usize, fd: u64) -> Result<i64, Errno> {
     files.borrow_mut().close(fd as i32)?;
     // The last descriptor of a pipe end wakes the other side; the
     // process's record locks on the file go.
-    let pid = k.procs.procs[s].pid;
+    let pid = k.procs.procs[s].tgid;
     k.procs.close_files(pid, alloc::vec![f]);
     Ok(0)
 }
@@ -306,7 +306,7 @@ pub fn sys_close_range(
     let closed = files
         .borrow_mut()
         .close_range(lo, hi, flags & CLOSE_RANGE_CLOEXEC != 0);
-    let pid = k.procs.procs[s].pid;
+    let pid = k.procs.procs[s].tgid;
     k.procs.close_files(pid, closed);
     Ok(0)
 }
@@ -352,7 +352,7 @@ pub fn sys_dup3(
         },
     )?;
     if let Some(r) = replaced {
-        let pid = k.procs.procs[s].pid;
+        let pid = k.procs.procs[s].tgid;
         k.procs.close_files(pid, alloc::vec![r]);
     }
     Ok(new as i64)

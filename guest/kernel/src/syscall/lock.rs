@@ -143,7 +143,7 @@ fn get_lock(k: &Kernel, s: usize, f: &Rc<OpenFile>, ofd: bool, fl: Flock) -> Res
         }
         Owner::file(f)
     } else {
-        Owner::Process(k.procs.procs[s].pid)
+        Owner::Process(k.procs.procs[s].tgid)
     };
     Ok(
         match k.procs.locks.test(lock::key(f), &owner, ty, start, end) {
@@ -197,7 +197,7 @@ fn set_lock(
         Ok(v) => v,
         Err(e) => return Ret(err(e)),
     };
-    let pid = k.procs.procs[s].pid;
+    let pid = k.procs.procs[s].tgid;
     let owner = if ofd {
         Owner::file(f)
     } else {
@@ -261,7 +261,7 @@ pub fn sys_flock(k: &mut Kernel, s: usize, fd: u64, cmd: u64) -> Outcome {
         Err(Refused::Conflict(_)) if cmd & LOCK_NB != 0 => Ret(err(Errno::EAGAIN)),
         Err(Refused::Conflict(_)) => {
             // A flock wait is no record-lock wait (see set_lock).
-            let pid = k.procs.procs[s].pid;
+            let pid = k.procs.procs[s].tgid;
             k.procs.locks.unwait(pid);
             k.procs.sleep(s, Chan::FileLock(key.0, key.1), 0, 0);
             NoReturn

@@ -1,17 +1,12 @@
 //! Identity, limits and the rest of what a static libc asks at startup:
 //! uname, getrandom, prlimit64, arch_prctl, futex.
 
-use super::time::{clock_now, timespec};
 use crate::kernel::Kernel;
-use crate::mm::uaccess::{copy_in, copy_out, read_u64, write_u64, write_words};
+use crate::mm::uaccess::{copy_out, read_u64, write_u64, write_words};
 use crate::param::NRLIMIT;
-use crate::proc::Chan;
 use crate::random;
-use crate::syscall::{err, log_refused, Outcome, Outcome::*};
+use crate::syscall::log_refused;
 use guestlib::hypercall;
-use linux_raw_sys::general::{
-    FUTEX_CLOCK_REALTIME, FUTEX_WAIT, FUTEX_WAIT_BITSET, FUTEX_WAKE, FUTEX_WAKE_BITSET,
-};
 use vkernel_abi::layout::VM_MAX_USER_ADDRESS;
 use vkernel_abi::Errno;
 
@@ -65,7 +60,7 @@ pub fn sys_prlimit(
     old: u64,
 ) -> Result<i64, Errno> {
     let t = &mut k.procs;
-    let target = if pid == 0 || pid == t.procs[s].pid {
+    let target = if pid == 0 || pid == t.procs[s].pid || pid == t.procs[s].tgid {
         s
     } else {
         match t.find(pid) {
@@ -126,8 +121,9 @@ pub fn sys_arch_prctl(k: &mut Kernel, s: usize, code: u64, addr: u64) -> Result<
     }
 }
 
-/// set_robust_list: the head is kept (walked at thread exit once threads
-/// exist); its length must be the size of `struct robust_list_head`.
+/// set_robust_list: the head is kept and walked at the task's exit (see
+/// `proc/thread.rs`); its length must be the size of `struct
+/// robust_list_head`.
 pub fn sys_set_robust_list(k: &mut Kernel, s: usize, head: u64, len: u64) -> Result<i64, Errno> {
     if len != 24 {
         return Err(Errno::EINVAL);
@@ -136,59 +132,118 @@ pub fn sys_set_robust_list(k: &mut Kernel, s: usize, head: u64, len: u64) -> Res
     Ok(0)
 }
 
-/// futex for single-threaded processes: no other thread can wake a
-/// waiter, so WAKE finds nobody and WAIT sleeps on the futex's channel
-/// until its timeout (or forever, as Linux would).
-pub fn sys_futex(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
-    let [uaddr, op, val, timeout, _, val3] = a;
-    let cmd = (op & 0x7f) as u32;
-    if uaddr % 4 != 0 {
-        return Ret(err(Errno::EINVAL));
+/// get_robust_list(tid, head_ptr, len_ptr): the head task `tid` (0: the
+/// caller) set, and its size.
+pub fn sys_get_robust_list(
+    k: &mut Kernel,
+    s: usize,
+    tid: u64,
+    head: u64,
+    len: u64,
+) -> Result<i64, Errno> {
+    let t = task_of(k, s, tid)?;
+    let h = k.procs.procs[t].robust_list;
+    let space = k.space(s);
+    write_u64(&space, head, h)?;
+    write_u64(&space, len, 24)?;
+    Ok(0)
+}
+
+/// The slot of task `tid` (0: the caller), or ESRCH.
+fn task_of(k: &Kernel, s: usize, tid: u64) -> Result<usize, Errno> {
+    if tid == 0 {
+        return Ok(s);
     }
-    if matches!(cmd, FUTEX_WAIT_BITSET | FUTEX_WAKE_BITSET) && val3 as u32 == 0 {
-        return Ret(err(Errno::EINVAL));
+    let tid = u32::try_from(tid).map_err(|_| Errno::ESRCH)?;
+    match k.procs.find(tid) {
+        Some(t) if k.procs.procs[t].alive() => Ok(t),
+        _ => Err(Errno::ESRCH),
+    }
+}
+
+/// sched_getaffinity(tid, len, mask): one CPU. Linux copies
+/// `nr_cpu_ids` rounded up to a long (8 bytes) and returns that size;
+/// a buffer smaller than that, or not a multiple of a long, is EINVAL.
+pub fn sys_sched_getaffinity(
+    k: &mut Kernel,
+    s: usize,
+    tid: u64,
+    len: u64,
+    mask: u64,
+) -> Result<i64, Errno> {
+    task_of(k, s, tid)?;
+    if len < 8 || !len.is_multiple_of(8) {
+        return Err(Errno::EINVAL);
+    }
+    write_u64(&k.space(s), mask, 1)?;
+    Ok(8)
+}
+
+/// sched_setaffinity(tid, len, mask): the set must hold CPU 0, the only
+/// one (else EINVAL, as Linux for a set of no online CPU).
+pub fn sys_sched_setaffinity(
+    k: &mut Kernel,
+    s: usize,
+    tid: u64,
+    len: u64,
+    mask: u64,
+) -> Result<i64, Errno> {
+    task_of(k, s, tid)?;
+    if len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut b = [0u8; 1];
+    crate::mm::uaccess::copy_in(&k.space(s), mask, &mut b)?;
+    if b[0] & 1 == 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
+}
+
+/// sched_getscheduler / sched_getparam: every task is SCHED_OTHER with
+/// priority 0.
+pub fn sys_sched_getparam(
+    k: &mut Kernel,
+    s: usize,
+    tid: i64,
+    param: Option<u64>,
+) -> Result<i64, Errno> {
+    if tid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    task_of(k, s, tid as u64)?;
+    if let Some(p) = param {
+        copy_out(&k.space(s), p, &0u32.to_le_bytes())?;
+    }
+    Ok(0)
+}
+
+/// getcpu(cpu, node, cache): CPU 0 of node 0.
+pub fn sys_getcpu(k: &mut Kernel, s: usize, cpu: u64, node: u64) -> Result<i64, Errno> {
+    let space = k.space(s);
+    for p in [cpu, node] {
+        if p != 0 {
+            copy_out(&space, p, &0u32.to_le_bytes())?;
+        }
+    }
+    Ok(0)
+}
+
+/// membarrier(cmd, flags, cpu_id): on one CPU every barrier is already
+/// there (a task runs only after the kernel switched to it), so the
+/// commands are done when called. The query answers the set below.
+pub fn sys_membarrier(cmd: u64, flags: u64) -> Result<i64, Errno> {
+    const QUERY: u64 = 0;
+    // GLOBAL, GLOBAL_EXPEDITED, REGISTER_GLOBAL_EXPEDITED,
+    // PRIVATE_EXPEDITED, REGISTER_PRIVATE_EXPEDITED.
+    const SUPPORTED: u64 = 1 | 2 | 4 | 8 | 16;
+    if flags != 0 {
+        return Err(Errno::EINVAL);
     }
     match cmd {
-        FUTEX_WAKE | FUTEX_WAKE_BITSET => Ret(0),
-        FUTEX_WAIT | FUTEX_WAIT_BITSET => {
-            let space = k.space(s);
-            let mut w = [0u8; 4];
-            if let Err(e) = copy_in(&space, uaddr, &mut w) {
-                return Ret(err(e));
-            }
-            if u32::from_le_bytes(w) != val as u32 {
-                return Ret(err(Errno::EAGAIN));
-            }
-            let until_ns = if timeout == 0 {
-                0
-            } else {
-                let ns = match timespec(&space, timeout) {
-                    Ok(ns) => ns,
-                    Err(e) => return Ret(err(e)),
-                };
-                let now = hypercall::clock_ns();
-                if cmd == FUTEX_WAIT {
-                    // Relative, on CLOCK_MONOTONIC.
-                    now.saturating_add(ns)
-                } else {
-                    // Absolute, on the clock the op names.
-                    let clock = if op & FUTEX_CLOCK_REALTIME as u64 != 0 {
-                        0
-                    } else {
-                        1
-                    };
-                    let c = clock_now(clock).unwrap_or(now);
-                    now.saturating_add(ns.saturating_sub(c)).max(1)
-                }
-            };
-            k.procs
-                .sleep(s, Chan::Futex(uaddr), until_ns, err(Errno::ETIMEDOUT));
-            NoReturn
-        }
-        _ => {
-            log_refused(k, s, "futex", format_args!("operation {cmd}"));
-            Ret(err(Errno::ENOSYS))
-        }
+        QUERY => Ok(SUPPORTED as i64),
+        c if c.is_power_of_two() && c & SUPPORTED != 0 => Ok(0),
+        _ => Err(Errno::EINVAL),
     }
 }
 

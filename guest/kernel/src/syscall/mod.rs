@@ -10,6 +10,7 @@
 //! [`crate::mm::uaccess`].
 
 mod fd;
+mod futex;
 mod lock;
 mod mem;
 mod misc;
@@ -23,6 +24,7 @@ mod uio;
 
 use crate::fs::vfs::Follow;
 use fd::*;
+use futex::*;
 use linux_raw_sys::general::*;
 use lock::*;
 use mem::*;
@@ -71,7 +73,7 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
     let tf = k.procs.procs[s].tf;
     let a = [tf.rdi, tf.rsi, tf.rdx, tf.r10, tf.r8, tf.r9];
     // `/proc/self` names the caller (see proc/procfs.rs).
-    k.procs.tasks.current.set(k.procs.procs[s].pid);
+    k.procs.tasks.current.set(k.procs.procs[s].tgid);
     // A number past u32 names no call.
     let nr = u32::try_from(tf.rax).unwrap_or(u32::MAX);
     const CWD: u64 = AT_FDCWD as u64;
@@ -204,16 +206,29 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         __NR_brk => Ret(sys_brk(k, s, a[0]) as i64),
         // The scheduler moves on after every trap.
         __NR_sched_yield => Ret(0),
+        __NR_sched_getaffinity => ret(sys_sched_getaffinity(k, s, a[0], a[1], a[2])),
+        __NR_sched_setaffinity => ret(sys_sched_setaffinity(k, s, a[0], a[1], a[2])),
+        __NR_sched_getscheduler => ret(sys_sched_getparam(k, s, a[0] as i64, None)),
+        __NR_sched_getparam => ret(sys_sched_getparam(k, s, a[0] as i64, Some(a[1]))),
+        __NR_getcpu => ret(sys_getcpu(k, s, a[0], a[1])),
+        __NR_membarrier => ret(sys_membarrier(a[0], a[1])),
         // glibc falls back to copying.
         __NR_mremap => Ret(err(Errno::ENOSYS)),
         __NR_madvise => ret(sys_madvise(k, s, a[0], a[1], a[2])),
         __NR_nanosleep => sys_nanosleep(k, s, CLOCK_MONOTONIC as u64, 0, a[0]),
-        __NR_getpid | __NR_gettid => Ret(k.procs.procs[s].pid as i64),
-        __NR_clone => ret(sys_clone(k, s, a[0], a[1], a[2], a[3])),
-        __NR_fork | __NR_vfork => ret(sys_fork(k, s)),
+        __NR_getpid => Ret(k.procs.procs[s].tgid as i64),
+        __NR_gettid => Ret(k.procs.procs[s].pid as i64),
+        __NR_clone => sys_clone(k, s, a),
+        __NR_clone3 => sys_clone3(k, s, a[0], a[1]),
+        __NR_fork => sys_fork(k, s, false),
+        __NR_vfork => sys_fork(k, s, true),
         __NR_execve => sys_execve(k, s, a[0], a[1], a[2]),
-        __NR_exit | __NR_exit_group => {
+        __NR_exit => {
             k.procs.exit(s, ((a[0] & 0xff) << 8) as i32);
+            NoReturn
+        }
+        __NR_exit_group => {
+            k.procs.exit_group(s, ((a[0] & 0xff) << 8) as i32);
             NoReturn
         }
         __NR_wait4 => sys_wait4(k, s, a[0] as i32, a[1], a[2], a[3]),
@@ -230,8 +245,7 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         __NR_rt_sigsuspend => sys_rt_sigsuspend(k, s, a[0], a[1]),
         __NR_rt_sigtimedwait => sys_rt_sigtimedwait(k, s, a),
         __NR_rt_sigqueueinfo => sys_rt_sigqueueinfo(k, s, a[0] as i32, a[1], a[2]),
-        __NR_rt_tgsigqueueinfo if a[0] != a[1] => Ret(err(Errno::ESRCH)),
-        __NR_rt_tgsigqueueinfo => sys_rt_sigqueueinfo(k, s, a[1] as i32, a[2], a[3]),
+        __NR_rt_tgsigqueueinfo => sys_rt_tgsigqueueinfo(k, s, a),
         __NR_rt_sigreturn => sys_rt_sigreturn(k, s),
         __NR_sigaltstack => ret(sys_sigaltstack(k, s, a[0], a[1])),
         __NR_pause => sys_pause(k, s),
@@ -264,6 +278,7 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         __NR_clock_getres => ret(sys_clock_getres(k, s, a[0], a[1])),
         __NR_clock_nanosleep => sys_nanosleep(k, s, a[0], a[1], a[2]),
         __NR_set_robust_list => ret(sys_set_robust_list(k, s, a[0], a[1])),
+        __NR_get_robust_list => ret(sys_get_robust_list(k, s, a[0], a[1], a[2])),
         __NR_prlimit64 => ret(sys_prlimit(k, s, a[0] as u32, a[1], a[2], a[3])),
         __NR_getrandom => ret(sys_getrandom(k, s, a[0], a[1], a[2])),
         // glibc runs without restartable sequences.

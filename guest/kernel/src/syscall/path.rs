@@ -520,6 +520,7 @@ pub fn sys_chdir(k: &mut Kernel, s: usize, path: u64) -> Result<i64, Errno> {
     p.cwd = Some(dir);
     p.cwd_path = new_path;
     publish_cwd(p);
+    k.procs.sync_fs(s);
     Ok(0)
 }
 
@@ -533,6 +534,7 @@ pub fn sys_fchdir(k: &mut Kernel, s: usize, fd: u64) -> Result<i64, Errno> {
     p.cwd = Some(dir);
     p.cwd_path = f.path.clone();
     publish_cwd(p);
+    k.procs.sync_fs(s);
     Ok(0)
 }
 
@@ -560,6 +562,7 @@ pub fn sys_umask(k: &mut Kernel, s: usize, mask: u64) -> i64 {
     if let Some(t) = &p.task {
         t.umask.set(p.umask);
     }
+    k.procs.sync_fs(s);
     old as i64
 }
 

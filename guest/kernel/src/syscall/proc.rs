@@ -2,60 +2,198 @@
 //! execve, wait4, kill. The work is in [`crate::proc`].
 
 use crate::kernel::Kernel;
-use crate::mm::uaccess::{copy_in_str, copy_out, read_u64};
+use crate::mm::uaccess::{copy_in, copy_in_str, copy_out, read_u64};
 use crate::mm::SpaceRef;
 use crate::proc::exec::{ArgBuf, ExecError};
 use crate::proc::signal::{self, SigInfo, StopReport};
-use crate::proc::{Chan, CpuTimes, Proc, State};
+use crate::proc::thread::{
+    CloneArgs, CLONE_CLEAR_SIGHAND, CLONE_FILES, CLONE_FS, CLONE_PARENT, CLONE_SETTLS,
+    CLONE_SIGHAND, CLONE_THREAD, CLONE_VFORK, CLONE_VM,
+};
+use crate::proc::{Chan, CpuTimes, Proc, ProcTable, State};
 use crate::syscall::{err, log_refused, Outcome, Outcome::*};
 use guestlib::eprintln;
 use linux_raw_sys::general::{
-    CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_PARENT_SETTID, CSIGNAL, WCONTINUED, WNOHANG,
-    WUNTRACED,
+    CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_DETACHED, CLONE_IO, CLONE_PARENT_SETTID,
+    CLONE_PTRACE, CLONE_SYSVSEM, CLONE_UNTRACED, CSIGNAL, WCONTINUED, WNOHANG, WUNTRACED,
 };
 use vkernel_abi::Errno;
 
-/// fork: the child is a copy of the parent's address space and returns 0.
-pub fn sys_fork(k: &mut Kernel, s: usize) -> Result<i64, Errno> {
-    k.procs.fork(&mut k.mm, s).map(|pid| pid as i64)
-}
+/// Every flag clone may be given that this kernel knows (the namespace,
+/// pidfd and cgroup ones are refused).
+const KNOWN_FLAGS: u64 = CSIGNAL as u64
+    | CLONE_VM
+    | CLONE_FS
+    | CLONE_FILES
+    | CLONE_SIGHAND
+    | CLONE_PTRACE as u64
+    | CLONE_VFORK
+    | CLONE_PARENT
+    | CLONE_THREAD
+    | CLONE_SYSVSEM as u64
+    | CLONE_SETTLS
+    | CLONE_PARENT_SETTID as u64
+    | CLONE_CHILD_CLEARTID as u64
+    | CLONE_DETACHED as u64
+    | CLONE_UNTRACED as u64
+    | CLONE_CHILD_SETTID as u64
+    | CLONE_IO as u64
+    | CLONE_CLEAR_SIGHAND;
 
-/// clone, for what glibc's fork() asks: a new process (no CLONE_VM, no
-/// new stack), optionally storing the child's tid.
-pub fn sys_clone(
-    k: &mut Kernel,
-    s: usize,
+/// What clone and clone3 both take.
+struct Clone {
     flags: u64,
-    newsp: u64,
+    stack: u64,
+    tls: u64,
     ptid: u64,
     ctid: u64,
-) -> Result<i64, Errno> {
-    let known = (CSIGNAL | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID) as u64;
-    if flags & !known != 0 || newsp != 0 {
-        // Threads and shared address spaces: not yet.
-        log_refused(
-            k,
-            s,
-            "clone",
-            format_args!("flags {:#x} with stack {newsp:#x}", flags & !known),
-        );
-        return Err(Errno::ENOSYS);
+    exit_signal: i32,
+}
+
+/// fork: a clone with SIGCHLD; vfork: CLONE_VM | CLONE_VFORK too.
+pub fn sys_fork(k: &mut Kernel, s: usize, vfork: bool) -> Outcome {
+    let flags = if vfork { CLONE_VM | CLONE_VFORK } else { 0 };
+    do_clone(
+        k,
+        s,
+        Clone {
+            flags,
+            stack: 0,
+            tls: 0,
+            ptid: 0,
+            ctid: 0,
+            exit_signal: signal::SIGCHLD,
+        },
+    )
+}
+
+/// clone(flags, newsp, parent_tid, child_tid, tls) (x86-64's order).
+pub fn sys_clone(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
+    let [flags, newsp, ptid, ctid, tls, _] = a;
+    // The low byte is the exit signal; clone3's flags are not clone's.
+    let flags = flags & 0xffff_ffff;
+    do_clone(
+        k,
+        s,
+        Clone {
+            flags: flags & !(CSIGNAL as u64) & !CLONE_CLEAR_SIGHAND,
+            stack: newsp,
+            tls,
+            ptid,
+            ctid,
+            exit_signal: (flags & CSIGNAL as u64) as i32,
+        },
+    )
+}
+
+/// clone3(args, size): `struct clone_args` of at least its first version
+/// (64 bytes); bytes past the fields known must be zero (else E2BIG).
+pub fn sys_clone3(k: &mut Kernel, s: usize, uargs: u64, size: u64) -> Outcome {
+    const VER0: u64 = 64;
+    const KNOWN: usize = 88;
+    let r = (|| -> Result<Clone, Errno> {
+        if size < VER0 {
+            return Err(Errno::EINVAL);
+        }
+        if size > 4096 {
+            return Err(Errno::E2BIG);
+        }
+        let space = k.space(s);
+        let mut b = [0u8; KNOWN];
+        let n = (size as usize).min(KNOWN);
+        copy_in(&space, uargs, &mut b[..n])?;
+        let mut rest = [0u8; 256];
+        let mut at = KNOWN as u64;
+        while at < size {
+            let m = ((size - at) as usize).min(rest.len());
+            copy_in(&space, uargs + at, &mut rest[..m])?;
+            if rest[..m].iter().any(|&x| x != 0) {
+                return Err(Errno::E2BIG);
+            }
+            at += m as u64;
+        }
+        let w = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+        let (flags, ctid, ptid, exit_signal) = (w(0), w(2), w(3), w(4));
+        let (stack, stack_size, tls, set_tid, set_tid_size) = (w(5), w(6), w(7), w(8), w(9));
+        let cgroup = w(10);
+        if flags & CSIGNAL as u64 != 0 || exit_signal > signal::NSIG as u64 {
+            return Err(Errno::EINVAL);
+        }
+        if (stack == 0) != (stack_size == 0) {
+            return Err(Errno::EINVAL);
+        }
+        // `pidfd` matters only with CLONE_PIDFD (refused with the flags).
+        if set_tid != 0 || set_tid_size != 0 || cgroup != 0 {
+            log_refused(k, s, "clone3", format_args!("set_tid or cgroup"));
+            return Err(Errno::EINVAL);
+        }
+        Ok(Clone {
+            flags,
+            stack: stack.wrapping_add(stack_size),
+            tls,
+            ptid,
+            ctid,
+            exit_signal: exit_signal as i32,
+        })
+    })();
+    match r {
+        Ok(c) => do_clone(k, s, c),
+        Err(e) => Ret(err(e)),
     }
-    let pid = k.procs.fork(&mut k.mm, s)?;
-    let c = k.procs.find(pid).ok_or(Errno::EAGAIN)?;
-    let child = k.space(c);
-    let tid = pid.to_le_bytes();
-    if flags & CLONE_PARENT_SETTID as u64 != 0 {
-        let _ = copy_out(&k.space(s), ptid, &tid);
-        let _ = copy_out(&child, ptid, &tid);
+}
+
+/// Linux's flag checks (copy_process), then the new task; the tid
+/// stores; a vfork parent sleeps until its child execs or exits.
+fn do_clone(k: &mut Kernel, s: usize, c: Clone) -> Outcome {
+    let f = c.flags;
+    if f & !KNOWN_FLAGS != 0 {
+        log_refused(k, s, "clone", format_args!("flags {:#x}", f & !KNOWN_FLAGS));
+        return Ret(err(Errno::EINVAL));
     }
-    if flags & CLONE_CHILD_SETTID as u64 != 0 {
-        let _ = copy_out(&child, ctid, &tid);
+    let has = |x: u64| f & x != 0;
+    let invalid = (has(CLONE_THREAD) && !has(CLONE_SIGHAND))
+        || (has(CLONE_SIGHAND) && !has(CLONE_VM))
+        || (has(CLONE_CLEAR_SIGHAND) && has(CLONE_SIGHAND))
+        // Init's siblings would have no parent.
+        || ((has(CLONE_PARENT) || has(CLONE_THREAD)) && k.procs.procs[s].tgid == 1 && has(CLONE_PARENT));
+    if invalid {
+        return Ret(err(Errno::EINVAL));
     }
-    if flags & CLONE_CHILD_CLEARTID as u64 != 0 {
-        k.procs.procs[c].clear_child_tid = ctid;
+    if has(CLONE_SETTLS) {
+        if let Err(e) = ProcTable::check_tls(c.tls) {
+            return Ret(err(e));
+        }
     }
-    Ok(pid as i64)
+    let args = CloneArgs {
+        flags: f,
+        stack: c.stack,
+        tls: c.tls,
+        exit_signal: c.exit_signal,
+    };
+    let child = match k.procs.clone_task(&mut k.mm, s, &args) {
+        Ok(c) => c,
+        Err(e) => return Ret(err(e)),
+    };
+    let tid = k.procs.procs[child].pid;
+    let bytes = tid.to_le_bytes();
+    if has(CLONE_PARENT_SETTID as u64) {
+        let _ = copy_out(&k.space(s), c.ptid, &bytes);
+    }
+    if has(CLONE_CHILD_SETTID as u64) {
+        let _ = copy_out(&k.space(child), c.ctid, &bytes);
+    }
+    if has(CLONE_CHILD_CLEARTID as u64) {
+        k.procs.procs[child].clear_child_tid = c.ctid;
+    }
+    if has(CLONE_VFORK) {
+        // The call is over when the child lets go of the memory: it
+        // returns the child's tid then, without restarting.
+        k.procs.procs[s].tf.rax = tid as u64;
+        k.procs.sleep(s, Chan::Vfork(tid), 0, 0);
+        k.procs.procs[s].restart = false;
+        return NoReturn;
+    }
+    Ret(tid as i64)
 }
 
 /// Copies a NULL-terminated array of string pointers into `args`.
@@ -143,15 +281,18 @@ struct Found {
 /// no child matches at all; `Ok(None)` when none is ready.
 fn find_waitable(k: &mut Kernel, s: usize, w: &WaitFor) -> Result<Option<Found>, Errno> {
     use linux_raw_sys::general::{CLD_CONTINUED, CLD_EXITED, CLD_KILLED, CLD_STOPPED};
-    let me = k.procs.procs[s].pid;
+    let me = k.procs.procs[s].tgid;
     let my_pgid = k.procs.procs[s].pgid;
     // __WALL (0x40000000) or __WCLONE (0x80000000) see clone children
     // (exit signal other than SIGCHLD); plain waits see only the others.
     let all = w.options & 0x4000_0000 != 0;
     let clone_only = w.options & 0x8000_0000 != 0;
     let matches = |p: &Proc| {
+        // Processes only: a group's leader stands for it (threads are
+        // never waited for).
         p.state != State::Free
             && p.parent == me
+            && p.pid == p.tgid
             && match w.pid {
                 -1 => true,
                 0 => p.pgid == my_pgid,
@@ -169,7 +310,9 @@ fn find_waitable(k: &mut Kernel, s: usize, w: &WaitFor) -> Result<Option<Found>,
             continue;
         }
         let pid = p.pid;
-        if p.state == State::Zombie && w.exited {
+        // A leader that ended before its threads is not a zombie yet.
+        let done = p.state == State::Zombie && !k.procs.group_alive(pid, None);
+        if done && w.exited {
             let st = p.wait_status;
             let mut cpu = p.cpu;
             cpu.add(p.children_cpu);
@@ -254,7 +397,7 @@ pub fn sys_wait4(
         }
         Ok(None) if options & WNOHANG as u64 != 0 => Ret(0),
         Ok(None) => {
-            let me = k.procs.procs[s].pid;
+            let me = k.procs.procs[s].tgid;
             k.procs.sleep(s, Chan::Child(me), 0, 0);
             NoReturn
         }
@@ -288,7 +431,7 @@ pub fn sys_waitid(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
     let found = match find_waitable(k, s, &w) {
         Err(e) => return Ret(err(e)),
         Ok(None) if options & WNOHANG as u64 == 0 => {
-            let me = k.procs.procs[s].pid;
+            let me = k.procs.procs[s].tgid;
             k.procs.sleep(s, Chan::Child(me), 0, 0);
             return NoReturn;
         }
@@ -366,12 +509,17 @@ pub fn sys_setpgid(k: &mut Kernel, s: usize, pid: i32, pgid: i32) -> Result<i64,
     if pgid < 0 {
         return Err(Errno::EINVAL);
     }
-    let me = k.procs.procs[s].pid;
+    let me = k.procs.procs[s].tgid;
+    // A process is its leader's slot (the caller may be another thread).
+    let s = k.procs.find(me).unwrap_or(s);
     let t = if pid == 0 {
         s
     } else {
         k.procs.find(pid as u32).ok_or(Errno::ESRCH)?
     };
+    if k.procs.procs[t].pid != k.procs.procs[t].tgid {
+        return Err(Errno::ESRCH);
+    }
     let target = &k.procs.procs[t];
     if t != s && (target.parent != me || !target.alive()) {
         return Err(Errno::ESRCH);
@@ -394,9 +542,11 @@ pub fn sys_setpgid(k: &mut Kernel, s: usize, pid: i32, pgid: i32) -> Result<i64,
     {
         return Err(Errno::EPERM);
     }
-    k.procs.procs[t].pgid = pgid;
-    if let Some(task) = &k.procs.procs[t].task {
-        task.pgid.set(pgid);
+    for x in k.procs.group(k.procs.procs[t].tgid) {
+        k.procs.procs[x].pgid = pgid;
+        if let Some(task) = &k.procs.procs[x].task {
+            task.pgid.set(pgid);
+        }
     }
     Ok(0)
 }
@@ -421,7 +571,7 @@ pub fn sys_getsid(k: &mut Kernel, s: usize, pid: i32) -> Result<i64, Errno> {
 /// setsid: a new session and group led by the caller (EPERM if it
 /// already leads a group).
 pub fn sys_setsid(k: &mut Kernel, s: usize) -> Result<i64, Errno> {
-    let pid = k.procs.procs[s].pid;
+    let pid = k.procs.procs[s].tgid;
     if k.procs
         .procs
         .iter()
@@ -429,12 +579,14 @@ pub fn sys_setsid(k: &mut Kernel, s: usize) -> Result<i64, Errno> {
     {
         return Err(Errno::EPERM);
     }
-    let p = &mut k.procs.procs[s];
-    p.sid = pid;
-    p.pgid = pid;
-    if let Some(task) = &p.task {
-        task.pgid.set(pid);
-        task.sid.set(pid);
+    for x in k.procs.group(pid) {
+        let p = &mut k.procs.procs[x];
+        p.sid = pid;
+        p.pgid = pid;
+        if let Some(task) = &p.task {
+            task.pgid.set(pid);
+            task.sid.set(pid);
+        }
     }
     Ok(pid as i64)
 }

@@ -70,7 +70,7 @@ pub fn sys_rt_sigaction(
             || (a.handler == signal::SIG_DFL
                 && signal::default_action(sig) == signal::DefaultAction::Ignore);
         if ignored {
-            k.procs.procs[s].sig.discard(SigSet::of(sig));
+            k.procs.discard_group(s, SigSet::of(sig));
         }
     }
     Ok(0)
@@ -106,6 +106,7 @@ pub fn sys_rt_sigprocmask(
     }
     if let Some(m) = new {
         k.procs.procs[s].sig.mask = m.blockable();
+        k.procs.adopt_group_signals(s);
     }
     Ok(0)
 }
@@ -116,7 +117,14 @@ pub fn sys_rt_sigpending(k: &mut Kernel, s: usize, set: u64, size: u64) -> Resul
         return Err(Errno::EINVAL);
     }
     let p = &k.procs.procs[s];
-    let v = p.sig.pending.0 & p.sig.mask.0;
+    // The thread's own and what other threads hold for the process.
+    let held = k
+        .procs
+        .group_peers(s)
+        .iter()
+        .map(|&t| k.procs.procs[t].sig.shared.0 & k.procs.procs[t].sig.pending.0)
+        .fold(0, |a, b| a | b);
+    let v = (p.sig.pending.0 | held) & p.sig.mask.0;
     copy_out(&k.space(s), set, &v.to_le_bytes()[..size as usize])?;
     Ok(0)
 }
@@ -133,6 +141,7 @@ pub fn temporary_mask(k: &mut Kernel, s: usize, set: u64) -> Result<(), Errno> {
     let p = &mut k.procs.procs[s];
     p.sig.saved_mask = Some(p.sig.mask);
     p.sig.mask = v.blockable();
+    k.procs.adopt_group_signals(s);
     Ok(())
 }
 
@@ -178,6 +187,9 @@ pub fn sys_rt_sigtimedwait(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
         Ok(v) => v,
         Err(e) => return Ret(err(e)),
     };
+    // What the process holds for any thread that waits for it.
+    k.procs.procs[s].sig.waiting = want;
+    k.procs.adopt_group_signals(s);
     let p = &mut k.procs.procs[s];
     if let Some(got) = p.sig.dequeue(want) {
         p.sig.waiting = SigSet::EMPTY;
@@ -209,24 +221,42 @@ pub fn sys_rt_sigtimedwait(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
     NoReturn
 }
 
-/// rt_sigqueueinfo / rt_tgsigqueueinfo: a signal with the caller's own
-/// siginfo; only to itself may a process claim a kernel code (EPERM).
+/// rt_sigqueueinfo(pid, sig, info): a signal with the caller's own
+/// siginfo to a process; only to itself may a process claim a kernel
+/// code (EPERM).
 pub fn sys_rt_sigqueueinfo(k: &mut Kernel, s: usize, pid: i32, sig: u64, uinfo: u64) -> Outcome {
     let r = (|| {
-        let sig = check_sig(sig)?;
-        let mut info = SigInfo([0; 128]);
-        copy_in(&k.space(s), uinfo, &mut info.0)?;
         let t = k.procs.find(pid as u32).ok_or(Errno::ESRCH)?;
-        if (info.code() >= 0 || info.code() == SI_TKILL) && t != s {
-            return Err(Errno::EPERM);
-        }
-        info.0[0..4].copy_from_slice(&sig.to_le_bytes());
-        Ok((t, info))
+        let info = queued_info(k, s, t, sig, uinfo)?;
+        k.procs.send_group(t, info)
     })();
-    match r {
-        Ok((t, info)) => ret(k.procs.send(t, info).map(|_| 0)),
-        Err(e) => Ret(err(e)),
+    ret(r.map(|_| 0))
+}
+
+/// rt_tgsigqueueinfo(tgid, tid, sig, info): the same to one thread.
+pub fn sys_rt_tgsigqueueinfo(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
+    let r = (|| {
+        let t = k.procs.find(a[1] as u32).ok_or(Errno::ESRCH)?;
+        if k.procs.procs[t].tgid != a[0] as u32 {
+            return Err(Errno::ESRCH);
+        }
+        let info = queued_info(k, s, t, a[2], a[3])?;
+        k.procs.send(t, info)
+    })();
+    ret(r.map(|_| 0))
+}
+
+/// The siginfo a process queues to task `t` (see above).
+fn queued_info(k: &Kernel, s: usize, t: usize, sig: u64, uinfo: u64) -> Result<SigInfo, Errno> {
+    let sig = check_sig(sig)?;
+    let mut info = SigInfo([0; 128]);
+    copy_in(&k.space(s), uinfo, &mut info.0)?;
+    let own = k.procs.procs[t].tgid == k.procs.procs[s].tgid;
+    if (info.code() >= 0 || info.code() == SI_TKILL) && !own {
+        return Err(Errno::EPERM);
     }
+    info.0[0..4].copy_from_slice(&sig.to_le_bytes());
+    Ok(info)
 }
 
 /// kill(pid, sig): to one process, the caller's group (0), every process
@@ -244,16 +274,16 @@ pub fn sys_kill(k: &mut Kernel, s: usize, pid: i32, sig: u64) -> Result<i64, Err
         return Err(Errno::ESRCH);
     }
     if sig != 0 {
-        let me = k.procs.procs[s].pid;
+        let me = k.procs.procs[s].tgid;
         for t in targets {
-            k.procs.send(t, SigInfo::from_process(sig, SI_USER, me))?;
+            k.procs
+                .send_group(t, SigInfo::from_process(sig, SI_USER, me))?;
         }
     }
     Ok(0)
 }
 
 /// tgkill(tgid, tid, sig) and tkill(tid, sig) (`tgid` None): one thread.
-/// Until threads exist a thread is its process (tid = pid).
 pub fn sys_tgkill(
     k: &mut Kernel,
     s: usize,
@@ -266,11 +296,11 @@ pub fn sys_tgkill(
         return Err(Errno::EINVAL);
     }
     let t = k.procs.find(tid as u32).ok_or(Errno::ESRCH)?;
-    if tgid.is_some_and(|g| g as u32 != k.procs.procs[t].pid) {
+    if tgid.is_some_and(|g| g as u32 != k.procs.procs[t].tgid) {
         return Err(Errno::ESRCH);
     }
     if sig != 0 {
-        let me = k.procs.procs[s].pid;
+        let me = k.procs.procs[s].tgid;
         k.procs.send(t, SigInfo::from_process(sig, SI_TKILL, me))?;
     }
     Ok(0)
@@ -314,7 +344,11 @@ pub fn sys_sigaltstack(k: &mut Kernel, s: usize, ss: u64, old: u64) -> Result<i6
 /// cannot be read, or holds FPU state the CPU would refuse, is SIGSEGV.
 pub fn sys_rt_sigreturn(k: &mut Kernel, s: usize) -> Outcome {
     match k.procs.sigreturn(s) {
-        Ok(rax) => Ret(rax as i64),
+        Ok(rax) => {
+            // The mask it returns to may let in what the process holds.
+            k.procs.adopt_group_signals(s);
+            Ret(rax as i64)
+        }
         Err(_) => {
             k.procs
                 .force(s, SigInfo::new(signal::SIGSEGV, signal::SI_KERNEL));
@@ -325,7 +359,7 @@ pub fn sys_rt_sigreturn(k: &mut Kernel, s: usize) -> Outcome {
 
 /// The time left on ITIMER_REAL of `s`, and its interval (ns).
 fn real_timer_left(k: &Kernel, s: usize) -> (u64, u64) {
-    let t = k.procs.procs[s].real_timer;
+    let t = k.procs.procs[leader(k, s)].real_timer;
     if t.deadline_ns == 0 {
         return (0, t.interval_ns);
     }
@@ -398,8 +432,15 @@ pub fn sys_setitimer(
     Ok(0)
 }
 
+/// ITIMER_REAL is the process's: kept in its leader's slot (the caller's
+/// own if the leader is gone).
+fn leader(k: &Kernel, s: usize) -> usize {
+    k.procs.find(k.procs.procs[s].tgid).unwrap_or(s)
+}
+
 fn arm_real_timer(k: &mut Kernel, s: usize, value: u64, interval: u64) {
-    let t = &mut k.procs.procs[s].real_timer;
+    let l = leader(k, s);
+    let t = &mut k.procs.procs[l].real_timer;
     t.interval_ns = interval;
     t.deadline_ns = if value == 0 {
         0
