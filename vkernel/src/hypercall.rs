@@ -163,7 +163,17 @@ impl<V: Vcpu> Machine<V> {
             Call::Clock { which } if which == CLOCK_REALTIME => Ok(realtime_ns()),
             Call::Clock { .. } => Ok(self.hypercalls.monotonic_ns()),
             Call::PoolStats {} => Ok(registry.pages_in_use() as i64),
-            Call::ConsoleRead { buf, len } => self.hypercalls.idle.read(&self.guest.ram, buf, len),
+            Call::ConsoleRead { buf, len } => {
+                let r = self.hypercalls.idle.read(&self.guest.ram, buf, len);
+                if self.hypercalls.idle.escaped {
+                    crate::terminal::restore();
+                    crate::report!("vkernel: Ctrl-] q: run ended");
+                    write_result(&self.guest.ram, addr, Ok(0));
+                    return Err(Stop::Exit(crate::terminal::EXIT_ESCAPE.into()));
+                }
+                r
+            }
+            Call::ConsoleWinsize { buf } => crate::terminal::winsize(&self.guest.ram, buf),
             Call::Idle { deadline_ns } => {
                 let h = &mut self.hypercalls;
                 let deadline =

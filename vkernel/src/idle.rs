@@ -45,6 +45,12 @@ pub struct Idle {
     events: EventManager<Arc<Mutex<dyn MutEventSubscriber + Send>>>,
     watch: Arc<Mutex<StdinWatch>>,
     input_closed: bool,
+    /// Size changes of the host terminal already reported.
+    winch_seen: u64,
+    /// A Ctrl-] ended the last read (the escape's first byte).
+    escape_held: bool,
+    /// The user typed the escape: the run ends.
+    pub escaped: bool,
 }
 
 impl Idle {
@@ -58,17 +64,29 @@ impl Idle {
             events,
             watch,
             input_closed: false,
+            winch_seen: 0,
+            escape_held: false,
+            escaped: false,
         })
     }
 
-    /// Waits until `deadline` (host-monotonic, None = no deadline) or
-    /// console input. Returns 1 if input is ready, 0 on timeout (or early,
-    /// like a spurious wakeup, when the vCPU was kicked: see
-    /// `slice_timer::kick_pending`).
+    /// Waits until `deadline` (host-monotonic, None = no deadline),
+    /// console input, or a change of the host terminal's size. Returns
+    /// the `IDLE_INPUT` | `IDLE_WINCH` bits, 0 on timeout (or early, like
+    /// a spurious wakeup, when the vCPU was kicked: see
+    /// `slice_timer::kick_pending`). A deadline already past is a poll.
     pub fn wait(&mut self, deadline: Option<Instant>) -> i64 {
+        let mut polled = false;
         loop {
+            let mut bits = 0;
             if self.take_ready() {
-                return 1;
+                bits |= vkernel_abi::IDLE_INPUT;
+            }
+            if crate::terminal::winch_pending(&mut self.winch_seen) {
+                bits |= vkernel_abi::IDLE_WINCH;
+            }
+            if bits != 0 {
+                return bits;
             }
             if crate::slice_timer::kick_pending() {
                 return 0; // the vCPU was kicked (gdb's Ctrl-C): wake early
@@ -78,9 +96,10 @@ impl Idle {
                 None => -1,
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
+                    if left.is_zero() && polled {
                         return 0;
                     }
+                    polled = true;
                     // epoll counts milliseconds: round up so we never wake early.
                     left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
                 }
@@ -117,8 +136,16 @@ impl Idle {
         if n == 0 {
             self.input_closed = true;
         }
-        ram.write_slice(buf, &bytes[..n])?;
-        Ok(n as i64)
+        bytes.truncate(n);
+        if crate::terminal::is_tty() {
+            self.escaped = crate::terminal::filter_escape(&mut bytes, &mut self.escape_held);
+            if bytes.is_empty() && n > 0 {
+                // Only (part of) the escape: nothing for the guest yet.
+                return Err(Errno::EAGAIN);
+            }
+        }
+        ram.write_slice(buf, &bytes)?;
+        Ok(bytes.len() as i64)
     }
 }
 

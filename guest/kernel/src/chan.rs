@@ -9,6 +9,8 @@ pub enum Chan {
     Child(u32),
     /// Console input: a read of the console with none buffered.
     ConsoleInput,
+    /// Terminal output was stopped (STOP, TCOOFF) and may start again.
+    TtyOutput,
     /// The futex word at this user address (private to one process until
     /// threads share address spaces).
     Futex(u64),

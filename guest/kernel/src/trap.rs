@@ -61,7 +61,9 @@ fn turn(k: &mut Kernel, s: usize) {
     let tf = p.tf;
     match tf.trapno {
         T_FAST_SYSCALL => syscall::dispatch(k, s),
-        T_TIMEOUT => {} // slice over: next process
+        // Slice over: next process (and a look at the terminal: a
+        // compute-bound job's Ctrl-C).
+        T_TIMEOUT => k.procs.tty_due = true,
         T_PAGEFLT => {
             let fault = k.space(s).borrow_mut().fault(tf.addr, tf.err);
             match fault {

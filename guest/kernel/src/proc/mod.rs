@@ -12,6 +12,7 @@
 
 pub mod exec;
 pub mod fpu;
+pub mod jobctl;
 pub mod procfs;
 pub mod sched;
 pub mod sigframe;
@@ -214,6 +215,10 @@ pub struct ProcTable {
     /// File locks: their owners are processes and open files, and a
     /// change wakes sleepers, so they are kept beside the processes.
     pub locks: Locks,
+    /// Rounds since the terminal was last looked at (see [`jobctl`]).
+    pub tty_rounds: u32,
+    /// A time slice ran out since: look at the terminal this round.
+    pub tty_due: bool,
 }
 
 impl ProcTable {
@@ -226,6 +231,8 @@ impl ProcTable {
             fpu: fpu::Fpu::probe(),
             fpu_owner: None,
             locks: Locks::default(),
+            tty_rounds: 0,
+            tty_due: false,
         }
     }
 
@@ -349,6 +356,10 @@ impl ProcTable {
         }
         if self.fpu_owner == Some(pid) {
             self.fpu_owner = None;
+        }
+        let (sid, leader) = (self.procs[slot].sid, self.procs[slot].sid == pid);
+        if leader {
+            self.tty_leader_exit(sid);
         }
         let p = &mut self.procs[slot];
         p.space = None;
