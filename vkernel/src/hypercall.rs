@@ -130,6 +130,18 @@ impl Hypercalls {
 }
 
 impl<V: Vcpu> Machine<V> {
+    /// The user typed the escape (Ctrl-] q) in the host terminal: the run
+    /// ends with [`crate::terminal::EXIT_ESCAPE`], whatever the guest does.
+    fn escape(&mut self, addr: u64) -> Result<(), Stop> {
+        if !self.hypercalls.idle.escaped {
+            return Ok(());
+        }
+        crate::terminal::restore();
+        crate::report!("vkernel: Ctrl-] q: run ended");
+        write_result(&self.guest.ram, addr, Ok(0));
+        Err(Stop::Exit(crate::terminal::EXIT_ESCAPE.into()))
+    }
+
     /// The guest kernel's `out` to hypercall port `port` with the block's
     /// address in `value`.
     pub(crate) fn on_hypercall(&mut self, port: u16, len: usize, value: u32) -> Handled {
@@ -165,12 +177,7 @@ impl<V: Vcpu> Machine<V> {
             Call::PoolStats {} => Ok(registry.pages_in_use() as i64),
             Call::ConsoleRead { buf, len } => {
                 let r = self.hypercalls.idle.read(&self.guest.ram, buf, len);
-                if self.hypercalls.idle.escaped {
-                    crate::terminal::restore();
-                    crate::report!("vkernel: Ctrl-] q: run ended");
-                    write_result(&self.guest.ram, addr, Ok(0));
-                    return Err(Stop::Exit(crate::terminal::EXIT_ESCAPE.into()));
-                }
+                self.escape(addr)?;
                 r
             }
             Call::ConsoleWinsize { buf } => crate::terminal::winsize(&self.guest.ram, buf),
@@ -178,7 +185,9 @@ impl<V: Vcpu> Machine<V> {
                 let h = &mut self.hypercalls;
                 let deadline =
                     (deadline_ns != 0).then(|| h.started + Duration::from_nanos(deadline_ns));
-                Ok(h.idle.wait(deadline))
+                let bits = h.idle.wait(deadline);
+                self.escape(addr)?;
+                Ok(bits)
             }
             Call::VmspaceCreate { id, ty, data } => registry.create(id, ty, data).map(|()| 0),
             Call::VmspaceDestroy { id } => registry.destroy(id).map(|()| 0),

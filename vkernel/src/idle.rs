@@ -49,6 +49,10 @@ pub struct Idle {
     winch_seen: u64,
     /// A Ctrl-] ended the last read (the escape's first byte).
     escape_held: bool,
+    /// With a terminal: input read from it (the escape taken out) that
+    /// the guest has yet to read. The host reads it as it comes, so the
+    /// escape works while the guest reads nothing.
+    pending: Vec<u8>,
     /// The user typed the escape: the run ends.
     pub escaped: bool,
 }
@@ -66,6 +70,7 @@ impl Idle {
             input_closed: false,
             winch_seen: 0,
             escape_held: false,
+            pending: Vec::new(),
             escaped: false,
         })
     }
@@ -80,6 +85,18 @@ impl Idle {
         loop {
             let mut bits = 0;
             if self.take_ready() {
+                if crate::terminal::is_tty() {
+                    self.fill();
+                    if self.escaped {
+                        return 0;
+                    }
+                    if !self.pending.is_empty() || self.input_closed {
+                        bits |= vkernel_abi::IDLE_INPUT;
+                    }
+                } else {
+                    bits |= vkernel_abi::IDLE_INPUT;
+                }
+            } else if !self.pending.is_empty() {
                 bits |= vkernel_abi::IDLE_INPUT;
             }
             if crate::terminal::winch_pending(&mut self.winch_seen) {
@@ -124,6 +141,22 @@ impl Idle {
         if len == 0 {
             return Ok(0);
         }
+        if crate::terminal::is_tty() {
+            if self.pending.is_empty() {
+                self.fill();
+            }
+            if self.pending.is_empty() {
+                return if self.input_closed {
+                    Ok(0)
+                } else {
+                    Err(Errno::EAGAIN)
+                };
+            }
+            let n = (len as usize).min(self.pending.len());
+            ram.write_slice(buf, &self.pending[..n])?;
+            self.pending.drain(..n);
+            return Ok(n as i64);
+        }
         if self.input_closed {
             return Ok(0);
         }
@@ -136,18 +169,39 @@ impl Idle {
         if n == 0 {
             self.input_closed = true;
         }
-        bytes.truncate(n);
-        if crate::terminal::is_tty() {
-            self.escaped = crate::terminal::filter_escape(&mut bytes, &mut self.escape_held);
-            if bytes.is_empty() && n > 0 {
-                // Only (part of) the escape: nothing for the guest yet.
-                return Err(Errno::EAGAIN);
-            }
-        }
-        ram.write_slice(buf, &bytes)?;
-        Ok(bytes.len() as i64)
+        ram.write_slice(buf, &bytes[..n])?;
+        Ok(n as i64)
     }
 }
+
+impl Idle {
+    /// Reads what the terminal has into `pending` (bounded: a guest that
+    /// never reads cannot grow it past [`PENDING_MAX`]), taking the
+    /// escape out.
+    fn fill(&mut self) {
+        let stdin = std::io::stdin();
+        if self.input_closed
+            || self.pending.len() >= PENDING_MAX
+            || !readable_now(stdin.as_raw_fd())
+        {
+            return;
+        }
+        let mut bytes = vec![0u8; MAX_READ as usize];
+        match stdin.lock().read(&mut bytes) {
+            Ok(0) | Err(_) => self.input_closed = true,
+            Ok(n) => {
+                bytes.truncate(n);
+                if crate::terminal::filter_escape(&mut bytes, &mut self.escape_held) {
+                    self.escaped = true;
+                }
+                self.pending.extend_from_slice(&bytes);
+            }
+        }
+    }
+}
+
+/// Most terminal input the host holds for the guest.
+const PENDING_MAX: usize = 64 * 1024;
 
 /// Whether a read of `fd` would not block.
 fn readable_now(fd: i32) -> bool {
