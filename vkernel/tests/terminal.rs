@@ -61,6 +61,13 @@ fn same(a: &libc::termios, b: &libc::termios) -> bool {
 
 impl Session {
     fn start(args: &[&str]) -> Session {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vkernel"));
+        cmd.args(common::with_pmap(args));
+        Session::spawn(cmd)
+    }
+
+    /// Runs `cmd` on the slave side of a new 30 x 100 pty.
+    fn spawn(mut cmd: Command) -> Session {
         let (mut m, mut s) = (-1, -1);
         let ws = libc::winsize {
             ws_row: 30,
@@ -76,11 +83,7 @@ impl Session {
         let (master, slave) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
         let before = termios(&slave);
         let io = || Stdio::from(slave.try_clone().unwrap());
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vkernel"));
-        cmd.args(common::with_pmap(args))
-            .stdin(io())
-            .stdout(io())
-            .stderr(io());
+        cmd.stdin(io()).stdout(io()).stderr(io());
         // SAFETY: setsid and ioctl are async-signal-safe; the child makes
         // the pty its controlling terminal, so a resize is its SIGWINCH.
         unsafe {
@@ -173,6 +176,18 @@ impl Session {
         let t = termios(&self.slave);
         assert_eq!(t.c_lflag & (libc::ICANON | libc::ECHO | libc::ISIG), 0);
         assert_eq!(t.c_oflag & libc::OPOST, 0);
+    }
+
+    /// The check lines (`ok - ...`, `FAIL - ...`) shown so far.
+    fn checks(&self) -> Vec<String> {
+        String::from_utf8_lossy(&self.seen)
+            .split('\n')
+            .map(|l| l.trim_matches('\r'))
+            .filter(|l| {
+                l.starts_with("ok - ") || l.starts_with("FAIL - ") || l.ends_with(" failed")
+            })
+            .map(str::to_owned)
+            .collect()
     }
 
     /// Waits for vkernel to end; its exit status (or 128 + signal).
@@ -384,4 +399,29 @@ fn the_terminal_is_restored_after_the_guest_exits_crashes_or_vkernel_is_killed()
     s.send(b"\x1dq");
     assert_eq!(s.wait(), 130);
     s.assert_restored();
+}
+
+#[test]
+fn terminal_calls_behave_as_on_linux() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = common::c_program(dir.path(), "tty");
+    let mut native = Session::spawn(Command::new(&exe));
+    let code = native.wait();
+    let want = native.checks();
+    assert!(
+        code == 0 && want.last().map(String::as_str) == Some("0 failed"),
+        "natively (exit {code}, last {:?}):\n{}",
+        want.last(),
+        String::from_utf8_lossy(&native.seen)
+    );
+    let mut guest = Session::start(&["run", "--", exe.to_str().unwrap()]);
+    let code = guest.wait();
+    assert_eq!(
+        guest.checks(),
+        want,
+        "in the guest (exit {code}):\n{}",
+        String::from_utf8_lossy(&guest.seen)
+    );
+    assert_eq!(code, 0);
+    guest.assert_restored();
 }

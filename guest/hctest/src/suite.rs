@@ -184,7 +184,10 @@ fn basic_cases(s: &mut Suite) {
     );
     s.err(
         "console_winsize: buffer across the end of memory -> EFAULT",
-        call(Hypercall::ConsoleWinsize, [s.mem_bytes - 4, 0, 0, 0, 0, 0, 0]),
+        call(
+            Hypercall::ConsoleWinsize,
+            [s.mem_bytes - 4, 0, 0, 0, 0, 0, 0],
+        ),
         Errno::EFAULT,
     );
     let mut ws = [0u16; 4];

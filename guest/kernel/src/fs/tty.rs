@@ -125,6 +125,10 @@ pub struct Tty {
     /// foreground process group.
     pub session: u32,
     pub pgrp: u32,
+    /// A process made it its controlling terminal (TIOCSCTTY) or chose
+    /// its foreground (TIOCSPGRP). Until then init's session holds it
+    /// only as the boot left it, and another session leader may take it.
+    pub claimed: bool,
     /// Readable input: in canonical mode only complete lines are, in
     /// `lines` (an empty one is an end of file); in raw mode `raw`.
     lines: VecDeque<Vec<u8>>,
@@ -156,6 +160,7 @@ impl Tty {
             winsize: [24, 80, 0, 0],
             session: 0,
             pgrp: 0,
+            claimed: false,
             lines: VecDeque::new(),
             raw: VecDeque::new(),
             edit: Vec::new(),

@@ -281,7 +281,10 @@ fn set_pgrp(k: &mut Kernel, s: usize, arg: u64) -> Result<i64, Errno> {
         None => Err(Errno::ESRCH),
         Some(other) if other != sid => Err(Errno::EPERM),
         Some(_) => {
-            tty::with(|t| t.pgrp = pgrp as u32);
+            tty::with(|t| {
+                t.pgrp = pgrp as u32;
+                t.claimed = true;
+            });
             Ok(0)
         }
     }
@@ -290,25 +293,29 @@ fn set_pgrp(k: &mut Kernel, s: usize, arg: u64) -> Result<i64, Errno> {
 /// TIOCSCTTY: a session leader without a terminal takes it (one another
 /// session holds only with `arg` 1, the caller being root, as Linux
 /// lets CAP_SYS_ADMIN steal it). Init's session holds the console from
-/// boot only so that a shell run as init has job control; on Linux init
-/// never holds the console, so any session leader may take it from
-/// init's session (busybox init's children do, for their shell).
+/// boot so that a shell run as init has job control; but on Linux init
+/// never holds the console, so until init's session claims it
+/// (TIOCSCTTY, TIOCSPGRP) any session leader may take it from there
+/// (busybox init's children do, for their shell).
 fn set_ctty(k: &mut Kernel, s: usize, arg: u64) -> Result<i64, Errno> {
     let p = &k.procs.procs[s];
     let (pid, sid, pgid) = (p.pid, p.sid, p.pgid);
     let session = tty::with(|t| t.session);
     if session == sid {
+        tty::with(|t| t.claimed = true);
         return Ok(0);
     }
     if pid != sid {
         return Err(Errno::EPERM);
     }
-    if session != 0 && session != 1 && arg != 1 {
+    let boot_held = session == 1 && !tty::with(|t| t.claimed);
+    if session != 0 && !boot_held && arg != 1 {
         return Err(Errno::EPERM);
     }
     tty::with(|t| {
         t.session = sid;
         t.pgrp = pgid;
+        t.claimed = true;
     });
     Ok(0)
 }
