@@ -331,10 +331,8 @@ fn stty_reports_the_termios_and_raw_mode_and_the_window_size_follow() {
         ws_ypixel: 0,
     };
     // SAFETY: TIOCSWINSZ reads one winsize.
-    assert_eq!(
-        unsafe { libc::ioctl(s.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) },
-        0
-    );
+    let r = unsafe { libc::ioctl(s.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    assert_eq!(r, 0);
     std::thread::sleep(Duration::from_millis(300));
     let out = s.run("stty size");
     assert!(out.contains("\r\n40 120\r\n"), "{out:?}");

@@ -109,14 +109,13 @@ impl ProcTable {
         }
     }
 
-    /// Once a round while processes run: the signals input raised, and
-    /// every [`POLL_ROUNDS`] rounds (or after a slice ran out: `due`) a
-    /// look at the host for input and size changes.
+    /// Once a round while processes run: every [`POLL_ROUNDS`] rounds (or
+    /// after a slice ran out: `due`) a look at the host for input and
+    /// size changes.
     pub fn tty_round(&mut self, due: bool) {
         if !tty::active() {
             return;
         }
-        self.tty_signals();
         self.tty_rounds = self.tty_rounds.wrapping_add(1);
         if due || self.tty_rounds.is_multiple_of(POLL_ROUNDS) {
             // A deadline already past: a poll, not a wait.

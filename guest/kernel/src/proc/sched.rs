@@ -27,8 +27,13 @@ impl ProcTable {
                 self.expire(now);
             }
         }
+        let tty = crate::fs::tty::active();
+        if tty {
+            // A read or poll may have taken a Ctrl-C from the host since.
+            self.tty_signals();
+        }
         if self.procs.iter().any(|p| p.state == State::Runnable) {
-            if crate::fs::tty::active() {
+            if tty {
                 let due = core::mem::take(&mut self.tty_due);
                 self.tty_round(due);
             } else {
