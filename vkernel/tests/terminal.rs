@@ -423,3 +423,49 @@ fn terminal_calls_behave_as_on_linux() {
     assert_eq!(code, 0);
     guest.assert_restored();
 }
+
+/// Runs `tests/c/ttyin.c` on `s`, typing each case's bytes after its
+/// "READY n"; returns the transcript from the first READY on.
+fn typed_cases(s: &mut Session) -> String {
+    let cases: [&[&[u8]]; 11] = [
+        &[b"abc\x15one two\x17three fo\x7fx\r"],
+        &[b"ab\x04"],
+        &[b"\x04"],
+        &[b"a\x01\t\x7f\x7fb\r"],
+        &[b"secret\r"],
+        &[b"abc\x7f\x15de\r"],
+        &[b"a\x16\x03b\x12c\r"],
+        &[b"x\x03y\r"],
+        &[b"a\rb\n"],
+        &[b"p\rq"],
+        &[b"ab\x03", b"cd\r"],
+    ];
+    for (i, chunks) in cases.iter().enumerate() {
+        s.expect(&format!("READY {}", i + 1));
+        std::thread::sleep(Duration::from_millis(100));
+        for c in *chunks {
+            s.send(c);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        s.expect(&format!("GOT {}", i + 1));
+    }
+    s.expect("END");
+    let all = String::from_utf8_lossy(&s.seen).into_owned();
+    let from = all.find("READY 1").unwrap_or(0);
+    let end = all.find("END").map_or(all.len(), |e| e + 3);
+    all[from..end].to_owned()
+}
+
+#[test]
+fn typed_input_is_edited_and_echoed_as_on_linux() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = common::c_program(dir.path(), "ttyin");
+    let mut native = Session::spawn(Command::new(&exe));
+    let want = typed_cases(&mut native);
+    assert_eq!(native.wait(), 0);
+    let mut guest = Session::start(&["run", "--", exe.to_str().unwrap()]);
+    let got = typed_cases(&mut guest);
+    assert_eq!(got, want, "guest vs Linux (left: guest)");
+    assert_eq!(guest.wait(), 0);
+    guest.assert_restored();
+}

@@ -291,9 +291,13 @@ impl Tty {
                 None
             };
             if let Some(sig) = sig {
-                // n_tty's isig: flush unless NOFLSH, then echo the character.
+                // n_tty's isig: flush unless NOFLSH, then echo the
+                // character. The flush takes the output not yet sent to
+                // the device too (tty_driver_flush_buffer): the echo of
+                // what came in the same batch.
                 if !t.l(linux::NOFLSH) {
                     self.flush_input();
+                    out.clear();
                 }
                 self.signals |= 1 << sig;
                 self.stopped = false;
