@@ -126,6 +126,8 @@ int main(void) {
     errno = 0;
     check("TCXONC 9: EINVAL", ioctl(0, TCXONC, 9) < 0 && errno == EINVAL);
     check("tcflow(TCOON) and tcdrain", tcflow(0, TCOON) == 0 && tcdrain(0) == 0);
+    char none[1];
+    check("a read of 0 bytes: 0 at once", read(0, none, 0) == 0);
     int n = -1;
     check("FIONREAD with nothing typed: 0", ioctl(0, FIONREAD, &n) == 0 && n == 0);
     errno = 0;
@@ -154,6 +156,11 @@ int main(void) {
     char buf[8];
     struct timespec s0;
     clock_gettime(CLOCK_MONOTONIC, &s0);
+    t.c_cc[VMIN] = 1;
+    tcsetattr(0, TCSANOW, &t);
+    check("a raw read of 0 bytes: 0 at once", read(0, buf, 0) == 0);
+    t.c_cc[VMIN] = 0;
+    tcsetattr(0, TCSANOW, &t);
     check("VMIN 0 VTIME 0 with nothing: 0 at once", read(0, buf, 8) == 0 && ms_since(&s0) < 100);
     t.c_cc[VTIME] = 2;
     tcsetattr(0, TCSANOW, &t);

@@ -211,6 +211,9 @@ impl Console {
     /// canonical mode), after one look at the host when it has nothing.
     /// VMIN/VTIME and job control are the system call's (`syscall/tty.rs`).
     fn read_terminal(&self, len: usize, out: Sink) -> Result<usize, IoError> {
+        if len == 0 {
+            return Ok(0); // takes nothing, not even an end of file
+        }
         let mut data = tty::with(|t| t.take(len));
         if data.is_none() && tty::pump() {
             data = tty::with(|t| t.take(len));
