@@ -167,10 +167,8 @@ impl Session {
         format!("\r\n{}", self.expect(PROMPT))
     }
 
-    /// Past the busybox init's "Please press Enter", at the prompt.
+    /// At the prompt of the image's /init (a login shell, pid 1).
     fn shell(&mut self) {
-        self.expect("Please press Enter to activate this console.");
-        self.send(b"\r");
         self.expect(PROMPT);
         // The terminal is raw while vkernel runs.
         let t = termios(&self.slave);
@@ -372,8 +370,10 @@ fn a_background_read_stops_the_job_with_sigttin() {
 
 #[test]
 fn the_terminal_is_restored_after_the_guest_exits_crashes_or_vkernel_is_killed() {
-    // The shell exits: a normal end.
-    let mut s = Session::start(&["run", "--image", image(), "--", "sh", "-c", "exit 3"]);
+    // The shell exits: a normal end, with its status.
+    let mut s = Session::start(&["run", "--image", image()]);
+    s.shell();
+    s.send(b"exit 3\r");
     assert_eq!(s.wait(), 3);
     s.assert_restored();
     // The guest kernel crashes (the test kernel's fault=null).
