@@ -150,6 +150,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "WHO")]
     pub pmap: Option<Pmap>,
 
+    /// Where the guest reads the time: `tsc` (the default) has the host
+    /// publish a clock page (pvclock layout) the guest kernel reads with
+    /// `rdtsc`, no exit per reading, when the host's TSC is invariant;
+    /// `hypercall` makes every reading a `clock` hypercall (the fallback,
+    /// and what a host without an invariant TSC gets).
+    #[arg(long, value_name = "SOURCE", default_value = "tsc")]
+    pub clock: crate::clock::ClockSource,
+
     /// At exit, print counters on stderr: VM exits, hypercalls, faults the
     /// host resolved, traps delivered, translation flushes, process faults
     /// (exits a process may not make, given to the guest kernel as
@@ -235,6 +243,7 @@ impl Default for RunArgs {
             program: Vec::new(),
             gdb: None,
             no_seccomp: false,
+            clock: crate::clock::ClockSource::Tsc,
             seccomp_selftest: false,
         }
     }

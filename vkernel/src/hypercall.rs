@@ -152,6 +152,8 @@ impl<V: Vcpu> Machine<V> {
         }
         let addr = value as u64;
         let block = read_block(&self.guest.ram, port, nr, addr)?;
+        // The kernel is here anyway: keep its clock page fresh.
+        self.clock.refresh(&self.vcpu, &self.guest.ram, false);
         let call = match Call::decode(nr, &block) {
             Ok(call) => call,
             Err(UnknownHypercall(nr)) => {
@@ -186,6 +188,8 @@ impl<V: Vcpu> Machine<V> {
                 let deadline =
                     (deadline_ns != 0).then(|| h.started + Duration::from_nanos(deadline_ns));
                 let bits = h.idle.wait(deadline);
+                // After a sleep of any length, the page is stale.
+                self.clock.refresh(&self.vcpu, &self.guest.ram, true);
                 self.escape(addr)?;
                 Ok(bits)
             }

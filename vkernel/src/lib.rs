@@ -8,6 +8,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod clock;
 pub mod console;
 pub mod crash;
 pub mod error;
@@ -129,6 +130,7 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     }
     vm.enter_kernel(loaded.entry)?;
     let mut machine = Machine::new(vm)?;
+    machine.set_clock(args.clock);
     if let Some(addr) = &args.gdb {
         let stub = gdb::Gdb::listen(addr, &kernel_bytes, !args.no_seccomp).map_err(|source| {
             Error::Gdb {

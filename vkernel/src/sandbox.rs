@@ -35,7 +35,7 @@ const R: u64 = 2;
 /// The ioctls the vCPU thread makes once running (vcpu.rs, and the
 /// debugger's register access): no VM or device creation, no memory
 /// slot other than the pool's re-registration, no CPUID or MSR changes.
-pub const VCPU_IOCTLS: [(u64, &str); 12] = {
+pub const VCPU_IOCTLS: [(u64, &str); 13] = {
     use kvm_bindings::*;
     use std::mem::size_of;
     [
@@ -45,6 +45,8 @@ pub const VCPU_IOCTLS: [(u64, &str); 12] = {
         (kvm_ioc(R, 0x83, size_of::<kvm_sregs>()), "KVM_GET_SREGS"),
         (kvm_ioc(W, 0x84, size_of::<kvm_sregs>()), "KVM_SET_SREGS"),
         (kvm_ioc(R, 0x8c, size_of::<kvm_fpu>()), "KVM_GET_FPU"),
+        // The guest TSC, for the clock page.
+        (kvm_ioc(R | W, 0x88, size_of::<kvm_msrs>()), "KVM_GET_MSRS"),
         (kvm_ioc(W, 0x8d, size_of::<kvm_fpu>()), "KVM_SET_FPU"),
         (
             kvm_ioc(R, 0x9f, size_of::<kvm_vcpu_events>()),

@@ -65,6 +65,10 @@ pub trait Vcpu {
     fn exception_pending(&self) -> bool;
     /// The x87/SSE registers (for the debugger).
     fn fpu(&self) -> Option<kvm_fpu>;
+    /// The guest TSC's frequency in kHz (KVM_GET_TSC_KHZ), if KVM says.
+    fn tsc_khz(&self) -> Option<u32>;
+    /// The guest's TSC now (its IA32_TSC MSR), if it can be read.
+    fn guest_tsc(&self) -> Option<u64>;
     /// Makes KVM forget every cached translation of guest page tables.
     fn drop_shadow_translations(&mut self) -> Result<(), Error>;
     /// Finishes, in the context on the vCPU now, whatever KVM left pending
@@ -169,6 +173,23 @@ impl Vcpu for KvmVcpu {
 
     fn fpu(&self) -> Option<kvm_fpu> {
         self.fd.get_fpu().ok()
+    }
+
+    fn tsc_khz(&self) -> Option<u32> {
+        self.fd.get_tsc_khz().ok()
+    }
+
+    fn guest_tsc(&self) -> Option<u64> {
+        const MSR_IA32_TSC: u32 = 0x10;
+        let mut msrs = kvm_bindings::Msrs::from_entries(&[kvm_bindings::kvm_msr_entry {
+            index: MSR_IA32_TSC,
+            ..Default::default()
+        }])
+        .ok()?;
+        match self.fd.get_msrs(&mut msrs) {
+            Ok(1) => Some(msrs.as_slice()[0].data),
+            _ => None,
+        }
     }
 
     fn drop_shadow_translations(&mut self) -> Result<(), Error> {

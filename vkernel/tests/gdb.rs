@@ -166,7 +166,9 @@ fn break_at_kmain_backtrace_registers_step_static_and_exit_status() {
         &guest,
         &[
             "x/gx &VKERNEL_MAGIC",
-            "break kmain",
+            // At its first instruction: past the prologue, inlined code
+            // (the clock) may already have used rdi.
+            "break *kmain",
             "continue",
             "bt",
             "printf \"rdi=%#lx\\n\", $rdi",

@@ -116,8 +116,12 @@ pub fn console_winsize(ws: &mut [u16; 4]) -> Result<u64, Errno> {
     .map(|n| n as u64)
 }
 
-/// Wall-clock nanoseconds since the Unix epoch.
+/// Wall-clock nanoseconds since the Unix epoch: the clock page's
+/// monotonic time plus its realtime offset, or the `clock` hypercall.
 pub fn realtime_ns() -> u64 {
+    if let Some((mono, page)) = page_clock() {
+        return mono.saturating_add(page.realtime_offset_ns);
+    }
     invoke(Call::Clock {
         which: vkernel_abi::CLOCK_REALTIME,
     })
@@ -135,11 +139,45 @@ pub fn exit(status: i32) -> ! {
     }
 }
 
-/// Monotonic host time in nanoseconds.
+/// Monotonic host time in nanoseconds: from the TSC through the clock page
+/// the host keeps (no exit), or the `clock` hypercall when the page says
+/// the TSC is not to be used.
 #[inline]
 pub fn clock_ns() -> u64 {
+    if let Some((mono, _)) = page_clock() {
+        return mono;
+    }
     invoke(Call::Clock {
         which: vkernel_abi::CLOCK_MONOTONIC,
     })
     .unwrap_or(0) as u64
+}
+
+/// Monotonic ns if the clock page can give it (no exit), else `None`:
+/// for readings worth taking only when they are cheap (CPU-time
+/// accounting around every time slice).
+pub fn cheap_clock_ns() -> Option<u64> {
+    page_clock().map(|(mono, _)| mono)
+}
+
+/// The latest monotonic reading, so readings never go back even if the
+/// host's refresh of the page moved the line under a reader.
+static LAST_NS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Monotonic ns from the clock page and the page, if the page may be used.
+fn page_clock() -> Option<(u64, vkernel_abi::clock::ClockPage)> {
+    use core::sync::atomic::Ordering::Relaxed;
+    use vkernel_abi::clock::ClockPage;
+    let at = vkernel_abi::layout::CLOCK_PAGE_ADDR as *const ClockPage;
+    // SAFETY: the clock page is guest RAM the kernel maps at its physical
+    // address; only the host writes it, while the vCPU is stopped.
+    let page = unsafe { core::ptr::read_volatile(at) };
+    if !page.stable() || !page.version.is_multiple_of(2) {
+        return None;
+    }
+    // SAFETY: RDTSC only reads the time-stamp counter (CR4.TSD is clear).
+    let tsc = unsafe { core::arch::x86_64::_rdtsc() };
+    let now = page.ns_at(tsc).max(LAST_NS.load(Relaxed));
+    LAST_NS.store(now, Relaxed);
+    Some((now, page))
 }

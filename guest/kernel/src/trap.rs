@@ -8,7 +8,7 @@ use crate::mm::Fault;
 use crate::proc::signal::{self, DefaultAction, SigInfo, SIG_DFL, SIG_IGN};
 use crate::proc::{sched, State};
 use crate::syscall;
-use guestlib::eprintln;
+use guestlib::{eprintln, hypercall};
 use vkernel_abi::frame::*;
 
 /// Runs processes until init exits (which ends the run).
@@ -23,13 +23,18 @@ pub fn run(k: &mut Kernel) -> ! {
             ran = true;
             if k.procs.signal_pending(s) {
                 deliver(k, s);
+                if k.procs.procs[s].alive() {
+                    k.procs.publish_signals(s);
+                }
                 if k.procs.procs[s].state != State::Runnable {
                     continue;
                 }
             }
             if k.procs.procs[s].restart {
                 k.procs.procs[s].restart = false;
+                let (pid, t0) = (k.procs.procs[s].pid, hypercall::cheap_clock_ns());
                 syscall::dispatch(k, s);
+                charge_since(k, s, pid, t0, false);
             } else {
                 turn(k, s);
             }
@@ -43,6 +48,7 @@ pub fn run(k: &mut Kernel) -> ! {
 /// Gives process `s` one turn on the vCPU and handles why it came back.
 fn turn(k: &mut Kernel, s: usize) {
     k.procs.load_fpu(s);
+    let (pid, t0) = (k.procs.procs[s].pid, hypercall::cheap_clock_ns());
     let p = &mut k.procs.procs[s];
     if let Err(e) = sched::enter(p, k.slice_us, &mut k.boot_trace) {
         // The host refused the frame (EINVAL): the process left itself an
@@ -59,8 +65,14 @@ fn turn(k: &mut Kernel, s: usize) {
         return;
     }
     let tf = p.tf;
+    // Its slice was user time; what the kernel does about the trap is
+    // system time.
+    let t1 = charge_since(k, s, pid, t0, true);
     match tf.trapno {
-        T_FAST_SYSCALL => syscall::dispatch(k, s),
+        T_FAST_SYSCALL => {
+            syscall::dispatch(k, s);
+            charge_since(k, s, pid, t1, false);
+        }
         // Slice over: next process (and a look at the terminal: a
         // compute-bound job's Ctrl-C).
         T_TIMEOUT => k.procs.tty_due = true,
@@ -76,6 +88,15 @@ fn turn(k: &mut Kernel, s: usize) {
         }
         trap => fault_signal(k, s, trap),
     }
+}
+
+/// Charges the CPU time since `since` (if the clock is cheap enough to
+/// read around every slice) to process `s` if it is still `pid`; the time
+/// now.
+fn charge_since(k: &mut Kernel, s: usize, pid: u32, since: Option<u64>, user: bool) -> Option<u64> {
+    let (since, now) = (since?, hypercall::cheap_clock_ns()?);
+    k.procs.charge(s, pid, now.saturating_sub(since), user);
+    Some(now)
 }
 
 /// A process needs a page and none is left: it is killed with SIGKILL, as

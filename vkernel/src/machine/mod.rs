@@ -18,6 +18,7 @@ use kvm_bindings::{kvm_fpu, kvm_regs, kvm_sregs};
 use vkernel_abi::{HC_PORT_BASE, HC_PORT_COUNT, SYSCALL_PORT, TRAP_PORT_BASE};
 use vm_memory::GuestMemoryMmap;
 
+use crate::clock::{ClockPublisher, ClockSource};
 use crate::crash::{self, KernelCrash};
 use crate::error::Error;
 use crate::hooks::{RunHooks, VcpuAccess};
@@ -223,6 +224,8 @@ pub struct Machine<V: Vcpu = KvmVcpu> {
     pub(crate) vcpu: V,
     pub(crate) guest: Guest,
     pub(crate) hypercalls: Hypercalls,
+    /// The clock page's publisher (disabled until [`Machine::set_clock`]).
+    pub(crate) clock: ClockPublisher,
     pub(crate) running: Option<Running>,
     /// The running process's time slice expired while an exception was on
     /// its way to the host; the next trap ends the slice.
@@ -268,16 +271,25 @@ impl<V: Vcpu> Machine<V> {
             what: "console input",
             source,
         })?;
+        let clock = ClockPublisher::new(&vcpu, ClockSource::Hypercall, crate::host_start());
         Ok(Machine {
             hooks: None,
             timer,
             vcpu,
             guest,
             hypercalls,
+            clock,
             running: None,
             slice_over: false,
             stats: Stats::default(),
         })
+    }
+
+    /// Publishes the guest's clock from `source` (call before the sandbox
+    /// goes on: KVM_GET_TSC_KHZ is not allowed after).
+    pub fn set_clock(&mut self, source: ClockSource) {
+        self.clock = ClockPublisher::new(&self.vcpu, source, crate::host_start());
+        self.clock.refresh(&self.vcpu, &self.guest.ram, true);
     }
 
     /// Installs the run loop's observer (the debugger).

@@ -60,6 +60,12 @@ impl Vcpu for FakeVcpu {
     fn fpu(&self) -> Option<kvm_fpu> {
         None
     }
+    fn tsc_khz(&self) -> Option<u32> {
+        None
+    }
+    fn guest_tsc(&self) -> Option<u64> {
+        None
+    }
     fn drop_shadow_translations(&mut self) -> Result<(), Error> {
         self.flushes += 1;
         Ok(())

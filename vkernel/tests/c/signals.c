@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -615,6 +616,67 @@ static void hostile(void) {
     CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "a fault the handler did not fix re-faults");
 }
 
+static int death_pipe[2];
+static void tell_death(int sig) {
+    (void)sig;
+    write(death_pipe[1], "d", 1);
+}
+
+static void prctls(void) {
+    char name[16] = "";
+    CHECK(prctl(PR_SET_NAME, "sig-test-name-long") == 0 && prctl(PR_GET_NAME, name) == 0 &&
+              strcmp(name, "sig-test-name-l") == 0,
+          "PR_SET_NAME keeps 15 bytes, PR_GET_NAME reads them (%s)", name);
+    char comm[32] = "";
+    FILE *f = fopen("/proc/self/comm", "r");
+    if (f) {
+        fgets(comm, sizeof comm, f);
+        fclose(f);
+    }
+    CHECK(strcmp(comm, "sig-test-name-l\n") == 0, "/proc/self/comm shows it");
+    CHECK(prctl(PR_GET_DUMPABLE) == 1, "PR_GET_DUMPABLE: 1");
+    CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1,
+          "PR_SET_NO_NEW_PRIVS sticks");
+    CHECK(prctl(PR_SET_PDEATHSIG, 99) == -1 && errno == EINVAL, "PR_SET_PDEATHSIG 99: EINVAL");
+    // A grandchild asks for SIGUSR2 when its parent dies, then the parent
+    // exits: the grandchild's handler says so through a pipe.
+    pipe(death_pipe);
+    pid_t a = fork();
+    if (a == 0) {
+        int ready[2];
+        pipe(ready);
+        pid_t b = fork();
+        if (b == 0) {
+            install(SIGUSR2, tell_death, 0);
+            prctl(PR_SET_PDEATHSIG, SIGUSR2);
+            int got = 0;
+            prctl(PR_GET_PDEATHSIG, &got);
+            write(ready[1], &got, sizeof got);
+            pause();
+            _exit(0);
+        }
+        int got = 0;
+        read(ready[0], &got, sizeof got);
+        _exit(got == SIGUSR2 ? 0 : 1);
+    }
+    int st;
+    waitpid(a, &st, 0);
+    struct timeval tv = {2, 0};
+    fd_set rs;
+    FD_ZERO(&rs);
+    FD_SET(death_pipe[0], &rs);
+    char c = 0;
+    int ready = select(death_pipe[0] + 1, &rs, NULL, NULL, &tv);
+    if (ready == 1) read(death_pipe[0], &c, 1);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0 && c == 'd',
+          "PR_SET_PDEATHSIG: the orphan gets its signal when the parent dies");
+    usleep(50000);
+    while (waitpid(-1, NULL, WNOHANG) > 0) {
+    }
+    close(death_pipe[0]);
+    close(death_pipe[1]);
+}
+
 static void fpu_between_processes(void) {
     pid_t c = fork();
     double seed = c == 0 ? 1.0 : 2.0;
@@ -648,6 +710,7 @@ int main(void) {
     timers();
     pipes();
     hostile();
+    prctls();
     fpu_between_processes();
     printf("%d failed\n", failed);
     return failed != 0;

@@ -23,6 +23,10 @@ pub const BOOT_INFO_ADDR: u64 = 0x1000;
 pub const CMDLINE_ADDR: u64 = 0x2000;
 /// Longest command line the host passes.
 pub const CMDLINE_MAX: u64 = 4096;
+/// Guest-physical address of the clock page ([`crate::clock::ClockPage`]),
+/// which the host refreshes and the guest (kernel and, read-only,
+/// processes) reads.
+pub const CLOCK_PAGE_ADDR: u64 = 0x3000;
 /// Lowest address the kernel ELF may load at.
 pub const KERNEL_MIN_ADDR: u64 = 0x10_0000;
 

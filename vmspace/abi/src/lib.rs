@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 pub mod call;
+pub mod clock;
 pub mod cpio;
 pub mod elf;
 pub mod errno;

@@ -55,3 +55,5 @@ unsafe impl Pod for u16 {}
 unsafe impl Pod for u32 {}
 // SAFETY: as above.
 unsafe impl Pod for u64 {}
+// SAFETY: repr(C), integers only, no padding (explicit pad fields).
+unsafe impl Pod for crate::clock::ClockPage {}

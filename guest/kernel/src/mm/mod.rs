@@ -9,6 +9,7 @@ pub mod physmem;
 pub mod regions;
 pub mod space;
 pub mod uaccess;
+pub mod vdso;
 
 use alloc::rc::Rc;
 use core::cell::RefCell;
@@ -38,17 +39,22 @@ pub struct Mm {
     next_vmid: u64,
     /// The host pool's size (boot info).
     pool_bytes: u64,
+    /// The vDSO every exec maps (none if RAM was too short at boot).
+    pub vdso: Option<vdso::Vdso>,
 }
 
 impl Mm {
     /// Takes guest RAM `[start, end)` for physical pages; the host pool
     /// holds `pool_bytes`.
     pub fn new(kind: PmapKind, start: u64, end: u64, pool_bytes: u64) -> Mm {
+        let frames = Rc::new(RefCell::new(PhysMem::new(start, end)));
+        let vdso = vdso::Vdso::new(&frames);
         Mm {
             kind,
-            frames: Rc::new(RefCell::new(PhysMem::new(start, end))),
+            frames,
             next_vmid: 1,
             pool_bytes,
+            vdso,
         }
     }
 

@@ -9,6 +9,7 @@
 
 use super::ProcTable;
 use crate::fs::vfs::{Follow, Kind, Vfs};
+use crate::mm::vdso::Vdso;
 use crate::mm::{AddressSpace, Mm, SpaceRef};
 use crate::param::{ARG_BYTES, MAX_ARGS, STACK_BYTES};
 use crate::random;
@@ -380,7 +381,14 @@ fn load(mm: &mut Mm, elf: &[u8], path: &[u8], args: &ArgBuf) -> Result<Loaded, E
     }
     let space = mm.new_space().map_err(|_| ExecError::NoMemory)?;
     // On error the new space is dropped here, which destroys it.
-    let (entry, sp, brk) = populate(elf, &h, path, args, &mut space.borrow_mut())?;
+    let (entry, sp, brk) = populate(
+        elf,
+        &h,
+        path,
+        args,
+        mm.vdso.as_ref(),
+        &mut space.borrow_mut(),
+    )?;
     Ok(Loaded {
         space,
         entry,
@@ -394,6 +402,7 @@ fn populate(
     h: &Header,
     path: &[u8],
     args: &ArgBuf,
+    vdso: Option<&Vdso>,
     space: &mut AddressSpace,
 ) -> Result<(u64, u64, u64), ExecError> {
     let base = if h.dyn_ { PIE_BASE } else { 0 };
@@ -467,16 +476,27 @@ fn populate(
     space
         .map_anon(STACK_TOP - STACK_BYTES, STACK_BYTES, PROT_READ | PROT_WRITE)
         .map_err(nomem)?;
+    // The vDSO (and its clock page) at the top of the mmap area, where
+    // Linux puts the first mappings.
+    let sysinfo_ehdr = match vdso {
+        Some(v) => v
+            .map(space, MMAP_TOP, top.saturating_add(BRK_ROOM))
+            .map_err(nomem)?,
+        None => 0,
+    };
     let aux = AuxInfo {
         phdr: phdr_addr,
         phnum: h.phdrs.len() as u64,
         entry: base + h.entry,
+        sysinfo_ehdr,
     };
     let sp = build_stack(space, path, args, &aux)?;
     Ok((base + h.entry, sp, top))
 }
 
 struct AuxInfo {
+    /// The vDSO's ELF header (0: none).
+    sysinfo_ehdr: u64,
     phdr: u64,
     phnum: u64,
     entry: u64,
@@ -487,6 +507,7 @@ const AT_PHDR: u64 = 3;
 const AT_PHENT: u64 = 4;
 const AT_PHNUM: u64 = 5;
 const AT_PAGESZ: u64 = 6;
+const AT_SYSINFO_EHDR: u64 = 33;
 const AT_BASE: u64 = 7;
 const AT_FLAGS: u64 = 8;
 const AT_ENTRY: u64 = 9;
@@ -551,7 +572,8 @@ fn build_stack(
 
     // SAFETY-free: cpuid is allowed in ring 3 and has no side effects.
     let hwcap = core::arch::x86_64::__cpuid(1).edx as u64;
-    let auxv: [(u64, u64); 17] = [
+    let auxv: [(u64, u64); 18] = [
+        (AT_SYSINFO_EHDR, aux.sysinfo_ehdr),
         (AT_PHDR, aux.phdr),
         (AT_PHENT, PHDR_LEN as u64),
         (AT_PHNUM, aux.phnum),

@@ -54,6 +54,21 @@ pub enum State {
     Zombie,
 }
 
+/// CPU time spent, in ns: in user mode (its time slices) and in the
+/// kernel on its behalf (its system calls).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuTimes {
+    pub user_ns: u64,
+    pub system_ns: u64,
+}
+
+impl CpuTimes {
+    pub fn add(&mut self, other: CpuTimes) {
+        self.user_ns = self.user_ns.saturating_add(other.user_ns);
+        self.system_ns = self.system_ns.saturating_add(other.system_ns);
+    }
+}
+
 /// One process.
 pub struct Proc {
     /// Changed through [`Proc::set_state`], so that `/proc` sees it.
@@ -77,6 +92,15 @@ pub struct Proc {
     pub stop_report: signal::StopReport,
     /// setitimer(ITIMER_REAL) and alarm.
     pub real_timer: signal::RealTimer,
+    /// Its CPU time, and that of its reaped children (and theirs), as
+    /// getrusage and times report them.
+    pub cpu: CpuTimes,
+    pub children_cpu: CpuTimes,
+    /// prctl state: the signal it gets when its parent dies (0: none),
+    /// PR_SET_DUMPABLE and PR_SET_NO_NEW_PRIVS.
+    pub pdeath_signal: i32,
+    pub dumpable: bool,
+    pub no_new_privs: bool,
     /// The address space; `None` once dead.
     pub space: Option<SpaceRef>,
     /// Open descriptors.
@@ -136,6 +160,11 @@ impl Proc {
             actions: signal::Actions::new_ref(),
             stop_report: signal::StopReport::None,
             real_timer: signal::RealTimer::default(),
+            cpu: CpuTimes::default(),
+            children_cpu: CpuTimes::default(),
+            pdeath_signal: 0,
+            dumpable: true,
+            no_new_privs: false,
             space: None,
             files: Rc::new(RefCell::new(FdTable::default())),
             cwd: None,
@@ -285,6 +314,48 @@ impl ProcTable {
         Some(slot)
     }
 
+    /// Reaps zombie `slot` for its parent: the parent's children's CPU
+    /// time gains the child's (and its children's), then the slot is
+    /// freed.
+    pub fn reap(&mut self, slot: usize) {
+        let p = &self.procs[slot];
+        let mut spent = p.cpu;
+        spent.add(p.children_cpu);
+        if let Some(ps) = self.find(p.parent) {
+            self.procs[ps].children_cpu.add(spent);
+            self.publish_cpu(ps);
+        }
+        self.free(slot);
+    }
+
+    /// Charges `ns` of CPU time to process `s` (user or system), if it is
+    /// still the process `pid` (a call may have ended it).
+    pub fn charge(&mut self, s: usize, pid: Pid, ns: u64, user: bool) {
+        let p = &mut self.procs[s];
+        if p.pid != pid || p.state == State::Free {
+            return;
+        }
+        if user {
+            p.cpu.user_ns = p.cpu.user_ns.saturating_add(ns);
+        } else {
+            p.cpu.system_ns = p.cpu.system_ns.saturating_add(ns);
+        }
+        self.publish_cpu(s);
+    }
+
+    /// Refreshes what `/proc/PID/stat` shows of `s`'s CPU times.
+    fn publish_cpu(&self, s: usize) {
+        let p = &self.procs[s];
+        if let Some(t) = &p.task {
+            t.cpu.set([
+                p.cpu.user_ns,
+                p.cpu.system_ns,
+                p.children_cpu.user_ns,
+                p.children_cpu.system_ns,
+            ]);
+        }
+    }
+
     /// Frees a slot: a reaped zombie, or one that never ran (a failed fork
     /// or exec of init).
     pub fn free(&mut self, slot: usize) {
@@ -319,7 +390,10 @@ impl ProcTable {
         let actions = Rc::new(RefCell::new(signal::Actions(parent.actions.borrow().0)));
         let (mask, altstack) = (parent.sig.mask, parent.sig.altstack);
         let (pgid, sid) = (parent.pgid, parent.sid);
+        let (dumpable, no_new_privs) = (parent.dumpable, parent.no_new_privs);
         let child = &mut self.procs[c];
+        child.dumpable = dumpable;
+        child.no_new_privs = no_new_privs;
         child.actions = actions;
         child.sig.mask = mask;
         child.sig.altstack = altstack;
@@ -375,8 +449,12 @@ impl ProcTable {
         }
         p.restart = false;
         let mut orphan_zombie = false;
-        for c in self.procs.iter_mut() {
+        let mut pdeath = Vec::new();
+        for (i, c) in self.procs.iter_mut().enumerate() {
             if c.state != State::Free && c.parent == pid {
+                if c.pdeath_signal != 0 && c.alive() {
+                    pdeath.push((i, c.pdeath_signal));
+                }
                 c.parent = 1;
                 if let Some(t) = &c.task {
                     t.ppid.set(1);
@@ -386,6 +464,10 @@ impl ProcTable {
         }
         if orphan_zombie {
             self.wakeup(Chan::Child(1));
+        }
+        // PR_SET_PDEATHSIG: the orphans that asked hear of it.
+        for (c, sig) in pdeath {
+            let _ = self.send(c, signal::SigInfo::new(sig, signal::SI_USER));
         }
         // Its record locks go with it, its descriptions' locks when their
         // last descriptor closes.
@@ -417,7 +499,7 @@ impl ProcTable {
             let _ = self.send(ps, info);
         }
         if reaps_nothing {
-            self.free(slot);
+            self.reap(slot);
         }
         self.wakeup(Chan::Child(parent));
     }

@@ -743,15 +743,21 @@ fn stat(t: &TaskInfo, out: &mut String) {
     let v = VmFigures::of(t);
     let start_ticks = t.start_ns / 10_000_000;
     let exit_code = if state == 'Z' { t.exit_status.get() } else { 0 };
+    // Clock ticks (USER_HZ 100).
+    let cpu = t.cpu.get();
     let _ = writeln!(
         out,
-        "{} ({}) {state} {} {} {} 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start_ticks} {} 0 \
+        "{} ({}) {state} {} {} {} 0 -1 0 0 0 0 0 {} {} {} {} 20 0 1 0 {start_ticks} {} 0 \
          18446744073709551615 {} {} {} 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 {} 0 0 0 0 {exit_code}",
         t.pid,
         String::from_utf8_lossy(&t.comm.borrow()),
         t.ppid.get(),
         t.pgid.get(),
         t.sid.get(),
+        cpu[0] / 10_000_000,
+        cpu[1] / 10_000_000,
+        cpu[2] / 10_000_000,
+        cpu[3] / 10_000_000,
         v.size,
         v.start_code,
         v.end_code,
@@ -799,9 +805,22 @@ fn status(t: &TaskInfo, out: &mut String) {
             0, 0, 0
         );
     }
-    let _ = writeln!(out, "Threads:\t1\nSigQ:\t0/{}", crate::param::NPROC);
-    for s in ["SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt", "CapInh"] {
-        let _ = writeln!(out, "{s}:\t0000000000000000");
+    let _ = writeln!(
+        out,
+        "Threads:\t1\nSigQ:\t{}/{}",
+        t.signals.get()[0].count_ones(),
+        super::signal::MAX_QUEUED
+    );
+    let [pending, blocked, ignored, caught] = t.signals.get();
+    for (s, v) in [
+        ("SigPnd", pending),
+        ("ShdPnd", 0),
+        ("SigBlk", blocked),
+        ("SigIgn", ignored),
+        ("SigCgt", caught),
+        ("CapInh", 0),
+    ] {
+        let _ = writeln!(out, "{s}:\t{v:016x}");
     }
     for s in ["CapPrm", "CapEff", "CapBnd"] {
         let _ = writeln!(out, "{s}:\t000001ffffffffff");

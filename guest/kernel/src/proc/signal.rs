@@ -478,6 +478,7 @@ impl ProcTable {
             }
         }
         self.signal_wake(t, sig);
+        self.publish_signals(t);
         Ok(())
     }
 
@@ -513,6 +514,24 @@ impl ProcTable {
         self.procs[t].sig.pending.remove(sig);
         self.procs[t].sig.queue.retain(|i| i.signo() != sig);
         let _ = self.post(t, info, true);
+    }
+
+    /// Refreshes what `/proc/PID/status` shows of `s`'s signals.
+    pub fn publish_signals(&self, s: usize) {
+        let p = &self.procs[s];
+        let Some(t) = &p.task else {
+            return;
+        };
+        let (mut ignored, mut caught) = (0u64, 0u64);
+        for (i, a) in p.actions.borrow().0.iter().enumerate() {
+            match a.handler {
+                SIG_DFL => {}
+                SIG_IGN => ignored |= 1 << i,
+                _ => caught |= 1 << i,
+            }
+        }
+        t.signals
+            .set([p.sig.pending.0, p.sig.mask.0, ignored, caught]);
     }
 
     /// Whether process `s` has a signal to act on before it runs.

@@ -51,6 +51,11 @@ pub struct TaskInfo {
     pub umask: Cell<u32>,
     /// The wait status once a zombie.
     pub exit_status: Cell<i32>,
+    /// Signals pending, blocked, ignored and caught (`status`'s SigPnd,
+    /// SigBlk, SigIgn, SigCgt), as of the last system call or delivery.
+    pub signals: Cell<[u64; 4]>,
+    /// CPU ns: user, system, children's user, children's system.
+    pub cpu: Cell<[u64; 4]>,
     /// The descriptor table (gone once the process is).
     pub files: RefCell<Weak<RefCell<FdTable>>>,
     /// The address space (gone once the process is dead).
@@ -74,6 +79,8 @@ impl TaskInfo {
             cwd: RefCell::new(alloc::vec![b'/']),
             umask: Cell::new(0o022),
             exit_status: Cell::new(0),
+            signals: Cell::new([0; 4]),
+            cpu: Cell::new([0; 4]),
             files: RefCell::new(Weak::new()),
             space: RefCell::new(Weak::new()),
         }

@@ -221,3 +221,77 @@ pub fn sys_sysinfo(k: &Kernel, s: usize, buf: u64) -> Result<i64, Errno> {
     copy_out(&k.space(s), buf, &b)?;
     Ok(0)
 }
+
+/// prctl(option, arg2, ...): the options ordinary programs use — the
+/// thread name, the parent-death signal, the dumpable and no-new-privs
+/// flags, the capability bounding set (every capability: the guest runs
+/// as root) and the seccomp mode (none). Others are refused with a log
+/// line (EINVAL, as a kernel without them).
+pub fn sys_prctl(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errno> {
+    use linux_raw_sys::prctl::*;
+    let [option, arg2, arg3, arg4, arg5, _] = a;
+    let Ok(option) = u32::try_from(option) else {
+        return Err(Errno::EINVAL);
+    };
+    let space = k.space(s);
+    let p = &mut k.procs.procs[s];
+    match option {
+        PR_SET_NAME => {
+            let mut name = [0u8; 16];
+            let n = crate::mm::uaccess::copy_in_partial(&space, arg2, &mut name[..15]);
+            if n == 0 {
+                return Err(Errno::EFAULT);
+            }
+            let len = name[..n].iter().position(|&b| b == 0).unwrap_or(n);
+            p.name = [0; 16];
+            p.name[..len].copy_from_slice(&name[..len]);
+            p.name_len = len;
+            if let Some(t) = &p.task {
+                let mut c = t.comm.borrow_mut();
+                c.clear();
+                c.extend_from_slice(&name[..len]);
+            }
+            Ok(0)
+        }
+        PR_GET_NAME => {
+            let mut name = [0u8; 16];
+            name[..p.name_len].copy_from_slice(&p.name[..p.name_len]);
+            copy_out(&space, arg2, &name)?;
+            Ok(0)
+        }
+        PR_SET_PDEATHSIG => {
+            let sig = i32::try_from(arg2).map_err(|_| Errno::EINVAL)?;
+            if sig != 0 && !crate::proc::signal::valid(sig) {
+                return Err(Errno::EINVAL);
+            }
+            p.pdeath_signal = sig;
+            Ok(0)
+        }
+        PR_GET_PDEATHSIG => {
+            copy_out(&space, arg2, &p.pdeath_signal.to_le_bytes())?;
+            Ok(0)
+        }
+        PR_GET_DUMPABLE => Ok(p.dumpable as i64),
+        PR_SET_DUMPABLE if arg2 <= 1 => {
+            p.dumpable = arg2 == 1;
+            Ok(0)
+        }
+        PR_SET_NO_NEW_PRIVS if arg2 == 1 && arg3 == 0 && arg4 == 0 && arg5 == 0 => {
+            p.no_new_privs = true;
+            Ok(0)
+        }
+        PR_GET_NO_NEW_PRIVS if arg2 == 0 && arg3 == 0 && arg4 == 0 && arg5 == 0 => {
+            Ok(p.no_new_privs as i64)
+        }
+        // CAP_LAST_CAP is 40 on Linux 6.1.
+        PR_CAPBSET_READ if arg2 <= 40 => Ok(1),
+        PR_GET_SECCOMP => Ok(0),
+        PR_SET_DUMPABLE | PR_SET_NO_NEW_PRIVS | PR_GET_NO_NEW_PRIVS | PR_CAPBSET_READ => {
+            Err(Errno::EINVAL)
+        }
+        _ => {
+            log_refused(k, s, "prctl", format_args!("option {option}"));
+            Err(Errno::EINVAL)
+        }
+    }
+}

@@ -219,6 +219,8 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         }
         __NR_wait4 => sys_wait4(k, s, a[0] as i32, a[1], a[2], a[3]),
         __NR_waitid => sys_waitid(k, s, a),
+        __NR_getrusage => ret(sys_getrusage(k, s, a[0], a[1])),
+        __NR_times => ret(sys_times(k, s, a[0])),
         // Signals.
         __NR_kill => ret(sys_kill(k, s, a[0] as i32, a[1])),
         __NR_tkill => ret(sys_tgkill(k, s, None, a[0] as i32, a[1])),
@@ -251,6 +253,7 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         __NR_getuid | __NR_getgid | __NR_geteuid | __NR_getegid => Ret(0),
         __NR_getppid => Ret(k.procs.procs[s].parent as i64),
         __NR_arch_prctl => ret(sys_arch_prctl(k, s, a[0], a[1])),
+        __NR_prctl => ret(sys_prctl(k, s, a)),
         __NR_setrlimit => ret(sys_prlimit(k, s, 0, a[0], a[1], 0)),
         __NR_time => ret(sys_time(k, s, a[0])),
         __NR_futex => sys_futex(k, s, a),
@@ -282,6 +285,9 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         if let Some(m) = p.sig.saved_mask.take() {
             p.sig.mask = m;
         }
+    }
+    if k.procs.procs[s].alive() {
+        k.procs.publish_signals(s);
     }
 }
 

@@ -6,7 +6,7 @@ use crate::mm::uaccess::{copy_in_str, copy_out, read_u64};
 use crate::mm::SpaceRef;
 use crate::proc::exec::{ArgBuf, ExecError};
 use crate::proc::signal::{self, SigInfo, StopReport};
-use crate::proc::{Chan, Proc, State};
+use crate::proc::{Chan, CpuTimes, Proc, State};
 use crate::syscall::{err, log_refused, Outcome, Outcome::*};
 use guestlib::eprintln;
 use linux_raw_sys::general::{
@@ -134,6 +134,8 @@ struct Found {
     status: i32,
     code: u32,
     value: i32,
+    /// The CPU time of a reaped child and its reaped children.
+    cpu: CpuTimes,
 }
 
 /// Finds a child of `s` to report per `w`, taking it (reaping a zombie,
@@ -169,23 +171,22 @@ fn find_waitable(k: &mut Kernel, s: usize, w: &WaitFor) -> Result<Option<Found>,
         let pid = p.pid;
         if p.state == State::Zombie && w.exited {
             let st = p.wait_status;
-            let found = if st & 0x7f != 0 {
-                Found {
-                    pid,
-                    status: st,
-                    code: CLD_KILLED,
-                    value: st & 0x7f,
-                }
+            let mut cpu = p.cpu;
+            cpu.add(p.children_cpu);
+            let (code, value) = if st & 0x7f != 0 {
+                (CLD_KILLED, st & 0x7f)
             } else {
-                Found {
-                    pid,
-                    status: st,
-                    code: CLD_EXITED,
-                    value: (st >> 8) & 0xff,
-                }
+                (CLD_EXITED, (st >> 8) & 0xff)
+            };
+            let found = Found {
+                pid,
+                status: st,
+                code,
+                value,
+                cpu,
             };
             if !w.keep {
-                k.procs.free(c);
+                k.procs.reap(c);
             }
             return Ok(Some(found));
         }
@@ -195,12 +196,14 @@ fn find_waitable(k: &mut Kernel, s: usize, w: &WaitFor) -> Result<Option<Found>,
                 status: (sig << 8) | 0x7f,
                 code: CLD_STOPPED,
                 value: sig,
+                cpu: CpuTimes::default(),
             },
             StopReport::Continued if w.continued => Found {
                 pid,
                 status: 0xffff,
                 code: CLD_CONTINUED,
                 value: signal::SIGCONT,
+                cpu: CpuTimes::default(),
             },
             _ => continue,
         };
@@ -243,8 +246,7 @@ pub fn sys_wait4(
                 }
             }
             if rusage != 0 {
-                // CPU time is not accounted yet: all zero.
-                if let Err(e) = copy_out(&space, rusage, &[0u8; 144]) {
+                if let Err(e) = copy_out(&space, rusage, &rusage_bytes(f.cpu)) {
                     return Ret(err(e));
                 }
             }
@@ -308,11 +310,54 @@ pub fn sys_waitid(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
         }
     }
     if rusage != 0 {
-        if let Err(e) = copy_out(&space, rusage, &[0u8; 144]) {
+        let cpu = found.as_ref().map_or(CpuTimes::default(), |f| f.cpu);
+        if let Err(e) = copy_out(&space, rusage, &rusage_bytes(cpu)) {
             return Ret(err(e));
         }
     }
     Ret(0)
+}
+
+/// A `struct rusage` (144 bytes) with the CPU times; the counters this
+/// kernel does not keep (max RSS, faults, context switches) are 0.
+pub fn rusage_bytes(cpu: CpuTimes) -> [u8; 144] {
+    let mut b = [0u8; 144];
+    let tv = |ns: u64| [ns / 1_000_000_000, ns % 1_000_000_000 / 1000];
+    let words = [tv(cpu.user_ns), tv(cpu.system_ns)].concat();
+    for (i, w) in words.iter().enumerate() {
+        b[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
+    }
+    b
+}
+
+/// getrusage(who, usage): RUSAGE_SELF and RUSAGE_THREAD (a process is
+/// one thread), RUSAGE_CHILDREN (the reaped ones).
+pub fn sys_getrusage(k: &mut Kernel, s: usize, who: u64, usage: u64) -> Result<i64, Errno> {
+    let p = &k.procs.procs[s];
+    let cpu = match who as i32 {
+        0 | 1 => p.cpu,
+        -1 => p.children_cpu,
+        _ => return Err(Errno::EINVAL),
+    };
+    copy_out(&k.space(s), usage, &rusage_bytes(cpu))?;
+    Ok(0)
+}
+
+/// times(buf): the CPU times in clock ticks (USER_HZ 100); the ticks
+/// since boot.
+pub fn sys_times(k: &mut Kernel, s: usize, buf: u64) -> Result<i64, Errno> {
+    let p = &k.procs.procs[s];
+    let tick = |ns: u64| ns / 10_000_000;
+    if buf != 0 {
+        let t = [
+            tick(p.cpu.user_ns),
+            tick(p.cpu.system_ns),
+            tick(p.children_cpu.user_ns),
+            tick(p.children_cpu.system_ns),
+        ];
+        crate::mm::uaccess::write_words(&k.space(s), buf, &t)?;
+    }
+    Ok(tick(guestlib::hypercall::clock_ns()) as i64)
 }
 
 /// setpgid(pid, pgid): the caller or a child of it (not yet exec'd: else
