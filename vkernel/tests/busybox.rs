@@ -166,7 +166,7 @@ timeout -s INT 1 sleep 5; echo "timeout int $?"
 timeout 2 sh -c 'echo quick'; echo "in time $?"
 sh -c 'trap "echo int caught; exit 7" INT; kill -INT $$; echo not here'; echo "trap $?"
 sh -c 'trap "echo in exit trap" EXIT; exit 5'; echo "exit trap $?"
-sleep 3 & sleep 3 & jobs | sed 's/ \+/ /g'; kill %1 %2; wait; echo "both $?"
+sleep 3 & sleep 3 & jobs > j; sed 's/ \+/ /g' j; kill %1 %2; wait; echo "both $?"
 (sleep 0.2; echo late) | cat & wait; echo "pipeline bg $?"
 kill -INT $$; echo "after INT trap"
 "#,
