@@ -450,11 +450,8 @@ pub fn sys_pipe2(k: &mut Kernel, s: usize, fds: u64, flags: u64) -> Result<i64, 
     Ok(0)
 }
 
-/// ioctl: the terminal requests a program asks to learn whether it has a
-/// terminal (TCGETS, TIOCGWINSZ), FIONREAD, FIONBIO; anything else is
-/// `ENOTTY`, as Linux answers a request a device does not know.
-/// The console as a terminal (the host's stdin is one) has its own
-/// (`syscall/tty.rs`).
+/// ioctl. The console as a terminal (the host's stdin is one) has its
+/// own (`syscall/tty.rs`); for other files, see [`ioctl`].
 pub fn sys_ioctl(k: &mut Kernel, s: usize, fd: u64, req: u64, arg: u64) -> Outcome {
     let f = match file(k, s, fd) {
         Ok(f) => f,
@@ -467,11 +464,9 @@ pub fn sys_ioctl(k: &mut Kernel, s: usize, fd: u64, req: u64, arg: u64) -> Outco
 }
 
 /// FIONBIO: sets or clears the open file's O_NONBLOCK.
-pub fn fionbio(k: &Kernel, s: usize, f: &OpenFile, arg: u64) -> Outcome {
+pub fn fionbio(k: &Kernel, s: usize, f: &OpenFile, arg: u64) -> Result<i64, Errno> {
     let mut on = [0u8; 4];
-    if let Err(e) = crate::mm::uaccess::copy_in(&k.space(s), arg, &mut on) {
-        return Ret(err(e));
-    }
+    crate::mm::uaccess::copy_in(&k.space(s), arg, &mut on)?;
     let flags = f.flags.get() & !O_NONBLOCK;
     let nb = if u32::from_le_bytes(on) != 0 {
         O_NONBLOCK
@@ -479,9 +474,14 @@ pub fn fionbio(k: &Kernel, s: usize, f: &OpenFile, arg: u64) -> Outcome {
         0
     };
     f.flags.set(flags | nb);
-    Ret(0)
+    Ok(0)
 }
 
+/// ioctl on a file that is not the console terminal: the requests a
+/// program asks to learn whether it has a terminal (TCGETS, TIOCGWINSZ:
+/// a fixed cooked 24x80 one for a host terminal when the host's stdin is
+/// not one), FIONREAD, FIONBIO; anything else is `ENOTTY`, as Linux
+/// answers a request a device does not know.
 fn ioctl(k: &mut Kernel, s: usize, f: &OpenFile, req: u64, arg: u64) -> Result<i64, Errno> {
     const TCGETS: u64 = 0x5401;
     const TIOCGWINSZ: u64 = 0x5413;
@@ -518,10 +518,7 @@ fn ioctl(k: &mut Kernel, s: usize, f: &OpenFile, req: u64, arg: u64) -> Result<i
             copy_out(&space, arg, &(n as i32).to_le_bytes())?;
             Ok(0)
         }
-        FIONBIO => match fionbio(k, s, f, arg) {
-            Ret(r) if r < 0 => Err(Errno(-r as i32)),
-            _ => Ok(0),
-        },
+        FIONBIO => fionbio(k, s, f, arg),
         _ => Err(Errno::ENOTTY),
     }
 }

@@ -264,7 +264,7 @@ pub fn ioctl(k: &mut Kernel, s: usize, f: &OpenFile, req: u64, arg: u64) -> Outc
         }
         TIOCSCTTY => set_ctty(k, s, arg),
         TIOCNOTTY => no_ctty(k, s),
-        FIONBIO => return super::fd::fionbio(k, s, f, arg),
+        FIONBIO => super::fd::fionbio(k, s, f, arg),
         _ => Err(Errno::ENOTTY),
     };
     Ret(r.unwrap_or_else(err))
