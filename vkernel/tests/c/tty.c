@@ -85,6 +85,9 @@ static void bg_tcsetpgrp(void) {
 
 int main(void) {
     check("isatty(0)", isatty(0) == 1);
+    int tfd = open("/dev/tty", O_RDWR);
+    check("/dev/tty opens: a terminal", tfd >= 0 && isatty(tfd));
+    close(tfd);
     struct termios t0, t;
     check("tcgetattr", tcgetattr(0, &t0) == 0);
     check("default lflag: ISIG ICANON ECHO ECHOE ECHOK IEXTEN ECHOCTL ECHOKE",
@@ -210,10 +213,12 @@ int main(void) {
         setsid();
         errno = 0;
         int bad = tcgetpgrp(0) < 0 && errno == ENOTTY;
+        errno = 0;
+        bad = bad && open("/dev/tty", O_RDWR) < 0 && errno == ENXIO;
         _exit(bad ? 44 : 1);
     }
     waitpid(c, &st, 0);
-    check("another session: tcgetpgrp ENOTTY", WIFEXITED(st) && WEXITSTATUS(st) == 44);
+    check("another session: tcgetpgrp ENOTTY, /dev/tty ENXIO", WIFEXITED(st) && WEXITSTATUS(st) == 44);
     c = fork();
     if (c == 0) {
         setsid();

@@ -107,6 +107,9 @@ impl Termios {
     }
 }
 
+/// `/dev/tty`'s device number (5, 0): the opener's controlling terminal.
+pub const DEV_TTY: u64 = 5 << 8;
+
 /// Most bytes the terminal holds unread (Linux's N_TTY_BUF_SIZE); input
 /// past it is dropped, as n_tty drops it when its buffer is full.
 pub const INPUT_MAX: usize = 4096;

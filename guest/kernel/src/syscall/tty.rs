@@ -131,6 +131,12 @@ pub fn write_gate(k: &mut Kernel, s: usize) -> Option<Outcome> {
     job_control(k, s, SIGTTOU)
 }
 
+/// Whether the console terminal is process `s`'s controlling terminal.
+pub fn is_ctty(k: &Kernel, s: usize) -> bool {
+    let session = tty::with(|t| t.session);
+    session != 0 && session == k.procs.procs[s].sid
+}
+
 fn read_i32(k: &Kernel, s: usize, arg: u64) -> Result<i32, Errno> {
     let mut b = [0u8; 4];
     copy_in(&k.space(s), arg, &mut b)?;
