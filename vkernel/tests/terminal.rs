@@ -427,7 +427,7 @@ fn terminal_calls_behave_as_on_linux() {
 /// Runs `tests/c/ttyin.c` on `s`, typing each case's bytes after its
 /// "READY n"; returns the transcript from the first READY on.
 fn typed_cases(s: &mut Session) -> String {
-    let cases: [&[&[u8]]; 11] = [
+    let cases: [&[&[u8]]; 12] = [
         &[b"abc\x15one two\x17three fo\x7fx\r"],
         &[b"ab\x04"],
         &[b"\x04"],
@@ -439,6 +439,7 @@ fn typed_cases(s: &mut Session) -> String {
         &[b"a\rb\n"],
         &[b"p\rq"],
         &[b"ab\x03", b"cd\r"],
+        &[b"e\x1c", b"f\x1a", b"g\r"],
     ];
     for (i, chunks) in cases.iter().enumerate() {
         s.expect(&format!("READY {}", i + 1));

@@ -129,6 +129,19 @@ int main(void) {
     errno = 0;
     check("TCXONC 9: EINVAL", ioctl(0, TCXONC, 9) < 0 && errno == EINVAL);
     check("tcflow(TCOON) and tcdrain", tcflow(0, TCOON) == 0 && tcdrain(0) == 0);
+    errno = 0;
+    check("TCGETS to a bad pointer: EFAULT", ioctl(0, TCGETS, (void *)8) < 0 && errno == EFAULT);
+    errno = 0;
+    check("TCSETS from a bad pointer: EFAULT", ioctl(0, TCSETS, (void *)8) < 0 && errno == EFAULT);
+    errno = 0;
+    check("TIOCGWINSZ to a bad pointer: EFAULT",
+          ioctl(0, TIOCGWINSZ, (void *)-4096L) < 0 && errno == EFAULT);
+    errno = 0;
+    check("TIOCSPGRP from a bad pointer: EFAULT", ioctl(0, TIOCSPGRP, (void *)8) < 0 && errno == EFAULT);
+    errno = 0;
+    check("TIOCGPGRP to a bad pointer: EFAULT", ioctl(0, TIOCGPGRP, (void *)8) < 0 && errno == EFAULT);
+    errno = 0;
+    check("FIONREAD to a bad pointer: EFAULT", ioctl(0, FIONREAD, (void *)8) < 0 && errno == EFAULT);
     char none[1];
     check("a read of 0 bytes: 0 at once", read(0, none, 0) == 0);
     int n = -1;

@@ -13,9 +13,14 @@
 
 static struct termios base;
 static volatile int sigints;
+static volatile int sigquits, sigtstps;
 static void on_int(int s) {
-    (void)s;
-    sigints++;
+    if (s == SIGINT)
+        sigints++;
+    else if (s == SIGQUIT)
+        sigquits++;
+    else if (s == SIGTSTP)
+        sigtstps++;
 }
 
 static void ready(int n, struct termios *t) {
@@ -83,6 +88,16 @@ int main(void) {
     siginterrupt(SIGINT, 0);
     one(11, &t);
     printf("SIGINTS %d\n", sigints);
+    /* 12: QUIT and SUSP are SIGQUIT and SIGTSTP; with NOFLSH nothing is
+     * flushed. */
+    t = base;
+    t.c_lflag |= NOFLSH;
+    signal(SIGQUIT, on_int);
+    signal(SIGTSTP, on_int);
+    siginterrupt(SIGQUIT, 0);
+    siginterrupt(SIGTSTP, 0);
+    one(12, &t);
+    printf("SIGQUITS %d SIGTSTPS %d\n", sigquits, sigtstps);
     /* 12: output without ONLCR, and with OCRNL. */
     t = base;
     t.c_oflag &= ~ONLCR;
