@@ -57,8 +57,14 @@ impl ProcTable {
     }
 
     /// Sends the signals the terminal's input raised to its foreground
-    /// group. Costs no hypercall: done every round.
+    /// group, and wakes writers once output runs again. Costs no
+    /// hypercall: done every round.
     pub fn tty_signals(&mut self) {
+        // Output a START (or a signal character) let go while a reader
+        // took the input: its writers go on.
+        if !tty::with(|t| t.stopped) && self.sleeping_on(Chan::TtyOutput) {
+            self.wakeup(Chan::TtyOutput);
+        }
         let (sigs, pgrp) = tty::take_signals();
         if sigs == 0 {
             return;
