@@ -36,7 +36,11 @@ done
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
 printf 'root:x:0:\n' > "$root/etc/group"
 printf 'export PS1='"'"'\\w # '"'"'\n' > "$root/etc/profile"
-# The image's own /init: a login shell (vkernel run --image busybox).
-ln -sf bin/sh "$root/init"
+# The image's own /init: an interactive login shell (vkernel run --image
+# busybox); its exit ends the run. A script, not a link to busybox: a link
+# named init would run busybox's init applet (an rcS, "Please press Enter",
+# and no way out but the escape).
+printf '#!/bin/sh\nexec /bin/sh -l "$@"\n' > "$root/init"
+chmod 755 "$root/init"
 (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) > "$out/busybox.cpio"
 echo "images/busybox: $(ls "$root/bin" | wc -l) entries in /bin; wrote $root and $out/busybox.cpio"

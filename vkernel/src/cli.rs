@@ -24,6 +24,13 @@ pub enum Command {
     /// Boot a guest kernel with an image and run it until it exits; vkernel
     /// exits with the guest's exit status, 1 if it refused its input before
     /// running, 2 if it stopped a crashed or misbehaving guest.
+    ///
+    /// When stdin is a terminal, it is in raw mode for the run: every key,
+    /// Ctrl-C and Ctrl-Z included, goes to the guest's terminal (its line
+    /// discipline echoes, edits lines and sends signals to the foreground
+    /// job). Ctrl-] then q ends the run whatever the guest does (exit
+    /// status 130); Ctrl-] twice sends one Ctrl-]. The terminal's settings
+    /// are restored however the run ends.
     Run(RunArgs),
     /// Run the hypercall test suite: boots the built-in test kernel with
     /// `test=hypercalls`, which calls every hypercall with good and bad

@@ -12,7 +12,9 @@ use vkernel_abi::Errno;
 macro_rules! report {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        // A terminal in raw mode does not add the CR.
+        let end = if $crate::terminal::raw() { "\r\n" } else { "\n" };
+        let _ = write!(std::io::stderr(), "{}{end}", format_args!($($arg)*));
     }};
 }
 /// Like [`report!`] (no newline added) for text that is not a whole line.

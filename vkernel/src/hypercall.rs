@@ -130,6 +130,18 @@ impl Hypercalls {
 }
 
 impl<V: Vcpu> Machine<V> {
+    /// The user typed the escape (Ctrl-] q) in the host terminal: the run
+    /// ends with [`crate::terminal::EXIT_ESCAPE`], whatever the guest does.
+    fn escape(&mut self, addr: u64) -> Result<(), Stop> {
+        if !self.hypercalls.idle.escaped {
+            return Ok(());
+        }
+        crate::terminal::restore();
+        crate::report!("vkernel: Ctrl-] q: run ended");
+        write_result(&self.guest.ram, addr, Ok(0));
+        Err(Stop::Exit(crate::terminal::EXIT_ESCAPE.into()))
+    }
+
     /// The guest kernel's `out` to hypercall port `port` with the block's
     /// address in `value`.
     pub(crate) fn on_hypercall(&mut self, port: u16, len: usize, value: u32) -> Handled {
@@ -165,15 +177,21 @@ impl<V: Vcpu> Machine<V> {
             Call::Clock { which } if which == CLOCK_REALTIME => Ok(realtime_ns()),
             Call::Clock { .. } => Ok(self.hypercalls.monotonic_ns()),
             Call::PoolStats {} => Ok(registry.pages_in_use() as i64),
-            Call::ConsoleRead { buf, len } => self.hypercalls.idle.read(&self.guest.ram, buf, len),
+            Call::ConsoleRead { buf, len } => {
+                let r = self.hypercalls.idle.read(&self.guest.ram, buf, len);
+                self.escape(addr)?;
+                r
+            }
+            Call::ConsoleWinsize { buf } => crate::terminal::winsize(&self.guest.ram, buf),
             Call::Idle { deadline_ns } => {
                 let h = &mut self.hypercalls;
                 let deadline =
                     (deadline_ns != 0).then(|| h.started + Duration::from_nanos(deadline_ns));
-                let r = h.idle.wait(deadline);
+                let bits = h.idle.wait(deadline);
                 // After a sleep of any length, the page is stale.
                 self.clock.refresh(&self.vcpu, &self.guest.ram, true);
-                Ok(r)
+                self.escape(addr)?;
+                Ok(bits)
             }
             Call::VmspaceCreate { id, ty, data } => registry.create(id, ty, data).map(|()| 0),
             Call::VmspaceDestroy { id } => registry.destroy(id).map(|()| 0),

@@ -45,6 +45,16 @@ pub struct Idle {
     events: EventManager<Arc<Mutex<dyn MutEventSubscriber + Send>>>,
     watch: Arc<Mutex<StdinWatch>>,
     input_closed: bool,
+    /// Size changes of the host terminal already reported.
+    winch_seen: u64,
+    /// A Ctrl-] ended the last read (the escape's first byte).
+    escape_held: bool,
+    /// With a terminal: input read from it (the escape taken out) that
+    /// the guest has yet to read. The host reads it as it comes, so the
+    /// escape works while the guest reads nothing.
+    pending: Vec<u8>,
+    /// The user typed the escape: the run ends.
+    pub escaped: bool,
 }
 
 impl Idle {
@@ -58,17 +68,42 @@ impl Idle {
             events,
             watch,
             input_closed: false,
+            winch_seen: 0,
+            escape_held: false,
+            pending: Vec::new(),
+            escaped: false,
         })
     }
 
-    /// Waits until `deadline` (host-monotonic, None = no deadline) or
-    /// console input. Returns 1 if input is ready, 0 on timeout (or early,
-    /// like a spurious wakeup, when the vCPU was kicked: see
-    /// `slice_timer::kick_pending`).
+    /// Waits until `deadline` (host-monotonic, None = no deadline),
+    /// console input, or a change of the host terminal's size. Returns
+    /// the `IDLE_INPUT` | `IDLE_WINCH` bits, 0 on timeout (or early, like
+    /// a spurious wakeup, when the vCPU was kicked: see
+    /// `slice_timer::kick_pending`). A deadline already past is a poll.
     pub fn wait(&mut self, deadline: Option<Instant>) -> i64 {
+        let mut polled = false;
         loop {
+            let mut bits = 0;
             if self.take_ready() {
-                return 1;
+                if crate::terminal::is_tty() {
+                    self.fill();
+                    if self.escaped {
+                        return 0;
+                    }
+                    if !self.pending.is_empty() || self.input_closed {
+                        bits |= vkernel_abi::IDLE_INPUT;
+                    }
+                } else {
+                    bits |= vkernel_abi::IDLE_INPUT;
+                }
+            } else if !self.pending.is_empty() {
+                bits |= vkernel_abi::IDLE_INPUT;
+            }
+            if crate::terminal::winch_pending(&mut self.winch_seen) {
+                bits |= vkernel_abi::IDLE_WINCH;
+            }
+            if bits != 0 {
+                return bits;
             }
             if crate::slice_timer::kick_pending() {
                 return 0; // the vCPU was kicked (gdb's Ctrl-C): wake early
@@ -78,9 +113,10 @@ impl Idle {
                 None => -1,
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
+                    if left.is_zero() && polled {
                         return 0;
                     }
+                    polled = true;
                     // epoll counts milliseconds: round up so we never wake early.
                     left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
                 }
@@ -105,6 +141,22 @@ impl Idle {
         if len == 0 {
             return Ok(0);
         }
+        if crate::terminal::is_tty() {
+            if self.pending.is_empty() {
+                self.fill();
+            }
+            if self.pending.is_empty() {
+                return if self.input_closed {
+                    Ok(0)
+                } else {
+                    Err(Errno::EAGAIN)
+                };
+            }
+            let n = (len as usize).min(self.pending.len());
+            ram.write_slice(buf, &self.pending[..n])?;
+            self.pending.drain(..n);
+            return Ok(n as i64);
+        }
         if self.input_closed {
             return Ok(0);
         }
@@ -121,6 +173,35 @@ impl Idle {
         Ok(n as i64)
     }
 }
+
+impl Idle {
+    /// Reads what the terminal has into `pending` (bounded: a guest that
+    /// never reads cannot grow it past [`PENDING_MAX`]), taking the
+    /// escape out.
+    fn fill(&mut self) {
+        let stdin = std::io::stdin();
+        if self.input_closed
+            || self.pending.len() >= PENDING_MAX
+            || !readable_now(stdin.as_raw_fd())
+        {
+            return;
+        }
+        let mut bytes = vec![0u8; MAX_READ as usize];
+        match stdin.lock().read(&mut bytes) {
+            Ok(0) | Err(_) => self.input_closed = true,
+            Ok(n) => {
+                bytes.truncate(n);
+                if crate::terminal::filter_escape(&mut bytes, &mut self.escape_held) {
+                    self.escaped = true;
+                }
+                self.pending.extend_from_slice(&bytes);
+            }
+        }
+    }
+}
+
+/// Most terminal input the host holds for the guest.
+const PENDING_MAX: usize = 64 * 1024;
 
 /// Whether a read of `fd` would not block.
 fn readable_now(fd: i32) -> bool {

@@ -24,6 +24,7 @@ pub mod process;
 pub mod program;
 pub mod sandbox;
 pub mod slice_timer;
+pub mod terminal;
 pub mod trap_area;
 pub mod vcpu;
 pub mod vm;
@@ -148,6 +149,12 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     let role = sandbox::Role::Vcpu {
         debugger: args.gdb.is_some(),
     };
+    // Raw mode for the run when stdin is a terminal; restored when the
+    // guard drops (every return below) and on the other ways out.
+    let _raw = terminal::Raw::enter().map_err(|source| Error::Io {
+        what: "putting the terminal in raw mode",
+        source,
+    })?;
     sandbox::enter(role, !args.no_seccomp)?;
     if args.seccomp_selftest {
         // A call no thread of vkernel makes once running.

@@ -183,6 +183,12 @@ impl Role {
     }
 }
 
+/// ioctls on the host terminal (fd 0 only): the size for the guest's
+/// `console_winsize`, and putting the saved settings back (`terminal.rs`:
+/// from the guard, a panic hook or a signal handler, on any thread).
+pub const TERMINAL_IOCTLS: [(u64, &str); 2] =
+    [(libc::TIOCGWINSZ, "TIOCGWINSZ"), (libc::TCSETS, "TCSETS")];
+
 /// The filter of `role`.
 pub fn filter(role: Role) -> Result<BpfProgram, Error> {
     let err = |e: seccompiler::BackendError| Error::Setup(format!("seccomp filter: {e}"));
@@ -210,6 +216,22 @@ pub fn filter(role: Role) -> Result<BpfProgram, Error> {
             .collect::<Result<Vec<_>, _>>()
             .map_err(err)?;
         rules.insert(libc::SYS_ioctl, ioctls);
+    }
+    // Both threads may restore the terminal (a signal lands on either);
+    // only the vCPU thread asks for its size.
+    let fd0 = |req: u64| {
+        SeccompRule::new(vec![
+            SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, 0)?,
+            SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, req)?,
+        ])
+    };
+    let terminal = match role {
+        Role::Vcpu { .. } => &TERMINAL_IOCTLS[..],
+        Role::Watcher => &TERMINAL_IOCTLS[1..],
+    };
+    for &(req, _) in terminal {
+        let rule = fd0(req).map_err(err)?;
+        rules.entry(libc::SYS_ioctl).or_default().push(rule);
     }
     let filter = SeccompFilter::new(
         rules,
@@ -257,6 +279,7 @@ extern "C" fn on_sigsys(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc
         libc::write(2, middle.as_ptr().cast(), middle.len());
         libc::write(2, role.as_ptr().cast(), role.len());
         libc::write(2, tail.as_ptr().cast(), tail.len());
+        crate::terminal::restore();
         libc::_exit(EXIT_SECCOMP);
     }
 }

@@ -151,3 +151,24 @@ fn a_writer_whose_host_reader_went_away_dies_of_sigpipe() {
     assert_eq!(&first, b"y\ny\n");
     assert_eq!(status.code(), Some(141), "{status:?}");
 }
+
+#[test]
+fn traps_waits_background_jobs_and_timeout_match_the_host() {
+    same_as_host(
+        r#"trap 'echo bye' EXIT INT
+sleep 5 & p=$!
+kill %1; wait $p; echo "killed $?"
+sleep 0.1 & sleep 0.2 & wait; echo "waited $?"
+( trap 'echo got USR1; exit 3' USR1; while :; do sleep 0.05; done ) & c=$!
+sleep 0.3; kill -USR1 $c; wait $c; echo "sub $?"
+timeout 1 sleep 5; echo "timeout $?"
+timeout -s INT 1 sleep 5; echo "timeout int $?"
+timeout 2 sh -c 'echo quick'; echo "in time $?"
+sh -c 'trap "echo int caught; exit 7" INT; kill -INT $$; echo not here'; echo "trap $?"
+sh -c 'trap "echo in exit trap" EXIT; exit 5'; echo "exit trap $?"
+sleep 3 & sleep 3 & jobs > j; sed 's/ \+/ /g' j; kill %1 %2; wait; echo "both $?"
+(sleep 0.2; echo late) | cat & wait; echo "pipeline bg $?"
+kill -INT $$; echo "after INT trap"
+"#,
+    );
+}

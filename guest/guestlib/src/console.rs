@@ -2,16 +2,37 @@
 //! line (or per 256 bytes), so a line is never split between exits.
 
 use core::fmt;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::fmtbuf;
 use crate::hypercall::console_write_to;
+
+/// Whether the host's console is a terminal in raw mode: the kernel's own
+/// lines then end in CR LF (the terminal does not add the CR).
+pub static CRLF: AtomicBool = AtomicBool::new(false);
+
+/// Writes `b` to host stream `stream`, each LF as CR LF when [`CRLF`].
+fn put(stream: u64, b: &[u8]) {
+    if !CRLF.load(Ordering::Relaxed) {
+        console_write_to(stream, b);
+        return;
+    }
+    for (i, piece) in b.split(|&c| c == b'\n').enumerate() {
+        if i > 0 {
+            console_write_to(stream, b"\r\n");
+        }
+        if !piece.is_empty() {
+            console_write_to(stream, piece);
+        }
+    }
+}
 
 #[doc(hidden)]
 pub fn _print(args: fmt::Arguments) {
     fmtbuf::write_fmt::<_, 256>(
         true,
         |b| {
-            console_write_to(1, b);
+            put(1, b);
         },
         args,
     )
@@ -22,7 +43,7 @@ pub fn _eprint(args: fmt::Arguments) {
     fmtbuf::write_fmt::<_, 256>(
         true,
         |b| {
-            console_write_to(2, b);
+            put(2, b);
         },
         args,
     )

@@ -99,10 +99,21 @@ pub fn console_read(buf: &mut [u8]) -> Result<usize, Errno> {
     .map(|n| n as usize)
 }
 
-/// Blocks until the host clock reaches `deadline_ns` (0: no deadline) or
-/// console input is ready. True if input is ready.
-pub fn idle(deadline_ns: u64) -> bool {
-    invoke(Call::Idle { deadline_ns }) == Ok(1)
+/// Blocks until the host clock reaches `deadline_ns` (0: no deadline),
+/// console input is ready or the host terminal's size changed. Returns
+/// the `vkernel_abi::IDLE_INPUT` | `IDLE_WINCH` bits (0: the deadline);
+/// a deadline already past polls.
+pub fn idle(deadline_ns: u64) -> i64 {
+    invoke(Call::Idle { deadline_ns }).unwrap_or(0)
+}
+
+/// The host terminal's size (rows, cols, xpixel, ypixel) into `ws`;
+/// ENOTTY when the host's stdin is not a terminal.
+pub fn console_winsize(ws: &mut [u16; 4]) -> Result<u64, Errno> {
+    invoke(Call::ConsoleWinsize {
+        buf: ws.as_mut_ptr() as u64,
+    })
+    .map(|n| n as u64)
 }
 
 /// Wall-clock nanoseconds since the Unix epoch: the clock page's

@@ -33,6 +33,11 @@ guestlib::boot_entry!();
 pub extern "C" fn kmain(boot_info_addr: u64) -> ! {
     let boot_entry_ns = hypercall::clock_ns();
     let boot = bootinfo::read(boot_info_addr);
+    // The host's terminal is in raw mode when stdin is one: lines end in
+    // CR LF.
+    if boot.info.console_kinds as u8 == vkernel_abi::console_kind::TTY {
+        guestlib::console::CRLF.store(true, core::sync::atomic::Ordering::Relaxed);
+    }
     let mib = boot.info.mem_bytes >> 20;
     eprintln!(
         "vkernel test kernel: {mib} MiB memory, cmdline \"{}\"",

@@ -23,6 +23,8 @@ struct Suite {
     failed: u32,
     mem_bytes: u64,
     pool_bytes: u64,
+    /// The host's stdin is a terminal (`console_kinds` byte 0).
+    stdin_tty: bool,
 }
 
 fn show(r: VmResult) -> ResultText {
@@ -107,6 +109,7 @@ pub fn run_all(info: &BootInfo) -> u32 {
         failed: 0,
         mem_bytes: info.mem_bytes,
         pool_bytes: info.pool_bytes,
+        stdin_tty: info.console_kinds as u8 == vkernel_abi::console_kind::TTY,
     };
     let pool_at_start = vms::pool_pages();
     basic_cases(&mut s);
@@ -169,6 +172,43 @@ fn basic_cases(s: &mut Suite) {
         r == Ok(0) && woke >= deadline,
         Pair(show(r), woke),
     );
+    let r = call(Hypercall::Idle, [1, 0, 0, 0, 0, 0, 0]);
+    s.check(
+        "idle: a deadline already past polls -> 0 or event bits",
+        matches!(r, Ok(0..=3)),
+        show(r),
+    );
+    s.err(
+        "console_winsize: buffer outside memory -> EFAULT",
+        call(Hypercall::ConsoleWinsize, [s.mem_bytes, 0, 0, 0, 0, 0, 0]),
+        Errno::EFAULT,
+    );
+    s.err(
+        "console_winsize: buffer across the end of memory -> EFAULT",
+        call(
+            Hypercall::ConsoleWinsize,
+            [s.mem_bytes - 4, 0, 0, 0, 0, 0, 0],
+        ),
+        Errno::EFAULT,
+    );
+    let mut ws = [0u16; 4];
+    let r = call(
+        Hypercall::ConsoleWinsize,
+        [ws.as_mut_ptr() as u64, 0, 0, 0, 0, 0, 0],
+    );
+    if s.stdin_tty {
+        s.check(
+            "console_winsize: stdin a terminal -> its size",
+            matches!(r, Ok(n) if n >= 0),
+            show(r),
+        );
+    } else {
+        s.err(
+            "console_winsize: stdin not a terminal -> ENOTTY",
+            r,
+            Errno::ENOTTY,
+        );
+    }
     s.err(
         "unknown hypercall -> ENOSYS",
         call_nr(60, [0; 7]),

@@ -14,6 +14,8 @@ pub enum Chan {
     Futex(u64, u64),
     /// The parent of a vfork child (this pid) waits for it to exec or exit.
     Vfork(u32),
+    /// Terminal output was stopped (STOP, TCOOFF) and may start again.
+    TtyOutput,
     /// Only the deadline can end this sleep (nanosleep).
     Timer,
     /// Only a signal (or a deadline) can end this sleep: pause,

@@ -49,6 +49,7 @@ guestlib::boot_entry!();
 pub extern "C" fn kmain(boot_info_addr: u64) -> ! {
     let boot_entry_ns = hypercall::clock_ns();
     let boot = bootinfo::read(boot_info_addr);
+    start_terminal(&boot);
     let boot_trace = boot
         .cmdline
         .split_ascii_whitespace()
@@ -72,6 +73,21 @@ pub extern "C" fn kmain(boot_info_addr: u64) -> ! {
     let mut k = boot_kernel(&boot, boot_trace);
     start_init(&mut k, &boot);
     trap::run(&mut k)
+}
+
+/// When the host's stdin is a terminal (in raw mode for the run), the
+/// console becomes a terminal with a line discipline (`fs/tty.rs`), and
+/// the kernel's own lines end in CR LF. Its output goes to the first of
+/// stdout and stderr that is the terminal.
+fn start_terminal(boot: &Boot) {
+    use vkernel_abi::console_kind::TTY;
+    let kind = |fd: u64| (boot.info.console_kinds >> (8 * fd)) as u8;
+    if kind(0) != TTY {
+        return;
+    }
+    guestlib::console::CRLF.store(true, core::sync::atomic::Ordering::Relaxed);
+    let out = [1, 2].into_iter().find(|&fd| kind(fd) == TTY).unwrap_or(0);
+    fs::tty::activate(out);
 }
 
 /// Sets up the heap and the kernel context from the command line: the

@@ -73,7 +73,9 @@ fn turn(k: &mut Kernel, s: usize) {
             syscall::dispatch(k, s);
             charge_since(k, s, pid, t1, false);
         }
-        T_TIMEOUT => {} // slice over: next process
+        // Slice over: next process (and a look at the terminal: a
+        // compute-bound job's Ctrl-C).
+        T_TIMEOUT => k.procs.tty_due = true,
         T_PAGEFLT => {
             let fault = k.space(s).borrow_mut().fault(tf.addr, tf.err);
             match fault {

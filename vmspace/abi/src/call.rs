@@ -254,6 +254,11 @@ calls! {
         /// Vmspace address of the contiguous range copied to.
         off,
     },
+    /// `console_winsize(buf)`.
+    ConsoleWinsize {
+        /// Guest-physical address of the 8-byte `struct winsize`.
+        buf,
+    },
 }
 
 #[cfg(test)]

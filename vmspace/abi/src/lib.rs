@@ -65,8 +65,10 @@ pub enum Hypercall {
     /// `buf`. Returns the count, 0 at end of input; EAGAIN if none is ready.
     ConsoleRead = 5,
     /// `idle(deadline_ns)`: block the host until the monotonic clock
-    /// reaches `deadline_ns` (0 = no deadline) or console input is ready.
-    /// Returns 1 for input, 0 for the deadline.
+    /// reaches `deadline_ns` (0 = no deadline), console input is ready or
+    /// the host terminal's size changed. Returns [`IDLE_INPUT`] |
+    /// [`IDLE_WINCH`] bits, 0 for the deadline; a deadline already past
+    /// makes it a poll of both.
     Idle = 6,
     /// `vmspace_create(id, type, data)`.
     VmspaceCreate = 8,
@@ -96,6 +98,11 @@ pub enum Hypercall {
     /// `vmspace_pwritev(id, iov, iovcnt, flags, offset)`: extension,
     /// pwrite from a gather list of kernel buffers.
     VmspacePwritev = 19,
+    /// `console_winsize(buf)`: extension: the host terminal's size as
+    /// Linux's `struct winsize` (rows, cols, xpixel, ypixel: four u16)
+    /// at guest-physical `buf`. Returns how many size changes the host
+    /// has seen; ENOTTY when its stdin is not a terminal.
+    ConsoleWinsize = 20,
 }
 
 /// Most iovecs one `vmspace_preadv`/`vmspace_pwritev` takes (a 16 KiB
@@ -137,6 +144,7 @@ impl Hypercall {
             17 => VmspaceClone,
             18 => VmspacePreadv,
             19 => VmspacePwritev,
+            20 => ConsoleWinsize,
             _ => return None,
         })
     }
@@ -163,6 +171,12 @@ pub struct HypercallBlock {
     /// 0 or a Linux errno value.
     pub errno: i64,
 }
+
+/// `idle` result bit: console input is ready.
+pub const IDLE_INPUT: i64 = 1;
+/// `idle` result bit: the host terminal's size changed since the last
+/// `console_winsize`.
+pub const IDLE_WINCH: i64 = 2;
 
 /// `clock` argument: monotonic nanoseconds since the host started.
 pub const CLOCK_MONOTONIC: u64 = 0;

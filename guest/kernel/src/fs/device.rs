@@ -12,6 +12,7 @@ use crate::random;
 use guestlib::hypercall;
 use vkernel_abi::Errno;
 
+use super::tty;
 use super::vfs::{Kind, Sink, Source};
 use vkernel_abi::console_kind;
 
@@ -87,6 +88,12 @@ pub trait Device {
     }
     /// Whether this is a terminal (isatty, the tty ioctls).
     fn is_tty(&self) -> bool {
+        false
+    }
+    /// Whether this is the console as a terminal with its line
+    /// discipline ([`super::tty`]: the host's stdin is a terminal), whose
+    /// reads and writes the job-control rules govern.
+    fn terminal(&self) -> bool {
         false
     }
     /// What fstat says it is when it has no node of its own.
@@ -199,8 +206,57 @@ pub struct Console {
     pub kind: u8,
 }
 
+impl Console {
+    /// A read of the terminal: what the line discipline has (one line in
+    /// canonical mode), after one look at the host when it has nothing.
+    /// VMIN/VTIME and job control are the system call's (`syscall/tty.rs`).
+    fn read_terminal(&self, len: usize, out: Sink) -> Result<usize, IoError> {
+        if len == 0 {
+            return Ok(0); // takes nothing, not even an end of file
+        }
+        let mut data = tty::with(|t| t.take(len));
+        if data.is_none() && tty::pump() {
+            data = tty::with(|t| t.take(len));
+        }
+        match data {
+            Some(d) => Ok(out(&[&d])?),
+            None if tty::with(|t| t.hangup) => Ok(0),
+            None => Err(IoError::WouldBlock(Chan::ConsoleInput)),
+        }
+    }
+
+    /// A write to the terminal: held while output is stopped (STOP,
+    /// TCOOFF), then through output processing.
+    fn write_terminal(&self, len: usize, src: Source) -> Result<usize, IoError> {
+        if tty::with(|t| t.stopped) {
+            return Err(IoError::WouldBlock(Chan::TtyOutput));
+        }
+        let mut buf = [0u8; 4096];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(buf.len());
+            let got = src(&mut [&mut buf[..n]])?;
+            if got > 0 {
+                match tty::write(self.stream, &buf[..got]) {
+                    Ok(()) => {}
+                    Err(e) if done == 0 => return Err(IoError::Fail(e)),
+                    Err(_) => break,
+                }
+            }
+            done += got;
+            if got < n {
+                break;
+            }
+        }
+        Ok(done)
+    }
+}
+
 impl Device for Console {
     fn read(&self, len: usize, out: Sink) -> Result<usize, IoError> {
+        if self.terminal() {
+            return self.read_terminal(len, out);
+        }
         let mut input = CONSOLE_INPUT.0.borrow_mut();
         if input.len > 0 {
             // What a readiness check took from the host first.
@@ -226,6 +282,9 @@ impl Device for Console {
     }
 
     fn write(&self, len: usize, src: Source) -> Result<usize, IoError> {
+        if self.terminal() {
+            return self.write_terminal(len, src);
+        }
         let mut buf = [0u8; 4096];
         let mut done = 0;
         while done < len {
@@ -253,6 +312,10 @@ impl Device for Console {
         matches!(self.kind, console_kind::TTY | console_kind::UNKNOWN)
     }
 
+    fn terminal(&self) -> bool {
+        self.kind == console_kind::TTY && tty::active()
+    }
+
     fn kind(&self) -> Kind {
         match self.kind {
             console_kind::PIPE => Kind::Fifo,
@@ -268,6 +331,17 @@ impl Device for Console {
     /// sleeps on [`Chan::ConsoleInput`], which the idle hypercall's return
     /// wakes, so a guest waiting on the console costs the host no CPU.
     fn ready(&self) -> Ready {
+        if self.terminal() {
+            if !tty::with(|t| t.readable()) {
+                tty::pump();
+            }
+            return tty::with(|t| Ready {
+                read: t.readable(),
+                write: !t.stopped,
+                in_seq: t.seq,
+                ..Ready::default()
+            });
+        }
         let mut input = CONSOLE_INPUT.0.borrow_mut();
         if input.len == 0 && !input.eof {
             let i = &mut *input;
@@ -296,6 +370,9 @@ impl Device for Console {
 
     fn poll_chans(&self, out: &mut Vec<Chan>) {
         out.push(Chan::ConsoleInput);
+        if self.terminal() {
+            out.push(Chan::TtyOutput);
+        }
     }
 }
 
@@ -315,6 +392,9 @@ struct ConsoleInput {
 /// took it from the host, so the host's idle will not announce it; the
 /// checker wakes [`Chan::ConsoleInput`]'s readers instead.
 pub fn console_buffered() -> bool {
+    if tty::active() {
+        return tty::with(|t| t.readable());
+    }
     CONSOLE_INPUT
         .0
         .try_borrow()

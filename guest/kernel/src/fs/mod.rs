@@ -10,6 +10,7 @@ pub mod file;
 pub mod lock;
 pub mod pipe;
 pub mod tmpfs;
+pub mod tty;
 pub mod vfs;
 
 use alloc::rc::Weak;

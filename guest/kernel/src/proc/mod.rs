@@ -13,6 +13,7 @@
 pub mod exec;
 pub mod fpu;
 pub mod futex;
+pub mod jobctl;
 pub mod procfs;
 pub mod sched;
 pub mod sigframe;
@@ -271,6 +272,10 @@ pub struct ProcTable {
     /// File locks: their owners are processes and open files, and a
     /// change wakes sleepers, so they are kept beside the processes.
     pub locks: Locks,
+    /// Rounds since the terminal was last looked at (see [`jobctl`]).
+    pub tty_rounds: u32,
+    /// A time slice ran out since: look at the terminal this round.
+    pub tty_due: bool,
 }
 
 impl ProcTable {
@@ -284,6 +289,8 @@ impl ProcTable {
             fpu_owner: None,
             futex_seq: 0,
             locks: Locks::default(),
+            tty_rounds: 0,
+            tty_due: false,
         }
     }
 
@@ -400,6 +407,10 @@ impl ProcTable {
         }
         if self.fpu_owner == Some(pid) {
             self.fpu_owner = None;
+        }
+        let (sid, leader) = (self.procs[slot].sid, self.procs[slot].sid == pid);
+        if leader {
+            self.tty_leader_exit(sid);
         }
         let p = &mut self.procs[slot];
         p.space = None;

@@ -27,8 +27,18 @@ impl ProcTable {
                 self.expire(now);
             }
         }
+        let tty = crate::fs::tty::active();
+        if tty {
+            // A read or poll may have taken a Ctrl-C from the host since.
+            self.tty_signals();
+        }
         if self.procs.iter().any(|p| p.state == State::Runnable) {
-            self.wakeup(Chan::ConsoleInput);
+            if tty {
+                let due = core::mem::take(&mut self.tty_due);
+                self.tty_round(due);
+            } else {
+                self.wakeup(Chan::ConsoleInput);
+            }
         }
     }
 
@@ -37,7 +47,10 @@ impl ProcTable {
     /// (its poll set holds [`Chan::ConsoleInput`]), so the wakeup below
     /// reaches it too.
     pub fn idle(&mut self) {
-        let readers = self.sleeping_on(Chan::ConsoleInput);
+        // The terminal takes input whether or not anyone reads it (a
+        // Ctrl-C for a sleeping job): its input always ends the wait.
+        let tty = crate::fs::tty::active();
+        let readers = tty || self.sleeping_on(Chan::ConsoleInput);
         // With neither a deadline nor a reader nothing can wake the guest
         // but input that nobody reads: look again once a second rather
         // than spin.
@@ -46,7 +59,10 @@ impl ProcTable {
             None if readers => 0,
             None => hypercall::clock_ns() + 1_000_000_000,
         };
-        if hypercall::idle(deadline) {
+        let bits = hypercall::idle(deadline);
+        if tty {
+            self.tty_events(bits);
+        } else if bits & vkernel_abi::IDLE_INPUT != 0 {
             self.wakeup(Chan::ConsoleInput);
         }
     }

@@ -84,6 +84,11 @@ fn read_at(k: &mut Kernel, s: usize, fd: u64, buf: u64, count: u64, at: Option<u
     if !uaccess::user_range(buf, count) {
         return Ret(err(Errno::EFAULT));
     }
+    if f.device().is_some_and(|d| d.terminal()) {
+        if let Some(o) = super::tty::read_gate(k, s, &f, count) {
+            return o;
+        }
+    }
     let space = k.space(s);
     let mut to = ToUser::new(&space, buf);
     match f.read(count as usize, at, &mut |b| to.put(b)) {
@@ -124,6 +129,11 @@ fn write_at(k: &mut Kernel, s: usize, fd: u64, buf: u64, count: u64, at: Option<
     let count = count.min(i32::MAX as u64 & !0xfff);
     if !uaccess::user_range(buf, count) {
         return Ret(err(Errno::EFAULT));
+    }
+    if f.device().is_some_and(|d| d.terminal()) {
+        if let Some(o) = super::tty::write_gate(k, s) {
+            return o;
+        }
     }
     let space = k.space(s);
     let mut total = 0u64;
@@ -202,6 +212,18 @@ pub fn sys_vectored(
         Ok(v) => v,
         Err(e) => return Ret(err(e)),
     };
+    if f.device().is_some_and(|d| d.terminal()) {
+        let gate = match dir {
+            Dir::Read => {
+                let count = vecs.iter().fold(0u64, |a, v| a.saturating_add(v.1));
+                super::tty::read_gate(k, s, &f, count)
+            }
+            Dir::Write => super::tty::write_gate(k, s),
+        };
+        if let Some(o) = gate {
+            return o;
+        }
+    }
     let mut total = 0u64;
     for (base, len) in vecs {
         if len == 0 {
@@ -428,15 +450,43 @@ pub fn sys_pipe2(k: &mut Kernel, s: usize, fds: u64, flags: u64) -> Result<i64, 
     Ok(0)
 }
 
-/// ioctl: the terminal requests a program asks to learn whether it has a
-/// terminal (TCGETS, TIOCGWINSZ), FIONREAD, FIONBIO; anything else is
-/// `ENOTTY`, as Linux answers a request a device does not know.
-pub fn sys_ioctl(k: &mut Kernel, s: usize, fd: u64, req: u64, arg: u64) -> Result<i64, Errno> {
+/// ioctl. The console as a terminal (the host's stdin is one) has its
+/// own (`syscall/tty.rs`); for other files, see [`ioctl`].
+pub fn sys_ioctl(k: &mut Kernel, s: usize, fd: u64, req: u64, arg: u64) -> Outcome {
+    let f = match file(k, s, fd) {
+        Ok(f) => f,
+        Err(e) => return Ret(err(e)),
+    };
+    if f.device().is_some_and(|d| d.terminal()) {
+        return super::tty::ioctl(k, s, &f, req, arg);
+    }
+    Ret(ioctl(k, s, &f, req, arg).unwrap_or_else(err))
+}
+
+/// FIONBIO: sets or clears the open file's O_NONBLOCK.
+pub fn fionbio(k: &Kernel, s: usize, f: &OpenFile, arg: u64) -> Result<i64, Errno> {
+    let mut on = [0u8; 4];
+    crate::mm::uaccess::copy_in(&k.space(s), arg, &mut on)?;
+    let flags = f.flags.get() & !O_NONBLOCK;
+    let nb = if u32::from_le_bytes(on) != 0 {
+        O_NONBLOCK
+    } else {
+        0
+    };
+    f.flags.set(flags | nb);
+    Ok(0)
+}
+
+/// ioctl on a file that is not the console terminal: the requests a
+/// program asks to learn whether it has a terminal (TCGETS, TIOCGWINSZ:
+/// a fixed cooked 24x80 one for a host terminal when the host's stdin is
+/// not one), FIONREAD, FIONBIO; anything else is `ENOTTY`, as Linux
+/// answers a request a device does not know.
+fn ioctl(k: &mut Kernel, s: usize, f: &OpenFile, req: u64, arg: u64) -> Result<i64, Errno> {
     const TCGETS: u64 = 0x5401;
     const TIOCGWINSZ: u64 = 0x5413;
     const FIONREAD: u64 = 0x541b;
     const FIONBIO: u64 = 0x5421;
-    let f = file(k, s, fd)?;
     let tty = f.device().is_some_and(|d| d.is_tty());
     let space = k.space(s);
     match req {
@@ -468,18 +518,7 @@ pub fn sys_ioctl(k: &mut Kernel, s: usize, fd: u64, req: u64, arg: u64) -> Resul
             copy_out(&space, arg, &(n as i32).to_le_bytes())?;
             Ok(0)
         }
-        FIONBIO => {
-            let mut on = [0u8; 4];
-            crate::mm::uaccess::copy_in(&space, arg, &mut on)?;
-            let flags = f.flags.get() & !O_NONBLOCK;
-            let nb = if u32::from_le_bytes(on) != 0 {
-                O_NONBLOCK
-            } else {
-                0
-            };
-            f.flags.set(flags | nb);
-            Ok(0)
-        }
+        FIONBIO => fionbio(k, s, f, arg),
         _ => Err(Errno::ENOTTY),
     }
 }

@@ -20,6 +20,7 @@ mod poll;
 mod proc;
 pub mod signal;
 mod time;
+mod tty;
 mod uio;
 
 use crate::fs::vfs::Follow;
@@ -98,7 +99,7 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         __NR_flock => sys_flock(k, s, a[0], a[1]),
         __NR_pipe => ret(sys_pipe2(k, s, a[0], 0)),
         __NR_pipe2 => ret(sys_pipe2(k, s, a[0], a[1])),
-        __NR_ioctl => ret(sys_ioctl(k, s, a[0], a[1], a[2])),
+        __NR_ioctl => sys_ioctl(k, s, a[0], a[1], a[2]),
         __NR_fstat => ret(sys_fstat(k, s, a[0], a[1])),
         __NR_getdents64 => ret(sys_getdents64(k, s, a[0], a[1], a[2])),
         __NR_ftruncate => ret(sys_ftruncate(k, s, a[0], a[1])),

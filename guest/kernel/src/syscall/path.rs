@@ -165,6 +165,11 @@ pub fn sys_openat(
     let object = match meta.kind {
         Kind::CharDevice | Kind::BlockDevice | Kind::Fifo if flags & O_PATH == 0 => {
             let dev = node.device().ok_or(Errno::ENXIO)?;
+            // /dev/tty is the caller's controlling terminal: none, ENXIO.
+            if dev.terminal() && meta.rdev == crate::fs::tty::DEV_TTY && !super::tty::is_ctty(k, s)
+            {
+                return Err(Errno::ENXIO);
+            }
             let dev = dev.open(writing).unwrap_or(dev);
             Object::Device {
                 dev,
