@@ -13,6 +13,7 @@ pub mod crash;
 pub mod error;
 pub mod gdb;
 pub mod hooks;
+pub mod hostfs;
 pub mod hostmem;
 pub mod hypercall;
 pub mod idle;
@@ -85,6 +86,7 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
         None if args.test_kernel => "built-in test kernel".to_string(),
         p => name(p),
     };
+    let host_dirs = program::host_dirs(args)?;
     let (image_bytes, image_name, init) = program::image_for(args)?;
     let (pool_mib, warning) = hostmem::cap_pool(args.pool, args.memory, hostmem::backable_mib());
     if let Some(w) = warning {
@@ -128,6 +130,11 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     }
     vm.enter_kernel(loaded.entry)?;
     let mut machine = Machine::new(vm)?;
+    // Opened now: the sandbox allows no path but beneath these.
+    let dirs: Vec<&std::path::Path> = host_dirs.iter().map(|p| p.as_path()).collect();
+    let hostfs = hostfs::HostFs::new(&dirs).map_err(|e| Error::Setup(e.to_string()))?;
+    let hostfs_mode = hostfs.open_mode();
+    machine.set_hostfs(hostfs);
     if let Some(addr) = &args.gdb {
         let stub = gdb::Gdb::listen(addr, &kernel_bytes, !args.no_seccomp).map_err(|source| {
             Error::Gdb {
@@ -145,6 +152,7 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     };
     let role = sandbox::Role::Vcpu {
         debugger: args.gdb.is_some(),
+        hostfs: hostfs_mode,
     };
     sandbox::enter(role, !args.no_seccomp)?;
     if args.seccomp_selftest {

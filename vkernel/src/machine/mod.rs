@@ -285,6 +285,11 @@ impl<V: Vcpu> Machine<V> {
         self.hooks = Some(hooks);
     }
 
+    /// Serves host directories to the guest (`hostfs_*` hypercalls).
+    pub fn set_hostfs(&mut self, hostfs: crate::hostfs::HostFs) {
+        self.hypercalls.hostfs = hostfs;
+    }
+
     /// Calls the hooks, if any, with a view of the vCPU.
     pub(crate) fn hook<R>(
         &mut self,

@@ -162,6 +162,9 @@ pub fn sys_openat(
     if access == O_ACCMODE {
         return Err(Errno::EINVAL);
     }
+    if flags & O_PATH == 0 && meta.kind == Kind::Regular && (writing || flags & O_TRUNC != 0) {
+        node.open_write()?;
+    }
     let object = match meta.kind {
         Kind::CharDevice | Kind::BlockDevice | Kind::Fifo if flags & O_PATH == 0 => {
             let dev = node.device().ok_or(Errno::ENXIO)?;
