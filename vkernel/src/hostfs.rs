@@ -297,7 +297,7 @@ impl HostFs {
                     Ok(rd) => {
                         let st2 = stat_fd(rd.as_raw_fd())?;
                         if st2.st_dev != st.st_dev || st2.st_ino != st.st_ino {
-                            return Err(Errno::EAGAIN);
+                            return Err(Errno::ESTALE);
                         }
                         (rd, Kind::Regular { readable: true })
                     }
