@@ -14,7 +14,25 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Run(args)) => args,
-        Some(Command::Test(args)) => args.to_run_args(),
+        Some(Command::Test(args)) => {
+            // The hostfs cases walk a fixture directory served as volume 0.
+            let fixture = match vkernel::program::hostfs_fixture() {
+                Ok(f) => f,
+                Err(e) => {
+                    vkernel::report!("vkernel test: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            let mut run = args.to_run_args();
+            run.rootfs = Some(fixture.root());
+            return match vkernel::run(&run) {
+                Ok(status) => ExitCode::from(status),
+                Err(e) => {
+                    vkernel::report!("vkernel: {e}");
+                    ExitCode::from(1)
+                }
+            };
+        }
         Some(Command::Bench(args)) => {
             return match vkernel::bench::run(&args) {
                 Ok(()) => ExitCode::SUCCESS,
