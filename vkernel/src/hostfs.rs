@@ -67,6 +67,11 @@ pub struct HostFs {
     mode: OpenMode,
     /// Bounce buffer for reads (reused: no allocation per call).
     buf: Vec<u8>,
+    /// File bytes read for the guest (`--stats`: the page cache's
+    /// misses).
+    pub bytes_read: u64,
+    /// Walks made (`--stats`).
+    pub walks: u64,
 }
 
 /// Why a volume could not be served.
@@ -150,6 +155,8 @@ impl HostFs {
             open: 0,
             mode: OpenMode::Openat2,
             buf: Vec::new(),
+            bytes_read: 0,
+            walks: 0,
         };
         if let Some((root, _)) = fs.roots.first() {
             if let Err(Errno::ENOSYS) = fs.open_beneath(root.as_raw_fd(), c".", libc::O_PATH, 0) {
@@ -258,6 +265,7 @@ impl HostFs {
 
     /// `hostfs_walk(handle, name, name_len)`.
     pub fn walk(&mut self, ram: &KernelRam, h: u64, name: u64, len: u64) -> Result<i64, Errno> {
+        self.walks += 1;
         let dir = self.handle(h)?;
         if dir.kind != Kind::Dir {
             return Err(Errno::ENOTDIR);
@@ -407,6 +415,7 @@ impl HostFs {
             return Err(last_errno());
         }
         ram.write_slice(buf, &self.buf[..n as usize])?;
+        self.bytes_read += n as u64;
         Ok(n as i64)
     }
 

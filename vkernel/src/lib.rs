@@ -166,6 +166,14 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
         let rss = status.as_ref().map_or(0, resident_kib_from);
         let guest = machine.guest().resident_kib();
         let (batches, returned) = machine.guest().registry.pool().return_stats();
+        let hostfs = machine.hostfs();
+        if hostfs.open_mode().is_some() {
+            crate::report!(
+                "vkernel: stats: hostfs: {} walks, {} file bytes read from the host",
+                hostfs.walks,
+                hostfs.bytes_read
+            );
+        }
         crate::report!(
             "vkernel: stats: {} exits, {} hypercalls, {} faults resolved by the host, {} traps to the guest kernel, {} translation flushes, {} process faults (T_PROTFLT for exits a process may not make), {} pool pages given back to the host in {} batches; host RSS {rss} KiB, of which guest memory {guest} KiB, host overhead {} KiB",
             s.exits,

@@ -320,18 +320,12 @@ impl Inode for OvNode {
         if upper.as_ref().is_some_and(is_whiteout) {
             return Err(Errno::ENOENT);
         }
-        let upper_is_dir = upper
-            .as_ref()
-            .map(|u| u.meta().kind == Kind::Directory);
-        let lower = match (&self.lower, upper_is_dir) {
-            (Some(low), None | Some(true)) if !self.opaque() => {
-                match lookup_opt(low, name)? {
-                    // Only a directory merges under an upper directory.
-                    Some(l) if upper_is_dir == Some(true) && l.meta().kind != Kind::Directory => {
-                        None
-                    }
-                    other => other,
-                }
+        // The lower's entry, if the lower shows here: what a directory
+        // merges with, and what a removal must whiteout even when an upper
+        // file hides it.
+        let lower = match &self.lower {
+            Some(low) if !self.opaque() && low.meta().kind == Kind::Directory => {
+                lookup_opt(low, name)?
             }
             _ => None,
         };
