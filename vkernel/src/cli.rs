@@ -24,7 +24,7 @@ pub enum Command {
     /// Boot a guest kernel with an image and run it until it exits; vkernel
     /// exits with the guest's exit status, 1 if it refused its input before
     /// running, 2 if it stopped a crashed or misbehaving guest.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run the hypercall test suite: boots the built-in test kernel with
     /// `test=hypercalls`, which calls every hypercall with good and bad
     /// arguments and prints one line per case and `N passed, N failed`.

@@ -38,7 +38,9 @@ enum Kind {
     Dir,
     /// A regular file; `readable`: the descriptor is open for reading
     /// (else `O_PATH`, and a read is `EACCES`).
-    Regular { readable: bool },
+    Regular {
+        readable: bool,
+    },
     Symlink,
     /// A device node, fifo or socket: attributes only.
     Other,
@@ -111,7 +113,11 @@ fn stat_fd(fd: RawFd) -> Result<libc::stat, Errno> {
 }
 
 fn last_errno() -> Errno {
-    Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+    Errno(
+        std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO),
+    )
 }
 
 fn ns(sec: i64, nsec: i64) -> u64 {
@@ -145,8 +151,8 @@ impl HostFs {
             }
             // SAFETY: a descriptor just opened, owned by nothing else.
             let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            let st = stat_fd(fd.as_raw_fd())
-                .map_err(|e| err(std::io::Error::from_raw_os_error(e.0)))?;
+            let st =
+                stat_fd(fd.as_raw_fd()).map_err(|e| err(std::io::Error::from_raw_os_error(e.0)))?;
             roots.push((fd, st.st_dev));
         }
         let mut fs = HostFs {
@@ -160,7 +166,9 @@ impl HostFs {
         };
         if let Some((root, _)) = fs.roots.first() {
             if let Err(Errno::ENOSYS) = fs.open_beneath(root.as_raw_fd(), c".", libc::O_PATH, 0) {
-                log::warn!("hostfs: openat2 is missing; using openat(O_NOFOLLOW) and device checks");
+                log::warn!(
+                    "hostfs: openat2 is missing; using openat(O_NOFOLLOW) and device checks"
+                );
                 fs.mode = OpenMode::Openat;
             }
         }

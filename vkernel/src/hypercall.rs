@@ -282,10 +282,11 @@ impl<V: Vcpu> Machine<V> {
                 .hypercalls
                 .hostfs
                 .read(&self.guest.ram, handle, buf, len, off),
-            Call::HostfsReadlink { handle, buf, len } => self
-                .hypercalls
-                .hostfs
-                .readlink(&self.guest.ram, handle, buf, len),
+            Call::HostfsReadlink { handle, buf, len } => {
+                self.hypercalls
+                    .hostfs
+                    .readlink(&self.guest.ram, handle, buf, len)
+            }
             Call::HostfsClunk { handle } => self.hypercalls.hostfs.clunk(handle),
         };
         write_result(&self.guest.ram, addr, result);

@@ -13,7 +13,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let args = match cli.command {
-        Some(Command::Run(args)) => args,
+        Some(Command::Run(args)) => *args,
         Some(Command::Test(args)) => {
             // The hostfs cases walk a fixture directory served as volume 0.
             let fixture = match vkernel::program::hostfs_fixture() {

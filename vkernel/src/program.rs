@@ -68,7 +68,10 @@ pub fn image_for(args: &RunArgs) -> Result<BootImage, Error> {
         }
         // The directory is served, not packed: the image holds only the
         // init arguments and environment below.
-        (None, Some(dir)) => (Cow::Owned(pack(&[])), format!("host directory {}", dir.display())),
+        (None, Some(dir)) => (
+            Cow::Owned(pack(&[])),
+            format!("host directory {}", dir.display()),
+        ),
         (None, None) => match args.program.first() {
             Some(prog) if args.env.is_empty() => {
                 return Ok((
@@ -291,6 +294,59 @@ pub fn check_init(image: &[u8]) -> Result<(), String> {
     }
 }
 
+/// The directory `vkernel test` serves to the hostfs cases (see
+/// `guest/hctest/src/hostfs.rs`), removed when dropped.
+pub struct HostfsFixture {
+    dir: PathBuf,
+}
+
+impl HostfsFixture {
+    /// The served directory (`inside`; `outside/secret` lies beside it).
+    pub fn root(&self) -> PathBuf {
+        self.dir.join("inside")
+    }
+}
+
+impl Drop for HostfsFixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Makes the fixture in a fresh directory under the temporary directory.
+pub fn hostfs_fixture() -> Result<HostfsFixture, Error> {
+    let base = std::env::temp_dir();
+    let io = |source: std::io::Error| Error::Io {
+        what: "making the hostfs fixture",
+        source,
+    };
+    let mut n = 0u32;
+    let dir = loop {
+        let d = base.join(format!("vkernel-hostfs-{}-{n}", std::process::id()));
+        match std::fs::create_dir(&d) {
+            Ok(()) => break d,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 100 => n += 1,
+            Err(e) => return Err(io(e)),
+        }
+    };
+    let fixture = HostfsFixture { dir: dir.clone() };
+    let inside = dir.join("inside");
+    std::fs::create_dir_all(inside.join("dir")).map_err(io)?;
+    std::fs::create_dir(dir.join("outside")).map_err(io)?;
+    std::fs::write(dir.join("outside/secret"), b"secret\n").map_err(io)?;
+    std::fs::write(inside.join("file"), b"hello hostfs\n").map_err(io)?;
+    std::fs::write(inside.join("dir/a"), b"").map_err(io)?;
+    std::os::unix::fs::symlink("/etc/passwd", inside.join("abs")).map_err(io)?;
+    std::os::unix::fs::symlink("../outside/secret", inside.join("rel")).map_err(io)?;
+    let fifo = std::ffi::CString::new(inside.join("fifo").into_os_string().into_encoded_bytes())
+        .map_err(|_| io(std::io::Error::from_raw_os_error(libc::EINVAL)))?;
+    // SAFETY: a NUL-terminated path.
+    if unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) } != 0 {
+        return Err(io(std::io::Error::last_os_error()));
+    }
+    Ok(fixture)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,57 +424,4 @@ mod tests {
             assert!(with(i, v).starts_with("not an x86-64 executable"), "{i}");
         }
     }
-}
-
-/// The directory `vkernel test` serves to the hostfs cases (see
-/// `guest/hctest/src/hostfs.rs`), removed when dropped.
-pub struct HostfsFixture {
-    dir: PathBuf,
-}
-
-impl HostfsFixture {
-    /// The served directory (`inside`; `outside/secret` lies beside it).
-    pub fn root(&self) -> PathBuf {
-        self.dir.join("inside")
-    }
-}
-
-impl Drop for HostfsFixture {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Makes the fixture in a fresh directory under the temporary directory.
-pub fn hostfs_fixture() -> Result<HostfsFixture, Error> {
-    let base = std::env::temp_dir();
-    let io = |source: std::io::Error| Error::Io {
-        what: "making the hostfs fixture",
-        source,
-    };
-    let mut n = 0u32;
-    let dir = loop {
-        let d = base.join(format!("vkernel-hostfs-{}-{n}", std::process::id()));
-        match std::fs::create_dir(&d) {
-            Ok(()) => break d,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 100 => n += 1,
-            Err(e) => return Err(io(e)),
-        }
-    };
-    let fixture = HostfsFixture { dir: dir.clone() };
-    let inside = dir.join("inside");
-    std::fs::create_dir_all(inside.join("dir")).map_err(io)?;
-    std::fs::create_dir(dir.join("outside")).map_err(io)?;
-    std::fs::write(dir.join("outside/secret"), b"secret\n").map_err(io)?;
-    std::fs::write(inside.join("file"), b"hello hostfs\n").map_err(io)?;
-    std::fs::write(inside.join("dir/a"), b"").map_err(io)?;
-    std::os::unix::fs::symlink("/etc/passwd", inside.join("abs")).map_err(io)?;
-    std::os::unix::fs::symlink("../outside/secret", inside.join("rel")).map_err(io)?;
-    let fifo = std::ffi::CString::new(inside.join("fifo").into_os_string().into_encoded_bytes())
-        .map_err(|_| io(std::io::Error::from_raw_os_error(libc::EINVAL)))?;
-    // SAFETY: a NUL-terminated path.
-    if unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) } != 0 {
-        return Err(io(std::io::Error::last_os_error()));
-    }
-    Ok(fixture)
 }

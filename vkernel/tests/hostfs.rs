@@ -52,7 +52,10 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>, u32)> {
             let p = e.unwrap().path();
             let m = std::fs::symlink_metadata(&p).unwrap();
             let data = if m.file_type().is_symlink() {
-                std::fs::read_link(&p).unwrap().into_os_string().into_encoded_bytes()
+                std::fs::read_link(&p)
+                    .unwrap()
+                    .into_os_string()
+                    .into_encoded_bytes()
             } else if m.is_dir() {
                 stack.push(p.clone());
                 Vec::new()
@@ -176,8 +179,17 @@ fn dynamic_programs_of_the_host_root_run_as_natively() {
     )
     .unwrap();
     let hello = d.join("hello");
-    let out = Command::new("gcc").arg("-o").arg(&hello).arg(&src).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("gcc")
+        .arg("-o")
+        .arg(&hello)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let elf = std::fs::read(&hello).unwrap();
     assert!(
         elf.windows(11).any(|w| w == b"ld-linux-x8"),
@@ -188,7 +200,11 @@ fn dynamic_programs_of_the_host_root_run_as_natively() {
     std::fs::write(d.join("b"), "two\n").unwrap();
     std::fs::create_dir(d.join("sub")).unwrap();
     same_as_host(&["/bin/ls", "-l", d.to_str().unwrap()]);
-    same_as_host(&["/bin/cat", d.join("a").to_str().unwrap(), d.join("b").to_str().unwrap()]);
+    same_as_host(&[
+        "/bin/cat",
+        d.join("a").to_str().unwrap(),
+        d.join("b").to_str().unwrap(),
+    ]);
     same_as_host(&["/usr/bin/env", "-i", "A=1", "B=two"]);
     same_as_host(&["/bin/bash", "-c", "echo $((6*7))"]);
     // The host root is read-only to the guest: writes land in the upper
@@ -201,7 +217,11 @@ fn dynamic_programs_of_the_host_root_run_as_natively() {
     );
     let r = vkernel(&["run", "--rootfs", "/", "--", "/bin/bash", "-c", &script]);
     r.expect_code(0);
-    assert_eq!(r.stdout, "changed\na\ncreated\nhello\nhello.c\nsub\n", "{}", r.stderr);
+    assert_eq!(
+        r.stdout, "changed\na\ncreated\nhello\nhello.c\nsub\n",
+        "{}",
+        r.stderr
+    );
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "one\n");
     assert!(d.join("b").exists() && !d.join("created").exists());
 }
@@ -220,7 +240,10 @@ fn a_root_larger_than_memory_is_read_through_the_page_cache() {
         std::fs::write(&p, data).unwrap();
         names.push(p.to_str().unwrap().to_string());
     }
-    let native = Command::new("/usr/bin/sha256sum").args(&names).output().unwrap();
+    let native = Command::new("/usr/bin/sha256sum")
+        .args(&names)
+        .output()
+        .unwrap();
     let native = String::from_utf8_lossy(&native.stdout).into_owned();
     let list = names.join(" ");
     let script = format!("/usr/bin/sha256sum {list}; /usr/bin/sha256sum {list}");

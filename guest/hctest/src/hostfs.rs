@@ -53,7 +53,11 @@ const S_IFMT: u64 = 0o170000;
 pub fn cases(mem_bytes: u64, check: &mut dyn FnMut(&str, bool, R)) {
     let root = invoke(Call::HostfsRoot { volume: 0 });
     let Ok(r) = root else {
-        check("hostfs: no fixture served (skipped)", root == Err(Errno::ENOENT), root);
+        check(
+            "hostfs: no fixture served (skipped)",
+            root == Err(Errno::ENOENT),
+            root,
+        );
         return;
     };
     let r = r as u64;
@@ -67,7 +71,11 @@ pub fn cases(mem_bytes: u64, check: &mut dyn FnMut(&str, bool, R)) {
     let f = f.unwrap_or(-1) as u64;
     let st = stat(f);
     let ok = st.is_ok_and(|s| s.size == 13 && s.mode & S_IFMT == 0o100000);
-    check("hostfs: getattr file -> regular, 13 bytes", ok, st.map(|s| s.size as i64));
+    check(
+        "hostfs: getattr file -> regular, 13 bytes",
+        ok,
+        st.map(|s| s.size as i64),
+    );
     let mut buf = [0u8; 64];
     let n = read(f, &mut buf, 0);
     check(
@@ -76,16 +84,36 @@ pub fn cases(mem_bytes: u64, check: &mut dyn FnMut(&str, bool, R)) {
         n,
     );
     let n = read(f, &mut buf, 6);
-    check("hostfs: read at 6 -> 7 bytes", n == Ok(7) && &buf[..7] == b"hostfs\n", n);
+    check(
+        "hostfs: read at 6 -> 7 bytes",
+        n == Ok(7) && &buf[..7] == b"hostfs\n",
+        n,
+    );
     let n = read(f, &mut buf, 1 << 40);
     check("hostfs: read past the end -> 0", n == Ok(0), n);
     let n = read(f, &mut buf, u64::MAX);
-    check("hostfs: read at an offset past i64 -> EINVAL", n == Err(Errno::EINVAL), n);
+    check(
+        "hostfs: read at an offset past i64 -> EINVAL",
+        n == Err(Errno::EINVAL),
+        n,
+    );
     // Buffers outside guest RAM.
     for (desc, addr, len) in [
-        ("hostfs: read into a buffer across the end of RAM -> EFAULT", mem_bytes - 4, 64),
-        ("hostfs: read into a buffer past RAM -> EFAULT", mem_bytes + 4096, 64),
-        ("hostfs: read into a wrapping buffer -> EFAULT", u64::MAX - 8, 64),
+        (
+            "hostfs: read into a buffer across the end of RAM -> EFAULT",
+            mem_bytes - 4,
+            64,
+        ),
+        (
+            "hostfs: read into a buffer past RAM -> EFAULT",
+            mem_bytes + 4096,
+            64,
+        ),
+        (
+            "hostfs: read into a wrapping buffer -> EFAULT",
+            u64::MAX - 8,
+            64,
+        ),
     ] {
         let n = invoke(Call::HostfsRead {
             handle: f,
@@ -99,45 +127,96 @@ pub fn cases(mem_bytes: u64, check: &mut dyn FnMut(&str, bool, R)) {
         handle: f,
         buf: mem_bytes - 8,
     });
-    check("hostfs: getattr into a buffer past RAM -> EFAULT", n == Err(Errno::EFAULT), n);
+    check(
+        "hostfs: getattr into a buffer past RAM -> EFAULT",
+        n == Err(Errno::EFAULT),
+        n,
+    );
     let n = walk(f, b"x");
-    check("hostfs: walk from a file -> ENOTDIR", n == Err(Errno::ENOTDIR), n);
+    check(
+        "hostfs: walk from a file -> ENOTDIR",
+        n == Err(Errno::ENOTDIR),
+        n,
+    );
 
     // Names.
     for (desc, name, want) in [
-        ("hostfs: walk a name with / -> EINVAL", &b"dir/a"[..], Errno::EINVAL),
-        ("hostfs: walk .. at the root -> EINVAL", b"..", Errno::EINVAL),
+        (
+            "hostfs: walk a name with / -> EINVAL",
+            &b"dir/a"[..],
+            Errno::EINVAL,
+        ),
+        (
+            "hostfs: walk .. at the root -> EINVAL",
+            b"..",
+            Errno::EINVAL,
+        ),
         ("hostfs: walk . -> EINVAL", b".", Errno::EINVAL),
-        ("hostfs: walk a name with NUL -> EINVAL", b"fi\0le", Errno::EINVAL),
+        (
+            "hostfs: walk a name with NUL -> EINVAL",
+            b"fi\0le",
+            Errno::EINVAL,
+        ),
         ("hostfs: walk an empty name -> ENOENT", b"", Errno::ENOENT),
-        ("hostfs: walk a missing name -> ENOENT", b"nothing", Errno::ENOENT),
-        ("hostfs: walk /etc/passwd as a name -> EINVAL", b"/etc/passwd", Errno::EINVAL),
+        (
+            "hostfs: walk a missing name -> ENOENT",
+            b"nothing",
+            Errno::ENOENT,
+        ),
+        (
+            "hostfs: walk /etc/passwd as a name -> EINVAL",
+            b"/etc/passwd",
+            Errno::EINVAL,
+        ),
     ] {
         let n = walk(r, name);
         check(desc, n == Err(want), n);
     }
     let long = [b'a'; 256];
     let n = walk(r, &long);
-    check("hostfs: walk a 256-byte name -> ENAMETOOLONG", n == Err(Errno::ENAMETOOLONG), n);
+    check(
+        "hostfs: walk a 256-byte name -> ENAMETOOLONG",
+        n == Err(Errno::ENAMETOOLONG),
+        n,
+    );
     let n = invoke(Call::HostfsWalk {
         handle: r,
         name: mem_bytes - 2,
         name_len: 4,
     });
-    check("hostfs: walk a name outside RAM -> EFAULT", n == Err(Errno::EFAULT), n);
+    check(
+        "hostfs: walk a name outside RAM -> EFAULT",
+        n == Err(Errno::EFAULT),
+        n,
+    );
 
     // Unknown handles.
     for h in [4095u64, 1 << 20, u64::MAX] {
         let n = walk(h, b"file");
-        check("hostfs: walk from an unknown handle -> EBADF", n == Err(Errno::EBADF), n);
+        check(
+            "hostfs: walk from an unknown handle -> EBADF",
+            n == Err(Errno::EBADF),
+            n,
+        );
         let n = read(h, &mut buf, 0);
-        check("hostfs: read an unknown handle -> EBADF", n == Err(Errno::EBADF), n);
+        check(
+            "hostfs: read an unknown handle -> EBADF",
+            n == Err(Errno::EBADF),
+            n,
+        );
         let n = clunk(h);
-        check("hostfs: clunk an unknown handle -> EBADF", n == Err(Errno::EBADF), n);
+        check(
+            "hostfs: clunk an unknown handle -> EBADF",
+            n == Err(Errno::EBADF),
+            n,
+        );
     }
 
     // Symbolic links are opened as themselves, never followed.
-    for (name, target) in [(&b"abs"[..], &b"/etc/passwd"[..]), (b"rel", b"../outside/secret")] {
+    for (name, target) in [
+        (&b"abs"[..], &b"/etc/passwd"[..]),
+        (b"rel", b"../outside/secret"),
+    ] {
         let l = walk(r, name);
         let l = l.unwrap_or(-1) as u64;
         let st = stat(l);
@@ -157,15 +236,27 @@ pub fn cases(mem_bytes: u64, check: &mut dyn FnMut(&str, bool, R)) {
             n,
         );
         let n = read(l, &mut buf, 0);
-        check("hostfs: read a symlink (not followed) -> EINVAL", n == Err(Errno::EINVAL), n);
+        check(
+            "hostfs: read a symlink (not followed) -> EINVAL",
+            n == Err(Errno::EINVAL),
+            n,
+        );
         let n = walk(l, b"secret");
-        check("hostfs: walk through a symlink -> ENOTDIR", n == Err(Errno::ENOTDIR), n);
+        check(
+            "hostfs: walk through a symlink -> ENOTDIR",
+            n == Err(Errno::ENOTDIR),
+            n,
+        );
         let _ = clunk(l);
     }
 
     // Directories.
     let n = read(r, &mut buf, 0);
-    check("hostfs: read a directory as a file -> EISDIR", n == Err(Errno::EISDIR), n);
+    check(
+        "hostfs: read a directory as a file -> EISDIR",
+        n == Err(Errno::EISDIR),
+        n,
+    );
     let mut dents = [0u8; 4096];
     let n = invoke(Call::HostfsReaddir {
         handle: r,
@@ -189,21 +280,33 @@ pub fn cases(mem_bytes: u64, check: &mut dyn FnMut(&str, bool, R)) {
         buf: dents.as_mut_ptr() as u64,
         len: 8,
     });
-    check("hostfs: readdir into 8 bytes -> EINVAL", n == Err(Errno::EINVAL), n);
+    check(
+        "hostfs: readdir into 8 bytes -> EINVAL",
+        n == Err(Errno::EINVAL),
+        n,
+    );
     let n = invoke(Call::HostfsReaddir {
         handle: f,
         cookie: 0,
         buf: dents.as_mut_ptr() as u64,
         len: dents.len() as u64,
     });
-    check("hostfs: readdir a file -> ENOTDIR", n == Err(Errno::ENOTDIR), n);
+    check(
+        "hostfs: readdir a file -> ENOTDIR",
+        n == Err(Errno::ENOTDIR),
+        n,
+    );
     let n = invoke(Call::HostfsReaddir {
         handle: r,
         cookie: 0,
         buf: mem_bytes - 16,
         len: 4096,
     });
-    check("hostfs: readdir into a buffer past RAM -> EFAULT", n == Err(Errno::EFAULT), n);
+    check(
+        "hostfs: readdir into a buffer past RAM -> EFAULT",
+        n == Err(Errno::EFAULT),
+        n,
+    );
 
     // A FIFO: a handle (the walk did not block), attributes, no I/O.
     let p = walk(r, b"fifo");
@@ -215,7 +318,11 @@ pub fn cases(mem_bytes: u64, check: &mut dyn FnMut(&str, bool, R)) {
         st.map(|s| s.mode as i64),
     );
     let n = read(p, &mut buf, 0);
-    check("hostfs: read a fifo -> EINVAL (never opened)", n == Err(Errno::EINVAL), n);
+    check(
+        "hostfs: read a fifo -> EINVAL (never opened)",
+        n == Err(Errno::EINVAL),
+        n,
+    );
     let _ = clunk(p);
 
     // Clunk.
@@ -224,7 +331,11 @@ pub fn cases(mem_bytes: u64, check: &mut dyn FnMut(&str, bool, R)) {
     let n = clunk(f);
     check("hostfs: clunk twice -> EBADF", n == Err(Errno::EBADF), n);
     let n = read(f, &mut buf, 0);
-    check("hostfs: read a clunked handle -> EBADF", n == Err(Errno::EBADF), n);
+    check(
+        "hostfs: read a clunked handle -> EBADF",
+        n == Err(Errno::EBADF),
+        n,
+    );
 
     // The table is bounded.
     let mut got = 0usize;

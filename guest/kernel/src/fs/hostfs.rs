@@ -177,7 +177,11 @@ impl Reclaim for HostFs {
 }
 
 impl Node {
-    fn new(fs: &Rc<HostFs>, handle: Option<u64>, parent: Option<Rc<Node>>) -> Result<Rc<Node>, Errno> {
+    fn new(
+        fs: &Rc<HostFs>,
+        handle: Option<u64>,
+        parent: Option<Rc<Node>>,
+    ) -> Result<Rc<Node>, Errno> {
         let mut stat = HostfsStat::default();
         match handle {
             Some(h) => {
@@ -257,9 +261,7 @@ impl Node {
             }
         }
         // SAFETY: our fresh page; past what the file holds reads as zeros.
-        unsafe {
-            core::ptr::write_bytes((page + at) as *mut u8, 0, (PAGE_SIZE - at) as usize)
-        };
+        unsafe { core::ptr::write_bytes((page + at) as *mut u8, 0, (PAGE_SIZE - at) as usize) };
         let first = {
             let mut map = pages.borrow_mut();
             let first = map.is_empty();
@@ -305,7 +307,10 @@ impl Node {
                 }
                 let dtype = buf[at + 18];
                 let name_bytes = &buf[at + 19..at + reclen];
-                let len = name_bytes.iter().position(|&b| b == 0).unwrap_or(name_bytes.len());
+                let len = name_bytes
+                    .iter()
+                    .position(|&b| b == 0)
+                    .unwrap_or(name_bytes.len());
                 let name = &name_bytes[..len];
                 if name != b"." && name != b".." && !name.is_empty() && name.len() <= NAME_MAX {
                     out.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
@@ -341,7 +346,7 @@ impl Drop for Node {
             let pages = core::mem::take(&mut *pages.borrow_mut());
             if !pages.is_empty() {
                 let mut frames = self.fs.frames.borrow_mut();
-                for (_, page) in &pages {
+                for page in pages.values() {
                     frames.decref(*page);
                 }
                 self.fs
@@ -484,7 +489,10 @@ impl Inode for Node {
                 }))
             }
             1 => Ok(Some(DirEntry {
-                ino: self.parent.as_ref().map_or(self.meta().ino, |p| p.meta().ino),
+                ino: self
+                    .parent
+                    .as_ref()
+                    .map_or(self.meta().ino, |p| p.meta().ino),
                 kind: Kind::Directory,
                 name: b"..".to_vec(),
             })),
@@ -542,11 +550,17 @@ impl Inode for Node {
                 // SAFETY: a cached page we hold a reference on (it cannot
                 // be freed or reused until we drop it); `in_page + n <=
                 // PAGE_SIZE`; identity-mapped RAM.
-                pieces.push(unsafe { core::slice::from_raw_parts((page as *const u8).add(in_page), n) });
+                pieces.push(unsafe {
+                    core::slice::from_raw_parts((page as *const u8).add(in_page), n)
+                });
                 p += n as u64;
                 want += n as u64;
             }
-            let took = if pieces.is_empty() { Ok(0) } else { out(&pieces) };
+            let took = if pieces.is_empty() {
+                Ok(0)
+            } else {
+                out(&pieces)
+            };
             pieces.clear();
             {
                 let mut frames = self.fs.frames.borrow_mut();

@@ -8,8 +8,8 @@ pub mod epoll;
 pub mod eventfd;
 pub mod file;
 pub mod hostfs;
-pub mod overlay;
 pub mod lock;
+pub mod overlay;
 pub mod pipe;
 pub mod tmpfs;
 pub mod vfs;
@@ -67,8 +67,8 @@ pub fn boot(
     let (root, vfs): (InodeRef, Vfs) = if host.root {
         // The host directory under a writable tmpfs: the image holds
         // only init's arguments, read from it directly.
-        let lower = hostfs::HostFs::mount(0, DEV_HOSTFS, frames.clone())
-            .map_err(|_| host_err("(root)"))?;
+        let lower =
+            hostfs::HostFs::mount(0, DEV_HOSTFS, frames.clone()).map_err(|_| host_err("(root)"))?;
         let upper = tmpfs::Tmpfs::new_root(DEV_UPPER, frames.clone(), limit_bytes);
         let root = overlay::Overlay::new_root(DEV_ROOTFS, lower, upper);
         (root.clone(), Vfs::new(root, "overlay"))

@@ -99,9 +99,10 @@ impl OvNode {
         match &*self.upper.borrow() {
             Some(u) => u.clone(),
             // Every node has a lower or an upper.
-            None => self.lower.clone().unwrap_or_else(|| {
-                unreachable!("overlay node with neither layer")
-            }),
+            None => self
+                .lower
+                .clone()
+                .unwrap_or_else(|| unreachable!("overlay node with neither layer")),
         }
     }
 
@@ -237,7 +238,8 @@ impl OvNode {
 /// Copies `size` bytes of `from` into `to` (both regular files).
 fn copy_data(from: &InodeRef, to: &InodeRef, size: u64) -> Result<(), Errno> {
     let mut buf = Vec::new();
-    buf.try_reserve_exact(COPY_CHUNK).map_err(|_| Errno::ENOMEM)?;
+    buf.try_reserve_exact(COPY_CHUNK)
+        .map_err(|_| Errno::ENOMEM)?;
     let mut off = 0u64;
     while off < size {
         buf.clear();
@@ -279,10 +281,7 @@ impl Inode for OvNode {
     }
 
     fn usage(&self) -> (u64, u64) {
-        self.upper
-            .borrow()
-            .as_ref()
-            .map_or((0, 0), |u| u.usage())
+        self.upper.borrow().as_ref().map_or((0, 0), |u| u.usage())
     }
 
     fn fs_magic(&self) -> u64 {
