@@ -41,8 +41,9 @@ use vkernel_abi::{Call, Errno, HostfsStat};
 /// their pages cached).
 const RECENT_INODES: usize = 512;
 /// Pages just handed to a mapping that reclaim leaves alone: the pmap
-/// takes its own reference only after it may have allocated a page table.
-const PINNED_PAGES: usize = 8;
+/// takes its own reference only after it may have allocated a page (a
+/// table, a private copy); the host pmap maps up to 16 around a fault.
+const PINNED_PAGES: usize = 32;
 /// Bytes asked of `hostfs_readdir` at once.
 const READDIR_BUF: usize = 16 * 1024;
 

@@ -135,6 +135,8 @@ pub enum ExecError {
     NotElf,
     NotX86_64,
     NotExecutable,
+    /// The interpreter the program names could not be loaded.
+    Interp(Errno),
     Malformed(&'static str),
     NoMemory,
     TooBig,
@@ -144,7 +146,7 @@ impl ExecError {
     /// The errno execve returns.
     pub fn errno(self) -> Errno {
         match self {
-            ExecError::Lookup(e) => e,
+            ExecError::Lookup(e) | ExecError::Interp(e) => e,
             ExecError::NoMemory => Errno::ENOMEM,
             ExecError::TooBig => Errno::E2BIG,
             _ => Errno::ENOEXEC,
@@ -161,6 +163,10 @@ impl ExecError {
             ExecError::NotElf => "not an ELF executable",
             ExecError::NotX86_64 => "not an x86-64 (64-bit little-endian) executable",
             ExecError::NotExecutable => "not an executable (ELF type is neither EXEC nor DYN)",
+            ExecError::Interp(e) if e == Errno::ENOENT => {
+                "its interpreter (PT_INTERP, the dynamic loader) is not in the guest's root: give the guest a root with it (--rootfs /) or link with -static"
+            }
+            ExecError::Interp(_) => "its interpreter (PT_INTERP) cannot be loaded",
             ExecError::Malformed(why) => why,
             ExecError::NoMemory => "out of memory",
             ExecError::TooBig => "arguments too long",
@@ -217,9 +223,9 @@ impl ProcTable {
             Some(name) => {
                 let node = vfs
                     .resolve(&cwd, &name, Follow::Yes)
-                    .map_err(ExecError::Lookup)?;
+                    .map_err(ExecError::Interp)?;
                 if node.meta().kind != Kind::Regular {
-                    return Err(ExecError::Lookup(Errno::EACCES));
+                    return Err(ExecError::Interp(Errno::EACCES));
                 }
                 Some(Image::read(node)?)
             }
@@ -414,7 +420,10 @@ impl Image {
             }
             Ok(head.len() - start)
         })
-        .map_err(|_| ExecError::NoMemory)?;
+        .map_err(|e| match e {
+            Errno::ENOMEM => ExecError::NoMemory,
+            e => ExecError::Lookup(e),
+        })?;
         Ok(Image { node, size, head })
     }
 

@@ -4,10 +4,11 @@
 use crate::kernel::Kernel;
 use crate::mm::uaccess::{copy_in_str, copy_out, read_u64};
 use crate::mm::SpaceRef;
-use crate::proc::exec::ArgBuf;
+use crate::proc::exec::{ArgBuf, ExecError};
 use crate::proc::signal::{self, SigInfo, StopReport};
 use crate::proc::{Chan, Proc, State};
 use crate::syscall::{err, log_refused, Outcome, Outcome::*};
+use guestlib::eprintln;
 use linux_raw_sys::general::{
     CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_PARENT_SETTID, CSIGNAL, WCONTINUED, WNOHANG,
     WUNTRACED,
@@ -97,7 +98,20 @@ pub fn sys_execve(k: &mut Kernel, s: usize, path: u64, argv: u64, envp: u64) -> 
     };
     match k.procs.exec(&mut k.mm, &k.vfs, s, &pbuf[..n], &mut k.args) {
         Ok(()) => NoReturn,
-        Err(e) => Ret(err(e.errno())),
+        Err(e) => {
+            // ENOENT for a file that exists puzzles: say it is the loader.
+            if let ExecError::Interp(_) = e {
+                let p = &k.procs.procs[s];
+                eprintln!(
+                    "kernel: pid {} ({}): exec {}: {}",
+                    p.pid,
+                    p.name(),
+                    core::str::from_utf8(&pbuf[..n]).unwrap_or("?"),
+                    e.message()
+                );
+            }
+            Ret(err(e.errno()))
+        }
     }
 }
 
