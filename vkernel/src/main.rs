@@ -25,12 +25,17 @@ fn main() -> ExitCode {
             };
             let mut run = args.to_run_args();
             run.rootfs = Some(fixture.root());
-            return match vkernel::run(&run) {
-                Ok(status) => ExitCode::from(status),
-                Err(e) => {
+            // On a thread of its own: its seccomp filter stays on it, so
+            // this thread can remove the fixture afterwards.
+            let outcome = std::thread::spawn(move || vkernel::run(&run)).join();
+            drop(fixture);
+            return match outcome {
+                Ok(Ok(status)) => ExitCode::from(status),
+                Ok(Err(e)) => {
                     vkernel::report!("vkernel: {e}");
                     ExitCode::from(1)
                 }
+                Err(_) => ExitCode::from(101),
             };
         }
         Some(Command::Bench(args)) => {
