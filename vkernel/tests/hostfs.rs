@@ -34,6 +34,9 @@ fn make_root(dir: &Path, big: usize) -> PathBuf {
     std::fs::write(root.join("etc/passwd"), "inside\n").unwrap();
     std::os::unix::fs::symlink("/etc/passwd", root.join("etc/abs")).unwrap();
     std::os::unix::fs::symlink("../../../../../../etc/passwd", root.join("etc/up")).unwrap();
+    // A magic link of the host's, planted: the guest resolves it in its
+    // own /proc, whose root is the guest's.
+    std::os::unix::fs::symlink("/proc/self/root/etc/passwd", root.join("etc/magic")).unwrap();
     std::fs::write(root.join("data/big"), pattern(big)).unwrap();
     std::fs::write(root.join("data/keep"), "keep\n").unwrap();
     std::fs::write(root.join("tree/a/x"), "x\n").unwrap();
@@ -260,4 +263,61 @@ fn a_root_larger_than_memory_is_read_through_the_page_cache() {
     ]);
     r.expect_code(0);
     assert_eq!(r.stdout, format!("{native}{native}"), "{}", r.stderr);
+}
+
+#[test]
+fn swapping_a_directory_for_a_symlink_during_walks_never_escapes() {
+    // The host keeps replacing directories `d0`..`d99` (each holding `f`)
+    // with symlinks to a directory outside the root holding an `f` of its
+    // own, while the guest reads each `/dN/f` (a fresh walk of each name,
+    // at whatever moment): the outside file must never be read. The guest
+    // walks `dN` itself; a link is resolved in the guest's root, where
+    // the outside directory does not exist. (The lower layer is assumed
+    // not to change under a running guest, as overlayfs assumes: a name
+    // is walked once and its inode kept.)
+    let dir = scratch();
+    let root = dir.path().join("root");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("f"), "ESCAPED\n").unwrap();
+    for i in 0..100 {
+        std::fs::create_dir_all(root.join(format!("d{i}"))).unwrap();
+        std::fs::write(root.join(format!("d{i}/f")), "inside\n").unwrap();
+    }
+    std::fs::copy("/usr/bin/busybox", root.join("busybox")).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (root, outside, stop) = (root.clone(), outside.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for i in 0..100 {
+                    let (d, real) = (root.join(format!("d{i}")), root.join(format!("r{i}")));
+                    std::fs::rename(&d, &real).unwrap();
+                    std::os::unix::fs::symlink(&outside, &d).unwrap();
+                    std::thread::yield_now();
+                    std::fs::remove_file(&d).unwrap();
+                    std::fs::rename(&real, &d).unwrap();
+                    swaps += 1;
+                }
+            }
+            swaps
+        })
+    };
+    let script = "i=0; while [ $i -lt 100 ]; do cat /d$i/f 2>/dev/null; cat /r$i/../d$i/f 2>/dev/null; i=$((i+1)); done; echo done";
+    let r = vkernel(&[
+        "run",
+        "--rootfs",
+        root.to_str().unwrap(),
+        "--",
+        "/busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    r.expect_code(0).stdout_has("done");
+    assert!(!r.stdout.contains("ESCAPED"), "read outside the root");
+    assert!(swaps > 100, "only {swaps} swaps");
 }

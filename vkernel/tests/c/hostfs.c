@@ -4,6 +4,7 @@
  *   etc/passwd          "inside\n" (the host's /etc/passwd must not show)
  *   etc/abs  -> /etc/passwd        (absolute: the root's, not the host's)
  *   etc/up   -> ../../../../../../etc/passwd   (climbs: stays at the root)
+ *   etc/magic -> /proc/self/root/etc/passwd    (a magic link: the guest's)
  *   data/big            SIZE bytes, byte i = i * 7 mod 251
  *   data/keep           "keep\n"
  *   tree/a/x, tree/b    "x\n", "b\n"
@@ -100,6 +101,7 @@ int main(int argc, char **argv) {
     check(is("/etc/passwd", "inside\n"), "/etc/passwd is the root's");
     check(is("/etc/abs", "inside\n"), "absolute symlink resolves inside the root");
     check(is("/etc/up", "inside\n"), "climbing symlink stays at the root");
+    check(is("/etc/magic", "inside\n"), "a planted /proc/self/root link names the guest's root");
     check(is("/../../../../etc/passwd", "inside\n"), ".. at the root stays at the root");
     check(chdir("/etc") == 0 && is("../../../../etc/passwd", "inside\n"),
           "relative .. from a directory cannot escape");

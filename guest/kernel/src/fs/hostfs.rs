@@ -518,7 +518,7 @@ impl Inode for Node {
         let mut at = off;
         let mut held: Vec<u64> = Vec::new();
         let mut pieces: Vec<&[u8]> = Vec::new();
-        let batch = MAX_PIECES.min(64);
+        let batch = MAX_PIECES.min(256);
         held.try_reserve(batch).map_err(|_| Errno::ENOMEM)?;
         pieces.try_reserve(batch).map_err(|_| Errno::ENOMEM)?;
         while at < end {

@@ -437,8 +437,10 @@ impl Image {
             return Err(ExecError::Malformed("bad PT_INTERP"));
         }
         let mut name = Vec::new();
-        self.copy(ph.p_offset, ph.p_filesz, &mut |bytes| {
-            name.extend_from_slice(bytes);
+        self.copy(ph.p_offset, ph.p_filesz, &mut |pieces| {
+            for p in pieces {
+                name.extend_from_slice(p);
+            }
             Ok(())
         })?;
         // A NUL-terminated path.
@@ -451,12 +453,13 @@ impl Image {
         }
     }
 
-    /// Hands `f` the file's bytes `[off, off + len)`, in pieces.
+    /// Hands `f` the file's bytes `[off, off + len)`, as lists of pieces
+    /// (a whole list at once: one copy into the new space per list).
     fn copy(
         &self,
         off: u64,
         len: u64,
-        f: &mut dyn FnMut(&[u8]) -> Result<(), ExecError>,
+        f: &mut dyn FnMut(&[&[u8]]) -> Result<(), ExecError>,
     ) -> Result<(), ExecError> {
         if off.checked_add(len).is_none_or(|e| e > self.size) {
             return Err(ExecError::Malformed("segment lies outside the file"));
@@ -468,15 +471,11 @@ impl Image {
             let n = self
                 .node
                 .read_at(at, (end - at).min(1 << 22) as usize, &mut |pieces| {
-                    let mut took = 0;
-                    for p in pieces {
-                        if let Err(e) = f(p) {
-                            failed = Some(e);
-                            break;
-                        }
-                        took += p.len();
+                    if let Err(e) = f(pieces) {
+                        failed = Some(e);
+                        return Ok(0);
                     }
-                    Ok(took)
+                    Ok(pieces.iter().map(|p| p.len()).sum())
                 })
                 .map_err(|e| match e {
                     Errno::ENOMEM => ExecError::NoMemory,
@@ -611,11 +610,12 @@ fn load_segments(
         }
         if ph.p_filesz > 0 {
             let mut at = va;
-            img.copy(ph.p_offset, ph.p_filesz, &mut |bytes| {
-                if space.write(at, bytes) != bytes.len() {
+            img.copy(ph.p_offset, ph.p_filesz, &mut |pieces| {
+                let len: usize = pieces.iter().map(|p| p.len()).sum();
+                if space.write_v(at, pieces) != len {
                     return Err(ExecError::NoMemory);
                 }
-                at += bytes.len() as u64;
+                at += len as u64;
                 Ok(())
             })?;
         }
