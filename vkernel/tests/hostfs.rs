@@ -210,6 +210,18 @@ fn dynamic_programs_of_the_host_root_run_as_natively() {
     ]);
     same_as_host(&["/usr/bin/env", "-i", "A=1", "B=two"]);
     same_as_host(&["/bin/bash", "-c", "echo $((6*7))"]);
+    // More of the host's (Debian's) userland over the same files.
+    let ds = d.to_str().unwrap();
+    same_as_host(&[
+        "/bin/bash",
+        "-c",
+        &format!("cd {ds} && ls | sort -r | grep -v sub | tr a-z A-Z; grep -r o . | sort; find . -name '[ab]' | sort; cat a b | awk '{{print NR, length($0)}}'; sha256sum a b"),
+    ]);
+    same_as_host(&[
+        "/usr/bin/python3",
+        "-c",
+        "import json, hashlib, re, subprocess; print(json.dumps({'k': [1, 2]}), hashlib.sha256(b'x').hexdigest(), re.sub('a+', '-', 'baaac'), subprocess.run(['/bin/echo', 'child'], capture_output=True).stdout)",
+    ]);
     // The host root is read-only to the guest: writes land in the upper
     // layer only.
     let target = d.join("a");
