@@ -23,7 +23,7 @@
 //! empty directory, as a non-recursive bind mount does; the guest mounts
 //! its own file systems on those.
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::rc::{Rc, Weak};
 use alloc::vec::Vec;
 use core::any::Any;
@@ -44,6 +44,8 @@ const RECENT_INODES: usize = 512;
 /// takes its own reference only after it may have allocated a page (a
 /// table, a private copy); the host pmap maps up to 16 around a fault.
 const PINNED_PAGES: usize = 32;
+/// Missing names a directory remembers.
+const MISSING_NAMES: usize = 256;
 /// Bytes asked of `hostfs_readdir` at once.
 const READDIR_BUF: usize = 16 * 1024;
 
@@ -66,6 +68,9 @@ pub struct HostFs {
 enum Body {
     Dir {
         children: RefCell<BTreeMap<Vec<u8>, Weak<Node>>>,
+        /// Names the host said are missing (the lower does not change
+        /// under the guest): ld.so's library search asks for many.
+        missing: RefCell<BTreeSet<Vec<u8>>>,
         /// The entries as last read from the host (at position 0).
         listing: RefCell<Vec<DirEntry>>,
     },
@@ -204,6 +209,7 @@ impl Node {
         let body = match kind {
             Kind::Directory => Body::Dir {
                 children: RefCell::new(BTreeMap::new()),
+                missing: RefCell::new(BTreeSet::new()),
                 listing: RefCell::new(Vec::new()),
             },
             Kind::Regular => Body::File {
@@ -410,12 +416,18 @@ impl Inode for Node {
     }
 
     fn lookup(&self, name: &[u8]) -> Result<InodeRef, Errno> {
-        let Body::Dir { children, .. } = &self.body else {
+        let Body::Dir {
+            children, missing, ..
+        } = &self.body
+        else {
             return Err(Errno::ENOTDIR);
         };
         if let Some(n) = children.borrow().get(name).and_then(Weak::upgrade) {
             self.fs.keep(&n);
             return Ok(n);
+        }
+        if missing.borrow().contains(name) {
+            return Err(Errno::ENOENT);
         }
         if name.is_empty() || name.len() > NAME_MAX {
             return Err(Errno::ENAMETOOLONG);
@@ -431,6 +443,13 @@ impl Inode for Node {
         }) {
             Ok(h) => Some(h as u64),
             Err(Errno::EXDEV) => None,
+            Err(Errno::ENOENT) => {
+                let mut m = missing.borrow_mut();
+                if m.len() < MISSING_NAMES {
+                    m.insert(name.to_vec());
+                }
+                return Err(Errno::ENOENT);
+            }
             Err(e) => return Err(e),
         };
         let node = Node::new(&self.fs, handle, Some(me))?;
