@@ -465,3 +465,108 @@ impl HostFs {
         Ok(0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vm_memory::{GuestAddress, GuestMemoryMmap};
+
+    const NAME: u64 = 0x1000;
+    const BUF: u64 = 0x2000;
+
+    fn ram() -> KernelRam {
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_000)]).unwrap();
+        KernelRam::new(mem, 0x10_000)
+    }
+
+    /// `dir/inside/{file, sub/, abs -> /etc/passwd, up -> ../outside}` and
+    /// `dir/outside/secret`.
+    fn fixture() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        let inside = d.path().join("inside");
+        std::fs::create_dir_all(inside.join("sub")).unwrap();
+        std::fs::create_dir(d.path().join("outside")).unwrap();
+        std::fs::write(d.path().join("outside/secret"), "secret").unwrap();
+        std::fs::write(inside.join("file"), "inside").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", inside.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../outside", inside.join("up")).unwrap();
+        d
+    }
+
+    fn walk(fs: &mut HostFs, ram: &KernelRam, h: i64, name: &[u8]) -> Result<i64, Errno> {
+        ram.write_slice(NAME, name).unwrap();
+        fs.walk(ram, h as u64, NAME, name.len() as u64)
+    }
+
+    /// The same cases with openat2 and with the fallback for kernels
+    /// without it (which this machine would never take otherwise).
+    #[test]
+    fn both_open_modes_confine_walks() {
+        for mode in [OpenMode::Openat2, OpenMode::Openat] {
+            let d = fixture();
+            let inside = d.path().join("inside");
+            let mut fs = HostFs::new(&[&inside]).unwrap();
+            if fs.mode == OpenMode::Openat && mode == OpenMode::Openat2 {
+                continue; // no openat2 here
+            }
+            fs.mode = mode;
+            let ram = ram();
+            let root = fs.root(0).unwrap();
+            let f = walk(&mut fs, &ram, root, b"file").unwrap();
+            assert_eq!(fs.read(&ram, f as u64, BUF, 64, 0), Ok(6), "{mode:?}");
+            let mut b = [0u8; 6];
+            ram.read_slice(BUF, &mut b).unwrap();
+            assert_eq!(&b, b"inside");
+            // Links are opened as themselves: no read, no walk through.
+            for link in [&b"abs"[..], b"up"] {
+                let l = walk(&mut fs, &ram, root, link).unwrap();
+                assert_eq!(fs.read(&ram, l as u64, BUF, 64, 0), Err(Errno::EINVAL));
+                ram.write_slice(NAME, b"secret").unwrap();
+                assert_eq!(fs.walk(&ram, l as u64, NAME, 6), Err(Errno::ENOTDIR));
+                fs.clunk(l as u64).unwrap();
+            }
+            for bad in [&b".."[..], b".", b"up/secret", b"sub/../../outside"] {
+                assert_eq!(
+                    walk(&mut fs, &ram, root, bad),
+                    Err(Errno::EINVAL),
+                    "{mode:?}"
+                );
+            }
+            let sub = walk(&mut fs, &ram, root, b"sub").unwrap();
+            assert_eq!(walk(&mut fs, &ram, sub, b".."), Err(Errno::EINVAL));
+            assert_eq!(fs.read(&ram, sub as u64, BUF, 64, 0), Err(Errno::EISDIR));
+            // A directory swapped for a link after its handle was taken:
+            // the handle still names the directory itself.
+            std::fs::rename(inside.join("sub"), inside.join("sub2")).unwrap();
+            std::os::unix::fs::symlink("../outside", inside.join("sub")).unwrap();
+            assert_eq!(walk(&mut fs, &ram, sub, b"secret"), Err(Errno::ENOENT));
+            let now = walk(&mut fs, &ram, root, b"sub").unwrap();
+            assert_eq!(walk(&mut fs, &ram, now, b"secret"), Err(Errno::ENOTDIR));
+            for h in [f, sub, now, root] {
+                fs.clunk(h as u64).unwrap();
+            }
+            assert_eq!(fs.open, 0);
+        }
+    }
+
+    #[test]
+    fn another_file_system_mounted_inside_is_exdev() {
+        // /proc is a mount of its own under / on every Linux.
+        for mode in [OpenMode::Openat2, OpenMode::Openat] {
+            let mut fs = HostFs::new(&[Path::new("/")]).unwrap();
+            if fs.mode == OpenMode::Openat && mode == OpenMode::Openat2 {
+                continue;
+            }
+            fs.mode = mode;
+            let ram = ram();
+            let root = fs.root(0).unwrap();
+            assert_eq!(
+                walk(&mut fs, &ram, root, b"proc"),
+                Err(Errno::EXDEV),
+                "{mode:?}"
+            );
+            let etc = walk(&mut fs, &ram, root, b"etc");
+            assert!(etc.is_ok(), "{mode:?}");
+        }
+    }
+}
