@@ -399,6 +399,9 @@ fn prot_of(flags: u32) -> u64 {
 /// headers (64 of 56 bytes after the 64-byte header) and a `#!` line.
 const HEAD_BYTES: usize = 8192;
 
+/// What [`Image::copy`] hands the file's bytes to.
+type PieceSink<'a> = dyn FnMut(&[&[u8]]) -> Result<(), ExecError> + 'a;
+
 /// An executable file and its first bytes.
 pub struct Image {
     node: InodeRef,
@@ -455,12 +458,7 @@ impl Image {
 
     /// Hands `f` the file's bytes `[off, off + len)`, as lists of pieces
     /// (a whole list at once: one copy into the new space per list).
-    fn copy(
-        &self,
-        off: u64,
-        len: u64,
-        f: &mut dyn FnMut(&[&[u8]]) -> Result<(), ExecError>,
-    ) -> Result<(), ExecError> {
+    fn copy(&self, off: u64, len: u64, f: &mut PieceSink) -> Result<(), ExecError> {
         if off.checked_add(len).is_none_or(|e| e > self.size) {
             return Err(ExecError::Malformed("segment lies outside the file"));
         }
