@@ -222,6 +222,19 @@ fn dynamic_programs_of_the_host_root_run_as_natively() {
         "-c",
         "import json, hashlib, re, subprocess; print(json.dumps({'k': [1, 2]}), hashlib.sha256(b'x').hexdigest(), re.sub('a+', '-', 'baaac'), subprocess.run(['/bin/echo', 'child'], capture_output=True).stdout)",
     ]);
+    // The host's /proc and /dev are mounts of their own (not served:
+    // EXDEV); the guest's are mounted there, each on its own directory.
+    let r = vkernel(&[
+        "run",
+        "--rootfs",
+        "/",
+        "--",
+        "/bin/bash",
+        "-c",
+        "cat /proc/self/comm; ls /dev/null; grep -c . /proc/mounts",
+    ]);
+    r.expect_code(0);
+    assert_eq!(r.stdout, "cat\n/dev/null\n4\n", "{}", r.stderr);
     // The host root is read-only to the guest: writes land in the upper
     // layer only.
     let target = d.join("a");

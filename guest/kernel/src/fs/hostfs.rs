@@ -116,7 +116,7 @@ impl HostFs {
         let weak: Weak<dyn Reclaim> = fs.me.clone();
         frames.borrow_mut().add_reclaimer(weak);
         let handle = hc(Call::HostfsRoot { volume })? as u64;
-        Node::new(&fs, Some(handle), None)
+        Node::new(&fs, Some(handle), None, 0)
     }
 
     fn keep(&self, node: &Rc<Node>) {
@@ -183,10 +183,13 @@ impl Reclaim for HostFs {
 }
 
 impl Node {
+    /// `ino` is the number of a host mount point (`handle` none), which
+    /// the host does not give.
     fn new(
         fs: &Rc<HostFs>,
         handle: Option<u64>,
         parent: Option<Rc<Node>>,
+        ino: u64,
     ) -> Result<Rc<Node>, Errno> {
         let mut stat = HostfsStat::default();
         match handle {
@@ -203,6 +206,7 @@ impl Node {
             None => {
                 stat.mode = (linux_raw_sys::general::S_IFDIR | 0o755) as u64;
                 stat.nlink = 2;
+                stat.ino = ino;
             }
         }
         let kind = Kind::from_mode(stat.mode as u32).unwrap_or(Kind::Regular);
@@ -334,6 +338,18 @@ impl Node {
     }
 }
 
+/// The inode number shown for a host mount point `name` in directory
+/// `parent`: stable, different for each name (FNV-1a), with bit 62 set,
+/// which host file systems' numbers do not reach in practice.
+fn mount_point_ino(parent: u64, name: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ parent;
+    for &b in name {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h & ((1 << 62) - 1)) | (1 << 62)
+}
+
 fn dirent_kind(t: u8) -> Kind {
     use linux_raw_sys::general::{DT_BLK, DT_CHR, DT_DIR, DT_FIFO, DT_LNK, DT_SOCK};
     match t as u32 {
@@ -370,16 +386,9 @@ impl Drop for Node {
 impl Inode for Node {
     fn meta(&self) -> Metadata {
         let s = &self.stat;
-        let ino = if self.handle.is_none() {
-            // A host mount point: a number no host inode of this volume
-            // has near its parent's.
-            self.parent.as_ref().map_or(1, |p| p.stat.ino) ^ (1 << 62)
-        } else {
-            s.ino
-        };
         Metadata {
             dev: self.fs.dev,
-            ino,
+            ino: s.ino,
             kind: self.kind(),
             perm: s.mode as u32 & 0o7777,
             nlink: s.nlink as u32,
@@ -452,7 +461,12 @@ impl Inode for Node {
             }
             Err(e) => return Err(e),
         };
-        let node = Node::new(&self.fs, handle, Some(me))?;
+        let node = Node::new(
+            &self.fs,
+            handle,
+            Some(me),
+            mount_point_ino(self.stat.ino, name),
+        )?;
         let mut c = children.borrow_mut();
         c.retain(|_, w| w.strong_count() > 0);
         c.insert(name.to_vec(), Rc::downgrade(&node));
