@@ -29,7 +29,10 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
-use vkernel_abi::{Errno, HostfsStat, HOSTFS_IO_MAX, HOSTFS_MAX_HANDLES, HOSTFS_NAME_MAX};
+use vkernel_abi::{
+    Errno, HostfsStat, KernelIovec, HOSTFS_IOV_MAX, HOSTFS_IO_MAX, HOSTFS_MAX_HANDLES,
+    HOSTFS_NAME_MAX,
+};
 use vmspace::KernelRam;
 
 /// What a handle is: what the calls on it may do.
@@ -405,16 +408,29 @@ impl HostFs {
         len: u64,
         off: u64,
     ) -> Result<i64, Errno> {
-        let file = self.handle(h)?;
-        let fd = file.fd.as_raw_fd();
-        match file.kind {
-            Kind::Regular { readable: true } => {}
-            Kind::Regular { readable: false } => return Err(Errno::EACCES),
-            Kind::Dir => return Err(Errno::EISDIR),
-            Kind::Symlink | Kind::Other => return Err(Errno::EINVAL),
-        }
+        self.readable(h)?;
         let len = len.min(HOSTFS_IO_MAX);
         ram.check(buf, len)?;
+        let n = self.read_host(h, len, off)?;
+        ram.write_slice(buf, &self.buf[..n])?;
+        Ok(n as i64)
+    }
+
+    /// The descriptor of `h` if it is a readable regular file, else why not.
+    fn readable(&self, h: u64) -> Result<RawFd, Errno> {
+        let file = self.handle(h)?;
+        match file.kind {
+            Kind::Regular { readable: true } => Ok(file.fd.as_raw_fd()),
+            Kind::Regular { readable: false } => Err(Errno::EACCES),
+            Kind::Dir => Err(Errno::EISDIR),
+            Kind::Symlink | Kind::Other => Err(Errno::EINVAL),
+        }
+    }
+
+    /// Reads up to `len` bytes of regular file `h` at `off` into the
+    /// bounce buffer; the count.
+    fn read_host(&mut self, h: u64, len: u64, off: u64) -> Result<usize, Errno> {
+        let fd = self.readable(h)?;
         let off = i64::try_from(off).map_err(|_| Errno::EINVAL)?;
         self.buf.resize(len as usize, 0);
         // SAFETY: the kernel writes at most `len` bytes into our buffer.
@@ -422,8 +438,50 @@ impl HostFs {
         if n < 0 {
             return Err(last_errno());
         }
-        ram.write_slice(buf, &self.buf[..n as usize])?;
         self.bytes_read += n as u64;
+        Ok(n as usize)
+    }
+
+    /// `hostfs_readv(handle, iov, iovcnt, off)`: as [`HostFs::read`] into
+    /// each buffer in turn. Checked first: `iovcnt` 0 or above
+    /// [`HOSTFS_IOV_MAX`] → `EINVAL`; the array or a buffer not in RAM →
+    /// `EFAULT`; buffers adding up to more than [`HOSTFS_IO_MAX`] →
+    /// `EINVAL`. Nothing is read when a check fails.
+    pub fn readv(
+        &mut self,
+        ram: &KernelRam,
+        h: u64,
+        iov: u64,
+        iovcnt: u64,
+        off: u64,
+    ) -> Result<i64, Errno> {
+        self.readable(h)?;
+        if iovcnt == 0 || iovcnt > HOSTFS_IOV_MAX {
+            return Err(Errno::EINVAL);
+        }
+        let size = std::mem::size_of::<KernelIovec>() as u64;
+        let mut bufs = Vec::with_capacity(iovcnt as usize);
+        let mut total = 0u64;
+        for i in 0..iovcnt {
+            let v: KernelIovec = ram.read_obj(iov.checked_add(i * size).ok_or(Errno::EFAULT)?)?;
+            ram.check(v.base, v.len)?;
+            total = total.checked_add(v.len).ok_or(Errno::EINVAL)?;
+            bufs.push(v);
+        }
+        if total > HOSTFS_IO_MAX {
+            return Err(Errno::EINVAL);
+        }
+        // One host read for the whole range, then scattered.
+        let n = self.read_host(h, total, off)?;
+        let mut at = 0usize;
+        for v in bufs {
+            if at >= n {
+                break;
+            }
+            let take = (v.len as usize).min(n - at);
+            ram.write_slice(v.base, &self.buf[at..at + take])?;
+            at += take;
+        }
         Ok(n as i64)
     }
 

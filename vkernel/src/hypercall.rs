@@ -288,6 +288,15 @@ impl<V: Vcpu> Machine<V> {
                     .readlink(&self.guest.ram, handle, buf, len)
             }
             Call::HostfsClunk { handle } => self.hypercalls.hostfs.clunk(handle),
+            Call::HostfsReadv {
+                handle,
+                iov,
+                iovcnt,
+                off,
+            } => self
+                .hypercalls
+                .hostfs
+                .readv(&self.guest.ram, handle, iov, iovcnt, off),
         };
         write_result(&self.guest.ram, addr, result);
         Ok(())

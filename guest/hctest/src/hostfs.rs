@@ -13,7 +13,7 @@
 //! the fixture (`--append test=hypercalls` alone) the cases are skipped.
 
 use guestlib::hypercall::invoke;
-use vkernel_abi::{Call, Errno, HostfsStat, HOSTFS_MAX_HANDLES};
+use vkernel_abi::{Call, Errno, HostfsStat, KernelIovec, HOSTFS_MAX_HANDLES};
 
 type R = Result<i64, Errno>;
 
@@ -136,6 +136,76 @@ pub fn cases(mem_bytes: u64, check: &mut dyn FnMut(&str, bool, R)) {
     check(
         "hostfs: walk from a file -> ENOTDIR",
         n == Err(Errno::ENOTDIR),
+        n,
+    );
+
+    // readv: one range into several buffers.
+    let mut a = [0u8; 5];
+    let mut b = [0u8; 64];
+    let iov = [
+        KernelIovec {
+            base: a.as_mut_ptr() as u64,
+            len: 5,
+        },
+        KernelIovec {
+            base: b.as_mut_ptr() as u64,
+            len: 64,
+        },
+    ];
+    let readv = |h: u64, iov: u64, iovcnt: u64, off: u64| {
+        invoke(Call::HostfsReadv {
+            handle: h,
+            iov,
+            iovcnt,
+            off,
+        })
+    };
+    let n = readv(f, iov.as_ptr() as u64, 2, 0);
+    check(
+        "hostfs: readv fills each buffer in turn",
+        n == Ok(13) && &a == b"hello" && &b[..8] == b" hostfs\n",
+        n,
+    );
+    for (desc, iovcnt) in [
+        ("hostfs: readv of 0 buffers -> EINVAL", 0),
+        ("hostfs: readv of 257 buffers -> EINVAL", 257),
+    ] {
+        let n = readv(f, iov.as_ptr() as u64, iovcnt, 0);
+        check(desc, n == Err(Errno::EINVAL), n);
+    }
+    let n = readv(f, mem_bytes - 8, 1, 0);
+    check(
+        "hostfs: readv with the array outside RAM -> EFAULT",
+        n == Err(Errno::EFAULT),
+        n,
+    );
+    let outside = [KernelIovec {
+        base: mem_bytes - 16,
+        len: 64,
+    }];
+    let n = readv(f, outside.as_ptr() as u64, 1, 0);
+    check(
+        "hostfs: readv into a buffer outside RAM -> EFAULT",
+        n == Err(Errno::EFAULT),
+        n,
+    );
+    let huge = [
+        KernelIovec {
+            base: 0,
+            len: 1 << 20,
+        },
+        KernelIovec { base: 0, len: 4096 },
+    ];
+    let n = readv(f, huge.as_ptr() as u64, 2, 0);
+    check(
+        "hostfs: readv of more than 1 MiB -> EINVAL",
+        n == Err(Errno::EINVAL),
+        n,
+    );
+    let n = readv(r, iov.as_ptr() as u64, 2, 0);
+    check(
+        "hostfs: readv of a directory -> EISDIR",
+        n == Err(Errno::EISDIR),
         n,
     );
 

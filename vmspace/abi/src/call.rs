@@ -311,6 +311,17 @@ calls! {
         /// The handle dropped.
         handle,
     },
+    /// `hostfs_readv(handle, iov, iovcnt, off)`.
+    HostfsReadv {
+        /// A regular file's handle.
+        handle,
+        /// Guest-physical address of an array of [`crate::KernelIovec`].
+        iov,
+        /// Its length (1 to [`crate::HOSTFS_IOV_MAX`]).
+        iovcnt,
+        /// File offset.
+        off,
+    },
 }
 
 #[cfg(test)]

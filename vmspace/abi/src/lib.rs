@@ -118,10 +118,16 @@ pub enum Hypercall {
     HostfsReadlink = 25,
     /// `hostfs_clunk(handle)`: drops a handle.
     HostfsClunk = 26,
+    /// `hostfs_readv(handle, iov, iovcnt, off)`: reads the file range at
+    /// `off` into the [`KernelIovec`] buffers in turn (the page cache's
+    /// read-ahead: one exit for many pages). Returns the count.
+    HostfsReadv = 27,
 }
 
 /// Most bytes one `hostfs_read` or `hostfs_readdir` moves.
 pub const HOSTFS_IO_MAX: u64 = 1 << 20;
+/// Most iovecs one `hostfs_readv` takes (a 4 KiB array).
+pub const HOSTFS_IOV_MAX: u64 = 256;
 /// Most handles the host keeps open for the guest at once (`EMFILE`
 /// past it).
 pub const HOSTFS_MAX_HANDLES: usize = 4096;
@@ -203,6 +209,7 @@ impl Hypercall {
             24 => HostfsRead,
             25 => HostfsReadlink,
             26 => HostfsClunk,
+            27 => HostfsReadv,
             _ => return None,
         })
     }

@@ -35,7 +35,7 @@ use crate::mm::physmem::{Frames, PhysMem, Reclaim};
 use crate::mm::{Mappers, PageError, Pager};
 use guestlib::hypercall;
 use vkernel_abi::layout::PAGE_SIZE;
-use vkernel_abi::{Call, Errno, HostfsStat};
+use vkernel_abi::{Call, Errno, HostfsStat, KernelIovec};
 
 /// Inodes kept alive after their last user (their handles stay open and
 /// their pages cached).
@@ -44,6 +44,8 @@ const RECENT_INODES: usize = 512;
 /// takes its own reference only after it may have allocated a page (a
 /// table, a private copy); the host pmap maps up to 16 around a fault.
 const PINNED_PAGES: usize = 32;
+/// Pages read at once on a miss (128 KiB, Linux's default read-ahead).
+const READAHEAD: usize = 32;
 /// Missing names a directory remembers.
 const MISSING_NAMES: usize = 256;
 /// Bytes asked of `hostfs_readdir` at once.
@@ -245,48 +247,90 @@ impl Node {
         }
     }
 
-    /// The cached page `index`, read from the host if it is not cached.
+    /// The cached page `index`, read from the host if it is not cached,
+    /// with the missing pages after it (up to [`READAHEAD`], one
+    /// `hostfs_readv`), as Linux reads ahead.
     fn fill(&self, index: u64) -> Result<u64, Errno> {
         let pages = self.pages()?;
         if let Some(&p) = pages.borrow().get(&index) {
             return Ok(p);
         }
         let handle = self.handle.ok_or(Errno::EIO)?;
-        // Allocated before the map is borrowed: allocation may reclaim.
-        let page = self.fs.frames.borrow_mut().alloc().ok_or(Errno::ENOMEM)?;
-        let mut at = 0u64;
-        while at < PAGE_SIZE {
-            let r = hc(Call::HostfsRead {
-                handle,
-                buf: page + at,
-                len: PAGE_SIZE - at,
-                off: index * PAGE_SIZE + at,
-            });
-            match r {
-                Ok(0) => break,
-                Ok(n) => at += n as u64,
-                Err(e) => {
-                    self.fs.frames.borrow_mut().decref(page);
-                    return Err(e);
-                }
-            }
+        let eof = self.stat.size.div_ceil(PAGE_SIZE);
+        let want = {
+            let map = pages.borrow();
+            (index..eof.min(index + READAHEAD as u64))
+                .take_while(|i| !map.contains_key(i))
+                .count()
+                .max(1)
+        };
+        // Allocated before the map is borrowed again: allocation may
+        // reclaim. Fewer when memory is short; none is `ENOMEM`.
+        let mut iov = [KernelIovec::default(); READAHEAD];
+        let mut n = 0;
+        while n < want {
+            let Some(page) = self.fs.frames.borrow_mut().alloc() else {
+                break;
+            };
+            iov[n] = KernelIovec {
+                base: page,
+                len: PAGE_SIZE,
+            };
+            n += 1;
         }
-        // SAFETY: our fresh page; past what the file holds reads as zeros.
-        unsafe { core::ptr::write_bytes((page + at) as *mut u8, 0, (PAGE_SIZE - at) as usize) };
+        if n == 0 {
+            return Err(Errno::ENOMEM);
+        }
+        let free = |from: usize| {
+            let mut frames = self.fs.frames.borrow_mut();
+            for v in &iov[from..n] {
+                frames.decref(v.base);
+            }
+        };
+        let got = match hc(Call::HostfsReadv {
+            handle,
+            iov: iov.as_ptr() as u64,
+            iovcnt: n as u64,
+            off: index * PAGE_SIZE,
+        }) {
+            Ok(got) => got as u64,
+            Err(e) => {
+                free(0);
+                return Err(e);
+            }
+        };
+        // Kept: the pages the read reached (the last one zero-filled past
+        // the end); a first page past the end of a file that shrank on
+        // the host reads as zeros.
+        let keep = (got.div_ceil(PAGE_SIZE) as usize).clamp(1, n);
+        for (k, v) in iov[..keep].iter().enumerate() {
+            let filled = got.saturating_sub(k as u64 * PAGE_SIZE).min(PAGE_SIZE);
+            // SAFETY: our fresh page; past what the file holds reads as zeros.
+            unsafe {
+                core::ptr::write_bytes(
+                    (v.base + filled) as *mut u8,
+                    0,
+                    (PAGE_SIZE - filled) as usize,
+                )
+            };
+        }
+        free(keep);
         let first = {
             let mut map = pages.borrow_mut();
             let first = map.is_empty();
-            map.insert(index, page);
+            for (k, v) in iov[..keep].iter().enumerate() {
+                map.insert(index + k as u64, v.base);
+            }
             first
         };
-        self.fs.pages.set(self.fs.pages.get() + 1);
+        self.fs.pages.set(self.fs.pages.get() + keep as u64);
         if first {
             let mut cached = self.fs.cached.borrow_mut();
             if !cached.iter().any(|w| w.ptr_eq(&self.me)) {
                 cached.push(self.me.clone());
             }
         }
-        Ok(page)
+        Ok(iov[0].base)
     }
 
     /// Reads the directory from the host (skipping `.` and `..`).
