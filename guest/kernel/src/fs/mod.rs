@@ -210,7 +210,8 @@ fn mkdir_p(vfs: &Vfs, root: &InodeRef, path: &[u8]) -> Option<InodeRef> {
         cur = if name == b".." {
             vfs.resolve(&cur, b"..", Follow::No).ok()?
         } else {
-            match cur.lookup(name) {
+            // Through the VFS: a volume may go below a mount (/tmp/x).
+            match vfs.resolve(&cur, name, Follow::Yes) {
                 Ok(d) if d.meta().kind == Kind::Directory => d,
                 Ok(_) => return None,
                 Err(_) => cur.create(name, Kind::Directory, 0o755, 0).ok()?,
