@@ -180,6 +180,7 @@ impl Reclaim for HostFs {
             self.hand.set((self.hand.get() + 1) % n);
         }
         self.pages.set(self.pages.get().saturating_sub(freed));
+        mem.cache_pages = mem.cache_pages.saturating_sub(freed);
         freed
     }
 }
@@ -324,6 +325,7 @@ impl Node {
             first
         };
         self.fs.pages.set(self.fs.pages.get() + keep as u64);
+        self.fs.frames.borrow_mut().cache_pages += keep as u64;
         if first {
             let mut cached = self.fs.cached.borrow_mut();
             if !cached.iter().any(|w| w.ptr_eq(&self.me)) {
@@ -416,6 +418,7 @@ impl Drop for Node {
                 for page in pages.values() {
                     frames.decref(*page);
                 }
+                frames.cache_pages = frames.cache_pages.saturating_sub(pages.len() as u64);
                 self.fs
                     .pages
                     .set(self.fs.pages.get().saturating_sub(pages.len() as u64));

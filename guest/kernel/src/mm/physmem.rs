@@ -45,6 +45,9 @@ pub struct PhysMem {
     refs: *mut u16,
     /// Caches asked for pages when none is free.
     reclaimers: Vec<Weak<dyn Reclaim>>,
+    /// Pages the file caches hold (clean, reclaimable while unmapped):
+    /// `Cached` in `/proc/meminfo`. The caches keep it.
+    pub cache_pages: u64,
 }
 
 /// The allocator as the pmaps hold it: one kernel, one vCPU, so a
@@ -63,6 +66,7 @@ impl PhysMem {
             fresh: 0,
             refs: core::ptr::null_mut(),
             reclaimers: Vec::new(),
+            cache_pages: 0,
         };
         let start = start.next_multiple_of(PAGE_SIZE);
         let end = end & !(PAGE_SIZE - 1);
