@@ -31,7 +31,7 @@ pub enum Command {
     /// job). Ctrl-] then q ends the run whatever the guest does (exit
     /// status 130); Ctrl-] twice sends one Ctrl-]. The terminal's settings
     /// are restored however the run ends.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run the hypercall test suite: boots the built-in test kernel with
     /// `test=hypercalls`, which calls every hypercall with good and bad
     /// arguments and prints one line per case and `N passed, N failed`.
@@ -110,10 +110,18 @@ pub struct RunArgs {
     #[arg(long, value_name = "CPIO")]
     pub image: Option<PathBuf>,
 
-    /// A host directory packed as the image on the fly (its directories,
-    /// files and symbolic links, with their modes).
-    #[arg(long, value_name = "DIR")]
+    /// A host directory mounted as the guest's root, read-only beneath a
+    /// writable tmpfs layer (copy-up, as overlayfs): the host directory
+    /// is served through the hostfs hypercalls, never written, and
+    /// nothing outside it can be reached. /dev, /proc and /tmp are
+    /// mounted on top. Without a program, runs /bin/sh.
+    #[arg(long, value_name = "DIR", conflicts_with = "image")]
     pub rootfs: Option<PathBuf>,
+
+    /// Mount host directory HOST at GUEST (an absolute path), read-only
+    /// (`:ro`, the default; `:rw` is not supported yet). Repeatable.
+    #[arg(short = 'v', long = "volume", value_name = "HOST:GUEST[:ro]")]
+    pub volume: Vec<String>,
 
     /// Set an environment variable for init (repeatable); init also gets
     /// PATH, HOME and TERM defaults unless given here.
@@ -219,6 +227,17 @@ impl RunArgs {
         if let Some(init) = init {
             words.push(format!("init={init}"));
         }
+        if self.rootfs.is_some() {
+            words.push("root=host".to_string());
+        }
+        let guests: Vec<&str> = self
+            .volume
+            .iter()
+            .filter_map(|v| v.split(':').nth(1))
+            .collect();
+        if !guests.is_empty() {
+            words.push(format!("volumes={}", guests.join(",")));
+        }
         if !self.append.is_empty() {
             words.push(self.append.clone());
         }
@@ -233,6 +252,7 @@ impl Default for RunArgs {
             test_kernel: false,
             image: None,
             rootfs: None,
+            volume: Vec::new(),
             env: Vec::new(),
             memory: 64,
             pool: 1024,

@@ -14,6 +14,7 @@ use vkernel_abi::{
 use vmspace::KernelRam;
 
 use crate::console;
+use crate::hostfs::HostFs;
 use crate::idle::Idle;
 use crate::machine::switch::Ctl;
 use crate::machine::{Handled, Machine, Stop};
@@ -111,6 +112,8 @@ pub struct Hypercalls {
     started: Instant,
     unknown_logged: HashSet<u16>,
     idle: Idle,
+    /// The host directories served to the guest (none unless set).
+    pub(crate) hostfs: HostFs,
 }
 
 impl Hypercalls {
@@ -120,6 +123,7 @@ impl Hypercalls {
             started: crate::host_start(),
             unknown_logged: HashSet::new(),
             idle: Idle::new()?,
+            hostfs: HostFs::new(&[]).map_err(std::io::Error::other)?,
         })
     }
 
@@ -271,6 +275,51 @@ impl<V: Vcpu> Machine<V> {
                 prot,
             } => registry.mprotect(id, addr, len, prot).map(|()| 0),
             Call::VmspaceClone { src, dst } => registry.clone_vmspace(src, dst).map(|()| 0),
+            Call::HostfsRoot { volume } => self.hypercalls.hostfs.root(volume),
+            Call::HostfsWalk {
+                handle,
+                name,
+                name_len,
+            } => self
+                .hypercalls
+                .hostfs
+                .walk(&self.guest.ram, handle, name, name_len),
+            Call::HostfsGetattr { handle, buf } => {
+                self.hypercalls.hostfs.getattr(&self.guest.ram, handle, buf)
+            }
+            Call::HostfsReaddir {
+                handle,
+                cookie,
+                buf,
+                len,
+            } => self
+                .hypercalls
+                .hostfs
+                .readdir(&self.guest.ram, handle, cookie, buf, len),
+            Call::HostfsRead {
+                handle,
+                buf,
+                len,
+                off,
+            } => self
+                .hypercalls
+                .hostfs
+                .read(&self.guest.ram, handle, buf, len, off),
+            Call::HostfsReadlink { handle, buf, len } => {
+                self.hypercalls
+                    .hostfs
+                    .readlink(&self.guest.ram, handle, buf, len)
+            }
+            Call::HostfsClunk { handle } => self.hypercalls.hostfs.clunk(handle),
+            Call::HostfsReadv {
+                handle,
+                iov,
+                iovcnt,
+                off,
+            } => self
+                .hypercalls
+                .hostfs
+                .readv(&self.guest.ram, handle, iov, iovcnt, off),
         };
         write_result(&self.guest.ram, addr, result);
         Ok(())

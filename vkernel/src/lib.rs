@@ -14,6 +14,7 @@ pub mod crash;
 pub mod error;
 pub mod gdb;
 pub mod hooks;
+pub mod hostfs;
 pub mod hostmem;
 pub mod hypercall;
 pub mod idle;
@@ -87,6 +88,7 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
         None if args.test_kernel => "built-in test kernel".to_string(),
         p => name(p),
     };
+    let host_dirs = program::host_dirs(args)?;
     let (image_bytes, image_name, init) = program::image_for(args)?;
     let (pool_mib, warning) = hostmem::cap_pool(args.pool, args.memory, hostmem::backable_mib());
     if let Some(w) = warning {
@@ -131,6 +133,11 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     vm.enter_kernel(loaded.entry)?;
     let mut machine = Machine::new(vm)?;
     machine.set_clock(args.clock);
+    // Opened now: the sandbox allows no path but beneath these.
+    let dirs: Vec<&std::path::Path> = host_dirs.iter().map(|p| p.as_path()).collect();
+    let hostfs = hostfs::HostFs::new(&dirs).map_err(|e| Error::Setup(e.to_string()))?;
+    let hostfs_mode = hostfs.open_mode();
+    machine.set_hostfs(hostfs);
     if let Some(addr) = &args.gdb {
         let stub = gdb::Gdb::listen(addr, &kernel_bytes, !args.no_seccomp).map_err(|source| {
             Error::Gdb {
@@ -148,6 +155,7 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     };
     let role = sandbox::Role::Vcpu {
         debugger: args.gdb.is_some(),
+        hostfs: hostfs_mode,
     };
     // Raw mode for the run when stdin is a terminal; restored when the
     // guard drops (every return below) and on the other ways out.
@@ -167,6 +175,14 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
         let rss = status.as_ref().map_or(0, resident_kib_from);
         let guest = machine.guest().resident_kib();
         let (batches, returned) = machine.guest().registry.pool().return_stats();
+        let hostfs = machine.hostfs();
+        if hostfs.open_mode().is_some() {
+            crate::report!(
+                "vkernel: stats: hostfs: {} walks, {} file bytes read from the host",
+                hostfs.walks,
+                hostfs.bytes_read
+            );
+        }
         crate::report!(
             "vkernel: stats: {} exits, {} hypercalls, {} faults resolved by the host, {} traps to the guest kernel, {} translation flushes, {} process faults (T_PROTFLT for exits a process may not make), {} pool pages given back to the host in {} batches; host RSS {rss} KiB, of which guest memory {guest} KiB, host overhead {} KiB",
             s.exits,

@@ -13,8 +13,31 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let args = match cli.command {
-        Some(Command::Run(args)) => args,
-        Some(Command::Test(args)) => args.to_run_args(),
+        Some(Command::Run(args)) => *args,
+        Some(Command::Test(args)) => {
+            // The hostfs cases walk a fixture directory served as volume 0.
+            let fixture = match vkernel::program::hostfs_fixture() {
+                Ok(f) => f,
+                Err(e) => {
+                    vkernel::report!("vkernel test: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            let mut run = args.to_run_args();
+            run.rootfs = Some(fixture.root());
+            // On a thread of its own: its seccomp filter stays on it, so
+            // this thread can remove the fixture afterwards.
+            let outcome = std::thread::spawn(move || vkernel::run(&run)).join();
+            drop(fixture);
+            return match outcome {
+                Ok(Ok(status)) => ExitCode::from(status),
+                Ok(Err(e)) => {
+                    vkernel::report!("vkernel: {e}");
+                    ExitCode::from(1)
+                }
+                Err(_) => ExitCode::from(101),
+            };
+        }
         Some(Command::Bench(args)) => {
             return match vkernel::bench::run(&args) {
                 Ok(()) => ExitCode::SUCCESS,

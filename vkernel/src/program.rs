@@ -66,9 +66,11 @@ pub fn image_for(args: &RunArgs) -> Result<BootImage, Error> {
                 path.display().to_string(),
             )
         }
+        // The directory is served, not packed: the image holds only the
+        // init arguments and environment below.
         (None, Some(dir)) => (
-            Cow::Owned(pack_dir(dir, max)?),
-            format!("packed from {}", dir.display()),
+            Cow::Owned(pack(&[])),
+            format!("host directory {}", dir.display()),
         ),
         (None, None) => match args.program.first() {
             Some(prog) if args.env.is_empty() => {
@@ -86,12 +88,26 @@ pub fn image_for(args: &RunArgs) -> Result<BootImage, Error> {
         },
     };
     let from_image = args.image.is_some() || args.rootfs.is_some();
-    let argv = if from_image {
+    // A root file system without a program runs its shell.
+    let shell = [String::from("/bin/sh")];
+    let argv = if args.rootfs.is_some() && args.program.is_empty() && !args.test_kernel {
+        &shell[..]
+    } else if from_image {
         &args.program[..]
     } else {
         &[][..]
     };
-    if argv.is_empty() && args.env.is_empty() {
+    // TERM as the host has it, for a distribution's programs.
+    let mut env = args.env.clone();
+    if args.rootfs.is_some() && !env.iter().any(|e| e.starts_with("TERM=")) {
+        if let Ok(term) = std::env::var("TERM") {
+            if !term.is_empty() && !term.contains('\0') {
+                env.push(format!("TERM={term}"));
+            }
+        }
+    }
+    let args_env = &env;
+    if argv.is_empty() && args_env.is_empty() {
         return Ok((image, name, None));
     }
     if argv
@@ -104,12 +120,12 @@ pub fn image_for(args: &RunArgs) -> Result<BootImage, Error> {
         )));
     }
     let init_args = nul_list("argument", argv)?;
-    for e in &args.env {
+    for e in args_env {
         if !e.contains('=') || e.starts_with('=') {
             return Err(Error::Setup(format!("-e {e:?}: expected NAME=VALUE")));
         }
     }
-    let init_env = nul_list("-e", &args.env)?;
+    let init_env = nul_list("-e", args_env)?;
     let mut extra = Vec::new();
     if !argv.is_empty() {
         extra.push(Member {
@@ -118,7 +134,7 @@ pub fn image_for(args: &RunArgs) -> Result<BootImage, Error> {
             data: &init_args,
         });
     }
-    if !args.env.is_empty() {
+    if !args_env.is_empty() {
         extra.push(Member {
             name: "etc/init.env",
             mode: 0o100644,
@@ -161,102 +177,55 @@ pub fn nul_list(what: &str, items: &[String]) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
-/// Packs host directory `dir` as an image: its directories, regular files
-/// and symbolic links with their modes (device nodes, fifos and sockets
-/// are left out, with a warning: the guest has its own /dev). Refuses,
-/// with one line, a tree larger than `max_bytes`.
-pub fn pack_dir(dir: &Path, max_bytes: u64) -> Result<Vec<u8>, Error> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(dir).map_err(|source| Error::ReadFile {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    if !meta.is_dir() {
-        return Err(Error::Setup(format!(
-            "--rootfs {}: not a directory",
-            dir.display()
-        )));
-    }
-    let too_big = || {
-        Error::Setup(format!(
-            "--rootfs {}: more than {} MiB; give the guest more --memory",
-            dir.display(),
-            max_bytes >> 20
-        ))
-    };
-    // (name, mode, contents), parents before children.
-    let mut entries: Vec<(String, u32, Vec<u8>)> = Vec::new();
-    let mut total = 0u64;
-    let mut stack = vec![(dir.to_path_buf(), String::new())];
-    while let Some((path, name)) = stack.pop() {
-        let mut children: Vec<_> = std::fs::read_dir(&path)
-            .map_err(|source| Error::ReadFile {
-                path: path.clone(),
-                source,
-            })?
-            .collect::<Result<_, _>>()
-            .map_err(|source| Error::ReadFile {
-                path: path.clone(),
-                source,
-            })?;
-        children.sort_by_key(|e| e.file_name());
-        for child in children {
-            let cpath = child.path();
-            let cname = match child.file_name().into_string() {
-                Ok(n) if name.is_empty() => n,
-                Ok(n) => format!("{name}/{n}"),
-                Err(n) => {
-                    return Err(Error::Setup(format!(
-                        "--rootfs: {}: the name {n:?} is not UTF-8",
-                        path.display()
-                    )))
-                }
-            };
-            let m = std::fs::symlink_metadata(&cpath).map_err(|source| Error::ReadFile {
-                path: cpath.clone(),
-                source,
-            })?;
-            let ft = m.file_type();
-            let data = if ft.is_symlink() {
-                let t = std::fs::read_link(&cpath).map_err(|source| Error::ReadFile {
-                    path: cpath.clone(),
-                    source,
-                })?;
-                t.into_os_string().into_encoded_bytes()
-            } else if ft.is_file() {
-                // Bounded by what is left of the budget, and checked again
-                // on the opened file (it may have been replaced since).
-                let left = max_bytes.saturating_sub(total + 512);
-                read_regular("--rootfs", &cpath, left).map_err(|e| match e {
-                    Error::Setup(_) if cpath.is_file() => too_big(),
-                    e => e,
-                })?
-            } else if ft.is_dir() {
-                stack.push((cpath.clone(), cname.clone()));
-                Vec::new()
-            } else {
-                log::warn!(
-                    "--rootfs: leaving out {} (not a file, directory or symlink)",
-                    cpath.display()
-                );
-                continue;
-            };
-            total += data.len() as u64 + 512;
-            if total > max_bytes {
-                return Err(too_big());
-            }
-            entries.push((cname, m.mode(), data));
+/// The host directories a run serves (`--rootfs` first, then each
+/// `--volume`'s host side), checked: directories, guest paths absolute
+/// and fit for the kernel command line, read-only.
+pub fn host_dirs(args: &RunArgs) -> Result<Vec<PathBuf>, Error> {
+    let is_dir = |what: &str, dir: &Path| -> Result<(), Error> {
+        let meta = std::fs::metadata(dir).map_err(|source| Error::ReadFile {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        if !meta.is_dir() {
+            return Err(Error::Setup(format!(
+                "{what} {}: not a directory",
+                dir.display()
+            )));
         }
+        Ok(())
+    };
+    let mut dirs = Vec::new();
+    if let Some(root) = &args.rootfs {
+        is_dir("--rootfs", root)?;
+        dirs.push(root.clone());
     }
-    let members: Vec<Member> = entries
-        .iter()
-        .map(|(n, mode, d)| Member {
-            name: n,
-            mode: *mode,
-            data: d,
-        })
-        .collect();
-    Ok(pack(&members))
+    for v in &args.volume {
+        let bad = |why: &str| Error::Setup(format!("--volume {v:?}: {why}"));
+        let mut parts = v.split(':');
+        let (host, guest) = match (parts.next(), parts.next()) {
+            (Some(h), Some(g)) if !h.is_empty() => (h, g),
+            _ => return Err(bad("expected HOST:GUEST[:ro]")),
+        };
+        match parts.next() {
+            None | Some("ro") => {}
+            Some("rw") => return Err(bad("writable volumes (:rw) are not supported yet")),
+            Some(_) => return Err(bad("expected :ro after HOST:GUEST")),
+        }
+        if parts.next().is_some() {
+            return Err(bad("expected HOST:GUEST[:ro]"));
+        }
+        if !guest.starts_with('/')
+            || guest.contains(|c: char| c.is_whitespace() || c == ',')
+            || guest.split('/').any(|n| n == "." || n == "..")
+        {
+            return Err(bad(
+                "the guest path must be absolute, without blanks, commas, . or ..",
+            ));
+        }
+        is_dir("--volume", Path::new(host))?;
+        dirs.push(PathBuf::from(host));
+    }
+    Ok(dirs)
 }
 
 /// The image's members plus `extra` (which replace members of the same
@@ -323,6 +292,59 @@ pub fn check_init(image: &[u8]) -> Result<(), String> {
         Some(p) => Err(format!("/init is {p}")),
         None => Ok(()),
     }
+}
+
+/// The directory `vkernel test` serves to the hostfs cases (see
+/// `guest/hctest/src/hostfs.rs`), removed when dropped.
+pub struct HostfsFixture {
+    dir: PathBuf,
+}
+
+impl HostfsFixture {
+    /// The served directory (`inside`; `outside/secret` lies beside it).
+    pub fn root(&self) -> PathBuf {
+        self.dir.join("inside")
+    }
+}
+
+impl Drop for HostfsFixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Makes the fixture in a fresh directory under the temporary directory.
+pub fn hostfs_fixture() -> Result<HostfsFixture, Error> {
+    let base = std::env::temp_dir();
+    let io = |source: std::io::Error| Error::Io {
+        what: "making the hostfs fixture",
+        source,
+    };
+    let mut n = 0u32;
+    let dir = loop {
+        let d = base.join(format!("vkernel-hostfs-{}-{n}", std::process::id()));
+        match std::fs::create_dir(&d) {
+            Ok(()) => break d,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 100 => n += 1,
+            Err(e) => return Err(io(e)),
+        }
+    };
+    let fixture = HostfsFixture { dir: dir.clone() };
+    let inside = dir.join("inside");
+    std::fs::create_dir_all(inside.join("dir")).map_err(io)?;
+    std::fs::create_dir(dir.join("outside")).map_err(io)?;
+    std::fs::write(dir.join("outside/secret"), b"secret\n").map_err(io)?;
+    std::fs::write(inside.join("file"), b"hello hostfs\n").map_err(io)?;
+    std::fs::write(inside.join("dir/a"), b"").map_err(io)?;
+    std::os::unix::fs::symlink("/etc/passwd", inside.join("abs")).map_err(io)?;
+    std::os::unix::fs::symlink("../outside/secret", inside.join("rel")).map_err(io)?;
+    let fifo = std::ffi::CString::new(inside.join("fifo").into_os_string().into_encoded_bytes())
+        .map_err(|_| io(std::io::Error::from_raw_os_error(libc::EINVAL)))?;
+    // SAFETY: a NUL-terminated path.
+    if unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) } != 0 {
+        return Err(io(std::io::Error::last_os_error()));
+    }
+    Ok(fixture)
 }
 
 #[cfg(test)]

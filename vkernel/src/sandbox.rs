@@ -162,6 +162,16 @@ const WATCHER_SYSCALLS: &[i64] = &[
     libc::SYS_exit_group,
 ];
 
+/// What serving host directories adds (`hostfs.rs`), beside the open
+/// call (`openat2`, or `openat` where it is missing): attributes of a
+/// handle, directory records, reading a file or link (pread64, lseek and
+/// close are on the list already).
+const HOSTFS_SYSCALLS: &[i64] = &[
+    libc::SYS_newfstatat,
+    libc::SYS_getdents64,
+    libc::SYS_readlinkat,
+];
+
 /// The threads that filter themselves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -169,6 +179,9 @@ pub enum Role {
     Vcpu {
         /// `--gdb` was given.
         debugger: bool,
+        /// Host directories are served (`--rootfs`, `--volume`), opened
+        /// the way this says.
+        hostfs: Option<crate::hostfs::OpenMode>,
     },
     /// The gdb stub's watcher thread.
     Watcher,
@@ -193,8 +206,15 @@ pub const TERMINAL_IOCTLS: [(u64, &str); 2] =
 pub fn filter(role: Role) -> Result<BpfProgram, Error> {
     let err = |e: seccompiler::BackendError| Error::Setup(format!("seccomp filter: {e}"));
     let (calls, ioctls): (Vec<i64>, Vec<u64>) = match role {
-        Role::Vcpu { debugger } => {
+        Role::Vcpu { debugger, hostfs } => {
             let mut calls = VCPU_SYSCALLS.to_vec();
+            if let Some(mode) = hostfs {
+                calls.extend_from_slice(HOSTFS_SYSCALLS);
+                calls.push(match mode {
+                    crate::hostfs::OpenMode::Openat2 => libc::SYS_openat2,
+                    crate::hostfs::OpenMode::Openat => libc::SYS_openat,
+                });
+            }
             let mut ioctls: Vec<u64> = VCPU_IOCTLS.iter().map(|i| i.0).collect();
             if debugger {
                 calls.extend_from_slice(DEBUGGER_SYSCALLS);
@@ -391,8 +411,18 @@ mod tests {
     #[test]
     fn every_filter_compiles() {
         for role in [
-            Role::Vcpu { debugger: false },
-            Role::Vcpu { debugger: true },
+            Role::Vcpu {
+                debugger: false,
+                hostfs: None,
+            },
+            Role::Vcpu {
+                debugger: true,
+                hostfs: Some(crate::hostfs::OpenMode::Openat2),
+            },
+            Role::Vcpu {
+                debugger: false,
+                hostfs: Some(crate::hostfs::OpenMode::Openat),
+            },
             Role::Watcher,
         ] {
             assert!(!filter(role).unwrap().is_empty(), "{role:?}");

@@ -219,7 +219,7 @@ pub fn run(count: u64, mem_bytes: u64, seed: u64) -> bool {
             }
             _ => {
                 // Unknown or basic numbers (not exit/idle/console).
-                let nr = [0u16, 3, 4, 7, 17, 20, 40, 63][r.below(8) as usize];
+                let nr = [0u16, 3, 4, 7, 17, 29, 40, 63][r.below(8) as usize];
                 if nr == 17 {
                     new_id = Some(a[1]);
                     call(Hypercall::VmspaceClone, [id, a[1], 0, 0, 0, 0, 0])

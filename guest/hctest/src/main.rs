@@ -19,6 +19,7 @@
 
 mod bench;
 mod fuzz;
+mod hostfs;
 mod selftest;
 mod suite;
 mod usercode;

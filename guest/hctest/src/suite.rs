@@ -128,6 +128,8 @@ pub fn run_all(info: &BootInfo) -> u32 {
     clone_cases(&mut s);
     vpagetable_cases(&mut s);
     vpagetable_whole_range_cases(&mut s);
+    let mem_bytes = s.mem_bytes;
+    crate::hostfs::cases(mem_bytes, &mut |desc, ok, r| s.check(desc, ok, show(r)));
     let pool_at_end = vms::pool_pages();
     s.check(
         "pool: every page back after all vmspaces are destroyed",

@@ -134,7 +134,13 @@ fn boot_kernel(boot: &Boot, boot_trace: bool) -> Kernel {
         pool_bytes: mm.user_pool_bytes(),
     };
     let proc_fs = |mounts| proc::procfs::new(procfs, mounts);
-    let vfs = match fs::boot(boot.image, &mm.frames(), tmpfs_bytes, proc_fs) {
+    let host = fs::HostDirs {
+        root: arg(boot.cmdline, "root") == Some("host"),
+        volumes: arg(boot.cmdline, "volumes")
+            .map(|v| v.split(',').filter(|p| !p.is_empty()).collect())
+            .unwrap_or_default(),
+    };
+    let vfs = match fs::boot(boot.image, &host, &mm.frames(), tmpfs_bytes, proc_fs) {
         Ok(v) => v,
         Err(bad) => {
             eprintln!("kernel: image member {:?} {}", bad.name, bad.problem);
@@ -174,6 +180,13 @@ fn parse_size(v: &str) -> Option<u64> {
 fn start_init(k: &mut Kernel, boot: &Boot) {
     let named = arg(boot.cmdline, "init").unwrap_or("/init");
     let read = |path: &[u8]| {
+        // From the image itself first: a host root does not hold them.
+        let name = &path[1..];
+        for e in Archive::new(boot.image).flatten() {
+            if vkernel_abi::cpio::normalize(e.name).as_bytes() == name {
+                return Some(e.data.to_vec());
+            }
+        }
         let root = k.vfs.root();
         k.vfs
             .resolve(&root, path, fs::vfs::Follow::Yes)

@@ -297,6 +297,16 @@ impl<V: Vcpu> Machine<V> {
         self.hooks = Some(hooks);
     }
 
+    /// The served host directories (for `--stats`).
+    pub fn hostfs(&self) -> &crate::hostfs::HostFs {
+        &self.hypercalls.hostfs
+    }
+
+    /// Serves host directories to the guest (`hostfs_*` hypercalls).
+    pub fn set_hostfs(&mut self, hostfs: crate::hostfs::HostFs) {
+        self.hypercalls.hostfs = hostfs;
+    }
+
     /// Calls the hooks, if any, with a view of the vCPU.
     pub(crate) fn hook<R>(
         &mut self,

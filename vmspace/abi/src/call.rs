@@ -259,6 +259,74 @@ calls! {
         /// Guest-physical address of the 8-byte `struct winsize`.
         buf,
     },
+    /// `hostfs_root(volume)`.
+    HostfsRoot {
+        /// 0 for `--rootfs`, then the `--volume`s in order.
+        volume,
+    },
+    /// `hostfs_walk(handle, name, name_len)`.
+    HostfsWalk {
+        /// A directory handle.
+        handle,
+        /// Guest-physical address of the name's bytes.
+        name,
+        /// Its length (1 to [`crate::HOSTFS_NAME_MAX`]).
+        name_len,
+    },
+    /// `hostfs_getattr(handle, buf)`.
+    HostfsGetattr {
+        /// Any handle.
+        handle,
+        /// Guest-physical address of a [`crate::HostfsStat`].
+        buf,
+    },
+    /// `hostfs_readdir(handle, cookie, buf, len)`.
+    HostfsReaddir {
+        /// A directory handle.
+        handle,
+        /// 0, or the `d_off` of the last record read.
+        cookie,
+        /// Guest-physical address of the buffer.
+        buf,
+        /// Its size in bytes.
+        len,
+    },
+    /// `hostfs_read(handle, buf, len, off)`.
+    HostfsRead {
+        /// A regular file's handle.
+        handle,
+        /// Guest-physical address of the buffer.
+        buf,
+        /// Bytes wanted.
+        len,
+        /// File offset.
+        off,
+    },
+    /// `hostfs_readlink(handle, buf, len)`.
+    HostfsReadlink {
+        /// A symbolic link's handle.
+        handle,
+        /// Guest-physical address of the buffer.
+        buf,
+        /// Its size in bytes.
+        len,
+    },
+    /// `hostfs_clunk(handle)`.
+    HostfsClunk {
+        /// The handle dropped.
+        handle,
+    },
+    /// `hostfs_readv(handle, iov, iovcnt, off)`.
+    HostfsReadv {
+        /// A regular file's handle.
+        handle,
+        /// Guest-physical address of an array of [`crate::KernelIovec`].
+        iov,
+        /// Its length (1 to [`crate::HOSTFS_IOV_MAX`]).
+        iovcnt,
+        /// File offset.
+        off,
+    },
 }
 
 #[cfg(test)]

@@ -67,4 +67,7 @@ errnos! {
     ENXIO, "No such device or address.";
     ENOLCK, "No record locks available.";
     EOVERFLOW, "Value too large for the type.";
+    ENODATA, "No data (no such extended attribute).";
+    ENOTSOCK, "Not a socket.";
+    ESTALE, "Stale file handle.";
 }

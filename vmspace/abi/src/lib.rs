@@ -103,6 +103,72 @@ pub enum Hypercall {
     /// at guest-physical `buf`. Returns how many size changes the host
     /// has seen; ENOTTY when its stdin is not a terminal.
     ConsoleWinsize = 20,
+    /// `hostfs_root(volume)`: a new handle on the root directory of host
+    /// directory `volume` (0: `--rootfs`, then each `--volume` in order).
+    HostfsRoot = 21,
+    /// `hostfs_walk(handle, name, name_len)`: a new handle on entry `name`
+    /// (one component, guest-physical bytes) of directory `handle`; a
+    /// symbolic link is not followed (the guest resolves links).
+    HostfsWalk = 22,
+    /// `hostfs_getattr(handle, buf)`: writes a [`HostfsStat`] at `buf`.
+    HostfsGetattr = 23,
+    /// `hostfs_readdir(handle, cookie, buf, len)`: Linux `dirent64`
+    /// records of directory `handle` from position `cookie` (0: the
+    /// start; then a record's `d_off`) into `buf`. Returns the bytes
+    /// written, 0 at the end.
+    HostfsReaddir = 24,
+    /// `hostfs_read(handle, buf, len, off)`: reads up to `len` bytes (at
+    /// most [`HOSTFS_IO_MAX`]) of regular file `handle` at `off` into
+    /// `buf`. Returns the count, 0 at the end of the file.
+    HostfsRead = 25,
+    /// `hostfs_readlink(handle, buf, len)`: the target of symbolic link
+    /// `handle` into `buf`; returns its length (cut at `len`).
+    HostfsReadlink = 26,
+    /// `hostfs_clunk(handle)`: drops a handle.
+    HostfsClunk = 27,
+    /// `hostfs_readv(handle, iov, iovcnt, off)`: reads the file range at
+    /// `off` into the [`KernelIovec`] buffers in turn (the page cache's
+    /// read-ahead: one exit for many pages). Returns the count.
+    HostfsReadv = 28,
+}
+
+/// Most bytes one `hostfs_read` or `hostfs_readdir` moves.
+pub const HOSTFS_IO_MAX: u64 = 1 << 20;
+/// Most iovecs one `hostfs_readv` takes (a 4 KiB array).
+pub const HOSTFS_IOV_MAX: u64 = 256;
+/// Most handles the host keeps open for the guest at once (`EMFILE`
+/// past it).
+pub const HOSTFS_MAX_HANDLES: usize = 4096;
+/// Longest name `hostfs_walk` takes (Linux's `NAME_MAX`).
+pub const HOSTFS_NAME_MAX: u64 = 255;
+
+/// What `hostfs_getattr` writes: the host file's `stat`, times in
+/// nanoseconds since the epoch.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostfsStat {
+    /// Inode number.
+    pub ino: u64,
+    /// `st_mode` (type and permission bits).
+    pub mode: u64,
+    /// Link count.
+    pub nlink: u64,
+    /// Owner.
+    pub uid: u64,
+    /// Group.
+    pub gid: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// The device a device node names.
+    pub rdev: u64,
+    /// 512-byte blocks held.
+    pub blocks: u64,
+    /// Last access.
+    pub atime_ns: u64,
+    /// Last modification.
+    pub mtime_ns: u64,
+    /// Last status change.
+    pub ctime_ns: u64,
 }
 
 /// Most iovecs one `vmspace_preadv`/`vmspace_pwritev` takes (a 16 KiB
@@ -145,6 +211,14 @@ impl Hypercall {
             18 => VmspacePreadv,
             19 => VmspacePwritev,
             20 => ConsoleWinsize,
+            21 => HostfsRoot,
+            22 => HostfsWalk,
+            23 => HostfsGetattr,
+            24 => HostfsReaddir,
+            25 => HostfsRead,
+            26 => HostfsReadlink,
+            27 => HostfsClunk,
+            28 => HostfsReadv,
             _ => return None,
         })
     }

@@ -47,6 +47,10 @@ unsafe impl Pod for crate::BootInfo {}
 unsafe impl Pod for crate::TrapFrame {}
 // SAFETY: as above.
 unsafe impl Pod for crate::VextFrame {}
+// SAFETY: a repr(C) struct of u64 fields.
+unsafe impl Pod for crate::HostfsStat {}
+// SAFETY: a repr(C) struct of two u64 fields.
+unsafe impl Pod for crate::KernelIovec {}
 // SAFETY: plain integers: no padding, every bit pattern valid.
 unsafe impl Pod for u8 {}
 // SAFETY: as above.

@@ -7,7 +7,9 @@ pub mod device;
 pub mod epoll;
 pub mod eventfd;
 pub mod file;
+pub mod hostfs;
 pub mod lock;
+pub mod overlay;
 pub mod pipe;
 pub mod tmpfs;
 pub mod tty;
@@ -28,6 +30,19 @@ pub const DEV_PROC: u64 = 0x04;
 /// The unmounted tmpfs behind shared anonymous memory.
 pub const DEV_SHM: u64 = 0x06;
 pub const DEV_PIPEFS: u64 = 0x0c;
+/// The tmpfs upper layer of a host root (never mounted on its own).
+pub const DEV_UPPER: u64 = 0x0d;
+/// Host directories: the root's lower layer, then each volume's.
+pub const DEV_HOSTFS: u64 = 0x20;
+
+/// Host directories the host serves (`vkernel run --rootfs`, `--volume`).
+#[derive(Default)]
+pub struct HostDirs<'a> {
+    /// Volume 0 is the root (a read-only lower under a tmpfs upper).
+    pub root: bool,
+    /// Where the other volumes go (absolute paths), in volume order.
+    pub volumes: Vec<&'a str>,
+}
 
 /// A malformed member of the boot image: its name and what is wrong.
 pub struct BadEntry {
@@ -41,13 +56,29 @@ pub struct BadEntry {
 /// `proc` is what procfs reads.
 pub fn boot(
     image: &[u8],
+    host: &HostDirs,
     frames: &Frames,
     limit_bytes: u64,
     proc_fs: impl FnOnce(Weak<RefCell<Vec<vfs::Mount>>>) -> InodeRef,
 ) -> Result<Vfs, BadEntry> {
-    let root = tmpfs::Tmpfs::new_root(DEV_ROOTFS, frames.clone(), limit_bytes);
-    let vfs = Vfs::new(root.clone(), "rootfs");
-    unpack(&vfs, image)?;
+    let host_err = |what: &str| BadEntry {
+        name: alloc::string::String::from(what),
+        problem: "cannot be served by the host",
+    };
+    let (root, vfs): (InodeRef, Vfs) = if host.root {
+        // The host directory under a writable tmpfs: the image holds
+        // only init's arguments, read from it directly.
+        let lower =
+            hostfs::HostFs::mount(0, DEV_HOSTFS, frames.clone()).map_err(|_| host_err("(root)"))?;
+        let upper = tmpfs::Tmpfs::new_root(DEV_UPPER, frames.clone(), limit_bytes);
+        let root = overlay::Overlay::new_root(DEV_ROOTFS, lower, upper);
+        (root.clone(), Vfs::new(root, "overlay"))
+    } else {
+        let root = tmpfs::Tmpfs::new_root(DEV_ROOTFS, frames.clone(), limit_bytes);
+        let vfs = Vfs::new(root.clone(), "rootfs");
+        unpack(&vfs, image)?;
+        (root, vfs)
+    };
     for dir in [&b"dev"[..], b"proc", b"tmp"] {
         match root.create(dir, Kind::Directory, 0o755, 0) {
             Ok(_) | Err(vkernel_abi::Errno::EEXIST) => {}
@@ -73,6 +104,17 @@ pub fn boot(
     let tmp = tmpfs::Tmpfs::new_root(DEV_TMP, frames.clone(), limit_bytes);
     tmp.set_perm(0o1777).ok();
     mount(b"/tmp", tmp, "tmpfs")?;
+    let first = u64::from(host.root);
+    for (i, path) in host.volumes.iter().enumerate() {
+        let volume = first + i as u64;
+        let fs = hostfs::HostFs::mount(volume, DEV_HOSTFS + volume, frames.clone())
+            .map_err(|_| host_err(path))?;
+        mkdir_p(&vfs, &vfs.root(), path.as_bytes()).ok_or_else(|| BadEntry {
+            name: alloc::string::String::from(*path),
+            problem: "cannot be made as a mount point",
+        })?;
+        mount(path.as_bytes(), fs, "hostfs")?;
+    }
     Ok(vfs)
 }
 
@@ -169,7 +211,8 @@ fn mkdir_p(vfs: &Vfs, root: &InodeRef, path: &[u8]) -> Option<InodeRef> {
         cur = if name == b".." {
             vfs.resolve(&cur, b"..", Follow::No).ok()?
         } else {
-            match cur.lookup(name) {
+            // Through the VFS: a volume may go below a mount (/tmp/x).
+            match vfs.resolve(&cur, name, Follow::Yes) {
                 Ok(d) if d.meta().kind == Kind::Directory => d,
                 Ok(_) => return None,
                 Err(_) => cur.create(name, Kind::Directory, 0o755, 0).ok()?,

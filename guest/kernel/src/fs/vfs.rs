@@ -154,6 +154,13 @@ pub trait Inode {
         Err(Errno::EPERM)
     }
 
+    /// Called when a regular file is opened for writing (Linux's
+    /// `may_open`/overlayfs copy-up point): an overlay copies the file up
+    /// now, a read-only file system says `EROFS`.
+    fn open_write(&self) -> Result<(), Errno> {
+        Ok(())
+    }
+
     // ---- directories
 
     /// The entry `name` (never `.` or `..`: the VFS resolves those).

@@ -122,6 +122,8 @@ pub struct MemStats {
     pub free: u64,
     /// tmpfs file pages (Linux's `Shmem`, also counted in `Cached`).
     pub shmem: u64,
+    /// Host files' cached pages (clean: reclaimable; in `Cached`).
+    pub file_cache: u64,
     /// Kernel heap in use (Linux's `Slab`).
     pub heap_used: u64,
     /// Process memory and page tables (Linux's `AnonPages`).
@@ -134,9 +136,13 @@ impl MemStats {
     /// tmpfs mounts hold.
     pub fn now(frames: &Frames, pool_bytes: u64, shmem_bytes: u64) -> MemStats {
         use vkernel_abi::layout::PAGE_SIZE;
-        let (frames_total, frames_free) = {
+        let (frames_total, frames_free, cache) = {
             let f = frames.borrow();
-            (f.total_pages() * PAGE_SIZE, f.free_pages() * PAGE_SIZE)
+            (
+                f.total_pages() * PAGE_SIZE,
+                f.free_pages() * PAGE_SIZE,
+                f.cache_pages * PAGE_SIZE,
+            )
         };
         let (heap_used, heap_size) = heap::usage();
         let pool_used = if pool_bytes > 0 {
@@ -145,10 +151,13 @@ impl MemStats {
             0
         };
         let frames_used = frames_total - frames_free;
+        let file_cache = cache.min(frames_used);
+        let frames_used = frames_used - file_cache;
         MemStats {
             total: frames_total + heap_size + pool_bytes,
             free: frames_free + (heap_size - heap_used.min(heap_size)) + (pool_bytes - pool_used),
             shmem: shmem_bytes.min(frames_used),
+            file_cache,
             heap_used,
             anon: frames_used - shmem_bytes.min(frames_used) + pool_used,
         }

@@ -12,7 +12,21 @@
 //! its count drops to zero. The kernel runs identity-mapped, so a page's
 //! guest-physical address is also where the kernel reads and writes it.
 
+use alloc::rc::Weak;
+use alloc::vec::Vec;
+
 use vkernel_abi::layout::PAGE_SIZE;
+
+/// A cache whose clean pages can be given back when memory runs out
+/// (Linux's shrinkers): the host file systems' page caches.
+pub trait Reclaim {
+    /// Drops up to `want` pages only the cache holds (count 1), with
+    /// `mem.decref`; how many it dropped.
+    fn reclaim(&self, mem: &mut PhysMem, want: u64) -> u64;
+}
+
+/// Pages asked of the caches at once when memory runs out.
+const RECLAIM_BATCH: u64 = 64;
 
 /// The page allocator. One exists, owned by [`super::Mm`] and shared (as
 /// [`Frames`]) by every guest pmap.
@@ -29,6 +43,11 @@ pub struct PhysMem {
     fresh: u64,
     /// `pages` counters, in the first pages of the free range.
     refs: *mut u16,
+    /// Caches asked for pages when none is free.
+    reclaimers: Vec<Weak<dyn Reclaim>>,
+    /// Pages the file caches hold (clean, reclaimable while unmapped):
+    /// `Cached` in `/proc/meminfo`. The caches keep it.
+    pub cache_pages: u64,
 }
 
 /// The allocator as the pmaps hold it: one kernel, one vCPU, so a
@@ -46,6 +65,8 @@ impl PhysMem {
             free_count: 0,
             fresh: 0,
             refs: core::ptr::null_mut(),
+            reclaimers: Vec::new(),
+            cache_pages: 0,
         };
         let start = start.next_multiple_of(PAGE_SIZE);
         let end = end & !(PAGE_SIZE - 1);
@@ -70,8 +91,24 @@ impl PhysMem {
             .then_some((off / PAGE_SIZE) as usize)
     }
 
-    /// A page with count 1, contents undefined; `None` when memory is out.
+    /// Asks `cache` for pages when memory runs out.
+    pub fn add_reclaimer(&mut self, cache: Weak<dyn Reclaim>) {
+        self.reclaimers.retain(|r| r.strong_count() > 0);
+        self.reclaimers.push(cache);
+    }
+
+    /// A page with count 1, contents undefined; `None` when memory is out
+    /// even after the caches gave back what they could.
     pub fn alloc(&mut self) -> Option<u64> {
+        if self.free == 0 && self.fresh >= self.pages && !self.reclaimers.is_empty() {
+            let caches = core::mem::take(&mut self.reclaimers);
+            for cache in caches.iter().filter_map(Weak::upgrade) {
+                if cache.reclaim(self, RECLAIM_BATCH) > 0 {
+                    break;
+                }
+            }
+            self.reclaimers = caches;
+        }
         let page = if self.free != 0 {
             let page = self.free;
             // SAFETY: `page` is on the free list, so it is ours to read.

@@ -1,15 +1,22 @@
-//! Loading a static ELF program from the file system into a fresh vmspace and
+//! Loading an ELF program from the file system into a fresh vmspace and
 //! building its initial stack as the Linux x86-64 ABI lays it out
 //! (xv6's exec.c, for ELF64 and Linux's auxiliary vector).
 //!
 //! Accepted: ELF64, little-endian, x86-64, ET_EXEC (fixed address) or
-//! static-PIE (ET_DYN without PT_INTERP, loaded at [`PIE_BASE`]; glibc's
-//! static-pie startup relocates itself). A PT_INTERP (a dynamically linked
-//! program) is refused: there is no dynamic loader in the image.
+//! ET_DYN (PIE), loaded at [`PIE_BASE`] as Linux does with ASLR off
+//! (`setarch -R`): the same addresses every run. A program with
+//! PT_INTERP (dynamically linked) gets its interpreter (ld.so, read from
+//! the guest's own root) loaded too, at the top of the mmap area
+//! ([`interp_base`]), and starts there; the auxiliary vector tells it
+//! where the program is (AT_PHDR/AT_PHNUM/AT_ENTRY) and where it is
+//! itself (AT_BASE), as Linux's binfmt_elf; the vDSO (and its clock page)
+//! go below it, announced by AT_SYSINFO_EHDR.
+//!
+//! Segments are read from the file piece by piece straight into the new
+//! address space (no copy of the whole file in the kernel heap).
 
 use super::ProcTable;
-use crate::fs::vfs::{Follow, Kind, Vfs};
-use crate::mm::vdso::Vdso;
+use crate::fs::vfs::{Follow, InodeRef, Kind, Vfs, PATH_MAX};
 use crate::mm::{AddressSpace, Mm, SpaceRef};
 use crate::param::{ARG_BYTES, MAX_ARGS, STACK_BYTES};
 use crate::random;
@@ -128,7 +135,8 @@ pub enum ExecError {
     NotElf,
     NotX86_64,
     NotExecutable,
-    Dynamic,
+    /// The interpreter the program names could not be loaded.
+    Interp(Errno),
     Malformed(&'static str),
     NoMemory,
     TooBig,
@@ -138,7 +146,7 @@ impl ExecError {
     /// The errno execve returns.
     pub fn errno(self) -> Errno {
         match self {
-            ExecError::Lookup(e) => e,
+            ExecError::Lookup(e) | ExecError::Interp(e) => e,
             ExecError::NoMemory => Errno::ENOMEM,
             ExecError::TooBig => Errno::E2BIG,
             _ => Errno::ENOEXEC,
@@ -155,7 +163,10 @@ impl ExecError {
             ExecError::NotElf => "not an ELF executable",
             ExecError::NotX86_64 => "not an x86-64 (64-bit little-endian) executable",
             ExecError::NotExecutable => "not an executable (ELF type is neither EXEC nor DYN)",
-            ExecError::Dynamic => "dynamic executables are not supported yet; link with -static",
+            ExecError::Interp(e) if e == Errno::ENOENT => {
+                "its interpreter (PT_INTERP, the dynamic loader) is not in the guest's root: give the guest a root with it (--rootfs /) or link with -static"
+            }
+            ExecError::Interp(_) => "its interpreter (PT_INTERP) cannot be loaded",
             ExecError::Malformed(why) => why,
             ExecError::NoMemory => "out of memory",
             ExecError::TooBig => "arguments too long",
@@ -181,7 +192,7 @@ impl ProcTable {
         let cwd = self.procs[s].cwd.clone().unwrap_or_else(|| vfs.root());
         let mut file = path.to_vec();
         let mut depth = 0;
-        let bytes = loop {
+        let program = loop {
             let node = vfs
                 .resolve(&cwd, &file, Follow::Yes)
                 .map_err(ExecError::Lookup)?;
@@ -189,9 +200,9 @@ impl ProcTable {
             if m.kind != Kind::Regular || m.perm & 0o111 == 0 {
                 return Err(ExecError::Lookup(Errno::EACCES));
             }
-            let bytes = crate::fs::read_all(&node).map_err(|_| ExecError::NoMemory)?;
-            let Some((interp, arg)) = shebang(&bytes)? else {
-                break bytes;
+            let program = Image::read(node)?;
+            let Some((interp, arg)) = shebang(&program.head)? else {
+                break program;
             };
             depth += 1;
             if depth > MAX_INTERP_DEPTH {
@@ -208,7 +219,19 @@ impl ProcTable {
             args.replace_argv0(&front)?;
             file = interp.clone();
         };
-        let loaded = load(mm, &bytes, path, args)?;
+        let interp = match program.interp()? {
+            Some(name) => {
+                let node = vfs
+                    .resolve(&cwd, &name, Follow::Yes)
+                    .map_err(ExecError::Interp)?;
+                if node.meta().kind != Kind::Regular {
+                    return Err(ExecError::Interp(Errno::EACCES));
+                }
+                Some(Image::read(node)?)
+            }
+            None => None,
+        };
+        let loaded = load(mm, &program, interp.as_ref(), path, args)?;
         // The point of no return: the other threads end, the new image's
         // FPU starts clean.
         self.de_thread(s);
@@ -374,23 +397,147 @@ fn prot_of(flags: u32) -> u64 {
     p
 }
 
-/// Loads ELF program `elf` (run as `path`) into a new address space with
-/// the arguments in `args`. On error nothing is left behind.
-fn load(mm: &mut Mm, elf: &[u8], path: &[u8], args: &ArgBuf) -> Result<Loaded, ExecError> {
-    let h = parse_header(elf)?;
-    if h.phdrs.iter().any(|ph| ph.p_type == PT_INTERP) {
-        return Err(ExecError::Dynamic);
+/// The start of a program file: enough for the ELF header and program
+/// headers (64 of 56 bytes after the 64-byte header) and a `#!` line.
+const HEAD_BYTES: usize = 8192;
+
+/// What [`Image::copy`] hands the file's bytes to.
+type PieceSink<'a> = dyn FnMut(&[&[u8]]) -> Result<(), ExecError> + 'a;
+
+/// An executable file and its first bytes.
+pub struct Image {
+    node: InodeRef,
+    size: u64,
+    head: Vec<u8>,
+}
+
+impl Image {
+    fn read(node: InodeRef) -> Result<Image, ExecError> {
+        let size = node.meta().size;
+        let want = (size as usize).min(HEAD_BYTES);
+        let mut head = Vec::new();
+        head.try_reserve_exact(want)
+            .map_err(|_| ExecError::NoMemory)?;
+        node.read_at(0, want, &mut |pieces| {
+            let start = head.len();
+            for p in pieces {
+                head.extend_from_slice(p);
+            }
+            Ok(head.len() - start)
+        })
+        .map_err(|e| match e {
+            Errno::ENOMEM => ExecError::NoMemory,
+            e => ExecError::Lookup(e),
+        })?;
+        Ok(Image { node, size, head })
     }
+
+    /// The PT_INTERP path, if the program names one.
+    fn interp(&self) -> Result<Option<Vec<u8>>, ExecError> {
+        let h = parse_header(&self.head)?;
+        let Some(ph) = h.phdrs.iter().find(|ph| ph.p_type == PT_INTERP) else {
+            return Ok(None);
+        };
+        if ph.p_filesz < 2 || ph.p_filesz > PATH_MAX as u64 {
+            return Err(ExecError::Malformed("bad PT_INTERP"));
+        }
+        let mut name = Vec::new();
+        self.copy(ph.p_offset, ph.p_filesz, &mut |pieces| {
+            for p in pieces {
+                name.extend_from_slice(p);
+            }
+            Ok(())
+        })?;
+        // A NUL-terminated path.
+        match name.iter().position(|&b| b == 0) {
+            Some(end) if end > 0 => {
+                name.truncate(end);
+                Ok(Some(name))
+            }
+            _ => Err(ExecError::Malformed("bad PT_INTERP")),
+        }
+    }
+
+    /// Hands `f` the file's bytes `[off, off + len)`, as lists of pieces
+    /// (a whole list at once: one copy into the new space per list).
+    fn copy(&self, off: u64, len: u64, f: &mut PieceSink) -> Result<(), ExecError> {
+        if off.checked_add(len).is_none_or(|e| e > self.size) {
+            return Err(ExecError::Malformed("segment lies outside the file"));
+        }
+        let mut at = off;
+        let end = off + len;
+        while at < end {
+            let mut failed = None;
+            let n = self
+                .node
+                .read_at(at, (end - at).min(1 << 22) as usize, &mut |pieces| {
+                    if let Err(e) = f(pieces) {
+                        failed = Some(e);
+                        return Ok(0);
+                    }
+                    Ok(pieces.iter().map(|p| p.len()).sum())
+                })
+                .map_err(|e| match e {
+                    Errno::ENOMEM => ExecError::NoMemory,
+                    _ => ExecError::Malformed("the file cannot be read"),
+                })?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            if n == 0 {
+                return Err(ExecError::Malformed("the file is shorter than it says"));
+            }
+            at += n as u64;
+        }
+        Ok(())
+    }
+}
+
+/// Loads `program` (run as `path`) and its interpreter, if it has one,
+/// into a new address space with the arguments in `args`. On error
+/// nothing is left behind.
+fn load(
+    mm: &mut Mm,
+    program: &Image,
+    interp: Option<&Image>,
+    path: &[u8],
+    args: &ArgBuf,
+) -> Result<Loaded, ExecError> {
+    let h = parse_header(&program.head)?;
     let space = mm.new_space().map_err(|_| ExecError::NoMemory)?;
     // On error the new space is dropped here, which destroys it.
-    let (entry, sp, brk) = populate(
-        elf,
-        &h,
-        path,
-        args,
-        mm.vdso.as_ref(),
-        &mut space.borrow_mut(),
-    )?;
+    let (entry, sp, brk) = {
+        let mut space = space.borrow_mut();
+        let base = if h.dyn_ { PIE_BASE } else { 0 };
+        let (top, phdr) = load_segments(program, &h, base, &mut space)?;
+        let mut aux = AuxInfo {
+            phdr,
+            phnum: h.phdrs.len() as u64,
+            entry: base + h.entry,
+            base: 0,
+            sysinfo_ehdr: 0,
+        };
+        let mut entry = base + h.entry;
+        if let Some(interp) = interp {
+            let ih = parse_header(&interp.head)?;
+            let ibase = if ih.dyn_ { interp_base(&ih)? } else { 0 };
+            load_segments(interp, &ih, ibase, &mut space)?;
+            aux.base = ibase;
+            entry = ibase + ih.entry;
+        }
+        space
+            .map_anon(STACK_TOP - STACK_BYTES, STACK_BYTES, PROT_READ | PROT_WRITE)
+            .map_err(|_| ExecError::NoMemory)?;
+        // The vDSO (and its clock page) at the top of the mmap area (below
+        // an interpreter), where Linux puts the first mappings.
+        if let Some(v) = mm.vdso.as_ref() {
+            aux.sysinfo_ehdr = v
+                .map(&mut space, MMAP_TOP, top.saturating_add(BRK_ROOM))
+                .map_err(|_| ExecError::NoMemory)?;
+        }
+        let sp = build_stack(&mut space, path, args, &aux)?;
+        (entry, sp, top)
+    };
     Ok(Loaded {
         space,
         entry,
@@ -399,15 +546,32 @@ fn load(mm: &mut Mm, elf: &[u8], path: &[u8], args: &ArgBuf) -> Result<Loaded, E
     })
 }
 
-fn populate(
-    elf: &[u8],
+/// Where an ET_DYN interpreter goes: just below [`MMAP_TOP`], where
+/// Linux's first mmap would put it (the mmap area grows down from
+/// there, below it).
+fn interp_base(h: &Header) -> Result<u64, ExecError> {
+    let span = h
+        .phdrs
+        .iter()
+        .filter(|ph| ph.p_type == PT_LOAD)
+        .map(|ph| ph.p_vaddr.saturating_add(ph.p_memsz))
+        .max()
+        .unwrap_or(0);
+    if span > 1 << 32 {
+        return Err(ExecError::Malformed("interpreter is too large"));
+    }
+    Ok(page_down(MMAP_TOP - page_up(span)))
+}
+
+/// Maps the PT_LOAD segments of `img` at `base` + their addresses and
+/// fills them from the file. Returns the end of the highest segment
+/// (page-rounded) and where the program headers are in memory.
+fn load_segments(
+    img: &Image,
     h: &Header,
-    path: &[u8],
-    args: &ArgBuf,
-    vdso: Option<&Vdso>,
+    base: u64,
     space: &mut AddressSpace,
-) -> Result<(u64, u64, u64), ExecError> {
-    let base = if h.dyn_ { PIE_BASE } else { 0 };
+) -> Result<(u64, u64), ExecError> {
     let nomem = |_| ExecError::NoMemory;
     // The end of the previous segment's pages and its protection: two
     // segments may share a boundary page, which then gets both.
@@ -418,7 +582,7 @@ fn populate(
     let mut loads = 0;
     for ph in h.phdrs.iter() {
         if ph.p_type == PT_PHDR {
-            phdr_addr = base + ph.p_vaddr;
+            phdr_addr = base.wrapping_add(ph.p_vaddr);
         }
         if ph.p_type != PT_LOAD || ph.p_memsz == 0 {
             continue;
@@ -433,7 +597,7 @@ fn populate(
             || ph
                 .p_offset
                 .checked_add(ph.p_filesz)
-                .is_none_or(|e| e > elf.len() as u64)
+                .is_none_or(|e| e > img.size)
         {
             return Err(ExecError::Malformed("segment lies outside the file"));
         }
@@ -453,10 +617,15 @@ fn populate(
                 .map_err(nomem)?;
         }
         if ph.p_filesz > 0 {
-            let src = &elf[ph.p_offset as usize..(ph.p_offset + ph.p_filesz) as usize];
-            if space.write(va, src) != src.len() {
-                return Err(ExecError::NoMemory);
-            }
+            let mut at = va;
+            img.copy(ph.p_offset, ph.p_filesz, &mut |pieces| {
+                let len: usize = pieces.iter().map(|p| p.len()).sum();
+                if space.write_v(at, pieces) != len {
+                    return Err(ExecError::NoMemory);
+                }
+                at += len as u64;
+                Ok(())
+            })?;
         }
         if phdr_addr == 0 && (ph.p_offset..ph.p_offset + ph.p_filesz).contains(&h.phoff) {
             phdr_addr = va + (h.phoff - ph.p_offset);
@@ -475,25 +644,7 @@ fn populate(
     if loads == 0 {
         return Err(ExecError::Malformed("no loadable segment"));
     }
-    space
-        .map_anon(STACK_TOP - STACK_BYTES, STACK_BYTES, PROT_READ | PROT_WRITE)
-        .map_err(nomem)?;
-    // The vDSO (and its clock page) at the top of the mmap area, where
-    // Linux puts the first mappings.
-    let sysinfo_ehdr = match vdso {
-        Some(v) => v
-            .map(space, MMAP_TOP, top.saturating_add(BRK_ROOM))
-            .map_err(nomem)?,
-        None => 0,
-    };
-    let aux = AuxInfo {
-        phdr: phdr_addr,
-        phnum: h.phdrs.len() as u64,
-        entry: base + h.entry,
-        sysinfo_ehdr,
-    };
-    let sp = build_stack(space, path, args, &aux)?;
-    Ok((base + h.entry, sp, top))
+    Ok((top, phdr_addr))
 }
 
 struct AuxInfo {
@@ -502,6 +653,8 @@ struct AuxInfo {
     phdr: u64,
     phnum: u64,
     entry: u64,
+    /// Where the interpreter is (0: none).
+    base: u64,
 }
 
 const AT_NULL: u64 = 0;
@@ -580,7 +733,7 @@ fn build_stack(
         (AT_PHENT, PHDR_LEN as u64),
         (AT_PHNUM, aux.phnum),
         (AT_PAGESZ, PAGE_SIZE),
-        (AT_BASE, 0),
+        (AT_BASE, aux.base),
         (AT_FLAGS, 0),
         (AT_ENTRY, aux.entry),
         (AT_UID, 0),

@@ -951,17 +951,18 @@ fn meminfo(m: &MemStats, out: &mut String) {
     let lines: [(&str, u64); 24] = [
         ("MemTotal:", m.total),
         ("MemFree:", m.free),
-        // tmpfs pages cannot be reclaimed without swap.
-        ("MemAvailable:", m.free),
+        // tmpfs pages cannot be reclaimed without swap; the host files'
+        // cached pages can.
+        ("MemAvailable:", m.free + m.file_cache),
         ("Buffers:", 0),
-        ("Cached:", m.shmem),
+        ("Cached:", m.shmem + m.file_cache),
         ("SwapCached:", 0),
         ("Active:", m.anon + m.shmem),
-        ("Inactive:", 0),
+        ("Inactive:", m.file_cache),
         ("Active(anon):", m.anon + m.shmem),
         ("Inactive(anon):", 0),
         ("Active(file):", 0),
-        ("Inactive(file):", 0),
+        ("Inactive(file):", m.file_cache),
         ("Unevictable:", 0),
         ("Mlocked:", 0),
         ("SwapTotal:", 0),

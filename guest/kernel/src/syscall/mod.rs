@@ -198,6 +198,28 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         __NR_truncate => ret(sys_truncate(k, s, a[0], a[1])),
         __NR_utimensat => ret(sys_utimensat(k, s, a[0], a[1], a[2], a[3])),
         __NR_statfs => ret(sys_statfs(k, s, a[0], a[1])),
+        __NR_getxattr | __NR_lgetxattr | __NR_listxattr | __NR_llistxattr => {
+            let follow = if nr == __NR_getxattr || nr == __NR_listxattr {
+                Follow::Yes
+            } else {
+                Follow::No
+            };
+            let list = nr == __NR_listxattr || nr == __NR_llistxattr;
+            ret(path::sys_xattr_query(
+                k,
+                s,
+                path::XattrTarget::Path(a[0], follow),
+                list,
+            ))
+        }
+        __NR_fgetxattr | __NR_flistxattr => ret(path::sys_xattr_query(
+            k,
+            s,
+            path::XattrTarget::Fd(a[0]),
+            nr == __NR_flistxattr,
+        )),
+        // No sockets exist: any open descriptor is not one.
+        __NR_getpeername | __NR_getsockname => ret(fd::file(k, s, a[0]).and(Err(Errno::ENOTSOCK))),
         __NR_fstatfs => ret(sys_fstatfs(k, s, a[0], a[1])),
         // Memory.
         __NR_mmap => ret(sys_mmap(k, s, a)),

@@ -237,7 +237,8 @@ pub fn sys_execve(k: &mut Kernel, s: usize, path: u64, argv: u64, envp: u64) -> 
     match k.procs.exec(&mut k.mm, &k.vfs, s, &pbuf[..n], &mut k.args) {
         Ok(()) => NoReturn,
         Err(e) => {
-            if e == ExecError::Dynamic {
+            // ENOENT for a file that exists puzzles: say it is the loader.
+            if let ExecError::Interp(_) = e {
                 let p = &k.procs.procs[s];
                 eprintln!(
                     "kernel: pid {} ({}): exec {}: {}",

@@ -1,0 +1,759 @@
+//! hostfs: a host directory served by the host through the `hostfs_*`
+//! hypercalls (9P-style: walk one name from a handle, getattr, readdir,
+//! read a range, readlink, clunk). Read-only: writes go to the tmpfs
+//! layer an overlay puts above it ([`super::overlay`]).
+//!
+//! Each inode holds one host handle for its life (clunked on drop). The
+//! VFS resolves `.`, `..`, symbolic links and mount points itself, so the
+//! host only ever walks single names down from the volume's root.
+//! Directories keep their children weakly (one inode per name while it
+//! lives); a ring of recently used inodes keeps the working set's handles
+//! and cached pages alive between processes (ld.so, libc, the shell).
+//!
+//! The page cache: a file's pages are read from the host once, on first
+//! use, into physical pages that every reader and every mapping share
+//! ([`Pager`]: a mapping points at the cached page itself, copy-on-write
+//! for a private one). When physical memory runs out the allocator asks
+//! the cache ([`Reclaim`]) for pages only it holds (no mapping, no read
+//! in progress): they are clean, so they are dropped and read again on
+//! the next use. A root file system larger than guest memory works.
+//!
+//! A name the host will not walk because another host file system is
+//! mounted there (`EXDEV`: `/proc`, `/dev`... of a host root) shows as an
+//! empty directory, as a non-recursive bind mount does; the guest mounts
+//! its own file systems on those.
+
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::rc::{Rc, Weak};
+use alloc::vec::Vec;
+use core::any::Any;
+use core::cell::{Cell, RefCell};
+
+use super::device::Device;
+use super::vfs::{DirEntry, Inode, InodeRef, Kind, Metadata, Sink, MAX_PIECES, NAME_MAX};
+use crate::mm::physmem::{Frames, PhysMem, Reclaim};
+use crate::mm::{Mappers, PageError, Pager};
+use guestlib::hypercall;
+use vkernel_abi::layout::PAGE_SIZE;
+use vkernel_abi::{Call, Errno, HostfsStat, KernelIovec};
+
+/// Inodes kept alive after their last user (their handles stay open and
+/// their pages cached).
+const RECENT_INODES: usize = 512;
+/// Pages just handed to a mapping that reclaim leaves alone: the pmap
+/// takes its own reference only after it may have allocated a page (a
+/// table, a private copy); the host pmap maps up to 16 around a fault.
+const PINNED_PAGES: usize = 32;
+/// Pages read at once on a miss (128 KiB, Linux's default read-ahead).
+const READAHEAD: usize = 32;
+/// Missing names a directory remembers.
+const MISSING_NAMES: usize = 256;
+/// Bytes asked of `hostfs_readdir` at once.
+const READDIR_BUF: usize = 16 * 1024;
+
+/// One mounted host directory.
+pub struct HostFs {
+    dev: u64,
+    frames: Frames,
+    me: Weak<HostFs>,
+    recent: RefCell<VecDeque<Rc<Node>>>,
+    /// Files that have cached pages (reclaim walks them).
+    cached: RefCell<Vec<Weak<Node>>>,
+    /// Where reclaim resumes in `cached` (round robin).
+    hand: Cell<usize>,
+    pinned: Cell<[u64; PINNED_PAGES]>,
+    pin_at: Cell<usize>,
+    /// Pages the cache holds, for `/proc/meminfo`-style figures.
+    pages: Cell<u64>,
+}
+
+enum Body {
+    Dir {
+        children: RefCell<BTreeMap<Vec<u8>, Weak<Node>>>,
+        /// Names the host said are missing (the lower does not change
+        /// under the guest): ld.so's library search asks for many.
+        missing: RefCell<BTreeSet<Vec<u8>>>,
+        /// The entries as last read from the host (at position 0).
+        listing: RefCell<Vec<DirEntry>>,
+    },
+    File {
+        /// Page number -> cached physical page.
+        pages: RefCell<BTreeMap<u64, u64>>,
+    },
+    Symlink,
+    /// A device node, fifo or socket; a fifo's pipe once opened.
+    Special(RefCell<Option<Rc<dyn Device>>>),
+}
+
+/// A hostfs inode.
+pub struct Node {
+    fs: Rc<HostFs>,
+    me: Weak<Node>,
+    /// The host handle (`None`: a mount point of the host's, shown empty).
+    handle: Option<u64>,
+    stat: HostfsStat,
+    parent: Option<Rc<Node>>,
+    body: Body,
+    mappers: Mappers,
+}
+
+fn hc(call: Call) -> Result<i64, Errno> {
+    hypercall::invoke(call)
+}
+
+impl HostFs {
+    /// Mounts host volume `volume` (device number `dev`); its root.
+    pub fn mount(volume: u64, dev: u64, frames: Frames) -> Result<Rc<Node>, Errno> {
+        let fs = Rc::new_cyclic(|me| HostFs {
+            dev,
+            frames: frames.clone(),
+            me: me.clone(),
+            recent: RefCell::new(VecDeque::new()),
+            cached: RefCell::new(Vec::new()),
+            hand: Cell::new(0),
+            pinned: Cell::new([0; PINNED_PAGES]),
+            pin_at: Cell::new(0),
+            pages: Cell::new(0),
+        });
+        let weak: Weak<dyn Reclaim> = fs.me.clone();
+        frames.borrow_mut().add_reclaimer(weak);
+        let handle = hc(Call::HostfsRoot { volume })? as u64;
+        Node::new(&fs, Some(handle), None, 0)
+    }
+
+    fn keep(&self, node: &Rc<Node>) {
+        let mut recent = self.recent.borrow_mut();
+        if recent.iter().rev().take(8).any(|n| Rc::ptr_eq(n, node)) {
+            return;
+        }
+        recent.push_back(node.clone());
+        let old = (recent.len() > RECENT_INODES).then(|| recent.pop_front());
+        drop(recent);
+        // Dropped outside the borrow: its drop clunks and frees pages.
+        drop(old);
+    }
+
+    fn pin(&self, page: u64) {
+        let mut p = self.pinned.get();
+        let i = self.pin_at.get();
+        p[i % PINNED_PAGES] = page;
+        self.pinned.set(p);
+        self.pin_at.set(i.wrapping_add(1));
+    }
+}
+
+impl Reclaim for HostFs {
+    fn reclaim(&self, mem: &mut PhysMem, want: u64) -> u64 {
+        let Ok(mut cached) = self.cached.try_borrow_mut() else {
+            return 0;
+        };
+        cached.retain(|w| w.strong_count() > 0);
+        let pinned = self.pinned.get();
+        let mut freed = 0;
+        let n = cached.len();
+        for step in 0..n {
+            if freed >= want {
+                break;
+            }
+            let i = (self.hand.get() + step) % n;
+            let Some(node) = cached[i].upgrade() else {
+                continue;
+            };
+            let Body::File { pages } = &node.body else {
+                continue;
+            };
+            // A file whose pages are being read or filled right now is
+            // skipped (its map is borrowed).
+            let Ok(mut pages) = pages.try_borrow_mut() else {
+                continue;
+            };
+            pages.retain(|_, &mut page| {
+                if freed >= want || mem.refs(page) != 1 || pinned.contains(&page) {
+                    return true;
+                }
+                mem.decref(page);
+                freed += 1;
+                false
+            });
+        }
+        if n > 0 {
+            self.hand.set((self.hand.get() + 1) % n);
+        }
+        self.pages.set(self.pages.get().saturating_sub(freed));
+        mem.cache_pages = mem.cache_pages.saturating_sub(freed);
+        freed
+    }
+}
+
+impl Node {
+    /// `ino` is the number of a host mount point (`handle` none), which
+    /// the host does not give.
+    fn new(
+        fs: &Rc<HostFs>,
+        handle: Option<u64>,
+        parent: Option<Rc<Node>>,
+        ino: u64,
+    ) -> Result<Rc<Node>, Errno> {
+        let mut stat = HostfsStat::default();
+        match handle {
+            Some(h) => {
+                let r = hc(Call::HostfsGetattr {
+                    handle: h,
+                    buf: &mut stat as *mut HostfsStat as u64,
+                });
+                if let Err(e) = r {
+                    let _ = hc(Call::HostfsClunk { handle: h });
+                    return Err(e);
+                }
+            }
+            None => {
+                stat.mode = (linux_raw_sys::general::S_IFDIR | 0o755) as u64;
+                stat.nlink = 2;
+                stat.ino = ino;
+            }
+        }
+        let kind = Kind::from_mode(stat.mode as u32).unwrap_or(Kind::Regular);
+        let body = match kind {
+            Kind::Directory => Body::Dir {
+                children: RefCell::new(BTreeMap::new()),
+                missing: RefCell::new(BTreeSet::new()),
+                listing: RefCell::new(Vec::new()),
+            },
+            Kind::Regular => Body::File {
+                pages: RefCell::new(BTreeMap::new()),
+            },
+            Kind::Symlink => Body::Symlink,
+            _ => Body::Special(RefCell::new(None)),
+        };
+        Ok(Rc::new_cyclic(|me| Node {
+            fs: fs.clone(),
+            me: me.clone(),
+            handle,
+            stat,
+            parent,
+            body,
+            mappers: Mappers::default(),
+        }))
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::from_mode(self.stat.mode as u32).unwrap_or(Kind::Regular)
+    }
+
+    fn pages(&self) -> Result<&RefCell<BTreeMap<u64, u64>>, Errno> {
+        match &self.body {
+            Body::File { pages } => Ok(pages),
+            Body::Dir { .. } => Err(Errno::EISDIR),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    /// The cached page `index`, read from the host if it is not cached,
+    /// with the missing pages after it (up to [`READAHEAD`], one
+    /// `hostfs_readv`), as Linux reads ahead.
+    fn fill(&self, index: u64) -> Result<u64, Errno> {
+        let pages = self.pages()?;
+        if let Some(&p) = pages.borrow().get(&index) {
+            return Ok(p);
+        }
+        let handle = self.handle.ok_or(Errno::EIO)?;
+        let eof = self.stat.size.div_ceil(PAGE_SIZE);
+        let want = {
+            let map = pages.borrow();
+            (index..eof.min(index + READAHEAD as u64))
+                .take_while(|i| !map.contains_key(i))
+                .count()
+                .max(1)
+        };
+        // Allocated before the map is borrowed again: allocation may
+        // reclaim. Fewer when memory is short; none is `ENOMEM`.
+        let mut iov = [KernelIovec::default(); READAHEAD];
+        let mut n = 0;
+        while n < want {
+            let Some(page) = self.fs.frames.borrow_mut().alloc() else {
+                break;
+            };
+            iov[n] = KernelIovec {
+                base: page,
+                len: PAGE_SIZE,
+            };
+            n += 1;
+        }
+        if n == 0 {
+            return Err(Errno::ENOMEM);
+        }
+        let free = |from: usize| {
+            let mut frames = self.fs.frames.borrow_mut();
+            for v in &iov[from..n] {
+                frames.decref(v.base);
+            }
+        };
+        let got = match hc(Call::HostfsReadv {
+            handle,
+            iov: iov.as_ptr() as u64,
+            iovcnt: n as u64,
+            off: index * PAGE_SIZE,
+        }) {
+            Ok(got) => got as u64,
+            Err(e) => {
+                free(0);
+                return Err(e);
+            }
+        };
+        // Kept: the pages the read reached (the last one zero-filled past
+        // the end); a first page past the end of a file that shrank on
+        // the host reads as zeros.
+        let keep = (got.div_ceil(PAGE_SIZE) as usize).clamp(1, n);
+        for (k, v) in iov[..keep].iter().enumerate() {
+            let filled = got.saturating_sub(k as u64 * PAGE_SIZE).min(PAGE_SIZE);
+            // SAFETY: our fresh page; past what the file holds reads as zeros.
+            unsafe {
+                core::ptr::write_bytes(
+                    (v.base + filled) as *mut u8,
+                    0,
+                    (PAGE_SIZE - filled) as usize,
+                )
+            };
+        }
+        free(keep);
+        let first = {
+            let mut map = pages.borrow_mut();
+            let first = map.is_empty();
+            for (k, v) in iov[..keep].iter().enumerate() {
+                map.insert(index + k as u64, v.base);
+            }
+            first
+        };
+        self.fs.pages.set(self.fs.pages.get() + keep as u64);
+        self.fs.frames.borrow_mut().cache_pages += keep as u64;
+        if first {
+            let mut cached = self.fs.cached.borrow_mut();
+            if !cached.iter().any(|w| w.ptr_eq(&self.me)) {
+                cached.push(self.me.clone());
+            }
+        }
+        Ok(iov[0].base)
+    }
+
+    /// Reads the directory from the host (skipping `.` and `..`).
+    fn load_listing(&self) -> Result<Vec<DirEntry>, Errno> {
+        let mut out = Vec::new();
+        let Some(handle) = self.handle else {
+            return Ok(out);
+        };
+        let mut buf = alloc::vec![0u8; READDIR_BUF];
+        let mut cookie = 0u64;
+        loop {
+            let n = hc(Call::HostfsReaddir {
+                handle,
+                cookie,
+                buf: buf.as_mut_ptr() as u64,
+                len: buf.len() as u64,
+            })? as usize;
+            if n == 0 {
+                return Ok(out);
+            }
+            let mut at = 0;
+            // linux_dirent64: ino u64, off i64, reclen u16, type u8, name.
+            while at + 19 <= n.min(buf.len()) {
+                let ino = u64::from_le_bytes(buf[at..at + 8].try_into().unwrap_or([0; 8]));
+                let off = u64::from_le_bytes(buf[at + 8..at + 16].try_into().unwrap_or([0; 8]));
+                let reclen = u16::from_le_bytes([buf[at + 16], buf[at + 17]]) as usize;
+                if reclen < 19 || at + reclen > n {
+                    return Err(Errno::EIO);
+                }
+                let dtype = buf[at + 18];
+                let name_bytes = &buf[at + 19..at + reclen];
+                let len = name_bytes
+                    .iter()
+                    .position(|&b| b == 0)
+                    .unwrap_or(name_bytes.len());
+                let name = &name_bytes[..len];
+                if name != b"." && name != b".." && !name.is_empty() && name.len() <= NAME_MAX {
+                    out.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
+                    out.push(DirEntry {
+                        ino,
+                        kind: dirent_kind(dtype),
+                        name: name.to_vec(),
+                    });
+                }
+                cookie = off;
+                at += reclen;
+            }
+        }
+    }
+}
+
+/// The inode number shown for a host mount point `name` in directory
+/// `parent`: stable, different for each name (FNV-1a), with bit 62 set,
+/// which host file systems' numbers do not reach in practice.
+fn mount_point_ino(parent: u64, name: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ parent;
+    for &b in name {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h & ((1 << 62) - 1)) | (1 << 62)
+}
+
+fn dirent_kind(t: u8) -> Kind {
+    use linux_raw_sys::general::{DT_BLK, DT_CHR, DT_DIR, DT_FIFO, DT_LNK, DT_SOCK};
+    match t as u32 {
+        DT_DIR => Kind::Directory,
+        DT_LNK => Kind::Symlink,
+        DT_CHR => Kind::CharDevice,
+        DT_BLK => Kind::BlockDevice,
+        DT_FIFO => Kind::Fifo,
+        DT_SOCK => Kind::Socket,
+        _ => Kind::Regular,
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Body::File { pages } = &self.body {
+            let pages = core::mem::take(&mut *pages.borrow_mut());
+            if !pages.is_empty() {
+                let mut frames = self.fs.frames.borrow_mut();
+                for page in pages.values() {
+                    frames.decref(*page);
+                }
+                frames.cache_pages = frames.cache_pages.saturating_sub(pages.len() as u64);
+                self.fs
+                    .pages
+                    .set(self.fs.pages.get().saturating_sub(pages.len() as u64));
+            }
+        }
+        if let Some(handle) = self.handle {
+            let _ = hc(Call::HostfsClunk { handle });
+        }
+    }
+}
+
+impl Inode for Node {
+    fn meta(&self) -> Metadata {
+        let s = &self.stat;
+        Metadata {
+            dev: self.fs.dev,
+            ino: s.ino,
+            kind: self.kind(),
+            perm: s.mode as u32 & 0o7777,
+            nlink: s.nlink as u32,
+            uid: s.uid as u32,
+            gid: s.gid as u32,
+            size: s.size,
+            rdev: s.rdev,
+            blocks: s.blocks,
+            atime_ns: s.atime_ns,
+            mtime_ns: s.mtime_ns,
+            ctime_ns: s.ctime_ns,
+        }
+    }
+
+    fn fs_magic(&self) -> u64 {
+        // What a 9P-served root reports on Linux.
+        0x0102_1997
+    }
+
+    fn set_perm(&self, _perm: u32) -> Result<(), Errno> {
+        Err(Errno::EROFS)
+    }
+
+    fn set_owner(&self, _uid: Option<u32>, _gid: Option<u32>) -> Result<(), Errno> {
+        Err(Errno::EROFS)
+    }
+
+    fn set_times(&self, _atime: Option<u64>, _mtime: Option<u64>) -> Result<(), Errno> {
+        Err(Errno::EROFS)
+    }
+
+    fn open_write(&self) -> Result<(), Errno> {
+        Err(Errno::EROFS)
+    }
+
+    fn lookup(&self, name: &[u8]) -> Result<InodeRef, Errno> {
+        let Body::Dir {
+            children, missing, ..
+        } = &self.body
+        else {
+            return Err(Errno::ENOTDIR);
+        };
+        if let Some(n) = children.borrow().get(name).and_then(Weak::upgrade) {
+            self.fs.keep(&n);
+            return Ok(n);
+        }
+        if missing.borrow().contains(name) {
+            return Err(Errno::ENOENT);
+        }
+        if name.is_empty() || name.len() > NAME_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let me = self.me.upgrade().ok_or(Errno::ENOENT)?;
+        let Some(dir) = self.handle else {
+            return Err(Errno::ENOENT);
+        };
+        let handle = match hc(Call::HostfsWalk {
+            handle: dir,
+            name: name.as_ptr() as u64,
+            name_len: name.len() as u64,
+        }) {
+            Ok(h) => Some(h as u64),
+            Err(Errno::EXDEV) => None,
+            Err(Errno::ENOENT) => {
+                let mut m = missing.borrow_mut();
+                if m.len() < MISSING_NAMES {
+                    m.insert(name.to_vec());
+                }
+                return Err(Errno::ENOENT);
+            }
+            Err(e) => return Err(e),
+        };
+        let node = Node::new(
+            &self.fs,
+            handle,
+            Some(me),
+            mount_point_ino(self.stat.ino, name),
+        )?;
+        let mut c = children.borrow_mut();
+        c.retain(|_, w| w.strong_count() > 0);
+        c.insert(name.to_vec(), Rc::downgrade(&node));
+        drop(c);
+        self.fs.keep(&node);
+        Ok(node)
+    }
+
+    fn parent(&self) -> Option<InodeRef> {
+        match &self.parent {
+            Some(p) => Some(p.clone()),
+            None => self.me.upgrade().map(|n| n as InodeRef),
+        }
+    }
+
+    fn create(&self, _: &[u8], _: Kind, _: u32, _: u64) -> Result<InodeRef, Errno> {
+        self.dir_or_notdir()?;
+        Err(Errno::EROFS)
+    }
+
+    fn symlink(&self, _: &[u8], _: &[u8]) -> Result<InodeRef, Errno> {
+        self.dir_or_notdir()?;
+        Err(Errno::EROFS)
+    }
+
+    fn link(&self, _: &[u8], _: &InodeRef) -> Result<(), Errno> {
+        self.dir_or_notdir()?;
+        Err(Errno::EROFS)
+    }
+
+    fn unlink(&self, _: &[u8], _: bool) -> Result<(), Errno> {
+        self.dir_or_notdir()?;
+        Err(Errno::EROFS)
+    }
+
+    fn rename(&self, _: &[u8], _: &InodeRef, _: &[u8]) -> Result<(), Errno> {
+        self.dir_or_notdir()?;
+        Err(Errno::EROFS)
+    }
+
+    fn readdir(&self, index: u64) -> Result<Option<DirEntry>, Errno> {
+        let Body::Dir { listing, .. } = &self.body else {
+            return Err(Errno::ENOTDIR);
+        };
+        match index {
+            0 => {
+                // A new pass: read the directory again.
+                let fresh = self.load_listing()?;
+                *listing.borrow_mut() = fresh;
+                Ok(Some(DirEntry {
+                    ino: self.meta().ino,
+                    kind: Kind::Directory,
+                    name: b".".to_vec(),
+                }))
+            }
+            1 => Ok(Some(DirEntry {
+                ino: self
+                    .parent
+                    .as_ref()
+                    .map_or(self.meta().ino, |p| p.meta().ino),
+                kind: Kind::Directory,
+                name: b"..".to_vec(),
+            })),
+            i => Ok(listing.borrow().get((i - 2) as usize).map(|e| DirEntry {
+                ino: e.ino,
+                kind: e.kind,
+                name: e.name.clone(),
+            })),
+        }
+    }
+
+    /// Hands `out` the cached pages from `off` (reading the missing ones
+    /// from the host first), each held with an extra reference while the
+    /// copy runs, so reclaim cannot take one from under it.
+    fn read_at(&self, off: u64, len: usize, out: Sink) -> Result<usize, Errno> {
+        self.pages()?;
+        let size = self.stat.size;
+        if off >= size {
+            return Ok(0);
+        }
+        let end = size.min(off.saturating_add(len as u64));
+        let mut at = off;
+        let mut held: Vec<u64> = Vec::new();
+        let mut pieces: Vec<&[u8]> = Vec::new();
+        let batch = MAX_PIECES.min(256);
+        held.try_reserve(batch).map_err(|_| Errno::ENOMEM)?;
+        pieces.try_reserve(batch).map_err(|_| Errno::ENOMEM)?;
+        while at < end {
+            held.clear();
+            let mut next = at;
+            let mut failed = None;
+            while next < end && held.len() < batch {
+                match self.fill(next / PAGE_SIZE) {
+                    Ok(page) => {
+                        // Held: refs(page) > 1, so reclaim leaves it.
+                        if !self.fs.frames.borrow_mut().incref(page) {
+                            failed = Some(Errno::ENOMEM);
+                            break;
+                        }
+                        held.push(page);
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+                next = (next / PAGE_SIZE + 1) * PAGE_SIZE;
+            }
+            pieces.clear();
+            let mut p = at;
+            let mut want = 0u64;
+            for &page in &held {
+                let in_page = (p % PAGE_SIZE) as usize;
+                let n = ((PAGE_SIZE as usize - in_page) as u64).min(end - p) as usize;
+                // SAFETY: a cached page we hold a reference on (it cannot
+                // be freed or reused until we drop it); `in_page + n <=
+                // PAGE_SIZE`; identity-mapped RAM.
+                pieces.push(unsafe {
+                    core::slice::from_raw_parts((page as *const u8).add(in_page), n)
+                });
+                p += n as u64;
+                want += n as u64;
+            }
+            let took = if pieces.is_empty() {
+                Ok(0)
+            } else {
+                out(&pieces)
+            };
+            pieces.clear();
+            {
+                let mut frames = self.fs.frames.borrow_mut();
+                for &page in &held {
+                    frames.decref(page);
+                }
+            }
+            let took = took? as u64;
+            at += took;
+            if took < want {
+                break;
+            }
+            if let Some(e) = failed {
+                if at == off {
+                    return Err(e);
+                }
+                break;
+            }
+        }
+        Ok((at - off) as usize)
+    }
+
+    fn truncate(&self, _size: u64) -> Result<(), Errno> {
+        self.pages()?;
+        Err(Errno::EROFS)
+    }
+
+    fn readlink(&self) -> Result<Vec<u8>, Errno> {
+        let (Body::Symlink, Some(handle)) = (&self.body, self.handle) else {
+            return Err(Errno::EINVAL);
+        };
+        let mut buf = alloc::vec![0u8; super::vfs::PATH_MAX];
+        let n = hc(Call::HostfsReadlink {
+            handle,
+            buf: buf.as_mut_ptr() as u64,
+            len: buf.len() as u64,
+        })? as usize;
+        buf.truncate(n.min(super::vfs::PATH_MAX));
+        Ok(buf)
+    }
+
+    fn device(&self) -> Option<Rc<dyn Device>> {
+        let Body::Special(dev) = &self.body else {
+            return None;
+        };
+        match self.kind() {
+            // A host fifo is a guest pipe (never opened on the host).
+            Kind::Fifo => Some(
+                dev.borrow_mut()
+                    .get_or_insert_with(super::pipe::Pipe::new_fifo)
+                    .clone(),
+            ),
+            // A device node names one of the guest's own devices.
+            Kind::CharDevice | Kind::BlockDevice => super::devfs::by_rdev(self.stat.rdev),
+            _ => None,
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn pager(&self) -> Option<Rc<dyn Pager>> {
+        match &self.body {
+            Body::File { .. } => self.me.upgrade().map(|n| n as Rc<dyn Pager>),
+            _ => None,
+        }
+    }
+}
+
+impl Node {
+    fn dir_or_notdir(&self) -> Result<(), Errno> {
+        match &self.body {
+            Body::Dir { .. } => Ok(()),
+            _ => Err(Errno::ENOTDIR),
+        }
+    }
+}
+
+impl Pager for Node {
+    fn page(&self, index: u64) -> Result<u64, PageError> {
+        if index >= self.stat.size.div_ceil(PAGE_SIZE) {
+            return Err(PageError::Bus);
+        }
+        match self.fill(index) {
+            Ok(page) => {
+                self.fs.pin(page);
+                Ok(page)
+            }
+            Err(Errno::ENOMEM) => Err(PageError::NoMem),
+            Err(_) => Err(PageError::Bus),
+        }
+    }
+
+    fn lookup(&self, index: u64) -> Option<u64> {
+        if index >= self.stat.size.div_ceil(PAGE_SIZE) {
+            return None;
+        }
+        let page = self.pages().ok()?.borrow().get(&index).copied()?;
+        self.fs.pin(page);
+        Some(page)
+    }
+
+    fn size(&self) -> u64 {
+        self.stat.size
+    }
+
+    fn identity(&self) -> (u64, u64, bool) {
+        (self.fs.dev, self.stat.ino, false)
+    }
+
+    fn mappers(&self) -> &Mappers {
+        &self.mappers
+    }
+}

@@ -1,0 +1,630 @@
+//! Host directories served to the guest kernel (9P-style, as gVisor's
+//! gofer or UML's hostfs): the guest walks one name at a time from a
+//! handle and its own VFS resolves `..`, symbolic links and mount points,
+//! so an absolute link inside the directory means the directory's path,
+//! never the host's.
+//!
+//! Confinement: every handle is a descriptor opened beneath its parent's
+//! with `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV
+//! | RESOLVE_NO_SYMLINKS)` and `O_PATH | O_NOFOLLOW`, from a name that is
+//! one component (no `/`, no NUL, not `.` or `..`, not empty, at most
+//! `NAME_MAX` bytes). A symbolic link is opened as itself, never followed;
+//! another file system mounted inside the directory is `EXDEV`; the root
+//! handle is the directory itself, so `..` cannot be expressed at all.
+//! Where `openat2` is missing (`ENOSYS`, Linux before 5.6) the same holds
+//! with `openat(O_NOFOLLOW)` of the one component and a device-number
+//! check against the root's. A regular file's handle is reopened
+//! read-only the same way and kept only if it is the same inode (dev and
+//! ino), so a file swapped in between is refused; device nodes, fifos and
+//! sockets are never opened for I/O on the host, only as `O_PATH`.
+//!
+//! Nothing here writes to the host: volumes are read-only.
+//!
+//! The handle table is bounded ([`HOSTFS_MAX_HANDLES`], `EMFILE` past it);
+//! an unknown handle is `EBADF`. The root directories are opened before
+//! the vCPU thread's seccomp filter goes on (it allows no path open but
+//! `openat2` relative to a descriptor).
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use vkernel_abi::{
+    Errno, HostfsStat, KernelIovec, HOSTFS_IOV_MAX, HOSTFS_IO_MAX, HOSTFS_MAX_HANDLES,
+    HOSTFS_NAME_MAX,
+};
+use vmspace::KernelRam;
+
+/// What a handle is: what the calls on it may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Dir,
+    /// A regular file; `readable`: the descriptor is open for reading
+    /// (else `O_PATH`, and a read is `EACCES`).
+    Regular {
+        readable: bool,
+    },
+    Symlink,
+    /// A device node, fifo or socket: attributes only.
+    Other,
+}
+
+struct Handle {
+    fd: OwnedFd,
+    kind: Kind,
+}
+
+/// How descriptors are opened beneath a directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// `openat2` with `RESOLVE_*` flags (Linux 5.6 and later).
+    Openat2,
+    /// `openat` with `O_NOFOLLOW` and a device check (`openat2` is ENOSYS).
+    Openat,
+}
+
+/// The served directories and the guest's handles on them.
+pub struct HostFs {
+    /// Each volume's root directory (`O_PATH`) and its device number.
+    roots: Vec<(OwnedFd, u64)>,
+    handles: Vec<Option<Handle>>,
+    open: usize,
+    mode: OpenMode,
+    /// Bounce buffer for reads (reused: no allocation per call).
+    buf: Vec<u8>,
+    /// File bytes read for the guest (`--stats`: the page cache's
+    /// misses).
+    pub bytes_read: u64,
+    /// Walks made (`--stats`).
+    pub walks: u64,
+}
+
+/// Why a volume could not be served.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {source}")]
+pub struct VolumeError {
+    path: String,
+    source: std::io::Error,
+}
+
+/// Linux's `struct open_how` (libc's is non-exhaustive).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+// `struct stat` fields as the host kernel fills them.
+fn stat_fd(fd: RawFd) -> Result<libc::stat, Errno> {
+    // SAFETY: `st` is a plain C struct the kernel fills; the path is an
+    // empty NUL-terminated string, as AT_EMPTY_PATH wants.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        let r = libc::syscall(
+            libc::SYS_newfstatat,
+            fd,
+            c"".as_ptr(),
+            &mut st as *mut libc::stat,
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+        );
+        if r < 0 {
+            return Err(last_errno());
+        }
+        Ok(st)
+    }
+}
+
+fn last_errno() -> Errno {
+    Errno(
+        std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO),
+    )
+}
+
+fn ns(sec: i64, nsec: i64) -> u64 {
+    (sec.max(0) as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(nsec.max(0) as u64)
+}
+
+impl HostFs {
+    /// Serves `dirs` (volume 0 first). Opens each now, before the
+    /// sandbox forbids opening paths, and finds out whether `openat2`
+    /// works.
+    pub fn new(dirs: &[&Path]) -> Result<HostFs, VolumeError> {
+        let mut roots = Vec::new();
+        for dir in dirs {
+            let err = |source| VolumeError {
+                path: dir.display().to_string(),
+                source,
+            };
+            let c = CString::new(dir.as_os_str().as_encoded_bytes())
+                .map_err(|_| err(std::io::Error::from_raw_os_error(libc::EINVAL)))?;
+            // SAFETY: a NUL-terminated path; the descriptor is checked.
+            let fd = unsafe {
+                libc::open(
+                    c.as_ptr(),
+                    libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                return Err(err(std::io::Error::last_os_error()));
+            }
+            // SAFETY: a descriptor just opened, owned by nothing else.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            let st =
+                stat_fd(fd.as_raw_fd()).map_err(|e| err(std::io::Error::from_raw_os_error(e.0)))?;
+            roots.push((fd, st.st_dev));
+        }
+        let mut fs = HostFs {
+            roots,
+            handles: Vec::new(),
+            open: 0,
+            mode: OpenMode::Openat2,
+            buf: Vec::new(),
+            bytes_read: 0,
+            walks: 0,
+        };
+        if let Some((root, _)) = fs.roots.first() {
+            if let Err(Errno::ENOSYS) = fs.open_beneath(root.as_raw_fd(), c".", libc::O_PATH, 0) {
+                log::warn!(
+                    "hostfs: openat2 is missing; using openat(O_NOFOLLOW) and device checks"
+                );
+                fs.mode = OpenMode::Openat;
+            }
+        }
+        Ok(fs)
+    }
+
+    /// Whether any directory is served, and how it opens files (the
+    /// seccomp filter allows that call).
+    pub fn open_mode(&self) -> Option<OpenMode> {
+        (!self.roots.is_empty()).then_some(self.mode)
+    }
+
+    /// Opens `name` (one checked component, or `.`) beneath `dir`.
+    fn open_beneath(
+        &self,
+        dir: RawFd,
+        name: &std::ffi::CStr,
+        flags: i32,
+        dev: u64,
+    ) -> Result<OwnedFd, Errno> {
+        let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        let fd = match self.mode {
+            OpenMode::Openat2 => {
+                let how = OpenHow {
+                    flags: flags as u64,
+                    mode: 0,
+                    resolve: libc::RESOLVE_BENEATH
+                        | libc::RESOLVE_NO_MAGICLINKS
+                        | libc::RESOLVE_NO_XDEV
+                        | libc::RESOLVE_NO_SYMLINKS,
+                };
+                // SAFETY: a NUL-terminated name and an open_how the
+                // kernel reads `size_of` bytes of.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_openat2,
+                        dir,
+                        name.as_ptr(),
+                        &how as *const OpenHow,
+                        std::mem::size_of::<OpenHow>(),
+                    )
+                }
+            }
+            // SAFETY: as above.
+            OpenMode::Openat => unsafe {
+                libc::syscall(libc::SYS_openat, dir, name.as_ptr(), flags, 0)
+            },
+        };
+        if fd < 0 {
+            return Err(last_errno());
+        }
+        // SAFETY: a descriptor just opened, owned by nothing else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+        if self.mode == OpenMode::Openat && dev != 0 {
+            // RESOLVE_NO_XDEV by hand: another file system mounted here.
+            if stat_fd(fd.as_raw_fd())?.st_dev != dev {
+                return Err(Errno::EXDEV);
+            }
+        }
+        Ok(fd)
+    }
+
+    fn handle(&self, h: u64) -> Result<&Handle, Errno> {
+        usize::try_from(h)
+            .ok()
+            .and_then(|i| self.handles.get(i))
+            .and_then(Option::as_ref)
+            .ok_or(Errno::EBADF)
+    }
+
+    fn insert(&mut self, handle: Handle) -> Result<i64, Errno> {
+        if self.open >= HOSTFS_MAX_HANDLES {
+            return Err(Errno::EMFILE);
+        }
+        let slot = match self.handles.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => {
+                self.handles.push(None);
+                self.handles.len() - 1
+            }
+        };
+        self.handles[slot] = Some(handle);
+        self.open += 1;
+        Ok(slot as i64)
+    }
+
+    /// `hostfs_root(volume)`.
+    pub fn root(&mut self, volume: u64) -> Result<i64, Errno> {
+        let (root, dev) = usize::try_from(volume)
+            .ok()
+            .and_then(|v| self.roots.get(v))
+            .ok_or(Errno::ENOENT)?;
+        if self.open >= HOSTFS_MAX_HANDLES {
+            return Err(Errno::EMFILE);
+        }
+        let fd = self.open_beneath(root.as_raw_fd(), c".", libc::O_PATH, *dev)?;
+        self.insert(Handle {
+            fd,
+            kind: Kind::Dir,
+        })
+    }
+
+    /// `hostfs_walk(handle, name, name_len)`.
+    pub fn walk(&mut self, ram: &KernelRam, h: u64, name: u64, len: u64) -> Result<i64, Errno> {
+        self.walks += 1;
+        let dir = self.handle(h)?;
+        if dir.kind != Kind::Dir {
+            return Err(Errno::ENOTDIR);
+        }
+        if len == 0 {
+            return Err(Errno::ENOENT);
+        }
+        if len > HOSTFS_NAME_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let mut bytes = vec![0u8; len as usize];
+        ram.read_slice(name, &mut bytes)?;
+        if bytes == b"." || bytes == b".." || bytes.iter().any(|&b| b == b'/' || b == 0) {
+            return Err(Errno::EINVAL);
+        }
+        if self.open >= HOSTFS_MAX_HANDLES {
+            return Err(Errno::EMFILE);
+        }
+        // No NUL inside (checked): the conversion cannot fail.
+        let name = CString::new(bytes).map_err(|_| Errno::EINVAL)?;
+        let dir_fd = dir.fd.as_raw_fd();
+        let dev = self.roots.first().map_or(0, |r| r.1);
+        let dev = match self.mode {
+            OpenMode::Openat => stat_fd(dir_fd)?.st_dev,
+            OpenMode::Openat2 => dev,
+        };
+        let path = self.open_beneath(dir_fd, &name, libc::O_PATH, dev)?;
+        let st = stat_fd(path.as_raw_fd())?;
+        let (fd, kind) = match st.st_mode & libc::S_IFMT {
+            libc::S_IFDIR => (path, Kind::Dir),
+            libc::S_IFLNK => (path, Kind::Symlink),
+            libc::S_IFREG => {
+                // Reopened for reading; kept only if it is the same file
+                // (O_NONBLOCK: a fifo swapped in does not block the open).
+                let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
+                match self.open_beneath(dir_fd, &name, flags, dev) {
+                    Ok(rd) => {
+                        let st2 = stat_fd(rd.as_raw_fd())?;
+                        if st2.st_dev != st.st_dev || st2.st_ino != st.st_ino {
+                            return Err(Errno::ESTALE);
+                        }
+                        (rd, Kind::Regular { readable: true })
+                    }
+                    Err(Errno::EACCES | Errno::EPERM) => (path, Kind::Regular { readable: false }),
+                    Err(e) => return Err(e),
+                }
+            }
+            _ => (path, Kind::Other),
+        };
+        self.insert(Handle { fd, kind })
+    }
+
+    /// `hostfs_getattr(handle, buf)`.
+    pub fn getattr(&self, ram: &KernelRam, h: u64, buf: u64) -> Result<i64, Errno> {
+        let fd = self.handle(h)?.fd.as_raw_fd();
+        ram.check(buf, std::mem::size_of::<HostfsStat>() as u64)?;
+        let st = stat_fd(fd)?;
+        let out = HostfsStat {
+            ino: st.st_ino,
+            mode: st.st_mode as u64,
+            nlink: st.st_nlink,
+            uid: st.st_uid as u64,
+            gid: st.st_gid as u64,
+            size: st.st_size.max(0) as u64,
+            rdev: st.st_rdev,
+            blocks: st.st_blocks.max(0) as u64,
+            atime_ns: ns(st.st_atime, st.st_atime_nsec),
+            mtime_ns: ns(st.st_mtime, st.st_mtime_nsec),
+            ctime_ns: ns(st.st_ctime, st.st_ctime_nsec),
+        };
+        ram.write_obj(buf, &out)?;
+        Ok(0)
+    }
+
+    /// `hostfs_readdir(handle, cookie, buf, len)`: the host's
+    /// `getdents64` records, as they are.
+    pub fn readdir(
+        &mut self,
+        ram: &KernelRam,
+        h: u64,
+        cookie: u64,
+        buf: u64,
+        len: u64,
+    ) -> Result<i64, Errno> {
+        let dir = self.handle(h)?;
+        if dir.kind != Kind::Dir {
+            return Err(Errno::ENOTDIR);
+        }
+        let len = len.min(HOSTFS_IO_MAX);
+        ram.check(buf, len)?;
+        let cookie = i64::try_from(cookie).map_err(|_| Errno::EINVAL)?;
+        let dev = match self.mode {
+            OpenMode::Openat => stat_fd(dir.fd.as_raw_fd())?.st_dev,
+            OpenMode::Openat2 => 0,
+        };
+        let fd = self.open_beneath(
+            dir.fd.as_raw_fd(),
+            c".",
+            libc::O_RDONLY | libc::O_DIRECTORY,
+            dev,
+        )?;
+        // SAFETY: lseek on a descriptor we own.
+        if unsafe { libc::lseek(fd.as_raw_fd(), cookie, libc::SEEK_SET) } < 0 {
+            return Err(last_errno());
+        }
+        self.buf.resize(len as usize, 0);
+        // SAFETY: the kernel writes at most `len` bytes into our buffer.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                fd.as_raw_fd(),
+                self.buf.as_mut_ptr(),
+                len as usize,
+            )
+        };
+        if n < 0 {
+            return Err(last_errno());
+        }
+        ram.write_slice(buf, &self.buf[..n as usize])?;
+        Ok(n as i64)
+    }
+
+    /// `hostfs_read(handle, buf, len, off)`.
+    pub fn read(
+        &mut self,
+        ram: &KernelRam,
+        h: u64,
+        buf: u64,
+        len: u64,
+        off: u64,
+    ) -> Result<i64, Errno> {
+        self.readable(h)?;
+        let len = len.min(HOSTFS_IO_MAX);
+        ram.check(buf, len)?;
+        let n = self.read_host(h, len, off)?;
+        ram.write_slice(buf, &self.buf[..n])?;
+        Ok(n as i64)
+    }
+
+    /// The descriptor of `h` if it is a readable regular file, else why not.
+    fn readable(&self, h: u64) -> Result<RawFd, Errno> {
+        let file = self.handle(h)?;
+        match file.kind {
+            Kind::Regular { readable: true } => Ok(file.fd.as_raw_fd()),
+            Kind::Regular { readable: false } => Err(Errno::EACCES),
+            Kind::Dir => Err(Errno::EISDIR),
+            Kind::Symlink | Kind::Other => Err(Errno::EINVAL),
+        }
+    }
+
+    /// Reads up to `len` bytes of regular file `h` at `off` into the
+    /// bounce buffer; the count.
+    fn read_host(&mut self, h: u64, len: u64, off: u64) -> Result<usize, Errno> {
+        let fd = self.readable(h)?;
+        let off = i64::try_from(off).map_err(|_| Errno::EINVAL)?;
+        self.buf.resize(len as usize, 0);
+        // SAFETY: the kernel writes at most `len` bytes into our buffer.
+        let n = unsafe { libc::pread64(fd, self.buf.as_mut_ptr().cast(), len as usize, off) };
+        if n < 0 {
+            return Err(last_errno());
+        }
+        self.bytes_read += n as u64;
+        Ok(n as usize)
+    }
+
+    /// `hostfs_readv(handle, iov, iovcnt, off)`: as [`HostFs::read`] into
+    /// each buffer in turn. Checked first: `iovcnt` 0 or above
+    /// [`HOSTFS_IOV_MAX`] → `EINVAL`; the array or a buffer not in RAM →
+    /// `EFAULT`; buffers adding up to more than [`HOSTFS_IO_MAX`] →
+    /// `EINVAL`. Nothing is read when a check fails.
+    pub fn readv(
+        &mut self,
+        ram: &KernelRam,
+        h: u64,
+        iov: u64,
+        iovcnt: u64,
+        off: u64,
+    ) -> Result<i64, Errno> {
+        self.readable(h)?;
+        if iovcnt == 0 || iovcnt > HOSTFS_IOV_MAX {
+            return Err(Errno::EINVAL);
+        }
+        let size = std::mem::size_of::<KernelIovec>() as u64;
+        let mut bufs = Vec::with_capacity(iovcnt as usize);
+        let mut total = 0u64;
+        for i in 0..iovcnt {
+            let v: KernelIovec = ram.read_obj(iov.checked_add(i * size).ok_or(Errno::EFAULT)?)?;
+            ram.check(v.base, v.len)?;
+            total = total.checked_add(v.len).ok_or(Errno::EINVAL)?;
+            bufs.push(v);
+        }
+        if total > HOSTFS_IO_MAX {
+            return Err(Errno::EINVAL);
+        }
+        // One host read for the whole range, then scattered.
+        let n = self.read_host(h, total, off)?;
+        let mut at = 0usize;
+        for v in bufs {
+            if at >= n {
+                break;
+            }
+            let take = (v.len as usize).min(n - at);
+            ram.write_slice(v.base, &self.buf[at..at + take])?;
+            at += take;
+        }
+        Ok(n as i64)
+    }
+
+    /// `hostfs_readlink(handle, buf, len)`.
+    pub fn readlink(&mut self, ram: &KernelRam, h: u64, buf: u64, len: u64) -> Result<i64, Errno> {
+        let link = self.handle(h)?;
+        if link.kind != Kind::Symlink {
+            return Err(Errno::EINVAL);
+        }
+        let fd = link.fd.as_raw_fd();
+        let len = len.min(4096);
+        ram.check(buf, len)?;
+        self.buf.resize(4096, 0);
+        // SAFETY: an O_PATH descriptor of the link with an empty path (Linux
+        // 2.6.39+); the kernel writes at most 4096 bytes into our buffer.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_readlinkat,
+                fd,
+                c"".as_ptr(),
+                self.buf.as_mut_ptr(),
+                self.buf.len(),
+            )
+        };
+        if n < 0 {
+            return Err(last_errno());
+        }
+        let n = (n as u64).min(len) as usize;
+        ram.write_slice(buf, &self.buf[..n])?;
+        Ok(n as i64)
+    }
+
+    /// `hostfs_clunk(handle)`.
+    pub fn clunk(&mut self, h: u64) -> Result<i64, Errno> {
+        self.handle(h)?;
+        // Dropping the handle closes its descriptor.
+        self.handles[h as usize] = None;
+        self.open -= 1;
+        Ok(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vm_memory::{GuestAddress, GuestMemoryMmap};
+
+    const NAME: u64 = 0x1000;
+    const BUF: u64 = 0x2000;
+
+    fn ram() -> KernelRam {
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_000)]).unwrap();
+        KernelRam::new(mem, 0x10_000)
+    }
+
+    /// `dir/inside/{file, sub/, abs -> /etc/passwd, up -> ../outside}` and
+    /// `dir/outside/secret`.
+    fn fixture() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        let inside = d.path().join("inside");
+        std::fs::create_dir_all(inside.join("sub")).unwrap();
+        std::fs::create_dir(d.path().join("outside")).unwrap();
+        std::fs::write(d.path().join("outside/secret"), "secret").unwrap();
+        std::fs::write(inside.join("file"), "inside").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", inside.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../outside", inside.join("up")).unwrap();
+        d
+    }
+
+    fn walk(fs: &mut HostFs, ram: &KernelRam, h: i64, name: &[u8]) -> Result<i64, Errno> {
+        ram.write_slice(NAME, name).unwrap();
+        fs.walk(ram, h as u64, NAME, name.len() as u64)
+    }
+
+    /// The same cases with openat2 and with the fallback for kernels
+    /// without it (which this machine would never take otherwise).
+    #[test]
+    fn both_open_modes_confine_walks() {
+        for mode in [OpenMode::Openat2, OpenMode::Openat] {
+            let d = fixture();
+            let inside = d.path().join("inside");
+            let mut fs = HostFs::new(&[&inside]).unwrap();
+            if fs.mode == OpenMode::Openat && mode == OpenMode::Openat2 {
+                continue; // no openat2 here
+            }
+            fs.mode = mode;
+            let ram = ram();
+            let root = fs.root(0).unwrap();
+            let f = walk(&mut fs, &ram, root, b"file").unwrap();
+            assert_eq!(fs.read(&ram, f as u64, BUF, 64, 0), Ok(6), "{mode:?}");
+            let mut b = [0u8; 6];
+            ram.read_slice(BUF, &mut b).unwrap();
+            assert_eq!(&b, b"inside");
+            // Links are opened as themselves: no read, no walk through.
+            for link in [&b"abs"[..], b"up"] {
+                let l = walk(&mut fs, &ram, root, link).unwrap();
+                assert_eq!(fs.read(&ram, l as u64, BUF, 64, 0), Err(Errno::EINVAL));
+                ram.write_slice(NAME, b"secret").unwrap();
+                assert_eq!(fs.walk(&ram, l as u64, NAME, 6), Err(Errno::ENOTDIR));
+                fs.clunk(l as u64).unwrap();
+            }
+            for bad in [&b".."[..], b".", b"up/secret", b"sub/../../outside"] {
+                assert_eq!(
+                    walk(&mut fs, &ram, root, bad),
+                    Err(Errno::EINVAL),
+                    "{mode:?}"
+                );
+            }
+            let sub = walk(&mut fs, &ram, root, b"sub").unwrap();
+            assert_eq!(walk(&mut fs, &ram, sub, b".."), Err(Errno::EINVAL));
+            assert_eq!(fs.read(&ram, sub as u64, BUF, 64, 0), Err(Errno::EISDIR));
+            // A directory swapped for a link after its handle was taken:
+            // the handle still names the directory itself.
+            std::fs::rename(inside.join("sub"), inside.join("sub2")).unwrap();
+            std::os::unix::fs::symlink("../outside", inside.join("sub")).unwrap();
+            assert_eq!(walk(&mut fs, &ram, sub, b"secret"), Err(Errno::ENOENT));
+            let now = walk(&mut fs, &ram, root, b"sub").unwrap();
+            assert_eq!(walk(&mut fs, &ram, now, b"secret"), Err(Errno::ENOTDIR));
+            for h in [f, sub, now, root] {
+                fs.clunk(h as u64).unwrap();
+            }
+            assert_eq!(fs.open, 0);
+        }
+    }
+
+    #[test]
+    fn another_file_system_mounted_inside_is_exdev() {
+        // /proc is a mount of its own under / on every Linux.
+        for mode in [OpenMode::Openat2, OpenMode::Openat] {
+            let mut fs = HostFs::new(&[Path::new("/")]).unwrap();
+            if fs.mode == OpenMode::Openat && mode == OpenMode::Openat2 {
+                continue;
+            }
+            fs.mode = mode;
+            let ram = ram();
+            let root = fs.root(0).unwrap();
+            assert_eq!(
+                walk(&mut fs, &ram, root, b"proc"),
+                Err(Errno::EXDEV),
+                "{mode:?}"
+            );
+            let etc = walk(&mut fs, &ram, root, b"etc");
+            assert!(etc.is_ok(), "{mode:?}");
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! Host directories as the guest's root (#16): `--rootfs DIR` mounts the
+//! directory read-only under a tmpfs upper layer. Confinement (symlinks
+//! and `..` cannot leave the directory), reads and readdir, copy-up
+//! writes that never reach the host, whiteouts and opaque directories,
+//! the page cache (shared by two processes' mappings: the host reads the
+//! file once; a root larger than --memory works), and dynamic programs of
+//! the host's own root compared with their output natively.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{c_program, vkernel};
+
+/// A scratch directory the guest can reach from the host root: not under
+/// /tmp, which the guest mounts its own tmpfs on.
+fn scratch() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+}
+
+fn pattern(size: usize) -> Vec<u8> {
+    (0..size).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+/// The tree `tests/c/hostfs.c` expects (see its header).
+fn make_root(dir: &Path, big: usize) -> PathBuf {
+    let root = dir.join("root");
+    for d in ["etc", "data", "tree/a", "lowdir"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::create_dir_all(dir.join("outside")).unwrap();
+    std::fs::write(dir.join("outside/secret"), "secret\n").unwrap();
+    std::fs::write(root.join("etc/passwd"), "inside\n").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", root.join("etc/abs")).unwrap();
+    std::os::unix::fs::symlink("../../../../../../etc/passwd", root.join("etc/up")).unwrap();
+    // A magic link of the host's, planted: the guest resolves it in its
+    // own /proc, whose root is the guest's.
+    std::os::unix::fs::symlink("/proc/self/root/etc/passwd", root.join("etc/magic")).unwrap();
+    std::fs::write(root.join("data/big"), pattern(big)).unwrap();
+    std::fs::write(root.join("data/keep"), "keep\n").unwrap();
+    std::fs::write(root.join("tree/a/x"), "x\n").unwrap();
+    std::fs::write(root.join("tree/b"), "b\n").unwrap();
+    std::fs::write(root.join("lowdir/f"), "f\n").unwrap();
+    root
+}
+
+/// Every file under `dir` with its bytes and mode, for before/after.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let data = if m.file_type().is_symlink() {
+                std::fs::read_link(&p)
+                    .unwrap()
+                    .into_os_string()
+                    .into_encoded_bytes()
+            } else if m.is_dir() {
+                stack.push(p.clone());
+                Vec::new()
+            } else {
+                std::fs::read(&p).unwrap()
+            };
+            out.push((p, data, m.mode()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn overlay_root_is_confined_and_never_writes_the_host() {
+    let dir = scratch();
+    let big = 3 << 20;
+    let root = make_root(dir.path(), big);
+    std::fs::copy(c_program(dir.path(), "hostfs"), root.join("init")).unwrap();
+    let before = snapshot(dir.path());
+    let r = vkernel(&[
+        "run",
+        "--stats",
+        "--rootfs",
+        root.to_str().unwrap(),
+        "--",
+        "/init",
+        &big.to_string(),
+    ]);
+    assert!(!r.stdout.contains("FAIL"), "{}\n{}", r.stdout, r.stderr);
+    r.expect_code(0).stdout_has("\n0 failed");
+    assert_eq!(
+        snapshot(dir.path()),
+        before,
+        "the host directory changed under the guest"
+    );
+    // The page cache: two processes mapped the 3 MiB file and one read
+    // it again, yet the host read it about once (plus the program and
+    // the small files), not three times.
+    let read: u64 = r
+        .stderr
+        .lines()
+        .find_map(|l| l.split("walks, ").nth(1))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no hostfs stats: {}", r.stderr));
+    let program = std::fs::metadata(root.join("init")).unwrap().len();
+    assert!(
+        read >= big as u64 && read < big as u64 + program + (256 << 10),
+        "host bytes read {read} for a {big}-byte file shared by three readers"
+    );
+}
+
+#[test]
+fn volumes_are_read_only_and_checked() {
+    let dir = scratch();
+    let root = make_root(dir.path(), 4096);
+    let vol = dir.path().join("vol");
+    std::fs::create_dir(&vol).unwrap();
+    std::fs::write(vol.join("v"), "volume\n").unwrap();
+    // A static shell inside the root (busybox from the host).
+    let busybox = Path::new("/usr/bin/busybox");
+    assert!(busybox.exists(), "the test needs the host's static busybox");
+    let bb = root.join("busybox");
+    std::fs::copy(busybox, &bb).unwrap();
+    let r = vkernel(&[
+        "run",
+        "--rootfs",
+        root.to_str().unwrap(),
+        "-v",
+        &format!("{}:/mnt/vol", vol.display()),
+        "--",
+        "/busybox",
+        "sh",
+        "-c",
+        "cat /mnt/vol/v; echo x > /mnt/vol/v || echo refused; echo y > /mnt/vol/new || echo refused",
+    ]);
+    r.expect_code(0);
+    assert_eq!(r.stdout, "volume\nrefused\nrefused\n", "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(vol.join("v")).unwrap(), "volume\n");
+    assert!(!vol.join("new").exists());
+    for bad in [
+        format!("{}", vol.display()),
+        format!("{}:relative", vol.display()),
+        format!("{}:/a/../b", vol.display()),
+        format!("{}:/mnt:rw", vol.display()),
+        format!("{}:/mnt:xx", vol.display()),
+        "/nonexistent-dir:/mnt".to_string(),
+    ] {
+        let r = vkernel(&["run", "--rootfs", root.to_str().unwrap(), "-v", &bad]);
+        assert_eq!(r.code, 1, "-v {bad}: {}", r.stderr);
+    }
+}
+
+/// Runs `args` natively and in the guest from the host's root; both
+/// outputs must agree.
+fn same_as_host(args: &[&str]) {
+    let native = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    assert!(native.status.success(), "{args:?} natively");
+    let mut run = vec!["run", "--rootfs", "/", "--"];
+    run.extend_from_slice(args);
+    let r = vkernel(&run);
+    r.expect_code(0);
+    assert_eq!(
+        r.stdout,
+        String::from_utf8_lossy(&native.stdout),
+        "{args:?}: {}",
+        r.stderr
+    );
+}
+
+#[test]
+fn dynamic_programs_of_the_host_root_run_as_natively() {
+    let dir = scratch();
+    let d = dir.path();
+    // A dynamically linked hello (not -static).
+    let src = d.join("hello.c");
+    std::fs::write(
+        &src,
+        "#include <stdio.h>\nint main(int c, char **v) { printf(\"hello %s %d\\n\", v[1], c); return 0; }\n",
+    )
+    .unwrap();
+    let hello = d.join("hello");
+    let out = Command::new("gcc")
+        .arg("-o")
+        .arg(&hello)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let elf = std::fs::read(&hello).unwrap();
+    assert!(
+        elf.windows(11).any(|w| w == b"ld-linux-x8"),
+        "gcc made a static program"
+    );
+    same_as_host(&[hello.to_str().unwrap(), "world"]);
+    std::fs::write(d.join("a"), "one\n").unwrap();
+    std::fs::write(d.join("b"), "two\n").unwrap();
+    std::fs::create_dir(d.join("sub")).unwrap();
+    same_as_host(&["/bin/ls", "-l", d.to_str().unwrap()]);
+    same_as_host(&[
+        "/bin/cat",
+        d.join("a").to_str().unwrap(),
+        d.join("b").to_str().unwrap(),
+    ]);
+    same_as_host(&["/usr/bin/env", "-i", "A=1", "B=two"]);
+    same_as_host(&["/bin/bash", "-c", "echo $((6*7))"]);
+    // More of the host's (Debian's) userland over the same files.
+    let ds = d.to_str().unwrap();
+    same_as_host(&[
+        "/bin/bash",
+        "-c",
+        &format!("cd {ds} && ls | sort -r | grep -v sub | tr a-z A-Z; grep -r o . | sort; find . -name '[ab]' | sort; cat a b | awk '{{print NR, length($0)}}'; sha256sum a b"),
+    ]);
+    same_as_host(&[
+        "/usr/bin/python3",
+        "-c",
+        "import json, hashlib, re, subprocess; print(json.dumps({'k': [1, 2]}), hashlib.sha256(b'x').hexdigest(), re.sub('a+', '-', 'baaac'), subprocess.run(['/bin/echo', 'child'], capture_output=True).stdout)",
+    ]);
+    // The host's /proc and /dev are mounts of their own (not served:
+    // EXDEV); the guest's are mounted there, each on its own directory.
+    let r = vkernel(&[
+        "run",
+        "--rootfs",
+        "/",
+        "--",
+        "/bin/bash",
+        "-c",
+        "cat /proc/self/comm; ls /dev/null; grep -c . /proc/mounts",
+    ]);
+    r.expect_code(0);
+    assert_eq!(r.stdout, "cat\n/dev/null\n4\n", "{}", r.stderr);
+    // The host root is read-only to the guest: writes land in the upper
+    // layer only.
+    let target = d.join("a");
+    let script = format!(
+        "echo changed > {0}; cat {0}; echo new > {1}/created; rm {1}/b; ls {1}",
+        target.display(),
+        d.display()
+    );
+    let r = vkernel(&["run", "--rootfs", "/", "--", "/bin/bash", "-c", &script]);
+    r.expect_code(0);
+    assert_eq!(
+        r.stdout, "changed\na\ncreated\nhello\nhello.c\nsub\n",
+        "{}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "one\n");
+    assert!(d.join("b").exists() && !d.join("created").exists());
+}
+
+#[test]
+fn a_root_larger_than_memory_is_read_through_the_page_cache() {
+    // 200 MiB of files with --memory 128: clean pages are dropped and
+    // read again; read twice, the checksums match the host's.
+    let dir = scratch();
+    let d = dir.path();
+    let mut names = Vec::new();
+    for i in 0..4 {
+        let p = d.join(format!("f{i}"));
+        let mut data = pattern(50 << 20);
+        data[i] = b'x';
+        std::fs::write(&p, data).unwrap();
+        names.push(p.to_str().unwrap().to_string());
+    }
+    let native = Command::new("/usr/bin/sha256sum")
+        .args(&names)
+        .output()
+        .unwrap();
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    let list = names.join(" ");
+    // The cache shows in /proc/meminfo as `Cached`, reclaimable
+    // (`MemAvailable` above `MemFree`).
+    let script = format!(
+        "/usr/bin/sha256sum {list}; /usr/bin/sha256sum {list}; \
+         awk '/^MemFree/ {{f=$2}} /^MemAvailable/ {{a=$2}} /^Cached/ {{c=$2}} END {{print (c > 1024 && a > f) ? \"cached\" : \"no cache\"}}' /proc/meminfo"
+    );
+    let r = vkernel(&[
+        "run",
+        "--memory",
+        "128",
+        "--rootfs",
+        "/",
+        "--",
+        "/bin/bash",
+        "-c",
+        &script,
+    ]);
+    r.expect_code(0);
+    assert_eq!(
+        r.stdout,
+        format!("{native}{native}cached\n"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn swapping_a_directory_for_a_symlink_during_walks_never_escapes() {
+    // The host keeps replacing directories `d0`..`d99` (each holding `f`)
+    // with symlinks to a directory outside the root holding an `f` of its
+    // own, while the guest reads each `/dN/f` (a fresh walk of each name,
+    // at whatever moment): the outside file must never be read. The guest
+    // walks `dN` itself; a link is resolved in the guest's root, where
+    // the outside directory does not exist. (The lower layer is assumed
+    // not to change under a running guest, as overlayfs assumes: a name
+    // is walked once and its inode kept.)
+    let dir = scratch();
+    let root = dir.path().join("root");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("f"), "ESCAPED\n").unwrap();
+    for i in 0..100 {
+        std::fs::create_dir_all(root.join(format!("d{i}"))).unwrap();
+        std::fs::write(root.join(format!("d{i}/f")), "inside\n").unwrap();
+    }
+    std::fs::copy("/usr/bin/busybox", root.join("busybox")).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (root, outside, stop) = (root.clone(), outside.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for i in 0..100 {
+                    let (d, real) = (root.join(format!("d{i}")), root.join(format!("r{i}")));
+                    std::fs::rename(&d, &real).unwrap();
+                    std::os::unix::fs::symlink(&outside, &d).unwrap();
+                    std::thread::yield_now();
+                    std::fs::remove_file(&d).unwrap();
+                    std::fs::rename(&real, &d).unwrap();
+                    swaps += 1;
+                }
+            }
+            swaps
+        })
+    };
+    let script = "i=0; while [ $i -lt 100 ]; do cat /d$i/f 2>/dev/null; cat /r$i/../d$i/f 2>/dev/null; i=$((i+1)); done; echo done";
+    let r = vkernel(&[
+        "run",
+        "--rootfs",
+        root.to_str().unwrap(),
+        "--",
+        "/busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    r.expect_code(0).stdout_has("done");
+    assert!(!r.stdout.contains("ESCAPED"), "read outside the root");
+    assert!(swaps > 100, "only {swaps} swaps");
+}
