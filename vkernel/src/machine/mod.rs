@@ -230,6 +230,9 @@ pub struct Machine<V: Vcpu = KvmVcpu> {
     /// The running process's time slice expired while an exception was on
     /// its way to the host; the next trap ends the slice.
     pub(crate) slice_over: bool,
+    /// The process instruction (rip) whose emulation KVM gave up on once
+    /// and that is being run again after the shadow was dropped.
+    pub(crate) emulation_retry: Option<u64>,
     /// Counters for `--stats` and the benchmarks.
     pub stats: Stats,
 }
@@ -281,6 +284,7 @@ impl<V: Vcpu> Machine<V> {
             clock,
             running: None,
             slice_over: false,
+            emulation_retry: None,
             stats: Stats::default(),
         })
     }
@@ -352,6 +356,23 @@ impl<V: Vcpu> Machine<V> {
             // stays a stop: no process can cause one (the IDT, the TSS and
             // the trap stack are the host's), and on AMD KVM resets the
             // vCPU after it, so the kernel could not simply be resumed.
+            // KVM gives up emulating an instruction it had to emulate only
+            // because its shadow MMU write-protects the page (a pool page
+            // that was a page table and is now a process's data): an
+            // AVX-512 store, say, which its emulator does not know. Drop
+            // the shadow and run the instruction again, once; a second
+            // failure at the same rip is the process's fault.
+            Exit::InternalError { suberror: 1 } if self.running.is_some() => {
+                let rip = self.vcpu.context().0.rip;
+                if self.emulation_retry == Some(rip) {
+                    self.emulation_retry = None;
+                    return self.process_fault(ProcessFault::Internal { suberror: 1 });
+                }
+                self.emulation_retry = Some(rip);
+                log::debug!("KVM could not emulate the process's instruction at {rip:#x}: dropping the shadow, once");
+                self.flush_translations()?;
+                Ok(())
+            }
             exit if self.running.is_some() && exit != Exit::Shutdown => {
                 let fault = match exit {
                     Exit::In { port } => ProcessFault::In { port },

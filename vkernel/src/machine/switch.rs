@@ -112,6 +112,7 @@ impl<V: Vcpu> Machine<V> {
     /// Gives the trap frame to the guest kernel and puts it back on the
     /// vCPU: `vmspace_ctl` returns 0 (the seed's vkernel_trap).
     pub(crate) fn leave_process(&mut self, mut tf: TrapFrame) -> Handled {
+        self.emulation_retry = None;
         if self.running.is_some() {
             self.hook(|h, cpu| h.leaving_process(cpu, &mut tf));
         }
