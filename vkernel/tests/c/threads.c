@@ -146,6 +146,38 @@ static void test_many(void) {
     CHECK(ok && n == 64, "64 threads alive at once");
 }
 
+// Hundreds of threads (small stacks) at once, then a broadcast wakes them.
+static pthread_mutex_t crowd_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t crowd_cond = PTHREAD_COND_INITIALIZER;
+static int crowd_go;
+static void *crowd_member(void *arg) {
+    pthread_mutex_lock(&crowd_lock);
+    while (!crowd_go)
+        pthread_cond_wait(&crowd_cond, &crowd_lock);
+    pthread_mutex_unlock(&crowd_lock);
+    return arg;
+}
+
+static void test_crowd(void) {
+    enum { N = 256 };
+    static pthread_t t[N];
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    int n = 0, ok = 1;
+    while (n < N && pthread_create(&t[n], &attr, crowd_member, (void *)(intptr_t)n) == 0)
+        n++;
+    pthread_mutex_lock(&crowd_lock);
+    crowd_go = 1;
+    pthread_cond_broadcast(&crowd_cond);
+    pthread_mutex_unlock(&crowd_lock);
+    for (int i = 0; i < n; i++) {
+        void *r;
+        ok &= pthread_join(t[i], &r) == 0 && (intptr_t)r == i;
+    }
+    CHECK(n == N && ok, "%d threads alive at once, woken by one broadcast", n);
+}
+
 // ---- mutexes, condition variables, barriers --------------------------------
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -894,6 +926,7 @@ int main(int argc, char **argv) {
     main_pid = getpid();
     test_create_join();
     test_many();
+    test_crowd();
     test_sync();
     test_simd();
     test_signals();
