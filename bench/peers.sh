@@ -90,68 +90,57 @@ for runner in native vkernel gvisor_ptrace gvisor_kvm uml; do
     echo "$row"
 done
 
-# --- files and pipes: /bin/systest filebench (the figures of `vkernel bench`)
+# --- systest tables: each row one runtime running /bin/systest MODE ARGS,
+# each column one of its `bench NAME median_ns=...` figures, divided by
+# DIV (1000: µs; 1: ns).
 cp target/guest/x86_64-unknown-none/release/systest "$work/systest" || exit 1
-MIB=64
-# figure names in the order of the columns
-file_figures=(pipe_64k pipe_pingpong tmpfs_write_1m tmpfs_read_1m open_fstat_close)
-run_files_native() { (cd "$work" && ./systest filebench $MIB); }
-run_files_vkernel_host() { "$VK" run --memory 256 --pmap host -- "$work/systest" filebench $MIB; }
-run_files_vkernel_guest() { "$VK" run --memory 256 --pmap guest -- "$work/systest" filebench $MIB; }
-run_files_gvisor_ptrace() { timeout 300 runsc --network=none --platform=ptrace do "$work/systest" filebench $MIB; }
-
-echo
-echo "| runtime | pipe µs per 64 KiB | pipe ping-pong µs | tmpfs write µs per MiB | tmpfs read µs per MiB | open+fstat+close µs |"
-echo "| --- | --- | --- | --- | --- | --- |"
-for runner in native vkernel_host vkernel_guest gvisor_ptrace uml; do
-    row="| $runner"
-    if [ "$runner" = uml ]; then
-        echo "$row | – (User-Mode Linux does not run on this machine) | – | – | – | – |"
-        continue
-    fi
-    if [ "$runner" = gvisor_ptrace ] && ! installed runsc; then
-        echo "$row | not installed (runsc) | – | – | – | – |"
-        continue
-    fi
-    out=$("run_files_$runner" 2>/dev/null)
-    for f in "${file_figures[@]}"; do
-        ns=$(printf '%s\n' "$out" | grep -a "^bench $f " | grep -o 'median_ns=[0-9]*' | head -1 | cut -d= -f2)
-        if [ -z "$ns" ]; then
-            row="$row | failed"
-        else
-            row="$row | $(awk -v n="$ns" 'BEGIN { printf "%.1f", n / 1000 }')"
+run_systest() { # runtime mode args...
+    local runtime=$1
+    shift
+    case $runtime in
+    native) (cd "$work" && ./systest "$@") ;;
+    vkernel_host) "$VK" run --memory 256 --pmap host -- "$work/systest" "$@" ;;
+    vkernel_guest) "$VK" run --memory 256 --pmap guest -- "$work/systest" "$@" ;;
+    gvisor_ptrace) timeout 300 runsc --network=none --platform=ptrace do "$work/systest" "$@" ;;
+    esac
+}
+systest_table() { # header div "mode args" figures...
+    local header=$1 div=$2 cmd=$3
+    shift 3
+    local dashes="" f
+    for f in "$@"; do dashes="$dashes | –"; done
+    echo
+    echo "$header"
+    echo "| ---$(printf ' | ---%.0s' "$@") |"
+    for runner in native vkernel_host vkernel_guest gvisor_ptrace uml; do
+        row="| $runner"
+        if [ "$runner" = uml ]; then
+            echo "$row | – (User-Mode Linux does not run on this machine)${dashes# | –} |"
+            continue
         fi
+        if [ "$runner" = gvisor_ptrace ] && ! installed runsc; then
+            echo "$row | not installed (runsc)${dashes# | –} |"
+            continue
+        fi
+        # shellcheck disable=SC2086 # the mode's words
+        out=$(run_systest "$runner" $cmd 2>/dev/null)
+        for f in "$@"; do
+            ns=$(printf '%s\n' "$out" | grep -a "^bench $f " | grep -o 'median_ns=[0-9]*' | head -1 | cut -d= -f2)
+            if [ -z "$ns" ]; then
+                row="$row | failed"
+            else
+                row="$row | $(awk -v n="$ns" -v d="$div" 'BEGIN { printf "%.1f", n / d }')"
+            fi
+        done
+        echo "$row |"
     done
-    echo "$row |"
-done
+}
 
-# --- time: /bin/systest clockbench (the vDSO's clock_gettime and
-# gettimeofday, found through AT_SYSINFO_EHDR as glibc does, and
-# clock_gettime as a system call)
-CALLS=200000
-clock_figures=(clock_gettime_vdso gettimeofday_vdso clock_gettime_syscall)
-run_clock_native() { "$work/systest" clockbench $CALLS; }
-run_clock_vkernel_host() { "$VK" run --pmap host -- "$work/systest" clockbench $CALLS; }
-run_clock_vkernel_guest() { "$VK" run --pmap guest -- "$work/systest" clockbench $CALLS; }
-run_clock_gvisor_ptrace() { timeout 300 runsc --network=none --platform=ptrace do "$work/systest" clockbench $CALLS; }
+# Files and pipes: the figures of `vkernel bench` (filebench, 64 MiB).
+systest_table "| runtime | pipe µs per 64 KiB | pipe ping-pong µs | tmpfs write µs per MiB | tmpfs read µs per MiB | open+fstat+close µs |" \
+    1000 "filebench 64" pipe_64k pipe_pingpong tmpfs_write_1m tmpfs_read_1m open_fstat_close
 
-echo
-echo "| runtime | clock_gettime (vDSO) ns | gettimeofday (vDSO) ns | clock_gettime (system call) ns |"
-echo "| --- | --- | --- | --- |"
-for runner in native vkernel_host vkernel_guest gvisor_ptrace uml; do
-    row="| $runner"
-    if [ "$runner" = uml ]; then
-        echo "$row | – (User-Mode Linux does not run on this machine) | – | – |"
-        continue
-    fi
-    if [ "$runner" = gvisor_ptrace ] && ! installed runsc; then
-        echo "$row | not installed (runsc) | – | – |"
-        continue
-    fi
-    out=$("run_clock_$runner" 2>/dev/null)
-    for f in "${clock_figures[@]}"; do
-        ns=$(printf '%s\n' "$out" | grep -a "^bench $f " | grep -o 'median_ns=[0-9]*' | head -1 | cut -d= -f2)
-        row="$row | ${ns:-failed}"
-    done
-    echo "$row |"
-done
+# Time: clock_gettime and gettimeofday through the vDSO (found through
+# AT_SYSINFO_EHDR as glibc does) and clock_gettime as a system call.
+systest_table "| runtime | clock_gettime (vDSO) ns | gettimeofday (vDSO) ns | clock_gettime (system call) ns |" \
+    1 "clockbench 200000" clock_gettime_vdso gettimeofday_vdso clock_gettime_syscall

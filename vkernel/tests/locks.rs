@@ -5,23 +5,9 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{c_program, vkernel};
+use common::c_checks_pass_natively_and_in_the_guest;
 
 #[test]
 fn record_locks_ofd_locks_and_flock_behave_as_on_linux() {
-    let dir = tempfile::tempdir().unwrap();
-    let exe = c_program(dir.path(), "locks");
-    // The same program passes natively (it checks Linux's own behaviour).
-    let work = tempfile::tempdir().unwrap();
-    let native = Command::new(&exe)
-        .current_dir(work.path())
-        .output()
-        .unwrap();
-    let native_out = String::from_utf8_lossy(&native.stdout);
-    assert!(native_out.contains("\n0 failed"), "natively:\n{native_out}");
-    let r = vkernel(&["run", "--", exe.to_str().unwrap()]);
-    r.expect_code(0).stdout_has("\n0 failed");
-    assert!(!r.stdout.contains("FAIL"), "{}", r.stdout);
+    c_checks_pass_natively_and_in_the_guest("locks");
 }

@@ -10,19 +10,12 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{c_program, vkernel};
+use common::{c_checks_pass_natively_and_in_the_guest, vkernel};
 use loader::cpio_writer::{pack, Member};
 
 #[test]
 fn proc_files_read_as_on_linux() {
-    let dir = tempfile::tempdir().unwrap();
-    let exe = c_program(dir.path(), "procfs");
-    let native = Command::new(&exe).current_dir(dir.path()).output().unwrap();
-    let native_out = String::from_utf8_lossy(&native.stdout);
-    assert!(native_out.contains("\n0 failed"), "natively:\n{native_out}");
-    let r = vkernel(&["run", "--", exe.to_str().unwrap()]);
-    r.expect_code(0).stdout_has("\n0 failed");
-    assert!(!r.stdout.contains("FAIL"), "{}", r.stdout);
+    c_checks_pass_natively_and_in_the_guest("procfs");
 }
 
 /// Debian's static busybox (a dynamic one cannot run in the guest).

@@ -9,20 +9,11 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{c_program, vkernel};
+use common::c_checks_pass_natively_and_in_the_guest;
 
 #[test]
 fn threads_behave_as_on_linux() {
-    let dir = tempfile::tempdir().unwrap();
-    let exe = c_program(dir.path(), "threads");
-    let native = Command::new(&exe).current_dir(dir.path()).output().unwrap();
-    let native_out = String::from_utf8_lossy(&native.stdout);
-    assert!(native_out.contains("\n0 failed"), "natively:\n{native_out}");
-    let r = vkernel(&["run", "--", exe.to_str().unwrap()]);
-    assert!(!r.stdout.contains("FAIL"), "{}\n{}", r.stdout, r.stderr);
-    r.expect_code(0).stdout_has("\n0 failed");
+    let r = c_checks_pass_natively_and_in_the_guest("threads");
     // The thread that faulted was reported, and took its group with it.
     r.stderr_has("SIGSEGV at 0x8,");
 }

@@ -146,3 +146,27 @@ pub fn c_program(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
     );
     exe
 }
+
+/// Builds C test program `name` (tests/c/NAME.c, which prints `ok`/`FAIL`
+/// lines and `N failed`), checks that it passes natively (Linux is the
+/// model: the program checks Linux's own behaviour), then runs it in the
+/// guest and checks it passes there too. The guest's run, for more checks.
+#[allow(dead_code)] // Not every test binary uses every helper.
+pub fn c_checks_pass_natively_and_in_the_guest(name: &str) -> Run {
+    let dir = tempfile::TempDir::new().unwrap();
+    let exe = c_program(dir.path(), name);
+    let work = tempfile::TempDir::new().unwrap();
+    let native = Command::new(&exe)
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    let native_out = String::from_utf8_lossy(&native.stdout);
+    assert!(
+        native_out.contains("\n0 failed"),
+        "{name} natively:\n{native_out}"
+    );
+    let r = vkernel(&["run", "--", exe.to_str().unwrap()]);
+    assert!(!r.stdout.contains("FAIL"), "{}\n{}", r.stdout, r.stderr);
+    r.expect_code(0).stdout_has("\n0 failed");
+    r
+}
