@@ -59,6 +59,41 @@ fn monotonic_never_goes_back_and_realtime_follows_the_host() {
 }
 
 #[test]
+fn monotonic_survives_the_vkernel_process_being_suspended() {
+    // SIGSTOP the whole vkernel process for half a second while its
+    // processes read the clock: the guest's monotonic time never goes
+    // back, and realtime still follows the host's afterwards.
+    let dir = tempfile::tempdir().unwrap();
+    let exe = c_program(dir.path(), "clock");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_vkernel"))
+        .args(["run", "--", exe.to_str().unwrap(), "loop", "2000"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    // SAFETY: signals to our own child.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let out = child.wait_with_output().unwrap();
+    let host_now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert_eq!(field(&stdout, "backwards"), 0, "{stdout}");
+    let lag = host_now - field(&stdout, "realtime_now_ns");
+    assert!(
+        (0..200_000_000).contains(&lag),
+        "realtime {lag} ns off after a suspend"
+    );
+}
+
+#[test]
 fn cpu_time_is_accounted_per_process_and_for_reaped_children() {
     let dir = tempfile::tempdir().unwrap();
     let exe = c_program(dir.path(), "clock");

@@ -13,10 +13,17 @@ use std::process::Command;
 
 use common::{c_program, vkernel};
 
-/// A scratch directory the guest can reach from the host root: not under
-/// /tmp, which the guest mounts its own tmpfs on.
+/// A scratch directory the guest can see through `--rootfs /`: not under
+/// /tmp, which the guest's own tmpfs covers (as a container's does) — so
+/// not the target directory either when the checkout lives under /tmp.
 fn scratch() -> tempfile::TempDir {
-    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let base = if target.starts_with("/tmp") {
+        Path::new("/var/tmp")
+    } else {
+        target
+    };
+    tempfile::tempdir_in(base).unwrap()
 }
 
 fn pattern(size: usize) -> Vec<u8> {

@@ -69,6 +69,27 @@ fn go_program_runs_as_on_linux() {
 }
 
 #[test]
+fn go_reads_the_time_through_the_vdso() {
+    // A million time.Now() calls and a few hundred hypercalls in all:
+    // Go's runtime found the vDSO (AT_SYSINFO_EHDR) by itself.
+    let dir = tempfile::tempdir().unwrap();
+    let exe = go_program(dir.path());
+    let r = vkernel(&["run", "--stats", "--", exe.to_str().unwrap(), "clock"]);
+    r.expect_code(0).stdout_has("clock readings going back: 0");
+    let at = r.stderr.find(" hypercalls").expect("--stats line");
+    let n: String = r.stderr[..at]
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    let hypercalls: u64 = n.chars().rev().collect::<String>().parse().unwrap();
+    assert!(
+        hypercalls < 100_000,
+        "{hypercalls} hypercalls for a million readings"
+    );
+}
+
+#[test]
 fn rust_std_threads_run_as_on_linux() {
     let dir = tempfile::tempdir().unwrap();
     let exe = dir.path().join("rsthreads");

@@ -2,7 +2,8 @@
 // threads, channels, time.Sleep, timers, sync.WaitGroup and Mutex,
 // GOMAXPROCS, preemption of a loop that makes no calls (SIGURG through
 // tgkill), and a panic's stack trace. Prints the same natively and in the
-// guest; `threads panic` ends in a panic (exit status 2).
+// guest; `threads panic` ends in a panic (exit status 2); `threads
+// clock` reads time.Now a million times.
 package main
 
 import (
@@ -26,6 +27,21 @@ func crash(depth int) {
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "panic" {
 		crash(3)
+	}
+	if len(os.Args) > 1 && os.Args[1] == "clock" {
+		// time.Now through the vDSO (#17): a million readings, never
+		// going back.
+		last := time.Now()
+		back := 0
+		for i := 0; i < 1000000; i++ {
+			now := time.Now()
+			if now.Before(last) {
+				back++
+			}
+			last = now
+		}
+		fmt.Println("clock readings going back:", back)
+		return
 	}
 	runtime.GOMAXPROCS(4)
 	fmt.Println("GOMAXPROCS:", runtime.GOMAXPROCS(0))
