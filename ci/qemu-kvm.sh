@@ -21,7 +21,8 @@
 # every vCPU; with `multi` QEMU 7.2 hung the whole machine inside, or
 # triple-faulted a nested guest, in some runs under load), and for
 # debugging QEMU_KVM_TEST_ARGS (more arguments for each test binary),
-# QEMU_KVM_STEPS=0 (no command steps), QEMU_KVM_EXTRA (shell commands run
+# QEMU_KVM_STEPS=0 (no command steps), QEMU_KVM_BENCH=0 (the command
+# steps but the bench smoke test), QEMU_KVM_EXTRA (shell commands run
 # inside first).
 #
 # Prints each step's result and closes with `qemu-kvm CPU npt=N: N passed,
@@ -161,6 +162,7 @@ SMP=$smp
 TEST_BINS="${test_bins[*]}"
 TEST_ARGS="${QEMU_KVM_TEST_ARGS:-}"
 STEPS="${QEMU_KVM_STEPS:-1}"
+BENCH="${QEMU_KVM_BENCH:-1}"
 EOF
 cat >>"$rootfs/init" <<'EOF'
 up() { cut -d' ' -f1 /proc/uptime; }
@@ -240,7 +242,7 @@ step "vkernel test" " passed, 0 failed" $VKERNEL test
 grep -E '^[0-9]+ passed, [0-9]+ failed$' /tmp/out | sed 's/^/qemu-kvm:      vkernel test: /'
 step "vkernel run --pmap guest" "" $VKERNEL run --pmap guest
 step "fuzzer (100,000 hypercalls)" "fuzz: 100000 hypercalls" $VKERNEL run --test-kernel --append "test=fuzz:100000 seed=1"
-step "vkernel bench --quick (smoke test)" "syscall" $VKERNEL bench --quick
+[ "$BENCH" = 0 ] || step "vkernel bench --quick (smoke test)" "syscall" $VKERNEL bench --quick
 }
 
 # runbin BIN ARGS...: runs a test binary with a timeout, its lines shown as
