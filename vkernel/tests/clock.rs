@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use common::{c_program, vkernel};
+use common::{c_program, stats_hypercalls, vkernel};
 
 fn field(out: &str, name: &str) -> i64 {
     out.lines()
@@ -112,17 +112,6 @@ fn cpu_time_is_accounted_per_process_and_for_reaped_children() {
     assert!(child > wall / 2, "the child's loop: {child} ns\n{out}");
     assert_eq!(field(out, "children_utime_ns"), child, "{out}");
     assert_eq!(field(out, "times_cutime"), child / 10_000_000, "{out}");
-}
-
-/// The `N hypercalls` of a `--stats` line.
-fn stats_hypercalls(stderr: &str) -> i64 {
-    let at = stderr.find(" hypercalls").expect("--stats line");
-    let n: String = stderr[..at]
-        .chars()
-        .rev()
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    n.chars().rev().collect::<String>().parse().unwrap()
 }
 
 #[test]

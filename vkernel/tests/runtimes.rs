@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::vkernel;
+use common::{stats_hypercalls, vkernel};
 
 fn source(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -76,13 +76,7 @@ fn go_reads_the_time_through_the_vdso() {
     let exe = go_program(dir.path());
     let r = vkernel(&["run", "--stats", "--", exe.to_str().unwrap(), "clock"]);
     r.expect_code(0).stdout_has("clock readings going back: 0");
-    let at = r.stderr.find(" hypercalls").expect("--stats line");
-    let n: String = r.stderr[..at]
-        .chars()
-        .rev()
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    let hypercalls: u64 = n.chars().rev().collect::<String>().parse().unwrap();
+    let hypercalls = stats_hypercalls(&r.stderr);
     assert!(
         hypercalls < 100_000,
         "{hypercalls} hypercalls for a million readings"

@@ -170,3 +170,15 @@ pub fn c_checks_pass_natively_and_in_the_guest(name: &str) -> Run {
     r.expect_code(0).stdout_has("\n0 failed");
     r
 }
+
+/// The `N hypercalls` of a `vkernel run --stats` line on stderr.
+#[allow(dead_code)] // Not every test binary uses every helper.
+pub fn stats_hypercalls(stderr: &str) -> i64 {
+    let at = stderr.find(" hypercalls").expect("--stats line");
+    let n: String = stderr[..at]
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    n.chars().rev().collect::<String>().parse().unwrap()
+}
