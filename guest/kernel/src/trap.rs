@@ -152,9 +152,10 @@ fn deliver(k: &mut Kernel, s: usize) {
     loop {
         let p = &mut k.procs.procs[s];
         let set = p.sig.deliverable();
-        let Some(info) = p.sig.dequeue(set) else {
+        let Some(mut info) = p.sig.dequeue(set) else {
             return;
         };
+        k.procs.timer_signal_taken(s, &mut info);
         let sig = info.signo();
         let act = k.procs.action(s, sig);
         if act.handler == SIG_IGN {

@@ -252,6 +252,8 @@ impl ProcTable {
         // ignored); the mask and pending signals stay; so does no
         // alternate stack.
         p.did_exec = true;
+        // POSIX timers end with the old image; the interval timers stay.
+        p.timers.exec();
         p.actions.borrow_mut().reset_for_exec();
         p.sig.altstack = super::signal::AltStack::disabled();
         p.set_name(path);

@@ -20,6 +20,7 @@ pub mod sigframe;
 pub mod signal;
 pub mod task;
 pub mod thread;
+pub mod timer;
 pub mod wait;
 
 use alloc::rc::Rc;
@@ -100,10 +101,15 @@ pub struct Proc {
     pub stop_report: signal::StopReport,
     /// setitimer(ITIMER_REAL) and alarm.
     pub real_timer: signal::RealTimer,
+    /// The process's other timers (the leader's slot holds them).
+    pub timers: timer::ProcessTimers,
     /// Its CPU time, and that of its reaped children (and theirs), as
     /// getrusage and times report them.
     pub cpu: CpuTimes,
     pub children_cpu: CpuTimes,
+    /// The leader only: the CPU time of the group's threads that ended
+    /// (a process's time counts them, as Linux's signal_struct does).
+    pub exited_threads_cpu: CpuTimes,
     /// prctl state: the signal it gets when its parent dies (0: none),
     /// PR_SET_DUMPABLE and PR_SET_NO_NEW_PRIVS.
     pub pdeath_signal: i32,
@@ -181,8 +187,10 @@ impl Proc {
             actions: signal::Actions::new_ref(),
             stop_report: signal::StopReport::None,
             real_timer: signal::RealTimer::default(),
+            timers: timer::ProcessTimers::default(),
             cpu: CpuTimes::default(),
             children_cpu: CpuTimes::default(),
+            exited_threads_cpu: CpuTimes::default(),
             pdeath_signal: 0,
             dumpable: true,
             no_new_privs: false,
@@ -276,6 +284,8 @@ pub struct ProcTable {
     pub tty_rounds: u32,
     /// A time slice ran out since: look at the terminal this round.
     pub tty_due: bool,
+    /// Processes with a CPU-time timer armed (see [`timer`]).
+    pub cpu_timer_owners: usize,
 }
 
 impl ProcTable {
@@ -291,6 +301,7 @@ impl ProcTable {
             locks: Locks::default(),
             tty_rounds: 0,
             tty_due: false,
+            cpu_timer_owners: 0,
         }
     }
 
@@ -350,6 +361,7 @@ impl ProcTable {
     pub fn reap(&mut self, slot: usize) {
         let p = &self.procs[slot];
         let mut spent = p.cpu;
+        spent.add(p.exited_threads_cpu);
         spent.add(p.children_cpu);
         if let Some(ps) = self.find(p.parent) {
             self.procs[ps].children_cpu.add(spent);
@@ -371,6 +383,9 @@ impl ProcTable {
             p.cpu.system_ns = p.cpu.system_ns.saturating_add(ns);
         }
         self.publish_cpu(s);
+        if self.cpu_timer_owners > 0 {
+            self.fire_cpu_timers();
+        }
     }
 
     /// Refreshes what `/proc/PID/stat` shows of `s`'s CPU times.
@@ -416,6 +431,8 @@ impl ProcTable {
         p.space = None;
         p.fpu = None;
         p.real_timer = signal::RealTimer::default();
+        let cpu_timers = p.timers.on_cpu();
+        p.timers = timer::ProcessTimers::default();
         // Closing its descriptors may end a pipe: wake both sides. A table
         // another process still shares (CLONE_FILES) stays open for it.
         let files = if Rc::strong_count(&p.files) == 1 {
@@ -448,6 +465,9 @@ impl ProcTable {
         }
         if orphan_zombie {
             self.wakeup(Chan::Child(1));
+        }
+        if cpu_timers {
+            self.recount_cpu_timers();
         }
         // PR_SET_PDEATHSIG: the orphans that asked hear of it.
         for (c, sig) in pdeath {

@@ -28,6 +28,8 @@ pub const SIGKILL: i32 = linux::SIGKILL as i32;
 pub const SIGSEGV: i32 = linux::SIGSEGV as i32;
 pub const SIGPIPE: i32 = linux::SIGPIPE as i32;
 pub const SIGALRM: i32 = linux::SIGALRM as i32;
+pub const SIGVTALRM: i32 = linux::SIGVTALRM as i32;
+pub const SIGPROF: i32 = linux::SIGPROF as i32;
 pub const SIGCHLD: i32 = linux::SIGCHLD as i32;
 pub const SIGCONT: i32 = linux::SIGCONT as i32;
 pub const SIGSTOP: i32 = linux::SIGSTOP as i32;
@@ -215,6 +217,7 @@ pub struct SigInfo(pub [u8; 128]);
 pub const SI_USER: i32 = linux::SI_USER as i32;
 pub const SI_KERNEL: i32 = linux::SI_KERNEL as i32;
 pub const SI_TKILL: i32 = linux::SI_TKILL;
+pub const SI_QUEUE: i32 = linux::SI_QUEUE;
 
 impl SigInfo {
     pub fn new(sig: i32, code: i32) -> SigInfo {
@@ -496,7 +499,8 @@ impl ProcTable {
         // handles reach it. Its own (kill of itself, SIGPIPE, SIGALRM) and
         // its faults act as they would on the host, since init is often
         // the user's own program (`vkernel run -- yes | head` ends 141).
-        let from_other = info.code() <= 0 && info.sender() != p.tgid;
+        let from_process = matches!(info.code(), SI_USER | SI_QUEUE | SI_TKILL);
+        let from_other = from_process && info.sender() != p.tgid;
         if p.tgid == 1 && self.action(t, sig).handler == SIG_DFL && from_other && !forced {
             return Ok(());
         }

@@ -217,7 +217,7 @@ impl ProcTable {
                 p.wait_status = status;
                 p.set_state(State::Zombie);
             } else {
-                self.free(slot);
+                self.free_thread(slot);
             }
             return;
         }
@@ -233,7 +233,7 @@ impl ProcTable {
             .unwrap_or(status);
         match leader {
             Some(l) if l != slot => {
-                self.free(slot);
+                self.free_thread(slot);
                 self.exit_process(l, status);
             }
             _ => self.exit_process(slot, status),
@@ -340,6 +340,16 @@ impl ProcTable {
         }
     }
 
+    /// Frees the slot of thread `slot`, which is not its group's leader:
+    /// its CPU time stays with the process (the leader's slot).
+    fn free_thread(&mut self, slot: usize) {
+        let (cpu, tgid) = (self.procs[slot].cpu, self.procs[slot].tgid);
+        self.free(slot);
+        if let Some(l) = self.find(tgid) {
+            self.procs[l].exited_threads_cpu.add(cpu);
+        }
+    }
+
     /// execve in task `s` of a group: the other tasks end, and `s` takes
     /// the leader's place (its pid, parent and record), as Linux's
     /// de_thread. Call at exec's point of no return.
@@ -348,7 +358,7 @@ impl ProcTable {
         for t in self.group(tgid) {
             if t != s && self.procs[t].pid != tgid {
                 self.release_task(t);
-                self.free(t);
+                self.free_thread(t);
             }
         }
         if me != tgid {
@@ -358,6 +368,11 @@ impl ProcTable {
                 let task = leader.task.take();
                 let (parent, exit_signal) = (leader.parent, leader.exit_signal);
                 let (timer, report) = (leader.real_timer, leader.stop_report);
+                let timers = core::mem::take(&mut leader.timers);
+                // The process's CPU time so far stays the process's.
+                let mut spent = leader.cpu;
+                spent.add(leader.exited_threads_cpu);
+                let children_cpu = leader.children_cpu;
                 self.procs[l] = Proc::empty();
                 if let Some(t) = self.procs[s].task.take() {
                     self.tasks.remove(t.pid);
@@ -367,6 +382,9 @@ impl ProcTable {
                 p.parent = parent;
                 p.exit_signal = exit_signal;
                 p.real_timer = timer;
+                p.timers = timers;
+                p.exited_threads_cpu = spent;
+                p.children_cpu = children_cpu;
                 p.stop_report = report;
                 p.task = task;
                 let state = p.state;

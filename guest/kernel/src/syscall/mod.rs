@@ -20,6 +20,7 @@ mod poll;
 mod proc;
 pub mod signal;
 mod time;
+mod timer;
 mod tty;
 mod uio;
 
@@ -35,6 +36,7 @@ use poll::*;
 use proc::*;
 use signal::*;
 use time::*;
+use timer::*;
 
 use crate::kernel::Kernel;
 use guestlib::eprintln;
@@ -275,6 +277,11 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         __NR_alarm => Ret(sys_alarm(k, s, a[0])),
         __NR_setitimer => ret(sys_setitimer(k, s, a[0], a[1], a[2])),
         __NR_getitimer => ret(sys_getitimer(k, s, a[0], a[1])),
+        __NR_timer_create => ret(sys_timer_create(k, s, a[0], a[1], a[2])),
+        __NR_timer_settime => ret(sys_timer_settime(k, s, a)),
+        __NR_timer_gettime => ret(sys_timer_gettime(k, s, a[0], a[1])),
+        __NR_timer_getoverrun => ret(sys_timer_getoverrun(k, s, a[0])),
+        __NR_timer_delete => ret(sys_timer_delete(k, s, a[0])),
         // Process groups and sessions.
         __NR_setpgid => ret(sys_setpgid(k, s, a[0] as i32, a[1] as i32)),
         __NR_getpgid => ret(sys_getpgid(k, s, a[0] as i32)),

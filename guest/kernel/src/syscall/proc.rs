@@ -316,6 +316,7 @@ fn find_waitable(k: &mut Kernel, s: usize, w: &WaitFor) -> Result<Option<Found>,
         if done && w.exited {
             let st = p.wait_status;
             let mut cpu = p.cpu;
+            cpu.add(p.exited_threads_cpu);
             cpu.add(p.children_cpu);
             let (code, value) = if st & 0x7f != 0 {
                 (CLD_KILLED, st & 0x7f)
@@ -474,13 +475,14 @@ pub fn rusage_bytes(cpu: CpuTimes) -> [u8; 144] {
     b
 }
 
-/// getrusage(who, usage): RUSAGE_SELF and RUSAGE_THREAD (a process is
-/// one thread), RUSAGE_CHILDREN (the reaped ones).
+/// getrusage(who, usage): RUSAGE_SELF (every thread of the process, the
+/// ended ones too), RUSAGE_THREAD, RUSAGE_CHILDREN (the reaped ones).
 pub fn sys_getrusage(k: &mut Kernel, s: usize, who: u64, usage: u64) -> Result<i64, Errno> {
     let p = &k.procs.procs[s];
     let cpu = match who as i32 {
-        0 | 1 => p.cpu,
-        -1 => p.children_cpu,
+        0 => k.procs.group_cpu(p.tgid),
+        1 => p.cpu,
+        -1 => k.procs.procs[k.procs.timer_slot(s)].children_cpu,
         _ => return Err(Errno::EINVAL),
     };
     copy_out(&k.space(s), usage, &rusage_bytes(cpu))?;
@@ -490,14 +492,15 @@ pub fn sys_getrusage(k: &mut Kernel, s: usize, who: u64, usage: u64) -> Result<i
 /// times(buf): the CPU times in clock ticks (USER_HZ 100); the ticks
 /// since boot.
 pub fn sys_times(k: &mut Kernel, s: usize, buf: u64) -> Result<i64, Errno> {
-    let p = &k.procs.procs[s];
+    let cpu = k.procs.group_cpu(k.procs.procs[s].tgid);
+    let children = k.procs.procs[k.procs.timer_slot(s)].children_cpu;
     let tick = |ns: u64| ns / 10_000_000;
     if buf != 0 {
         let t = [
-            tick(p.cpu.user_ns),
-            tick(p.cpu.system_ns),
-            tick(p.children_cpu.user_ns),
-            tick(p.children_cpu.system_ns),
+            tick(cpu.user_ns),
+            tick(cpu.system_ns),
+            tick(children.user_ns),
+            tick(children.system_ns),
         ];
         crate::mm::uaccess::write_words(&k.space(s), buf, &t)?;
     }

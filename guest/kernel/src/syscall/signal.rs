@@ -1,5 +1,5 @@
 //! Signal system calls: dispositions, masks, waiting for signals, sending
-//! them, the alternate stack, rt_sigreturn and ITIMER_REAL — and what a
+//! them, the alternate stack, rt_sigreturn — and what a
 //! blocked call becomes when a handler interrupts it (Linux's
 //! -ERESTARTSYS rules).
 
@@ -8,7 +8,7 @@ use crate::mm::uaccess::{copy_in, copy_out, read_u64, write_words};
 use crate::proc::signal::{self, Action, SigInfo, SigSet, SI_TKILL, SI_USER};
 use crate::proc::Chan;
 use crate::syscall::time::timespec;
-use crate::syscall::{err, log_refused, ret, Outcome, Outcome::*};
+use crate::syscall::{err, ret, Outcome, Outcome::*};
 use guestlib::hypercall;
 use linux_raw_sys::general::*;
 use vkernel_abi::Errno;
@@ -191,8 +191,9 @@ pub fn sys_rt_sigtimedwait(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
     k.procs.procs[s].sig.waiting = want;
     k.procs.adopt_group_signals(s);
     let p = &mut k.procs.procs[s];
-    if let Some(got) = p.sig.dequeue(want) {
+    if let Some(mut got) = p.sig.dequeue(want) {
         p.sig.waiting = SigSet::EMPTY;
+        k.procs.timer_signal_taken(s, &mut got);
         let sig = got.signo();
         if info != 0 {
             if let Err(e) = copy_out(&k.space(s), info, &got.0) {
@@ -227,8 +228,10 @@ pub fn sys_rt_sigtimedwait(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
 pub fn sys_rt_sigqueueinfo(k: &mut Kernel, s: usize, pid: i32, sig: u64, uinfo: u64) -> Outcome {
     let r = (|| {
         let t = k.procs.find(pid as u32).ok_or(Errno::ESRCH)?;
-        let info = queued_info(k, s, t, sig, uinfo)?;
-        k.procs.send_group(t, info)
+        match queued_info(k, s, t, sig, uinfo)? {
+            Some(info) => k.procs.send_group(t, info),
+            None => Ok(()),
+        }
     })();
     ret(r.map(|_| 0))
 }
@@ -240,14 +243,25 @@ pub fn sys_rt_tgsigqueueinfo(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
         if k.procs.procs[t].tgid != a[0] as u32 {
             return Err(Errno::ESRCH);
         }
-        let info = queued_info(k, s, t, a[2], a[3])?;
-        k.procs.send(t, info)
+        match queued_info(k, s, t, a[2], a[3])? {
+            Some(info) => k.procs.send(t, info),
+            None => Ok(()),
+        }
     })();
     ret(r.map(|_| 0))
 }
 
-/// The siginfo a process queues to task `t` (see above).
-fn queued_info(k: &Kernel, s: usize, t: usize, sig: u64, uinfo: u64) -> Result<SigInfo, Errno> {
+/// The siginfo a process queues to task `t` (see above); `None` when it
+/// goes to init from another process and init leaves the signal at its
+/// default action (dropped, as `kill` to init is: the siginfo's code,
+/// which the sender chose, must not pass it off as the kernel's).
+fn queued_info(
+    k: &Kernel,
+    s: usize,
+    t: usize,
+    sig: u64,
+    uinfo: u64,
+) -> Result<Option<SigInfo>, Errno> {
     let sig = check_sig(sig)?;
     let mut info = SigInfo([0; 128]);
     copy_in(&k.space(s), uinfo, &mut info.0)?;
@@ -256,7 +270,10 @@ fn queued_info(k: &Kernel, s: usize, t: usize, sig: u64, uinfo: u64) -> Result<S
         return Err(Errno::EPERM);
     }
     info.0[0..4].copy_from_slice(&sig.to_le_bytes());
-    Ok(info)
+    if !own && k.procs.procs[t].tgid == 1 && k.procs.action(t, sig).handler == signal::SIG_DFL {
+        return Ok(None);
+    }
+    Ok(Some(info))
 }
 
 /// kill(pid, sig): to one process, the caller's group (0), every process
@@ -355,112 +372,6 @@ pub fn sys_rt_sigreturn(k: &mut Kernel, s: usize) -> Outcome {
             NoReturn
         }
     }
-}
-
-/// The time left on ITIMER_REAL of `s`, and its interval (ns).
-fn real_timer_left(k: &Kernel, s: usize) -> (u64, u64) {
-    let t = k.procs.procs[leader(k, s)].real_timer;
-    if t.deadline_ns == 0 {
-        return (0, t.interval_ns);
-    }
-    let now = hypercall::clock_ns();
-    // An expired timer still armed reports a tiny remainder, as Linux.
-    (t.deadline_ns.saturating_sub(now).max(1000), t.interval_ns)
-}
-
-fn to_timeval(ns: u64) -> [u64; 2] {
-    [ns / 1_000_000_000, ns % 1_000_000_000 / 1000]
-}
-
-/// getitimer(which, value): ITIMER_REAL only.
-pub fn sys_getitimer(k: &mut Kernel, s: usize, which: u64, value: u64) -> Result<i64, Errno> {
-    if which != ITIMER_REAL as u64 {
-        return Err(refuse_itimer(k, s, which));
-    }
-    let (left, interval) = real_timer_left(k, s);
-    let [a, b] = to_timeval(interval);
-    let [c, d] = to_timeval(left);
-    write_words(&k.space(s), value, &[a, b, c, d])?;
-    Ok(0)
-}
-
-fn refuse_itimer(k: &Kernel, s: usize, which: u64) -> Errno {
-    if which == ITIMER_VIRTUAL as u64 || which == ITIMER_PROF as u64 {
-        // They need per-process CPU time, which is not kept yet.
-        log_refused(k, s, "setitimer", format_args!("timer {which} (CPU time)"));
-    }
-    Errno::EINVAL
-}
-
-/// setitimer(which, new, old): ITIMER_REAL (SIGALRM).
-pub fn sys_setitimer(
-    k: &mut Kernel,
-    s: usize,
-    which: u64,
-    new: u64,
-    old: u64,
-) -> Result<i64, Errno> {
-    if which != ITIMER_REAL as u64 {
-        return Err(refuse_itimer(k, s, which));
-    }
-    let space = k.space(s);
-    let parsed = if new != 0 {
-        let mut b = [0u8; 32];
-        copy_in(&space, new, &mut b)?;
-        let w = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
-        let tv = |sec: u64, usec: u64| -> Result<u64, Errno> {
-            if (sec as i64) < 0 || usec >= 1_000_000 {
-                return Err(Errno::EINVAL);
-            }
-            Ok(sec
-                .saturating_mul(1_000_000_000)
-                .saturating_add(usec * 1000))
-        };
-        Some((tv(w(0), w(1))?, tv(w(2), w(3))?))
-    } else {
-        None
-    };
-    if old != 0 {
-        let (left, interval) = real_timer_left(k, s);
-        let [a, b] = to_timeval(interval);
-        let [c, d] = to_timeval(left);
-        write_words(&space, old, &[a, b, c, d])?;
-    }
-    if let Some((interval, value)) = parsed {
-        arm_real_timer(k, s, value, interval);
-    }
-    Ok(0)
-}
-
-/// ITIMER_REAL is the process's: kept in its leader's slot (the caller's
-/// own if the leader is gone).
-fn leader(k: &Kernel, s: usize) -> usize {
-    k.procs.find(k.procs.procs[s].tgid).unwrap_or(s)
-}
-
-fn arm_real_timer(k: &mut Kernel, s: usize, value: u64, interval: u64) {
-    let l = leader(k, s);
-    let t = &mut k.procs.procs[l].real_timer;
-    t.interval_ns = interval;
-    t.deadline_ns = if value == 0 {
-        0
-    } else {
-        hypercall::clock_ns().saturating_add(value).max(1)
-    };
-}
-
-/// alarm(seconds): SIGALRM after `seconds` (0 cancels); the seconds
-/// that were left, rounded as Linux rounds them.
-pub fn sys_alarm(k: &mut Kernel, s: usize, seconds: u64) -> i64 {
-    let (left, _) = real_timer_left(k, s);
-    let secs = seconds as u32 as u64;
-    arm_real_timer(k, s, secs * 1_000_000_000, 0);
-    let (sec, usec) = (left / 1_000_000_000, left % 1_000_000_000 / 1000);
-    (if (sec == 0 && usec != 0) || usec >= 500_000 {
-        sec + 1
-    } else {
-        sec
-    }) as i64
 }
 
 /// What a blocked (or restarting) system call of `s` becomes when the

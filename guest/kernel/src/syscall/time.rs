@@ -4,8 +4,9 @@
 use crate::kernel::Kernel;
 use crate::mm::uaccess::{copy_out, read_u64, write_u64, write_words};
 use crate::mm::SpaceRef;
+use crate::proc::timer::TimerClock;
 use crate::proc::Chan;
-use crate::syscall::{err, Outcome, Outcome::*};
+use crate::syscall::{err, log_refused, Outcome, Outcome::*};
 use guestlib::hypercall;
 use linux_raw_sys::general::*;
 use vkernel_abi::Errno;
@@ -38,28 +39,59 @@ pub fn timespec(space: &SpaceRef, addr: u64) -> Result<u64, Errno> {
         .saturating_add(nsec as u64))
 }
 
-/// The CPU time of `clock` if it names a CPU-time clock: the caller's
-/// (CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID) or another
-/// process's (glibc's clock_getcpuclockid encoding: `~pid << 3 | kind`,
-/// bit 2 for a thread). `Err(EINVAL)` for no such process.
-fn cpu_clock(k: &Kernel, s: usize, clock: u64) -> Option<Result<u64, Errno>> {
-    let id = clock as i32;
-    let slot = match id {
-        2 | 3 => Ok(s),
-        _ if id < 0 => {
-            let pid = !(id >> 3) as u32;
-            let kind = id & 3;
+/// The task or process a CPU-time clock names, if `clock` is one: the
+/// caller's (CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID) or one
+/// given by pid (glibc's clock_getcpuclockid encoding: `~pid << 3 |
+/// kind`, bit 2 for a thread, pid 0 for the caller). A thread clock must
+/// name a thread of the caller's process; a process clock a process.
+/// `Err(EINVAL)` for no such task.
+pub fn cpu_clock_target(k: &Kernel, s: usize, clock: u64) -> Option<Result<TimerClock, Errno>> {
+    let id = clock as i64;
+    let me = &k.procs.procs[s];
+    let (pid, thread) = match id {
+        2 => (me.tgid, false),
+        3 => (me.pid, true),
+        _ if id < 0 && id >= i32::MIN as i64 => {
+            let id = id as i32;
+            // Linux's CPUCLOCK_WHICH: 0 PROF, 1 VIRT, 2 SCHED; all but VIRT
+            // are user + system time here.
+            let (kind, thread) = (id & 3, id & 4 != 0);
             if kind == 3 {
                 return Some(Err(Errno::EINVAL));
             }
-            k.procs.find(pid).ok_or(Errno::EINVAL)
+            if kind == 1 {
+                log_refused(k, s, "CPU clock", format_args!("CPUCLOCK_VIRT"));
+                return Some(Err(Errno::EINVAL));
+            }
+            let pid = !(id >> 3) as u32;
+            let pid = match (pid, thread) {
+                (0, true) => me.pid,
+                (0, false) => me.tgid,
+                _ => pid,
+            };
+            (pid, thread)
         }
         _ => return None,
     };
-    Some(slot.map(|t| {
-        let c = k.procs.procs[t].cpu;
-        c.user_ns.saturating_add(c.system_ns)
-    }))
+    let Some(t) = k.procs.find(pid) else {
+        return Some(Err(Errno::EINVAL));
+    };
+    let target = &k.procs.procs[t];
+    let ok = if thread {
+        target.tgid == me.tgid
+    } else {
+        target.pid == target.tgid
+    };
+    Some(if ok {
+        Ok(TimerClock::Cpu { pid, thread })
+    } else {
+        Err(Errno::EINVAL)
+    })
+}
+
+/// The CPU time of `clock` if it names a CPU-time clock.
+fn cpu_clock(k: &Kernel, s: usize, clock: u64) -> Option<Result<u64, Errno>> {
+    Some(cpu_clock_target(k, s, clock)?.map(|c| k.procs.timer_clock_now(c)))
 }
 
 pub fn sys_clock_gettime(k: &Kernel, s: usize, clock: u64, tp: u64) -> Result<i64, Errno> {
