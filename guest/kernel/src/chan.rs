@@ -27,6 +27,8 @@ pub enum Chan {
     PipeWritable(u64),
     /// Eventfd `id`'s counter changed (a read or a write may go on).
     Eventfd(u64),
+    /// Timerfd `id` went off (or was set again).
+    TimerFd(u64),
     /// Epoll instance `id`'s interest list changed.
     Epoll(u64),
     /// The file locks (record or flock) of inode `(dev, ino)` changed:

@@ -19,6 +19,7 @@
 extern crate alloc;
 
 mod chan;
+mod deadline;
 mod fs;
 mod kernel;
 mod mm;

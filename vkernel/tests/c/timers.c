@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/timerfd.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -133,7 +136,7 @@ static void posix_timers(void) {
     CHECK(toverrun(id) == si.si_overrun, "timer_getoverrun = the last si_overrun");
     CHECK(wait_sig(SIGRTMIN, 0, &si) == -1, "one signal queued, not one per expiry");
     CHECK(tset(id, 0, &(struct itimerspec){0}, &cur) == 0 && ns_of(cur.it_interval) == 5000000 &&
-              ns_of(cur.it_value) > 0 && ns_of(cur.it_value) <= 5000000,
+              ns_of(cur.it_value) >= 0 && ns_of(cur.it_value) <= 5100000,
           "disarming returns the old setting");
     CHECK(tget(id, &cur) == 0 && ns_of(cur.it_value) == 0 && ns_of(cur.it_interval) == 0,
           "disarmed");
@@ -349,6 +352,82 @@ static void inheritance(const char *self) {
     tdelete(id);
 }
 
+static void timerfds(void) {
+    uint64_t n = 0;
+    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    CHECK(fd >= 0, "timerfd_create(CLOCK_MONOTONIC, NONBLOCK|CLOEXEC)");
+    CHECK(read(fd, &n, 8) == -1 && errno == EAGAIN, "read of an unarmed timerfd: EAGAIN");
+    struct itimerspec s = its(20000000, 0), cur;
+    int64_t t0 = now_ns(CLOCK_MONOTONIC);
+    CHECK(timerfd_settime(fd, 0, &s, NULL) == 0, "timerfd_settime 20 ms");
+    struct pollfd p = {fd, POLLIN, 0};
+    CHECK(poll(&p, 1, 2000) == 1 && (p.revents & POLLIN), "poll: readable when it goes off");
+    CHECK(now_ns(CLOCK_MONOTONIC) - t0 >= 20000000, "not before");
+    CHECK(read(fd, &n, 8) == 8 && n == 1, "read: 1 expiration (%llu)", (unsigned long long)n);
+    CHECK(read(fd, &n, 8) == -1 && errno == EAGAIN, "the count was reset");
+    CHECK(read(fd, &n, 4) == -1 && errno == EINVAL, "a read of 4 bytes: EINVAL");
+    CHECK(write(fd, &n, 8) == -1 && errno == EINVAL, "write: EINVAL");
+
+    // Periodic: the expirations missed are counted.
+    s = its(5000000, 5000000);
+    int64_t armed = now_ns(CLOCK_MONOTONIC);
+    timerfd_settime(fd, 0, &s, NULL);
+    usleep(52000);
+    CHECK(timerfd_gettime(fd, &cur) == 0 && ns_of(cur.it_interval) == 5000000 &&
+              ns_of(cur.it_value) >= 0 && ns_of(cur.it_value) <= 5100000,
+          "timerfd_gettime of a periodic timer (%lld %lld)", (long long)ns_of(cur.it_interval), (long long)ns_of(cur.it_value));
+    ssize_t got = read(fd, &n, 8);
+    int64_t most = (now_ns(CLOCK_MONOTONIC) - armed) / 5000000;
+    CHECK(got == 8 && n >= 10 && (int64_t)n <= most, "every 5 ms counted: %llu of at most %lld",
+          (unsigned long long)n, (long long)most);
+    // epoll sees it go off again.
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 42}, out;
+    CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0, "epoll_ctl ADD a timerfd");
+    CHECK(epoll_wait(ep, &out, 1, 2000) == 1 && out.data.u64 == 42, "epoll_wait: it goes off");
+    close(ep);
+    // Setting it again drops the count; disarming reads 0.
+    s = its(0, 0);
+    CHECK(timerfd_settime(fd, 0, &s, &cur) == 0 && ns_of(cur.it_interval) == 5000000,
+          "disarm returns the old setting");
+    CHECK(read(fd, &n, 8) == -1 && errno == EAGAIN, "setting it dropped the expirations");
+    CHECK(timerfd_gettime(fd, &cur) == 0 && ns_of(cur.it_value) == 0, "disarmed reads 0");
+    close(fd);
+
+    // Blocking read; an absolute realtime deadline.
+    fd = timerfd_create(CLOCK_REALTIME, 0);
+    int64_t at = now_ns(CLOCK_REALTIME) + 15000000;
+    s = its(at, 0);
+    CHECK(timerfd_settime(fd, TFD_TIMER_ABSTIME, &s, NULL) == 0, "TFD_TIMER_ABSTIME realtime");
+    CHECK(read(fd, &n, 8) == 8 && n == 1 && now_ns(CLOCK_REALTIME) >= at,
+          "a blocking read returns at the deadline");
+    // A timerfd is shared across fork like any open file.
+    s = its(10000000, 0);
+    timerfd_settime(fd, 0, &s, NULL);
+    pid_t c = fork();
+    if (c == 0) {
+        _exit(read(fd, &n, 8) == 8 && n == 1 ? 0 : 1);
+    }
+    int st;
+    waitpid(c, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child reads the parent's timerfd");
+    close(fd);
+
+    CHECK(timerfd_create(CLOCK_MONOTONIC_RAW, 0) == -1 && errno == EINVAL, "CLOCK_MONOTONIC_RAW: EINVAL");
+    CHECK(timerfd_create(CLOCK_MONOTONIC, 1) == -1 && errno == EINVAL, "bad flags: EINVAL");
+    int pp[2];
+    pipe(pp);
+    CHECK(timerfd_settime(pp[0], 0, &s, NULL) == -1 && errno == EINVAL, "settime of a pipe: EINVAL");
+    CHECK(timerfd_gettime(999, &cur) == -1 && errno == EBADF, "gettime of no fd: EBADF");
+    fd = timerfd_create(CLOCK_BOOTTIME, 0);
+    CHECK(timerfd_settime(fd, 4, &s, NULL) == -1 && errno == EINVAL, "bad settime flags: EINVAL");
+    CHECK(timerfd_settime(fd, 0, (struct itimerspec *)8, NULL) == -1 && errno == EFAULT,
+          "bad pointer: EFAULT");
+    close(fd);
+    close(pp[0]);
+    close(pp[1]);
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "after-exec") == 0) {
         struct itimerval got;
@@ -368,6 +447,7 @@ int main(int argc, char **argv) {
     posix_timers();
     cpu_timers();
     threads_cpu();
+    timerfds();
     inheritance("/proc/self/exe");
     printf("%d failed\n", failed);
     return failed != 0;

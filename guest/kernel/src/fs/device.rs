@@ -86,6 +86,10 @@ pub trait Device {
     fn epoll(&self) -> Option<&super::epoll::Epoll> {
         None
     }
+    /// The timerfd, if this is one.
+    fn timerfd(&self) -> Option<&super::timerfd::TimerFd> {
+        None
+    }
     /// Whether this is a terminal (isatty, the tty ioctls).
     fn is_tty(&self) -> bool {
         false

@@ -286,6 +286,8 @@ pub struct ProcTable {
     pub tty_due: bool,
     /// Processes with a CPU-time timer armed (see [`timer`]).
     pub cpu_timer_owners: usize,
+    /// Every timerfd, to wake its readers at its deadline (see [`timer`]).
+    pub timerfds: Vec<alloc::rc::Weak<crate::fs::timerfd::TimerFd>>,
 }
 
 impl ProcTable {
@@ -302,6 +304,7 @@ impl ProcTable {
             tty_rounds: 0,
             tty_due: false,
             cpu_timer_owners: 0,
+            timerfds: Vec::new(),
         }
     }
 

@@ -20,10 +20,14 @@
 //! to the process as `si_overrun` when the signal is taken (and kept for
 //! `timer_getoverrun`), as Linux's posixtimer_rearm does.
 
+use alloc::rc::Rc;
 use alloc::vec::Vec;
 
+pub use crate::deadline::Arming;
+
 use super::signal::{SigInfo, SIGPROF, SIGVTALRM, SI_KERNEL};
-use super::{CpuTimes, Pid, ProcTable, State};
+use super::{Chan, CpuTimes, Pid, ProcTable, State};
+use crate::fs::timerfd::TimerFd;
 use vkernel_abi::Errno;
 
 /// Most POSIX timers per process (Linux bounds them by
@@ -58,47 +62,6 @@ pub enum Notify {
     /// SIGEV_SIGNAL (to the process), or with SIGEV_THREAD_ID to one
     /// thread of it.
     Signal { signo: i32, thread: Option<Pid> },
-}
-
-/// A deadline on a clock, and the interval it repeats at (0: once).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Arming {
-    /// In the clock's nanoseconds; 0: disarmed.
-    pub deadline: u64,
-    pub interval: u64,
-}
-
-impl Arming {
-    /// Called when the clock reads `now`: whether it fired, and how many
-    /// intervals it missed beyond the one that fired. A periodic timer is
-    /// moved past `now`; a one-shot one is disarmed.
-    fn advance(&mut self, now: u64) -> Option<u64> {
-        if self.deadline == 0 || now < self.deadline {
-            return None;
-        }
-        let missed = match (now - self.deadline).checked_div(self.interval) {
-            None => {
-                self.deadline = 0;
-                0
-            }
-            Some(missed) => {
-                let step = (missed + 1).saturating_mul(self.interval);
-                self.deadline = self.deadline.saturating_add(step);
-                missed
-            }
-        };
-        Some(missed)
-    }
-
-    /// The time left when the clock reads `now` (an expired timer still
-    /// armed reports 1 ns: its signal is on the way, as Linux reports).
-    pub fn left(&self, now: u64) -> u64 {
-        if self.deadline == 0 {
-            0
-        } else {
-            self.deadline.saturating_sub(now).max(1)
-        }
-    }
 }
 
 /// One `timer_create` timer.
@@ -368,6 +331,35 @@ impl ProcTable {
                     .iter()
                     .any(|i| i.code() == SI_TIMER && i.timer_id() == timer.id)
             })
+    }
+
+    /// Keeps track of a new timerfd (forgetting those gone).
+    pub fn register_timerfd(&mut self, t: &Rc<TimerFd>) {
+        self.timerfds.retain(|w| w.strong_count() > 0);
+        self.timerfds.push(Rc::downgrade(t));
+    }
+
+    /// The earliest deadline of an armed timerfd.
+    pub fn next_timerfd_deadline(&self) -> Option<u64> {
+        self.timerfds
+            .iter()
+            .filter_map(|w| w.upgrade()?.deadline())
+            .min()
+    }
+
+    /// Counts the expirations of the timerfds due by `now` and wakes
+    /// their readers and pollers.
+    pub fn fire_timerfds(&mut self, now: u64) {
+        let due: Vec<Chan> = self
+            .timerfds
+            .iter()
+            .filter_map(|w| w.upgrade())
+            .filter(|t| t.update(now))
+            .map(|t| t.chan())
+            .collect();
+        for chan in due {
+            self.wakeup(chan);
+        }
     }
 
     /// Task `s` takes `info` off its queue: a POSIX timer's signal gets the

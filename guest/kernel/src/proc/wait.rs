@@ -95,7 +95,11 @@ impl ProcTable {
             .iter()
             .filter(|p| p.state != State::Free && p.real_timer.deadline_ns != 0)
             .map(|p| p.real_timer.deadline_ns);
-        sleeps.chain(timers).chain(self.next_posix_deadline()).min()
+        sleeps
+            .chain(timers)
+            .chain(self.next_posix_deadline())
+            .chain(self.next_timerfd_deadline())
+            .min()
     }
 
     /// Ends the sleeps whose deadline is at or before `now_ns`: their
@@ -116,6 +120,7 @@ impl ProcTable {
         }
         self.fire_real_timers(now_ns);
         self.fire_wall_timers();
+        self.fire_timerfds(now_ns);
     }
 
     /// SIGALRM for each ITIMER_REAL due by `now_ns`; a periodic one is

@@ -282,6 +282,9 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         __NR_timer_gettime => ret(sys_timer_gettime(k, s, a[0], a[1])),
         __NR_timer_getoverrun => ret(sys_timer_getoverrun(k, s, a[0])),
         __NR_timer_delete => ret(sys_timer_delete(k, s, a[0])),
+        __NR_timerfd_create => ret(sys_timerfd_create(k, s, a[0], a[1])),
+        __NR_timerfd_settime => ret(sys_timerfd_settime(k, s, a)),
+        __NR_timerfd_gettime => ret(sys_timerfd_gettime(k, s, a[0], a[1])),
         // Process groups and sessions.
         __NR_setpgid => ret(sys_setpgid(k, s, a[0] as i32, a[1] as i32)),
         __NR_getpgid => ret(sys_getpgid(k, s, a[0] as i32)),

@@ -330,7 +330,7 @@ fn do_select(
 }
 
 /// Installs `file` as a new descriptor of `s`.
-fn install(k: &Kernel, s: usize, f: Rc<OpenFile>, cloexec: bool) -> Result<i64, Errno> {
+pub(super) fn install(k: &Kernel, s: usize, f: Rc<OpenFile>, cloexec: bool) -> Result<i64, Errno> {
     let limit = nofile(k, s);
     k.files(s)
         .borrow_mut()

@@ -3,12 +3,18 @@
 //! (`Proc::real_timer`); the others in [`crate::proc::timer`]. All of them
 //! are the process's: kept in its leader's slot.
 
+use alloc::rc::Rc;
+
+use crate::fs::file::OpenFile;
+use crate::fs::timerfd::TimerFd;
 use crate::kernel::Kernel;
 use crate::mm::uaccess::{copy_in, write_words};
 use crate::mm::SpaceRef;
 use crate::proc::signal;
 use crate::proc::timer::{Arming, Notify, TimerClock};
+use crate::syscall::fd::file;
 use crate::syscall::log_refused;
+use crate::syscall::poll::install;
 use crate::syscall::time::{cpu_clock_target, timespec};
 use guestlib::hypercall;
 use linux_raw_sys::general::*;
@@ -114,14 +120,7 @@ pub fn sys_setitimer(
     } else {
         (&mut timers.prof, cpu.user_ns.saturating_add(cpu.system_ns))
     };
-    *arming = Arming {
-        deadline: if value == 0 {
-            0
-        } else {
-            now.saturating_add(value).max(1)
-        },
-        interval,
-    };
+    *arming = Arming::after(now, value, interval);
     k.procs.recount_cpu_timers();
     Ok(0)
 }
@@ -335,5 +334,76 @@ pub fn sys_timer_delete(k: &mut Kernel, s: usize, id: u64) -> Result<i64, Errno>
     let owner = k.procs.timer_slot(s);
     k.procs.procs[owner].timers.delete(timer_id(id)?)?;
     k.procs.recount_cpu_timers();
+    Ok(0)
+}
+
+/// timerfd_create(clock, flags): CLOCK_REALTIME, CLOCK_MONOTONIC,
+/// CLOCK_BOOTTIME (and their _ALARM forms, the same here: the guest never
+/// suspends), with TFD_NONBLOCK and TFD_CLOEXEC.
+pub fn sys_timerfd_create(k: &mut Kernel, s: usize, clock: u64, flags: u64) -> Result<i64, Errno> {
+    if flags & !((TFD_NONBLOCK | TFD_CLOEXEC) as u64) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let realtime = match u32::try_from(clock).map_err(|_| Errno::EINVAL)? {
+        CLOCK_REALTIME | CLOCK_REALTIME_ALARM => true,
+        CLOCK_MONOTONIC | CLOCK_BOOTTIME | CLOCK_BOOTTIME_ALARM => false,
+        _ => return Err(Errno::EINVAL),
+    };
+    let t = TimerFd::new(realtime);
+    k.procs.register_timerfd(&t);
+    let flags = flags as u32;
+    let f = OpenFile::anon(t, O_RDWR | (flags & O_NONBLOCK), "anon_inode:[timerfd]");
+    install(k, s, f, flags & TFD_CLOEXEC != 0)
+}
+
+/// The timerfd behind `fd`: `EBADF` for no descriptor, `EINVAL` for
+/// another kind of file.
+fn timerfd_of(k: &Kernel, s: usize, fd: u64) -> Result<Rc<OpenFile>, Errno> {
+    let f = file(k, s, fd)?;
+    if f.device().and_then(|d| d.timerfd()).is_none() {
+        return Err(Errno::EINVAL);
+    }
+    Ok(f)
+}
+
+/// timerfd_settime(fd, flags, new, old): TFD_TIMER_ABSTIME, and
+/// TFD_TIMER_CANCEL_ON_SET (accepted: the guest's realtime clock is never
+/// set, so nothing cancels).
+pub fn sys_timerfd_settime(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errno> {
+    let (fd, flags, new, old) = (a[0], a[1], a[2], a[3]);
+    if flags & !((TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET) as u64) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let f = timerfd_of(k, s, fd)?;
+    let t = f.device().and_then(|d| d.timerfd()).ok_or(Errno::EINVAL)?;
+    let space = k.space(s);
+    let interval = timespec(&space, new)?;
+    let value = timespec(&space, new.wrapping_add(16))?;
+    let now = hypercall::clock_ns();
+    if old != 0 {
+        write_itimerspec(&space, old, t.get(now))?;
+    }
+    let arming = if flags & TFD_TIMER_ABSTIME as u64 != 0 && value != 0 {
+        let at = if t.realtime() {
+            now.saturating_add(value.saturating_sub(hypercall::realtime_ns()))
+        } else {
+            value
+        };
+        Arming {
+            deadline: at.max(1),
+            interval,
+        }
+    } else {
+        Arming::after(now, value, interval)
+    };
+    t.set(arming);
+    Ok(0)
+}
+
+/// timerfd_gettime(fd, curr).
+pub fn sys_timerfd_gettime(k: &mut Kernel, s: usize, fd: u64, curr: u64) -> Result<i64, Errno> {
+    let f = timerfd_of(k, s, fd)?;
+    let t = f.device().and_then(|d| d.timerfd()).ok_or(Errno::EINVAL)?;
+    write_itimerspec(&k.space(s), curr, t.get(hypercall::clock_ns()))?;
     Ok(0)
 }
