@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <signal.h>
 #include <sys/sendfile.h>
+#include <grp.h>
 
 static int fails;
 #define CHECK(c, ...) do { if (c) printf("ok " __VA_ARGS__); else { fails++; printf("FAIL (errno %d) ", errno); printf(__VA_ARGS__); } printf("\n"); } while (0)
@@ -96,8 +97,32 @@ int main(int argc, char **argv) {
     CHECK(n == 10000 && in_off == 10000 && fstat(dst, &st) == 0 && st.st_size == 10000, "copy_file_range (%zd)", n);
     CHECK(pread(dst, buf, 10, 9990) == 10 && memcmp(buf, "line 0999\n", 10) == 0, "copied data");
     CHECK(pread(dst, buf, 10, 4090) == 10 && memcmp(buf, "line 0409\n", 10) == 0, "copied data across a page");
+    /* posix_fadvise: Linux's checks (it returns the error number). */
+    CHECK(posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL) == 0, "fadvise SEQUENTIAL");
+    CHECK(posix_fadvise(fd, 0, 4096, POSIX_FADV_DONTNEED) == 0, "fadvise DONTNEED");
+    CHECK(posix_fadvise(fd, 0, 0, 99) == EINVAL, "fadvise bad advice: EINVAL");
+    CHECK(posix_fadvise(fd, 0, -1, POSIX_FADV_NORMAL) == EINVAL, "fadvise negative length: EINVAL");
+    CHECK(posix_fadvise(p[0], 0, 0, POSIX_FADV_NORMAL) == ESPIPE, "fadvise of a pipe: ESPIPE");
+    CHECK(posix_fadvise(999, 0, 0, POSIX_FADV_NORMAL) == EBADF, "fadvise of no fd: EBADF");
     close(fd); close(dst); close(p[0]); close(p[1]);
     unlink("/tmp/src"); unlink("/tmp/dst");
+    /* Supplementary groups: set (root may), read back sorted. */
+    gid_t gs[4] = {27, 4, 100, 4}, gl[8];
+    int ng0 = getgroups(0, NULL);
+    CHECK(ng0 >= 0, "getgroups(0) = %d", ng0);
+    CHECK(setgroups(4, gs) == 0, "setgroups");
+    CHECK(getgroups(0, NULL) == 4, "getgroups(0) counts them");
+    CHECK(getgroups(2, gl) == -1 && errno == EINVAL, "getgroups too small: EINVAL");
+    CHECK(getgroups(8, gl) == 4 && gl[0] == 4 && gl[1] == 4 && gl[2] == 27 && gl[3] == 100,
+          "getgroups: sorted (%d %d %d %d)", gl[0], gl[1], gl[2], gl[3]);
+    CHECK(setgroups(65537, gs) == -1 && errno == EINVAL, "setgroups past NGROUPS_MAX: EINVAL");
+    CHECK(setgroups(1, (gid_t *)8) == -1 && errno == EFAULT, "setgroups bad pointer: EFAULT");
+    pid_t gc = fork();
+    if (gc == 0) _exit(getgroups(8, gl) == 4 && gl[2] == 27 ? 0 : 1);
+    int gst;
+    waitpid(gc, &gst, 0);
+    CHECK(WIFEXITED(gst) && WEXITSTATUS(gst) == 0, "fork keeps them");
+    CHECK(setgroups(0, NULL) == 0 && getgroups(0, NULL) == 0, "setgroups(0) clears them");
     printf("%d failed\n", fails);
     return fails != 0;
 }

@@ -125,6 +125,9 @@ pub struct Proc {
     pub cwd_path: Vec<u8>,
     /// File mode creation mask.
     pub umask: u32,
+    /// Supplementary group ids, sorted (setgroups); uids and gids are
+    /// all 0: every process runs as root.
+    pub groups: Vec<u32>,
     /// User registers and TLS bases to resume with.
     pub tf: TrapFrame,
     pub vf: VextFrame,
@@ -199,6 +202,7 @@ impl Proc {
             cwd: None,
             cwd_path: alloc::vec![b'/'],
             umask: 0o022,
+            groups: Vec::new(),
             tf: TrapFrame::default(),
             vf: VextFrame::default(),
             restart: false,

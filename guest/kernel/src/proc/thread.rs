@@ -149,6 +149,7 @@ impl ProcTable {
         let (tf, vf, rlimits) = (me.tf, me.vf, me.rlimits);
         let (name, name_len) = (me.name, me.name_len);
         let (cwd, cwd_path, umask) = (me.cwd.clone(), me.cwd_path.clone(), me.umask);
+        let groups = me.groups.clone();
         let parent_task = me.task.clone();
         let child = &mut self.procs[c];
         if thread {
@@ -169,6 +170,7 @@ impl ProcTable {
         child.cwd = cwd;
         child.cwd_path = cwd_path;
         child.umask = umask;
+        child.groups = groups;
         child.tf = tf;
         child.tf.rax = 0;
         if a.stack != 0 {

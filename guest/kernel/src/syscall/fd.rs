@@ -587,6 +587,21 @@ pub fn sys_fsync(k: &Kernel, s: usize, fd: u64) -> Result<i64, Errno> {
     Ok(0)
 }
 
+/// fadvise64(fd, offset, len, advice): advice about an access pattern.
+/// The checks are Linux's (generic_fadvise); the advice itself changes
+/// nothing here: tmpfs files live in memory, and the host-backed page
+/// cache reads ahead by its own rule.
+pub fn sys_fadvise64(k: &Kernel, s: usize, fd: u64, len: u64, advice: u64) -> Result<i64, Errno> {
+    let f = file(k, s, fd)?;
+    if f.meta().kind == Kind::Fifo {
+        return Err(Errno::ESPIPE);
+    }
+    if advice > POSIX_FADV_NOREUSE as u64 || (len as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
+}
+
 /// The arguments of sendfile and copy_file_range (offset pointers 0 when
 /// not given).
 pub struct Copy {

@@ -2,10 +2,11 @@
 //! uname, getrandom, prlimit64, arch_prctl, futex.
 
 use crate::kernel::Kernel;
-use crate::mm::uaccess::{copy_out, read_u64, write_u64, write_words};
+use crate::mm::uaccess::{copy_in, copy_out, read_u64, write_u64, write_words};
 use crate::param::NRLIMIT;
 use crate::random;
 use crate::syscall::log_refused;
+use alloc::vec::Vec;
 use guestlib::hypercall;
 use vkernel_abi::layout::VM_MAX_USER_ADDRESS;
 use vkernel_abi::Errno;
@@ -349,4 +350,45 @@ pub fn sys_prctl(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errno> {
             Err(Errno::EINVAL)
         }
     }
+}
+
+/// Most supplementary groups (Linux's NGROUPS_MAX).
+const NGROUPS_MAX: usize = 65536;
+
+/// getgroups(size, list): the supplementary groups; with size 0 only
+/// their number; `EINVAL` if `size` is too small.
+pub fn sys_getgroups(k: &Kernel, s: usize, size: u64, list: u64) -> Result<i64, Errno> {
+    let groups = &k.procs.procs[s].groups;
+    let size = usize::try_from(size as i32).map_err(|_| Errno::EINVAL)?;
+    if size == 0 {
+        return Ok(groups.len() as i64);
+    }
+    if size < groups.len() {
+        return Err(Errno::EINVAL);
+    }
+    let bytes: Vec<u8> = groups.iter().flat_map(|g| g.to_le_bytes()).collect();
+    copy_out(&k.space(s), list, &bytes)?;
+    Ok(groups.len() as i64)
+}
+
+/// setgroups(size, list): sets the caller's supplementary groups (it is
+/// root, so it may). Kept sorted, as Linux keeps them.
+pub fn sys_setgroups(k: &mut Kernel, s: usize, size: u64, list: u64) -> Result<i64, Errno> {
+    let size = usize::try_from(size as i32).map_err(|_| Errno::EINVAL)?;
+    if size > NGROUPS_MAX {
+        return Err(Errno::EINVAL);
+    }
+    let mut bytes = Vec::new();
+    bytes
+        .try_reserve_exact(size * 4)
+        .map_err(|_| Errno::ENOMEM)?;
+    bytes.resize(size * 4, 0);
+    copy_in(&k.space(s), list, &mut bytes)?;
+    let mut groups: Vec<u32> = bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    groups.sort_unstable();
+    k.procs.procs[s].groups = groups;
+    Ok(0)
 }

@@ -106,6 +106,7 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         __NR_getdents64 => ret(sys_getdents64(k, s, a[0], a[1], a[2])),
         __NR_ftruncate => ret(sys_ftruncate(k, s, a[0], a[1])),
         __NR_fsync | __NR_fdatasync => ret(sys_fsync(k, s, a[0])),
+        __NR_fadvise64 => ret(sys_fadvise64(k, s, a[0], a[2], a[3])),
         // Waiting on many.
         __NR_poll => sys_poll(k, s, a[0], a[1], a[2]),
         __NR_ppoll => sys_ppoll(k, s, a),
@@ -297,6 +298,8 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         __NR_getrlimit => ret(sys_prlimit(k, s, 0, a[0], 0, a[1])),
         // uid, gid, euid, egid: root.
         __NR_getuid | __NR_getgid | __NR_geteuid | __NR_getegid => Ret(0),
+        __NR_getgroups => ret(sys_getgroups(k, s, a[0], a[1])),
+        __NR_setgroups => ret(sys_setgroups(k, s, a[0], a[1])),
         __NR_getppid => Ret(k.procs.procs[s].parent as i64),
         __NR_arch_prctl => ret(sys_arch_prctl(k, s, a[0], a[1])),
         __NR_prctl => ret(sys_prctl(k, s, a)),
