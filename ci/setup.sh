@@ -65,6 +65,8 @@ for tool in gdb:gdb gcc:gcc cpio:cpio musl-gcc:musl-tools go:golang-go; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
 if [ -e /usr/lib/x86_64-linux-gnu/libc.a ]; then :; else missing+=(libc6-dev); fi
+# Debian's own python3 (the tests run the host's userland in the guest).
+[ -x /usr/bin/python3 ] || missing+=(python3)
 if dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed'; then :; else missing+=(busybox-static); fi
 if [ ${#missing[@]} -gt 0 ]; then
     echo "ci: installing ${missing[*]}"

@@ -69,5 +69,15 @@ errnos! {
     EOVERFLOW, "Value too large for the type.";
     ENODATA, "No data (no such extended attribute).";
     ENOTSOCK, "Not a socket.";
+    EMSGSIZE, "Message too long.";
+    EPROTONOSUPPORT, "Protocol not supported.";
+    ESOCKTNOSUPPORT, "Socket type not supported.";
+    EAFNOSUPPORT, "Address family not supported by protocol.";
+    ENOBUFS, "No buffer space available.";
+    EISCONN, "Transport endpoint is already connected.";
+    ENOTCONN, "Transport endpoint is not connected.";
+    ECONNREFUSED, "Connection refused.";
+    ECONNRESET, "Connection reset by peer.";
+    ENOPROTOOPT, "Protocol not available.";
     ESTALE, "Stale file handle.";
 }

@@ -86,6 +86,15 @@ pub trait Device {
     fn epoll(&self) -> Option<&super::epoll::Epoll> {
         None
     }
+    /// Bytes a read would find now (FIONREAD), where the device counts
+    /// them (pipes, sockets).
+    fn pending_bytes(&self) -> Option<usize> {
+        None
+    }
+    /// The Unix domain socket, if this is one.
+    fn unix_socket(&self) -> Option<&super::unix::UnixSocket> {
+        None
+    }
     /// The timerfd, if this is one.
     fn timerfd(&self) -> Option<&super::timerfd::TimerFd> {
         None

@@ -14,6 +14,7 @@ pub mod pipe;
 pub mod timerfd;
 pub mod tmpfs;
 pub mod tty;
+pub mod unix;
 pub mod vfs;
 
 use alloc::rc::Weak;
@@ -30,6 +31,8 @@ pub const DEV_TMP: u64 = 0x02;
 pub const DEV_PROC: u64 = 0x04;
 /// The unmounted tmpfs behind shared anonymous memory.
 pub const DEV_SHM: u64 = 0x06;
+/// /dev/shm (POSIX shared memory and semaphores: shm_open, sem_open).
+pub const DEV_DEVSHM: u64 = 0x07;
 pub const DEV_PIPEFS: u64 = 0x0c;
 /// The tmpfs upper layer of a host root (never mounted on its own).
 pub const DEV_UPPER: u64 = 0x0d;
@@ -98,7 +101,18 @@ pub fn boot(
             problem: "cannot be mounted on",
         })
     };
-    mount(b"/dev", devfs::new(frames.clone()), "devtmpfs")?;
+    let dev = devfs::new(frames.clone());
+    // /dev/shm: a tmpfs anyone may create in (glibc's shm_open and
+    // sem_open, and so Python's multiprocessing, put their objects there).
+    dev.create(b"shm", Kind::Directory, 0o1777, 0)
+        .map_err(|_| BadEntry {
+            name: alloc::string::String::from("/dev/shm"),
+            problem: "cannot be made as a mount point",
+        })?;
+    mount(b"/dev", dev, "devtmpfs")?;
+    let shm = tmpfs::Tmpfs::new_root(DEV_DEVSHM, frames.clone(), limit_bytes);
+    shm.set_perm(0o1777).ok();
+    mount(b"/dev/shm", shm, "tmpfs")?;
     // procfs belongs to the process subsystem (it reads its records):
     // the caller makes it, given the mount table it lists.
     mount(b"/proc", proc_fs(vfs.mount_table()), "proc")?;

@@ -192,6 +192,14 @@ impl Device for PipeEnd {
         true
     }
 
+    fn pending_bytes(&self) -> Option<usize> {
+        Some(if self.write {
+            0
+        } else {
+            self.pipe.ring.borrow().len
+        })
+    }
+
     fn poll_chans(&self, out: &mut Vec<Chan>) {
         out.push(if self.write {
             self.pipe.writable_chan()

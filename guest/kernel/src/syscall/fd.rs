@@ -513,7 +513,10 @@ fn ioctl(k: &mut Kernel, s: usize, f: &OpenFile, req: u64, arg: u64) -> Result<i
                 Some(i) if i.meta().kind == Kind::Regular => {
                     i.meta().size.saturating_sub(f.offset.get())
                 }
-                _ => u64::from(f.device().is_some_and(|d| d.ready().read)),
+                _ => f.device().map_or(0, |d| {
+                    d.pending_bytes()
+                        .map_or(u64::from(d.ready().read), |n| n as u64)
+                }),
             };
             copy_out(&space, arg, &(n as i32).to_le_bytes())?;
             Ok(0)

@@ -19,6 +19,7 @@ mod path;
 mod poll;
 mod proc;
 pub mod signal;
+mod socket;
 mod time;
 mod timer;
 mod tty;
@@ -35,6 +36,7 @@ use path::*;
 use poll::*;
 use proc::*;
 use signal::*;
+use socket::*;
 use time::*;
 use timer::*;
 
@@ -221,8 +223,6 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
             path::XattrTarget::Fd(a[0]),
             nr == __NR_flistxattr,
         )),
-        // No sockets exist: any open descriptor is not one.
-        __NR_getpeername | __NR_getsockname => ret(fd::file(k, s, a[0]).and(Err(Errno::ENOTSOCK))),
         __NR_fstatfs => ret(sys_fstatfs(k, s, a[0], a[1])),
         // Memory.
         __NR_mmap => ret(sys_mmap(k, s, a)),
@@ -283,6 +283,16 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         __NR_timer_gettime => ret(sys_timer_gettime(k, s, a[0], a[1])),
         __NR_timer_getoverrun => ret(sys_timer_getoverrun(k, s, a[0])),
         __NR_timer_delete => ret(sys_timer_delete(k, s, a[0])),
+        // Sockets: connected Unix pairs.
+        __NR_socket => ret(sys_socket(k, s, a[0], a[1])),
+        __NR_socketpair => ret(sys_socketpair(k, s, a)),
+        __NR_sendto => sys_sendto(k, s, a),
+        __NR_recvfrom => sys_recvfrom(k, s, a),
+        __NR_sendmsg => sys_sendmsg(k, s, a[0], a[1], a[2]),
+        __NR_recvmsg => sys_recvmsg(k, s, a[0], a[1], a[2]),
+        __NR_shutdown => ret(sys_shutdown(k, s, a[0], a[1])),
+        __NR_getsockname | __NR_getpeername => ret(sys_getname(k, s, a[0], a[1], a[2])),
+        __NR_getsockopt => ret(sys_getsockopt(k, s, a)),
         __NR_timerfd_create => ret(sys_timerfd_create(k, s, a[0], a[1])),
         __NR_timerfd_settime => ret(sys_timerfd_settime(k, s, a)),
         __NR_timerfd_gettime => ret(sys_timerfd_gettime(k, s, a[0], a[1])),
