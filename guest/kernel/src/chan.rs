@@ -27,6 +27,8 @@ pub enum Chan {
     PipeWritable(u64),
     /// Eventfd `id`'s counter changed (a read or a write may go on).
     Eventfd(u64),
+    /// A signal was queued: signalfd readers and pollers look again.
+    SignalFd,
     /// Unix socket `id`'s queue or peer changed.
     Socket(u64),
     /// Timerfd `id` went off (or was set again).

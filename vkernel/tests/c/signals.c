@@ -10,7 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -701,6 +704,86 @@ static void fpu_between_processes(void) {
           "each process keeps its own SIMD registers across switches");
 }
 
+static void signalfds(void) {
+    sigset_t m;
+    sigemptyset(&m);
+    sigaddset(&m, SIGUSR1);
+    sigaddset(&m, SIGUSR2);
+    sigaddset(&m, SIGRTMIN);
+    sigset_t old;
+    sigprocmask(SIG_BLOCK, &m, &old);
+    int fd = signalfd(-1, &m, SFD_NONBLOCK | SFD_CLOEXEC);
+    CHECK(fd >= 0 && (fcntl(fd, F_GETFD) & FD_CLOEXEC), "signalfd(-1, USR1|USR2|RTMIN, NONBLOCK|CLOEXEC)");
+    struct signalfd_siginfo si[4];
+    CHECK(read(fd, si, sizeof si) == -1 && errno == EAGAIN, "nothing pending: EAGAIN");
+    struct pollfd p = {fd, POLLIN, 0};
+    CHECK(poll(&p, 1, 0) == 0, "poll: not readable");
+    kill(getpid(), SIGUSR1);
+    union sigval v = {.sival_int = 4242};
+    sigqueue(getpid(), SIGRTMIN, v);
+    sigqueue(getpid(), SIGRTMIN, v);
+    CHECK(poll(&p, 1, 0) == 1 && (p.revents & POLLIN), "poll: readable with a signal pending");
+    CHECK(read(fd, si, 100) == -1 && errno == EINVAL, "a read shorter than one record: EINVAL");
+    ssize_t n = read(fd, si, sizeof si);
+    CHECK(n == 3 * (ssize_t)sizeof si[0], "three records in one read (%zd)", n);
+    CHECK(si[0].ssi_signo == SIGUSR1 && si[0].ssi_code == SI_USER && si[0].ssi_pid == (uint32_t)getpid(),
+          "SIGUSR1 from kill: code, pid");
+    CHECK(si[1].ssi_signo == (uint32_t)SIGRTMIN && si[1].ssi_code == SI_QUEUE && si[1].ssi_int == 4242 &&
+              si[2].ssi_signo == (uint32_t)SIGRTMIN,
+          "both queued SIGRTMIN with their value");
+    sigset_t pend;
+    sigpending(&pend);
+    CHECK(!sigismember(&pend, SIGUSR1) && !sigismember(&pend, SIGRTMIN), "read took them off the pending set");
+    // A new mask for the same signalfd; signals outside it stay pending.
+    sigset_t only2;
+    sigemptyset(&only2);
+    sigaddset(&only2, SIGUSR2);
+    CHECK(signalfd(fd, &only2, 0) == fd, "signalfd(fd, USR2) changes its mask");
+    kill(getpid(), SIGUSR1);
+    CHECK(read(fd, si, sizeof si) == -1 && errno == EAGAIN, "SIGUSR1 is no longer read");
+    sigpending(&pend);
+    CHECK(sigismember(&pend, SIGUSR1), "and stays pending");
+    sigwaitinfo(&m, NULL);
+    // A blocking read waits for a child's signal.
+    int bfd = signalfd(-1, &only2, 0);
+    pid_t parent = getpid(), c = fork();
+    if (c == 0) {
+        usleep(20000);
+        kill(parent, SIGUSR2);
+        _exit(0);
+    }
+    CHECK(read(bfd, si, sizeof si) == sizeof si[0] && si[0].ssi_signo == SIGUSR2 && si[0].ssi_pid == (uint32_t)c,
+          "a blocking read returns the child's SIGUSR2");
+    waitpid(c, NULL, 0);
+    // SIGCHLD's fields.
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, NULL);
+    int cfd = signalfd(-1, &chld, 0);
+    c = fork();
+    if (c == 0) {
+        _exit(7);
+    }
+    CHECK(read(cfd, si, sizeof si) == sizeof si[0] && si[0].ssi_signo == SIGCHLD && si[0].ssi_code == CLD_EXITED &&
+              si[0].ssi_pid == (uint32_t)c && si[0].ssi_status == 7,
+          "SIGCHLD: CLD_EXITED, pid, status");
+    waitpid(c, NULL, 0);
+    sigprocmask(SIG_UNBLOCK, &chld, NULL);
+    int bad = signalfd(-1, &m, 0x10);
+    CHECK(bad == -1 && errno == EINVAL, "bad flags: EINVAL");
+    CHECK(syscall(SYS_signalfd4, -1, &m, 4, 0) == -1 && errno == EINVAL, "sizemask 4: EINVAL");
+    int pp[2];
+    pipe(pp);
+    CHECK(signalfd(pp[0], &m, 0) == -1 && errno == EINVAL, "a pipe as the signalfd: EINVAL");
+    close(pp[0]);
+    close(pp[1]);
+    close(fd);
+    close(bfd);
+    close(cfd);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     handler_and_siginfo();
@@ -719,6 +802,7 @@ int main(void) {
     hostile();
     prctls();
     fpu_between_processes();
+    signalfds();
     printf("%d failed\n", failed);
     return failed != 0;
 }

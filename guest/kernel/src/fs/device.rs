@@ -95,6 +95,10 @@ pub trait Device {
     fn unix_socket(&self) -> Option<&super::unix::UnixSocket> {
         None
     }
+    /// The signalfd, if this is one.
+    fn signalfd(&self) -> Option<&super::signalfd::SignalFd> {
+        None
+    }
     /// The timerfd, if this is one.
     fn timerfd(&self) -> Option<&super::timerfd::TimerFd> {
         None

@@ -11,6 +11,7 @@ pub mod hostfs;
 pub mod lock;
 pub mod overlay;
 pub mod pipe;
+pub mod signalfd;
 pub mod timerfd;
 pub mod tmpfs;
 pub mod tty;

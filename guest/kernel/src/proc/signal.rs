@@ -525,6 +525,7 @@ impl ProcTable {
         }
         self.signal_wake(t, sig);
         self.publish_signals(t);
+        self.wakeup(Chan::SignalFd);
         Ok(())
     }
 

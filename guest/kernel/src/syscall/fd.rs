@@ -89,6 +89,9 @@ fn read_at(k: &mut Kernel, s: usize, fd: u64, buf: u64, count: u64, at: Option<u
             return o;
         }
     }
+    if f.device().is_some_and(|d| d.signalfd().is_some()) {
+        return super::signal::read_signalfd(k, s, &f, buf, count);
+    }
     let space = k.space(s);
     let mut to = ToUser::new(&space, buf);
     match f.read(count as usize, at, &mut |b| to.put(b)) {

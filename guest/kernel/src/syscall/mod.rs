@@ -79,6 +79,8 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
     let a = [tf.rdi, tf.rsi, tf.rdx, tf.r10, tf.r8, tf.r9];
     // `/proc/self` names the caller (see proc/procfs.rs).
     k.procs.tasks.current.set(k.procs.procs[s].tgid);
+    // What a signalfd polled by this call would read.
+    crate::fs::signalfd::set_caller_pending(k.procs.procs[s].sig.pending.0);
     // A number past u32 names no call.
     let nr = u32::try_from(tf.rax).unwrap_or(u32::MAX);
     const CWD: u64 = AT_FDCWD as u64;
@@ -293,6 +295,8 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         __NR_shutdown => ret(sys_shutdown(k, s, a[0], a[1])),
         __NR_getsockname | __NR_getpeername => ret(sys_getname(k, s, a[0], a[1], a[2])),
         __NR_getsockopt => ret(sys_getsockopt(k, s, a)),
+        __NR_signalfd => ret(sys_signalfd4(k, s, [a[0], a[1], a[2], 0, 0, 0])),
+        __NR_signalfd4 => ret(sys_signalfd4(k, s, a)),
         __NR_timerfd_create => ret(sys_timerfd_create(k, s, a[0], a[1])),
         __NR_timerfd_settime => ret(sys_timerfd_settime(k, s, a)),
         __NR_timerfd_gettime => ret(sys_timerfd_gettime(k, s, a[0], a[1])),

@@ -3,10 +3,14 @@
 //! blocked call becomes when a handler interrupts it (Linux's
 //! -ERESTARTSYS rules).
 
+use crate::fs::file::OpenFile;
+use crate::fs::signalfd::SignalFd;
 use crate::kernel::Kernel;
 use crate::mm::uaccess::{copy_in, copy_out, read_u64, write_words};
 use crate::proc::signal::{self, Action, SigInfo, SigSet, SI_TKILL, SI_USER};
 use crate::proc::Chan;
+use crate::syscall::fd::file;
+use crate::syscall::poll::install;
 use crate::syscall::time::timespec;
 use crate::syscall::{err, ret, Outcome, Outcome::*};
 use guestlib::hypercall;
@@ -425,4 +429,116 @@ pub fn interrupted(k: &mut Kernel, s: usize, act: &Action) {
             &[left / 1_000_000_000, left % 1_000_000_000],
         );
     }
+}
+
+/// signalfd4(fd, mask, size, flags) (and signalfd: flags 0): a new
+/// signalfd for the signals of `mask` (SIGKILL and SIGSTOP left out, as
+/// Linux does), or, given one's descriptor, a new mask for it.
+pub fn sys_signalfd4(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errno> {
+    let [fd, mask, size, flags, ..] = a;
+    if size != SIGSET_BYTES || flags & !((SFD_CLOEXEC | SFD_NONBLOCK) as u64) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mask = read_u64(&k.space(s), mask)?
+        & !(SigSet::of(signal::SIGKILL).0 | SigSet::of(signal::SIGSTOP).0);
+    if fd as i32 != -1 {
+        let f = file(k, s, fd)?;
+        let sfd = f.device().and_then(|d| d.signalfd()).ok_or(Errno::EINVAL)?;
+        sfd.set_mask(mask);
+        return Ok(fd as i32 as i64);
+    }
+    let flags = flags as u32;
+    let f = OpenFile::anon(
+        SignalFd::new(mask),
+        O_RDWR | (flags & O_NONBLOCK),
+        "anon_inode:[signalfd]",
+    );
+    install(k, s, f, flags & SFD_CLOEXEC != 0)
+}
+
+/// signalfd's flags (the uapi headers spell them as O_ flags).
+const SFD_CLOEXEC: u32 = O_CLOEXEC;
+const SFD_NONBLOCK: u32 = O_NONBLOCK;
+
+/// Bytes of one `struct signalfd_siginfo`.
+const SIGNALFD_SIGINFO: usize = 128;
+
+/// Linux's signalfd_copyinfo: the fields of `info` a `signalfd_siginfo`
+/// carries, placed by the siginfo's layout (kill, timer, real-time,
+/// child, fault).
+fn signalfd_siginfo(info: &SigInfo) -> [u8; SIGNALFD_SIGINFO] {
+    let i = &info.0;
+    let mut o = [0u8; SIGNALFD_SIGINFO];
+    o[0..12].copy_from_slice(&i[0..12]); // signo, errno, code
+    let (sig, code) = (info.signo(), info.code());
+    let from_kernel_for_sig = code > 0 && code < signal::SI_KERNEL;
+    let fault = matches!(
+        sig,
+        signal::SIGILL | signal::SIGFPE | signal::SIGSEGV | signal::SIGBUS | signal::SIGTRAP
+    );
+    if from_kernel_for_sig && fault {
+        o[72..80].copy_from_slice(&i[16..24]); // ssi_addr
+    } else if from_kernel_for_sig && sig == signal::SIGCHLD {
+        o[12..20].copy_from_slice(&i[16..24]); // pid, uid
+        o[40..44].copy_from_slice(&i[24..28]); // status
+        o[56..72].copy_from_slice(&i[32..48]); // utime, stime
+    } else if code == crate::proc::timer::SI_TIMER {
+        o[24..32].copy_from_slice(&i[16..24]); // tid (timer id), overrun
+        o[44..48].copy_from_slice(&i[24..28]); // ssi_int
+        o[48..56].copy_from_slice(&i[24..32]); // ssi_ptr
+    } else if code < 0 {
+        o[12..20].copy_from_slice(&i[16..24]); // pid, uid
+        o[44..48].copy_from_slice(&i[24..28]);
+        o[48..56].copy_from_slice(&i[24..32]);
+    } else {
+        o[12..20].copy_from_slice(&i[16..24]); // pid, uid
+    }
+    o
+}
+
+/// read of a signalfd: the caller's pending signals of its mask, as many
+/// records as `count` holds (`EINVAL` for less than one); it waits for
+/// one (or is `EAGAIN` when non-blocking).
+pub fn read_signalfd(k: &mut Kernel, s: usize, f: &OpenFile, buf: u64, count: u64) -> Outcome {
+    let Some(sfd) = f.device().and_then(|d| d.signalfd()) else {
+        return Ret(err(Errno::EINVAL));
+    };
+    let want = SigSet(sfd.mask());
+    let max = (count as usize) / SIGNALFD_SIGINFO;
+    if max == 0 {
+        return Ret(err(Errno::EINVAL));
+    }
+    // Signals held for the process on other threads come here too.
+    let waiting = k.procs.procs[s].sig.waiting;
+    k.procs.procs[s].sig.waiting = want;
+    k.procs.adopt_group_signals(s);
+    k.procs.procs[s].sig.waiting = waiting;
+    let space = k.space(s);
+    let mut done = 0;
+    while done < max {
+        let Some(mut info) = k.procs.procs[s].sig.dequeue(want) else {
+            break;
+        };
+        k.procs.timer_signal_taken(s, &mut info);
+        let at = buf.wrapping_add((done * SIGNALFD_SIGINFO) as u64);
+        if let Err(e) = copy_out(&space, at, &signalfd_siginfo(&info)) {
+            // Back onto the queue: nothing is lost to a bad buffer.
+            let p = &mut k.procs.procs[s].sig;
+            p.put(SigSet::of(info.signo()), alloc::vec![info]);
+            if done == 0 {
+                return Ret(err(e));
+            }
+            break;
+        }
+        done += 1;
+    }
+    k.procs.publish_signals(s);
+    if done > 0 {
+        return Ret((done * SIGNALFD_SIGINFO) as i64);
+    }
+    if f.nonblocking() {
+        return Ret(err(Errno::EAGAIN));
+    }
+    k.procs.sleep(s, Chan::SignalFd, 0, 0);
+    NoReturn
 }
