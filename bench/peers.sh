@@ -73,7 +73,8 @@ cp target/guest/x86_64-unknown-none/release/systest "$work/systest" || exit 1
 # kind "static": a static program of $work (microbench or systest) whose
 # output line `<key> ns_per_op=N` or `bench <key> median_ns=N` is the
 # figure; "start": wall time from start to exit of the runtime process;
-# "dyn": the same for a program of the root directory.
+# "dyn": the same for a program of the root directory (bash's script,
+# $pipeline, is passed as one argument where the samples are taken).
 pipeline='for i in $(seq 100); do echo $i | tr 0-9 a-j | cat; done >/dev/null'
 figures=(
     "getppid|1000|µs|getppid (system call round trip)|static getppid microbench getppid 20000"
@@ -87,7 +88,7 @@ figures=(
     "ofc|1000|µs|open + fstat + close|static open_fstat_close systest filebench 64 256"
     "true|1000000|ms|start to exit of dynamic /bin/true (root directory)|dyn /bin/true"
     "python|1000000|ms|start to exit of python3 -c pass|dyn /usr/bin/python3 -c pass"
-    "bash|1000000|ms|start to exit of bash -c running 100 pipelines (echo, tr, cat: 300 processes)|dyn /bin/bash -c (the pipeline)"
+    "bash|1000000|ms|start to exit of bash -c running 100 pipelines (echo, tr, cat: 300 processes)|dyn /bin/bash -c \$pipeline"
 )
 runtimes=(native vkernel_host vkernel_guest gvisor_ptrace uml)
 declare -A title=(
