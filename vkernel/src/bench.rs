@@ -8,6 +8,13 @@
 //! kind of exit every vkernel hypercall takes. The other figures come from
 //! the guest kernel's benchmark mode (`--append bench=all`), run as a child
 //! process, and from timing whole `vkernel run` processes (boot).
+//!
+//! Every process-level benchmark (the default image's `/bin/systest`:
+//! fork, first touch, threads, files and pipes, time calls, and its start
+//! to exit against `boot_to_exit`) also runs natively on the host in the
+//! same run, so each of those figures has its ratio to native as well
+//! (`native_ns` and `ratio_to_native` in the JSON). The peers (gVisor,
+//! UML) are `bench/peers.sh`'s, which records `--floor-only` with them.
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -277,35 +284,84 @@ fn guest_figures_with(
     Ok(parse_bench_lines(&String::from_utf8_lossy(&out.stdout)))
 }
 
-/// Runs the default image's `/bin/systest` natively on the host (it is an
-/// ordinary static Linux program) with `args`: the same benchmark's
-/// native figures, for the ratio to native in the same run.
-fn native_figures(args: &[&str]) -> Result<BTreeMap<String, Figure>, Error> {
-    let systest = vkernel_abi::cpio::Archive::find(crate::images::DEFAULT_IMAGE, "bin/systest")
-        .ok_or_else(|| Error::Setup("the default image has no /bin/systest".into()))?;
-    let dir = std::env::temp_dir().join(format!("vkernel-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-        what: "making a directory for the native benchmark",
-        source,
-    })?;
-    let exe = dir.join("systest");
-    let written = std::fs::write(&exe, systest.data).and_then(|()| {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755))
-    });
-    let out = written.and_then(|()| Command::new(&exe).args(args).current_dir(&dir).output());
-    let _ = std::fs::remove_dir_all(&dir);
-    let out = out.map_err(|source| Error::Io {
-        what: "running /bin/systest natively",
-        source,
-    })?;
-    if !out.status.success() {
-        return Err(Error::Setup(format!(
-            "native systest failed: {}",
-            out.status
-        )));
+/// The default image's `/bin/systest`, written to a scratch directory of
+/// the host and run there natively (it is an ordinary static Linux
+/// program): every process-level benchmark's native figure, for the
+/// ratio to native in the same run. The directory goes when this does.
+struct NativeSystest {
+    dir: std::path::PathBuf,
+    exe: std::path::PathBuf,
+}
+
+impl NativeSystest {
+    fn new() -> Result<NativeSystest, Error> {
+        let systest = vkernel_abi::cpio::Archive::find(crate::images::DEFAULT_IMAGE, "bin/systest")
+            .ok_or_else(|| Error::Setup("the default image has no /bin/systest".into()))?;
+        let dir = std::env::temp_dir().join(format!("vkernel-bench-{}", std::process::id()));
+        let exe = dir.join("systest");
+        let native = NativeSystest { dir, exe };
+        std::fs::create_dir_all(&native.dir)
+            .and_then(|()| std::fs::write(&native.exe, systest.data))
+            .and_then(|()| {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&native.exe, std::fs::Permissions::from_mode(0o755))
+            })
+            .map_err(|source| Error::Io {
+                what: "writing /bin/systest to a host directory for the native benchmarks",
+                source,
+            })?;
+        Ok(native)
     }
-    Ok(parse_bench_lines(&String::from_utf8_lossy(&out.stdout)))
+
+    /// Runs `systest ARGS` and collects its `bench` lines.
+    fn figures(&self, args: &[&str]) -> Result<BTreeMap<String, Figure>, Error> {
+        let out = Command::new(&self.exe)
+            .args(args)
+            .current_dir(&self.dir)
+            .output()
+            .map_err(|source| Error::Io {
+                what: "running /bin/systest natively",
+                source,
+            })?;
+        if !out.status.success() {
+            return Err(Error::Setup(format!(
+                "native systest {} failed: {}",
+                args.join(" "),
+                out.status
+            )));
+        }
+        Ok(parse_bench_lines(&String::from_utf8_lossy(&out.stdout)))
+    }
+
+    /// Wall time from spawning `systest exit 0` to its exit, `runs`
+    /// times: the native counterpart of `boot_to_exit`.
+    fn start_to_exit(&self, runs: usize) -> Result<Figure, Error> {
+        let mut samples = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let t0 = Instant::now();
+            let status = Command::new(&self.exe)
+                .args(["exit", "0"])
+                .stdout(Stdio::null())
+                .status()
+                .map_err(|source| Error::Io {
+                    what: "running /bin/systest natively",
+                    source,
+                })?;
+            samples.push(t0.elapsed().as_nanos() as f64);
+            if !status.success() {
+                return Err(Error::Setup(format!(
+                    "native systest exit 0 failed: {status}"
+                )));
+            }
+        }
+        Figure::from_samples(samples).ok_or_else(|| Error::Setup("no native start samples".into()))
+    }
+}
+
+impl Drop for NativeSystest {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// The figures in `bench NAME median_ns=.. min_ns=.. max_ns=..` and
@@ -438,6 +494,17 @@ fn boot_to_exit(runs: usize) -> Result<(BootStages, u64), Error> {
 pub fn run(args: &BenchArgs) -> Result<(), Error> {
     let (reps, iters) = if args.quick { (5, 500) } else { (9, 5000) };
     let mut floor_samples = floor(reps, iters)?;
+    if args.floor_only {
+        let f = Figure::from_samples(floor_samples)
+            .ok_or_else(|| Error::Setup("no floor samples".into()))?;
+        crate::say!(
+            "bench floor median_ns={:.0} min_ns={:.0} max_ns={:.0}",
+            f.median_ns,
+            f.min_ns,
+            f.max_ns
+        );
+        return Ok(());
+    }
     let mut figures = guest_figures(
         true,
         if args.quick {
@@ -478,11 +545,27 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
             figures.insert(format!("{name}{suffix}"), figure);
         }
     }
-    let mut native = native_figures(&["filebench", mib])?;
-    native.extend(native_figures(&["forkbench", &forks.to_string()])?);
-    native.extend(native_figures(&["clockbench", calls])?);
+    // Every process-level benchmark natively, with the same arguments:
+    // its figure's name is the guest's without the `_guest` suffix.
+    let native_systest = NativeSystest::new()?;
+    let mut native = BTreeMap::new();
+    for mode in [
+        vec!["filebench", mib],
+        vec!["forkbench", &forks.to_string()],
+        vec!["touchbench", &pages.to_string()],
+        vec!["threadbench", &(forks * 10).to_string()],
+        vec!["clockbench", calls],
+    ] {
+        native.extend(native_systest.figures(&mode)?);
+    }
     floor_samples.extend(floor(reps, iters)?);
-    let (boot, overhead_kib) = boot_to_exit(if args.quick { 3 } else { 10 })?;
+    let boot_runs = if args.quick { 3 } else { 10 };
+    let (boot, overhead_kib) = boot_to_exit(boot_runs)?;
+    native.insert(
+        "boot_to_exit".into(),
+        native_systest.start_to_exit(boot_runs)?,
+    );
+    drop(native_systest);
     for (name, v) in [
         ("kernel_entry", boot.kernel_entry),
         ("init_first_instruction", boot.init_first),
@@ -517,7 +600,8 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
         let native_ns = native
             .get(name.trim_end_matches("_guest"))
             .map(|n| n.median_ns);
-        let vs_native = native_ns.map_or(String::new(), |n| format!("{:.1}", f.median_ns / n));
+        let ratio_to_native = native_ns.map(|n| f.median_ns / n);
+        let vs_native = ratio_to_native.map_or(String::new(), |r| format!("{r:.1}"));
         crate::say!(
             "{name:<24} {:>12.2} {:>12.2} {:>12.2} {:>8.3} {vs_native:>9}  {what}",
             f.median_ns / 1e3,
@@ -529,7 +613,8 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
             name.to_string(),
             serde_json::json!({
                 "median_ns": f.median_ns, "min_ns": f.min_ns, "max_ns": f.max_ns,
-                "ratio": ratio, "native_ns": native_ns, "what": what,
+                "ratio": ratio, "native_ns": native_ns,
+                "ratio_to_native": ratio_to_native, "what": what,
             }),
         );
     }

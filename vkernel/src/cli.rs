@@ -54,6 +54,11 @@ pub struct BenchArgs {
     /// benchmarks work; its figures are noisier.
     #[arg(long)]
     pub quick: bool,
+
+    /// Measure only the floor (a raw KVM exit round trip in a bare VM)
+    /// and print it: what `bench/peers.sh` records next to its peers.
+    #[arg(long, conflicts_with = "json")]
+    pub floor_only: bool,
 }
 
 /// Options of `vkernel test`.

@@ -42,7 +42,7 @@ fn main() -> i32 {
         "forkbench" => forkbench(arg_num(2, 50)),
         "threadbench" => threadbench(arg_num(2, 1000)),
         "touchbench" => touchbench(arg_num(2, 1024)),
-        "filebench" => filebench(arg_num(2, 64)),
+        "filebench" => filebench(arg_num(2, 64), arg_num(3, arg_num(2, 64))),
         "clockbench" => clockbench(arg_num(2, 100_000)),
         "cow" => cow(),
         "stale" => stale(arg_num(2, 20)),
@@ -978,13 +978,17 @@ fn start(stack: u64, f: extern "C" fn(u64) -> !, ctid: &AtomicU32) -> bool {
 }
 
 /// Waits for the thread of `ctid` to end (its tid zeroed and woken).
+/// The wait is a shared FUTEX_WAIT, as glibc's pthread_join's: Linux
+/// wakes the CLONE_CHILD_CLEARTID word without FUTEX_PRIVATE_FLAG, and a
+/// private waiter's key differs from that wake's, so natively a private
+/// wait that starts before the thread ends sleeps for ever.
 fn join(ctid: &AtomicU32) {
     loop {
         let v = ctid.load(SeqCst);
         if v == 0 {
             return;
         }
-        sys::futex_wait(ctid, v);
+        syscall(202, [ctid.as_ptr() as u64, 0, v as u64, 0, 0, 0]);
     }
 }
 
@@ -1173,15 +1177,16 @@ fn clockbench(n: u64) -> bool {
 }
 
 /// Files and pipes (runs natively too, for the ratio to native):
-/// - pipe throughput: a child writes `mib` MiB in 64 KiB writes, the
-///   parent reads them; ns per 64 KiB;
+/// - pipe throughput: a child writes `pipe_mib` MiB (`mib` unless a
+///   second argument says otherwise: the peer script's 256 MiB) in 64 KiB
+///   writes, the parent reads them; ns per 64 KiB;
 /// - pipe ping-pong: one byte there and back between two processes;
 /// - tmpfs sequential write and read of an `mib` MiB file in 1 MiB calls,
 ///   ns per MiB;
 /// - open + fstat + close of an existing file.
-fn filebench(mib: u64) -> bool {
+fn filebench(mib: u64, pipe_mib: u64) -> bool {
     const CHUNK: usize = 64 * 1024;
-    let chunks = mib * 16;
+    let chunks = pipe_mib * 16;
     let buf = sys::mmap(0, 1 << 20, 3, 0x22);
     if buf < 0 {
         return check("mmap", false, buf);
