@@ -179,8 +179,9 @@ pub fn nul_list(what: &str, items: &[String]) -> Result<Vec<u8>, Error> {
 
 /// The host directories a run serves (`--rootfs` first, then each
 /// `--volume`'s host side), checked: directories, guest paths absolute
-/// and fit for the kernel command line, read-only.
-pub fn host_dirs(args: &RunArgs) -> Result<Vec<PathBuf>, Error> {
+/// and fit for the kernel command line; each with whether the guest may
+/// write it (`:rw`; the root never).
+pub fn host_dirs(args: &RunArgs) -> Result<Vec<(PathBuf, bool)>, Error> {
     let is_dir = |what: &str, dir: &Path| -> Result<(), Error> {
         let meta = std::fs::metadata(dir).map_err(|source| Error::ReadFile {
             path: dir.to_path_buf(),
@@ -197,22 +198,22 @@ pub fn host_dirs(args: &RunArgs) -> Result<Vec<PathBuf>, Error> {
     let mut dirs = Vec::new();
     if let Some(root) = &args.rootfs {
         is_dir("--rootfs", root)?;
-        dirs.push(root.clone());
+        dirs.push((root.clone(), false));
     }
     for v in &args.volume {
         let bad = |why: &str| Error::Setup(format!("--volume {v:?}: {why}"));
         let mut parts = v.split(':');
         let (host, guest) = match (parts.next(), parts.next()) {
             (Some(h), Some(g)) if !h.is_empty() => (h, g),
-            _ => return Err(bad("expected HOST:GUEST[:ro]")),
+            _ => return Err(bad("expected HOST:GUEST[:ro|:rw]")),
         };
-        match parts.next() {
-            None | Some("ro") => {}
-            Some("rw") => return Err(bad("writable volumes (:rw) are not supported yet")),
-            Some(_) => return Err(bad("expected :ro after HOST:GUEST")),
-        }
+        let writable = match parts.next() {
+            None | Some("ro") => false,
+            Some("rw") => true,
+            Some(_) => return Err(bad("expected :ro or :rw after HOST:GUEST")),
+        };
         if parts.next().is_some() {
-            return Err(bad("expected HOST:GUEST[:ro]"));
+            return Err(bad("expected HOST:GUEST[:ro|:rw]"));
         }
         if !guest.starts_with('/')
             || guest.contains(|c: char| c.is_whitespace() || c == ',')
@@ -223,7 +224,7 @@ pub fn host_dirs(args: &RunArgs) -> Result<Vec<PathBuf>, Error> {
             ));
         }
         is_dir("--volume", Path::new(host))?;
-        dirs.push(PathBuf::from(host));
+        dirs.push((PathBuf::from(host), writable));
     }
     Ok(dirs)
 }

@@ -70,4 +70,5 @@ errnos! {
     ENODATA, "No data (no such extended attribute).";
     ENOTSOCK, "Not a socket.";
     ESTALE, "Stale file handle.";
+    ETXTBSY, "Text file busy.";
 }
