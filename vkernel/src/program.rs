@@ -306,6 +306,19 @@ impl HostfsFixture {
     pub fn root(&self) -> PathBuf {
         self.dir.join("inside")
     }
+
+    /// The two writable volumes (`rw` holds `esc -> ../outside/secret`;
+    /// `rw2` is empty), served after the root as volumes 1 and 2.
+    pub fn writable(&self) -> [PathBuf; 2] {
+        [self.dir.join("rw"), self.dir.join("rw2")]
+    }
+
+    /// Whether `outside/secret` still holds what it was made with (no
+    /// case may change a file outside the served directories).
+    pub fn outside_intact(&self) -> bool {
+        std::fs::read(self.dir.join("outside/secret")).is_ok_and(|b| b == b"secret\n")
+            && std::fs::read_dir(self.dir.join("outside")).is_ok_and(|d| d.count() == 1)
+    }
 }
 
 impl Drop for HostfsFixture {
@@ -339,6 +352,10 @@ pub fn hostfs_fixture() -> Result<HostfsFixture, Error> {
     std::fs::write(inside.join("dir/a"), b"").map_err(io)?;
     std::os::unix::fs::symlink("/etc/passwd", inside.join("abs")).map_err(io)?;
     std::os::unix::fs::symlink("../outside/secret", inside.join("rel")).map_err(io)?;
+    for rw in fixture.writable() {
+        std::fs::create_dir(&rw).map_err(io)?;
+    }
+    std::os::unix::fs::symlink("../outside/secret", dir.join("rw/esc")).map_err(io)?;
     let fifo = std::ffi::CString::new(inside.join("fifo").into_os_string().into_encoded_bytes())
         .map_err(|_| io(std::io::Error::from_raw_os_error(libc::EINVAL)))?;
     // SAFETY: a NUL-terminated path.
