@@ -1176,4 +1176,95 @@ mod tests {
             assert!(etc.is_ok(), "{mode:?}");
         }
     }
+
+    fn iov(ram: &KernelRam, at: u64, bytes: &[u8]) -> u64 {
+        ram.write_slice(BUF, bytes).unwrap();
+        let v = KernelIovec {
+            base: BUF,
+            len: bytes.len() as u64,
+        };
+        ram.write_obj(at, &v).unwrap();
+        at
+    }
+
+    /// The writing calls with openat2 and with the fallback: a planted
+    /// link is never followed by a create, a write or a chmod; nothing
+    /// outside the volume changes; the read-only volume is EROFS and the
+    /// other volume EXDEV.
+    #[test]
+    fn writes_stay_beneath_a_writable_volume() {
+        for mode in [OpenMode::Openat2, OpenMode::Openat] {
+            let d = fixture();
+            let inside = d.path().join("inside");
+            let other = d.path().join("other");
+            std::fs::create_dir(&other).unwrap();
+            std::os::unix::fs::symlink("../outside/secret", inside.join("esc")).unwrap();
+            let mut fs =
+                HostFs::with_access(&[(inside.as_path(), true), (other.as_path(), false)]).unwrap();
+            if fs.mode == OpenMode::Openat && mode == OpenMode::Openat2 {
+                continue;
+            }
+            fs.mode = mode;
+            let ram = ram();
+            let root = fs.root(0).unwrap() as u64;
+            let ro = fs.root(1).unwrap() as u64;
+            let name = |ram: &KernelRam, n: &[u8]| {
+                ram.write_slice(NAME, n).unwrap();
+                (NAME, n.len() as u64)
+            };
+            let (n, l) = name(&ram, b"esc");
+            assert_eq!(
+                fs.create(&ram, root, n, l, 0o100644),
+                Err(Errno::EEXIST),
+                "{mode:?}"
+            );
+            let esc = walk(&mut fs, &ram, root as i64, b"esc").unwrap() as u64;
+            let v = iov(&ram, 0x3000, b"pwned");
+            assert_eq!(fs.writev(&ram, esc, v, 1, 0), Err(Errno::EINVAL));
+            assert_eq!(
+                fs.setattr(esc, HOSTFS_SET_MODE, 0o777, 0, 0, 0),
+                Err(Errno::EOPNOTSUPP)
+            );
+            assert_eq!(
+                fs.setattr(esc, HOSTFS_SET_SIZE, 0, 0, 0, 0),
+                Err(Errno::EINVAL)
+            );
+            let (n, l) = name(&ram, b"new");
+            let f = fs.create(&ram, root, n, l, 0o100600).unwrap() as u64;
+            let v = iov(&ram, 0x3000, b"data");
+            assert_eq!(fs.writev(&ram, f, v, 1, 0), Ok(4));
+            assert_eq!(std::fs::read(inside.join("new")).unwrap(), b"data");
+            // A rename of the planted link moves the link itself.
+            ram.write_slice(NAME, b"esc").unwrap();
+            ram.write_slice(NAME + 0x100, b"moved").unwrap();
+            assert_eq!(
+                fs.rename(&ram, root, NAME, 3, root, NAME + 0x100, 5, 0),
+                Ok(0)
+            );
+            assert!(std::fs::symlink_metadata(inside.join("moved"))
+                .unwrap()
+                .file_type()
+                .is_symlink());
+            let (n, l) = name(&ram, b"..");
+            assert_eq!(fs.unlink(&ram, root, n, l, 0), Err(Errno::EINVAL));
+            assert_eq!(fs.create(&ram, root, n, l, 0o40755), Err(Errno::EINVAL));
+            let (n, l) = name(&ram, b"x");
+            assert_eq!(fs.create(&ram, ro, n, l, 0o100644), Err(Errno::EROFS));
+            assert_eq!(fs.link(&ram, f, ro, n, l), Err(Errno::EROFS));
+            let sub = fs.create(&ram, root, n, l, 0o40700).unwrap() as u64;
+            let (n, l) = name(&ram, b"hard");
+            assert_eq!(fs.link(&ram, f, sub, n, l), Ok(0));
+            assert_eq!(std::fs::read(inside.join("x/hard")).unwrap(), b"data");
+            assert_eq!(
+                std::fs::read(d.path().join("outside/secret")).unwrap(),
+                b"secret",
+                "{mode:?}"
+            );
+            assert_eq!(
+                std::fs::read_dir(d.path().join("outside")).unwrap().count(),
+                1
+            );
+            assert_eq!(std::fs::read_dir(&other).unwrap().count(), 0);
+        }
+    }
 }

@@ -184,6 +184,23 @@ impl HostFs {
         node
     }
 
+    /// Drops a file with no name left from the recently used ring, so its
+    /// handle (and the host's space for it) goes with its last user.
+    fn forget_if_unlinked(&self, node: &Rc<Node>) {
+        if node.stat.get().nlink == 0 {
+            let old: VecDeque<Rc<Node>> = {
+                let mut recent = self.recent.borrow_mut();
+                let (gone, kept) = core::mem::take(&mut *recent)
+                    .into_iter()
+                    .partition(|n| Rc::ptr_eq(n, node));
+                *recent = kept;
+                gone
+            };
+            // Dropped outside the borrow (a drop may clunk).
+            drop(old);
+        }
+    }
+
     fn pin(&self, page: u64) {
         let mut p = self.pinned.get();
         let i = self.pin_at.get();
@@ -665,6 +682,7 @@ impl Inode for Node {
         if let Some(gone) = self.take_child(name) {
             // Still open somewhere: its link count drops.
             let _ = gone.refresh();
+            self.fs.forget_if_unlinked(&gone);
         }
         self.refresh()
     }
@@ -685,6 +703,7 @@ impl Inode for Node {
         let moved = self.take_child(old);
         if let Some(replaced) = target.take_child(new) {
             let _ = replaced.refresh();
+            self.fs.forget_if_unlinked(&replaced);
         }
         target.forget_missing(new);
         if let Some(node) = moved {
