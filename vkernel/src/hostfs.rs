@@ -979,14 +979,33 @@ impl HostFs {
             ];
             // SAFETY: an empty path with AT_EMPTY_PATH names the handle's
             // object itself (a link is not followed); two timespecs.
-            check(unsafe {
-                libc::utimensat(
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_utimensat,
                     fd,
                     c"".as_ptr(),
                     times.as_ptr(),
                     libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
                 )
-            } as libc::c_long)?;
+            };
+            // Kernels before 5.8 take no AT_EMPTY_PATH here: the
+            // descriptor's magic link names the same object.
+            if r < 0 && last_errno() == Errno::EINVAL {
+                let path = proc_fd_path(fd);
+                // SAFETY: a NUL-terminated path naming our own
+                // descriptor; two timespecs.
+                check(unsafe {
+                    libc::syscall(
+                        libc::SYS_utimensat,
+                        libc::AT_FDCWD,
+                        path.as_ptr(),
+                        times.as_ptr(),
+                        0,
+                    )
+                })?;
+            } else {
+                check(r)?;
+            }
         }
         Ok(0)
     }
