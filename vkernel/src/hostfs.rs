@@ -405,9 +405,12 @@ impl HostFs {
     }
 
     /// Opens entry `name` of `dir_fd` as a handle: `O_PATH`, and a
-    /// regular file reopened for reading (and writing, on a writable
-    /// volume), kept only if it is the same file (`O_NONBLOCK`: a fifo
-    /// swapped in does not block the open).
+    /// regular file reopened for reading, kept only if it is the same file
+    /// (`O_NONBLOCK`: a fifo swapped in does not block the open). Never
+    /// for writing here, even on a writable volume: a host descriptor
+    /// open for writing makes the host's `exec` of that file `ETXTBSY`,
+    /// and the guest keeps handles of every file it has looked at; the
+    /// first write reopens it ([`HostFs::write_fd`]).
     fn open_entry(
         &self,
         dir_fd: RawFd,
@@ -421,50 +424,89 @@ impl HostFs {
             libc::S_IFDIR => (path, Kind::Dir),
             libc::S_IFLNK => (path, Kind::Symlink),
             libc::S_IFREG => {
-                let extra = libc::O_NONBLOCK | libc::O_NOCTTY;
-                let mut tries = vec![(libc::O_RDONLY, false)];
-                if self.roots[volume].writable {
-                    tries.insert(0, (libc::O_RDWR, true));
-                }
-                let mut opened = None;
-                for (access, writable) in tries {
-                    match self.open_beneath(dir_fd, name, access | extra, dev) {
-                        Ok(fd) => {
-                            opened = Some((fd, writable));
-                            break;
-                        }
-                        // Not writable (or running) on the host: read-only;
-                        // not readable either: attributes only.
-                        Err(Errno::EACCES | Errno::EPERM | Errno::ETXTBSY | Errno::EROFS) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                match opened {
-                    Some((fd, writable)) => {
-                        let st2 = stat_fd(fd.as_raw_fd())?;
-                        if st2.st_dev != st.st_dev || st2.st_ino != st.st_ino {
-                            return Err(Errno::ESTALE);
-                        }
+                let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
+                match self.open_beneath(dir_fd, name, flags, dev) {
+                    Ok(rd) => {
+                        same_file(&st, rd.as_raw_fd())?;
                         (
-                            fd,
+                            rd,
                             Kind::Regular {
                                 readable: true,
-                                writable,
+                                writable: false,
                             },
                         )
                     }
-                    None => (
+                    // Not readable on the host: attributes only.
+                    Err(Errno::EACCES | Errno::EPERM) => (
                         path,
                         Kind::Regular {
                             readable: false,
                             writable: false,
                         },
                     ),
+                    Err(e) => return Err(e),
                 }
             }
             _ => (path, Kind::Other),
         };
         Ok(Handle { fd, kind, volume })
+    }
+
+    /// The descriptor of regular file `h` open for writing: reopened
+    /// read-write the first time, through its own `/proc/self/fd` link
+    /// (exactly the object the handle holds, never a path the guest
+    /// named), and kept only if it is the same file. The host's
+    /// permission check applies (`EACCES`).
+    fn write_fd(&mut self, h: u64) -> Result<RawFd, Errno> {
+        let mode = self.mode;
+        let file = usize::try_from(h)
+            .ok()
+            .and_then(|i| self.handles.get_mut(i))
+            .and_then(Option::as_mut)
+            .ok_or(Errno::EBADF)?;
+        if let Kind::Regular { writable: true, .. } = file.kind {
+            return Ok(file.fd.as_raw_fd());
+        }
+        let st = stat_fd(file.fd.as_raw_fd())?;
+        let path = proc_fd_path(file.fd.as_raw_fd());
+        let flags = libc::O_RDWR | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+        let fd = match mode {
+            OpenMode::Openat2 => {
+                let how = OpenHow {
+                    flags: flags as u64,
+                    mode: 0,
+                    resolve: 0,
+                };
+                // SAFETY: a NUL-terminated path and an open_how the kernel
+                // reads `size_of` bytes of.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_openat2,
+                        libc::AT_FDCWD,
+                        path.as_ptr(),
+                        &how as *const OpenHow,
+                        std::mem::size_of::<OpenHow>(),
+                    )
+                }
+            }
+            // SAFETY: a NUL-terminated path.
+            OpenMode::Openat => unsafe {
+                libc::syscall(libc::SYS_openat, libc::AT_FDCWD, path.as_ptr(), flags, 0)
+            },
+        };
+        if fd < 0 {
+            return Err(last_errno());
+        }
+        // SAFETY: a descriptor just opened, owned by nothing else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+        same_file(&st, fd.as_raw_fd())?;
+        let raw = fd.as_raw_fd();
+        file.fd = fd;
+        file.kind = Kind::Regular {
+            readable: true,
+            writable: true,
+        };
+        Ok(raw)
     }
 
     /// `hostfs_getattr(handle, buf)`.
@@ -667,6 +709,16 @@ impl HostFs {
 fn proc_fd_path(fd: RawFd) -> CString {
     // Digits only: no NUL inside.
     CString::new(format!("/proc/self/fd/{fd}")).unwrap_or_default()
+}
+
+/// `ESTALE` unless descriptor `fd` holds the file `st` describes (a file
+/// swapped in between two opens is refused).
+fn same_file(st: &libc::stat, fd: RawFd) -> Result<(), Errno> {
+    let now = stat_fd(fd)?;
+    if now.st_dev != st.st_dev || now.st_ino != st.st_ino {
+        return Err(Errno::ESTALE);
+    }
+    Ok(())
 }
 
 /// `fchmodat2`'s number (Linux 6.6; libc does not name it yet).
@@ -886,16 +938,13 @@ impl HostFs {
         iovcnt: u64,
         off: u64,
     ) -> Result<i64, Errno> {
-        let file = self.handle(h)?;
-        let fd = match file.kind {
-            Kind::Regular { .. } => file.fd.as_raw_fd(),
+        match self.handle(h)?.kind {
+            Kind::Regular { .. } => {}
             Kind::Dir => return Err(Errno::EISDIR),
             Kind::Symlink | Kind::Other => return Err(Errno::EINVAL),
-        };
-        self.for_write(h)?;
-        if !matches!(file.kind, Kind::Regular { writable: true, .. }) {
-            return Err(Errno::EACCES);
         }
+        self.for_write(h)?;
+        let fd = self.write_fd(h)?;
         if iovcnt == 0 || iovcnt > HOSTFS_IOV_MAX {
             return Err(Errno::EINVAL);
         }
@@ -941,22 +990,22 @@ impl HostFs {
         mtime_ns: u64,
     ) -> Result<i64, Errno> {
         let known = HOSTFS_SET_MODE | HOSTFS_SET_SIZE | HOSTFS_SET_ATIME | HOSTFS_SET_MTIME;
-        let file = self.for_write(h)?;
+        let kind = self.for_write(h)?.kind;
         if valid & !known != 0 || (valid & HOSTFS_SET_MODE != 0 && mode & !0o7777 != 0) {
             return Err(Errno::EINVAL);
         }
-        let fd = file.fd.as_raw_fd();
         if valid & HOSTFS_SET_SIZE != 0 {
             let size = i64::try_from(size).map_err(|_| Errno::EINVAL)?;
-            match file.kind {
-                Kind::Regular { writable: true, .. } => {}
-                Kind::Regular { .. } => return Err(Errno::EACCES),
+            match kind {
+                Kind::Regular { .. } => {}
                 Kind::Dir => return Err(Errno::EISDIR),
                 Kind::Symlink | Kind::Other => return Err(Errno::EINVAL),
             }
+            let fd = self.write_fd(h)?;
             // SAFETY: a descriptor we hold, open for writing.
             check(unsafe { libc::ftruncate(fd, size) } as libc::c_long)?;
         }
+        let fd = self.handle(h)?.fd.as_raw_fd();
         if valid & HOSTFS_SET_MODE != 0 {
             chmod_fd(fd, mode as u32)?;
         }
@@ -1274,6 +1323,21 @@ mod tests {
             let (n, l) = name(&ram, b"hard");
             assert_eq!(fs.link(&ram, f, sub, n, l), Ok(0));
             assert_eq!(std::fs::read(inside.join("x/hard")).unwrap(), b"data");
+            // A walk opens a file read-only (the host can still exec it);
+            // its first write reopens it read-write.
+            let (n, l) = name(&ram, b"file");
+            let file = fs.walk(&ram, root, n, l).unwrap() as u64;
+            let access = |fs: &HostFs| {
+                let fd = fs.handle(file).unwrap().fd.as_raw_fd();
+                // SAFETY: F_GETFL on a descriptor the table holds.
+                let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+                flags & libc::O_ACCMODE
+            };
+            assert_eq!(access(&fs), libc::O_RDONLY);
+            let v = iov(&ram, 0x3000, b"IN");
+            assert_eq!(fs.writev(&ram, file, v, 1, 0), Ok(2));
+            assert_eq!(access(&fs), libc::O_RDWR);
+            assert_eq!(std::fs::read(inside.join("file")).unwrap(), b"INside");
             assert_eq!(
                 std::fs::read(d.path().join("outside/secret")).unwrap(),
                 b"secret",
