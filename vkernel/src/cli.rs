@@ -124,8 +124,9 @@ pub struct RunArgs {
     pub rootfs: Option<PathBuf>,
 
     /// Mount host directory HOST at GUEST (an absolute path), read-only
-    /// (`:ro`, the default; `:rw` is not supported yet). Repeatable.
-    #[arg(short = 'v', long = "volume", value_name = "HOST:GUEST[:ro]")]
+    /// (`:ro`, the default), or writable through to the host (`:rw`:
+    /// every change made beneath HOST, never outside it). Repeatable.
+    #[arg(short = 'v', long = "volume", value_name = "HOST:GUEST[:ro|:rw]")]
     pub volume: Vec<String>,
 
     /// Set an environment variable for init (repeatable); init also gets
@@ -235,10 +236,19 @@ impl RunArgs {
         if self.rootfs.is_some() {
             words.push("root=host".to_string());
         }
-        let guests: Vec<&str> = self
+        // `/guest` or `/guest:rw` (a guest path holds no `:`: it is
+        // split on it).
+        let guests: Vec<String> = self
             .volume
             .iter()
-            .filter_map(|v| v.split(':').nth(1))
+            .filter_map(|v| {
+                let mut parts = v.split(':');
+                let guest = parts.nth(1)?;
+                Some(match parts.next() {
+                    Some("rw") => format!("{guest}:rw"),
+                    _ => guest.to_string(),
+                })
+            })
             .collect();
         if !guests.is_empty() {
             words.push(format!("volumes={}", guests.join(",")));

@@ -320,6 +320,91 @@ impl<V: Vcpu> Machine<V> {
                 .hypercalls
                 .hostfs
                 .readv(&self.guest.ram, handle, iov, iovcnt, off),
+            Call::HostfsCreate {
+                dir,
+                name,
+                name_len,
+                mode,
+            } => self
+                .hypercalls
+                .hostfs
+                .create(&self.guest.ram, dir, name, name_len, mode),
+            Call::HostfsSymlink {
+                dir,
+                name,
+                name_len,
+                target,
+                target_len,
+            } => self.hypercalls.hostfs.symlink(
+                &self.guest.ram,
+                dir,
+                name,
+                name_len,
+                target,
+                target_len,
+            ),
+            Call::HostfsLink {
+                handle,
+                dir,
+                name,
+                name_len,
+            } => self
+                .hypercalls
+                .hostfs
+                .link(&self.guest.ram, handle, dir, name, name_len),
+            Call::HostfsUnlink {
+                dir,
+                name,
+                name_len,
+                flags,
+            } => self
+                .hypercalls
+                .hostfs
+                .unlink(&self.guest.ram, dir, name, name_len, flags),
+            Call::HostfsRename {
+                olddir,
+                oldname,
+                oldname_len,
+                newdir,
+                newname,
+                newname_len,
+                flags,
+            } => self.hypercalls.hostfs.rename(
+                &self.guest.ram,
+                olddir,
+                oldname,
+                oldname_len,
+                newdir,
+                newname,
+                newname_len,
+                flags,
+            ),
+            Call::HostfsWritev {
+                handle,
+                iov,
+                iovcnt,
+                off,
+            } => self
+                .hypercalls
+                .hostfs
+                .writev(&self.guest.ram, handle, iov, iovcnt, off),
+            Call::HostfsSetattr {
+                handle,
+                valid,
+                mode,
+                size,
+                atime_ns,
+                mtime_ns,
+            } => self
+                .hypercalls
+                .hostfs
+                .setattr(handle, valid, mode, size, atime_ns, mtime_ns),
+            Call::HostfsFsync { handle, datasync } => {
+                self.hypercalls.hostfs.fsync(handle, datasync)
+            }
+            Call::HostfsChown { handle, uid, gid } => {
+                self.hypercalls.hostfs.chown(handle, uid, gid)
+            }
         };
         write_result(&self.guest.ram, addr, result);
         Ok(())

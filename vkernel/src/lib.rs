@@ -134,9 +134,11 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     let mut machine = Machine::new(vm)?;
     machine.set_clock(args.clock);
     // Opened now: the sandbox allows no path but beneath these.
-    let dirs: Vec<&std::path::Path> = host_dirs.iter().map(|p| p.as_path()).collect();
-    let hostfs = hostfs::HostFs::new(&dirs).map_err(|e| Error::Setup(e.to_string()))?;
+    let dirs: Vec<(&std::path::Path, bool)> =
+        host_dirs.iter().map(|(p, rw)| (p.as_path(), *rw)).collect();
+    let hostfs = hostfs::HostFs::with_access(&dirs).map_err(|e| Error::Setup(e.to_string()))?;
     let hostfs_mode = hostfs.open_mode();
+    let hostfs_writes = hostfs.writes();
     machine.set_hostfs(hostfs);
     if let Some(addr) = &args.gdb {
         let stub = gdb::Gdb::listen(addr, &kernel_bytes, !args.no_seccomp).map_err(|source| {
@@ -156,6 +158,7 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     let role = sandbox::Role::Vcpu {
         debugger: args.gdb.is_some(),
         hostfs: hostfs_mode,
+        hostfs_writes,
     };
     // Raw mode for the run when stdin is a terminal; restored when the
     // guard drops (every return below) and on the other ways out.
@@ -178,9 +181,10 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
         let hostfs = machine.hostfs();
         if hostfs.open_mode().is_some() {
             crate::report!(
-                "vkernel: stats: hostfs: {} walks, {} file bytes read from the host",
+                "vkernel: stats: hostfs: {} walks, {} file bytes read from the host, {} written to it",
                 hostfs.walks,
-                hostfs.bytes_read
+                hostfs.bytes_read,
+                hostfs.bytes_written
             );
         }
         crate::report!(

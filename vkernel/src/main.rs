@@ -15,7 +15,8 @@ fn main() -> ExitCode {
     let args = match cli.command {
         Some(Command::Run(args)) => *args,
         Some(Command::Test(args)) => {
-            // The hostfs cases walk a fixture directory served as volume 0.
+            // The hostfs cases walk a fixture directory served as volume 0,
+            // and change two served writable as volumes 1 and 2.
             let fixture = match vkernel::program::hostfs_fixture() {
                 Ok(f) => f,
                 Err(e) => {
@@ -25,10 +26,21 @@ fn main() -> ExitCode {
             };
             let mut run = args.to_run_args();
             run.rootfs = Some(fixture.root());
+            run.volume = fixture
+                .writable()
+                .iter()
+                .enumerate()
+                .map(|(i, d)| format!("{}:/rw{i}:rw", d.display()))
+                .collect();
             // On a thread of its own: its seccomp filter stays on it, so
             // this thread can remove the fixture afterwards.
             let outcome = std::thread::spawn(move || vkernel::run(&run)).join();
+            let intact = fixture.outside_intact();
             drop(fixture);
+            if !intact {
+                vkernel::report!("vkernel test: a file outside the served directories changed");
+                return ExitCode::from(1);
+            }
             return match outcome {
                 Ok(Ok(status)) => ExitCode::from(status),
                 Ok(Err(e)) => {

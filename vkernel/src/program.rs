@@ -179,8 +179,9 @@ pub fn nul_list(what: &str, items: &[String]) -> Result<Vec<u8>, Error> {
 
 /// The host directories a run serves (`--rootfs` first, then each
 /// `--volume`'s host side), checked: directories, guest paths absolute
-/// and fit for the kernel command line, read-only.
-pub fn host_dirs(args: &RunArgs) -> Result<Vec<PathBuf>, Error> {
+/// and fit for the kernel command line; each with whether the guest may
+/// write it (`:rw`; the root never).
+pub fn host_dirs(args: &RunArgs) -> Result<Vec<(PathBuf, bool)>, Error> {
     let is_dir = |what: &str, dir: &Path| -> Result<(), Error> {
         let meta = std::fs::metadata(dir).map_err(|source| Error::ReadFile {
             path: dir.to_path_buf(),
@@ -197,22 +198,22 @@ pub fn host_dirs(args: &RunArgs) -> Result<Vec<PathBuf>, Error> {
     let mut dirs = Vec::new();
     if let Some(root) = &args.rootfs {
         is_dir("--rootfs", root)?;
-        dirs.push(root.clone());
+        dirs.push((root.clone(), false));
     }
     for v in &args.volume {
         let bad = |why: &str| Error::Setup(format!("--volume {v:?}: {why}"));
         let mut parts = v.split(':');
         let (host, guest) = match (parts.next(), parts.next()) {
             (Some(h), Some(g)) if !h.is_empty() => (h, g),
-            _ => return Err(bad("expected HOST:GUEST[:ro]")),
+            _ => return Err(bad("expected HOST:GUEST[:ro|:rw]")),
         };
-        match parts.next() {
-            None | Some("ro") => {}
-            Some("rw") => return Err(bad("writable volumes (:rw) are not supported yet")),
-            Some(_) => return Err(bad("expected :ro after HOST:GUEST")),
-        }
+        let writable = match parts.next() {
+            None | Some("ro") => false,
+            Some("rw") => true,
+            Some(_) => return Err(bad("expected :ro or :rw after HOST:GUEST")),
+        };
         if parts.next().is_some() {
-            return Err(bad("expected HOST:GUEST[:ro]"));
+            return Err(bad("expected HOST:GUEST[:ro|:rw]"));
         }
         if !guest.starts_with('/')
             || guest.contains(|c: char| c.is_whitespace() || c == ',')
@@ -223,7 +224,7 @@ pub fn host_dirs(args: &RunArgs) -> Result<Vec<PathBuf>, Error> {
             ));
         }
         is_dir("--volume", Path::new(host))?;
-        dirs.push(PathBuf::from(host));
+        dirs.push((PathBuf::from(host), writable));
     }
     Ok(dirs)
 }
@@ -305,6 +306,19 @@ impl HostfsFixture {
     pub fn root(&self) -> PathBuf {
         self.dir.join("inside")
     }
+
+    /// The two writable volumes (`rw` holds `esc -> ../outside/secret`;
+    /// `rw2` is empty), served after the root as volumes 1 and 2.
+    pub fn writable(&self) -> [PathBuf; 2] {
+        [self.dir.join("rw"), self.dir.join("rw2")]
+    }
+
+    /// Whether `outside/secret` still holds what it was made with (no
+    /// case may change a file outside the served directories).
+    pub fn outside_intact(&self) -> bool {
+        std::fs::read(self.dir.join("outside/secret")).is_ok_and(|b| b == b"secret\n")
+            && std::fs::read_dir(self.dir.join("outside")).is_ok_and(|d| d.count() == 1)
+    }
 }
 
 impl Drop for HostfsFixture {
@@ -338,6 +352,10 @@ pub fn hostfs_fixture() -> Result<HostfsFixture, Error> {
     std::fs::write(inside.join("dir/a"), b"").map_err(io)?;
     std::os::unix::fs::symlink("/etc/passwd", inside.join("abs")).map_err(io)?;
     std::os::unix::fs::symlink("../outside/secret", inside.join("rel")).map_err(io)?;
+    for rw in fixture.writable() {
+        std::fs::create_dir(&rw).map_err(io)?;
+    }
+    std::os::unix::fs::symlink("../outside/secret", dir.join("rw/esc")).map_err(io)?;
     let fifo = std::ffi::CString::new(inside.join("fifo").into_os_string().into_encoded_bytes())
         .map_err(|_| io(std::io::Error::from_raw_os_error(libc::EINVAL)))?;
     // SAFETY: a NUL-terminated path.

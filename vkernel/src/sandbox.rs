@@ -172,6 +172,26 @@ const HOSTFS_SYSCALLS: &[i64] = &[
     libc::SYS_readlinkat,
 ];
 
+/// What writable volumes add (`-v HOST:GUEST:rw`): each change is made
+/// relative to a handle (`hostfs.rs`); `fchmodat` only for the
+/// `/proc/self/fd` fallback of kernels without `fchmodat2`.
+const HOSTFS_WRITE_SYSCALLS: &[i64] = &[
+    libc::SYS_pwrite64,
+    libc::SYS_ftruncate,
+    libc::SYS_mkdirat,
+    libc::SYS_mknodat,
+    libc::SYS_symlinkat,
+    libc::SYS_linkat,
+    libc::SYS_unlinkat,
+    libc::SYS_renameat2,
+    452, // fchmodat2
+    libc::SYS_fchmodat,
+    libc::SYS_fchownat,
+    libc::SYS_utimensat,
+    libc::SYS_fsync,
+    libc::SYS_fdatasync,
+];
+
 /// The threads that filter themselves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -182,6 +202,8 @@ pub enum Role {
         /// Host directories are served (`--rootfs`, `--volume`), opened
         /// the way this says.
         hostfs: Option<crate::hostfs::OpenMode>,
+        /// A volume is writable (`:rw`).
+        hostfs_writes: bool,
     },
     /// The gdb stub's watcher thread.
     Watcher,
@@ -206,10 +228,17 @@ pub const TERMINAL_IOCTLS: [(u64, &str); 2] =
 pub fn filter(role: Role) -> Result<BpfProgram, Error> {
     let err = |e: seccompiler::BackendError| Error::Setup(format!("seccomp filter: {e}"));
     let (calls, ioctls): (Vec<i64>, Vec<u64>) = match role {
-        Role::Vcpu { debugger, hostfs } => {
+        Role::Vcpu {
+            debugger,
+            hostfs,
+            hostfs_writes,
+        } => {
             let mut calls = VCPU_SYSCALLS.to_vec();
             if let Some(mode) = hostfs {
                 calls.extend_from_slice(HOSTFS_SYSCALLS);
+                if hostfs_writes {
+                    calls.extend_from_slice(HOSTFS_WRITE_SYSCALLS);
+                }
                 calls.push(match mode {
                     crate::hostfs::OpenMode::Openat2 => libc::SYS_openat2,
                     crate::hostfs::OpenMode::Openat => libc::SYS_openat,
@@ -414,14 +443,17 @@ mod tests {
             Role::Vcpu {
                 debugger: false,
                 hostfs: None,
+                hostfs_writes: false,
             },
             Role::Vcpu {
                 debugger: true,
                 hostfs: Some(crate::hostfs::OpenMode::Openat2),
+                hostfs_writes: true,
             },
             Role::Vcpu {
                 debugger: false,
                 hostfs: Some(crate::hostfs::OpenMode::Openat),
+                hostfs_writes: false,
             },
             Role::Watcher,
         ] {

@@ -327,6 +327,112 @@ calls! {
         /// File offset.
         off,
     },
+    /// `hostfs_create(dir, name, name_len, mode)`.
+    HostfsCreate {
+        /// A directory handle on a writable volume.
+        dir,
+        /// Guest-physical address of the name's bytes.
+        name,
+        /// Its length (1 to [`crate::HOSTFS_NAME_MAX`]).
+        name_len,
+        /// `S_IFREG`, `S_IFDIR`, `S_IFIFO` or `S_IFSOCK`, and permission bits.
+        mode,
+    },
+    /// `hostfs_symlink(dir, name, name_len, target, target_len)`.
+    HostfsSymlink {
+        /// A directory handle on a writable volume.
+        dir,
+        /// Guest-physical address of the name's bytes.
+        name,
+        /// Its length.
+        name_len,
+        /// Guest-physical address of the target's bytes.
+        target,
+        /// Its length (1 to [`crate::HOSTFS_TARGET_MAX`]).
+        target_len,
+    },
+    /// `hostfs_link(handle, dir, name, name_len)`.
+    HostfsLink {
+        /// The file linked (not a directory).
+        handle,
+        /// A directory handle on the same volume.
+        dir,
+        /// Guest-physical address of the new name's bytes.
+        name,
+        /// Its length.
+        name_len,
+    },
+    /// `hostfs_unlink(dir, name, name_len, flags)`.
+    HostfsUnlink {
+        /// A directory handle on a writable volume.
+        dir,
+        /// Guest-physical address of the name's bytes.
+        name,
+        /// Its length.
+        name_len,
+        /// 0, or [`crate::HOSTFS_REMOVEDIR`].
+        flags,
+    },
+    /// `hostfs_rename(olddir, oldname, oldname_len, newdir, newname,
+    /// newname_len, flags)`.
+    HostfsRename {
+        /// The directory holding the entry.
+        olddir,
+        /// Guest-physical address of its name.
+        oldname,
+        /// Its length.
+        oldname_len,
+        /// The directory it moves to (same volume).
+        newdir,
+        /// Guest-physical address of the new name.
+        newname,
+        /// Its length.
+        newname_len,
+        /// `renameat2` flags: 0, `RENAME_NOREPLACE` or `RENAME_EXCHANGE`.
+        flags,
+    },
+    /// `hostfs_writev(handle, iov, iovcnt, off)`.
+    HostfsWritev {
+        /// A regular file's handle on a writable volume.
+        handle,
+        /// Guest-physical address of an array of [`crate::KernelIovec`].
+        iov,
+        /// Its length (1 to [`crate::HOSTFS_IOV_MAX`]).
+        iovcnt,
+        /// File offset.
+        off,
+    },
+    /// `hostfs_setattr(handle, valid, mode, size, atime_ns, mtime_ns)`.
+    HostfsSetattr {
+        /// Any handle on a writable volume.
+        handle,
+        /// `HOSTFS_SET_*` bits.
+        valid,
+        /// Permission bits (07777).
+        mode,
+        /// The new size.
+        size,
+        /// Access time, ns since the epoch.
+        atime_ns,
+        /// Modification time, ns since the epoch.
+        mtime_ns,
+    },
+    /// `hostfs_fsync(handle, datasync)`.
+    HostfsFsync {
+        /// A regular file's or directory's handle.
+        handle,
+        /// 1: `fdatasync`.
+        datasync,
+    },
+    /// `hostfs_chown(handle, uid, gid)`.
+    HostfsChown {
+        /// Any handle on a writable volume.
+        handle,
+        /// The new owner (`u32::MAX`: unchanged).
+        uid,
+        /// The new group (`u32::MAX`: unchanged).
+        gid,
+    },
 }
 
 #[cfg(test)]

@@ -80,4 +80,5 @@ errnos! {
     ECONNRESET, "Connection reset by peer.";
     ENOPROTOOPT, "Protocol not available.";
     ESTALE, "Stale file handle.";
+    ETXTBSY, "Text file busy.";
 }

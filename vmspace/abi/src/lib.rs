@@ -130,12 +130,58 @@ pub enum Hypercall {
     /// `off` into the [`KernelIovec`] buffers in turn (the page cache's
     /// read-ahead: one exit for many pages). Returns the count.
     HostfsReadv = 28,
+    /// `hostfs_create(dir, name, name_len, mode)`: makes entry `name` of
+    /// directory `dir` on a writable volume (`O_CREAT | O_EXCL`: an
+    /// existing name is `EEXIST`): a regular file, directory, fifo or
+    /// socket as `mode`'s `S_IFMT` bits say, with its permission bits.
+    /// Returns a new handle on it.
+    HostfsCreate = 29,
+    /// `hostfs_symlink(dir, name, name_len, target, target_len)`: makes
+    /// symbolic link `name` pointing to `target`; returns a handle on it.
+    HostfsSymlink = 30,
+    /// `hostfs_link(handle, dir, name, name_len)`: makes `name` in `dir`
+    /// a new link to `handle` (same volume).
+    HostfsLink = 31,
+    /// `hostfs_unlink(dir, name, name_len, flags)`: removes `name`
+    /// (`flags` [`HOSTFS_REMOVEDIR`]: an empty directory).
+    HostfsUnlink = 32,
+    /// `hostfs_rename(olddir, oldname, oldname_len, newdir, newname,
+    /// newname_len, flags)`: `renameat2` within one volume.
+    HostfsRename = 33,
+    /// `hostfs_writev(handle, iov, iovcnt, off)`: writes the
+    /// [`KernelIovec`] buffers in turn to the file range at `off`.
+    /// Returns the count.
+    HostfsWritev = 34,
+    /// `hostfs_setattr(handle, valid, mode, size, atime_ns, mtime_ns)`:
+    /// the `HOSTFS_SET_*` bits of `valid` say which of permission bits,
+    /// size, times apply.
+    HostfsSetattr = 35,
+    /// `hostfs_fsync(handle, datasync)`: `fsync` (or `fdatasync` when
+    /// `datasync` is 1) of a file or directory.
+    HostfsFsync = 36,
+    /// `hostfs_chown(handle, uid, gid)`: `fchownat` as the host's
+    /// unprivileged rules allow (`u32::MAX`: unchanged).
+    HostfsChown = 37,
 }
+
+/// `hostfs_unlink`'s flag: remove a directory (Linux's `AT_REMOVEDIR`).
+pub const HOSTFS_REMOVEDIR: u64 = 0x200;
+/// `hostfs_setattr`'s `valid` bit: set the permission bits to `mode`.
+pub const HOSTFS_SET_MODE: u64 = 1;
+/// `hostfs_setattr`'s `valid` bit: truncate or extend to `size`.
+pub const HOSTFS_SET_SIZE: u64 = 2;
+/// `hostfs_setattr`'s `valid` bit: set the access time to `atime_ns`.
+pub const HOSTFS_SET_ATIME: u64 = 4;
+/// `hostfs_setattr`'s `valid` bit: set the modification time to `mtime_ns`.
+pub const HOSTFS_SET_MTIME: u64 = 8;
 
 /// Most bytes one `hostfs_read` or `hostfs_readdir` moves.
 pub const HOSTFS_IO_MAX: u64 = 1 << 20;
 /// Most iovecs one `hostfs_readv` takes (a 4 KiB array).
 pub const HOSTFS_IOV_MAX: u64 = 256;
+/// Longest symbolic link target `hostfs_symlink` takes (Linux's
+/// `PATH_MAX` less its NUL).
+pub const HOSTFS_TARGET_MAX: u64 = 4095;
 /// Most handles the host keeps open for the guest at once (`EMFILE`
 /// past it).
 pub const HOSTFS_MAX_HANDLES: usize = 4096;
@@ -219,6 +265,15 @@ impl Hypercall {
             26 => HostfsReadlink,
             27 => HostfsClunk,
             28 => HostfsReadv,
+            29 => HostfsCreate,
+            30 => HostfsSymlink,
+            31 => HostfsLink,
+            32 => HostfsUnlink,
+            33 => HostfsRename,
+            34 => HostfsWritev,
+            35 => HostfsSetattr,
+            36 => HostfsFsync,
+            37 => HostfsChown,
             _ => return None,
         })
     }

@@ -1,7 +1,19 @@
 //! hostfs: a host directory served by the host through the `hostfs_*`
 //! hypercalls (9P-style: walk one name from a handle, getattr, readdir,
-//! read a range, readlink, clunk). Read-only: writes go to the tmpfs
-//! layer an overlay puts above it ([`super::overlay`]).
+//! read a range, readlink, clunk). The root's directory is read-only:
+//! writes go to the tmpfs layer an overlay puts above it
+//! ([`super::overlay`]). A volume given as writable (`-v HOST:GUEST:rw`)
+//! is written through to the host (`hostfs_create` ... `hostfs_chown`),
+//! every change at once (write-through: no dirty pages are kept).
+//!
+//! The page cache stays coherent with writes: a write goes to the host
+//! and into the cached pages it covers (so every reader and every mapping
+//! of the file sees it at once, as on Linux), a truncation drops the
+//! pages past the end and takes them out of every mapping. A writable
+//! `MAP_SHARED` mapping of a file of a writable volume is refused
+//! (`ENODEV`, logged): its stores would land in the cached page only,
+//! never on the host (no writeback on `msync`/`munmap`); a read-only
+//! shared mapping is allowed and sees every write.
 //!
 //! Each inode holds one host handle for its life (clunked on drop). The
 //! VFS resolves `.`, `..`, symbolic links and mount points itself, so the
@@ -30,12 +42,15 @@ use core::any::Any;
 use core::cell::{Cell, RefCell};
 
 use super::device::Device;
-use super::vfs::{DirEntry, Inode, InodeRef, Kind, Metadata, Sink, MAX_PIECES, NAME_MAX};
+use super::vfs::{DirEntry, Inode, InodeRef, Kind, Metadata, Sink, Source, MAX_PIECES, NAME_MAX};
 use crate::mm::physmem::{Frames, PhysMem, Reclaim};
 use crate::mm::{Mappers, PageError, Pager};
 use guestlib::hypercall;
 use vkernel_abi::layout::PAGE_SIZE;
-use vkernel_abi::{Call, Errno, HostfsStat, KernelIovec};
+use vkernel_abi::{
+    Call, Errno, HostfsStat, KernelIovec, HOSTFS_REMOVEDIR, HOSTFS_SET_ATIME, HOSTFS_SET_MODE,
+    HOSTFS_SET_MTIME, HOSTFS_SET_SIZE,
+};
 
 /// Inodes kept alive after their last user (their handles stay open and
 /// their pages cached).
@@ -48,12 +63,16 @@ const PINNED_PAGES: usize = 32;
 const READAHEAD: usize = 32;
 /// Missing names a directory remembers.
 const MISSING_NAMES: usize = 256;
+/// Most bytes one write sends to the host (one bounce buffer).
+const WRITE_CHUNK: usize = 256 * 1024;
 /// Bytes asked of `hostfs_readdir` at once.
 const READDIR_BUF: usize = 16 * 1024;
 
 /// One mounted host directory.
 pub struct HostFs {
     dev: u64,
+    /// `-v HOST:GUEST:rw`: changes go to the host (else `EROFS`).
+    writable: bool,
     frames: Frames,
     me: Weak<HostFs>,
     recent: RefCell<VecDeque<Rc<Node>>>,
@@ -65,6 +84,9 @@ pub struct HostFs {
     pin_at: Cell<usize>,
     /// Pages the cache holds, for `/proc/meminfo`-style figures.
     pages: Cell<u64>,
+    /// Regular files by host inode number: every name of a file (hard
+    /// links) is one node, so one page cache, as on Linux.
+    files: RefCell<BTreeMap<u64, Weak<Node>>>,
 }
 
 enum Body {
@@ -91,8 +113,10 @@ pub struct Node {
     me: Weak<Node>,
     /// The host handle (`None`: a mount point of the host's, shown empty).
     handle: Option<u64>,
-    stat: HostfsStat,
-    parent: Option<Rc<Node>>,
+    /// The host's attributes, read again after each change made here.
+    stat: Cell<HostfsStat>,
+    /// Changes when a rename moves it to another directory.
+    parent: RefCell<Option<Rc<Node>>>,
     body: Body,
     mappers: Mappers,
 }
@@ -102,10 +126,12 @@ fn hc(call: Call) -> Result<i64, Errno> {
 }
 
 impl HostFs {
-    /// Mounts host volume `volume` (device number `dev`); its root.
-    pub fn mount(volume: u64, dev: u64, frames: Frames) -> Result<Rc<Node>, Errno> {
+    /// Mounts host volume `volume` (device number `dev`; `writable`:
+    /// given with `:rw`); its root.
+    pub fn mount(volume: u64, dev: u64, frames: Frames, writable: bool) -> Result<Rc<Node>, Errno> {
         let fs = Rc::new_cyclic(|me| HostFs {
             dev,
+            writable,
             frames: frames.clone(),
             me: me.clone(),
             recent: RefCell::new(VecDeque::new()),
@@ -114,6 +140,7 @@ impl HostFs {
             pinned: Cell::new([0; PINNED_PAGES]),
             pin_at: Cell::new(0),
             pages: Cell::new(0),
+            files: RefCell::new(BTreeMap::new()),
         });
         let weak: Weak<dyn Reclaim> = fs.me.clone();
         frames.borrow_mut().add_reclaimer(weak);
@@ -131,6 +158,47 @@ impl HostFs {
         drop(recent);
         // Dropped outside the borrow: its drop clunks and frees pages.
         drop(old);
+    }
+
+    /// The node of the file `node` names: one already known under
+    /// another name (a hard link; `node` is dropped and its handle
+    /// clunked), or `node`, now known.
+    fn one_node_per_file(&self, node: Rc<Node>) -> Rc<Node> {
+        if !matches!(node.body, Body::File { .. }) {
+            return node;
+        }
+        let ino = node.stat.get().ino;
+        let mut files = self.files.borrow_mut();
+        // A known file with no name left (unlinked, still open) is not
+        // the one a reused inode number now names.
+        if let Some(known) = files.get(&ino).and_then(Weak::upgrade) {
+            if known.stat.get().nlink > 0 {
+                drop(files);
+                return known;
+            }
+        }
+        if files.len() >= RECENT_INODES * 2 {
+            files.retain(|_, w| w.strong_count() > 0);
+        }
+        files.insert(ino, Rc::downgrade(&node));
+        node
+    }
+
+    /// Drops a file with no name left from the recently used ring, so its
+    /// handle (and the host's space for it) goes with its last user.
+    fn forget_if_unlinked(&self, node: &Rc<Node>) {
+        if node.stat.get().nlink == 0 {
+            let old: VecDeque<Rc<Node>> = {
+                let mut recent = self.recent.borrow_mut();
+                let (gone, kept) = core::mem::take(&mut *recent)
+                    .into_iter()
+                    .partition(|n| Rc::ptr_eq(n, node));
+                *recent = kept;
+                gone
+            };
+            // Dropped outside the borrow (a drop may clunk).
+            drop(old);
+        }
     }
 
     fn pin(&self, page: u64) {
@@ -229,15 +297,15 @@ impl Node {
             fs: fs.clone(),
             me: me.clone(),
             handle,
-            stat,
-            parent,
+            stat: Cell::new(stat),
+            parent: RefCell::new(parent),
             body,
             mappers: Mappers::default(),
         }))
     }
 
     fn kind(&self) -> Kind {
-        Kind::from_mode(self.stat.mode as u32).unwrap_or(Kind::Regular)
+        Kind::from_mode(self.stat.get().mode as u32).unwrap_or(Kind::Regular)
     }
 
     fn pages(&self) -> Result<&RefCell<BTreeMap<u64, u64>>, Errno> {
@@ -257,7 +325,7 @@ impl Node {
             return Ok(p);
         }
         let handle = self.handle.ok_or(Errno::EIO)?;
-        let eof = self.stat.size.div_ceil(PAGE_SIZE);
+        let eof = self.stat.get().size.div_ceil(PAGE_SIZE);
         let want = {
             let map = pages.borrow();
             (index..eof.min(index + READAHEAD as u64))
@@ -432,7 +500,7 @@ impl Drop for Node {
 
 impl Inode for Node {
     fn meta(&self) -> Metadata {
-        let s = &self.stat;
+        let s = &self.stat.get();
         Metadata {
             dev: self.fs.dev,
             ino: s.ino,
@@ -455,20 +523,55 @@ impl Inode for Node {
         0x0102_1997
     }
 
-    fn set_perm(&self, _perm: u32) -> Result<(), Errno> {
-        Err(Errno::EROFS)
+    fn set_perm(&self, perm: u32) -> Result<(), Errno> {
+        self.setattr(HOSTFS_SET_MODE, perm as u64, 0, 0, 0)
     }
 
-    fn set_owner(&self, _uid: Option<u32>, _gid: Option<u32>) -> Result<(), Errno> {
-        Err(Errno::EROFS)
+    fn set_owner(&self, uid: Option<u32>, gid: Option<u32>) -> Result<(), Errno> {
+        let handle = self.handle_for_write()?;
+        hc(Call::HostfsChown {
+            handle,
+            uid: uid.unwrap_or(u32::MAX) as u64,
+            gid: gid.unwrap_or(u32::MAX) as u64,
+        })?;
+        self.refresh()
     }
 
-    fn set_times(&self, _atime: Option<u64>, _mtime: Option<u64>) -> Result<(), Errno> {
-        Err(Errno::EROFS)
+    fn set_times(&self, atime: Option<u64>, mtime: Option<u64>) -> Result<(), Errno> {
+        let valid = atime.map_or(0, |_| HOSTFS_SET_ATIME) | mtime.map_or(0, |_| HOSTFS_SET_MTIME);
+        if valid == 0 {
+            self.handle_for_write()?;
+            return Ok(());
+        }
+        self.setattr(valid, 0, 0, atime.unwrap_or(0), mtime.unwrap_or(0))
     }
 
     fn open_write(&self) -> Result<(), Errno> {
-        Err(Errno::EROFS)
+        // A write of nothing: EROFS, or EACCES where the host would not
+        // open the file for writing, at open as Linux says them.
+        let handle = self.handle_for_write()?;
+        let empty = [KernelIovec { base: 0, len: 0 }];
+        hc(Call::HostfsWritev {
+            handle,
+            iov: empty.as_ptr() as u64,
+            iovcnt: 1,
+            off: 0,
+        })?;
+        Ok(())
+    }
+
+    fn sync(&self, datasync: bool) -> Result<(), Errno> {
+        match self.handle {
+            Some(handle) if self.fs.writable => {
+                hc(Call::HostfsFsync {
+                    handle,
+                    datasync: datasync as u64,
+                })?;
+                Ok(())
+            }
+            // Nothing of a read-only volume is ever dirty.
+            _ => Ok(()),
+        }
     }
 
     fn lookup(&self, name: &[u8]) -> Result<InodeRef, Errno> {
@@ -508,12 +611,12 @@ impl Inode for Node {
             }
             Err(e) => return Err(e),
         };
-        let node = Node::new(
+        let node = self.fs.one_node_per_file(Node::new(
             &self.fs,
             handle,
             Some(me),
-            mount_point_ino(self.stat.ino, name),
-        )?;
+            mount_point_ino(self.stat.get().ino, name),
+        )?);
         let mut c = children.borrow_mut();
         c.retain(|_, w| w.strong_count() > 0);
         c.insert(name.to_vec(), Rc::downgrade(&node));
@@ -523,35 +626,100 @@ impl Inode for Node {
     }
 
     fn parent(&self) -> Option<InodeRef> {
-        match &self.parent {
+        match &*self.parent.borrow() {
             Some(p) => Some(p.clone()),
             None => self.me.upgrade().map(|n| n as InodeRef),
         }
     }
 
-    fn create(&self, _: &[u8], _: Kind, _: u32, _: u64) -> Result<InodeRef, Errno> {
-        self.dir_or_notdir()?;
-        Err(Errno::EROFS)
+    fn create(&self, name: &[u8], kind: Kind, perm: u32, _rdev: u64) -> Result<InodeRef, Errno> {
+        let dir = self.dir_for_write()?;
+        let mode = (kind.mode_bits() | (perm & 0o7777)) as u64;
+        let handle = hc(Call::HostfsCreate {
+            dir,
+            name: name.as_ptr() as u64,
+            name_len: name.len() as u64,
+            mode,
+        })? as u64;
+        self.added(name, handle)
     }
 
-    fn symlink(&self, _: &[u8], _: &[u8]) -> Result<InodeRef, Errno> {
-        self.dir_or_notdir()?;
-        Err(Errno::EROFS)
+    fn symlink(&self, name: &[u8], target: &[u8]) -> Result<InodeRef, Errno> {
+        let dir = self.dir_for_write()?;
+        let handle = hc(Call::HostfsSymlink {
+            dir,
+            name: name.as_ptr() as u64,
+            name_len: name.len() as u64,
+            target: target.as_ptr() as u64,
+            target_len: target.len() as u64,
+        })? as u64;
+        self.added(name, handle)
     }
 
-    fn link(&self, _: &[u8], _: &InodeRef) -> Result<(), Errno> {
-        self.dir_or_notdir()?;
-        Err(Errno::EROFS)
+    fn link(&self, name: &[u8], inode: &InodeRef) -> Result<(), Errno> {
+        let dir = self.dir_for_write()?;
+        let node = self.same_fs(inode)?;
+        let handle = node.handle.ok_or(Errno::EXDEV)?;
+        hc(Call::HostfsLink {
+            handle,
+            dir,
+            name: name.as_ptr() as u64,
+            name_len: name.len() as u64,
+        })?;
+        self.forget_missing(name);
+        node.refresh()?;
+        self.refresh()
     }
 
-    fn unlink(&self, _: &[u8], _: bool) -> Result<(), Errno> {
-        self.dir_or_notdir()?;
-        Err(Errno::EROFS)
+    fn unlink(&self, name: &[u8], dir: bool) -> Result<(), Errno> {
+        let handle = self.dir_for_write()?;
+        hc(Call::HostfsUnlink {
+            dir: handle,
+            name: name.as_ptr() as u64,
+            name_len: name.len() as u64,
+            flags: if dir { HOSTFS_REMOVEDIR } else { 0 },
+        })?;
+        if let Some(gone) = self.take_child(name) {
+            // Still open somewhere: its link count drops.
+            let _ = gone.refresh();
+            self.fs.forget_if_unlinked(&gone);
+        }
+        self.refresh()
     }
 
-    fn rename(&self, _: &[u8], _: &InodeRef, _: &[u8]) -> Result<(), Errno> {
-        self.dir_or_notdir()?;
-        Err(Errno::EROFS)
+    fn rename(&self, old: &[u8], new_dir: &InodeRef, new: &[u8]) -> Result<(), Errno> {
+        let olddir = self.dir_for_write()?;
+        let target = self.same_fs(new_dir)?;
+        let newdir = target.dir_for_write()?;
+        hc(Call::HostfsRename {
+            olddir,
+            oldname: old.as_ptr() as u64,
+            oldname_len: old.len() as u64,
+            newdir,
+            newname: new.as_ptr() as u64,
+            newname_len: new.len() as u64,
+            flags: 0,
+        })?;
+        let moved = self.take_child(old);
+        if let Some(replaced) = target.take_child(new) {
+            let _ = replaced.refresh();
+            self.fs.forget_if_unlinked(&replaced);
+        }
+        target.forget_missing(new);
+        if let Some(node) = moved {
+            *node.parent.borrow_mut() = target.me.upgrade();
+            if let Body::Dir { children, .. } = &target.body {
+                children
+                    .borrow_mut()
+                    .insert(new.to_vec(), Rc::downgrade(&node));
+            }
+            let _ = node.refresh();
+        }
+        self.refresh()?;
+        if !core::ptr::eq(self, target) {
+            target.refresh()?;
+        }
+        Ok(())
     }
 
     fn readdir(&self, index: u64) -> Result<Option<DirEntry>, Errno> {
@@ -572,6 +740,7 @@ impl Inode for Node {
             1 => Ok(Some(DirEntry {
                 ino: self
                     .parent
+                    .borrow()
                     .as_ref()
                     .map_or(self.meta().ino, |p| p.meta().ino),
                 kind: Kind::Directory,
@@ -590,7 +759,7 @@ impl Inode for Node {
     /// copy runs, so reclaim cannot take one from under it.
     fn read_at(&self, off: u64, len: usize, out: Sink) -> Result<usize, Errno> {
         self.pages()?;
-        let size = self.stat.size;
+        let size = self.stat.get().size;
         if off >= size {
             return Ok(0);
         }
@@ -664,9 +833,92 @@ impl Inode for Node {
         Ok((at - off) as usize)
     }
 
-    fn truncate(&self, _size: u64) -> Result<(), Errno> {
+    /// Writes through to the host, then into the cached pages the range
+    /// covers (one bounce buffer of at most [`WRITE_CHUNK`] bytes a round).
+    fn write_at(&self, off: u64, len: usize, src: Source) -> Result<usize, Errno> {
         self.pages()?;
-        Err(Errno::EROFS)
+        let handle = self.handle_for_write()?;
+        let mut done = 0usize;
+        let mut buf: Vec<u8> = Vec::new();
+        while done < len {
+            let want = (len - done).min(WRITE_CHUNK);
+            buf.clear();
+            buf.try_reserve(want).map_err(|_| Errno::ENOMEM)?;
+            buf.resize(want, 0);
+            let got = {
+                let mut pieces = [&mut buf[..]];
+                src(&mut pieces)
+            };
+            let got = match got {
+                Ok(n) => n.min(want),
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            };
+            if got == 0 {
+                break;
+            }
+            let iov = [KernelIovec {
+                base: buf.as_ptr() as u64,
+                len: got as u64,
+            }];
+            let at = off + done as u64;
+            let wrote = match hc(Call::HostfsWritev {
+                handle,
+                iov: iov.as_ptr() as u64,
+                iovcnt: 1,
+                off: at,
+            }) {
+                Ok(n) => (n as usize).min(got),
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            };
+            self.update_cache(at, &buf[..wrote]);
+            done += wrote;
+            if wrote < got || got < want {
+                break;
+            }
+        }
+        self.refresh()?;
+        Ok(done)
+    }
+
+    fn truncate(&self, size: u64) -> Result<(), Errno> {
+        let pages = self.pages()?;
+        self.handle_for_write()?;
+        let old = self.stat.get().size;
+        self.setattr(HOSTFS_SET_SIZE, 0, size, 0, 0)?;
+        if size < old {
+            // Out of every mapping first (Linux's unmap_mapping_range):
+            // touching them later is SIGBUS.
+            self.mappers
+                .zap(self as *const Node as *const (), size.div_ceil(PAGE_SIZE));
+            let gone = pages.borrow_mut().split_off(&size.div_ceil(PAGE_SIZE));
+            if !gone.is_empty() {
+                let mut frames = self.fs.frames.borrow_mut();
+                for page in gone.values() {
+                    frames.decref(*page);
+                }
+                frames.cache_pages = frames.cache_pages.saturating_sub(gone.len() as u64);
+                self.fs
+                    .pages
+                    .set(self.fs.pages.get().saturating_sub(gone.len() as u64));
+            }
+            if !size.is_multiple_of(PAGE_SIZE) {
+                if let Some(&page) = pages.borrow().get(&(size / PAGE_SIZE)) {
+                    let from = (size % PAGE_SIZE) as usize;
+                    // SAFETY: this file's cached page; what lies past the
+                    // end reads as zeros, as the host's file does.
+                    unsafe {
+                        core::ptr::write_bytes(
+                            (page as *mut u8).add(from),
+                            0,
+                            PAGE_SIZE as usize - from,
+                        )
+                    };
+                }
+            }
+        }
+        Ok(())
     }
 
     fn readlink(&self) -> Result<Vec<u8>, Errno> {
@@ -695,7 +947,7 @@ impl Inode for Node {
                     .clone(),
             ),
             // A device node names one of the guest's own devices.
-            Kind::CharDevice | Kind::BlockDevice => super::devfs::by_rdev(self.stat.rdev),
+            Kind::CharDevice | Kind::BlockDevice => super::devfs::by_rdev(self.stat.get().rdev),
             _ => None,
         }
     }
@@ -719,11 +971,130 @@ impl Node {
             _ => Err(Errno::ENOTDIR),
         }
     }
+
+    /// The handle, if this file system may change (`EROFS` otherwise).
+    fn handle_for_write(&self) -> Result<u64, Errno> {
+        if !self.fs.writable {
+            return Err(Errno::EROFS);
+        }
+        // A host mount point inside the volume (shown empty): not ours.
+        self.handle.ok_or(Errno::EROFS)
+    }
+
+    /// This directory's handle for a change of its entries.
+    fn dir_for_write(&self) -> Result<u64, Errno> {
+        self.dir_or_notdir()?;
+        self.handle_for_write()
+    }
+
+    /// `inode` as a node of this same mount (`EXDEV` otherwise).
+    fn same_fs<'a>(&self, inode: &'a InodeRef) -> Result<&'a Node, Errno> {
+        match inode.as_any().downcast_ref::<Node>() {
+            Some(n) if Rc::ptr_eq(&n.fs, &self.fs) => Ok(n),
+            _ => Err(Errno::EXDEV),
+        }
+    }
+
+    /// Reads the attributes from the host again (after a change).
+    fn refresh(&self) -> Result<(), Errno> {
+        let Some(handle) = self.handle else {
+            return Ok(());
+        };
+        let mut stat = HostfsStat::default();
+        hc(Call::HostfsGetattr {
+            handle,
+            buf: &mut stat as *mut HostfsStat as u64,
+        })?;
+        self.stat.set(stat);
+        Ok(())
+    }
+
+    /// `hostfs_setattr` of this node's handle, then its attributes again.
+    fn setattr(
+        &self,
+        valid: u64,
+        mode: u64,
+        size: u64,
+        atime_ns: u64,
+        mtime_ns: u64,
+    ) -> Result<(), Errno> {
+        let handle = self.handle_for_write()?;
+        hc(Call::HostfsSetattr {
+            handle,
+            valid,
+            mode,
+            size,
+            atime_ns,
+            mtime_ns,
+        })?;
+        self.refresh()
+    }
+
+    /// A name was made in this directory, `handle` on it: its node.
+    fn added(&self, name: &[u8], handle: u64) -> Result<InodeRef, Errno> {
+        let me = self.me.upgrade().ok_or(Errno::ENOENT)?;
+        self.forget_missing(name);
+        let node = self
+            .fs
+            .one_node_per_file(Node::new(&self.fs, Some(handle), Some(me), 0)?);
+        if let Body::Dir { children, .. } = &self.body {
+            let mut c = children.borrow_mut();
+            c.retain(|_, w| w.strong_count() > 0);
+            c.insert(name.to_vec(), Rc::downgrade(&node));
+        }
+        self.fs.keep(&node);
+        self.refresh()?;
+        Ok(node)
+    }
+
+    fn forget_missing(&self, name: &[u8]) {
+        if let Body::Dir { missing, .. } = &self.body {
+            missing.borrow_mut().remove(name);
+        }
+    }
+
+    /// Takes `name` out of the known children (it was removed or moved).
+    fn take_child(&self, name: &[u8]) -> Option<Rc<Node>> {
+        let Body::Dir { children, .. } = &self.body else {
+            return None;
+        };
+        children.borrow_mut().remove(name).and_then(|w| w.upgrade())
+    }
+
+    /// Copies bytes just written at `off` into the cached pages they
+    /// cover (pages not cached are read from the host when next used).
+    fn update_cache(&self, off: u64, bytes: &[u8]) {
+        let Body::File { pages } = &self.body else {
+            return;
+        };
+        let pages = pages.borrow();
+        if pages.is_empty() {
+            return;
+        }
+        let mut at = 0usize;
+        while at < bytes.len() {
+            let pos = off + at as u64;
+            let in_page = (pos % PAGE_SIZE) as usize;
+            let n = (PAGE_SIZE as usize - in_page).min(bytes.len() - at);
+            if let Some(&page) = pages.get(&(pos / PAGE_SIZE)) {
+                // SAFETY: a cached page of this file (identity-mapped RAM);
+                // `in_page + n <= PAGE_SIZE`; the source is our buffer.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(
+                        bytes[at..].as_ptr(),
+                        (page as *mut u8).add(in_page),
+                        n,
+                    )
+                };
+            }
+            at += n;
+        }
+    }
 }
 
 impl Pager for Node {
     fn page(&self, index: u64) -> Result<u64, PageError> {
-        if index >= self.stat.size.div_ceil(PAGE_SIZE) {
+        if index >= self.stat.get().size.div_ceil(PAGE_SIZE) {
             return Err(PageError::Bus);
         }
         match self.fill(index) {
@@ -737,7 +1108,7 @@ impl Pager for Node {
     }
 
     fn lookup(&self, index: u64) -> Option<u64> {
-        if index >= self.stat.size.div_ceil(PAGE_SIZE) {
+        if index >= self.stat.get().size.div_ceil(PAGE_SIZE) {
             return None;
         }
         let page = self.pages().ok()?.borrow().get(&index).copied()?;
@@ -746,11 +1117,19 @@ impl Pager for Node {
     }
 
     fn size(&self) -> u64 {
-        self.stat.size
+        self.stat.get().size
     }
 
     fn identity(&self) -> (u64, u64, bool) {
-        (self.fs.dev, self.stat.ino, false)
+        let st = self.stat.get();
+        (self.fs.dev, st.ino, st.nlink == 0)
+    }
+
+    fn shared_writable(&self) -> bool {
+        // Stores through a shared mapping would stay in the cached page
+        // (no writeback): refused on a writable volume. A read-only
+        // volume's files are never open for writing.
+        !self.fs.writable
     }
 
     fn mappers(&self) -> &Mappers {

@@ -45,7 +45,8 @@ pub const DEV_HOSTFS: u64 = 0x20;
 pub struct HostDirs<'a> {
     /// Volume 0 is the root (a read-only lower under a tmpfs upper).
     pub root: bool,
-    /// Where the other volumes go (absolute paths), in volume order.
+    /// Where the other volumes go (absolute paths, `:rw` after a
+    /// writable one's), in volume order.
     pub volumes: Vec<&'a str>,
 }
 
@@ -73,8 +74,8 @@ pub fn boot(
     let (root, vfs): (InodeRef, Vfs) = if host.root {
         // The host directory under a writable tmpfs: the image holds
         // only init's arguments, read from it directly.
-        let lower =
-            hostfs::HostFs::mount(0, DEV_HOSTFS, frames.clone()).map_err(|_| host_err("(root)"))?;
+        let lower = hostfs::HostFs::mount(0, DEV_HOSTFS, frames.clone(), false)
+            .map_err(|_| host_err("(root)"))?;
         let upper = tmpfs::Tmpfs::new_root(DEV_UPPER, frames.clone(), limit_bytes);
         let root = overlay::Overlay::new_root(DEV_ROOTFS, lower, upper);
         (root.clone(), Vfs::new(root, "overlay"))
@@ -121,12 +122,17 @@ pub fn boot(
     tmp.set_perm(0o1777).ok();
     mount(b"/tmp", tmp, "tmpfs")?;
     let first = u64::from(host.root);
-    for (i, path) in host.volumes.iter().enumerate() {
+    for (i, spec) in host.volumes.iter().enumerate() {
         let volume = first + i as u64;
-        let fs = hostfs::HostFs::mount(volume, DEV_HOSTFS + volume, frames.clone())
+        // `/path` or `/path:rw` (a guest path holds no `:`).
+        let (path, writable) = match spec.strip_suffix(":rw") {
+            Some(p) => (p, true),
+            None => (*spec, false),
+        };
+        let fs = hostfs::HostFs::mount(volume, DEV_HOSTFS + volume, frames.clone(), writable)
             .map_err(|_| host_err(path))?;
         mkdir_p(&vfs, &vfs.root(), path.as_bytes()).ok_or_else(|| BadEntry {
-            name: alloc::string::String::from(*path),
+            name: alloc::string::String::from(path),
             problem: "cannot be made as a mount point",
         })?;
         mount(path.as_bytes(), fs, "hostfs")?;

@@ -161,6 +161,12 @@ pub trait Inode {
         Ok(())
     }
 
+    /// fsync (`datasync`: fdatasync): what the file system keeps
+    /// elsewhere is made durable there (tmpfs keeps nothing elsewhere).
+    fn sync(&self, _datasync: bool) -> Result<(), Errno> {
+        Ok(())
+    }
+
     // ---- directories
 
     /// The entry `name` (never `.` or `..`: the VFS resolves those).

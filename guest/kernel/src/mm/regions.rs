@@ -41,6 +41,11 @@ pub trait Pager {
     fn identity(&self) -> (u64, u64, bool);
     /// The address spaces that map it (truncate takes pages out of them).
     fn mappers(&self) -> &super::space::Mappers;
+    /// Whether a writable `MAP_SHARED` mapping reaches the file (its
+    /// pages are the file's, or are written back); `false` refuses one.
+    fn shared_writable(&self) -> bool {
+        true
+    }
 }
 
 /// The identity of a pager, for comparing mappings of one file.

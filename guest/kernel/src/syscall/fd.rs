@@ -583,13 +583,15 @@ pub fn sys_ftruncate(k: &Kernel, s: usize, fd: u64, len: u64) -> Result<i64, Err
     }
 }
 
-/// fsync and fdatasync: tmpfs holds everything in memory; nothing to
-/// flush. A pipe or terminal is `EINVAL`, as Linux says.
-pub fn sys_fsync(k: &Kernel, s: usize, fd: u64) -> Result<i64, Errno> {
+/// fsync and fdatasync: tmpfs holds everything in memory, nothing to
+/// flush; a writable host volume's file is synced on the host. A pipe or
+/// terminal is `EINVAL`, as Linux says.
+pub fn sys_fsync(k: &Kernel, s: usize, fd: u64, datasync: bool) -> Result<i64, Errno> {
     let f = file(k, s, fd)?;
-    if f.inode().is_none() {
+    let Some(inode) = f.inode() else {
         return Err(Errno::EINVAL);
-    }
+    };
+    inode.sync(datasync)?;
     Ok(0)
 }
 

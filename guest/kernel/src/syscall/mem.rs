@@ -3,7 +3,7 @@
 //! Linux's checks here, the work in the process's
 //! [`AddressSpace`](crate::mm::AddressSpace).
 
-use super::fd;
+use super::{fd, log_refused};
 use crate::fs::file::{Object, OpenFile};
 use crate::fs::tmpfs;
 use crate::kernel::Kernel;
@@ -83,6 +83,7 @@ enum What {
 /// shared `/dev/zero` is shared anonymous memory.
 fn file_mapping(
     k: &Kernel,
+    s: usize,
     f: &OpenFile,
     len: u64,
     prot: u64,
@@ -118,13 +119,29 @@ fn file_mapping(
         Object::Device { .. } => None,
     }
     .ok_or(Errno::ENODEV)?;
+    // A file whose shared pages do not reach it (a writable host volume's:
+    // no writeback) maps shared only read-only, and never becomes
+    // writable (mprotect: EACCES, as for a file opened read-only).
+    let shared_writes = object.shared_writable();
+    if shared && prot & PROT_WRITE != 0 && !shared_writes {
+        log_refused(
+            k,
+            s,
+            "mmap",
+            format_args!(
+                "a writable MAP_SHARED mapping of {} (a writable host volume's file: no writeback to the host)",
+                alloc::string::String::from_utf8_lossy(&f.path)
+            ),
+        );
+        return Err(Errno::ENODEV);
+    }
     Ok(What::File(FileMap {
         object,
         pgoff: off / PAGE_SIZE,
         shared,
         // A private mapping may always be made writable: its writes are its
         // own.
-        may_write: !shared || f.writable(),
+        may_write: !shared || (f.writable() && shared_writes),
         name: f.path.as_slice().into(),
     }))
 }
@@ -165,7 +182,7 @@ pub fn sys_mmap(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errno> {
     }
     let len = page_up(len).ok_or(Errno::ENOMEM)?;
     let what = match &file {
-        Some(f) => file_mapping(k, f, len, prot, flags, off)?,
+        Some(f) => file_mapping(k, s, f, len, prot, flags, off)?,
         None => {
             if flags & linux::MAP_HUGETLB as u64 != 0 {
                 return Err(Errno::ENOMEM);
