@@ -192,8 +192,17 @@ pub struct RunArgs {
     /// Debug the guest with gdb: listen on HOST:PORT (e.g. 127.0.0.1:1234)
     /// and stop before the guest kernel's first instruction until gdb
     /// connects (`target remote HOST:PORT`).
+    ///
+    /// The stub has no authentication (whoever connects can read and
+    /// write guest memory): an address that is not loopback is refused
+    /// unless --gdb-allow-remote is given too.
     #[arg(long, value_name = "HOST:PORT")]
     pub gdb: Option<String>,
+
+    /// Let --gdb listen on an address other than loopback (0.0.0.0:1234,
+    /// a LAN address): anyone who can reach it controls the guest.
+    #[arg(long, requires = "gdb")]
+    pub gdb_allow_remote: bool,
 
     /// A program and its arguments (after `--`). Alone: a static x86-64
     /// Linux program on the host, packed as /init of an image made on the
@@ -262,6 +271,7 @@ impl Default for RunArgs {
             kvm: PathBuf::from("/dev/kvm"),
             program: Vec::new(),
             gdb: None,
+            gdb_allow_remote: false,
             no_seccomp: false,
             clock: crate::clock::ClockSource::Tsc,
             seccomp_selftest: false,

@@ -73,6 +73,9 @@ pub fn resident_kib_from(status: &std::fs::File) -> u64 {
 /// Boots the guest described by `args` and runs it to the end. Returns the
 /// process exit code: the guest's status, or [`EXIT_GUEST_STOPPED`].
 pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
+    if let (Some(addr), false) = (&args.gdb, args.gdb_allow_remote) {
+        gdb::check_loopback(addr)?;
+    }
     // Built-ins are used in place (no copy: they are megabytes of RSS).
     let kernel_bytes: Cow<'static, [u8]> = match &args.kernel {
         // The kernel is loaded into guest RAM: no larger than --memory.

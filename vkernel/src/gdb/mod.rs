@@ -884,6 +884,26 @@ impl Drop for Gdb {
     }
 }
 
+/// Refuses (`Error::GdbRemote`) a `--gdb` address any of whose resolved
+/// addresses is not loopback (`0.0.0.0`, a LAN address): the remote
+/// protocol has no authentication. An address that does not resolve is
+/// left to `listen`, which reports why.
+pub fn check_loopback(addr: &str) -> Result<(), crate::Error> {
+    use std::net::ToSocketAddrs;
+    let Ok(resolved) = addr.to_socket_addrs() else {
+        return Ok(());
+    };
+    for a in resolved {
+        if !a.ip().is_loopback() {
+            return Err(crate::Error::GdbRemote {
+                addr: addr.to_string(),
+                resolved: a,
+            });
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -122,6 +122,9 @@ pub struct Proc {
     /// User registers and TLS bases to resume with.
     pub tf: TrapFrame,
     pub vf: VextFrame,
+    /// The task's PKRU (protection-key rights), kept apart from its FPU
+    /// image: the kernel runs with 0 (see `sched::enter`).
+    pub pkru: u32,
     /// Re-dispatch the system call in `tf` when next scheduled.
     pub restart: bool,
     /// What rax becomes if the sleep's deadline passes first.
@@ -193,6 +196,7 @@ impl Proc {
             umask: 0o022,
             tf: TrapFrame::default(),
             vf: VextFrame::default(),
+            pkru: 0,
             restart: false,
             timeout_result: 0,
             deadline_ns: 0,
