@@ -185,6 +185,17 @@ pub struct RunArgs {
     #[arg(long, hide = true)]
     pub seccomp_selftest: bool,
 
+    /// Jail the run (Firecracker's jailer): vkernel enters new mount, PID
+    /// and network namespaces (and a user namespace when not run as root)
+    /// and forks; the child, PID 1 there, builds the VM and, before the
+    /// first KVM_RUN, makes DIR (an existing directory, best empty; it is
+    /// bind-mounted read-only) its root with pivot_root. It keeps only
+    /// the descriptors it opened during setup (KVM, the host directories
+    /// of --rootfs/-v, the console, the gdb socket). The parent waits
+    /// outside and exits with the child's status.
+    #[arg(long, value_name = "DIR")]
+    pub jail: Option<PathBuf>,
+
     /// The KVM device to open.
     #[arg(long, value_name = "PATH", default_value = "/dev/kvm")]
     pub kvm: PathBuf,
@@ -272,6 +283,7 @@ impl Default for RunArgs {
             program: Vec::new(),
             gdb: None,
             gdb_allow_remote: false,
+            jail: None,
             no_seccomp: false,
             clock: crate::clock::ClockSource::Tsc,
             seccomp_selftest: false,

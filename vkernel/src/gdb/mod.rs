@@ -337,11 +337,10 @@ pub struct Gdb {
 }
 
 impl Gdb {
-    /// Listens on `addr` (say so on stderr) for a client to debug the guest
+    /// Waits on `listener` (its address said on stderr) for a client to debug the guest
     /// whose kernel ELF is `kernel_elf`. Call on the vCPU thread. The
     /// watcher thread filters its system calls unless `seccomp` is false.
-    pub fn listen(addr: &str, kernel_elf: &[u8], seccomp: bool) -> std::io::Result<Gdb> {
-        let listener = TcpListener::bind(addr)?;
+    pub fn listen(listener: TcpListener, kernel_elf: &[u8], seccomp: bool) -> std::io::Result<Gdb> {
         let local = listener.local_addr()?;
         // SAFETY: pthread_self has no preconditions.
         let me = unsafe { libc::pthread_self() };
