@@ -1047,8 +1047,8 @@ fn run_cases(s: &mut Suite) {
         tiny = tf2;
     }
     s.check(
-        "run: a 1 us timeout is rounded up: the process runs in most of 20 slices",
-        ran >= 10,
+        "run: a 1 us timeout is rounded up: the process runs in 5 or more of 20 slices",
+        ran >= 5,
         ran,
     );
     // Time slices ending as the process faults: whatever the race, each RUN
