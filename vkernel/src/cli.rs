@@ -191,6 +191,17 @@ pub struct RunArgs {
     #[arg(long, hide = true)]
     pub seccomp_selftest: bool,
 
+    /// Jail the run (Firecracker's jailer): vkernel enters new mount, PID
+    /// and network namespaces (and a user namespace when not run as root)
+    /// and forks; the child, PID 1 there, builds the VM and, before the
+    /// first KVM_RUN, makes DIR (an existing directory, best empty; it is
+    /// bind-mounted read-only) its root with pivot_root. It keeps only
+    /// the descriptors it opened during setup (KVM, the host directories
+    /// of --rootfs/-v, the console, the gdb socket). The parent waits
+    /// outside and exits with the child's status.
+    #[arg(long, value_name = "DIR")]
+    pub jail: Option<PathBuf>,
+
     /// The KVM device to open.
     #[arg(long, value_name = "PATH", default_value = "/dev/kvm")]
     pub kvm: PathBuf,
@@ -198,8 +209,17 @@ pub struct RunArgs {
     /// Debug the guest with gdb: listen on HOST:PORT (e.g. 127.0.0.1:1234)
     /// and stop before the guest kernel's first instruction until gdb
     /// connects (`target remote HOST:PORT`).
+    ///
+    /// The stub has no authentication (whoever connects can read and
+    /// write guest memory): an address that is not loopback is refused
+    /// unless --gdb-allow-remote is given too.
     #[arg(long, value_name = "HOST:PORT")]
     pub gdb: Option<String>,
+
+    /// Let --gdb listen on an address other than loopback (0.0.0.0:1234,
+    /// a LAN address): anyone who can reach it controls the guest.
+    #[arg(long, requires = "gdb")]
+    pub gdb_allow_remote: bool,
 
     /// A program and its arguments (after `--`). Alone: a static x86-64
     /// Linux program on the host, packed as /init of an image made on the
@@ -277,6 +297,8 @@ impl Default for RunArgs {
             kvm: PathBuf::from("/dev/kvm"),
             program: Vec::new(),
             gdb: None,
+            gdb_allow_remote: false,
+            jail: None,
             no_seccomp: false,
             clock: crate::clock::ClockSource::Tsc,
             seccomp_selftest: false,

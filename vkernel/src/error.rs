@@ -57,6 +57,15 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// --gdb names an address other than loopback without
+    /// --gdb-allow-remote.
+    #[error("--gdb {addr}: {resolved} is not a loopback address; the gdb stub has no authentication, so give --gdb-allow-remote to listen there anyway")]
+    GdbRemote {
+        /// The address given with --gdb.
+        addr: String,
+        /// The first address it resolved to that is not loopback.
+        resolved: std::net::SocketAddr,
+    },
     /// A file named on the command line could not be read.
     #[error("{path}: {source}")]
     ReadFile {

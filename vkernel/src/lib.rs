@@ -20,6 +20,7 @@ pub mod hypercall;
 pub mod idle;
 pub mod images;
 pub mod input;
+pub mod jail;
 pub mod machine;
 pub mod process;
 pub mod program;
@@ -73,6 +74,28 @@ pub fn resident_kib_from(status: &std::fs::File) -> u64 {
 /// Boots the guest described by `args` and runs it to the end. Returns the
 /// process exit code: the guest's status, or [`EXIT_GUEST_STOPPED`].
 pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
+    if let (Some(addr), false) = (&args.gdb, args.gdb_allow_remote) {
+        gdb::check_loopback(addr)?;
+    }
+    // The gdb socket is bound in the host's network namespace, before a
+    // jail leaves it.
+    let mut gdb_listener = None;
+    if let Some(dir) = &args.jail {
+        jail::check_dir(dir)?;
+        if let Some(addr) = &args.gdb {
+            let l = std::net::TcpListener::bind(addr).map_err(|source| Error::Gdb {
+                addr: addr.clone(),
+                source,
+            })?;
+            gdb_listener = Some(l);
+        }
+        use std::os::fd::AsRawFd;
+        let keep = gdb_listener.as_ref().map(|l| l.as_raw_fd());
+        if let Some(status) = jail::enter_namespaces(keep)? {
+            // The parent: the jailed child has ended.
+            return Ok(status);
+        }
+    }
     // Built-ins are used in place (no copy: they are megabytes of RSS).
     let kernel_bytes: Cow<'static, [u8]> = match &args.kernel {
         // The kernel is loaded into guest RAM: no larger than --memory.
@@ -141,12 +164,16 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     let hostfs_writes = hostfs.writes();
     machine.set_hostfs(hostfs);
     if let Some(addr) = &args.gdb {
-        let stub = gdb::Gdb::listen(addr, &kernel_bytes, !args.no_seccomp).map_err(|source| {
-            Error::Gdb {
+        let listener = match gdb_listener.take() {
+            Some(l) => Ok(l),
+            None => std::net::TcpListener::bind(addr),
+        };
+        let stub = listener
+            .and_then(|l| gdb::Gdb::listen(l, &kernel_bytes, !args.no_seccomp))
+            .map_err(|source| Error::Gdb {
                 addr: addr.clone(),
                 source,
-            }
-        })?;
+            })?;
         machine.set_hooks(Box::new(stub));
     }
     // Opened now: the sandbox forbids opening files.
@@ -166,6 +193,9 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
         what: "putting the terminal in raw mode",
         source,
     })?;
+    if let Some(dir) = &args.jail {
+        jail::pivot(dir)?;
+    }
     sandbox::enter(role, !args.no_seccomp)?;
     if args.seccomp_selftest {
         // A call no thread of vkernel makes once running.

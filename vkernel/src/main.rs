@@ -11,7 +11,18 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .format_timestamp_micros()
         .init();
-    let cli = Cli::parse();
+    // clap's own exit status for a usage error is 2, which vkernel keeps
+    // for "the host stopped the guest": a command line it refuses is 1,
+    // as every other input it refuses before running.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            // --help and --version print on stdout; errors on stderr.
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
     let args = match cli.command {
         Some(Command::Run(args)) => *args,
         Some(Command::Test(args)) => {

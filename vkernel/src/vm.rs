@@ -199,9 +199,10 @@ impl Vm {
         let guest = Guest::new(mem, cfg.ram_bytes, cfg.pool_bytes)?;
 
         let mut vcpu = vm.create_vcpu(0).map_err(kvm_err("KVM_CREATE_VCPU"))?;
-        let cpuid = kvm
+        let mut cpuid = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
+        mask_unmanaged_state(&mut cpuid);
         vcpu.set_cpuid2(&cpuid).map_err(kvm_err("KVM_SET_CPUID2"))?;
         set_syscall_msrs(&vcpu)?;
         let xsave = has_xsave(&cpuid);
@@ -356,6 +357,27 @@ pub fn has_xsave(cpuid: &kvm_bindings::CpuId) -> bool {
         .any(|e| e.function == 1 && e.ecx & XSAVE != 0)
 }
 
+/// Takes out of the vCPU's CPUID the state components vkernel never
+/// enables in XCR0 (see [`enable_xsave_features`]): AMX (tile
+/// configuration and data, components 17-18; the AMX-TILE, -INT8, -BF16
+/// feature bits; leaves 0x1D/0x1E). Hardware KVM shows the guest this
+/// CPUID; under PVM ring 3 reads the host's whatever is set here
+/// (KVM-NOTES), and the guest kernel saves every component XCR0 has.
+pub fn mask_unmanaged_state(cpuid: &mut kvm_bindings::CpuId) {
+    const AMX_STATE: u32 = 0b11 << 17; // CPUID.(0xD,0):EAX
+    const AMX_FEATURES: u32 = (1 << 22) | (1 << 24) | (1 << 25); // CPUID.(7,0):EDX
+    for e in cpuid.as_mut_slice() {
+        match (e.function, e.index) {
+            (7, 0) => e.edx &= !AMX_FEATURES,
+            (0xd, 0) => e.eax &= !AMX_STATE,
+            (0xd, 17 | 18) | (0x1d, _) | (0x1e, _) => {
+                (e.eax, e.ebx, e.ecx, e.edx) = (0, 0, 0, 0);
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Processes see the host's CPUID (KVM-NOTES) and so use AVX and beyond:
 /// turn on in XCR0 every user state component KVM supports (x87, SSE, AVX,
 /// AVX-512), so their xsave/xgetbv checks agree with what CPUID promises.
@@ -474,4 +496,40 @@ fn build_kernel_address_space(
         .map_err(table_err)?;
     registry.set_trap_area_pml4e(entry);
     Ok((root, pages))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kvm_bindings::{kvm_cpuid_entry2, CpuId};
+
+    fn entry(function: u32, index: u32, eax: u32, edx: u32) -> kvm_cpuid_entry2 {
+        kvm_cpuid_entry2 {
+            function,
+            index,
+            eax,
+            ebx: 0x1234,
+            edx,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn amx_state_is_masked_out_of_the_vcpu_cpuid() {
+        let mut cpuid = CpuId::from_entries(&[
+            entry(7, 0, 0, (1 << 22) | (1 << 24) | (1 << 25) | (1 << 4)),
+            entry(0xd, 0, 0x6_02e7, 0),
+            entry(0xd, 18, 8192, 0),
+            entry(0x1d, 1, 8192, 0),
+            entry(1, 0, 7, 7),
+        ])
+        .unwrap();
+        mask_unmanaged_state(&mut cpuid);
+        let e = cpuid.as_slice();
+        assert_eq!(e[0].edx, 1 << 4, "AMX feature bits cleared, the rest kept");
+        assert_eq!(e[1].eax, 0x2e7, "XCR0-supported bits without tile state");
+        assert_eq!((e[2].eax, e[2].ebx), (0, 0));
+        assert_eq!((e[3].eax, e[3].ebx), (0, 0));
+        assert_eq!((e[4].eax, e[4].edx), (7, 7));
+    }
 }

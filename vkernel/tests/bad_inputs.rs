@@ -109,3 +109,27 @@ fn special_files_inside_a_rootfs_are_served_without_being_opened() {
     let r = vkernel(&["run", "--rootfs", root.to_str().unwrap(), "--", "/init"]);
     r.expect_code(0);
 }
+
+/// A command line vkernel refuses is exit 1 (2 is kept for "the host
+/// stopped the guest"; clap's own usage-error status is 2): a value out of
+/// range, an unknown value, an unknown option, a missing value.
+#[test]
+fn usage_errors_exit_1_not_2() {
+    for args in [
+        &["run", "--memory", "1"][..],
+        &["run", "--pmap", "nobody"],
+        &["run", "--clock", "sundial"],
+        &["run", "--no-such-option"],
+        &["run", "--memory"],
+        &["test", "--pool", "0"],
+        &["no-such-command"],
+    ] {
+        let r = vkernel(args);
+        r.expect_code(1).stderr_has("error:");
+    }
+    // Help and version are not errors.
+    vkernel(&["run", "--help"])
+        .expect_code(0)
+        .stdout_has("--memory");
+    vkernel(&["--version"]).expect_code(0).stdout_has("vkernel");
+}

@@ -36,3 +36,31 @@ fn fuzz_seed_1() {
 fn fuzz_seed_2() {
     fuzz(0xdead_beef);
 }
+
+/// The `fuzz:` line of a short run with `seed`.
+fn summary(seed: &str) -> String {
+    let r = common::vkernel(&[
+        "run",
+        "--test-kernel",
+        "--append",
+        &format!("test=fuzz:3000 seed={seed}"),
+    ]);
+    r.expect_code(0);
+    r.stdout
+        .lines()
+        .find(|l| l.starts_with("fuzz:"))
+        .unwrap()
+        .to_string()
+}
+
+/// Every seed is its own sequence (seeds 2k and 2k+1 once ran the same
+/// one), the same seed the same sequence, and a seed that is not a number
+/// is refused rather than replaced by the default. Costs about 1 s.
+#[test]
+fn seeds_differ_and_bad_seeds_are_refused() {
+    assert_eq!(summary("2"), summary("2"));
+    assert_ne!(summary("2"), summary("3"));
+    assert_ne!(summary("6"), summary("7"));
+    let r = common::vkernel(&["run", "--test-kernel", "--append", "test=fuzz:10 seed=0x10"]);
+    r.expect_code(126).stderr_has("seed=S needs a number");
+}

@@ -547,3 +547,61 @@ fn ctrl_c_interrupts_a_guest_waiting_for_console_input() {
     let (status, _, stderr) = guest.wait();
     assert_eq!(status, 2, "{stderr}");
 }
+
+/// The stub has no authentication: `--gdb` on an address that is not
+/// loopback is refused (exit 1, one line) unless `--gdb-allow-remote` is
+/// given, and then it listens there. Costs well under a second.
+#[test]
+fn remote_addresses_need_gdb_allow_remote() {
+    let addr = format!("0.0.0.0:{}", free_port());
+    let r = common::vkernel(&["run", "--test-kernel", "--append", "exit=3", "--gdb", &addr]);
+    r.expect_code(1)
+        .stderr_has("is not a loopback address")
+        .stderr_has("--gdb-allow-remote");
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    // Loopback by name is loopback.
+    let local = format!("localhost:{}", free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vkernel"))
+        .args([
+            "run",
+            "--test-kernel",
+            "--append",
+            "exit=3",
+            "--gdb",
+            &local,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting vkernel");
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.contains("waiting for gdb on 127.0.0.1:")
+            || line.contains("waiting for gdb on [::1]:"),
+        "{line}"
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vkernel"))
+        .args(["run", "--test-kernel", "--append", "exit=3", "--gdb", &addr])
+        .arg("--gdb-allow-remote")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting vkernel");
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.contains(&format!("waiting for gdb on {addr}")),
+        "{line}"
+    );
+}

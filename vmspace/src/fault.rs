@@ -81,6 +81,11 @@ impl VmspaceRegistry {
             log::warn!("vmspace {id:#x}: reserved-bit page fault at {addr:#x}");
             return Ok(FaultOutcome::Deliver);
         }
+        // The process's own PKRU refused it (under PVM ring 3 honours
+        // it): no mapping change helps, the process gets its SIGSEGV.
+        if error_code & pf::PK != 0 {
+            return Ok(FaultOutcome::Deliver);
+        }
         let Some(entry) = space.map.lookup(addr).copied() else {
             return Ok(FaultOutcome::Deliver);
         };

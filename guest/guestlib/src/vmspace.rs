@@ -4,7 +4,7 @@
 //! compiler.
 
 use crate::hypercall::invoke;
-use vkernel_abi::{Call, Errno, TrapFrame, VextFrame, VMSPACE_CTL_RUN};
+use vkernel_abi::{Call, Errno, HypercallBlock, TrapFrame, VextFrame, VMSPACE_CTL_RUN};
 
 /// Result of a vmspace call: the value or the host's errno.
 pub type VmResult = Result<i64, Errno>;
@@ -40,6 +40,71 @@ pub fn run(id: u64, tf: &mut TrapFrame, vf: &mut VextFrame, timeout_us: u64) -> 
         vf as *mut VextFrame as u64,
         timeout_us,
     )
+}
+
+/// [`run`] for a CPU whose ring 3 honours protection keys (PVM: the
+/// kernel and its processes run in ring 3 on user pages of key 0, and
+/// WRPKRU works there). The process runs with PKRU `*pkru`; the kernel
+/// takes PKRU 0 back before its first memory access after the exit (a
+/// process that denied itself key 0 would otherwise make the kernel fault
+/// and the host stop the VM), and `*pkru` comes back holding the
+/// process's value. Only registers are touched between the WRPKRUs and
+/// the `out` (instruction fetches are not checked against PKRU).
+pub fn run_with_pkru(
+    id: u64,
+    tf: &mut TrapFrame,
+    vf: &mut VextFrame,
+    timeout_us: u64,
+    pkru: &mut u32,
+) -> VmResult {
+    let call = Call::VmspaceCtl {
+        id,
+        cmd: VMSPACE_CTL_RUN,
+        tframe: tf as *mut TrapFrame as u64,
+        vframe: vf as *mut VextFrame as u64,
+        timeout_us,
+    };
+    let block = call.encode();
+    let port = vkernel_abi::HC_PORT_BASE + call.hypercall() as u16;
+    let addr = &block as *const HypercallBlock as u64;
+    let mut value = *pkru;
+    // SAFETY: WRPKRU/RDPKRU (ecx = edx = 0) change only the protection-key
+    // rights, and only when CPUID reports OSPKE (the caller's check); the
+    // `out` is a hypercall as in `hypercall::raw`, whose block the host
+    // writes (the asm clobbers memory, so it is re-read below). The host
+    // resumes the kernel past the `out` with all its registers as they
+    // were, so `value` and the zeroed ecx survive the exit.
+    let done = unsafe {
+        core::arch::asm!(
+            "xor ecx, ecx",
+            "xor edx, edx",
+            "mov eax, {value:e}",
+            "wrpkru",
+            "mov edx, {port:e}",
+            "mov eax, {addr:e}",
+            "out dx, eax",
+            "xor ecx, ecx",
+            "rdpkru",
+            "mov {value:e}, eax",
+            "xor eax, eax",
+            "xor edx, edx",
+            "wrpkru",
+            value = inout(reg) value,
+            port = in(reg) u32::from(port),
+            addr = in(reg) addr as u32,
+            out("eax") _,
+            out("ecx") _,
+            out("edx") _,
+            options(nostack, preserves_flags),
+        );
+        core::ptr::read_volatile(addr as *const HypercallBlock)
+    };
+    *pkru = value;
+    if done.errno != 0 {
+        Err(Errno(done.errno as i32))
+    } else {
+        Ok(done.ret)
+    }
 }
 
 /// `vmspace_mmap(id, addr, len, prot, flags, fd, offset)`.

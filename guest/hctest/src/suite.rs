@@ -1033,6 +1033,24 @@ fn run_cases(s: &mut Suite) {
         resumed && cur.rax > tf.rax,
         Pair(Hex(rip_spin as i64), cur.rax),
     );
+    // A slice shorter than KVM can deliver is rounded up to
+    // RUN_TIMEOUT_MIN_US: the process runs (it never would if the timer
+    // could fire before the vCPU entered it).
+    let (mut ran, mut tiny) = (0u64, cur);
+    for _ in 0..20 {
+        let (r, tf2) = run(id, tiny, 1);
+        if r != Ok(0) || tf2.trapno != T_TIMEOUT || tf2.rax < tiny.rax {
+            ran = 0;
+            break;
+        }
+        ran += u64::from(tf2.rax > tiny.rax);
+        tiny = tf2;
+    }
+    s.check(
+        "run: a 1 us timeout is rounded up: the process runs in 5 or more of 20 slices",
+        ran >= 5,
+        ran,
+    );
     // Time slices ending as the process faults: whatever the race, each RUN
     // comes back as the fault or the timeout, and never hands the process's
     // exception to the kernel (which would crash it).

@@ -28,6 +28,7 @@ mod proc;
 mod random;
 mod syscall;
 mod trap;
+mod vexfault;
 
 use alloc::boxed::Box;
 use alloc::rc::Rc;

@@ -76,6 +76,9 @@ fn turn(k: &mut Kernel, s: usize) {
         // Slice over: next process (and a look at the terminal: a
         // compute-bound job's Ctrl-C).
         T_TIMEOUT => k.procs.tty_due = true,
+        // PKRU refused it (ring 3 honours the process's protection keys
+        // under PVM): no paging helps; SIGSEGV, SEGV_PKUERR.
+        T_PAGEFLT if tf.err & vkernel_abi::paging::pf::PK != 0 => fault_signal(k, s, T_PAGEFLT),
         T_PAGEFLT => {
             let fault = k.space(s).borrow_mut().fault(tf.addr, tf.err);
             match fault {
@@ -123,10 +126,27 @@ fn bus_error(k: &mut Kernel, s: usize) {
 /// cannot block or ignore; a handler may catch it.
 fn fault_signal(k: &mut Kernel, s: usize, trap: u64) {
     let tf = k.procs.procs[s].tf;
-    let (sig, mut code) = signal::for_trap(trap, tf.err);
+    let (mut sig, mut code) = signal::for_trap(trap, tf.err);
+    if trap == T_PRIVINFLT {
+        // PVM may have turned a VEX instruction's #GP into #UD.
+        let mut bytes = [0u8; 15];
+        let n = crate::mm::uaccess::copy_in_partial(&k.space(s), tf.rip, &mut bytes);
+        let vf = k.procs.procs[s].vf;
+        match crate::vexfault::real_fault(&bytes[..n], &tf, &vf) {
+            Some(crate::vexfault::Real::GeneralProtection) => {
+                (sig, code) = signal::for_trap(T_PROTFLT, 0)
+            }
+            Some(crate::vexfault::Real::StackSegment) => {
+                (sig, code) = (signal::SIGBUS, signal::for_trap(T_PROTFLT, 0).1)
+            }
+            None => {}
+        }
+    }
     // Linux's si_code for a page fault says whether anything is mapped
     // there (SEGV_ACCERR: the protection refused it), whatever the P bit.
-    if trap == T_PAGEFLT {
+    if trap == T_PAGEFLT && tf.err & vkernel_abi::paging::pf::PK != 0 {
+        code = linux_raw_sys::general::SEGV_PKUERR as i32;
+    } else if trap == T_PAGEFLT {
         code = if k.space(s).borrow().is_free(tf.addr & !0xfff, 1) {
             signal::SEGV_MAPERR
         } else {

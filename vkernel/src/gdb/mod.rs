@@ -337,11 +337,10 @@ pub struct Gdb {
 }
 
 impl Gdb {
-    /// Listens on `addr` (say so on stderr) for a client to debug the guest
+    /// Waits on `listener` (its address said on stderr) for a client to debug the guest
     /// whose kernel ELF is `kernel_elf`. Call on the vCPU thread. The
     /// watcher thread filters its system calls unless `seccomp` is false.
-    pub fn listen(addr: &str, kernel_elf: &[u8], seccomp: bool) -> std::io::Result<Gdb> {
-        let listener = TcpListener::bind(addr)?;
+    pub fn listen(listener: TcpListener, kernel_elf: &[u8], seccomp: bool) -> std::io::Result<Gdb> {
         let local = listener.local_addr()?;
         // SAFETY: pthread_self has no preconditions.
         let me = unsafe { libc::pthread_self() };
@@ -882,6 +881,26 @@ impl Drop for Gdb {
     fn drop(&mut self) {
         log::debug!("gdb: stub on {} closed", self.addr);
     }
+}
+
+/// Refuses (`Error::GdbRemote`) a `--gdb` address any of whose resolved
+/// addresses is not loopback (`0.0.0.0`, a LAN address): the remote
+/// protocol has no authentication. An address that does not resolve is
+/// left to `listen`, which reports why.
+pub fn check_loopback(addr: &str) -> Result<(), crate::Error> {
+    use std::net::ToSocketAddrs;
+    let Ok(resolved) = addr.to_socket_addrs() else {
+        return Ok(());
+    };
+    for a in resolved {
+        if !a.ip().is_loopback() {
+            return Err(crate::Error::GdbRemote {
+                addr: addr.to_string(),
+                resolved: a,
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -105,7 +105,12 @@ impl<V: Vcpu> Machine<V> {
             kernel_sregs,
         });
         self.hook(|h, cpu| h.entered_process(cpu));
-        self.timer.arm(timeout_us);
+        // 0 is no timeout; anything else at least what KVM can deliver.
+        self.timer.arm(if timeout_us == 0 {
+            0
+        } else {
+            timeout_us.max(vkernel_abi::RUN_TIMEOUT_MIN_US)
+        });
         Ok(Ok(()))
     }
 

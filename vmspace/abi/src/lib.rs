@@ -318,6 +318,15 @@ pub const HYPERCALL_BLOCK_SIZE: usize = core::mem::size_of::<HypercallBlock>();
 /// `vmspace_ctl` command: run the vmspace until it traps or times out.
 pub const VMSPACE_CTL_RUN: u64 = 1;
 
+/// The shortest RUN time slice the host arms, in microseconds: a smaller
+/// non-zero `timeout_us` is rounded up to it. The slice's timer starts
+/// before `KVM_RUN` (entering the process takes tens of µs, and the
+/// timer's signal overshoots by 12–20 µs, KVM-NOTES): a timer that fires
+/// before the vCPU enters makes `KVM_RUN` return at once, so a shorter
+/// slice would hand the process back without it running an instruction,
+/// every time.
+pub const RUN_TIMEOUT_MIN_US: u64 = 200;
+
 /// Boot information the host writes at [`layout::BOOT_INFO_ADDR`] before the
 /// guest kernel's first instruction; `rdi` holds its address at entry.
 #[repr(C)]

@@ -53,4 +53,6 @@ pub mod pf {
     pub const RSVD: u64 = 1 << 3;
     /// The access was an instruction fetch.
     pub const I: u64 = 1 << 4;
+    /// PKRU refused the access (protection keys): the mapping is fine.
+    pub const PK: u64 = 1 << 5;
 }

@@ -246,6 +246,7 @@ impl ProcTable {
         p.space = Some(loaded.space);
         p.tf = start_frame(loaded.entry, loaded.sp);
         p.vf = VextFrame::default();
+        p.pkru = 0;
         p.clear_child_tid = 0;
         p.robust_list = 0;
         // Handlers are gone with the old image (ignored signals stay

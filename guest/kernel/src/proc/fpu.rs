@@ -19,6 +19,8 @@ pub const MXCSR: usize = 24;
 const MXCSR_MASK: usize = 28;
 /// The XSAVE header follows the legacy area.
 pub const XSAVE_HEADER: usize = 512;
+/// XCR0's protection-key state component (PKRU).
+const XFEATURE_PKRU: u64 = 1 << 9;
 /// Legacy (FXSAVE) area size.
 pub const FXSAVE_BYTES: usize = 512;
 
@@ -153,7 +155,12 @@ impl Fpu {
     /// kernel saved or one that passed [`Fpu::check`].
     pub fn restore(&self, a: &FpuArea) {
         if self.xsave {
-            let (lo, hi) = (self.features as u32, (self.features >> 32) as u32);
+            // Never PKRU (component 9): the kernel keeps 0 and each task's
+            // own value apart (`Proc::pkru`); one loaded from an image a
+            // process wrote (rt_sigreturn) could deny the kernel its own
+            // pages.
+            let mask = self.features & !XFEATURE_PKRU;
+            let (lo, hi) = (mask as u32, (mask >> 32) as u32);
             // SAFETY: as in `save`; the image is well formed (see above),
             // so XRSTOR cannot fault.
             unsafe {
@@ -266,5 +273,24 @@ impl super::ProcTable {
         }
         self.fpu_changed(s);
         Ok(())
+    }
+}
+
+/// Whether ring 3 honours protection keys here: CPUID.7:ECX.OSPKE as ring
+/// 3 sees it. Under PVM ring 3 runs with the host's CR4.PKE, whatever the
+/// vCPU's CR4 says, so a process can WRPKRU; on hardware KVM the vCPU's
+/// CR4.PKE is clear and WRPKRU is #UD.
+pub fn pkeys() -> bool {
+    use core::sync::atomic::{AtomicU8, Ordering};
+    // 0 unknown, 1 no, 2 yes: read once.
+    static PKEYS: AtomicU8 = AtomicU8::new(0);
+    match PKEYS.load(Ordering::Relaxed) {
+        0 => {
+            const OSPKE: u32 = 1 << 4;
+            let on = cpuid(0, 0).0 >= 7 && cpuid(7, 0).2 & OSPKE != 0;
+            PKEYS.store(if on { 2 } else { 1 }, Ordering::Relaxed);
+            on
+        }
+        v => v == 2,
     }
 }

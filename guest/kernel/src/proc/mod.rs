@@ -131,6 +131,9 @@ pub struct Proc {
     /// User registers and TLS bases to resume with.
     pub tf: TrapFrame,
     pub vf: VextFrame,
+    /// The task's PKRU (protection-key rights), kept apart from its FPU
+    /// image: the kernel runs with 0 (see `sched::enter`).
+    pub pkru: u32,
     /// Re-dispatch the system call in `tf` when next scheduled.
     pub restart: bool,
     /// What rax becomes if the sleep's deadline passes first.
@@ -205,6 +208,7 @@ impl Proc {
             groups: Vec::new(),
             tf: TrapFrame::default(),
             vf: VextFrame::default(),
+            pkru: 0,
             restart: false,
             timeout_result: 0,
             deadline_ns: 0,

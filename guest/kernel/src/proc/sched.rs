@@ -83,7 +83,11 @@ pub fn enter(p: &mut Proc, slice_us: u64, boot_trace: &mut bool) -> Result<(), E
     }
     let mut tf = p.tf;
     let mut vf = p.vf;
-    vms::run(p.vmid(), &mut tf, &mut vf, slice_us)?;
+    if super::fpu::pkeys() {
+        vms::run_with_pkru(p.vmid(), &mut tf, &mut vf, slice_us, &mut p.pkru)?;
+    } else {
+        vms::run(p.vmid(), &mut tf, &mut vf, slice_us)?;
+    }
     p.tf = tf;
     p.vf = vf;
     Ok(())

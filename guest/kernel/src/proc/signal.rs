@@ -436,7 +436,10 @@ pub fn for_trap(trap: u64, err: u64) -> (i32, i32) {
         T_PAGEFLT if err & 1 != 0 => (SIGSEGV, SEGV_ACCERR),
         T_PAGEFLT => (SIGSEGV, SEGV_MAPERR),
         // #GP and friends: si_code SI_KERNEL, address 0, as Linux.
-        T_PROTFLT | T_SEGNPFLT | T_STKFLT => (SIGSEGV, SI_KERNEL),
+        T_PROTFLT => (SIGSEGV, SI_KERNEL),
+        // #NP and #SS (a non-canonical rsp/rbp-based address): SIGBUS,
+        // as Linux's exc_segment_not_present and exc_stack_segment.
+        T_SEGNPFLT | T_STKFLT => (SIGBUS, SI_KERNEL),
         T_PRIVINFLT => (SIGILL, linux::ILL_ILLOPN as i32),
         T_DIVIDE => (SIGFPE, linux::FPE_INTDIV as i32),
         T_ARITHTRAP | T_XMMFLT => (SIGFPE, 0),

@@ -146,7 +146,7 @@ impl ProcTable {
         let tgid = if thread { me.tgid } else { 0 };
         let (mask, pgid, sid, did_exec) = (me.sig.mask, me.pgid, me.sid, me.did_exec);
         let (dumpable, no_new_privs) = (me.dumpable, me.no_new_privs);
-        let (tf, vf, rlimits) = (me.tf, me.vf, me.rlimits);
+        let (tf, vf, pkru, rlimits) = (me.tf, me.vf, me.pkru, me.rlimits);
         let (name, name_len) = (me.name, me.name_len);
         let (cwd, cwd_path, umask) = (me.cwd.clone(), me.cwd_path.clone(), me.umask);
         let groups = me.groups.clone();
@@ -177,6 +177,7 @@ impl ProcTable {
             child.tf.rsp = a.stack;
         }
         child.vf = vf;
+        child.pkru = pkru;
         if a.flags & CLONE_SETTLS != 0 {
             child.vf.tls[0].base = a.tls;
         }

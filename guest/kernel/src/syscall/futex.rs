@@ -19,12 +19,21 @@ use linux_raw_sys::general::{
     FUTEX_CLOCK_REALTIME, FUTEX_CMP_REQUEUE, FUTEX_PRIVATE_FLAG, FUTEX_REQUEUE, FUTEX_WAIT,
     FUTEX_WAIT_BITSET, FUTEX_WAKE, FUTEX_WAKE_BITSET, FUTEX_WAKE_OP,
 };
+use vkernel_abi::layout::VM_MAX_USER_ADDRESS;
 use vkernel_abi::Errno;
 
 fn read_word(space: &SpaceRef, addr: u64) -> Result<u32, Errno> {
     let mut w = [0u8; 4];
     copy_in(space, addr, &mut w)?;
     Ok(u32::from_le_bytes(w))
+}
+
+/// `Ok` if the 4-byte word at `addr` lies in the user half.
+fn user_word(addr: u64) -> Result<(), Errno> {
+    match addr.checked_add(4) {
+        Some(end) if end <= VM_MAX_USER_ADDRESS => Ok(()),
+        _ => Err(Errno::EFAULT),
+    }
 }
 
 /// futex(uaddr, op, val, timeout or val2, uaddr2, val3).
@@ -50,6 +59,14 @@ fn futex(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<Option<i64>, Errno> {
     }
     if !uaddr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
+    }
+    // Linux's get_futex_key: access_ok first, so a word outside the user
+    // half (a kernel address) is EFAULT for every operation, the wakes
+    // (which read nothing) included.
+    user_word(uaddr)?;
+    if matches!(cmd, FUTEX_REQUEUE | FUTEX_CMP_REQUEUE | FUTEX_WAKE_OP) && uaddr2.is_multiple_of(4)
+    {
+        user_word(uaddr2)?;
     }
     let space = k.space(s);
     let (val, val3) = (val as u32, val3 as u32);
