@@ -20,18 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failed;
-#define CHECK(cond, ...)                                                       \
-    do {                                                                       \
-        if (cond) {                                                            \
-            printf("ok - " __VA_ARGS__);                                       \
-        } else {                                                               \
-            failed++;                                                          \
-            printf("FAIL - " __VA_ARGS__);                                     \
-            printf("   (line %d, errno %d)", __LINE__, errno);                 \
-        }                                                                      \
-        printf("\n");                                                          \
-    } while (0)
+#include "check.h"
 
 static volatile sig_atomic_t hits, last_sig, last_code, last_pid, nested, depth;
 static volatile long last_value;

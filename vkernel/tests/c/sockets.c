@@ -20,18 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int failed;
-#define CHECK(cond, ...)                                                       \
-    do {                                                                       \
-        if (cond) {                                                            \
-            printf("ok - " __VA_ARGS__);                                       \
-        } else {                                                               \
-            failed++;                                                          \
-            printf("FAIL - " __VA_ARGS__);                                     \
-            printf("   (line %d, errno %d)", __LINE__, errno);                 \
-        }                                                                      \
-        printf("\n");                                                          \
-    } while (0)
+#include "check.h"
 
 static volatile sig_atomic_t pipes;
 static void on_pipe(int s) { (void)s; pipes++; }

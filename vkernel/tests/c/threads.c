@@ -20,19 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failed;
-#define CHECK(cond, ...)                                                       \
-    do {                                                                       \
-        if (cond) {                                                            \
-            printf("ok - " __VA_ARGS__);                                       \
-        } else {                                                               \
-            failed++;                                                          \
-            printf("FAIL - " __VA_ARGS__);                                     \
-            printf("   (line %d, errno %d)", __LINE__, errno);                 \
-        }                                                                      \
-        printf("\n");                                                          \
-        fflush(stdout);                                                        \
-    } while (0)
+#include "check.h"
 
 static pid_t gettid_(void) { return (pid_t)syscall(SYS_gettid); }
 

@@ -23,18 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failed;
-#define CHECK(cond, ...)                                                       \
-    do {                                                                       \
-        if (cond) {                                                            \
-            printf("ok - " __VA_ARGS__);                                       \
-        } else {                                                               \
-            failed++;                                                          \
-            printf("FAIL - " __VA_ARGS__);                                     \
-            printf("   (line %d, errno %d)", __LINE__, errno);                 \
-        }                                                                      \
-        printf("\n");                                                          \
-    } while (0)
+#include "check.h"
 
 // Raw system calls: glibc's timer_* wrap SIGEV_THREAD and map ids.
 static long tcreate(clockid_t c, struct sigevent *ev, int *id) {
