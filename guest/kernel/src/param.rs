@@ -16,10 +16,13 @@ pub const MAX_THREADS: u64 = 0x3fff_ffff;
 /// table so that the tasks' kernel stacks (`THREAD_SIZE`, 16 KiB on
 /// x86-64) take at most an eighth of memory.
 pub const PAGES_PER_THREAD: u64 = 8 * 4;
-/// Kernel heap left free when a task is made: a fork or thread that would
-/// leave less is `EAGAIN` (a task's records, FPU image, descriptor table
-/// and regions take a few KiB; the rest keeps room for the calls of the
-/// tasks already running). The heap, not a constant, bounds the table.
+/// Kernel heap left free when a task is made (this, or an eighth of the
+/// heap if more): a fork or thread that would leave less is `EAGAIN` (a
+/// task's records, FPU image, descriptor table and regions take about
+/// 4 KiB; the rest keeps room for the calls of the tasks already running,
+/// glibc aborts when a thread's munmap fails). The heap, an eighth of
+/// `--memory`, not a constant, bounds the table: about 1,700 tasks with
+/// the default 64 MiB.
 pub const TASK_HEAP_HEADROOM: u64 = 256 << 10;
 
 /// Most regions per address space (Linux's `vm.max_map_count`).

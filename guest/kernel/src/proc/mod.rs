@@ -337,7 +337,7 @@ impl ProcTable {
             return None;
         }
         let (heap_used, heap_size) = crate::mm::heap::usage();
-        if heap_size.saturating_sub(heap_used) < TASK_HEAP_HEADROOM {
+        if heap_size.saturating_sub(heap_used) < TASK_HEAP_HEADROOM.max(heap_size / 8) {
             return None;
         }
         // Every pid below PID_MAX taken (and a table that large) would make
