@@ -21,7 +21,7 @@ pub const PAGES_PER_THREAD: u64 = 8 * 4;
 /// task's records, FPU image, descriptor table and regions take about
 /// 4 KiB; the rest keeps room for the calls of the tasks already running,
 /// glibc aborts when a thread's munmap fails). The heap, an eighth of
-/// `--memory`, not a constant, bounds the table: about 1,700 tasks with
+/// `--memory`, not a constant, bounds the table: some 1,600 tasks with
 /// the default 64 MiB.
 pub const TASK_HEAP_HEADROOM: u64 = 256 << 10;
 
