@@ -37,7 +37,7 @@ echo "== process tests under pmap=guest"
 VKERNEL_TEST_PMAP=guest cargo test --release --locked --no-fail-fast -p vkernel \
     --test processes --test c_programs --test bad_programs --test gdb --test procfs \
     --test files --test busybox --test poll --test signals --test mmap --test locks --test threads \
-    --test runtimes --test terminal --test hostfs --test timers --test sockets --test hardening \
+    --test runtimes --test terminal --test hostfs --test timers --test sockets --test hardening --test limits \
     2>&1 | tee -a "$log"
 guest_status=${PIPESTATUS[0]}
 [ "$status" -eq 0 ] && status=$guest_status

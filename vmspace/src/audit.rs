@@ -2,9 +2,9 @@
 //! every present leaf belongs to a mapping and has its flags and page
 //! (a shadow leaf of a `MAP_VPAGETABLE` entry: a page of kernel RAM with
 //! no more than the entry's permissions),
-//! every frame belongs to a mapping, charges match the maps (tables of
-//! host-managed entries, plus the shadow allowance for `MAP_VPAGETABLE`
-//! ones), the table pages held are counted right and stay within that
+//! every frame belongs to a mapping, charges match the frames held and
+//! the maps (tables of host-managed entries, plus the shadow allowance
+//! for `MAP_VPAGETABLE` ones), the table pages held are counted right and stay within that
 //! charge, and the pool's reservation is exactly what the vmspaces were
 //! promised and do not hold.
 //! Costs a walk of every table; not for the hot path.
@@ -89,15 +89,10 @@ impl VmspaceRegistry {
             }
             let tables = commit::table_pages_for(&space.map);
             let shadow = commit::shadow_charge(&space.map, self.host.shadow_table_pages);
-            let frames: u64 = space
-                .map
-                .iter()
-                .filter(|e| e.needs_frames())
-                .map(|e| e.pages())
-                .sum();
+            let frames = space.frames.len() as u64;
             if space.charged != 1 + frames + tables + shadow {
                 return fail(format!(
-                    "charged {} pages, map needs 1 + {frames} + {tables} + {shadow}",
+                    "charged {} pages, needs 1 + {frames} frames + {tables} + {shadow}",
                     space.charged
                 ));
             }

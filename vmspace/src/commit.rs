@@ -1,13 +1,20 @@
-//! Commit accounting: what a vmspace is charged against the pool, so that
-//! nothing it was promised can fail later.
+//! Commit accounting: what a vmspace is charged against the pool.
 //!
 //! A vmspace is charged, at all times, for
 //! - its PML4 (1 page),
-//! - one page per page of every anonymous or private entry,
+//! - every private frame it holds (an anonymous page or a private copy),
+//!   charged when the frame is made and released when it goes: as Linux
+//!   with its heuristic overcommit (`vm.overcommit_memory` 0), a mapping
+//!   costs no memory until it is touched, so an address-space reservation
+//!   (`PROT_NONE`, `MAP_NORESERVE`, a large untouched heap or thread
+//!   stack) is free. A touch the pool cannot back fails then, not at
+//!   mmap: the fault is handed to the guest kernel, which ends the
+//!   process (see `fault.rs`),
 //! - the page-table pages its *host-managed* entries (every entry but
 //!   `MAP_VPAGETABLE`) could ever need: one PT per 2 MiB region, one PD
 //!   per 1 GiB region and one PDPT per 512 GiB region that some such entry
-//!   touches,
+//!   touches (2 MiB per GiB mapped, so that mapping a frame never fails
+//!   for want of a table),
 //! - if it holds a `MAP_VPAGETABLE` entry, a fixed allowance of
 //!   [`SHADOW_TABLE_PAGES`] table pages for the shadow (charged once, with
 //!   its first such entry, and released with its last).
@@ -23,10 +30,10 @@
 //! tables, which the host may drop at any time (the next access faults
 //! and walks the guest's tables again). So the shadow is bounded instead.
 //!
-//! # Why the pages held never exceed the charge
+//! # Why the table pages held never exceed the charge
 //!
-//! Frames exist only for pages of private entries. Table pages are
-//! checked where they are made and where their charge goes:
+//! Table pages are checked where they are made and where their charge
+//! goes:
 //! - without `MAP_VPAGETABLE` entries, a vmspace holds tables only under
 //!   regions its entries touch, because munmap and a replacing mmap prune
 //!   what the removed entries leave empty;
@@ -58,14 +65,6 @@ pub const SHADOW_TABLE_PAGES: u64 = 64;
 
 /// Bytes covered by one PT, PD and PDPT page.
 const TABLE_SPANS: [u64; 3] = [1 << 21, 1 << 30, 1 << 39];
-
-/// Frame pages charged for the parts of entries inside `[start, end)`.
-pub fn frame_pages_in(map: &VmMap, start: u64, end: u64) -> u64 {
-    map.intersecting(start, end)
-        .filter(|e| e.needs_frames())
-        .map(|e| e.clip(start, end).pages())
-        .sum()
-}
 
 /// The shadow allowance charged to a vmspace whose map is `map`, when
 /// [`SHADOW_TABLE_PAGES`] (or a test's smaller value) is `shadow_pages`.
@@ -101,11 +100,10 @@ pub fn table_pages_for(map: &VmMap) -> u64 {
         .sum()
 }
 
-/// The parts of a vmspace's charge that replacing a range can change.
+/// The parts of a vmspace's charge that replacing a range can change (its
+/// frames are charged one by one as they come and go).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RangeCharge {
-    /// Frame pages of the private entries in the range.
-    pub frames: u64,
     /// Table pages of the regions overlapping the range that host-managed
     /// entries touch.
     pub tables: u64,
@@ -116,7 +114,7 @@ pub struct RangeCharge {
 impl RangeCharge {
     /// All of it.
     pub fn total(&self) -> u64 {
-        self.frames + self.tables + self.shadow
+        self.tables + self.shadow
     }
 }
 
@@ -153,7 +151,6 @@ pub fn replacement(
     }
     let new_host_managed = new.is_some_and(|e| !e.is_vpagetable());
     let before = RangeCharge {
-        frames: frame_pages_in(map, start, end),
         tables: TABLE_SPANS
             .iter()
             .map(|&span| touched_regions(map, start, end, span))
@@ -163,7 +160,6 @@ pub fn replacement(
     let keeps_vpagetable =
         new.is_some_and(MapEntry::is_vpagetable) || map.vpagetable_outside(start, end);
     let after = RangeCharge {
-        frames: new.filter(|e| e.needs_frames()).map_or(0, MapEntry::pages),
         tables: TABLE_SPANS
             .iter()
             .map(|&span| {
@@ -257,14 +253,9 @@ mod tests {
         }
     }
 
-    /// The charge of `map` from scratch, PML4 left out.
+    /// The charge of `map` from scratch, PML4 and frames left out.
     fn from_scratch(map: &VmMap) -> u64 {
-        let frames: u64 = map
-            .iter()
-            .filter(|e| e.needs_frames())
-            .map(|e| e.pages())
-            .sum();
-        frames + table_pages_for(map) + shadow_charge(map, SHADOW)
+        table_pages_for(map) + shadow_charge(map, SHADOW)
     }
 
     /// Replaces `[start, end)` by `new` as mmap and munmap do, checking the
@@ -301,14 +292,14 @@ mod tests {
         // A second one and a host-managed one inside the first.
         replace(&mut m, &mut charged, TB, TB + GB, Some(vpt(TB, TB + GB)));
         replace(&mut m, &mut charged, MB2, 2 * MB2, Some(anon(MB2, 2 * MB2)));
-        assert_eq!(charged, SHADOW + 512 + 3);
+        assert_eq!(charged, SHADOW + 3);
         // Unmapping a whole VPAGETABLE entry keeps the allowance while
         // another remains.
         replace(&mut m, &mut charged, TB, TB + GB, None);
-        assert_eq!(charged, SHADOW + 512 + 3);
+        assert_eq!(charged, SHADOW + 3);
         replace(&mut m, &mut charged, lo, MB2, None);
         replace(&mut m, &mut charged, 2 * MB2, hi, None);
-        assert_eq!(charged, 512 + 3);
+        assert_eq!(charged, 3);
         assert!(!m.has_vpagetable());
     }
 
@@ -324,10 +315,10 @@ mod tests {
             Some(anon(0x1000, 0x3000)),
         );
         replace(&mut m, &mut charged, 0x3000, GB, Some(vpt(0x3000, GB)));
-        assert_eq!(charged, 2 + 3 + SHADOW);
+        assert_eq!(charged, 3 + SHADOW);
         // The 2 MiB region keeps its PT while the anonymous page is there.
         replace(&mut m, &mut charged, 0x3000, 0x5000, None);
-        assert_eq!(charged, 2 + 3 + SHADOW);
+        assert_eq!(charged, 3 + SHADOW);
         // munmap over a hole-free range made of both kinds.
         replace(&mut m, &mut charged, 0x2000, 0x3000, None);
         replace(&mut m, &mut charged, 0x1000, 0x2000, None);

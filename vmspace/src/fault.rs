@@ -68,7 +68,10 @@ impl VmspaceRegistry {
     /// allows the access, the fault was spurious: a translation cached by
     /// KVM is stale, so [`VmspaceRegistry::take_translation_reduced`] is set
     /// as well. Everything else (no entry, not allowed, reserved-bit
-    /// faults) is delivered.
+    /// faults) is delivered. A page the pool cannot back (pages are
+    /// charged when touched, see `commit`) is `ENOMEM`: the caller hands
+    /// the fault to the guest kernel, whose pmap finds the pool short and
+    /// ends the process.
     pub fn handle_fault(
         &mut self,
         id: u64,
@@ -129,7 +132,12 @@ impl VmspaceRegistry {
         let mut neighbour = from;
         while budget > 0 && neighbour < to {
             if neighbour != va && space.lookup(host, neighbour)?.is_none() {
-                space.map_page(host, &entry, neighbour)?;
+                match space.map_page(host, &entry, neighbour) {
+                    // The pool is short: the page that faulted is in, the
+                    // others wait for their own touch.
+                    Err(crate::error::Error::OutOfFrames) => break,
+                    r => r?,
+                }
                 budget -= 1;
             }
             neighbour += PAGE_SIZE;

@@ -174,10 +174,10 @@ pub fn check_mprotect(addr: u64, len: u64, prot: u64) -> Result<Option<Range>, E
 impl VmspaceRegistry {
     /// `vmspace_mmap(id, addr, len, prot, flags, fd, off)`: unknown id →
     /// `ENOENT`, then [`check_mmap`]; no free range for a non-fixed mapping,
-    /// the pool cannot hold what the mapping may need (its anonymous or
-    /// private pages and page tables, or for a first `MAP_VPAGETABLE` entry
-    /// the shadow allowance: nothing is overcommitted) or too many map
-    /// entries → `ENOMEM`. `MAP_FIXED` replaces what was mapped there.
+    /// the pool cannot hold the page tables the mapping may need (or for a
+    /// first `MAP_VPAGETABLE` entry the shadow allowance) or too many map
+    /// entries → `ENOMEM`. Its pages are charged as they are touched (see
+    /// `commit`). `MAP_FIXED` replaces what was mapped there.
     /// Returns the address of the mapping (plus the offset's page offset).
     #[allow(clippy::too_many_arguments)]
     pub fn mmap(
@@ -234,8 +234,7 @@ impl VmspaceRegistry {
 
         let before = space.map.len();
         if dropped > 0 {
-            let released = space.remove_range(host, start, end)?;
-            debug_assert_eq!(released, change.before.frames);
+            space.remove_range(host, start, end)?;
             // The tables the removed entries leave empty go now: the new
             // entry may be charged for none of them (a MAP_VPAGETABLE one
             // over a large anonymous one), and one it needs comes back on
@@ -273,8 +272,7 @@ impl VmspaceRegistry {
         // removed entries and their neighbours touch.
         let change = commit::replacement(&space.map, start, end, None, host.shadow_table_pages);
         let before = space.map.len();
-        let frames = space.remove_range(host, start, end)?;
-        debug_assert_eq!(frames, change.before.frames);
+        space.remove_range(host, start, end)?;
         space.prune(host, start, end)?;
         space.settle(host, &change)?;
         let after = space.map.len();

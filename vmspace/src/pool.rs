@@ -16,11 +16,12 @@
 //! no other page. That is what lets a vmspace be destroyed without a flush:
 //! its root is never loaded again and its tables cannot come back as tables.
 //!
-//! Vmspaces never overcommit: their pages are *reserved* when a mapping is
-//! accepted ([`HostPool::reserve`]) and later drawn from that reservation
-//! ([`HostPool::alloc_reserved`]), so a fault inside an accepted mapping
-//! always finds a page. Unreserved allocations ([`HostPool::alloc_zeroed`])
-//! never eat into what is reserved.
+//! Vmspaces draw their pages from *reservations* ([`HostPool::reserve`],
+//! then [`HostPool::alloc_reserved`]): the page tables an accepted mapping
+//! may need are reserved with it, so a table is always there for a page;
+//! a private page is reserved when it is touched (see `commit`), which
+//! may fail. Unreserved allocations ([`HostPool::alloc_zeroed`]) never eat
+//! into what is reserved.
 
 use vkernel_abi::layout::PAGE_SIZE;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};

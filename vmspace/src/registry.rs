@@ -214,6 +214,12 @@ impl VmspaceRegistry {
         self.spaces.get(&id).map(|s| s.charged)
     }
 
+    /// Private frames vmspace `id` holds (each charged since it was
+    /// touched; see the `commit` module).
+    pub fn frame_pages(&self, id: u64) -> Option<u64> {
+        self.spaces.get(&id).map(|s| s.frames.len() as u64)
+    }
+
     /// `vmspace_create(id, type, data)`: id 0 → `EINVAL`; type or data not
     /// 0 → `EINVAL`; existing id → `EEXIST`; no pool page for the PML4 →
     /// `ENOMEM`. The new vmspace is empty.

@@ -134,7 +134,12 @@ impl VmspaceRegistry {
                     None => break,
                 }
             } else {
-                space.materialize(host, &entry, page)?
+                match space.materialize(host, &entry, page) {
+                    // Pages are charged as they are touched: a short pool
+                    // ends the copy where it is (ENOMEM if nothing moved).
+                    Err(Error::OutOfFrames) if done > 0 => break,
+                    r => r?,
+                }
             };
             // The frame is the host's (pool or RAM, from the map); the
             // kernel's buffers go through the checked RAM accessor.

@@ -136,8 +136,9 @@ impl Vmspace {
     }
 
     /// The pool page (or kernel page) holding the page at `va` of `entry`,
-    /// allocating it (zeroed, or a copy of the kernel's page) if it has
-    /// none yet. `va` must be a page of `entry`.
+    /// allocating and charging it (zeroed, or a copy of the kernel's page)
+    /// if it has none yet: `OutOfFrames` when the pool has no page left.
+    /// `va` must be a page of `entry`.
     pub fn materialize(
         &mut self,
         host: &mut Host,
@@ -155,14 +156,24 @@ impl Vmspace {
         if let Some(&frame) = self.frames.get(&va) {
             return Ok(frame);
         }
-        let frame = host.pool.alloc_reserved().ok_or(Error::OutOfFrames)?;
+        // Charged now, not at mmap (see `commit`): a pool that cannot back
+        // the page fails this touch.
+        if !host.pool.reserve(1) {
+            return Err(Error::OutOfFrames);
+        }
+        let Some(frame) = host.pool.alloc_reserved() else {
+            host.pool.unreserve(1);
+            return Err(Error::OutOfFrames);
+        };
         if let Some(source) = entry.phys_of(va) {
             if let Err(e) = host.copy_page(source, frame) {
                 host.pool.free_into_reserve(frame);
+                host.pool.unreserve(1);
                 return Err(e);
             }
         }
         self.frames.insert(va, frame);
+        self.charged += 1;
         Ok(frame)
     }
 
@@ -237,15 +248,17 @@ impl Vmspace {
         self.reprotect(host, start, end, 0)
     }
 
-    /// Unmaps `[start, end)` and frees its private frames: the pages read
-    /// as zero (anonymous) or as the kernel's page (private copy) again.
-    /// The charge stays (the frames go back into the reservation).
+    /// Unmaps `[start, end)` and frees its private frames, and their
+    /// charge: the pages read as zero (anonymous) or as the kernel's page
+    /// (private copy) again.
     pub fn discard_range(&mut self, host: &mut Host, start: u64, end: u64) -> Result<(), Error> {
         self.unmap_range(host, start, end)?;
         let dropped: Vec<u64> = self.frames.range(start..end).map(|(&va, _)| va).collect();
         for va in dropped {
             if let Some(frame) = self.frames.remove(&va) {
                 host.pool.free_into_reserve(frame);
+                host.pool.unreserve(1);
+                self.charged -= 1;
                 host.translation_reduced = true;
             }
         }
@@ -253,16 +266,12 @@ impl Vmspace {
     }
 
     /// Removes the entries in `[start, end)`, their translations and
-    /// frames. Returns the frame pages they were charged for; the caller
-    /// settles the charge. Tables stay until [`Vmspace::prune`].
-    pub fn remove_range(&mut self, host: &mut Host, start: u64, end: u64) -> Result<u64, Error> {
+    /// frames (and the frames' charge); the caller settles the tables'.
+    /// Tables stay until [`Vmspace::prune`].
+    pub fn remove_range(&mut self, host: &mut Host, start: u64, end: u64) -> Result<(), Error> {
         self.discard_range(host, start, end)?;
-        let removed = self.map.remove_range(start, end);
-        Ok(removed
-            .iter()
-            .filter(|e| e.needs_frames())
-            .map(MapEntry::pages)
-            .sum())
+        self.map.remove_range(start, end);
+        Ok(())
     }
 
     /// Frees the empty table pages covering `[start, end)`.

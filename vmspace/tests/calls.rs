@@ -416,8 +416,13 @@ fn anonymous_memory_is_zero_filled_on_demand() {
     let before = reg.pages_in_use();
     anon(&mut reg, 1, BASE, 4 * PAGE_SIZE, RW_);
     assert_eq!(reg.pages_in_use(), before, "nothing allocated at mmap");
-    assert_eq!(reg.charged_pages(1), Some(1 + 4 + 3));
+    assert_eq!(
+        reg.charged_pages(1),
+        Some(1 + 3),
+        "tables only, until touched"
+    );
     assert_eq!(vread(&mem, &mut reg, 1, BASE + 10, 5000), vec![0; 5000]);
+    assert_eq!(reg.charged_pages(1), Some(1 + 3 + 2), "the two pages read");
     reg.audit().unwrap();
 }
 
@@ -556,53 +561,52 @@ fn map_fixed_replaces_and_settles_the_charge() {
 }
 
 #[test]
-fn commit_is_never_overcommitted() {
+fn pages_are_charged_when_touched_and_a_short_pool_fails_the_touch() {
     let (_, mut reg) = with_space(32);
     let avail = reg.pool().available_pages() as u64;
-    // 3 table pages are needed besides the pages themselves.
+    // Far larger than the pool: only its tables are charged (a PT per
+    // 2 MiB, a PD, a PDPT), as Linux's heuristic overcommit charges none.
+    let big = 4 * 512 * PAGE_SIZE;
+    assert!(big / PAGE_SIZE > 4 * avail);
+    anon(&mut reg, 1, BASE, big, RW_);
+    assert_eq!(reg.charged_pages(1), Some(1 + 4 + 2));
+    let tables_left = reg.pool().available_pages() as u64;
+    assert_eq!(tables_left, avail - 6);
+    // Touching charges page by page until the pool is short: then the
+    // fault is ENOMEM (the guest kernel ends the process) and nothing
+    // leaks.
+    let touched = tables_left;
     assert_eq!(
-        reg.mmap(
-            1,
-            BASE,
-            (avail - 2) * PAGE_SIZE,
-            RW_,
-            ANON_FIXED,
-            FD_NONE,
-            0
-        ),
-        Err(Errno::ENOMEM)
-    );
-    anon(&mut reg, 1, BASE, (avail - 3) * PAGE_SIZE, RW_);
-    assert_eq!(reg.pool().available_pages(), 0);
-    assert_eq!(
-        reg.mmap(1, 0, 4096, RW_, MAP_ANON | MAP_PRIVATE, FD_NONE, 0),
-        Err(Errno::ENOMEM)
-    );
-    // Every promised page can be touched.
-    assert_eq!(
-        reg.mcontrol(1, BASE, (avail - 3) * PAGE_SIZE, MADV_WILLNEED, 0),
+        reg.mcontrol(1, BASE, touched * PAGE_SIZE, MADV_WILLNEED, 0),
         Ok(())
     );
-    // Only the host-state charge is left free (reserved, never drawn).
-    assert_eq!(reg.pool().free_pages(), HOST_STATE_PAGES);
-    // A shared kernel mapping in the same 2 MiB region costs nothing more.
-    let at = BASE + (avail - 3) * PAGE_SIZE;
+    assert_eq!(reg.pool().available_pages(), 0);
+    let next = BASE + touched * PAGE_SIZE;
+    assert_eq!(reg.handle_fault(1, next, pf::U | pf::W), Err(Errno::ENOMEM));
     assert_eq!(
-        reg.mmap(
-            1,
-            at,
-            4096,
-            PROT_READ,
-            MAP_SHARED | MAP_FIXED,
-            PHYSMEM_FD,
-            0
-        ),
-        Ok(at)
+        reg.mcontrol(1, next, PAGE_SIZE, MADV_WILLNEED, 0),
+        Err(Errno::ENOMEM)
     );
-    assert_eq!(reg.handle_fault(1, at, pf::U), Ok(FaultOutcome::Resolved));
     reg.audit().unwrap();
-    // Unmapping gives the charge back.
-    reg.munmap(1, BASE, (avail - 2) * PAGE_SIZE).unwrap();
+    // Pages already in keep working; a table the pool cannot hold is
+    // still refused at mmap.
+    assert_eq!(
+        reg.handle_fault(1, BASE, pf::U | pf::W),
+        Ok(FaultOutcome::Resolved)
+    );
+    assert_eq!(
+        reg.mmap(1, 1 << 40, 4096, RW_, ANON_FIXED, FD_NONE, 0),
+        Err(Errno::ENOMEM)
+    );
+    // DONTNEED and munmap give the charge back.
+    reg.mcontrol(1, BASE, PAGE_SIZE, MADV_DONTNEED, 0).unwrap();
+    assert_eq!(reg.pool().available_pages(), 1);
+    assert_eq!(
+        reg.handle_fault(1, next, pf::U | pf::W),
+        Ok(FaultOutcome::Resolved)
+    );
+    reg.audit().unwrap();
+    reg.munmap(1, BASE, big).unwrap();
     assert_eq!(reg.pool().available_pages() as u64, avail);
     reg.audit().unwrap();
 }
@@ -643,8 +647,9 @@ fn phys_private_mapping_copies_and_does_not_write_through() {
     let flags = MAP_PRIVATE | MAP_FIXED;
     reg.mmap(1, BASE, 0x2000, RW_, flags, PHYSMEM_FD, 0x4000)
         .unwrap();
-    assert_eq!(reg.charged_pages(1), Some(1 + 2 + 3));
+    assert_eq!(reg.charged_pages(1), Some(1 + 3));
     assert_eq!(vread(&mem, &mut reg, 1, BASE, 4), get(&mem, 0x4000, 4));
+    assert_eq!(reg.charged_pages(1), Some(1 + 3 + 1), "the copy read");
     vwrite(&mem, &mut reg, 1, BASE, b"priv");
     assert_eq!(
         get(&mem, 0x4000, 4),
@@ -1185,6 +1190,8 @@ fn clone_copies_private_pages_and_shares_kernel_pages() {
 fn clone_without_room_makes_nothing() {
     let (_, mut reg) = with_space(24);
     anon(&mut reg, 1, BASE, 8 * PAGE_SIZE, RW_);
+    reg.mcontrol(1, BASE, 8 * PAGE_SIZE, MADV_WILLNEED, 0)
+        .unwrap();
     let in_use = reg.pages_in_use();
     assert_eq!(reg.clone_vmspace(1, 2), Err(Errno::ENOMEM));
     assert!(!reg.contains(2));

@@ -298,6 +298,9 @@ struct MPage {
     /// Private contents (anonymous or private copy); None = not yet
     /// written (zero, or the kernel's page).
     data: Option<Vec<u8>>,
+    /// The registry holds (and charges) a frame for it: it was touched
+    /// (faulted, read or written) since it was mapped or discarded.
+    held: bool,
 }
 
 #[derive(Default, Clone, Debug)]
@@ -317,6 +320,7 @@ const TAIL_PAGE: MPage = MPage {
     prot: RW_,
     kind: Kind::Vpt(true),
     data: None,
+    held: false,
 };
 
 /// The registry's host-state charge per vmspace (reserved, never drawn).
@@ -327,11 +331,23 @@ impl MSpace {
         !matches!(p.kind, Kind::Shared(_) | Kind::Vpt(_))
     }
 
-    /// Pages the real registry charges: PML4, private pages, one table per
-    /// 2 MiB / 1 GiB / 512 GiB region touched by a page that is not
-    /// MAP_VPAGETABLE, and the shadow allowance if any page is.
+    /// Pages the real registry charges: PML4, private pages touched, one
+    /// table per 2 MiB / 1 GiB / 512 GiB region touched by a page that is
+    /// not MAP_VPAGETABLE, and the shadow allowance if any page is.
     fn charge(&self, shadow: u64) -> u64 {
-        let frames = self.pages.values().filter(|p| Self::needs_frame(p)).count() as u64;
+        self.frames() + self.mapping_charge(shadow)
+    }
+
+    /// Private frames held (charged as they are touched).
+    fn frames(&self) -> u64 {
+        self.pages
+            .values()
+            .filter(|p| Self::needs_frame(p) && p.held)
+            .count() as u64
+    }
+
+    /// The charge but its frames: what an mmap reserves.
+    fn mapping_charge(&self, shadow: u64) -> u64 {
         let host_managed = |p: &&MPage| !matches!(p.kind, Kind::Vpt(_));
         let tables: u64 = [21u32, 30, 39]
             .iter()
@@ -345,7 +361,7 @@ impl MSpace {
             })
             .sum();
         let vpt = self.tail || self.pages.values().any(|p| !host_managed(&p));
-        1 + frames + tables + if vpt { shadow } else { 0 }
+        1 + tables + if vpt { shadow } else { 0 }
     }
 
     /// What is mapped at page `va`.
@@ -425,13 +441,34 @@ impl Model {
             .sum()
     }
 
-    /// `new` replaces space `id` if the pool can hold its charge.
+    /// `new` replaces space `id` (an mmap) if the pool can hold the
+    /// growth of its mapping charge: the registry reserves that before it
+    /// frees the frames the mapping replaces.
     fn replace_space(&mut self, id: u64, new: MSpace) -> Result<(), Errno> {
-        let old = self.spaces[&id].charge(self.shadow);
-        if !self.fits(old, new.charge(self.shadow)) {
+        let old = self.spaces[&id].mapping_charge(self.shadow);
+        let grown = new.mapping_charge(self.shadow).saturating_sub(old);
+        if !self.fits(0, grown) {
             return Err(Errno::ENOMEM);
         }
         self.spaces.insert(id, new);
+        Ok(())
+    }
+
+    /// Charges a frame for page `va` of space `id` if it needs one and
+    /// holds none: `ENOMEM` when the pool is full (pages are charged when
+    /// touched).
+    fn touch(&mut self, id: u64, va: u64) -> Result<(), Errno> {
+        let full = !self.fits(0, 1);
+        let Some(p) = self.spaces.get_mut(&id).and_then(|s| s.pages.get_mut(&va)) else {
+            return Ok(());
+        };
+        if !MSpace::needs_frame(p) || p.held {
+            return Ok(());
+        }
+        if full {
+            return Err(Errno::ENOMEM);
+        }
+        p.held = true;
         Ok(())
     }
 
@@ -519,13 +556,11 @@ impl Model {
                             prot,
                             kind,
                             data: None,
+                            held: false,
                         },
                     );
                 }
-                if !self.fits(space.charge(self.shadow), new.charge(self.shadow)) {
-                    return Err(Errno::ENOMEM);
-                }
-                self.spaces.insert(id, new);
+                self.replace_space(id, new)?;
                 Ok(start)
             }
             Op::Munmap { id, page, sub, len } => {
@@ -597,18 +632,38 @@ impl Model {
                 if behav == MADV_DONTNEED || behav == MADV_FREE {
                     for (_, p) in space.pages.range_mut(start..end) {
                         p.data = None;
+                        p.held = false;
+                    }
+                }
+                if behav == MADV_WILLNEED {
+                    // Every page brought in, in order, until the pool is
+                    // short (those before stay in).
+                    let pages: Vec<u64> = space
+                        .pages
+                        .range(start..end)
+                        .filter(|(_, p)| p.prot != PROT_NONE)
+                        .map(|(&va, _)| va)
+                        .collect();
+                    for va in pages {
+                        self.touch(id, va)?;
                     }
                 }
                 Ok(0)
             }
             Op::Pwrite { id, off, len, seed } => {
-                let Model { spaces, kmem, .. } = self;
-                let space = spaces.get_mut(&id).ok_or(Errno::ENOENT)?;
+                self.spaces.get(&id).ok_or(Errno::ENOENT)?;
                 let va0 = WBASE + off;
                 let mut done = 0;
                 while done < len {
                     let va = va0 + done;
                     let page = va & !(PAGE_SIZE - 1);
+                    // A short pool ends the copy (ENOMEM if nothing moved).
+                    match self.touch(id, page) {
+                        Err(_) if done > 0 => break,
+                        r => r?,
+                    }
+                    let Model { spaces, kmem, .. } = self;
+                    let space = spaces.get_mut(&id).ok_or(Errno::ENOENT)?;
                     let Some(p) = space.pages.get_mut(&page) else {
                         break;
                     };
@@ -642,13 +697,19 @@ impl Model {
                 Ok(done)
             }
             Op::Pread { id, off, len } => {
-                let space = self.spaces.get(&id).ok_or(Errno::ENOENT)?;
+                self.spaces.get(&id).ok_or(Errno::ENOENT)?;
                 let va0 = WBASE + off;
                 let mut done = 0;
                 let mut out = Vec::new();
                 while done < len {
                     let va = va0 + done;
                     let page = va & !(PAGE_SIZE - 1);
+                    // Reading brings the page in too.
+                    match self.touch(id, page) {
+                        Err(_) if done > 0 => break,
+                        r => r?,
+                    }
+                    let space = &self.spaces[&id];
                     let Some(p) = space.pages.get(&page) else {
                         break;
                     };
@@ -680,6 +741,9 @@ impl Model {
                         && (code & pf::I == 0 || p.prot & PROT_EXEC != 0)
                         && guest_ok
                 });
+                if ok {
+                    self.touch(id, page)?;
+                }
                 Ok(ok as u64)
             }
             Op::Clone { src, dst } => {
@@ -721,6 +785,7 @@ impl Model {
                         prot: RW_,
                         kind,
                         data: None,
+                        held: false,
                     };
                     new.pages.insert(va, page);
                 }
@@ -741,7 +806,11 @@ impl Model {
                 let space = self.spaces.get(&id).ok_or(Errno::ENOENT)?;
                 // Every page of the tail is mapped read-write by the guest's
                 // tables, and every page mapped in it is read-write.
-                let ok = space.entry(tail_addr(k, page)).is_some() && code & pf::I == 0;
+                let va = tail_addr(k, page);
+                let ok = space.entry(va).is_some() && code & pf::I == 0;
+                if ok {
+                    self.touch(id, va)?;
+                }
                 Ok(ok as u64)
             }
         }
@@ -915,6 +984,9 @@ fn check_tables(
 fn run_case(ops: &[Op], shadow: u64) -> Result<(), TestCaseError> {
     let (mem, mut reg) = setup(POOL_PAGES);
     reg.set_shadow_table_pages(shadow).unwrap();
+    // One page per fault: the model knows which pages are touched, so it
+    // knows which are charged (fault-around has tests of its own).
+    reg.set_fault_around(1);
     build_guest_tables(&mem);
     let baseline = reg.pages_in_use() as u64;
     let mut kmem = vec![0u8; KMEM as usize];
@@ -970,6 +1042,12 @@ fn run_case(ops: &[Op], shadow: u64) -> Result<(), TestCaseError> {
         for (&va, p) in &space.pages {
             if Model::vpt_page(p.kind, va).is_some() {
                 continue; // compared through the kernel's pages below
+            }
+            if MSpace::needs_frame(p) && !p.held {
+                // Never touched: no frame (the audit checked), and reading
+                // would charge one.
+                prop_assert!(p.data.is_none());
+                continue;
             }
             prop_assert_eq!(reg.pread(id, KBUF, PAGE_SIZE, va), Ok(PAGE_SIZE as usize));
             let mut buf = vec![0u8; PAGE_SIZE as usize];

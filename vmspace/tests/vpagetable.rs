@@ -672,8 +672,9 @@ fn munmap_of_an_anonymous_entry_sharing_a_region_with_shadow_leaves() {
     reg.mmap(1, split, vpt_len, RW_, VPT, PHYSMEM_FD, 0)
         .unwrap();
     reg.mcontrol(1, split, vpt_len, MADV_SETMAP, PML4).unwrap();
-    // PDPT, PD and the first PT are the anonymous entry's.
-    assert_eq!(reg.charged_pages(1), Some(1 + 16 + 3 + SHADOW_TABLE_PAGES));
+    // PDPT, PD and the first PT are the anonymous entry's (its pages are
+    // charged when touched).
+    assert_eq!(reg.charged_pages(1), Some(1 + 3 + SHADOW_TABLE_PAGES));
     assert_eq!(
         fault(&mut reg, VBASE, pf::U | pf::W),
         FaultOutcome::Resolved
@@ -715,7 +716,7 @@ fn anonymous_faults_take_back_tables_the_shadow_borrowed() {
     set(&mem, PT, 0, PAGE_A | P | RW | US);
     // A VPAGETABLE entry over most of the 1 GiB region, and one-page
     // anonymous entries in its last 64 2 MiB regions, untouched: 64 PTs
-    // charged, none held.
+    // charged, none held (and no page).
     let anon_start = VBASE + (448 << 21);
     reg.mmap(1, VBASE, 448 << 21, RW_, VPT, PHYSMEM_FD, 0)
         .unwrap();
@@ -726,10 +727,7 @@ fn anonymous_faults_take_back_tables_the_shadow_borrowed() {
         let va = anon_start + (k << 21);
         reg.mmap(1, va, PAGE_SIZE, RW_, anon, FD_NONE, 0).unwrap();
     }
-    assert_eq!(
-        reg.charged_pages(1),
-        Some(1 + 64 + 2 + 64 + SHADOW_TABLE_PAGES)
-    );
+    assert_eq!(reg.charged_pages(1), Some(1 + 64 + 2 + SHADOW_TABLE_PAGES));
     reg.set_fault_around(1);
     // The shadow may use those 64 PTs' charge on top of its own.
     for k in 0..128 {
@@ -759,13 +757,16 @@ fn mmap_fixed_replacing_anonymous_by_vpagetable_and_back_keeps_charges_exact() {
     set(&mem, PT, 0, PAGE_A | P | RW | US);
     let len = 8 << 20;
     let anon = MAP_ANON | MAP_PRIVATE | MAP_FIXED;
-    let anon_charge = 1 + len / PAGE_SIZE + 1 + 1 + 4;
+    // PML4, PDPT, PD, 4 PTs; the pages as they are touched.
+    let anon_charge = 1 + 1 + 1 + 4;
     reg.mmap(1, VBASE, len, RW_, anon, FD_NONE, 0).unwrap();
     for k in 0..4 {
         let va = VBASE + (k << 21);
         assert_eq!(fault(&mut reg, va, pf::U | pf::W), FaultOutcome::Resolved);
     }
-    assert_eq!(reg.charged_pages(1), Some(anon_charge));
+    let touched = 4 * vmspace::registry::DEFAULT_FAULT_AROUND as u64;
+    assert_eq!(reg.frame_pages(1), Some(touched));
+    assert_eq!(reg.charged_pages(1), Some(anon_charge + touched));
     reg.audit().unwrap();
     // The VPAGETABLE entry inherits none of the anonymous one's tables.
     reg.mmap(1, VBASE, len, RW_, VPT, PHYSMEM_FD, 0).unwrap();
@@ -796,7 +797,8 @@ fn mmap_fixed_replacing_anonymous_by_vpagetable_and_back_keeps_charges_exact() {
         0,
     )
     .unwrap();
-    let frames = len / PAGE_SIZE - (4 << 20) / PAGE_SIZE;
+    let frames = reg.frame_pages(1).unwrap();
+    assert!(frames < touched);
     assert_eq!(
         reg.charged_pages(1),
         Some(1 + frames + 1 + 1 + 3 + SHADOW_TABLE_PAGES)

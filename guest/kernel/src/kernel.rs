@@ -2,12 +2,9 @@
 //! scheduler holds and lends to each system call. There are no global
 //! tables; a handler takes what it needs from here.
 
-use alloc::boxed::Box;
-
 use crate::fs::file::FdTableRef;
 use crate::fs::vfs::{InodeRef, Vfs};
 use crate::mm::{Mm, SpaceRef};
-use crate::proc::exec::ArgBuf;
 use crate::proc::ProcTable;
 
 /// The kernel.
@@ -24,9 +21,6 @@ pub struct Kernel {
     /// `boottrace`: print when /init first runs (host clock), for the
     /// boot-stage benchmark; cleared once printed.
     pub boot_trace: bool,
-    /// exec's argument and environment strings, copied out of the caller
-    /// before its old image goes away.
-    pub args: Box<ArgBuf>,
 }
 
 impl Kernel {

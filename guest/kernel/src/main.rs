@@ -30,7 +30,6 @@ mod syscall;
 mod trap;
 mod vexfault;
 
-use alloc::boxed::Box;
 use alloc::rc::Rc;
 use alloc::vec::Vec;
 
@@ -129,7 +128,9 @@ fn boot_kernel(boot: &Boot, boot_trace: bool) -> Kernel {
             hypercall::exit(126);
         }
     };
-    let procs = ProcTable::new();
+    let mut procs = ProcTable::new();
+    // Linux sizes its task table from all of memory (MemTotal).
+    procs.set_memory(mm.stats(0).total / vkernel_abi::layout::PAGE_SIZE);
     let procfs = proc::procfs::Sources {
         tasks: procs.tasks.clone(),
         frames: mm.frames(),
@@ -159,7 +160,6 @@ fn boot_kernel(boot: &Boot, boot_trace: bool) -> Kernel {
         shm,
         slice_us,
         boot_trace,
-        args: Box::new(ArgBuf::new()),
     }
 }
 
@@ -198,8 +198,8 @@ fn start_init(k: &mut Kernel, boot: &Boot) {
     let init_args = read(b"/etc/init.args");
     let init_env = read(b"/etc/init.env");
     let path = find_in_path(k, named);
-    let args = &mut k.args;
-    args.clear();
+    // Linux's rule for execve's strings, with init's default stack limit.
+    let mut args = ArgBuf::new(param::STACK_BYTES);
     let mut ok = true;
     let strings = |list: &[u8]| -> Vec<Vec<u8>> {
         list.split(|&b| b == 0)
@@ -245,11 +245,15 @@ fn start_init(k: &mut Kernel, boot: &Boot) {
     {
         ok &= args.push(e, true).is_ok();
     }
-    if !ok {
+    if !ok || !args.fits_with_path(path.len()) {
         eprintln!(
-            "kernel: init's arguments are too long (at most {} strings, {} bytes)",
-            param::MAX_ARGS,
-            param::ARG_BYTES
+            "kernel: init's arguments and environment are too long: Linux's execve \
+             takes at most {} bytes of strings (each with its NUL, the program's path \
+             included) and pointers, a quarter of the {} MiB stack limit, and at most \
+             {} bytes in one string",
+            args.limit(),
+            param::STACK_BYTES >> 20,
+            proc::exec::MAX_ARG_STRLEN
         );
         hypercall::exit(126);
     }
@@ -277,7 +281,7 @@ fn start_init(k: &mut Kernel, boot: &Boot) {
             );
         }
     }
-    if let Err(e) = k.procs.exec(&mut k.mm, &k.vfs, slot, &path, &mut k.args) {
+    if let Err(e) = k.procs.exec(&mut k.mm, &k.vfs, slot, &path, &mut args) {
         let path = core::str::from_utf8(&path).unwrap_or(named);
         eprintln!("kernel: cannot run {path}: {}", e.message());
         let status = if e.errno() == vkernel_abi::Errno::ENOENT {

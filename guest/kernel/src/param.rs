@@ -1,13 +1,29 @@
 //! The kernel's limits and defaults, in one place (xv6's param.h).
 
-/// Most processes at once (`fork` past it is `EAGAIN`).
-pub const NPROC: usize = 64;
-/// Most tasks (threads of all processes) at once: the table grows up to
-/// this; a thread past it is `EAGAIN`. Each costs a slot and an FPU image
-/// (a few KiB of kernel heap).
-pub const NTASK: usize = 1024;
-/// Pids wrap to 2 after this (Linux's default `pid_max`).
-pub const PID_MAX: u32 = 32767;
+/// Pids are below this and wrap to [`RESERVED_PIDS`] (Linux's default
+/// `pid_max`, `PID_MAX_DEFAULT`).
+pub const PID_MAX: u32 = 32768;
+/// Where pids start again after the wrap (Linux's `RESERVED_PIDS`: the
+/// low pids stay with the daemons that started first).
+pub const RESERVED_PIDS: u32 = 300;
+
+/// The fewest tasks `threads-max` allows (Linux's `MIN_THREADS`).
+pub const MIN_THREADS: u64 = 20;
+/// The most (Linux's `MAX_THREADS`, `FUTEX_TID_MASK`: a tid must fit a
+/// robust futex word).
+pub const MAX_THREADS: u64 = 0x3fff_ffff;
+/// Pages of memory per task `threads-max` assumes: Linux sizes the task
+/// table so that the tasks' kernel stacks (`THREAD_SIZE`, 16 KiB on
+/// x86-64) take at most an eighth of memory.
+pub const PAGES_PER_THREAD: u64 = 8 * 4;
+/// Kernel heap left free when a task is made (this, or an eighth of the
+/// heap if more): a fork or thread that would leave less is `EAGAIN` (a
+/// task's records, FPU image, descriptor table and regions take about
+/// 4 KiB; the rest keeps room for the calls of the tasks already running,
+/// glibc aborts when a thread's munmap fails). The heap, an eighth of
+/// `--memory`, not a constant, bounds the table: some 1,600 tasks with
+/// the default 64 MiB.
+pub const TASK_HEAP_HEADROOM: u64 = 256 << 10;
 
 /// Most regions per address space (Linux's `vm.max_map_count`).
 pub const MAX_MAP_COUNT: usize = 65530;
@@ -21,10 +37,8 @@ pub const STACK_BYTES: u64 = 8 << 20;
 /// Open files: Linux's default soft and hard `RLIMIT_NOFILE`.
 pub const NOFILE: [u64; 2] = [1024, 4096];
 
-/// Bytes of argument and environment strings exec accepts (with NULs).
-pub const ARG_BYTES: usize = 32 * 1024;
-/// Most argument plus environment strings.
-pub const MAX_ARGS: usize = 512;
+// exec's strings follow Linux's rule (a quarter of RLIMIT_STACK): see
+// `proc::exec::arg_limit`.
 
 /// Default time slice (the RUN timeout), microseconds.
 pub const SLICE_US: u64 = 10_000;

@@ -153,10 +153,22 @@ pub fn c_program(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
 /// guest and checks it passes there too. The guest's run, for more checks.
 #[allow(dead_code)] // Not every test binary uses every helper.
 pub fn c_checks_pass_natively_and_in_the_guest(name: &str) -> Run {
+    c_checks_pass_natively_and_in_the_guest_with(name, &[], &[])
+}
+
+/// [`c_checks_pass_natively_and_in_the_guest`] with arguments for the
+/// program and options for `vkernel run`.
+#[allow(dead_code)] // Not every test binary uses every helper.
+pub fn c_checks_pass_natively_and_in_the_guest_with(
+    name: &str,
+    args: &[&str],
+    options: &[&str],
+) -> Run {
     let dir = tempfile::TempDir::new().unwrap();
     let exe = c_program(dir.path(), name);
     let work = tempfile::TempDir::new().unwrap();
     let native = Command::new(&exe)
+        .args(args)
         .current_dir(work.path())
         .output()
         .unwrap();
@@ -165,7 +177,11 @@ pub fn c_checks_pass_natively_and_in_the_guest(name: &str) -> Run {
         native_out.contains("\n0 failed"),
         "{name} natively:\n{native_out}"
     );
-    let r = vkernel(&["run", "--", exe.to_str().unwrap()]);
+    let mut run = vec!["run"];
+    run.extend_from_slice(options);
+    run.extend_from_slice(&["--", exe.to_str().unwrap()]);
+    run.extend_from_slice(args);
+    let r = vkernel(&run);
     assert!(!r.stdout.contains("FAIL"), "{}\n{}", r.stdout, r.stderr);
     r.expect_code(0).stdout_has("\n0 failed");
     r

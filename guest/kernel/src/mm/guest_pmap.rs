@@ -439,18 +439,9 @@ impl Pmap for GuestPmap {
         self.vmid
     }
 
-    /// Pages are not reserved (they come on first touch), but, like
-    /// Linux's heuristic overcommit, one mapping larger than all memory is
-    /// `ENOMEM`.
-    fn map_anon(&mut self, start: u64, end: u64, prot: u64) -> Result<(), Errno> {
-        // Linux's heuristic overcommit: a writable private mapping larger
-        // than memory is refused; one without write access is not
-        // charged (an address-space reservation, as Go's heap arenas, costs
-        // nothing until made writable and touched).
-        let writable = prot & PROT_WRITE != 0;
-        if writable && (end - start) / PAGE_SIZE > self.frames.borrow().total_pages() {
-            return Err(Errno::ENOMEM);
-        }
+    /// Pages are not reserved: they come on first touch (mmap applies
+    /// Linux's heuristic overcommit check before this).
+    fn map_anon(&mut self, start: u64, end: u64, _prot: u64) -> Result<(), Errno> {
         self.clear_pages(start, end);
         Ok(())
     }

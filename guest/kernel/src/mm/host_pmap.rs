@@ -510,9 +510,6 @@ impl Pmap for HostPmap {
         let Some(r) = regions.region_of(addr) else {
             return Fault::Segv;
         };
-        let Some(f) = r.file() else {
-            return Fault::Segv;
-        };
         let write_access = error_code & pf::W != 0;
         let allowed = if write_access {
             r.prot & PROT_WRITE != 0
@@ -521,9 +518,20 @@ impl Pmap for HostPmap {
         } else {
             r.prot != PROT_NONE
         };
-        if !allowed {
+        if !allowed || error_code & pf::RSVD != 0 {
             return Fault::Segv;
         }
+        let Some(f) = r.file() else {
+            // Anonymous memory the access is allowed to: the host delivers
+            // such a fault only when its pool could not back the page
+            // (pages are charged when touched). Ask once more, for this
+            // page alone: still short, the process is out of memory.
+            let va = addr & !(PAGE_SIZE - 1);
+            return match vms::mcontrol(self.vmid, va, PAGE_SIZE, MADV_WILLNEED, 0) {
+                Ok(_) => Fault::Resolved,
+                Err(_) => Fault::OutOfMemory,
+            };
+        };
         let va = addr & !(PAGE_SIZE - 1);
         let done = if write_access && !f.shared {
             self.make_private(va, r, f)

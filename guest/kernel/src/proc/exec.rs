@@ -18,9 +18,10 @@
 use super::ProcTable;
 use crate::fs::vfs::{Follow, InodeRef, Kind, Vfs, PATH_MAX};
 use crate::mm::{AddressSpace, Mm, SpaceRef};
-use crate::param::{ARG_BYTES, MAX_ARGS, STACK_BYTES};
+use crate::param::STACK_BYTES;
 use crate::random;
 use ::elf::abi::{ET_DYN, ET_EXEC, PF_R, PF_W, PF_X, PT_INTERP, PT_LOAD, PT_PHDR};
+use alloc::rc::Rc;
 use alloc::vec::Vec;
 use vkernel_abi::elf::{header, program_headers, ElfError, ProgramHeaders, PHDR_LEN};
 use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS, VM_MIN_USER_ADDRESS};
@@ -37,87 +38,202 @@ pub const MMAP_TOP: u64 = STACK_TOP - STACK_BYTES - (1 << 30);
 /// Room kept for the program break above the image.
 pub const BRK_ROOM: u64 = 1 << 40;
 
+/// Linux's `MAX_ARG_STRLEN`: one argument or environment string, its NUL
+/// included, is at most 32 pages (`E2BIG` past it).
+pub const MAX_ARG_STRLEN: usize = 32 * PAGE_SIZE as usize;
+/// Linux's `ARG_MAX`: the strings may always take 32 pages, however small
+/// the stack limit.
+pub const ARG_MIN_LIMIT: u64 = 32 * PAGE_SIZE;
+/// Linux's `_STK_LIM / 4 * 3`: the most the strings may take, however large
+/// the stack limit (6 MiB).
+pub const ARG_MAX_LIMIT: u64 = (8 << 20) / 4 * 3;
+
+/// The bytes the strings of an exec (argument, environment and the
+/// program's path, each with its NUL) and the argv and envp pointers may
+/// take with stack limit (soft `RLIMIT_STACK`) `stack_limit`: a quarter of
+/// it, at least [`ARG_MIN_LIMIT`] and at most [`ARG_MAX_LIMIT`] (Linux's
+/// `bprm_stack_limits`). 2 MiB with the default 8 MiB stack.
+pub fn arg_limit(stack_limit: u64) -> usize {
+    (stack_limit / 4).clamp(ARG_MIN_LIMIT, ARG_MAX_LIMIT) as usize
+}
+
 /// The argv and envp strings of an exec, copied out of the caller (or made
-/// by the kernel for init) before the old image goes away.
+/// by the kernel for init) before the old image goes away. Held in the
+/// kernel heap, sized as the strings need (execve measures them first and
+/// reserves that much, so no growth doubles it), within [`arg_limit`].
 pub struct ArgBuf {
-    bytes: [u8; ARG_BYTES],
-    len: usize,
+    /// The strings, each with its NUL, argv first.
+    bytes: Vec<u8>,
     /// (offset, length) of each string: argv first, then envp.
-    spans: [(u32, u32); MAX_ARGS],
+    spans: Vec<(u32, u32)>,
     pub argc: usize,
     pub envc: usize,
+    /// What the strings and pointers may take ([`arg_limit`]).
+    limit: usize,
 }
 
 impl ArgBuf {
-    pub const fn new() -> Self {
+    /// An empty buffer for an exec by a process whose soft `RLIMIT_STACK`
+    /// is `stack_limit`.
+    pub fn new(stack_limit: u64) -> Self {
         ArgBuf {
-            bytes: [0; ARG_BYTES],
-            len: 0,
-            spans: [(0, 0); MAX_ARGS],
+            bytes: Vec::new(),
+            spans: Vec::new(),
             argc: 0,
             envc: 0,
+            limit: arg_limit(stack_limit),
         }
     }
 
-    /// Empties the buffer.
-    pub fn clear(&mut self) {
-        self.len = 0;
-        self.argc = 0;
-        self.envc = 0;
+    /// Bytes the strings and pointers may take.
+    pub fn limit(&self) -> usize {
+        self.limit
     }
 
-    /// Room left for string bytes (without the NUL).
-    pub fn spare(&mut self) -> &mut [u8] {
-        let end = ARG_BYTES.saturating_sub(1);
-        &mut self.bytes[self.len.min(end)..end]
+    /// Bytes `strings` strings of `bytes` bytes (NULs included) take with
+    /// their pointers, as Linux counts them (argv has at least one).
+    pub fn cost(bytes: usize, strings: usize) -> usize {
+        bytes.saturating_add(strings.max(1).saturating_mul(8))
     }
 
-    /// Adds the first `n` bytes of `spare()` as a string (argv if `env`
-    /// is false). E2BIG when full.
-    pub fn commit(&mut self, n: usize, env: bool) -> Result<(), Errno> {
-        let i = self.argc + self.envc;
-        if i >= MAX_ARGS || self.len + n + 1 > ARG_BYTES {
+    /// Whether a string of `n` bytes (without its NUL) may be added:
+    /// `E2BIG` past [`MAX_ARG_STRLEN`] or the limit.
+    fn check(&self, n: usize) -> Result<(), Errno> {
+        let strings = self.argc + self.envc + 1;
+        if n >= MAX_ARG_STRLEN || Self::cost(self.bytes.len() + n + 1, strings) > self.limit {
             return Err(Errno::E2BIG);
         }
-        self.spans[i] = (self.len as u32, n as u32);
-        self.bytes[self.len + n] = 0;
-        self.len += n + 1;
+        Ok(())
+    }
+
+    /// Makes room for `strings` more strings of `bytes` bytes in all (NULs
+    /// included), at once: `ENOMEM` if the heap cannot hold them.
+    pub fn reserve(&mut self, bytes: usize, strings: usize) -> Result<(), Errno> {
+        self.bytes
+            .try_reserve_exact(bytes)
+            .map_err(|_| Errno::ENOMEM)?;
+        self.spans
+            .try_reserve_exact(strings)
+            .map_err(|_| Errno::ENOMEM)
+    }
+
+    /// Records the string just appended to `bytes` (`n` bytes and its NUL).
+    fn record(&mut self, n: usize, env: bool) -> Result<(), Errno> {
+        if !env && self.envc != 0 {
+            return Err(Errno::EINVAL); // argv must come first
+        }
+        self.spans.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
+        self.spans
+            .push(((self.bytes.len() - n - 1) as u32, n as u32));
         if env {
             self.envc += 1;
         } else {
-            if self.envc != 0 {
-                return Err(Errno::EINVAL); // argv must come first
-            }
             self.argc += 1;
         }
         Ok(())
     }
 
-    /// Adds a string.
+    /// Adds a string (argv if `env` is false).
     pub fn push(&mut self, s: &[u8], env: bool) -> Result<(), Errno> {
-        let spare = self.spare();
-        if s.len() > spare.len() {
+        self.check(s.len())?;
+        self.bytes
+            .try_reserve(s.len() + 1)
+            .map_err(|_| Errno::ENOMEM)?;
+        self.bytes.extend_from_slice(s);
+        self.bytes.push(0);
+        self.record(s.len(), env)
+    }
+
+    /// Adds the string `fill` copies, with its NUL, into the room
+    /// [`ArgBuf::reserve`] made (it returns the string's length). `E2BIG` when the string does not fit that room or the limit.
+    pub fn push_with(
+        &mut self,
+        env: bool,
+        fill: impl FnOnce(&mut [u8]) -> Result<usize, Errno>,
+    ) -> Result<(), Errno> {
+        let at = self.bytes.len();
+        let room = self.bytes.capacity() - at;
+        if room == 0 {
             return Err(Errno::E2BIG);
         }
-        spare[..s.len()].copy_from_slice(s);
-        self.commit(s.len(), env)
+        self.bytes.resize(at + room, 0);
+        // The string's NUL lands in the room too: `n < room`.
+        let filled = fill(&mut self.bytes[at..at + room]);
+        let n = match filled.and_then(|n| self.check_at(at, n)) {
+            Ok(n) if n >= room => Err(Errno::E2BIG),
+            r => r,
+        };
+        let n = match n {
+            Ok(n) => n,
+            Err(e) => {
+                self.bytes.truncate(at);
+                return Err(e);
+            }
+        };
+        self.bytes.truncate(at + n + 1);
+        self.bytes[at + n] = 0;
+        self.record(n, env)
+    }
+
+    /// [`ArgBuf::check`] for a string of `n` bytes being written at `at`.
+    fn check_at(&self, at: usize, n: usize) -> Result<usize, Errno> {
+        let strings = self.argc + self.envc + 1;
+        if n >= MAX_ARG_STRLEN || Self::cost(at + n + 1, strings) > self.limit {
+            return Err(Errno::E2BIG);
+        }
+        Ok(n)
+    }
+
+    /// Whether the strings, the pointers and a program path of `path_len`
+    /// bytes fit the limit (Linux counts the path with them).
+    pub fn fits_with_path(&self, path_len: usize) -> bool {
+        path_len < MAX_ARG_STRLEN
+            && Self::cost(self.bytes.len() + path_len + 1, self.argc + self.envc) <= self.limit
+    }
+
+    /// The strings, each with its NUL, argv first, as the new stack holds
+    /// them.
+    fn strings(&self) -> &[u8] {
+        &self.bytes
     }
 
     /// Replaces argv[0] with the strings of `front` (for `#!` scripts).
     pub fn replace_argv0(&mut self, front: &[&[u8]]) -> Result<(), ExecError> {
         let first = usize::from(self.argc > 0);
-        let old: Vec<(Vec<u8>, bool)> = (first..self.argc + self.envc)
-            .map(|i| (self.get(i).to_vec(), i >= self.argc))
-            .collect();
-        self.clear();
-        let too_big = |_| ExecError::TooBig;
+        let mut old = ArgBuf::new(0);
+        old.limit = self.limit;
+        core::mem::swap(self, &mut old);
+        let too_big = |e| {
+            if e == Errno::ENOMEM {
+                ExecError::NoMemory
+            } else {
+                ExecError::TooBig
+            }
+        };
         for f in front {
             self.push(f, false).map_err(too_big)?;
         }
-        for (s, env) in &old {
-            self.push(s, *env).map_err(too_big)?;
+        for i in first..old.argc + old.envc {
+            self.push(old.get(i), i >= old.argc).map_err(too_big)?;
         }
         Ok(())
+    }
+
+    /// Copies of the argv and of the envp strings, each string with its
+    /// NUL (`/proc/PID/cmdline` and `environ`): `ENOMEM` if the heap cannot
+    /// hold them.
+    pub fn lists(&self) -> Result<(Vec<u8>, Vec<u8>), Errno> {
+        let split = self
+            .spans
+            .get(self.argc)
+            .map_or(self.bytes.len(), |s| s.0 as usize);
+        let copy = |part: &[u8]| -> Result<Vec<u8>, Errno> {
+            let mut v = Vec::new();
+            v.try_reserve_exact(part.len()).map_err(|_| Errno::ENOMEM)?;
+            v.extend_from_slice(part);
+            Ok(v)
+        };
+        Ok((copy(&self.bytes[..split])?, copy(&self.bytes[split..])?))
     }
 
     /// String `i` (argv then envp), without its NUL.
@@ -189,6 +305,10 @@ impl ProcTable {
         path: &[u8],
         args: &mut ArgBuf,
     ) -> Result<(), ExecError> {
+        // Linux counts the path with the strings (bprm_stack_limits).
+        if !args.fits_with_path(path.len()) {
+            return Err(ExecError::TooBig);
+        }
         let cwd = self.procs[s].cwd.clone().unwrap_or_else(|| vfs.root());
         let mut file = path.to_vec();
         let mut depth = 0;
@@ -231,6 +351,8 @@ impl ProcTable {
             }
             None => None,
         };
+        // What /proc shows of the strings, taken while exec may still fail.
+        let (cmdline, environ) = args.lists().map_err(|_| ExecError::NoMemory)?;
         let loaded = load(mm, &program, interp.as_ref(), path, args)?;
         // The point of no return: the other threads end, the new image's
         // FPU starts clean.
@@ -265,17 +387,8 @@ impl ProcTable {
             // path names the old program.
             let exe = vfs.real_path(&p.cwd_path, &file);
             *t.exe.borrow_mut() = exe;
-            for (list, range) in [
-                (&t.cmdline, 0..args.argc),
-                (&t.environ, args.argc..args.argc + args.envc),
-            ] {
-                let mut list = list.borrow_mut();
-                list.clear();
-                for i in range {
-                    list.extend_from_slice(args.get(i));
-                    list.push(0);
-                }
-            }
+            *t.cmdline.borrow_mut() = Rc::new(cmdline);
+            *t.environ.borrow_mut() = Rc::new(environ);
             t.attach(&p.files, p.space.as_ref());
         }
         // Record locks survive exec, but not on the files it closed.
@@ -680,9 +793,6 @@ const AT_SECURE: u64 = 23;
 const AT_RANDOM: u64 = 25;
 const AT_EXECFN: u64 = 31;
 
-/// Size of the stack top built in the kernel and copied in one pwrite.
-const STACK_IMAGE: usize = ARG_BYTES + 8 * (MAX_ARGS + 64) + 512;
-
 /// Builds the initial stack below STACK_TOP and returns rsp:
 ///
 /// ```text
@@ -691,43 +801,40 @@ const STACK_IMAGE: usize = ARG_BYTES + 8 * (MAX_ARGS + 64) + 512;
 ///          envp[0..envc], NULL
 ///          auxv pairs ..., AT_NULL 0
 ///          (padding)
-///          16 random bytes, "x86_64", argv and envp strings, exec path
+///          16 random bytes, "x86_64"
+///          argv and envp strings, exec path
 ///   STACK_TOP - 8: 0 (end marker)
 /// ```
+///
+/// The strings go onto the new stack straight from `args` (in its order,
+/// argv[0] lowest, as Linux lays them out); the words below them are built
+/// in a heap buffer of the size they need.
 fn build_stack(
     space: &mut AddressSpace,
     path: &[u8],
     args: &ArgBuf,
     aux: &AuxInfo,
 ) -> Result<u64, ExecError> {
-    let mut img = [0u8; STACK_IMAGE];
-    // `lo` is the lowest byte used so far, as an offset into img; img's
-    // last byte sits at STACK_TOP - 1.
-    let mut lo = STACK_IMAGE - 8;
-    let addr_of = |off: usize| STACK_TOP - (STACK_IMAGE - off) as u64;
-    let mut put = |lo: &mut usize, s: &[u8]| -> Result<u64, ExecError> {
-        let n = s.len() + 1;
-        if *lo < n + 8 * (MAX_ARGS + 64) {
-            return Err(ExecError::TooBig);
-        }
-        *lo -= n;
-        img[*lo..*lo + s.len()].copy_from_slice(s);
-        img[*lo + s.len()] = 0;
-        Ok(addr_of(*lo))
-    };
-    let execfn = put(&mut lo, path)?;
-    let nstr = args.argc + args.envc;
-    let mut ptrs = [0u64; MAX_ARGS];
-    for i in (0..nstr).rev() {
-        ptrs[i] = put(&mut lo, args.get(i))?;
+    let nomem = |_| ExecError::NoMemory;
+    let execfn = STACK_TOP - 8 - (path.len() as u64 + 1);
+    let strings = args.strings();
+    let strings_at = execfn - strings.len() as u64;
+    // The strings and pointers fit the limit, which is below the stack's
+    // size: checked, as the stack must hold the words below them too.
+    if (STACK_TOP - strings_at) as usize + 8 * (args.argc + args.envc) + 4096 > STACK_BYTES as usize
+    {
+        return Err(ExecError::TooBig);
     }
-    let platform = put(&mut lo, b"x86_64")?;
-    let mut rnd = [0u8; 16];
-    random::fill(&mut rnd);
-    lo -= 16;
-    img[lo..lo + 16].copy_from_slice(&rnd);
-    let random_addr = addr_of(lo);
-
+    let mut top: Vec<u8> = Vec::new();
+    top.try_reserve_exact(path.len() + 9).map_err(nomem)?;
+    top.extend_from_slice(path);
+    top.extend_from_slice(&[0; 9]);
+    if space.write(execfn, &top) != top.len() || space.write(strings_at, strings) != strings.len() {
+        return Err(ExecError::NoMemory);
+    }
+    let platform = strings_at - 7;
+    let random_addr = platform - 16;
+    let lo = random_addr;
     // SAFETY-free: cpuid is allowed in ring 3 and has no side effects.
     let hwcap = core::arch::x86_64::__cpuid(1).edx as u64;
     let auxv: [(u64, u64); 18] = [
@@ -751,19 +858,24 @@ fn build_stack(
         (AT_EXECFN, execfn),
     ];
     let words = 1 + (args.argc + 1) + (args.envc + 1) + 2 * (auxv.len() + 1);
-    let sp_off = (lo - words * 8) & !15;
-    let mut w = sp_off;
-    let mut word = |v: u64| {
-        img[w..w + 8].copy_from_slice(&v.to_le_bytes());
-        w += 8;
-    };
+    let sp = (lo - words as u64 * 8) & !15;
+    let mut rnd = [0u8; 16];
+    random::fill(&mut rnd);
+    let mut low: Vec<u8> = Vec::new();
+    low.try_reserve_exact((strings_at - sp) as usize)
+        .map_err(nomem)?;
+    let mut word = |v: u64| low.extend_from_slice(&v.to_le_bytes());
     word(args.argc as u64);
-    for p in &ptrs[..args.argc] {
-        word(*p);
+    let mut at = strings_at;
+    for i in 0..args.argc + args.envc {
+        if i == args.argc {
+            word(0);
+        }
+        word(at);
+        at += args.get(i).len() as u64 + 1;
     }
-    word(0);
-    for p in &ptrs[args.argc..nstr] {
-        word(*p);
+    if args.envc == 0 {
+        word(0);
     }
     word(0);
     for (k, v) in auxv {
@@ -772,8 +884,10 @@ fn build_stack(
     }
     word(AT_NULL);
     word(0);
-    let sp = addr_of(sp_off);
-    if space.write(sp, &img[sp_off..]) == STACK_IMAGE - sp_off {
+    low.resize((random_addr - sp) as usize, 0);
+    low.extend_from_slice(&rnd);
+    low.extend_from_slice(b"x86_64\0");
+    if space.write(sp, &low) == low.len() {
         Ok(sp)
     } else {
         Err(ExecError::NoMemory)

@@ -31,7 +31,10 @@ use crate::fs::file::{FdTable, FdTableRef, OpenFile};
 use crate::fs::lock::{self, Locks};
 use crate::fs::vfs::InodeRef;
 use crate::mm::SpaceRef;
-use crate::param::{NPROC, NRLIMIT, NTASK, PID_MAX, RLIM_INFINITY};
+use crate::param::{
+    MAX_THREADS, MIN_THREADS, NRLIMIT, PAGES_PER_THREAD, PID_MAX, RESERVED_PIDS, RLIM_INFINITY,
+    TASK_HEAP_HEADROOM,
+};
 use guestlib::hypercall;
 use task::{TaskInfo, Tasks, TasksRef};
 use vkernel_abi::{TrapFrame, VextFrame};
@@ -296,6 +299,17 @@ pub struct ProcTable {
     pub cpu_timer_owners: usize,
     /// Every timerfd, to wake its readers at its deadline (see [`timer`]).
     pub timerfds: Vec<alloc::rc::Weak<crate::fs::timerfd::TimerFd>>,
+    /// Tasks in the table (zombies included), and the most there may be
+    /// (Linux's `nr_threads` and `max_threads`, `threads-max`).
+    pub nr_tasks: usize,
+    pub threads_max: u64,
+}
+
+/// Linux's `max_threads` for `total_pages` of memory (`set_max_threads`):
+/// the tasks' kernel stacks may take an eighth of it, within
+/// [`MIN_THREADS`, `MAX_THREADS`].
+pub fn threads_max_for(total_pages: u64) -> u64 {
+    (total_pages / PAGES_PER_THREAD).clamp(MIN_THREADS, MAX_THREADS)
 }
 
 impl ProcTable {
@@ -313,7 +327,16 @@ impl ProcTable {
             tty_due: false,
             cpu_timer_owners: 0,
             timerfds: Vec::new(),
+            nr_tasks: 0,
+            threads_max: MIN_THREADS,
         }
+    }
+
+    /// Sizes the table for `total_pages` of memory (at boot, before init):
+    /// `threads-max`, and the default `RLIMIT_NPROC` half of it, as Linux's
+    /// `fork_init`.
+    pub fn set_memory(&mut self, total_pages: u64) {
+        self.threads_max = threads_max_for(total_pages);
     }
 
     /// The slot of live-or-zombie `pid`.
@@ -326,22 +349,37 @@ impl ProcTable {
             .position(|p| p.state != State::Free && p.pid == pid)
     }
 
-    /// Takes a free slot (growing the table up to [`NTASK`]) and a fresh
-    /// pid; the caller gives it an address space and makes it runnable.
-    /// `None` if the table is full.
+    /// Takes a free slot (growing the table as needed) and a fresh pid;
+    /// the caller gives it an address space and makes it runnable. `None`
+    /// (`EAGAIN` for fork and clone) at `threads-max` tasks, when the
+    /// kernel heap could not hold another task, or when every pid is taken.
+    /// Nothing else bounds the table: as Linux's, it grows to thousands.
     pub fn alloc(&mut self, parent: Pid) -> Option<usize> {
+        if self.nr_tasks as u64 >= self.threads_max {
+            return None;
+        }
+        let (heap_used, heap_size) = crate::mm::heap::usage();
+        if heap_size.saturating_sub(heap_used) < TASK_HEAP_HEADROOM.max(heap_size / 8) {
+            return None;
+        }
+        // Every pid below PID_MAX taken (and a table that large) would make
+        // the search below endless.
+        if self.nr_tasks as u64 >= u64::from(PID_MAX - RESERVED_PIDS) {
+            return None;
+        }
         let slot = match self.procs.iter().position(|p| p.state == State::Free) {
             Some(s) => s,
-            None if self.procs.len() < NTASK => {
+            None => {
+                self.procs.try_reserve(1).ok()?;
                 self.procs.push(Proc::empty());
                 self.procs.len() - 1
             }
-            None => return None,
         };
+        // Linux's alloc_pid: the next pid up, wrapping to RESERVED_PIDS.
         let pid = loop {
             let pid = self.next_pid;
-            self.next_pid = if self.next_pid >= PID_MAX {
-                2
+            self.next_pid = if self.next_pid >= PID_MAX - 1 {
+                RESERVED_PIDS
             } else {
                 self.next_pid + 1
             };
@@ -349,6 +387,7 @@ impl ProcTable {
                 break pid;
             }
         };
+        self.nr_tasks += 1;
         let p = &mut self.procs[slot];
         *p = Proc::empty();
         p.pid = pid;
@@ -357,7 +396,7 @@ impl ProcTable {
         // Its own group and session until fork gives it its parent's.
         p.pgid = pid;
         p.sid = pid;
-        p.rlimits = default_rlimits();
+        p.rlimits = default_rlimits(self.threads_max);
         p.state = State::Runnable;
         let t = Rc::new(TaskInfo::new(pid, parent, hypercall::clock_ns()));
         t.attach(&p.files, None);
@@ -417,6 +456,9 @@ impl ProcTable {
     pub fn free(&mut self, slot: usize) {
         if let Some(t) = self.procs[slot].task.take() {
             self.tasks.remove(t.pid);
+        }
+        if self.procs[slot].state != State::Free {
+            self.nr_tasks -= 1;
         }
         self.procs[slot] = Proc::empty();
     }
@@ -582,8 +624,9 @@ impl ProcTable {
     }
 }
 
-/// Linux's default limits for a new process.
-pub fn default_rlimits() -> [[u64; 2]; NRLIMIT] {
+/// Linux's default limits for a new process, with `threads-max` at
+/// `threads_max` (`RLIMIT_NPROC` is half of it, as init's on Linux).
+pub fn default_rlimits(threads_max: u64) -> [[u64; 2]; NRLIMIT] {
     use linux_raw_sys::general::{
         RLIMIT_CORE, RLIMIT_MEMLOCK, RLIMIT_NICE, RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_RTPRIO,
         RLIMIT_STACK,
@@ -591,7 +634,7 @@ pub fn default_rlimits() -> [[u64; 2]; NRLIMIT] {
     let mut r = [[RLIM_INFINITY; 2]; NRLIMIT];
     r[RLIMIT_STACK as usize] = [crate::param::STACK_BYTES, RLIM_INFINITY];
     r[RLIMIT_CORE as usize] = [0, RLIM_INFINITY];
-    r[RLIMIT_NPROC as usize] = [NPROC as u64, NPROC as u64];
+    r[RLIMIT_NPROC as usize] = [threads_max / 2, threads_max / 2];
     r[RLIMIT_NOFILE as usize] = crate::param::NOFILE;
     r[RLIMIT_MEMLOCK as usize] = [8 << 20, 8 << 20];
     r[RLIMIT_NICE as usize] = [0, 0];

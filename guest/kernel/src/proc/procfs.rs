@@ -327,8 +327,8 @@ impl Node {
             What::PidFile(pid, f) => {
                 let t = self.task(pid)?;
                 match f {
-                    PidFile::Cmdline => return Ok(t.cmdline.borrow().clone()),
-                    PidFile::Environ => return Ok(t.environ.borrow().clone()),
+                    PidFile::Cmdline => return Ok(t.cmdline.borrow().to_vec()),
+                    PidFile::Environ => return Ok(t.environ.borrow().to_vec()),
                     PidFile::Comm => {
                         let mut c = t.comm.borrow().clone();
                         c.push(b'\n');

@@ -43,9 +43,10 @@ pub struct TaskInfo {
     /// Linux's `comm`: the exec path's last component, at most 15 bytes.
     pub comm: RefCell<Vec<u8>>,
     /// argv as exec got it, each string ending in NUL (`/proc/PID/cmdline`).
-    pub cmdline: RefCell<Vec<u8>>,
+    /// Shared with forked children until they exec (it may be megabytes).
+    pub cmdline: RefCell<Rc<Vec<u8>>>,
     /// envp as exec got it, the same way (`/proc/PID/environ`).
-    pub environ: RefCell<Vec<u8>>,
+    pub environ: RefCell<Rc<Vec<u8>>>,
     /// The absolute path of the program (`/proc/PID/exe`).
     pub exe: RefCell<Vec<u8>>,
     /// The working directory's path (`/proc/PID/cwd`).
@@ -77,8 +78,8 @@ impl TaskInfo {
             state: Cell::new(State::Runnable),
             start_ns,
             comm: RefCell::new(Vec::new()),
-            cmdline: RefCell::new(Vec::new()),
-            environ: RefCell::new(Vec::new()),
+            cmdline: RefCell::new(Rc::new(Vec::new())),
+            environ: RefCell::new(Rc::new(Vec::new())),
             exe: RefCell::new(Vec::new()),
             cwd: RefCell::new(alloc::vec![b'/']),
             umask: Cell::new(0o022),

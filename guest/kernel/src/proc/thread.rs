@@ -81,20 +81,20 @@ impl ProcTable {
             .any(|(t, p)| Some(t) != except && p.tgid == tgid && p.alive())
     }
 
-    /// Processes in the table (group leaders, zombies included).
-    pub fn process_count(&self) -> usize {
-        self.procs
-            .iter()
-            .filter(|p| p.state != State::Free && p.pid == p.tgid)
-            .count()
-    }
-
     /// clone: a new task made from task `s` as `a` says, runnable, its
-    /// clone returning 0 on `a.stack`. Returns its slot. `EAGAIN` when the
-    /// table is full, `ENOMEM` without memory for its FPU image or space.
+    /// clone returning 0 on `a.stack`. Returns its slot. `EAGAIN` at
+    /// `threads-max` tasks or without kernel heap for another (see
+    /// [`ProcTable::alloc`]), `ENOMEM` without memory for its FPU image or
+    /// space.
+    ///
+    /// `RLIMIT_NPROC` is Linux's: it counts the tasks of the caller's real
+    /// user, and Linux lets root (`INIT_USER`) exceed it. Every process
+    /// here runs as root (uid 0; there is no setuid), so it is kept and
+    /// reported but never refuses a clone: `threads-max`, which binds root
+    /// too, does.
     pub fn clone_task(&mut self, mm: &mut Mm, s: usize, a: &CloneArgs) -> Result<usize, Errno> {
         let thread = a.flags & CLONE_THREAD != 0;
-        if !thread && self.process_count() >= crate::param::NPROC {
+        if self.nr_tasks as u64 >= self.threads_max {
             return Err(Errno::EAGAIN);
         }
         let fpu = self.fpu_copy(s).ok_or(Errno::ENOMEM)?;
@@ -377,6 +377,7 @@ impl ProcTable {
                 spent.add(leader.exited_threads_cpu);
                 let children_cpu = leader.children_cpu;
                 self.procs[l] = Proc::empty();
+                self.nr_tasks -= 1;
                 if let Some(t) = self.procs[s].task.take() {
                     self.tasks.remove(t.pid);
                 }

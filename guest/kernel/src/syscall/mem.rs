@@ -18,9 +18,22 @@ pub fn page_up(x: u64) -> Option<u64> {
     Some(x.checked_add(PAGE_SIZE - 1)? & !(PAGE_SIZE - 1))
 }
 
+/// Linux's heuristic overcommit (`vm.overcommit_memory` 0, its default):
+/// memory is charged when touched, not when mapped, and only a private
+/// writable mapping (without `MAP_NORESERVE`) obviously larger than all of
+/// memory (`MemTotal`; there is no swap) is refused. `PROT_NONE`
+/// reservations and `MAP_NORESERVE` mappings never are.
+fn obviously_overcommits(k: &Kernel, len: u64) -> bool {
+    len > k.mm.stats(0).total
+}
+
 /// brk(addr): grows or shrinks the break; returns the (new) break, or the
 /// old one when the request cannot be met, as Linux does.
 pub fn sys_brk(k: &mut Kernel, s: usize, addr: u64) -> u64 {
+    let too_big = |from: u64| {
+        addr.checked_sub(from)
+            .is_some_and(|n| obviously_overcommits(k, n))
+    };
     let space = k.space(s);
     let p = &mut *space.borrow_mut();
     let cur = p.brk;
@@ -32,7 +45,7 @@ pub fn sys_brk(k: &mut Kernel, s: usize, addr: u64) -> u64 {
     };
     if new_top > old_top {
         // Linux grows the break only into free addresses.
-        if !p.is_free(old_top, new_top - old_top) {
+        if !p.is_free(old_top, new_top - old_top) || too_big(old_top) {
             return cur;
         }
         if p.map_anon(old_top, new_top - old_top, PROT_READ | PROT_WRITE)
@@ -194,6 +207,17 @@ pub fn sys_mmap(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errno> {
             }
         }
     };
+    let private = match &what {
+        What::Anon => true,
+        What::File(f) => !f.shared,
+    };
+    if private
+        && prot & PROT_WRITE != 0
+        && flags & linux::MAP_NORESERVE as u64 == 0
+        && obviously_overcommits(k, len)
+    {
+        return Err(Errno::ENOMEM);
+    }
     let space = k.space(s);
     let p = &mut *space.borrow_mut();
     let at = if flags & MAP_FIXED != 0 {

@@ -51,7 +51,8 @@ pub fn sys_getrandom(k: &Kernel, s: usize, buf: u64, len: u64, flags: u64) -> Re
 }
 
 /// prlimit64 (and getrlimit/setrlimit): limits are stored per process and
-/// inherited; the kernel enforces RLIMIT_NPROC only through its table size.
+/// inherited; RLIMIT_NPROC binds no one here (every process is root, which
+/// Linux exempts; see `ProcTable::clone_task`).
 pub fn sys_prlimit(
     k: &mut Kernel,
     s: usize,

@@ -2,9 +2,9 @@
 //! execve, wait4, kill. The work is in [`crate::proc`].
 
 use crate::kernel::Kernel;
-use crate::mm::uaccess::{copy_in, copy_in_str, copy_out, read_u64};
+use crate::mm::uaccess::{copy_in, copy_in_partial, copy_in_str, copy_out, read_u64};
 use crate::mm::SpaceRef;
-use crate::proc::exec::{ArgBuf, ExecError};
+use crate::proc::exec::{ArgBuf, ExecError, MAX_ARG_STRLEN};
 use crate::proc::signal::{self, SigInfo, StopReport};
 use crate::proc::thread::{
     CloneArgs, CLONE_CLEAR_SIGHAND, CLONE_FILES, CLONE_FS, CLONE_PARENT, CLONE_SETTLS,
@@ -196,7 +196,57 @@ fn do_clone(k: &mut Kernel, s: usize, c: Clone) -> Outcome {
     Ret(tid as i64)
 }
 
-/// Copies a NULL-terminated array of string pointers into `args`.
+/// The number of strings in the NULL-terminated array `arr` and their
+/// bytes, NULs included, read without copying them: `E2BIG` as soon as one
+/// is [`MAX_ARG_STRLEN`] long or they (with a pointer each, and
+/// `before_bytes`/`before_strings` already counted) pass `limit`, so the
+/// walk is bounded by the limit whatever the caller passes.
+fn measure_strings(
+    space: &SpaceRef,
+    mut arr: u64,
+    before_bytes: usize,
+    before_strings: usize,
+    limit: usize,
+) -> Result<(usize, usize), Errno> {
+    let (mut bytes, mut strings) = (0usize, 0usize);
+    if arr == 0 {
+        return Ok((0, 0));
+    }
+    let mut page = [0u8; 4096];
+    loop {
+        let ptr = read_u64(space, arr)?;
+        if ptr == 0 {
+            return Ok((bytes, strings));
+        }
+        let mut len = 0usize;
+        'string: loop {
+            let at = ptr.checked_add(len as u64).ok_or(Errno::EFAULT)?;
+            let chunk = ((4096 - (at & 4095)) as usize).min(page.len());
+            let got = copy_in_partial(space, at, &mut page[..chunk]);
+            if let Some(nul) = page[..got].iter().position(|&b| b == 0) {
+                len += nul;
+                break 'string;
+            }
+            if got < chunk {
+                return Err(Errno::EFAULT);
+            }
+            len += chunk;
+            if len >= MAX_ARG_STRLEN {
+                return Err(Errno::E2BIG);
+            }
+        }
+        bytes += len + 1;
+        strings += 1;
+        if ArgBuf::cost(before_bytes + bytes, before_strings + strings) > limit {
+            return Err(Errno::E2BIG);
+        }
+        arr = arr.checked_add(8).ok_or(Errno::EFAULT)?;
+    }
+}
+
+/// Copies a NULL-terminated array of string pointers into `args`, whose
+/// room was reserved after [`measure_strings`]: `E2BIG` for a string
+/// longer than [`MAX_ARG_STRLEN`], past the limit, or grown since.
 fn copy_strings(space: &SpaceRef, mut arr: u64, args: &mut ArgBuf, env: bool) -> Result<(), Errno> {
     if arr == 0 {
         return Ok(());
@@ -206,27 +256,35 @@ fn copy_strings(space: &SpaceRef, mut arr: u64, args: &mut ArgBuf, env: bool) ->
         if ptr == 0 {
             return Ok(());
         }
-        let n = copy_in_str(space, ptr, args.spare()).map_err(|e| {
-            if e == Errno::ENAMETOOLONG {
-                Errno::E2BIG
-            } else {
-                e
-            }
+        args.push_with(env, |room| {
+            copy_in_str(space, ptr, room).map_err(|e| {
+                if e == Errno::ENAMETOOLONG {
+                    Errno::E2BIG
+                } else {
+                    e
+                }
+            })
         })?;
-        args.commit(n, env)?;
-        arr += 8;
+        arr = arr.checked_add(8).ok_or(Errno::EFAULT)?;
     }
 }
 
 pub fn sys_execve(k: &mut Kernel, s: usize, path: u64, argv: u64, envp: u64) -> Outcome {
     let space = k.space(s);
     let mut pbuf = [0u8; 1024];
-    let args = &mut k.args;
+    // The strings may take a quarter of the caller's stack limit (Linux's
+    // rule), in a buffer sized as they need and freed after the exec.
+    let stack_limit = k.procs.procs[s].rlimits[linux_raw_sys::general::RLIMIT_STACK as usize][0];
+    let mut args = ArgBuf::new(stack_limit);
     let r = (|| -> Result<usize, Errno> {
         let n = copy_in_str(&space, path, &mut pbuf)?;
-        args.clear();
-        copy_strings(&space, argv, args, false)?;
-        copy_strings(&space, envp, args, true)?;
+        // Measured first, so the buffer is allocated once at its size.
+        let limit = args.limit();
+        let (abytes, argc) = measure_strings(&space, argv, n + 1, 0, limit)?;
+        let (ebytes, envc) = measure_strings(&space, envp, n + 1 + abytes, argc, limit)?;
+        args.reserve(abytes + ebytes, argc + envc)?;
+        copy_strings(&space, argv, &mut args, false)?;
+        copy_strings(&space, envp, &mut args, true)?;
         Ok(n)
     })();
     drop(space);
@@ -234,7 +292,7 @@ pub fn sys_execve(k: &mut Kernel, s: usize, path: u64, argv: u64, envp: u64) -> 
         Ok(n) => n,
         Err(e) => return Ret(err(e)),
     };
-    match k.procs.exec(&mut k.mm, &k.vfs, s, &pbuf[..n], &mut k.args) {
+    match k.procs.exec(&mut k.mm, &k.vfs, s, &pbuf[..n], &mut args) {
         Ok(()) => NoReturn,
         Err(e) => {
             // ENOENT for a file that exists puzzles: say it is the loader.
