@@ -1,8 +1,10 @@
-// Unix domain socket pairs, checked against Linux: stream, datagram and
+// Unix domain socket pairs and fifos, checked against Linux: stream, datagram and
 // seqpacket pairs; send/recv flags (PEEK, DONTWAIT, TRUNC, NOSIGNAL);
 // shutdown; end of file, EPIPE and SIGPIPE when the peer goes; poll;
 // FIONREAD; descriptor passing (SCM_RIGHTS, MSG_CMSG_CLOEXEC,
-// MSG_CTRUNC); names and options; the errors Linux gives. The same
+// MSG_CTRUNC); names and options; the errors Linux gives; a fifo's
+// open waiting for its other side (O_NONBLOCK: ENXIO for a writer),
+// O_RDWR as both ends. The same
 // binary runs natively first, then in the guest. Prints "ok - ..." per
 // check, "FAIL - ..." on a mismatch, and "N failed".
 #define _GNU_SOURCE
@@ -16,6 +18,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -243,12 +247,82 @@ static void names_and_errors(void) {
     close(sv[1]);
 }
 
+static void fifos(void) {
+    char path[] = "/tmp/fifoXXXXXX";
+    CHECK(mkdtemp(path) != NULL, "a directory for the fifo");
+    char f[64];
+    snprintf(f, sizeof f, "%s/f", path);
+    CHECK(mkfifo(f, 0600) == 0, "mkfifo");
+    CHECK(open(f, O_WRONLY | O_NONBLOCK) == -1 && errno == ENXIO, "a non-blocking writer with no reader: ENXIO");
+    int r = open(f, O_RDONLY | O_NONBLOCK);
+    CHECK(r >= 0, "a non-blocking reader opens at once");
+    char buf[16];
+    CHECK(read(r, buf, sizeof buf) == 0, "and reads end of file (no writer yet)");
+    int w = open(f, O_WRONLY | O_NONBLOCK);
+    CHECK(w >= 0, "a non-blocking writer opens once a reader is there");
+    close(w);
+    close(r);
+    // A blocking reader waits for the writer (a child opens it 30 ms later).
+    pid_t c = fork();
+    if (c == 0) {
+        usleep(30000);
+        int cw = open(f, O_WRONLY);
+        _exit(cw >= 0 && write(cw, "late", 4) == 4 ? 0 : 1);
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    r = open(f, O_RDONLY);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long waited = (t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec);
+    CHECK(r >= 0 && waited >= 20000000, "a blocking reader waited for the writer (%ld ns)", waited);
+    ssize_t n = read(r, buf, sizeof buf);
+    CHECK(n == 4 && memcmp(buf, "late", 4) == 0, "and reads what it wrote");
+    int st;
+    waitpid(c, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the writer's open did not wait (a reader was there)");
+    close(r);
+    // A blocking writer waits for a reader.
+    c = fork();
+    if (c == 0) {
+        usleep(30000);
+        int cr = open(f, O_RDONLY);
+        char b[8];
+        _exit(cr >= 0 && read(cr, b, 8) == 2 ? 0 : 1);
+    }
+    w = open(f, O_WRONLY);
+    CHECK(w >= 0 && write(w, "hi", 2) == 2, "a blocking writer opens once the reader came");
+    close(w);
+    waitpid(c, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the reader read it");
+    // O_RDWR: both ends, never waits; it reads what it writes.
+    int rw = open(f, O_RDWR);
+    CHECK(rw >= 0 && write(rw, "self", 4) == 4 && read(rw, buf, 4) == 4 && memcmp(buf, "self", 4) == 0,
+          "O_RDWR is both ends");
+    close(rw);
+    unlink(f);
+    rmdir(path);
+    // An anonymous pipe's end reopened through /proc never waits, even
+    // with its writer gone (only named fifos wait: `cat /dev/stdin`).
+    int pp[2];
+    pipe(pp);
+    write(pp[1], "z", 1);
+    close(pp[1]);
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", pp[0]);
+    int again = open(proc, O_RDONLY);
+    CHECK(again >= 0 && read(again, buf, 4) == 1 && read(again, buf, 4) == 0,
+          "a pipe reopened through /proc/self/fd does not wait");
+    close(again);
+    close(pp[0]);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     stream();
     datagrams();
     rights();
     names_and_errors();
+    fifos();
     printf("%d failed\n", failed);
     return failed != 0;
 }

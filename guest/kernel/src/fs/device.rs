@@ -127,7 +127,13 @@ pub trait Device {
     }
     /// What an open of the node gives, if not the device itself (a fifo:
     /// an end of its pipe).
-    fn open(&self, _write: bool) -> Option<Rc<dyn Device>> {
+    fn open(&self, _read: bool, _write: bool) -> Option<Rc<dyn Device>> {
+        None
+    }
+    /// A fifo end just opened: whether its other side is open, how many
+    /// opens that side has had, and the channel they wake (see
+    /// [`super::pipe`]).
+    fn fifo_partner(&self) -> Option<(bool, u64, Chan)> {
         None
     }
 }

@@ -3,7 +3,10 @@
 //! room on its writable channel; a read with no writer left is end of file,
 //! a write with no reader left is `EPIPE` (and `SIGPIPE`). Writes of at
 //! most `PIPE_BUF` bytes are atomic: they wait for room for all of it.
-//! A fifo is a pipe reached through a name.
+//! A fifo is a pipe reached through a name; opening one for reading
+//! waits for a writer to open it, and for writing waits for a reader
+//! (`O_NONBLOCK`: a reader goes on, a writer gets `ENXIO`), as Linux's
+//! fifo_open; `O_RDWR` is both ends and never waits.
 
 use alloc::rc::Rc;
 use alloc::vec;
@@ -25,6 +28,14 @@ pub struct Pipe {
     ring: RefCell<Ring>,
     readers: Cell<u32>,
     writers: Cell<u32>,
+    /// Opens of a fifo for reading and for writing so far: a blocking
+    /// open waits for the other side's count to move (Linux's r_counter,
+    /// w_counter).
+    read_opens: Cell<u64>,
+    write_opens: Cell<u64>,
+    /// A fifo's (its opens wait for their partner); an anonymous pipe's
+    /// ends reopened through /proc/PID/fd never wait, as in Linux.
+    named: bool,
     /// Events for edge-triggered epoll (`Ready::seq`): data written or a
     /// writer gone (the read end's), room made or a reader gone (the
     /// write end's).
@@ -38,9 +49,11 @@ struct Ring {
     len: usize,
 }
 
-/// One end of a pipe, as an open file's device.
+/// One end of a pipe, as an open file's device: the read end, the write
+/// end, or both (a fifo opened `O_RDWR`).
 pub struct PipeEnd {
     pipe: Rc<Pipe>,
+    read: bool,
     write: bool,
 }
 
@@ -48,7 +61,7 @@ pub struct PipeEnd {
 static NEXT_ID: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
 
 impl Pipe {
-    fn new() -> Rc<Pipe> {
+    fn new(named: bool) -> Rc<Pipe> {
         Rc::new(Pipe {
             id: NEXT_ID.fetch_add(1, core::sync::atomic::Ordering::Relaxed),
             ring: RefCell::new(Ring {
@@ -58,6 +71,9 @@ impl Pipe {
             }),
             readers: Cell::new(0),
             writers: Cell::new(0),
+            read_opens: Cell::new(0),
+            write_opens: Cell::new(0),
+            named,
             in_seq: Cell::new(0),
             out_seq: Cell::new(0),
         })
@@ -67,16 +83,18 @@ impl Pipe {
     /// descriptors share its open file (as Linux counts `struct file`s):
     /// the count drops when the open file is released.
     pub fn new_pair() -> (Rc<PipeEnd>, Rc<PipeEnd>) {
-        let p = Pipe::new();
+        let p = Pipe::new(false);
         p.readers.set(1);
         p.writers.set(1);
         (
             Rc::new(PipeEnd {
                 pipe: p.clone(),
+                read: true,
                 write: false,
             }),
             Rc::new(PipeEnd {
                 pipe: p,
+                read: false,
                 write: true,
             }),
         )
@@ -84,7 +102,9 @@ impl Pipe {
 
     /// The device behind a fifo's name: each open makes an end of one pipe.
     pub fn new_fifo() -> Rc<dyn Device> {
-        Rc::new(Fifo { pipe: Pipe::new() })
+        Rc::new(Fifo {
+            pipe: Pipe::new(true),
+        })
     }
 
     /// Its id (also the inode number fstat reports).
@@ -110,7 +130,7 @@ impl PipeEnd {
 
 impl Device for PipeEnd {
     fn read(&self, len: usize, out: Sink) -> Result<usize, IoError> {
-        if self.write {
+        if !self.read {
             return Err(IoError::Fail(vkernel_abi::Errno::EBADF));
         }
         let p = &self.pipe;
@@ -167,25 +187,23 @@ impl Device for PipeEnd {
 
     /// As Linux's pipe_poll: the read end is readable with data, and
     /// hung up (POLLHUP) with no writer left; the write end is writable
-    /// with room, and in error (POLLERR) with no reader left.
+    /// with room, and in error (POLLERR) with no reader left (an end
+    /// that is both is both).
     fn ready(&self) -> Ready {
         let p = &self.pipe;
         let r = p.ring.borrow();
+        let mut ready = Ready::default();
         if self.write {
-            Ready {
-                write: r.len < PIPE_SIZE,
-                error: p.readers.get() == 0,
-                out_seq: p.out_seq.get(),
-                ..Ready::default()
-            }
-        } else {
-            Ready {
-                read: r.len > 0,
-                hangup: p.writers.get() == 0,
-                in_seq: p.in_seq.get(),
-                ..Ready::default()
-            }
+            ready.write = r.len < PIPE_SIZE;
+            ready.error = p.readers.get() == 0;
+            ready.out_seq = p.out_seq.get();
         }
+        if self.read {
+            ready.read = r.len > 0;
+            ready.hangup = p.writers.get() == 0;
+            ready.in_seq = p.in_seq.get();
+        }
+        ready
     }
 
     fn pollable(&self) -> bool {
@@ -193,19 +211,20 @@ impl Device for PipeEnd {
     }
 
     fn pending_bytes(&self) -> Option<usize> {
-        Some(if self.write {
-            0
-        } else {
+        Some(if self.read {
             self.pipe.ring.borrow().len
+        } else {
+            0
         })
     }
 
     fn poll_chans(&self, out: &mut Vec<Chan>) {
-        out.push(if self.write {
-            self.pipe.writable_chan()
-        } else {
-            self.pipe.readable_chan()
-        });
+        if self.write {
+            out.push(self.pipe.writable_chan());
+        }
+        if self.read {
+            out.push(self.pipe.readable_chan());
+        }
     }
 
     fn kind(&self) -> super::vfs::Kind {
@@ -218,19 +237,36 @@ impl Device for PipeEnd {
 
     fn release(&self) {
         let p = &self.pipe;
-        let (c, seq) = if self.write {
-            (&p.writers, &p.in_seq)
-        } else {
-            (&p.readers, &p.out_seq)
-        };
-        c.set(c.get().saturating_sub(1));
-        seq.set(seq.get() + 1);
+        if self.write {
+            p.writers.set(p.writers.get().saturating_sub(1));
+            p.in_seq.set(p.in_seq.get() + 1);
+        }
+        if self.read {
+            p.readers.set(p.readers.get().saturating_sub(1));
+            p.out_seq.set(p.out_seq.get() + 1);
+        }
+    }
+
+    /// A fifo's end opened by a process (not yet sure of its partner):
+    /// whether the other side has an end open, how many opens it has had
+    /// (a blocking open waits for that to move), and the channel its
+    /// opens wake.
+    fn fifo_partner(&self) -> Option<(bool, u64, Chan)> {
+        let p = &self.pipe;
+        if !p.named {
+            return None;
+        }
+        match (self.read, self.write) {
+            (true, false) => Some((p.writers.get() > 0, p.write_opens.get(), p.readable_chan())),
+            (false, true) => Some((p.readers.get() > 0, p.read_opens.get(), p.writable_chan())),
+            _ => None,
+        }
     }
 
     /// Opened again through `/proc/PID/fd/N`: an end of the same pipe, as
-    /// a fifo's open gives (the write end if opened for writing).
-    fn open(&self, write: bool) -> Option<Rc<dyn Device>> {
-        Some(Fifo::end(&self.pipe, write))
+    /// a fifo's open gives.
+    fn open(&self, read: bool, write: bool) -> Option<Rc<dyn Device>> {
+        Some(Fifo::end(&self.pipe, read, write))
     }
 }
 
@@ -240,21 +276,29 @@ struct Fifo {
 }
 
 impl Fifo {
-    /// A new counted end of `pipe`.
-    fn end(pipe: &Rc<Pipe>, write: bool) -> Rc<dyn Device> {
-        let c = if write { &pipe.writers } else { &pipe.readers };
-        c.set(c.get() + 1);
+    /// A new counted end of `pipe`: opening it wakes whoever waits for
+    /// this side to appear.
+    fn end(pipe: &Rc<Pipe>, read: bool, write: bool) -> Rc<dyn Device> {
+        if read {
+            pipe.readers.set(pipe.readers.get() + 1);
+            pipe.read_opens.set(pipe.read_opens.get() + 1);
+        }
+        if write {
+            pipe.writers.set(pipe.writers.get() + 1);
+            pipe.write_opens.set(pipe.write_opens.get() + 1);
+        }
         Rc::new(PipeEnd {
             pipe: pipe.clone(),
+            read,
             write,
         })
     }
 }
 
 impl Device for Fifo {
-    /// Each open is an end of the fifo's one pipe.
-    fn open(&self, write: bool) -> Option<Rc<dyn Device>> {
-        Some(Fifo::end(&self.pipe, write))
+    /// Each open is an end of the fifo's one pipe (`O_RDWR`: both).
+    fn open(&self, read: bool, write: bool) -> Option<Rc<dyn Device>> {
+        Some(Fifo::end(&self.pipe, read, write))
     }
 
     // The fifo's own node is never read or written (`open` gives an end);

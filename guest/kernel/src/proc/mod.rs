@@ -151,6 +151,10 @@ pub struct Proc {
     /// Bytes a blocking write moved before it slept (its restart adds
     /// them to its result).
     pub io_done: u64,
+    /// A fifo open that waits for the other side: the end it opened (it
+    /// counts, so the other side's open does not wait too) and the other
+    /// side's open count it saw. Dropped if a signal interrupts the open.
+    pub fifo_wait: Option<(Rc<OpenFile>, u64)>,
     /// Linux wait status once a zombie (`code << 8`, or the signal number).
     pub wait_status: i32,
     /// set_tid_address's pointer.
@@ -217,6 +221,7 @@ impl Proc {
             deadline_ns: 0,
             poll_chans: Vec::new(),
             io_done: 0,
+            fifo_wait: None,
             wait_status: 0,
             clear_child_tid: 0,
             robust_list: 0,
@@ -484,6 +489,7 @@ impl ProcTable {
         p.space = None;
         p.fpu = None;
         p.real_timer = signal::RealTimer::default();
+        p.fifo_wait = None;
         let cpu_timers = p.timers.on_cpu();
         p.timers = timer::ProcessTimers::default();
         // Closing its descriptors may end a pipe: wake both sides. A table

@@ -58,6 +58,21 @@ pub enum Outcome {
 }
 pub use Outcome::*;
 
+/// An open's result, or nothing if it went to sleep (a fifo open waiting
+/// for its other side: the call restarts when woken).
+fn open_outcome(
+    k: &mut Kernel,
+    s: usize,
+    open: impl FnOnce(&mut Kernel) -> Result<i64, Errno>,
+) -> Outcome {
+    let r = open(k);
+    if matches!(k.procs.procs[s].state, crate::proc::State::Blocked { .. }) {
+        NoReturn
+    } else {
+        ret(r)
+    }
+}
+
 /// A result as the value rax gets.
 pub fn ret(r: Result<i64, Errno>) -> Outcome {
     match r {
@@ -151,16 +166,11 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
             },
         ),
         // Names.
-        __NR_open => ret(sys_openat(k, s, CWD, a[0], a[1], a[2])),
-        __NR_openat => ret(sys_openat(k, s, a[0], a[1], a[2], a[3])),
-        __NR_creat => ret(sys_openat(
-            k,
-            s,
-            CWD,
-            a[0],
-            (O_CREAT | O_WRONLY | O_TRUNC) as u64,
-            a[1],
-        )),
+        __NR_open => open_outcome(k, s, |k| sys_openat(k, s, CWD, a[0], a[1], a[2])),
+        __NR_openat => open_outcome(k, s, |k| sys_openat(k, s, a[0], a[1], a[2], a[3])),
+        __NR_creat => open_outcome(k, s, |k| {
+            sys_openat(k, s, CWD, a[0], (O_CREAT | O_WRONLY | O_TRUNC) as u64, a[1])
+        }),
         __NR_stat => ret(sys_stat(k, s, a[0], a[1], Follow::Yes)),
         __NR_lstat => ret(sys_stat(k, s, a[0], a[1], Follow::No)),
         __NR_newfstatat => ret(sys_newfstatat(k, s, a[0], a[1], a[2], a[3])),

@@ -173,7 +173,10 @@ pub fn sys_openat(
             {
                 return Err(Errno::ENXIO);
             }
-            let dev = dev.open(writing).unwrap_or(dev);
+            if meta.kind == Kind::Fifo {
+                return open_fifo(k, s, dev, node, flags, path_of(k, s, dirfd, &path));
+            }
+            let dev = dev.open(true, writing).unwrap_or(dev);
             Object::Device {
                 dev,
                 node: Some(node),
@@ -194,6 +197,73 @@ pub fn sys_openat(
         flags & !(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC)
     };
     let f = OpenFile::new(object, kept, path_of(k, s, dirfd, &path));
+    let limit = nofile(k, s);
+    k.files(s)
+        .borrow_mut()
+        .install(f, flags & O_CLOEXEC != 0, 0, limit)
+        .map(i64::from)
+}
+
+/// Opens a fifo, as Linux's fifo_open: a reader waits until a writer has
+/// opened it (and a writer until a reader has), unless `O_NONBLOCK`: then
+/// a reader goes on and a writer is `ENXIO`; `O_RDWR` never waits. A
+/// waiting open sleeps holding its end, and its restart takes it up
+/// (`Ok(0)` with the caller asleep: see `syscall::open_outcome`).
+fn open_fifo(
+    k: &mut Kernel,
+    s: usize,
+    fifo: alloc::rc::Rc<dyn crate::fs::device::Device>,
+    node: crate::fs::vfs::InodeRef,
+    flags: u32,
+    name: Vec<u8>,
+) -> Result<i64, Errno> {
+    let access = flags & O_ACCMODE;
+    let nonblock = flags & O_NONBLOCK != 0;
+    let kept = flags & !(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC);
+    let f = match k.procs.procs[s].fifo_wait.take() {
+        Some((f, seen)) => {
+            let partner = f.device().and_then(|d| d.fifo_partner());
+            if let Some((false, opens, chan)) = partner {
+                if opens == seen {
+                    k.procs.procs[s].fifo_wait = Some((f, seen));
+                    k.procs.sleep(s, chan, 0, 0);
+                    return Ok(0);
+                }
+            }
+            f
+        }
+        None => {
+            let end = fifo
+                .open(access != O_WRONLY, access != O_RDONLY)
+                .unwrap_or(fifo);
+            // Whoever waits for this side to appear looks again.
+            if let Some(chans) = end.wake_on_close() {
+                for c in chans {
+                    k.procs.wakeup(c);
+                }
+            }
+            let partner = end.fifo_partner();
+            let f = OpenFile::new(
+                Object::Device {
+                    dev: end,
+                    node: Some(node),
+                },
+                kept,
+                name,
+            );
+            if let Some((false, opens, chan)) = partner {
+                if nonblock && access == O_WRONLY {
+                    return Err(Errno::ENXIO);
+                }
+                if !nonblock {
+                    k.procs.procs[s].fifo_wait = Some((f, opens));
+                    k.procs.sleep(s, chan, 0, 0);
+                    return Ok(0);
+                }
+            }
+            f
+        }
+    };
     let limit = nofile(k, s);
     k.files(s)
         .borrow_mut()

@@ -391,6 +391,8 @@ pub fn sys_rt_sigreturn(k: &mut Kernel, s: usize) -> Outcome {
 pub fn interrupted(k: &mut Kernel, s: usize, act: &Action) {
     let p = &mut k.procs.procs[s];
     p.restart = false;
+    // A fifo open gives up its end (a restart opens anew), as Linux's.
+    p.fifo_wait = None;
     let deadline = core::mem::take(&mut p.deadline_ns);
     let done = core::mem::take(&mut p.io_done);
     p.sig.waiting = SigSet::EMPTY;
