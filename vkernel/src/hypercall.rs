@@ -151,6 +151,7 @@ impl<V: Vcpu> Machine<V> {
     pub(crate) fn on_hypercall(&mut self, port: u16, len: usize, value: u32) -> Handled {
         self.stats.hypercalls += 1;
         let nr = port - HC_PORT_BASE;
+        self.stats.hypercalls_by_nr[nr as usize] += 1;
         if len != 4 {
             return Err(ProtocolError::BadWidth { port, len }.into());
         }
@@ -322,6 +323,9 @@ impl<V: Vcpu> Machine<V> {
                 .readv(&self.guest.ram, handle, iov, iovcnt, off),
         };
         write_result(&self.guest.ram, addr, result);
+        if self.flush_asker.is_none() && self.guest.registry.translation_reduced_pending() {
+            self.flush_asker = Some(nr);
+        }
         Ok(())
     }
 }

@@ -178,6 +178,12 @@ impl VmspaceRegistry {
         self.host.pool.pages_in_use()
     }
 
+    /// Whether [`VmspaceRegistry::take_translation_reduced`] would return
+    /// true now (for the statistics: which call asked for the flush).
+    pub fn translation_reduced_pending(&self) -> bool {
+        self.host.translation_reduced || self.host.pool.flush_needed()
+    }
+
     /// Whether a present translation of some vmspace was removed or
     /// reduced, or a page-table page or frame was freed, since the last
     /// call (and clears the flag). KVM caches translations (shadow paging

@@ -8,7 +8,7 @@ use kvm_bindings::{kvm_regs, kvm_sregs};
 use vkernel_abi::frame::{
     trapno_for_vector, vector_has_error_code, T_PAGEFLT, T_PROTFLT, T_TIMEOUT,
 };
-use vkernel_abi::{layout, selector, Errno, TrapFrame, VextFrame, VMSPACE_CTL_RUN};
+use vkernel_abi::{layout, selector, Errno, TrapFrame, VextFrame, HC_PORT_COUNT, VMSPACE_CTL_RUN};
 use vmspace::FaultOutcome;
 
 use super::{Handled, Machine, ProcessFault, Running, Stop, Violation};
@@ -122,6 +122,13 @@ impl<V: Vcpu> Machine<V> {
         self.timer.disarm();
         self.slice_over = false;
         self.stats.traps_delivered += 1;
+        let kind = match tf.trapno {
+            vkernel_abi::frame::T_FAST_SYSCALL => 0,
+            T_PAGEFLT => 1,
+            T_TIMEOUT => 2,
+            _ => 3,
+        };
+        self.stats.traps_by_kind[kind] += 1;
         let vf = process::vext_from_sregs(&self.vcpu.context().1);
         // Both frames were read from RAM when ctl checked them, so these
         // writes cannot fail.
@@ -332,6 +339,8 @@ impl<V: Vcpu> Machine<V> {
     /// reduced, the shadow state is dropped before the process runs again.
     pub(crate) fn flush_translations(&mut self) -> Result<(), Error> {
         self.stats.translation_flushes += 1;
+        let asker = self.flush_asker.take().unwrap_or(HC_PORT_COUNT) as usize;
+        self.stats.flushes_by_nr[asker] += 1;
         self.vcpu.drop_shadow_translations()
     }
 }
