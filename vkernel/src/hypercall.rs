@@ -152,6 +152,14 @@ impl<V: Vcpu> Machine<V> {
         self.stats.hypercalls += 1;
         let nr = port - HC_PORT_BASE;
         self.stats.hypercalls_by_nr[nr as usize] += 1;
+        let t0 = Instant::now();
+        let handled = self.dispatch_hypercall(port, nr, len, value);
+        self.stats.hypercall_ns_by_nr[nr as usize] += t0.elapsed().as_nanos() as u64;
+        handled
+    }
+
+    /// [`Machine::on_hypercall`]'s work.
+    fn dispatch_hypercall(&mut self, port: u16, nr: u16, len: usize, value: u32) -> Handled {
         if len != 4 {
             return Err(ProtocolError::BadWidth { port, len }.into());
         }

@@ -254,6 +254,7 @@ impl VmspaceRegistry {
     pub fn acquire_for_run(&mut self, id: u64) -> Result<u64, Errno> {
         let space = self.spaces.get_mut(&id).ok_or(Errno::ENOENT)?;
         space.refs = space.refs.checked_add(1).ok_or(Errno::EBUSY)?;
+        space.ran();
         Ok(space.root)
     }
 

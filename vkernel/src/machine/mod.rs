@@ -266,6 +266,13 @@ pub struct Stats {
     /// Traps delivered to the guest kernel, by kind: system calls, page
     /// faults, time-slice ends, others.
     pub traps_by_kind: [u64; 4],
+    /// Nanoseconds inside `KVM_RUN` (the guest's own work, KVM's in-kernel
+    /// exits and the entry and exit themselves).
+    pub run_ns: u64,
+    /// Nanoseconds the host spent carrying out each hypercall.
+    pub hypercall_ns_by_nr: [u64; HC_PORT_COUNT as usize],
+    /// Nanoseconds spent dropping KVM's translations.
+    pub flush_ns: u64,
 }
 
 impl Default for Stats {
@@ -280,6 +287,9 @@ impl Default for Stats {
             hypercalls_by_nr: [0; HC_PORT_COUNT as usize],
             flushes_by_nr: [0; HC_PORT_COUNT as usize + 1],
             traps_by_kind: [0; 4],
+            run_ns: 0,
+            hypercall_ns_by_nr: [0; HC_PORT_COUNT as usize],
+            flush_ns: 0,
         }
     }
 }
@@ -290,10 +300,15 @@ impl Stats {
     /// and the traps by kind.
     pub fn breakdown(&self) -> String {
         use std::fmt::Write;
-        let mut out = String::from("hypercalls by call:");
+        let mut out = format!(
+            "{} ms in KVM_RUN, {} ms flushing; hypercalls by call (count, host ms):",
+            self.run_ns / 1_000_000,
+            self.flush_ns / 1_000_000
+        );
         for (nr, &n) in self.hypercalls_by_nr.iter().enumerate() {
             if n > 0 {
-                let _ = write!(out, " {} {n}", crate::hypercall::name(nr as u16));
+                let ms = self.hypercall_ns_by_nr[nr] as f64 / 1e6;
+                let _ = write!(out, " {} {n} {ms:.1}", crate::hypercall::name(nr as u16));
             }
         }
         out.push_str("; flushes asked by:");
@@ -407,7 +422,10 @@ impl<V: Vcpu> Machine<V> {
     /// One `KVM_RUN` and its exit.
     pub(crate) fn step(&mut self) -> Handled {
         self.stats.exits += 1;
-        let exit = self.vcpu.run()?;
+        let t0 = std::time::Instant::now();
+        let exit = self.vcpu.run();
+        self.stats.run_ns += t0.elapsed().as_nanos() as u64;
+        let exit = exit?;
         log::trace!("exit: {exit:?}");
         match exit {
             Exit::Out { port, len, value } => self.on_out(port, len, value),

@@ -341,7 +341,10 @@ impl<V: Vcpu> Machine<V> {
         self.stats.translation_flushes += 1;
         let asker = self.flush_asker.take().unwrap_or(HC_PORT_COUNT) as usize;
         self.stats.flushes_by_nr[asker] += 1;
-        self.vcpu.drop_shadow_translations()
+        let t0 = std::time::Instant::now();
+        let r = self.vcpu.drop_shadow_translations();
+        self.stats.flush_ns += t0.elapsed().as_nanos() as u64;
+        r
     }
 }
 
