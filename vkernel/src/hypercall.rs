@@ -168,7 +168,10 @@ impl<V: Vcpu> Machine<V> {
         // The kernel is here anyway: keep its clock page fresh.
         self.clock.refresh(&self.vcpu, &self.guest.ram, false);
         let call = match Call::decode(nr, &block) {
-            Ok(call) => call,
+            Ok(call) => {
+                log::trace!("HC {call:x?}");
+                call
+            }
             Err(UnknownHypercall(nr)) => {
                 if self.hypercalls.unknown_logged.insert(nr) {
                     log::warn!("guest kernel called unknown hypercall {nr}: ENOSYS");

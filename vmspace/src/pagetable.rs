@@ -633,8 +633,14 @@ mod tests {
             .unwrap();
         assert_ne!(edited.root, root);
         assert!(!edited.reduced_in_place);
-        assert_eq!(pt.lookup(edited.root, 0x1000).unwrap().unwrap() & pte::RW, 0);
-        assert_ne!(pt.lookup(edited.root, 0x2000).unwrap().unwrap() & pte::RW, 0);
+        assert_eq!(
+            pt.lookup(edited.root, 0x1000).unwrap().unwrap() & pte::RW,
+            0
+        );
+        assert_ne!(
+            pt.lookup(edited.root, 0x2000).unwrap().unwrap() & pte::RW,
+            0
+        );
         assert_eq!(pt.lookup(edited.root, 0x3000).unwrap(), Some(0x6000 | rw));
         // The old tree is as KVM saw it.
         assert_ne!(pt.lookup(root, 0x1000).unwrap().unwrap() & pte::RW, 0);
@@ -646,7 +652,11 @@ mod tests {
         let (old_pdpt, old_pd, _) = shared(&pt, root, 0x20_1000);
         let (new_pdpt, new_pd, new_pt2) = shared(&pt, edited.root, 0x20_1000);
         assert_ne!((old_pdpt, old_pd), (new_pdpt, new_pd));
-        assert_eq!(new_pt2, shared(&pt, root, 0x20_1000).2, "the untouched PT is shared");
+        assert_eq!(
+            new_pt2,
+            shared(&pt, root, 0x20_1000).2,
+            "the untouched PT is shared"
+        );
         assert_eq!(
             pt.read(edited.root, 0).unwrap() & pte::ADDR,
             new_pdpt,
@@ -671,7 +681,10 @@ mod tests {
         assert_eq!(r2.root, edited.root);
         let pruned = pt.prune(edited.root, 0, 0x20_0000).unwrap();
         assert_eq!((pruned.root, pruned.freed), (edited.root, 1));
-        assert_eq!(pt.lookup(edited.root, 0x20_1000).unwrap(), Some(0x5000 | rw));
+        assert_eq!(
+            pt.lookup(edited.root, 0x20_1000).unwrap(),
+            Some(0x5000 | rw)
+        );
     }
 
     #[test]

@@ -6,16 +6,17 @@
 //! `fault.rs`, each an `impl VmspaceRegistry` block.
 
 use crate::ram::KernelRam;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use vkernel_abi::layout::{PAGE_SIZE, POOL_BASE};
 use vkernel_abi::Errno;
 use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use crate::error::Error;
+use crate::map::Backing;
 use crate::pagetable::PageTable;
 use crate::pool::HostPool;
-use crate::space::{Host, Vmspace};
+use crate::space::{Host, Vmspace, TRAP_AREA_PML4_SLOT};
 
 /// Pages fault-around maps by default, the faulting page included (one
 /// aligned window of that many pages: 256 KiB by default, which
@@ -317,17 +318,30 @@ impl VmspaceRegistry {
         let source = &self.spaces[&src];
         copy.map = source.map.clone();
         copy.host_tables = source.host_tables;
+        // What the source has mapped is mapped in the copy now too, so the
+        // copy does not fault its working set back in one exit at a time:
+        // its private pages (copies), and the kernel's pages of shared
+        // physical-memory entries (the program's text and libraries under
+        // the guest's file mappings). Shadow leaves are not copied.
+        let mapped: HashSet<u64> = match PageTable::new(&self.host.mem, &mut self.host.pool)
+            .census(source.root, Some(TRAP_AREA_PML4_SLOT))
+        {
+            Ok(census) => census.leaves.into_iter().map(|(va, _)| va).collect(),
+            Err(e) => {
+                self.end(copy);
+                return Err(e.into());
+            }
+        };
         for (&va, &frame) in &source.frames {
-            // Copied in full, so not zeroed first; and mapped now where the
-            // source has it mapped, so the copy does not fault its working
-            // set back in one exit at a time.
+            // Copied in full, so not zeroed first.
             let result = match self.host.pool.alloc_reserved_for_copy() {
                 Some(new) => {
                     copy.frames.insert(va, new);
                     self.host.copy_page(frame, new).and_then(|()| {
-                        let mapped = source.lookup(&mut self.host, va)?.is_some();
                         match copy.map.lookup(va).copied() {
-                            Some(entry) if mapped => copy.map_page(&mut self.host, &entry, va),
+                            Some(entry) if mapped.contains(&va) => {
+                                copy.map_page(&mut self.host, &entry, va)
+                            }
                             _ => Ok(()),
                         }
                     })
@@ -337,6 +351,18 @@ impl VmspaceRegistry {
             if let Err(e) = result {
                 self.end(copy);
                 return Err(e.into());
+            }
+        }
+        for &va in &mapped {
+            let shared_phys = match copy.map.lookup(va) {
+                Some(e) if matches!(e.backing, Backing::Phys { shared: true, .. }) => Some(*e),
+                _ => None,
+            };
+            if let Some(entry) = shared_phys {
+                if let Err(e) = copy.map_page(&mut self.host, &entry, va) {
+                    self.end(copy);
+                    return Err(e.into());
+                }
             }
         }
         self.map_entries += copy.map.len();

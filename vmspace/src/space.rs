@@ -134,7 +134,9 @@ impl FrameAlloc for TableAlloc<'_> {
     }
 
     fn edit_in_place(&self, gpa: u64) -> bool {
-        self.unshadowed.as_deref().is_none_or(|set| set.contains(&gpa))
+        self.unshadowed
+            .as_deref()
+            .is_none_or(|set| set.contains(&gpa))
     }
 }
 

@@ -112,6 +112,8 @@ impl<V: Vcpu> Machine<V> {
     /// Gives the trap frame to the guest kernel and puts it back on the
     /// vCPU: `vmspace_ctl` returns 0 (the seed's vkernel_trap).
     pub(crate) fn leave_process(&mut self, mut tf: TrapFrame) -> Handled {
+        let (trapno, rax, addr, err, rip) = (tf.trapno, tf.rax, tf.addr, tf.err, tf.rip);
+        log::trace!("TRAP {trapno:#x} rax {rax} addr {addr:#x} err {err:#x} rip {rip:#x}");
         self.emulation_retry = None;
         if self.running.is_some() {
             self.hook(|h, cpu| h.leaving_process(cpu, &mut tf));
@@ -298,6 +300,7 @@ impl<V: Vcpu> Machine<V> {
                 hw.err = error_code;
             }
             if let Ok(FaultOutcome::Resolved) = outcome {
+                log::trace!("HOSTFAULT {:#x} err {:#x}", sregs.cr2, hw.err);
                 self.stats.faults_resolved += 1;
                 if self.guest.registry.take_translation_reduced() {
                     self.flush_translations()?;
