@@ -910,6 +910,43 @@ fn mcontrol_checks_in_order() {
 }
 
 #[test]
+fn populate_maps_every_page_at_mmap() {
+    let (mem, mut reg) = with_space(64);
+    let in_use = reg.pages_in_use();
+    let flags = ANON_FIXED | MAP_POPULATE;
+    assert_eq!(
+        reg.mmap(1, BASE, 4 * PAGE_SIZE, RW_, flags, FD_NONE, 0),
+        Ok(BASE)
+    );
+    // Four frames and a PDPT, a PD and a PT.
+    assert_eq!(reg.pages_in_use(), in_use + 4 + 3);
+    let root = reg.root(1).unwrap();
+    assert_eq!(check_tree(&mem, &reg, root).len(), 4);
+    // A kernel page, mapped shared: the leaf is the kernel's page.
+    let phys = MAP_SHARED | MAP_FIXED | MAP_POPULATE;
+    assert_eq!(
+        reg.mmap(
+            1,
+            BASE + 0x10_0000,
+            PAGE_SIZE,
+            RW_,
+            phys,
+            PHYSMEM_FD,
+            0x7000
+        ),
+        Ok(BASE + 0x10_0000)
+    );
+    assert_eq!(walk(&mem, root, BASE + 0x10_0000).unwrap() & ADDR, 0x7000);
+    // Not with guest-managed tables.
+    let vpt = MAP_SHARED | MAP_FIXED | MAP_VPAGETABLE | MAP_POPULATE;
+    assert_eq!(
+        reg.mmap(1, BASE + 0x20_0000, PAGE_SIZE, RW_, vpt, PHYSMEM_FD, 0),
+        Err(Errno::EINVAL)
+    );
+    reg.audit().unwrap();
+}
+
+#[test]
 fn willneed_prefaults_every_page() {
     let (mem, mut reg) = with_space(64);
     anon(&mut reg, 1, BASE, 20 * PAGE_SIZE, RW_);

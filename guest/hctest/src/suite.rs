@@ -419,6 +419,23 @@ fn mmap_cases(s: &mut Suite) {
         Errno::EINVAL,
     );
     s.err(
+        "mmap: MAP_VPAGETABLE with MAP_POPULATE -> EINVAL",
+        vms::mmap(id, DATA, PAGE, rw, vpt | MAP_POPULATE, PHYSMEM_FD, 0),
+        Errno::EINVAL,
+    );
+    // MAP_POPULATE brings the pages in at once: the pool holds them (and
+    // their tables) before anything touches them.
+    let far = 0x50_0000_0000u64;
+    let before = vms::pool_pages();
+    let r = vms::mmap(id, far, 4 * PAGE, rw, fixed | MAP_POPULATE, FD_NONE, 0);
+    let after = vms::pool_pages();
+    s.check(
+        "mmap: MAP_POPULATE brings every page in at once",
+        r == Ok(far as i64) && after - before >= 4 + 3,
+        Pair(show(r), after - before),
+    );
+    let _ = vms::munmap(id, far, 4 * PAGE);
+    s.err(
         "mmap: MAP_VPAGETABLE over an unknown fd -> EBADF",
         vms::mmap(id, DATA, PAGE, rw, vpt, 5, 0),
         Errno::EBADF,
