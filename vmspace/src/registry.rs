@@ -323,14 +323,25 @@ impl VmspaceRegistry {
         // its private pages (copies), and the kernel's pages of shared
         // physical-memory entries (the program's text and libraries under
         // the guest's file mappings). Shadow leaves are not copied.
-        let mapped: HashSet<u64> = match PageTable::new(&self.host.mem, &mut self.host.pool)
-            .census(source.root, Some(TRAP_AREA_PML4_SLOT))
-        {
-            Ok(census) => census.leaves.into_iter().map(|(va, _)| va).collect(),
-            Err(e) => {
-                self.end(copy);
-                return Err(e.into());
+        // One walk of the source's tables finds what it has mapped; a
+        // process without shared physical-memory entries (a small static
+        // program) skips it and looks up each private page instead.
+        let shared_phys = source
+            .map
+            .iter()
+            .any(|e| matches!(e.backing, Backing::Phys { shared: true, .. }));
+        let mapped: Option<HashSet<u64>> = if shared_phys {
+            match PageTable::new(&self.host.mem, &mut self.host.pool)
+                .census(source.root, Some(TRAP_AREA_PML4_SLOT))
+            {
+                Ok(census) => Some(census.leaves.into_iter().map(|(va, _)| va).collect()),
+                Err(e) => {
+                    self.end(copy);
+                    return Err(e.into());
+                }
             }
+        } else {
+            None
         };
         for (&va, &frame) in &source.frames {
             // Copied in full, so not zeroed first.
@@ -338,10 +349,12 @@ impl VmspaceRegistry {
                 Some(new) => {
                     copy.frames.insert(va, new);
                     self.host.copy_page(frame, new).and_then(|()| {
+                        let is_mapped = match &mapped {
+                            Some(set) => set.contains(&va),
+                            None => source.lookup(&mut self.host, va)?.is_some(),
+                        };
                         match copy.map.lookup(va).copied() {
-                            Some(entry) if mapped.contains(&va) => {
-                                copy.map_page(&mut self.host, &entry, va)
-                            }
+                            Some(entry) if is_mapped => copy.map_page(&mut self.host, &entry, va),
                             _ => Ok(()),
                         }
                     })
@@ -353,7 +366,7 @@ impl VmspaceRegistry {
                 return Err(e.into());
             }
         }
-        for &va in &mapped {
+        for &va in mapped.iter().flatten() {
             let shared_phys = match copy.map.lookup(va) {
                 Some(e) if matches!(e.backing, Backing::Phys { shared: true, .. }) => Some(*e),
                 _ => None,
