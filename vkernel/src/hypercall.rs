@@ -151,6 +151,15 @@ impl<V: Vcpu> Machine<V> {
     pub(crate) fn on_hypercall(&mut self, port: u16, len: usize, value: u32) -> Handled {
         self.stats.hypercalls += 1;
         let nr = port - HC_PORT_BASE;
+        self.stats.hypercalls_by_nr[nr as usize] += 1;
+        let t0 = Instant::now();
+        let handled = self.dispatch_hypercall(port, nr, len, value);
+        self.stats.hypercall_ns_by_nr[nr as usize] += t0.elapsed().as_nanos() as u64;
+        handled
+    }
+
+    /// [`Machine::on_hypercall`]'s work.
+    fn dispatch_hypercall(&mut self, port: u16, nr: u16, len: usize, value: u32) -> Handled {
         if len != 4 {
             return Err(ProtocolError::BadWidth { port, len }.into());
         }
@@ -159,7 +168,10 @@ impl<V: Vcpu> Machine<V> {
         // The kernel is here anyway: keep its clock page fresh.
         self.clock.refresh(&self.vcpu, &self.guest.ram, false);
         let call = match Call::decode(nr, &block) {
-            Ok(call) => call,
+            Ok(call) => {
+                log::trace!("HC {call:x?}");
+                call
+            }
             Err(UnknownHypercall(nr)) => {
                 if self.hypercalls.unknown_logged.insert(nr) {
                     log::warn!("guest kernel called unknown hypercall {nr}: ENOSYS");
@@ -407,6 +419,9 @@ impl<V: Vcpu> Machine<V> {
             }
         };
         write_result(&self.guest.ram, addr, result);
+        if self.flush_asker.is_none() && self.guest.registry.translation_reduced_pending() {
+            self.flush_asker = Some(nr);
+        }
         Ok(())
     }
 }

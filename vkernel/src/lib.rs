@@ -229,6 +229,7 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
             batches,
             rss.saturating_sub(guest)
         );
+        crate::report!("vkernel: stats: {}", s.breakdown());
     }
     let running = machine.teardown();
     for id in running {

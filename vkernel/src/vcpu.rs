@@ -86,13 +86,94 @@ pub struct KvmVcpu {
     /// Kept open for the VM's lifetime.
     pub(crate) _kvm: Kvm,
     pub(crate) vm: VmFd,
-    /// The pool's memory slot, re-registered to drop KVM's shadow state.
-    pub(crate) pool_slot: kvm_userspace_memory_region,
     pub(crate) fd: VcpuFd,
+    /// The one-page slot deleted and added again to drop KVM's shadow
+    /// state (after the fds: its page outlives the VM).
+    pub(crate) flush_slot: FlushSlot,
     /// KVM offers XSAVE. Without it (QEMU's `qemu64`, older CPUs) CR4 has
     /// no OSXSAVE, and the guest kernel saves processes' x87/SSE state
     /// with FXSAVE.
     pub(crate) xsave: bool,
+}
+
+/// A memory slot of one page that nothing maps, kept only to be deleted
+/// and added again: deleting any memory slot makes KVM zap all its shadow
+/// pages (`kvm_mmu_zap_all_fast`, KVM's default `KVM_X86_QUIRK_SLOT_ZAP_ALL`),
+/// which is how the host drops translations KVM cached from tables the
+/// host wrote behind its back (KVM shadows guest tables and learns of
+/// changes only through guest writes it traps). Deleting the 1 GiB pool's
+/// slot did the same, but every re-registration allocated and zeroed the
+/// slot's reverse maps and page-tracking arrays (about 2.5 MB for 1 GiB):
+/// a fifth of the host's CPU in a shell loop of dynamic programs.
+pub(crate) struct FlushSlot {
+    region: kvm_userspace_memory_region,
+}
+
+impl FlushSlot {
+    /// Guest-physical address of the page: below the pool, above the
+    /// largest RAM (`--memory` ≤ 3 GiB), outside anything the guest can
+    /// name (the host builds every table that could map it, and refuses
+    /// guest tables that point outside RAM).
+    pub(crate) const GPA: u64 = vkernel_abi::layout::POOL_BASE - 4096;
+
+    /// Registers the page as slot `slot` of `vm`.
+    pub(crate) fn new(vm: &VmFd, slot: u32) -> Result<FlushSlot, Error> {
+        // SAFETY: a fresh private anonymous mapping of one page; nothing
+        // else refers to it.
+        let page = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if page == libc::MAP_FAILED {
+            return Err(Error::Io {
+                what: "mapping the flush slot's page",
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        let flush = FlushSlot {
+            region: kvm_userspace_memory_region {
+                slot,
+                flags: 0,
+                guest_phys_addr: Self::GPA,
+                memory_size: 4096,
+                userspace_addr: page as u64,
+            },
+        };
+        // SAFETY: the page is a live mapping this slot owns; it is unmapped
+        // only when the slot is dropped, after the VM's descriptors.
+        unsafe { vm.set_user_memory_region(flush.region) }
+            .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION (flush slot)"))?;
+        Ok(flush)
+    }
+
+    /// Deletes the slot and adds it again: KVM drops every shadow page.
+    fn cycle(&self, vm: &VmFd) -> Result<(), Error> {
+        let mut gone = self.region;
+        gone.memory_size = 0;
+        // SAFETY: deleting the slot unmaps nothing on the host; re-adding
+        // it registers the same live page, which outlives the VM.
+        unsafe {
+            vm.set_user_memory_region(gone)
+                .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION (delete flush slot)"))?;
+            vm.set_user_memory_region(self.region)
+                .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION (re-add flush slot)"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for FlushSlot {
+    fn drop(&mut self) {
+        // SAFETY: the page this slot mapped in `new`; the VM that used it
+        // is gone (the slot is dropped after the VM's descriptors).
+        unsafe { libc::munmap(self.region.userspace_addr as *mut libc::c_void, 4096) };
+    }
 }
 
 impl Vcpu for KvmVcpu {
@@ -193,23 +274,7 @@ impl Vcpu for KvmVcpu {
     }
 
     fn drop_shadow_translations(&mut self) -> Result<(), Error> {
-        // Deleting and re-adding the pool's slot zaps all shadow pages: KVM
-        // shadows guest tables and learns of changes only through guest
-        // writes it traps; the host's writes to the pool bypass that.
-        let mut gone = self.pool_slot;
-        gone.memory_size = 0;
-        // SAFETY: deleting the slot unmaps nothing on the host; re-adding it
-        // registers the same live mapping, owned by the machine's guest
-        // memory, which outlives the VM.
-        unsafe {
-            self.vm
-                .set_user_memory_region(gone)
-                .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION (delete pool)"))?;
-            self.vm
-                .set_user_memory_region(self.pool_slot)
-                .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION (re-add pool)"))?;
-        }
-        Ok(())
+        self.flush_slot.cycle(&self.vm)
     }
 
     fn immediate_exit(&mut self) -> *mut u8 {

@@ -14,7 +14,7 @@ use vmspace::{KernelRam, VmspaceRegistry};
 
 use crate::error::{kvm_err, Error};
 use crate::trap_area::{self, Access};
-use crate::vcpu::KvmVcpu;
+use crate::vcpu::{FlushSlot, KvmVcpu};
 
 /// Control-register and EFER bits used below.
 mod bits {
@@ -155,7 +155,7 @@ impl Vm {
             what: "mapping guest memory",
             source: Box::new(e),
         })?;
-        let mut pool_slot = kvm_userspace_memory_region::default();
+        let mut slots = 0;
         for (slot, region) in mem.iter().enumerate() {
             let host = mem
                 .get_host_address(region.start_addr())
@@ -174,8 +174,8 @@ impl Vm {
             // `mem`, which lives in the returned Vm as long as the VmFd.
             unsafe { vm.set_user_memory_region(r) }
                 .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
+            slots = slot as u32 + 1;
             if r.guest_phys_addr == layout::POOL_BASE {
-                pool_slot = r;
                 // Process memory comes from here in bursts (fault-around,
                 // fork): let the host back it with 2 MiB pages, so first
                 // touch costs one host fault per 2 MiB, not per 4 KiB.
@@ -196,6 +196,7 @@ impl Vm {
             }
         }
 
+        let flush_slot = FlushSlot::new(&vm, slots)?;
         let guest = Guest::new(mem, cfg.ram_bytes, cfg.pool_bytes)?;
 
         let mut vcpu = vm.create_vcpu(0).map_err(kvm_err("KVM_CREATE_VCPU"))?;
@@ -217,8 +218,8 @@ impl Vm {
             vcpu: KvmVcpu {
                 _kvm: kvm,
                 vm,
-                pool_slot,
                 fd: vcpu,
+                flush_slot,
                 xsave,
             },
             guest,

@@ -5,8 +5,8 @@
 use crate::ram::KernelRam;
 use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS, VM_MIN_USER_ADDRESS};
 use vkernel_abi::mman::{
-    FD_NONE, MAP_ANON, MAP_FIXED, MAP_KNOWN, MAP_PRIVATE, MAP_SHARED, MAP_VPAGETABLE, PHYSMEM_FD,
-    PROT_MASK, PROT_READ, PROT_WRITE,
+    FD_NONE, MAP_ANON, MAP_FIXED, MAP_KNOWN, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, MAP_VPAGETABLE,
+    PHYSMEM_FD, PROT_MASK, PROT_READ, PROT_WRITE,
 };
 use vkernel_abi::Errno;
 
@@ -31,6 +31,8 @@ pub struct MmapRequest {
     /// `Some(start)` for `MAP_FIXED`, else the placement hint (page
     /// rounded, maybe out of range).
     pub fixed: Option<u64>,
+    /// `MAP_POPULATE`: map every page now.
+    pub populate: bool,
     /// Hint for a non-fixed mapping.
     pub hint: u64,
     /// Page-rounded size in bytes (> 0).
@@ -46,8 +48,8 @@ pub struct MmapRequest {
 /// Checks a `vmspace_mmap` request, in this order: unknown prot or flag
 /// bits → `EINVAL`; not exactly one of `MAP_SHARED`/`MAP_PRIVATE` →
 /// `EINVAL`; `MAP_ANON` with an fd or offset → `EINVAL`; `len` 0 →
-/// `EINVAL`; `MAP_VPAGETABLE` without `MAP_SHARED`, with `MAP_ANON`, or
-/// without both `PROT_READ` and `PROT_WRITE` → `EINVAL` (DragonFly's
+/// `EINVAL`; `MAP_VPAGETABLE` without `MAP_SHARED`, with `MAP_ANON` or
+/// `MAP_POPULATE`, or without both `PROT_READ` and `PROT_WRITE` → `EINVAL` (DragonFly's
 /// rule); size wraps when rounded →
 /// `EINVAL`; `MAP_FIXED` address not page aligned (after taking off the
 /// offset's page offset), wrapping, above `VM_MAX_USER_ADDRESS` or below
@@ -81,6 +83,7 @@ pub fn check_mmap(
     if vpagetable
         && (flags & MAP_SHARED == 0
             || anon
+            || flags & MAP_POPULATE != 0
             || prot & (PROT_READ | PROT_WRITE) != PROT_READ | PROT_WRITE)
     {
         return Err(Errno::EINVAL);
@@ -128,6 +131,7 @@ pub fn check_mmap(
     };
     Ok(MmapRequest {
         fixed,
+        populate: flags & MAP_POPULATE != 0,
         hint: round_page(addr).unwrap_or(u64::MAX),
         size,
         pageoff,
@@ -244,7 +248,17 @@ impl VmspaceRegistry {
         space.map.insert(entry);
         space.settle(host, &change)?;
         let after = space.map.len();
+        // Every page was charged above, so populating cannot run out of
+        // pages; the first touch of each then costs the process no exit.
+        let populated = if req.populate {
+            (start..end)
+                .step_by(PAGE_SIZE as usize)
+                .try_for_each(|va| space.map_page(host, &entry, va))
+        } else {
+            Ok(())
+        };
         self.map_entries = self.map_entries + after - before;
+        populated?;
         Ok(start + req.pageoff)
     }
 

@@ -55,6 +55,21 @@ const fn index(va: u64, level: u32) -> u64 {
     (va >> (12 + 9 * (level - 1))) & 0x1ff
 }
 
+/// What an edit of a tree ([`PageTable::update_range`],
+/// [`PageTable::prune`]) did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Edited {
+    /// The tree's root now: a copy of the old one if the edit took a
+    /// translation away under a root KVM may have shadowed.
+    pub root: u64,
+    /// A translation was taken away in a table the allocator said may be
+    /// edited in place ([`FrameAlloc::edit_in_place`]): if KVM may have
+    /// shadowed it after all, the caller must drop KVM's translations.
+    pub reduced_in_place: bool,
+    /// Table pages freed ([`PageTable::prune`]).
+    pub freed: usize,
+}
+
 /// What [`PageTable::census`] found in a tree.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Census {
@@ -157,27 +172,72 @@ impl<'a, A: FrameAlloc + ?Sized> PageTable<'a, A> {
     /// in address order, and stores what it returns (0 clears the leaf).
     /// Large leaves are skipped. Only present tables are visited, so the
     /// cost is bounded by what is mapped, not by the range.
+    ///
+    /// A change that takes a translation away ([`reduces`]) is written in
+    /// place only into a table the allocator allows
+    /// ([`FrameAlloc::edit_in_place`]); any other table is first copied to
+    /// a new page (the old one freed), and so is every table above it on
+    /// the way to the root, since each parent's entry changes too. KVM
+    /// shadows the tables a vCPU walked and trusts its write-protection to
+    /// see their changes, which the host's writes bypass: a copy is a page
+    /// KVM has never shadowed, so the next run under the new root walks
+    /// the new entries, while the subtrees left alone keep their shadows.
+    /// That is what spares a flush of all of KVM's translations.
     pub fn update_range(
         &mut self,
         root: u64,
         start: u64,
         end: u64,
         f: &mut dyn FnMut(u64, u64) -> u64,
-    ) -> Result<(), Error> {
+    ) -> Result<Edited, Error> {
+        let mut edited = Edited {
+            root,
+            reduced_in_place: false,
+            freed: 0,
+        };
         if start < end {
-            self.update_in(root, PML4, 0, start, end, f)?;
+            edited.root = self.update_in(root, PML4, 0, start, end, f, &mut edited)?;
         }
-        Ok(())
+        Ok(edited)
     }
 
     /// Frees every table page below the root that is empty and covers part
-    /// of `[start, end)`, clearing its parent entry. Returns how many were
-    /// freed.
-    pub fn prune(&mut self, root: u64, start: u64, end: u64) -> Result<usize, Error> {
-        if start >= end {
-            return Ok(0);
+    /// of `[start, end)`, clearing its parent entry (a parent KVM may have
+    /// shadowed is copied first, as in [`PageTable::update_range`]).
+    pub fn prune(&mut self, root: u64, start: u64, end: u64) -> Result<Edited, Error> {
+        let mut edited = Edited {
+            root,
+            reduced_in_place: false,
+            freed: 0,
+        };
+        if start < end {
+            edited.root = self.prune_in(root, PML4, 0, start, end, &mut edited)?;
         }
-        self.prune_in(root, PML4, 0, start, end)
+        Ok(edited)
+    }
+
+    /// The table at `table`, ready to lose a translation: itself if the
+    /// allocator lets it be edited in place, else a copy on a new page (the
+    /// old page freed). If no page is left for the copy, itself, noted in
+    /// `edited` (the caller then drops KVM's translations).
+    fn editable(&mut self, table: u64, edited: &mut Edited) -> Result<u64, Error> {
+        if self.alloc.edit_in_place(table) {
+            edited.reduced_in_place = true;
+            return Ok(table);
+        }
+        let Some(copy) = self.alloc.alloc_frame() else {
+            edited.reduced_in_place = true;
+            return Ok(table);
+        };
+        let mut bytes = [0u8; PAGE_SIZE as usize];
+        self.mem
+            .read_slice(&mut bytes, GuestAddress(table))
+            .map_err(|source| Error::Memory { gpa: table, source })?;
+        self.mem
+            .write_slice(&bytes, GuestAddress(copy))
+            .map_err(|source| Error::Memory { gpa: copy, source })?;
+        self.alloc.free_frame(table);
+        Ok(copy)
     }
 
     /// Frees the whole tree: every table page and the root, but not the
@@ -288,6 +348,9 @@ impl<'a, A: FrameAlloc + ?Sized> PageTable<'a, A> {
         first..=last
     }
 
+    /// [`PageTable::update_range`] below `table`; returns where the table
+    /// is now (a copy if it had to lose a translation).
+    #[allow(clippy::too_many_arguments)]
     fn update_in(
         &mut self,
         table: u64,
@@ -296,26 +359,37 @@ impl<'a, A: FrameAlloc + ?Sized> PageTable<'a, A> {
         start: u64,
         end: u64,
         f: &mut dyn FnMut(u64, u64) -> u64,
-    ) -> Result<(), Error> {
+        edited: &mut Edited,
+    ) -> Result<u64, Error> {
         let entries = self.read_table(table)?;
+        let mut at = table;
         for i in Self::overlap(level, base, start, end) {
             let e = entries[i as usize];
             if e & pte::P == 0 {
                 continue;
             }
             let va = base + i * span(level);
-            if level == 1 {
-                let new = f(va, e);
-                if new != e {
-                    self.write(table, i, new)?;
-                }
+            let new = if level == 1 {
+                f(va, e)
             } else if e & pte::PS == 0 {
-                self.update_in(e & pte::ADDR, level - 1, va, start, end, f)?;
+                let child = e & pte::ADDR;
+                let moved = self.update_in(child, level - 1, va, start, end, f, edited)?;
+                (e & !pte::ADDR) | moved
+            } else {
+                continue;
+            };
+            if new == e {
+                continue;
             }
+            if reduces(e, new) {
+                at = self.editable(at, edited)?;
+            }
+            self.write(at, i, new)?;
         }
-        Ok(())
+        Ok(at)
     }
 
+    /// [`PageTable::prune`] below `table`; returns where the table is now.
     fn prune_in(
         &mut self,
         table: u64,
@@ -323,9 +397,10 @@ impl<'a, A: FrameAlloc + ?Sized> PageTable<'a, A> {
         base: u64,
         start: u64,
         end: u64,
-    ) -> Result<usize, Error> {
-        let mut freed = 0;
+        edited: &mut Edited,
+    ) -> Result<u64, Error> {
         let entries = self.read_table(table)?;
+        let mut at = table;
         for i in Self::overlap(level, base, start, end) {
             let e = entries[i as usize];
             if level == 1 || e & pte::P == 0 || e & pte::PS != 0 {
@@ -333,14 +408,20 @@ impl<'a, A: FrameAlloc + ?Sized> PageTable<'a, A> {
             }
             let child = e & pte::ADDR;
             let va = base + i * span(level);
-            freed += self.prune_in(child, level - 1, va, start, end)?;
-            if self.read_table(child)?.iter().all(|&c| c == 0) {
-                self.write(table, i, 0)?;
-                self.alloc.free_frame(child);
-                freed += 1;
-            }
+            let moved = self.prune_in(child, level - 1, va, start, end, edited)?;
+            let new = if self.read_table(moved)?.iter().all(|&c| c == 0) {
+                self.alloc.free_frame(moved);
+                edited.freed += 1;
+                0
+            } else if moved != child {
+                (e & !pte::ADDR) | moved
+            } else {
+                continue;
+            };
+            at = self.editable(at, edited)?;
+            self.write(at, i, new)?;
         }
-        Ok(freed)
+        Ok(at)
     }
 
     fn free_subtree(&mut self, table: u64, level: u32) -> Result<usize, Error> {
@@ -428,7 +509,7 @@ mod tests {
         );
         assert_eq!(pt.lookup(root, 0x1234_5000).unwrap(), None);
         assert_eq!(pt.unmap_4k(root, 0x1234_5000).unwrap(), None);
-        assert_eq!(pt.prune(root, 0x1234_5000, 0x1234_6000).unwrap(), 3);
+        assert_eq!(pt.prune(root, 0x1234_5000, 0x1234_6000).unwrap().freed, 3);
         assert_eq!(pt.read(root, 0).unwrap(), 0);
         assert_eq!(pt.free_tree(root, None).unwrap(), 1);
         assert_eq!(pool.pages_in_use(), 0);
@@ -491,7 +572,117 @@ mod tests {
         assert!(pt.census(root, None).unwrap().leaves.is_empty());
         // Two PDPT slots' worth of tables are now empty: all pruned.
         let tables = pt.census(root, None).unwrap().tables;
-        assert_eq!(pt.prune(root, 0, 1 << 47).unwrap(), tables);
+        assert_eq!(pt.prune(root, 0, 1 << 47).unwrap().freed, tables);
+    }
+
+    /// The pool, with every table made before `seal` counted as shadowed
+    /// by KVM (the vmspace ran since).
+    struct Sealed<'a> {
+        pool: &'a mut HostPool,
+        shadowed: std::collections::HashSet<u64>,
+        made: Vec<u64>,
+        freed: Vec<u64>,
+    }
+
+    impl Sealed<'_> {
+        fn seal(&mut self) {
+            self.shadowed.extend(self.made.drain(..));
+        }
+    }
+
+    impl FrameAlloc for Sealed<'_> {
+        fn alloc_frame(&mut self) -> Option<u64> {
+            let f = self.pool.alloc_frame()?;
+            self.made.push(f);
+            Some(f)
+        }
+        fn free_frame(&mut self, gpa: u64) {
+            self.freed.push(gpa);
+            self.pool.free_frame(gpa);
+        }
+        fn edit_in_place(&self, gpa: u64) -> bool {
+            !self.shadowed.contains(&gpa)
+        }
+    }
+
+    #[test]
+    fn a_reduction_copies_the_shadowed_path_and_nothing_else() {
+        let (mem, mut pool) = setup();
+        let mut alloc = Sealed {
+            pool: &mut pool,
+            shadowed: Default::default(),
+            made: vec![],
+            freed: vec![],
+        };
+        let mut pt = PageTable::new(&mem, &mut alloc);
+        let root = pt.new_root().unwrap();
+        let rw = leaf_flags(PROT_READ | PROT_WRITE);
+        // Two PTs under one PD, and another PDPT slot.
+        for va in [0x1000u64, 0x2000, 0x20_1000, 0x40_0000_0000] {
+            pt.map_4k(root, va, 0x5000, rw).unwrap();
+        }
+        alloc.seal();
+        let mut pt = PageTable::new(&mem, &mut alloc);
+        // Adding a leaf to a shadowed table is in place.
+        pt.map_4k(root, 0x3000, 0x6000, rw).unwrap();
+        // Making write-protected what was writable copies the PT of 0x1000,
+        // its PD, PDPT and the root; the other PT and PDPT stay.
+        let edited = pt
+            .update_range(root, 0x1000, 0x2000, &mut |_, e| e & !pte::RW)
+            .unwrap();
+        assert_ne!(edited.root, root);
+        assert!(!edited.reduced_in_place);
+        assert_eq!(
+            pt.lookup(edited.root, 0x1000).unwrap().unwrap() & pte::RW,
+            0
+        );
+        assert_ne!(
+            pt.lookup(edited.root, 0x2000).unwrap().unwrap() & pte::RW,
+            0
+        );
+        assert_eq!(pt.lookup(edited.root, 0x3000).unwrap(), Some(0x6000 | rw));
+        // The old tree is as KVM saw it.
+        assert_ne!(pt.lookup(root, 0x1000).unwrap().unwrap() & pte::RW, 0);
+        let shared = |pt: &PageTable<'_, Sealed<'_>>, r: u64, va: u64| {
+            let pdpt = pt.read(r, index(va, 4)).unwrap() & pte::ADDR;
+            let pd = pt.read(pdpt, index(va, 3)).unwrap() & pte::ADDR;
+            (pdpt, pd, pt.read(pd, index(va, 2)).unwrap() & pte::ADDR)
+        };
+        let (old_pdpt, old_pd, _) = shared(&pt, root, 0x20_1000);
+        let (new_pdpt, new_pd, new_pt2) = shared(&pt, edited.root, 0x20_1000);
+        assert_ne!((old_pdpt, old_pd), (new_pdpt, new_pd));
+        assert_eq!(
+            new_pt2,
+            shared(&pt, root, 0x20_1000).2,
+            "the untouched PT is shared"
+        );
+        assert_eq!(
+            pt.read(edited.root, 0).unwrap() & pte::ADDR,
+            new_pdpt,
+            "the root points at the copied PDPT"
+        );
+        assert_eq!(
+            pt.read(edited.root, 1).unwrap(),
+            pt.read(root, 1).unwrap(),
+            "the other PDPT is shared"
+        );
+        // The four replaced tables were freed; the copies are new.
+        assert_eq!(alloc.freed.len(), 4);
+        assert!(alloc.freed.contains(&root));
+        assert_eq!(alloc.made.len(), 4);
+        // Clearing everything under 2 MiB in the new tree, then pruning,
+        // frees the copied PT in place (it is unshadowed) and copies nothing.
+        let mut pt = PageTable::new(&mem, &mut alloc);
+        let r2 = pt
+            .update_range(edited.root, 0, 0x20_0000, &mut |_, _| 0)
+            .unwrap();
+        assert_eq!(r2.root, edited.root);
+        let pruned = pt.prune(edited.root, 0, 0x20_0000).unwrap();
+        assert_eq!((pruned.root, pruned.freed), (edited.root, 1));
+        assert_eq!(
+            pt.lookup(edited.root, 0x20_1000).unwrap(),
+            Some(0x5000 | rw)
+        );
     }
 
     #[test]

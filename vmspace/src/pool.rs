@@ -62,6 +62,13 @@ pub trait FrameAlloc {
     fn alloc_frame(&mut self) -> Option<u64>;
     /// Gives back a page obtained from [`FrameAlloc::alloc_frame`].
     fn free_frame(&mut self, gpa: u64);
+    /// Whether table page `gpa` may lose a translation in place: true
+    /// when KVM cannot have shadowed it, so nothing it cached goes stale.
+    /// By default every table may, and whoever edits a tree drops KVM's
+    /// translations afterwards (see [`crate::pagetable::Edited`]).
+    fn edit_in_place(&self, _gpa: u64) -> bool {
+        true
+    }
 }
 
 /// The frame allocator over the pool region.
@@ -333,6 +340,22 @@ impl HostPool {
         let gpa = self.pop_zeroed(use_)?;
         self.reserved -= 1;
         Some(gpa)
+    }
+
+    /// Frees a table page that KVM never shadowed (no vCPU ran on a tree
+    /// holding it since it was handed out) into the reservation, as
+    /// [`HostPool::free_into_reserve`] but without the quarantine: KVM has
+    /// nothing cached for it, so it may become a table again at once.
+    pub fn free_unshadowed_into_reserve(&mut self, gpa: u64) {
+        if let Some(index) = self.index(gpa) {
+            let (word, bit) = (index as usize / 64, index % 64);
+            // Only a page handed out since the last flush can be unshadowed
+            // (a freed table waits for one): its mark is this life's.
+            if self.allocated[word] & (1 << bit) != 0 {
+                self.table_since_flush[word] &= !(1 << bit);
+            }
+        }
+        self.free_into_reserve(gpa);
     }
 
     /// Frees a page drawn with [`HostPool::alloc_reserved`] and keeps it

@@ -6,16 +6,17 @@
 //! `fault.rs`, each an `impl VmspaceRegistry` block.
 
 use crate::ram::KernelRam;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use vkernel_abi::layout::{PAGE_SIZE, POOL_BASE};
 use vkernel_abi::Errno;
 use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use crate::error::Error;
+use crate::map::Backing;
 use crate::pagetable::PageTable;
 use crate::pool::HostPool;
-use crate::space::{Host, Vmspace};
+use crate::space::{Host, Vmspace, TRAP_AREA_PML4_SLOT};
 
 /// Pages fault-around maps by default, the faulting page included (one
 /// aligned window of that many pages: 256 KiB by default, which
@@ -178,6 +179,12 @@ impl VmspaceRegistry {
         self.host.pool.pages_in_use()
     }
 
+    /// Whether [`VmspaceRegistry::take_translation_reduced`] would return
+    /// true now (for the statistics: which call asked for the flush).
+    pub fn translation_reduced_pending(&self) -> bool {
+        self.host.translation_reduced || self.host.pool.flush_needed()
+    }
+
     /// Whether a present translation of some vmspace was removed or
     /// reduced, or a page-table page or frame was freed, since the last
     /// call (and clears the flag). KVM caches translations (shadow paging
@@ -254,6 +261,7 @@ impl VmspaceRegistry {
     pub fn acquire_for_run(&mut self, id: u64) -> Result<u64, Errno> {
         let space = self.spaces.get_mut(&id).ok_or(Errno::ENOENT)?;
         space.refs = space.refs.checked_add(1).ok_or(Errno::EBUSY)?;
+        space.ran();
         Ok(space.root)
     }
 
@@ -316,17 +324,43 @@ impl VmspaceRegistry {
         let source = &self.spaces[&src];
         copy.map = source.map.clone();
         copy.host_tables = source.host_tables;
+        // What the source has mapped is mapped in the copy now too, so the
+        // copy does not fault its working set back in one exit at a time:
+        // its private pages (copies), and the kernel's pages of shared
+        // physical-memory entries (the program's text and libraries under
+        // the guest's file mappings). Shadow leaves are not copied.
+        // One walk of the source's tables finds what it has mapped; a
+        // process without shared physical-memory entries (a small static
+        // program) skips it and looks up each private page instead.
+        let shared_phys = source
+            .map
+            .iter()
+            .any(|e| matches!(e.backing, Backing::Phys { shared: true, .. }));
+        let mapped: Option<HashSet<u64>> = if shared_phys {
+            match PageTable::new(&self.host.mem, &mut self.host.pool)
+                .census(source.root, Some(TRAP_AREA_PML4_SLOT))
+            {
+                Ok(census) => Some(census.leaves.into_iter().map(|(va, _)| va).collect()),
+                Err(e) => {
+                    self.end(copy);
+                    return Err(e.into());
+                }
+            }
+        } else {
+            None
+        };
         for (&va, &frame) in &source.frames {
-            // Copied in full, so not zeroed first; and mapped now where the
-            // source has it mapped, so the copy does not fault its working
-            // set back in one exit at a time.
+            // Copied in full, so not zeroed first.
             let result = match self.host.pool.alloc_reserved_for_copy() {
                 Some(new) => {
                     copy.frames.insert(va, new);
                     self.host.copy_page(frame, new).and_then(|()| {
-                        let mapped = source.lookup(&mut self.host, va)?.is_some();
+                        let is_mapped = match &mapped {
+                            Some(set) => set.contains(&va),
+                            None => source.lookup(&mut self.host, va)?.is_some(),
+                        };
                         match copy.map.lookup(va).copied() {
-                            Some(entry) if mapped => copy.map_page(&mut self.host, &entry, va),
+                            Some(entry) if is_mapped => copy.map_page(&mut self.host, &entry, va),
                             _ => Ok(()),
                         }
                     })
@@ -336,6 +370,18 @@ impl VmspaceRegistry {
             if let Err(e) = result {
                 self.end(copy);
                 return Err(e.into());
+            }
+        }
+        for &va in mapped.iter().flatten() {
+            let shared_phys = match copy.map.lookup(va) {
+                Some(e) if matches!(e.backing, Backing::Phys { shared: true, .. }) => Some(*e),
+                _ => None,
+            };
+            if let Some(entry) = shared_phys {
+                if let Err(e) = copy.map_page(&mut self.host, &entry, va) {
+                    self.end(copy);
+                    return Err(e.into());
+                }
             }
         }
         self.map_entries += copy.map.len();

@@ -12,7 +12,7 @@
 //! fault; the audit compares the count with a walk of the tables.
 
 use crate::ram::KernelRam;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
@@ -20,8 +20,8 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use crate::commit::{self, Replacement};
 use crate::error::Error;
 use crate::map::{Backing, MapEntry, VmMap};
-use crate::pagetable::{leaf_flags, pte, reduces, PageTable};
-use crate::pool::{Charged, FrameAlloc, HostPool};
+use crate::pagetable::{leaf_flags, pte, Edited, PageTable};
+use crate::pool::{FrameAlloc, HostPool};
 
 /// PML4 slot of the trap area, shared by every address space.
 pub const TRAP_AREA_PML4_SLOT: usize = 255;
@@ -92,25 +92,51 @@ pub(crate) struct Vmspace {
     pub host_tables: u64,
     /// Table pages held below the PML4 (the trap area's are the host's).
     pub tables: u64,
+    /// Table pages (the PML4 included) made since the vmspace last ran:
+    /// KVM has never walked them, so they may lose translations in place
+    /// and be freed without the pool's quarantine. Any other table is
+    /// copied before it loses one (see [`PageTable::update_range`]).
+    pub unshadowed: HashSet<u64>,
 }
 
 /// The reservation as one vmspace's tables draw from it: counts the table
-/// pages the vmspace holds.
+/// pages the vmspace holds, and knows which ones KVM may have shadowed.
 struct TableAlloc<'a> {
-    pool: Charged<'a>,
+    pool: &'a mut HostPool,
     tables: &'a mut u64,
+    /// The vmspace's unshadowed tables; `None` while it is on the vCPU
+    /// (its tables are in use: every edit is in place, and a reduction
+    /// needs a flush of KVM's translations).
+    unshadowed: Option<&'a mut HashSet<u64>>,
 }
 
 impl FrameAlloc for TableAlloc<'_> {
     fn alloc_frame(&mut self) -> Option<u64> {
-        let frame = self.pool.alloc_frame()?;
+        let frame = self.pool.charged().alloc_frame()?;
         *self.tables += 1;
+        if let Some(set) = self.unshadowed.as_deref_mut() {
+            set.insert(frame);
+        }
         Some(frame)
     }
 
     fn free_frame(&mut self, gpa: u64) {
-        self.pool.free_frame(gpa);
+        let unshadowed = self
+            .unshadowed
+            .as_deref_mut()
+            .is_some_and(|set| set.remove(&gpa));
+        if unshadowed {
+            self.pool.free_unshadowed_into_reserve(gpa);
+        } else {
+            self.pool.free_into_reserve(gpa);
+        }
         *self.tables -= 1;
+    }
+
+    fn edit_in_place(&self, gpa: u64) -> bool {
+        self.unshadowed
+            .as_deref()
+            .is_none_or(|set| set.contains(&gpa))
     }
 }
 
@@ -118,14 +144,16 @@ impl Vmspace {
     /// An empty vmspace whose PML4 holds `trap_pml4e` in the trap slot.
     /// The caller has reserved one page for the PML4.
     pub fn new(host: &mut Host, trap_pml4e: u64) -> Result<Vmspace, Error> {
+        let root = new_root(host, trap_pml4e)?;
         Ok(Vmspace {
-            root: new_root(host, trap_pml4e)?,
+            root,
             refs: 0,
             map: VmMap::new(),
             frames: BTreeMap::new(),
             charged: 1,
             host_tables: 0,
             tables: 0,
+            unshadowed: HashSet::from([root]),
         })
     }
 
@@ -196,11 +224,56 @@ impl Vmspace {
     /// Maps the 4 KiB page at `va` to `pa` with leaf `flags`, creating the
     /// tables it needs from the reservation.
     pub fn map_leaf(&mut self, host: &mut Host, va: u64, pa: u64, flags: u64) -> Result<(), Error> {
-        let mut alloc = TableAlloc {
-            pool: host.pool.charged(),
+        let root = self.root;
+        let mut alloc = self.table_alloc(&mut host.pool);
+        PageTable::new(&host.mem, &mut alloc).map_4k(root, va, pa, flags)
+    }
+
+    /// The allocator for this vmspace's tables.
+    fn table_alloc<'a>(&'a mut self, pool: &'a mut HostPool) -> TableAlloc<'a> {
+        TableAlloc {
+            pool,
             tables: &mut self.tables,
+            unshadowed: (self.refs == 0).then_some(&mut self.unshadowed),
+        }
+    }
+
+    /// KVM is about to walk this vmspace's tables: none is unshadowed now.
+    pub fn ran(&mut self) {
+        self.unshadowed.clear();
+    }
+
+    /// Edits the tree with `edit` (under a new root if a table KVM may
+    /// have shadowed had to be copied), with one pool page lent for the
+    /// copies (each copy frees the table it replaces, so the tables held
+    /// do not grow). A translation taken away in a table KVM may have
+    /// shadowed (the vmspace is on the vCPU, or no page was left for a
+    /// copy) asks for a flush of KVM's translations. Returns the table
+    /// pages freed.
+    fn edit_tables(
+        &mut self,
+        host: &mut Host,
+        edit: impl FnOnce(&mut PageTable<'_, TableAlloc<'_>>, u64) -> Result<Edited, Error>,
+    ) -> Result<usize, Error> {
+        let lent = self.refs == 0 && host.pool.reserve(1);
+        let root = self.root;
+        let edited = {
+            let mut alloc = self.table_alloc(&mut host.pool);
+            if !lent {
+                // No page for a copy: edit in place, and flush.
+                alloc.unshadowed = None;
+            }
+            edit(&mut PageTable::new(&host.mem, &mut alloc), root)
         };
-        PageTable::new(&host.mem, &mut alloc).map_4k(self.root, va, pa, flags)
+        if lent {
+            host.pool.unreserve(1);
+        }
+        let edited = edited?;
+        self.root = edited.root;
+        if edited.reduced_in_place && (self.refs > 0 || !lent) {
+            host.translation_reduced = true;
+        }
+        Ok(edited.freed)
     }
 
     /// How many table pages mapping the page at `va` would create (0..=3).
@@ -223,23 +296,15 @@ impl Vmspace {
         prot: u64,
     ) -> Result<(), Error> {
         let flags = leaf_flags(prot);
-        let mut reduced = false;
-        let mut charged = host.pool.charged();
-        PageTable::new(&host.mem, &mut charged).update_range(
-            self.root,
-            start,
-            end,
-            &mut |_, old| {
-                let new = if flags == 0 {
+        self.edit_tables(host, |pt, root| {
+            pt.update_range(root, start, end, &mut |_, old| {
+                if flags == 0 {
                     0
                 } else {
                     (old & pte::ADDR) | flags
-                };
-                reduced |= reduces(old, new);
-                new
-            },
-        )?;
-        host.translation_reduced |= reduced;
+                }
+            })
+        })?;
         Ok(())
     }
 
@@ -253,13 +318,16 @@ impl Vmspace {
     /// (private copy) again.
     pub fn discard_range(&mut self, host: &mut Host, start: u64, end: u64) -> Result<(), Error> {
         self.unmap_range(host, start, end)?;
+        // No leaf of this tree maps the frames now, and a tree KVM may
+        // still have them cached under was replaced (see `unmap_range`): a
+        // frame freed here may serve anyone at once. While the vmspace is
+        // on the vCPU, the unmapping asked for a flush.
         let dropped: Vec<u64> = self.frames.range(start..end).map(|(&va, _)| va).collect();
         for va in dropped {
             if let Some(frame) = self.frames.remove(&va) {
                 host.pool.free_into_reserve(frame);
                 host.pool.unreserve(1);
                 self.charged -= 1;
-                host.translation_reduced = true;
             }
         }
         Ok(())
@@ -276,14 +344,7 @@ impl Vmspace {
 
     /// Frees the empty table pages covering `[start, end)`.
     pub fn prune(&mut self, host: &mut Host, start: u64, end: u64) -> Result<(), Error> {
-        let mut alloc = TableAlloc {
-            pool: host.pool.charged(),
-            tables: &mut self.tables,
-        };
-        let freed = PageTable::new(&host.mem, &mut alloc).prune(self.root, start, end)?;
-        if freed > 0 {
-            host.translation_reduced = true;
-        }
+        self.edit_tables(host, |pt, root| pt.prune(root, start, end))?;
         Ok(())
     }
 
@@ -356,11 +417,12 @@ impl Vmspace {
         if at < VM_MAX_USER_ADDRESS {
             gaps.push((at, VM_MAX_USER_ADDRESS));
         }
+        // Off the vCPU the edits copy the tables KVM may have shadowed;
+        // on it (a fault), they ask for a flush.
         for (start, end) in gaps {
             self.unmap_range(host, start, end)?;
             self.prune(host, start, end)?;
         }
-        host.translation_reduced = true;
         Ok(())
     }
 
@@ -378,7 +440,7 @@ impl Vmspace {
         };
         // The new root exists before the old one is freed: one page beyond
         // the charge, lent for the moment.
-        if !host.pool.reserve(1) {
+        if self.refs > 0 || !host.pool.reserve(1) {
             self.unmap_range(host, 0, VM_MAX_USER_ADDRESS)?;
             return Ok(());
         }
@@ -397,6 +459,8 @@ impl Vmspace {
         host.pool.unreserve(1);
         freed?;
         self.tables = 0;
+        self.unshadowed.clear();
+        self.unshadowed.insert(root);
         Ok(())
     }
 

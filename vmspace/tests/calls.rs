@@ -49,6 +49,13 @@ fn vwrite(mem: &GuestMemoryMmap, reg: &mut VmspaceRegistry, id: u64, va: u64, by
     );
 }
 
+/// A run of vmspace `id` on the vCPU: from now on KVM may have shadowed
+/// every table it has.
+fn ran(reg: &mut VmspaceRegistry, id: u64) {
+    reg.acquire_for_run(id).unwrap();
+    reg.release(id).unwrap();
+}
+
 /// Reads `len` bytes at `va` through pread.
 fn vread(
     mem: &GuestMemoryMmap,
@@ -721,10 +728,16 @@ fn munmap_frees_pages_and_tables_and_splits() {
         reg.handle_fault(1, BASE + 0x1000, pf::U),
         Ok(FaultOutcome::Resolved)
     );
+    ran(&mut reg, 1);
     reg.take_translation_reduced();
-    // Middle page only.
+    let old_root = reg.root(1).unwrap();
+    // Middle page only. KVM may have shadowed the tables: the path to the
+    // page is copied (a new root) rather than KVM's translations flushed,
+    // and the old tree is left as KVM saw it.
     reg.munmap(1, BASE + 0x1000, 4096).unwrap();
-    assert!(reg.take_translation_reduced());
+    assert!(!reg.take_translation_reduced());
+    assert_ne!(reg.root(1).unwrap(), old_root);
+    assert!(walk(&mem, old_root, BASE + 0x1000).is_some());
     assert_eq!(
         reg.pread(1, KBUF, 3 * 4096, BASE),
         Ok(4096),
@@ -740,8 +753,15 @@ fn munmap_frees_pages_and_tables_and_splits() {
     assert!(walk(&mem, root, BASE + 0x1000).is_none());
     assert!(walk(&mem, root, BASE).is_some());
     reg.audit().unwrap();
+    // Not run since: the new tables are edited in place.
     reg.munmap(1, BASE, 4096).unwrap();
+    assert_eq!(reg.root(1).unwrap(), root);
+    // On the vCPU (a fault's work): in place, with a flush.
+    reg.acquire_for_run(1).unwrap();
     reg.munmap(1, BASE + 0x2000, 4096).unwrap();
+    assert!(reg.take_translation_reduced());
+    reg.release(1).unwrap();
+    assert_eq!(reg.root(1).unwrap(), root);
     assert_eq!(reg.pages_in_use(), baseline, "tables pruned");
     assert_eq!(reg.charged_pages(1), Some(1));
     assert!(check_tree(&mem, &reg, root).is_empty());
@@ -791,13 +811,20 @@ fn mprotect_changes_leaf_bits_and_fault_outcomes() {
         reg.handle_fault(1, BASE, pf::U | pf::W),
         Ok(FaultOutcome::Resolved)
     );
-    let root = reg.root(1).unwrap();
-    let rw_leaf = walk(&mem, root, BASE).unwrap();
+    let old_root = reg.root(1).unwrap();
+    let rw_leaf = walk(&mem, old_root, BASE).unwrap();
     assert_eq!(rw_leaf & !ADDR, P | US | A | RW | D | NX);
+    ran(&mut reg, 1);
     reg.take_translation_reduced();
 
     reg.mprotect(1, BASE, 4096, PROT_READ | PROT_EXEC).unwrap();
-    assert!(reg.take_translation_reduced(), "write taken away");
+    assert!(
+        !reg.take_translation_reduced(),
+        "write taken away in copied tables"
+    );
+    let root = reg.root(1).unwrap();
+    assert_ne!(root, old_root);
+    assert_eq!(walk(&mem, old_root, BASE).unwrap(), rw_leaf, "KVM's view");
     let leaf = walk(&mem, root, BASE).unwrap();
     assert_eq!(leaf & !ADDR, P | US | A);
     assert_eq!(leaf & ADDR, rw_leaf & ADDR, "same frame");
@@ -888,6 +915,43 @@ fn mcontrol_checks_in_order() {
 }
 
 #[test]
+fn populate_maps_every_page_at_mmap() {
+    let (mem, mut reg) = with_space(64);
+    let in_use = reg.pages_in_use();
+    let flags = ANON_FIXED | MAP_POPULATE;
+    assert_eq!(
+        reg.mmap(1, BASE, 4 * PAGE_SIZE, RW_, flags, FD_NONE, 0),
+        Ok(BASE)
+    );
+    // Four frames and a PDPT, a PD and a PT.
+    assert_eq!(reg.pages_in_use(), in_use + 4 + 3);
+    let root = reg.root(1).unwrap();
+    assert_eq!(check_tree(&mem, &reg, root).len(), 4);
+    // A kernel page, mapped shared: the leaf is the kernel's page.
+    let phys = MAP_SHARED | MAP_FIXED | MAP_POPULATE;
+    assert_eq!(
+        reg.mmap(
+            1,
+            BASE + 0x10_0000,
+            PAGE_SIZE,
+            RW_,
+            phys,
+            PHYSMEM_FD,
+            0x7000
+        ),
+        Ok(BASE + 0x10_0000)
+    );
+    assert_eq!(walk(&mem, root, BASE + 0x10_0000).unwrap() & ADDR, 0x7000);
+    // Not with guest-managed tables.
+    let vpt = MAP_SHARED | MAP_FIXED | MAP_VPAGETABLE | MAP_POPULATE;
+    assert_eq!(
+        reg.mmap(1, BASE + 0x20_0000, PAGE_SIZE, RW_, vpt, PHYSMEM_FD, 0),
+        Err(Errno::EINVAL)
+    );
+    reg.audit().unwrap();
+}
+
+#[test]
 fn willneed_prefaults_every_page() {
     let (mem, mut reg) = with_space(64);
     anon(&mut reg, 1, BASE, 20 * PAGE_SIZE, RW_);
@@ -907,10 +971,15 @@ fn dontneed_and_free_discard_anonymous_pages() {
         anon(&mut reg, 1, BASE, 2 * PAGE_SIZE, RW_);
         vwrite(&mem, &mut reg, 1, BASE, &[9; 8192]);
         assert_eq!(reg.handle_fault(1, BASE, pf::U), Ok(FaultOutcome::Resolved));
+        ran(&mut reg, 1);
         let in_use = reg.pages_in_use();
+        let old_root = reg.root(1).unwrap();
         reg.take_translation_reduced();
         reg.mcontrol(1, BASE + 100, 10, behav, 0).unwrap();
-        assert!(reg.take_translation_reduced());
+        assert!(!reg.take_translation_reduced(), "the tables were copied");
+        assert_ne!(reg.root(1).unwrap(), old_root);
+        // The frame and the four replaced tables are free, the four
+        // copies in use.
         assert_eq!(reg.pages_in_use(), in_use - 1);
         assert!(walk(&mem, reg.root(1).unwrap(), BASE).is_none());
         assert_eq!(vread(&mem, &mut reg, 1, BASE, 2), vec![0, 0]);
@@ -928,12 +997,16 @@ fn inval_drops_translations_but_keeps_data() {
     vwrite(&mem, &mut reg, 1, BASE, &[5; 4 * 4096]);
     reg.mcontrol(1, BASE, 4 * PAGE_SIZE, MADV_WILLNEED, 0)
         .unwrap();
-    let root = reg.root(1).unwrap();
-    let frame = walk(&mem, root, BASE).unwrap() & ADDR;
+    ran(&mut reg, 1);
+    let old_root = reg.root(1).unwrap();
+    let frame = walk(&mem, old_root, BASE).unwrap() & ADDR;
     let in_use = reg.pages_in_use();
     reg.take_translation_reduced();
     reg.mcontrol(1, BASE, 4 * PAGE_SIZE, MADV_INVAL, 0).unwrap();
-    assert!(reg.take_translation_reduced());
+    assert!(!reg.take_translation_reduced(), "the tables were copied");
+    let root = reg.root(1).unwrap();
+    assert_ne!(root, old_root);
+    assert!(walk(&mem, old_root, BASE).is_some(), "KVM's view");
     assert!(check_tree(&mem, &reg, root).is_empty());
     assert_eq!(reg.pages_in_use(), in_use, "no frame freed");
     assert_eq!(reg.handle_fault(1, BASE, pf::U), Ok(FaultOutcome::Resolved));

@@ -70,8 +70,13 @@ fn shadow(mem: &GuestMemoryMmap, reg: &VmspaceRegistry, va: u64) -> Option<u64> 
     walk(mem, reg.root(1).unwrap(), va)
 }
 
+/// A fault of vmspace 1 while it runs (as every fault is): from then on
+/// KVM may have shadowed its tables.
 fn fault(reg: &mut VmspaceRegistry, va: u64, code: u64) -> FaultOutcome {
-    reg.handle_fault(1, va, code).unwrap()
+    reg.acquire_for_run(1).unwrap();
+    let outcome = reg.handle_fault(1, va, code).unwrap();
+    reg.release(1).unwrap();
+    outcome
 }
 
 #[test]
@@ -333,11 +338,16 @@ fn inval_removes_the_translation_and_the_next_fault_rewalks() {
     assert_eq!(fault(&mut reg, VBASE, pf::U), FaultOutcome::Resolved);
     assert_eq!(shadow(&mem, &reg, VBASE).map(|l| l & ADDR), Some(PAGE_A));
     reg.take_translation_reduced();
+    let old_root = reg.root(1).unwrap();
     // The guest points its entry at another page and invalidates.
     set(&mem, PT, 0, PAGE_B | P | RW | US);
     assert_eq!(reg.mcontrol(1, VBASE, PAGE_SIZE, MADV_INVAL, 0), Ok(()));
     assert_eq!(shadow(&mem, &reg, VBASE), None);
-    assert!(reg.take_translation_reduced(), "KVM's copy must go too");
+    // KVM's copy must go too: the tables on the way were copied, so the
+    // next run is under a root KVM has never seen.
+    assert!(!reg.take_translation_reduced());
+    assert_ne!(reg.root(1).unwrap(), old_root);
+    assert!(walk(&mem, old_root, VBASE).is_some());
     assert_eq!(fault(&mut reg, VBASE, pf::U), FaultOutcome::Resolved);
     assert_eq!(shadow(&mem, &reg, VBASE).map(|l| l & ADDR), Some(PAGE_B));
     let data = read_via_tables(&mem, reg.root(1).unwrap(), VBASE, 8).unwrap();
@@ -379,11 +389,13 @@ fn setmap_with_a_new_root_drops_the_shadow() {
     set(&mem, PD, 0, pt2 | TABLE);
     set(&mem, pt2, 0, PAGE_B | P | RW | US);
     reg.take_translation_reduced();
+    let old_root = reg.root(1).unwrap();
     assert_eq!(
         reg.mcontrol(1, VBASE, 16 * PAGE_SIZE, MADV_SETMAP, root2),
         Ok(())
     );
-    assert!(reg.take_translation_reduced());
+    assert!(!reg.take_translation_reduced(), "the tables were copied");
+    assert_ne!(reg.root(1).unwrap(), old_root);
     assert!(check_tree(&mem, &reg, reg.root(1).unwrap()).is_empty());
     assert_eq!(fault(&mut reg, VBASE, pf::U), FaultOutcome::Resolved);
     assert_eq!(shadow(&mem, &reg, VBASE).map(|l| l & ADDR), Some(PAGE_B));
@@ -690,9 +702,11 @@ fn munmap_of_an_anonymous_entry_sharing_a_region_with_shadow_leaves() {
     // Unmapping the anonymous entry takes the charge for three tables the
     // shadow leaf in the first region keeps: the shadow has to go.
     reg.take_translation_reduced();
+    let old_root = reg.root(1).unwrap();
     assert_eq!(reg.munmap(1, VBASE, 16 * PAGE_SIZE), Ok(()));
     reg.audit().unwrap();
-    assert!(reg.take_translation_reduced());
+    assert!(!reg.take_translation_reduced(), "the tables were copied");
+    assert_ne!(reg.root(1).unwrap(), old_root);
     assert_eq!(reg.charged_pages(1), Some(1 + SHADOW_TABLE_PAGES));
     assert!(reg.table_pages(1).unwrap() <= SHADOW_TABLE_PAGES);
     assert!(reg.pages_in_use() - baseline <= 1 + SHADOW_TABLE_PAGES as usize);

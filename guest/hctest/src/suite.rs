@@ -113,6 +113,10 @@ pub fn run_all(info: &BootInfo) -> u32 {
     };
     let pool_at_start = vms::pool_pages();
     basic_cases(&mut s);
+    // Before any vmspace is destroyed: the pool then has no page that was
+    // a table and that KVM may still write-protect (a write to one is
+    // emulated, which sees the tables as they are, stale or not).
+    reduction_cases(&mut s);
     create_destroy(&mut s);
     mmap_cases(&mut s);
     munmap_cases(&mut s);
@@ -431,6 +435,23 @@ fn mmap_cases(s: &mut Suite) {
         vms::mmap(id, DATA, PAGE, rw, vpt | MAP_ANON, FD_NONE, 0),
         Errno::EINVAL,
     );
+    s.err(
+        "mmap: MAP_VPAGETABLE with MAP_POPULATE -> EINVAL",
+        vms::mmap(id, DATA, PAGE, rw, vpt | MAP_POPULATE, PHYSMEM_FD, 0),
+        Errno::EINVAL,
+    );
+    // MAP_POPULATE brings the pages in at once: the pool holds them (and
+    // their tables) before anything touches them.
+    let far = 0x50_0000_0000u64;
+    let before = vms::pool_pages();
+    let r = vms::mmap(id, far, 4 * PAGE, rw, fixed | MAP_POPULATE, FD_NONE, 0);
+    let after = vms::pool_pages();
+    s.check(
+        "mmap: MAP_POPULATE brings every page in at once",
+        r == Ok(far as i64) && after - before >= 4 + 3,
+        Pair(show(r), after - before),
+    );
+    let _ = vms::munmap(id, far, 4 * PAGE);
     s.err(
         "mmap: MAP_VPAGETABLE over an unknown fd -> EBADF",
         vms::mmap(id, DATA, PAGE, rw, vpt, 5, 0),
@@ -883,6 +904,65 @@ fn mprotect_cases(s: &mut Suite) {
         "mprotect: reading it still works",
         t == T_FAST_SYSCALL && tf.rax == 5,
         Pair(t, tf.rax),
+    );
+    let _ = vms::destroy(id);
+}
+
+/// Translations taken away from a process that has run, so KVM may hold
+/// them: the host must copy the tables it changes (or drop KVM's
+/// translations), or the process goes on using the old ones.
+fn reduction_cases(s: &mut Suite) {
+    let id = 0x610;
+    let _ = new_process(id);
+    let _ = trap_of(id, Routine::StoreLoad, DATA, 1);
+    let _ = vms::mprotect(id, DATA, PAGE, PROT_READ);
+    let (t, tf) = trap_of(id, Routine::StoreLoad, DATA, 2);
+    s.check(
+        "reduce: a page the process wrote, made read-only, traps on its next write",
+        t == T_PAGEFLT && tf.addr == DATA && tf.err & 6 == 6 && read_u64(id, DATA) == Some(1),
+        Pair(t, Hex(tf.err as i64)),
+    );
+    let page = DATA + PAGE;
+    let _ = vms::pwrite(id, &0x1111u64.to_le_bytes(), page);
+    let _ = trap_of(id, Routine::Load, page, 0);
+    let _ = vms::munmap(id, page, PAGE);
+    // A new page elsewhere takes the freed frame, so the new mapping gets
+    // another one.
+    let anon = MAP_ANON | MAP_PRIVATE | MAP_FIXED;
+    let decoy = DATA + 32 * PAGE;
+    let _ = vms::mmap(id, decoy, PAGE, PROT_READ | PROT_WRITE, anon, FD_NONE, 0);
+    let _ = vms::pwrite(id, &0x9999u64.to_le_bytes(), decoy);
+    let _ = vms::mmap(id, page, PAGE, PROT_READ | PROT_WRITE, anon, FD_NONE, 0);
+    let _ = vms::pwrite(id, &0x2222u64.to_le_bytes(), page);
+    let (t, tf) = trap_of(id, Routine::Load, page, 0);
+    s.check(
+        "reduce: after munmap and a new mapping at the same address the process sees the new page",
+        t == T_FAST_SYSCALL && tf.rax == 0x2222,
+        Pair(t, Hex(tf.rax as i64)),
+    );
+    // Alone in its 1 GiB region: munmap frees its PT and PD.
+    let far = 0x40_0000_0000u64;
+    let rw = PROT_READ | PROT_WRITE;
+    let _ = vms::mmap(id, far, PAGE, rw, anon, FD_NONE, 0);
+    let _ = vms::pwrite(id, &0x3333u64.to_le_bytes(), far);
+    let _ = trap_of(id, Routine::Load, far, 0);
+    let _ = vms::munmap(id, far, PAGE);
+    let _ = vms::mmap(id, far, PAGE, rw, anon, FD_NONE, 0);
+    let _ = vms::pwrite(id, &0x4444u64.to_le_bytes(), far);
+    let (t, tf) = trap_of(id, Routine::Load, far, 0);
+    s.check(
+        "reduce: after its tables are freed and made again the process sees the new page",
+        t == T_FAST_SYSCALL && tf.rax == 0x4444,
+        Pair(t, Hex(tf.rax as i64)),
+    );
+    let page = DATA + 2 * PAGE;
+    let _ = trap_of(id, Routine::StoreLoad, page, 0x5555);
+    let _ = vms::mcontrol(id, page, PAGE, MADV_DONTNEED, 0);
+    let (t, tf) = trap_of(id, Routine::Load, page, 0);
+    s.check(
+        "reduce: after MADV_DONTNEED of a page the process wrote, it reads zero",
+        t == T_FAST_SYSCALL && tf.rax == 0,
+        Pair(t, Hex(tf.rax as i64)),
     );
     let _ = vms::destroy(id);
 }

@@ -233,12 +233,15 @@ pub struct Machine<V: Vcpu = KvmVcpu> {
     /// The process instruction (rip) whose emulation KVM gave up on once
     /// and that is being run again after the shadow was dropped.
     pub(crate) emulation_retry: Option<u64>,
+    /// The hypercall that first asked for the pending translation flush
+    /// (for [`Stats::flushes_by_nr`]).
+    pub(crate) flush_asker: Option<u16>,
     /// Counters for `--stats` and the benchmarks.
     pub stats: Stats,
 }
 
 /// What the run loop counted.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub struct Stats {
     /// VM exits taken.
     pub exits: u64,
@@ -253,6 +256,78 @@ pub struct Stats {
     /// Exits a process made that the protocol does not expect, delivered
     /// to the guest kernel as `T_PROTFLT`.
     pub process_faults: u64,
+    /// Hypercalls carried out, by number (`--stats` lists them: where the
+    /// exits of a workload go).
+    pub hypercalls_by_nr: [u64; HC_PORT_COUNT as usize],
+    /// Translation flushes that hypercall number asked for (the call that
+    /// reduced a translation or freed a table page); the last slot counts
+    /// those asked for elsewhere (faults, emulation retries).
+    pub flushes_by_nr: [u64; HC_PORT_COUNT as usize + 1],
+    /// Traps delivered to the guest kernel, by kind: system calls, page
+    /// faults, time-slice ends, others.
+    pub traps_by_kind: [u64; 4],
+    /// Nanoseconds inside `KVM_RUN` (the guest's own work, KVM's in-kernel
+    /// exits and the entry and exit themselves).
+    pub run_ns: u64,
+    /// Nanoseconds the host spent carrying out each hypercall.
+    pub hypercall_ns_by_nr: [u64; HC_PORT_COUNT as usize],
+    /// Nanoseconds spent dropping KVM's translations.
+    pub flush_ns: u64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            exits: 0,
+            hypercalls: 0,
+            faults_resolved: 0,
+            traps_delivered: 0,
+            translation_flushes: 0,
+            process_faults: 0,
+            hypercalls_by_nr: [0; HC_PORT_COUNT as usize],
+            flushes_by_nr: [0; HC_PORT_COUNT as usize + 1],
+            traps_by_kind: [0; 4],
+            run_ns: 0,
+            hypercall_ns_by_nr: [0; HC_PORT_COUNT as usize],
+            flush_ns: 0,
+        }
+    }
+}
+
+impl Stats {
+    /// The per-call and per-trap counts as one line for `--stats`:
+    /// `name count` pairs of the calls made, the flushes each asked for,
+    /// and the traps by kind.
+    pub fn breakdown(&self) -> String {
+        use std::fmt::Write;
+        let mut out = format!(
+            "{} ms in KVM_RUN, {} ms flushing; hypercalls by call (count, host ms):",
+            self.run_ns / 1_000_000,
+            self.flush_ns / 1_000_000
+        );
+        for (nr, &n) in self.hypercalls_by_nr.iter().enumerate() {
+            if n > 0 {
+                let ms = self.hypercall_ns_by_nr[nr] as f64 / 1e6;
+                let _ = write!(out, " {} {n} {ms:.1}", crate::hypercall::name(nr as u16));
+            }
+        }
+        out.push_str("; flushes asked by:");
+        for (nr, &n) in self.flushes_by_nr.iter().enumerate() {
+            if n > 0 {
+                if nr == HC_PORT_COUNT as usize {
+                    let _ = write!(out, " other {n}");
+                } else {
+                    let _ = write!(out, " {} {n}", crate::hypercall::name(nr as u16));
+                }
+            }
+        }
+        let [sys, pf, timeout, other] = self.traps_by_kind;
+        let _ = write!(
+            out,
+            "; traps: {sys} system calls, {pf} page faults, {timeout} slice ends, {other} other"
+        );
+        out
+    }
 }
 
 impl Machine<KvmVcpu> {
@@ -285,6 +360,7 @@ impl<V: Vcpu> Machine<V> {
             running: None,
             slice_over: false,
             emulation_retry: None,
+            flush_asker: None,
             stats: Stats::default(),
         })
     }
@@ -346,7 +422,10 @@ impl<V: Vcpu> Machine<V> {
     /// One `KVM_RUN` and its exit.
     pub(crate) fn step(&mut self) -> Handled {
         self.stats.exits += 1;
-        let exit = self.vcpu.run()?;
+        let t0 = std::time::Instant::now();
+        let exit = self.vcpu.run();
+        self.stats.run_ns += t0.elapsed().as_nanos() as u64;
+        let exit = exit?;
         log::trace!("exit: {exit:?}");
         match exit {
             Exit::Out { port, len, value } => self.on_out(port, len, value),

@@ -8,7 +8,7 @@ use kvm_bindings::{kvm_regs, kvm_sregs};
 use vkernel_abi::frame::{
     trapno_for_vector, vector_has_error_code, T_PAGEFLT, T_PROTFLT, T_TIMEOUT,
 };
-use vkernel_abi::{layout, selector, Errno, TrapFrame, VextFrame, VMSPACE_CTL_RUN};
+use vkernel_abi::{layout, selector, Errno, TrapFrame, VextFrame, HC_PORT_COUNT, VMSPACE_CTL_RUN};
 use vmspace::FaultOutcome;
 
 use super::{Handled, Machine, ProcessFault, Running, Stop, Violation};
@@ -117,6 +117,8 @@ impl<V: Vcpu> Machine<V> {
     /// Gives the trap frame to the guest kernel and puts it back on the
     /// vCPU: `vmspace_ctl` returns 0 (the seed's vkernel_trap).
     pub(crate) fn leave_process(&mut self, mut tf: TrapFrame) -> Handled {
+        let (trapno, rax, addr, err, rip) = (tf.trapno, tf.rax, tf.addr, tf.err, tf.rip);
+        log::trace!("TRAP {trapno:#x} rax {rax} addr {addr:#x} err {err:#x} rip {rip:#x}");
         self.emulation_retry = None;
         if self.running.is_some() {
             self.hook(|h, cpu| h.leaving_process(cpu, &mut tf));
@@ -127,6 +129,13 @@ impl<V: Vcpu> Machine<V> {
         self.timer.disarm();
         self.slice_over = false;
         self.stats.traps_delivered += 1;
+        let kind = match tf.trapno {
+            vkernel_abi::frame::T_FAST_SYSCALL => 0,
+            T_PAGEFLT => 1,
+            T_TIMEOUT => 2,
+            _ => 3,
+        };
+        self.stats.traps_by_kind[kind] += 1;
         let vf = process::vext_from_sregs(&self.vcpu.context().1);
         // Both frames were read from RAM when ctl checked them, so these
         // writes cannot fail.
@@ -296,6 +305,7 @@ impl<V: Vcpu> Machine<V> {
                 hw.err = error_code;
             }
             if let Ok(FaultOutcome::Resolved) = outcome {
+                log::trace!("HOSTFAULT {:#x} err {:#x}", sregs.cr2, hw.err);
                 self.stats.faults_resolved += 1;
                 if self.guest.registry.take_translation_reduced() {
                     self.flush_translations()?;
@@ -337,7 +347,12 @@ impl<V: Vcpu> Machine<V> {
     /// reduced, the shadow state is dropped before the process runs again.
     pub(crate) fn flush_translations(&mut self) -> Result<(), Error> {
         self.stats.translation_flushes += 1;
-        self.vcpu.drop_shadow_translations()
+        let asker = self.flush_asker.take().unwrap_or(HC_PORT_COUNT) as usize;
+        self.stats.flushes_by_nr[asker] += 1;
+        let t0 = std::time::Instant::now();
+        let r = self.vcpu.drop_shadow_translations();
+        self.stats.flush_ns += t0.elapsed().as_nanos() as u64;
+        r
     }
 }
 

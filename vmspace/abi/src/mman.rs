@@ -22,8 +22,13 @@ pub const MAP_FIXED: u64 = 0x10;
 pub const MAP_ANON: u64 = 0x20;
 /// DragonFly: the mapping's translations come from guest page tables.
 pub const MAP_VPAGETABLE: u64 = 0x2000;
+/// Map every page now (Linux's value): anonymous and private pages are
+/// brought in, physical-memory pages mapped, so the first touch of each
+/// costs no fault (not with [`MAP_VPAGETABLE`]).
+pub const MAP_POPULATE: u64 = 0x8000;
 /// All flags `vmspace_mmap` accepts.
-pub const MAP_KNOWN: u64 = MAP_SHARED | MAP_PRIVATE | MAP_FIXED | MAP_ANON | MAP_VPAGETABLE;
+pub const MAP_KNOWN: u64 =
+    MAP_SHARED | MAP_PRIVATE | MAP_FIXED | MAP_ANON | MAP_VPAGETABLE | MAP_POPULATE;
 
 /// The reserved fd naming the guest kernel's own physical memory: `offset`
 /// is a guest-physical address, so a mapping shares the kernel's pages.

@@ -13,6 +13,8 @@
 //! page by a `MAP_PRIVATE` entry (the host copies the kernel's page into a
 //! page of its pool on first touch). Pages around the fault that the file
 //! already has come in the same call when they are physically contiguous.
+//! Both are mapped with `MAP_POPULATE`, so the process's retry of the
+//! access does not fault again, to the host.
 //!
 //! Every file page mapped into the vmspace holds a reference on it
 //! ([`Slot`]) until it is unmapped, so a page the host may still map is
@@ -185,13 +187,15 @@ impl HostPmap {
         if !self.frames.borrow_mut().incref(page) {
             return Err(Errno::ENOMEM);
         }
+        // Populated: the process touches the page as soon as it runs again
+        // (it is faulting on it), and would otherwise fault to the host.
         let kind = if private { MAP_PRIVATE } else { MAP_SHARED };
         if let Err(e) = vms::mmap(
             self.vmid,
             va,
             PAGE_SIZE,
             prot,
-            kind | MAP_FIXED,
+            kind | MAP_FIXED | MAP_POPULATE,
             PHYSMEM_FD,
             page,
         ) {
@@ -278,7 +282,7 @@ impl HostPmap {
                     start,
                     len,
                     prot,
-                    MAP_SHARED | MAP_FIXED,
+                    MAP_SHARED | MAP_FIXED | MAP_POPULATE,
                     PHYSMEM_FD,
                     first,
                 )

@@ -252,20 +252,42 @@ fn copy_strings(space: &SpaceRef, mut arr: u64, args: &mut ArgBuf, env: bool) ->
         return Ok(());
     }
     loop {
-        let ptr = read_u64(space, arr)?;
-        if ptr == 0 {
-            return Ok(());
+        // Up to 32 pointers in one copy (one host round trip on the host
+        // pmap, where a copy per pointer cost ten per exec), never past the
+        // page the array is in: it may end just before an unmapped page.
+        let in_page = (4096 - (arr & 4095)) / 8;
+        let want = (in_page as usize).clamp(1, 32);
+        let mut bytes = [0u8; 32 * 8];
+        let got = if in_page == 0 {
+            // A pointer across two pages.
+            read_u64(space, arr).map(|p| {
+                bytes[..8].copy_from_slice(&p.to_le_bytes());
+                1
+            })?
+        } else {
+            crate::mm::uaccess::copy_in_partial(space, arr, &mut bytes[..want * 8]) / 8
+        };
+        if got == 0 {
+            return Err(Errno::EFAULT);
         }
-        args.push_with(env, |room| {
-            copy_in_str(space, ptr, room).map_err(|e| {
-                if e == Errno::ENAMETOOLONG {
-                    Errno::E2BIG
-                } else {
-                    e
-                }
-            })
-        })?;
-        arr = arr.checked_add(8).ok_or(Errno::EFAULT)?;
+        for chunk in bytes[..got * 8].chunks_exact(8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            let ptr = u64::from_le_bytes(w);
+            if ptr == 0 {
+                return Ok(());
+            }
+            args.push_with(env, |room| {
+                copy_in_str(space, ptr, room).map_err(|e| {
+                    if e == Errno::ENAMETOOLONG {
+                        Errno::E2BIG
+                    } else {
+                        e
+                    }
+                })
+            })?;
+        }
+        arr = arr.checked_add(got as u64 * 8).ok_or(Errno::EFAULT)?;
     }
 }
 
