@@ -619,6 +619,9 @@ static int death_pipe[2];
 static void tell_death(int sig) {
     (void)sig;
     write(death_pipe[1], "d", 1);
+    // Ends here: the signal may come before the pause below, which would
+    // then wait for ever (an orphan holding the test's stdout open).
+    _exit(0);
 }
 
 static void prctls(void) {
@@ -647,6 +650,8 @@ static void prctls(void) {
         pid_t b = fork();
         if (b == 0) {
             install(SIGUSR2, tell_death, 0);
+            signal(SIGALRM, SIG_DFL);
+            alarm(10); // never outlive the test
             prctl(PR_SET_PDEATHSIG, SIGUSR2);
             int got = 0;
             prctl(PR_GET_PDEATHSIG, &got);
