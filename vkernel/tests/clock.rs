@@ -102,14 +102,16 @@ fn cpu_time_is_accounted_per_process_and_for_reaped_children() {
     let out = &r.stdout;
     let (wall, cpu) = (field(out, "wall_ns"), field(out, "cpu_ns"));
     // A busy loop's CPU time is its wall time, less what the host and
-    // the other runnable processes took (none here).
+    // the other runnable processes took (none in the guest; on the host,
+    // the other tests of this binary run at once on two cores: a fifth
+    // is the floor, never 0).
     assert!(
-        cpu > wall / 2 && cpu <= wall + 5_000_000,
+        cpu > wall / 5 && cpu <= wall + 5_000_000,
         "cpu {cpu} ns for a {wall} ns loop"
     );
     assert!(field(out, "self_utime_ns") >= cpu * 9 / 10, "{out}");
     let child = field(out, "child_utime_ns");
-    assert!(child > wall / 2, "the child's loop: {child} ns\n{out}");
+    assert!(child > wall / 5, "the child's loop: {child} ns\n{out}");
     assert_eq!(field(out, "children_utime_ns"), child, "{out}");
     assert_eq!(field(out, "times_cutime"), child / 10_000_000, "{out}");
 }
