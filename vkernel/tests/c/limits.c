@@ -17,19 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int failed;
-#define CHECK(cond, ...)                                                       \
-    do {                                                                       \
-        if (cond) {                                                            \
-            printf("ok - " __VA_ARGS__);                                       \
-        } else {                                                               \
-            failed++;                                                          \
-            printf("FAIL - " __VA_ARGS__);                                     \
-            printf("   (line %d, errno %d)", __LINE__, errno);                 \
-        }                                                                      \
-        printf("\n");                                                          \
-        fflush(stdout);                                                        \
-    } while (0)
+#include "check.h"
 
 // ---- tasks: thousands of processes and threads -------------------------
 
