@@ -77,11 +77,10 @@ impl ClockPublisher {
     /// Refreshes the page if it is in use and `force` or a millisecond
     /// has passed. The new line starts at or after where the old one is
     /// at this TSC, so the guest's readings never go back.
-    pub fn refresh(&mut self, vcpu: &impl Vcpu, ram: &KernelRam, force: bool) {
+    pub fn refresh(&mut self, vcpu: &impl Vcpu, ram: &KernelRam, force: bool, now: Instant) {
         let Some(khz) = self.tsc_khz else {
             return;
         };
-        let now = Instant::now();
         if !force && self.last.is_some_and(|l| now.duration_since(l) < REFRESH) {
             return;
         }

@@ -133,6 +133,31 @@ impl Hypercalls {
     }
 }
 
+/// Whether the slice timer may stay armed across `call` (see
+/// `SliceTimer`): the calls that never block in the host. Its signal
+/// could interrupt any other call's host system call (EINTR), so the
+/// timer is disarmed before them.
+fn keeps_slice_timer(call: &Call) -> bool {
+    matches!(
+        call,
+        Call::Noop {}
+            | Call::Clock { .. }
+            | Call::PoolStats {}
+            | Call::VmspaceCreate { .. }
+            | Call::VmspaceDestroy { .. }
+            | Call::VmspaceCtl { .. }
+            | Call::VmspaceMmap { .. }
+            | Call::VmspaceMunmap { .. }
+            | Call::VmspacePread { .. }
+            | Call::VmspacePwrite { .. }
+            | Call::VmspacePreadv { .. }
+            | Call::VmspacePwritev { .. }
+            | Call::VmspaceMcontrol { .. }
+            | Call::VmspaceMprotect { .. }
+            | Call::VmspaceClone { .. }
+    )
+}
+
 impl<V: Vcpu> Machine<V> {
     /// The user typed the escape (Ctrl-] q) in the host terminal: the run
     /// ends with [`crate::terminal::EXIT_ESCAPE`], whatever the guest does.
@@ -152,7 +177,7 @@ impl<V: Vcpu> Machine<V> {
         self.stats.hypercalls += 1;
         let nr = port - HC_PORT_BASE;
         self.stats.hypercalls_by_nr[nr as usize] += 1;
-        let t0 = Instant::now();
+        let t0 = self.exited_at;
         let handled = self.dispatch_hypercall(port, nr, len, value);
         self.stats.hypercall_ns_by_nr[nr as usize] += t0.elapsed().as_nanos() as u64;
         handled
@@ -166,7 +191,8 @@ impl<V: Vcpu> Machine<V> {
         let addr = value as u64;
         let block = read_block(&self.guest.ram, port, nr, addr)?;
         // The kernel is here anyway: keep its clock page fresh.
-        self.clock.refresh(&self.vcpu, &self.guest.ram, false);
+        self.clock
+            .refresh(&self.vcpu, &self.guest.ram, false, self.exited_at);
         let call = match Call::decode(nr, &block) {
             Ok(call) => {
                 log::trace!("HC {call:x?}");
@@ -180,6 +206,9 @@ impl<V: Vcpu> Machine<V> {
                 return Ok(());
             }
         };
+        if !keeps_slice_timer(&call) {
+            self.timer.disarm();
+        }
         let registry = &mut self.guest.registry;
         let result = match call {
             Call::Noop {} => Ok(0),
@@ -205,7 +234,8 @@ impl<V: Vcpu> Machine<V> {
                     (deadline_ns != 0).then(|| h.started + Duration::from_nanos(deadline_ns));
                 let bits = h.idle.wait(deadline);
                 // After a sleep of any length, the page is stale.
-                self.clock.refresh(&self.vcpu, &self.guest.ram, true);
+                self.clock
+                    .refresh(&self.vcpu, &self.guest.ram, true, Instant::now());
                 self.escape(addr)?;
                 Ok(bits)
             }

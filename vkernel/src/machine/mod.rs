@@ -236,6 +236,9 @@ pub struct Machine<V: Vcpu = KvmVcpu> {
     /// The hypercall that first asked for the pending translation flush
     /// (for [`Stats::flushes_by_nr`]).
     pub(crate) flush_asker: Option<u16>,
+    /// When the last `KVM_RUN` returned: the one clock read of an exit's
+    /// handling (stats, the clock page's age, the slice timer).
+    pub(crate) exited_at: std::time::Instant,
     /// Counters for `--stats` and the benchmarks.
     pub stats: Stats,
 }
@@ -361,6 +364,7 @@ impl<V: Vcpu> Machine<V> {
             slice_over: false,
             emulation_retry: None,
             flush_asker: None,
+            exited_at: std::time::Instant::now(),
             stats: Stats::default(),
         })
     }
@@ -369,7 +373,8 @@ impl<V: Vcpu> Machine<V> {
     /// goes on: KVM_GET_TSC_KHZ is not allowed after).
     pub fn set_clock(&mut self, source: ClockSource) {
         self.clock = ClockPublisher::new(&self.vcpu, source, crate::host_start());
-        self.clock.refresh(&self.vcpu, &self.guest.ram, true);
+        self.clock
+            .refresh(&self.vcpu, &self.guest.ram, true, std::time::Instant::now());
     }
 
     /// Installs the run loop's observer (the debugger).
@@ -424,7 +429,8 @@ impl<V: Vcpu> Machine<V> {
         self.stats.exits += 1;
         let t0 = std::time::Instant::now();
         let exit = self.vcpu.run();
-        self.stats.run_ns += t0.elapsed().as_nanos() as u64;
+        self.exited_at = std::time::Instant::now();
+        self.stats.run_ns += self.exited_at.duration_since(t0).as_nanos() as u64;
         let exit = exit?;
         log::trace!("exit: {exit:?}");
         match exit {

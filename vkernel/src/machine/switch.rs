@@ -106,11 +106,14 @@ impl<V: Vcpu> Machine<V> {
         });
         self.hook(|h, cpu| h.entered_process(cpu));
         // 0 is no timeout; anything else at least what KVM can deliver.
-        self.timer.arm(if timeout_us == 0 {
-            0
-        } else {
-            timeout_us.max(vkernel_abi::RUN_TIMEOUT_MIN_US)
-        });
+        self.timer.arm(
+            if timeout_us == 0 {
+                0
+            } else {
+                timeout_us.max(vkernel_abi::RUN_TIMEOUT_MIN_US)
+            },
+            self.exited_at,
+        );
         Ok(Ok(()))
     }
 
@@ -126,7 +129,7 @@ impl<V: Vcpu> Machine<V> {
         let Some(r) = self.running.take() else {
             return Err(Violation::TrapWithoutProcess.into());
         };
-        self.timer.disarm();
+        // The slice timer stays armed (see `SliceTimer`).
         self.slice_over = false;
         self.stats.traps_delivered += 1;
         let kind = match tf.trapno {
