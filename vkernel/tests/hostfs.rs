@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{c_program, vkernel};
+use common::{c_program, stats_call_count, vkernel};
 
 /// A scratch directory the guest can see through `--rootfs /`: not under
 /// /tmp, which the guest's own tmpfs covers (as a container's does) — so
@@ -654,4 +654,35 @@ fn swapping_a_directory_for_a_symlink_during_walks_never_escapes() {
     r.expect_code(0).stdout_has("done");
     assert!(!r.stdout.contains("ESCAPED"), "read outside the root");
     assert!(swaps > 100, "only {swaps} swaps");
+}
+
+#[test]
+fn repeated_execs_ask_the_host_nothing_twice() {
+    // Every exec of a dynamic program resolves the same symbolic links
+    // (/lib64/ld-linux-x86-64.so.2, /bin -> usr/bin): a link's target is
+    // read from the host once (a link never changes: a new target is a
+    // new inode). And mmap's overcommit check needs only MemTotal, not
+    // the host pool's use (it asked the host on every call). Ten more
+    // execs cost neither call.
+    let counts = |n: u32| {
+        let script = format!("for i in $(seq {n}); do /bin/true; done");
+        let r = vkernel(&[
+            "run",
+            "--stats",
+            "--rootfs",
+            "/",
+            "--",
+            "/bin/bash",
+            "-c",
+            &script,
+        ]);
+        r.expect_code(0);
+        (
+            stats_call_count(&r.stderr, "HostfsReadlink"),
+            stats_call_count(&r.stderr, "PoolStats"),
+        )
+    };
+    let (few, more) = (counts(2), counts(12));
+    assert!(few.0 > 0, "no readlink at all: {few:?}");
+    assert_eq!(few, more, "(readlinks, pool stats) for 2 and 12 execs");
 }

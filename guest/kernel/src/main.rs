@@ -130,7 +130,7 @@ fn boot_kernel(boot: &Boot, boot_trace: bool) -> Kernel {
     };
     let mut procs = ProcTable::new();
     // Linux sizes its task table from all of memory (MemTotal).
-    procs.set_memory(mm.stats(0).total / vkernel_abi::layout::PAGE_SIZE);
+    procs.set_memory(mm.total_bytes() / vkernel_abi::layout::PAGE_SIZE);
     let procfs = proc::procfs::Sources {
         tasks: procs.tasks.clone(),
         frames: mm.frames(),

@@ -198,3 +198,21 @@ pub fn stats_hypercalls(stderr: &str) -> i64 {
         .collect();
     n.chars().rev().collect::<String>().parse().unwrap()
 }
+
+/// How many times hypercall `name` was made, from the per-call list of a
+/// `vkernel run --stats` run's stderr (`... name COUNT MS ...`; 0 when the
+/// call was never made).
+#[allow(dead_code)] // Not every test binary uses every helper.
+pub fn stats_call_count(stderr: &str, name: &str) -> u64 {
+    let list = stderr
+        .split("hypercalls by call (count, host ms):")
+        .nth(1)
+        .expect("--stats per-call line");
+    let mut words = list.split(|c: char| c == ' ' || c == ';');
+    while let Some(w) = words.next() {
+        if w == name {
+            return words.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        }
+    }
+    0
+}

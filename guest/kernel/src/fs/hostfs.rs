@@ -102,7 +102,10 @@ enum Body {
         /// Page number -> cached physical page.
         pages: RefCell<BTreeMap<u64, u64>>,
     },
-    Symlink,
+    /// The target, once read: a symbolic link's target never changes (a
+    /// new target is a new link, a new inode), and every exec resolves
+    /// the same few (`/lib64/ld-linux-x86-64.so.2`, `/bin` -> `usr/bin`).
+    Symlink(RefCell<Option<Vec<u8>>>),
     /// A device node, fifo or socket; a fifo's pipe once opened.
     Special(RefCell<Option<Rc<dyn Device>>>),
 }
@@ -290,7 +293,7 @@ impl Node {
             Kind::Regular => Body::File {
                 pages: RefCell::new(BTreeMap::new()),
             },
-            Kind::Symlink => Body::Symlink,
+            Kind::Symlink => Body::Symlink(RefCell::new(None)),
             _ => Body::Special(RefCell::new(None)),
         };
         Ok(Rc::new_cyclic(|me| Node {
@@ -922,9 +925,12 @@ impl Inode for Node {
     }
 
     fn readlink(&self) -> Result<Vec<u8>, Errno> {
-        let (Body::Symlink, Some(handle)) = (&self.body, self.handle) else {
+        let (Body::Symlink(target), Some(handle)) = (&self.body, self.handle) else {
             return Err(Errno::EINVAL);
         };
+        if let Some(t) = &*target.borrow() {
+            return Ok(t.clone());
+        }
         let mut buf = alloc::vec![0u8; super::vfs::PATH_MAX];
         let n = hc(Call::HostfsReadlink {
             handle,
@@ -932,6 +938,7 @@ impl Inode for Node {
             len: buf.len() as u64,
         })? as usize;
         buf.truncate(n.min(super::vfs::PATH_MAX));
+        *target.borrow_mut() = Some(buf.clone());
         Ok(buf)
     }
 

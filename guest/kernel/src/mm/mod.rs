@@ -101,6 +101,15 @@ impl Mm {
         MemStats::now(&self.frames, self.user_pool_bytes(), shmem_bytes)
     }
 
+    /// `MemTotal` in bytes: [`MemStats::now`]'s `total` without asking the
+    /// host how much of its pool is in use (an exit; `mmap` and `brk` ask
+    /// for this on every call).
+    pub fn total_bytes(&self) -> u64 {
+        use vkernel_abi::layout::PAGE_SIZE;
+        let frames = self.frames.borrow().total_pages() * PAGE_SIZE;
+        frames + heap::usage().1 + self.user_pool_bytes()
+    }
+
     /// Pages the processes hold: host pool pages in use, plus the physical
     /// pages handed out here (for leak checks).
     pub fn pages_in_use(&self) -> i64 {

@@ -24,7 +24,7 @@ pub fn page_up(x: u64) -> Option<u64> {
 /// memory (`MemTotal`; there is no swap) is refused. `PROT_NONE`
 /// reservations and `MAP_NORESERVE` mappings never are.
 fn obviously_overcommits(k: &Kernel, len: u64) -> bool {
-    len > k.mm.stats(0).total
+    len > k.mm.total_bytes()
 }
 
 /// brk(addr): grows or shrinks the break; returns the (new) break, or the
