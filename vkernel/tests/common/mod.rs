@@ -208,7 +208,7 @@ pub fn stats_call_count(stderr: &str, name: &str) -> u64 {
         .split("hypercalls by call (count, host ms):")
         .nth(1)
         .expect("--stats per-call line");
-    let mut words = list.split(|c: char| c == ' ' || c == ';');
+    let mut words = list.split([' ', ';']);
     while let Some(w) = words.next() {
         if w == name {
             return words.next().and_then(|n| n.parse().ok()).unwrap_or(0);
