@@ -12,20 +12,24 @@ if [ ! -e /dev/kvm ]; then
     echo "ci: warning: /dev/kvm is missing; the KVM tests will fail" >&2
 fi
 
+# Each step's heading carries the minutes and seconds since the start, so
+# a log shows where the run's time goes (it must stay under 20 minutes).
+step() { echo "== [$((SECONDS / 60))m$((SECONDS % 60))s] $*"; }
+
 bash ci/setup.sh
 # After setup.sh added the guest target: removes it and proves the README's
 # first command installs it again.
 bash ci/first-run.sh
 
-echo "== cargo fmt --check (host, guest)"
+step "cargo fmt --check (host, guest)"
 cargo fmt --all --check
 (cd guest && cargo fmt --all --check)
 
-echo "== cargo clippy -D warnings (host, guest)"
+step "cargo clippy -D warnings (host, guest)"
 cargo clippy --all-targets --locked -- -D warnings
 (cd guest && cargo clippy --release --locked -- -D warnings)
 
-echo "== cargo test (host: unit, property, KVM integration)"
+step "cargo test (host: unit, property, KVM integration)"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
@@ -33,7 +37,7 @@ cargo test --release --locked --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 # The process tests again with the guest kernel keeping the page tables
 # (pmap=guest): both paths must pass the same tests.
-echo "== process tests under pmap=guest"
+step "process tests under pmap=guest"
 VKERNEL_TEST_PMAP=guest cargo test --release --locked --no-fail-fast -p vkernel \
     --test processes --test c_programs --test bad_programs --test gdb --test procfs \
     --test files --test busybox --test poll --test signals --test mmap --test locks --test threads \
@@ -54,7 +58,7 @@ trap 'rm -rf "$log" "$qdir"' EXIT
 qemu_kvm() { # LOG TITLE ARGS...
     local out=$qdir/$1 title=$2
     shift 2
-    echo "== KVM-SVM under QEMU: $title"
+    step "KVM-SVM under QEMU: $title"
     bash ci/qemu-kvm.sh "$@" 2>&1 | tee "$out"
     local s=${PIPESTATUS[0]}
     [ "$status" -ne 0 ] || status=$s
@@ -72,6 +76,7 @@ else
     QEMU_KVM_BENCH=0 QEMU_KVM_CPU=qemu64 qemu_kvm qemu64 "qemu64 (no XSAVE, no nested paging)" --npt 1 --tests none
 fi
 set -e
+step "done; the count of every test binary and QEMU run:"
 # One closing line over every test binary (cargo prints one per binary,
 # and the last of them may be a crate without tests) and the QEMU runs
 # (the last `qemu-kvm CPU npt=N: N passed, N failed` line of each).
