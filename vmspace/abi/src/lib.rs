@@ -209,14 +209,25 @@ pub struct BatchEntry {
 }
 
 impl BatchEntry {
-    /// The entry for `call`, going on after a result of `expect`.
+    /// The entry for `call`, going on after a result of `expect`. Its
+    /// result starts as ECANCELED (not carried out), so an entry the host
+    /// never reached (a batch refused whole) cannot read as done.
     pub fn new(call: crate::Call, expect: i64) -> Self {
         BatchEntry {
             nr: call.hypercall() as u64,
             expect,
             args: call.encode().args,
-            ret: 0,
-            errno: 0,
+            ret: -1,
+            errno: crate::Errno::ECANCELED.0 as i64,
+        }
+    }
+
+    /// `self` with its result reset to not carried out (to send again).
+    pub fn new_unsent(self) -> Self {
+        BatchEntry {
+            ret: -1,
+            errno: crate::Errno::ECANCELED.0 as i64,
+            ..self
         }
     }
 

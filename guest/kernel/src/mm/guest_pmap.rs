@@ -428,7 +428,15 @@ impl Drop for GuestPmap {
     fn drop(&mut self) {
         // The tables are freed only once the host follows them no more; a
         // vmspace the host would not destroy keeps them (and its pages).
-        if vms::destroy(self.vmid).is_ok() {
+        // A posted destroy (it goes with the next RUN) frees them now:
+        // the host follows a vmspace's tables only while it runs or a
+        // call names it, and nothing will before the destroy (posted
+        // calls reach the host first); were it to fail all the same, the
+        // failure is reported and the dead vmspace never runs.
+        let tag = crate::proc::posted::Tag::Destroy { vmid: self.vmid }.encode();
+        let posted =
+            guestlib::batch::post(vkernel_abi::Call::VmspaceDestroy { id: self.vmid }, 0, tag);
+        if posted || vms::destroy(self.vmid).is_ok() {
             free_tree(&mut self.frames.borrow_mut(), self.root, 4);
         }
     }

@@ -418,9 +418,15 @@ impl HostPmap {
 impl Drop for HostPmap {
     fn drop(&mut self) {
         // Fails only for a vmspace that is running or unknown, neither of
-        // which the last reference to an address space can see. If it did
-        // fail, the host might still map the file pages: keep them.
-        if vms::destroy(self.vmid).is_ok() {
+        // which the last reference to an address space can see. Posted
+        // (it goes with the next RUN): nothing runs in this vmspace again,
+        // so its file pages may be let go now; were the destroy to fail
+        // all the same, the failure is reported and the host keeps a
+        // vmspace that never runs.
+        let tag = crate::proc::posted::Tag::Destroy { vmid: self.vmid }.encode();
+        let posted =
+            guestlib::batch::post(vkernel_abi::Call::VmspaceDestroy { id: self.vmid }, 0, tag);
+        if posted || vms::destroy(self.vmid).is_ok() {
             let mut frames = self.frames.borrow_mut();
             for slot in self.file.values() {
                 frames.decref(slot.page);
@@ -560,6 +566,20 @@ impl Pmap for HostPmap {
         // `copy` only reads through the pointer when copying into the
         // process.
         self.copy(regions, addr, buf.as_ptr() as *mut u8, buf.len(), true)
+    }
+
+    /// Only into one anonymous region: there `write` is one pwrite that
+    /// the host completes unless it has no page to give (the region is
+    /// the process's, and it cannot change before the RUN the write goes
+    /// with).
+    fn post_write(&mut self, regions: &Regions, addr: u64, buf: &[u8], tag: u64) -> bool {
+        let Some(end) = addr.checked_add(buf.len() as u64) else {
+            return false;
+        };
+        let anon = regions
+            .region_of(addr)
+            .is_some_and(|r| r.file().is_none() && end <= r.end);
+        anon && guestlib::batch::post_write(self.vmid, buf, addr, tag)
     }
 
     fn read_v(&mut self, regions: &Regions, addr: u64, bufs: &mut [&mut [u8]]) -> usize {

@@ -70,6 +70,13 @@ pub trait Pmap {
     fn read(&mut self, regions: &Regions, addr: u64, buf: &mut [u8]) -> usize;
     /// Copies `buf` into process memory at `addr`; the bytes copied.
     fn write(&mut self, regions: &Regions, addr: u64, buf: &[u8]) -> usize;
+    /// Posts the write of `buf` at `addr` to go with the next RUN
+    /// (`guestlib::batch`) where it costs an exit of its own and cannot
+    /// fail but for the host's want of a page (reported under `tag`).
+    /// `false`: nothing posted, write it at once.
+    fn post_write(&mut self, _regions: &Regions, _addr: u64, _buf: &[u8], _tag: u64) -> bool {
+        false
+    }
     /// Copies process memory from `addr` on into the buffers `bufs` in
     /// turn (a scatter list); the bytes copied, short as [`Pmap::read`].
     fn read_v(&mut self, regions: &Regions, addr: u64, bufs: &mut [&mut [u8]]) -> usize {
@@ -329,6 +336,11 @@ impl AddressSpace {
     /// Copies `buf` into process memory at `addr`; the bytes copied.
     pub fn write(&mut self, addr: u64, buf: &[u8]) -> usize {
         self.pmap.write(&self.regions, addr, buf)
+    }
+
+    /// [`Pmap::post_write`]: `true` if the write was posted.
+    pub fn post_write(&mut self, addr: u64, buf: &[u8], tag: u64) -> bool {
+        self.pmap.post_write(&self.regions, addr, buf, tag)
     }
 
     /// Copies process memory from `addr` on into `bufs` in turn; the
