@@ -528,3 +528,37 @@ fn a_long_fork_loop_keeps_host_memory_bounded() {
         assert!(rss_kib < 48 * 1024, "pmap={pmap}: host RSS {rss_kib} KiB");
     }
 }
+
+/// VM exits of one `vkernel run --stats` of `systest forkbench N` (7
+/// rounds of N fork + _exit + wait4 cycles) under `pmap`.
+fn forkbench_exits(pmap: &str, n: u32) -> u64 {
+    let init = format!("init=/bin/systest -- forkbench {n}");
+    let r = vkernel(&["run", "--stats", "--pmap", pmap, "--append", &init]);
+    r.expect_code(0).stdout_has("bench fork_exit_wait");
+    r.stderr
+        .split(" exits,")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exit count: {}", r.stderr))
+}
+
+#[test]
+fn fork_exit_wait_costs_few_exits() {
+    // One cycle with pmap=host: the fork's trap, vmspace_clone, the
+    // child's RUN, its exit_group trap, the parent's RUN (carrying the
+    // child's vmspace_destroy), the wait4 trap and the RUN that carries
+    // the status write: 7 (9 before the calls nothing waits for went
+    // with the next RUN). pmap=guest makes the child's vmspace in three
+    // calls and write-protects the parent (and takes a fault or two):
+    // 15. Measured as the difference between 7×4 and 7×12 cycles, so the
+    // boot and the benchmark's own calls cancel out; about 2 s in all.
+    for (pmap, most) in [("host", 7.2), ("guest", 15.2)] {
+        let (small, large) = (forkbench_exits(pmap, 4), forkbench_exits(pmap, 12));
+        let per_cycle = large.saturating_sub(small) as f64 / 56.0;
+        assert!(
+            per_cycle <= most,
+            "pmap={pmap}: {per_cycle:.2} exits per fork+exit+wait ({small} for 28 cycles, {large} for 84)"
+        );
+    }
+}
