@@ -553,7 +553,7 @@ fn fork_exit_wait_costs_few_exits() {
     // calls and write-protects the parent (and takes a fault or two):
     // 15. Measured as the difference between 7×4 and 7×12 cycles, so the
     // boot and the benchmark's own calls cancel out; about 2 s in all.
-    for (pmap, most) in [("host", 7.2), ("guest", 15.2)] {
+    for (pmap, most) in [("host", 6.2), ("guest", 11.2)] {
         let (small, large) = (forkbench_exits(pmap, 4), forkbench_exits(pmap, 12));
         let per_cycle = large.saturating_sub(small) as f64 / 56.0;
         assert!(

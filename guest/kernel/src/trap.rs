@@ -24,6 +24,9 @@ pub fn run(k: &mut Kernel) -> ! {
             // A posted call's failure may change what this process's
             // system call returns: act on it before anything reads that.
             k.procs.settle_posted();
+            if k.procs.procs[s].state != State::Runnable {
+                continue;
+            }
             if k.procs.signal_pending(s) {
                 deliver(k, s);
                 if k.procs.procs[s].alive() {
@@ -53,6 +56,10 @@ fn turn(k: &mut Kernel, s: usize) {
     k.procs.load_fpu(s);
     let (pid, t0) = (k.procs.procs[s].pid, hypercall::cheap_clock_ns());
     if let Err(e) = sched::enter_settled(&mut k.procs, s, k.slice_us, &mut k.boot_trace) {
+        if e == vkernel_abi::Errno::ECANCELED {
+            // A posted call's failure ended it before it ran.
+            return;
+        }
         let p = &k.procs.procs[s];
         // The host refused the frame (EINVAL): the process left itself an
         // rip, rsp or TLS base outside the user half (say, by jumping to

@@ -34,6 +34,7 @@ use alloc::boxed::Box;
 use super::physmem::{Frames, PhysMem};
 use super::regions::{Backing, PageError, Region, Regions};
 use super::space::{Fault, Pmap};
+use crate::proc::posted::Tag;
 use guestlib::vmspace as vms;
 use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS, VM_MIN_USER_ADDRESS};
 use vkernel_abi::mman::*;
@@ -187,6 +188,9 @@ pub struct GuestPmap {
     /// Guest-physical address of the PML4.
     root: u64,
     frames: Frames,
+    /// The host has (or will have, once posted calls are sent) the
+    /// vmspace: false after a posted create that failed.
+    made: bool,
 }
 
 impl GuestPmap {
@@ -372,7 +376,80 @@ impl GuestPmap {
             frames.borrow_mut().decref(root);
             return Err(e);
         }
-        Ok(GuestPmap { vmid, root, frames })
+        Ok(GuestPmap {
+            vmid,
+            root,
+            frames,
+            made: true,
+        })
+    }
+
+    /// [`GuestPmap::new`] for a fork's child, its three calls posted: they
+    /// go with the next RUN (the child's, as a rule) instead of costing an
+    /// exit each. Should the host fail one then, the child is killed
+    /// before it runs (`Tag::ForkFailed`). Falls back to `new` when
+    /// nothing can be posted.
+    fn new_posted(vmid: u64, frames: Frames) -> Result<GuestPmap, Errno> {
+        use guestlib::batch::post;
+        use vkernel_abi::Call;
+        let root = frames.borrow_mut().alloc_zeroed().ok_or(Errno::ENOMEM)?;
+        let unmade = Tag::ForkFailed { vmid, made: false }.encode();
+        if !post(
+            Call::VmspaceCreate {
+                id: vmid,
+                ty: 0,
+                data: 0,
+            },
+            0,
+            unmade,
+        ) {
+            frames.borrow_mut().decref(root);
+            return GuestPmap::new(vmid, frames);
+        }
+        let made = Tag::ForkFailed { vmid, made: true }.encode();
+        let map = Call::VmspaceMmap {
+            id: vmid,
+            addr: VM_MIN_USER_ADDRESS,
+            len: USER_LEN,
+            prot: PROT_READ | PROT_WRITE | PROT_EXEC,
+            flags: MAP_VPAGETABLE | MAP_SHARED | MAP_FIXED,
+            fd: PHYSMEM_FD,
+            off: 0,
+        };
+        let setmap = Call::VmspaceMcontrol {
+            id: vmid,
+            addr: VM_MIN_USER_ADDRESS,
+            len: USER_LEN,
+            behav: MADV_SETMAP,
+            value: root,
+        };
+        // The queue had room for the create, but may fill after it; a
+        // call that cannot be posted is made at once, which sends the
+        // queue first, so the order holds either way.
+        let mapped = (post(map, VM_MIN_USER_ADDRESS as i64, made)
+            || vms::mmap(
+                vmid,
+                VM_MIN_USER_ADDRESS,
+                USER_LEN,
+                PROT_READ | PROT_WRITE | PROT_EXEC,
+                MAP_VPAGETABLE | MAP_SHARED | MAP_FIXED,
+                PHYSMEM_FD,
+                0,
+            )
+            .is_ok())
+            && (post(setmap, 0, made)
+                || vms::mcontrol(vmid, VM_MIN_USER_ADDRESS, USER_LEN, MADV_SETMAP, root).is_ok());
+        let pmap = GuestPmap {
+            vmid,
+            root,
+            frames,
+            made: true,
+        };
+        if !mapped {
+            // Dropping it destroys the vmspace and frees the root.
+            return Err(Errno::ENOMEM);
+        }
+        Ok(pmap)
     }
 
     /// Copies between process memory at `addr` and `buf` (`to_process`:
@@ -445,6 +522,10 @@ impl Drop for GuestPmap {
 impl Pmap for GuestPmap {
     fn vmid(&self) -> u64 {
         self.vmid
+    }
+
+    fn unmade(&mut self) {
+        self.made = false;
     }
 
     /// Pages are not reserved: they come on first touch (mmap applies
@@ -541,7 +622,7 @@ impl Pmap for GuestPmap {
 
     /// The child shares every page with this space, copy-on-write.
     fn fork(&mut self, child: u64) -> Result<Box<dyn Pmap>, Errno> {
-        let c = GuestPmap::new(child, self.frames.clone())?;
+        let c = GuestPmap::new_posted(child, self.frames.clone())?;
         let croot = c.root;
         let mut failed = false;
         let mut shared_writable = false;
@@ -579,7 +660,20 @@ impl Pmap for GuestPmap {
             );
         }
         if shared_writable {
-            inval(self.vmid, VM_MIN_USER_ADDRESS, VM_MAX_USER_ADDRESS);
+            // Posted: the parent runs again only after the posted calls
+            // are sent (before any RUN), so its writable translations are
+            // gone by then.
+            let call = vkernel_abi::Call::VmspaceMcontrol {
+                id: self.vmid,
+                addr: VM_MIN_USER_ADDRESS,
+                len: VM_MAX_USER_ADDRESS - VM_MIN_USER_ADDRESS,
+                behav: MADV_INVAL,
+                value: 0,
+            };
+            let tag = Tag::Inval { vmid: self.vmid }.encode();
+            if !guestlib::batch::post(call, 0, tag) {
+                inval(self.vmid, VM_MIN_USER_ADDRESS, VM_MAX_USER_ADDRESS);
+            }
         }
         if failed {
             // Dropping the child destroys it and releases what it took.

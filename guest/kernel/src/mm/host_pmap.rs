@@ -27,6 +27,7 @@ use alloc::vec::Vec;
 use super::physmem::Frames;
 use super::regions::{FileMap, PageError, Region, Regions};
 use super::space::{Fault, Pmap};
+use crate::proc::posted::Tag;
 use guestlib::vmspace as vms;
 use vkernel_abi::layout::{PAGE_SIZE, VM_MIN_USER_ADDRESS};
 use vkernel_abi::mman::*;
@@ -54,6 +55,9 @@ pub struct HostPmap {
     file: BTreeMap<u64, Slot>,
     /// The iovec array of the last preadv/pwritev, kept to be reused.
     iov: Vec<KernelIovec>,
+    /// The host has (or will have, once posted calls are sent) the
+    /// vmspace: false after a posted clone that made it failed.
+    made: bool,
 }
 
 impl HostPmap {
@@ -166,6 +170,7 @@ impl HostPmap {
             frames,
             file: BTreeMap::new(),
             iov: Vec::new(),
+            made: true,
         }))
     }
 
@@ -440,6 +445,10 @@ impl Pmap for HostPmap {
         self.vmid
     }
 
+    fn unmade(&mut self) {
+        self.made = false;
+    }
+
     fn map_anon(&mut self, start: u64, end: u64, prot: u64) -> Result<(), Errno> {
         let flags = MAP_ANON | MAP_PRIVATE | MAP_FIXED;
         vms::mmap(self.vmid, start, end - start, prot, flags, FD_NONE, 0)?;
@@ -630,19 +639,40 @@ impl Pmap for HostPmap {
                 file.insert(va, slot);
             }
         }
-        if let Err(e) = vms::clone(self.vmid, child) {
-            let mut frames = self.frames.borrow_mut();
-            for s in file.values() {
-                let s: &Slot = s;
-                frames.decref(s.page);
+        // Posted: the copy is made with the next RUN (the child's, as a
+        // rule), before anything runs, so it copies the parent as it is
+        // now. Should the host fail it then, the child is killed before
+        // it runs (`Tag::ForkFailed`), as Linux's OOM killer may kill a
+        // child that fork could make.
+        let tag = Tag::ForkFailed {
+            vmid: child,
+            made: false,
+        }
+        .encode();
+        let posted = guestlib::batch::post(
+            vkernel_abi::Call::VmspaceClone {
+                src: self.vmid,
+                dst: child,
+            },
+            0,
+            tag,
+        );
+        if !posted {
+            if let Err(e) = vms::clone(self.vmid, child) {
+                let mut frames = self.frames.borrow_mut();
+                for s in file.values() {
+                    let s: &Slot = s;
+                    frames.decref(s.page);
+                }
+                return Err(e);
             }
-            return Err(e);
         }
         let c = HostPmap {
             vmid: child,
             frames: self.frames.clone(),
             file,
             iov: Vec::new(),
+            made: true,
         };
         Ok(Box::new(c))
     }

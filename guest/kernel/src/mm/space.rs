@@ -70,6 +70,9 @@ pub trait Pmap {
     fn read(&mut self, regions: &Regions, addr: u64, buf: &mut [u8]) -> usize;
     /// Copies `buf` into process memory at `addr`; the bytes copied.
     fn write(&mut self, regions: &Regions, addr: u64, buf: &[u8]) -> usize;
+    /// The posted call that was to make this vmspace failed: it does not
+    /// exist, so dropping this pmap destroys nothing.
+    fn unmade(&mut self) {}
     /// Posts the write of `buf` at `addr` to go with the next RUN
     /// (`guestlib::batch`) where it costs an exit of its own and cannot
     /// fail but for the host's want of a page (reported under `tag`).
@@ -336,6 +339,11 @@ impl AddressSpace {
     /// Copies `buf` into process memory at `addr`; the bytes copied.
     pub fn write(&mut self, addr: u64, buf: &[u8]) -> usize {
         self.pmap.write(&self.regions, addr, buf)
+    }
+
+    /// [`Pmap::unmade`].
+    pub fn unmade(&mut self) {
+        self.pmap.unmade()
     }
 
     /// [`Pmap::post_write`]: `true` if the write was posted.

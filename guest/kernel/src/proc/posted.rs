@@ -36,9 +36,29 @@ pub enum Tag {
         /// The vmspace.
         vmid: u64,
     },
+    /// A call that makes a fork's child's vmspace (`vmspace_clone`, or
+    /// the guest pmap's create, mmap and SETMAP): the child has not run
+    /// yet and is killed (SIGKILL, as Linux's OOM killer may kill a child
+    /// fork made). `made`: whether the vmspace exists all the same (then
+    /// its destroy follows with the child's end).
+    ForkFailed {
+        /// The child's vmspace.
+        vmid: u64,
+        /// Whether the vmspace exists after this call failed.
+        made: bool,
+    },
+    /// The write-protection (`MADV_INVAL`) of a fork's parent: the
+    /// kernel panics, as when the call is made at once.
+    Inval {
+        /// The parent's vmspace.
+        vmid: u64,
+    },
 }
 
-const KIND_SHIFT: u32 = 62;
+const KIND_SHIFT: u32 = 60;
+/// Vmspace ids fit below the kind (the kernel's are small).
+const VMID_MASK: u64 = (1 << (KIND_SHIFT - 1)) - 1;
+const MADE_BIT: u64 = 1 << (KIND_SHIFT - 1);
 
 impl Tag {
     /// The tag as `guestlib::batch` carries it.
@@ -48,7 +68,11 @@ impl Tag {
             Tag::SyscallFault { slot, pid } => {
                 (1 << KIND_SHIFT) | ((pid as u64) << 24) | (slot as u64 & 0xff_ffff)
             }
-            Tag::Destroy { vmid } => (2 << KIND_SHIFT) | (vmid & ((1 << KIND_SHIFT) - 1)),
+            Tag::Destroy { vmid } => (2 << KIND_SHIFT) | (vmid & VMID_MASK),
+            Tag::ForkFailed { vmid, made } => {
+                (3 << KIND_SHIFT) | (vmid & VMID_MASK) | if made { MADE_BIT } else { 0 }
+            }
+            Tag::Inval { vmid } => (4 << KIND_SHIFT) | (vmid & VMID_MASK),
         }
     }
 
@@ -60,7 +84,14 @@ impl Tag {
                 pid: (v >> 24) as u32,
             },
             2 => Tag::Destroy {
-                vmid: v & ((1 << KIND_SHIFT) - 1),
+                vmid: v & VMID_MASK,
+            },
+            3 => Tag::ForkFailed {
+                vmid: v & VMID_MASK,
+                made: v & MADE_BIT != 0,
+            },
+            4 => Tag::Inval {
+                vmid: v & VMID_MASK,
             },
             _ => Tag::Ignore,
         }
@@ -68,6 +99,29 @@ impl Tag {
 }
 
 impl ProcTable {
+    /// The host could not make the vmspace of a fork's child: every task
+    /// in it (the child alone: it has not run) ends with SIGKILL.
+    fn fork_failed(&mut self, vmid: u64, made: bool, errno: i64) {
+        for s in 0..self.procs.len() {
+            let p = &self.procs[s];
+            if !p.alive() || p.space.as_ref().is_none_or(|sp| sp.borrow().vmid() != vmid) {
+                continue;
+            }
+            if !made {
+                if let Some(space) = &p.space {
+                    space.borrow_mut().unmade();
+                }
+            }
+            eprintln!(
+                "pid {} ({}): out of memory at fork ({}): killed (SIGKILL)",
+                p.pid,
+                p.name(),
+                Errno(errno as i32).name()
+            );
+            self.exit_group(s, super::signal::SIGKILL);
+        }
+    }
+
     /// Acts on every posted call that failed: before any process runs
     /// (and before a signal frame records a system call's result).
     pub fn settle_posted(&mut self) {
@@ -83,6 +137,11 @@ impl ProcTable {
                 }
                 Tag::Destroy { vmid } => eprintln!(
                     "kernel: vmspace_destroy({vmid:#x}) failed ({}): the host keeps it",
+                    Errno(f.errno as i32).name()
+                ),
+                Tag::ForkFailed { vmid, made } => self.fork_failed(vmid, made, f.errno),
+                Tag::Inval { vmid } => panic!(
+                    "MADV_INVAL of {vmid:#x} failed: {}",
                     Errno(f.errno as i32).name()
                 ),
             }

@@ -99,6 +99,8 @@ pub fn enter(p: &mut Proc, slice_us: u64, boot_trace: &mut bool) -> Result<(), E
 /// process runs (ECANCELED), its failure is acted on (which may change
 /// this process's frame: a `wait4` whose status could not be stored
 /// returns EFAULT) and the RUN is made again with what is left.
+/// ECANCELED: the process can no longer run (a failure ended it: a fork
+/// child whose vmspace the host could not make).
 pub fn enter_settled(
     procs: &mut ProcTable,
     s: usize,
@@ -107,6 +109,9 @@ pub fn enter_settled(
 ) -> Result<(), Errno> {
     loop {
         procs.settle_posted();
+        if procs.procs[s].state != State::Runnable {
+            return Err(Errno::ECANCELED);
+        }
         match enter(&mut procs.procs[s], slice_us, boot_trace) {
             Err(Errno::ECANCELED) if guestlib::batch::failed() => continue,
             r => return r,
