@@ -621,8 +621,17 @@ impl Pmap for GuestPmap {
     }
 
     /// The child shares every page with this space, copy-on-write.
-    fn fork(&mut self, child: u64) -> Result<Box<dyn Pmap>, Errno> {
+    /// Copy-on-write, but for the page(s) at the parent's stack pointer
+    /// (and its red zone): both sides write there first thing after fork,
+    /// so the child gets its copy now and the parent keeps its page
+    /// writable, instead of a fault to this kernel (two exits) and the
+    /// host's re-shadowing of the page (a third).
+    fn fork(&mut self, child: u64, stack_va: u64) -> Result<Box<dyn Pmap>, Errno> {
         let c = GuestPmap::new_posted(child, self.frames.clone())?;
+        let hot = [
+            stack_va.wrapping_sub(128) & !(PAGE_SIZE - 1),
+            stack_va & !(PAGE_SIZE - 1),
+        ];
         let croot = c.root;
         let mut failed = false;
         let mut shared_writable = false;
@@ -643,6 +652,22 @@ impl Pmap for GuestPmap {
                         return;
                     };
                     let e = read(pslot);
+                    if hot.contains(&va) && e & pte::RW != 0 && e & SHM == 0 {
+                        if let Some(copy) = pm.alloc() {
+                            let page = e & pte::ADDR;
+                            // SAFETY: whole pages of identity-mapped RAM;
+                            // `copy` is ours, `page` the parent's.
+                            unsafe {
+                                core::ptr::copy_nonoverlapping(
+                                    page as *const u8,
+                                    copy as *mut u8,
+                                    PAGE_SIZE as usize,
+                                )
+                            };
+                            write(cslot, (e & !pte::ADDR) | copy);
+                            return;
+                        }
+                    }
                     if !pm.incref(e & pte::ADDR) {
                         failed = true;
                         return;

@@ -624,7 +624,8 @@ impl Pmap for HostPmap {
     /// The host copies the vmspace: private memory (and private copies of
     /// file pages) copied, file pages mapped shared stay shared. The child
     /// holds its own references on them.
-    fn fork(&mut self, child: u64) -> Result<Box<dyn Pmap>, Errno> {
+    /// The host copies every page at once: `_stack_va` is no hint it needs.
+    fn fork(&mut self, child: u64, _stack_va: u64) -> Result<Box<dyn Pmap>, Errno> {
         let mut file = BTreeMap::new();
         {
             let mut frames = self.frames.borrow_mut();

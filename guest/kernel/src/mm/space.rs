@@ -108,7 +108,10 @@ pub trait Pmap {
     }
     /// A copy of this address space in new vmspace `child` (eager copy by
     /// the host, or copy-on-write by the guest pmap).
-    fn fork(&mut self, child: u64) -> Result<Box<dyn Pmap>, Errno>;
+    /// `stack_va`: the parent's stack pointer, whose page both sides
+    /// write at once (the guest pmap copies it now rather than on a
+    /// fault).
+    fn fork(&mut self, child: u64, stack_va: u64) -> Result<Box<dyn Pmap>, Errno>;
 }
 
 /// A shared address space.
@@ -366,9 +369,9 @@ impl AddressSpace {
     /// A copy of this address space (fork), in new vmspace `child`:
     /// private memory is copied (or copy-on-write), shared file mappings
     /// stay shared.
-    pub fn fork(&mut self, child: u64) -> Result<SpaceRef, Errno> {
+    pub fn fork(&mut self, child: u64, stack_va: u64) -> Result<SpaceRef, Errno> {
         let regions = self.regions.try_clone()?;
-        let pmap = self.pmap.fork(child)?;
+        let pmap = self.pmap.fork(child, stack_va)?;
         let space = Rc::new_cyclic(|me| {
             RefCell::new(AddressSpace {
                 me: me.clone(),

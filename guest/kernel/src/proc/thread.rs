@@ -107,7 +107,7 @@ impl ProcTable {
         let space = if a.flags & CLONE_VM != 0 {
             me.space()
         } else {
-            mm.fork_space(&me.space()).map_err(|e| {
+            mm.fork_space(&me.space(), me.tf.rsp).map_err(|e| {
                 if e == Errno::ENOMEM {
                     e
                 } else {
