@@ -12,8 +12,11 @@
 //! nothing), and that entry's tag and result wait in a failure list until
 //! the kernel takes them ([`take_failure`]) — which it does before it
 //! runs any process, so a failed status write still makes that `wait4`
-//! return EFAULT, as on Linux. While a failure waits, [`post`] refuses
-//! (the caller makes its call at once), so the list cannot overflow.
+//! return EFAULT, as on Linux. The entries behind a failed one go again
+//! (with the RUN the kernel retries, or in the same flush), still ahead
+//! of anything else. While a failure waits, [`post`] refuses (the caller
+//! makes its call at once, after the queue), so the list cannot
+//! overflow.
 
 use core::cell::RefCell;
 
@@ -224,10 +227,13 @@ pub(crate) fn settle(sent: &Posted) {
     q.posted = again;
 }
 
-/// Sends the queue now (one `batch` hypercall per unmet entry, at most):
-/// every other hypercall does this first, so calls stay in order.
+/// Sends the queue now (one `batch` hypercall, and one more after each
+/// unmet entry for the ones behind it): every other hypercall does this
+/// first, so calls stay in order. The failures wait for
+/// [`take_failure`] (at most one per entry posted: nothing is posted
+/// while one waits).
 pub fn flush() {
-    while pending() && !failed() {
+    while pending() {
         let mut sent = take();
         sent.bind();
         let n = sent.len;
