@@ -8,10 +8,10 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use vkernel_abi::{
-    Call, Errno, Hypercall, HypercallBlock, UnknownHypercall, CLOCK_REALTIME, HC_PORT_BASE,
-    HYPERCALL_BLOCK_SIZE,
+    BatchEntry, Call, Errno, Hypercall, HypercallBlock, UnknownHypercall, BATCH_MAX,
+    CLOCK_REALTIME, HC_PORT_BASE, HC_PORT_COUNT, HYPERCALL_BLOCK_SIZE,
 };
-use vmspace::KernelRam;
+use vmspace::{KernelRam, VmspaceRegistry};
 
 use crate::console;
 use crate::hostfs::HostFs;
@@ -183,6 +183,74 @@ impl<V: Vcpu> Machine<V> {
         handled
     }
 
+    /// Carries out the `count` [`BatchEntry`]s at `entries` in order (Xen's
+    /// multicall), each as its own hypercall would be, its result written
+    /// into it; stops at the first whose result is not the one it
+    /// expected, and marks the rest ECANCELED. Returns how many met their
+    /// expectation. Every entry is checked before any is carried out
+    /// (the array wholly in RAM, the count capped), so a malformed batch
+    /// does nothing.
+    fn run_batch(&mut self, entries: u64, count: u64) -> Result<u64, Errno> {
+        if count > BATCH_MAX {
+            return Err(Errno::EINVAL);
+        }
+        let size = std::mem::size_of::<BatchEntry>() as u64;
+        if !entries.is_multiple_of(8) || !self.guest.ram.contains(entries, count * size) {
+            return Err(Errno::EFAULT);
+        }
+        let mut met = count;
+        for i in 0..count {
+            let at = entries + i * size;
+            let mut entry: BatchEntry = self.guest.ram.read_obj(at)?;
+            let result = if met < count {
+                Err(Errno::ECANCELED)
+            } else {
+                let t0 = Instant::now();
+                let nr = u16::try_from(entry.nr).ok();
+                let call = nr.and_then(|nr| {
+                    Call::decode(
+                        nr,
+                        &HypercallBlock {
+                            args: entry.args,
+                            ret: 0,
+                            errno: 0,
+                        },
+                    )
+                    .ok()
+                });
+                // Only the vmspace family: nothing that switches context,
+                // blocks, ends the run or nests another batch.
+                let result = call
+                    .and_then(|c| {
+                        log::trace!("HC batched {c:x?}");
+                        vmspace_call(&mut self.guest.registry, c)
+                    })
+                    .unwrap_or(Err(Errno::EINVAL));
+                if let Some(nr) = nr.filter(|&nr| nr < HC_PORT_COUNT) {
+                    self.stats.hypercalls_by_nr[nr as usize] += 1;
+                    self.stats.hypercall_ns_by_nr[nr as usize] += t0.elapsed().as_nanos() as u64;
+                    if self.flush_asker.is_none()
+                        && self.guest.registry.translation_reduced_pending()
+                    {
+                        self.flush_asker = Some(nr);
+                    }
+                }
+                self.stats.batched += 1;
+                result
+            };
+            (entry.ret, entry.errno) = match result {
+                Ok(v) => (v, 0),
+                Err(e) => (-1, e.0 as i64),
+            };
+            if met == count && !entry.met() {
+                met = i;
+            }
+            // Inside RAM: checked above.
+            let _ = self.guest.ram.write_obj(at, &entry);
+        }
+        Ok(met)
+    }
+
     /// [`Machine::on_hypercall`]'s work.
     fn dispatch_hypercall(&mut self, port: u16, nr: u16, len: usize, value: u32) -> Handled {
         if len != 4 {
@@ -239,8 +307,6 @@ impl<V: Vcpu> Machine<V> {
                 self.escape(addr)?;
                 Ok(bits)
             }
-            Call::VmspaceCreate { id, ty, data } => registry.create(id, ty, data).map(|()| 0),
-            Call::VmspaceDestroy { id } => registry.destroy(id).map(|()| 0),
             Call::VmspaceCtl {
                 id,
                 cmd,
@@ -261,62 +327,45 @@ impl<V: Vcpu> Machine<V> {
                     Err(e) => Err(e),
                 }
             }
-            Call::VmspaceMmap {
+            Call::VmspaceCtlBatch {
+                entries,
+                count,
                 id,
-                addr,
-                len,
-                prot,
-                flags,
-                fd,
-                off,
-            } => registry
-                .mmap(id, addr, len, prot, flags, fd, off)
-                .map(|v| v as i64),
-            Call::VmspaceMunmap { id, addr, len } => registry.munmap(id, addr, len).map(|()| 0),
-            // No pread/pwrite(v) flags are defined: refuse any, so they can be
-            // given a meaning later without silently changing behaviour.
-            Call::VmspacePread { flags, .. }
-            | Call::VmspacePwrite { flags, .. }
-            | Call::VmspacePreadv { flags, .. }
-            | Call::VmspacePwritev { flags, .. }
-                if flags != 0 =>
-            {
-                Err(Errno::EINVAL)
+                cmd,
+                tframe,
+                vframe,
+                timeout_us,
+            } => match self.run_batch(entries, count) {
+                Err(e) => Err(e),
+                Ok(met) if met < count => Err(Errno::ECANCELED),
+                Ok(_) => {
+                    let ctl = Ctl {
+                        id,
+                        cmd,
+                        tframe,
+                        vframe,
+                        timeout_us,
+                    };
+                    match self.enter_process(addr, ctl)? {
+                        Ok(()) => return Ok(()),
+                        Err(e) => Err(e),
+                    }
+                }
+            },
+            Call::Batch { entries, count } => self.run_batch(entries, count).map(|n| n as i64),
+            Call::VmspaceCreate { .. }
+            | Call::VmspaceDestroy { .. }
+            | Call::VmspaceMmap { .. }
+            | Call::VmspaceMunmap { .. }
+            | Call::VmspacePread { .. }
+            | Call::VmspacePwrite { .. }
+            | Call::VmspacePreadv { .. }
+            | Call::VmspacePwritev { .. }
+            | Call::VmspaceMcontrol { .. }
+            | Call::VmspaceMprotect { .. }
+            | Call::VmspaceClone { .. } => {
+                vmspace_call(registry, call).unwrap_or(Err(Errno::ENOSYS))
             }
-            Call::VmspacePread {
-                id, buf, len, off, ..
-            } => registry.pread(id, buf, len, off).map(|n| n as i64),
-            Call::VmspacePwrite {
-                id, buf, len, off, ..
-            } => registry.pwrite(id, buf, len, off).map(|n| n as i64),
-            Call::VmspacePreadv {
-                id,
-                iov,
-                iovcnt,
-                off,
-                ..
-            } => registry.preadv(id, iov, iovcnt, off).map(|n| n as i64),
-            Call::VmspacePwritev {
-                id,
-                iov,
-                iovcnt,
-                off,
-                ..
-            } => registry.pwritev(id, iov, iovcnt, off).map(|n| n as i64),
-            Call::VmspaceMcontrol {
-                id,
-                addr,
-                len,
-                behav,
-                value,
-            } => registry.mcontrol(id, addr, len, behav, value).map(|()| 0),
-            Call::VmspaceMprotect {
-                id,
-                addr,
-                len,
-                prot,
-            } => registry.mprotect(id, addr, len, prot).map(|()| 0),
-            Call::VmspaceClone { src, dst } => registry.clone_vmspace(src, dst).map(|()| 0),
             Call::HostfsRoot { volume } => self.hypercalls.hostfs.root(volume),
             Call::HostfsWalk {
                 handle,
@@ -454,6 +503,74 @@ impl<V: Vcpu> Machine<V> {
         }
         Ok(())
     }
+}
+
+/// The vmspace calls that neither switch context nor block: the ones a
+/// batch may carry. `None` for any other call.
+fn vmspace_call(registry: &mut VmspaceRegistry, call: Call) -> Option<Result<i64, Errno>> {
+    Some(match call {
+        Call::VmspaceCreate { id, ty, data } => registry.create(id, ty, data).map(|()| 0),
+        Call::VmspaceDestroy { id } => registry.destroy(id).map(|()| 0),
+        Call::VmspaceMmap {
+            id,
+            addr,
+            len,
+            prot,
+            flags,
+            fd,
+            off,
+        } => registry
+            .mmap(id, addr, len, prot, flags, fd, off)
+            .map(|v| v as i64),
+        Call::VmspaceMunmap { id, addr, len } => registry.munmap(id, addr, len).map(|()| 0),
+        // No pread/pwrite(v) flags are defined: refuse any, so they can be
+        // given a meaning later without silently changing behaviour.
+        Call::VmspacePread { flags, .. }
+        | Call::VmspacePwrite { flags, .. }
+        | Call::VmspacePreadv { flags, .. }
+        | Call::VmspacePwritev { flags, .. }
+            if flags != 0 =>
+        {
+            Err(Errno::EINVAL)
+        }
+        Call::VmspacePread {
+            id, buf, len, off, ..
+        } => registry.pread(id, buf, len, off).map(|n| n as i64),
+        Call::VmspacePwrite {
+            id, buf, len, off, ..
+        } => registry.pwrite(id, buf, len, off).map(|n| n as i64),
+        Call::VmspacePreadv {
+            id,
+            iov,
+            iovcnt,
+            off,
+            ..
+        } => registry.preadv(id, iov, iovcnt, off).map(|n| n as i64),
+        Call::VmspacePwritev {
+            id,
+            iov,
+            iovcnt,
+            off,
+            ..
+        } => registry.pwritev(id, iov, iovcnt, off).map(|n| n as i64),
+        Call::VmspaceMcontrol {
+            id,
+            addr,
+            len,
+            behav,
+            value,
+        } => registry.mcontrol(id, addr, len, behav, value).map(|()| 0),
+        Call::VmspaceMprotect {
+            id,
+            addr,
+            len,
+            prot,
+        } => registry.mprotect(id, addr, len, prot).map(|()| 0),
+        Call::VmspaceClone { src, dst } => registry.clone_vmspace(src, dst).map(|()| 0),
+        Call::Noop {} => Ok(0),
+        Call::PoolStats {} => Ok(registry.pages_in_use() as i64),
+        _ => return None,
+    })
 }
 
 /// Wall-clock time in nanoseconds since the Unix epoch (0 if the host

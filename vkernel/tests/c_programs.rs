@@ -199,3 +199,25 @@ fn image_made_with_the_cpio_tool_runs_its_init() {
         .stdout_has("parent: g=1, child 2 status 5")
         .stdout_has("slept at least 50 ms: yes");
 }
+
+#[test]
+fn a_fork_the_host_pool_cannot_copy_kills_the_child_before_it_runs() {
+    // pmap=host copies the parent at fork, in the vmspace_clone that goes
+    // with the child's first RUN: when the pool cannot hold the copy, the
+    // child is killed (SIGKILL, said on stderr) before it runs, and the
+    // parent goes on. With room, the child runs. About 1 s.
+    let dir = tempfile::tempdir().unwrap();
+    let exe = common::c_program(dir.path(), "forkoom");
+    let exe = exe.to_str().unwrap();
+    let run =
+        |pool: &str| common::vkernel(&["run", "--pmap", "host", "--pool", pool, "--", exe, "24"]);
+    run("256")
+        .expect_code(0)
+        .stdout_has("child exited 0")
+        .stdout_has("second fork: ok");
+    run("40")
+        .expect_code(0)
+        .stdout_has("child killed by signal 9")
+        .stdout_has("second fork: ok")
+        .stderr_has("out of memory at fork (ENOMEM): killed (SIGKILL)");
+}

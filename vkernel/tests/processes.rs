@@ -528,3 +528,39 @@ fn a_long_fork_loop_keeps_host_memory_bounded() {
         assert!(rss_kib < 48 * 1024, "pmap={pmap}: host RSS {rss_kib} KiB");
     }
 }
+
+/// VM exits of one `vkernel run --stats` of `systest forkbench N` (7
+/// rounds of N fork + _exit + wait4 cycles) under `pmap`.
+fn forkbench_exits(pmap: &str, n: u32) -> u64 {
+    let init = format!("init=/bin/systest -- forkbench {n}");
+    let r = vkernel(&["run", "--stats", "--pmap", pmap, "--append", &init]);
+    r.expect_code(0).stdout_has("bench fork_exit_wait");
+    r.stderr
+        .split(" exits,")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exit count: {}", r.stderr))
+}
+
+#[test]
+fn fork_exit_wait_costs_few_exits() {
+    // One cycle is 6 exits with pmap=host: the fork's trap, the child's
+    // RUN (carrying its vmspace_clone), its exit_group trap, the parent's
+    // RUN (carrying the child's vmspace_destroy), the wait4 trap and the
+    // RUN carrying the status write (9 before those calls went with the
+    // RUNs). pmap=guest: 7, the child's first instruction fetch being a
+    // host-resolved fault in its fresh vmspace (16 before: the child's
+    // create, mmap and SETMAP, the destroy, and the parent's fault on its
+    // stack page, copied at fork now). Measured as the difference between
+    // 7×4 and 7×12 cycles, so the boot and the benchmark's own calls
+    // cancel out; about 2 s in all.
+    for (pmap, most) in [("host", 6.5), ("guest", 7.5)] {
+        let (small, large) = (forkbench_exits(pmap, 4), forkbench_exits(pmap, 12));
+        let per_cycle = large.saturating_sub(small) as f64 / 56.0;
+        assert!(
+            per_cycle <= most,
+            "pmap={pmap}: {per_cycle:.2} exits per fork+exit+wait ({small} for 28 cycles, {large} for 84)"
+        );
+    }
+}

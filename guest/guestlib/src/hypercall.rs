@@ -41,6 +41,13 @@ pub fn call_nr(nr: u16, args: [u64; 7]) -> Result<i64, Errno> {
 /// Sends `block` as hypercall `nr` and decodes the host's answer.
 #[inline]
 fn send(nr: u16, block: HypercallBlock) -> Result<i64, Errno> {
+    // Posted calls go first, so everything reaches the host in order.
+    if nr != Hypercall::Batch as u16
+        && nr != Hypercall::VmspaceCtlBatch as u16
+        && crate::batch::pending()
+    {
+        crate::batch::flush();
+    }
     let done = raw(
         vkernel_abi::HC_PORT_BASE + nr,
         &block as *const HypercallBlock as u64,

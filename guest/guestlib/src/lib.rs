@@ -4,6 +4,7 @@
 //! (`guest/hctest`) each link it.
 #![no_std]
 
+pub mod batch;
 pub mod boot;
 pub mod bootinfo;
 pub mod console;

@@ -32,14 +32,18 @@ pub fn ctl_raw(id: u64, cmd: u64, tframe: u64, vframe: u64, timeout_us: u64) -> 
 
 /// Runs vmspace `id` from `tf` until it traps or `timeout_us` passes (0 =
 /// no timeout); `tf` and `vf` come back holding the process's state.
+/// Posted calls ([`crate::batch`]) go with it, in the same exit; if one
+/// fails, nothing runs and the result is ECANCELED (the failure waits in
+/// [`crate::batch::take_failure`]).
 pub fn run(id: u64, tf: &mut TrapFrame, vf: &mut VextFrame, timeout_us: u64) -> VmResult {
-    ctl_raw(
+    let call = Call::VmspaceCtl {
         id,
-        VMSPACE_CTL_RUN,
-        tf as *mut TrapFrame as u64,
-        vf as *mut VextFrame as u64,
+        cmd: VMSPACE_CTL_RUN,
+        tframe: tf as *mut TrapFrame as u64,
+        vframe: vf as *mut VextFrame as u64,
         timeout_us,
-    )
+    };
+    crate::batch::ctl_with_queue(call, invoke)
 }
 
 /// [`run`] for a CPU whose ring 3 honours protection keys (PVM: the
@@ -64,6 +68,12 @@ pub fn run_with_pkru(
         vframe: vf as *mut VextFrame as u64,
         timeout_us,
     };
+    crate::batch::ctl_with_queue(call, |call| ctl_with_pkru(call, pkru))
+}
+
+/// Issues `call` (a RUN, with or without a batch) with the process's PKRU
+/// around the `out`, as [`run_with_pkru`] says.
+fn ctl_with_pkru(call: Call, pkru: &mut u32) -> VmResult {
     let block = call.encode();
     let port = vkernel_abi::HC_PORT_BASE + call.hypercall() as u16;
     let addr = &block as *const HypercallBlock as u64;

@@ -9,13 +9,17 @@ use crate::usercode::{
     self, frame, new_process, peek, poke, GuestTables, Routine, DATA, PAGE, TEXT, VPT_BASE,
     VPT_PAGES,
 };
+use guestlib::hypercall;
 use guestlib::vmspace::{self as vms, VmResult};
 use guestlib::{print, println};
 use vkernel_abi::frame::*;
 use vkernel_abi::layout::*;
 use vkernel_abi::mman::*;
 use vkernel_abi::paging::{pf, pte};
-use vkernel_abi::{rflags, selector, BootInfo, Errno, TrapFrame, VextFrame};
+use vkernel_abi::{
+    rflags, selector, BatchEntry, BootInfo, Call, Errno, Hypercall, TrapFrame, VextFrame,
+    BATCH_EXPECT_ANY, BATCH_MAX, VMSPACE_CTL_RUN,
+};
 
 struct Suite {
     n: u32,
@@ -130,6 +134,7 @@ pub fn run_all(info: &BootInfo) -> u32 {
     context_cases(&mut s);
     io_cases(&mut s);
     clone_cases(&mut s);
+    batch_cases(&mut s);
     vpagetable_cases(&mut s);
     vpagetable_whole_range_cases(&mut s);
     let mem_bytes = s.mem_bytes;
@@ -1586,6 +1591,295 @@ fn clone_cases(s: &mut Suite) {
     let _ = vms::destroy(a);
     let _ = vms::destroy(b);
     print!("");
+}
+
+/// `batch(entries, count)` through the raw hypercall (no queue).
+fn send_batch(entries: &mut [BatchEntry], count: u64) -> VmResult {
+    hypercall::call(
+        Hypercall::Batch,
+        [entries.as_mut_ptr() as u64, count, 0, 0, 0, 0, 0],
+    )
+}
+
+/// The entries as the host left them.
+fn entries_back(entries: &[BatchEntry]) -> [BatchEntry; 4] {
+    let mut out = [BatchEntry::default(); 4];
+    for (o, e) in out.iter_mut().zip(entries) {
+        // SAFETY: a volatile read of a valid reference.
+        *o = unsafe { core::ptr::read_volatile(e) };
+    }
+    out
+}
+
+/// `batch` and `vmspace_ctl_batch` (Xen's multicall): entries carried out
+/// in order with each result written back, the stop at the first unmet
+/// expectation, and every malformed batch refused whole.
+fn batch_cases(s: &mut Suite) {
+    let (id, other) = (0xb00, 0xb01);
+    let canceled = Errno::ECANCELED.0 as i64;
+    let value = 0x5151_5151u64.to_le_bytes();
+    let anon = MAP_ANON | MAP_PRIVATE | MAP_FIXED;
+    let rw = PROT_READ | PROT_WRITE;
+    let mut e = [
+        BatchEntry::new(Call::VmspaceCreate { id, ty: 0, data: 0 }, 0),
+        BatchEntry::new(
+            Call::VmspaceMmap {
+                id,
+                addr: DATA,
+                len: PAGE,
+                prot: rw,
+                flags: anon,
+                fd: FD_NONE,
+                off: 0,
+            },
+            DATA as i64,
+        ),
+        BatchEntry::new(
+            Call::VmspacePwrite {
+                id,
+                buf: value.as_ptr() as u64,
+                len: 8,
+                flags: 0,
+                off: DATA,
+            },
+            8,
+        ),
+        BatchEntry::new(Call::PoolStats {}, BATCH_EXPECT_ANY),
+    ];
+    let r = send_batch(&mut e, 4);
+    let back = entries_back(&e);
+    s.ok("batch: create, mmap, pwrite, pool_stats -> all 4 met", r, 4);
+    s.check(
+        "batch: each entry's result written back",
+        back[0].ret == 0
+            && back[1].ret == DATA as i64
+            && back[2].ret == 8
+            && back[3].ret > 0
+            && back.iter().all(|b| b.errno == 0),
+        Hex(back[3].ret),
+    );
+    s.check(
+        "batch: the calls took effect in order",
+        read_u64(id, DATA) == Some(0x5151_5151),
+        Hex(read_u64(id, DATA).map_or(-1, |v| v as i64)),
+    );
+    s.ok("batch: count 0 -> 0", send_batch(&mut e, 0), 0);
+
+    // The first failure stops the batch; the rest are not carried out.
+    let mut e = [
+        BatchEntry::new(Call::Noop {}, 0),
+        BatchEntry::new(Call::VmspaceDestroy { id: 0x999 }, 0),
+        BatchEntry::new(
+            Call::VmspaceCreate {
+                id: other,
+                ty: 0,
+                data: 0,
+            },
+            0,
+        ),
+    ];
+    let r = send_batch(&mut e, 3);
+    let back = entries_back(&e);
+    s.ok("batch: an entry failing -> how many met before it", r, 1);
+    s.check(
+        "batch: the failing entry has its errno, the rest ECANCELED",
+        back[0].errno == 0
+            && back[1].errno == Errno::ENOENT.0 as i64
+            && back[2].errno == canceled
+            && back[2].ret == -1,
+        Pair(back[1].errno, back[2].errno),
+    );
+    s.err(
+        "batch: an entry after the failure is not carried out",
+        vms::destroy(other),
+        Errno::ENOENT,
+    );
+
+    // A result other than the expected one stops it too: a short pwrite
+    // (the page after DATA is not mapped) expecting its whole length.
+    let mut e = [
+        BatchEntry::new(
+            Call::VmspacePwrite {
+                id,
+                buf: value.as_ptr() as u64,
+                len: 8,
+                flags: 0,
+                off: DATA + PAGE - 4,
+            },
+            8,
+        ),
+        BatchEntry::new(Call::Noop {}, 0),
+    ];
+    let r = send_batch(&mut e, 2);
+    let back = entries_back(&e);
+    s.check(
+        "batch: a short pwrite expecting its length stops the batch",
+        r == Ok(0) && back[0].ret == 4 && back[0].errno == 0 && back[1].errno == canceled,
+        Pair(show(r), back[0].ret),
+    );
+
+    // Calls that may not be batched: that entry's EINVAL, and they do
+    // not happen (an exit would end the run here).
+    let refused: [(&str, u64); 6] = [
+        ("batch: exit in a batch -> EINVAL", Hypercall::Exit as u64),
+        (
+            "batch: vmspace_ctl in a batch -> EINVAL",
+            Hypercall::VmspaceCtl as u64,
+        ),
+        ("batch: idle in a batch -> EINVAL", Hypercall::Idle as u64),
+        (
+            "batch: a batch in a batch -> EINVAL",
+            Hypercall::Batch as u64,
+        ),
+        ("batch: unknown number in a batch -> EINVAL", 63),
+        ("batch: number past u16 in a batch -> EINVAL", 1 << 40),
+    ];
+    for (desc, nr) in refused {
+        let mut e = [BatchEntry {
+            nr,
+            expect: 0,
+            args: [0; 7],
+            ret: -1,
+            errno: canceled,
+        }];
+        let r = send_batch(&mut e, 1);
+        let back = entries_back(&e);
+        s.check(
+            desc,
+            r == Ok(0) && back[0].errno == Errno::EINVAL.0 as i64,
+            show(r),
+        );
+    }
+
+    // Malformed batches are refused whole: nothing is carried out.
+    let mut e = [BatchEntry::new(
+        Call::VmspaceCreate {
+            id: other,
+            ty: 0,
+            data: 0,
+        },
+        0,
+    ); 1];
+    s.err(
+        "batch: count above BATCH_MAX -> EINVAL",
+        send_batch(&mut e, BATCH_MAX + 1),
+        Errno::EINVAL,
+    );
+    s.err(
+        "batch: huge count -> EINVAL",
+        send_batch(&mut e, u64::MAX),
+        Errno::EINVAL,
+    );
+    let raw =
+        |addr: u64, count: u64| hypercall::call(Hypercall::Batch, [addr, count, 0, 0, 0, 0, 0]);
+    s.err(
+        "batch: array outside guest memory -> EFAULT",
+        raw(s.mem_bytes + PAGE, 1),
+        Errno::EFAULT,
+    );
+    s.err(
+        "batch: array across the end of memory -> EFAULT",
+        raw(s.mem_bytes - 8, 2),
+        Errno::EFAULT,
+    );
+    s.err(
+        "batch: misaligned array -> EFAULT",
+        raw(e.as_mut_ptr() as u64 + 4, 1),
+        Errno::EFAULT,
+    );
+    s.err(
+        "batch: a refused batch carried out nothing",
+        vms::destroy(other),
+        Errno::ENOENT,
+    );
+
+    // vmspace_ctl_batch: the entries, then the RUN, in one exit.
+    let _ = vms::destroy(id);
+    let _ = new_process(id);
+    let seven = 7u64.to_le_bytes();
+    let mut e = [BatchEntry::new(
+        Call::VmspacePwrite {
+            id,
+            buf: seven.as_ptr() as u64,
+            len: 8,
+            flags: 0,
+            off: DATA,
+        },
+        8,
+    )];
+    let mut tf = frame(Routine::Load, DATA, 0);
+    let mut vf = VextFrame::default();
+    let ctl_batch =
+        |e: &mut [BatchEntry], count: u64, id: u64, tf: &mut TrapFrame, vf: &mut VextFrame| {
+            hypercall::call(
+                Hypercall::VmspaceCtlBatch,
+                [
+                    e.as_mut_ptr() as u64,
+                    count,
+                    id,
+                    VMSPACE_CTL_RUN,
+                    tf as *mut TrapFrame as u64,
+                    vf as *mut VextFrame as u64,
+                    1_000_000,
+                ],
+            )
+        };
+    let r = ctl_batch(&mut e, 1, id, &mut tf, &mut vf);
+    let back = entries_back(&e);
+    s.check(
+        "ctl_batch: the pwrite is done before the process runs and reads it",
+        r == Ok(0) && back[0].ret == 8 && tf.trapno == T_FAST_SYSCALL && tf.rax == 7,
+        Pair(show(r), Hex(tf.rax as i64)),
+    );
+    let mut tf = frame(Routine::Load, DATA, 0);
+    let r = ctl_batch(&mut e, 0, id, &mut tf, &mut vf);
+    s.check(
+        "ctl_batch: count 0 is a plain RUN",
+        r == Ok(0) && tf.trapno == T_FAST_SYSCALL && tf.rax == 7,
+        show(r),
+    );
+    let mut e = [BatchEntry::new(Call::VmspaceDestroy { id: 0x999 }, 0)];
+    let mut tf = frame(Routine::Load, DATA, 0);
+    tf.trapno = 0x77;
+    let r = ctl_batch(&mut e, 1, id, &mut tf, &mut vf);
+    s.check(
+        "ctl_batch: a failing entry -> ECANCELED, nothing run",
+        r == Err(Errno::ECANCELED) && tf.trapno == 0x77,
+        show(r),
+    );
+    let mut e = [BatchEntry::new(
+        Call::VmspaceCreate {
+            id: other,
+            ty: 0,
+            data: 0,
+        },
+        0,
+    )];
+    let mut tf = frame(Routine::Load, DATA, 0);
+    tf.cs = selector::KERNEL_CS as u64;
+    s.err(
+        "ctl_batch: a bad frame after a good batch -> EINVAL",
+        ctl_batch(&mut e, 1, id, &mut tf, &mut vf),
+        Errno::EINVAL,
+    );
+    s.ok(
+        "ctl_batch: ... and the batch was carried out",
+        vms::destroy(other),
+        0,
+    );
+    let mut e = [BatchEntry::new(Call::Noop {}, 0)];
+    let mut tf = frame(Routine::Load, DATA, 0);
+    s.err(
+        "ctl_batch: unknown vmspace after the batch -> ENOENT",
+        ctl_batch(&mut e, 1, 0x999, &mut tf, &mut vf),
+        Errno::ENOENT,
+    );
+    s.err(
+        "ctl_batch: count above BATCH_MAX -> EINVAL, nothing run",
+        ctl_batch(&mut e, BATCH_MAX + 1, id, &mut tf, &mut vf),
+        Errno::EINVAL,
+    );
+    let _ = vms::destroy(id);
 }
 
 /// `MAP_VPAGETABLE` over the whole user range, as a guest pmap maps every

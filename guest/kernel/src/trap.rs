@@ -21,6 +21,12 @@ pub fn run(k: &mut Kernel) -> ! {
                 continue;
             }
             ran = true;
+            // A posted call's failure may change what this process's
+            // system call returns: act on it before anything reads that.
+            k.procs.settle_posted();
+            if k.procs.procs[s].state != State::Runnable {
+                continue;
+            }
             if k.procs.signal_pending(s) {
                 deliver(k, s);
                 if k.procs.procs[s].alive() {
@@ -49,8 +55,12 @@ pub fn run(k: &mut Kernel) -> ! {
 fn turn(k: &mut Kernel, s: usize) {
     k.procs.load_fpu(s);
     let (pid, t0) = (k.procs.procs[s].pid, hypercall::cheap_clock_ns());
-    let p = &mut k.procs.procs[s];
-    if let Err(e) = sched::enter(p, k.slice_us, &mut k.boot_trace) {
+    if let Err(e) = sched::enter_settled(&mut k.procs, s, k.slice_us, &mut k.boot_trace) {
+        if e == vkernel_abi::Errno::ECANCELED {
+            // A posted call's failure ended it before it ran.
+            return;
+        }
+        let p = &k.procs.procs[s];
         // The host refused the frame (EINVAL): the process left itself an
         // rip, rsp or TLS base outside the user half (say, by jumping to
         // the syscall stub with a wild rcx). Linux would fault it: SIGSEGV
@@ -64,7 +74,7 @@ fn turn(k: &mut Kernel, s: usize) {
             .force(s, SigInfo::new(signal::SIGSEGV, signal::SI_KERNEL));
         return;
     }
-    let tf = p.tf;
+    let tf = k.procs.procs[s].tf;
     // Its slice was user time; what the kernel does about the trap is
     // system time.
     let t1 = charge_since(k, s, pid, t0, true);
@@ -199,6 +209,10 @@ fn deliver(k: &mut Kernel, s: usize) {
         if k.procs.procs[s].restart {
             syscall::signal::interrupted(k, s, &act);
         }
+        // The frame records the interrupted call's result: the posted
+        // calls that may change it go first.
+        guestlib::batch::flush();
+        k.procs.settle_posted();
         let p = &mut k.procs.procs[s];
         let mask = p.sig.saved_mask.take().unwrap_or(p.sig.mask);
         if k.procs.setup_frame(s, &info, &act, mask).is_err() {

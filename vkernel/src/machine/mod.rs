@@ -248,8 +248,12 @@ pub struct Machine<V: Vcpu = KvmVcpu> {
 pub struct Stats {
     /// VM exits taken.
     pub exits: u64,
-    /// Hypercalls carried out.
+    /// Hypercalls carried out (one exit each).
     pub hypercalls: u64,
+    /// Calls carried out inside `batch`/`vmspace_ctl_batch` (no exit of
+    /// their own; also in `hypercalls_by_nr`, and their time in the
+    /// batch's as well as their own).
+    pub batched: u64,
     /// Process page faults resolved by the host without the guest kernel.
     pub faults_resolved: u64,
     /// Traps returned to the guest kernel through ctl(RUN).
@@ -283,6 +287,7 @@ impl Default for Stats {
         Stats {
             exits: 0,
             hypercalls: 0,
+            batched: 0,
             faults_resolved: 0,
             traps_delivered: 0,
             translation_flushes: 0,
@@ -314,6 +319,7 @@ impl Stats {
                 let _ = write!(out, " {} {n} {ms:.1}", crate::hypercall::name(nr as u16));
             }
         }
+        let _ = write!(out, " ({} of them batched)", self.batched);
         out.push_str("; flushes asked by:");
         for (nr, &n) in self.flushes_by_nr.iter().enumerate() {
             if n > 0 {

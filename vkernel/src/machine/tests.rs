@@ -11,8 +11,8 @@ use kvm_bindings::{kvm_fpu, kvm_regs, kvm_sregs};
 use vkernel_abi::frame::{T_FAST_SYSCALL, T_PROTFLT};
 use vkernel_abi::mman::{MAP_ANON, MAP_PRIVATE, PROT_READ, PROT_WRITE};
 use vkernel_abi::{
-    layout, rflags, selector, Call, Errno, HypercallBlock, TrapFrame, VextFrame, HC_PORT_BASE,
-    SYSCALL_PORT, TRAP_PORT_BASE, VMSPACE_CTL_RUN,
+    layout, rflags, selector, BatchEntry, Call, Errno, HypercallBlock, TrapFrame, VextFrame,
+    BATCH_MAX, HC_PORT_BASE, SYSCALL_PORT, TRAP_PORT_BASE, VMSPACE_CTL_RUN,
 };
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
@@ -346,6 +346,122 @@ fn ctl_refuses_frames_and_ids_without_switching() {
     assert_eq!(m.result(), (-1, Errno::EFAULT.0 as i64));
     assert!(m.running.is_none());
     assert_eq!(m.vcpu.regs.rip, KERNEL_RIP);
+}
+
+/// Where the batch tests put their entries.
+const ENTRIES: u64 = 0x5000;
+
+/// The entries at [`ENTRIES`] as the host left them.
+fn entries(m: &Machine<FakeVcpu>, n: u64) -> Vec<BatchEntry> {
+    (0..n)
+        .map(|i| m.guest.ram.read_obj(ENTRIES + i * 88).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_batch_carries_out_its_entries_in_order_and_stops_at_the_first_unmet() {
+    let mut m = machine();
+    let batch = [
+        BatchEntry::new(
+            Call::VmspaceCreate {
+                id: 1,
+                ty: 0,
+                data: 0,
+            },
+            0,
+        ),
+        BatchEntry::new(Call::VmspaceDestroy { id: 7 }, 0),
+        BatchEntry::new(
+            Call::VmspaceCreate {
+                id: 2,
+                ty: 0,
+                data: 0,
+            },
+            0,
+        ),
+    ];
+    for (i, e) in batch.iter().enumerate() {
+        m.guest.ram.write_obj(ENTRIES + i as u64 * 88, e).unwrap();
+    }
+    let exits = m.stats.hypercalls;
+    assert!(m
+        .hypercall(Call::Batch {
+            entries: ENTRIES,
+            count: 3
+        })
+        .is_ok());
+    assert_eq!(m.result(), (1, 0), "one entry met its expectation");
+    let done = entries(&m, 3);
+    assert_eq!((done[0].ret, done[0].errno), (0, 0));
+    assert_eq!((done[1].ret, done[1].errno), (-1, Errno::ENOENT.0 as i64));
+    assert_eq!(
+        (done[2].ret, done[2].errno),
+        (-1, Errno::ECANCELED.0 as i64)
+    );
+    assert!(m.guest.registry.contains(1) && !m.guest.registry.contains(2));
+    assert_eq!((m.stats.hypercalls - exits, m.stats.batched), (1, 2));
+
+    // The ctl variant runs nothing after an unmet entry...
+    m.guest.ram.write_obj(TFRAME, &user_frame()).unwrap();
+    m.guest
+        .ram
+        .write_obj(VFRAME, &VextFrame::default())
+        .unwrap();
+    let ctl_batch = |count| Call::VmspaceCtlBatch {
+        entries: ENTRIES,
+        count,
+        id: 1,
+        cmd: VMSPACE_CTL_RUN,
+        tframe: TFRAME,
+        vframe: VFRAME,
+        timeout_us: 0,
+    };
+    m.guest.ram.write_obj(ENTRIES, &batch[1]).unwrap();
+    assert!(m.hypercall(ctl_batch(1)).is_ok());
+    assert_eq!(m.result(), (-1, Errno::ECANCELED.0 as i64));
+    assert!(m.running.is_none());
+    // ... and runs the process after met ones, in the same exit.
+    m.guest.ram.write_obj(ENTRIES, &batch[2]).unwrap();
+    assert!(m.hypercall(ctl_batch(1)).is_ok());
+    assert!(m.guest.registry.contains(2));
+    assert_eq!(m.running.as_ref().map(|r| r.id), Some(1));
+}
+
+#[test]
+fn malformed_batches_are_refused_whole() {
+    let mut m = machine();
+    let create = BatchEntry::new(
+        Call::VmspaceCreate {
+            id: 1,
+            ty: 0,
+            data: 0,
+        },
+        0,
+    );
+    m.guest.ram.write_obj(ENTRIES, &create).unwrap();
+    let cases = [
+        (ENTRIES, BATCH_MAX + 1, Errno::EINVAL),
+        (ENTRIES, u64::MAX, Errno::EINVAL),
+        (RAM - 8, 1, Errno::EFAULT),
+        (ENTRIES + 4, 1, Errno::EFAULT),
+    ];
+    for (entries, count, errno) in cases {
+        assert!(m.hypercall(Call::Batch { entries, count }).is_ok());
+        assert_eq!(m.result(), (-1, errno.0 as i64), "{entries:#x} {count}");
+    }
+    assert!(!m.guest.registry.contains(1));
+    // A call that may not be batched is its entry's EINVAL: an exit in a
+    // batch does not end the run.
+    let exit = BatchEntry::new(Call::Exit { status: 3 }, 0);
+    m.guest.ram.write_obj(ENTRIES, &exit).unwrap();
+    assert!(m
+        .hypercall(Call::Batch {
+            entries: ENTRIES,
+            count: 1
+        })
+        .is_ok());
+    assert_eq!(m.result(), (0, 0));
+    assert_eq!(entries(&m, 1)[0].errno, Errno::EINVAL.0 as i64);
 }
 
 /// Every exit a process may not make, with where its instruction is.

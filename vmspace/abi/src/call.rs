@@ -433,6 +433,30 @@ calls! {
         /// The new group (`u32::MAX`: unchanged).
         gid,
     },
+    /// `batch(entries, count)`.
+    Batch {
+        /// Guest-physical address of the [`crate::BatchEntry`] array.
+        entries,
+        /// How many (at most [`crate::BATCH_MAX`]).
+        count,
+    },
+    /// `vmspace_ctl_batch(entries, count, id, cmd, tframe, vframe, timeout_us)`.
+    VmspaceCtlBatch {
+        /// Guest-physical address of the [`crate::BatchEntry`] array.
+        entries,
+        /// How many (at most [`crate::BATCH_MAX`]; 0: a plain ctl).
+        count,
+        /// The vmspace to run, as `vmspace_ctl`'s.
+        id,
+        /// As `vmspace_ctl`'s.
+        cmd,
+        /// As `vmspace_ctl`'s.
+        tframe,
+        /// As `vmspace_ctl`'s.
+        vframe,
+        /// As `vmspace_ctl`'s.
+        timeout_us,
+    },
 }
 
 #[cfg(test)]

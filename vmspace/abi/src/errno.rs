@@ -58,6 +58,7 @@ errnos! {
     EDEADLK, "Resource deadlock would occur.";
     ENOTEMPTY, "Directory not empty.";
     ELOOP, "Too many symbolic links.";
+    ECANCELED, "Operation canceled (a batched call not carried out).";
     ETIMEDOUT, "Timed out.";
     EXDEV, "Cross-device link.";
     EROFS, "Read-only file system.";

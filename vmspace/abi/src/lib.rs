@@ -162,6 +162,79 @@ pub enum Hypercall {
     /// `hostfs_chown(handle, uid, gid)`: `fchownat` as the host's
     /// unprivileged rules allow (`u32::MAX`: unchanged).
     HostfsChown = 37,
+    /// `batch(entries, count)`: extension (Xen's multicall): carries out
+    /// the `count` [`BatchEntry`]s at guest-physical `entries` in order,
+    /// each entry's result written into it, and stops at the first whose
+    /// result is not what it expected. Returns how many met their
+    /// expectation (`count` when all did).
+    Batch = 38,
+    /// `vmspace_ctl_batch(entries, count, id, cmd, tframe, vframe,
+    /// timeout_us)`: extension: the batch as [`Hypercall::Batch`], then,
+    /// when every entry met its expectation, `vmspace_ctl` with the other
+    /// arguments, in the same exit. An entry that did not: ECANCELED,
+    /// nothing run.
+    VmspaceCtlBatch = 39,
+}
+
+/// Most entries one `batch` or `vmspace_ctl_batch` carries.
+pub const BATCH_MAX: u64 = 32;
+
+/// [`BatchEntry::expect`] that any success meets (any `ret`, errno 0).
+pub const BATCH_EXPECT_ANY: i64 = i64::MIN;
+
+/// One call of a `batch` / `vmspace_ctl_batch`: hypercall `nr` with
+/// `args` as its block would hold them. Only the vmspace calls that
+/// neither switch context nor block may be batched (`noop`,
+/// `pool_stats`, `vmspace_create`, `_destroy`, `_mmap`, `_munmap`,
+/// `_pread`, `_pwrite`, `_preadv`, `_pwritev`, `_mcontrol`, `_mprotect`,
+/// `_clone`): any other `nr` is that entry's EINVAL. The host writes
+/// `ret`/`errno` as for the single call; entries after the one that
+/// stopped the batch get `ret` -1, errno ECANCELED (not carried out).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchEntry {
+    /// The hypercall number.
+    pub nr: u64,
+    /// The result the batch goes on after: `ret` equal to it with errno
+    /// 0, or any success for [`BATCH_EXPECT_ANY`]. A pwrite expects its
+    /// length: a short copy (a page that could not be had) stops the
+    /// batch, so the guest learns of it before anything runs.
+    pub expect: i64,
+    /// Arguments, in the call's prototype order.
+    pub args: [u64; 7],
+    /// Result (`-1` on error), written by the host.
+    pub ret: i64,
+    /// 0 or a Linux errno value, written by the host.
+    pub errno: i64,
+}
+
+impl BatchEntry {
+    /// The entry for `call`, going on after a result of `expect`. Its
+    /// result starts as ECANCELED (not carried out), so an entry the host
+    /// never reached (a batch refused whole) cannot read as done.
+    pub fn new(call: crate::Call, expect: i64) -> Self {
+        BatchEntry {
+            nr: call.hypercall() as u64,
+            expect,
+            args: call.encode().args,
+            ret: -1,
+            errno: crate::Errno::ECANCELED.0 as i64,
+        }
+    }
+
+    /// `self` with its result reset to not carried out (to send again).
+    pub fn new_unsent(self) -> Self {
+        BatchEntry {
+            ret: -1,
+            errno: crate::Errno::ECANCELED.0 as i64,
+            ..self
+        }
+    }
+
+    /// Whether the host's result meets the entry's expectation.
+    pub fn met(&self) -> bool {
+        self.errno == 0 && (self.expect == BATCH_EXPECT_ANY || self.ret == self.expect)
+    }
 }
 
 /// `hostfs_unlink`'s flag: remove a directory (Linux's `AT_REMOVEDIR`).
@@ -274,6 +347,8 @@ impl Hypercall {
             35 => HostfsSetattr,
             36 => HostfsFsync,
             37 => HostfsChown,
+            38 => Batch,
+            39 => VmspaceCtlBatch,
             _ => return None,
         })
     }

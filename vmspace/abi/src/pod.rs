@@ -51,6 +51,8 @@ unsafe impl Pod for crate::VextFrame {}
 unsafe impl Pod for crate::HostfsStat {}
 // SAFETY: a repr(C) struct of two u64 fields.
 unsafe impl Pod for crate::KernelIovec {}
+// SAFETY: repr(C), u64/i64 fields only, no padding.
+unsafe impl Pod for crate::BatchEntry {}
 // SAFETY: plain integers: no padding, every bit pattern valid.
 unsafe impl Pod for u8 {}
 // SAFETY: as above.

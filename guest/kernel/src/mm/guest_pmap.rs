@@ -34,6 +34,7 @@ use alloc::boxed::Box;
 use super::physmem::{Frames, PhysMem};
 use super::regions::{Backing, PageError, Region, Regions};
 use super::space::{Fault, Pmap};
+use crate::proc::posted::Tag;
 use guestlib::vmspace as vms;
 use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS, VM_MIN_USER_ADDRESS};
 use vkernel_abi::mman::*;
@@ -187,6 +188,9 @@ pub struct GuestPmap {
     /// Guest-physical address of the PML4.
     root: u64,
     frames: Frames,
+    /// The host has (or will have, once posted calls are sent) the
+    /// vmspace: false after a posted create that failed.
+    made: bool,
 }
 
 impl GuestPmap {
@@ -372,7 +376,80 @@ impl GuestPmap {
             frames.borrow_mut().decref(root);
             return Err(e);
         }
-        Ok(GuestPmap { vmid, root, frames })
+        Ok(GuestPmap {
+            vmid,
+            root,
+            frames,
+            made: true,
+        })
+    }
+
+    /// [`GuestPmap::new`] for a fork's child, its three calls posted: they
+    /// go with the next RUN (the child's, as a rule) instead of costing an
+    /// exit each. Should the host fail one then, the child is killed
+    /// before it runs (`Tag::ForkFailed`). Falls back to `new` when
+    /// nothing can be posted.
+    fn new_posted(vmid: u64, frames: Frames) -> Result<GuestPmap, Errno> {
+        use guestlib::batch::post;
+        use vkernel_abi::Call;
+        let root = frames.borrow_mut().alloc_zeroed().ok_or(Errno::ENOMEM)?;
+        let unmade = Tag::ForkFailed { vmid, made: false }.encode();
+        if !post(
+            Call::VmspaceCreate {
+                id: vmid,
+                ty: 0,
+                data: 0,
+            },
+            0,
+            unmade,
+        ) {
+            frames.borrow_mut().decref(root);
+            return GuestPmap::new(vmid, frames);
+        }
+        let made = Tag::ForkFailed { vmid, made: true }.encode();
+        let map = Call::VmspaceMmap {
+            id: vmid,
+            addr: VM_MIN_USER_ADDRESS,
+            len: USER_LEN,
+            prot: PROT_READ | PROT_WRITE | PROT_EXEC,
+            flags: MAP_VPAGETABLE | MAP_SHARED | MAP_FIXED,
+            fd: PHYSMEM_FD,
+            off: 0,
+        };
+        let setmap = Call::VmspaceMcontrol {
+            id: vmid,
+            addr: VM_MIN_USER_ADDRESS,
+            len: USER_LEN,
+            behav: MADV_SETMAP,
+            value: root,
+        };
+        // The queue had room for the create, but may fill after it; a
+        // call that cannot be posted is made at once, which sends the
+        // queue first, so the order holds either way.
+        let mapped = (post(map, VM_MIN_USER_ADDRESS as i64, made)
+            || vms::mmap(
+                vmid,
+                VM_MIN_USER_ADDRESS,
+                USER_LEN,
+                PROT_READ | PROT_WRITE | PROT_EXEC,
+                MAP_VPAGETABLE | MAP_SHARED | MAP_FIXED,
+                PHYSMEM_FD,
+                0,
+            )
+            .is_ok())
+            && (post(setmap, 0, made)
+                || vms::mcontrol(vmid, VM_MIN_USER_ADDRESS, USER_LEN, MADV_SETMAP, root).is_ok());
+        let pmap = GuestPmap {
+            vmid,
+            root,
+            frames,
+            made: true,
+        };
+        if !mapped {
+            // Dropping it destroys the vmspace and frees the root.
+            return Err(Errno::ENOMEM);
+        }
+        Ok(pmap)
     }
 
     /// Copies between process memory at `addr` and `buf` (`to_process`:
@@ -428,7 +505,15 @@ impl Drop for GuestPmap {
     fn drop(&mut self) {
         // The tables are freed only once the host follows them no more; a
         // vmspace the host would not destroy keeps them (and its pages).
-        if vms::destroy(self.vmid).is_ok() {
+        // A posted destroy (it goes with the next RUN) frees them now:
+        // the host follows a vmspace's tables only while it runs or a
+        // call names it, and nothing will before the destroy (posted
+        // calls reach the host first); were it to fail all the same, the
+        // failure is reported and the dead vmspace never runs.
+        let tag = crate::proc::posted::Tag::Destroy { vmid: self.vmid }.encode();
+        let posted =
+            guestlib::batch::post(vkernel_abi::Call::VmspaceDestroy { id: self.vmid }, 0, tag);
+        if posted || vms::destroy(self.vmid).is_ok() {
             free_tree(&mut self.frames.borrow_mut(), self.root, 4);
         }
     }
@@ -437,6 +522,10 @@ impl Drop for GuestPmap {
 impl Pmap for GuestPmap {
     fn vmid(&self) -> u64 {
         self.vmid
+    }
+
+    fn unmade(&mut self) {
+        self.made = false;
     }
 
     /// Pages are not reserved: they come on first touch (mmap applies
@@ -532,8 +621,17 @@ impl Pmap for GuestPmap {
     }
 
     /// The child shares every page with this space, copy-on-write.
-    fn fork(&mut self, child: u64) -> Result<Box<dyn Pmap>, Errno> {
-        let c = GuestPmap::new(child, self.frames.clone())?;
+    /// Copy-on-write, but for the page(s) at the parent's stack pointer
+    /// (and its red zone): both sides write there first thing after fork,
+    /// so the child gets its copy now and the parent keeps its page
+    /// writable, instead of a fault to this kernel (two exits) and the
+    /// host's re-shadowing of the page (a third).
+    fn fork(&mut self, child: u64, stack_va: u64) -> Result<Box<dyn Pmap>, Errno> {
+        let c = GuestPmap::new_posted(child, self.frames.clone())?;
+        let hot = [
+            stack_va.wrapping_sub(128) & !(PAGE_SIZE - 1),
+            stack_va & !(PAGE_SIZE - 1),
+        ];
         let croot = c.root;
         let mut failed = false;
         let mut shared_writable = false;
@@ -554,6 +652,22 @@ impl Pmap for GuestPmap {
                         return;
                     };
                     let e = read(pslot);
+                    if hot.contains(&va) && e & pte::RW != 0 && e & SHM == 0 {
+                        if let Some(copy) = pm.alloc() {
+                            let page = e & pte::ADDR;
+                            // SAFETY: whole pages of identity-mapped RAM;
+                            // `copy` is ours, `page` the parent's.
+                            unsafe {
+                                core::ptr::copy_nonoverlapping(
+                                    page as *const u8,
+                                    copy as *mut u8,
+                                    PAGE_SIZE as usize,
+                                )
+                            };
+                            write(cslot, (e & !pte::ADDR) | copy);
+                            return;
+                        }
+                    }
                     if !pm.incref(e & pte::ADDR) {
                         failed = true;
                         return;
@@ -571,7 +685,20 @@ impl Pmap for GuestPmap {
             );
         }
         if shared_writable {
-            inval(self.vmid, VM_MIN_USER_ADDRESS, VM_MAX_USER_ADDRESS);
+            // Posted: the parent runs again only after the posted calls
+            // are sent (before any RUN), so its writable translations are
+            // gone by then.
+            let call = vkernel_abi::Call::VmspaceMcontrol {
+                id: self.vmid,
+                addr: VM_MIN_USER_ADDRESS,
+                len: VM_MAX_USER_ADDRESS - VM_MIN_USER_ADDRESS,
+                behav: MADV_INVAL,
+                value: 0,
+            };
+            let tag = Tag::Inval { vmid: self.vmid }.encode();
+            if !guestlib::batch::post(call, 0, tag) {
+                inval(self.vmid, VM_MIN_USER_ADDRESS, VM_MAX_USER_ADDRESS);
+            }
         }
         if failed {
             // Dropping the child destroys it and releases what it took.

@@ -27,6 +27,7 @@ use alloc::vec::Vec;
 use super::physmem::Frames;
 use super::regions::{FileMap, PageError, Region, Regions};
 use super::space::{Fault, Pmap};
+use crate::proc::posted::Tag;
 use guestlib::vmspace as vms;
 use vkernel_abi::layout::{PAGE_SIZE, VM_MIN_USER_ADDRESS};
 use vkernel_abi::mman::*;
@@ -54,6 +55,9 @@ pub struct HostPmap {
     file: BTreeMap<u64, Slot>,
     /// The iovec array of the last preadv/pwritev, kept to be reused.
     iov: Vec<KernelIovec>,
+    /// The host has (or will have, once posted calls are sent) the
+    /// vmspace: false after a posted clone that made it failed.
+    made: bool,
 }
 
 impl HostPmap {
@@ -166,6 +170,7 @@ impl HostPmap {
             frames,
             file: BTreeMap::new(),
             iov: Vec::new(),
+            made: true,
         }))
     }
 
@@ -418,9 +423,15 @@ impl HostPmap {
 impl Drop for HostPmap {
     fn drop(&mut self) {
         // Fails only for a vmspace that is running or unknown, neither of
-        // which the last reference to an address space can see. If it did
-        // fail, the host might still map the file pages: keep them.
-        if vms::destroy(self.vmid).is_ok() {
+        // which the last reference to an address space can see. Posted
+        // (it goes with the next RUN): nothing runs in this vmspace again,
+        // so its file pages may be let go now; were the destroy to fail
+        // all the same, the failure is reported and the host keeps a
+        // vmspace that never runs.
+        let tag = crate::proc::posted::Tag::Destroy { vmid: self.vmid }.encode();
+        let posted =
+            guestlib::batch::post(vkernel_abi::Call::VmspaceDestroy { id: self.vmid }, 0, tag);
+        if posted || vms::destroy(self.vmid).is_ok() {
             let mut frames = self.frames.borrow_mut();
             for slot in self.file.values() {
                 frames.decref(slot.page);
@@ -432,6 +443,10 @@ impl Drop for HostPmap {
 impl Pmap for HostPmap {
     fn vmid(&self) -> u64 {
         self.vmid
+    }
+
+    fn unmade(&mut self) {
+        self.made = false;
     }
 
     fn map_anon(&mut self, start: u64, end: u64, prot: u64) -> Result<(), Errno> {
@@ -562,6 +577,20 @@ impl Pmap for HostPmap {
         self.copy(regions, addr, buf.as_ptr() as *mut u8, buf.len(), true)
     }
 
+    /// Only into one anonymous region: there `write` is one pwrite that
+    /// the host completes unless it has no page to give (the region is
+    /// the process's, and it cannot change before the RUN the write goes
+    /// with).
+    fn post_write(&mut self, regions: &Regions, addr: u64, buf: &[u8], tag: u64) -> bool {
+        let Some(end) = addr.checked_add(buf.len() as u64) else {
+            return false;
+        };
+        let anon = regions
+            .region_of(addr)
+            .is_some_and(|r| r.file().is_none() && end <= r.end);
+        anon && guestlib::batch::post_write(self.vmid, buf, addr, tag)
+    }
+
     fn read_v(&mut self, regions: &Regions, addr: u64, bufs: &mut [&mut [u8]]) -> usize {
         if self.touches_file(regions, addr, bufs.iter().map(|b| b.len()).sum()) {
             return self.each_piece(
@@ -595,7 +624,8 @@ impl Pmap for HostPmap {
     /// The host copies the vmspace: private memory (and private copies of
     /// file pages) copied, file pages mapped shared stay shared. The child
     /// holds its own references on them.
-    fn fork(&mut self, child: u64) -> Result<Box<dyn Pmap>, Errno> {
+    /// The host copies every page at once: `_stack_va` is no hint it needs.
+    fn fork(&mut self, child: u64, _stack_va: u64) -> Result<Box<dyn Pmap>, Errno> {
         let mut file = BTreeMap::new();
         {
             let mut frames = self.frames.borrow_mut();
@@ -610,19 +640,40 @@ impl Pmap for HostPmap {
                 file.insert(va, slot);
             }
         }
-        if let Err(e) = vms::clone(self.vmid, child) {
-            let mut frames = self.frames.borrow_mut();
-            for s in file.values() {
-                let s: &Slot = s;
-                frames.decref(s.page);
+        // Posted: the copy is made with the next RUN (the child's, as a
+        // rule), before anything runs, so it copies the parent as it is
+        // now. Should the host fail it then, the child is killed before
+        // it runs (`Tag::ForkFailed`), as Linux's OOM killer may kill a
+        // child that fork could make.
+        let tag = Tag::ForkFailed {
+            vmid: child,
+            made: false,
+        }
+        .encode();
+        let posted = guestlib::batch::post(
+            vkernel_abi::Call::VmspaceClone {
+                src: self.vmid,
+                dst: child,
+            },
+            0,
+            tag,
+        );
+        if !posted {
+            if let Err(e) = vms::clone(self.vmid, child) {
+                let mut frames = self.frames.borrow_mut();
+                for s in file.values() {
+                    let s: &Slot = s;
+                    frames.decref(s.page);
+                }
+                return Err(e);
             }
-            return Err(e);
         }
         let c = HostPmap {
             vmid: child,
             frames: self.frames.clone(),
             file,
             iov: Vec::new(),
+            made: true,
         };
         Ok(Box::new(c))
     }

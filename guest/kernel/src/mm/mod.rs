@@ -90,10 +90,11 @@ impl Mm {
         Ok(AddressSpace::new(pmap))
     }
 
-    /// A copy of `parent` (fork) in a new vmspace.
-    pub fn fork_space(&mut self, parent: &SpaceRef) -> Result<SpaceRef, Errno> {
+    /// A copy of `parent` (fork) in a new vmspace; `stack_va` is where the
+    /// parent's stack pointer is (its page is written first after fork).
+    pub fn fork_space(&mut self, parent: &SpaceRef, stack_va: u64) -> Result<SpaceRef, Errno> {
         let vmid = self.new_vmid();
-        parent.borrow_mut().fork(vmid)
+        parent.borrow_mut().fork(vmid, stack_va)
     }
 
     /// The memory figures `/proc/meminfo` and sysinfo report.

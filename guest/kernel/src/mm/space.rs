@@ -70,6 +70,16 @@ pub trait Pmap {
     fn read(&mut self, regions: &Regions, addr: u64, buf: &mut [u8]) -> usize;
     /// Copies `buf` into process memory at `addr`; the bytes copied.
     fn write(&mut self, regions: &Regions, addr: u64, buf: &[u8]) -> usize;
+    /// The posted call that was to make this vmspace failed: it does not
+    /// exist, so dropping this pmap destroys nothing.
+    fn unmade(&mut self) {}
+    /// Posts the write of `buf` at `addr` to go with the next RUN
+    /// (`guestlib::batch`) where it costs an exit of its own and cannot
+    /// fail but for the host's want of a page (reported under `tag`).
+    /// `false`: nothing posted, write it at once.
+    fn post_write(&mut self, _regions: &Regions, _addr: u64, _buf: &[u8], _tag: u64) -> bool {
+        false
+    }
     /// Copies process memory from `addr` on into the buffers `bufs` in
     /// turn (a scatter list); the bytes copied, short as [`Pmap::read`].
     fn read_v(&mut self, regions: &Regions, addr: u64, bufs: &mut [&mut [u8]]) -> usize {
@@ -98,7 +108,10 @@ pub trait Pmap {
     }
     /// A copy of this address space in new vmspace `child` (eager copy by
     /// the host, or copy-on-write by the guest pmap).
-    fn fork(&mut self, child: u64) -> Result<Box<dyn Pmap>, Errno>;
+    /// `stack_va`: the parent's stack pointer, whose page both sides
+    /// write at once (the guest pmap copies it now rather than on a
+    /// fault).
+    fn fork(&mut self, child: u64, stack_va: u64) -> Result<Box<dyn Pmap>, Errno>;
 }
 
 /// A shared address space.
@@ -331,6 +344,16 @@ impl AddressSpace {
         self.pmap.write(&self.regions, addr, buf)
     }
 
+    /// [`Pmap::unmade`].
+    pub fn unmade(&mut self) {
+        self.pmap.unmade()
+    }
+
+    /// [`Pmap::post_write`]: `true` if the write was posted.
+    pub fn post_write(&mut self, addr: u64, buf: &[u8], tag: u64) -> bool {
+        self.pmap.post_write(&self.regions, addr, buf, tag)
+    }
+
     /// Copies process memory from `addr` on into `bufs` in turn; the
     /// bytes copied.
     pub fn read_v(&mut self, addr: u64, bufs: &mut [&mut [u8]]) -> usize {
@@ -346,9 +369,9 @@ impl AddressSpace {
     /// A copy of this address space (fork), in new vmspace `child`:
     /// private memory is copied (or copy-on-write), shared file mappings
     /// stay shared.
-    pub fn fork(&mut self, child: u64) -> Result<SpaceRef, Errno> {
+    pub fn fork(&mut self, child: u64, stack_va: u64) -> Result<SpaceRef, Errno> {
         let regions = self.regions.try_clone()?;
-        let pmap = self.pmap.fork(child)?;
+        let pmap = self.pmap.fork(child, stack_va)?;
         let space = Rc::new_cyclic(|me| {
             RefCell::new(AddressSpace {
                 me: me.clone(),

@@ -53,6 +53,20 @@ pub fn copy_out(space: &SpaceRef, addr: u64, buf: &[u8]) -> Result<(), Errno> {
     }
 }
 
+/// Copies `buf` to process address `addr` as [`copy_out`] does, or posts
+/// the copy to go with the next RUN where that saves an exit
+/// (`guestlib::batch`); a posted copy that fails is reported under `tag`
+/// (a [`crate::proc::posted::Tag`]) before the process runs.
+pub fn copy_out_posted(space: &SpaceRef, addr: u64, buf: &[u8], tag: u64) -> Result<(), Errno> {
+    if !user_range(addr, buf.len() as u64) {
+        return Err(Errno::EFAULT);
+    }
+    if buf.is_empty() || space.borrow_mut().post_write(addr, buf, tag) {
+        return Ok(());
+    }
+    copy_out(space, addr, buf)
+}
+
 /// Reads a little-endian u64.
 pub fn read_u64(space: &SpaceRef, addr: u64) -> Result<u64, Errno> {
     let mut b = [0u8; 8];

@@ -14,6 +14,7 @@ pub mod exec;
 pub mod fpu;
 pub mod futex;
 pub mod jobctl;
+pub mod posted;
 pub mod procfs;
 pub mod sched;
 pub mod sigframe;

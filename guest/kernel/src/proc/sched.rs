@@ -83,12 +83,38 @@ pub fn enter(p: &mut Proc, slice_us: u64, boot_trace: &mut bool) -> Result<(), E
     }
     let mut tf = p.tf;
     let mut vf = p.vf;
-    if super::fpu::pkeys() {
-        vms::run_with_pkru(p.vmid(), &mut tf, &mut vf, slice_us, &mut p.pkru)?;
+    let r = if super::fpu::pkeys() {
+        vms::run_with_pkru(p.vmid(), &mut tf, &mut vf, slice_us, &mut p.pkru)
     } else {
-        vms::run(p.vmid(), &mut tf, &mut vf, slice_us)?;
-    }
+        vms::run(p.vmid(), &mut tf, &mut vf, slice_us)
+    };
+    r?;
     p.tf = tf;
     p.vf = vf;
     Ok(())
+}
+
+/// [`enter`], after the kernel has acted on every posted call that
+/// failed: a call posted with the RUN that fails stops it before the
+/// process runs (ECANCELED), its failure is acted on (which may change
+/// this process's frame: a `wait4` whose status could not be stored
+/// returns EFAULT) and the RUN is made again with what is left.
+/// ECANCELED: the process can no longer run (a failure ended it: a fork
+/// child whose vmspace the host could not make).
+pub fn enter_settled(
+    procs: &mut ProcTable,
+    s: usize,
+    slice_us: u64,
+    boot_trace: &mut bool,
+) -> Result<(), Errno> {
+    loop {
+        procs.settle_posted();
+        if procs.procs[s].state != State::Runnable {
+            return Err(Errno::ECANCELED);
+        }
+        match enter(&mut procs.procs[s], slice_us, boot_trace) {
+            Err(Errno::ECANCELED) if guestlib::batch::failed() => continue,
+            r => return r,
+        }
+    }
 }

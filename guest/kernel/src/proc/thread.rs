@@ -30,7 +30,7 @@ use core::cell::RefCell;
 
 use super::signal::{self, SigInfo, SigSet};
 use super::{futex, Chan, Pid, Proc, ProcTable, State};
-use crate::mm::uaccess::{copy_in, copy_out, read_u64};
+use crate::mm::uaccess::{copy_in, copy_out, copy_out_posted, read_u64};
 use crate::mm::Mm;
 use linux_raw_sys::general as linux;
 use vkernel_abi::layout::VM_MAX_USER_ADDRESS;
@@ -107,7 +107,7 @@ impl ProcTable {
         let space = if a.flags & CLONE_VM != 0 {
             me.space()
         } else {
-            mm.fork_space(&me.space()).map_err(|e| {
+            mm.fork_space(&me.space(), me.tf.rsp).map_err(|e| {
                 if e == Errno::ENOMEM {
                     e
                 } else {
@@ -280,7 +280,14 @@ impl ProcTable {
             self.exit_robust_list(&space, robust, pid);
         }
         // Linux clears the tid only when the memory outlives the task.
-        if ctid != 0 && Rc::strong_count(&space) > 2 && copy_out(&space, ctid, &[0; 4]).is_ok() {
+        // Posted (it goes with the next RUN, before anything reads the
+        // word: a woken waiter's read is a hypercall, which sends it
+        // first); as Linux, a failed clear is not reported.
+        let ignore = super::posted::Tag::Ignore.encode();
+        if ctid != 0
+            && Rc::strong_count(&space) > 2
+            && copy_out_posted(&space, ctid, &[0; 4], ignore).is_ok()
+        {
             self.futex_wake(futex::key(&space, ctid, false), 1, u32::MAX);
         }
     }

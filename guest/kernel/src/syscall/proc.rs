@@ -2,9 +2,12 @@
 //! execve, wait4, kill. The work is in [`crate::proc`].
 
 use crate::kernel::Kernel;
-use crate::mm::uaccess::{copy_in, copy_in_partial, copy_in_str, copy_out, read_u64};
+use crate::mm::uaccess::{
+    copy_in, copy_in_partial, copy_in_str, copy_out, copy_out_posted, read_u64,
+};
 use crate::mm::SpaceRef;
 use crate::proc::exec::{ArgBuf, ExecError, MAX_ARG_STRLEN};
+use crate::proc::posted::Tag;
 use crate::proc::signal::{self, SigInfo, StopReport};
 use crate::proc::thread::{
     CloneArgs, CLONE_CLEAR_SIGHAND, CLONE_FILES, CLONE_FS, CLONE_PARENT, CLONE_SETTLS,
@@ -176,11 +179,14 @@ fn do_clone(k: &mut Kernel, s: usize, c: Clone) -> Outcome {
     };
     let tid = k.procs.procs[child].pid;
     let bytes = tid.to_le_bytes();
+    // Posted: they go with the next RUN (before either task runs); Linux
+    // ignores a failed store of either.
+    let ignore = Tag::Ignore.encode();
     if has(CLONE_PARENT_SETTID as u64) {
-        let _ = copy_out(&k.space(s), c.ptid, &bytes);
+        let _ = copy_out_posted(&k.space(s), c.ptid, &bytes, ignore);
     }
     if has(CLONE_CHILD_SETTID as u64) {
-        let _ = copy_out(&k.space(child), c.ctid, &bytes);
+        let _ = copy_out_posted(&k.space(child), c.ctid, &bytes, ignore);
     }
     if has(CLONE_CHILD_CLEARTID as u64) {
         k.procs.procs[child].clear_child_tid = c.ctid;
@@ -466,7 +472,14 @@ pub fn sys_wait4(
         Ok(Some(f)) => {
             let space = k.space(s);
             if wstatus != 0 {
-                if let Err(e) = copy_out(&space, wstatus, &f.status.to_le_bytes()) {
+                // Posted (it goes with the next RUN) where it lands in
+                // the process's anonymous memory; should the host fail it
+                // all the same, this call returns EFAULT before the
+                // process runs, as Linux's (the child is reaped either
+                // way, as there).
+                let pid = k.procs.procs[s].pid;
+                let tag = Tag::SyscallFault { slot: s, pid }.encode();
+                if let Err(e) = copy_out_posted(&space, wstatus, &f.status.to_le_bytes(), tag) {
                     return Ret(err(e));
                 }
             }
