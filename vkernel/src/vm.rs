@@ -138,6 +138,7 @@ impl Vm {
     /// Opens KVM, creates the VM, its memory, the kernel address space and
     /// the vCPU (registers not yet set: see [`Vm::enter_kernel`]).
     pub fn new(cfg: &MemoryConfig) -> Result<Vm, Error> {
+        let mut stages = crate::Stages::from_now();
         let unavailable = |e: std::io::Error| Error::KvmUnavailable {
             path: cfg.kvm_path.clone(),
             source: e,
@@ -146,7 +147,9 @@ impl Vm {
             .map_err(|_| unavailable(std::io::Error::from_raw_os_error(libc::EINVAL)))?;
         let kvm = Kvm::new_with_path(&path)
             .map_err(|e| unavailable(std::io::Error::from_raw_os_error(e.errno())))?;
+        stages.mark("  opening KVM");
         let vm = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
+        stages.mark("  KVM_CREATE_VM");
         let mem = GuestMemoryMmap::from_ranges(&[
             (GuestAddress(0), cfg.ram_bytes as usize),
             (GuestAddress(layout::POOL_BASE), cfg.pool_bytes as usize),
@@ -155,6 +158,7 @@ impl Vm {
             what: "mapping guest memory",
             source: Box::new(e),
         })?;
+        stages.mark("  mapping guest memory");
         let mut slots = 0;
         for (slot, region) in mem.iter().enumerate() {
             let host = mem
@@ -196,10 +200,14 @@ impl Vm {
             }
         }
 
+        stages.mark("  memory slots");
         let flush_slot = FlushSlot::new(&vm, slots)?;
+        stages.mark("  flush slot");
         let guest = Guest::new(mem, cfg.ram_bytes, cfg.pool_bytes)?;
+        stages.mark("  pool and the kernel's address space");
 
         let mut vcpu = vm.create_vcpu(0).map_err(kvm_err("KVM_CREATE_VCPU"))?;
+        stages.mark("  KVM_CREATE_VCPU");
         let mut cpuid = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
@@ -212,6 +220,7 @@ impl Vm {
         } else {
             log::info!("no XSAVE: processes get x87/SSE state only (FXSAVE)");
         }
+        stages.mark("  CPUID, MSRs, XCR0");
         vcpu.set_sync_valid_reg(SyncReg::Register);
         vcpu.set_sync_valid_reg(SyncReg::SystemRegister);
         Ok(Vm {
