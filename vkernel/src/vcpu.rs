@@ -87,7 +87,7 @@ pub struct KvmVcpu {
     pub(crate) _kvm: Kvm,
     pub(crate) vm: VmFd,
     pub(crate) fd: VcpuFd,
-    /// The one-page slot deleted and added again to drop KVM's shadow
+    /// The one-page slot added and deleted again to drop KVM's shadow
     /// state (after the fds: its page outlives the VM).
     pub(crate) flush_slot: FlushSlot,
     /// KVM offers XSAVE. Without it (QEMU's `qemu64`, older CPUs) CR4 has
@@ -96,8 +96,8 @@ pub struct KvmVcpu {
     pub(crate) xsave: bool,
 }
 
-/// A memory slot of one page that nothing maps, kept only to be deleted
-/// and added again: deleting any memory slot makes KVM zap all its shadow
+/// A memory slot of one page that nothing maps, only ever added and
+/// deleted again: deleting any memory slot makes KVM zap all its shadow
 /// pages (`kvm_mmu_zap_all_fast`, KVM's default `KVM_X86_QUIRK_SLOT_ZAP_ALL`),
 /// which is how the host drops translations KVM cached from tables the
 /// host wrote behind its back (KVM shadows guest tables and learns of
@@ -105,6 +105,12 @@ pub struct KvmVcpu {
 /// slot did the same, but every re-registration allocated and zeroed the
 /// slot's reverse maps and page-tracking arrays (about 2.5 MB for 1 GiB):
 /// a fifth of the host's CPU in a shell loop of dynamic programs.
+///
+/// Between flushes the slot is absent, so a VM that never flushes (most
+/// short runs) never registers it: every change to a VM's memory slots
+/// waits for an SRCU grace period (`synchronize_srcu_expedited`), which
+/// costs tens of microseconds on an idle host and milliseconds on a
+/// loaded one (its kworker waits for a CPU), and boot made three.
 pub(crate) struct FlushSlot {
     region: kvm_userspace_memory_region,
 }
@@ -116,8 +122,8 @@ impl FlushSlot {
     /// guest tables that point outside RAM).
     pub(crate) const GPA: u64 = vkernel_abi::layout::POOL_BASE - 4096;
 
-    /// Registers the page as slot `slot` of `vm`.
-    pub(crate) fn new(vm: &VmFd, slot: u32) -> Result<FlushSlot, Error> {
+    /// Maps the page that slot `slot` will map while it is added.
+    pub(crate) fn new(slot: u32) -> Result<FlushSlot, Error> {
         // SAFETY: a fresh private anonymous mapping of one page; nothing
         // else refers to it.
         let page = unsafe {
@@ -136,7 +142,7 @@ impl FlushSlot {
                 source: std::io::Error::last_os_error(),
             });
         }
-        let flush = FlushSlot {
+        Ok(FlushSlot {
             region: kvm_userspace_memory_region {
                 slot,
                 flags: 0,
@@ -144,25 +150,21 @@ impl FlushSlot {
                 memory_size: 4096,
                 userspace_addr: page as u64,
             },
-        };
-        // SAFETY: the page is a live mapping this slot owns; it is unmapped
-        // only when the slot is dropped, after the VM's descriptors.
-        unsafe { vm.set_user_memory_region(flush.region) }
-            .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION (flush slot)"))?;
-        Ok(flush)
+        })
     }
 
-    /// Deletes the slot and adds it again: KVM drops every shadow page.
+    /// Adds the slot and deletes it again: the deletion makes KVM drop
+    /// every shadow page.
     fn cycle(&self, vm: &VmFd) -> Result<(), Error> {
         let mut gone = self.region;
         gone.memory_size = 0;
-        // SAFETY: deleting the slot unmaps nothing on the host; re-adding
-        // it registers the same live page, which outlives the VM.
+        // SAFETY: adding the slot registers the page this slot owns, which
+        // outlives the VM; deleting it unmaps nothing on the host.
         unsafe {
+            vm.set_user_memory_region(self.region)
+                .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION (add flush slot)"))?;
             vm.set_user_memory_region(gone)
                 .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION (delete flush slot)"))?;
-            vm.set_user_memory_region(self.region)
-                .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION (re-add flush slot)"))?;
         }
         Ok(())
     }

@@ -206,7 +206,7 @@ impl Vm {
         }
 
         stages.mark("  memory slots");
-        let flush_slot = FlushSlot::new(&vm, slots)?;
+        let flush_slot = FlushSlot::new(slots)?;
         stages.mark("  flush slot");
         let guest = Guest::new(mem, cfg.ram_bytes, cfg.pool_bytes)?;
         stages.mark("  pool and the kernel's address space");
