@@ -71,6 +71,9 @@ pub trait Vcpu {
     fn guest_tsc(&self) -> Option<u64>;
     /// Makes KVM forget every cached translation of guest page tables.
     fn drop_shadow_translations(&mut self) -> Result<(), Error>;
+    /// Makes sure the first `bytes` of the host pool are in KVM's memory
+    /// slots before the next run (see [`PoolSlots`]).
+    fn cover_pool(&mut self, bytes: u64) -> Result<(), Error>;
     /// Finishes, in the context on the vCPU now, whatever KVM left pending
     /// from the last exit, and drops any exception that raised. Called
     /// before a process that made an exit the protocol does not expect is
@@ -90,6 +93,8 @@ pub struct KvmVcpu {
     /// The one-page slot added and deleted again to drop KVM's shadow
     /// state (after the fds: its page outlives the VM).
     pub(crate) flush_slot: FlushSlot,
+    /// The pool's slots, added as the pool grows.
+    pub(crate) pool_slots: PoolSlots,
     /// KVM offers XSAVE. Without it (QEMU's `qemu64`, older CPUs) CR4 has
     /// no OSXSAVE, and the guest kernel saves processes' x87/SSE state
     /// with FXSAVE.
@@ -166,6 +171,86 @@ impl FlushSlot {
             vm.set_user_memory_region(gone)
                 .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION (delete flush slot)"))?;
         }
+        Ok(())
+    }
+}
+
+/// The host pool's memory slots. Every slot costs KVM metadata in
+/// proportion to its size, allocated and zeroed when the slot is added and
+/// freed with the VM: 2.5 MB for a 1 GiB slot (reverse maps and write
+/// tracking, 8 and 2 bytes per 4 KiB page), about 1 ms of a boot's CPU
+/// time here, for a pool of which a short run touches a few megabytes. So
+/// the pool goes into KVM in slots of growing size (64 MiB, then as much
+/// again as is covered) as the pool's high-water mark reaches them, before
+/// the `KVM_RUN` after the pages were handed out: KVM resolves pool
+/// addresses only while the guest runs, and a page is never handed out
+/// above the high-water mark. Slots are only ever added (a deletion would
+/// zap every shadow page), at most `log2(pool / 64 MiB) + 1` of them.
+pub(crate) struct PoolSlots {
+    /// Host address of the pool's first byte.
+    host: u64,
+    /// The whole pool.
+    pool_bytes: u64,
+    /// Bytes from the pool's start that slots cover.
+    covered: u64,
+    /// Slot number of the next one added.
+    next_slot: u32,
+}
+
+impl PoolSlots {
+    /// The first slot's size and the granule of every later one (2 MiB
+    /// aligned, so KVM may map the pool's huge pages whole).
+    const FIRST_BYTES: u64 = 64 << 20;
+
+    /// Slots for the pool at host address `host`, of `pool_bytes`, the
+    /// first numbered `first_slot`; none added yet.
+    pub(crate) fn new(host: u64, pool_bytes: u64, first_slot: u32) -> PoolSlots {
+        PoolSlots {
+            host,
+            pool_bytes,
+            covered: 0,
+            next_slot: first_slot,
+        }
+    }
+
+    /// Adds one slot if the first `bytes` of the pool are not all covered.
+    pub(crate) fn cover(&mut self, vm: &VmFd, bytes: u64) -> Result<(), Error> {
+        if bytes <= self.covered {
+            return Ok(());
+        }
+        let granule = Self::FIRST_BYTES;
+        let end = bytes
+            .div_ceil(granule)
+            .saturating_mul(granule)
+            .max(self.covered.saturating_mul(2))
+            .min(self.pool_bytes);
+        if end < bytes {
+            return Err(Error::Setup(format!(
+                "pool slot for {bytes:#x} bytes of a {:#x}-byte pool",
+                self.pool_bytes
+            )));
+        }
+        let region = kvm_userspace_memory_region {
+            slot: self.next_slot,
+            flags: 0,
+            guest_phys_addr: vkernel_abi::layout::POOL_BASE + self.covered,
+            memory_size: end - self.covered,
+            userspace_addr: self.host + self.covered,
+        };
+        // SAFETY: `[host, host + pool_bytes)` is the pool's live mapping,
+        // owned by the guest memory that outlives the VM's descriptors
+        // (`Vm` drops its vCPU first); the range is inside it and overlaps
+        // no other slot.
+        unsafe { vm.set_user_memory_region(region) }
+            .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION (pool)"))?;
+        log::debug!(
+            "pool slot {}: [{:#x}, {:#x}) of the pool",
+            self.next_slot,
+            self.covered,
+            end
+        );
+        self.covered = end;
+        self.next_slot += 1;
         Ok(())
     }
 }
@@ -277,6 +362,10 @@ impl Vcpu for KvmVcpu {
 
     fn drop_shadow_translations(&mut self) -> Result<(), Error> {
         self.flush_slot.cycle(&self.vm)
+    }
+
+    fn cover_pool(&mut self, bytes: u64) -> Result<(), Error> {
+        self.pool_slots.cover(&self.vm, bytes)
     }
 
     fn immediate_exit(&mut self) -> *mut u8 {

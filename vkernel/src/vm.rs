@@ -14,7 +14,7 @@ use vmspace::{KernelRam, VmspaceRegistry};
 
 use crate::error::{kvm_err, Error};
 use crate::trap_area::{self, Access};
-use crate::vcpu::{FlushSlot, KvmVcpu};
+use crate::vcpu::{FlushSlot, KvmVcpu, PoolSlots};
 
 /// Control-register and EFER bits used below.
 mod bits {
@@ -159,26 +159,15 @@ impl Vm {
             source: Box::new(e),
         })?;
         stages.mark("  mapping guest memory");
-        let mut slots = 0;
-        for (slot, region) in mem.iter().enumerate() {
+        // Slot 0 is RAM, 1 the flush slot, 2 and on the pool's.
+        let mut pool_slots = None;
+        for region in mem.iter() {
             let host = mem
                 .get_host_address(region.start_addr())
                 .map_err(|e| Error::Memory {
                     what: "finding a region's host address",
                     source: Box::new(e),
                 })?;
-            let r = kvm_userspace_memory_region {
-                slot: slot as u32,
-                flags: 0,
-                guest_phys_addr: region.start_addr().0,
-                memory_size: region.len(),
-                userspace_addr: host as u64,
-            };
-            // SAFETY: `host` is a live mapping of `region.len()` bytes owned by
-            // `mem`, which lives in the returned Vm as long as the VmFd.
-            unsafe { vm.set_user_memory_region(r) }
-                .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
-            slots = slot as u32 + 1;
             // Both regions fill in bursts, so let the host back them with
             // 2 MiB pages: one host fault (and one KVM fault where the
             // guest's own mapping is 2 MiB, as the kernel's RAM is) per
@@ -199,23 +188,37 @@ impl Vm {
             if rc != 0 {
                 log::debug!(
                     "madvise(MADV_HUGEPAGE) on guest memory at {:#x}: {}",
-                    r.guest_phys_addr,
+                    region.start_addr().0,
                     std::io::Error::last_os_error()
                 );
             }
-            if r.guest_phys_addr == 0 {
-                // Except RAM's first 2 MiB: below the kernel (linked at
-                // 2 MiB) it holds only the boot info, the command line
-                // and the clock page, three 4 KiB faults where a huge page
-                // would be 2 MiB to zero (about 0.3 ms here).
-                let low = (region.len() as usize).min(2 << 20);
-                // SAFETY: advice only, on a mapping `mem` owns.
-                unsafe { libc::madvise(host as *mut libc::c_void, low, libc::MADV_NOHUGEPAGE) };
+            if region.start_addr().0 == layout::POOL_BASE {
+                // Added as the pool grows (see PoolSlots).
+                pool_slots = Some(PoolSlots::new(host as u64, region.len(), 2));
+                continue;
             }
+            // Except RAM's first 2 MiB: below the kernel (linked at 2 MiB)
+            // it holds only the boot info, the command line and the clock
+            // page, three 4 KiB faults where a huge page would be 2 MiB to
+            // zero (about 0.3 ms here).
+            let low = (region.len() as usize).min(2 << 20);
+            // SAFETY: advice only, on a mapping `mem` owns.
+            unsafe { libc::madvise(host as *mut libc::c_void, low, libc::MADV_NOHUGEPAGE) };
+            let r = kvm_userspace_memory_region {
+                slot: 0,
+                flags: 0,
+                guest_phys_addr: region.start_addr().0,
+                memory_size: region.len(),
+                userspace_addr: host as u64,
+            };
+            // SAFETY: `host` is a live mapping of `region.len()` bytes owned by
+            // `mem`, which lives in the returned Vm as long as the VmFd.
+            unsafe { vm.set_user_memory_region(r) }
+                .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
         }
-
+        let pool_slots = pool_slots.unwrap_or_else(|| PoolSlots::new(0, 0, 2));
         stages.mark("  memory slots");
-        let flush_slot = FlushSlot::new(slots)?;
+        let flush_slot = FlushSlot::new(1)?;
         stages.mark("  flush slot");
         let guest = Guest::new(mem, cfg.ram_bytes, cfg.pool_bytes)?;
         stages.mark("  pool and the kernel's address space");
@@ -243,6 +246,7 @@ impl Vm {
                 vm,
                 fd: vcpu,
                 flush_slot,
+                pool_slots,
                 xsave,
             },
             guest,

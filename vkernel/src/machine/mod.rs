@@ -422,6 +422,8 @@ impl<V: Vcpu> Machine<V> {
     /// One `KVM_RUN` and its exit.
     pub(crate) fn step(&mut self) -> Handled {
         self.stats.exits += 1;
+        self.vcpu
+            .cover_pool(self.guest.registry.pool().high_water_bytes())?;
         let t0 = std::time::Instant::now();
         let exit = self.vcpu.run();
         self.stats.run_ns += t0.elapsed().as_nanos() as u64;
