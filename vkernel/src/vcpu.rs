@@ -213,17 +213,24 @@ impl PoolSlots {
         }
     }
 
+    /// Where the slots covering `covered` bytes of a `pool_bytes` pool
+    /// should end to cover `bytes`: a multiple of 64 MiB, at least twice
+    /// what is covered (so slots stay few), at most the pool.
+    pub(crate) fn next_end(covered: u64, bytes: u64, pool_bytes: u64) -> u64 {
+        let granule = Self::FIRST_BYTES;
+        bytes
+            .div_ceil(granule)
+            .saturating_mul(granule)
+            .max(covered.saturating_mul(2))
+            .min(pool_bytes)
+    }
+
     /// Adds one slot if the first `bytes` of the pool are not all covered.
     pub(crate) fn cover(&mut self, vm: &VmFd, bytes: u64) -> Result<(), Error> {
         if bytes <= self.covered {
             return Ok(());
         }
-        let granule = Self::FIRST_BYTES;
-        let end = bytes
-            .div_ceil(granule)
-            .saturating_mul(granule)
-            .max(self.covered.saturating_mul(2))
-            .min(self.pool_bytes);
+        let end = Self::next_end(self.covered, bytes, self.pool_bytes);
         if end < bytes {
             return Err(Error::Setup(format!(
                 "pool slot for {bytes:#x} bytes of a {:#x}-byte pool",
@@ -428,5 +435,34 @@ impl Vcpu for KvmVcpu {
                 .map_err(kvm_err("KVM_SET_VCPU_EVENTS"))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PoolSlots;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn pool_slots_start_at_64_mib_and_double_up_to_the_pool() {
+        let next = PoolSlots::next_end;
+        // A boot's few pages: one 64 MiB slot.
+        assert_eq!(next(0, 4096, 1024 * MIB), 64 * MIB);
+        // Growth doubles what is covered...
+        assert_eq!(next(64 * MIB, 64 * MIB + 4096, 1024 * MIB), 128 * MIB);
+        assert_eq!(next(128 * MIB, 129 * MIB, 1024 * MIB), 256 * MIB);
+        // ...or jumps to what was handed out, in 64 MiB steps.
+        assert_eq!(next(64 * MIB, 300 * MIB, 1024 * MIB), 320 * MIB);
+        // Never past the pool, whatever its size.
+        assert_eq!(next(512 * MIB, 513 * MIB, 1000 * MIB), 1000 * MIB);
+        assert_eq!(next(0, 4096, 8 * MIB), 8 * MIB);
+        // So at most log2(pool / 64 MiB) + 1 slots for a pool used whole.
+        let (mut covered, mut slots) = (0, 0);
+        while covered < 1024 * MIB {
+            covered = next(covered, covered + 4096, 1024 * MIB);
+            slots += 1;
+        }
+        assert_eq!(slots, 5);
     }
 }
