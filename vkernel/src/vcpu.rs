@@ -225,6 +225,11 @@ impl PoolSlots {
             .min(pool_bytes)
     }
 
+    /// Adds the first slot (none for an empty pool).
+    pub(crate) fn cover_first(&mut self, vm: &VmFd) -> Result<(), Error> {
+        self.cover(vm, self.pool_bytes.min(1))
+    }
+
     /// Adds one slot if the first `bytes` of the pool are not all covered.
     pub(crate) fn cover(&mut self, vm: &VmFd, bytes: u64) -> Result<(), Error> {
         if bytes <= self.covered {

@@ -158,8 +158,9 @@ impl Vm {
             what: "mapping guest memory",
             source: Box::new(e),
         })?;
-        stages.mark("  mapping guest memory");
+        stages.mark("  mapping guest memory (THP advice)");
         // Slot 0 is RAM, 1 the flush slot, 2 and on the pool's.
+        let mut ram_slot = None;
         let mut pool_slots = None;
         for region in mem.iter() {
             let host = mem
@@ -204,40 +205,65 @@ impl Vm {
             let low = (region.len() as usize).min(2 << 20);
             // SAFETY: advice only, on a mapping `mem` owns.
             unsafe { libc::madvise(host as *mut libc::c_void, low, libc::MADV_NOHUGEPAGE) };
-            let r = kvm_userspace_memory_region {
+            ram_slot = Some(kvm_userspace_memory_region {
                 slot: 0,
                 flags: 0,
                 guest_phys_addr: region.start_addr().0,
                 memory_size: region.len(),
                 userspace_addr: host as u64,
-            };
-            // SAFETY: `host` is a live mapping of `region.len()` bytes owned by
-            // `mem`, which lives in the returned Vm as long as the VmFd.
-            unsafe { vm.set_user_memory_region(r) }
-                .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
+            });
         }
-        let pool_slots = pool_slots.unwrap_or_else(|| PoolSlots::new(0, 0, 2));
-        stages.mark("  memory slots");
-        let flush_slot = FlushSlot::new(1)?;
-        stages.mark("  flush slot");
-        let guest = Guest::new(mem, cfg.ram_bytes, cfg.pool_bytes)?;
-        stages.mark("  pool and the kernel's address space");
-
-        let mut vcpu = vm.create_vcpu(0).map_err(kvm_err("KVM_CREATE_VCPU"))?;
-        stages.mark("  KVM_CREATE_VCPU");
-        let mut cpuid = kvm
-            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
-            .map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
-        mask_unmanaged_state(&mut cpuid);
-        vcpu.set_cpuid2(&cpuid).map_err(kvm_err("KVM_SET_CPUID2"))?;
-        set_syscall_msrs(&vcpu)?;
-        let xsave = has_xsave(&cpuid);
-        if xsave {
-            enable_xsave_features(&vcpu, &cpuid)?;
-        } else {
-            log::info!("no XSAVE: processes get x87/SSE state only (FXSAVE)");
-        }
-        stages.mark("  CPUID, MSRs, XCR0");
+        let mut pool_slots = pool_slots.unwrap_or_else(|| PoolSlots::new(0, 0, 2));
+        // The slots go into KVM on a thread of their own while this one
+        // builds the rest: each slot added waits for an SRCU grace period,
+        // which needs a kworker to run (tens of microseconds on an idle
+        // host, milliseconds on a loaded one), and the kernel's address
+        // space and the vCPU need no slot until the first KVM_RUN.
+        let (slots, rest) = std::thread::scope(|scope| {
+            let vm = &vm;
+            let slots = scope.spawn(move || -> Result<PoolSlots, Error> {
+                if let Some(r) = ram_slot {
+                    // SAFETY: `r` names a live mapping of RAM owned by
+                    // `mem`, which lives in the returned Vm as long as the
+                    // VmFd (on an error both drop, the VmFd first).
+                    unsafe { vm.set_user_memory_region(r) }
+                        .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
+                }
+                // The first pool slot: the kernel's tables and the trap
+                // area are in it.
+                pool_slots.cover_first(vm)?;
+                Ok(pool_slots)
+            });
+            let rest = (|| -> Result<_, Error> {
+                let flush_slot = FlushSlot::new(1)?;
+                stages.mark("  flush slot");
+                let guest = Guest::new(mem, cfg.ram_bytes, cfg.pool_bytes)?;
+                stages.mark("  pool and the kernel's address space");
+                let vcpu = vm.create_vcpu(0).map_err(kvm_err("KVM_CREATE_VCPU"))?;
+                stages.mark("  KVM_CREATE_VCPU");
+                let mut cpuid = kvm
+                    .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+                    .map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
+                mask_unmanaged_state(&mut cpuid);
+                vcpu.set_cpuid2(&cpuid).map_err(kvm_err("KVM_SET_CPUID2"))?;
+                set_syscall_msrs(&vcpu)?;
+                let xsave = has_xsave(&cpuid);
+                if xsave {
+                    enable_xsave_features(&vcpu, &cpuid)?;
+                } else {
+                    log::info!("no XSAVE: processes get x87/SSE state only (FXSAVE)");
+                }
+                stages.mark("  CPUID, MSRs, XCR0");
+                Ok((flush_slot, guest, vcpu, xsave))
+            })();
+            let slots = slots
+                .join()
+                .unwrap_or_else(|_| Err(Error::Setup("the memory-slot thread panicked".into())));
+            stages.mark("  memory slots (RAM, the pool's first), waited for");
+            (slots, rest)
+        });
+        let pool_slots = slots?;
+        let (flush_slot, guest, mut vcpu, xsave) = rest?;
         vcpu.set_sync_valid_reg(SyncReg::Register);
         vcpu.set_sync_valid_reg(SyncReg::SystemRegister);
         Ok(Vm {
