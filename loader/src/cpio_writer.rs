@@ -44,7 +44,15 @@ fn pad4(out: &mut Vec<u8>) {
 
 /// Packs `members` into an archive ending with the trailer.
 pub fn pack(members: &[Member]) -> Vec<u8> {
-    let mut out = Vec::new();
+    // Sized once: growing by doubling copied a packed program twice more
+    // (and faulted in the fresh copies).
+    let header_max = |name: &str| 110 + name.len() + 1 + 3;
+    let capacity = members
+        .iter()
+        .map(|m| header_max(m.name) + m.data.len() + 3)
+        .sum::<usize>()
+        + header_max(vkernel_abi::cpio::TRAILER);
+    let mut out = Vec::with_capacity(capacity);
     for (i, m) in members.iter().enumerate() {
         header(&mut out, i as u32 + 1, m.name, m.mode, m.data.len());
         out.extend_from_slice(m.data);
