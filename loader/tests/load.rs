@@ -360,3 +360,37 @@ fn writer_round_trips_through_parser() {
     assert_eq!(Archive::find(&img, "/init").unwrap().data, b"abc");
     assert_eq!(Archive::find(&img, "./etc/motd").unwrap().data.len(), 12);
 }
+
+#[test]
+fn a_member_filled_in_place_packs_as_a_copied_one() {
+    let rest = [Member {
+        name: "etc/init.args",
+        mode: 0o100644,
+        data: b"./prog\0",
+    }];
+    // Lengths around the 4-byte padding, the 8-digit size field's edges.
+    for data in [&b""[..], b"a", b"abcde", &[7u8; 4099][..]] {
+        let copied = pack(&[
+            Member {
+                name: "init",
+                mode: 0o100755,
+                data,
+            },
+            Member { ..rest[0] },
+        ]);
+        let filled = loader::cpio_writer::pack_filled(
+            "init",
+            0o100755,
+            |out| -> Result<(), ()> {
+                out.extend_from_slice(data);
+                Ok(())
+            },
+            &rest,
+        )
+        .unwrap();
+        assert_eq!(filled, copied, "{} bytes", data.len());
+    }
+    // A failing fill is the pack's error.
+    let failed = loader::cpio_writer::pack_filled("init", 0o100755, |_| Err("unreadable"), &rest);
+    assert_eq!(failed, Err("unreadable"));
+}
