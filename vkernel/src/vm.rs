@@ -214,14 +214,18 @@ impl Vm {
             });
         }
         let mut pool_slots = pool_slots.unwrap_or_else(|| PoolSlots::new(0, 0, 2));
-        // The slots go into KVM on a thread of their own while this one
-        // builds the rest: each slot added waits for an SRCU grace period,
-        // which needs a kworker to run (tens of microseconds on an idle
-        // host, milliseconds on a loaded one), and the kernel's address
-        // space and the vCPU need no slot until the first KVM_RUN.
+        // The vCPU and the slots go into KVM on a thread of their own
+        // while this one builds the kernel's address space: each slot
+        // added waits for an SRCU grace period, which needs a kworker to
+        // run (tens of microseconds on an idle host, milliseconds on a
+        // loaded one), and creating the vCPU may patch the kernel's code
+        // (KVM flips a static key when no other vCPU without an in-kernel
+        // APIC exists: 0.2 ms). Nothing needs a slot before the first
+        // KVM_RUN.
         let (slots, rest) = std::thread::scope(|scope| {
             let vm = &vm;
-            let slots = scope.spawn(move || -> Result<PoolSlots, Error> {
+            let slots = scope.spawn(move || -> Result<(PoolSlots, VcpuFd), Error> {
+                let vcpu = vm.create_vcpu(0).map_err(kvm_err("KVM_CREATE_VCPU"))?;
                 if let Some(r) = ram_slot {
                     // SAFETY: `r` names a live mapping of RAM owned by
                     // `mem`, which lives in the returned Vm as long as the
@@ -232,38 +236,38 @@ impl Vm {
                 // The first pool slot: the kernel's tables and the trap
                 // area are in it.
                 pool_slots.cover_first(vm)?;
-                Ok(pool_slots)
+                Ok((pool_slots, vcpu))
             });
             let rest = (|| -> Result<_, Error> {
                 let flush_slot = FlushSlot::new(1)?;
                 stages.mark("  flush slot");
                 let guest = Guest::new(mem, cfg.ram_bytes, cfg.pool_bytes)?;
                 stages.mark("  pool and the kernel's address space");
-                let vcpu = vm.create_vcpu(0).map_err(kvm_err("KVM_CREATE_VCPU"))?;
-                stages.mark("  KVM_CREATE_VCPU");
-                let mut cpuid = kvm
-                    .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
-                    .map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
-                mask_unmanaged_state(&mut cpuid);
-                vcpu.set_cpuid2(&cpuid).map_err(kvm_err("KVM_SET_CPUID2"))?;
-                set_syscall_msrs(&vcpu)?;
-                let xsave = has_xsave(&cpuid);
-                if xsave {
-                    enable_xsave_features(&vcpu, &cpuid)?;
-                } else {
-                    log::info!("no XSAVE: processes get x87/SSE state only (FXSAVE)");
-                }
-                stages.mark("  CPUID, MSRs, XCR0");
-                Ok((flush_slot, guest, vcpu, xsave))
+                Ok((flush_slot, guest))
             })();
-            let slots = slots
-                .join()
-                .unwrap_or_else(|_| Err(Error::Setup("the memory-slot thread panicked".into())));
-            stages.mark("  memory slots (RAM, the pool's first), waited for");
+            let slots = slots.join().unwrap_or_else(|_| {
+                Err(Error::Setup(
+                    "the vCPU and memory-slot thread panicked".into(),
+                ))
+            });
+            stages.mark("  vCPU and memory slots (RAM, the pool's first), waited for");
             (slots, rest)
         });
-        let pool_slots = slots?;
-        let (flush_slot, guest, mut vcpu, xsave) = rest?;
+        let (pool_slots, mut vcpu) = slots?;
+        let (flush_slot, guest) = rest?;
+        let mut cpuid = kvm
+            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+            .map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
+        mask_unmanaged_state(&mut cpuid);
+        vcpu.set_cpuid2(&cpuid).map_err(kvm_err("KVM_SET_CPUID2"))?;
+        set_syscall_msrs(&vcpu)?;
+        let xsave = has_xsave(&cpuid);
+        if xsave {
+            enable_xsave_features(&vcpu, &cpuid)?;
+        } else {
+            log::info!("no XSAVE: processes get x87/SSE state only (FXSAVE)");
+        }
+        stages.mark("  CPUID, MSRs, XCR0");
         vcpu.set_sync_valid_reg(SyncReg::Register);
         vcpu.set_sync_valid_reg(SyncReg::SystemRegister);
         Ok(Vm {
