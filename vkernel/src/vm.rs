@@ -229,7 +229,10 @@ impl Vm {
                 if let Some(r) = ram_slot {
                     // SAFETY: `r` names a live mapping of RAM owned by
                     // `mem`, which lives in the returned Vm as long as the
-                    // VmFd (on an error both drop, the VmFd first).
+                    // VmFd. On an error below `mem` may be unmapped while
+                    // the VmFd still lives, but no vCPU has run: KVM
+                    // touches a slot's memory only for a running vCPU,
+                    // and learns of the unmapping through its notifier.
                     unsafe { vm.set_user_memory_region(r) }
                         .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
                 }
@@ -240,7 +243,7 @@ impl Vm {
             });
             let rest = (|| -> Result<_, Error> {
                 let flush_slot = FlushSlot::new(1)?;
-                stages.mark("  flush slot");
+                stages.mark("  the thread started, the flush slot's page");
                 let guest = Guest::new(mem, cfg.ram_bytes, cfg.pool_bytes)?;
                 stages.mark("  pool and the kernel's address space");
                 Ok((flush_slot, guest))
