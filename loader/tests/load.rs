@@ -14,6 +14,11 @@ fn mem() -> GuestMemoryMmap {
 
 /// A minimal x86-64 ET_EXEC with one PT_LOAD of `code` at `vaddr`.
 fn elf(vaddr: u64, code: &[u8]) -> Vec<u8> {
+    elf_with_bss(vaddr, code, 0x100)
+}
+
+/// The same, its segment `bss_len` bytes longer in memory than in the file.
+fn elf_with_bss(vaddr: u64, code: &[u8], bss_len: u64) -> Vec<u8> {
     let mut b = vec![0u8; 0x1000];
     b[..4].copy_from_slice(b"\x7fELF");
     b[4] = 2; // 64-bit
@@ -34,7 +39,7 @@ fn elf(vaddr: u64, code: &[u8]) -> Vec<u8> {
     b[p + 16..p + 24].copy_from_slice(&vaddr.to_le_bytes());
     b[p + 24..p + 32].copy_from_slice(&vaddr.to_le_bytes());
     b[p + 32..p + 40].copy_from_slice(&(code.len() as u64).to_le_bytes());
-    b[p + 40..p + 48].copy_from_slice(&(code.len() as u64 + 0x100).to_le_bytes());
+    b[p + 40..p + 48].copy_from_slice(&(code.len() as u64 + bss_len).to_le_bytes());
     b.extend_from_slice(code);
     b
 }
@@ -112,6 +117,36 @@ fn good_kernel_and_image_load_with_boot_info() {
     m.read_slice(&mut cmd, GuestAddress(bi.cmdline_addr))
         .unwrap();
     assert_eq!(cmd, b"exit=3");
+}
+
+#[test]
+fn the_bss_reads_as_zero_over_old_contents_and_nothing_past_it_is_touched() {
+    let m = mem();
+    // Memory that held something: the loader may not assume zeroes.
+    m.write_slice(&vec![0xffu8; 0x10000], GuestAddress(0x20_0000))
+        .unwrap();
+    let bss_len = 0x2345; // over page boundaries, ending inside a page
+    let k = elf_with_bss(0x20_0000, &[0x90, 0xf4], bss_len);
+    load(
+        &m,
+        RAM,
+        1 << 20,
+        &Blob {
+            name: "k".into(),
+            bytes: &k,
+        },
+        &Blob {
+            name: "i".into(),
+            bytes: &image(),
+        },
+        "",
+    )
+    .unwrap();
+    let mut seg = vec![0u8; 2 + bss_len as usize + 1];
+    m.read_slice(&mut seg, GuestAddress(0x20_0000)).unwrap();
+    assert_eq!(seg[..2], [0x90, 0xf4]);
+    assert!(seg[2..2 + bss_len as usize].iter().all(|&b| b == 0));
+    assert_eq!(seg[2 + bss_len as usize], 0xff, "the byte after the bss");
 }
 
 #[test]
@@ -324,4 +359,38 @@ fn writer_round_trips_through_parser() {
     assert!(entries[0].is_file());
     assert_eq!(Archive::find(&img, "/init").unwrap().data, b"abc");
     assert_eq!(Archive::find(&img, "./etc/motd").unwrap().data.len(), 12);
+}
+
+#[test]
+fn a_member_filled_in_place_packs_as_a_copied_one() {
+    let rest = [Member {
+        name: "etc/init.args",
+        mode: 0o100644,
+        data: b"./prog\0",
+    }];
+    // Lengths around the 4-byte padding, the 8-digit size field's edges.
+    for data in [&b""[..], b"a", b"abcde", &[7u8; 4099][..]] {
+        let copied = pack(&[
+            Member {
+                name: "init",
+                mode: 0o100755,
+                data,
+            },
+            Member { ..rest[0] },
+        ]);
+        let filled = loader::cpio_writer::pack_filled(
+            "init",
+            0o100755,
+            |out| -> Result<(), ()> {
+                out.extend_from_slice(data);
+                Ok(())
+            },
+            &rest,
+        )
+        .unwrap();
+        assert_eq!(filled, copied, "{} bytes", data.len());
+    }
+    // A failing fill is the pack's error.
+    let failed = loader::cpio_writer::pack_filled("init", 0o100755, |_| Err("unreadable"), &rest);
+    assert_eq!(failed, Err("unreadable"));
 }

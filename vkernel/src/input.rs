@@ -36,6 +36,21 @@ fn kind(ft: std::fs::FileType) -> &'static str {
 /// cap of `max + 1` bytes, so a file that grows meanwhile is refused
 /// rather than followed.
 pub fn read_regular(what: &str, path: &Path, max: u64) -> Result<Vec<u8>, Error> {
+    let mut bytes = Vec::new();
+    read_regular_into(what, path, max, 0, &mut bytes)?;
+    Ok(bytes)
+}
+
+/// [`read_regular`], appending the file to `bytes` (with room reserved for
+/// `extra` bytes more after it); returns the file's length. On an error
+/// `bytes` may hold part of the file.
+pub fn read_regular_into(
+    what: &str,
+    path: &Path,
+    max: u64,
+    extra: usize,
+    bytes: &mut Vec<u8>,
+) -> Result<usize, Error> {
     let read_err = |source| Error::ReadFile {
         path: path.to_path_buf(),
         source,
@@ -63,21 +78,24 @@ pub fn read_regular(what: &str, path: &Path, max: u64) -> Result<Vec<u8>, Error>
     if meta.len() > max {
         return Err(too_big());
     }
-    let mut bytes = Vec::new();
-    bytes.try_reserve_exact(meta.len() as usize).map_err(|_| {
-        Error::Setup(format!(
-            "{what} {}: no host memory for its {} bytes",
-            path.display(),
-            meta.len()
-        ))
-    })?;
+    let start = bytes.len();
+    bytes
+        .try_reserve_exact((meta.len() as usize).saturating_add(extra))
+        .map_err(|_| {
+            Error::Setup(format!(
+                "{what} {}: no host memory for its {} bytes",
+                path.display(),
+                meta.len()
+            ))
+        })?;
     f.take(max.saturating_add(1))
-        .read_to_end(&mut bytes)
+        .read_to_end(bytes)
         .map_err(read_err)?;
-    if bytes.len() as u64 > max {
+    let len = bytes.len() - start;
+    if len as u64 > max {
         return Err(too_big());
     }
-    Ok(bytes)
+    Ok(len)
 }
 
 /// `n` bytes in MiB, or in bytes below one.

@@ -45,6 +45,41 @@ pub fn host_start() -> std::time::Instant {
     *HOST_START.get_or_init(std::time::Instant::now)
 }
 
+/// Marks the host's start-up and teardown stages: with
+/// `RUST_LOG=vkernel::boot=debug`, one line per stage with its end (µs
+/// since [`host_start`]) and its own cost, to see where a boot's time goes.
+pub(crate) struct Stages {
+    last: std::time::Instant,
+}
+
+impl Stages {
+    /// Stages timed from the host's start.
+    pub(crate) fn new() -> Stages {
+        Stages { last: host_start() }
+    }
+
+    /// Stages timed from now (the first one's cost counts from here).
+    pub(crate) fn from_now() -> Stages {
+        Stages {
+            last: std::time::Instant::now(),
+        }
+    }
+
+    /// Logs the end of `stage`, begun at the previous mark.
+    pub(crate) fn mark(&mut self, stage: &str) {
+        if log::log_enabled!(target: "vkernel::boot", log::Level::Debug) {
+            let now = std::time::Instant::now();
+            log::debug!(
+                target: "vkernel::boot",
+                "{stage}: done at {} us, took {} us",
+                now.duration_since(host_start()).as_micros(),
+                now.duration_since(self.last).as_micros()
+            );
+            self.last = now;
+        }
+    }
+}
+
 /// Exit code when the host stopped the guest (crash, protocol violation).
 pub const EXIT_GUEST_STOPPED: u8 = 2;
 
@@ -74,6 +109,8 @@ pub fn resident_kib_from(status: &std::fs::File) -> u64 {
 /// Boots the guest described by `args` and runs it to the end. Returns the
 /// process exit code: the guest's status, or [`EXIT_GUEST_STOPPED`].
 pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
+    let mut stages = Stages::new();
+    stages.mark("command line and logger");
     if let (Some(addr), false) = (&args.gdb, args.gdb_allow_remote) {
         gdb::check_loopback(addr)?;
     }
@@ -117,12 +154,14 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     if let Some(w) = warning {
         crate::report!("vkernel: {w}");
     }
+    stages.mark("inputs (images, host directories, pool size)");
     let cfg = vm::MemoryConfig {
         ram_bytes: args.memory << 20,
         pool_bytes: pool_mib << 20,
         kvm_path: args.kvm.clone(),
     };
     let mut vm = vm::Vm::new(&cfg)?;
+    stages.mark("VM (KVM, memory, slots, kernel address space, vCPU)");
     let mut loaded = loader::load(
         &vm.guest.mem,
         cfg.ram_bytes,
@@ -138,6 +177,7 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
         &args.cmdline(init.as_deref()),
     )?;
     loader::set_console_kinds(&vm.guest.mem, &mut loaded, console::stdio_kinds())?;
+    stages.mark("loading the kernel and the image");
     // The built-in kernel starts /init (unless told `init=PATH`): refuse an
     // image whose /init it could not run, in one line, before booting.
     let custom_init = init.is_some()
@@ -153,6 +193,7 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
             }));
         }
     }
+    stages.mark("checking /init");
     vm.enter_kernel(loaded.entry)?;
     let mut machine = Machine::new(vm)?;
     machine.set_clock(args.clock);
@@ -196,13 +237,16 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     if let Some(dir) = &args.jail {
         jail::pivot(dir)?;
     }
+    stages.mark("vCPU registers, run loop, hostfs, terminal");
     sandbox::enter(role, !args.no_seccomp)?;
+    stages.mark("sandbox (capabilities, seccomp)");
     if args.seccomp_selftest {
         // A call no thread of vkernel makes once running.
         // SAFETY: socket() with integer arguments; the filter stops it.
         unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
     }
     let outcome = machine.run()?;
+    stages.mark("guest run (first KVM_RUN to the guest's end)");
     if args.stats {
         let s = machine.stats;
         let rss = status.as_ref().map_or(0, resident_kib_from);
@@ -232,9 +276,12 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
         crate::report!("vkernel: stats: {}", s.breakdown());
     }
     let running = machine.teardown();
+    stages.mark("vmspace teardown");
     for id in running {
         log::warn!("vmspace {id:#x} was running when the guest kernel ended; released");
     }
+    drop(machine);
+    stages.mark("VM teardown (KVM's VM destroyed, guest memory unmapped)");
     Ok(match outcome {
         Outcome::Exited(status) => (status & 0xff) as u8,
         Outcome::Stopped => EXIT_GUEST_STOPPED,

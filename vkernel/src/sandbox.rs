@@ -34,7 +34,8 @@ const R: u64 = 2;
 
 /// The ioctls the vCPU thread makes once running (vcpu.rs, and the
 /// debugger's register access): no VM or device creation, no memory
-/// slot other than the pool's re-registration, no CPUID or MSR changes.
+/// slots but the flush slot's cycle and the pool's as it grows (host
+/// addresses of the host's own mappings), no CPUID or MSR changes.
 pub const VCPU_IOCTLS: [(u64, &str); 13] = {
     use kvm_bindings::*;
     use std::mem::size_of;

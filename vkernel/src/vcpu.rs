@@ -71,6 +71,9 @@ pub trait Vcpu {
     fn guest_tsc(&self) -> Option<u64>;
     /// Makes KVM forget every cached translation of guest page tables.
     fn drop_shadow_translations(&mut self) -> Result<(), Error>;
+    /// Makes sure the first `bytes` of the host pool are in KVM's memory
+    /// slots before the next run (see [`PoolSlots`]).
+    fn cover_pool(&mut self, bytes: u64) -> Result<(), Error>;
     /// Finishes, in the context on the vCPU now, whatever KVM left pending
     /// from the last exit, and drops any exception that raised. Called
     /// before a process that made an exit the protocol does not expect is
@@ -87,17 +90,19 @@ pub struct KvmVcpu {
     pub(crate) _kvm: Kvm,
     pub(crate) vm: VmFd,
     pub(crate) fd: VcpuFd,
-    /// The one-page slot deleted and added again to drop KVM's shadow
+    /// The one-page slot added and deleted again to drop KVM's shadow
     /// state (after the fds: its page outlives the VM).
     pub(crate) flush_slot: FlushSlot,
+    /// The pool's slots, added as the pool grows.
+    pub(crate) pool_slots: PoolSlots,
     /// KVM offers XSAVE. Without it (QEMU's `qemu64`, older CPUs) CR4 has
     /// no OSXSAVE, and the guest kernel saves processes' x87/SSE state
     /// with FXSAVE.
     pub(crate) xsave: bool,
 }
 
-/// A memory slot of one page that nothing maps, kept only to be deleted
-/// and added again: deleting any memory slot makes KVM zap all its shadow
+/// A memory slot of one page that nothing maps, only ever added and
+/// deleted again: deleting any memory slot makes KVM zap all its shadow
 /// pages (`kvm_mmu_zap_all_fast`, KVM's default `KVM_X86_QUIRK_SLOT_ZAP_ALL`),
 /// which is how the host drops translations KVM cached from tables the
 /// host wrote behind its back (KVM shadows guest tables and learns of
@@ -105,6 +110,12 @@ pub struct KvmVcpu {
 /// slot did the same, but every re-registration allocated and zeroed the
 /// slot's reverse maps and page-tracking arrays (about 2.5 MB for 1 GiB):
 /// a fifth of the host's CPU in a shell loop of dynamic programs.
+///
+/// Between flushes the slot is absent, so a VM that never flushes (most
+/// short runs) never registers it: every change to a VM's memory slots
+/// waits for an SRCU grace period (`synchronize_srcu_expedited`), which
+/// costs tens of microseconds on an idle host and milliseconds on a
+/// loaded one (its kworker waits for a CPU), and boot made three.
 pub(crate) struct FlushSlot {
     region: kvm_userspace_memory_region,
 }
@@ -116,8 +127,8 @@ impl FlushSlot {
     /// guest tables that point outside RAM).
     pub(crate) const GPA: u64 = vkernel_abi::layout::POOL_BASE - 4096;
 
-    /// Registers the page as slot `slot` of `vm`.
-    pub(crate) fn new(vm: &VmFd, slot: u32) -> Result<FlushSlot, Error> {
+    /// Maps the page that slot `slot` will map while it is added.
+    pub(crate) fn new(slot: u32) -> Result<FlushSlot, Error> {
         // SAFETY: a fresh private anonymous mapping of one page; nothing
         // else refers to it.
         let page = unsafe {
@@ -136,7 +147,7 @@ impl FlushSlot {
                 source: std::io::Error::last_os_error(),
             });
         }
-        let flush = FlushSlot {
+        Ok(FlushSlot {
             region: kvm_userspace_memory_region {
                 slot,
                 flags: 0,
@@ -144,26 +155,114 @@ impl FlushSlot {
                 memory_size: 4096,
                 userspace_addr: page as u64,
             },
-        };
-        // SAFETY: the page is a live mapping this slot owns; it is unmapped
-        // only when the slot is dropped, after the VM's descriptors.
-        unsafe { vm.set_user_memory_region(flush.region) }
-            .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION (flush slot)"))?;
-        Ok(flush)
+        })
     }
 
-    /// Deletes the slot and adds it again: KVM drops every shadow page.
+    /// Adds the slot and deletes it again: the deletion makes KVM drop
+    /// every shadow page.
     fn cycle(&self, vm: &VmFd) -> Result<(), Error> {
         let mut gone = self.region;
         gone.memory_size = 0;
-        // SAFETY: deleting the slot unmaps nothing on the host; re-adding
-        // it registers the same live page, which outlives the VM.
+        // SAFETY: adding the slot registers the page this slot owns, which
+        // outlives the VM; deleting it unmaps nothing on the host.
         unsafe {
+            vm.set_user_memory_region(self.region)
+                .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION (add flush slot)"))?;
             vm.set_user_memory_region(gone)
                 .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION (delete flush slot)"))?;
-            vm.set_user_memory_region(self.region)
-                .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION (re-add flush slot)"))?;
         }
+        Ok(())
+    }
+}
+
+/// The host pool's memory slots. Every slot costs KVM metadata in
+/// proportion to its size, allocated and zeroed when the slot is added and
+/// freed with the VM: 2.5 MB for a 1 GiB slot (reverse maps and write
+/// tracking, 8 and 2 bytes per 4 KiB page), about 1 ms of a boot's CPU
+/// time here, for a pool of which a short run touches a few megabytes. So
+/// the pool goes into KVM in slots of growing size (64 MiB, then as much
+/// again as is covered) as the pool's high-water mark reaches them, before
+/// the `KVM_RUN` after the pages were handed out: KVM resolves pool
+/// addresses only while the guest runs, and a page is never handed out
+/// above the high-water mark. Slots are only ever added (a deletion would
+/// zap every shadow page), at most `log2(pool / 64 MiB) + 1` of them.
+pub(crate) struct PoolSlots {
+    /// Host address of the pool's first byte.
+    host: u64,
+    /// The whole pool.
+    pool_bytes: u64,
+    /// Bytes from the pool's start that slots cover.
+    covered: u64,
+    /// Slot number of the next one added.
+    next_slot: u32,
+}
+
+impl PoolSlots {
+    /// The first slot's size and the granule of every later one (2 MiB
+    /// aligned, so KVM may map the pool's huge pages whole).
+    const FIRST_BYTES: u64 = 64 << 20;
+
+    /// Slots for the pool at host address `host`, of `pool_bytes`, the
+    /// first numbered `first_slot`; none added yet.
+    pub(crate) fn new(host: u64, pool_bytes: u64, first_slot: u32) -> PoolSlots {
+        PoolSlots {
+            host,
+            pool_bytes,
+            covered: 0,
+            next_slot: first_slot,
+        }
+    }
+
+    /// Where the slots covering `covered` bytes of a `pool_bytes` pool
+    /// should end to cover `bytes`: a multiple of 64 MiB, at least twice
+    /// what is covered (so slots stay few), at most the pool.
+    pub(crate) fn next_end(covered: u64, bytes: u64, pool_bytes: u64) -> u64 {
+        let granule = Self::FIRST_BYTES;
+        bytes
+            .div_ceil(granule)
+            .saturating_mul(granule)
+            .max(covered.saturating_mul(2))
+            .min(pool_bytes)
+    }
+
+    /// Adds the first slot (none for an empty pool).
+    pub(crate) fn cover_first(&mut self, vm: &VmFd) -> Result<(), Error> {
+        self.cover(vm, self.pool_bytes.min(1))
+    }
+
+    /// Adds one slot if the first `bytes` of the pool are not all covered.
+    pub(crate) fn cover(&mut self, vm: &VmFd, bytes: u64) -> Result<(), Error> {
+        if bytes <= self.covered {
+            return Ok(());
+        }
+        let end = Self::next_end(self.covered, bytes, self.pool_bytes);
+        if end < bytes {
+            return Err(Error::Setup(format!(
+                "pool slot for {bytes:#x} bytes of a {:#x}-byte pool",
+                self.pool_bytes
+            )));
+        }
+        let region = kvm_userspace_memory_region {
+            slot: self.next_slot,
+            flags: 0,
+            guest_phys_addr: vkernel_abi::layout::POOL_BASE + self.covered,
+            memory_size: end - self.covered,
+            userspace_addr: self.host + self.covered,
+        };
+        // SAFETY: `[host, host + pool_bytes)` is the pool's live mapping,
+        // owned by the guest memory that outlives the VM's descriptors
+        // (`Vm` drops its vCPU first); the range is inside it and overlaps
+        // no other slot.
+        unsafe { vm.set_user_memory_region(region) }
+            .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION (pool)"))?;
+        log::debug!(
+            "pool slot {}: [{:#x}, {:#x}) of the pool",
+            self.next_slot,
+            self.covered,
+            end
+        );
+        self.covered = end;
+        self.next_slot += 1;
         Ok(())
     }
 }
@@ -277,6 +376,10 @@ impl Vcpu for KvmVcpu {
         self.flush_slot.cycle(&self.vm)
     }
 
+    fn cover_pool(&mut self, bytes: u64) -> Result<(), Error> {
+        self.pool_slots.cover(&self.vm, bytes)
+    }
+
     fn immediate_exit(&mut self) -> *mut u8 {
         &mut self.fd.get_kvm_run().immediate_exit as *mut u8
     }
@@ -337,5 +440,34 @@ impl Vcpu for KvmVcpu {
                 .map_err(kvm_err("KVM_SET_VCPU_EVENTS"))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PoolSlots;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn pool_slots_start_at_64_mib_and_double_up_to_the_pool() {
+        let next = PoolSlots::next_end;
+        // A boot's few pages: one 64 MiB slot.
+        assert_eq!(next(0, 4096, 1024 * MIB), 64 * MIB);
+        // Growth doubles what is covered...
+        assert_eq!(next(64 * MIB, 64 * MIB + 4096, 1024 * MIB), 128 * MIB);
+        assert_eq!(next(128 * MIB, 129 * MIB, 1024 * MIB), 256 * MIB);
+        // ...or jumps to what was handed out, in 64 MiB steps.
+        assert_eq!(next(64 * MIB, 300 * MIB, 1024 * MIB), 320 * MIB);
+        // Never past the pool, whatever its size.
+        assert_eq!(next(512 * MIB, 513 * MIB, 1000 * MIB), 1000 * MIB);
+        assert_eq!(next(0, 4096, 8 * MIB), 8 * MIB);
+        // So at most log2(pool / 64 MiB) + 1 slots for a pool used whole.
+        let (mut covered, mut slots) = (0, 0);
+        while covered < 1024 * MIB {
+            covered = next(covered, covered + 4096, 1024 * MIB);
+            slots += 1;
+        }
+        assert_eq!(slots, 5);
     }
 }

@@ -14,7 +14,7 @@ use vmspace::{KernelRam, VmspaceRegistry};
 
 use crate::error::{kvm_err, Error};
 use crate::trap_area::{self, Access};
-use crate::vcpu::{FlushSlot, KvmVcpu};
+use crate::vcpu::{FlushSlot, KvmVcpu, PoolSlots};
 
 /// Control-register and EFER bits used below.
 mod bits {
@@ -138,6 +138,7 @@ impl Vm {
     /// Opens KVM, creates the VM, its memory, the kernel address space and
     /// the vCPU (registers not yet set: see [`Vm::enter_kernel`]).
     pub fn new(cfg: &MemoryConfig) -> Result<Vm, Error> {
+        let mut stages = crate::Stages::from_now();
         let unavailable = |e: std::io::Error| Error::KvmUnavailable {
             path: cfg.kvm_path.clone(),
             source: e,
@@ -146,7 +147,9 @@ impl Vm {
             .map_err(|_| unavailable(std::io::Error::from_raw_os_error(libc::EINVAL)))?;
         let kvm = Kvm::new_with_path(&path)
             .map_err(|e| unavailable(std::io::Error::from_raw_os_error(e.errno())))?;
+        stages.mark("  opening KVM");
         let vm = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
+        stages.mark("  KVM_CREATE_VM");
         let mem = GuestMemoryMmap::from_ranges(&[
             (GuestAddress(0), cfg.ram_bytes as usize),
             (GuestAddress(layout::POOL_BASE), cfg.pool_bytes as usize),
@@ -155,51 +158,106 @@ impl Vm {
             what: "mapping guest memory",
             source: Box::new(e),
         })?;
-        let mut slots = 0;
-        for (slot, region) in mem.iter().enumerate() {
+        stages.mark("  mapping guest memory (THP advice)");
+        // Slot 0 is RAM, 1 the flush slot, 2 and on the pool's.
+        let mut ram_slot = None;
+        let mut pool_slots = None;
+        for region in mem.iter() {
             let host = mem
                 .get_host_address(region.start_addr())
                 .map_err(|e| Error::Memory {
                     what: "finding a region's host address",
                     source: Box::new(e),
                 })?;
-            let r = kvm_userspace_memory_region {
-                slot: slot as u32,
+            // Both regions fill in bursts, so let the host back them with
+            // 2 MiB pages: one host fault (and one KVM fault where the
+            // guest's own mapping is 2 MiB, as the kernel's RAM is) per
+            // 2 MiB, not per 4 KiB. Process memory comes from the pool in
+            // fault-around windows and forks; RAM is written by the loader
+            // (the kernel and the image, about a megabyte: 280 faults of
+            // 4 KiB took 1 ms of a 9 ms boot) and then used in address
+            // order by the guest kernel (its heap, then its page allocator,
+            // which hands out never-used pages lowest first).
+            // SAFETY: advice only, on a mapping `mem` owns.
+            let rc = unsafe {
+                libc::madvise(
+                    host as *mut libc::c_void,
+                    region.len() as usize,
+                    libc::MADV_HUGEPAGE,
+                )
+            };
+            if rc != 0 {
+                log::debug!(
+                    "madvise(MADV_HUGEPAGE) on guest memory at {:#x}: {}",
+                    region.start_addr().0,
+                    std::io::Error::last_os_error()
+                );
+            }
+            if region.start_addr().0 == layout::POOL_BASE {
+                // Added as the pool grows (see PoolSlots).
+                pool_slots = Some(PoolSlots::new(host as u64, region.len(), 2));
+                continue;
+            }
+            // Except RAM's first 2 MiB: below the kernel (linked at 2 MiB)
+            // it holds only the boot info, the command line and the clock
+            // page, three 4 KiB faults where a huge page would be 2 MiB to
+            // zero (about 0.3 ms here).
+            let low = (region.len() as usize).min(2 << 20);
+            // SAFETY: advice only, on a mapping `mem` owns.
+            unsafe { libc::madvise(host as *mut libc::c_void, low, libc::MADV_NOHUGEPAGE) };
+            ram_slot = Some(kvm_userspace_memory_region {
+                slot: 0,
                 flags: 0,
                 guest_phys_addr: region.start_addr().0,
                 memory_size: region.len(),
                 userspace_addr: host as u64,
-            };
-            // SAFETY: `host` is a live mapping of `region.len()` bytes owned by
-            // `mem`, which lives in the returned Vm as long as the VmFd.
-            unsafe { vm.set_user_memory_region(r) }
-                .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
-            slots = slot as u32 + 1;
-            if r.guest_phys_addr == layout::POOL_BASE {
-                // Process memory comes from here in bursts (fault-around,
-                // fork): let the host back it with 2 MiB pages, so first
-                // touch costs one host fault per 2 MiB, not per 4 KiB.
-                // SAFETY: advice only, on a mapping `mem` owns.
-                let rc = unsafe {
-                    libc::madvise(
-                        host as *mut libc::c_void,
-                        region.len() as usize,
-                        libc::MADV_HUGEPAGE,
-                    )
-                };
-                if rc != 0 {
-                    log::debug!(
-                        "madvise(MADV_HUGEPAGE) on the pool: {}",
-                        std::io::Error::last_os_error()
-                    );
-                }
-            }
+            });
         }
-
-        let flush_slot = FlushSlot::new(&vm, slots)?;
-        let guest = Guest::new(mem, cfg.ram_bytes, cfg.pool_bytes)?;
-
-        let mut vcpu = vm.create_vcpu(0).map_err(kvm_err("KVM_CREATE_VCPU"))?;
+        let mut pool_slots = pool_slots.unwrap_or_else(|| PoolSlots::new(0, 0, 2));
+        // The vCPU and the slots go into KVM on a thread of their own
+        // while this one builds the kernel's address space: each slot
+        // added waits for an SRCU grace period, which needs a kworker to
+        // run (tens of microseconds on an idle host, milliseconds on a
+        // loaded one), and creating the vCPU may patch the kernel's code
+        // (KVM flips a static key when no other vCPU without an in-kernel
+        // APIC exists: 0.2 ms). Nothing needs a slot before the first
+        // KVM_RUN.
+        let (slots, rest) = std::thread::scope(|scope| {
+            let vm = &vm;
+            let slots = scope.spawn(move || -> Result<(PoolSlots, VcpuFd), Error> {
+                let vcpu = vm.create_vcpu(0).map_err(kvm_err("KVM_CREATE_VCPU"))?;
+                if let Some(r) = ram_slot {
+                    // SAFETY: `r` names a live mapping of RAM owned by
+                    // `mem`, which lives in the returned Vm as long as the
+                    // VmFd. On an error below `mem` may be unmapped while
+                    // the VmFd still lives, but no vCPU has run: KVM
+                    // touches a slot's memory only for a running vCPU,
+                    // and learns of the unmapping through its notifier.
+                    unsafe { vm.set_user_memory_region(r) }
+                        .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
+                }
+                // The first pool slot: the kernel's tables and the trap
+                // area are in it.
+                pool_slots.cover_first(vm)?;
+                Ok((pool_slots, vcpu))
+            });
+            let rest = (|| -> Result<_, Error> {
+                let flush_slot = FlushSlot::new(1)?;
+                stages.mark("  the thread started, the flush slot's page");
+                let guest = Guest::new(mem, cfg.ram_bytes, cfg.pool_bytes)?;
+                stages.mark("  pool and the kernel's address space");
+                Ok((flush_slot, guest))
+            })();
+            let slots = slots.join().unwrap_or_else(|_| {
+                Err(Error::Setup(
+                    "the vCPU and memory-slot thread panicked".into(),
+                ))
+            });
+            stages.mark("  vCPU and memory slots (RAM, the pool's first), waited for");
+            (slots, rest)
+        });
+        let (pool_slots, mut vcpu) = slots?;
+        let (flush_slot, guest) = rest?;
         let mut cpuid = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
@@ -212,6 +270,7 @@ impl Vm {
         } else {
             log::info!("no XSAVE: processes get x87/SSE state only (FXSAVE)");
         }
+        stages.mark("  CPUID, MSRs, XCR0");
         vcpu.set_sync_valid_reg(SyncReg::Register);
         vcpu.set_sync_valid_reg(SyncReg::SystemRegister);
         Ok(Vm {
@@ -220,6 +279,7 @@ impl Vm {
                 vm,
                 fd: vcpu,
                 flush_slot,
+                pool_slots,
                 xsave,
             },
             guest,

@@ -152,6 +152,13 @@ impl HostPool {
         self.total
     }
 
+    /// Bytes from the pool's start that were ever handed out: the pages
+    /// above were never touched (the host may leave them out of KVM's
+    /// memory slots until the pool reaches them).
+    pub fn high_water_bytes(&self) -> u64 {
+        u64::from(self.fresh) * PAGE_SIZE
+    }
+
     /// Number of pages handed out and not freed.
     pub fn pages_in_use(&self) -> usize {
         self.fresh as usize - self.free.len() - self.stale.len() - self.returned.len()

@@ -433,6 +433,8 @@ impl<V: Vcpu> Machine<V> {
     /// One `KVM_RUN` and its exit.
     pub(crate) fn step(&mut self) -> Handled {
         self.stats.exits += 1;
+        self.vcpu
+            .cover_pool(self.guest.registry.pool().high_water_bytes())?;
         let t0 = std::time::Instant::now();
         let exit = self.vcpu.run();
         self.exited_at = std::time::Instant::now();

@@ -70,6 +70,9 @@ impl Vcpu for FakeVcpu {
         self.flushes += 1;
         Ok(())
     }
+    fn cover_pool(&mut self, _bytes: u64) -> Result<(), Error> {
+        Ok(())
+    }
     fn immediate_exit(&mut self) -> *mut u8 {
         &mut *self.immediate_exit
     }
