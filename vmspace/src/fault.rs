@@ -120,7 +120,15 @@ impl VmspaceRegistry {
             )?;
             return Ok(FaultOutcome::Resolved);
         }
+        // The pool pages this fault hands out, backed by host memory in one
+        // go at the end (see `HostPool::populate`); a page already in
+        // `frames` or a shared physical page (guest RAM) has its memory.
+        let mut fresh: Vec<u64> = Vec::new();
+        let was_fresh = !space.frames.contains_key(&va);
         space.map_page(host, &entry, va)?;
+        if was_fresh {
+            fresh.extend(space.frames.get(&va));
+        }
 
         // The aligned window of `fault_around` pages (rounded up to a power
         // of two) around the fault.
@@ -132,16 +140,21 @@ impl VmspaceRegistry {
         let mut neighbour = from;
         while budget > 0 && neighbour < to {
             if neighbour != va && space.lookup(host, neighbour)?.is_none() {
+                let was_fresh = !space.frames.contains_key(&neighbour);
                 match space.map_page(host, &entry, neighbour) {
                     // The pool is short: the page that faulted is in, the
                     // others wait for their own touch.
                     Err(crate::error::Error::OutOfFrames) => break,
                     r => r?,
                 }
+                if was_fresh {
+                    fresh.extend(space.frames.get(&neighbour));
+                }
                 budget -= 1;
             }
             neighbour += PAGE_SIZE;
         }
+        host.pool.populate(&mut fresh);
         Ok(FaultOutcome::Resolved)
     }
 }
