@@ -160,8 +160,14 @@ impl VmspaceRegistry {
             }
             neighbour += PAGE_SIZE;
         }
+        // A fault that mapped nothing beyond its own page (the entry or
+        // the pool ended) starts no sequence.
         space.sequential_next = mapped_end;
-        space.sequential_window = window_pages;
+        space.sequential_window = if mapped_end > va + PAGE_SIZE {
+            window_pages
+        } else {
+            0
+        };
         host.pool.populate(&mut fresh);
         Ok(FaultOutcome::Resolved)
     }

@@ -273,7 +273,15 @@ fn fault_around_accessed(
         }
         neighbour += PAGE_SIZE;
     }
+    // Only a window the guest had filled with accessed leaves counts as
+    // a step of a sequential touch: a guest that maps pages one at a time
+    // (no accessed neighbours) would otherwise make every fault scan a
+    // whole 2 MiB for nothing.
     space.sequential_next = shadowed_end;
-    space.sequential_window = window_pages;
+    space.sequential_window = if shadowed_end > va + PAGE_SIZE {
+        window_pages
+    } else {
+        0
+    };
     Ok(())
 }
