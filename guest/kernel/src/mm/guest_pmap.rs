@@ -235,12 +235,16 @@ impl GuestPmap {
     /// Maps zeroed pages at the fresh (never held) addresses of the
     /// fault-around window of `va` inside region `r`, while memory lasts.
     fn map_fresh_around(&mut self, va: u64, r: &Region) {
-        let pages = self.fresh_window(va);
+        let mut pages = self.fresh_window(va);
         // Until a window is mapped whole, the next fault starts over.
         self.sequential_next = 0;
         let pm = &mut *self.frames.borrow_mut();
         // Short of memory, pages nobody asked for would only hasten an
-        // out-of-memory kill.
+        // out-of-memory kill: a grown window falls back to the base one,
+        // and below four of those nothing is mapped around.
+        if pm.free_pages() < 4 * pages {
+            pages = FAULT_AROUND;
+        }
         if pm.free_pages() < 4 * pages {
             return;
         }
