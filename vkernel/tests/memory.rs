@@ -111,3 +111,55 @@ fn a_pool_larger_than_the_host_can_back_is_capped_with_a_warning() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("RLIMIT_AS: 2048 MiB"), "{stderr}");
 }
+
+/// The number before `what` in a `--stats` line (`780 faults resolved by
+/// the host`, `776 page faults`).
+fn stat(stderr: &str, what: &str) -> u64 {
+    let before = stderr
+        .split(what)
+        .next()
+        .filter(|b| b.len() < stderr.len())
+        .unwrap_or_else(|| panic!("no `{what}` in\n{stderr}"));
+    before
+        .rsplit(' ')
+        .find(|w| !w.is_empty())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count before `{what}` in\n{stderr}"))
+}
+
+#[test]
+fn a_sequential_first_touch_takes_one_fault_per_growing_window_on_both_pmaps() {
+    // /bin/systest touchbench: 7 times, map 16 MiB, write each page in
+    // order, unmap. With the 64-page window alone that is 448 faults; the
+    // window doubles for each fault on the page past the last one, up to
+    // 512 pages, so each 16 MiB takes 11. (About a second a pmap.)
+    let rounds = 7u64;
+    let per_round_at_64 = 4096 / 64;
+    for pmap in ["host", "guest"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_vkernel"))
+            .args(["run", "--stats", "--memory", "128", "--pmap", pmap])
+            .args(["--append", "init=/bin/systest -- touchbench 4096"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "pmap={pmap}: {stderr}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("bench first_touch median_ns="),
+            "pmap={pmap}: {stderr}"
+        );
+        let resolved = stat(&stderr, " faults resolved by the host");
+        assert!(
+            resolved <= rounds * per_round_at_64 / 2,
+            "pmap={pmap}: {resolved} host-resolved faults for {rounds} x 4096 pages\n{stderr}"
+        );
+        if pmap == "guest" {
+            // Each window is one trip through the guest kernel's fault
+            // handler, and one host fault that shadows it.
+            let to_kernel = stat(&stderr, " page faults,");
+            assert!(
+                to_kernel <= rounds * per_round_at_64 / 2,
+                "{to_kernel} page faults to the guest kernel\n{stderr}"
+            );
+        }
+    }
+}

@@ -64,7 +64,9 @@ impl VmspaceRegistry {
     /// Otherwise: resolved if `addr` is inside an entry whose protection allows the
     /// access: the page is brought in and mapped, and so are up to
     /// `fault_around - 1` other pages of the same entry not yet mapped in
-    /// the same aligned window of `fault_around` pages. If the page was already mapped and
+    /// the same aligned window of `fault_around` pages (a larger window
+    /// for a sequential first touch, see [`crate::space::Vmspace::fault_window`]),
+    /// their host memory populated at once. If the page was already mapped and
     /// allows the access, the fault was spurious: a translation cached by
     /// KVM is stale, so [`VmspaceRegistry::take_translation_reduced`] is set
     /// as well. Everything else (no entry, not allowed, reserved-bit
@@ -120,28 +122,53 @@ impl VmspaceRegistry {
             )?;
             return Ok(FaultOutcome::Resolved);
         }
+        // The pool pages this fault hands out, backed by host memory in one
+        // go at the end (see `HostPool::populate`); a page already in
+        // `frames` or a shared physical page (guest RAM) has its memory.
+        let mut fresh: Vec<u64> = Vec::new();
+        let was_fresh = !space.frames.contains_key(&va);
         space.map_page(host, &entry, va)?;
+        if was_fresh {
+            fresh.extend(space.frames.get(&va));
+        }
 
-        // The aligned window of `fault_around` pages (rounded up to a power
-        // of two) around the fault.
-        let window_bytes = (fault_around.max(1) as u64).next_power_of_two() * PAGE_SIZE;
+        // The aligned window of `window_pages` pages (rounded up to a power
+        // of two) around the fault: `fault_around`, larger for a
+        // sequential first touch.
+        let window_pages = space.fault_window(va, fault_around);
+        let window_bytes = (window_pages.max(1) as u64).next_power_of_two() * PAGE_SIZE;
         let window = va & !(window_bytes - 1);
         let from = window.max(entry.start);
         let to = window.saturating_add(window_bytes).min(entry.end);
-        let mut budget = fault_around.saturating_sub(1);
+        let mut budget = window_pages.saturating_sub(1);
         let mut neighbour = from;
+        let mut mapped_end = va + PAGE_SIZE;
         while budget > 0 && neighbour < to {
             if neighbour != va && space.lookup(host, neighbour)?.is_none() {
+                let was_fresh = !space.frames.contains_key(&neighbour);
                 match space.map_page(host, &entry, neighbour) {
                     // The pool is short: the page that faulted is in, the
                     // others wait for their own touch.
                     Err(crate::error::Error::OutOfFrames) => break,
                     r => r?,
                 }
+                if was_fresh {
+                    fresh.extend(space.frames.get(&neighbour));
+                }
+                mapped_end = mapped_end.max(neighbour + PAGE_SIZE);
                 budget -= 1;
             }
             neighbour += PAGE_SIZE;
         }
+        // A fault that mapped nothing beyond its own page (the entry or
+        // the pool ended) starts no sequence.
+        space.sequential_next = mapped_end;
+        space.sequential_window = if mapped_end > va + PAGE_SIZE {
+            window_pages
+        } else {
+            0
+        };
+        host.pool.populate(&mut fresh);
         Ok(FaultOutcome::Resolved)
     }
 }

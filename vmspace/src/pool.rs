@@ -286,6 +286,59 @@ impl HostPool {
         r == 0
     }
 
+    /// Backs pool pages `gpas` (any order; sorted here) with host memory
+    /// now, with one `MADV_POPULATE_WRITE` per run of consecutive pages.
+    ///
+    /// Why: a page handed out fresh or after being given back has no host
+    /// memory yet. Left alone, the vCPU's first access to it makes KVM fault
+    /// it in through the slow `get_user_pages` path, one 4 KiB host fault
+    /// per page, and KVM's shadow MMU cannot prefetch a neighbour whose
+    /// host page is absent (its prefetch only takes pages already present),
+    /// so each page also costs its own shadow fault. Populated together,
+    /// the host faults come in one call and one shadow fault maps the
+    /// group of eight entries around it. Pages already backed cost a table
+    /// walk. Failure (a kernel before 5.14 has no `MADV_POPULATE_WRITE`, or
+    /// host memory is short) is harmless: the pages are then backed on
+    /// first access, as before.
+    pub fn populate(&self, gpas: &mut [u64]) {
+        gpas.sort_unstable();
+        let mut i = 0;
+        while i < gpas.len() {
+            let mut j = i + 1;
+            while j < gpas.len() && gpas[j] == gpas[j - 1] + PAGE_SIZE {
+                j += 1;
+            }
+            let (first, pages) = (gpas[i], j - i);
+            i = j;
+            if self.index(first).is_none()
+                || self.index(first + (pages as u64 - 1) * PAGE_SIZE).is_none()
+            {
+                continue;
+            }
+            // The pool lies in one region of `mem` (checked in `new`).
+            let Ok(host) = self.mem.get_host_address(GuestAddress(first)) else {
+                continue;
+            };
+            // SAFETY: the run is pool memory of a live private anonymous
+            // mapping owned by `mem`, page aligned; populating writes
+            // nothing to it (a page already present is left as it is, an
+            // absent one becomes a zero page, which is what it reads as).
+            let r = unsafe {
+                libc::madvise(
+                    host.cast(),
+                    pages * PAGE_SIZE as usize,
+                    libc::MADV_POPULATE_WRITE,
+                )
+            };
+            if r != 0 {
+                log::debug!(
+                    "host pool: madvise(MADV_POPULATE_WRITE) of {pages} pages at {first:#x}: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
+    }
+
     /// KVM's translations were dropped: every stale page may be a table again.
     pub fn flushed(&mut self) {
         self.release_stale();
@@ -531,6 +584,29 @@ mod tests {
         assert_eq!(mem.read_obj::<u8>(GuestAddress(from_host)).unwrap(), 0);
         assert_eq!(p.returned_pages(), RETURN_BATCH - 1);
         assert_eq!(p.pages_in_use(), KEEP_FREE + 101);
+    }
+
+    #[test]
+    fn populate_backs_fresh_pages_in_runs_and_keeps_contents() {
+        let (mem, mut p) = pool(64);
+        assert!(p.reserve(40));
+        let pages: Vec<u64> = (0..40).map(|_| p.alloc_reserved().unwrap()).collect();
+        assert!(pages.iter().all(|&g| !resident(&mem, g)));
+        mem.write_obj(0x5au8, GuestAddress(pages[3])).unwrap();
+        // Two runs, given out of order, and one page outside the pool
+        // (ignored).
+        let mut wanted: Vec<u64> = pages[20..30].iter().rev().copied().collect();
+        wanted.extend_from_slice(&pages[..5]);
+        wanted.push(POOL_BASE + 64 * PAGE_SIZE);
+        p.populate(&mut wanted);
+        assert!(pages[..5].iter().all(|&g| resident(&mem, g)));
+        assert!(pages[20..30].iter().all(|&g| resident(&mem, g)));
+        assert!(pages[5..20].iter().all(|&g| !resident(&mem, g)));
+        assert!(pages[30..].iter().all(|&g| !resident(&mem, g)));
+        // Populating writes nothing: a page's contents stay, the others
+        // read as zero.
+        assert_eq!(mem.read_obj::<u8>(GuestAddress(pages[3])).unwrap(), 0x5a);
+        assert_eq!(mem.read_obj::<u8>(GuestAddress(pages[21])).unwrap(), 0);
     }
 
     #[test]

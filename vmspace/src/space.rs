@@ -74,6 +74,10 @@ impl Host {
     }
 }
 
+/// The largest fault-around window a sequential first touch grows to
+/// (pages): 2 MiB, one page table's worth.
+pub const MAX_FAULT_AROUND: usize = 512;
+
 /// One address space.
 #[derive(Debug)]
 pub(crate) struct Vmspace {
@@ -97,6 +101,11 @@ pub(crate) struct Vmspace {
     /// and be freed without the pool's quarantine. Any other table is
     /// copied before it loses one (see [`PageTable::update_range`]).
     pub unshadowed: HashSet<u64>,
+    /// The page just past the last window a resolved fault mapped, and that
+    /// window's size in pages: a fault there is the next of a sequential
+    /// first touch, and gets a larger window (see [`Vmspace::fault_window`]).
+    pub sequential_next: u64,
+    pub sequential_window: usize,
 }
 
 /// The reservation as one vmspace's tables draw from it: counts the table
@@ -154,7 +163,28 @@ impl Vmspace {
             host_tables: 0,
             tables: 0,
             unshadowed: HashSet::from([root]),
+            sequential_next: 0,
+            sequential_window: 0,
         })
+    }
+
+    /// The fault-around window, in pages, for a fault at page `va`: `base`
+    /// pages, or, for a fault on the page just past the previous fault's
+    /// window (a sequential first touch: a loop writing fresh memory in
+    /// order), twice that window, up to [`MAX_FAULT_AROUND`] (2 MiB).
+    ///
+    /// So a sparse toucher pays for `base` pages per touch as before, and
+    /// a sequential one, after touching `base` pages in order, gets
+    /// windows of 2, 4 and 8 times that: each fault maps at most as much
+    /// memory ahead as it has already touched in order (never more than
+    /// 2 MiB ahead, what one transparent huge page of Linux's would
+    /// charge at once), and the exits per page fall by that factor.
+    pub fn fault_window(&self, va: u64, base: usize) -> usize {
+        if base > 1 && va == self.sequential_next && self.sequential_window >= base {
+            (self.sequential_window * 2).min(MAX_FAULT_AROUND.max(base))
+        } else {
+            base
+        }
     }
 
     /// Writes the shared trap-area entry into this PML4.

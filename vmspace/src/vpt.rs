@@ -230,7 +230,8 @@ fn shadow_flags(entry: &MapEntry, leaf: &GuestLeaf, guest_entry: u64) -> u64 {
 }
 
 /// Fault-around through the guest's tables: in the aligned window of
-/// `fault_around` pages around `va` (inside `entry`, and inside the 2 MiB
+/// `fault_around` pages around `va` (larger for a sequential first touch,
+/// see [`Vmspace::fault_window`]; inside `entry`, and inside the 2 MiB
 /// region of `va`, so that it needs no table page), shadows every page
 /// with no shadow leaf yet whose guest leaf is present, user-accessible
 /// and already *accessed* (A set by the guest, or by an earlier fault).
@@ -248,24 +249,39 @@ fn fault_around_accessed(
     if fault_around <= 1 {
         return Ok(());
     }
-    // Within the PT the faulting leaf has: no table page to make room for.
-    let window_bytes = ((fault_around as u64).next_power_of_two() * PAGE_SIZE).min(LARGE_PAGE_SIZE);
+    // Larger for a sequential first touch (the guest pmap's demand-zero
+    // windows grow the same way), within the PT the faulting leaf has: no
+    // table page to make room for.
+    let window_pages = space.fault_window(va, fault_around);
+    let window_bytes = ((window_pages as u64).next_power_of_two() * PAGE_SIZE).min(LARGE_PAGE_SIZE);
     let window = va & !(window_bytes - 1);
     let from = window.max(entry.start);
     let to = window.saturating_add(window_bytes).min(entry.end);
-    let mut budget = fault_around - 1;
+    let mut budget = window_pages - 1;
     let mut neighbour = from;
+    let mut shadowed_end = va + PAGE_SIZE;
     while budget > 0 && neighbour < to {
         if neighbour != va && space.lookup(host, neighbour)?.is_none() {
             if let Some(leaf) = walk(&host.ram, root, neighbour)? {
                 if leaf.user && leaf.entry & pte::A != 0 {
                     let flags = shadow_flags(entry, &leaf, leaf.entry);
                     space.map_leaf(host, neighbour, leaf.page, flags)?;
+                    shadowed_end = shadowed_end.max(neighbour + PAGE_SIZE);
                     budget -= 1;
                 }
             }
         }
         neighbour += PAGE_SIZE;
     }
+    // Only a window the guest had filled with accessed leaves counts as
+    // a step of a sequential touch: a guest that maps pages one at a time
+    // (no accessed neighbours) would otherwise make every fault scan a
+    // whole 2 MiB for nothing.
+    space.sequential_next = shadowed_end;
+    space.sequential_window = if shadowed_end > va + PAGE_SIZE {
+        window_pages
+    } else {
+        0
+    };
     Ok(())
 }

@@ -1174,6 +1174,58 @@ fn fault_around_maps_the_window_inside_the_entry() {
 }
 
 #[test]
+fn a_sequential_first_touch_grows_the_window_and_a_sparse_one_does_not() {
+    let (mem, mut reg) = with_space(4096);
+    reg.set_fault_around(64);
+    let len = 16 << 20;
+    let unmapped = reg.charged_pages(1).unwrap();
+    anon(&mut reg, 1, BASE, len, RW_);
+    let root = reg.root(1).unwrap();
+    let charged0 = reg.charged_pages(1).unwrap();
+    // Sparse: one fault per 1 MiB maps its own 64 pages, no more.
+    for i in 0..4u64 {
+        let va = BASE + (8 << 20) + i * (1 << 20);
+        assert_eq!(
+            reg.handle_fault(1, va, pf::U | pf::W),
+            Ok(FaultOutcome::Resolved)
+        );
+        assert_eq!(check_tree(&mem, &reg, root).len() as u64, 64 * (i + 1));
+    }
+    assert_eq!(reg.charged_pages(1).unwrap() - charged0, 4 * 64);
+    // Sequential from BASE: each fault lands on the page past the last
+    // window and maps twice as much as the one before, up to 512 pages
+    // (2 MiB); a window never reaches past what was touched in order
+    // by more than that.
+    let mut next = BASE;
+    let mut mapped = check_tree(&mem, &reg, root).len() as u64;
+    for want in [64u64, 64, 128, 256, 512, 512] {
+        assert_eq!(
+            reg.handle_fault(1, next, pf::U | pf::W),
+            Ok(FaultOutcome::Resolved)
+        );
+        let now = check_tree(&mem, &reg, root).len() as u64;
+        assert_eq!(now - mapped, want, "fault at {next:#x}");
+        mapped = now;
+        next += want * PAGE_SIZE;
+    }
+    // A fault elsewhere starts over with 64 pages.
+    let va = BASE + (14 << 20);
+    assert_eq!(
+        reg.handle_fault(1, va, pf::U | pf::W),
+        Ok(FaultOutcome::Resolved)
+    );
+    assert_eq!(check_tree(&mem, &reg, root).len() as u64 - mapped, 64);
+    assert_eq!(
+        reg.charged_pages(1).unwrap() - charged0,
+        check_tree(&mem, &reg, root).len() as u64
+    );
+    reg.audit().unwrap();
+    reg.munmap(1, BASE, len).unwrap();
+    assert_eq!(reg.charged_pages(1), Some(unmapped));
+    reg.audit().unwrap();
+}
+
+#[test]
 fn spurious_fault_on_a_valid_leaf_asks_for_a_flush() {
     let (_, mut reg) = with_space(64);
     anon(&mut reg, 1, BASE, PAGE_SIZE, RW_);

@@ -57,6 +57,9 @@ const TABLE: u64 = pte::P | pte::RW | pte::US;
 /// the host's own fault-around shadows them all at the next touch instead
 /// of each page costing a trip through this kernel.
 const FAULT_AROUND: u64 = 64;
+/// The largest window a sequential first touch grows to (pages): one page
+/// table, 2 MiB (see [`GuestPmap::fresh_window`]).
+const MAX_FAULT_AROUND: u64 = 512;
 /// The user range every process's `MAP_VPAGETABLE` entry covers.
 const USER_LEN: u64 = VM_MAX_USER_ADDRESS - VM_MIN_USER_ADDRESS;
 
@@ -191,6 +194,11 @@ pub struct GuestPmap {
     /// The host has (or will have, once posted calls are sent) the
     /// vmspace: false after a posted create that failed.
     made: bool,
+    /// The page just past the last demand-zero window mapped, and that
+    /// window's size in pages: a fault there is the next of a sequential
+    /// first touch.
+    sequential_next: u64,
+    sequential_window: u64,
 }
 
 impl GuestPmap {
@@ -212,22 +220,46 @@ impl GuestPmap {
         }
     }
 
+    /// The demand-zero window, in pages, for a fresh fault at `va`:
+    /// [`FAULT_AROUND`], or, for a fault on the page just past the previous
+    /// window (a sequential first touch), twice that window, up to
+    /// [`MAX_FAULT_AROUND`]. A sparse toucher gets 64 pages per touch as
+    /// before; a sequential one never gets more mapped ahead than it has
+    /// touched in order (nor more than 2 MiB), as the host path's
+    /// fault-around (vmspace `Vmspace::fault_window`), whose shadowing of
+    /// the accessed leaves follows the same windows.
+    fn fresh_window(&self, va: u64) -> u64 {
+        if va & !(PAGE_SIZE - 1) == self.sequential_next && self.sequential_window >= FAULT_AROUND {
+            (self.sequential_window * 2).min(MAX_FAULT_AROUND)
+        } else {
+            FAULT_AROUND
+        }
+    }
+
     /// Maps zeroed pages at the fresh (never held) addresses of the
     /// fault-around window of `va` inside region `r`, while memory lasts.
     fn map_fresh_around(&mut self, va: u64, r: &Region) {
+        let mut pages = self.fresh_window(va);
+        // Until a window is mapped whole, the next fault starts over.
+        self.sequential_next = 0;
         let pm = &mut *self.frames.borrow_mut();
         // Short of memory, pages nobody asked for would only hasten an
-        // out-of-memory kill.
-        if pm.free_pages() < 4 * FAULT_AROUND {
+        // out-of-memory kill: a grown window falls back to the base one,
+        // and below four of those nothing is mapped around.
+        if pm.free_pages() < 4 * pages {
+            pages = FAULT_AROUND;
+        }
+        if pm.free_pages() < 4 * pages {
             return;
         }
-        let bytes = FAULT_AROUND * PAGE_SIZE;
+        let bytes = pages * PAGE_SIZE;
         let window = va & !(bytes - 1);
         let (from, to) = (window.max(r.start), (window + bytes).min(r.end));
         let Ok(Some(first)) = slot(pm, self.root, from, false) else {
             return;
         };
-        // The window lies inside one page table (64 pages, aligned).
+        // The window lies inside one page table (at most 512 pages,
+        // aligned).
         for i in 0..(to - from) / PAGE_SIZE {
             let s = first + i * 8;
             if read(s) & HELD != 0 {
@@ -238,6 +270,8 @@ impl GuestPmap {
             };
             write(s, leaf(page, r.prot, 0));
         }
+        self.sequential_next = to;
+        self.sequential_window = pages;
     }
 
     /// Maps the pages the file already has in the fault-around window of
@@ -381,6 +415,8 @@ impl GuestPmap {
             root,
             frames,
             made: true,
+            sequential_next: 0,
+            sequential_window: 0,
         })
     }
 
@@ -444,6 +480,8 @@ impl GuestPmap {
             root,
             frames,
             made: true,
+            sequential_next: 0,
+            sequential_window: 0,
         };
         if !mapped {
             // Dropping it destroys the vmspace and frees the root.
