@@ -12,10 +12,12 @@
 
 use vkernel_abi::layout::PAGE_SIZE;
 use vkernel_abi::{Errno, KernelIovec, VMSPACE_IOV_MAX};
-use vm_memory::{Bytes, GuestAddress};
+use vm_memory::{GuestAddress, GuestMemoryBackend};
 
 use crate::error::Error;
+use crate::map::MapEntry;
 use crate::registry::VmspaceRegistry;
+use crate::space::Host;
 
 /// Which way a copy goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,7 +97,13 @@ impl VmspaceRegistry {
 
     /// Copies between the vmspace range at `off` and the kernel buffers
     /// `bufs` (each checked against RAM here, and the total against
-    /// wrapping), page by page of the vmspace.
+    /// wrapping). The vmspace side is walked page by page (one map lookup
+    /// per map entry, not per page), and the data moves in runs: pages
+    /// whose frames follow each other in guest-physical memory (the pool
+    /// hands out neighbours, a file's pages are often neighbours in RAM)
+    /// are one copy per kernel buffer they meet, straight between the two
+    /// host mappings (no bounce buffer). A 1 MiB copy took 256 lookups and
+    /// 512 checked 4 KiB copies before.
     fn copy(
         &mut self,
         id: u64,
@@ -112,70 +120,149 @@ impl VmspaceRegistry {
         if off.checked_add(nbyte).is_none() {
             return Err(Errno::EINVAL);
         }
-        // Where the next kernel byte goes: buffer `seg`, `seg_done` in.
-        let (mut seg, mut seg_done) = (0usize, 0u64);
+        let mut kernel = KernelCursor {
+            bufs,
+            seg: 0,
+            seg_done: 0,
+        };
+        // The frames gathered so far and not yet copied: `run_len` bytes
+        // from guest-physical `run_start`.
+        let (mut run_start, mut run_len) = (0u64, 0u64);
+        // The map entry of the last page (valid while `va < entry.end`).
+        let mut entry: Option<MapEntry> = None;
         // Each buffer lies in kernel RAM, so the loop is bounded by RAM
         // times the number of buffers.
         let mut done = 0u64;
-        let mut buf = [0u8; PAGE_SIZE as usize];
         while done < nbyte {
             let va = off + done;
             let page = va & !(PAGE_SIZE - 1);
             let in_page = va - page;
             let chunk = (PAGE_SIZE - in_page).min(nbyte - done);
-            let Some(entry) = space.map.lookup(va).copied() else {
-                break;
+            let current = match entry {
+                Some(e) if e.start <= va && va < e.end => e,
+                _ => match space.map.lookup(va).copied() {
+                    Some(e) => {
+                        entry = Some(e);
+                        e
+                    }
+                    None => break,
+                },
             };
-            let frame = if entry.is_vpagetable() {
+            let frame = if current.is_vpagetable() {
                 // Through the guest's tables; a page they do not map ends
                 // the copy like a page with no map entry.
-                match crate::vpt::translate(host, &entry, page)? {
+                match crate::vpt::translate(host, &current, page)? {
                     Some(frame) => frame,
                     None => break,
                 }
             } else {
-                match space.materialize(host, &entry, page) {
+                match space.materialize(host, &current, page) {
                     // Pages are charged as they are touched: a short pool
                     // ends the copy where it is (ENOMEM if nothing moved).
                     Err(Error::OutOfFrames) if done > 0 => break,
                     r => r?,
                 }
             };
-            // The frame is the host's (pool or RAM, from the map); the
-            // kernel's buffers go through the checked RAM accessor.
-            let bytes = &mut buf[..chunk as usize];
             let at = frame + in_page;
-            if dir == Direction::Read {
-                host.mem
-                    .read_slice(bytes, GuestAddress(at))
-                    .map_err(|source| Error::Memory { gpa: at, source })?;
+            if run_len > 0 && run_start + run_len != at {
+                copy_run(host, run_start, run_len, &mut kernel, dir)?;
+                run_len = 0;
             }
-            // The page's piece spans one or more kernel buffers.
-            let mut piece = 0usize;
-            while piece < bytes.len() {
-                let Some(&(kbuf, len)) = bufs.get(seg) else {
-                    break;
-                };
-                let n = ((len - seg_done) as usize).min(bytes.len() - piece);
-                let part = &mut bytes[piece..piece + n];
-                match dir {
-                    Direction::Read => host.ram.write_slice(kbuf + seg_done, part)?,
-                    Direction::Write => host.ram.read_slice(kbuf + seg_done, part)?,
-                }
-                piece += n;
-                seg_done += n as u64;
-                if seg_done == len {
-                    seg += 1;
-                    seg_done = 0;
-                }
+            if run_len == 0 {
+                run_start = at;
             }
-            if dir == Direction::Write {
-                host.mem
-                    .write_slice(bytes, GuestAddress(at))
-                    .map_err(|source| Error::Memory { gpa: at, source })?;
-            }
+            run_len += chunk;
             done += chunk;
+        }
+        if run_len > 0 {
+            copy_run(host, run_start, run_len, &mut kernel, dir)?;
         }
         Ok(done as usize)
     }
+}
+
+/// Where the next kernel byte goes: buffer `seg` of `bufs`, `seg_done`
+/// bytes in.
+struct KernelCursor<'a> {
+    bufs: &'a [(u64, u64)],
+    seg: usize,
+    seg_done: u64,
+}
+
+/// Copies between the `len` bytes of vmspace frames at guest-physical
+/// `start` (contiguous) and the kernel buffers from `kernel` on, which
+/// moves past them. The run is one host slice unless it crosses from one
+/// guest-memory region into another (RAM into the pool): then it goes a
+/// page at a time, each page lying in one region.
+fn copy_run(
+    host: &Host,
+    start: u64,
+    len: u64,
+    kernel: &mut KernelCursor,
+    dir: Direction,
+) -> Result<(), Errno> {
+    if host
+        .mem
+        .get_slice(GuestAddress(start), len as usize)
+        .is_ok()
+    {
+        return copy_frames(host, start, len, kernel, dir);
+    }
+    let mut at = start;
+    let end = start + len;
+    while at < end {
+        let piece = (PAGE_SIZE - (at & (PAGE_SIZE - 1))).min(end - at);
+        copy_frames(host, at, piece, kernel, dir)?;
+        at += piece;
+    }
+    Ok(())
+}
+
+/// [`copy_run`]'s copy of frames lying in one guest-memory region.
+fn copy_frames(
+    host: &Host,
+    start: u64,
+    len: u64,
+    kernel: &mut KernelCursor,
+    dir: Direction,
+) -> Result<(), Errno> {
+    let frames = host
+        .mem
+        .get_slice(GuestAddress(start), len as usize)
+        .map_err(|source| Errno::from(Error::Memory { gpa: start, source }))?;
+    let mut moved = 0u64;
+    while moved < len {
+        let Some(&(kbuf, klen)) = kernel.bufs.get(kernel.seg) else {
+            // The caller walks no further than the buffers' total.
+            return Err(Errno::EINVAL);
+        };
+        let n = (klen - kernel.seg_done).min(len - moved);
+        let kat = kbuf + kernel.seg_done;
+        // Checked against RAM (not the pool): the kernel's own buffer.
+        host.ram.check(kat, n)?;
+        let kslice = host
+            .mem
+            .get_slice(GuestAddress(kat), n as usize)
+            .map_err(|_| Errno::EFAULT)?;
+        let fslice = frames
+            .subslice(moved as usize, n as usize)
+            .map_err(|_| Errno::EFAULT)?;
+        let (from, to) = match dir {
+            Direction::Read => (fslice.ptr_guard(), kslice.ptr_guard_mut()),
+            Direction::Write => (kslice.ptr_guard(), fslice.ptr_guard_mut()),
+        };
+        // SAFETY: both slices are `n` bytes of guest memory that vm-memory
+        // mapped for the registry's lifetime (the guards keep them so), and
+        // the vCPU is stopped in this hypercall, so nothing else writes
+        // them meanwhile. They may overlap (a process writing a file from a
+        // shared mapping of that same file), so this is a memmove.
+        unsafe { std::ptr::copy(from.as_ptr(), to.as_ptr(), n as usize) };
+        moved += n;
+        kernel.seg_done += n;
+        if kernel.seg_done == klen {
+            kernel.seg += 1;
+            kernel.seg_done = 0;
+        }
+    }
+    Ok(())
 }

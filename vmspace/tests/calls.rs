@@ -463,6 +463,50 @@ fn put_iov(mem: &GuestMemoryMmap, at: u64, iov: &[(u64, u64)]) {
     put(mem, at, &b);
 }
 
+/// Copies move in runs of contiguous frames: a vmspace range mapped over
+/// kernel RAM (`PHYSMEM_FD`, as file pages are) is one run, and a kernel
+/// buffer that overlaps the very frames it is copied to (a process writing
+/// a file from a shared mapping of it) moves as memmove does.
+#[test]
+fn copies_over_contiguous_frames_move_in_runs_and_may_overlap() {
+    const PHYS: u64 = 0x2_0000;
+    let (mem, mut reg) = with_space(64);
+    assert_eq!(
+        reg.mmap(
+            1,
+            BASE,
+            4 * PAGE_SIZE,
+            RW_,
+            MAP_SHARED | MAP_FIXED,
+            PHYSMEM_FD,
+            PHYS
+        ),
+        Ok(BASE)
+    );
+    // Reading the run gives RAM's bytes across the page boundaries.
+    let want = get(&mem, PHYS + 10, 3 * PAGE_SIZE as usize);
+    assert_eq!(
+        vread(&mem, &mut reg, 1, BASE + 10, 3 * PAGE_SIZE as usize),
+        want
+    );
+    // The source buffer starts 100 bytes below its destination frames:
+    // every byte must land as it was before the copy.
+    let before = get(&mem, PHYS + 900, 2 * PAGE_SIZE as usize);
+    assert_eq!(
+        reg.pwrite(1, PHYS + 900, 2 * PAGE_SIZE, BASE + 1000),
+        Ok(2 * PAGE_SIZE as usize)
+    );
+    assert_eq!(get(&mem, PHYS + 1000, 2 * PAGE_SIZE as usize), before);
+    // And the other way (destination below the source).
+    let before = get(&mem, PHYS + 1000, 2 * PAGE_SIZE as usize);
+    assert_eq!(
+        reg.pread(1, PHYS + 900, 2 * PAGE_SIZE, BASE + 1000),
+        Ok(2 * PAGE_SIZE as usize)
+    );
+    assert_eq!(get(&mem, PHYS + 900, 2 * PAGE_SIZE as usize), before);
+    reg.audit().unwrap();
+}
+
 #[test]
 fn pwritev_and_preadv_scatter_across_buffers_and_pages() {
     const IOV: u64 = 0x4_0000;
