@@ -287,6 +287,15 @@ impl<V: Vcpu> Machine<V> {
                 prot,
             } => registry.mprotect(id, addr, len, prot).map(|()| 0),
             Call::VmspaceClone { src, dst } => registry.clone_vmspace(src, dst).map(|()| 0),
+            Call::VmspaceCopy {
+                dst,
+                dst_addr,
+                src,
+                src_addr,
+                len,
+            } => registry
+                .copy_between(dst, dst_addr, src, src_addr, len)
+                .map(|n| n as i64),
             Call::HostfsRoot { volume } => self.hypercalls.hostfs.root(volume),
             Call::HostfsWalk {
                 handle,

@@ -507,6 +507,64 @@ fn copies_over_contiguous_frames_move_in_runs_and_may_overlap() {
     reg.audit().unwrap();
 }
 
+/// `vmspace_copy`: between two vmspaces and within one, short at a hole
+/// on either side, and its checks in order.
+#[test]
+fn copy_between_vmspaces_checks_in_order_and_stops_at_holes() {
+    let (mem, mut reg) = with_space(64);
+    reg.create(2, 0, 0).unwrap();
+    anon(&mut reg, 1, BASE, 4 * PAGE_SIZE, RW_);
+    anon(&mut reg, 2, BASE + 0x10_0000, 2 * PAGE_SIZE, RW_);
+    let data: Vec<u8> = (0..9000u32).map(|i| (i * 11 + 5) as u8).collect();
+    vwrite(&mem, &mut reg, 1, BASE + 300, &data);
+    // Across pages on both sides.
+    assert_eq!(
+        reg.copy_between(2, BASE + 0x10_0000 + 7, 1, BASE + 300, 6000),
+        Ok(6000)
+    );
+    assert_eq!(
+        vread(&mem, &mut reg, 2, BASE + 0x10_0000 + 7, 6000),
+        data[..6000]
+    );
+    // The destination ends at its mapping's end; the source at its own.
+    assert_eq!(
+        reg.copy_between(2, BASE + 0x10_0000 + 2 * PAGE_SIZE - 100, 1, BASE, 1000),
+        Ok(100)
+    );
+    assert_eq!(
+        reg.copy_between(2, BASE + 0x10_0000, 1, BASE + 4 * PAGE_SIZE - 10, 50),
+        Ok(10)
+    );
+    assert_eq!(
+        reg.copy_between(2, BASE + 0x10_0000, 1, 0x5000_0000, 50),
+        Ok(0)
+    );
+    // Within one vmspace, overlapping: as if through a buffer.
+    assert_eq!(
+        reg.copy_between(1, BASE + 400, 1, BASE + 300, 5000),
+        Ok(5000)
+    );
+    assert_eq!(vread(&mem, &mut reg, 1, BASE + 400, 5000), data[..5000]);
+    // len 0 copies nothing.
+    assert_eq!(reg.copy_between(2, BASE + 0x10_0000, 1, BASE, 0), Ok(0));
+    // Checks, in order.
+    assert_eq!(reg.copy_between(9, 0, 8, 0, 1 << 40), Err(Errno::ENOENT));
+    assert_eq!(reg.copy_between(2, 0, 9, 0, 1 << 40), Err(Errno::ENOENT));
+    assert_eq!(
+        reg.copy_between(2, BASE, 1, BASE, vkernel_abi::VMSPACE_COPY_MAX + 1),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        reg.copy_between(2, u64::MAX - 10, 1, BASE, 100),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        reg.copy_between(2, BASE, 1, u64::MAX - 10, 100),
+        Err(Errno::EINVAL)
+    );
+    reg.audit().unwrap();
+}
+
 #[test]
 fn pwritev_and_preadv_scatter_across_buffers_and_pages() {
     const IOV: u64 = 0x4_0000;

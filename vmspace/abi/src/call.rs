@@ -433,6 +433,19 @@ calls! {
         /// The new group (`u32::MAX`: unchanged).
         gid,
     },
+    /// `vmspace_copy(dst, dst_addr, src, src_addr, len)`.
+    VmspaceCopy {
+        /// The vmspace copied to.
+        dst,
+        /// Its address the bytes go to.
+        dst_addr,
+        /// The vmspace copied from (may be `dst`).
+        src,
+        /// Its address the bytes come from.
+        src_addr,
+        /// Bytes (at most [`crate::VMSPACE_COPY_MAX`]).
+        len,
+    },
 }
 
 #[cfg(test)]

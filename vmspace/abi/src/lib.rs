@@ -162,6 +162,14 @@ pub enum Hypercall {
     /// `hostfs_chown(handle, uid, gid)`: `fchownat` as the host's
     /// unprivileged rules allow (`u32::MAX`: unchanged).
     HostfsChown = 37,
+    /// `vmspace_copy(dst, dst_addr, src, src_addr, len)`: extension,
+    /// copies `len` bytes (at most [`VMSPACE_COPY_MAX`]) from vmspace
+    /// `src` at `src_addr` to vmspace `dst` at `dst_addr`, as a pread of
+    /// the source then a pwrite of what came (one exit instead of two,
+    /// and no kernel buffer: a pipe's writer handing data straight to a
+    /// blocked reader). Returns the count, short at the first page either
+    /// side has no entry for.
+    VmspaceCopy = 40,
 }
 
 /// `hostfs_unlink`'s flag: remove a directory (Linux's `AT_REMOVEDIR`).
@@ -221,6 +229,11 @@ pub struct HostfsStat {
 /// array; 4 MiB of whole pages).
 pub const VMSPACE_IOV_MAX: u64 = 1024;
 
+/// Most bytes one `vmspace_copy` moves (a pipe's capacity: the host
+/// holds the bytes in between, so the source is read whole before the
+/// destination is written, even where the two share pages).
+pub const VMSPACE_COPY_MAX: u64 = 64 * 1024;
+
 /// One kernel buffer of `vmspace_preadv`/`vmspace_pwritev`: its
 /// guest-physical address and length (the layout of C's `struct iovec`).
 #[repr(C)]
@@ -274,6 +287,7 @@ impl Hypercall {
             35 => HostfsSetattr,
             36 => HostfsFsync,
             37 => HostfsChown,
+            40 => VmspaceCopy,
             _ => return None,
         })
     }
