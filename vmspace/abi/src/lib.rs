@@ -229,10 +229,11 @@ pub struct HostfsStat {
 /// array; 4 MiB of whole pages).
 pub const VMSPACE_IOV_MAX: u64 = 1024;
 
-/// Most bytes one `vmspace_copy` moves (a pipe's capacity: the host
-/// holds the bytes in between, so the source is read whole before the
-/// destination is written, even where the two share pages).
-pub const VMSPACE_COPY_MAX: u64 = 64 * 1024;
+/// Most bytes one `vmspace_copy` moves (a 1 MiB write handed to a reader
+/// waiting with a 1 MiB buffer goes in one call). The host holds the
+/// bytes in between, so the source is read whole before the destination
+/// is written, even where the two share pages.
+pub const VMSPACE_COPY_MAX: u64 = 1 << 20;
 
 /// One kernel buffer of `vmspace_preadv`/`vmspace_pwritev`: its
 /// guest-physical address and length (the layout of C's `struct iovec`).

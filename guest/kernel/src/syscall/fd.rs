@@ -138,32 +138,40 @@ fn write_at(k: &mut Kernel, s: usize, fd: u64, buf: u64, count: u64, at: Option<
             return o;
         }
     }
+    let mut total = if at.is_none() {
+        hand_to_reader(k, s, &f, buf, count)
+    } else {
+        0
+    };
     let space = k.space(s);
-    let mut total = 0u64;
-    let outcome = loop {
-        let mut from = FromUser::new(&space, buf + total);
-        match f.write((count - total) as usize, at, &mut |b| from.take(b)) {
-            Ok(n) => {
-                total += n as u64;
-                // Only a pipe or device takes part of a write and more later.
-                if n == 0 || total == count || f.device().is_none() {
-                    break None;
+    let outcome = if total == count {
+        None
+    } else {
+        loop {
+            let mut from = FromUser::new(&space, buf + total);
+            match f.write((count - total) as usize, at, &mut |b| from.take(b)) {
+                Ok(n) => {
+                    total += n as u64;
+                    // Only a pipe or device takes part of a write and more later.
+                    if n == 0 || total == count || f.device().is_none() {
+                        break None;
+                    }
                 }
+                Err(IoError::WouldBlock(chan)) if !f.nonblocking() && at.is_none() => {
+                    let p = &mut k.procs.procs[s];
+                    p.tf.rsi += total;
+                    p.tf.rdx -= total;
+                    p.io_done += total;
+                    wake_peer(k, &f);
+                    k.procs.sleep(s, chan, 0, 0);
+                    break Some(NoReturn);
+                }
+                Err(_) if total > 0 => break None,
+                // Progress from before a sleep: report it (POSIX's partial
+                // write), whatever stopped the rest.
+                Err(_) if k.procs.procs[s].io_done > 0 => break None,
+                Err(e) => break Some(stalled(k, s, &f, e)),
             }
-            Err(IoError::WouldBlock(chan)) if !f.nonblocking() && at.is_none() => {
-                let p = &mut k.procs.procs[s];
-                p.tf.rsi += total;
-                p.tf.rdx -= total;
-                p.io_done += total;
-                wake_peer(k, &f);
-                k.procs.sleep(s, chan, 0, 0);
-                break Some(NoReturn);
-            }
-            Err(_) if total > 0 => break None,
-            // Progress from before a sleep: report it (POSIX's partial
-            // write), whatever stopped the rest.
-            Err(_) if k.procs.procs[s].io_done > 0 => break None,
-            Err(e) => break Some(stalled(k, s, &f, e)),
         }
     };
     if total > 0 {
@@ -177,6 +185,78 @@ fn write_at(k: &mut Kernel, s: usize, fd: u64, buf: u64, count: u64, at: Option<
             Ret(done as i64)
         }
     }
+}
+
+/// A write to a pipe whose ring is empty while a reader sleeps in `read`
+/// of it: the bytes go straight from the writer's memory into the
+/// reader's, and that read returns them, as if it had found them in the
+/// ring (Linux's reader would take them from there at once). Under
+/// `pmap=host` that is one `vmspace_copy` where the ring takes a pread
+/// into it and a pwrite out of it; under `pmap=guest` nothing is done here
+/// (the kernel copies through its own tables, with no exit to save).
+/// Returns the bytes handed over: 0 when there is no such reader or the
+/// copy moved nothing (the write then goes through the ring, and the
+/// woken reader meets any fault itself); what is left goes through the
+/// ring after them, so the order and `PIPE_BUF` atomicity hold (no other
+/// write can come between).
+fn hand_to_reader(k: &mut Kernel, s: usize, f: &OpenFile, buf: u64, count: u64) -> u64 {
+    let Some(end) = f.device().and_then(|d| d.pipe_end()) else {
+        return 0;
+    };
+    if count == 0 || !end.may_hand_over() {
+        return 0;
+    }
+    let chan = end.pipe().readable_chan();
+    // A task asleep on the pipe itself (not a poll) in a plain read.
+    let reader = k.procs.procs.iter().position(|p| {
+        p.restart
+            && p.tf.rax == __NR_read as u64
+            && matches!(p.state, crate::proc::State::Blocked { chan: c, .. } if c == chan)
+    });
+    let Some(r) = reader else {
+        return 0;
+    };
+    let (rfd, rbuf, rcount) = {
+        let tf = &k.procs.procs[r].tf;
+        (tf.rdi, tf.rsi, tf.rdx)
+    };
+    // Its descriptor must still name this pipe's read end: another thread
+    // may have closed or replaced it since it slept.
+    let same_pipe = file(k, r, rfd).is_ok_and(|rf| {
+        rf.readable()
+            && rf
+                .device()
+                .and_then(|d| d.pipe_end())
+                .is_some_and(|e| e.reads() && core::ptr::eq(e.pipe(), end.pipe()))
+    });
+    let rcount = rcount.min(i32::MAX as u64 & !0xfff);
+    if !same_pipe || rcount == 0 || !uaccess::user_range(rbuf, rcount) {
+        return 0;
+    }
+    let (wspace, rspace) = (k.space(s), k.space(r));
+    // Threads of one process (or a vfork child and its parent) share the
+    // space: through the ring.
+    if Rc::ptr_eq(&wspace, &rspace) {
+        return 0;
+    }
+    let n = count.min(rcount).min(vkernel_abi::VMSPACE_COPY_MAX) as usize;
+    let moved = rspace
+        .borrow_mut()
+        .copy_from(rbuf, &wspace.borrow(), buf, n)
+        .unwrap_or(0);
+    if moved == 0 {
+        return 0;
+    }
+    end.handed_over(moved);
+    // The reader's read is over: it returns the bytes when it next runs.
+    super::complete(k, r, moved as i64);
+    let p = &mut k.procs.procs[r];
+    p.restart = false;
+    p.set_state(crate::proc::State::Runnable);
+    if p.alive() {
+        k.procs.publish_signals(r);
+    }
+    moved as u64
 }
 
 /// Which way a vectored call moves data.
