@@ -1,6 +1,7 @@
 /* A pipe's writer meeting a reader already asleep in read(): the bytes go
  * straight to the reader (vkernel hands them over without the ring), and
- * what the reader's buffer cannot take stays in the pipe, in order. The
+ * what the reader's buffer cannot take stays in the pipe, in order; a
+ * reader with room left takes more from a writer asleep in write(). The
  * same checks pass natively. Then N (argv[1]) one-byte ping-pong rounds,
  * whose hypercalls the test counts. Prints "pipehandoff ok". */
 #include <stdio.h>
@@ -59,12 +60,43 @@ static int handoff(size_t first, int near_hole) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 5;
 }
 
+/* A writer asleep in a 200 KiB write (the 64 KiB ring is full) and a
+ * reader with a larger buffer that comes later: however the reads split
+ * it (vkernel's reader takes the rest straight from the sleeping writer),
+ * every byte arrives once, in order, and the write returns all of it. */
+static int sleeping_writer(void) {
+    enum { LEN = 200 * 1024 };
+    int p[2];
+    if (pipe(p) != 0) return 1;
+    pid_t c = fork();
+    if (c == 0) {
+        close(p[0]);
+        static unsigned char out[LEN];
+        for (int i = 0; i < LEN; i++) out[i] = (unsigned char)(i * 7 + i / 4096);
+        _exit(write(p[1], out, LEN) == LEN ? 0 : 20);
+    }
+    close(p[1]);
+    pause_ms(30);
+    static unsigned char in[256 * 1024];
+    long got = 0;
+    ssize_t n;
+    while ((n = read(p[0], in + got, sizeof in - got)) > 0) got += n;
+    if (got != LEN) return 2;
+    for (int i = 0; i < LEN; i++)
+        if (in[i] != (unsigned char)(i * 7 + i / 4096)) return 3;
+    int st;
+    if (waitpid(c, &st, 0) != c) return 4;
+    close(p[0]);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 5;
+}
+
 int main(int argc, char **argv) {
     int rounds = argc > 1 ? atoi(argv[1]) : 100;
     int r;
     if ((r = handoff(10, 0)) != 0) { printf("FAIL short buffer: %d\n", r); return 1; }
     if ((r = handoff(100 - 1, 0)) != 0) { printf("FAIL all but one: %d\n", r); return 1; }
     if ((r = handoff(10, 1)) != 0) { printf("FAIL buffer before a hole: %d\n", r); return 1; }
+    if ((r = sleeping_writer()) != 0) { printf("FAIL sleeping writer: %d\n", r); return 1; }
     int a[2], b[2];
     if (pipe(a) != 0 || pipe(b) != 0) return 1;
     pid_t c = fork();

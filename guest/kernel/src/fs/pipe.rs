@@ -11,7 +11,9 @@
 //! A write to an empty pipe while a reader sleeps in `read` skips the
 //! ring: its bytes go straight into the reader's buffer, and the read
 //! returns them (`syscall::fd::hand_to_reader`; under `pmap=host` one
-//! `vmspace_copy` instead of a pread into the ring and a pwrite out).
+//! `vmspace_copy` instead of a pread into the ring and a pwrite out); a
+//! read that empties the ring with room left takes more straight from a
+//! writer asleep in `write` (`syscall::fd::take_from_writer`).
 
 use alloc::rc::Rc;
 use alloc::vec;
@@ -143,6 +145,18 @@ impl PipeEnd {
     /// would be overtaken.
     pub fn may_hand_over(&self) -> bool {
         self.write && self.pipe.readers.get() > 0 && self.pipe.ring.borrow().len == 0
+    }
+
+    /// Whether a read through this end that emptied the ring may take
+    /// more straight from a writer sleeping in `write` (see `syscall::fd`):
+    /// it is a read end and the ring is empty, so those bytes come next.
+    pub fn may_take_over(&self) -> bool {
+        self.read && self.pipe.ring.borrow().len == 0
+    }
+
+    /// Whether it is a write end (or both).
+    pub fn writes(&self) -> bool {
+        self.write
     }
 
     /// Counts `n` bytes a writer handed straight to a reader: they came
