@@ -155,6 +155,9 @@ fn keeps_slice_timer(call: &Call) -> bool {
             | Call::VmspaceMcontrol { .. }
             | Call::VmspaceMprotect { .. }
             | Call::VmspaceClone { .. }
+            | Call::VmspaceCopy { .. }
+            | Call::Batch { .. }
+            | Call::VmspaceCtlBatch { .. }
     )
 }
 
@@ -366,6 +369,15 @@ impl<V: Vcpu> Machine<V> {
             | Call::VmspaceClone { .. } => {
                 vmspace_call(registry, call).unwrap_or(Err(Errno::ENOSYS))
             }
+            Call::VmspaceCopy {
+                dst,
+                dst_addr,
+                src,
+                src_addr,
+                len,
+            } => registry
+                .copy_between(dst, dst_addr, src, src_addr, len)
+                .map(|n| n as i64),
             Call::HostfsRoot { volume } => self.hypercalls.hostfs.root(volume),
             Call::HostfsWalk {
                 handle,

@@ -463,6 +463,108 @@ fn put_iov(mem: &GuestMemoryMmap, at: u64, iov: &[(u64, u64)]) {
     put(mem, at, &b);
 }
 
+/// Copies move in runs of contiguous frames: a vmspace range mapped over
+/// kernel RAM (`PHYSMEM_FD`, as file pages are) is one run, and a kernel
+/// buffer that overlaps the very frames it is copied to (a process writing
+/// a file from a shared mapping of it) moves as memmove does.
+#[test]
+fn copies_over_contiguous_frames_move_in_runs_and_may_overlap() {
+    const PHYS: u64 = 0x2_0000;
+    let (mem, mut reg) = with_space(64);
+    assert_eq!(
+        reg.mmap(
+            1,
+            BASE,
+            4 * PAGE_SIZE,
+            RW_,
+            MAP_SHARED | MAP_FIXED,
+            PHYSMEM_FD,
+            PHYS
+        ),
+        Ok(BASE)
+    );
+    // Reading the run gives RAM's bytes across the page boundaries.
+    let want = get(&mem, PHYS + 10, 3 * PAGE_SIZE as usize);
+    assert_eq!(
+        vread(&mem, &mut reg, 1, BASE + 10, 3 * PAGE_SIZE as usize),
+        want
+    );
+    // The source buffer starts 100 bytes below its destination frames:
+    // every byte must land as it was before the copy.
+    let before = get(&mem, PHYS + 900, 2 * PAGE_SIZE as usize);
+    assert_eq!(
+        reg.pwrite(1, PHYS + 900, 2 * PAGE_SIZE, BASE + 1000),
+        Ok(2 * PAGE_SIZE as usize)
+    );
+    assert_eq!(get(&mem, PHYS + 1000, 2 * PAGE_SIZE as usize), before);
+    // And the other way (destination below the source).
+    let before = get(&mem, PHYS + 1000, 2 * PAGE_SIZE as usize);
+    assert_eq!(
+        reg.pread(1, PHYS + 900, 2 * PAGE_SIZE, BASE + 1000),
+        Ok(2 * PAGE_SIZE as usize)
+    );
+    assert_eq!(get(&mem, PHYS + 900, 2 * PAGE_SIZE as usize), before);
+    reg.audit().unwrap();
+}
+
+/// `vmspace_copy`: between two vmspaces and within one, short at a hole
+/// on either side, and its checks in order.
+#[test]
+fn copy_between_vmspaces_checks_in_order_and_stops_at_holes() {
+    let (mem, mut reg) = with_space(64);
+    reg.create(2, 0, 0).unwrap();
+    anon(&mut reg, 1, BASE, 4 * PAGE_SIZE, RW_);
+    anon(&mut reg, 2, BASE + 0x10_0000, 2 * PAGE_SIZE, RW_);
+    let data: Vec<u8> = (0..9000u32).map(|i| (i * 11 + 5) as u8).collect();
+    vwrite(&mem, &mut reg, 1, BASE + 300, &data);
+    // Across pages on both sides.
+    assert_eq!(
+        reg.copy_between(2, BASE + 0x10_0000 + 7, 1, BASE + 300, 6000),
+        Ok(6000)
+    );
+    assert_eq!(
+        vread(&mem, &mut reg, 2, BASE + 0x10_0000 + 7, 6000),
+        data[..6000]
+    );
+    // The destination ends at its mapping's end; the source at its own.
+    assert_eq!(
+        reg.copy_between(2, BASE + 0x10_0000 + 2 * PAGE_SIZE - 100, 1, BASE, 1000),
+        Ok(100)
+    );
+    assert_eq!(
+        reg.copy_between(2, BASE + 0x10_0000, 1, BASE + 4 * PAGE_SIZE - 10, 50),
+        Ok(10)
+    );
+    assert_eq!(
+        reg.copy_between(2, BASE + 0x10_0000, 1, 0x5000_0000, 50),
+        Ok(0)
+    );
+    // Within one vmspace, overlapping: as if through a buffer.
+    assert_eq!(
+        reg.copy_between(1, BASE + 400, 1, BASE + 300, 5000),
+        Ok(5000)
+    );
+    assert_eq!(vread(&mem, &mut reg, 1, BASE + 400, 5000), data[..5000]);
+    // len 0 copies nothing.
+    assert_eq!(reg.copy_between(2, BASE + 0x10_0000, 1, BASE, 0), Ok(0));
+    // Checks, in order.
+    assert_eq!(reg.copy_between(9, 0, 8, 0, 1 << 40), Err(Errno::ENOENT));
+    assert_eq!(reg.copy_between(2, 0, 9, 0, 1 << 40), Err(Errno::ENOENT));
+    assert_eq!(
+        reg.copy_between(2, BASE, 1, BASE, vkernel_abi::VMSPACE_COPY_MAX + 1),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        reg.copy_between(2, u64::MAX - 10, 1, BASE, 100),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        reg.copy_between(2, BASE, 1, u64::MAX - 10, 100),
+        Err(Errno::EINVAL)
+    );
+    reg.audit().unwrap();
+}
+
 #[test]
 fn pwritev_and_preadv_scatter_across_buffers_and_pages() {
     const IOV: u64 = 0x4_0000;

@@ -177,6 +177,19 @@ pub fn pwrite(id: u64, buf: &[u8], off: u64) -> VmResult {
     pwrite_raw(id, buf.as_ptr() as u64, buf.len() as u64, 0, off)
 }
 
+/// `vmspace_copy(dst, dst_addr, src, src_addr, len)`: copies `len` bytes
+/// (at most [`vkernel_abi::VMSPACE_COPY_MAX`]) from vmspace `src` to
+/// vmspace `dst`; the count, short at a page either side lacks.
+pub fn copy(dst: u64, dst_addr: u64, src: u64, src_addr: u64, len: u64) -> VmResult {
+    invoke(Call::VmspaceCopy {
+        dst,
+        dst_addr,
+        src,
+        src_addr,
+        len,
+    })
+}
+
 /// `vmspace_preadv(id, iov, iovcnt, flags, offset)` with a raw array address.
 pub fn preadv_raw(id: u64, iov: u64, iovcnt: u64, flags: u64, off: u64) -> VmResult {
     invoke(Call::VmspacePreadv {

@@ -230,7 +230,8 @@ pub fn run(count: u64, mem_bytes: u64, seed: u64) -> bool {
                 }
             }
             _ => {
-                // Unknown or basic numbers (not exit/idle/console).
+                // Unknown or basic numbers (not exit/idle/console; 40,
+                // vmspace_copy, with random ids, addresses and lengths).
                 let nr = [0u16, 3, 4, 7, 17, 29, 40, 63][r.below(8) as usize];
                 if nr == 17 {
                     new_id = Some(a[1]);

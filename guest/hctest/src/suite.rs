@@ -126,6 +126,7 @@ pub fn run_all(info: &BootInfo) -> u32 {
     munmap_cases(&mut s);
     pread_pwrite_cases(&mut s);
     preadv_pwritev_cases(&mut s);
+    copy_cases(&mut s);
     mcontrol_cases(&mut s);
     mprotect_cases(&mut s);
     ctl_cases(&mut s);
@@ -778,6 +779,83 @@ fn preadv_pwritev_cases(s: &mut Suite) {
         Errno::EINVAL,
     );
     let _ = vms::destroy(id);
+}
+
+fn copy_cases(s: &mut Suite) {
+    let (src, dst) = (0x420, 0x421);
+    let _ = vms::create(src, 0, 0);
+    let _ = vms::create(dst, 0, 0);
+    let rw = PROT_READ | PROT_WRITE;
+    let anon = MAP_ANON | MAP_PRIVATE | MAP_FIXED;
+    let _ = vms::mmap(src, DATA, 2 * PAGE, rw, anon, FD_NONE, 0);
+    let _ = vms::mmap(dst, DATA, 2 * PAGE, rw, anon, FD_NONE, 0);
+    let data: [u8; 5000] = core::array::from_fn(|i| (i * 7 + 1) as u8);
+    let _ = vms::pwrite(src, &data, DATA + 100);
+    s.ok(
+        "copy: vmspace to vmspace across a page boundary -> full count",
+        vms::copy(dst, DATA + 3000, src, DATA + 100, 5000),
+        5000,
+    );
+    let mut back = [0u8; 5000];
+    let r = vms::pread(dst, &mut back, DATA + 3000);
+    s.check(
+        "copy: the bytes arrived in order",
+        r == Ok(5000) && back == data,
+        show(r),
+    );
+    s.ok(
+        "copy: across the end of the destination's mapping -> short count",
+        vms::copy(dst, DATA + 2 * PAGE - 10, src, DATA, 100),
+        10,
+    );
+    s.ok(
+        "copy: across the end of the source's mapping -> short count",
+        vms::copy(dst, DATA, src, DATA + 2 * PAGE - 30, 100),
+        30,
+    );
+    s.ok(
+        "copy: from an unmapped page -> 0",
+        vms::copy(dst, DATA, src, 0x1000_0000, 100),
+        0,
+    );
+    s.ok(
+        "copy: within one vmspace, overlapping -> full count",
+        vms::copy(src, DATA + 200, src, DATA + 100, 5000),
+        5000,
+    );
+    let r = vms::pread(src, &mut back, DATA + 200);
+    s.check(
+        "copy: an overlapping copy moves as through a buffer",
+        r == Ok(5000) && back == data,
+        show(r),
+    );
+    s.err(
+        "copy: unknown destination -> ENOENT",
+        vms::copy(0x999, DATA, src, DATA, 8),
+        Errno::ENOENT,
+    );
+    s.err(
+        "copy: unknown source -> ENOENT",
+        vms::copy(dst, DATA, 0x999, DATA, 8),
+        Errno::ENOENT,
+    );
+    s.err(
+        "copy: len past VMSPACE_COPY_MAX -> EINVAL",
+        vms::copy(dst, DATA, src, DATA, vkernel_abi::VMSPACE_COPY_MAX + 1),
+        Errno::EINVAL,
+    );
+    s.err(
+        "copy: destination range wraps -> EINVAL",
+        vms::copy(dst, u64::MAX - 8, src, DATA, 100),
+        Errno::EINVAL,
+    );
+    s.err(
+        "copy: source range wraps -> EINVAL",
+        vms::copy(dst, DATA, src, u64::MAX - 8, 100),
+        Errno::EINVAL,
+    );
+    let _ = vms::destroy(src);
+    let _ = vms::destroy(dst);
 }
 
 fn mcontrol_cases(s: &mut Suite) {

@@ -457,6 +457,19 @@ calls! {
         /// As `vmspace_ctl`'s.
         timeout_us,
     },
+    /// `vmspace_copy(dst, dst_addr, src, src_addr, len)`.
+    VmspaceCopy {
+        /// The vmspace copied to.
+        dst,
+        /// Its address the bytes go to.
+        dst_addr,
+        /// The vmspace copied from (may be `dst`).
+        src,
+        /// Its address the bytes come from.
+        src_addr,
+        /// Bytes (at most [`crate::VMSPACE_COPY_MAX`]).
+        len,
+    },
 }
 
 #[cfg(test)]

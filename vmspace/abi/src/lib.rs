@@ -174,6 +174,14 @@ pub enum Hypercall {
     /// arguments, in the same exit. An entry that did not: ECANCELED,
     /// nothing run.
     VmspaceCtlBatch = 39,
+    /// `vmspace_copy(dst, dst_addr, src, src_addr, len)`: extension,
+    /// copies `len` bytes (at most [`VMSPACE_COPY_MAX`]) from vmspace
+    /// `src` at `src_addr` to vmspace `dst` at `dst_addr`, as a pread of
+    /// the source then a pwrite of what came (one exit instead of two,
+    /// and no kernel buffer: a pipe's writer handing data straight to a
+    /// blocked reader). Returns the count, short at the first page either
+    /// side has no entry for.
+    VmspaceCopy = 40,
 }
 
 /// Most entries one `batch` or `vmspace_ctl_batch` carries.
@@ -294,6 +302,12 @@ pub struct HostfsStat {
 /// array; 4 MiB of whole pages).
 pub const VMSPACE_IOV_MAX: u64 = 1024;
 
+/// Most bytes one `vmspace_copy` moves (a 1 MiB write handed to a reader
+/// waiting with a 1 MiB buffer goes in one call). The host holds the
+/// bytes in between, so the source is read whole before the destination
+/// is written, even where the two share pages.
+pub const VMSPACE_COPY_MAX: u64 = 1 << 20;
+
 /// One kernel buffer of `vmspace_preadv`/`vmspace_pwritev`: its
 /// guest-physical address and length (the layout of C's `struct iovec`).
 #[repr(C)]
@@ -349,6 +363,7 @@ impl Hypercall {
             37 => HostfsChown,
             38 => Batch,
             39 => VmspaceCtlBatch,
+            40 => VmspaceCopy,
             _ => return None,
         })
     }

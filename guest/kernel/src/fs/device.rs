@@ -76,6 +76,11 @@ pub trait Device {
     /// Adds the channels woken when [`Device::ready`] may change (what a
     /// poll of it sleeps on).
     fn poll_chans(&self, _out: &mut Vec<Chan>) {}
+    /// The pipe end it is, if it is one (a writer hands bytes straight to
+    /// a reader waiting on the same pipe).
+    fn pipe_end(&self) -> Option<&super::pipe::PipeEnd> {
+        None
+    }
     /// Whether mmap of it is memory of zeros (`/dev/zero`: private ones
     /// are anonymous memory, shared ones shared anonymous memory); every
     /// other device is `ENODEV` to mmap.

@@ -7,6 +7,13 @@
 //! waits for a writer to open it, and for writing waits for a reader
 //! (`O_NONBLOCK`: a reader goes on, a writer gets `ENXIO`), as Linux's
 //! fifo_open; `O_RDWR` is both ends and never waits.
+//!
+//! A write to an empty pipe while a reader sleeps in `read` skips the
+//! ring: its bytes go straight into the reader's buffer, and the read
+//! returns them (`syscall::fd::hand_to_reader`; under `pmap=host` one
+//! `vmspace_copy` instead of a pread into the ring and a pwrite out); a
+//! read that empties the ring with room left takes more straight from a
+//! writer asleep in `write` (`syscall::fd::take_from_writer`).
 
 use alloc::rc::Rc;
 use alloc::vec;
@@ -126,9 +133,48 @@ impl PipeEnd {
     pub fn pipe(&self) -> &Pipe {
         &self.pipe
     }
+
+    /// Whether it is a read end (or both).
+    pub fn reads(&self) -> bool {
+        self.read
+    }
+
+    /// Whether a write through this end may hand its bytes straight to a
+    /// reader sleeping in `read` (see `syscall::fd`): it is a write end,
+    /// a reader is left, and the ring is empty, so nothing written before
+    /// would be overtaken.
+    pub fn may_hand_over(&self) -> bool {
+        self.write && self.pipe.readers.get() > 0 && self.pipe.ring.borrow().len == 0
+    }
+
+    /// Whether a read through this end that emptied the ring may take
+    /// more straight from a writer sleeping in `write` (see `syscall::fd`):
+    /// it is a read end and the ring is empty, so those bytes come next.
+    pub fn may_take_over(&self) -> bool {
+        self.read && self.pipe.ring.borrow().len == 0
+    }
+
+    /// Whether it is a write end (or both).
+    pub fn writes(&self) -> bool {
+        self.write
+    }
+
+    /// Counts `n` bytes a writer handed straight to a reader: they came
+    /// in and went out at once (edge-triggered epoll sees both events).
+    pub fn handed_over(&self, n: usize) {
+        if n > 0 {
+            let p = &self.pipe;
+            p.in_seq.set(p.in_seq.get() + 1);
+            p.out_seq.set(p.out_seq.get() + 1);
+        }
+    }
 }
 
 impl Device for PipeEnd {
+    fn pipe_end(&self) -> Option<&PipeEnd> {
+        Some(self)
+    }
+
     fn read(&self, len: usize, out: Sink) -> Result<usize, IoError> {
         if !self.read {
             return Err(IoError::Fail(vkernel_abi::Errno::EBADF));

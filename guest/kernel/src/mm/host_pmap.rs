@@ -441,6 +441,12 @@ impl Drop for HostPmap {
 }
 
 impl Pmap for HostPmap {
+    /// Anonymous memory is the host's; a file mapping's pages may not be
+    /// in the host map yet (they come in through the kernel's faults).
+    fn host_copyable(&self, regions: &Regions, addr: u64, len: usize) -> bool {
+        !self.touches_file(regions, addr, len)
+    }
+
     fn vmid(&self) -> u64 {
         self.vmid
     }

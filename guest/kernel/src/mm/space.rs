@@ -112,6 +112,13 @@ pub trait Pmap {
     /// write at once (the guest pmap copies it now rather than on a
     /// fault).
     fn fork(&mut self, child: u64, stack_va: u64) -> Result<Box<dyn Pmap>, Errno>;
+    /// Whether the host alone can copy `[addr, addr + len)` to or from
+    /// another vmspace (`vmspace_copy`): it has every page the range may
+    /// hold. The guest pmap copies through the kernel's own tables, with
+    /// no exit to save.
+    fn host_copyable(&self, _regions: &Regions, _addr: u64, _len: usize) -> bool {
+        false
+    }
 }
 
 /// A shared address space.
@@ -364,6 +371,28 @@ impl AddressSpace {
     /// bytes copied.
     pub fn write_v(&mut self, addr: u64, bufs: &[&[u8]]) -> usize {
         self.pmap.write_v(&self.regions, addr, bufs)
+    }
+
+    /// Copies `len` bytes of `src`'s memory at `src_addr` to `addr` of this
+    /// space in one host call (`vmspace_copy`: a pipe's writer handing its
+    /// bytes to a reader waiting in `read`), when both pmaps let the host
+    /// do it alone; `None` when they do not (copy through the kernel).
+    /// The bytes copied, short at the first page either side lacks.
+    pub fn copy_from(
+        &mut self,
+        addr: u64,
+        src: &AddressSpace,
+        src_addr: u64,
+        len: usize,
+    ) -> Option<usize> {
+        if !self.pmap.host_copyable(&self.regions, addr, len)
+            || !src.pmap.host_copyable(&src.regions, src_addr, len)
+        {
+            return None;
+        }
+        let (dst, src) = (self.pmap.vmid(), src.pmap.vmid());
+        let r = guestlib::vmspace::copy(dst, addr, src, src_addr, len as u64);
+        Some(r.map_or(0, |n| n as usize))
     }
 
     /// A copy of this address space (fork), in new vmspace `child`:

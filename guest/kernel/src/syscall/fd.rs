@@ -96,8 +96,13 @@ fn read_at(k: &mut Kernel, s: usize, fd: u64, buf: u64, count: u64, at: Option<u
     let mut to = ToUser::new(&space, buf);
     match f.read(count as usize, at, &mut |b| to.put(b)) {
         Ok(n) => {
+            let more = if n > 0 && (n as u64) < count {
+                take_from_writer(k, s, &f, buf + n as u64, count - n as u64)
+            } else {
+                0
+            };
             wake_peer(k, &f);
-            Ret(n as i64)
+            Ret((n as u64 + more) as i64)
         }
         Err(e) => stalled(k, s, &f, e),
     }
@@ -138,32 +143,40 @@ fn write_at(k: &mut Kernel, s: usize, fd: u64, buf: u64, count: u64, at: Option<
             return o;
         }
     }
+    let mut total = if at.is_none() {
+        hand_to_reader(k, s, &f, buf, count)
+    } else {
+        0
+    };
     let space = k.space(s);
-    let mut total = 0u64;
-    let outcome = loop {
-        let mut from = FromUser::new(&space, buf + total);
-        match f.write((count - total) as usize, at, &mut |b| from.take(b)) {
-            Ok(n) => {
-                total += n as u64;
-                // Only a pipe or device takes part of a write and more later.
-                if n == 0 || total == count || f.device().is_none() {
-                    break None;
+    let outcome = if total == count {
+        None
+    } else {
+        loop {
+            let mut from = FromUser::new(&space, buf + total);
+            match f.write((count - total) as usize, at, &mut |b| from.take(b)) {
+                Ok(n) => {
+                    total += n as u64;
+                    // Only a pipe or device takes part of a write and more later.
+                    if n == 0 || total == count || f.device().is_none() {
+                        break None;
+                    }
                 }
+                Err(IoError::WouldBlock(chan)) if !f.nonblocking() && at.is_none() => {
+                    let p = &mut k.procs.procs[s];
+                    p.tf.rsi += total;
+                    p.tf.rdx -= total;
+                    p.io_done += total;
+                    wake_peer(k, &f);
+                    k.procs.sleep(s, chan, 0, 0);
+                    break Some(NoReturn);
+                }
+                Err(_) if total > 0 => break None,
+                // Progress from before a sleep: report it (POSIX's partial
+                // write), whatever stopped the rest.
+                Err(_) if k.procs.procs[s].io_done > 0 => break None,
+                Err(e) => break Some(stalled(k, s, &f, e)),
             }
-            Err(IoError::WouldBlock(chan)) if !f.nonblocking() && at.is_none() => {
-                let p = &mut k.procs.procs[s];
-                p.tf.rsi += total;
-                p.tf.rdx -= total;
-                p.io_done += total;
-                wake_peer(k, &f);
-                k.procs.sleep(s, chan, 0, 0);
-                break Some(NoReturn);
-            }
-            Err(_) if total > 0 => break None,
-            // Progress from before a sleep: report it (POSIX's partial
-            // write), whatever stopped the rest.
-            Err(_) if k.procs.procs[s].io_done > 0 => break None,
-            Err(e) => break Some(stalled(k, s, &f, e)),
         }
     };
     if total > 0 {
@@ -177,6 +190,154 @@ fn write_at(k: &mut Kernel, s: usize, fd: u64, buf: u64, count: u64, at: Option<
             Ret(done as i64)
         }
     }
+}
+
+/// A write to a pipe whose ring is empty while a reader sleeps in `read`
+/// of it: the bytes go straight from the writer's memory into the
+/// reader's, and that read returns them, as if it had found them in the
+/// ring (Linux's reader would take them from there at once). Under
+/// `pmap=host` that is one `vmspace_copy` where the ring takes a pread
+/// into it and a pwrite out of it; under `pmap=guest` nothing is done here
+/// (the kernel copies through its own tables, with no exit to save).
+/// Returns the bytes handed over: 0 when there is no such reader or the
+/// copy moved nothing (the write then goes through the ring, and the
+/// woken reader meets any fault itself); what is left goes through the
+/// ring after them, so the order and `PIPE_BUF` atomicity hold (no other
+/// write can come between).
+fn hand_to_reader(k: &mut Kernel, s: usize, f: &OpenFile, buf: u64, count: u64) -> u64 {
+    let Some(end) = f.device().and_then(|d| d.pipe_end()) else {
+        return 0;
+    };
+    if count == 0 || !end.may_hand_over() {
+        return 0;
+    }
+    let chan = end.pipe().readable_chan();
+    // A task asleep on the pipe itself (not a poll) in a plain read.
+    let reader = k.procs.procs.iter().position(|p| {
+        p.restart
+            && p.tf.rax == __NR_read as u64
+            && matches!(p.state, crate::proc::State::Blocked { chan: c, .. } if c == chan)
+    });
+    let Some(r) = reader else {
+        return 0;
+    };
+    let (rfd, rbuf, rcount) = {
+        let tf = &k.procs.procs[r].tf;
+        (tf.rdi, tf.rsi, tf.rdx)
+    };
+    // Its descriptor must still name this pipe's read end: another thread
+    // may have closed or replaced it since it slept.
+    let same_pipe = file(k, r, rfd).is_ok_and(|rf| {
+        rf.readable()
+            && rf
+                .device()
+                .and_then(|d| d.pipe_end())
+                .is_some_and(|e| e.reads() && core::ptr::eq(e.pipe(), end.pipe()))
+    });
+    let rcount = rcount.min(i32::MAX as u64 & !0xfff);
+    if !same_pipe || rcount == 0 || !uaccess::user_range(rbuf, rcount) {
+        return 0;
+    }
+    let (wspace, rspace) = (k.space(s), k.space(r));
+    // Threads of one process (or a vfork child and its parent) share the
+    // space: through the ring.
+    if Rc::ptr_eq(&wspace, &rspace) {
+        return 0;
+    }
+    let n = count.min(rcount).min(vkernel_abi::VMSPACE_COPY_MAX) as usize;
+    let moved = rspace
+        .borrow_mut()
+        .copy_from(rbuf, &wspace.borrow(), buf, n)
+        .unwrap_or(0);
+    if moved == 0 {
+        return 0;
+    }
+    end.handed_over(moved);
+    // The reader's read is over: it returns the bytes when it next runs.
+    super::complete(k, r, moved as i64);
+    let p = &mut k.procs.procs[r];
+    p.restart = false;
+    p.set_state(crate::proc::State::Runnable);
+    if p.alive() {
+        k.procs.publish_signals(r);
+    }
+    moved as u64
+}
+
+/// A read that emptied a pipe's ring with room left in its buffer takes
+/// more straight from a writer asleep in `write` on that pipe (its bytes
+/// are the next in order: the ring is empty), as [`hand_to_reader`] does
+/// the other way: one `vmspace_copy` under `pmap=host` (nothing under
+/// `pmap=guest`). The writer's call moves past what went and returns when
+/// nothing is left, as if the reader had made room for it; a write of at
+/// most `PIPE_BUF` bytes goes whole or not at all. Returns the bytes
+/// taken (0: none).
+fn take_from_writer(k: &mut Kernel, s: usize, f: &OpenFile, buf: u64, room: u64) -> u64 {
+    let Some(end) = f.device().and_then(|d| d.pipe_end()) else {
+        return 0;
+    };
+    if !end.may_take_over() {
+        return 0;
+    }
+    let chan = end.pipe().writable_chan();
+    // A task asleep on the pipe itself (not a poll) in a plain write.
+    let writer = k.procs.procs.iter().position(|p| {
+        p.restart
+            && p.tf.rax == __NR_write as u64
+            && matches!(p.state, crate::proc::State::Blocked { chan: c, .. } if c == chan)
+    });
+    let Some(w) = writer else {
+        return 0;
+    };
+    let (wfd, wbuf, wcount, wdone) = {
+        let p = &k.procs.procs[w];
+        (p.tf.rdi, p.tf.rsi, p.tf.rdx, p.io_done)
+    };
+    // Its descriptor must still name this pipe's write end.
+    let same_pipe = file(k, w, wfd).is_ok_and(|wf| {
+        wf.writable()
+            && wf
+                .device()
+                .and_then(|d| d.pipe_end())
+                .is_some_and(|e| e.writes() && core::ptr::eq(e.pipe(), end.pipe()))
+    });
+    let wcount = wcount.min(i32::MAX as u64 & !0xfff);
+    if !same_pipe || wcount == 0 || !uaccess::user_range(wbuf, wcount) {
+        return 0;
+    }
+    let n = wcount.min(room).min(vkernel_abi::VMSPACE_COPY_MAX);
+    // An atomic write (nothing of it gone yet) goes whole or not at all.
+    if n < wcount && wcount <= crate::fs::pipe::PIPE_BUF as u64 && wdone == 0 {
+        return 0;
+    }
+    let (rspace, wspace) = (k.space(s), k.space(w));
+    if Rc::ptr_eq(&wspace, &rspace) {
+        return 0;
+    }
+    let moved = rspace
+        .borrow_mut()
+        .copy_from(buf, &wspace.borrow(), wbuf, n as usize)
+        .unwrap_or(0) as u64;
+    if moved == 0 {
+        return 0;
+    }
+    end.handed_over(moved as usize);
+    // The writer's call moves on past what went, as after a partial write
+    // before a sleep; with nothing left it is over.
+    let p = &mut k.procs.procs[w];
+    p.tf.rsi += moved;
+    p.tf.rdx -= moved;
+    p.io_done += moved;
+    if moved == wcount {
+        let done = core::mem::take(&mut p.io_done);
+        p.restart = false;
+        p.set_state(crate::proc::State::Runnable);
+        super::complete(k, w, done as i64);
+        if k.procs.procs[w].alive() {
+            k.procs.publish_signals(w);
+        }
+    }
+    moved
 }
 
 /// Which way a vectored call moves data.

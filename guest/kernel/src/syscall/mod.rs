@@ -351,18 +351,25 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         }
     };
     if let Ret(v) = out {
-        let p = &mut k.procs.procs[s];
-        p.tf.rax = v as u64;
-        // The call is over: its next sleep is a fresh one's, and a mask it
-        // ran under (ppoll, pselect6, epoll_pwait) is undone.
-        p.deadline_ns = 0;
-        p.sig.waiting = crate::proc::signal::SigSet::EMPTY;
-        if let Some(m) = p.sig.saved_mask.take() {
-            p.sig.mask = m;
-        }
+        complete(k, s, v);
     }
     if k.procs.procs[s].alive() {
         k.procs.publish_signals(s);
+    }
+}
+
+/// Ends the system call of task `s` with result `v` (what `Ret` does when
+/// the call returns; also a sleeping reader's `read` that a pipe's writer
+/// filled, see `fd::hand_to_reader`).
+pub fn complete(k: &mut Kernel, s: usize, v: i64) {
+    let p = &mut k.procs.procs[s];
+    p.tf.rax = v as u64;
+    // The call is over: its next sleep is a fresh one's, and a mask it
+    // ran under (ppoll, pselect6, epoll_pwait) is undone.
+    p.deadline_ns = 0;
+    p.sig.waiting = crate::proc::signal::SigSet::EMPTY;
+    if let Some(m) = p.sig.saved_mask.take() {
+        p.sig.mask = m;
     }
 }
 
