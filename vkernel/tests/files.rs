@@ -90,12 +90,7 @@ fn bigio_hypercalls(exe: &std::path::Path, mib: u32) -> u64 {
 fn stats_hypercalls(exe: &std::path::Path, arg: &str, ok: &str) -> u64 {
     let r = vkernel(&["run", "--stats", "--", exe.to_str().unwrap(), arg]);
     r.expect_code(0).stdout_has(ok);
-    r.stderr
-        .split(" hypercalls")
-        .next()
-        .and_then(|s| s.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no hypercall count: {}", r.stderr))
+    common::stats_hypercalls(&r.stderr) as u64
 }
 
 #[test]

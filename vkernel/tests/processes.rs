@@ -535,12 +535,7 @@ fn forkbench_exits(pmap: &str, n: u32) -> u64 {
     let init = format!("init=/bin/systest -- forkbench {n}");
     let r = vkernel(&["run", "--stats", "--pmap", pmap, "--append", &init]);
     r.expect_code(0).stdout_has("bench fork_exit_wait");
-    r.stderr
-        .split(" exits,")
-        .next()
-        .and_then(|s| s.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no exit count: {}", r.stderr))
+    common::stats_exits(&r.stderr) as u64
 }
 
 #[test]

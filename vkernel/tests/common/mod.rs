@@ -190,7 +190,20 @@ pub fn c_checks_pass_natively_and_in_the_guest_with(
 /// The `N hypercalls` of a `vkernel run --stats` line on stderr.
 #[allow(dead_code)] // Not every test binary uses every helper.
 pub fn stats_hypercalls(stderr: &str) -> i64 {
-    let at = stderr.find(" hypercalls").expect("--stats line");
+    stats_count(stderr, " hypercalls")
+}
+
+/// The `N exits` of a `vkernel run --stats` line on stderr.
+#[allow(dead_code)] // Not every test binary uses every helper.
+pub fn stats_exits(stderr: &str) -> i64 {
+    stats_count(stderr, " exits,")
+}
+
+/// The number just before the first `what` on stderr.
+fn stats_count(stderr: &str, what: &str) -> i64 {
+    let at = stderr
+        .find(what)
+        .unwrap_or_else(|| panic!("no{what} in --stats output: {stderr}"));
     let n: String = stderr[..at]
         .chars()
         .rev()
