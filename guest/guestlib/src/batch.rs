@@ -38,7 +38,8 @@ pub struct Failure {
 }
 
 /// Most bytes a posted write carries with it ([`post_write`]).
-pub const WRITE_MAX: usize = 16;
+/// (a `statx` buffer: the system calls' result structures fit).
+pub const WRITE_MAX: usize = 256;
 
 /// Queued calls and what travels with each: its tag and, for a posted
 /// write, its bytes (the host reads them from the sender's copy, whose

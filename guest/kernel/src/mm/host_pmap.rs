@@ -195,15 +195,7 @@ impl HostPmap {
         // Populated: the process touches the page as soon as it runs again
         // (it is faulting on it), and would otherwise fault to the host.
         let kind = if private { MAP_PRIVATE } else { MAP_SHARED };
-        if let Err(e) = vms::mmap(
-            self.vmid,
-            va,
-            PAGE_SIZE,
-            prot,
-            kind | MAP_FIXED | MAP_POPULATE,
-            PHYSMEM_FD,
-            page,
-        ) {
+        if let Err(e) = self.map_file_pages(va, PAGE_SIZE, prot, kind, page) {
             self.frames.borrow_mut().decref(page);
             return Err(e);
         }
@@ -211,6 +203,45 @@ impl HostPmap {
             self.frames.borrow_mut().decref(old.page);
         }
         Ok(())
+    }
+
+    /// Maps the file pages from guest-physical `page` on at `va` (`len`
+    /// bytes, `kind` MAP_SHARED or MAP_PRIVATE), populated: the process
+    /// touches them as soon as it runs again (it is faulting on one). The
+    /// call is posted to go with that RUN (an exit less per fault); the
+    /// host fails it only when it has no memory for the tables, and then
+    /// the process is killed before it runs (`Tag::FaultMap`).
+    fn map_file_pages(
+        &mut self,
+        va: u64,
+        len: u64,
+        prot: u64,
+        kind: u64,
+        page: u64,
+    ) -> Result<(), Errno> {
+        let call = vkernel_abi::Call::VmspaceMmap {
+            id: self.vmid,
+            addr: va,
+            len,
+            prot,
+            flags: kind | MAP_FIXED | MAP_POPULATE,
+            fd: PHYSMEM_FD,
+            off: page,
+        };
+        let tag = Tag::FaultMap { vmid: self.vmid }.encode();
+        if guestlib::batch::post(call, va as i64, tag) {
+            return Ok(());
+        }
+        vms::mmap(
+            self.vmid,
+            va,
+            len,
+            prot,
+            kind | MAP_FIXED | MAP_POPULATE,
+            PHYSMEM_FD,
+            page,
+        )
+        .map(|_| ())
     }
 
     /// The protection a file page of region `r` is mapped with: a private
@@ -282,16 +313,9 @@ impl HostPmap {
             };
             let len = (j - i) as u64 * PAGE_SIZE;
             let ok = mapped
-                && vms::mmap(
-                    self.vmid,
-                    start,
-                    len,
-                    prot,
-                    MAP_SHARED | MAP_FIXED | MAP_POPULATE,
-                    PHYSMEM_FD,
-                    first,
-                )
-                .is_ok();
+                && self
+                    .map_file_pages(start, len, prot, MAP_SHARED, first)
+                    .is_ok();
             if !ok {
                 if mapped {
                     let mut frames = self.frames.borrow_mut();
@@ -591,9 +615,11 @@ impl Pmap for HostPmap {
         let Some(end) = addr.checked_add(buf.len() as u64) else {
             return false;
         };
-        let anon = regions
-            .region_of(addr)
-            .is_some_and(|r| r.file().is_none() && end <= r.end);
+        // Writable too: the host's pwrite does not look at protections,
+        // so a write into read-only memory is left to the direct path.
+        let anon = regions.region_of(addr).is_some_and(|r| {
+            r.file().is_none() && end <= r.end && r.prot & PROT_WRITE != 0
+        });
         anon && guestlib::batch::post_write(self.vmid, buf, addr, tag)
     }
 

@@ -81,6 +81,23 @@ pub fn write_u64(space: &SpaceRef, addr: u64, v: u64) -> Result<(), Errno> {
 
 /// Writes several u64 words at once (a struct of words).
 pub fn write_words(space: &SpaceRef, addr: u64, words: &[u64]) -> Result<(), Errno> {
+    let (b, n) = words_le(words)?;
+    copy_out(space, addr, &b[..n])
+}
+
+/// [`write_words`] as [`copy_out_posted`] writes.
+pub fn write_words_posted(
+    space: &SpaceRef,
+    addr: u64,
+    words: &[u64],
+    tag: u64,
+) -> Result<(), Errno> {
+    let (b, n) = words_le(words)?;
+    copy_out_posted(space, addr, &b[..n], tag)
+}
+
+/// `words` as little-endian bytes (at most 32 words), and their length.
+fn words_le(words: &[u64]) -> Result<([u8; 256], usize), Errno> {
     let mut b = [0u8; 256];
     let n = words.len() * 8;
     if n > b.len() {
@@ -89,7 +106,7 @@ pub fn write_words(space: &SpaceRef, addr: u64, words: &[u64]) -> Result<(), Err
     for (i, w) in words.iter().enumerate() {
         b[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
     }
-    copy_out(space, addr, &b[..n])
+    Ok((b, n))
 }
 
 /// Copies a NUL-terminated string from `addr` into `buf`; returns its

@@ -53,6 +53,14 @@ pub enum Tag {
         /// The parent's vmspace.
         vmid: u64,
     },
+    /// A page fault's mapping of file pages (`pmap=host`): the host had no
+    /// memory for the tables; every task of the vmspace ends with SIGKILL
+    /// before it runs again, as Linux's OOM killer answers a fault that
+    /// cannot get a page table.
+    FaultMap {
+        /// The vmspace.
+        vmid: u64,
+    },
 }
 
 const KIND_SHIFT: u32 = 60;
@@ -73,6 +81,7 @@ impl Tag {
                 (3 << KIND_SHIFT) | (vmid & VMID_MASK) | if made { MADE_BIT } else { 0 }
             }
             Tag::Inval { vmid } => (4 << KIND_SHIFT) | (vmid & VMID_MASK),
+            Tag::FaultMap { vmid } => (5 << KIND_SHIFT) | (vmid & VMID_MASK),
         }
     }
 
@@ -93,12 +102,46 @@ impl Tag {
             4 => Tag::Inval {
                 vmid: v & VMID_MASK,
             },
+            5 => Tag::FaultMap {
+                vmid: v & VMID_MASK,
+            },
             _ => Tag::Ignore,
         }
     }
 }
 
 impl ProcTable {
+    /// The tag of a result that system call of task `s` writes into its
+    /// memory, posted (`copy_out_posted`): if the host cannot make the
+    /// write, the call returns EFAULT (Linux's `copy_to_user` failing
+    /// after the call's work, as `rt_sigprocmask`'s old set or `fstat`'s
+    /// buffer can).
+    pub fn result_tag(&self, s: usize) -> u64 {
+        Tag::SyscallFault {
+            slot: s,
+            pid: self.procs[s].pid,
+        }
+        .encode()
+    }
+
+    /// The host could not map a fault's file pages into `vmid`: every task
+    /// in it ends with SIGKILL.
+    fn fault_map_failed(&mut self, vmid: u64, errno: i64) {
+        for s in 0..self.procs.len() {
+            let p = &self.procs[s];
+            if !p.alive() || p.space.as_ref().is_none_or(|sp| sp.borrow().vmid() != vmid) {
+                continue;
+            }
+            eprintln!(
+                "pid {} ({}): out of memory mapping a file page ({}): killed (SIGKILL)",
+                p.pid,
+                p.name(),
+                Errno(errno as i32).name()
+            );
+            self.exit_group(s, super::signal::SIGKILL);
+        }
+    }
+
     /// The host could not make the vmspace of a fork's child: every task
     /// in it (the child alone: it has not run) ends with SIGKILL.
     fn fork_failed(&mut self, vmid: u64, made: bool, errno: i64) {
@@ -140,6 +183,7 @@ impl ProcTable {
                     Errno(f.errno as i32).name()
                 ),
                 Tag::ForkFailed { vmid, made } => self.fork_failed(vmid, made, f.errno),
+                Tag::FaultMap { vmid } => self.fault_map_failed(vmid, f.errno),
                 Tag::Inval { vmid } => panic!(
                     "MADV_INVAL of {vmid:#x} failed: {}",
                     Errno(f.errno as i32).name()

@@ -692,7 +692,7 @@ fn ioctl(k: &mut Kernel, s: usize, f: &OpenFile, req: u64, arg: u64) -> Result<i
 
 pub fn sys_fstat(k: &Kernel, s: usize, fd: u64, st: u64) -> Result<i64, Errno> {
     let f = file(k, s, fd)?;
-    super::path::write_stat(&k.space(s), st, &f.meta())
+    super::path::write_stat(&k.space(s), st, &f.meta(), k.procs.result_tag(s))
 }
 
 pub fn sys_getdents64(k: &Kernel, s: usize, fd: u64, buf: u64, count: u64) -> Result<i64, Errno> {

@@ -274,7 +274,9 @@ fn open_fifo(
 // ---- status ---------------------------------------------------------------
 
 /// Writes Linux's `struct stat` (144 bytes).
-pub fn write_stat(space: &SpaceRef, addr: u64, m: &Metadata) -> Result<i64, Errno> {
+/// Writes `m` at `addr` as Linux's `struct stat`, posted (`result_tag`:
+/// the calling task's, EFAULT if the host cannot make the write).
+pub fn write_stat(space: &SpaceRef, addr: u64, m: &Metadata, tag: u64) -> Result<i64, Errno> {
     let mut w = [0u64; 18];
     w[0] = m.dev;
     w[1] = m.ino;
@@ -289,14 +291,14 @@ pub fn write_stat(space: &SpaceRef, addr: u64, m: &Metadata) -> Result<i64, Errn
         w[9 + 2 * i] = t / 1_000_000_000;
         w[10 + 2 * i] = t % 1_000_000_000;
     }
-    crate::mm::uaccess::write_words(space, addr, &w)?;
+    crate::mm::uaccess::write_words_posted(space, addr, &w, tag)?;
     Ok(0)
 }
 
 pub fn sys_stat(k: &Kernel, s: usize, path: u64, st: u64, follow: Follow) -> Result<i64, Errno> {
     let path = user_path(k, s, path)?;
     let node = lookup_at(k, s, AT_FDCWD as u64, &path, follow, false)?;
-    write_stat(&k.space(s), st, &node.meta())
+    write_stat(&k.space(s), st, &node.meta(), k.procs.result_tag(s))
 }
 
 pub fn sys_newfstatat(
@@ -316,10 +318,10 @@ pub fn sys_newfstatat(
     if path.is_empty() && empty && dirfd as i32 != AT_FDCWD {
         // The descriptor itself, which may be a pipe.
         let f = file(k, s, dirfd)?;
-        return write_stat(&k.space(s), st, &f.meta());
+        return write_stat(&k.space(s), st, &f.meta(), k.procs.result_tag(s));
     }
     let node = lookup_at(k, s, dirfd, &path, follow, empty)?;
-    write_stat(&k.space(s), st, &node.meta())
+    write_stat(&k.space(s), st, &node.meta(), k.procs.result_tag(s))
 }
 
 pub fn sys_statx(
@@ -365,7 +367,7 @@ pub fn sys_statx(
     put32(&mut b, 132, (m.rdev & 0xff) as u32);
     put32(&mut b, 136, (m.dev >> 8) as u32);
     put32(&mut b, 140, (m.dev & 0xff) as u32);
-    copy_out(&k.space(s), buf, &b)?;
+    crate::mm::uaccess::copy_out_posted(&k.space(s), buf, &b, k.procs.result_tag(s))?;
     Ok(0)
 }
 

@@ -6,7 +6,7 @@
 use crate::fs::file::OpenFile;
 use crate::fs::signalfd::SignalFd;
 use crate::kernel::Kernel;
-use crate::mm::uaccess::{copy_in, copy_out, read_u64, write_words};
+use crate::mm::uaccess::{copy_in, copy_out, read_u64, write_words, write_words_posted};
 use crate::proc::signal::{self, Action, SigInfo, SigSet, SI_TKILL, SI_USER};
 use crate::proc::Chan;
 use crate::syscall::fd::file;
@@ -61,10 +61,11 @@ pub fn sys_rt_sigaction(
     };
     let old = k.procs.action(s, sig);
     if oact != 0 {
-        write_words(
+        write_words_posted(
             &space,
             oact,
             &[old.handler, old.flags, old.restorer, old.mask.0],
+            k.procs.result_tag(s),
         )?;
     }
     if let Some(a) = new {
@@ -106,7 +107,7 @@ pub fn sys_rt_sigprocmask(
         None
     };
     if oldset != 0 {
-        write_words(&space, oldset, &[old.0])?;
+        write_words_posted(&space, oldset, &[old.0], k.procs.result_tag(s))?;
     }
     if let Some(m) = new {
         k.procs.procs[s].sig.mask = m.blockable();
