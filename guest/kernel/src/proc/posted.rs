@@ -5,7 +5,9 @@
 //!
 //! Posted: a dead address space's `vmspace_destroy` (nothing waits for
 //! it), the status `wait4` stores and the tids `clone` and a thread's
-//! exit store (`pmap=host`: each was a `vmspace_pwrite` exit). A status
+//! exit store (`pmap=host`: each was a `vmspace_pwrite` exit), the
+//! results `rt_sigaction`, `rt_sigprocmask` and the stat calls write, a
+//! fork's vmspace calls, and a page fault's mapping of file pages. A status
 //! write is posted only where it lands in anonymous memory the process
 //! has mapped, and its failure (the host could not back the page) makes
 //! that `wait4` return EFAULT all the same, before the process runs: the
