@@ -617,9 +617,9 @@ impl Pmap for HostPmap {
         };
         // Writable too: the host's pwrite does not look at protections,
         // so a write into read-only memory is left to the direct path.
-        let anon = regions.region_of(addr).is_some_and(|r| {
-            r.file().is_none() && end <= r.end && r.prot & PROT_WRITE != 0
-        });
+        let anon = regions
+            .region_of(addr)
+            .is_some_and(|r| r.file().is_none() && end <= r.end && r.prot & PROT_WRITE != 0);
         anon && guestlib::batch::post_write(self.vmid, buf, addr, tag)
     }
 

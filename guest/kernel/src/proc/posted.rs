@@ -126,27 +126,11 @@ impl ProcTable {
         .encode()
     }
 
-    /// The host could not map a fault's file pages into `vmid`: every task
-    /// in it ends with SIGKILL.
-    fn fault_map_failed(&mut self, vmid: u64, errno: i64) {
-        for s in 0..self.procs.len() {
-            let p = &self.procs[s];
-            if !p.alive() || p.space.as_ref().is_none_or(|sp| sp.borrow().vmid() != vmid) {
-                continue;
-            }
-            eprintln!(
-                "pid {} ({}): out of memory mapping a file page ({}): killed (SIGKILL)",
-                p.pid,
-                p.name(),
-                Errno(errno as i32).name()
-            );
-            self.exit_group(s, super::signal::SIGKILL);
-        }
-    }
-
-    /// The host could not make the vmspace of a fork's child: every task
-    /// in it (the child alone: it has not run) ends with SIGKILL.
-    fn fork_failed(&mut self, vmid: u64, made: bool, errno: i64) {
+    /// The host could not make the memory of vmspace `vmid` (`at`: while
+    /// doing what): every task in it ends with SIGKILL, as Linux's OOM
+    /// killer would end it. `made`: whether the vmspace exists (a fork's
+    /// child whose create failed has none to destroy).
+    fn out_of_memory(&mut self, vmid: u64, made: bool, at: &str, errno: i64) {
         for s in 0..self.procs.len() {
             let p = &self.procs[s];
             if !p.alive() || p.space.as_ref().is_none_or(|sp| sp.borrow().vmid() != vmid) {
@@ -158,7 +142,7 @@ impl ProcTable {
                 }
             }
             eprintln!(
-                "pid {} ({}): out of memory at fork ({}): killed (SIGKILL)",
+                "pid {} ({}): out of memory {at} ({}): killed (SIGKILL)",
                 p.pid,
                 p.name(),
                 Errno(errno as i32).name()
@@ -184,8 +168,12 @@ impl ProcTable {
                     "kernel: vmspace_destroy({vmid:#x}) failed ({}): the host keeps it",
                     Errno(f.errno as i32).name()
                 ),
-                Tag::ForkFailed { vmid, made } => self.fork_failed(vmid, made, f.errno),
-                Tag::FaultMap { vmid } => self.fault_map_failed(vmid, f.errno),
+                Tag::ForkFailed { vmid, made } => {
+                    self.out_of_memory(vmid, made, "at fork", f.errno)
+                }
+                Tag::FaultMap { vmid } => {
+                    self.out_of_memory(vmid, true, "mapping a file page", f.errno)
+                }
                 Tag::Inval { vmid } => panic!(
                     "MADV_INVAL of {vmid:#x} failed: {}",
                     Errno(f.errno as i32).name()
