@@ -199,8 +199,10 @@ pub fn stats_exits(stderr: &str) -> i64 {
     stats_count(stderr, " exits,")
 }
 
-/// The number just before the first `what` on stderr.
-fn stats_count(stderr: &str, what: &str) -> i64 {
+/// The number just before the first `what` on stderr (`" slice ends"`,
+/// `" faults resolved"`, ...).
+#[allow(dead_code)] // Not every test binary uses every helper.
+pub fn stats_count(stderr: &str, what: &str) -> i64 {
     let at = stderr
         .find(what)
         .unwrap_or_else(|| panic!("no{what} in --stats output: {stderr}"));
