@@ -193,6 +193,27 @@ impl<V: Vcpu> Machine<V> {
     /// expectation. Every entry is checked before any is carried out
     /// (the array wholly in RAM, the count capped), so a malformed batch
     /// does nothing.
+    /// `vmspace_ctl_batch` (a plain `vmspace_ctl` for `count` 0): the
+    /// batch, then, when every entry met its expectation, the switch to
+    /// the process. `None`: the process is on the vCPU; else the errno
+    /// the call returns (ECANCELED for an unmet entry: nothing ran).
+    fn batch_then_run(
+        &mut self,
+        block: u64,
+        entries: u64,
+        count: u64,
+        ctl: Ctl,
+    ) -> Result<Option<Errno>, Stop> {
+        if count > 0 {
+            match self.run_batch(entries, count) {
+                Err(e) => return Ok(Some(e)),
+                Ok(met) if met < count => return Ok(Some(Errno::ECANCELED)),
+                Ok(_) => {}
+            }
+        }
+        Ok(self.enter_process(block, ctl)?.err())
+    }
+
     fn run_batch(&mut self, entries: u64, count: u64) -> Result<u64, Errno> {
         if count > BATCH_MAX {
             return Err(Errno::EINVAL);
@@ -324,10 +345,10 @@ impl<V: Vcpu> Machine<V> {
                     vframe,
                     timeout_us,
                 };
-                match self.enter_process(addr, ctl)? {
+                match self.batch_then_run(addr, 0, 0, ctl)? {
                     // Entered the process: the result is written when it traps.
-                    Ok(()) => return Ok(()),
-                    Err(e) => Err(e),
+                    None => return Ok(()),
+                    Some(e) => Err(e),
                 }
             }
             Call::VmspaceCtlBatch {
@@ -338,23 +359,19 @@ impl<V: Vcpu> Machine<V> {
                 tframe,
                 vframe,
                 timeout_us,
-            } => match self.run_batch(entries, count) {
-                Err(e) => Err(e),
-                Ok(met) if met < count => Err(Errno::ECANCELED),
-                Ok(_) => {
-                    let ctl = Ctl {
-                        id,
-                        cmd,
-                        tframe,
-                        vframe,
-                        timeout_us,
-                    };
-                    match self.enter_process(addr, ctl)? {
-                        Ok(()) => return Ok(()),
-                        Err(e) => Err(e),
-                    }
+            } => {
+                let ctl = Ctl {
+                    id,
+                    cmd,
+                    tframe,
+                    vframe,
+                    timeout_us,
+                };
+                match self.batch_then_run(addr, entries, count, ctl)? {
+                    None => return Ok(()),
+                    Some(e) => Err(e),
                 }
-            },
+            }
             Call::Batch { entries, count } => self.run_batch(entries, count).map(|n| n as i64),
             Call::VmspaceCreate { .. }
             | Call::VmspaceDestroy { .. }
