@@ -56,6 +56,14 @@ impl Figure {
 const FIGURES: &[(&str, &str)] = &[
     ("floor", "raw KVM exit round trip (ring-3 out, bare VM)"),
     (
+        "syscall_exit",
+        "raw ring-3 syscall -> LSTAR stub out -> resumed at RCX (bare VM): a process's trap before any vkernel work",
+    ),
+    (
+        "syscall_design_floor",
+        "floor + syscall_exit: a system call's two exits with no vkernel work (what `syscall` cannot go below)",
+    ),
+    (
         "null_hypercall",
         "no-op hypercall through the vkernel dispatch",
     ),
@@ -196,44 +204,89 @@ const SAMPLED: &[&str] = &[
     "vpt_touch_shadowed",
 ];
 
+/// What a bare VM's vCPU loops on (in ring 3, as every vkernel context).
+#[derive(Clone, Copy)]
+enum BareLoop {
+    /// `out dx, eax` through the TSS I/O bitmap: a hypercall's exit, the
+    /// floor.
+    Out,
+    /// `syscall`, which lands on the trap area's stub (LSTAR) and its
+    /// `out SYSCALL_PORT`; the host resumes at RCX through the synced
+    /// registers. A process's system call pays this before the vkernel
+    /// does anything: on PVM `syscall` is an event of its own before the
+    /// stub's exit (KVM-NOTES: 27 µs against the floor's 20.5).
+    Syscall,
+}
+
 /// Measures the floor: `reps` repetitions of `iters` bare exits.
 pub fn floor(reps: usize, iters: u64) -> Result<Vec<f64>, Error> {
+    bare_exits(BareLoop::Out, reps, iters)
+}
+
+/// `reps` repetitions of `iters` round trips of `kind` in a VM made here,
+/// with nothing of the vkernel's around the exit.
+fn bare_exits(kind: BareLoop, reps: usize, iters: u64) -> Result<Vec<f64>, Error> {
+    use kvm_ioctls::{SyncReg, VcpuExit};
+    use vkernel_abi::{selector, SYSCALL_PORT};
     let cfg = MemoryConfig {
         ram_bytes: 16 << 20,
         pool_bytes: 8 << 20,
         kvm_path: "/dev/kvm".into(),
     };
     let mut vm = Vm::new(&cfg)?;
-    // mov dx, HC_PORT_BASE; 1: out dx, eax; jmp 1b
-    let port = HC_PORT_BASE.to_le_bytes();
-    let code = [0x66, 0xba, port[0], port[1], 0xef, 0xeb, 0xfd];
+    let (code, port): (Vec<u8>, u16) = match kind {
+        // mov dx, HC_PORT_BASE; 1: out dx, eax; jmp 1b
+        BareLoop::Out => {
+            let p = HC_PORT_BASE.to_le_bytes();
+            (vec![0x66, 0xba, p[0], p[1], 0xef, 0xeb, 0xfd], HC_PORT_BASE)
+        }
+        // 1: syscall; jmp 1b
+        BareLoop::Syscall => (vec![0x0f, 0x05, 0xeb, 0xfc], SYSCALL_PORT),
+    };
     let entry = 0x20_0000;
     vm.guest
         .mem
         .write_slice(&code, GuestAddress(entry))
         .map_err(|e| Error::Memory {
-            what: "writing the floor's code",
+            what: "writing the bare VM's code",
             source: Box::new(e),
         })?;
     vm.enter_kernel(entry)?;
-    // No synced registers: the bare cost of an exit. (Measured here: the
-    // register sync the vkernel uses adds less than the run-to-run noise.)
     let vcpu = &mut vm.vcpu.fd;
-    vcpu.clear_sync_valid_reg(kvm_ioctls::SyncReg::Register);
-    vcpu.clear_sync_valid_reg(kvm_ioctls::SyncReg::SystemRegister);
+    if let BareLoop::Syscall = kind {
+        // The process's TSS: its I/O bitmap opens the syscall stub's port.
+        let mut sregs = vcpu.get_sregs().map_err(kvm_err("KVM_GET_SREGS"))?;
+        crate::vm::set_tr(&mut sregs, selector::TSS_PROCESS);
+        crate::vm::set_tr_type(&mut sregs);
+        vcpu.set_sregs(&sregs).map_err(kvm_err("KVM_SET_SREGS"))?;
+    }
+    // The floor syncs no registers: the bare cost of an exit. (Measured
+    // here: the register sync the vkernel uses adds less than the
+    // run-to-run noise.) The syscall loop syncs the general registers, as
+    // the vkernel does, to resume at RCX.
+    vcpu.clear_sync_valid_reg(SyncReg::SystemRegister);
+    match kind {
+        BareLoop::Out => vcpu.clear_sync_valid_reg(SyncReg::Register),
+        BareLoop::Syscall => vcpu.set_sync_valid_reg(SyncReg::Register),
+    }
     // Every exit must be that `out`: anything else (a #GP through the
     // trap area's stubs, a shutdown...) ends the benchmark with a message
     // instead of running the vCPU on.
     let mut run = |n: u64| -> Result<(), Error> {
         for _ in 0..n {
             match vcpu.run().map_err(kvm_err("KVM_RUN"))? {
-                kvm_ioctls::VcpuExit::IoOut(HC_PORT_BASE, _) => {}
+                VcpuExit::IoOut(p, _) if p == port => {}
                 other => {
                     return Err(Error::Setup(format!(
-                        "bench floor: KVM_RUN returned {other:?}, not the `out` to port \
-                         {HC_PORT_BASE:#x} the floor VM loops on"
+                        "bench: KVM_RUN returned {other:?}, not the `out` to port \
+                         {port:#x} the bare VM loops on"
                     )))
                 }
+            }
+            if let BareLoop::Syscall = kind {
+                let regs = &mut vcpu.sync_regs_mut().regs;
+                regs.rip = regs.rcx;
+                vcpu.set_sync_dirty_reg(SyncReg::Register);
             }
         }
         Ok(())
@@ -494,6 +547,8 @@ fn boot_to_exit(runs: usize) -> Result<(BootStages, u64), Error> {
 pub fn run(args: &BenchArgs) -> Result<(), Error> {
     let (reps, iters) = if args.quick { (5, 500) } else { (9, 5000) };
     let mut floor_samples = floor(reps, iters)?;
+    // Like the floor, half at the start and half at the end of the run.
+    let mut syscall_exit = Vec::new();
     if args.floor_only {
         let f = Figure::from_samples(floor_samples)
             .ok_or_else(|| Error::Setup("no floor samples".into()))?;
@@ -505,6 +560,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
         );
         return Ok(());
     }
+    syscall_exit.extend(bare_exits(BareLoop::Syscall, reps, iters)?);
     let mut figures = guest_figures(
         true,
         if args.quick {
@@ -562,6 +618,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
         native.extend(native_systest.figures(&mode)?);
     }
     floor_samples.extend(floor(reps, iters)?);
+    syscall_exit.extend(bare_exits(BareLoop::Syscall, reps, iters)?);
     let boot_runs = if args.quick { 3 } else { 10 };
     let (boot, overhead_kib) = boot_to_exit(boot_runs)?;
     native.insert(
@@ -580,6 +637,18 @@ pub fn run(args: &BenchArgs) -> Result<(), Error> {
     let floor = Figure::from_samples(floor_samples)
         .ok_or_else(|| Error::Setup("no floor samples".into()))?;
     figures.insert("floor".into(), floor);
+    if let Some(exit) = Figure::from_samples(syscall_exit) {
+        figures.insert("syscall_exit".into(), exit);
+        // Medians add: the two loops ran minutes apart, so no per-sample sum.
+        figures.insert(
+            "syscall_design_floor".into(),
+            Figure {
+                median_ns: floor.median_ns + exit.median_ns,
+                min_ns: floor.min_ns + exit.min_ns,
+                max_ns: floor.max_ns + exit.max_ns,
+            },
+        );
+    }
     if let Some(b) = Figure::from_samples(boot.to_exit) {
         figures.insert("boot_to_exit".into(), b);
     }

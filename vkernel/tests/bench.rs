@@ -12,6 +12,8 @@ fn quick_bench_produces_every_figure_with_a_ratio() {
         serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
     for key in [
         "floor",
+        "syscall_exit",
+        "syscall_design_floor",
         "null_hypercall",
         "syscall",
         "page_fault",
@@ -34,6 +36,14 @@ fn quick_bench_produces_every_figure_with_a_ratio() {
         assert!(ratio > 0.0 && ratio.is_finite(), "{key}: ratio {ratio}");
     }
     assert_eq!(json["floor"]["ratio"].as_f64(), Some(1.0));
+    // A bare `syscall` exit is at least one exit, and the design's floor
+    // for a system call is the two exits together.
+    let ratio = |key: &str| json[key]["ratio"].as_f64().unwrap();
+    assert!(ratio("syscall_exit") > 0.5, "{json}");
+    assert!(
+        (ratio("syscall_design_floor") - 1.0 - ratio("syscall_exit")).abs() < 1e-9,
+        "{json}"
+    );
     assert!(json["host_overhead_kib"].as_u64().unwrap() > 0);
 
     // Every process-level benchmark ran natively in the same run: its
