@@ -573,12 +573,12 @@ impl Pmap for GuestPmap {
         Ok(())
     }
 
-    fn map_file(&mut self, start: u64, end: u64) -> Result<(), Errno> {
+    fn map_file(&mut self, _: &Regions, start: u64, end: u64) -> Result<(), Errno> {
         self.clear_pages(start, end);
         Ok(())
     }
 
-    fn unmap(&mut self, start: u64, end: u64) -> Result<(), Errno> {
+    fn unmap(&mut self, _: &Regions, start: u64, end: u64) -> Result<(), Errno> {
         self.clear_pages(start, end);
         Ok(())
     }

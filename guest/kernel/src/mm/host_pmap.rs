@@ -174,6 +174,44 @@ impl HostPmap {
         }))
     }
 
+    /// The runs of `[start, end)` the host has map entries for, in
+    /// address order, neighbours merged: all of an anonymous region
+    /// (mapped whole at mmap), and a file region's pages mapped so far
+    /// (`self.file`). `before`: the regions the entries were made for.
+    fn host_runs(&self, before: &Regions, start: u64, end: u64) -> Vec<(u64, u64)> {
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        let mut add = |s: u64, e: u64| match runs.last_mut() {
+            Some(last) if last.1 == s => last.1 = e,
+            _ => runs.push((s, e)),
+        };
+        for r in before.pieces(start, end) {
+            if r.file().is_none() {
+                add(r.start, r.end);
+            } else {
+                for &va in self.file.range(r.start..r.end).map(|(va, _)| va) {
+                    add(va, va + PAGE_SIZE);
+                }
+            }
+        }
+        runs
+    }
+
+    /// Unmaps `[start, end)` in vmspace `vmid`, holes or not: the seed's
+    /// munmap refuses holes, so a range with some is first filled with
+    /// one mapping (replacing what is there), then unmapped whole.
+    fn unmap_span(vmid: u64, start: u64, end: u64) -> Result<(), Errno> {
+        let len = end - start;
+        match vms::munmap(vmid, start, len) {
+            Err(Errno::EINVAL) if start >= VM_MIN_USER_ADDRESS => {
+                let flags = MAP_ANON | MAP_PRIVATE | MAP_FIXED;
+                vms::mmap(vmid, start, len, PROT_NONE, flags, FD_NONE, 0)
+                    .map_err(|_| Errno::ENOMEM)?;
+                vms::munmap(vmid, start, len).map(|_| ())
+            }
+            r => r.map(|_| ()),
+        }
+    }
+
     /// Drops the references of the file pages in `[start, end)` (which the
     /// host maps no more).
     fn drop_slots(&mut self, start: u64, end: u64) {
@@ -486,24 +524,25 @@ impl Pmap for HostPmap {
         Ok(())
     }
 
-    fn map_file(&mut self, start: u64, end: u64) -> Result<(), Errno> {
-        self.unmap(start, end)
+    fn map_file(&mut self, before: &Regions, start: u64, end: u64) -> Result<(), Errno> {
+        self.unmap(before, start, end)
     }
 
-    fn unmap(&mut self, start: u64, end: u64) -> Result<(), Errno> {
-        let len = end - start;
-        match vms::munmap(self.vmid, start, len) {
-            Err(Errno::EINVAL) if start >= VM_MIN_USER_ADDRESS => {
-                // The range has holes, which the seed's munmap refuses: fill
-                // them with one mapping (replacing what is there), then
-                // unmap the whole range.
-                let flags = MAP_ANON | MAP_PRIVATE | MAP_FIXED;
-                vms::mmap(self.vmid, start, len, PROT_NONE, flags, FD_NONE, 0)
-                    .map_err(|_| Errno::ENOMEM)?;
-                vms::munmap(self.vmid, start, len)?;
-            }
-            r => {
-                r?;
+    fn unmap(&mut self, before: &Regions, start: u64, end: u64) -> Result<(), Errno> {
+        // Only what the host maps is unmapped: a fresh file mapping (ld.so
+        // maps each library, then each segment over it) has no entries
+        // yet, and the seed's munmap refuses a range with holes, which
+        // cost a fill and a second munmap each time (three hypercalls
+        // where none or one is needed).
+        let runs = self.host_runs(before, start, end);
+        if runs.len() > 2 {
+            // Many runs (a file mapping with scattered pages touched): one
+            // mapping over the whole span replaces them, then goes.
+            let (s, e) = (runs[0].0, runs[runs.len() - 1].1);
+            Self::unmap_span(self.vmid, s, e)?;
+        } else {
+            for &(s, e) in &runs {
+                Self::unmap_span(self.vmid, s, e)?;
             }
         }
         self.drop_slots(start, end);

@@ -50,12 +50,13 @@ pub trait Pmap {
     fn map_anon(&mut self, start: u64, end: u64, prot: u64) -> Result<(), Errno>;
     /// Makes `[start, end)` ready for a file mapping (its region is in
     /// place): whatever was mapped there goes; the file's pages come on
-    /// fault.
-    fn map_file(&mut self, start: u64, end: u64) -> Result<(), Errno>;
+    /// fault. `before`: the regions as they were (what the pmap maps).
+    fn map_file(&mut self, before: &Regions, start: u64, end: u64) -> Result<(), Errno>;
     /// Unmaps `[start, end)`; holes are fine. Every page reference the
     /// range held is dropped (a file page stays alive exactly as long as a
-    /// translation may name it).
-    fn unmap(&mut self, start: u64, end: u64) -> Result<(), Errno>;
+    /// translation may name it). `before`: the regions as they were
+    /// before this change (the pmap maps nothing outside them).
+    fn unmap(&mut self, before: &Regions, start: u64, end: u64) -> Result<(), Errno>;
     /// Changes the protection of `[start, end)` (covered, no holes) to
     /// `prot`, which `regions` already record.
     fn protect(&mut self, regions: &Regions, start: u64, end: u64, prot: u64) -> Result<(), Errno>;
@@ -236,16 +237,17 @@ impl AddressSpace {
         self.regions.find_free_below(top, floor, len)
     }
 
-    /// Runs `change` on the regions, then `apply` on the pmap; if either
-    /// fails, the regions are as before (the pmap and the regions must
-    /// always agree).
+    /// Runs `change` on the regions, then `apply` on the pmap with the
+    /// regions after and before the change; if either fails, the regions
+    /// are as before (the pmap and the regions must always agree).
     fn change(
         &mut self,
         change: impl FnOnce(&mut Regions) -> Result<(), Errno>,
-        apply: impl FnOnce(&mut dyn Pmap, &Regions) -> Result<(), Errno>,
+        apply: impl FnOnce(&mut dyn Pmap, &Regions, &Regions) -> Result<(), Errno>,
     ) -> Result<(), Errno> {
         let saved = self.regions.try_clone()?;
-        let r = change(&mut self.regions).and_then(|()| apply(self.pmap.as_mut(), &self.regions));
+        let r = change(&mut self.regions)
+            .and_then(|()| apply(self.pmap.as_mut(), &self.regions, &saved));
         if r.is_err() {
             self.regions = saved;
         }
@@ -258,7 +260,7 @@ impl AddressSpace {
         let end = addr + len;
         self.change(
             |r| r.insert(addr, end, prot, Backing::Anon),
-            |p, _| p.map_anon(addr, end, prot),
+            |p, _, _| p.map_anon(addr, end, prot),
         )
     }
 
@@ -270,14 +272,17 @@ impl AddressSpace {
         object.mappers().add(&self.me)?;
         self.change(
             |r| r.insert(addr, end, prot, Backing::File(file)),
-            |p, _| p.map_file(addr, end),
+            |p, _, before| p.map_file(before, addr, end),
         )
     }
 
     /// Unmaps `[addr, addr + len)`; holes are fine (Linux's munmap).
     pub fn unmap(&mut self, addr: u64, len: u64) -> Result<(), Errno> {
         let end = addr + len;
-        self.change(|r| r.remove(addr, end), |p, _| p.unmap(addr, end))
+        self.change(
+            |r| r.remove(addr, end),
+            |p, _, before| p.unmap(before, addr, end),
+        )
     }
 
     /// Changes the protection of `[addr, addr + len)`: `ENOMEM` on a hole,
@@ -299,7 +304,7 @@ impl AddressSpace {
         }
         self.change(
             |r| r.protect(addr, end, prot),
-            |p, regions| p.protect(regions, addr, end, prot),
+            |p, regions, _| p.protect(regions, addr, end, prot),
         )
     }
 
@@ -321,7 +326,7 @@ impl AddressSpace {
             // Unmapping a range the space maps cannot fail on either pmap
             // short of a broken host; the references the pmap holds keep
             // the pages from reuse even then.
-            let _ = self.pmap.unmap(start, end);
+            let _ = self.pmap.unmap(&self.regions, start, end);
         }
     }
 

@@ -727,9 +727,21 @@ fn load_segments(
         }
         let (start, stop) = (page_down(va), page_up(end));
         let map_from = start.max(prev_end);
+        let prot = prot_of(ph.p_flags);
+        // Mapped with the segment's own protection at once: the kernel's
+        // copy of the contents below does not need PROT_WRITE (either
+        // pmap writes any accessible page, as Linux's kernel writes the
+        // pages of a read-only segment it loads), and a protect after it
+        // was one hypercall more per segment. Only PROT_NONE, which the
+        // copy cannot pass, is mapped writable and protected afterwards.
+        let map_prot = if prot == PROT_NONE {
+            PROT_READ | PROT_WRITE
+        } else {
+            prot
+        };
         if stop > map_from {
             space
-                .map_anon(map_from, stop - map_from, PROT_READ | PROT_WRITE)
+                .map_anon(map_from, stop - map_from, map_prot)
                 .map_err(nomem)?;
         }
         if ph.p_filesz > 0 {
@@ -746,9 +758,13 @@ fn load_segments(
         if phdr_addr == 0 && (ph.p_offset..ph.p_offset + ph.p_filesz).contains(&h.phoff) {
             phdr_addr = va + (h.phoff - ph.p_offset);
         }
-        let prot = prot_of(ph.p_flags);
-        space.protect(start, stop - start, prot).map_err(nomem)?;
-        if start < prev_end {
+        if prot == PROT_NONE && stop > map_from {
+            space
+                .protect(map_from, stop - map_from, prot)
+                .map_err(nomem)?;
+        }
+        // A page shared with the previous segment gets both protections.
+        if start < prev_end && prot | prev_prot != prev_prot {
             space
                 .protect(start, PAGE_SIZE, prot | prev_prot)
                 .map_err(nomem)?;
