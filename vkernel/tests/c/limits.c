@@ -293,6 +293,53 @@ static int exec_with(const char *self, long count, long len) {
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
+// execve(self, argv, {"LIMITS=1"}) in a child: its errno (0 when the
+// exec worked and the new image checked what it got: `argcount 0`).
+static int exec_argv(const char *self, char **argv) {
+    pid_t c = fork();
+    if (c == 0) {
+        char *envp[] = {"LIMITS=1", NULL};
+        execve(self, argv, envp);
+        _exit(100 + errno);
+    }
+    int status = -1;
+    waitpid(c, &status, 0);
+    if (!WIFEXITED(status))
+        return -1;
+    return WEXITSTATUS(status) >= 100 ? WEXITSTATUS(status) - 100 : WEXITSTATUS(status) ? -1 : 0;
+}
+
+// Bad pointers in execve's arrays and strings: EFAULT, as Linux; a string
+// whose NUL is the last byte before an unmapped page is whole.
+static void exec_faults(const char *self) {
+    long ps = sysconf(_SC_PAGESIZE);
+    char *two = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (two == MAP_FAILED) {
+        CHECK(0, "mmap");
+        return;
+    }
+    munmap(two + ps, ps);
+    CHECK(exec_argv(self, (char **)8) == EFAULT, "execve with argv at a bad address: EFAULT");
+    char *bad_str[] = {(char *)self, "argcount", (char *)8, NULL};
+    CHECK(exec_argv(self, bad_str) == EFAULT, "execve with a bad string pointer: EFAULT");
+    // No NUL before the unmapped page.
+    memset(two, 'a', ps);
+    char *runs_off[] = {(char *)self, "argcount", "1", two + ps - 10, NULL};
+    CHECK(exec_argv(self, runs_off) == EFAULT,
+          "execve with a string running into an unmapped page: EFAULT");
+    // The array itself runs into the unmapped page without its NULL.
+    char **tail = (char **)(two + ps - 2 * sizeof(char *));
+    tail[0] = (char *)self;
+    tail[1] = "argcount";
+    CHECK(exec_argv(self, tail) == EFAULT, "execve with argv running into an unmapped page: EFAULT");
+    // The NUL is the page's last byte: the string (9 bytes) is whole.
+    memset(two, 'a', ps);
+    two[ps - 1] = 0;
+    char *at_end[] = {(char *)self, "argcount", "1", two + ps - 10, NULL};
+    CHECK(exec_argv(self, at_end) == 0, "a string ending at the page before a hole is whole");
+    munmap(two, ps);
+}
+
 // The strings and pointers a successful exec of `count` arguments of
 // `len` bytes carries, as Linux counts them: each string with its NUL,
 // the path, and a pointer per string.
@@ -353,6 +400,7 @@ static void exec_args(const char *self) {
     waitpid(c, &status, 0);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
           "with a 256 KiB stack limit, 100 KiB work and 130 KiB are E2BIG (status %#x)", status);
+    exec_faults(self);
 }
 
 // The re-executed image: checks it got `N` arguments after argv[2], each

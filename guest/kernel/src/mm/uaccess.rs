@@ -131,3 +131,141 @@ pub fn copy_in_str(space: &SpaceRef, addr: u64, buf: &mut [u8]) -> Result<usize,
     }
     Err(Errno::ENAMETOOLONG)
 }
+
+/// Pages [`UserPages`] keeps at most (64 KiB of kernel heap).
+const USER_PAGES_KEPT: usize = 16;
+
+/// Reads of one process's memory through whole pages kept for the length
+/// of one system call. `execve` reads its argument and environment
+/// strings twice (to measure, then to copy), each one and each pointer a
+/// copy of its own; they lie on a few pages of the caller's heap and
+/// stack, so on `pmap=host` one pread per page replaces one per read
+/// (bash's exec: ~50 preads, an exit each, down to a handful).
+///
+/// Only while the process cannot run: a caller keeps it within one
+/// system call that does not sleep in between, so the pages cannot
+/// change under it (no task of the address space runs meanwhile).
+pub struct UserPages<'a> {
+    space: &'a SpaceRef,
+    /// (page address, bytes of it readable, its bytes).
+    pages: alloc::vec::Vec<(u64, usize, alloc::vec::Vec<u8>)>,
+    /// The slot the next miss replaces once all are taken.
+    next: usize,
+}
+
+impl<'a> UserPages<'a> {
+    /// Nothing kept yet.
+    pub fn new(space: &'a SpaceRef) -> Self {
+        UserPages {
+            space,
+            pages: alloc::vec::Vec::new(),
+            next: 0,
+        }
+    }
+
+    /// The kept copy of the page at `page` (aligned), read on a miss:
+    /// `(bytes readable from its start, index in `pages`)`, or `None`
+    /// where the kernel heap has no room for a copy (the caller reads
+    /// directly then).
+    fn page(&mut self, page: u64) -> Option<(usize, usize)> {
+        if let Some(i) = self.pages.iter().position(|p| p.0 == page) {
+            return Some((self.pages[i].1, i));
+        }
+        let i = if self.pages.len() < USER_PAGES_KEPT {
+            self.pages.try_reserve(1).ok()?;
+            let mut data = alloc::vec::Vec::new();
+            data.try_reserve_exact(4096).ok()?;
+            data.resize(4096, 0);
+            self.pages.push((u64::MAX, 0, data));
+            self.pages.len() - 1
+        } else {
+            let i = self.next;
+            self.next = (self.next + 1) % USER_PAGES_KEPT;
+            i
+        };
+        let slot = &mut self.pages[i];
+        // A page is mapped whole or not at all, but a file page past the
+        // end of its file reads short: keep what was read.
+        let valid = copy_in_partial(self.space, page, &mut slot.2[..]);
+        slot.0 = page;
+        slot.1 = valid;
+        Some((valid, i))
+    }
+
+    /// Copies up to `buf.len()` bytes from `addr`, stopping at the first
+    /// byte the process cannot read; how many were copied.
+    pub fn read_partial(&mut self, addr: u64, buf: &mut [u8]) -> usize {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let Some(a) = addr.checked_add(done as u64).filter(|&a| user_range(a, 1)) else {
+                break;
+            };
+            let (page, off) = (a & !4095, (a & 4095) as usize);
+            let Some((valid, i)) = self.page(page) else {
+                return done + copy_in_partial(self.space, a, &mut buf[done..]);
+            };
+            if off >= valid {
+                break;
+            }
+            let n = (valid - off).min(buf.len() - done);
+            buf[done..done + n].copy_from_slice(&self.pages[i].2[off..off + n]);
+            done += n;
+            if off + n < 4096 && done < buf.len() {
+                break; // the page reads short: nothing after it
+            }
+        }
+        done
+    }
+
+    /// Reads a little-endian u64 (EFAULT if unreadable).
+    pub fn read_u64(&mut self, addr: u64) -> Result<u64, Errno> {
+        let mut b = [0u8; 8];
+        if self.read_partial(addr, &mut b) != 8 {
+            return Err(Errno::EFAULT);
+        }
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// The length of the NUL-terminated string at `addr` (without the
+    /// NUL), looked at up to `max` bytes: `ENAMETOOLONG` when no NUL comes
+    /// within them, `EFAULT` when the string runs into memory the process
+    /// cannot read.
+    pub fn str_len(&mut self, addr: u64, max: usize) -> Result<usize, Errno> {
+        let mut len = 0usize;
+        let mut chunk = [0u8; 256];
+        while len < max {
+            let a = addr.checked_add(len as u64).ok_or(Errno::EFAULT)?;
+            let want = chunk.len().min(max - len);
+            let got = self.read_partial(a, &mut chunk[..want]);
+            if let Some(nul) = chunk[..got].iter().position(|&b| b == 0) {
+                return Ok(len + nul);
+            }
+            if got < want {
+                return Err(Errno::EFAULT);
+            }
+            len += got;
+        }
+        Err(Errno::ENAMETOOLONG)
+    }
+
+    /// Copies the NUL-terminated string at `addr` into `buf` (as
+    /// [`copy_in_str`]): its length; `EFAULT` if unreadable,
+    /// `ENAMETOOLONG` if it does not fit in `buf` with its NUL.
+    pub fn read_str(&mut self, addr: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        let mut done = 0usize;
+        while done < buf.len() {
+            // A page at a time: the NUL ends the copy.
+            let a = addr.checked_add(done as u64).ok_or(Errno::EFAULT)?;
+            let chunk = ((4096 - (a & 4095)) as usize).min(buf.len() - done);
+            let got = self.read_partial(a, &mut buf[done..done + chunk]);
+            if let Some(nul) = buf[done..done + got].iter().position(|&b| b == 0) {
+                return Ok(done + nul);
+            }
+            if got < chunk {
+                return Err(Errno::EFAULT);
+            }
+            done += chunk;
+        }
+        Err(Errno::ENAMETOOLONG)
+    }
+}

@@ -2,10 +2,7 @@
 //! execve, wait4, kill. The work is in [`crate::proc`].
 
 use crate::kernel::Kernel;
-use crate::mm::uaccess::{
-    copy_in, copy_in_partial, copy_in_str, copy_out, copy_out_posted, read_u64,
-};
-use crate::mm::SpaceRef;
+use crate::mm::uaccess::{copy_in, copy_out, copy_out_posted, UserPages};
 use crate::proc::exec::{ArgBuf, ExecError, MAX_ARG_STRLEN};
 use crate::proc::posted::Tag;
 use crate::proc::signal::{self, SigInfo, StopReport};
@@ -208,7 +205,7 @@ fn do_clone(k: &mut Kernel, s: usize, c: Clone) -> Outcome {
 /// `before_bytes`/`before_strings` already counted) pass `limit`, so the
 /// walk is bounded by the limit whatever the caller passes.
 fn measure_strings(
-    space: &SpaceRef,
+    mem: &mut UserPages,
     mut arr: u64,
     before_bytes: usize,
     before_strings: usize,
@@ -218,29 +215,15 @@ fn measure_strings(
     if arr == 0 {
         return Ok((0, 0));
     }
-    let mut page = [0u8; 4096];
     loop {
-        let ptr = read_u64(space, arr)?;
+        let ptr = mem.read_u64(arr)?;
         if ptr == 0 {
             return Ok((bytes, strings));
         }
-        let mut len = 0usize;
-        'string: loop {
-            let at = ptr.checked_add(len as u64).ok_or(Errno::EFAULT)?;
-            let chunk = ((4096 - (at & 4095)) as usize).min(page.len());
-            let got = copy_in_partial(space, at, &mut page[..chunk]);
-            if let Some(nul) = page[..got].iter().position(|&b| b == 0) {
-                len += nul;
-                break 'string;
-            }
-            if got < chunk {
-                return Err(Errno::EFAULT);
-            }
-            len += chunk;
-            if len >= MAX_ARG_STRLEN {
-                return Err(Errno::E2BIG);
-            }
-        }
+        let len = match mem.str_len(ptr, MAX_ARG_STRLEN) {
+            Err(Errno::ENAMETOOLONG) => return Err(Errno::E2BIG),
+            r => r?,
+        };
         bytes += len + 1;
         strings += 1;
         if ArgBuf::cost(before_bytes + bytes, before_strings + strings) > limit {
@@ -253,47 +236,30 @@ fn measure_strings(
 /// Copies a NULL-terminated array of string pointers into `args`, whose
 /// room was reserved after [`measure_strings`]: `E2BIG` for a string
 /// longer than [`MAX_ARG_STRLEN`], past the limit, or grown since.
-fn copy_strings(space: &SpaceRef, mut arr: u64, args: &mut ArgBuf, env: bool) -> Result<(), Errno> {
+fn copy_strings(
+    mem: &mut UserPages,
+    mut arr: u64,
+    args: &mut ArgBuf,
+    env: bool,
+) -> Result<(), Errno> {
     if arr == 0 {
         return Ok(());
     }
     loop {
-        // Up to 32 pointers in one copy (one host round trip on the host
-        // pmap, where a copy per pointer cost ten per exec), never past the
-        // page the array is in: it may end just before an unmapped page.
-        let in_page = (4096 - (arr & 4095)) / 8;
-        let want = (in_page as usize).clamp(1, 32);
-        let mut bytes = [0u8; 32 * 8];
-        let got = if in_page == 0 {
-            // A pointer across two pages.
-            read_u64(space, arr).map(|p| {
-                bytes[..8].copy_from_slice(&p.to_le_bytes());
-                1
-            })?
-        } else {
-            crate::mm::uaccess::copy_in_partial(space, arr, &mut bytes[..want * 8]) / 8
-        };
-        if got == 0 {
-            return Err(Errno::EFAULT);
+        let ptr = mem.read_u64(arr)?;
+        if ptr == 0 {
+            return Ok(());
         }
-        for chunk in bytes[..got * 8].chunks_exact(8) {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(chunk);
-            let ptr = u64::from_le_bytes(w);
-            if ptr == 0 {
-                return Ok(());
-            }
-            args.push_with(env, |room| {
-                copy_in_str(space, ptr, room).map_err(|e| {
-                    if e == Errno::ENAMETOOLONG {
-                        Errno::E2BIG
-                    } else {
-                        e
-                    }
-                })
-            })?;
-        }
-        arr = arr.checked_add(got as u64 * 8).ok_or(Errno::EFAULT)?;
+        args.push_with(env, |room| {
+            mem.read_str(ptr, room).map_err(|e| {
+                if e == Errno::ENAMETOOLONG {
+                    Errno::E2BIG
+                } else {
+                    e
+                }
+            })
+        })?;
+        arr = arr.checked_add(8).ok_or(Errno::EFAULT)?;
     }
 }
 
@@ -305,14 +271,17 @@ pub fn sys_execve(k: &mut Kernel, s: usize, path: u64, argv: u64, envp: u64) -> 
     let stack_limit = k.procs.procs[s].rlimits[linux_raw_sys::general::RLIMIT_STACK as usize][0];
     let mut args = ArgBuf::new(stack_limit);
     let r = (|| -> Result<usize, Errno> {
-        let n = copy_in_str(&space, path, &mut pbuf)?;
+        // The path, the arrays and the strings through kept pages: they
+        // are read twice, and lie on a few pages.
+        let mut mem = UserPages::new(&space);
+        let n = mem.read_str(path, &mut pbuf)?;
         // Measured first, so the buffer is allocated once at its size.
         let limit = args.limit();
-        let (abytes, argc) = measure_strings(&space, argv, n + 1, 0, limit)?;
-        let (ebytes, envc) = measure_strings(&space, envp, n + 1 + abytes, argc, limit)?;
+        let (abytes, argc) = measure_strings(&mut mem, argv, n + 1, 0, limit)?;
+        let (ebytes, envc) = measure_strings(&mut mem, envp, n + 1 + abytes, argc, limit)?;
         args.reserve(abytes + ebytes, argc + envc)?;
-        copy_strings(&space, argv, &mut args, false)?;
-        copy_strings(&space, envp, &mut args, true)?;
+        copy_strings(&mut mem, argv, &mut args, false)?;
+        copy_strings(&mut mem, envp, &mut args, true)?;
         Ok(n)
     })();
     drop(space);
