@@ -242,7 +242,10 @@ mod tests {
             start,
             end,
             prot: 1,
-            backing: Backing::Anonymous { shared: false },
+            backing: Backing::Anonymous {
+                shared: false,
+                stack: false,
+            },
         }
     }
 

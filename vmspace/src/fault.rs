@@ -3,9 +3,10 @@
 //! fault-around); anything else goes back to it as a trap.
 
 use vkernel_abi::layout::PAGE_SIZE;
-use vkernel_abi::mman::{PROT_EXEC, PROT_NONE, PROT_WRITE};
+use vkernel_abi::mman::{PROT_EXEC, PROT_NONE, PROT_WRITE, STACK_FAULT_AROUND};
 use vkernel_abi::Errno;
 
+use crate::map::Backing;
 use crate::pagetable::{leaf_flags, pte};
 use crate::registry::VmspaceRegistry;
 
@@ -135,7 +136,10 @@ impl VmspaceRegistry {
         // The aligned window of `window_pages` pages (rounded up to a power
         // of two) around the fault: `fault_around`, larger for a
         // sequential first touch.
-        let window_pages = space.fault_window(va, fault_around);
+        let window_pages = match entry.backing {
+            Backing::Anonymous { stack: true, .. } => STACK_FAULT_AROUND as usize,
+            _ => space.fault_window(va, fault_around),
+        };
         let window_bytes = (window_pages.max(1) as u64).next_power_of_two() * PAGE_SIZE;
         let window = va & !(window_bytes - 1);
         let from = window.max(entry.start);

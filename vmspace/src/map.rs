@@ -22,6 +22,9 @@ pub enum Backing {
         /// Mapped `MAP_SHARED` (recorded only: a clone copies it like a
         /// private mapping).
         shared: bool,
+        /// Mapped `MAP_STACK`: a fault maps a small window around it
+        /// (`STACK_FAULT_AROUND` pages), not the usual one.
+        stack: bool,
     },
     /// The guest kernel's physical memory (`PHYSMEM_FD`).
     Phys {
@@ -346,7 +349,10 @@ mod tests {
     use super::*;
     use vkernel_abi::mman::{PROT_READ, PROT_WRITE};
 
-    const ANON: Backing = Backing::Anonymous { shared: false };
+    const ANON: Backing = Backing::Anonymous {
+        shared: false,
+        stack: false,
+    };
 
     fn entry(start: u64, end: u64, prot: u64, backing: Backing) -> MapEntry {
         MapEntry {

@@ -5,8 +5,8 @@
 use crate::ram::KernelRam;
 use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS, VM_MIN_USER_ADDRESS};
 use vkernel_abi::mman::{
-    FD_NONE, MAP_ANON, MAP_FIXED, MAP_KNOWN, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, MAP_VPAGETABLE,
-    PHYSMEM_FD, PROT_MASK, PROT_READ, PROT_WRITE,
+    FD_NONE, MAP_ANON, MAP_FIXED, MAP_KNOWN, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, MAP_STACK,
+    MAP_VPAGETABLE, PHYSMEM_FD, PROT_MASK, PROT_READ, PROT_WRITE,
 };
 use vkernel_abi::Errno;
 
@@ -120,7 +120,10 @@ pub fn check_mmap(
         }
         Backing::VpageTable { root: None }
     } else if anon {
-        Backing::Anonymous { shared }
+        Backing::Anonymous {
+            shared,
+            stack: flags & MAP_STACK != 0,
+        }
     } else if fd == PHYSMEM_FD {
         if pageoff != 0 || !ram.contains(off, size) {
             return Err(Errno::EINVAL);

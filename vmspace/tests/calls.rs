@@ -1276,6 +1276,65 @@ fn fault_around_maps_the_window_inside_the_entry() {
 }
 
 #[test]
+fn a_stack_mapping_faults_in_a_small_window() {
+    use vkernel_abi::mman::{MAP_STACK, STACK_FAULT_AROUND};
+    let (mem, mut reg) = with_space(4096);
+    reg.set_fault_around(64);
+    // A thread's stack: 8 MiB, touched at its top, then one page deeper
+    // than the first window, then sequentially upward (no growth).
+    let len = 8 << 20;
+    assert_eq!(
+        reg.mmap(1, BASE, len, RW_, ANON_FIXED | MAP_STACK, FD_NONE, 0),
+        Ok(BASE)
+    );
+    let root = reg.root(1).unwrap();
+    let top = BASE + len - PAGE_SIZE;
+    assert_eq!(
+        reg.handle_fault(1, top + 0x10, pf::U | pf::W),
+        Ok(FaultOutcome::Resolved)
+    );
+    let mapped: Vec<u64> = check_tree(&mem, &reg, root)
+        .into_iter()
+        .map(|(va, _)| va)
+        .collect();
+    let want: Vec<u64> = (0..STACK_FAULT_AROUND)
+        .map(|i| BASE + len - (STACK_FAULT_AROUND - i) * PAGE_SIZE)
+        .collect();
+    assert_eq!(mapped, want, "the aligned window at the top only");
+    let below = BASE + len - (STACK_FAULT_AROUND + 1) * PAGE_SIZE;
+    assert_eq!(
+        reg.handle_fault(1, below, pf::U | pf::W),
+        Ok(FaultOutcome::Resolved)
+    );
+    assert_eq!(
+        check_tree(&mem, &reg, root).len() as u64,
+        2 * STACK_FAULT_AROUND
+    );
+    let mut next = BASE;
+    for _ in 0..4 {
+        assert_eq!(
+            reg.handle_fault(1, next, pf::U | pf::W),
+            Ok(FaultOutcome::Resolved)
+        );
+        next += STACK_FAULT_AROUND * PAGE_SIZE;
+    }
+    assert_eq!(
+        check_tree(&mem, &reg, root).len() as u64,
+        6 * STACK_FAULT_AROUND,
+        "a sequential touch of a stack does not grow its window"
+    );
+    reg.audit().unwrap();
+    // The same mapping without MAP_STACK: the usual 64-page window.
+    anon(&mut reg, 1, BASE, len, RW_);
+    assert_eq!(
+        reg.handle_fault(1, top, pf::U | pf::W),
+        Ok(FaultOutcome::Resolved)
+    );
+    assert_eq!(check_tree(&mem, &reg, root).len(), 64);
+    reg.audit().unwrap();
+}
+
+#[test]
 fn a_sequential_first_touch_grows_the_window_and_a_sparse_one_does_not() {
     let (mem, mut reg) = with_space(4096);
     reg.set_fault_around(64);

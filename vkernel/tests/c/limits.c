@@ -424,7 +424,11 @@ int main(int argc, char **argv, char **envp) {
     const char *what = argc > 1 ? argv[1] : "";
     if (strcmp(what, "argcount") == 0)
         return arg_count(argc, argv, envp);
-    if (strcmp(what, "tasks") == 0) {
+    if (strcmp(what, "threads") == 0) {
+        if (argc > 2)
+            MANY = atoi(argv[2]);
+        many_threads();
+    } else if (strcmp(what, "tasks") == 0) {
         if (argc > 2)
             MANY = atoi(argv[2]);
         many_processes();
@@ -437,7 +441,7 @@ int main(int argc, char **argv, char **envp) {
     } else if (strcmp(what, "args") == 0) {
         exec_args("/proc/self/exe");
     } else {
-        printf("usage: limits tasks [N]|memory|args|oom\n");
+        printf("usage: limits tasks [N]|threads [N]|memory|args|oom\n");
         return 2;
     }
     printf("%d failed\n", failed);

@@ -26,9 +26,17 @@ pub const MAP_VPAGETABLE: u64 = 0x2000;
 /// brought in, physical-memory pages mapped, so the first touch of each
 /// costs no fault (not with [`MAP_VPAGETABLE`]).
 pub const MAP_POPULATE: u64 = 0x8000;
+/// Anonymous memory used as a stack (Linux's value): a fault maps its
+/// page and only [`STACK_FAULT_AROUND`] pages' worth around it, not the
+/// usual window. A thread's stack (glibc maps 8 MiB with `MAP_STACK`) is
+/// touched only near its top; Linux 6.7 likewise gives `MAP_STACK`
+/// mappings no transparent huge pages.
+pub const MAP_STACK: u64 = 0x2_0000;
+/// The fault-around window (pages, aligned) of a [`MAP_STACK`] mapping.
+pub const STACK_FAULT_AROUND: u64 = 4;
 /// All flags `vmspace_mmap` accepts.
 pub const MAP_KNOWN: u64 =
-    MAP_SHARED | MAP_PRIVATE | MAP_FIXED | MAP_ANON | MAP_VPAGETABLE | MAP_POPULATE;
+    MAP_SHARED | MAP_PRIVATE | MAP_FIXED | MAP_ANON | MAP_VPAGETABLE | MAP_POPULATE | MAP_STACK;
 
 /// The reserved fd naming the guest kernel's own physical memory: `offset`
 /// is a guest-physical address, so a mapping shares the kernel's pages.

@@ -239,7 +239,11 @@ impl GuestPmap {
     /// Maps zeroed pages at the fresh (never held) addresses of the
     /// fault-around window of `va` inside region `r`, while memory lasts.
     fn map_fresh_around(&mut self, va: u64, r: &Region) {
-        let mut pages = self.fresh_window(va);
+        let mut pages = if r.is_stack() {
+            STACK_FAULT_AROUND
+        } else {
+            self.fresh_window(va)
+        };
         // Until a window is mapped whole, the next fault starts over.
         self.sequential_next = 0;
         let pm = &mut *self.frames.borrow_mut();
@@ -247,7 +251,7 @@ impl GuestPmap {
         // out-of-memory kill: a grown window falls back to the base one,
         // and below four of those nothing is mapped around.
         if pm.free_pages() < 4 * pages {
-            pages = FAULT_AROUND;
+            pages = pages.min(FAULT_AROUND);
         }
         if pm.free_pages() < 4 * pages {
             return;
@@ -319,7 +323,7 @@ impl GuestPmap {
         let mut e = read(s);
         if e & HELD == 0 {
             let page = match &r.backing {
-                Backing::Anon => self
+                Backing::Anon { .. } => self
                     .frames
                     .borrow_mut()
                     .alloc_zeroed()
@@ -568,7 +572,7 @@ impl Pmap for GuestPmap {
 
     /// Pages are not reserved: they come on first touch (mmap applies
     /// Linux's heuristic overcommit check before this).
-    fn map_anon(&mut self, start: u64, end: u64, _prot: u64) -> Result<(), Errno> {
+    fn map_anon(&mut self, start: u64, end: u64, _prot: u64, _stack: bool) -> Result<(), Errno> {
         self.clear_pages(start, end);
         Ok(())
     }
@@ -635,7 +639,7 @@ impl Pmap for GuestPmap {
             Err(PageError::NoMem) => return Fault::OutOfMemory,
         }
         match r.backing {
-            Backing::Anon if fresh => self.map_fresh_around(addr, r),
+            Backing::Anon { .. } if fresh => self.map_fresh_around(addr, r),
             // A write fault of a private mapping copies one page and maps
             // nothing around it (as Linux): neighbours mapped read-only
             // would each cost a copy-on-write break, with an

@@ -520,8 +520,8 @@ impl Pmap for HostPmap {
         self.made = false;
     }
 
-    fn map_anon(&mut self, start: u64, end: u64, prot: u64) -> Result<(), Errno> {
-        let flags = MAP_ANON | MAP_PRIVATE | MAP_FIXED;
+    fn map_anon(&mut self, start: u64, end: u64, prot: u64, stack: bool) -> Result<(), Errno> {
+        let flags = MAP_ANON | MAP_PRIVATE | MAP_FIXED | if stack { MAP_STACK } else { 0 };
         vms::mmap(self.vmid, start, end - start, prot, flags, FD_NONE, 0)?;
         self.drop_slots(start, end);
         Ok(())

@@ -80,11 +80,12 @@ impl core::fmt::Debug for FileMap {
 }
 
 /// What a region's pages come from.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub enum Backing {
-    /// Private demand-zero memory.
-    #[default]
-    Anon,
+    /// Private demand-zero memory; `stack`: mapped `MAP_STACK` (a
+    /// thread's stack, touched near its top only), whose faults map a
+    /// small window (`STACK_FAULT_AROUND` pages) instead of the usual one.
+    Anon { stack: bool },
     /// A file's pages.
     File(FileMap),
 }
@@ -103,8 +104,13 @@ impl Region {
     pub fn file(&self) -> Option<&FileMap> {
         match &self.backing {
             Backing::File(f) => Some(f),
-            Backing::Anon => None,
+            Backing::Anon { .. } => None,
         }
+    }
+
+    /// Whether it is a `MAP_STACK` mapping (see [`Backing::Anon`]).
+    pub fn is_stack(&self) -> bool {
+        matches!(self.backing, Backing::Anon { stack: true })
     }
 
     /// Whether `next` continues this region exactly (same protection and
@@ -114,7 +120,7 @@ impl Region {
             return false;
         }
         match (&self.backing, &next.backing) {
-            (Backing::Anon, Backing::Anon) => true,
+            (Backing::Anon { stack: a }, Backing::Anon { stack: b }) => a == b,
             (Backing::File(a), Backing::File(b)) => {
                 pager_id(&a.object) == pager_id(&b.object)
                     && a.shared == b.shared

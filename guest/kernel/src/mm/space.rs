@@ -46,8 +46,9 @@ pub enum Fault {
 pub trait Pmap {
     /// The host vmspace.
     fn vmid(&self) -> u64;
-    /// Maps `[start, end)` demand-zero with `prot`, replacing what was there.
-    fn map_anon(&mut self, start: u64, end: u64, prot: u64) -> Result<(), Errno>;
+    /// Maps `[start, end)` demand-zero with `prot`, replacing what was
+    /// there; `stack`: a `MAP_STACK` mapping (small fault windows).
+    fn map_anon(&mut self, start: u64, end: u64, prot: u64, stack: bool) -> Result<(), Errno>;
     /// Makes `[start, end)` ready for a file mapping (its region is in
     /// place): whatever was mapped there goes; the file's pages come on
     /// fault. `before`: the regions as they were (what the pmap maps).
@@ -257,10 +258,22 @@ impl AddressSpace {
     /// Maps `[addr, addr + len)` demand-zero with `prot`, replacing
     /// whatever was mapped there.
     pub fn map_anon(&mut self, addr: u64, len: u64, prot: u64) -> Result<(), Errno> {
+        self.map_anon_as(addr, len, prot, false)
+    }
+
+    /// [`AddressSpace::map_anon`], as a stack if `stack` (`MAP_STACK`:
+    /// see [`Backing::Anon`]).
+    pub fn map_anon_as(
+        &mut self,
+        addr: u64,
+        len: u64,
+        prot: u64,
+        stack: bool,
+    ) -> Result<(), Errno> {
         let end = addr + len;
         self.change(
-            |r| r.insert(addr, end, prot, Backing::Anon),
-            |p, _, _| p.map_anon(addr, end, prot),
+            |r| r.insert(addr, end, prot, Backing::Anon { stack }),
+            |p, _, _| p.map_anon(addr, end, prot, stack),
         )
     }
 

@@ -85,8 +85,8 @@ const MAP_SHARED_VALIDATE: u64 = 0x03;
 
 /// What an mmap maps.
 enum What {
-    /// Private demand-zero memory.
-    Anon,
+    /// Private demand-zero memory (`stack`: `MAP_STACK`).
+    Anon { stack: bool },
     /// A file's pages (or shared anonymous memory's object).
     File(FileMap),
 }
@@ -125,7 +125,13 @@ fn file_mapping(
         return Err(Errno::EACCES);
     }
     if f.device().is_some_and(|d| d.maps_zero()) {
-        return if shared { shm(k, len) } else { Ok(What::Anon) };
+        return if shared {
+            shm(k, len)
+        } else {
+            Ok(What::Anon {
+                stack: flags & linux::MAP_STACK as u64 != 0,
+            })
+        };
     }
     let object = match &f.object {
         Object::Inode(i) => i.pager(),
@@ -202,13 +208,15 @@ pub fn sys_mmap(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errno> {
             }
             match flags & MAP_TYPE {
                 MAP_SHARED => shm(k, len)?,
-                MAP_PRIVATE => What::Anon,
+                MAP_PRIVATE => What::Anon {
+                    stack: flags & linux::MAP_STACK as u64 != 0,
+                },
                 _ => return Err(Errno::EINVAL),
             }
         }
     };
     let private = match &what {
-        What::Anon => true,
+        What::Anon { .. } => true,
         What::File(f) => !f.shared,
     };
     if private
@@ -246,7 +254,7 @@ pub fn sys_mmap(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errno> {
         }
     };
     match what {
-        What::Anon => p.map_anon(at, len, prot),
+        What::Anon { stack } => p.map_anon_as(at, len, prot, stack),
         What::File(f) => p.map_file(at, len, prot, f),
     }
     .map_err(|e| if e == Errno::EINVAL { e } else { Errno::ENOMEM })?;
