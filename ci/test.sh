@@ -66,14 +66,12 @@ qemu_kvm() { # LOG TITLE ARGS...
 if [ "${QEMU_KVM:-1}" = 0 ] && [ "${CI:-}" != "true" ]; then
     echo "== KVM-SVM under QEMU: skipped (QEMU_KVM=0)"
 else
-    # The 6,000-fork loop (host RSS stays bounded) runs on the host only,
-    # and so does the exit count of a fork cycle (8 exits on hardware-style
-    # KVM under QEMU where PVM takes 6: not yet explained, see the note):
+    # The 6,000-fork loop (host RSS stays bounded) runs on the host only:
     # under emulation it outgrew its 60 s limit (pmap=guest took longer).
-    QEMU_KVM_TEST_ARGS="--skip a_long_fork_loop_keeps_host_memory_bounded --skip fork_exit_wait_costs_few_exits" \
+    QEMU_KVM_TEST_ARGS="--skip a_long_fork_loop_keeps_host_memory_bounded" \
         qemu_kvm npt1 "EPYC-Rome, kvm_amd npt=1 (nested paging)" --npt 1
     # The bench smoke test ran in the first run already (2 minutes here).
-    QEMU_KVM_BENCH=0 QEMU_KVM_TEST_ARGS="--skip a_long_fork_loop_keeps_host_memory_bounded --skip fork_exit_wait_costs_few_exits" \
+    QEMU_KVM_BENCH=0 QEMU_KVM_TEST_ARGS="--skip a_long_fork_loop_keeps_host_memory_bounded" \
         qemu_kvm npt0 "EPYC-Rome, kvm_amd npt=0 (shadow paging)" --npt 0 --tests bad_programs,boot,hypercall_suite,processes
     QEMU_KVM_BENCH=0 QEMU_KVM_CPU=qemu64 qemu_kvm qemu64 "qemu64 (no XSAVE, no nested paging)" --npt 1 --tests none
 fi
