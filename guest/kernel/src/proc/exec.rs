@@ -641,8 +641,17 @@ fn load(
             aux.base = ibase;
             entry = ibase + ih.entry;
         }
+        // The main stack faults in small windows as a thread's does
+        // (`MAP_STACK`): a program uses a few pages of it, and a 64-page
+        // window at its top was copied by every fork (systest's fork
+        // copied 86 pages, now 34).
         space
-            .map_anon(STACK_TOP - STACK_BYTES, STACK_BYTES, PROT_READ | PROT_WRITE)
+            .map_anon_as(
+                STACK_TOP - STACK_BYTES,
+                STACK_BYTES,
+                PROT_READ | PROT_WRITE,
+                true,
+            )
             .map_err(|_| ExecError::NoMemory)?;
         // The vDSO (and its clock page) at the top of the mmap area (below
         // an interpreter), where Linux puts the first mappings.
