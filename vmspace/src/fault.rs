@@ -3,7 +3,7 @@
 //! fault-around); anything else goes back to it as a trap.
 
 use vkernel_abi::layout::PAGE_SIZE;
-use vkernel_abi::mman::{PROT_EXEC, PROT_NONE, PROT_WRITE, STACK_FAULT_AROUND};
+use vkernel_abi::mman::{PROT_EXEC, PROT_NONE, PROT_WRITE};
 use vkernel_abi::Errno;
 
 use crate::map::Backing;
@@ -136,9 +136,11 @@ impl VmspaceRegistry {
         // The aligned window of `window_pages` pages (rounded up to a power
         // of two) around the fault: `fault_around`, larger for a
         // sequential first touch.
-        let window_pages = match entry.backing {
-            Backing::Anonymous { stack: true, .. } => STACK_FAULT_AROUND as usize,
-            _ => space.fault_window(va, fault_around),
+        let stack = matches!(entry.backing, Backing::Anonymous { stack: true, .. });
+        let window_pages = if stack {
+            space.stack_window(va)
+        } else {
+            space.fault_window(va, fault_around)
         };
         let window_bytes = (window_pages.max(1) as u64).next_power_of_two() * PAGE_SIZE;
         let window = va & !(window_bytes - 1);
@@ -147,6 +149,7 @@ impl VmspaceRegistry {
         let mut budget = window_pages.saturating_sub(1);
         let mut neighbour = from;
         let mut mapped_end = va + PAGE_SIZE;
+        let mut mapped_start = va;
         while budget > 0 && neighbour < to {
             if neighbour != va && space.lookup(host, neighbour)?.is_none() {
                 let was_fresh = !space.frames.contains_key(&neighbour);
@@ -160,12 +163,17 @@ impl VmspaceRegistry {
                     fresh.extend(space.frames.get(&neighbour));
                 }
                 mapped_end = mapped_end.max(neighbour + PAGE_SIZE);
+                mapped_start = mapped_start.min(neighbour);
                 budget -= 1;
             }
             neighbour += PAGE_SIZE;
         }
         // A fault that mapped nothing beyond its own page (the entry or
         // the pool ended) starts no sequence.
+        if stack {
+            space.stack_low = mapped_start;
+            space.stack_window = window_pages;
+        }
         space.sequential_next = mapped_end;
         space.sequential_window = if mapped_end > va + PAGE_SIZE {
             window_pages

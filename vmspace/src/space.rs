@@ -15,6 +15,7 @@ use crate::ram::KernelRam;
 use std::collections::{BTreeMap, HashSet};
 
 use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS};
+use vkernel_abi::mman::STACK_FAULT_AROUND;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use crate::commit::{self, Replacement};
@@ -78,6 +79,10 @@ impl Host {
 /// (pages): 2 MiB, one page table's worth.
 pub const MAX_FAULT_AROUND: usize = 512;
 
+/// How far below the last stack window (pages) a fault still continues a
+/// stack growing down (a frame may skip pages).
+pub const STACK_GROWTH_GAP: u64 = 16;
+
 /// One address space.
 #[derive(Debug)]
 pub(crate) struct Vmspace {
@@ -106,6 +111,12 @@ pub(crate) struct Vmspace {
     /// first touch, and gets a larger window (see [`Vmspace::fault_window`]).
     pub sequential_next: u64,
     pub sequential_window: usize,
+    /// The lowest page the last fault in a stack (`MAP_STACK`) entry
+    /// mapped, and that window's size in pages: a fault a little below it
+    /// is the next of a stack growing down, and gets twice the window (see
+    /// [`Vmspace::stack_window`]).
+    pub stack_low: u64,
+    pub stack_window: usize,
 }
 
 /// The reservation as one vmspace's tables draw from it: counts the table
@@ -165,6 +176,8 @@ impl Vmspace {
             unshadowed: HashSet::from([root]),
             sequential_next: 0,
             sequential_window: 0,
+            stack_low: 0,
+            stack_window: 0,
         })
     }
 
@@ -179,6 +192,22 @@ impl Vmspace {
     /// memory ahead as it has already touched in order (never more than
     /// 2 MiB ahead, what one transparent huge page of Linux's would
     /// charge at once), and the exits per page fall by that factor.
+    /// The fault-around window (pages) of a fault at `va` in a stack
+    /// (`MAP_STACK`) entry: `STACK_FAULT_AROUND`, or for a fault at most
+    /// [`STACK_GROWTH_GAP`] pages below the last stack window (a stack
+    /// growing down, a deep recursion), twice that window, up to
+    /// [`MAX_FAULT_AROUND`]: a program that uses little stack keeps a few
+    /// pages, one that goes deep faults about as rarely as before.
+    pub fn stack_window(&self, va: u64) -> usize {
+        let base = STACK_FAULT_AROUND as usize;
+        let below = self.stack_low.saturating_sub(STACK_GROWTH_GAP * PAGE_SIZE);
+        if self.stack_window >= base && va < self.stack_low && va >= below {
+            (self.stack_window * 2).min(MAX_FAULT_AROUND)
+        } else {
+            base
+        }
+    }
+
     pub fn fault_window(&self, va: u64, base: usize) -> usize {
         if base > 1 && va == self.sequential_next && self.sequential_window >= base {
             (self.sequential_window * 2).min(MAX_FAULT_AROUND.max(base))

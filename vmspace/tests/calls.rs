@@ -1310,6 +1310,21 @@ fn a_stack_mapping_faults_in_a_small_window() {
         check_tree(&mem, &reg, root).len() as u64,
         2 * STACK_FAULT_AROUND
     );
+    // Going on down (a deep recursion): each fault just below doubles
+    // the window, as a sequential touch upward grows it.
+    for total in [
+        4 * STACK_FAULT_AROUND,
+        8 * STACK_FAULT_AROUND,
+        16 * STACK_FAULT_AROUND,
+    ] {
+        let lowest = BASE + len - (total / 2) * PAGE_SIZE;
+        assert_eq!(
+            reg.handle_fault(1, lowest - PAGE_SIZE, pf::U | pf::W),
+            Ok(FaultOutcome::Resolved)
+        );
+        assert_eq!(check_tree(&mem, &reg, root).len() as u64, total);
+    }
+    let deep = 16 * STACK_FAULT_AROUND;
     let mut next = BASE;
     for _ in 0..4 {
         assert_eq!(
@@ -1320,8 +1335,8 @@ fn a_stack_mapping_faults_in_a_small_window() {
     }
     assert_eq!(
         check_tree(&mem, &reg, root).len() as u64,
-        6 * STACK_FAULT_AROUND,
-        "a sequential touch of a stack does not grow its window"
+        deep + 4 * STACK_FAULT_AROUND,
+        "a sequential touch upward of a stack does not grow its window"
     );
     reg.audit().unwrap();
     // The same mapping without MAP_STACK: the usual 64-page window.

@@ -199,6 +199,11 @@ pub struct GuestPmap {
     /// first touch.
     sequential_next: u64,
     sequential_window: u64,
+    /// The lowest page of the last window mapped in a stack (`MAP_STACK`)
+    /// region, and its size: a fault a little below it is the next of a
+    /// stack growing down ([`GuestPmap::stack_window`]).
+    stack_low: u64,
+    stack_window: u64,
 }
 
 impl GuestPmap {
@@ -238,9 +243,24 @@ impl GuestPmap {
 
     /// Maps zeroed pages at the fresh (never held) addresses of the
     /// fault-around window of `va` inside region `r`, while memory lasts.
-    fn map_fresh_around(&mut self, va: u64, r: &Region) {
-        let mut pages = if r.is_stack() {
+    /// The window of a fault at `va` in a stack region:
+    /// `STACK_FAULT_AROUND` pages, or for a fault at most 16 pages below
+    /// the last stack window (a stack growing down), twice that window,
+    /// up to [`MAX_FAULT_AROUND`], as the host path's
+    /// (vmspace `Vmspace::stack_window`).
+    fn stack_window(&self, va: u64) -> u64 {
+        let below = self.stack_low.saturating_sub(16 * PAGE_SIZE);
+        if self.stack_window >= STACK_FAULT_AROUND && va < self.stack_low && va >= below {
+            (self.stack_window * 2).min(MAX_FAULT_AROUND)
+        } else {
             STACK_FAULT_AROUND
+        }
+    }
+
+    fn map_fresh_around(&mut self, va: u64, r: &Region) {
+        let stack = r.is_stack();
+        let mut pages = if stack {
+            self.stack_window(va)
         } else {
             self.fresh_window(va)
         };
@@ -273,6 +293,10 @@ impl GuestPmap {
                 return;
             };
             write(s, leaf(page, r.prot, 0));
+        }
+        if stack {
+            self.stack_low = from;
+            self.stack_window = pages;
         }
         self.sequential_next = to;
         self.sequential_window = pages;
@@ -421,6 +445,8 @@ impl GuestPmap {
             made: true,
             sequential_next: 0,
             sequential_window: 0,
+            stack_low: 0,
+            stack_window: 0,
         })
     }
 
@@ -486,6 +512,8 @@ impl GuestPmap {
             made: true,
             sequential_next: 0,
             sequential_window: 0,
+            stack_low: 0,
+            stack_window: 0,
         };
         if !mapped {
             // Dropping it destroys the vmspace and frees the root.
