@@ -60,7 +60,10 @@ fn a_deep_recursion_faults_its_stack_in_growing_windows() {
         } else {
             common::stats_count(&r.stderr, " page faults")
         };
-        assert!(faults <= 80, "pmap={pmap}: {faults} faults for 12 MiB of stack");
+        assert!(
+            faults <= 80,
+            "pmap={pmap}: {faults} faults for 12 MiB of stack"
+        );
     }
 }
 

@@ -113,14 +113,25 @@ fn words_le(words: &[u64]) -> Result<([u8; 256], usize), Errno> {
 /// length (without the NUL). EFAULT if unreadable, ENAMETOOLONG if it does
 /// not fit in `buf`.
 pub fn copy_in_str(space: &SpaceRef, addr: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+    str_through(addr, buf, |a, b| copy_in_partial(space, a, b))
+}
+
+/// Copies the NUL-terminated string at `addr` into `buf` through `read`
+/// (which copies what it can of a range and says how much), a page at a
+/// time, so a string ending just before an unmapped page is still
+/// readable: its length; EFAULT if unreadable, ENAMETOOLONG if it does
+/// not fit in `buf`.
+fn str_through(
+    addr: u64,
+    buf: &mut [u8],
+    mut read: impl FnMut(u64, &mut [u8]) -> usize,
+) -> Result<usize, Errno> {
     let mut done = 0usize;
     while done < buf.len() {
-        // Read up to the end of the page, so a string ending just before an
-        // unmapped page is still readable.
         let a = addr.checked_add(done as u64).ok_or(Errno::EFAULT)?;
         let in_page = (4096 - (a & 4095)) as usize;
         let chunk = in_page.min(buf.len() - done);
-        let got = copy_in_partial(space, a, &mut buf[done..done + chunk]);
+        let got = read(a, &mut buf[done..done + chunk]);
         if let Some(nul) = buf[done..done + got].iter().position(|&b| b == 0) {
             return Ok(done + nul);
         }
@@ -252,20 +263,6 @@ impl<'a> UserPages<'a> {
     /// [`copy_in_str`]): its length; `EFAULT` if unreadable,
     /// `ENAMETOOLONG` if it does not fit in `buf` with its NUL.
     pub fn read_str(&mut self, addr: u64, buf: &mut [u8]) -> Result<usize, Errno> {
-        let mut done = 0usize;
-        while done < buf.len() {
-            // A page at a time: the NUL ends the copy.
-            let a = addr.checked_add(done as u64).ok_or(Errno::EFAULT)?;
-            let chunk = ((4096 - (a & 4095)) as usize).min(buf.len() - done);
-            let got = self.read_partial(a, &mut buf[done..done + chunk]);
-            if let Some(nul) = buf[done..done + got].iter().position(|&b| b == 0) {
-                return Ok(done + nul);
-            }
-            if got < chunk {
-                return Err(Errno::EFAULT);
-            }
-            done += chunk;
-        }
-        Err(Errno::ENAMETOOLONG)
+        str_through(addr, buf, |a, b| self.read_partial(a, b))
     }
 }
