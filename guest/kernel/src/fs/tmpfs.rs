@@ -523,20 +523,43 @@ impl Inode for Node {
             let mut next = at;
             {
                 let f = self.file()?.borrow();
+                // The file's pages in order from `next` (one tree walk,
+                // not a lookup per page).
+                let mut held = f.pages.range(next / PAGE_SIZE..).peekable();
                 while next < end && pieces.len() < MAX_PIECES {
                     let in_page = (next % PAGE_SIZE) as usize;
                     let n = ((PAGE_SIZE as usize - in_page) as u64).min(end - next) as usize;
-                    pieces.push(match f.pages.get(&(next / PAGE_SIZE)) {
+                    let page = held
+                        .next_if(|&(&index, _)| index == next / PAGE_SIZE)
+                        .map(|(_, &page)| page);
+                    match (page, pieces.last_mut()) {
+                        // The page follows the last piece's in RAM (the
+                        // allocator hands out neighbours): one piece, so
+                        // one copy, where the host would take one per
+                        // kernel buffer.
+                        (Some(page), Some(last))
+                            if in_page == 0
+                                && last.as_ptr() != ZERO_PAGE.as_ptr()
+                                && last.as_ptr() as u64 + last.len() as u64 == page =>
+                        {
+                            // SAFETY: the last piece and this page are
+                            // this file's pages, adjacent identity-mapped
+                            // RAM (see below), so the pieces' bytes are
+                            // one run.
+                            *last = unsafe {
+                                core::slice::from_raw_parts(last.as_ptr(), last.len() + n)
+                            };
+                        }
                         // SAFETY: the page is this file's (the allocator
                         // gave it and only `free_page` returns it, on
                         // truncate or drop, neither of which a copy can
                         // cause), identity-mapped RAM; `in_page + n <=
                         // PAGE_SIZE`.
-                        Some(&page) => unsafe {
+                        (Some(page), _) => pieces.push(unsafe {
                             core::slice::from_raw_parts((page as *const u8).add(in_page), n)
-                        },
-                        None => &ZERO_PAGE[..n],
-                    });
+                        }),
+                        (None, _) => pieces.push(&ZERO_PAGE[..n]),
+                    }
                     next += n as u64;
                     want += n as u64;
                 }
