@@ -621,13 +621,27 @@ impl Inode for Node {
                     };
                     let in_page = (next % PAGE_SIZE) as usize;
                     let n = ((PAGE_SIZE as usize - in_page) as u64).min(end - next) as usize;
-                    // SAFETY: as in `read_at`; each piece is a different
-                    // page, so no other slice of these bytes exists (a
-                    // mapping of the file may alias the page, but this
-                    // kernel runs nothing else while it copies).
-                    pieces.push(unsafe {
-                        core::slice::from_raw_parts_mut((page as *mut u8).add(in_page), n)
-                    });
+                    match pieces.last_mut() {
+                        // The page follows the last piece's in RAM: one
+                        // piece, one copy (as in `read_at`).
+                        Some(last)
+                            if in_page == 0 && last.as_ptr() as u64 + last.len() as u64 == page =>
+                        {
+                            let (at, had) = (last.as_mut_ptr(), last.len());
+                            // SAFETY: the last piece and this page are
+                            // this file's pages, adjacent RAM; no other
+                            // slice of this page exists (below).
+                            *last = unsafe { core::slice::from_raw_parts_mut(at, had + n) };
+                        }
+                        // SAFETY: as in `read_at`; each piece is a
+                        // different page, so no other slice of these
+                        // bytes exists (a mapping of the file may alias
+                        // the page, but this kernel runs nothing else
+                        // while it copies).
+                        _ => pieces.push(unsafe {
+                            core::slice::from_raw_parts_mut((page as *mut u8).add(in_page), n)
+                        }),
+                    }
                     next += n as u64;
                     want += n as u64;
                 }
