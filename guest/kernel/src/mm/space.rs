@@ -395,6 +395,50 @@ impl AddressSpace {
         Some(r.map_or(0, |n| n as usize))
     }
 
+    /// [`AddressSpace::copy_from`] of a whole `len` bytes, posted to go
+    /// with the next RUN (`guestlib::batch`, under `tag`) rather than made
+    /// now: only where the host is sure to copy all of it unless it has no
+    /// page to give, that is, under `pmap=host` with each range inside
+    /// one anonymous region (the destination's writable, the source's
+    /// readable; neither can change before the RUN the copy goes with,
+    /// and every other hypercall sends the posted ones first). `false`:
+    /// nothing posted.
+    pub fn post_copy_from(
+        &mut self,
+        addr: u64,
+        src: &AddressSpace,
+        src_addr: u64,
+        len: usize,
+        tag: u64,
+    ) -> bool {
+        use vkernel_abi::mman::{PROT_READ, PROT_WRITE};
+        let inside = |space: &AddressSpace, at: u64, prot: u64| {
+            at.checked_add(len as u64).is_some_and(|end| {
+                space
+                    .regions
+                    .region_of(at)
+                    .is_some_and(|r| r.file().is_none() && end <= r.end && r.prot & prot != 0)
+            })
+        };
+        if len == 0
+            || len as u64 > vkernel_abi::VMSPACE_COPY_MAX
+            || !self.pmap.host_copyable(&self.regions, addr, len)
+            || !src.pmap.host_copyable(&src.regions, src_addr, len)
+            || !inside(self, addr, PROT_WRITE)
+            || !inside(src, src_addr, PROT_READ)
+        {
+            return false;
+        }
+        let call = vkernel_abi::Call::VmspaceCopy {
+            dst: self.pmap.vmid(),
+            dst_addr: addr,
+            src: src.pmap.vmid(),
+            src_addr,
+            len: len as u64,
+        };
+        guestlib::batch::post(call, len as i64, tag)
+    }
+
     /// A copy of this address space (fork), in new vmspace `child`:
     /// private memory is copied (or copy-on-write), shared file mappings
     /// stay shared.
