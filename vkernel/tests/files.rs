@@ -125,6 +125,27 @@ fn a_pipe_writer_hands_its_bytes_straight_to_a_sleeping_reader() {
 }
 
 #[test]
+fn a_tmpfs_reads_copy_goes_with_the_next_run() {
+    // A 1 MiB tmpfs read on pmap=host copies the file's pages (one piece
+    // where they are neighbours in RAM) to the process with a pwrite
+    // posted with the next RUN: per MiB written once and read twice, the
+    // three calls' RUNs and the write's pread (4 hypercalls; 6 when each
+    // read's pwritev was an exit of its own). pmap=guest copies in the
+    // kernel: the RUNs alone (3). The data is checked too.
+    let dir = tempfile::tempdir().unwrap();
+    let exe = c_program(dir.path(), "tmpfsread");
+    let (small, large) = (
+        stats_hypercalls(&exe, "4", "tmpfsread ok"),
+        stats_hypercalls(&exe, "12", "tmpfsread ok"),
+    );
+    let per_mib = large.saturating_sub(small) as f64 / 8.0;
+    assert!(
+        per_mib < 4.5,
+        "{per_mib} hypercalls per MiB written and read twice ({small} for 4 MiB, {large} for 12)"
+    );
+}
+
+#[test]
 fn a_pipe_writer_gives_the_reader_it_woke_the_cpu() {
     // A stream of 64 KiB writes read in 64 KiB calls: a writer that goes on
     // writing after waking its reader gives way to it (sched.rs, RunOn), so

@@ -46,6 +46,15 @@ pub struct Tmpfs {
 /// A page of zeros for the holes of sparse files.
 static ZERO_PAGE: [u8; PAGE_SIZE as usize] = [0; PAGE_SIZE as usize];
 
+/// Sends the posted calls (`guestlib::batch`) before a file's pages
+/// change: a read may have posted a copy of them to the process
+/// (`vfs::stable_pieces`).
+fn flush_posted() {
+    if guestlib::batch::reads_memory() {
+        guestlib::batch::flush();
+    }
+}
+
 impl Tmpfs {
     /// A new, empty tmpfs (device number `dev`) whose files may hold
     /// `limit_bytes`; its root directory.
@@ -564,7 +573,9 @@ impl Inode for Node {
                     want += n as u64;
                 }
             }
-            let took = out(&pieces)?;
+            // The pages stay as they are until the next hypercall: every
+            // write or truncation of them sends the posted calls first.
+            let took = super::vfs::stable_pieces(out, &pieces)?;
             at += took as u64;
             if (took as u64) < want {
                 break;
@@ -577,6 +588,8 @@ impl Inode for Node {
     /// lists of up to [`MAX_PIECES`] pieces. Pages this call allocated but
     /// a short copy did not reach are freed again (they stay holes).
     fn write_at(&self, off: u64, len: usize, src: Source) -> Result<usize, Errno> {
+        // A read's posted copy of these pages reaches the host first.
+        flush_posted();
         let file = self.file()?;
         let end = off.checked_add(len as u64).ok_or(Errno::EFBIG)?;
         if end > MAX_FILE_BYTES {
@@ -693,6 +706,8 @@ impl Inode for Node {
             self.mappers
                 .zap(self as *const Node as *const (), size.div_ceil(PAGE_SIZE));
         }
+        // A read's posted copy of the tail reaches the host first.
+        flush_posted();
         let mut f = self.file()?.borrow_mut();
         if size < f.size {
             // Drop the pages wholly past the end; zero the tail of the last.

@@ -412,20 +412,10 @@ impl AddressSpace {
         tag: u64,
     ) -> bool {
         use vkernel_abi::mman::{PROT_READ, PROT_WRITE};
-        let inside = |space: &AddressSpace, at: u64, prot: u64| {
-            at.checked_add(len as u64).is_some_and(|end| {
-                space
-                    .regions
-                    .region_of(at)
-                    .is_some_and(|r| r.file().is_none() && end <= r.end && r.prot & prot != 0)
-            })
-        };
         if len == 0
             || len as u64 > vkernel_abi::VMSPACE_COPY_MAX
-            || !self.pmap.host_copyable(&self.regions, addr, len)
-            || !src.pmap.host_copyable(&src.regions, src_addr, len)
-            || !inside(self, addr, PROT_WRITE)
-            || !inside(src, src_addr, PROT_READ)
+            || !self.host_anon(addr, len, PROT_WRITE)
+            || !src.host_anon(src_addr, len, PROT_READ)
         {
             return false;
         }
@@ -437,6 +427,37 @@ impl AddressSpace {
             len: len as u64,
         };
         guestlib::batch::post(call, len as i64, tag)
+    }
+
+    /// Whether `len` bytes at `addr` lie in one anonymous region with
+    /// `prot`, under `pmap=host` (where the host alone copies them, and
+    /// a copy cannot fail but for the host's want of a page).
+    fn host_anon(&self, addr: u64, len: usize, prot: u64) -> bool {
+        self.pmap.host_copyable(&self.regions, addr, len)
+            && addr.checked_add(len as u64).is_some_and(|end| {
+                self.regions
+                    .region_of(addr)
+                    .is_some_and(|r| r.file().is_none() && end <= r.end && r.prot & prot != 0)
+            })
+    }
+
+    /// Posts a `vmspace_pwrite` of kernel memory `buf` (not copied: the
+    /// caller keeps it as it is until the next hypercall) to `addr`, to go
+    /// with the next RUN, where [`AddressSpace::host_anon`] holds (the
+    /// destination writable); `tag` says whose call fails if the host
+    /// cannot back a page. `false`: nothing posted.
+    pub fn post_write_ref(&mut self, addr: u64, buf: &[u8], tag: u64) -> bool {
+        if buf.is_empty() || !self.host_anon(addr, buf.len(), vkernel_abi::mman::PROT_WRITE) {
+            return false;
+        }
+        let call = vkernel_abi::Call::VmspacePwrite {
+            id: self.pmap.vmid(),
+            buf: buf.as_ptr() as u64,
+            len: buf.len() as u64,
+            flags: 0,
+            off: addr,
+        };
+        guestlib::batch::post(call, buf.len() as i64, tag)
     }
 
     /// A copy of this address space (fork), in new vmspace `child`:

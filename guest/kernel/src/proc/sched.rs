@@ -24,14 +24,6 @@ use guestlib::{eprintln, hypercall};
 use vkernel_abi::rflags;
 use vkernel_abi::Errno;
 
-/// How long a process may have run in its slice and still run on after
-/// a call that woke another process (Linux's wakeup granularity, 1 ms
-/// times 1 + log2 of the CPUs, for one CPU): a process that wakes others
-/// often (a pipe's writer, a shell feeding a pipeline) gives them the CPU
-/// within a millisecond rather than a whole slice, and a short exchange
-/// (a ping-pong) never gives way before its caller blocks.
-pub const WAKEUP_GRANULARITY_NS: u64 = 1_000_000;
-
 /// Sleeps ended so far (a process made runnable from `Blocked` or
 /// `Stopped`), for [`RunOn`] to see whether a call woke anyone. The kernel
 /// is single-threaded: the atomic only makes the static safe.
@@ -50,11 +42,14 @@ pub fn count_wakeup() {
 /// - a sleep's or timer's deadline passed (the sleep ends then, not a
 ///   slice later, as Linux's timer interrupt would end the current
 ///   task's run);
-/// - its call woke another process and either it has run
-///   [`WAKEUP_GRANULARITY_NS`] of its slice, or what it did after its
-///   recent waking calls says it will go on rather than block soon
+/// - its call woke another process and what it did after its recent
+///   waking calls says it will go on rather than block soon
 ///   (`Proc::after_wake`; Linux's "sync wakeup" and the overlap of waker
-///   and wakee it once measured). A producer feeding a pipe gives the
+///   and wakee it once measured; Linux's time-based wakeup granularity
+///   is left out: the clock here is the host's wall clock, which runs on
+///   while the host deschedules the vCPU, so a loaded host would turn
+///   every wakeup into a switch, and the history corrects itself within
+///   two waking calls anyway). A producer feeding a pipe gives the
 ///   reader it woke the CPU, so its next write finds the reader asleep
 ///   in `read` again (one `vmspace_copy`, not the ring's pread and
 ///   pwrite); the two sides of a ping-pong each block right after the
@@ -122,8 +117,7 @@ impl RunOn {
         if ran + vkernel_abi::RUN_TIMEOUT_MIN_US * 1000 >= self.slice_ns {
             return false;
         }
-        if woke && (ran >= WAKEUP_GRANULARITY_NS || procs.procs[s].after_wake >= AFTER_WAKE_GOES_ON)
-        {
+        if woke && procs.procs[s].after_wake >= AFTER_WAKE_GOES_ON {
             return false;
         }
         procs.next_deadline().is_none_or(|d| d > now)
@@ -137,7 +131,7 @@ pub fn wakeups() -> u64 {
 
 /// `Proc::after_wake`'s ceiling, and where it says the process goes on
 /// after waking another: twice in a row from a fresh start (a process
-/// first runs on, as Linux's waker keeps the CPU within the granularity),
+/// first runs on, as Linux's waker keeps the CPU within its granularity),
 /// and as many blocks to undo it.
 const AFTER_WAKE_MAX: u8 = 3;
 const AFTER_WAKE_GOES_ON: u8 = 2;

@@ -93,7 +93,7 @@ fn read_at(k: &mut Kernel, s: usize, fd: u64, buf: u64, count: u64, at: Option<u
         return super::signal::read_signalfd(k, s, &f, buf, count);
     }
     let space = k.space(s);
-    let mut to = ToUser::new(&space, buf);
+    let mut to = ToUser::posting(&space, buf, k.procs.result_tag(s));
     match f.read(count as usize, at, &mut |b| to.put(b)) {
         Ok(n) => {
             let more = if n > 0 && (n as u64) < count {
