@@ -146,6 +146,26 @@ fn a_tmpfs_reads_copy_goes_with_the_next_run() {
 }
 
 #[test]
+fn a_posted_read_copy_the_host_cannot_back_fails_the_read_alone() {
+    // tmpfs reads into fresh memory past what an 8 MiB pool can back: the
+    // read whose copy (posted with the next RUN) finds no page fails with
+    // EFAULT before the process runs again (a copy made at once comes back
+    // short instead), and the process and the kernel go on.
+    let dir = tempfile::tempdir().unwrap();
+    let exe = c_program(dir.path(), "tmpfsoom");
+    let r = vkernel(&[
+        "run",
+        "--pmap",
+        "host",
+        "--pool",
+        "8",
+        "--",
+        exe.to_str().unwrap(),
+    ]);
+    r.expect_code(0).stdout_has("tmpfsoom ok");
+}
+
+#[test]
 fn a_pipe_writer_gives_the_reader_it_woke_the_cpu() {
     // A stream of 64 KiB writes read in 64 KiB calls: a writer that goes on
     // writing after waking its reader gives way to it (sched.rs, RunOn), so
