@@ -166,6 +166,27 @@ fn a_posted_read_copy_the_host_cannot_back_fails_the_read_alone() {
 }
 
 #[test]
+fn a_posted_hand_over_the_host_cannot_back_fails_both_calls() {
+    // A pipe's 64 KiB writes handed straight to a reader asleep in read,
+    // into fresh memory past what an 8 MiB pool can back: the hand-over
+    // whose copy (posted with the next RUN) finds no page fails the write
+    // and the read with EFAULT before either process runs (a copy made at
+    // once left a short write and a failed read), and both go on.
+    let dir = tempfile::tempdir().unwrap();
+    let exe = c_program(dir.path(), "pipeoom");
+    let r = vkernel(&[
+        "run",
+        "--pmap",
+        "host",
+        "--pool",
+        "8",
+        "--",
+        exe.to_str().unwrap(),
+    ]);
+    r.expect_code(0).stdout_has("pipeoom ok");
+}
+
+#[test]
 fn a_pipe_writer_gives_the_reader_it_woke_the_cpu() {
     // A stream of 64 KiB writes read in 64 KiB calls: a writer that goes on
     // writing after waking its reader gives way to it (sched.rs, RunOn), so
