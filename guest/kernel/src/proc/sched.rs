@@ -113,8 +113,11 @@ impl RunOn {
             return false;
         };
         let ran = now.saturating_sub(start);
-        // Less than the host's shortest timeout left: the slice is over.
+        // Less than the host's shortest timeout left: the slice is over
+        // (and the terminal is looked at this round, as after a slice the
+        // host's timer ended: a Ctrl-C for a job that makes calls).
         if ran + vkernel_abi::RUN_TIMEOUT_MIN_US * 1000 >= self.slice_ns {
+            procs.tty_due = true;
             return false;
         }
         if woke && procs.procs[s].after_wake >= AFTER_WAKE_GOES_ON {
