@@ -383,18 +383,10 @@ impl<V: Vcpu> Machine<V> {
             | Call::VmspacePwritev { .. }
             | Call::VmspaceMcontrol { .. }
             | Call::VmspaceMprotect { .. }
-            | Call::VmspaceClone { .. } => {
+            | Call::VmspaceClone { .. }
+            | Call::VmspaceCopy { .. } => {
                 vmspace_call(registry, call).unwrap_or(Err(Errno::ENOSYS))
             }
-            Call::VmspaceCopy {
-                dst,
-                dst_addr,
-                src,
-                src_addr,
-                len,
-            } => registry
-                .copy_between(dst, dst_addr, src, src_addr, len)
-                .map(|n| n as i64),
             Call::HostfsRoot { volume } => self.hypercalls.hostfs.root(volume),
             Call::HostfsWalk {
                 handle,
@@ -596,6 +588,16 @@ fn vmspace_call(registry: &mut VmspaceRegistry, call: Call) -> Option<Result<i64
             prot,
         } => registry.mprotect(id, addr, len, prot).map(|()| 0),
         Call::VmspaceClone { src, dst } => registry.clone_vmspace(src, dst).map(|()| 0),
+        // Batchable: a pipe's hand-over goes with the next RUN.
+        Call::VmspaceCopy {
+            dst,
+            dst_addr,
+            src,
+            src_addr,
+            len,
+        } => registry
+            .copy_between(dst, dst_addr, src, src_addr, len)
+            .map(|n| n as i64),
         Call::Noop {} => Ok(0),
         Call::PoolStats {} => Ok(registry.pages_in_use() as i64),
         _ => return None,

@@ -165,6 +165,15 @@ pub fn pending() -> bool {
     QUEUE.0.borrow().posted.len != 0
 }
 
+/// Whether a queued pwrite reads the sender's memory where it lies (posted
+/// with [`post`], not [`post_write`]: a tmpfs read's file pages), which
+/// must then stay as it is until the host has read it.
+pub fn reads_memory() -> bool {
+    let q = QUEUE.0.borrow();
+    let nr = vkernel_abi::Hypercall::VmspacePwrite as u64;
+    (0..q.posted.len).any(|i| !q.posted.inline[i] && q.posted.entries[i].nr == nr)
+}
+
 /// The oldest failure not yet taken.
 pub fn take_failure() -> Option<Failure> {
     let mut q = QUEUE.0.borrow_mut();

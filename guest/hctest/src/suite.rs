@@ -1742,6 +1742,23 @@ fn batch_cases(s: &mut Suite) {
         Hex(read_u64(id, DATA).map_or(-1, |v| v as i64)),
     );
     s.ok("batch: count 0 -> 0", send_batch(&mut e, 0), 0);
+    // vmspace_copy may be batched (a pipe's hand-over goes with the RUN).
+    let mut c = [BatchEntry::new(
+        Call::VmspaceCopy {
+            dst: id,
+            dst_addr: DATA + 16,
+            src: id,
+            src_addr: DATA,
+            len: 8,
+        },
+        8,
+    )];
+    let r = send_batch(&mut c, 1);
+    s.check(
+        "batch: vmspace_copy in a batch is carried out",
+        r == Ok(1) && read_u64(id, DATA + 16) == Some(0x5151_5151),
+        Hex(read_u64(id, DATA + 16).map_or(-1, |v| v as i64)),
+    );
 
     // The first failure stops the batch; the rest are not carried out.
     let mut e = [

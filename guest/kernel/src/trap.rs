@@ -1,5 +1,6 @@
 //! The kernel's main loop (xv6's scheduler() with usertrap()): give each
-//! runnable process a turn, then handle why it came back — a system call,
+//! runnable process a run (turns until it blocks or its slice ends, see
+//! [`sched::RunOn`]), handling after each turn why it came back — a system call,
 //! a page fault for the guest pmap, a fault that kills it, or the end of
 //! its slice.
 
@@ -21,29 +22,9 @@ pub fn run(k: &mut Kernel) -> ! {
                 continue;
             }
             ran = true;
-            // A posted call's failure may change what this process's
-            // system call returns: act on it before anything reads that.
-            k.procs.settle_posted();
-            if k.procs.procs[s].state != State::Runnable {
-                continue;
-            }
-            if k.procs.signal_pending(s) {
-                deliver(k, s);
-                if k.procs.procs[s].alive() {
-                    k.procs.publish_signals(s);
-                }
-                if k.procs.procs[s].state != State::Runnable {
-                    continue;
-                }
-            }
-            if k.procs.procs[s].restart {
-                k.procs.procs[s].restart = false;
-                let (pid, t0) = (k.procs.procs[s].pid, hypercall::cheap_clock_ns());
-                syscall::dispatch(k, s);
-                charge_since(k, s, pid, t0, false);
-            } else {
-                turn(k, s);
-            }
+            run_on(k, s);
+            // A run may have ended at a sleep's deadline.
+            k.procs.expire_due(true);
         }
         if !ran {
             k.procs.idle();
@@ -51,14 +32,51 @@ pub fn run(k: &mut Kernel) -> ! {
     }
 }
 
-/// Gives process `s` one turn on the vCPU and handles why it came back.
-fn turn(k: &mut Kernel, s: usize) {
+/// Gives runnable process `s` its run: turns on the vCPU until it blocks,
+/// ends, or [`sched::RunOn`] says it gives way.
+fn run_on(k: &mut Kernel, s: usize) {
+    let run = sched::RunOn::start(&mut k.procs, k.slice_us);
+    loop {
+        // A posted call's failure may change what this process's
+        // system call returns: act on it before anything reads that.
+        k.procs.settle_posted();
+        if k.procs.procs[s].state != State::Runnable {
+            return;
+        }
+        if k.procs.signal_pending(s) {
+            deliver(k, s);
+            if k.procs.procs[s].alive() {
+                k.procs.publish_signals(s);
+            }
+            if k.procs.procs[s].state != State::Runnable {
+                return;
+            }
+        }
+        let wakeups = sched::wakeups();
+        let timed_out = if k.procs.procs[s].restart {
+            k.procs.procs[s].restart = false;
+            let (pid, t0) = (k.procs.procs[s].pid, hypercall::cheap_clock_ns());
+            syscall::dispatch(k, s);
+            charge_since(k, s, pid, t0, false);
+            false
+        } else {
+            turn(k, s, run.timeout_us(k.slice_us))
+        };
+        if !run.go_on(&mut k.procs, s, timed_out, wakeups) {
+            return;
+        }
+    }
+}
+
+/// Gives process `s` one turn on the vCPU of at most `timeout_us` and
+/// handles why it came back; whether its slice ran out.
+fn turn(k: &mut Kernel, s: usize, timeout_us: u64) -> bool {
     k.procs.load_fpu(s);
     let (pid, t0) = (k.procs.procs[s].pid, hypercall::cheap_clock_ns());
-    if let Err(e) = sched::enter_settled(&mut k.procs, s, k.slice_us, &mut k.boot_trace) {
+    if let Err(e) = sched::enter_settled(&mut k.procs, s, timeout_us, &mut k.boot_trace) {
         if e == vkernel_abi::Errno::ECANCELED {
             // A posted call's failure ended it before it ran.
-            return;
+            return false;
         }
         let p = &k.procs.procs[s];
         // The host refused the frame (EINVAL): the process left itself an
@@ -72,7 +90,7 @@ fn turn(k: &mut Kernel, s: usize) {
         );
         k.procs
             .force(s, SigInfo::new(signal::SIGSEGV, signal::SI_KERNEL));
-        return;
+        return false;
     }
     let tf = k.procs.procs[s].tf;
     // Its slice was user time; what the kernel does about the trap is
@@ -85,7 +103,10 @@ fn turn(k: &mut Kernel, s: usize) {
         }
         // Slice over: next process (and a look at the terminal: a
         // compute-bound job's Ctrl-C).
-        T_TIMEOUT => k.procs.tty_due = true,
+        T_TIMEOUT => {
+            k.procs.tty_due = true;
+            return true;
+        }
         // PKRU refused it (ring 3 honours the process's protection keys
         // under PVM): no paging helps; SIGSEGV, SEGV_PKUERR.
         T_PAGEFLT if tf.err & vkernel_abi::paging::pf::PK != 0 => fault_signal(k, s, T_PAGEFLT),
@@ -101,6 +122,7 @@ fn turn(k: &mut Kernel, s: usize) {
         }
         trap => fault_signal(k, s, trap),
     }
+    false
 }
 
 /// Charges the CPU time since `since` (if the clock is cheap enough to

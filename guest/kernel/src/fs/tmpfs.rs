@@ -46,6 +46,15 @@ pub struct Tmpfs {
 /// A page of zeros for the holes of sparse files.
 static ZERO_PAGE: [u8; PAGE_SIZE as usize] = [0; PAGE_SIZE as usize];
 
+/// Sends the posted calls (`guestlib::batch`) before a file's pages
+/// change: a read may have posted a copy of them to the process
+/// (`vfs::stable_pieces`).
+fn flush_posted() {
+    if guestlib::batch::reads_memory() {
+        guestlib::batch::flush();
+    }
+}
+
 impl Tmpfs {
     /// A new, empty tmpfs (device number `dev`) whose files may hold
     /// `limit_bytes`; its root directory.
@@ -523,25 +532,50 @@ impl Inode for Node {
             let mut next = at;
             {
                 let f = self.file()?.borrow();
+                // The file's pages in order from `next` (one tree walk,
+                // not a lookup per page).
+                let mut held = f.pages.range(next / PAGE_SIZE..).peekable();
                 while next < end && pieces.len() < MAX_PIECES {
                     let in_page = (next % PAGE_SIZE) as usize;
                     let n = ((PAGE_SIZE as usize - in_page) as u64).min(end - next) as usize;
-                    pieces.push(match f.pages.get(&(next / PAGE_SIZE)) {
+                    let page = held
+                        .next_if(|&(&index, _)| index == next / PAGE_SIZE)
+                        .map(|(_, &page)| page);
+                    match (page, pieces.last_mut()) {
+                        // The page follows the last piece's in RAM (the
+                        // allocator hands out neighbours): one piece, so
+                        // one copy, where the host would take one per
+                        // kernel buffer.
+                        (Some(page), Some(last))
+                            if in_page == 0
+                                && last.as_ptr() != ZERO_PAGE.as_ptr()
+                                && last.as_ptr() as u64 + last.len() as u64 == page =>
+                        {
+                            // SAFETY: the last piece and this page are
+                            // this file's pages, adjacent identity-mapped
+                            // RAM (see below), so the pieces' bytes are
+                            // one run.
+                            *last = unsafe {
+                                core::slice::from_raw_parts(last.as_ptr(), last.len() + n)
+                            };
+                        }
                         // SAFETY: the page is this file's (the allocator
                         // gave it and only `free_page` returns it, on
                         // truncate or drop, neither of which a copy can
                         // cause), identity-mapped RAM; `in_page + n <=
                         // PAGE_SIZE`.
-                        Some(&page) => unsafe {
+                        (Some(page), _) => pieces.push(unsafe {
                             core::slice::from_raw_parts((page as *const u8).add(in_page), n)
-                        },
-                        None => &ZERO_PAGE[..n],
-                    });
+                        }),
+                        (None, _) => pieces.push(&ZERO_PAGE[..n]),
+                    }
                     next += n as u64;
                     want += n as u64;
                 }
             }
-            let took = out(&pieces)?;
+            // The pages stay as they are until the next hypercall: every
+            // write or truncation of them sends the posted calls first.
+            let took = super::vfs::stable_pieces(out, &pieces)?;
             at += took as u64;
             if (took as u64) < want {
                 break;
@@ -554,6 +588,8 @@ impl Inode for Node {
     /// lists of up to [`MAX_PIECES`] pieces. Pages this call allocated but
     /// a short copy did not reach are freed again (they stay holes).
     fn write_at(&self, off: u64, len: usize, src: Source) -> Result<usize, Errno> {
+        // A read's posted copy of these pages reaches the host first.
+        flush_posted();
         let file = self.file()?;
         let end = off.checked_add(len as u64).ok_or(Errno::EFBIG)?;
         if end > MAX_FILE_BYTES {
@@ -598,13 +634,27 @@ impl Inode for Node {
                     };
                     let in_page = (next % PAGE_SIZE) as usize;
                     let n = ((PAGE_SIZE as usize - in_page) as u64).min(end - next) as usize;
-                    // SAFETY: as in `read_at`; each piece is a different
-                    // page, so no other slice of these bytes exists (a
-                    // mapping of the file may alias the page, but this
-                    // kernel runs nothing else while it copies).
-                    pieces.push(unsafe {
-                        core::slice::from_raw_parts_mut((page as *mut u8).add(in_page), n)
-                    });
+                    match pieces.last_mut() {
+                        // The page follows the last piece's in RAM: one
+                        // piece, one copy (as in `read_at`).
+                        Some(last)
+                            if in_page == 0 && last.as_ptr() as u64 + last.len() as u64 == page =>
+                        {
+                            let (at, had) = (last.as_mut_ptr(), last.len());
+                            // SAFETY: the last piece and this page are
+                            // this file's pages, adjacent RAM; no other
+                            // slice of this page exists (below).
+                            *last = unsafe { core::slice::from_raw_parts_mut(at, had + n) };
+                        }
+                        // SAFETY: as in `read_at`; each piece is a
+                        // different page, so no other slice of these
+                        // bytes exists (a mapping of the file may alias
+                        // the page, but this kernel runs nothing else
+                        // while it copies).
+                        _ => pieces.push(unsafe {
+                            core::slice::from_raw_parts_mut((page as *mut u8).add(in_page), n)
+                        }),
+                    }
                     next += n as u64;
                     want += n as u64;
                 }
@@ -656,6 +706,8 @@ impl Inode for Node {
             self.mappers
                 .zap(self as *const Node as *const (), size.div_ceil(PAGE_SIZE));
         }
+        // A read's posted copy of the tail reaches the host first.
+        flush_posted();
         let mut f = self.file()?.borrow_mut();
         if size < f.size {
             // Drop the pages wholly past the end; zero the tail of the last.

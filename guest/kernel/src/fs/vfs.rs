@@ -124,6 +124,28 @@ pub type Sink<'a> = &'a mut dyn FnMut(&[&[u8]]) -> Result<usize, Errno>;
 /// See [`Sink`].
 pub type Source<'a> = &'a mut dyn FnMut(&mut [&mut [u8]]) -> Result<usize, Errno>;
 
+/// Whether the pieces a [`Sink`] is being handed stay as they are until
+/// the next hypercall (see [`stable_pieces`]).
+static STABLE_PIECES: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Hands `out` pieces that stay as they are until the next hypercall
+/// (tmpfs file pages: their writes and truncations send the posted calls
+/// first, and a freed page does too), so the sink may post their copy to
+/// the process with the next RUN (`syscall::uio::ToUser`) rather than
+/// make it at once.
+pub fn stable_pieces(out: Sink, pieces: &[&[u8]]) -> Result<usize, Errno> {
+    use core::sync::atomic::Ordering::Relaxed;
+    STABLE_PIECES.store(true, Relaxed);
+    let r = out(pieces);
+    STABLE_PIECES.store(false, Relaxed);
+    r
+}
+
+/// Whether the pieces a [`Sink`] is handed now came from [`stable_pieces`].
+pub fn pieces_stable() -> bool {
+    STABLE_PIECES.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// Most pieces a file system hands a [`Sink`] or [`Source`] at once
 /// (4 MiB of pages: one preadv/pwritev hypercall).
 pub const MAX_PIECES: usize = vkernel_abi::VMSPACE_IOV_MAX as usize;

@@ -172,6 +172,12 @@ impl PhysMem {
             debug_assert!(*count > 0, "decref of a free page {page:#x}");
             *count -= 1;
             if *count == 0 {
+                // A posted pwrite may still name the page (a tmpfs read's
+                // bytes, `syscall::uio::ToUser`): it reaches the host
+                // before the page changes.
+                if guestlib::batch::reads_memory() {
+                    guestlib::batch::flush();
+                }
                 *(page as *mut u64) = self.free;
                 self.free = page;
                 self.free_count += 1;

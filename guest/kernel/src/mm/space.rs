@@ -413,6 +413,71 @@ impl AddressSpace {
         Some(r.map_or(0, |n| n as usize))
     }
 
+    /// [`AddressSpace::copy_from`] of a whole `len` bytes, posted to go
+    /// with the next RUN (`guestlib::batch`, under `tag`) rather than made
+    /// now: only where the host is sure to copy all of it unless it has no
+    /// page to give, that is, under `pmap=host` with each range inside
+    /// one anonymous region (the destination's writable, the source's
+    /// readable; neither can change before the RUN the copy goes with,
+    /// and every other hypercall sends the posted ones first). `false`:
+    /// nothing posted.
+    pub fn post_copy_from(
+        &mut self,
+        addr: u64,
+        src: &AddressSpace,
+        src_addr: u64,
+        len: usize,
+        tag: u64,
+    ) -> bool {
+        use vkernel_abi::mman::{PROT_READ, PROT_WRITE};
+        if len == 0
+            || len as u64 > vkernel_abi::VMSPACE_COPY_MAX
+            || !self.host_anon(addr, len, PROT_WRITE)
+            || !src.host_anon(src_addr, len, PROT_READ)
+        {
+            return false;
+        }
+        let call = vkernel_abi::Call::VmspaceCopy {
+            dst: self.pmap.vmid(),
+            dst_addr: addr,
+            src: src.pmap.vmid(),
+            src_addr,
+            len: len as u64,
+        };
+        guestlib::batch::post(call, len as i64, tag)
+    }
+
+    /// Whether `len` bytes at `addr` lie in one anonymous region with
+    /// `prot`, under `pmap=host` (where the host alone copies them, and
+    /// a copy cannot fail but for the host's want of a page).
+    fn host_anon(&self, addr: u64, len: usize, prot: u64) -> bool {
+        self.pmap.host_copyable(&self.regions, addr, len)
+            && addr.checked_add(len as u64).is_some_and(|end| {
+                self.regions
+                    .region_of(addr)
+                    .is_some_and(|r| r.file().is_none() && end <= r.end && r.prot & prot != 0)
+            })
+    }
+
+    /// Posts a `vmspace_pwrite` of kernel memory `buf` (not copied: the
+    /// caller keeps it as it is until the next hypercall) to `addr`, to go
+    /// with the next RUN, where [`AddressSpace::host_anon`] holds (the
+    /// destination writable); `tag` says whose call fails if the host
+    /// cannot back a page. `false`: nothing posted.
+    pub fn post_write_ref(&mut self, addr: u64, buf: &[u8], tag: u64) -> bool {
+        if buf.is_empty() || !self.host_anon(addr, buf.len(), vkernel_abi::mman::PROT_WRITE) {
+            return false;
+        }
+        let call = vkernel_abi::Call::VmspacePwrite {
+            id: self.pmap.vmid(),
+            buf: buf.as_ptr() as u64,
+            len: buf.len() as u64,
+            flags: 0,
+            off: addr,
+        };
+        guestlib::batch::post(call, buf.len() as i64, tag)
+    }
+
     /// A copy of this address space (fork), in new vmspace `child`:
     /// private memory is copied (or copy-on-write), shared file mappings
     /// stay shared.

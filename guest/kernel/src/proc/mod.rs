@@ -184,6 +184,13 @@ pub struct Proc {
     /// Its FPU/SSE/AVX registers while another process has the vCPU's
     /// (see [`fpu`]); `None` until its first exec.
     pub fpu: Option<fpu::FpuArea>,
+    /// What it did after its recent calls that woke another process (see
+    /// [`sched::RunOn`]): 0 (it blocked in its next call) up to 3 (it went
+    /// on without blocking), counted up and down.
+    pub after_wake: u8,
+    /// Its last call woke another process: the next shows what it does
+    /// after such a call.
+    pub woke: bool,
 }
 
 impl Proc {
@@ -236,11 +243,17 @@ impl Proc {
             name_len: 0,
             task: None,
             fpu: None,
+            after_wake: 0,
+            woke: false,
         }
     }
 
     /// Changes the state, in the table and in the process's record.
     pub fn set_state(&mut self, state: State) {
+        if state == State::Runnable && matches!(self.state, State::Blocked { .. } | State::Stopped)
+        {
+            sched::count_wakeup();
+        }
         self.state = state;
         if let Some(t) = &self.task {
             t.state.set(state);
@@ -309,6 +322,9 @@ pub struct ProcTable {
     /// (Linux's `nr_threads` and `max_threads`, `threads-max`).
     pub nr_tasks: usize,
     pub threads_max: u64,
+    /// The process on the vCPU called `sched_yield`: its run ends with
+    /// this call (see [`sched::RunOn`]).
+    pub yielded: bool,
 }
 
 /// Linux's `max_threads` for `total_pages` of memory (`set_max_threads`):
@@ -335,6 +351,7 @@ impl ProcTable {
             timerfds: Vec::new(),
             nr_tasks: 0,
             threads_max: MIN_THREADS,
+            yielded: false,
         }
     }
 

@@ -7,7 +7,8 @@
 //! it), the status `wait4` stores and the tids `clone` and a thread's
 //! exit store (`pmap=host`: each was a `vmspace_pwrite` exit), the
 //! results `rt_sigaction`, `rt_sigprocmask` and the stat calls write, a
-//! fork's vmspace calls, and a page fault's mapping of file pages. A status
+//! fork's vmspace calls, a page fault's mapping of file pages, and a
+//! pipe's hand-over of a whole write to a sleeping reader. A status
 //! write is posted only where it lands in anonymous memory the process
 //! has mapped, and its failure (the host could not back the page) makes
 //! that `wait4` return EFAULT all the same, before the process runs: the
@@ -63,6 +64,17 @@ pub enum Tag {
         /// The vmspace.
         vmid: u64,
     },
+    /// A pipe's hand-over (`vmspace_copy` of a whole write into the
+    /// buffer of a reader asleep in `read`, `pmap=host`): the host could
+    /// not back a page of either range. Neither call has returned to its
+    /// process yet: both fail with EFAULT, as if neither had happened (no
+    /// byte reached the pipe).
+    HandOver {
+        /// The writer's pid.
+        writer: u32,
+        /// The reader's pid.
+        reader: u32,
+    },
 }
 
 const KIND_SHIFT: u32 = 60;
@@ -84,6 +96,12 @@ impl Tag {
             }
             Tag::Inval { vmid } => (4 << KIND_SHIFT) | (vmid & VMID_MASK),
             Tag::FaultMap { vmid } => (5 << KIND_SHIFT) | (vmid & VMID_MASK),
+            // Pids are below PID_MAX (2^15): both fit.
+            Tag::HandOver { writer, reader } => {
+                (6 << KIND_SHIFT)
+                    | ((writer as u64 & 0xff_ffff) << 24)
+                    | (reader as u64 & 0xff_ffff)
+            }
         }
     }
 
@@ -106,6 +124,10 @@ impl Tag {
             },
             5 => Tag::FaultMap {
                 vmid: v & VMID_MASK,
+            },
+            6 => Tag::HandOver {
+                writer: ((v >> 24) & 0xff_ffff) as u32,
+                reader: (v & 0xff_ffff) as u32,
             },
             _ => Tag::Ignore,
         }
@@ -173,6 +195,15 @@ impl ProcTable {
                 }
                 Tag::FaultMap { vmid } => {
                     self.out_of_memory(vmid, true, "mapping a file page", f.errno)
+                }
+                Tag::HandOver { writer, reader } => {
+                    for pid in [writer, reader] {
+                        if let Some(p) = self.find(pid).map(|t| &mut self.procs[t]) {
+                            if p.alive() {
+                                p.tf.rax = (-(Errno::EFAULT.0 as i64)) as u64;
+                            }
+                        }
+                    }
                 }
                 Tag::Inval { vmid } => panic!(
                     "MADV_INVAL of {vmid:#x} failed: {}",

@@ -93,7 +93,7 @@ fn read_at(k: &mut Kernel, s: usize, fd: u64, buf: u64, count: u64, at: Option<u
         return super::signal::read_signalfd(k, s, &f, buf, count);
     }
     let space = k.space(s);
-    let mut to = ToUser::new(&space, buf);
+    let mut to = ToUser::posting(&space, buf, k.procs.result_tag(s));
     match f.read(count as usize, at, &mut |b| to.put(b)) {
         Ok(n) => {
             let more = if n > 0 && (n as u64) < count {
@@ -197,7 +197,8 @@ fn write_at(k: &mut Kernel, s: usize, fd: u64, buf: u64, count: u64, at: Option<
 /// reader's, and that read returns them, as if it had found them in the
 /// ring (Linux's reader would take them from there at once). Under
 /// `pmap=host` that is one `vmspace_copy` where the ring takes a pread
-/// into it and a pwrite out of it; under `pmap=guest` nothing is done here
+/// into it and a pwrite out of it (posted with the next RUN, no exit of
+/// its own, when it is the whole write between anonymous memory); under `pmap=guest` nothing is done here
 /// (the kernel copies through its own tables, with no exit to save).
 /// Returns the bytes handed over: 0 when there is no such reader or the
 /// copy moved nothing (the write then goes through the ring, and the
@@ -245,10 +246,28 @@ fn hand_to_reader(k: &mut Kernel, s: usize, f: &OpenFile, buf: u64, count: u64) 
         return 0;
     }
     let n = count.min(rcount).min(vkernel_abi::VMSPACE_COPY_MAX) as usize;
-    let moved = rspace
-        .borrow_mut()
-        .copy_from(rbuf, &wspace.borrow(), buf, n)
-        .unwrap_or(0);
+    // The whole write, from a call with no progress to report from before
+    // a sleep: the copy goes with the next RUN (no exit of its own), and
+    // should the host fail it, both calls fail (EFAULT) before either
+    // process runs (`Tag::HandOver`).
+    let tag = crate::proc::posted::Tag::HandOver {
+        writer: k.procs.procs[s].pid,
+        reader: k.procs.procs[r].pid,
+    }
+    .encode();
+    let posted = n as u64 == count
+        && k.procs.procs[s].io_done == 0
+        && rspace
+            .borrow_mut()
+            .post_copy_from(rbuf, &wspace.borrow(), buf, n, tag);
+    let moved = if posted {
+        n
+    } else {
+        rspace
+            .borrow_mut()
+            .copy_from(rbuf, &wspace.borrow(), buf, n)
+            .unwrap_or(0)
+    };
     if moved == 0 {
         return 0;
     }

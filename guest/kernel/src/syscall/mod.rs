@@ -243,8 +243,12 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         __NR_munmap => ret(sys_munmap(k, s, a[0], a[1])),
         __NR_msync => ret(sys_msync(k, s, a[0], a[1], a[2])),
         __NR_brk => Ret(sys_brk(k, s, a[0]) as i64),
-        // The scheduler moves on after every trap.
-        __NR_sched_yield => Ret(0),
+        // The process gives way: its run ends with this call, and the
+        // others runnable take their turns before it runs again.
+        __NR_sched_yield => {
+            k.procs.yielded = true;
+            Ret(0)
+        }
         __NR_sched_getaffinity => ret(sys_sched_getaffinity(k, s, a[0], a[1], a[2])),
         __NR_sched_setaffinity => ret(sys_sched_setaffinity(k, s, a[0], a[1], a[2])),
         __NR_sched_getscheduler => ret(sys_sched_getparam(k, s, a[0] as i64, None)),

@@ -17,6 +17,9 @@ pub struct ToUser<'a> {
     space: &'a SpaceRef,
     addr: u64,
     pub done: usize,
+    /// The tag a posted copy fails under (the call's EFAULT), if the
+    /// copy may be posted.
+    post: Option<u64>,
 }
 
 impl<'a> ToUser<'a> {
@@ -25,6 +28,20 @@ impl<'a> ToUser<'a> {
             space,
             addr,
             done: 0,
+            post: None,
+        }
+    }
+
+    /// As [`ToUser::new`], for a call whose copy of pieces that stay as
+    /// they are until the next hypercall (`vfs::stable_pieces`: tmpfs
+    /// pages) may go with the next RUN: one piece into one anonymous
+    /// region, on `pmap=host`, costs no exit of its own; should the host
+    /// fail it (no page to give), the call returns EFAULT under `tag`
+    /// before the process runs.
+    pub fn posting(space: &'a SpaceRef, addr: u64, tag: u64) -> Self {
+        ToUser {
+            post: Some(tag),
+            ..ToUser::new(space, addr)
         }
     }
 
@@ -32,10 +49,16 @@ impl<'a> ToUser<'a> {
     pub fn put(&mut self, b: &[&[u8]]) -> Result<usize, Errno> {
         let at = self.addr.wrapping_add(self.done as u64);
         let len: usize = b.iter().map(|p| p.len()).sum();
-        let n = if uaccess::user_range(at, len as u64) {
-            self.space.borrow_mut().write_v(at, b)
-        } else {
+        let n = if !uaccess::user_range(at, len as u64) {
             0
+        } else if let (Some(tag), [piece], true) = (self.post, b, crate::fs::vfs::pieces_stable()) {
+            if self.space.borrow_mut().post_write_ref(at, piece, tag) {
+                len
+            } else {
+                self.space.borrow_mut().write_v(at, b)
+            }
+        } else {
+            self.space.borrow_mut().write_v(at, b)
         };
         if n == 0 && len > 0 && self.done == 0 {
             return Err(Errno::EFAULT);
