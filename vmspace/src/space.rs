@@ -15,7 +15,7 @@ use crate::ram::KernelRam;
 use std::collections::{BTreeMap, HashSet};
 
 use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use crate::commit::{self, Replacement};
 use crate::error::Error;
@@ -64,13 +64,15 @@ pub(crate) struct Host {
 impl Host {
     /// Copies the page at `from` to the page at `to`.
     pub fn copy_page(&self, from: u64, to: u64) -> Result<(), Error> {
-        let mut buf = [0u8; PAGE_SIZE as usize];
-        self.mem
-            .read_slice(&mut buf, GuestAddress(from))
-            .map_err(|source| Error::Memory { gpa: from, source })?;
-        self.mem
-            .write_slice(&buf, GuestAddress(to))
-            .map_err(|source| Error::Memory { gpa: to, source })
+        // One copy between the two pages' host mappings (through a buffer
+        // it was two, and the larger part of a fork's clone).
+        let slice = |gpa| {
+            self.mem
+                .get_slice(GuestAddress(gpa), PAGE_SIZE as usize)
+                .map_err(|source| Error::Memory { gpa, source })
+        };
+        slice(from)?.copy_to_volatile_slice(slice(to)?);
+        Ok(())
     }
 }
 
@@ -257,6 +259,15 @@ impl Vmspace {
         let root = self.root;
         let mut alloc = self.table_alloc(&mut host.pool);
         PageTable::new(&host.mem, &mut alloc).map_4k(root, va, pa, flags)
+    }
+
+    /// Writes the 4 KiB leaves `leaves` (`(va, entry)`, in address
+    /// order), creating the tables they need from the reservation: a page
+    /// table at a time (see [`PageTable::map_4k_many`]).
+    pub fn map_leaves(&mut self, host: &mut Host, leaves: &[(u64, u64)]) -> Result<(), Error> {
+        let root = self.root;
+        let mut alloc = self.table_alloc(&mut host.pool);
+        PageTable::new(&host.mem, &mut alloc).map_4k_many(root, leaves)
     }
 
     /// The allocator for this vmspace's tables.
