@@ -77,6 +77,11 @@ pub struct Census {
     pub tables: usize,
     /// Present 4 KiB leaves: (virtual address, entry).
     pub leaves: Vec<(u64, u64)>,
+    /// Where each table below the root sits: (level, first virtual
+    /// address it covers), in walk order.
+    pub table_at: Vec<(u32, u64)>,
+    /// Large (2 MiB or 1 GiB) leaves seen (not in `leaves`).
+    pub large_leaves: usize,
 }
 
 /// A page-table builder over guest memory, taking table pages from `alloc`.
@@ -486,6 +491,7 @@ impl<'a, A: FrameAlloc + ?Sized> PageTable<'a, A> {
         census: &mut Census,
     ) -> Result<(), Error> {
         census.tables += 1;
+        census.table_at.push((level, base));
         for (i, e) in self.read_table(table)?.into_iter().enumerate() {
             if e & pte::P == 0 {
                 continue;
@@ -495,6 +501,8 @@ impl<'a, A: FrameAlloc + ?Sized> PageTable<'a, A> {
                 census.leaves.push((va, e));
             } else if e & pte::PS == 0 {
                 self.census_in(e & pte::ADDR, level - 1, va, census)?;
+            } else {
+                census.large_leaves += 1;
             }
         }
         Ok(())

@@ -59,9 +59,45 @@ pub(crate) struct Host {
     /// The shadow allowance of every vmspace with a `MAP_VPAGETABLE`
     /// entry ([`commit::SHADOW_TABLE_PAGES`] unless a test set another).
     pub shadow_table_pages: u64,
+    /// The last destroyed vmspace, kept whole (tables, frames, charge and
+    /// host-state charge) for the next clone to take over (see
+    /// [`crate::VmspaceRegistry::clone_vmspace`]). It is a cache: the
+    /// pages it holds count as free ([`Host::spare_pages`]), and any
+    /// reservation the pool cannot meet ends it first ([`Host::reserve`]).
+    pub spare: Option<Vmspace>,
 }
 
 impl Host {
+    /// Promises `pages` free pages (see [`HostPool::reserve`]), ending the
+    /// spare vmspace first if the pool cannot promise them otherwise:
+    /// what the spare holds is never the reason a reservation fails.
+    pub fn reserve(&mut self, pages: usize) -> bool {
+        if self.pool.reserve(pages) {
+            return true;
+        }
+        if self.spare.is_none() {
+            return false;
+        }
+        self.end_spare();
+        self.pool.reserve(pages)
+    }
+
+    /// Ends the spare vmspace, if any: its pages go back to the pool (its
+    /// tables to the quarantine, as any destroyed vmspace's).
+    pub fn end_spare(&mut self) {
+        if let Some(spare) = self.spare.take() {
+            spare.teardown(self);
+            self.pool.unreserve(crate::registry::HOST_STATE_PAGES);
+        }
+    }
+
+    /// Pool pages the spare vmspace holds (its PML4, tables and frames).
+    pub fn spare_pages(&self) -> usize {
+        self.spare
+            .as_ref()
+            .map_or(0, |s| 1 + s.tables as usize + s.frames.len())
+    }
+
     /// Copies the page at `from` to the page at `to`.
     pub fn copy_page(&self, from: u64, to: u64) -> Result<(), Error> {
         // One copy between the two pages' host mappings (through a buffer
@@ -218,7 +254,7 @@ impl Vmspace {
         }
         // Charged now, not at mmap (see `commit`): a pool that cannot back
         // the page fails this touch.
-        if !host.pool.reserve(1) {
+        if !host.reserve(1) {
             return Err(Error::OutOfFrames);
         }
         let Some(frame) = host.pool.alloc_reserved() else {
@@ -296,7 +332,7 @@ impl Vmspace {
         host: &mut Host,
         edit: impl FnOnce(&mut PageTable<'_, TableAlloc<'_>>, u64) -> Result<Edited, Error>,
     ) -> Result<usize, Error> {
-        let lent = self.refs == 0 && host.pool.reserve(1);
+        let lent = self.refs == 0 && host.reserve(1);
         let root = self.root;
         let edited = {
             let mut alloc = self.table_alloc(&mut host.pool);
@@ -481,7 +517,7 @@ impl Vmspace {
         };
         // The new root exists before the old one is freed: one page beyond
         // the charge, lent for the moment.
-        if self.refs > 0 || !host.pool.reserve(1) {
+        if self.refs > 0 || !host.reserve(1) {
             self.unmap_range(host, 0, VM_MAX_USER_ADDRESS)?;
             return Ok(());
         }
