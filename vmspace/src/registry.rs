@@ -510,9 +510,27 @@ impl VmspaceRegistry {
             return Err(Some(Errno::ENOMEM));
         }
         spare.charged = promise;
-        // Frames the source has no page for: unmapped in the spare (every
-        // leaf it has maps a page the source has), so free at once.
-        let mut old = std::mem::take(&mut spare.frames);
+        // A fork loop's child has the pages its parent has: each takes
+        // its counterpart's contents, and the frame map stays as it is.
+        let same_pages = spare.frames.len() == source.frames.len()
+            && spare.frames.keys().eq(source.frames.keys());
+        if same_pages {
+            for (&from, &to) in source.frames.values().zip(spare.frames.values()) {
+                if let Err(e) = self.host.copy_page(from, to) {
+                    end_space(&mut self.host, spare);
+                    return Err(Some(e.into()));
+                }
+            }
+        }
+        // Otherwise: frames the source has no page for are unmapped in
+        // the spare (every leaf it has maps a page the source has), so
+        // free at once; the others take their contents, and pages the
+        // spare lacks are drawn.
+        let mut old = if same_pages {
+            BTreeMap::new()
+        } else {
+            std::mem::take(&mut spare.frames)
+        };
         old.retain(|va, frame| {
             let keep = source.frames.contains_key(va);
             if !keep {
@@ -522,7 +540,7 @@ impl VmspaceRegistry {
         });
         let mut frames = Vec::with_capacity(source.frames.len());
         let mut failed = None;
-        for (&va, &from) in &source.frames {
+        for (&va, &from) in source.frames.iter().filter(|_| !same_pages) {
             // Copied in full, so not zeroed first.
             let Some(to) = old
                 .remove(&va)
@@ -537,8 +555,10 @@ impl VmspaceRegistry {
                 break;
             }
         }
-        frames.extend(old);
-        spare.frames = frames.into_iter().collect();
+        if !same_pages {
+            frames.extend(old);
+            spare.frames = frames.into_iter().collect();
+        }
         if let Some(e) = failed {
             end_space(&mut self.host, spare);
             return Err(Some(e.into()));
