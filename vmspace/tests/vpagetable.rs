@@ -209,6 +209,57 @@ fn fault_resolved_through_the_guest_table() {
 }
 
 #[test]
+fn a_run_resolves_the_fetch_it_is_about_to_fault_on() {
+    let rwx = RW_ | PROT_EXEC;
+    let (mem, mut reg) = vpt_space(rwx);
+    // Guest page 0 executable, page 1 not (NX), page 2 absent.
+    set(&mem, PT, 0, PAGE_A | P | RW | US);
+    set(&mem, PT, 1, PAGE_B | P | RW | US | NX);
+    assert!(reg.prefault_fetch(1, VBASE + 0x10));
+    // As a fetch fault would: accessed in the guest's leaf, a readable
+    // and executable shadow leaf (not writable: not dirty yet).
+    assert_eq!(shadow(&mem, &reg, VBASE), Some(PAGE_A | P | US | A));
+    assert_eq!(get(&mem, PT, 0), PAGE_A | P | RW | US | A);
+    assert!(!reg.take_translation_reduced());
+    // Shadowed already: nothing to do. The guest refuses, or has no page:
+    // left to the fault, which delivers it.
+    assert!(!reg.prefault_fetch(1, VBASE));
+    assert!(!reg.prefault_fetch(1, VBASE + PAGE_SIZE));
+    assert_eq!(shadow(&mem, &reg, VBASE + PAGE_SIZE), None);
+    assert_eq!(get(&mem, PT, 1), PAGE_B | P | RW | US | NX, "not accessed");
+    assert!(!reg.prefault_fetch(1, VBASE + 2 * PAGE_SIZE));
+    // Outside the entry, an unknown vmspace: nothing.
+    assert!(!reg.prefault_fetch(1, VBASE + 16 * PAGE_SIZE));
+    assert!(!reg.prefault_fetch(7, VBASE));
+    reg.audit().unwrap();
+    // An entry without PROT_EXEC: no fetch is allowed there.
+    let (mem, mut reg) = vpt_space(RW_);
+    set(&mem, PT, 0, PAGE_A | P | RW | US);
+    assert!(!reg.prefault_fetch(1, VBASE));
+    assert_eq!(shadow(&mem, &reg, VBASE), None);
+    assert_eq!(get(&mem, PT, 0), PAGE_A | P | RW | US);
+    // Nor does it touch a host-managed entry.
+    anon_exec(&mut reg);
+    assert!(!reg.prefault_fetch(1, 0x1000_0000));
+    assert_eq!(walk(&mem, reg.root(1).unwrap(), 0x1000_0000), None);
+}
+
+fn anon_exec(reg: &mut VmspaceRegistry) {
+    assert_eq!(
+        reg.mmap(
+            1,
+            0x1000_0000,
+            PAGE_SIZE,
+            PROT_READ | PROT_EXEC,
+            MAP_ANON | MAP_PRIVATE | MAP_FIXED,
+            FD_NONE,
+            0
+        ),
+        Ok(0x1000_0000)
+    );
+}
+
+#[test]
 fn permissions_combine_entry_and_guest_bits() {
     // An executable entry and an executable guest page: no NX.
     let (mem, mut reg) = vpt_space(RW_ | PROT_EXEC);
