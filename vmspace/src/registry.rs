@@ -274,10 +274,10 @@ impl VmspaceRegistry {
         Ok(())
     }
 
-    /// Keeps destroyed vmspace `space` whole for the next clone, in place
-    /// of the spare kept so far (which ends). A vmspace with
-    /// `MAP_VPAGETABLE` entries ends at once: its tree holds shadow leaves
-    /// a clone never copies.
+    /// Keeps destroyed vmspace `space` whole for the next clone (or, with
+    /// `MAP_VPAGETABLE` entries, the next fork's child of a guest pmap,
+    /// see [`crate::vpt`]), in place of the spare kept so far (which
+    /// ends).
     ///
     /// Why: KVM has shadowed the tables of a vmspace that ran, so once
     /// freed they wait in the pool's quarantine until KVM's translations
@@ -291,11 +291,7 @@ impl VmspaceRegistry {
     /// shadow serves the new child too.
     fn keep_as_spare(&mut self, space: Vmspace) {
         self.host.end_spare();
-        if space.map.has_vpagetable() {
-            self.end(space);
-        } else {
-            self.host.spare = Some(space);
-        }
+        self.host.spare = Some(space);
     }
 
     /// Takes a reference for a run of vmspace `id` and returns its CR3
@@ -479,6 +475,7 @@ impl VmspaceRegistry {
         let mut positions = theirs.table_at.clone();
         positions.sort_unstable();
         let fits = !source.map.has_vpagetable()
+            && !spare.map.has_vpagetable()
             && ours.large_leaves == 0
             && ours
                 .table_at
