@@ -32,6 +32,11 @@ pub const DEFAULT_FAULT_AROUND: usize = 64;
 /// past it when only their PML4s were charged).
 pub const HOST_STATE_PAGES: usize = 1;
 
+/// Pages a destroyed vmspace may hold to be kept whole for the next
+/// clone (see [`VmspaceRegistry::keep_as_spare`]): 16 MiB, the pool's
+/// reserve of free pages.
+pub const SPARE_MAX_PAGES: u64 = 4096;
+
 /// Default limit on map entries over all vmspaces (bounds host memory the
 /// guest can make the host spend; like Linux's `vm.max_map_count`, going
 /// over it is `ENOMEM`).
@@ -291,7 +296,14 @@ impl VmspaceRegistry {
     /// shadow serves the new child too.
     fn keep_as_spare(&mut self, space: Vmspace) {
         self.host.end_spare();
-        self.host.spare = Some(space);
+        if 1 + space.tables + space.frames.len() as u64 > SPARE_MAX_PAGES {
+            // A large process's pages go back now (and so, past the pool's
+            // reserve of free pages, to the host), not at the next
+            // destroy; its copy dominates its forks anyway.
+            self.end(space);
+        } else {
+            self.host.spare = Some(space);
+        }
     }
 
     /// Takes a reference for a run of vmspace `id` and returns its CR3

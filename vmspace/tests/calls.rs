@@ -1518,6 +1518,25 @@ fn vwrite_visible(mem: &GuestMemoryMmap, reg: &mut VmspaceRegistry, id: u64) -> 
 }
 
 #[test]
+fn a_large_dead_process_is_not_kept() {
+    let (_, mut reg) = with_space(8192);
+    let pages = vmspace::registry::SPARE_MAX_PAGES;
+    anon(&mut reg, 1, BASE, pages * PAGE_SIZE, RW_);
+    reg.mcontrol(1, BASE, pages * PAGE_SIZE, MADV_WILLNEED, 0)
+        .unwrap();
+    reg.destroy(1).unwrap();
+    assert_eq!(reg.spare_pages(), 0);
+    assert_eq!(reg.pool().reserved_pages(), 0);
+    reg.create(2, 0, 0).unwrap();
+    anon(&mut reg, 2, BASE, (pages - 16) * PAGE_SIZE, RW_);
+    reg.mcontrol(2, BASE, (pages - 16) * PAGE_SIZE, MADV_WILLNEED, 0)
+        .unwrap();
+    reg.destroy(2).unwrap();
+    assert!(reg.spare_pages() > 0);
+    reg.audit().unwrap();
+}
+
+#[test]
 fn a_dead_child_with_mappings_of_its_own_is_not_taken_over() {
     let (mem, mut reg) = forking_parent(256);
     reg.clone_vmspace(1, 2).unwrap();
