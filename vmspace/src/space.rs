@@ -61,7 +61,9 @@ pub(crate) struct Host {
     pub shadow_table_pages: u64,
     /// The last destroyed vmspace, kept whole (tables, frames, charge and
     /// host-state charge) for the next clone to take over (see
-    /// [`crate::VmspaceRegistry::clone_vmspace`]). It is a cache: the
+    /// [`crate::VmspaceRegistry::clone_vmspace`]), or with
+    /// `MAP_VPAGETABLE` entries the next fresh vmspace's `MADV_SETMAP`
+    /// (see `vpt::adopt_spare_shadow`). It is a cache: the
     /// pages it holds count as free ([`Host::spare_pages`]), and any
     /// reservation the pool cannot meet ends it first ([`Host::reserve`]).
     pub spare: Option<Vmspace>,
