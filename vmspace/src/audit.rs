@@ -121,8 +121,19 @@ impl VmspaceRegistry {
             promised_not_held += space.charged - held;
             entries += space.map.len();
         }
-        // Each vmspace's host state is reserved too, and never drawn.
+        // Each vmspace's host state is reserved too, and never drawn; the
+        // spare kept for the next clone keeps its reservation.
         promised_not_held += (self.spaces.len() * crate::registry::HOST_STATE_PAGES) as u64;
+        if let Some(spare) = &self.host.spare {
+            let held = 1 + spare.tables + spare.frames.len() as u64;
+            if held > spare.charged {
+                return Err(format!(
+                    "the spare vmspace holds {held} pages, charged {}",
+                    spare.charged
+                ));
+            }
+            promised_not_held += spare.charged - held + crate::registry::HOST_STATE_PAGES as u64;
+        }
         let reserved = self.host.pool.reserved_pages() as u64;
         if reserved != promised_not_held {
             return Err(format!(

@@ -55,6 +55,40 @@ pub(crate) fn leaf_allows(entry: u64, error_code: u64) -> bool {
 }
 
 impl VmspaceRegistry {
+    /// Resolves now the instruction fetch at `rip` that a run of vmspace
+    /// `id` is about to make, when it would be a host-resolved fault: the
+    /// page lies in a `MAP_VPAGETABLE` entry whose shadow has no leaf for
+    /// it yet and whose guest tables map it executable for user mode. The
+    /// fetch happens as soon as the run starts, so this is the fault's own
+    /// work (the guest leaf marked accessed, the shadow leaf and its
+    /// accessed neighbours installed) without its exit: a `pmap=guest`
+    /// fork's child starts in a fresh shadow, and its first instruction
+    /// was one exit of its cycle's seven. Returns whether it installed
+    /// the leaf; anything else (no such entry, the page shadowed already,
+    /// or the guest's tables refuse the fetch, an error) is left to the
+    /// fault, as before.
+    pub fn prefault_fetch(&mut self, id: u64, rip: u64) -> bool {
+        let fault_around = self.fault_around;
+        let Ok((space, host)) = self.space(id) else {
+            return false;
+        };
+        let Some(entry) = space.map.lookup(rip).copied() else {
+            return false;
+        };
+        let fetch = pf::U | pf::I;
+        if !entry.is_vpagetable() || !allows(entry.prot, fetch) {
+            return false;
+        }
+        let page = rip & !(PAGE_SIZE - 1);
+        if !matches!(space.lookup(host, page), Ok(None)) {
+            return false;
+        }
+        matches!(
+            crate::vpt::resolve_fault(space, host, &entry, rip, fetch, fault_around),
+            Ok(FaultOutcome::Resolved)
+        )
+    }
+
     /// Handles a page fault of vmspace `id` at `addr` with hardware
     /// `error_code` (unknown id → `ENOENT`).
     ///

@@ -101,7 +101,11 @@ impl VmspaceRegistry {
                 }
                 let before = space.map.len();
                 space.map.set_root_range(start, end, value);
-                space.unmap_range(host, start, end)?;
+                // A fork's child (pmap=guest) may take over the last dead
+                // child's shadow; otherwise the old shadow leaves go.
+                if !crate::vpt::adopt_spare_shadow(space, host) {
+                    space.unmap_range(host, start, end)?;
+                }
                 let after = space.map.len();
                 self.map_entries = self.map_entries + after - before;
             }

@@ -235,7 +235,7 @@ impl VmspaceRegistry {
             host.shadow_table_pages,
         );
         let (charge, release) = (change.after.total(), change.before.total());
-        if charge > release && !host.pool.reserve((charge - release) as usize) {
+        if charge > release && !host.reserve((charge - release) as usize) {
             return Err(Errno::ENOMEM);
         }
 

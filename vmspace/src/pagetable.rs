@@ -77,6 +77,11 @@ pub struct Census {
     pub tables: usize,
     /// Present 4 KiB leaves: (virtual address, entry).
     pub leaves: Vec<(u64, u64)>,
+    /// Where each table below the root sits: (level, first virtual
+    /// address it covers), in walk order.
+    pub table_at: Vec<(u32, u64)>,
+    /// Large (2 MiB or 1 GiB) leaves seen (not in `leaves`).
+    pub large_leaves: usize,
 }
 
 /// A page-table builder over guest memory, taking table pages from `alloc`.
@@ -104,6 +109,36 @@ impl<'a, A: FrameAlloc + ?Sized> PageTable<'a, A> {
         check_aligned("physical address", pa, PAGE_SIZE)?;
         let table = self.table_for(root, va, 1)?;
         self.write(table, index(va, 1), (pa & pte::ADDR) | (flags & !pte::ADDR))
+    }
+
+    /// Writes the 4 KiB leaves `leaves` (`(va, entry)`, each entry with
+    /// its frame's address and flags), creating tables as needed: one
+    /// walk from the root and one read and write of the page table per
+    /// 2 MiB region the leaves fall in, instead of a walk per page (a
+    /// fork's copy writes its whole tree this way). Leaves already
+    /// present are replaced, as [`PageTable::map_4k`] replaces them.
+    pub fn map_4k_many(&mut self, root: u64, leaves: &[(u64, u64)]) -> Result<(), Error> {
+        let mut rest = leaves;
+        while let Some(&(first, _)) = rest.first() {
+            let region = first & !(LARGE_PAGE_SIZE - 1);
+            let run = rest
+                .iter()
+                .position(|&(va, _)| va & !(LARGE_PAGE_SIZE - 1) != region)
+                .unwrap_or(rest.len());
+            let (group, after) = rest.split_at(run);
+            rest = after;
+            for &(va, entry) in group {
+                check_aligned("virtual address", va, PAGE_SIZE)?;
+                check_aligned("physical address", entry & pte::ADDR, PAGE_SIZE)?;
+            }
+            let table = self.table_for(root, first, 1)?;
+            let mut entries = self.read_table(table)?;
+            for &(va, entry) in group {
+                entries[index(va, 1) as usize] = entry;
+            }
+            self.write_table(table, &entries)?;
+        }
+        Ok(())
     }
 
     /// Maps the 2 MiB page at `va` to `pa` with leaf `flags` (PS is added).
@@ -300,6 +335,17 @@ impl<'a, A: FrameAlloc + ?Sized> PageTable<'a, A> {
         Ok(entries)
     }
 
+    /// Writes the 512 entries of the table at `table` in one copy.
+    fn write_table(&self, table: u64, entries: &[u64; ENTRIES]) -> Result<(), Error> {
+        let mut bytes = [0u8; PAGE_SIZE as usize];
+        for (chunk, e) in bytes.chunks_exact_mut(8).zip(entries) {
+            chunk.copy_from_slice(&e.to_le_bytes());
+        }
+        self.mem
+            .write_slice(&bytes, GuestAddress(table))
+            .map_err(|source| Error::Memory { gpa: table, source })
+    }
+
     /// The table at `level` (1 = PT, 2 = PD) on the path to `va`, creating
     /// the missing ones above it.
     fn table_for(&mut self, root: u64, va: u64, level: u32) -> Result<u64, Error> {
@@ -445,6 +491,7 @@ impl<'a, A: FrameAlloc + ?Sized> PageTable<'a, A> {
         census: &mut Census,
     ) -> Result<(), Error> {
         census.tables += 1;
+        census.table_at.push((level, base));
         for (i, e) in self.read_table(table)?.into_iter().enumerate() {
             if e & pte::P == 0 {
                 continue;
@@ -454,6 +501,8 @@ impl<'a, A: FrameAlloc + ?Sized> PageTable<'a, A> {
                 census.leaves.push((va, e));
             } else if e & pte::PS == 0 {
                 self.census_in(e & pte::ADDR, level - 1, va, census)?;
+            } else {
+                census.large_leaves += 1;
             }
         }
         Ok(())
@@ -513,6 +562,51 @@ mod tests {
         assert_eq!(pt.read(root, 0).unwrap(), 0);
         assert_eq!(pt.free_tree(root, None).unwrap(), 1);
         assert_eq!(pool.pages_in_use(), 0);
+    }
+
+    #[test]
+    fn map_4k_many_builds_the_tree_map_4k_builds() {
+        let (mem, mut pool) = setup();
+        let flags = leaf_flags(PROT_READ | PROT_WRITE);
+        // Three pages in one 2 MiB region, one in the next, one in another
+        // PML4 slot; and one replaced leaf.
+        let leaves = [
+            (0x40_0000, 0x7000 | flags),
+            (0x40_1000, 0x8000 | flags),
+            (0x5f_f000, 0x9000 | flags),
+            (0x60_0000, 0xa000 | flags),
+            (1 << 39, 0xb000 | flags),
+        ];
+        let (one, many) = {
+            let mut pt = PageTable::new(&mem, &mut pool);
+            let one = pt.new_root().unwrap();
+            for &(va, e) in &leaves {
+                pt.map_4k(one, va, e & pte::ADDR, e & !pte::ADDR).unwrap();
+            }
+            let many = pt.new_root().unwrap();
+            pt.map_4k(many, 0x40_1000, 0x1000, flags).unwrap();
+            pt.map_4k_many(many, &leaves).unwrap();
+            (one, many)
+        };
+        let pt = PageTable::new(&mem, &mut pool);
+        let (a, b) = (
+            pt.census(one, None).unwrap(),
+            pt.census(many, None).unwrap(),
+        );
+        assert_eq!(a, b);
+        assert_eq!(b.leaves, leaves.to_vec());
+        // PDPT, PD, two PTs; PDPT, PD, PT.
+        assert_eq!(b.tables, 7);
+        let mut pt = PageTable::new(&mem, &mut pool);
+        assert!(matches!(
+            pt.map_4k_many(many, &[(0x40_0800, 0x7000 | flags)]),
+            Err(Error::Misaligned { .. })
+        ));
+        pt.map_2m(many, 0x80_0000, 0x20_0000, flags).unwrap();
+        assert!(matches!(
+            pt.map_4k_many(many, &[(0x80_1000, 0x7000 | flags)]),
+            Err(Error::LargePageInTheWay { .. })
+        ));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! `fault.rs`, each an `impl VmspaceRegistry` block.
 
 use crate::ram::KernelRam;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use vkernel_abi::layout::{PAGE_SIZE, POOL_BASE};
 use vkernel_abi::Errno;
@@ -14,7 +14,7 @@ use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use crate::error::Error;
 use crate::map::Backing;
-use crate::pagetable::PageTable;
+use crate::pagetable::{leaf_flags, pte, PageTable};
 use crate::pool::HostPool;
 use crate::space::{Host, Vmspace, TRAP_AREA_PML4_SLOT};
 
@@ -31,6 +31,11 @@ pub const DEFAULT_FAULT_AROUND: usize = 64;
 /// they hold stays within `--pool` (262,144 vmspaces took the host 30 %
 /// past it when only their PML4s were charged).
 pub const HOST_STATE_PAGES: usize = 1;
+
+/// Pages a destroyed vmspace may hold to be kept whole for the next
+/// clone (see [`VmspaceRegistry::keep_as_spare`]): 16 MiB, the pool's
+/// reserve of free pages.
+pub const SPARE_MAX_PAGES: u64 = 4096;
 
 /// Default limit on map entries over all vmspaces (bounds host memory the
 /// guest can make the host spend; like Linux's `vm.max_map_count`, going
@@ -79,6 +84,7 @@ impl VmspaceRegistry {
                 pool,
                 translation_reduced: false,
                 shadow_table_pages: crate::commit::SHADOW_TABLE_PAGES,
+                spare: None,
             },
             spaces: BTreeMap::new(),
             trap_pml4e: 0,
@@ -125,6 +131,8 @@ impl VmspaceRegistry {
     /// by their teardown.
     pub fn set_trap_area_pml4e(&mut self, entry: u64) {
         let old = std::mem::replace(&mut self.trap_pml4e, entry);
+        // The spare's PML4 holds the old entry: not worth keeping.
+        self.host.end_spare();
         for space in self.spaces.values() {
             if let Err(e) = space.set_trap_entry(&mut self.host, entry) {
                 log::error!("cannot install the trap-area entry: {e}");
@@ -174,9 +182,24 @@ impl VmspaceRegistry {
         self.spaces.get(&id).map(|s| s.tables)
     }
 
-    /// Pool pages in use (vmspaces and the host's own tables).
+    /// Pool pages in use (vmspaces and the host's own tables). The spare
+    /// vmspace kept for the next clone is not counted: it is a cache,
+    /// given back whenever a reservation needs its pages.
     pub fn pages_in_use(&self) -> usize {
-        self.host.pool.pages_in_use()
+        self.host.pool.pages_in_use() - self.host.spare_pages()
+    }
+
+    /// Pool pages held by the destroyed vmspace kept for the next clone
+    /// (0 if there is none).
+    pub fn spare_pages(&self) -> usize {
+        self.host.spare_pages()
+    }
+
+    /// Ends the destroyed vmspace kept for the next clone, if any (its
+    /// pages and reservation go back to the pool): for tests that check
+    /// the pool's own counts.
+    pub fn end_spare(&mut self) {
+        self.host.end_spare();
     }
 
     /// Whether [`VmspaceRegistry::take_translation_reduced`] would return
@@ -251,9 +274,36 @@ impl VmspaceRegistry {
         }
         if let Some(space) = self.spaces.remove(&id) {
             self.map_entries -= space.map.len();
-            self.end(space);
+            self.keep_as_spare(space);
         }
         Ok(())
+    }
+
+    /// Keeps destroyed vmspace `space` whole for the next clone (or, with
+    /// `MAP_VPAGETABLE` entries, the next fork's child of a guest pmap,
+    /// see [`crate::vpt`]), in place of the spare kept so far (which
+    /// ends).
+    ///
+    /// Why: KVM has shadowed the tables of a vmspace that ran, so once
+    /// freed they wait in the pool's quarantine until KVM's translations
+    /// are dropped (see `pool`), and new tables take never-used pages
+    /// meanwhile. A fork loop destroyed a child's 7 tables per cycle: a
+    /// flush every ~150 forks (zapping every shadow page, the guest
+    /// kernel's too) and 7 fresh pages (host page faults) per fork in
+    /// between. A fork whose child looks like the last one's instead
+    /// takes over the dead child's tables and frames as they are: nothing
+    /// KVM cached changes (the same leaves map the same frames), so its
+    /// shadow serves the new child too.
+    fn keep_as_spare(&mut self, space: Vmspace) {
+        self.host.end_spare();
+        if 1 + space.tables + space.frames.len() as u64 > SPARE_MAX_PAGES {
+            // A large process's pages go back now (and so, past the pool's
+            // reserve of free pages, to the host), not at the next
+            // destroy; its copy dominates its forks anyway.
+            self.end(space);
+        } else {
+            self.host.spare = Some(space);
+        }
     }
 
     /// Takes a reference for a run of vmspace `id` and returns its CR3
@@ -278,6 +328,7 @@ impl VmspaceRegistry {
     /// pool is left with only the host's own pages.
     pub fn teardown_all(&mut self) -> Vec<u64> {
         let spaces = std::mem::take(&mut self.spaces);
+        self.host.end_spare();
         let mut running = Vec::new();
         for (id, space) in spaces {
             if space.refs > 0 {
@@ -305,9 +356,21 @@ impl VmspaceRegistry {
         if self.map_entries + source.map.len() > self.max_map_entries {
             return Err(Errno::ENOMEM);
         }
+        if let Some(spare) = self.host.spare.take() {
+            match self.recycle(src, spare) {
+                Ok(copy) => {
+                    self.map_entries += copy.map.len();
+                    self.spaces.insert(dst, copy);
+                    return Ok(());
+                }
+                Err(Some(e)) => return Err(e),
+                // It did not fit (and ended): an ordinary copy.
+                Err(None) => {}
+            }
+        }
         // The PML4 is charged by new_space; the rest here.
-        let rest = source.charged - 1;
-        if !self.host.pool.reserve(rest as usize) {
+        let rest = self.spaces[&src].charged - 1;
+        if !self.host.reserve(rest as usize) {
             return Err(Errno::ENOMEM);
         }
         let mut copy = match self.new_space() {
@@ -329,70 +392,225 @@ impl VmspaceRegistry {
         // its private pages (copies), and the kernel's pages of shared
         // physical-memory entries (the program's text and libraries under
         // the guest's file mappings). Shadow leaves are not copied.
-        // One walk of the source's tables finds what it has mapped; a
-        // process without shared physical-memory entries (a small static
-        // program) skips it and looks up each private page instead.
-        let shared_phys = source
-            .map
-            .iter()
-            .any(|e| matches!(e.backing, Backing::Phys { shared: true, .. }));
-        let mapped: Option<HashSet<u64>> = if shared_phys {
-            match PageTable::new(&self.host.mem, &mut self.host.pool)
-                .census(source.root, Some(TRAP_AREA_PML4_SLOT))
-            {
-                Ok(census) => Some(census.leaves.into_iter().map(|(va, _)| va).collect()),
-                Err(e) => {
-                    self.end(copy);
-                    return Err(e.into());
-                }
-            }
-        } else {
-            None
-        };
-        for (&va, &frame) in &source.frames {
-            // Copied in full, so not zeroed first.
-            let result = match self.host.pool.alloc_reserved_for_copy() {
-                Some(new) => {
-                    copy.frames.insert(va, new);
-                    self.host.copy_page(frame, new).and_then(|()| {
-                        let is_mapped = match &mapped {
-                            Some(set) => set.contains(&va),
-                            None => source.lookup(&mut self.host, va)?.is_some(),
-                        };
-                        match copy.map.lookup(va).copied() {
-                            Some(entry) if is_mapped => copy.map_page(&mut self.host, &entry, va),
-                            _ => Ok(()),
-                        }
-                    })
-                }
-                None => Err(Error::OutOfFrames),
-            };
-            if let Err(e) = result {
+        // One walk of the source's tables finds what it has mapped (in
+        // address order), and the copy's tables are written a page table
+        // at a time from the list of its leaves: a walk per page from the
+        // root, and a map lookup per page, took a third of the clone.
+        let census = match PageTable::new(&self.host.mem, &mut self.host.pool)
+            .census(source.root, Some(TRAP_AREA_PML4_SLOT))
+        {
+            Ok(census) => census,
+            Err(e) => {
                 self.end(copy);
                 return Err(e.into());
             }
-        }
-        for &va in mapped.iter().flatten() {
-            let shared_phys = match copy.map.lookup(va) {
-                Some(e) if matches!(e.backing, Backing::Phys { shared: true, .. }) => Some(*e),
-                _ => None,
+        };
+        // Every private frame is copied, mapped or not (in address order,
+        // so the copy's frame map is built in one pass).
+        let mut frames = Vec::with_capacity(source.frames.len());
+        let mut failed = None;
+        for (&va, &frame) in &source.frames {
+            // Copied in full, so not zeroed first.
+            let Some(new) = self.host.pool.alloc_reserved_for_copy() else {
+                failed = Some(Error::OutOfFrames);
+                break;
             };
-            if let Some(entry) = shared_phys {
-                if let Err(e) = copy.map_page(&mut self.host, &entry, va) {
-                    self.end(copy);
-                    return Err(e.into());
-                }
+            frames.push((va, new));
+            if let Err(e) = self.host.copy_page(frame, new) {
+                failed = Some(e);
+                break;
             }
         }
+        copy.frames = frames.into_iter().collect();
+        if let Some(e) = failed {
+            self.end(copy);
+            return Err(e.into());
+        }
+        let mut leaves = Vec::with_capacity(census.leaves.len());
+        for &(va, _) in &census.leaves {
+            let Some(entry) = copy.map.lookup(va) else {
+                continue;
+            };
+            let flags = leaf_flags(entry.prot);
+            if flags == 0 {
+                continue;
+            }
+            let frame = match entry.backing {
+                Backing::Phys { shared: true, .. } => entry.phys_of(va),
+                Backing::VpageTable { .. } => None,
+                _ => copy.frames.get(&va).copied(),
+            };
+            if let Some(frame) = frame {
+                leaves.push((va, (frame & pte::ADDR) | (flags & !pte::ADDR)));
+            }
+        }
+        if let Err(e) = copy.map_leaves(&mut self.host, &leaves) {
+            self.end(copy);
+            return Err(e.into());
+        }
+        // Only host-managed leaves were copied, in regions the map charges
+        // for: within the copy's allowance (it has no shadow).
+        debug_assert!(copy.tables <= copy.table_allowance(&self.host));
         self.map_entries += copy.map.len();
         self.spaces.insert(dst, copy);
         Ok(())
     }
 
+    /// Makes `spare` (a destroyed vmspace, see
+    /// [`VmspaceRegistry::keep_as_spare`]) the copy of `src` that
+    /// [`VmspaceRegistry::clone_vmspace`] would make, without changing a
+    /// translation its tree holds: when every leaf it has is one the copy
+    /// would have (the same frame of its own for a private page, the same
+    /// kernel page for a shared one, the same flags) and every table it
+    /// has sits where `src` has one (so it lies in a region the copy's
+    /// map charges for). Its frames take `src`'s contents, frames `src`
+    /// has no page for are freed (none is mapped), and the leaves it lacks
+    /// are added, which needs no flush of KVM's translations (as a fault
+    /// adds them). The charge becomes `src`'s.
+    ///
+    /// `Err(None)`: it does not fit, and was ended; `Err(Some(e))`: the
+    /// clone fails with `e` (nothing made, the spare ended).
+    fn recycle(&mut self, src: u64, mut spare: Vmspace) -> Result<Vmspace, Option<Errno>> {
+        let source = &self.spaces[&src];
+        let walked = {
+            let pt = PageTable::new(&self.host.mem, &mut self.host.pool);
+            pt.census(source.root, Some(TRAP_AREA_PML4_SLOT))
+                .and_then(|s| Ok((s, pt.census(spare.root, Some(TRAP_AREA_PML4_SLOT))?)))
+        };
+        let (theirs, ours) = match walked {
+            Ok(w) => w,
+            Err(e) => {
+                end_space(&mut self.host, spare);
+                return Err(Some(e.into()));
+            }
+        };
+        let mut positions = theirs.table_at.clone();
+        positions.sort_unstable();
+        let fits = !source.map.has_vpagetable()
+            && !spare.map.has_vpagetable()
+            && ours.large_leaves == 0
+            && ours
+                .table_at
+                .iter()
+                .all(|t| positions.binary_search(t).is_ok())
+            && ours.leaves.iter().all(|&(va, leaf)| {
+                source.map.lookup(va).is_some_and(|entry| {
+                    let flags = leaf_flags(entry.prot);
+                    let frame = match entry.backing {
+                        Backing::Phys { shared: true, .. } => entry.phys_of(va),
+                        Backing::VpageTable { .. } => None,
+                        _ if source.frames.contains_key(&va) => spare.frames.get(&va).copied(),
+                        _ => None,
+                    };
+                    flags != 0
+                        && frame.is_some_and(|f| leaf == (f & pte::ADDR) | (flags & !pte::ADDR))
+                        && theirs.leaves.binary_search_by_key(&va, |l| l.0).is_ok()
+                })
+            });
+        if !fits {
+            end_space(&mut self.host, spare);
+            return Err(None);
+        }
+        // Promise the larger of the two charges while frames move, then
+        // settle on the source's.
+        let promise = spare.charged.max(source.charged);
+        if !self.host.reserve((promise - spare.charged) as usize) {
+            end_space(&mut self.host, spare);
+            return Err(Some(Errno::ENOMEM));
+        }
+        spare.charged = promise;
+        // A fork loop's child has the pages its parent has: each takes
+        // its counterpart's contents, and the frame map stays as it is.
+        let same_pages = spare.frames.len() == source.frames.len()
+            && spare.frames.keys().eq(source.frames.keys());
+        if same_pages {
+            for (&from, &to) in source.frames.values().zip(spare.frames.values()) {
+                if let Err(e) = self.host.copy_page(from, to) {
+                    end_space(&mut self.host, spare);
+                    return Err(Some(e.into()));
+                }
+            }
+        }
+        // Otherwise: frames the source has no page for are unmapped in
+        // the spare (every leaf it has maps a page the source has), so
+        // free at once; the others take their contents, and pages the
+        // spare lacks are drawn.
+        let mut old = if same_pages {
+            BTreeMap::new()
+        } else {
+            std::mem::take(&mut spare.frames)
+        };
+        old.retain(|va, frame| {
+            let keep = source.frames.contains_key(va);
+            if !keep {
+                self.host.pool.free_into_reserve(*frame);
+            }
+            keep
+        });
+        let mut frames = Vec::with_capacity(source.frames.len());
+        let mut failed = None;
+        for (&va, &from) in source.frames.iter().filter(|_| !same_pages) {
+            // Copied in full, so not zeroed first.
+            let Some(to) = old
+                .remove(&va)
+                .or_else(|| self.host.pool.alloc_reserved_for_copy())
+            else {
+                failed = Some(Error::OutOfFrames);
+                break;
+            };
+            frames.push((va, to));
+            if let Err(e) = self.host.copy_page(from, to) {
+                failed = Some(e);
+                break;
+            }
+        }
+        if !same_pages {
+            frames.extend(old);
+            spare.frames = frames.into_iter().collect();
+        }
+        if let Some(e) = failed {
+            end_space(&mut self.host, spare);
+            return Err(Some(e.into()));
+        }
+        // The leaves the spare lacks.
+        let mut leaves = Vec::new();
+        for &(va, _) in &theirs.leaves {
+            if ours.leaves.binary_search_by_key(&va, |l| l.0).is_ok() {
+                continue;
+            }
+            let Some(entry) = source.map.lookup(va) else {
+                continue;
+            };
+            let flags = leaf_flags(entry.prot);
+            let frame = match entry.backing {
+                Backing::Phys { shared: true, .. } => entry.phys_of(va),
+                Backing::VpageTable { .. } => None,
+                _ => spare.frames.get(&va).copied(),
+            };
+            if let (Some(frame), true) = (frame, flags != 0) {
+                leaves.push((va, (frame & pte::ADDR) | (flags & !pte::ADDR)));
+            }
+        }
+        if let Err(e) = spare.map_leaves(&mut self.host, &leaves) {
+            end_space(&mut self.host, spare);
+            return Err(Some(e.into()));
+        }
+        self.host
+            .pool
+            .unreserve((promise - source.charged) as usize);
+        spare.charged = source.charged;
+        spare.map = source.map.clone();
+        spare.host_tables = source.host_tables;
+        spare.sequential_next = 0;
+        spare.sequential_window = 0;
+        debug_assert!(spare.tables <= spare.table_allowance(&self.host));
+        Ok(spare)
+    }
+
     /// A new empty vmspace with its PML4 charged, and its host state
     /// ([`HOST_STATE_PAGES`]).
     fn new_space(&mut self) -> Result<Vmspace, Errno> {
-        if !self.host.pool.reserve(1 + HOST_STATE_PAGES) {
+        if !self.host.reserve(1 + HOST_STATE_PAGES) {
             return Err(Errno::ENOMEM);
         }
         Vmspace::new(&mut self.host, self.trap_pml4e).map_err(|e| {
@@ -403,8 +621,7 @@ impl VmspaceRegistry {
 
     /// Ends `space`: its pages and tables, and its host-state charge.
     fn end(&mut self, space: Vmspace) {
-        space.teardown(&mut self.host);
-        self.host.pool.unreserve(HOST_STATE_PAGES);
+        end_space(&mut self.host, space);
     }
 
     /// The vmspace `id` and the host state, or `ENOENT`.
@@ -412,4 +629,10 @@ impl VmspaceRegistry {
         let space = self.spaces.get_mut(&id).ok_or(Errno::ENOENT)?;
         Ok((space, &mut self.host))
     }
+}
+
+/// Ends `space`: its pages and tables, and its host-state charge.
+fn end_space(host: &mut Host, space: Vmspace) {
+    space.teardown(host);
+    host.pool.unreserve(HOST_STATE_PAGES);
 }

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS};
 use vkernel_abi::mman::STACK_FAULT_AROUND;
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use crate::commit::{self, Replacement};
 use crate::error::Error;
@@ -60,18 +60,58 @@ pub(crate) struct Host {
     /// The shadow allowance of every vmspace with a `MAP_VPAGETABLE`
     /// entry ([`commit::SHADOW_TABLE_PAGES`] unless a test set another).
     pub shadow_table_pages: u64,
+    /// The last destroyed vmspace, kept whole (tables, frames, charge and
+    /// host-state charge) for the next clone to take over (see
+    /// [`crate::VmspaceRegistry::clone_vmspace`]), or with
+    /// `MAP_VPAGETABLE` entries the next fresh vmspace's `MADV_SETMAP`
+    /// (see `vpt::adopt_spare_shadow`). It is a cache: the
+    /// pages it holds count as free ([`Host::spare_pages`]), and any
+    /// reservation the pool cannot meet ends it first ([`Host::reserve`]).
+    pub spare: Option<Vmspace>,
 }
 
 impl Host {
+    /// Promises `pages` free pages (see [`HostPool::reserve`]), ending the
+    /// spare vmspace first if the pool cannot promise them otherwise:
+    /// what the spare holds is never the reason a reservation fails.
+    pub fn reserve(&mut self, pages: usize) -> bool {
+        if self.pool.reserve(pages) {
+            return true;
+        }
+        if self.spare.is_none() {
+            return false;
+        }
+        self.end_spare();
+        self.pool.reserve(pages)
+    }
+
+    /// Ends the spare vmspace, if any: its pages go back to the pool (its
+    /// tables to the quarantine, as any destroyed vmspace's).
+    pub fn end_spare(&mut self) {
+        if let Some(spare) = self.spare.take() {
+            spare.teardown(self);
+            self.pool.unreserve(crate::registry::HOST_STATE_PAGES);
+        }
+    }
+
+    /// Pool pages the spare vmspace holds (its PML4, tables and frames).
+    pub fn spare_pages(&self) -> usize {
+        self.spare
+            .as_ref()
+            .map_or(0, |s| 1 + s.tables as usize + s.frames.len())
+    }
+
     /// Copies the page at `from` to the page at `to`.
     pub fn copy_page(&self, from: u64, to: u64) -> Result<(), Error> {
-        let mut buf = [0u8; PAGE_SIZE as usize];
-        self.mem
-            .read_slice(&mut buf, GuestAddress(from))
-            .map_err(|source| Error::Memory { gpa: from, source })?;
-        self.mem
-            .write_slice(&buf, GuestAddress(to))
-            .map_err(|source| Error::Memory { gpa: to, source })
+        // One copy between the two pages' host mappings (through a buffer
+        // it was two, and the larger part of a fork's clone).
+        let slice = |gpa| {
+            self.mem
+                .get_slice(GuestAddress(gpa), PAGE_SIZE as usize)
+                .map_err(|source| Error::Memory { gpa, source })
+        };
+        slice(from)?.copy_to_volatile_slice(slice(to)?);
+        Ok(())
     }
 }
 
@@ -245,7 +285,7 @@ impl Vmspace {
         }
         // Charged now, not at mmap (see `commit`): a pool that cannot back
         // the page fails this touch.
-        if !host.pool.reserve(1) {
+        if !host.reserve(1) {
             return Err(Error::OutOfFrames);
         }
         let Some(frame) = host.pool.alloc_reserved() else {
@@ -288,6 +328,15 @@ impl Vmspace {
         PageTable::new(&host.mem, &mut alloc).map_4k(root, va, pa, flags)
     }
 
+    /// Writes the 4 KiB leaves `leaves` (`(va, entry)`, in address
+    /// order), creating the tables they need from the reservation: a page
+    /// table at a time (see [`PageTable::map_4k_many`]).
+    pub fn map_leaves(&mut self, host: &mut Host, leaves: &[(u64, u64)]) -> Result<(), Error> {
+        let root = self.root;
+        let mut alloc = self.table_alloc(&mut host.pool);
+        PageTable::new(&host.mem, &mut alloc).map_4k_many(root, leaves)
+    }
+
     /// The allocator for this vmspace's tables.
     fn table_alloc<'a>(&'a mut self, pool: &'a mut HostPool) -> TableAlloc<'a> {
         TableAlloc {
@@ -314,7 +363,7 @@ impl Vmspace {
         host: &mut Host,
         edit: impl FnOnce(&mut PageTable<'_, TableAlloc<'_>>, u64) -> Result<Edited, Error>,
     ) -> Result<usize, Error> {
-        let lent = self.refs == 0 && host.pool.reserve(1);
+        let lent = self.refs == 0 && host.reserve(1);
         let root = self.root;
         let edited = {
             let mut alloc = self.table_alloc(&mut host.pool);
@@ -499,7 +548,7 @@ impl Vmspace {
         };
         // The new root exists before the old one is freed: one page beyond
         // the charge, lent for the moment.
-        if self.refs > 0 || !host.pool.reserve(1) {
+        if self.refs > 0 || !host.reserve(1) {
             self.unmap_range(host, 0, VM_MAX_USER_ADDRESS)?;
             return Ok(());
         }

@@ -285,3 +285,80 @@ fn fault_around_accessed(
     };
     Ok(())
 }
+
+/// Gives `space`, a fresh vmspace whose `MAP_VPAGETABLE` entries just got
+/// their guest root (`MADV_SETMAP`), the shadow of the spare vmspace (the
+/// last one destroyed, see `VmspaceRegistry::keep_as_spare`) when every
+/// shadow leaf it holds is the one a fault would install now: the same
+/// entries (roots aside, so the same charge), and for each leaf a guest
+/// leaf under the new root that is user-accessible, already accessed,
+/// and maps the same page with the same permissions. Nothing KVM cached
+/// from the spare's tree is then stale, and `space` runs on it.
+///
+/// Why: a `pmap=guest` fork's child gets a fresh vmspace, so KVM built
+/// a new shadow for it every cycle (its tables and every page the child
+/// touched), and its dead tables went to the pool's quarantine: a flush
+/// of every shadow page every few hundred forks. The guest's copy of the
+/// parent's tables maps what the last child's did (the same shared
+/// pages, the stack copy often on the same page): the last child's
+/// shadow fits the next one.
+///
+/// Returns whether it did; `space` must be the only thing changed since
+/// it was created (its PML4 unshadowed, no table, no frame, not on the
+/// vCPU).
+pub(crate) fn adopt_spare_shadow(space: &mut Vmspace, host: &mut Host) -> bool {
+    let fresh = space.tables == 0
+        && space.frames.is_empty()
+        && space.refs == 0
+        && space.unshadowed.contains(&space.root);
+    let Some(spare) = host.spare.as_ref().filter(|_| fresh) else {
+        return false;
+    };
+    let same_entries = spare.charged == space.charged
+        && spare.frames.is_empty()
+        && spare.map.len() == space.map.len()
+        && spare.map.iter().zip(space.map.iter()).all(|(a, b)| {
+            a.start == b.start && a.end == b.end && a.prot == b.prot && a.is_vpagetable()
+        })
+        && space.map.iter().all(|e| e.is_vpagetable());
+    if !same_entries {
+        return false;
+    }
+    let census = match crate::pagetable::PageTable::new(&host.mem, &mut host.pool)
+        .census(spare.root, Some(crate::space::TRAP_AREA_PML4_SLOT))
+    {
+        Ok(c) if c.large_leaves == 0 => c,
+        _ => return false,
+    };
+    let fits = census.leaves.iter().all(|&(va, shadow)| {
+        let Some(entry) = space.map.lookup(va) else {
+            return false;
+        };
+        let crate::map::Backing::VpageTable { root: Some(root) } = entry.backing else {
+            return false;
+        };
+        match walk(&host.ram, root, va) {
+            Ok(Some(leaf)) if leaf.user && leaf.entry & pte::A != 0 => {
+                let flags = shadow_flags(entry, &leaf, leaf.entry);
+                shadow == (leaf.page & pte::ADDR) | (flags & !pte::ADDR)
+            }
+            _ => false,
+        }
+    });
+    if !fits {
+        return false;
+    }
+    let Some(spare) = host.spare.take() else {
+        return false;
+    };
+    // The spare's PML4 and tables move to `space`; its charge (the same
+    // as `space`'s) and host-state charge go, as on its end; the fresh
+    // PML4, which KVM never saw, is freed into `space`'s reservation.
+    let fresh_root = std::mem::replace(&mut space.root, spare.root);
+    space.tables = spare.tables;
+    space.unshadowed = spare.unshadowed;
+    host.pool.free_unshadowed_into_reserve(fresh_root);
+    host.pool
+        .unreserve(spare.charged as usize + crate::registry::HOST_STATE_PAGES);
+    true
+}

@@ -111,6 +111,10 @@ fn create_without_pool_room_is_enomem() {
     for id in 1..=n {
         reg.destroy(id).unwrap();
     }
+    // The last one is kept for a clone, with its reservation.
+    assert_eq!(reg.spare_pages(), 1);
+    reg.audit().unwrap();
+    reg.end_spare();
     assert_eq!(reg.pool().reserved_pages(), 0);
 }
 
@@ -137,6 +141,13 @@ fn destroy_checks_and_frees() {
     // Destroy needs no flush: its root is never loaded again and the pool
     // keeps its table pages from becoming tables before the next flush.
     assert!(!reg.take_translation_reduced());
+    assert_eq!(reg.pages_in_use(), baseline);
+    reg.audit().unwrap();
+    // Kept for the next clone (the root, three tables and a frame: 8 KiB
+    // were touched, one fault-around window of 8 pages mapped one frame
+    // more), and not counted as in use; then given back.
+    assert!(reg.spare_pages() >= 5);
+    reg.end_spare();
     assert_eq!(reg.pages_in_use(), baseline);
     assert_eq!(reg.pool().reserved_pages(), 0);
     assert_eq!(reg.destroy(1), Err(Errno::ENOENT));
@@ -1500,6 +1511,160 @@ fn clone_without_room_makes_nothing() {
     reg.audit().unwrap();
 }
 
+/// Parent 1 with 128 anonymous pages at BASE, the first 64 mapped (one
+/// fault's window), "parent" written at BASE.
+fn forking_parent(pool_pages: u64) -> (GuestMemoryMmap, VmspaceRegistry) {
+    let (mem, mut reg) = with_space(pool_pages);
+    anon(&mut reg, 1, BASE, 128 * PAGE_SIZE, RW_);
+    vwrite(&mem, &mut reg, 1, BASE, b"parent");
+    assert_eq!(
+        reg.handle_fault(1, BASE, pf::U | pf::W),
+        Ok(FaultOutcome::Resolved)
+    );
+    ran(&mut reg, 1);
+    (mem, reg)
+}
+
+#[test]
+fn a_fork_loop_takes_over_the_dead_childs_tree() {
+    let (mem, mut reg) = forking_parent(256);
+    let baseline = reg.pages_in_use();
+    reg.clone_vmspace(1, 2).unwrap();
+    ran(&mut reg, 2);
+    let root = reg.root(2).unwrap();
+    // The child writes its copy, and a page past the parent's frames
+    // (which gets a frame, not a leaf).
+    assert_eq!(reg.frame_pages(1), Some(64));
+    vwrite(&mem, &mut reg, 2, BASE, b"child!");
+    vwrite(&mem, &mut reg, 2, BASE + 100 * PAGE_SIZE, b"only the child");
+    assert_eq!(reg.frame_pages(2), Some(65));
+    assert!(vwrite_visible(&mem, &mut reg, 2));
+    reg.take_translation_reduced();
+    reg.destroy(2).unwrap();
+    assert_eq!(reg.pages_in_use(), baseline);
+    assert!(reg.spare_pages() > 0);
+    // The parent writes after the child died; the next child sees that,
+    // in the same tree (the same leaves map the same frames, so nothing
+    // KVM cached is stale: no flush).
+    vwrite(&mem, &mut reg, 1, BASE, b"PARENT");
+    reg.clone_vmspace(1, 3).unwrap();
+    assert_eq!(reg.root(3), Some(root), "the dead child's tree is reused");
+    assert_eq!(reg.spare_pages(), 0);
+    assert!(!reg.take_translation_reduced());
+    reg.audit().unwrap();
+    assert_eq!(reg.charged_pages(3), reg.charged_pages(1));
+    assert_eq!(reg.frame_pages(3), reg.frame_pages(1));
+    assert_eq!(vread(&mem, &mut reg, 3, BASE, 6), b"PARENT");
+    assert_eq!(
+        read_via_tables(&mem, root, BASE, 6).unwrap(),
+        b"PARENT",
+        "the leaf maps the new contents"
+    );
+    assert_eq!(
+        vread(&mem, &mut reg, 3, BASE + 100 * PAGE_SIZE, 14),
+        vec![0; 14],
+        "the dead child's own page is gone"
+    );
+    // Each side's writes stay its own.
+    vwrite(&mem, &mut reg, 3, BASE, b"child3");
+    assert_eq!(vread(&mem, &mut reg, 1, BASE, 6), b"PARENT");
+    vwrite(&mem, &mut reg, 1, BASE + PAGE_SIZE, b"later");
+    assert_eq!(vread(&mem, &mut reg, 3, BASE + PAGE_SIZE, 5), vec![0; 5]);
+    // The next child has the same pages as its parent: the frame map is
+    // taken as it is.
+    ran(&mut reg, 3);
+    reg.destroy(3).unwrap();
+    reg.clone_vmspace(1, 4).unwrap();
+    assert_eq!(reg.root(4), Some(root));
+    assert_eq!(vread(&mem, &mut reg, 4, BASE, 6), b"PARENT");
+    assert_eq!(vread(&mem, &mut reg, 4, BASE + PAGE_SIZE, 5), b"later");
+    reg.audit().unwrap();
+    reg.destroy(4).unwrap();
+    reg.audit().unwrap();
+    reg.end_spare();
+    reg.audit().unwrap();
+    assert_eq!(reg.pages_in_use(), baseline);
+}
+
+/// Whether BASE of vmspace `id` is mapped (its tables hold a leaf).
+fn vwrite_visible(mem: &GuestMemoryMmap, reg: &mut VmspaceRegistry, id: u64) -> bool {
+    walk(mem, reg.root(id).unwrap(), BASE).is_some()
+}
+
+#[test]
+fn a_large_dead_process_is_not_kept() {
+    let (_, mut reg) = with_space(8192);
+    let pages = vmspace::registry::SPARE_MAX_PAGES;
+    anon(&mut reg, 1, BASE, pages * PAGE_SIZE, RW_);
+    reg.mcontrol(1, BASE, pages * PAGE_SIZE, MADV_WILLNEED, 0)
+        .unwrap();
+    reg.destroy(1).unwrap();
+    assert_eq!(reg.spare_pages(), 0);
+    assert_eq!(reg.pool().reserved_pages(), 0);
+    reg.create(2, 0, 0).unwrap();
+    anon(&mut reg, 2, BASE, (pages - 16) * PAGE_SIZE, RW_);
+    reg.mcontrol(2, BASE, (pages - 16) * PAGE_SIZE, MADV_WILLNEED, 0)
+        .unwrap();
+    reg.destroy(2).unwrap();
+    assert!(reg.spare_pages() > 0);
+    reg.audit().unwrap();
+}
+
+#[test]
+fn a_dead_child_with_mappings_of_its_own_is_not_taken_over() {
+    let (mem, mut reg) = forking_parent(256);
+    reg.clone_vmspace(1, 2).unwrap();
+    ran(&mut reg, 2);
+    let root = reg.root(2).unwrap();
+    // A mapping only the child has, mapped.
+    anon(&mut reg, 2, BASE + 0x40_0000, PAGE_SIZE, RW_);
+    assert_eq!(
+        reg.handle_fault(2, BASE + 0x40_0000, pf::U | pf::W),
+        Ok(FaultOutcome::Resolved)
+    );
+    reg.take_translation_reduced();
+    reg.destroy(2).unwrap();
+    reg.clone_vmspace(1, 3).unwrap();
+    assert_ne!(reg.root(3), Some(root));
+    assert_eq!(walk(&mem, reg.root(3).unwrap(), BASE + 0x40_0000), None);
+    assert!(!reg.take_translation_reduced());
+    assert_eq!(vread(&mem, &mut reg, 3, BASE, 6), b"parent");
+    reg.audit().unwrap();
+    // Nor one whose leaf has other flags than the parent's would.
+    ran(&mut reg, 3);
+    let root = reg.root(3).unwrap();
+    reg.destroy(3).unwrap();
+    assert_eq!(reg.mprotect(1, BASE, 128 * PAGE_SIZE, PROT_READ), Ok(()));
+    assert_eq!(reg.handle_fault(1, BASE, pf::U), Ok(FaultOutcome::Resolved));
+    reg.clone_vmspace(1, 4).unwrap();
+    assert_ne!(reg.root(4), Some(root));
+    let leaf = walk(&mem, reg.root(4).unwrap(), BASE).unwrap();
+    assert_eq!(leaf & RW, 0, "read-only as the parent's");
+    reg.audit().unwrap();
+}
+
+#[test]
+fn the_dead_child_kept_for_a_clone_gives_its_pages_to_whoever_needs_them() {
+    let (mem, mut reg) = with_space(40);
+    anon(&mut reg, 1, BASE + 0x10_0000, 8 * PAGE_SIZE, RW_);
+    reg.mcontrol(1, BASE + 0x10_0000, 8 * PAGE_SIZE, MADV_WILLNEED, 0)
+        .unwrap();
+    reg.clone_vmspace(1, 2).unwrap();
+    reg.destroy(2).unwrap();
+    // Its PML4, three tables and eight frames.
+    assert_eq!(reg.spare_pages(), 12);
+    // Another process needs more than is free beside the spare.
+    let free = reg.pool().available_pages();
+    assert!(free < 12, "{free}");
+    reg.create(3, 0, 0).unwrap();
+    anon(&mut reg, 3, BASE, 12 * PAGE_SIZE, RW_);
+    reg.mcontrol(3, BASE, 12 * PAGE_SIZE, MADV_WILLNEED, 0)
+        .unwrap();
+    assert_eq!(reg.spare_pages(), 0);
+    vwrite(&mem, &mut reg, 3, BASE + 11 * PAGE_SIZE, b"room");
+    reg.audit().unwrap();
+}
+
 // ---------------------------------------------------------------- lifecycle
 
 #[test]
@@ -1609,6 +1774,9 @@ fn ten_thousand_cycles_leave_the_pool_as_it_was() {
         }
         reg.destroy(id).unwrap();
     }
+    assert_eq!(reg.pages_in_use(), baseline);
+    reg.audit().unwrap();
+    reg.end_spare();
     assert_eq!(reg.pages_in_use(), baseline);
     assert_eq!(reg.pool().reserved_pages(), 0);
 }

@@ -209,6 +209,143 @@ fn fault_resolved_through_the_guest_table() {
 }
 
 #[test]
+fn a_run_resolves_the_fetch_it_is_about_to_fault_on() {
+    let rwx = RW_ | PROT_EXEC;
+    let (mem, mut reg) = vpt_space(rwx);
+    // Guest page 0 executable, page 1 not (NX), page 2 absent.
+    set(&mem, PT, 0, PAGE_A | P | RW | US);
+    set(&mem, PT, 1, PAGE_B | P | RW | US | NX);
+    assert!(reg.prefault_fetch(1, VBASE + 0x10));
+    // As a fetch fault would: accessed in the guest's leaf, a readable
+    // and executable shadow leaf (not writable: not dirty yet).
+    assert_eq!(shadow(&mem, &reg, VBASE), Some(PAGE_A | P | US | A));
+    assert_eq!(get(&mem, PT, 0), PAGE_A | P | RW | US | A);
+    assert!(!reg.take_translation_reduced());
+    // Shadowed already: nothing to do. The guest refuses, or has no page:
+    // left to the fault, which delivers it.
+    assert!(!reg.prefault_fetch(1, VBASE));
+    assert!(!reg.prefault_fetch(1, VBASE + PAGE_SIZE));
+    assert_eq!(shadow(&mem, &reg, VBASE + PAGE_SIZE), None);
+    assert_eq!(get(&mem, PT, 1), PAGE_B | P | RW | US | NX, "not accessed");
+    assert!(!reg.prefault_fetch(1, VBASE + 2 * PAGE_SIZE));
+    // Outside the entry, an unknown vmspace: nothing.
+    assert!(!reg.prefault_fetch(1, VBASE + 16 * PAGE_SIZE));
+    assert!(!reg.prefault_fetch(7, VBASE));
+    reg.audit().unwrap();
+    // An entry without PROT_EXEC: no fetch is allowed there.
+    let (mem, mut reg) = vpt_space(RW_);
+    set(&mem, PT, 0, PAGE_A | P | RW | US);
+    assert!(!reg.prefault_fetch(1, VBASE));
+    assert_eq!(shadow(&mem, &reg, VBASE), None);
+    assert_eq!(get(&mem, PT, 0), PAGE_A | P | RW | US);
+    // Nor does it touch a host-managed entry.
+    anon_exec(&mut reg);
+    assert!(!reg.prefault_fetch(1, 0x1000_0000));
+    assert_eq!(walk(&mem, reg.root(1).unwrap(), 0x1000_0000), None);
+}
+
+fn anon_exec(reg: &mut VmspaceRegistry) {
+    assert_eq!(
+        reg.mmap(
+            1,
+            0x1000_0000,
+            PAGE_SIZE,
+            PROT_READ | PROT_EXEC,
+            MAP_ANON | MAP_PRIVATE | MAP_FIXED,
+            FD_NONE,
+            0
+        ),
+        Ok(0x1000_0000)
+    );
+}
+
+/// Vmspace `id` as a guest pmap makes a fork's child: create, the
+/// 16-page VPAGETABLE mapping at VBASE with `prot`, SETMAP to the guest's
+/// tables at PML4.
+fn vpt_child(reg: &mut VmspaceRegistry, id: u64, prot: u64) {
+    reg.create(id, 0, 0).unwrap();
+    assert_eq!(
+        reg.mmap(id, VBASE, 16 * PAGE_SIZE, prot, VPT, PHYSMEM_FD, 0),
+        Ok(VBASE)
+    );
+    assert_eq!(
+        reg.mcontrol(id, VBASE, 16 * PAGE_SIZE, MADV_SETMAP, PML4),
+        Ok(())
+    );
+}
+
+#[test]
+fn a_fork_child_takes_over_the_dead_childs_shadow_when_it_fits() {
+    let (mem, mut reg) = vpt_space(RW_);
+    let baseline = reg.pages_in_use();
+    set(&mem, PT, 0, PAGE_A | P | RW | US);
+    set(&mem, PT, 1, PAGE_B | P | RW | US);
+    assert_eq!(fault(&mut reg, VBASE, pf::U), FaultOutcome::Resolved);
+    assert_eq!(
+        fault(&mut reg, VBASE + PAGE_SIZE, pf::U | pf::W),
+        FaultOutcome::Resolved
+    );
+    let root = reg.root(1).unwrap();
+    reg.take_translation_reduced();
+    reg.destroy(1).unwrap();
+    assert_eq!(reg.pages_in_use(), baseline - 1);
+    // The next child's guest tables map the same pages, accessed: it
+    // runs on the dead one's shadow, and no translation changed.
+    vpt_child(&mut reg, 2, RW_);
+    assert_eq!(reg.root(2), Some(root));
+    assert_eq!(reg.spare_pages(), 0);
+    assert_eq!(walk(&mem, root, VBASE), Some(PAGE_A | P | US | A | NX));
+    assert_eq!(
+        walk(&mem, root, VBASE + PAGE_SIZE),
+        Some(PAGE_B | P | US | A | RW | D | NX)
+    );
+    assert!(!reg.take_translation_reduced());
+    reg.audit().unwrap();
+    // A guest leaf that maps another page now, or is not dirty any more
+    // (the leaf would be read-only), or not accessed: a fresh shadow.
+    for (i, changed) in [
+        PAGE_A | P | RW | US | A | D,
+        PAGE_B | P | RW | US | A,
+        PAGE_B | P | RW | US | D,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = 3 + i as u64;
+        reg.acquire_for_run(id - 1).unwrap();
+        reg.release(id - 1).unwrap();
+        let root = reg.root(id - 1).unwrap();
+        reg.destroy(id - 1).unwrap();
+        set(&mem, PT, 1, changed);
+        vpt_child(&mut reg, id, RW_);
+        assert_ne!(reg.root(id), Some(root), "{changed:#x}");
+        assert_eq!(walk(&mem, reg.root(id).unwrap(), VBASE), None);
+        assert!(!reg.take_translation_reduced());
+        reg.audit().unwrap();
+        // Set up the next round: both pages shadowed again (the second,
+        // accessed, by the first one's fault-around).
+        set(&mem, PT, 1, PAGE_B | P | RW | US | A | D);
+        reg.acquire_for_run(id).unwrap();
+        assert_eq!(
+            reg.handle_fault(id, VBASE, pf::U | pf::W),
+            Ok(FaultOutcome::Resolved)
+        );
+        reg.release(id).unwrap();
+        assert!(walk(&mem, reg.root(id).unwrap(), VBASE + PAGE_SIZE).is_some());
+    }
+    // Other entries (another protection): a fresh shadow too.
+    let root = reg.root(5).unwrap();
+    reg.destroy(5).unwrap();
+    vpt_child(&mut reg, 6, RW_ | PROT_EXEC);
+    assert_ne!(reg.root(6), Some(root));
+    reg.audit().unwrap();
+    reg.destroy(6).unwrap();
+    reg.end_spare();
+    assert_eq!(reg.pages_in_use(), baseline - 1);
+    assert_eq!(reg.pool().reserved_pages(), 0);
+}
+
+#[test]
 fn permissions_combine_entry_and_guest_bits() {
     // An executable entry and an executable guest page: no NX.
     let (mem, mut reg) = vpt_space(RW_ | PROT_EXEC);
@@ -479,6 +616,12 @@ fn munmap_clone_destroy_and_the_pool() {
     reg.destroy(1).unwrap();
     reg.destroy(2).unwrap();
     assert_eq!(reg.pages_in_use(), baseline);
+    // The last vmspace destroyed is kept for a fork's child (its
+    // reservation too, and its pages not counted as in use): audited,
+    // then given back.
+    reg.audit().unwrap();
+    reg.end_spare();
+    assert_eq!(reg.pages_in_use(), baseline);
     assert_eq!(reg.pool().reserved_pages(), 0);
     // The guest's memory is the guest's: its tables and pages stay.
     assert_eq!(get(&mem, PT, 0) & ADDR, PAGE_A);
@@ -632,6 +775,12 @@ fn whole_user_range_costs_the_allowance_and_its_shadow_stays_within_it() {
     assert_eq!(reg.charged_pages(1), Some(1 + SHADOW_TABLE_PAGES));
     reg.destroy(1).unwrap();
     assert_eq!(reg.pages_in_use(), baseline);
+    // The last vmspace destroyed is kept for a fork's child (its
+    // reservation too, and its pages not counted as in use): audited,
+    // then given back.
+    reg.audit().unwrap();
+    reg.end_spare();
+    assert_eq!(reg.pages_in_use(), baseline);
     assert_eq!(reg.pool().reserved_pages(), 0);
 }
 
@@ -715,6 +864,12 @@ fn munmap_of_an_anonymous_entry_sharing_a_region_with_shadow_leaves() {
     assert_eq!(shadow(&mem, &reg, split).map(|l| l & ADDR), Some(PAGE_A));
     reg.audit().unwrap();
     reg.destroy(1).unwrap();
+    assert_eq!(reg.pages_in_use(), baseline);
+    // The last vmspace destroyed is kept for a fork's child (its
+    // reservation too, and its pages not counted as in use): audited,
+    // then given back.
+    reg.audit().unwrap();
+    reg.end_spare();
     assert_eq!(reg.pages_in_use(), baseline);
     assert_eq!(reg.pool().reserved_pages(), 0);
 }
@@ -819,6 +974,12 @@ fn mmap_fixed_replacing_anonymous_by_vpagetable_and_back_keeps_charges_exact() {
     );
     reg.audit().unwrap();
     reg.destroy(1).unwrap();
+    assert_eq!(reg.pages_in_use(), baseline);
+    // The last vmspace destroyed is kept for a fork's child (its
+    // reservation too, and its pages not counted as in use): audited,
+    // then given back.
+    reg.audit().unwrap();
+    reg.end_spare();
     assert_eq!(reg.pages_in_use(), baseline);
     assert_eq!(reg.pool().reserved_pages(), 0);
 }

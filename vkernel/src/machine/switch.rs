@@ -74,6 +74,9 @@ impl<V: Vcpu> Machine<V> {
         if let Err(e) = process::check_frame(&tf, &vf) {
             return Ok(Err(e));
         }
+        // A fresh guest-pmap shadow (a fork's child) would fault on its
+        // first instruction: resolved here, one exit fewer.
+        self.guest.registry.prefault_fetch(id, tf.rip);
         let cr3 = match self.guest.registry.acquire_for_run(id) {
             Ok(cr3) => cr3,
             Err(e) => return Ok(Err(e)),
