@@ -133,6 +133,9 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
             return Ok(status);
         }
     }
+    // The VM's KVM side is made on a thread from here (after the jail's
+    // fork: a VM belongs to the process that made it).
+    let prep = vm::Vm::prepare(&args.kvm)?;
     // Built-ins are used in place (no copy: they are megabytes of RSS).
     let kernel_bytes: Cow<'static, [u8]> = match &args.kernel {
         // The kernel is loaded into guest RAM: no larger than --memory.
@@ -160,10 +163,10 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
         pool_bytes: pool_mib << 20,
         kvm_path: args.kvm.clone(),
     };
-    let mut vm = vm::Vm::new(&cfg)?;
-    stages.mark("VM (KVM, memory, slots, kernel address space, vCPU)");
+    let vm = prep.start(&cfg)?;
+    stages.mark("VM memory and kernel address space (KVM on a thread)");
     let mut loaded = loader::load(
-        &vm.guest.mem,
+        vm.mem(),
         cfg.ram_bytes,
         cfg.pool_bytes,
         &loader::Blob {
@@ -176,7 +179,7 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
         },
         &args.cmdline(init.as_deref()),
     )?;
-    loader::set_console_kinds(&vm.guest.mem, &mut loaded, console::stdio_kinds())?;
+    loader::set_console_kinds(vm.mem(), &mut loaded, console::stdio_kinds())?;
     stages.mark("loading the kernel and the image");
     // The built-in kernel starts /init (unless told `init=PATH`): refuse an
     // image whose /init it could not run, in one line, before booting.
@@ -194,6 +197,8 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
         }
     }
     stages.mark("checking /init");
+    let mut vm = vm.finish()?;
+    stages.mark("KVM: VM, vCPU, memory slots (waited for)");
     vm.enter_kernel(loaded.entry)?;
     let mut machine = Machine::new(vm)?;
     machine.set_clock(args.clock);

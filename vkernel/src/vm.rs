@@ -138,19 +138,62 @@ impl Vm {
     /// Opens KVM, creates the VM, its memory, the kernel address space and
     /// the vCPU (registers not yet set: see [`Vm::enter_kernel`]).
     pub fn new(cfg: &MemoryConfig) -> Result<Vm, Error> {
-        let mut stages = crate::Stages::from_now();
+        Vm::prepare(&cfg.kvm_path)?.start(cfg)?.finish()
+    }
+
+    /// Opens KVM and starts a thread making the VM's KVM side (the VM, its
+    /// vCPU with CPUID, MSRs and XCR0, then the memory slots once
+    /// [`VmPrep::start`] has mapped the memory), so that it runs while
+    /// this thread reads the inputs, maps memory, builds the kernel's
+    /// address space and loads the kernel and the image;
+    /// [`VmStart::finish`] waits for it.
+    ///
+    /// The KVM side is mostly waiting and slow instructions: every slot
+    /// added waits for an SRCU grace period, whose kworker waits for a
+    /// CPU (tens of microseconds on an idle host, milliseconds on a
+    /// loaded one); `KVM_GET_SUPPORTED_CPUID` executes `cpuid` for every
+    /// leaf, and on a host that is itself a VM each exits to its
+    /// hypervisor (about 4 us here: 0.3 ms for 75 entries);
+    /// `KVM_CREATE_VM` takes 0.2 ms. Nothing needs any of it before the
+    /// first `KVM_RUN`. (Not before a fork: a VM belongs to the process
+    /// that made it.)
+    pub fn prepare(kvm_path: &std::path::Path) -> Result<VmPrep, Error> {
         let unavailable = |e: std::io::Error| Error::KvmUnavailable {
-            path: cfg.kvm_path.clone(),
+            path: kvm_path.to_path_buf(),
             source: e,
         };
-        let path = std::ffi::CString::new(cfg.kvm_path.as_os_str().as_encoded_bytes())
+        let path = std::ffi::CString::new(kvm_path.as_os_str().as_encoded_bytes())
             .map_err(|_| unavailable(std::io::Error::from_raw_os_error(libc::EINVAL)))?;
         let kvm = Kvm::new_with_path(&path)
             .map_err(|e| unavailable(std::io::Error::from_raw_os_error(e.errno())))?;
-        stages.mark("  opening KVM");
-        let vm = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
-        stages.mark("  KVM_CREATE_VM");
-        enable_split_irqchip(&vm);
+        let (slots, slots_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("vkernel-vm".into())
+            // ioctls and a little formatting: the default 2 MiB is mapped
+            // for nothing.
+            .stack_size(256 << 10)
+            .spawn(move || make_kvm_side(kvm, slots_rx))
+            .map_err(|source| Error::Io {
+                what: "starting the VM's thread",
+                source,
+            })?;
+        Ok(VmPrep { thread, slots })
+    }
+}
+
+/// A VM whose KVM side is being made ([`Vm::prepare`]).
+pub struct VmPrep {
+    thread: std::thread::JoinHandle<Result<KvmSide, Error>>,
+    /// Where the memory slots go, sent once memory is mapped.
+    slots: std::sync::mpsc::Sender<(Option<kvm_userspace_memory_region>, PoolSlots)>,
+}
+
+impl VmPrep {
+    /// Maps guest memory and builds the kernel's address space while the
+    /// thread goes on (the slots are its to add); the caller loads the
+    /// kernel and the image into [`VmStart::mem`] meanwhile.
+    pub fn start(self, cfg: &MemoryConfig) -> Result<VmStart, Error> {
+        let mut stages = crate::Stages::from_now();
         let mem = GuestMemoryMmap::from_ranges(&[
             (GuestAddress(0), cfg.ram_bytes as usize),
             (GuestAddress(layout::POOL_BASE), cfg.pool_bytes as usize),
@@ -214,86 +257,23 @@ impl Vm {
                 userspace_addr: host as u64,
             });
         }
-        let mut pool_slots = pool_slots.unwrap_or_else(|| PoolSlots::new(0, 0, 2));
-        // The vCPU and the slots go into KVM on a thread of their own
-        // while this one builds the kernel's address space: each slot
-        // added waits for an SRCU grace period, which needs a kworker to
-        // run (tens of microseconds on an idle host, milliseconds on a
-        // loaded one), and creating the vCPU may patch the kernel's code
-        // (KVM flips a static key when no other vCPU without an in-kernel
-        // APIC exists: 0.2 ms). Nothing needs a slot before the first
-        // KVM_RUN.
-        //
-        // The vCPU's CPUID, MSRs and XCR0 are set there too, the supported
-        // CPUID asked for first: KVM_GET_SUPPORTED_CPUID executes `cpuid`
-        // for every leaf, and on a host that is itself a VM each `cpuid`
-        // exits to its hypervisor (about 4 us here: 0.3 ms for the 75
-        // entries), as long as this thread's work.
-        let (slots, rest) = std::thread::scope(|scope| {
-            let (vm, kvm) = (&vm, &kvm);
-            let slots = scope.spawn(move || -> Result<(PoolSlots, VcpuFd, bool), Error> {
-                let mut cpuid = kvm
-                    .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
-                    .map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
-                let vcpu = vm.create_vcpu(0).map_err(kvm_err("KVM_CREATE_VCPU"))?;
-                mask_unmanaged_state(&mut cpuid);
-                vcpu.set_cpuid2(&cpuid).map_err(kvm_err("KVM_SET_CPUID2"))?;
-                set_syscall_msrs(&vcpu)?;
-                let xsave = has_xsave(&cpuid);
-                if xsave {
-                    enable_xsave_features(&vcpu, &cpuid)?;
-                } else {
-                    log::info!("no XSAVE: processes get x87/SSE state only (FXSAVE)");
-                }
-                if let Some(r) = ram_slot {
-                    // SAFETY: `r` names a live mapping of RAM owned by
-                    // `mem`, which lives in the returned Vm as long as the
-                    // VmFd. On an error below `mem` may be unmapped while
-                    // the VmFd still lives, but no vCPU has run: KVM
-                    // touches a slot's memory only for a running vCPU,
-                    // and learns of the unmapping through its notifier.
-                    unsafe { vm.set_user_memory_region(r) }
-                        .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
-                }
-                // The first pool slot: the kernel's tables and the trap
-                // area are in it.
-                pool_slots.cover_first(vm)?;
-                Ok((pool_slots, vcpu, xsave))
-            });
-            let rest = (|| -> Result<_, Error> {
-                let flush_slot = FlushSlot::new(1)?;
-                stages.mark("  the thread started, the flush slot's page");
-                let guest = Guest::new(mem, cfg.ram_bytes, cfg.pool_bytes)?;
-                stages.mark("  pool and the kernel's address space");
-                Ok((flush_slot, guest))
-            })();
-            let slots = slots.join().unwrap_or_else(|_| {
-                Err(Error::Setup(
-                    "the vCPU and memory-slot thread panicked".into(),
-                ))
-            });
-            stages.mark(
-                "  vCPU (CPUID, MSRs, XCR0) and memory slots (RAM, the pool's first), waited for",
-            );
-            (slots, rest)
-        });
-        let (pool_slots, mut vcpu, xsave) = slots?;
-        let (flush_slot, guest) = rest?;
-        vcpu.set_sync_valid_reg(SyncReg::Register);
-        vcpu.set_sync_valid_reg(SyncReg::SystemRegister);
-        Ok(Vm {
-            vcpu: KvmVcpu {
-                _kvm: kvm,
-                vm,
-                fd: vcpu,
-                flush_slot,
-                pool_slots,
-                xsave,
-            },
-            guest,
-        })
+        let pool_slots = pool_slots.unwrap_or_else(|| PoolSlots::new(0, 0, 2));
+        // A thread that ended early (an error) has its error at finish.
+        let _ = self.slots.send((ram_slot, pool_slots));
+        let mut start = VmStart {
+            thread: Some(self.thread),
+            parts: None,
+        };
+        let flush_slot = FlushSlot::new(1)?;
+        stages.mark("  the flush slot's page");
+        let guest = Guest::new(mem, cfg.ram_bytes, cfg.pool_bytes)?;
+        stages.mark("  pool and the kernel's address space");
+        start.parts = Some((flush_slot, guest));
+        Ok(start)
     }
+}
 
+impl Vm {
     /// Points the vCPU at the kernel's entry, in ring 3 of the kernel's
     /// address space, with `rdi` = the boot-info address.
     pub fn enter_kernel(&mut self, entry: u64) -> Result<(), Error> {
@@ -337,6 +317,113 @@ fn enable_split_irqchip(vm: &kvm_ioctls::VmFd) {
     if let Err(e) = vm.enable_cap(&cap) {
         log::debug!("KVM_CAP_SPLIT_IRQCHIP refused ({e}): the vCPU has no in-kernel APIC");
     }
+}
+
+/// What [`make_kvm_side`] returns: the KVM handles and the vCPU.
+type KvmSide = (Kvm, kvm_ioctls::VmFd, VcpuFd, PoolSlots, bool);
+
+/// A VM being made ([`Vm::start`]): guest memory and the kernel's address
+/// space are ready, the KVM side may not be.
+pub struct VmStart {
+    /// The thread making the KVM side; joined before anything else goes.
+    thread: Option<std::thread::JoinHandle<Result<KvmSide, Error>>>,
+    parts: Option<(FlushSlot, Guest)>,
+}
+
+impl VmStart {
+    /// Guest memory, to load the kernel and the image into.
+    pub fn mem(&self) -> &GuestMemoryMmap {
+        match &self.parts {
+            Some((_, guest)) => &guest.mem,
+            None => unreachable!("VmStart is only handed out with its parts"),
+        }
+    }
+
+    /// Waits for the KVM side: the VM, ready for [`Vm::enter_kernel`].
+    pub fn finish(mut self) -> Result<Vm, Error> {
+        let mut stages = crate::Stages::from_now();
+        let joined = match self.thread.take() {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(Error::Setup("the VM's thread panicked".into()))),
+            None => Err(Error::Setup("the VM's thread is gone".into())),
+        };
+        stages.mark("  KVM: VM, vCPU (CPUID, MSRs, XCR0), memory slots, waited for");
+        let (kvm, vm, mut vcpu, pool_slots, xsave) = joined?;
+        let Some((flush_slot, guest)) = self.parts.take() else {
+            return Err(Error::Setup("the VM's memory is gone".into()));
+        };
+        vcpu.set_sync_valid_reg(SyncReg::Register);
+        vcpu.set_sync_valid_reg(SyncReg::SystemRegister);
+        Ok(Vm {
+            vcpu: KvmVcpu {
+                _kvm: kvm,
+                vm,
+                fd: vcpu,
+                flush_slot,
+                pool_slots,
+                xsave,
+            },
+            guest,
+        })
+    }
+}
+
+impl Drop for VmStart {
+    /// The thread may be adding slots over guest memory: it ends before
+    /// the memory is unmapped (the VM goes with it).
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The KVM side of a VM ([`Vm::start`]'s thread): the VM with an inert
+/// in-kernel APIC, its vCPU with CPUID, syscall MSRs and XCR0, and the
+/// slots of RAM and of the pool's start (the kernel's tables and the
+/// trap area are there). The supported CPUID is asked for first, while
+/// the vCPU is made.
+fn make_kvm_side(
+    kvm: Kvm,
+    slots: std::sync::mpsc::Receiver<(Option<kvm_userspace_memory_region>, PoolSlots)>,
+) -> Result<KvmSide, Error> {
+    // Its stages are logged as they end, among the main thread's.
+    let mut stages = crate::Stages::from_now();
+    let vm = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
+    enable_split_irqchip(&vm);
+    stages.mark("    [VM thread] KVM_CREATE_VM");
+    let mut cpuid = kvm
+        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+        .map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
+    stages.mark("    [VM thread] KVM_GET_SUPPORTED_CPUID");
+    let vcpu = vm.create_vcpu(0).map_err(kvm_err("KVM_CREATE_VCPU"))?;
+    mask_unmanaged_state(&mut cpuid);
+    vcpu.set_cpuid2(&cpuid).map_err(kvm_err("KVM_SET_CPUID2"))?;
+    set_syscall_msrs(&vcpu)?;
+    let xsave = has_xsave(&cpuid);
+    if xsave {
+        enable_xsave_features(&vcpu, &cpuid)?;
+    } else {
+        log::info!("no XSAVE: processes get x87/SSE state only (FXSAVE)");
+    }
+    stages.mark("    [VM thread] KVM_CREATE_VCPU, CPUID, MSRs, XCR0");
+    let (ram_slot, mut pool_slots) = slots
+        .recv()
+        .map_err(|_| Error::Setup("guest memory was never mapped".into()))?;
+    stages.mark("    [VM thread] waiting for guest memory");
+    if let Some(r) = ram_slot {
+        // SAFETY: `r` names a live mapping of RAM owned by the VmStart
+        // that joins this thread before the mapping can go, and then by
+        // the Vm, which keeps it as long as the VmFd. On an error the
+        // memory may be unmapped while the VmFd still lives, but no vCPU
+        // has run: KVM touches a slot's memory only for a running vCPU,
+        // and learns of the unmapping through its notifier.
+        unsafe { vm.set_user_memory_region(r) }.map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
+    }
+    pool_slots.cover_first(&vm)?;
+    stages.mark("    [VM thread] memory slots (RAM, the pool's first)");
+    Ok((kvm, vm, vcpu, pool_slots, xsave))
 }
 
 /// Long mode, ring 3: the state every context (kernel or process) runs in.
