@@ -197,17 +197,35 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
         }
     }
     stages.mark("checking /init");
+    // What needs no VM comes first, while the VM's thread may still be at
+    // work: the host directories (opened now: the sandbox allows no path
+    // but beneath them), /proc/self/status for --stats (the sandbox
+    // forbids opening files), and the sandbox made ready.
+    let dirs: Vec<(&std::path::Path, bool)> =
+        host_dirs.iter().map(|(p, rw)| (p.as_path(), *rw)).collect();
+    let hostfs = hostfs::HostFs::with_access(&dirs).map_err(|e| Error::Setup(e.to_string()))?;
+    let status = if args.stats {
+        std::fs::File::open("/proc/self/status").ok()
+    } else {
+        None
+    };
+    let role = sandbox::Role::Vcpu {
+        debugger: args.gdb.is_some(),
+        hostfs: hostfs.open_mode(),
+        hostfs_writes: hostfs.writes(),
+    };
+    let mut sandbox = sandbox::prepare(role, !args.no_seccomp)?;
+    // Privileges go now unless something below needs one: the jail's
+    // pivot, or binding the debugger's port (which may be below 1024).
+    if args.jail.is_none() && args.gdb.is_none() {
+        sandbox.drop_privileges()?;
+    }
+    stages.mark("host directories, the sandbox's filter, privileges dropped");
     let mut vm = vm.finish()?;
     stages.mark("KVM: VM, vCPU, memory slots (waited for)");
     vm.enter_kernel(loaded.entry)?;
     let mut machine = Machine::new(vm)?;
     machine.set_clock(args.clock);
-    // Opened now: the sandbox allows no path but beneath these.
-    let dirs: Vec<(&std::path::Path, bool)> =
-        host_dirs.iter().map(|(p, rw)| (p.as_path(), *rw)).collect();
-    let hostfs = hostfs::HostFs::with_access(&dirs).map_err(|e| Error::Setup(e.to_string()))?;
-    let hostfs_mode = hostfs.open_mode();
-    let hostfs_writes = hostfs.writes();
     machine.set_hostfs(hostfs);
     if let Some(addr) = &args.gdb {
         let listener = match gdb_listener.take() {
@@ -222,17 +240,6 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
             })?;
         machine.set_hooks(Box::new(stub));
     }
-    // Opened now: the sandbox forbids opening files.
-    let status = if args.stats {
-        std::fs::File::open("/proc/self/status").ok()
-    } else {
-        None
-    };
-    let role = sandbox::Role::Vcpu {
-        debugger: args.gdb.is_some(),
-        hostfs: hostfs_mode,
-        hostfs_writes,
-    };
     // Raw mode for the run when stdin is a terminal; restored when the
     // guard drops (every return below) and on the other ways out.
     let _raw = terminal::Raw::enter().map_err(|source| Error::Io {
@@ -242,8 +249,8 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     if let Some(dir) = &args.jail {
         jail::pivot(dir)?;
     }
-    stages.mark("vCPU registers, run loop, hostfs, terminal");
-    sandbox::enter(role, !args.no_seccomp)?;
+    stages.mark("vCPU registers, run loop, terminal");
+    sandbox.enter()?;
     stages.mark("sandbox (capabilities, seccomp)");
     if args.seccomp_selftest {
         // A call no thread of vkernel makes once running.
