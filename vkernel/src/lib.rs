@@ -153,7 +153,9 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     };
     let host_dirs = program::host_dirs(args)?;
     let (image_bytes, image_name, init) = program::image_for(args)?;
-    let (pool_mib, warning) = hostmem::cap_pool(args.pool, args.memory, hostmem::backable_mib());
+    let wanted = args.memory + args.pool + hostmem::OVERHEAD_MIB;
+    let (pool_mib, warning) =
+        hostmem::cap_pool(args.pool, args.memory, hostmem::backable_mib_for(wanted));
     if let Some(w) = warning {
         crate::report!("vkernel: {w}");
     }
