@@ -141,12 +141,13 @@ impl Vm {
         Vm::prepare(&cfg.kvm_path)?.start(cfg)?.finish()
     }
 
-    /// Opens KVM and starts a thread making the VM's KVM side (the VM, its
-    /// vCPU with CPUID, MSRs and XCR0, then the memory slots once
-    /// [`VmPrep::start`] has mapped the memory), so that it runs while
-    /// this thread reads the inputs, maps memory, builds the kernel's
-    /// address space and loads the kernel and the image;
-    /// [`VmStart::finish`] waits for it.
+    /// Opens KVM, makes the VM and starts a thread on the rest of the
+    /// KVM side (the supported CPUID; the vCPU with it, MSRs and XCR0 and
+    /// the memory slots once [`VmPrep::start`] has mapped the memory), so
+    /// that it runs while this thread reads the inputs, maps memory,
+    /// builds the kernel's address space and loads the kernel and the
+    /// image; [`VmStart::finish`] does whatever step the thread has not
+    /// begun (see [`KvmWork`]) and waits for one under way.
     ///
     /// The KVM side is mostly waiting and slow instructions: every slot
     /// added waits for an SRCU grace period, whose kworker waits for a
@@ -171,13 +172,20 @@ impl Vm {
         // Two handles on KVM: the thread asks one for the supported CPUID
         // while this thread makes the VM with the other (0.3 and 0.2 ms).
         let (kvm, for_thread) = (open()?, open()?);
-        let (slots, slots_rx) = std::sync::mpsc::channel();
+        let work = std::sync::Arc::new(KvmWork {
+            state: std::sync::Mutex::new(WorkState {
+                kvm: Some(for_thread),
+                ..Default::default()
+            }),
+            changed: std::sync::Condvar::new(),
+        });
+        let theirs = work.clone();
         let thread = std::thread::Builder::new()
             .name("vkernel-vm".into())
             // ioctls and a little formatting: the default 2 MiB is mapped
             // for nothing.
             .stack_size(256 << 10)
-            .spawn(move || make_kvm_side(for_thread, slots_rx))
+            .spawn(move || theirs.help())
             .map_err(|source| Error::Io {
                 what: "starting the VM's thread",
                 source,
@@ -186,25 +194,141 @@ impl Vm {
         let vm = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
         enable_split_irqchip(&vm);
         stages.mark("  KVM_CREATE_VM");
-        Ok(VmPrep { thread, slots, vm })
+        Ok(VmPrep {
+            thread,
+            work: SharedWork(work),
+            vm,
+        })
     }
 }
 
 /// A VM whose KVM side is being made ([`Vm::prepare`]).
 pub struct VmPrep {
-    thread: std::thread::JoinHandle<Result<KvmSide, Error>>,
-    /// The VM and where its memory slots go, sent to the thread once
-    /// memory is mapped.
-    slots: std::sync::mpsc::Sender<ForThread>,
+    thread: std::thread::JoinHandle<()>,
+    work: SharedWork,
     vm: kvm_ioctls::VmFd,
 }
 
-/// What the VM's thread waits for: the VM, and its RAM's and pool's slots.
+/// The shared work; dropped (a VmPrep never started: an input was
+/// refused), it lets the VM's thread go.
+struct SharedWork(std::sync::Arc<KvmWork>);
+
+impl Drop for SharedWork {
+    fn drop(&mut self) {
+        self.0.lock().stop = true;
+        self.0.changed.notify_all();
+    }
+}
+
+/// What the vCPU's step waits for: the VM, and its RAM's and pool's slots.
 type ForThread = (
     kvm_ioctls::VmFd,
     Option<kvm_userspace_memory_region>,
     PoolSlots,
 );
+
+/// The KVM side's work, shared by the VM's thread and the main thread:
+/// whichever is there first does the next step, so that a thread the
+/// scheduler starts late (milliseconds on a loaded host, where the main
+/// thread waited 2 ms for it in the median) never holds the boot up.
+struct KvmWork {
+    state: std::sync::Mutex<WorkState>,
+    changed: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct WorkState {
+    /// The handle the supported CPUID is asked of (out during a step).
+    kvm: Option<Kvm>,
+    cpuid: Option<kvm_bindings::CpuId>,
+    /// Sent by [`VmPrep::start`] once memory is mapped.
+    parts: Option<ForThread>,
+    /// The KVM side, or the error that ended it.
+    done: Option<Result<KvmSide, Error>>,
+    /// A step is under way (on either thread).
+    busy: bool,
+    /// The main thread needs nothing more: the VM's thread goes.
+    stop: bool,
+}
+
+/// A step of the KVM side, taken out of the state to run unlocked.
+enum Step {
+    Cpuid(Kvm),
+    Vcpu(Kvm, kvm_bindings::CpuId, ForThread),
+}
+
+impl KvmWork {
+    fn lock(&self) -> std::sync::MutexGuard<'_, WorkState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Claims the next step that can run now, if no step is under way.
+    fn claim(st: &mut WorkState) -> Option<Step> {
+        if st.busy || st.done.is_some() || st.kvm.is_none() {
+            return None;
+        }
+        let step = match (st.cpuid.take(), st.parts.take()) {
+            (None, parts) => {
+                st.parts = parts;
+                Step::Cpuid(st.kvm.take()?)
+            }
+            (Some(cpuid), Some(parts)) => Step::Vcpu(st.kvm.take()?, cpuid, parts),
+            (Some(cpuid), None) => {
+                st.cpuid = Some(cpuid);
+                return None;
+            }
+        };
+        st.busy = true;
+        Some(step)
+    }
+
+    /// Runs `step` unlocked and files what it made.
+    fn run(&self, step: Step, who: &str) {
+        let mut stages = crate::Stages::from_now();
+        let (kvm, cpuid, done) = match step {
+            Step::Cpuid(kvm) => match kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES) {
+                Ok(c) => {
+                    stages.mark(&format!("    [{who}] KVM_GET_SUPPORTED_CPUID"));
+                    (Some(kvm), Some(c), None)
+                }
+                Err(e) => (None, None, Some(Err(kvm_err("KVM_GET_SUPPORTED_CPUID")(e)))),
+            },
+            Step::Vcpu(kvm, cpuid, parts) => {
+                let r = make_vcpu(kvm, cpuid, parts, &mut stages, who);
+                (None, None, Some(r))
+            }
+        };
+        let mut st = self.lock();
+        st.kvm = kvm.or(st.kvm.take());
+        if cpuid.is_some() {
+            st.cpuid = cpuid;
+        }
+        if done.is_some() {
+            st.done = done;
+        }
+        st.busy = false;
+        self.changed.notify_all();
+    }
+
+    /// The VM's thread: does what it can before the main thread does,
+    /// waiting for memory to be mapped between the two steps.
+    fn help(&self) {
+        loop {
+            let mut st = self.lock();
+            loop {
+                if st.stop || st.done.is_some() {
+                    return;
+                }
+                if let Some(step) = Self::claim(&mut st) {
+                    drop(st);
+                    self.run(step, "VM thread");
+                    break;
+                }
+                st = self.changed.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+    }
+}
 
 impl VmPrep {
     /// Maps guest memory and builds the kernel's address space while the
@@ -276,10 +400,14 @@ impl VmPrep {
             });
         }
         let pool_slots = pool_slots.unwrap_or_else(|| PoolSlots::new(0, 0, 2));
-        // A thread that ended early (an error) has its error at finish.
-        let _ = self.slots.send((self.vm, ram_slot, pool_slots));
+        {
+            let mut st = self.work.0.lock();
+            st.parts = Some((self.vm, ram_slot, pool_slots));
+            self.work.0.changed.notify_all();
+        }
         let mut start = VmStart {
             thread: Some(self.thread),
+            work: self.work,
             parts: None,
         };
         let flush_slot = FlushSlot::new(1)?;
@@ -343,8 +471,9 @@ type KvmSide = (Kvm, kvm_ioctls::VmFd, VcpuFd, PoolSlots, bool);
 /// A VM being made ([`Vm::start`]): guest memory and the kernel's address
 /// space are ready, the KVM side may not be.
 pub struct VmStart {
-    /// The thread making the KVM side; joined before anything else goes.
-    thread: Option<std::thread::JoinHandle<Result<KvmSide, Error>>>,
+    /// The thread helping with the KVM side.
+    thread: Option<std::thread::JoinHandle<()>>,
+    work: SharedWork,
     parts: Option<(FlushSlot, Guest)>,
 }
 
@@ -358,15 +487,11 @@ impl VmStart {
     }
 
     /// Waits for the KVM side: the VM, ready for [`Vm::enter_kernel`].
+    /// Whatever step the VM's thread has not begun, this thread does.
     pub fn finish(mut self) -> Result<Vm, Error> {
         let mut stages = crate::Stages::from_now();
-        let joined = match self.thread.take() {
-            Some(t) => t
-                .join()
-                .unwrap_or_else(|_| Err(Error::Setup("the VM's thread panicked".into()))),
-            None => Err(Error::Setup("the VM's thread is gone".into())),
-        };
-        stages.mark("  KVM: VM, vCPU (CPUID, MSRs, XCR0), memory slots, waited for");
+        let joined = self.complete();
+        stages.mark("  KVM: VM, vCPU (CPUID, MSRs, XCR0), memory slots, done or waited for");
         let (kvm, vm, mut vcpu, pool_slots, xsave) = joined?;
         let Some((flush_slot, guest)) = self.parts.take() else {
             return Err(Error::Setup("the VM's memory is gone".into()));
@@ -387,32 +512,75 @@ impl VmStart {
     }
 }
 
-impl Drop for VmStart {
-    /// The thread may be adding slots over guest memory: it ends before
-    /// the memory is unmapped (the VM goes with it).
-    fn drop(&mut self) {
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+impl VmStart {
+    /// Runs the steps nobody has begun, waits for one under way on the
+    /// VM's thread, and tells that thread to go (it is not waited for:
+    /// it has nothing left to do, and may not even have started).
+    fn complete(&mut self) -> Result<KvmSide, Error> {
+        let mut st = self.work.0.lock();
+        loop {
+            if let Some(done) = st.done.take() {
+                st.stop = true;
+                self.work.0.changed.notify_all();
+                return done;
+            }
+            if let Some(step) = KvmWork::claim(&mut st) {
+                drop(st);
+                self.work.0.run(step, "main");
+                st = self.work.0.lock();
+                continue;
+            }
+            if !st.busy {
+                st.stop = true;
+                return Err(Error::Setup("the VM's KVM side lost its parts".into()));
+            }
+            // A step under way on the VM's thread; should that thread
+            // have died in it, the step never ends.
+            let (next, _) = self
+                .work
+                .0
+                .changed
+                .wait_timeout(st, std::time::Duration::from_millis(10))
+                .unwrap_or_else(|e| e.into_inner());
+            st = next;
+            if st.busy && self.thread.as_ref().is_some_and(|t| t.is_finished()) {
+                st.stop = true;
+                return Err(Error::Setup("the VM's thread panicked".into()));
+            }
         }
     }
 }
 
-/// The KVM side of a VM ([`Vm::start`]'s thread): the VM with an inert
-/// in-kernel APIC, its vCPU with CPUID, syscall MSRs and XCR0, and the
-/// slots of RAM and of the pool's start (the kernel's tables and the
-/// trap area are there). The supported CPUID is asked for first, while
-/// the vCPU is made.
-fn make_kvm_side(kvm: Kvm, slots: std::sync::mpsc::Receiver<ForThread>) -> Result<KvmSide, Error> {
-    // Its stages are logged as they end, among the main thread's.
-    let mut stages = crate::Stages::from_now();
-    let mut cpuid = kvm
-        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
-        .map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
-    stages.mark("    [VM thread] KVM_GET_SUPPORTED_CPUID");
-    let (vm, ram_slot, mut pool_slots) = slots
-        .recv()
-        .map_err(|_| Error::Setup("guest memory was never mapped".into()))?;
-    stages.mark("    [VM thread] waiting for the VM and guest memory");
+impl Drop for VmStart {
+    /// A step on the VM's thread may be adding slots over guest memory:
+    /// it ends before the memory is unmapped (the VM goes with it); the
+    /// thread then goes.
+    fn drop(&mut self) {
+        let mut st = self.work.0.lock();
+        st.stop = true;
+        self.work.0.changed.notify_all();
+        while st.busy && !self.thread.as_ref().is_some_and(|t| t.is_finished()) {
+            st = self
+                .work
+                .0
+                .changed
+                .wait_timeout(st, std::time::Duration::from_millis(10))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+/// The vCPU step of the KVM side: the vCPU with `cpuid` (the supported
+/// CPUID), syscall MSRs and XCR0, and the slots of RAM and of the pool's
+/// start (the kernel's tables and the trap area are there).
+fn make_vcpu(
+    kvm: Kvm,
+    mut cpuid: kvm_bindings::CpuId,
+    (vm, ram_slot, mut pool_slots): ForThread,
+    stages: &mut crate::Stages,
+    who: &str,
+) -> Result<KvmSide, Error> {
     let vcpu = vm.create_vcpu(0).map_err(kvm_err("KVM_CREATE_VCPU"))?;
     mask_unmanaged_state(&mut cpuid);
     vcpu.set_cpuid2(&cpuid).map_err(kvm_err("KVM_SET_CPUID2"))?;
@@ -423,18 +591,18 @@ fn make_kvm_side(kvm: Kvm, slots: std::sync::mpsc::Receiver<ForThread>) -> Resul
     } else {
         log::info!("no XSAVE: processes get x87/SSE state only (FXSAVE)");
     }
-    stages.mark("    [VM thread] KVM_CREATE_VCPU, CPUID, MSRs, XCR0");
+    stages.mark(&format!("    [{who}] KVM_CREATE_VCPU, CPUID, MSRs, XCR0"));
     if let Some(r) = ram_slot {
-        // SAFETY: `r` names a live mapping of RAM owned by the VmStart
-        // that joins this thread before the mapping can go, and then by
-        // the Vm, which keeps it as long as the VmFd. On an error the
+        // SAFETY: `r` names a live mapping of RAM owned by the VmStart,
+        // which waits for this step before the mapping can go, and then
+        // by the Vm, which keeps it as long as the VmFd. On an error the
         // memory may be unmapped while the VmFd still lives, but no vCPU
         // has run: KVM touches a slot's memory only for a running vCPU,
         // and learns of the unmapping through its notifier.
         unsafe { vm.set_user_memory_region(r) }.map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
     }
     pool_slots.cover_first(&vm)?;
-    stages.mark("    [VM thread] memory slots (RAM, the pool's first)");
+    stages.mark(&format!("    [{who}] memory slots (RAM, the pool's first)"));
     Ok((kvm, vm, vcpu, pool_slots, xsave))
 }
 
