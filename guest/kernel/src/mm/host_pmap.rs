@@ -67,7 +67,9 @@ struct Deferred {
     bytes: Vec<Vec<u8>>,
     /// The iovec arrays of writes sent at once, kept until they are sent.
     iovs: Vec<Vec<KernelIovec>>,
-    /// The page ranges written: mapped ahead when the batch goes.
+    /// The page ranges written, and the ones asked for ahead
+    /// ([`Pmap::prefault`]): mapped ahead at the end of the batch, where
+    /// a failure (no page for a hint) fails nothing else.
     written: Vec<(u64, u64)>,
     /// Whether the vmspace's creation went to the host already.
     created: bool,
@@ -243,6 +245,9 @@ impl HostPmap {
     /// the space is to be dropped: if its creation was the one, there is
     /// nothing to destroy.
     fn send(&mut self, mut d: Deferred, last: bool) -> Result<(), Errno> {
+        // The entries from here on are hints: the batch stops at one that
+        // fails, but everything before it was done.
+        let hints_from = d.entries.len();
         if last {
             let mut ranges = core::mem::take(&mut d.written);
             ranges.sort_unstable();
@@ -271,6 +276,7 @@ impl HostPmap {
         let first = if d.created { None } else { Some(0) };
         match guestlib::batch::send(&mut d.entries) {
             Ok(()) => Ok(()),
+            Err(u) if u.index >= hints_from => Ok(()),
             Err(u) => {
                 if Some(u.index) == first {
                     self.made = false;
@@ -785,14 +791,11 @@ impl Pmap for HostPmap {
     }
 
     fn prefault(&mut self, start: u64, end: u64) -> Result<(), Errno> {
-        let call = Call::VmspaceMcontrol {
-            id: self.vmid,
-            addr: start,
-            len: end - start,
-            behav: MADV_WILLNEED,
-            value: 0,
-        };
-        if self.hold(call, BATCH_EXPECT_ANY) {
+        // Held back: at the batch's end, among its hints.
+        if let Some(d) = self.deferred.as_mut() {
+            if d.written.try_reserve(1).is_ok() {
+                d.written.push((start, end));
+            }
             return Ok(());
         }
         vms::mcontrol(self.vmid, start, end - start, MADV_WILLNEED, 0).map(|_| ())
