@@ -242,10 +242,10 @@ fn a_trivial_init_boots_and_exits_in_few_exits() {
     let r = vkernel(&["run", "--stats", "--append", "init=/bin/systest -- exit 0"]);
     r.expect_code(0);
     let exits = common::stats_exits(&r.stderr);
-    // Host pmap: the banner, exec's batch, the RUN, one stack fault, the
-    // exit system call, the exit (6). The guest pmap adds the
-    // invalidations of exec's protection changes and the faults its
-    // kernel resolves (15). Room for a time-slice end or two.
+    // Host pmap: the banner, exec's batch, the RUN, the exit system
+    // call, the exit (5). The guest pmap adds the invalidations of
+    // exec's protection changes and the faults its kernel resolves (15).
+    // Room for a time-slice end or two.
     let limit = if std::env::var("VKERNEL_TEST_PMAP").as_deref() == Ok("guest") {
         17
     } else {

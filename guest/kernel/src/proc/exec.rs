@@ -609,6 +609,9 @@ impl Image {
     }
 }
 
+/// Pages below the initial stack pointer mapped ahead at exec.
+const STACK_PREFAULT_PAGES: u64 = 8;
+
 /// Pages of a segment's zero-filled tail mapped ahead at exec.
 const ZERO_PREFAULT_PAGES: u64 = 4;
 
@@ -657,6 +660,9 @@ fn load(
                 .map_err(|_| ExecError::NoMemory)?;
         }
         let sp = build_stack(&mut space, path, args, &aux)?;
+        // The first frames go below the initial stack pointer (a hint).
+        let below = STACK_PREFAULT_PAGES * PAGE_SIZE;
+        let _ = space.prefault(page_down(sp) - below, below);
         space.send_deferred().map_err(|_| ExecError::NoMemory)?;
         (entry, sp, top)
     };
