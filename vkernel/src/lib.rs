@@ -133,6 +133,10 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
             return Ok(status);
         }
     }
+    // The VM's KVM side is made on a thread from here (after the jail's
+    // fork: a VM belongs to the process that made it).
+    let prep = vm::Vm::prepare(&args.kvm)?;
+    stages.mark("KVM opened, the VM's thread started, the VM made");
     // Built-ins are used in place (no copy: they are megabytes of RSS).
     let kernel_bytes: Cow<'static, [u8]> = match &args.kernel {
         // The kernel is loaded into guest RAM: no larger than --memory.
@@ -150,7 +154,9 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     };
     let host_dirs = program::host_dirs(args)?;
     let (image_bytes, image_name, init) = program::image_for(args)?;
-    let (pool_mib, warning) = hostmem::cap_pool(args.pool, args.memory, hostmem::backable_mib());
+    let wanted = args.memory + args.pool + hostmem::OVERHEAD_MIB;
+    let (pool_mib, warning) =
+        hostmem::cap_pool(args.pool, args.memory, hostmem::backable_mib_for(wanted));
     if let Some(w) = warning {
         crate::report!("vkernel: {w}");
     }
@@ -160,10 +166,10 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
         pool_bytes: pool_mib << 20,
         kvm_path: args.kvm.clone(),
     };
-    let mut vm = vm::Vm::new(&cfg)?;
-    stages.mark("VM (KVM, memory, slots, kernel address space, vCPU)");
+    let vm = prep.start(&cfg)?;
+    stages.mark("VM memory and kernel address space (KVM on a thread)");
     let mut loaded = loader::load(
-        &vm.guest.mem,
+        vm.mem(),
         cfg.ram_bytes,
         cfg.pool_bytes,
         &loader::Blob {
@@ -176,7 +182,7 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
         },
         &args.cmdline(init.as_deref()),
     )?;
-    loader::set_console_kinds(&vm.guest.mem, &mut loaded, console::stdio_kinds())?;
+    loader::set_console_kinds(vm.mem(), &mut loaded, console::stdio_kinds())?;
     stages.mark("loading the kernel and the image");
     // The built-in kernel starts /init (unless told `init=PATH`): refuse an
     // image whose /init it could not run, in one line, before booting.
@@ -194,15 +200,35 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
         }
     }
     stages.mark("checking /init");
-    vm.enter_kernel(loaded.entry)?;
-    let mut machine = Machine::new(vm)?;
-    machine.set_clock(args.clock);
-    // Opened now: the sandbox allows no path but beneath these.
+    // What needs no VM comes first, while the VM's thread may still be at
+    // work: the host directories (opened now: the sandbox allows no path
+    // but beneath them), /proc/self/status for --stats (the sandbox
+    // forbids opening files), and the sandbox made ready.
     let dirs: Vec<(&std::path::Path, bool)> =
         host_dirs.iter().map(|(p, rw)| (p.as_path(), *rw)).collect();
     let hostfs = hostfs::HostFs::with_access(&dirs).map_err(|e| Error::Setup(e.to_string()))?;
-    let hostfs_mode = hostfs.open_mode();
-    let hostfs_writes = hostfs.writes();
+    let status = if args.stats {
+        std::fs::File::open("/proc/self/status").ok()
+    } else {
+        None
+    };
+    let role = sandbox::Role::Vcpu {
+        debugger: args.gdb.is_some(),
+        hostfs: hostfs.open_mode(),
+        hostfs_writes: hostfs.writes(),
+    };
+    let mut sandbox = sandbox::prepare(role, !args.no_seccomp)?;
+    // Privileges go now unless something below needs one: the jail's
+    // pivot, or binding the debugger's port (which may be below 1024).
+    if args.jail.is_none() && args.gdb.is_none() {
+        sandbox.drop_privileges()?;
+    }
+    stages.mark("host directories, the sandbox's filter, privileges dropped");
+    let mut vm = vm.finish()?;
+    stages.mark("KVM: VM, vCPU, memory slots (waited for)");
+    vm.enter_kernel(loaded.entry)?;
+    let mut machine = Machine::new(vm)?;
+    machine.set_clock(args.clock);
     machine.set_hostfs(hostfs);
     if let Some(addr) = &args.gdb {
         let listener = match gdb_listener.take() {
@@ -217,17 +243,6 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
             })?;
         machine.set_hooks(Box::new(stub));
     }
-    // Opened now: the sandbox forbids opening files.
-    let status = if args.stats {
-        std::fs::File::open("/proc/self/status").ok()
-    } else {
-        None
-    };
-    let role = sandbox::Role::Vcpu {
-        debugger: args.gdb.is_some(),
-        hostfs: hostfs_mode,
-        hostfs_writes,
-    };
     // Raw mode for the run when stdin is a terminal; restored when the
     // guard drops (every return below) and on the other ways out.
     let _raw = terminal::Raw::enter().map_err(|source| Error::Io {
@@ -237,8 +252,8 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     if let Some(dir) = &args.jail {
         jail::pivot(dir)?;
     }
-    stages.mark("vCPU registers, run loop, hostfs, terminal");
-    sandbox::enter(role, !args.no_seccomp)?;
+    stages.mark("vCPU registers, run loop, terminal");
+    sandbox.enter()?;
     stages.mark("sandbox (capabilities, seccomp)");
     if args.seccomp_selftest {
         // A call no thread of vkernel makes once running.

@@ -8,6 +8,13 @@ use vkernel::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     vkernel::host_start();
+    // One malloc arena for the process: glibc gives each new thread that
+    // allocates an arena of its own, reserving 64 MiB of address space,
+    // which RLIMIT_AS counts: the VM's thread, started before guest
+    // memory is mapped, would take it from a pool capped to that limit.
+    // vkernel's other threads (the debugger's watcher) barely allocate.
+    // SAFETY: mallopt with integer arguments, before any other thread.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .format_timestamp_micros()
         .init();

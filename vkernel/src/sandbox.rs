@@ -339,33 +339,76 @@ extern "C" fn on_sigsys(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc
 /// the vCPU thread calls it after setup, before the first `KVM_RUN`; the
 /// watcher thread as it starts.
 pub fn enter(role: Role, seccomp: bool) -> Result<(), Error> {
-    let os = |what: &'static str| Error::Io {
+    prepare(role, seccomp)?.enter()
+}
+
+/// A thread's sandbox made ready ahead: its filter built (plain
+/// computation), and, once [`Prepared::drop_privileges`] is called, no
+/// new privileges and no capabilities. The vCPU thread prepares it while
+/// the VM's thread is still at work, so that only the filter's
+/// installation is left between the VM being ready and its first run.
+pub struct Prepared {
+    role: Role,
+    filter: Option<BpfProgram>,
+    dropped: bool,
+}
+
+/// [`enter`]'s first half: `role`'s filter (none if `seccomp` is false).
+pub fn prepare(role: Role, seccomp: bool) -> Result<Prepared, Error> {
+    let filter = if seccomp { Some(filter(role)?) } else { None };
+    Ok(Prepared {
+        role,
+        filter,
+        dropped: false,
+    })
+}
+
+fn os(what: &'static str) -> Error {
+    Error::Io {
         what,
         source: std::io::Error::last_os_error(),
-    };
-    // SAFETY: prctl with integer arguments only.
-    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-        return Err(os("PR_SET_NO_NEW_PRIVS"));
     }
-    drop_capabilities().map_err(|()| os("dropping capabilities"))?;
-    if !seccomp {
-        log::info!("--no-seccomp: the {role:?} thread runs without a system-call filter");
-        return Ok(());
-    }
-    let filter = filter(role)?;
-    ROLE.with(|r| r.set(role.name()));
-    // SAFETY: installs a handler that only calls write and _exit; the
-    // sigaction struct is zeroed and then filled.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_sigsys as *const () as usize;
-        sa.sa_flags = libc::SA_SIGINFO;
-        if libc::sigaction(libc::SIGSYS, &sa, std::ptr::null_mut()) != 0 {
-            return Err(os("installing the SIGSYS handler"));
+}
+
+impl Prepared {
+    /// No new privileges and no capabilities for the calling thread, now
+    /// (nothing it does afterwards may need one: a jail's pivot does).
+    pub fn drop_privileges(&mut self) -> Result<(), Error> {
+        // SAFETY: prctl with integer arguments only.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            return Err(os("PR_SET_NO_NEW_PRIVS"));
         }
+        drop_capabilities().map_err(|()| os("dropping capabilities"))?;
+        self.dropped = true;
+        Ok(())
     }
-    seccompiler::apply_filter(&filter)
-        .map_err(|e| Error::Setup(format!("installing the seccomp filter: {e}")))
+
+    /// Drops privileges (unless done already) and installs the filter on
+    /// the calling thread, with the SIGSYS handler that reports a
+    /// violation.
+    pub fn enter(mut self) -> Result<(), Error> {
+        if !self.dropped {
+            self.drop_privileges()?;
+        }
+        let role = self.role;
+        let Some(filter) = self.filter else {
+            log::info!("--no-seccomp: the {role:?} thread runs without a system-call filter");
+            return Ok(());
+        };
+        ROLE.with(|r| r.set(role.name()));
+        // SAFETY: installs a handler that only calls write and _exit; the
+        // sigaction struct is zeroed and then filled.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_sigsys as *const () as usize;
+            sa.sa_flags = libc::SA_SIGINFO;
+            if libc::sigaction(libc::SIGSYS, &sa, std::ptr::null_mut()) != 0 {
+                return Err(os("installing the SIGSYS handler"));
+            }
+        }
+        seccompiler::apply_filter(&filter)
+            .map_err(|e| Error::Setup(format!("installing the seccomp filter: {e}")))
+    }
 }
 
 /// Empties the bounding, ambient, effective, permitted and inheritable

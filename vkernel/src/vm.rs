@@ -138,18 +138,204 @@ impl Vm {
     /// Opens KVM, creates the VM, its memory, the kernel address space and
     /// the vCPU (registers not yet set: see [`Vm::enter_kernel`]).
     pub fn new(cfg: &MemoryConfig) -> Result<Vm, Error> {
-        let mut stages = crate::Stages::from_now();
+        Vm::prepare(&cfg.kvm_path)?.start(cfg)?.finish()
+    }
+
+    /// Opens KVM, makes the VM and starts a thread on the rest of the
+    /// KVM side (the supported CPUID; the vCPU with it, MSRs and XCR0 and
+    /// the memory slots once [`VmPrep::start`] has mapped the memory), so
+    /// that it runs while this thread reads the inputs, maps memory,
+    /// builds the kernel's address space and loads the kernel and the
+    /// image; [`VmStart::finish`] does whatever step the thread has not
+    /// begun (see [`KvmWork`]) and waits for one under way.
+    ///
+    /// The KVM side is mostly waiting and slow instructions: every slot
+    /// added waits for an SRCU grace period, whose kworker waits for a
+    /// CPU (tens of microseconds on an idle host, milliseconds on a
+    /// loaded one); `KVM_GET_SUPPORTED_CPUID` executes `cpuid` for every
+    /// leaf, and on a host that is itself a VM each exits to its
+    /// hypervisor (about 4 us here: 0.3 ms for 75 entries);
+    /// `KVM_CREATE_VM` takes 0.2 ms. Nothing needs any of it before the
+    /// first `KVM_RUN`. (Not before a fork: a VM belongs to the process
+    /// that made it.)
+    pub fn prepare(kvm_path: &std::path::Path) -> Result<VmPrep, Error> {
         let unavailable = |e: std::io::Error| Error::KvmUnavailable {
-            path: cfg.kvm_path.clone(),
+            path: kvm_path.to_path_buf(),
             source: e,
         };
-        let path = std::ffi::CString::new(cfg.kvm_path.as_os_str().as_encoded_bytes())
+        let path = std::ffi::CString::new(kvm_path.as_os_str().as_encoded_bytes())
             .map_err(|_| unavailable(std::io::Error::from_raw_os_error(libc::EINVAL)))?;
-        let kvm = Kvm::new_with_path(&path)
-            .map_err(|e| unavailable(std::io::Error::from_raw_os_error(e.errno())))?;
-        stages.mark("  opening KVM");
+        let open = || {
+            Kvm::new_with_path(&path)
+                .map_err(|e| unavailable(std::io::Error::from_raw_os_error(e.errno())))
+        };
+        // Two handles on KVM: the thread asks one for the supported CPUID
+        // while this thread makes the VM with the other (0.3 and 0.2 ms).
+        let (kvm, for_thread) = (open()?, open()?);
+        let work = std::sync::Arc::new(KvmWork {
+            state: std::sync::Mutex::new(WorkState {
+                kvm: Some(for_thread),
+                ..Default::default()
+            }),
+            changed: std::sync::Condvar::new(),
+        });
+        let theirs = work.clone();
+        let thread = std::thread::Builder::new()
+            .name("vkernel-vm".into())
+            // ioctls and a little formatting: the default 2 MiB is mapped
+            // for nothing.
+            .stack_size(256 << 10)
+            .spawn(move || theirs.help())
+            .map_err(|source| Error::Io {
+                what: "starting the VM's thread",
+                source,
+            })?;
+        let mut stages = crate::Stages::from_now();
         let vm = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
+        enable_split_irqchip(&vm);
         stages.mark("  KVM_CREATE_VM");
+        Ok(VmPrep {
+            thread,
+            work: SharedWork(work),
+            vm,
+        })
+    }
+}
+
+/// A VM whose KVM side is being made ([`Vm::prepare`]).
+pub struct VmPrep {
+    thread: std::thread::JoinHandle<()>,
+    work: SharedWork,
+    vm: kvm_ioctls::VmFd,
+}
+
+/// The shared work; dropped (a VmPrep never started: an input was
+/// refused), it lets the VM's thread go.
+struct SharedWork(std::sync::Arc<KvmWork>);
+
+impl Drop for SharedWork {
+    fn drop(&mut self) {
+        self.0.lock().stop = true;
+        self.0.changed.notify_all();
+    }
+}
+
+/// What the vCPU's step waits for: the VM, and its RAM's and pool's slots.
+type ForThread = (
+    kvm_ioctls::VmFd,
+    Option<kvm_userspace_memory_region>,
+    PoolSlots,
+);
+
+/// The KVM side's work, shared by the VM's thread and the main thread:
+/// whichever is there first does the next step, so that a thread the
+/// scheduler starts late (milliseconds on a loaded host, where the main
+/// thread waited 2 ms for it in the median) never holds the boot up.
+struct KvmWork {
+    state: std::sync::Mutex<WorkState>,
+    changed: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct WorkState {
+    /// The handle the supported CPUID is asked of (out during a step).
+    kvm: Option<Kvm>,
+    cpuid: Option<kvm_bindings::CpuId>,
+    /// Sent by [`VmPrep::start`] once memory is mapped.
+    parts: Option<ForThread>,
+    /// The KVM side, or the error that ended it.
+    done: Option<Result<KvmSide, Error>>,
+    /// A step is under way (on either thread).
+    busy: bool,
+    /// The main thread needs nothing more: the VM's thread goes.
+    stop: bool,
+}
+
+/// A step of the KVM side, taken out of the state to run unlocked.
+enum Step {
+    Cpuid(Kvm),
+    Vcpu(Kvm, kvm_bindings::CpuId, ForThread),
+}
+
+impl KvmWork {
+    fn lock(&self) -> std::sync::MutexGuard<'_, WorkState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Claims the next step that can run now, if no step is under way.
+    fn claim(st: &mut WorkState) -> Option<Step> {
+        if st.busy || st.done.is_some() || st.kvm.is_none() {
+            return None;
+        }
+        let step = match (st.cpuid.take(), st.parts.take()) {
+            (None, parts) => {
+                st.parts = parts;
+                Step::Cpuid(st.kvm.take()?)
+            }
+            (Some(cpuid), Some(parts)) => Step::Vcpu(st.kvm.take()?, cpuid, parts),
+            (Some(cpuid), None) => {
+                st.cpuid = Some(cpuid);
+                return None;
+            }
+        };
+        st.busy = true;
+        Some(step)
+    }
+
+    /// Runs `step` unlocked and files what it made.
+    fn run(&self, step: Step, who: &str) {
+        let mut stages = crate::Stages::from_now();
+        let (kvm, cpuid, done) = match step {
+            Step::Cpuid(kvm) => match kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES) {
+                Ok(c) => {
+                    stages.mark(&format!("    [{who}] KVM_GET_SUPPORTED_CPUID"));
+                    (Some(kvm), Some(c), None)
+                }
+                Err(e) => (None, None, Some(Err(kvm_err("KVM_GET_SUPPORTED_CPUID")(e)))),
+            },
+            Step::Vcpu(kvm, cpuid, parts) => {
+                let r = make_vcpu(kvm, cpuid, parts, &mut stages, who);
+                (None, None, Some(r))
+            }
+        };
+        let mut st = self.lock();
+        st.kvm = kvm.or(st.kvm.take());
+        if cpuid.is_some() {
+            st.cpuid = cpuid;
+        }
+        if done.is_some() {
+            st.done = done;
+        }
+        st.busy = false;
+        self.changed.notify_all();
+    }
+
+    /// The VM's thread: does what it can before the main thread does,
+    /// waiting for memory to be mapped between the two steps.
+    fn help(&self) {
+        loop {
+            let mut st = self.lock();
+            loop {
+                if st.stop || st.done.is_some() {
+                    return;
+                }
+                if let Some(step) = Self::claim(&mut st) {
+                    drop(st);
+                    self.run(step, "VM thread");
+                    break;
+                }
+                st = self.changed.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+    }
+}
+
+impl VmPrep {
+    /// Maps guest memory and builds the kernel's address space while the
+    /// thread goes on (the slots are its to add); the caller loads the
+    /// kernel and the image into [`VmStart::mem`] meanwhile.
+    pub fn start(self, cfg: &MemoryConfig) -> Result<VmStart, Error> {
+        let mut stages = crate::Stages::from_now();
         let mem = GuestMemoryMmap::from_ranges(&[
             (GuestAddress(0), cfg.ram_bytes as usize),
             (GuestAddress(layout::POOL_BASE), cfg.pool_bytes as usize),
@@ -213,79 +399,27 @@ impl Vm {
                 userspace_addr: host as u64,
             });
         }
-        let mut pool_slots = pool_slots.unwrap_or_else(|| PoolSlots::new(0, 0, 2));
-        // The vCPU and the slots go into KVM on a thread of their own
-        // while this one builds the kernel's address space: each slot
-        // added waits for an SRCU grace period, which needs a kworker to
-        // run (tens of microseconds on an idle host, milliseconds on a
-        // loaded one), and creating the vCPU may patch the kernel's code
-        // (KVM flips a static key when no other vCPU without an in-kernel
-        // APIC exists: 0.2 ms). Nothing needs a slot before the first
-        // KVM_RUN.
-        let (slots, rest) = std::thread::scope(|scope| {
-            let vm = &vm;
-            let slots = scope.spawn(move || -> Result<(PoolSlots, VcpuFd), Error> {
-                let vcpu = vm.create_vcpu(0).map_err(kvm_err("KVM_CREATE_VCPU"))?;
-                if let Some(r) = ram_slot {
-                    // SAFETY: `r` names a live mapping of RAM owned by
-                    // `mem`, which lives in the returned Vm as long as the
-                    // VmFd. On an error below `mem` may be unmapped while
-                    // the VmFd still lives, but no vCPU has run: KVM
-                    // touches a slot's memory only for a running vCPU,
-                    // and learns of the unmapping through its notifier.
-                    unsafe { vm.set_user_memory_region(r) }
-                        .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
-                }
-                // The first pool slot: the kernel's tables and the trap
-                // area are in it.
-                pool_slots.cover_first(vm)?;
-                Ok((pool_slots, vcpu))
-            });
-            let rest = (|| -> Result<_, Error> {
-                let flush_slot = FlushSlot::new(1)?;
-                stages.mark("  the thread started, the flush slot's page");
-                let guest = Guest::new(mem, cfg.ram_bytes, cfg.pool_bytes)?;
-                stages.mark("  pool and the kernel's address space");
-                Ok((flush_slot, guest))
-            })();
-            let slots = slots.join().unwrap_or_else(|_| {
-                Err(Error::Setup(
-                    "the vCPU and memory-slot thread panicked".into(),
-                ))
-            });
-            stages.mark("  vCPU and memory slots (RAM, the pool's first), waited for");
-            (slots, rest)
-        });
-        let (pool_slots, mut vcpu) = slots?;
-        let (flush_slot, guest) = rest?;
-        let mut cpuid = kvm
-            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
-            .map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
-        mask_unmanaged_state(&mut cpuid);
-        vcpu.set_cpuid2(&cpuid).map_err(kvm_err("KVM_SET_CPUID2"))?;
-        set_syscall_msrs(&vcpu)?;
-        let xsave = has_xsave(&cpuid);
-        if xsave {
-            enable_xsave_features(&vcpu, &cpuid)?;
-        } else {
-            log::info!("no XSAVE: processes get x87/SSE state only (FXSAVE)");
+        let pool_slots = pool_slots.unwrap_or_else(|| PoolSlots::new(0, 0, 2));
+        {
+            let mut st = self.work.0.lock();
+            st.parts = Some((self.vm, ram_slot, pool_slots));
+            self.work.0.changed.notify_all();
         }
-        stages.mark("  CPUID, MSRs, XCR0");
-        vcpu.set_sync_valid_reg(SyncReg::Register);
-        vcpu.set_sync_valid_reg(SyncReg::SystemRegister);
-        Ok(Vm {
-            vcpu: KvmVcpu {
-                _kvm: kvm,
-                vm,
-                fd: vcpu,
-                flush_slot,
-                pool_slots,
-                xsave,
-            },
-            guest,
-        })
+        let mut start = VmStart {
+            thread: Some(self.thread),
+            work: self.work,
+            parts: None,
+        };
+        let flush_slot = FlushSlot::new(1)?;
+        stages.mark("  the flush slot's page");
+        let guest = Guest::new(mem, cfg.ram_bytes, cfg.pool_bytes)?;
+        stages.mark("  pool and the kernel's address space");
+        start.parts = Some((flush_slot, guest));
+        Ok(start)
     }
+}
 
+impl Vm {
     /// Points the vCPU at the kernel's entry, in ring 3 of the kernel's
     /// address space, with `rdi` = the boot-info address.
     pub fn enter_kernel(&mut self, entry: u64) -> Result<(), Error> {
@@ -306,6 +440,170 @@ impl Vm {
         vcpu.set_regs(&regs).map_err(kvm_err("KVM_SET_REGS"))?;
         Ok(())
     }
+}
+
+/// Gives the VM an in-kernel local APIC (`KVM_CAP_SPLIT_IRQCHIP` with no
+/// IOAPIC pins), which vkernel never uses: the guest gets no interrupts,
+/// cannot reach the APIC (its page at 0xfee00000 lies above every RAM
+/// size and outside every table the host builds or accepts; the x2APIC
+/// MSRs need ring 0, which runs only the host's trap stubs), and its
+/// timer is never armed. What it saves is code patching: KVM counts
+/// vCPUs without an in-kernel APIC in a static key, so on a host where
+/// no other such VM runs, creating the vCPU flips it on and destroying
+/// it flips it off, each rewriting kernel text on every CPU (0.2 ms
+/// each here, the second on the way out of the process). The APIC's own
+/// key (software-disabled APICs) is a deferred one: dropped a second
+/// after the last user, so back-to-back runs patch nothing. A KVM that
+/// refuses the capability runs the VM as before.
+fn enable_split_irqchip(vm: &kvm_ioctls::VmFd) {
+    let cap = kvm_bindings::kvm_enable_cap {
+        cap: kvm_bindings::KVM_CAP_SPLIT_IRQCHIP,
+        ..Default::default()
+    };
+    if let Err(e) = vm.enable_cap(&cap) {
+        log::debug!("KVM_CAP_SPLIT_IRQCHIP refused ({e}): the vCPU has no in-kernel APIC");
+    }
+}
+
+/// What [`make_kvm_side`] returns: the KVM handles and the vCPU.
+type KvmSide = (Kvm, kvm_ioctls::VmFd, VcpuFd, PoolSlots, bool);
+
+/// A VM being made ([`Vm::start`]): guest memory and the kernel's address
+/// space are ready, the KVM side may not be.
+pub struct VmStart {
+    /// The thread helping with the KVM side.
+    thread: Option<std::thread::JoinHandle<()>>,
+    work: SharedWork,
+    parts: Option<(FlushSlot, Guest)>,
+}
+
+impl VmStart {
+    /// Guest memory, to load the kernel and the image into.
+    pub fn mem(&self) -> &GuestMemoryMmap {
+        match &self.parts {
+            Some((_, guest)) => &guest.mem,
+            None => unreachable!("VmStart is only handed out with its parts"),
+        }
+    }
+
+    /// Waits for the KVM side: the VM, ready for [`Vm::enter_kernel`].
+    /// Whatever step the VM's thread has not begun, this thread does.
+    pub fn finish(mut self) -> Result<Vm, Error> {
+        let mut stages = crate::Stages::from_now();
+        let joined = self.complete();
+        stages.mark("  KVM: VM, vCPU (CPUID, MSRs, XCR0), memory slots, done or waited for");
+        let (kvm, vm, mut vcpu, pool_slots, xsave) = joined?;
+        let Some((flush_slot, guest)) = self.parts.take() else {
+            return Err(Error::Setup("the VM's memory is gone".into()));
+        };
+        vcpu.set_sync_valid_reg(SyncReg::Register);
+        vcpu.set_sync_valid_reg(SyncReg::SystemRegister);
+        Ok(Vm {
+            vcpu: KvmVcpu {
+                _kvm: kvm,
+                vm,
+                fd: vcpu,
+                flush_slot,
+                pool_slots,
+                xsave,
+            },
+            guest,
+        })
+    }
+}
+
+impl VmStart {
+    /// Runs the steps nobody has begun, waits for one under way on the
+    /// VM's thread, and tells that thread to go (it is not waited for:
+    /// it has nothing left to do, and may not even have started).
+    fn complete(&mut self) -> Result<KvmSide, Error> {
+        let mut st = self.work.0.lock();
+        loop {
+            if let Some(done) = st.done.take() {
+                st.stop = true;
+                self.work.0.changed.notify_all();
+                return done;
+            }
+            if let Some(step) = KvmWork::claim(&mut st) {
+                drop(st);
+                self.work.0.run(step, "main");
+                st = self.work.0.lock();
+                continue;
+            }
+            if !st.busy {
+                st.stop = true;
+                return Err(Error::Setup("the VM's KVM side lost its parts".into()));
+            }
+            // A step under way on the VM's thread; should that thread
+            // have died in it, the step never ends.
+            let (next, _) = self
+                .work
+                .0
+                .changed
+                .wait_timeout(st, std::time::Duration::from_millis(10))
+                .unwrap_or_else(|e| e.into_inner());
+            st = next;
+            if st.busy && self.thread.as_ref().is_some_and(|t| t.is_finished()) {
+                st.stop = true;
+                return Err(Error::Setup("the VM's thread panicked".into()));
+            }
+        }
+    }
+}
+
+impl Drop for VmStart {
+    /// A step on the VM's thread may be adding slots over guest memory:
+    /// it ends before the memory is unmapped (the VM goes with it); the
+    /// thread then goes.
+    fn drop(&mut self) {
+        let mut st = self.work.0.lock();
+        st.stop = true;
+        self.work.0.changed.notify_all();
+        while st.busy && !self.thread.as_ref().is_some_and(|t| t.is_finished()) {
+            st = self
+                .work
+                .0
+                .changed
+                .wait_timeout(st, std::time::Duration::from_millis(10))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+/// The vCPU step of the KVM side: the vCPU with `cpuid` (the supported
+/// CPUID), syscall MSRs and XCR0, and the slots of RAM and of the pool's
+/// start (the kernel's tables and the trap area are there).
+fn make_vcpu(
+    kvm: Kvm,
+    mut cpuid: kvm_bindings::CpuId,
+    (vm, ram_slot, mut pool_slots): ForThread,
+    stages: &mut crate::Stages,
+    who: &str,
+) -> Result<KvmSide, Error> {
+    let vcpu = vm.create_vcpu(0).map_err(kvm_err("KVM_CREATE_VCPU"))?;
+    mask_unmanaged_state(&mut cpuid);
+    vcpu.set_cpuid2(&cpuid).map_err(kvm_err("KVM_SET_CPUID2"))?;
+    set_syscall_msrs(&vcpu)?;
+    let xsave = has_xsave(&cpuid);
+    if xsave {
+        enable_xsave_features(&vcpu, &cpuid)?;
+    } else {
+        log::info!("no XSAVE: processes get x87/SSE state only (FXSAVE)");
+    }
+    stages.mark(&format!("    [{who}] KVM_CREATE_VCPU, CPUID, MSRs, XCR0"));
+    if let Some(r) = ram_slot {
+        // SAFETY: `r` names a live mapping of RAM owned by the VmStart,
+        // which waits for this step before the mapping can go, and then
+        // by the Vm, which keeps it as long as the VmFd. On an error the
+        // memory may be unmapped while the VmFd still lives, but no vCPU
+        // has run: KVM touches a slot's memory only for a running vCPU,
+        // and learns of the unmapping through its notifier.
+        unsafe { vm.set_user_memory_region(r) }.map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
+    }
+    pool_slots.cover_first(&vm)?;
+    stages.mark(&format!("    [{who}] memory slots (RAM, the pool's first)"));
+    Ok((kvm, vm, vcpu, pool_slots, xsave))
 }
 
 /// Long mode, ring 3: the state every context (kernel or process) runs in.

@@ -664,13 +664,14 @@ fn repeated_execs_ask_the_host_nothing_twice_and_cost_few_exits() {
     // new inode). And mmap's overcommit check needs only MemTotal, not
     // the host pool's use (it asked the host on every call). Ten more
     // execs cost neither call. A fork + exec + exit + wait of the dynamic
-    // /bin/true is ~233 exits with pmap=host: a fault's file-page mapping
+    // /bin/true is ~192 exits with pmap=host: a fault's file-page mapping
     // and the results of rt_sigaction, rt_sigprocmask and the stat calls
     // go with the next RUN (they were ~357 exits, each an exit of its
-    // own, then 286); execve reads its strings through whole kept pages
-    // (~52 preads an exec, now ~28, most of them ld.so's paths); a file
-    // mmap unmaps only what the host maps (ld.so's mmaps cost a refused
-    // munmap, a fill and a munmap each: ~7 munmaps an exec, now 1).
+    // own, then 286); exec loads each image with one batch; execve reads
+    // its strings through whole kept pages (~52 preads an exec, now ~28,
+    // most of them ld.so's paths); a file mmap unmaps only what the host
+    // maps (ld.so's mmaps cost a refused munmap, a fill and a munmap
+    // each: ~7 munmaps an exec, now 1).
     let counts = |n: u32| {
         let script = format!("for i in $(seq {n}); do /bin/true; done");
         let r = vkernel(&[
@@ -702,7 +703,7 @@ fn repeated_execs_ask_the_host_nothing_twice_and_cost_few_exits() {
     if std::env::var("VKERNEL_TEST_PMAP").as_deref() != Ok("guest") {
         let per_exec = |a: u64, b: u64| (b - a) / 10;
         let exits = (more.2 - few.2) / 10;
-        assert!(exits < 260, "{exits} exits per exec of /bin/true");
+        assert!(exits < 215, "{exits} exits per exec of /bin/true");
         let preads = per_exec(few.3, more.3);
         assert!(
             preads <= 35,

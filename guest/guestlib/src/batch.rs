@@ -159,6 +159,11 @@ pub fn post_write(id: u64, bytes: &[u8], off: u64, tag: u64) -> bool {
     true
 }
 
+/// Drops the queued calls unsent (the run is ending: [`crate::hypercall::exit`]).
+pub fn discard() {
+    let _ = take();
+}
+
 /// Whether calls wait in the queue.
 #[inline]
 pub fn pending() -> bool {
@@ -307,4 +312,50 @@ pub(crate) fn ctl_with_queue(
     });
     settle(&sent);
     r
+}
+
+/// An entry of [`send`] that did not meet its expectation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unmet {
+    /// Its index in the list sent.
+    pub index: usize,
+    /// The call's result (`-1` on error).
+    pub ret: i64,
+    /// 0 (a result other than the expected one) or the host's errno
+    /// (ECANCELED: the host refused the batch whole).
+    pub errno: i64,
+}
+
+/// Carries out `entries` now, in order, with as few `batch` hypercalls
+/// as [`BATCH_MAX`] allows (one exit each), after whatever is posted
+/// (sent first, so calls stay in order). For a caller that needs every
+/// result before it goes on (exec loading a new image): the first entry
+/// whose result is not the expected one comes back, and the entries
+/// after it were not carried out.
+pub fn send(entries: &mut [BatchEntry]) -> Result<(), Unmet> {
+    flush();
+    let mut base = 0;
+    for chunk in entries.chunks_mut(CAP) {
+        let r = invoke(Call::Batch {
+            entries: chunk.as_mut_ptr() as u64,
+            count: chunk.len() as u64,
+        });
+        let done = read_back(chunk);
+        if let Err(e) = r {
+            return Err(Unmet {
+                index: base,
+                ret: -1,
+                errno: e.0 as i64,
+            });
+        }
+        if let Some(i) = done[..chunk.len()].iter().position(|e| !e.met()) {
+            return Err(Unmet {
+                index: base + i,
+                ret: done[i].ret,
+                errno: done[i].errno,
+            });
+        }
+        base += chunk.len();
+    }
+    Ok(())
 }

@@ -140,8 +140,11 @@ pub fn realtime_ns() -> u64 {
     .unwrap_or(0) as u64
 }
 
-/// Ends the run with `status`.
+/// Ends the run with `status`. Posted calls are dropped, not sent: they
+/// are vmspace calls, and the host ends every vmspace with the run (a
+/// trivial /init's last `vmspace_destroy` was an exit of its own).
 pub fn exit(status: i32) -> ! {
+    crate::batch::discard();
     let _ = invoke(Call::Exit {
         status: status as u64,
     });

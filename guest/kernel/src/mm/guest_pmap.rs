@@ -417,26 +417,53 @@ impl GuestPmap {
     }
 
     fn new(vmid: u64, frames: Frames) -> Result<GuestPmap, Errno> {
+        use vkernel_abi::{BatchEntry, Call, BATCH_EXPECT_ANY};
         let root = frames.borrow_mut().alloc_zeroed().ok_or(Errno::ENOMEM)?;
-        let made = vms::create(vmid, 0, 0).and_then(|_| {
-            let mapped = vms::mmap(
-                vmid,
-                VM_MIN_USER_ADDRESS,
-                USER_LEN,
-                PROT_READ | PROT_WRITE | PROT_EXEC,
-                MAP_VPAGETABLE | MAP_SHARED | MAP_FIXED,
-                PHYSMEM_FD,
-                0,
-            )
-            .and_then(|_| vms::mcontrol(vmid, VM_MIN_USER_ADDRESS, USER_LEN, MADV_SETMAP, root));
-            if mapped.is_err() {
+        // The three calls as one batch: one exit, not three (exec makes
+        // its new space here).
+        let mut calls = [
+            BatchEntry::new(
+                Call::VmspaceCreate {
+                    id: vmid,
+                    ty: 0,
+                    data: 0,
+                },
+                BATCH_EXPECT_ANY,
+            ),
+            BatchEntry::new(
+                Call::VmspaceMmap {
+                    id: vmid,
+                    addr: VM_MIN_USER_ADDRESS,
+                    len: USER_LEN,
+                    prot: PROT_READ | PROT_WRITE | PROT_EXEC,
+                    flags: MAP_VPAGETABLE | MAP_SHARED | MAP_FIXED,
+                    fd: PHYSMEM_FD,
+                    off: 0,
+                },
+                VM_MIN_USER_ADDRESS as i64,
+            ),
+            BatchEntry::new(
+                Call::VmspaceMcontrol {
+                    id: vmid,
+                    addr: VM_MIN_USER_ADDRESS,
+                    len: USER_LEN,
+                    behav: MADV_SETMAP,
+                    value: root,
+                },
+                BATCH_EXPECT_ANY,
+            ),
+        ];
+        if let Err(u) = guestlib::batch::send(&mut calls) {
+            if u.index > 0 {
+                // Made, but not set up: it goes again.
                 let _ = vms::destroy(vmid);
             }
-            mapped
-        });
-        if let Err(e) = made {
             frames.borrow_mut().decref(root);
-            return Err(e);
+            return Err(if u.errno > 0 {
+                Errno(u.errno as i32)
+            } else {
+                Errno::ENOMEM
+            });
         }
         Ok(GuestPmap {
             vmid,

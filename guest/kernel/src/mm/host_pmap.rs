@@ -32,7 +32,7 @@ use guestlib::vmspace as vms;
 use vkernel_abi::layout::{PAGE_SIZE, VM_MIN_USER_ADDRESS};
 use vkernel_abi::mman::*;
 use vkernel_abi::paging::pf;
-use vkernel_abi::{Errno, KernelIovec, VMSPACE_IOV_MAX};
+use vkernel_abi::{BatchEntry, Call, Errno, KernelIovec, BATCH_EXPECT_ANY, VMSPACE_IOV_MAX};
 
 /// Pages a file fault maps at most (an aligned window around it): 256
 /// KiB, four times Linux's `fault_around_bytes`, because a fault costs
@@ -50,6 +50,34 @@ struct Slot {
     private: bool,
 }
 
+/// Most bytes a held-back write copies to carry with it; a larger write
+/// goes to the host at once (with what is held back), from the caller's
+/// buffers, which may not outlive the call.
+const DEFER_COPY_MAX: usize = 128 << 10;
+
+/// Most pages of one written range the batch maps ahead.
+const PREFAULT_MAX_PAGES: u64 = 64;
+
+/// The calls that load a fresh address space (exec), held back to go to
+/// the host together ([`HostPmap::send_deferred`]): one exit for the
+/// whole image where each call was one (about twenty for a small static
+/// program).
+#[derive(Default)]
+struct Deferred {
+    entries: Vec<BatchEntry>,
+    /// The bytes the held-back writes carry, each its own allocation (the
+    /// entries point into them).
+    bytes: Vec<Vec<u8>>,
+    /// The iovec arrays of writes sent at once, kept until they are sent.
+    iovs: Vec<Vec<KernelIovec>>,
+    /// The page ranges written, and the ones asked for ahead
+    /// ([`Pmap::prefault`]): mapped ahead at the end of the batch, where
+    /// a failure (no page for a hint) fails nothing else.
+    written: Vec<(u64, u64)>,
+    /// Whether the vmspace's creation went to the host already.
+    created: bool,
+}
+
 /// A vmspace whose memory the host manages.
 pub struct HostPmap {
     vmid: u64,
@@ -61,6 +89,9 @@ pub struct HostPmap {
     /// The host has (or will have, once posted calls are sent) the
     /// vmspace: false after a posted clone that made it failed.
     made: bool,
+    /// Calls held back while exec loads the space (`None`: each call
+    /// goes at once).
+    deferred: Option<Deferred>,
 }
 
 impl HostPmap {
@@ -165,16 +196,180 @@ impl HostPmap {
 }
 
 impl HostPmap {
-    /// Creates the (empty) vmspace `vmid`.
-    pub fn create(vmid: u64, frames: Frames) -> Result<Box<dyn Pmap>, Errno> {
-        vms::create(vmid, 0, 0)?;
-        Ok(Box::new(HostPmap {
+    /// The vmspace `vmid`, its creation and every call after it held
+    /// back until [`Pmap::send_deferred`] (exec: the new image is loaded
+    /// with one exit). Nothing reaches the host before then, so dropping
+    /// it unsent destroys nothing.
+    pub fn create(vmid: u64, frames: Frames) -> Box<dyn Pmap> {
+        let mut d = Deferred::default();
+        d.entries.push(BatchEntry::new(
+            Call::VmspaceCreate {
+                id: vmid,
+                ty: 0,
+                data: 0,
+            },
+            BATCH_EXPECT_ANY,
+        ));
+        Box::new(HostPmap {
             vmid,
             frames,
             file: BTreeMap::new(),
             iov: Vec::new(),
             made: true,
-        }))
+            deferred: Some(d),
+        })
+    }
+
+    /// Holds `call` back (expecting `expect`) if calls are being held
+    /// back; `false` if not (make it at once).
+    fn hold(&mut self, call: Call, expect: i64) -> bool {
+        let Some(d) = self.deferred.as_mut() else {
+            return false;
+        };
+        if d.entries.try_reserve(1).is_err() {
+            return false;
+        }
+        d.entries.push(BatchEntry::new(call, expect));
+        true
+    }
+
+    /// Sends what is held back and goes on with each call at once (before
+    /// any call that cannot be held back, so calls stay in order).
+    fn undefer(&mut self) -> Result<(), Errno> {
+        match self.deferred.take() {
+            Some(d) => self.send(d, false),
+            None => Ok(()),
+        }
+    }
+
+    /// Sends the held-back calls of `d` (and, when `last`, maps the pages
+    /// written ahead: the process touches its entry point, stack and data
+    /// at once, each a fault to the host otherwise). On an unmet entry
+    /// the space is to be dropped: if its creation was the one, there is
+    /// nothing to destroy.
+    fn send(&mut self, mut d: Deferred, last: bool) -> Result<(), Errno> {
+        // The entries from here on are hints: the batch stops at one that
+        // fails, but everything before it was done.
+        let hints_from = d.entries.len();
+        if last {
+            let mut ranges = core::mem::take(&mut d.written);
+            ranges.sort_unstable();
+            let mut merged: Vec<(u64, u64)> = Vec::new();
+            for (s, e) in ranges {
+                match merged.last_mut() {
+                    Some(m) if s <= m.1 => m.1 = m.1.max(e),
+                    _ => merged.push((s, e)),
+                }
+            }
+            for (s, e) in merged {
+                let e = e.min(s + PREFAULT_MAX_PAGES * PAGE_SIZE);
+                let call = Call::VmspaceMcontrol {
+                    id: self.vmid,
+                    addr: s,
+                    len: e - s,
+                    behav: MADV_WILLNEED,
+                    value: 0,
+                };
+                if d.entries.try_reserve(1).is_err() {
+                    break;
+                }
+                d.entries.push(BatchEntry::new(call, BATCH_EXPECT_ANY));
+            }
+        }
+        let first = if d.created { None } else { Some(0) };
+        match guestlib::batch::send(&mut d.entries) {
+            Ok(()) => Ok(()),
+            Err(u) if u.index >= hints_from => Ok(()),
+            Err(u) => {
+                if Some(u.index) == first {
+                    self.made = false;
+                }
+                Err(if u.errno > 0 {
+                    Errno(u.errno as i32)
+                } else {
+                    Errno::ENOMEM
+                })
+            }
+        }
+    }
+
+    /// Holds back a write of the pieces `bufs` at `addr`, inside one
+    /// anonymous region; `None` if calls are not being held back, or the
+    /// write is not of that kind (write it the usual way, after
+    /// [`HostPmap::undefer`]). Small writes are copied and held; a larger
+    /// one goes at once with the calls held so far.
+    fn hold_write(&mut self, regions: &Regions, addr: u64, bufs: &[&[u8]]) -> Option<usize> {
+        self.deferred.as_ref()?;
+        let len: usize = bufs.iter().map(|b| b.len()).sum();
+        let end = addr.checked_add(len as u64)?;
+        let anon = regions
+            .region_of(addr)
+            .is_some_and(|r| r.file().is_none() && end <= r.end);
+        if !anon || len == 0 {
+            return None;
+        }
+        let d = self.deferred.as_mut()?;
+        d.written.try_reserve(1).ok()?;
+        d.entries.try_reserve(1 + bufs.len()).ok()?;
+        let pages = (addr & !(PAGE_SIZE - 1), end.next_multiple_of(PAGE_SIZE));
+        if len <= DEFER_COPY_MAX {
+            let mut copy: Vec<u8> = Vec::new();
+            copy.try_reserve_exact(len).ok()?;
+            d.bytes.try_reserve(1).ok()?;
+            for b in bufs {
+                copy.extend_from_slice(b);
+            }
+            d.entries.push(BatchEntry::new(
+                Call::VmspacePwrite {
+                    id: self.vmid,
+                    buf: copy.as_ptr() as u64,
+                    len: len as u64,
+                    flags: 0,
+                    off: addr,
+                },
+                len as i64,
+            ));
+            d.bytes.push(copy);
+            d.written.push(pages);
+            return Some(len);
+        }
+        // Too large to copy: the caller's pieces, sent now.
+        let mut at = addr;
+        for group in bufs.chunks(VMSPACE_IOV_MAX as usize) {
+            let mut iov: Vec<KernelIovec> = Vec::new();
+            iov.try_reserve_exact(group.len()).ok()?;
+            d.iovs.try_reserve(1).ok()?;
+            let mut n = 0u64;
+            for b in group {
+                iov.push(KernelIovec {
+                    base: b.as_ptr() as u64,
+                    len: b.len() as u64,
+                });
+                n += b.len() as u64;
+            }
+            d.entries.push(BatchEntry::new(
+                Call::VmspacePwritev {
+                    id: self.vmid,
+                    iov: iov.as_ptr() as u64,
+                    iovcnt: iov.len() as u64,
+                    flags: 0,
+                    off: at,
+                },
+                n as i64,
+            ));
+            d.iovs.push(iov);
+            at += n;
+        }
+        d.written.push(pages);
+        // The rest of the batch goes on holding back: move what was sent
+        // out, keep the written ranges for the end.
+        let mut sent = core::mem::take(d);
+        d.written = core::mem::take(&mut sent.written);
+        d.created = true;
+        match self.send(sent, false) {
+            Ok(()) => Some(len),
+            Err(_) => Some(0),
+        }
     }
 
     /// The runs of `[start, end)` the host has map entries for, in
@@ -487,6 +682,15 @@ impl HostPmap {
 
 impl Drop for HostPmap {
     fn drop(&mut self) {
+        // Never created (its creation was held back and not sent, or
+        // failed): nothing to destroy; the file pages it holds go.
+        if !self.made || self.deferred.as_ref().is_some_and(|d| !d.created) {
+            let mut frames = self.frames.borrow_mut();
+            for slot in self.file.values() {
+                frames.decref(slot.page);
+            }
+            return;
+        }
         // Fails only for a vmspace that is running or unknown, neither of
         // which the last reference to an address space can see. Posted
         // (it goes with the next RUN): nothing runs in this vmspace again,
@@ -509,7 +713,14 @@ impl Pmap for HostPmap {
     /// Anonymous memory is the host's; a file mapping's pages may not be
     /// in the host map yet (they come in through the kernel's faults).
     fn host_copyable(&self, regions: &Regions, addr: u64, len: usize) -> bool {
-        !self.touches_file(regions, addr, len)
+        self.deferred.is_none() && !self.touches_file(regions, addr, len)
+    }
+
+    fn send_deferred(&mut self) -> Result<(), Errno> {
+        match self.deferred.take() {
+            Some(d) => self.send(d, true),
+            None => Ok(()),
+        }
     }
 
     fn vmid(&self) -> u64 {
@@ -522,7 +733,18 @@ impl Pmap for HostPmap {
 
     fn map_anon(&mut self, start: u64, end: u64, prot: u64, stack: bool) -> Result<(), Errno> {
         let flags = MAP_ANON | MAP_PRIVATE | MAP_FIXED | if stack { MAP_STACK } else { 0 };
-        vms::mmap(self.vmid, start, end - start, prot, flags, FD_NONE, 0)?;
+        let call = Call::VmspaceMmap {
+            id: self.vmid,
+            addr: start,
+            len: end - start,
+            prot,
+            flags,
+            fd: FD_NONE,
+            off: 0,
+        };
+        if !self.hold(call, start as i64) {
+            vms::mmap(self.vmid, start, end - start, prot, flags, FD_NONE, 0)?;
+        }
         self.drop_slots(start, end);
         Ok(())
     }
@@ -538,6 +760,10 @@ impl Pmap for HostPmap {
         // cost a fill and a second munmap each time (three hypercalls
         // where none or one is needed).
         let runs = self.host_runs(before, start, end);
+        if !runs.is_empty() {
+            // What is held back goes first, so calls stay in order.
+            self.undefer()?;
+        }
         if runs.len() > 2 {
             // Many runs (a file mapping with scattered pages touched): one
             // mapping over the whole span replaces them, then goes.
@@ -553,6 +779,24 @@ impl Pmap for HostPmap {
     }
 
     fn protect(&mut self, regions: &Regions, start: u64, end: u64, prot: u64) -> Result<(), Errno> {
+        if self.deferred.is_some() {
+            if regions.pieces(start, end).all(|r| r.file().is_none()) {
+                for r in regions.pieces(start, end) {
+                    let call = Call::VmspaceMprotect {
+                        id: self.vmid,
+                        addr: r.start,
+                        len: r.end - r.start,
+                        prot,
+                    };
+                    if !self.hold(call, 0) {
+                        self.undefer()?;
+                        vms::mprotect(self.vmid, r.start, r.end - r.start, prot)?;
+                    }
+                }
+                return Ok(());
+            }
+            self.undefer()?;
+        }
         for r in regions.pieces(start, end) {
             let Some(f) = r.file() else {
                 vms::mprotect(self.vmid, r.start, r.end - r.start, prot)?;
@@ -585,16 +829,27 @@ impl Pmap for HostPmap {
     }
 
     fn discard(&mut self, start: u64, end: u64) -> Result<(), Errno> {
+        self.undefer()?;
         // A private copy of a file page is dropped (the host copies the
         // file's page again on the next touch); a shared one stays.
         vms::mcontrol(self.vmid, start, end - start, MADV_DONTNEED, 0).map(|_| ())
     }
 
     fn prefault(&mut self, start: u64, end: u64) -> Result<(), Errno> {
+        // Held back: at the batch's end, among its hints.
+        if let Some(d) = self.deferred.as_mut() {
+            if d.written.try_reserve(1).is_ok() {
+                d.written.push((start, end));
+            }
+            return Ok(());
+        }
         vms::mcontrol(self.vmid, start, end - start, MADV_WILLNEED, 0).map(|_| ())
     }
 
     fn fault(&mut self, regions: &Regions, addr: u64, error_code: u64) -> Fault {
+        if self.undefer().is_err() {
+            return Fault::OutOfMemory;
+        }
         // The host resolves every fault it can in anonymous memory and in
         // the file pages mapped; what it delivers there is the process's
         // own.
@@ -640,10 +895,19 @@ impl Pmap for HostPmap {
     }
 
     fn read(&mut self, regions: &Regions, addr: u64, buf: &mut [u8]) -> usize {
+        if self.undefer().is_err() {
+            return 0;
+        }
         self.copy(regions, addr, buf.as_mut_ptr(), buf.len(), false)
     }
 
     fn write(&mut self, regions: &Regions, addr: u64, buf: &[u8]) -> usize {
+        if let Some(n) = self.hold_write(regions, addr, &[buf]) {
+            return n;
+        }
+        if self.undefer().is_err() {
+            return 0;
+        }
         // `copy` only reads through the pointer when copying into the
         // process.
         self.copy(regions, addr, buf.as_ptr() as *mut u8, buf.len(), true)
@@ -654,6 +918,9 @@ impl Pmap for HostPmap {
     /// the process's, and it cannot change before the RUN the write goes
     /// with).
     fn post_write(&mut self, regions: &Regions, addr: u64, buf: &[u8], tag: u64) -> bool {
+        if self.deferred.is_some() {
+            return false;
+        }
         let Some(end) = addr.checked_add(buf.len() as u64) else {
             return false;
         };
@@ -666,6 +933,9 @@ impl Pmap for HostPmap {
     }
 
     fn read_v(&mut self, regions: &Regions, addr: u64, bufs: &mut [&mut [u8]]) -> usize {
+        if self.undefer().is_err() {
+            return 0;
+        }
         if self.touches_file(regions, addr, bufs.iter().map(|b| b.len()).sum()) {
             return self.each_piece(
                 regions,
@@ -680,6 +950,12 @@ impl Pmap for HostPmap {
     }
 
     fn write_v(&mut self, regions: &Regions, addr: u64, bufs: &[&[u8]]) -> usize {
+        if let Some(n) = self.hold_write(regions, addr, bufs) {
+            return n;
+        }
+        if self.undefer().is_err() {
+            return 0;
+        }
         if self.touches_file(regions, addr, bufs.iter().map(|b| b.len()).sum()) {
             // `copy` only reads through the pointers when copying into the
             // process.
@@ -700,6 +976,7 @@ impl Pmap for HostPmap {
     /// holds its own references on them.
     /// The host copies every page at once: `_stack_va` is no hint it needs.
     fn fork(&mut self, child: u64, _stack_va: u64) -> Result<Box<dyn Pmap>, Errno> {
+        self.undefer()?;
         let mut file = BTreeMap::new();
         {
             let mut frames = self.frames.borrow_mut();
@@ -748,6 +1025,7 @@ impl Pmap for HostPmap {
             file,
             iov: Vec::new(),
             made: true,
+            deferred: None,
         };
         Ok(Box::new(c))
     }

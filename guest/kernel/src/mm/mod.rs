@@ -80,11 +80,14 @@ impl Mm {
         id
     }
 
-    /// A new, empty address space in a new vmspace.
+    /// A new, empty address space in a new vmspace, for exec to load:
+    /// its calls to the host, its creation first, are held back until
+    /// [`AddressSpace::send_deferred`] (the new image costs one exit);
+    /// the guest pmap makes none to hold back.
     pub fn new_space(&mut self) -> Result<SpaceRef, Errno> {
         let vmid = self.new_vmid();
         let pmap = match self.kind {
-            PmapKind::Host => HostPmap::create(vmid, self.frames.clone())?,
+            PmapKind::Host => HostPmap::create(vmid, self.frames.clone()),
             PmapKind::Guest => GuestPmap::create(vmid, self.frames.clone())?,
         };
         Ok(AddressSpace::new(pmap))

@@ -75,6 +75,13 @@ pub trait Pmap {
     /// The posted call that was to make this vmspace failed: it does not
     /// exist, so dropping this pmap destroys nothing.
     fn unmade(&mut self) {}
+    /// Sends the calls a pmap made with its creation held back
+    /// ([`super::Mm::new_space`]) have held back so far: `Err`
+    /// at the first that failed (the space is then to be dropped, which
+    /// undoes the rest). Nothing to do for a pmap that holds none back.
+    fn send_deferred(&mut self) -> Result<(), Errno> {
+        Ok(())
+    }
     /// Posts the write of `buf` at `addr` to go with the next RUN
     /// (`guestlib::batch`) where it costs an exit of its own and cannot
     /// fail but for the host's want of a page (reported under `tag`).
@@ -283,9 +290,19 @@ impl AddressSpace {
         let end = addr + len;
         let object = file.object.clone();
         object.mappers().add(&self.me)?;
+        // Translations exist only inside regions: over a free range
+        // there is nothing for the pmap to take away (exec's vDSO, in a
+        // fresh space: the host pmap's munmap of a hole is three calls).
+        let free = self.regions.is_free(addr, end);
         self.change(
             |r| r.insert(addr, end, prot, Backing::File(file)),
-            |p, _, before| p.map_file(before, addr, end),
+            |p, _, before| {
+                if free {
+                    Ok(())
+                } else {
+                    p.map_file(before, addr, end)
+                }
+            },
         )
     }
 
@@ -372,6 +389,11 @@ impl AddressSpace {
     /// [`Pmap::unmade`].
     pub fn unmade(&mut self) {
         self.pmap.unmade()
+    }
+
+    /// [`Pmap::send_deferred`].
+    pub fn send_deferred(&mut self) -> Result<(), Errno> {
+        self.pmap.send_deferred()
     }
 
     /// [`Pmap::post_write`]: `true` if the write was posted.

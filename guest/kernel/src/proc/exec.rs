@@ -609,6 +609,12 @@ impl Image {
     }
 }
 
+/// Pages below the initial stack pointer mapped ahead at exec.
+const STACK_PREFAULT_PAGES: u64 = 8;
+
+/// Pages of a segment's zero-filled tail mapped ahead at exec.
+const ZERO_PREFAULT_PAGES: u64 = 4;
+
 /// Loads `program` (run as `path`) and its interpreter, if it has one,
 /// into a new address space with the arguments in `args`. On error
 /// nothing is left behind.
@@ -620,6 +626,8 @@ fn load(
     args: &ArgBuf,
 ) -> Result<Loaded, ExecError> {
     let h = parse_header(&program.head)?;
+    // Its calls to the host go together, when the image is in place (or
+    // as a large segment's bytes go, from the file's pages).
     let space = mm.new_space().map_err(|_| ExecError::NoMemory)?;
     // On error the new space is dropped here, which destroys it.
     let (entry, sp, brk) = {
@@ -661,6 +669,10 @@ fn load(
                 .map_err(|_| ExecError::NoMemory)?;
         }
         let sp = build_stack(&mut space, path, args, &aux)?;
+        // The first frames go below the initial stack pointer (a hint).
+        let below = STACK_PREFAULT_PAGES * PAGE_SIZE;
+        let _ = space.prefault(page_down(sp) - below, below);
+        space.send_deferred().map_err(|_| ExecError::NoMemory)?;
         (entry, sp, top)
     };
     Ok(Loaded {
@@ -777,6 +789,14 @@ fn load_segments(
             space
                 .protect(start, PAGE_SIZE, prot | prev_prot)
                 .map_err(nomem)?;
+        }
+        // The zero-filled tail's first pages (static data, the heap's
+        // start) are touched at once: mapped ahead with the image (a
+        // hint; a host fault each otherwise).
+        let zero_from = page_up(va + ph.p_filesz);
+        let zero_to = stop.min(zero_from.saturating_add(ZERO_PREFAULT_PAGES * PAGE_SIZE));
+        if prot != 0 && zero_to > zero_from {
+            let _ = space.prefault(zero_from, zero_to - zero_from);
         }
         prev_end = stop;
         prev_prot = prot;
