@@ -17,3 +17,31 @@ fn threads_behave_as_on_linux() {
     // The thread that faulted was reported, and took its group with it.
     r.stderr_has("SIGSEGV at 0x8,");
 }
+
+/// VM exits of `systest threadbench N` under `pmap` (4 figures × 7 runs of
+/// N cycles each), without time-slice ends (a trap and a resuming RUN).
+fn threadbench_exits(pmap: &str, n: u32) -> i64 {
+    let init = format!("init=/bin/systest -- threadbench {n}");
+    let r = common::vkernel(&["run", "--stats", "--pmap", pmap, "--append", &init]);
+    r.expect_code(0).stdout_has("bench futex_pingpong");
+    common::stats_exits(&r.stderr) - 2 * common::stats_count(&r.stderr, " slice ends")
+}
+
+/// A thread create+join, a futex wake -> wait round trip and a switch
+/// between threads or processes are each 4 exits (two system-call round
+/// trips): the new thread runs before its creator, so the join finds its
+/// tid cleared; a futex wake hands the CPU to the side it wakes, so
+/// neither side's wait has to block. (Letting the caller run on after
+/// those calls made the creator's join and each side's wait a futex
+/// system call of their own: 4.9 exits a cycle.)
+#[test]
+fn thread_cycles_cost_four_exits() {
+    for pmap in ["host", "guest"] {
+        let per_cycle =
+            (threadbench_exits(pmap, 150) - threadbench_exits(pmap, 50)) as f64 / 2800.0;
+        assert!(
+            per_cycle <= 4.25,
+            "pmap={pmap}: {per_cycle:.2} exits a cycle"
+        );
+    }
+}
