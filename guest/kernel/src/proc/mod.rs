@@ -322,8 +322,8 @@ pub struct ProcTable {
     /// (Linux's `nr_threads` and `max_threads`, `threads-max`).
     pub nr_tasks: usize,
     pub threads_max: u64,
-    /// The process on the vCPU called `sched_yield`, or made a task with
-    /// `clone`/`fork`: its run ends with this call (see [`sched::RunOn`]).
+    /// The process on the vCPU called `sched_yield`, made a thread or
+    /// woke a futex: its run ends with this call (see [`sched::RunOn`]).
     pub yielded: bool,
 }
 

@@ -175,13 +175,16 @@ fn do_clone(k: &mut Kernel, s: usize, c: Clone) -> Outcome {
         Err(e) => return Ret(err(e)),
     };
     let tid = k.procs.procs[child].pid;
-    // The new task runs first (Linux's `sched_child_runs_first`): the
-    // caller's run ends with this call. Running on, a thread's creator
-    // reached its join before the thread ran and waited on the futex: a
-    // system call more per thread, an exit pair here (thread
-    // create+join 4.6 F -> 8 F); a fork's parent goes to its wait4 either
-    // way.
-    k.procs.yielded = true;
+    // A new thread runs before its creator (the caller's run ends): run
+    // on, the creator reached its join before the thread ran and waited
+    // on the futex, a system call more per thread, an exit pair here
+    // (thread create+join 4.6 -> 8 F). A fork's parent runs on, as
+    // Linux's does by default (`sched_child_runs_first` 0): a shell is
+    // in wait4 by the time its child runs (`ps` shows it sleeping).
+    // Either order is one Linux may take; programs cannot rely on one.
+    if has(CLONE_THREAD) {
+        k.procs.yielded = true;
+    }
     let bytes = tid.to_le_bytes();
     // Posted: they go with the next RUN (before either task runs); Linux
     // ignores a failed store of either.
