@@ -287,22 +287,6 @@ fn a_spinning_process_does_not_starve_another() {
 }
 
 #[test]
-fn a_process_whose_calls_never_block_gives_way_at_its_slices_end() {
-    // The scheduler lets a process run on after a call that did not
-    // block (sched.rs, RunOn): 20000 getppid calls, many slices' worth,
-    // must still let a runnable child run (it counts its own calls in
-    // shared memory), and 100 sched_yield calls, a fraction of a slice,
-    // must each let it run.
-    let dir = tempfile::tempdir().unwrap();
-    let exe = common::c_program(dir.path(), "runon");
-    for mode in ["hog", "yield"] {
-        vkernel(&["run", "--", exe.to_str().unwrap(), mode])
-            .expect_code(0)
-            .stdout_has("runon ok");
-    }
-}
-
-#[test]
 fn idle_guest_uses_no_host_cpu() {
     // init sleeps one second; the kernel idles in the host meanwhile. The
     // CPU the vkernel process used comes from wait4's rusage for exactly

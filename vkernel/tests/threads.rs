@@ -45,3 +45,20 @@ fn thread_cycles_cost_four_exits() {
         );
     }
 }
+
+#[test]
+fn a_process_whose_calls_never_block_gives_way_at_its_slices_end() {
+    // (Here, not in processes.rs: it compiles C, which CI's QEMU runs of
+    // processes.rs cannot.) The scheduler lets a process run on after a call that did not
+    // block (sched.rs, RunOn): 20000 getppid calls, many slices' worth,
+    // must still let a runnable child run (it counts its own calls in
+    // shared memory), and 100 sched_yield calls, a fraction of a slice,
+    // must each let it run.
+    let dir = tempfile::tempdir().unwrap();
+    let exe = common::c_program(dir.path(), "runon");
+    for mode in ["hog", "yield"] {
+        common::vkernel(&["run", "--", exe.to_str().unwrap(), mode])
+            .expect_code(0)
+            .stdout_has("runon ok");
+    }
+}
