@@ -248,10 +248,11 @@ fn a_trivial_init_boots_and_exits_in_few_exits() {
         common::stats_exits(&r.stderr) - common::stats_call_count(&r.stderr, "Clock") as i64;
     // Host pmap: the banner, exec's batch, the RUN, the exit system
     // call, the exit (5). The guest pmap adds the invalidations of
-    // exec's protection changes and the faults its kernel resolves (15).
+    // exec's protection changes and the faults its kernel resolves (18:
+    // the stack faults in small windows, growing as it does).
     // Room for a time-slice end or two.
     let limit = if std::env::var("VKERNEL_TEST_PMAP").as_deref() == Ok("guest") {
-        17
+        20
     } else {
         8
     };
