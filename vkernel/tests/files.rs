@@ -151,8 +151,14 @@ fn a_posted_read_copy_the_host_cannot_back_fails_the_read_alone() {
     // read whose copy (posted with the next RUN) finds no page fails with
     // EFAULT before the process runs again (a copy made at once comes back
     // short instead), and the process and the kernel go on.
+    passes_with_an_8_mib_pool("tmpfsoom");
+}
+
+/// Runs C program `name` with pmap=host and an 8 MiB pool: it prints
+/// "NAME ok" and exits 0.
+fn passes_with_an_8_mib_pool(name: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let exe = c_program(dir.path(), "tmpfsoom");
+    let exe = c_program(dir.path(), name);
     let r = vkernel(&[
         "run",
         "--pmap",
@@ -162,7 +168,7 @@ fn a_posted_read_copy_the_host_cannot_back_fails_the_read_alone() {
         "--",
         exe.to_str().unwrap(),
     ]);
-    r.expect_code(0).stdout_has("tmpfsoom ok");
+    r.expect_code(0).stdout_has(&format!("{name} ok"));
 }
 
 #[test]
@@ -172,18 +178,7 @@ fn a_posted_hand_over_the_host_cannot_back_fails_both_calls() {
     // whose copy (posted with the next RUN) finds no page fails the write
     // and the read with EFAULT before either process runs (a copy made at
     // once left a short write and a failed read), and both go on.
-    let dir = tempfile::tempdir().unwrap();
-    let exe = c_program(dir.path(), "pipeoom");
-    let r = vkernel(&[
-        "run",
-        "--pmap",
-        "host",
-        "--pool",
-        "8",
-        "--",
-        exe.to_str().unwrap(),
-    ]);
-    r.expect_code(0).stdout_has("pipeoom ok");
+    passes_with_an_8_mib_pool("pipeoom");
 }
 
 #[test]

@@ -63,6 +63,20 @@ const MAX_FAULT_AROUND: u64 = 512;
 /// The user range every process's `MAP_VPAGETABLE` entry covers.
 const USER_LEN: u64 = VM_MAX_USER_ADDRESS - VM_MIN_USER_ADDRESS;
 
+/// The `vmspace_mmap` of vmspace `vmid`'s one `MAP_VPAGETABLE` entry over
+/// the whole user range (its translations come from this kernel's tables).
+fn user_range_call(vmid: u64) -> vkernel_abi::Call {
+    vkernel_abi::Call::VmspaceMmap {
+        id: vmid,
+        addr: VM_MIN_USER_ADDRESS,
+        len: USER_LEN,
+        prot: PROT_READ | PROT_WRITE | PROT_EXEC,
+        flags: MAP_VPAGETABLE | MAP_SHARED | MAP_FIXED,
+        fd: PHYSMEM_FD,
+        off: 0,
+    }
+}
+
 fn read(slot: u64) -> u64 {
     // SAFETY: `slot` is an entry of a table page this module allocated
     // (identity-mapped kernel RAM).
@@ -430,18 +444,7 @@ impl GuestPmap {
                 },
                 BATCH_EXPECT_ANY,
             ),
-            BatchEntry::new(
-                Call::VmspaceMmap {
-                    id: vmid,
-                    addr: VM_MIN_USER_ADDRESS,
-                    len: USER_LEN,
-                    prot: PROT_READ | PROT_WRITE | PROT_EXEC,
-                    flags: MAP_VPAGETABLE | MAP_SHARED | MAP_FIXED,
-                    fd: PHYSMEM_FD,
-                    off: 0,
-                },
-                VM_MIN_USER_ADDRESS as i64,
-            ),
+            BatchEntry::new(user_range_call(vmid), VM_MIN_USER_ADDRESS as i64),
             BatchEntry::new(
                 Call::VmspaceMcontrol {
                     id: vmid,
@@ -500,15 +503,7 @@ impl GuestPmap {
             return GuestPmap::new(vmid, frames);
         }
         let made = Tag::ForkFailed { vmid, made: true }.encode();
-        let map = Call::VmspaceMmap {
-            id: vmid,
-            addr: VM_MIN_USER_ADDRESS,
-            len: USER_LEN,
-            prot: PROT_READ | PROT_WRITE | PROT_EXEC,
-            flags: MAP_VPAGETABLE | MAP_SHARED | MAP_FIXED,
-            fd: PHYSMEM_FD,
-            off: 0,
-        };
+        let map = user_range_call(vmid);
         let setmap = Call::VmspaceMcontrol {
             id: vmid,
             addr: VM_MIN_USER_ADDRESS,
