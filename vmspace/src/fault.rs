@@ -72,6 +72,11 @@ impl VmspaceRegistry {
         let Ok((space, host)) = self.space(id) else {
             return false;
         };
+        // Only a root KVM has not walked yet is a fresh shadow: every
+        // other RUN costs a set lookup here, not a map lookup and a walk.
+        if !space.unshadowed.contains(&space.root) {
+            return false;
+        }
         let Some(entry) = space.map.lookup(rip).copied() else {
             return false;
         };

@@ -405,22 +405,10 @@ impl VmspaceRegistry {
                 return Err(e.into());
             }
         };
-        // Every private frame is copied, mapped or not (in address order,
-        // so the copy's frame map is built in one pass).
-        let mut frames = Vec::with_capacity(source.frames.len());
-        let mut failed = None;
-        for (&va, &frame) in &source.frames {
-            // Copied in full, so not zeroed first.
-            let Some(new) = self.host.pool.alloc_reserved_for_copy() else {
-                failed = Some(Error::OutOfFrames);
-                break;
-            };
-            frames.push((va, new));
-            if let Err(e) = self.host.copy_page(frame, new) {
-                failed = Some(e);
-                break;
-            }
-        }
+        // Every private frame is copied, mapped or not.
+        let (frames, failed) = copy_frames(&mut self.host, &source.frames, |host, _| {
+            host.pool.alloc_reserved_for_copy()
+        });
         copy.frames = frames.into_iter().collect();
         if let Some(e) = failed {
             self.end(copy);
@@ -547,23 +535,14 @@ impl VmspaceRegistry {
             }
             keep
         });
-        let mut frames = Vec::with_capacity(source.frames.len());
-        let mut failed = None;
-        for (&va, &from) in source.frames.iter().filter(|_| !same_pages) {
-            // Copied in full, so not zeroed first.
-            let Some(to) = old
-                .remove(&va)
-                .or_else(|| self.host.pool.alloc_reserved_for_copy())
-            else {
-                failed = Some(Error::OutOfFrames);
-                break;
-            };
-            frames.push((va, to));
-            if let Err(e) = self.host.copy_page(from, to) {
-                failed = Some(e);
-                break;
-            }
-        }
+        let (mut frames, failed) = if same_pages {
+            (Vec::new(), None)
+        } else {
+            copy_frames(&mut self.host, &source.frames, |host, va| {
+                old.remove(&va)
+                    .or_else(|| host.pool.alloc_reserved_for_copy())
+            })
+        };
         if !same_pages {
             frames.extend(old);
             spare.frames = frames.into_iter().collect();
@@ -635,4 +614,28 @@ impl VmspaceRegistry {
 fn end_space(host: &mut Host, space: Vmspace) {
     space.teardown(host);
     host.pool.unreserve(HOST_STATE_PAGES);
+}
+
+/// Copies each private frame of `source` (`va -> frame`, in address
+/// order) into the page `dest` gives for its address (a pool page drawn
+/// from the reservation, or one the copy had already): the copy's
+/// `(va, frame)` list in address order, and the error that stopped it
+/// (the list then holds the pages taken so far, for the caller to free).
+/// Pages are copied in full, so not zeroed first.
+fn copy_frames(
+    host: &mut Host,
+    source: &BTreeMap<u64, u64>,
+    mut dest: impl FnMut(&mut Host, u64) -> Option<u64>,
+) -> (Vec<(u64, u64)>, Option<Error>) {
+    let mut frames = Vec::with_capacity(source.len());
+    for (&va, &from) in source {
+        let Some(to) = dest(host, va) else {
+            return (frames, Some(Error::OutOfFrames));
+        };
+        frames.push((va, to));
+        if let Err(e) = host.copy_page(from, to) {
+            return (frames, Some(e));
+        }
+    }
+    (frames, None)
 }
