@@ -290,19 +290,11 @@ impl AddressSpace {
         let end = addr + len;
         let object = file.object.clone();
         object.mappers().add(&self.me)?;
-        // Translations exist only inside regions: over a free range
-        // there is nothing for the pmap to take away (exec's vDSO, in a
-        // fresh space: the host pmap's munmap of a hole is three calls).
-        let free = self.regions.is_free(addr, end);
+        // The pmap takes away only what it maps under the regions as they
+        // were: over a free range, nothing (no hypercall on either pmap).
         self.change(
             |r| r.insert(addr, end, prot, Backing::File(file)),
-            |p, _, before| {
-                if free {
-                    Ok(())
-                } else {
-                    p.map_file(before, addr, end)
-                }
-            },
+            |p, _, before| p.map_file(before, addr, end),
         )
     }
 
