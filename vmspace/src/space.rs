@@ -15,7 +15,7 @@ use crate::ram::KernelRam;
 use std::collections::{BTreeMap, HashSet};
 
 use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS};
-use vkernel_abi::mman::STACK_FAULT_AROUND;
+use vkernel_abi::mman::{STACK_FAULT_AROUND, STACK_GROWTH_GAP};
 use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use crate::commit::{self, Replacement};
@@ -118,10 +118,6 @@ impl Host {
 /// The largest fault-around window a sequential first touch grows to
 /// (pages): 2 MiB, one page table's worth.
 pub const MAX_FAULT_AROUND: usize = 512;
-
-/// How far below the last stack window (pages) a fault still continues a
-/// stack growing down (a frame may skip pages).
-pub const STACK_GROWTH_GAP: u64 = 16;
 
 /// One address space.
 #[derive(Debug)]

@@ -34,6 +34,10 @@ pub const MAP_POPULATE: u64 = 0x8000;
 pub const MAP_STACK: u64 = 0x2_0000;
 /// The fault-around window (pages, aligned) of a [`MAP_STACK`] mapping.
 pub const STACK_FAULT_AROUND: u64 = 4;
+/// How far below a [`MAP_STACK`] mapping's last window (pages) a fault
+/// still continues a stack growing down, whose window then doubles (a
+/// frame may skip pages).
+pub const STACK_GROWTH_GAP: u64 = 16;
 /// All flags `vmspace_mmap` accepts.
 pub const MAP_KNOWN: u64 =
     MAP_SHARED | MAP_PRIVATE | MAP_FIXED | MAP_ANON | MAP_VPAGETABLE | MAP_POPULATE | MAP_STACK;

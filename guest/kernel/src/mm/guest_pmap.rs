@@ -258,12 +258,12 @@ impl GuestPmap {
     /// Maps zeroed pages at the fresh (never held) addresses of the
     /// fault-around window of `va` inside region `r`, while memory lasts.
     /// The window of a fault at `va` in a stack region:
-    /// `STACK_FAULT_AROUND` pages, or for a fault at most 16 pages below
+    /// `STACK_FAULT_AROUND` pages, or for a fault at most `STACK_GROWTH_GAP` pages below
     /// the last stack window (a stack growing down), twice that window,
     /// up to [`MAX_FAULT_AROUND`], as the host path's
     /// (vmspace `Vmspace::stack_window`).
     fn stack_window(&self, va: u64) -> u64 {
-        let below = self.stack_low.saturating_sub(16 * PAGE_SIZE);
+        let below = self.stack_low.saturating_sub(STACK_GROWTH_GAP * PAGE_SIZE);
         if self.stack_window >= STACK_FAULT_AROUND && va < self.stack_low && va >= below {
             (self.stack_window * 2).min(MAX_FAULT_AROUND)
         } else {
