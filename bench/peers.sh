@@ -60,7 +60,7 @@ fi
 installed() { command -v "$1" >/dev/null; }
 as_root() { [ "$(id -u)" = 0 ]; }
 cargo build --release -q || exit 1
-VK=$PWD/target/release/vkernel
+VK=$PWD/target/x86_64-unknown-linux-gnu/release/vkernel
 # Not under /tmp: native and UML runs mount a tmpfs there.
 work=$(mktemp -d "$PWD/target/peers.XXXXXX")
 trap 'rm -rf "$work"' EXIT

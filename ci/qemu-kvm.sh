@@ -69,7 +69,7 @@ kver=$(ls "$kdir/lib/modules")
 vmlinuz=$kdir/boot/vmlinuz-$kver
 
 # --- the host binaries (the test build builds the vkernel binary too) ------
-vkernel_bin=$root/target/release/vkernel
+vkernel_bin=$root/target/x86_64-unknown-linux-gnu/release/vkernel
 cargo test --release --locked -p vkernel --test '*' --no-run --message-format=json >"$work/build.json"
 test_bins=()
 while IFS= read -r exe; do

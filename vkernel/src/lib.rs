@@ -26,6 +26,7 @@ pub mod process;
 pub mod program;
 pub mod sandbox;
 pub mod slice_timer;
+pub mod teardown;
 pub mod terminal;
 pub mod trap_area;
 pub mod vcpu;
@@ -226,6 +227,18 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     stages.mark("host directories, the sandbox's filter, privileges dropped");
     let mut vm = vm.finish()?;
     stages.mark("KVM: VM, vCPU, memory slots (waited for)");
+    let background = {
+        use std::os::fd::AsRawFd;
+        teardown::start(&[vm.vcpu.vm.as_raw_fd(), vm.vcpu.fd.as_raw_fd()])
+    };
+    let background = match background {
+        Ok(t) => Some(t),
+        Err(e) => {
+            log::debug!("no teardown helper ({e}): the VM goes down before vkernel exits");
+            None
+        }
+    };
+    stages.mark("the teardown helper");
     vm.enter_kernel(loaded.entry)?;
     let mut machine = Machine::new(vm)?;
     machine.set_clock(args.clock);
@@ -295,8 +308,19 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     for id in running {
         log::warn!("vmspace {id:#x} was running when the guest kernel ended; released");
     }
-    drop(machine);
-    stages.mark("VM teardown (KVM's VM destroyed, guest memory unmapped)");
+    match background {
+        // The helper destroys the VM and unmaps guest memory once this
+        // process has exited (see `teardown`).
+        Some(t) => {
+            machine.leave_to_exit();
+            t.leave_to_exit();
+            stages.mark("VM left to the teardown helper");
+        }
+        None => {
+            drop(machine);
+            stages.mark("VM teardown (KVM's VM destroyed, guest memory unmapped)");
+        }
+    }
     Ok(match outcome {
         Outcome::Exited(status) => (status & 0xff) as u8,
         Outcome::Stopped => EXIT_GUEST_STOPPED,

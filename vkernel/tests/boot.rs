@@ -224,7 +224,7 @@ fn a_short_run_puts_one_pool_slot_into_kvm_and_logs_its_boot_stages() {
         "loading the kernel and the image: done at",
         "sandbox (capabilities, seccomp): done at",
         "guest run (first KVM_RUN to the guest's end): done at",
-        "VM teardown (KVM's VM destroyed, guest memory unmapped): done at",
+        "VM left to the teardown helper: done at",
     ] {
         r.stderr_has(stage);
     }
@@ -267,4 +267,115 @@ fn a_trivial_init_boots_and_exits_in_few_exits() {
         "the last vmspace's destroy goes with the run's end, unsent:\n{}",
         r.stderr
     );
+}
+
+/// The process `ppid` made with the name `comm`, if it is there.
+fn child_named(ppid: u32, comm: &str) -> Option<u32> {
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let parent = stat[close + 1..].split_whitespace().nth(1);
+        if &stat[open + 1..close] == comm && parent == Some(&ppid.to_string()) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// Whether `pid` has exited (gone, or a zombie not yet reaped).
+fn has_exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|c| stat[c + 1..].split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X"),
+    }
+}
+
+/// Waits up to 20 s for `what`.
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// vkernel's exit does not wait for KVM to destroy the VM (about a
+/// millisecond of a short run): a helper sharing its memory holds the VM
+/// and goes after vkernel (`teardown.rs`). While the guest runs, the
+/// helper is there and confined: seccomp's strict mode, every signal
+/// blocked, and no descriptor but the VM's, the vCPU's and its pipe's
+/// (never vkernel's stdout, whose reader must see its end with
+/// vkernel's). Once vkernel has exited, or been killed, it goes too.
+#[test]
+fn the_vm_is_torn_down_after_vkernel_exits_by_a_confined_helper() {
+    for kill in [false, true] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vkernel"))
+            .args(common::with_pmap(&[
+                "run",
+                "--append",
+                "init=/bin/systest -- sleep 2000",
+            ]))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("running vkernel");
+        let vk = child.id();
+        let helper = wait_for("the teardown helper", || child_named(vk, "vk-teardown"));
+        let status = std::fs::read_to_string(format!("/proc/{helper}/status")).unwrap();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(str::trim)
+                .unwrap_or_else(|| panic!("no {name} in\n{status}"))
+                .to_string()
+        };
+        assert_eq!(field("Seccomp:"), "1", "strict mode:\n{status}");
+        let blocked = u64::from_str_radix(&field("SigBlk:"), 16).unwrap();
+        // All but SIGKILL and SIGSTOP, which cannot be blocked.
+        assert_eq!(blocked | (1 << 8) | (1 << 18), u64::MAX, "{status}");
+        let link = |path: String| {
+            std::fs::read_link(path)
+                .map(|t| t.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{helper}/fd"))
+            .unwrap()
+            .flatten()
+            .map(|e| link(e.path().to_string_lossy().into_owned()))
+            .collect();
+        fds.sort();
+        assert_eq!(fds.len(), 3, "the helper's descriptors: {fds:?}");
+        assert_eq!(fds[0], "anon_inode:kvm-vcpu:0", "{fds:?}");
+        assert_eq!(fds[1], "anon_inode:kvm-vm", "{fds:?}");
+        assert!(fds[2].starts_with("pipe:["), "{fds:?}");
+        assert_ne!(fds[2], link(format!("/proc/{vk}/fd/1")), "stdout kept");
+        assert!(!has_exited(helper), "the helper went before vkernel");
+        if kill {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        } else {
+            let out = child.wait_with_output().unwrap();
+            common::Run::from(out).expect_code(0).stdout_has("slept ");
+        }
+        wait_for("the helper's end", || has_exited(helper).then_some(()));
+    }
 }

@@ -549,6 +549,14 @@ impl<V: Vcpu> Machine<V> {
     pub fn teardown(&mut self) -> Vec<u64> {
         self.guest.registry.teardown_all()
     }
+
+    /// Ends the machine at the process's end, leaving the VM and guest
+    /// memory to its exit (and to [`crate::teardown`]'s helper): only the
+    /// hooks, a debugger's connection, are closed now.
+    pub fn leave_to_exit(mut self) {
+        self.hooks = None;
+        std::mem::forget(self);
+    }
 }
 
 /// The vCPU as the hooks see it.
