@@ -318,8 +318,8 @@ fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 
 /// vkernel's exit does not wait for KVM to destroy the VM (about a
 /// millisecond of a short run): a helper sharing its memory holds the VM
-/// and goes after vkernel (`teardown.rs`). While the guest runs, the
-/// helper is there and confined: seccomp's strict mode, every signal
+/// and goes after vkernel (`teardown.rs`), when a CPU is idle. While the
+/// guest runs, the helper is there and confined: seccomp's strict mode, every signal
 /// blocked, and no descriptor but the VM's, the vCPU's and its pipe's
 /// (never vkernel's stdout, whose reader must see its end with
 /// vkernel's). Once vkernel has exited, or been killed, it goes too.
@@ -368,6 +368,10 @@ fn the_vm_is_torn_down_after_vkernel_exits_by_a_confined_helper() {
         assert_eq!(fds[1], "anon_inode:kvm-vm", "{fds:?}");
         assert!(fds[2].starts_with("pipe:["), "{fds:?}");
         assert_ne!(fds[2], link(format!("/proc/{vk}/fd/1")), "stdout kept");
+        // Its work waits for idle CPUs: policy (field 41) SCHED_IDLE (5).
+        let stat = std::fs::read_to_string(format!("/proc/{helper}/stat")).unwrap();
+        let after_comm = &stat[stat.rfind(')').unwrap() + 1..];
+        assert_eq!(after_comm.split_whitespace().nth(38), Some("5"), "{stat}");
         assert!(!has_exited(helper), "the helper went before vkernel");
         if kill {
             child.kill().unwrap();
