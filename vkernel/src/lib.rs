@@ -303,7 +303,12 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
         );
         crate::report!("vkernel: stats: {}", s.breakdown());
     }
-    let running = machine.teardown();
+    // Destroying each vmspace would only give its pages back to a pool
+    // that goes with the process (its exit, or the helper's).
+    let running = match background {
+        Some(_) => machine.running_vmspaces(),
+        None => machine.teardown(),
+    };
     stages.mark("vmspace teardown");
     for id in running {
         log::warn!("vmspace {id:#x} was running when the guest kernel ended; released");

@@ -323,6 +323,17 @@ impl VmspaceRegistry {
         Ok(())
     }
 
+    /// The vmspaces that hold references (were running when the guest
+    /// kernel ended), for a warning when the process's exit is left to
+    /// free them.
+    pub fn running_ids(&self) -> Vec<u64> {
+        self.spaces
+            .iter()
+            .filter(|(_, space)| space.refs > 0)
+            .map(|(&id, _)| id)
+            .collect()
+    }
+
     /// Destroys every vmspace, running or not (the seed's `vkernel_exit`),
     /// and returns the ids that still held references, for a warning. The
     /// pool is left with only the host's own pages.

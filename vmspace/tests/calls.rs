@@ -1680,6 +1680,9 @@ fn teardown_all_reports_running_spaces_and_empties_the_pool() {
     assert!(reg.acquire_for_run(2).is_ok());
     assert_eq!(reg.acquire_for_run(2), reg.root(2).ok_or(Errno::ENOENT));
     assert_eq!(reg.acquire_for_run(9), Err(Errno::ENOENT));
+    // Listed without ending anything, then ended.
+    assert_eq!(reg.running_ids(), vec![2]);
+    assert_eq!(reg.ids().len(), 3);
     assert_eq!(reg.teardown_all(), vec![2]);
     assert!(reg.ids().is_empty());
     assert_eq!(reg.pages_in_use(), baseline);

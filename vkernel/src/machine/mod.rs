@@ -550,6 +550,12 @@ impl<V: Vcpu> Machine<V> {
         self.guest.registry.teardown_all()
     }
 
+    /// The vmspaces still running, as [`Machine::teardown`] would return
+    /// them, with nothing destroyed (the process's exit frees them).
+    pub fn running_vmspaces(&self) -> Vec<u64> {
+        self.guest.registry.running_ids()
+    }
+
     /// Ends the machine at the process's end, leaving the VM and guest
     /// memory to its exit (and to [`crate::teardown`]'s helper): only the
     /// hooks, a debugger's connection, are closed now.
