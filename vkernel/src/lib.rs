@@ -137,7 +137,7 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     // The VM's KVM side is made on a thread from here (after the jail's
     // fork: a VM belongs to the process that made it).
     let prep = vm::Vm::prepare(&args.kvm)?;
-    stages.mark("KVM opened, the VM's thread started");
+    stages.mark("KVM opened, the VM's thread started, the VM made");
     // Built-ins are used in place (no copy: they are megabytes of RSS).
     let kernel_bytes: Cow<'static, [u8]> = match &args.kernel {
         // The kernel is loaded into guest RAM: no larger than --memory.

@@ -141,10 +141,10 @@ impl Vm {
         Vm::prepare(&cfg.kvm_path)?.start(cfg)?.finish()
     }
 
-    /// Opens KVM and starts a thread on the KVM side (the supported CPUID,
-    /// the VM; the vCPU with that CPUID, MSRs and XCR0 and the memory
-    /// slots once [`VmPrep::start`] has mapped the memory), so that it
-    /// runs while this thread reads the inputs, maps memory,
+    /// Opens KVM, makes the VM and starts a thread on the rest of the
+    /// KVM side (the supported CPUID; the vCPU with it, MSRs and XCR0 and
+    /// the memory slots once [`VmPrep::start`] has mapped the memory), so
+    /// that it runs while this thread reads the inputs, maps memory,
     /// builds the kernel's address space and loads the kernel and the
     /// image; [`VmStart::finish`] does whatever step the thread has not
     /// begun (see [`KvmWork`]) and waits for one under way.
@@ -169,14 +169,12 @@ impl Vm {
             Kvm::new_with_path(&path)
                 .map_err(|e| unavailable(std::io::Error::from_raw_os_error(e.errno())))
         };
-        // Two handles on KVM: one is asked for the supported CPUID, the
-        // other makes the VM (0.3 and 0.2 ms), as two steps either thread
-        // may take.
-        let (kvm, creator) = (open()?, open()?);
+        // Two handles on KVM: the thread asks one for the supported CPUID
+        // while this thread makes the VM with the other (0.3 and 0.2 ms).
+        let (kvm, for_thread) = (open()?, open()?);
         let work = std::sync::Arc::new(KvmWork {
             state: std::sync::Mutex::new(WorkState {
-                kvm: Some(kvm),
-                creator: Some(creator),
+                kvm: Some(for_thread),
                 ..Default::default()
             }),
             changed: std::sync::Condvar::new(),
@@ -193,9 +191,14 @@ impl Vm {
                 source,
             })?;
         off_this_cpu(&thread);
+        let mut stages = crate::Stages::from_now();
+        let vm = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
+        enable_split_irqchip(&vm);
+        stages.mark("  KVM_CREATE_VM");
         Ok(VmPrep {
             thread,
             work: SharedWork(work),
+            vm,
         })
     }
 }
@@ -242,6 +245,7 @@ fn off_this_cpu(thread: &std::thread::JoinHandle<()>) {
 pub struct VmPrep {
     thread: std::thread::JoinHandle<()>,
     work: SharedWork,
+    vm: kvm_ioctls::VmFd,
 }
 
 /// The shared work; dropped (a VmPrep never started: an input was
@@ -255,9 +259,12 @@ impl Drop for SharedWork {
     }
 }
 
-/// What the vCPU's step waits for from [`VmPrep::start`]: RAM's slot and
-/// the pool's slots.
-type ForThread = (Option<kvm_userspace_memory_region>, PoolSlots);
+/// What the vCPU's step waits for: the VM, and its RAM's and pool's slots.
+type ForThread = (
+    kvm_ioctls::VmFd,
+    Option<kvm_userspace_memory_region>,
+    PoolSlots,
+);
 
 /// The KVM side's work, shared by the VM's thread and the main thread:
 /// whichever is there first does the next step, so that a thread the
@@ -273,9 +280,6 @@ struct WorkState {
     /// The handle the supported CPUID is asked of (out during a step).
     kvm: Option<Kvm>,
     cpuid: Option<kvm_bindings::CpuId>,
-    /// The handle the VM is made with, until it is.
-    creator: Option<Kvm>,
-    vm: Option<kvm_ioctls::VmFd>,
     /// Sent by [`VmPrep::start`] once memory is mapped.
     parts: Option<ForThread>,
     /// The KVM side, or the error that ended it.
@@ -289,8 +293,7 @@ struct WorkState {
 /// A step of the KVM side, taken out of the state to run unlocked.
 enum Step {
     Cpuid(Kvm),
-    CreateVm(Kvm),
-    Vcpu(Kvm, kvm_bindings::CpuId, kvm_ioctls::VmFd, ForThread),
+    Vcpu(Kvm, kvm_bindings::CpuId, ForThread),
 }
 
 impl KvmWork {
@@ -303,20 +306,16 @@ impl KvmWork {
         if st.busy || st.done.is_some() || st.kvm.is_none() {
             return None;
         }
-        let step = if st.cpuid.is_none() {
-            Step::Cpuid(st.kvm.take()?)
-        } else if let Some(creator) = st.creator.take() {
-            Step::CreateVm(creator)
-        } else if st.vm.is_some() && st.parts.is_some() {
-            let (kvm, cpuid, vm, parts) = (
-                st.kvm.take()?,
-                st.cpuid.take()?,
-                st.vm.take()?,
-                st.parts.take()?,
-            );
-            Step::Vcpu(kvm, cpuid, vm, parts)
-        } else {
-            return None;
+        let step = match (st.cpuid.take(), st.parts.take()) {
+            (None, parts) => {
+                st.parts = parts;
+                Step::Cpuid(st.kvm.take()?)
+            }
+            (Some(cpuid), Some(parts)) => Step::Vcpu(st.kvm.take()?, cpuid, parts),
+            (Some(cpuid), None) => {
+                st.cpuid = Some(cpuid);
+                return None;
+            }
         };
         st.busy = true;
         Some(step)
@@ -325,39 +324,23 @@ impl KvmWork {
     /// Runs `step` unlocked and files what it made.
     fn run(&self, step: Step, who: &str) {
         let mut stages = crate::Stages::from_now();
-        let (kvm, cpuid, vm, done) = match step {
+        let (kvm, cpuid, done) = match step {
             Step::Cpuid(kvm) => match kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES) {
                 Ok(c) => {
                     stages.mark(&format!("    [{who}] KVM_GET_SUPPORTED_CPUID"));
-                    (Some(kvm), Some(c), None, None)
+                    (Some(kvm), Some(c), None)
                 }
-                Err(e) => (
-                    None,
-                    None,
-                    None,
-                    Some(Err(kvm_err("KVM_GET_SUPPORTED_CPUID")(e))),
-                ),
+                Err(e) => (None, None, Some(Err(kvm_err("KVM_GET_SUPPORTED_CPUID")(e)))),
             },
-            Step::CreateVm(creator) => match creator.create_vm() {
-                Ok(vm) => {
-                    enable_split_irqchip(&vm);
-                    stages.mark(&format!("    [{who}] KVM_CREATE_VM"));
-                    (None, None, Some(vm), None)
-                }
-                Err(e) => (None, None, None, Some(Err(kvm_err("KVM_CREATE_VM")(e)))),
-            },
-            Step::Vcpu(kvm, cpuid, vm, parts) => {
-                let r = make_vcpu(kvm, cpuid, vm, parts, &mut stages, who);
-                (None, None, None, Some(r))
+            Step::Vcpu(kvm, cpuid, parts) => {
+                let r = make_vcpu(kvm, cpuid, parts, &mut stages, who);
+                (None, None, Some(r))
             }
         };
         let mut st = self.lock();
         st.kvm = kvm.or(st.kvm.take());
         if cpuid.is_some() {
             st.cpuid = cpuid;
-        }
-        if vm.is_some() {
-            st.vm = vm;
         }
         if done.is_some() {
             st.done = done;
@@ -458,7 +441,7 @@ impl VmPrep {
         let pool_slots = pool_slots.unwrap_or_else(|| PoolSlots::new(0, 0, 2));
         {
             let mut st = self.work.0.lock();
-            st.parts = Some((ram_slot, pool_slots));
+            st.parts = Some((self.vm, ram_slot, pool_slots));
             self.work.0.changed.notify_all();
         }
         let mut start = VmStart {
@@ -633,8 +616,7 @@ impl Drop for VmStart {
 fn make_vcpu(
     kvm: Kvm,
     mut cpuid: kvm_bindings::CpuId,
-    vm: kvm_ioctls::VmFd,
-    (ram_slot, mut pool_slots): ForThread,
+    (vm, ram_slot, mut pool_slots): ForThread,
     stages: &mut crate::Stages,
     who: &str,
 ) -> Result<KvmSide, Error> {
