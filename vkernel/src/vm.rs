@@ -210,7 +210,7 @@ impl Vm {
 /// starts at once on another (0.1-0.2 ms here, the waking of an idle
 /// vCPU of this host's own hypervisor). A process allowed only this CPU
 /// is left alone, and a refusal costs nothing but the head start.
-fn off_this_cpu(thread: &std::thread::JoinHandle<()>) {
+fn off_this_cpu<T>(thread: &std::thread::JoinHandle<T>) {
     use std::os::unix::thread::JoinHandleExt;
     // SAFETY: cpu_set_t is plain bits; sched_getaffinity fills it.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
@@ -898,6 +898,46 @@ fn build_kernel_address_space(
 
 #[cfg(test)]
 mod tests {
+
+    /// The process's allowed CPUs.
+    fn allowed() -> libc::cpu_set_t {
+        // SAFETY: plain bits, filled by the call.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: this thread's affinity into a set of the size given.
+        assert_eq!(
+            unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) },
+            0
+        );
+        set
+    }
+
+    #[test]
+    fn the_vms_thread_may_run_on_every_cpu_but_its_creators() {
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            wait.recv().ok();
+            allowed()
+        });
+        off_this_cpu(&thread);
+        go.send(()).unwrap();
+        let theirs = thread.join().unwrap();
+        let ours = allowed();
+        // SAFETY: CPU_COUNT/CPU_ISSET within the sets' size.
+        let (n_ours, n_theirs) = unsafe { (libc::CPU_COUNT(&ours), libc::CPU_COUNT(&theirs)) };
+        if n_ours < 2 {
+            assert_eq!(n_theirs, n_ours, "a one-CPU process is left alone");
+            return;
+        }
+        assert_eq!(n_theirs, n_ours - 1, "one CPU taken out");
+        for cpu in 0..libc::CPU_SETSIZE as usize {
+            // SAFETY: as above.
+            let (a, b) = unsafe { (libc::CPU_ISSET(cpu, &ours), libc::CPU_ISSET(cpu, &theirs)) };
+            assert!(
+                a || !b,
+                "CPU {cpu} allowed to the thread, not to the process"
+            );
+        }
+    }
     use super::*;
     use kvm_bindings::{kvm_cpuid_entry2, CpuId};
 
