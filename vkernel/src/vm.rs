@@ -904,10 +904,8 @@ mod tests {
         // SAFETY: plain bits, filled by the call.
         let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
         // SAFETY: this thread's affinity into a set of the size given.
-        assert_eq!(
-            unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) },
-            0
-        );
+        let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
+        assert_eq!(rc, 0);
         set
     }
 
