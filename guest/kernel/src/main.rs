@@ -103,23 +103,26 @@ fn boot_kernel(boot: &Boot, boot_trace: bool) -> Kernel {
             hypercall::exit(126);
         }
     };
+    // RAM above the image: the heap's first range, the physical pages,
+    // the rest of the heap at the top (see mm/heap.rs).
     let heap_start = boot.info.free_start.next_multiple_of(4096);
     let heap_bytes = mm::heap::size_for(boot.info.mem_bytes);
-    if heap_start + heap_bytes >= boot.info.mem_bytes {
+    let first_bytes = heap_bytes.min(mm::heap::FIRST_BYTES);
+    let frames_start = heap_start + first_bytes;
+    let frames_end = boot.info.mem_bytes.saturating_sub(heap_bytes - first_bytes) & !0xfff;
+    if frames_start >= frames_end {
         eprintln!("kernel: no room for the kernel heap: give the guest more --memory");
         hypercall::exit(126);
     }
-    mm::heap::init(heap_start, heap_bytes);
+    mm::heap::init(
+        (heap_start, first_bytes),
+        (frames_end, boot.info.mem_bytes - frames_end),
+    );
     let (lo, hi) = param::SLICE_US_RANGE;
     let slice_us = arg(boot.cmdline, "slice_us")
         .and_then(|v| v.parse::<u64>().ok())
         .map_or(param::SLICE_US, |us| us.clamp(lo, hi));
-    let mm = Mm::new(
-        kind,
-        heap_start + heap_bytes,
-        boot.info.mem_bytes,
-        boot.info.pool_bytes,
-    );
+    let mm = Mm::new(kind, frames_start, frames_end, boot.info.pool_bytes);
     let tmpfs_bytes = match arg(boot.cmdline, "tmpfs_size").map(parse_size) {
         None => boot.info.mem_bytes / 2,
         Some(Some(b)) => b,
