@@ -314,7 +314,7 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
         log::warn!("vmspace {id:#x} was running when the guest kernel ended; released");
     }
     match background {
-        // The helper destroys the VM and unmaps guest memory once this
+        // Guest memory goes now; the helper destroys the VM once this
         // process has exited (see `teardown`).
         Some(t) => {
             machine.leave_to_exit();

@@ -8,11 +8,12 @@
 //! becomes a zombie its parent can reap.
 //!
 //! So a helper process is made with `CLONE_VM`: it shares vkernel's
-//! address space (guest memory, the vCPU's `kvm_run` page) and holds
-//! copies of the VM's and the vCPU's descriptors. When vkernel exits, its
-//! exit only drops references, and its parent sees the exit status at
-//! once. The helper then holds the last references, and drops them by
-//! exiting itself, woken by the end of a pipe only vkernel held.
+//! address space (the vCPU's `kvm_run` page among it) and holds copies of
+//! the VM's and the vCPU's descriptors. When vkernel exits, its exit only
+//! drops references, and its parent sees the exit status at once. The
+//! helper then holds the last references, and drops them by exiting
+//! itself, woken by the end of a pipe only vkernel held. (vkernel unmaps
+//! guest memory itself first: `Machine::leave_to_exit` says why.)
 //!
 //! The helper runs in vkernel's memory, which an exploited vkernel could
 //! rewrite while the helper sleeps. It is therefore confined before it
