@@ -52,11 +52,12 @@ fn a_process_whose_calls_never_block_gives_way_at_its_slices_end() {
     // processes.rs cannot.) The scheduler lets a process run on after a call that did not
     // block (sched.rs, RunOn): 20000 getppid calls, many slices' worth,
     // must still let a runnable child run (it counts its own calls in
-    // shared memory), and 100 sched_yield calls, a fraction of a slice,
-    // must each let it run.
+    // shared memory), 100 sched_yield calls, a fraction of a slice, must
+    // each let it run, and a sleeping child must wake when its sleep
+    // ends, not when the caller's slice does.
     let dir = tempfile::tempdir().unwrap();
     let exe = common::c_program(dir.path(), "runon");
-    for mode in ["hog", "yield"] {
+    for mode in ["hog", "yield", "sleep"] {
         common::vkernel(&["run", "--", exe.to_str().unwrap(), mode])
             .expect_code(0)
             .stdout_has("runon ok");
