@@ -232,6 +232,7 @@ fn bare_exits(kind: BareLoop, reps: usize, iters: u64) -> Result<Vec<f64>, Error
         ram_bytes: 16 << 20,
         pool_bytes: 8 << 20,
         kvm_path: "/dev/kvm".into(),
+        teardown_helper: false,
     };
     let mut vm = Vm::new(&cfg)?;
     let (code, port): (Vec<u8>, u16) = match kind {

@@ -166,6 +166,7 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
         ram_bytes: args.memory << 20,
         pool_bytes: pool_mib << 20,
         kvm_path: args.kvm.clone(),
+        teardown_helper: true,
     };
     let vm = prep.start(&cfg)?;
     stages.mark("VM memory and kernel address space (KVM on a thread)");
@@ -227,18 +228,8 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
     stages.mark("host directories, the sandbox's filter, privileges dropped");
     let mut vm = vm.finish()?;
     stages.mark("KVM: VM, vCPU, memory slots (waited for)");
-    let background = {
-        use std::os::fd::AsRawFd;
-        teardown::start(&[vm.vcpu.vm.as_raw_fd(), vm.vcpu.fd.as_raw_fd()])
-    };
-    let background = match background {
-        Ok(t) => Some(t),
-        Err(e) => {
-            log::debug!("no teardown helper ({e}): the VM goes down before vkernel exits");
-            None
-        }
-    };
-    stages.mark("the teardown helper");
+    // Started with the vCPU, on the thread that made it.
+    let background = vm.teardown.take();
     vm.enter_kernel(loaded.entry)?;
     let mut machine = Machine::new(vm)?;
     machine.set_clock(args.clock);

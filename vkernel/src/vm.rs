@@ -47,6 +47,9 @@ pub struct MemoryConfig {
     pub pool_bytes: u64,
     /// The KVM device (normally /dev/kvm).
     pub kvm_path: std::path::PathBuf,
+    /// Start [`crate::teardown`]'s helper as soon as the vCPU exists (on
+    /// whichever thread makes it): a process that ends with its one VM.
+    pub teardown_helper: bool,
 }
 
 /// The VM: its vCPU (with the VM's KVM handles) and the guest's memory.
@@ -57,6 +60,9 @@ pub struct Vm {
     pub vcpu: KvmVcpu,
     /// Guest memory, the vmspaces and the kernel's address space.
     pub guest: Guest,
+    /// The helper that destroys the VM after the process has exited, if
+    /// [`MemoryConfig::teardown_helper`] asked for it and it could start.
+    pub teardown: Option<crate::teardown::Teardown>,
 }
 
 /// Guest memory as the run loop uses it: RAM and pool, the vmspaces, the
@@ -264,6 +270,7 @@ type ForThread = (
     kvm_ioctls::VmFd,
     Option<kvm_userspace_memory_region>,
     PoolSlots,
+    bool,
 );
 
 /// The KVM side's work, shared by the VM's thread and the main thread:
@@ -441,7 +448,7 @@ impl VmPrep {
         let pool_slots = pool_slots.unwrap_or_else(|| PoolSlots::new(0, 0, 2));
         {
             let mut st = self.work.0.lock();
-            st.parts = Some((self.vm, ram_slot, pool_slots));
+            st.parts = Some((self.vm, ram_slot, pool_slots, cfg.teardown_helper));
             self.work.0.changed.notify_all();
         }
         let mut start = VmStart {
@@ -505,7 +512,14 @@ fn enable_split_irqchip(vm: &kvm_ioctls::VmFd) {
 }
 
 /// What [`make_kvm_side`] returns: the KVM handles and the vCPU.
-type KvmSide = (Kvm, kvm_ioctls::VmFd, VcpuFd, PoolSlots, bool);
+type KvmSide = (
+    Kvm,
+    kvm_ioctls::VmFd,
+    VcpuFd,
+    PoolSlots,
+    bool,
+    Option<crate::teardown::Teardown>,
+);
 
 /// A VM being made ([`Vm::start`]): guest memory and the kernel's address
 /// space are ready, the KVM side may not be.
@@ -531,7 +545,7 @@ impl VmStart {
         let mut stages = crate::Stages::from_now();
         let joined = self.complete();
         stages.mark("  KVM: VM, vCPU (CPUID, MSRs, XCR0), memory slots, done or waited for");
-        let (kvm, vm, mut vcpu, pool_slots, xsave) = joined?;
+        let (kvm, vm, mut vcpu, pool_slots, xsave, teardown) = joined?;
         let Some((flush_slot, guest)) = self.parts.take() else {
             return Err(Error::Setup("the VM's memory is gone".into()));
         };
@@ -547,6 +561,7 @@ impl VmStart {
                 xsave,
             },
             guest,
+            teardown,
         })
     }
 }
@@ -616,7 +631,7 @@ impl Drop for VmStart {
 fn make_vcpu(
     kvm: Kvm,
     mut cpuid: kvm_bindings::CpuId,
-    (vm, ram_slot, mut pool_slots): ForThread,
+    (vm, ram_slot, mut pool_slots, teardown_helper): ForThread,
     stages: &mut crate::Stages,
     who: &str,
 ) -> Result<KvmSide, Error> {
@@ -642,7 +657,20 @@ fn make_vcpu(
     }
     pool_slots.cover_first(&vm)?;
     stages.mark(&format!("    [{who}] memory slots (RAM, the pool's first)"));
-    Ok((kvm, vm, vcpu, pool_slots, xsave))
+    let teardown = if teardown_helper {
+        use std::os::fd::AsRawFd;
+        match crate::teardown::start(&[vm.as_raw_fd(), vcpu.as_raw_fd()]) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                log::debug!("no teardown helper ({e}): the VM goes down before vkernel exits");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    stages.mark(&format!("    [{who}] the teardown helper"));
+    Ok((kvm, vm, vcpu, pool_slots, xsave, teardown))
 }
 
 /// Long mode, ring 3: the state every context (kernel or process) runs in.
