@@ -657,19 +657,20 @@ fn make_vcpu(
     }
     pool_slots.cover_first(&vm)?;
     stages.mark(&format!("    [{who}] memory slots (RAM, the pool's first)"));
-    let teardown = if teardown_helper {
+    // Made here, the helper shares this thread's CPUs (on the VM's
+    // thread, all but the main thread's: see `off_this_cpu`); it only
+    // sleeps, and exits, at SCHED_IDLE.
+    let mut teardown = None;
+    if teardown_helper {
         use std::os::fd::AsRawFd;
         match crate::teardown::start(&[vm.as_raw_fd(), vcpu.as_raw_fd()]) {
-            Ok(t) => Some(t),
+            Ok(t) => teardown = Some(t),
             Err(e) => {
-                log::debug!("no teardown helper ({e}): the VM goes down before vkernel exits");
-                None
+                log::debug!("no teardown helper ({e}): the VM goes down before vkernel exits")
             }
         }
-    } else {
-        None
-    };
-    stages.mark(&format!("    [{who}] the teardown helper"));
+        stages.mark(&format!("    [{who}] the teardown helper"));
+    }
     Ok((kvm, vm, vcpu, pool_slots, xsave, teardown))
 }
 
@@ -926,6 +927,8 @@ fn build_kernel_address_space(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use kvm_bindings::{kvm_cpuid_entry2, CpuId};
 
     /// The process's allowed CPUs.
     fn allowed() -> libc::cpu_set_t {
@@ -964,8 +967,6 @@ mod tests {
             );
         }
     }
-    use super::*;
-    use kvm_bindings::{kvm_cpuid_entry2, CpuId};
 
     fn entry(function: u32, index: u32, eax: u32, edx: u32) -> kvm_cpuid_entry2 {
         kvm_cpuid_entry2 {
