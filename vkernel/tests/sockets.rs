@@ -1,18 +1,29 @@
 //! Unix domain socket pairs (socketpair: stream, datagram, seqpacket;
-//! descriptor passing) checked against Linux by a C program, natively
-//! first, then in the guest; and the host's Python using them the way
-//! real programs do (asyncio's self-pipe and subprocess transport,
-//! multiprocessing's pool over /dev/shm semaphores), compared with the
-//! same script on the host.
+//! descriptor passing) and named sockets (bind, listen, connect, accept;
+//! paths, abstract names, datagrams to names) checked against Linux by C
+//! programs, natively first, then in the guest on both pmaps; and the
+//! host's Python using them the way real programs do (asyncio's
+//! self-pipe, subprocess transport and Unix servers, multiprocessing's
+//! pool over /dev/shm semaphores and its Listener and Client), compared
+//! with the same script on the host.
 
 mod common;
 
-use common::{c_checks_pass_natively_and_in_the_guest, vkernel};
+use common::{
+    c_checks_pass_natively_and_in_the_guest, c_checks_pass_natively_and_in_the_guest_with, vkernel,
+};
 use std::process::Command;
 
 #[test]
 fn socket_pairs_behave_as_on_linux() {
     c_checks_pass_natively_and_in_the_guest("sockets");
+}
+
+#[test]
+fn named_sockets_behave_as_on_linux_on_both_pmaps() {
+    for pmap in ["host", "guest"] {
+        c_checks_pass_natively_and_in_the_guest_with("unixnames", &[], &["--pmap", pmap]);
+    }
 }
 
 const PYTHON: &str = "/usr/bin/python3";
@@ -52,6 +63,68 @@ fn python_asyncio_and_multiprocessing_run_as_on_the_host() {
         String::from_utf8_lossy(&host.stderr)
     );
     let r = vkernel(&["run", "--rootfs", "/", "--", PYTHON, "-c", SCRIPT]);
+    r.expect_code(0);
+    assert_eq!(
+        r.stdout,
+        String::from_utf8_lossy(&host.stdout),
+        "{}",
+        r.stderr
+    );
+}
+
+const NAMED_SCRIPT: &str = r#"
+import asyncio, os, socket, tempfile, multiprocessing
+from multiprocessing.connection import Listener, Client
+path = os.path.join(tempfile.mkdtemp(), "srv")
+async def handle(r, w):
+    w.write(b"echo " + await r.readline())
+    await w.drain()
+    w.close()
+async def main():
+    srv = await asyncio.start_unix_server(handle, path=path)
+    r, w = await asyncio.open_unix_connection(path)
+    w.write(b"hello over a named socket\n")
+    await w.drain()
+    print((await r.readline()).decode().strip())
+    w.close()
+    srv.close()
+    await srv.wait_closed()
+asyncio.run(main())
+os.unlink(path)
+def child(addr):
+    with Client(addr, family="AF_UNIX") as c:
+        c.send(["from", "a child"])
+with Listener(path, family="AF_UNIX") as l:
+    p = multiprocessing.Process(target=child, args=(path,))
+    p.start()
+    with l.accept() as conn:
+        print(conn.recv())
+    p.join()
+name = b"\0vk-py-%d" % os.getpid()
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(name)
+c = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+c.bind(b"\0vk-py-client-%d" % os.getpid())
+c.sendto(b"datagram", name)
+data, addr = s.recvfrom(100)
+print(data, addr.startswith(b"\0vk-py-client-"), s.getsockname() == name)
+"#;
+
+#[test]
+fn python_unix_servers_and_clients_run_as_on_the_host() {
+    if !std::path::Path::new(PYTHON).exists() {
+        panic!("{PYTHON} is missing (ci/setup.sh installs python3)");
+    }
+    let host = Command::new(PYTHON)
+        .args(["-c", NAMED_SCRIPT])
+        .output()
+        .unwrap();
+    assert!(
+        host.status.success(),
+        "{}",
+        String::from_utf8_lossy(&host.stderr)
+    );
+    let r = vkernel(&["run", "--rootfs", "/", "--", PYTHON, "-c", NAMED_SCRIPT]);
     r.expect_code(0);
     assert_eq!(
         r.stdout,

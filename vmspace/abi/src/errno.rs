@@ -80,6 +80,8 @@ errnos! {
     ECONNREFUSED, "Connection refused.";
     ECONNRESET, "Connection reset by peer.";
     ENOPROTOOPT, "Protocol not available.";
+    EADDRINUSE, "Address already in use.";
+    EPROTOTYPE, "Protocol wrong type for socket.";
     ESTALE, "Stale file handle.";
     ETXTBSY, "Text file busy.";
 }

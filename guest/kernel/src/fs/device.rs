@@ -130,6 +130,10 @@ pub trait Device {
     fn wake_on_close(&self) -> Option<[Chan; 2]> {
         None
     }
+    /// More channels to wake when an open file of it closes, beyond
+    /// [`Device::wake_on_close`]'s two (a listening socket's connections
+    /// not accepted yet: their connecting ends see it go).
+    fn more_to_wake_on_close(&self, _out: &mut Vec<Chan>) {}
     /// What an open of the node gives, if not the device itself (a fifo:
     /// an end of its pipe).
     fn open(&self, _read: bool, _write: bool) -> Option<Rc<dyn Device>> {

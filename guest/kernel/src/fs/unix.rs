@@ -1,10 +1,19 @@
-//! Unix domain sockets (Linux's net/unix/af_unix.c), as connected pairs:
-//! `socketpair(AF_UNIX, SOCK_STREAM | SOCK_DGRAM | SOCK_SEQPACKET)`.
+//! Unix domain sockets (Linux's net/unix/af_unix.c): connected pairs
+//! (`socketpair`), and sockets made by `socket` that are named (`bind`:
+//! a path, which becomes a socket file, or a name in Linux's abstract
+//! namespace), listen for connections (`listen`, `accept`) or connect
+//! to a listener (`connect`); datagram sockets send to a name
+//! (`sendto`) and learn the sender's (`recvfrom`).
 //! Each socket holds what its peer sent, as messages: a stream reads
 //! across them (stopping before one that carries descriptors, as Linux
 //! does), a datagram or seqpacket socket reads one message per call and
 //! drops what does not fit. Messages may carry open files
 //! (`SCM_RIGHTS`), which the receiver's `recvmsg` installs.
+//!
+//! A connection is made as Linux makes it: `connect` creates the
+//! listener's end at once, already paired with the connecting socket,
+//! and queues it for `accept` (the backlog); the connecting side may
+//! write before it is accepted.
 //!
 //! Flow control as Linux's: a socket takes at most [`RCVBUF`] bytes from
 //! its peer; a stream write takes what fits and comes back for the rest,
@@ -12,12 +21,10 @@
 //! gone reads end of file and writes `EPIPE`; a datagram socket whose
 //! peer is gone writes `ECONNREFUSED`.
 //!
-//! Not here: addresses (`socket`, `bind`, `connect`, `listen`,
-//! `accept`), which the system call layer refuses with a log line.
 //! A socket whose own queue holds a descriptor of itself is kept alive
 //! by it (Linux collects such cycles; here they live until the run ends).
 
-use alloc::collections::VecDeque;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::rc::{Rc, Weak};
 use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
@@ -42,6 +49,117 @@ pub enum SockType {
     Seqpacket,
 }
 
+/// Where a socket stands (Linux's `sk_state`, as af_unix uses it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Made by `socket`, not (or no longer) connected.
+    Unconnected,
+    /// `listen` was called: connections queue for `accept`.
+    Listening,
+    /// Has (or had: a stream keeps its peer's name once it is gone) a
+    /// peer.
+    Connected,
+}
+
+/// A socket's name, as a `sockaddr_un` gives it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Addr {
+    /// No name (never bound).
+    #[default]
+    Unnamed,
+    /// A path: the socket file made by `bind` (the bytes before the NUL).
+    Path(Vec<u8>),
+    /// A name in the abstract namespace (`sun_path[0]` is 0; the bytes
+    /// after it, NULs included).
+    Abstract(Vec<u8>),
+}
+
+/// `offsetof(struct sockaddr_un, sun_path)`.
+pub const SUN_PATH_OFFSET: usize = 2;
+/// `sizeof(struct sockaddr_un)`.
+pub const SOCKADDR_UN_LEN: usize = 110;
+
+impl Addr {
+    /// The `sockaddr_un` Linux reports for it (getsockname, getpeername,
+    /// accept, recvfrom): the family, then the path with its NUL, or the
+    /// abstract name after its 0.
+    pub fn sockaddr(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(SOCKADDR_UN_LEN);
+        b.extend_from_slice(&(linux_raw_sys::net::AF_UNIX as u16).to_le_bytes());
+        match self {
+            Addr::Unnamed => {}
+            Addr::Path(p) => {
+                b.extend_from_slice(p);
+                b.push(0);
+            }
+            Addr::Abstract(n) => {
+                b.push(0);
+                b.extend_from_slice(n);
+            }
+        }
+        b
+    }
+}
+
+/// Where a bound socket is found by name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Key {
+    /// The socket file `bind` made: its file system and inode numbers.
+    Inode(u64, u64),
+    /// An abstract name.
+    Abstract(Vec<u8>),
+}
+
+/// The bound sockets (Linux's unix_socket_table): a name is taken while
+/// its socket is open.
+#[derive(Default)]
+pub struct Names {
+    map: RefCell<BTreeMap<Key, Weak<UnixSocket>>>,
+    /// The next autobind name to try.
+    next_auto: Cell<u32>,
+}
+
+impl Names {
+    pub fn new() -> Names {
+        Names::default()
+    }
+
+    /// The open socket bound at `key`.
+    pub fn find(&self, key: &Key) -> Option<Rc<UnixSocket>> {
+        self.map
+            .borrow()
+            .get(key)
+            .and_then(Weak::upgrade)
+            .filter(|s| !s.released.get())
+    }
+
+    /// Binds `sock` at `key`; `EADDRINUSE` while an open socket holds it.
+    /// Names of closed sockets go on the way.
+    pub fn insert(&self, key: Key, sock: &Rc<UnixSocket>) -> Result<(), Errno> {
+        if self.find(&key).is_some() {
+            return Err(Errno::EADDRINUSE);
+        }
+        let mut map = self.map.borrow_mut();
+        map.retain(|_, w| w.upgrade().is_some_and(|s| !s.released.get()));
+        map.insert(key, Rc::downgrade(sock));
+        Ok(())
+    }
+
+    /// A free autobind name, as Linux's unix_autobind picks one: five hex
+    /// digits in the abstract namespace (`EAGAIN` when all 2^20 are taken).
+    pub fn autobind(&self, sock: &Rc<UnixSocket>) -> Result<Vec<u8>, Errno> {
+        for _ in 0..(1u32 << 20) {
+            let n = self.next_auto.get() & 0xfffff;
+            self.next_auto.set(n + 1);
+            let name = alloc::format!("{n:05x}").into_bytes();
+            if self.insert(Key::Abstract(name.clone()), sock).is_ok() {
+                return Ok(name);
+            }
+        }
+        Err(Errno::EAGAIN)
+    }
+}
+
 /// One message in a socket's queue.
 struct Message {
     data: Vec<u8>,
@@ -49,26 +167,44 @@ struct Message {
     taken: usize,
     /// Open files it carries (SCM_RIGHTS); they go with its first byte.
     files: Vec<Rc<OpenFile>>,
+    /// The sender's name (recvfrom's address).
+    from: Addr,
 }
 
-/// One end of a connected pair.
+/// A Unix socket: one end of a connection, a listener, or a datagram
+/// socket.
 pub struct UnixSocket {
+    /// Itself, for the names and connections that hold it by `Rc`.
+    me: Weak<UnixSocket>,
     id: u64,
     pub kind: SockType,
+    state: Cell<State>,
     queue: RefCell<VecDeque<Message>>,
     /// Bytes in `queue` not taken yet.
     queued: Cell<usize>,
     peer: RefCell<Weak<UnixSocket>>,
+    /// Its own name (bound, or its listener's for an accepted socket).
+    name: RefCell<Addr>,
+    /// Its peer's name when they connected (getpeername).
+    peer_name: RefCell<Addr>,
     /// shutdown(SHUT_RD) here, or the peer shut its writing down (or is
     /// gone, for a stream): reads end once the queue is empty.
     read_shut: Cell<bool>,
-    /// shutdown(SHUT_WR) here, or the peer shut its reading down.
+    /// shutdown(SHUT_WR) here, or the peer shut its writing down.
     write_shut: Cell<bool>,
     /// The peer went away leaving data unread here... or here unread
     /// data was lost with the peer: `ECONNRESET` once.
     error: Cell<Option<Errno>>,
-    /// The process that made the pair (SO_PEERCRED).
-    creator: u32,
+    /// SO_PEERCRED's process: a pair's maker; for an accepted socket the
+    /// one that connected; for a connecting socket the listener's.
+    peer_pid: Cell<u32>,
+    /// The process that called `listen` (what connecting sockets see).
+    listen_pid: Cell<u32>,
+    /// A listener's connections not accepted yet, and how many it keeps.
+    pending: RefCell<VecDeque<Rc<UnixSocket>>>,
+    backlog: Cell<usize>,
+    /// Its last open file is gone.
+    released: Cell<bool>,
     /// For edge-triggered epoll: data in, room made.
     in_seq: Cell<u64>,
     out_seq: Cell<u64>,
@@ -77,44 +213,68 @@ pub struct UnixSocket {
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// What a receive took: the bytes moved, the message's full length
-/// (datagrams: for MSG_TRUNC), and the files it carried.
+/// (datagrams: for MSG_TRUNC), the files it carried and who sent it.
 pub struct Received {
     pub moved: usize,
     pub full: usize,
     pub files: Vec<Rc<OpenFile>>,
+    pub from: Addr,
 }
 
 impl UnixSocket {
-    fn new(kind: SockType, creator: u32) -> Rc<UnixSocket> {
-        Rc::new(UnixSocket {
+    fn new(kind: SockType, state: State) -> Rc<UnixSocket> {
+        Rc::new_cyclic(|me| UnixSocket {
+            me: me.clone(),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             kind,
+            state: Cell::new(state),
             queue: RefCell::new(VecDeque::new()),
             queued: Cell::new(0),
             peer: RefCell::new(Weak::new()),
+            name: RefCell::new(Addr::Unnamed),
+            peer_name: RefCell::new(Addr::Unnamed),
             read_shut: Cell::new(false),
             write_shut: Cell::new(false),
             error: Cell::new(None),
-            creator,
+            peer_pid: Cell::new(0),
+            listen_pid: Cell::new(0),
+            pending: RefCell::new(VecDeque::new()),
+            backlog: Cell::new(0),
+            released: Cell::new(false),
             in_seq: Cell::new(0),
             out_seq: Cell::new(0),
         })
     }
 
+    /// A socket as `socket` makes it: unnamed, unconnected.
+    pub fn unconnected(kind: SockType) -> Rc<UnixSocket> {
+        UnixSocket::new(kind, State::Unconnected)
+    }
+
     /// A connected pair (socketpair), made by process `creator`.
     pub fn pair(kind: SockType, creator: u32) -> (Rc<UnixSocket>, Rc<UnixSocket>) {
         let (a, b) = (
-            UnixSocket::new(kind, creator),
-            UnixSocket::new(kind, creator),
+            UnixSocket::new(kind, State::Connected),
+            UnixSocket::new(kind, State::Connected),
         );
-        *a.peer.borrow_mut() = Rc::downgrade(&b);
-        *b.peer.borrow_mut() = Rc::downgrade(&a);
+        link(&a, &b);
+        a.peer_pid.set(creator);
+        b.peer_pid.set(creator);
         (a, b)
     }
 
-    /// Woken when its queue or its peer changes.
+    /// Woken when its queue, its backlog or its peer changes.
     pub fn chan(&self) -> Chan {
         Chan::Socket(self.id)
+    }
+
+    /// The `Rc` it lives in.
+    pub fn rc(&self) -> Option<Rc<UnixSocket>> {
+        self.me.upgrade()
+    }
+
+    pub fn state(&self) -> State {
+        self.state.get()
     }
 
     fn peer(&self) -> Option<Rc<UnixSocket>> {
@@ -125,11 +285,126 @@ impl UnixSocket {
         self.kind == SockType::Stream
     }
 
-    /// Sends `len` bytes from `src` with `files` to the peer. A stream
-    /// takes what fits (at least one byte, or it waits); a message waits
-    /// until all of it fits (`EMSGSIZE` if it never can).
+    /// Whether it is connection-based (stream or seqpacket).
+    fn connection(&self) -> bool {
+        self.kind != SockType::Dgram
+    }
+
+    pub fn name(&self) -> Addr {
+        self.name.borrow().clone()
+    }
+
+    /// getpeername's answer: `ENOTCONN` unless connected.
+    pub fn peer_name(&self) -> Result<Addr, Errno> {
+        match self.state.get() {
+            State::Connected => Ok(self.peer_name.borrow().clone()),
+            _ => Err(Errno::ENOTCONN),
+        }
+    }
+
+    /// Takes `name` (bind); `EINVAL` if it has one already.
+    pub fn set_name(&self, name: Addr) -> Result<(), Errno> {
+        if *self.name.borrow() != Addr::Unnamed {
+            return Err(Errno::EINVAL);
+        }
+        *self.name.borrow_mut() = name;
+        Ok(())
+    }
+
+    /// listen(backlog) by process `pid`: a bound stream or seqpacket
+    /// socket that is not connected (a listener takes a new backlog).
+    pub fn listen(&self, backlog: usize, pid: u32) -> Result<(), Errno> {
+        if !self.connection() {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        if self.state.get() == State::Connected || *self.name.borrow() == Addr::Unnamed {
+            return Err(Errno::EINVAL);
+        }
+        self.backlog.set(backlog);
+        if self.state.get() == State::Unconnected {
+            self.listen_pid.set(pid);
+            self.state.set(State::Listening);
+        }
+        Ok(())
+    }
+
+    /// connect of this stream or seqpacket socket to `listener`, by
+    /// process `pid`: the listener's end is made, paired with this one
+    /// and queued for accept. Waits (on the listener) while the backlog
+    /// is full, as Linux's unix_wait_for_peer.
+    pub fn connect_to(self: &Rc<Self>, listener: &Rc<UnixSocket>, pid: u32) -> Result<(), IoError> {
+        match self.state.get() {
+            State::Connected => return Err(Errno::EISCONN.into()),
+            State::Listening => return Err(Errno::EINVAL.into()),
+            State::Unconnected => {}
+        }
+        if listener.kind != self.kind {
+            return Err(Errno::EPROTOTYPE.into());
+        }
+        if listener.state.get() != State::Listening || listener.write_shut.get() {
+            return Err(Errno::ECONNREFUSED.into());
+        }
+        // Linux refuses past `backlog` queued, not at it.
+        if listener.pending.borrow().len() > listener.backlog.get() {
+            return Err(IoError::WouldBlock(listener.chan()));
+        }
+        let theirs = UnixSocket::new(self.kind, State::Connected);
+        *theirs.name.borrow_mut() = listener.name();
+        *theirs.peer_name.borrow_mut() = self.name();
+        theirs.peer_pid.set(pid);
+        link(self, &theirs);
+        self.state.set(State::Connected);
+        *self.peer_name.borrow_mut() = listener.name();
+        self.peer_pid.set(listener.listen_pid.get());
+        listener.pending.borrow_mut().push_back(theirs);
+        listener.in_seq.set(listener.in_seq.get() + 1);
+        Ok(())
+    }
+
+    /// The next connection queued on this listener (it waits on its own
+    /// channel while there is none).
+    pub fn accept(&self) -> Result<Rc<UnixSocket>, IoError> {
+        if !self.connection() {
+            return Err(Errno::EOPNOTSUPP.into());
+        }
+        if self.state.get() != State::Listening {
+            return Err(Errno::EINVAL.into());
+        }
+        let next = self.pending.borrow_mut().pop_front();
+        next.ok_or(IoError::WouldBlock(self.chan()))
+    }
+
+    /// A datagram socket's connect: `to` becomes the peer its sends go to
+    /// and the only sender it receives from; `None` (AF_UNSPEC) undoes it.
+    pub fn connect_dgram(&self, to: Option<&Rc<UnixSocket>>) -> Result<(), Errno> {
+        match to {
+            Some(t) => {
+                if t.kind != self.kind {
+                    return Err(Errno::EPROTOTYPE);
+                }
+                if !may_send(self, t) {
+                    return Err(Errno::EPERM);
+                }
+                *self.peer.borrow_mut() = Rc::downgrade(t);
+                *self.peer_name.borrow_mut() = t.name();
+                self.state.set(State::Connected);
+            }
+            None => {
+                *self.peer.borrow_mut() = Weak::new();
+                *self.peer_name.borrow_mut() = Addr::Unnamed;
+                self.state.set(State::Unconnected);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `len` bytes from `src` with `files` to the peer (`to`: a
+    /// datagram's addressee instead). A stream takes what fits (at least
+    /// one byte, or it waits); a message waits until all of it fits
+    /// (`EMSGSIZE` if it never can).
     pub fn send(
         &self,
+        to: Option<&Rc<UnixSocket>>,
         len: usize,
         src: Source,
         files: Vec<Rc<OpenFile>>,
@@ -137,23 +412,45 @@ impl UnixSocket {
         if self.write_shut.get() {
             return Err(IoError::BrokenPipe);
         }
-        let Some(peer) = self.peer() else {
-            return Err(if self.stream() || self.kind == SockType::Seqpacket {
+        if self.connection() && self.state.get() != State::Connected {
+            return Err(Errno::ENOTCONN.into());
+        }
+        let target = match to {
+            Some(t) => {
+                if t.kind != self.kind {
+                    return Err(Errno::EPROTOTYPE.into());
+                }
+                if !may_send(self, t) {
+                    return Err(Errno::EPERM.into());
+                }
+                t.clone()
+            }
+            None => match self.peer() {
+                Some(p) if !self.connection() && !may_send(self, &p) => {
+                    return Err(Errno::EPERM.into())
+                }
+                Some(p) => p,
+                None if self.connection() => return Err(IoError::BrokenPipe),
+                None if self.state.get() == State::Connected => {
+                    return Err(Errno::ECONNREFUSED.into())
+                }
+                None => return Err(Errno::ENOTCONN.into()),
+            },
+        };
+        if target.read_shut.get() {
+            return Err(if self.connection() {
                 IoError::BrokenPipe
             } else {
-                IoError::Fail(Errno::ECONNREFUSED)
+                Errno::EPERM.into()
             });
-        };
-        if peer.read_shut.get() {
-            return Err(IoError::BrokenPipe);
         }
         if !self.stream() && len > RCVBUF {
             return Err(Errno::EMSGSIZE.into());
         }
-        let room = RCVBUF.saturating_sub(peer.queued.get());
+        let room = RCVBUF.saturating_sub(target.queued.get());
         let n = if self.stream() { len.min(room) } else { len };
         if (self.stream() && n == 0 && len > 0) || (!self.stream() && room < len) {
-            return Err(IoError::WouldBlock(peer.chan()));
+            return Err(IoError::WouldBlock(target.chan()));
         }
         let mut data = Vec::new();
         data.try_reserve_exact(n).map_err(|_| Errno::ENOBUFS)?;
@@ -163,40 +460,47 @@ impl UnixSocket {
         if got == 0 && n > 0 {
             return Err(Errno::EFAULT.into());
         }
-        peer.queued.set(peer.queued.get() + got);
-        peer.queue.borrow_mut().push_back(Message {
+        target.queued.set(target.queued.get() + got);
+        target.queue.borrow_mut().push_back(Message {
             data,
             taken: 0,
             files,
+            from: self.name(),
         });
-        peer.in_seq.set(peer.in_seq.get() + 1);
+        target.in_seq.set(target.in_seq.get() + 1);
         Ok(got)
     }
 
     /// Receives up to `len` bytes into `out` (`peek`: leaving them
     /// queued). End of file (0) for a stream whose writer is gone.
     pub fn receive(&self, len: usize, out: Sink, peek: bool) -> Result<Received, IoError> {
+        if self.connection() && self.state.get() != State::Connected {
+            // Linux: a stream read is EINVAL there, a seqpacket ENOTCONN.
+            return Err(if self.stream() {
+                Errno::EINVAL
+            } else {
+                Errno::ENOTCONN
+            }
+            .into());
+        }
         if let Some(e) = self.error.take() {
             return Err(e.into());
         }
         let mut q = self.queue.borrow_mut();
-        if q.is_empty() {
-            let ended =
-                self.read_shut.get() || (self.kind != SockType::Dgram && self.peer().is_none());
-            if ended {
-                return Ok(Received {
-                    moved: 0,
-                    full: 0,
-                    files: Vec::new(),
-                });
-            }
-            return Err(IoError::WouldBlock(self.chan()));
-        }
         let mut r = Received {
             moved: 0,
             full: 0,
             files: Vec::new(),
+            from: Addr::Unnamed,
         };
+        if q.is_empty() {
+            let ended = self.read_shut.get() || (self.connection() && self.peer().is_none());
+            if ended {
+                return Ok(r);
+            }
+            return Err(IoError::WouldBlock(self.chan()));
+        }
+        r.from = q[0].from.clone();
         if !self.stream() {
             let m = &q[0];
             let n = len.min(m.data.len());
@@ -261,7 +565,7 @@ impl UnixSocket {
         if write {
             self.write_shut.set(true);
         }
-        if self.kind != SockType::Dgram {
+        if self.connection() {
             if let Some(p) = self.peer() {
                 if write {
                     p.read_shut.set(true);
@@ -280,9 +584,32 @@ impl UnixSocket {
         self.error.take()
     }
 
-    /// Who made it (SO_PEERCRED).
-    pub fn creator(&self) -> u32 {
-        self.creator
+    /// SO_PEERCRED's process (0: none, not connected).
+    pub fn peer_pid(&self) -> u32 {
+        match self.state.get() {
+            State::Connected => self.peer_pid.get(),
+            _ => 0,
+        }
+    }
+
+    /// The channels a send to it or from it waits on, woken together.
+    pub fn peer_chan(&self) -> Option<Chan> {
+        self.peer().map(|p| p.chan())
+    }
+}
+
+/// Makes `a` and `b` each other's peer.
+fn link(a: &Rc<UnixSocket>, b: &Rc<UnixSocket>) {
+    *a.peer.borrow_mut() = Rc::downgrade(b);
+    *b.peer.borrow_mut() = Rc::downgrade(a);
+}
+
+/// Whether datagram socket `from` may send to `to`: `to` is connected to
+/// no one, or to `from` (Linux's unix_may_send).
+fn may_send(from: &UnixSocket, to: &UnixSocket) -> bool {
+    match to.peer() {
+        None => true,
+        Some(p) => core::ptr::eq(Rc::as_ptr(&p), from),
     }
 }
 
@@ -293,21 +620,39 @@ impl Device for UnixSocket {
     }
 
     fn write(&self, len: usize, src: Source) -> Result<usize, IoError> {
-        self.send(len, src, Vec::new())
+        self.send(None, len, src, Vec::new())
     }
 
-    /// As Linux's unix_poll: readable with data or once reading ended,
-    /// writable while the peer has room, hung up when both ways are shut.
+    /// As Linux's unix_poll: a listener is readable with a connection
+    /// queued; a connected socket readable with data or once reading
+    /// ended, writable while the peer has room, hung up when both ways
+    /// are shut; a stream or seqpacket socket never connected is hung up
+    /// (and writable).
     fn ready(&self) -> Ready {
+        let state = self.state.get();
+        if state == State::Listening {
+            return Ready {
+                read: !self.pending.borrow().is_empty(),
+                in_seq: self.in_seq.get(),
+                ..Ready::default()
+            };
+        }
         let peer = self.peer();
-        let ended = self.read_shut.get() || (self.kind != SockType::Dgram && peer.is_none());
-        let room = peer.as_ref().is_some_and(|p| p.queued.get() < RCVBUF)
-            || (self.kind != SockType::Dgram && peer.is_none());
+        // A stream or seqpacket socket never connected is hung up, as one
+        // whose peer is gone, but has nothing to read.
+        let unconnected = self.connection() && state == State::Unconnected;
+        let gone = self.connection() && peer.is_none();
+        let ended = self.read_shut.get() || (gone && !unconnected);
+        let room = match &peer {
+            Some(p) => p.queued.get() < RCVBUF,
+            // A datagram socket with no peer sends anywhere; a stream
+            // with none fails at once.
+            None => true,
+        };
         Ready {
             read: !self.queue.borrow().is_empty() || ended,
             write: room && !self.write_shut.get(),
-            hangup: self.read_shut.get() && self.write_shut.get()
-                || (self.kind != SockType::Dgram && peer.is_none()),
+            hangup: self.read_shut.get() && self.write_shut.get() || gone,
             error: self.error.get().is_some(),
             in_seq: self.in_seq.get(),
             out_seq: peer.map_or(0, |p| p.out_seq.get()),
@@ -347,25 +692,42 @@ impl Device for UnixSocket {
         Some([self.chan(), peer])
     }
 
-    /// The last open file of it is gone: the peer of a stream or
-    /// seqpacket socket sees both ways shut, and `ECONNRESET` if this one
-    /// had data it never read.
+    fn more_to_wake_on_close(&self, out: &mut Vec<Chan>) {
+        out.extend(self.pending.borrow().iter().filter_map(|c| c.peer_chan()));
+    }
+
+    /// The last open file of it is gone: its name is free again; the
+    /// peer of a stream or seqpacket socket sees both ways shut, and
+    /// `ECONNRESET` if this one had data it never read; a listener's
+    /// connections not accepted yet go with it (their connecting ends
+    /// see the same).
     fn release(&self) {
+        self.released.set(true);
         let unread = !self.queue.borrow().is_empty();
         self.queue.borrow_mut().clear();
         self.queued.set(0);
         if let Some(p) = self.peer() {
-            if self.kind != SockType::Dgram {
+            if self.connection() {
                 p.read_shut.set(true);
                 p.write_shut.set(true);
                 if unread {
                     p.error.set(Some(Errno::ECONNRESET));
                 }
+                *p.peer.borrow_mut() = Weak::new();
             }
             p.in_seq.set(p.in_seq.get() + 1);
-            *p.peer.borrow_mut() = Weak::new();
         }
         *self.peer.borrow_mut() = Weak::new();
+        // Connections never accepted: their connecting ends also get
+        // ECONNRESET, as Linux resets an embryo's peer.
+        let pending: Vec<_> = self.pending.borrow_mut().drain(..).collect();
+        for c in pending {
+            let peer = c.peer();
+            c.release();
+            if let Some(p) = peer {
+                p.error.set(Some(Errno::ECONNRESET));
+            }
+        }
     }
 
     fn unix_socket(&self) -> Option<&UnixSocket> {

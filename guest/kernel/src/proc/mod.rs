@@ -597,8 +597,9 @@ impl ProcTable {
             if locked {
                 self.locks.release_process_on(lock::key(f), pid);
             }
-            if let Some(chan) = f.device().and_then(|d| d.wake_on_close()) {
-                chans.extend(chan);
+            if let Some(d) = f.device() {
+                chans.extend(d.wake_on_close().into_iter().flatten());
+                d.more_to_wake_on_close(&mut chans);
             }
         }
         drop(files);

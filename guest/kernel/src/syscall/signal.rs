@@ -383,7 +383,8 @@ pub fn sys_rt_sigreturn(k: &mut Kernel, s: usize) -> Outcome {
 /// handler `act` is about to run, as Linux's handle_signal decides from
 /// the call's -ERESTART* code: a call that moved data returns what it
 /// moved; a restartable call (ERESTARTSYS: reads and writes of pipes and
-/// terminals, wait4, ioctl, lock waits, futex waits without a timeout)
+/// terminals, socket sends, receives, accepts and connects, wait4,
+/// ioctl, lock waits, futex waits without a timeout)
 /// runs again after the handler if `act` has SA_RESTART; everything else
 /// (sleeps, poll/select/epoll, pause, sigsuspend, sigtimedwait, timed
 /// futex waits) returns EINTR — nanosleep with the time left.
@@ -407,6 +408,9 @@ pub fn interrupted(k: &mut Kernel, s: usize, act: &Action) {
         __NR_read | __NR_readv | __NR_write | __NR_writev | __NR_ioctl | __NR_wait4
         | __NR_waitid | __NR_open | __NR_openat | __NR_flock | __NR_fcntl | __NR_sendfile
         | __NR_getrandom => true,
+        // Sockets without SO_RCVTIMEO/SO_SNDTIMEO (socket(7)).
+        __NR_accept | __NR_accept4 | __NR_connect | __NR_sendto | __NR_recvfrom | __NR_sendmsg
+        | __NR_recvmsg => true,
         // FUTEX_WAIT without a timeout (-ERESTARTSYS); timed waits are
         // -ERESTART_RESTARTBLOCK: EINTR for a handler.
         __NR_futex => tf.r10 == 0,

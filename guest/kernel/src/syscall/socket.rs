@@ -1,8 +1,11 @@
-//! Socket system calls over [`crate::fs::unix`]: connected Unix domain
-//! pairs (socketpair), their sends and receives (with `SCM_RIGHTS`
-//! descriptor passing), shutdown, names and options. There is no network
-//! and no socket address here: `socket` refuses every family with a log
-//! line (`EAFNOSUPPORT`), as a kernel built without them would.
+//! Socket system calls over [`crate::fs::unix`]: Unix domain sockets,
+//! as pairs (socketpair) or made by `socket` and named (`bind`: a
+//! socket file, or Linux's abstract namespace), listening (`listen`,
+//! `accept`, `accept4`) and connecting (`connect`); their sends and
+//! receives (datagrams to and from names, `SCM_RIGHTS` descriptor
+//! passing), shutdown, names and options. There is no network: `socket`
+//! refuses every other family with a log line (`EAFNOSUPPORT`), as a
+//! kernel built without them would.
 
 use alloc::rc::Rc;
 use alloc::vec::Vec;
@@ -13,7 +16,10 @@ use super::uio::iovecs;
 use super::{err, log_refused, Outcome, Outcome::*};
 use crate::fs::device::IoError;
 use crate::fs::file::OpenFile;
-use crate::fs::unix::{SockType, UnixSocket, RCVBUF, SCM_MAX_FD};
+use crate::fs::unix::{
+    Addr, Key, SockType, State, UnixSocket, RCVBUF, SCM_MAX_FD, SOCKADDR_UN_LEN, SUN_PATH_OFFSET,
+};
+use crate::fs::vfs::{Follow, Kind};
 use crate::kernel::Kernel;
 use crate::mm::uaccess::{self, copy_in, copy_out, read_u64};
 use crate::mm::SpaceRef;
@@ -27,16 +33,280 @@ const SOCK_NONBLOCK: u32 = O_NONBLOCK;
 const SOCK_CLOEXEC: u32 = O_CLOEXEC;
 /// The first socket type Linux does not know (`EINVAL` from there on).
 const SOCK_MAX: u32 = 11;
+/// Linux's `net.core.somaxconn`: listen's backlog is capped there.
+const SOMAXCONN: u64 = 4096;
+/// The uid and gid Linux reports where there is none (no peer
+/// credentials: `(uid_t)-1`).
+const NO_ID: u32 = u32::MAX;
+/// `sizeof(struct sockaddr_storage)`: the longest address a call takes.
+const SOCKADDR_STORAGE_LEN: u64 = 128;
 
-/// socket(domain, type, protocol).
-pub fn sys_socket(k: &Kernel, s: usize, domain: u64, kind: u64) -> Result<i64, Errno> {
-    log_refused(
-        k,
-        s,
-        "socket",
-        format_args!("family {domain} type {kind:#x} (only socketpair(AF_UNIX) is)"),
+/// socket(domain, type, protocol): a Unix socket; every other family is
+/// refused with a log line.
+pub fn sys_socket(
+    k: &mut Kernel,
+    s: usize,
+    domain: u64,
+    kind: u64,
+    protocol: u64,
+) -> Result<i64, Errno> {
+    if domain != AF_UNIX as u64 {
+        log_refused(
+            k,
+            s,
+            "socket",
+            format_args!("family {domain} type {kind:#x} (only AF_UNIX is)"),
+        );
+        return Err(Errno::EAFNOSUPPORT);
+    }
+    let (t, flags) = sock_type(kind, protocol)?;
+    let f = OpenFile::anon(
+        UnixSocket::unconnected(t),
+        O_RDWR | (flags & O_NONBLOCK),
+        "socket:[unix]",
     );
-    Err(Errno::EAFNOSUPPORT)
+    install(k, s, f, flags & SOCK_CLOEXEC != 0)
+}
+
+/// What a `sockaddr_un` from the process names.
+enum SockAddr {
+    /// The family alone (`len` 2: bind's autobind), or a family other
+    /// than AF_UNIX.
+    Family(u16),
+    /// A name, with the family AF_UNIX.
+    Name(Addr),
+}
+
+/// Reads the `len`-byte address at `addr`, as Linux's
+/// move_addr_to_kernel and unix_validate_addr take it: a path ends at its
+/// first NUL (unix_mkname_bsd), an abstract name (first byte 0) is every
+/// byte after it.
+fn read_sockaddr(space: &SpaceRef, addr: u64, len: u64) -> Result<SockAddr, Errno> {
+    if len as i32 as i64 != len as i64 || (len as i32) < 0 || len > SOCKADDR_STORAGE_LEN {
+        return Err(Errno::EINVAL);
+    }
+    let len = len as usize;
+    if len < SUN_PATH_OFFSET {
+        return Err(Errno::EINVAL);
+    }
+    let mut b = [0u8; SOCKADDR_STORAGE_LEN as usize];
+    copy_in(space, addr, &mut b[..len])?;
+    let family = u16::from_le_bytes([b[0], b[1]]);
+    // The family alone, or another family: the callers decide (bind
+    // autobinds, a datagram connect to AF_UNSPEC disconnects, the rest
+    // is EINVAL).
+    if len == SUN_PATH_OFFSET || family != AF_UNIX as u16 {
+        return Ok(SockAddr::Family(family));
+    }
+    if len > SOCKADDR_UN_LEN {
+        return Err(Errno::EINVAL);
+    }
+    let path = &b[SUN_PATH_OFFSET..len];
+    Ok(SockAddr::Name(if path[0] == 0 {
+        Addr::Abstract(path[1..].to_vec())
+    } else {
+        let end = path.iter().position(|&c| c == 0).unwrap_or(path.len());
+        Addr::Path(path[..end].to_vec())
+    }))
+}
+
+/// The open socket bound at `name`: a path's socket file (`ENOENT` and
+/// the other lookup errors; `ECONNREFUSED` for a file that is not a
+/// socket or one no open socket is bound at), or an abstract name
+/// (`ECONNREFUSED` if unbound).
+fn find_bound(k: &Kernel, s: usize, name: &Addr) -> Result<Rc<UnixSocket>, Errno> {
+    let key = match name {
+        Addr::Unnamed => return Err(Errno::EINVAL),
+        Addr::Abstract(n) => Key::Abstract(n.clone()),
+        Addr::Path(p) => {
+            let node = k.vfs.resolve(&k.cwd(s), p, Follow::Yes)?;
+            let m = node.meta();
+            if m.kind != Kind::Socket {
+                return Err(Errno::ECONNREFUSED);
+            }
+            Key::Inode(m.dev, m.ino)
+        }
+    };
+    k.unix_names.find(&key).ok_or(Errno::ECONNREFUSED)
+}
+
+/// The socket behind `fd` as the `Rc` the names and connections hold.
+fn socket_rc(k: &Kernel, s: usize, fd: u64) -> Result<(Rc<OpenFile>, Rc<UnixSocket>), Errno> {
+    let f = socket(k, s, fd)?;
+    let rc = unix(&f)?.rc().ok_or(Errno::ENOTSOCK)?;
+    Ok((f, rc))
+}
+
+/// bind(fd, addr, len): a path becomes a socket file (`EADDRINUSE` if
+/// anything is there), an abstract name is taken (`EADDRINUSE` while
+/// another open socket has it), the family alone picks a free abstract
+/// name (autobind); a socket named already is `EINVAL`.
+pub fn sys_bind(k: &mut Kernel, s: usize, fd: u64, addr: u64, len: u64) -> Result<i64, Errno> {
+    let (_, sock) = socket_rc(k, s, fd)?;
+    let name = match read_sockaddr(&k.space(s), addr, len)? {
+        SockAddr::Family(f) if f == AF_UNIX as u16 => {
+            if sock.name() != Addr::Unnamed {
+                return Err(Errno::EINVAL);
+            }
+            let n = k.unix_names.autobind(&sock)?;
+            sock.set_name(Addr::Abstract(n))?;
+            return Ok(0);
+        }
+        SockAddr::Family(_) => return Err(Errno::EINVAL),
+        SockAddr::Name(n) => n,
+    };
+    match &name {
+        Addr::Abstract(n) => {
+            if sock.name() != Addr::Unnamed {
+                return Err(Errno::EINVAL);
+            }
+            k.unix_names.insert(Key::Abstract(n.clone()), &sock)?
+        }
+        Addr::Path(p) => {
+            // As Linux's unix_bind_bsd: the file first (so a path that
+            // exists is EADDRINUSE even for a socket named already), then
+            // the socket's own check, which takes the file away again.
+            let start = k.cwd(s);
+            let (dir, last) = k.vfs.resolve_parent(&start, p)?;
+            let last = last.ok_or(Errno::EADDRINUSE)?;
+            let umask = k.procs.procs[s].umask;
+            let node = dir
+                .create(last, Kind::Socket, 0o777 & !umask, 0)
+                .map_err(|e| {
+                    if e == Errno::EEXIST {
+                        Errno::EADDRINUSE
+                    } else {
+                        e
+                    }
+                })?;
+            if sock.name() != Addr::Unnamed {
+                let _ = dir.unlink(last, false);
+                return Err(Errno::EINVAL);
+            }
+            let m = node.meta();
+            k.unix_names.insert(Key::Inode(m.dev, m.ino), &sock)?;
+        }
+        Addr::Unnamed => return Err(Errno::EINVAL),
+    }
+    sock.set_name(name)?;
+    Ok(0)
+}
+
+/// listen(fd, backlog): a negative or larger backlog is `SOMAXCONN`.
+pub fn sys_listen(k: &mut Kernel, s: usize, fd: u64, backlog: u64) -> Result<i64, Errno> {
+    let (_, sock) = socket_rc(k, s, fd)?;
+    let b = backlog as i32;
+    let b = if b < 0 || b as u64 > SOMAXCONN {
+        SOMAXCONN
+    } else {
+        b as u64
+    };
+    sock.listen(b as usize, k.procs.procs[s].tgid)?;
+    Ok(0)
+}
+
+/// connect(fd, addr, len): a stream or seqpacket socket connects to the
+/// listener bound at the name (waiting while its backlog is full, or
+/// `EAGAIN` non-blocking); a datagram socket takes it as its peer
+/// (`AF_UNSPEC`: none again).
+pub fn sys_connect(k: &mut Kernel, s: usize, fd: u64, addr: u64, len: u64) -> Outcome {
+    let r = (|| {
+        let (f, sock) = socket_rc(k, s, fd)?;
+        let target = read_sockaddr(&k.space(s), addr, len)?;
+        Ok::<_, Errno>((f, sock, target))
+    })();
+    let (f, sock, target) = match r {
+        Ok(v) => v,
+        Err(e) => return Ret(err(e)),
+    };
+    if sock.kind == SockType::Dgram {
+        let r = match target {
+            SockAddr::Family(f) if f == AF_UNSPEC as u16 => sock.connect_dgram(None),
+            SockAddr::Family(_) => Err(Errno::EINVAL),
+            SockAddr::Name(n) => find_bound(k, s, &n).and_then(|t| sock.connect_dgram(Some(&t))),
+        };
+        return Ret(r.map_or_else(err, |()| 0));
+    }
+    let name = match target {
+        SockAddr::Name(n) => n,
+        SockAddr::Family(_) => return Ret(err(Errno::EINVAL)),
+    };
+    let listener = match find_bound(k, s, &name) {
+        Ok(l) => l,
+        Err(e) => return Ret(err(e)),
+    };
+    match sock.connect_to(&listener, k.procs.procs[s].tgid) {
+        Ok(()) => {
+            k.procs.wakeup(listener.chan());
+            Ret(0)
+        }
+        Err(IoError::WouldBlock(_)) if f.nonblocking() => Ret(err(Errno::EAGAIN)),
+        Err(IoError::WouldBlock(chan)) => {
+            k.procs.sleep(s, chan, 0, 0);
+            NoReturn
+        }
+        Err(IoError::Fail(e)) => Ret(err(e)),
+        Err(IoError::BrokenPipe) => Ret(err(Errno::ECONNREFUSED)),
+    }
+}
+
+/// Writes the address `name` to the process's `addr` and `*addrlen`, as
+/// Linux's move_addr_to_user: as much as `*addrlen` holds, and the full
+/// length (`EINVAL` for a negative `*addrlen`).
+fn put_sockaddr(space: &SpaceRef, name: &Addr, addr: u64, addrlen: u64) -> Result<(), Errno> {
+    let mut lb = [0u8; 4];
+    copy_in(space, addrlen, &mut lb)?;
+    let room = i32::from_le_bytes(lb);
+    if room < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let b = name.sockaddr();
+    let n = (room as usize).min(b.len());
+    if n > 0 {
+        copy_out(space, addr, &b[..n])?;
+    }
+    copy_out(space, addrlen, &(b.len() as u32).to_le_bytes())
+}
+
+/// accept4(fd, addr, addrlen, flags): the next connection queued on the
+/// listener (waiting for one, or `EAGAIN` non-blocking), as a new
+/// descriptor; `addr` gets the connecting socket's name.
+pub fn sys_accept4(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
+    let [fd, addr, addrlen, flags, ..] = a;
+    let flags = flags as u32;
+    if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+        return Ret(err(Errno::EINVAL));
+    }
+    let (f, sock) = match socket_rc(k, s, fd) {
+        Ok(v) => v,
+        Err(e) => return Ret(err(e)),
+    };
+    let conn = match sock.accept() {
+        Ok(c) => c,
+        Err(IoError::WouldBlock(_)) if f.nonblocking() => return Ret(err(Errno::EAGAIN)),
+        Err(IoError::WouldBlock(chan)) => {
+            k.procs.sleep(s, chan, 0, 0);
+            return NoReturn;
+        }
+        Err(IoError::Fail(e)) => return Ret(err(e)),
+        Err(IoError::BrokenPipe) => return Ret(err(Errno::EINVAL)),
+    };
+    // A connect waiting for room in the backlog looks again.
+    k.procs.wakeup(sock.chan());
+    let peer = conn.peer_name().unwrap_or_default();
+    let file = OpenFile::anon(conn, O_RDWR | (flags & O_NONBLOCK), "socket:[unix]");
+    // As Linux: the address first; if it cannot be written the
+    // connection is closed and no descriptor made.
+    if addr != 0 {
+        if let Err(e) = put_sockaddr(&k.space(s), &peer, addr, addrlen) {
+            return Ret(err(e));
+        }
+    }
+    let newfd = match install(k, s, file, flags & SOCK_CLOEXEC != 0) {
+        Ok(fd) => fd,
+        Err(e) => return Ret(err(e)),
+    };
+    Ret(newfd)
 }
 
 /// The type and flags of socketpair's `type` argument, as Linux checks
@@ -235,8 +505,9 @@ fn wake_both(k: &mut Kernel, f: &OpenFile) {
     }
 }
 
-/// sendto/sendmsg: `iov` from the process, with `files`; no address (the
-/// pair is connected).
+/// sendto/sendmsg: `iov` from the process, with `files`, to the peer or
+/// (`to`: an address of `to_len` bytes) to the socket bound there.
+#[allow(clippy::too_many_arguments)]
 fn send(
     k: &mut Kernel,
     s: usize,
@@ -244,34 +515,41 @@ fn send(
     iov: &[(u64, u64)],
     files: Vec<Rc<OpenFile>>,
     flags: u32,
-    named: bool,
+    to: u64,
+    to_len: u64,
 ) -> Outcome {
-    let f = match socket(k, s, fd) {
-        Ok(f) => f,
+    let (f, sock) = match socket_rc(k, s, fd) {
+        Ok(v) => v,
         Err(e) => return Ret(err(e)),
-    };
-    let Ok(sock) = unix(&f) else {
-        return Ret(err(Errno::ENOTSOCK));
     };
     if flags & MSG_OOB != 0 {
         return Ret(err(Errno::EOPNOTSUPP));
     }
-    if named {
+    // Linux looks at the address only with a nonzero length.
+    let target = if to != 0 && to_len != 0 {
         if sock.kind != SockType::Dgram {
-            return Ret(err(Errno::EISCONN));
+            return Ret(err(if sock.state() == State::Connected {
+                Errno::EISCONN
+            } else {
+                Errno::EOPNOTSUPP
+            }));
         }
-        log_refused(
-            k,
-            s,
-            "sendto",
-            format_args!("a Unix datagram to an address"),
-        );
-        return Ret(err(Errno::EOPNOTSUPP));
-    }
+        let found = read_sockaddr(&k.space(s), to, to_len).and_then(|a| match a {
+            SockAddr::Name(n) => find_bound(k, s, &n),
+            SockAddr::Family(_) => Err(Errno::EINVAL),
+        });
+        match found {
+            Ok(t) => Some(t),
+            Err(e) => return Ret(err(e)),
+        }
+    } else {
+        None
+    };
     let total: u64 = iov.iter().map(|&(_, l)| l).sum();
     let total = total.min(i32::MAX as u64) as usize;
     let space = k.space(s);
     let r = sock.send(
+        target.as_ref(),
         total,
         &mut |b| match b.first_mut() {
             Some(buf) => gather(&space, iov, buf),
@@ -282,6 +560,9 @@ fn send(
     match r {
         Ok(n) => {
             wake_both(k, &f);
+            if let Some(t) = target {
+                k.procs.wakeup(t.chan());
+            }
             Ret(n as i64)
         }
         Err(e) => send_stalled(k, s, &f, e, flags),
@@ -293,6 +574,7 @@ struct Got {
     moved: usize,
     full: usize,
     files: Vec<Rc<OpenFile>>,
+    from: Addr,
 }
 
 fn receive(
@@ -335,6 +617,7 @@ fn receive(
                 moved: r.moved,
                 full: r.full,
                 files: r.files,
+                from: r.from,
             })
         }
         Err(IoError::WouldBlock(_)) if f.nonblocking() || flags & MSG_DONTWAIT != 0 => {
@@ -351,15 +634,25 @@ fn receive(
 
 /// sendto(fd, buf, len, flags, addr, addrlen).
 pub fn sys_sendto(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
-    let [fd, buf, len, flags, addr, _] = a;
+    let [fd, buf, len, flags, addr, addrlen] = a;
     if !uaccess::user_range(buf, len) {
         return Ret(err(Errno::EFAULT));
     }
-    send(k, s, fd, &[(buf, len)], Vec::new(), flags as u32, addr != 0)
+    send(
+        k,
+        s,
+        fd,
+        &[(buf, len)],
+        Vec::new(),
+        flags as u32,
+        addr,
+        addrlen,
+    )
 }
 
-/// recvfrom(fd, buf, len, flags, addr, addrlen): the peer has no name,
-/// so `*addrlen` becomes 0.
+/// recvfrom(fd, buf, len, flags, addr, addrlen): `addr` gets the
+/// sender's name (`*addrlen` 0 for an unnamed one, as Linux's
+/// unix_copy_addr leaves it).
 pub fn sys_recvfrom(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
     let [fd, buf, len, flags, addr, addrlen] = a;
     if !uaccess::user_range(buf, len) {
@@ -370,7 +663,12 @@ pub fn sys_recvfrom(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
         Err(o) => return o,
     };
     if addr != 0 && addrlen != 0 {
-        if let Err(e) = copy_out(&k.space(s), addrlen, &0u32.to_le_bytes()) {
+        let r = if got.from == Addr::Unnamed {
+            copy_out(&k.space(s), addrlen, &0u32.to_le_bytes())
+        } else {
+            put_sockaddr(&k.space(s), &got.from, addr, addrlen)
+        };
+        if let Err(e) = r {
             return Ret(err(e));
         }
     }
@@ -381,6 +679,7 @@ pub fn sys_recvfrom(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
 /// The fields of a `struct msghdr` sendmsg and recvmsg use.
 struct MsgHdr {
     name: u64,
+    namelen: u64,
     iov: Vec<(u64, u64)>,
     control: u64,
     controllen: u64,
@@ -389,8 +688,11 @@ struct MsgHdr {
 fn read_msghdr(space: &SpaceRef, msg: u64) -> Result<MsgHdr, Errno> {
     let w = |i: u64| read_u64(space, msg.wrapping_add(8 * i));
     let (name, iov, iovlen, control, controllen) = (w(0)?, w(2)?, w(3)?, w(4)?, w(5)?);
+    // msg_namelen is an int.
+    let namelen = w(1)? as u32 as u64;
     Ok(MsgHdr {
         name,
+        namelen,
         iov: iovecs(space, iov, iovlen)?,
         control,
         controllen,
@@ -408,7 +710,7 @@ pub fn sys_sendmsg(k: &mut Kernel, s: usize, fd: u64, msg: u64, flags: u64) -> O
         Ok(f) => f,
         Err(e) => return Ret(err(e)),
     };
-    send(k, s, fd, &h.iov, files, flags as u32, h.name != 0)
+    send(k, s, fd, &h.iov, files, flags as u32, h.name, h.namelen)
 }
 
 /// recvmsg(fd, msg, flags): the data into the iovecs, passed files
@@ -464,8 +766,25 @@ pub fn sys_recvmsg(k: &mut Kernel, s: usize, fd: u64, msg: u64, flags: u64) -> O
         }
         used = (len.next_multiple_of(8) as u64).min(h.controllen);
     }
+    // The sender's name, as much as msg_namelen holds; msg_namelen its
+    // length (0 for an unnamed sender), as Linux's move_addr_to_user.
+    if h.name != 0 {
+        let b = if got.from == Addr::Unnamed {
+            Vec::new()
+        } else {
+            got.from.sockaddr()
+        };
+        let n = (h.namelen as usize).min(b.len());
+        if n > 0 {
+            if let Err(e) = copy_out(&space, h.name, &b[..n]) {
+                return Ret(err(e));
+            }
+        }
+        if let Err(e) = copy_out(&space, msg.wrapping_add(8), &(b.len() as u32).to_le_bytes()) {
+            return Ret(err(e));
+        }
+    }
     let header = [
-        (msg.wrapping_add(8), 0u64.to_le_bytes()[..4].to_vec()),
         (msg.wrapping_add(40), used.to_le_bytes().to_vec()),
         (msg.wrapping_add(48), msg_flags.to_le_bytes().to_vec()),
     ];
@@ -494,26 +813,20 @@ pub fn sys_shutdown(k: &mut Kernel, s: usize, fd: u64, how: u64) -> Result<i64, 
     Ok(0)
 }
 
-/// getsockname / getpeername: an unnamed Unix socket's address is its
-/// family alone (and a pair's sockets always have a peer).
+/// getsockname / getpeername (`peer`): the socket's own name, or its
+/// peer's when they connected (`ENOTCONN` if it has none).
 pub fn sys_getname(
     k: &mut Kernel,
     s: usize,
     fd: u64,
     addr: u64,
     addrlen: u64,
+    peer: bool,
 ) -> Result<i64, Errno> {
-    socket(k, s, fd)?;
-    let space = k.space(s);
-    let mut lb = [0u8; 4];
-    copy_in(&space, addrlen, &mut lb)?;
-    let len = i32::from_le_bytes(lb);
-    if len < 0 {
-        return Err(Errno::EINVAL);
-    }
-    let family = (AF_UNIX as u16).to_le_bytes();
-    copy_out(&space, addr, &family[..(len as usize).min(2)])?;
-    copy_out(&space, addrlen, &2u32.to_le_bytes())?;
+    let f = socket(k, s, fd)?;
+    let sock = unix(&f)?;
+    let name = if peer { sock.peer_name()? } else { sock.name() };
+    put_sockaddr(&k.space(s), &name, addr, addrlen)?;
     Ok(0)
 }
 
@@ -534,17 +847,24 @@ pub fn sys_getsockopt(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errn
     let v: Vec<u8> = match name as u32 {
         SO_TYPE => kind.to_le_bytes().to_vec(),
         SO_DOMAIN => AF_UNIX.to_le_bytes().to_vec(),
-        SO_PROTOCOL | SO_ACCEPTCONN | SO_PASSCRED => 0u32.to_le_bytes().to_vec(),
+        SO_PROTOCOL | SO_PASSCRED => 0u32.to_le_bytes().to_vec(),
+        SO_ACCEPTCONN => u32::from(sock.state() == State::Listening)
+            .to_le_bytes()
+            .to_vec(),
         SO_ERROR => (sock.take_error().map_or(0, |e| e.0) as u32)
             .to_le_bytes()
             .to_vec(),
         SO_SNDBUF | SO_RCVBUF => (RCVBUF as u32).to_le_bytes().to_vec(),
-        // The process that made the pair (uid and gid: every process is
-        // root).
-        SO_PEERCRED => [sock.creator(), 0, 0]
-            .iter()
-            .flat_map(|w| w.to_le_bytes())
-            .collect(),
+        // The peer's process when they connected (uid and gid: every
+        // process is root); with no peer, pid 0 and ids of -1, as
+        // Linux's cred_to_ucred without a cred.
+        SO_PEERCRED => match sock.peer_pid() {
+            0 => [0, NO_ID, NO_ID],
+            pid => [pid, 0, 0],
+        }
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect(),
         _ => {
             log_refused(k, s, "getsockopt", format_args!("SOL_SOCKET option {name}"));
             return Err(Errno::ENOPROTOOPT);
@@ -561,4 +881,43 @@ pub fn sys_getsockopt(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errn
     copy_out(&space, value, &v[..n])?;
     copy_out(&space, lenp, &(n as u32).to_le_bytes())?;
     Ok(0)
+}
+
+/// setsockopt(fd, level, name, value, len): the SOL_SOCKET options that
+/// change nothing for a Unix socket on Linux either (`SO_REUSEADDR`,
+/// `SO_REUSEPORT`, `SO_KEEPALIVE`, `SO_BROADCAST`, `SO_DONTROUTE`,
+/// `SO_OOBINLINE`), and the buffer sizes, which are taken but stay
+/// [`RCVBUF`] (logged). Other levels are `EOPNOTSUPP`, as Unix sockets
+/// have none; other options are refused with a log line.
+pub fn sys_setsockopt(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errno> {
+    let [fd, level, name, value, len, _] = a;
+    socket(k, s, fd)?;
+    if level != SOL_SOCKET as u64 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let name = name as u32;
+    // Every option here is an int: Linux checks the length, then reads it.
+    if (len as i32) < 4 {
+        return Err(Errno::EINVAL);
+    }
+    let mut v = [0u8; 4];
+    copy_in(&k.space(s), value, &mut v)?;
+    match name {
+        SO_REUSEADDR | SO_REUSEPORT | SO_KEEPALIVE | SO_BROADCAST | SO_DONTROUTE | SO_OOBINLINE => {
+            Ok(0)
+        }
+        SO_SNDBUF | SO_RCVBUF | SO_SNDBUFFORCE | SO_RCVBUFFORCE => {
+            log_refused(
+                k,
+                s,
+                "setsockopt",
+                format_args!("a buffer size for a Unix socket (it stays {RCVBUF} bytes)"),
+            );
+            Ok(0)
+        }
+        _ => {
+            log_refused(k, s, "setsockopt", format_args!("SOL_SOCKET option {name}"));
+            Err(Errno::ENOPROTOOPT)
+        }
+    }
 }
