@@ -133,3 +133,54 @@ fn python_unix_servers_and_clients_run_as_on_the_host() {
         r.stderr
     );
 }
+
+/// socat's Unix listener (forking a child per connection, each running
+/// `tr`) and its datagram receiver, driven by socat clients in a bash
+/// script: the same output as on the host.
+const SOCAT_SCRIPT: &str = r#"
+d=$(mktemp -d)
+socat UNIX-LISTEN:$d/s.sock,fork EXEC:"tr a-z A-Z" & l=$!
+while [ ! -S $d/s.sock ]; do sleep 0.01; done
+for i in 1 2 3; do echo "hello $i" | socat - UNIX-CONNECT:$d/s.sock; done
+socat -u UNIX-RECVFROM:$d/d.sock - > $d/out & r=$!
+while [ ! -S $d/d.sock ]; do sleep 0.01; done
+echo datagram | socat -u - UNIX-SENDTO:$d/d.sock
+wait $r
+cat $d/out
+kill $l
+rm -rf $d
+"#;
+
+#[test]
+fn socat_serves_unix_streams_and_datagrams_as_on_the_host() {
+    let socat = "/usr/bin/socat";
+    if !std::path::Path::new(socat).exists() {
+        panic!("{socat} is missing (ci/setup.sh installs socat)");
+    }
+    let host = Command::new("/bin/bash")
+        .args(["-c", SOCAT_SCRIPT])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&host.stdout),
+        "HELLO 1\nHELLO 2\nHELLO 3\ndatagram\n",
+        "{}",
+        String::from_utf8_lossy(&host.stderr)
+    );
+    let r = vkernel(&[
+        "run",
+        "--rootfs",
+        "/",
+        "--",
+        "/bin/bash",
+        "-c",
+        SOCAT_SCRIPT,
+    ]);
+    r.expect_code(0);
+    assert_eq!(
+        r.stdout,
+        String::from_utf8_lossy(&host.stdout),
+        "{}",
+        r.stderr
+    );
+}
