@@ -341,7 +341,7 @@ impl UnixSocket {
         if listener.kind != self.kind {
             return Err(Errno::EPROTOTYPE.into());
         }
-        if listener.state.get() != State::Listening || listener.write_shut.get() {
+        if listener.state.get() != State::Listening || listener.read_shut.get() {
             return Err(Errno::ECONNREFUSED.into());
         }
         // Linux refuses past `backlog` queued, not at it.

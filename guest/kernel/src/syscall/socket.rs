@@ -82,7 +82,9 @@ enum SockAddr {
 /// first NUL (unix_mkname_bsd), an abstract name (first byte 0) is every
 /// byte after it.
 fn read_sockaddr(space: &SpaceRef, addr: u64, len: u64) -> Result<SockAddr, Errno> {
-    if len as i32 as i64 != len as i64 || (len as i32) < 0 || len > SOCKADDR_STORAGE_LEN {
+    // The length is an int: its register's upper half is not looked at.
+    let len = len as u32 as i32;
+    if len < 0 || len as u64 > SOCKADDR_STORAGE_LEN {
         return Err(Errno::EINVAL);
     }
     let len = len as usize;
@@ -526,7 +528,7 @@ fn send(
         return Ret(err(Errno::EOPNOTSUPP));
     }
     // Linux looks at the address only with a nonzero length.
-    let target = if to != 0 && to_len != 0 {
+    let target = if to != 0 && to_len as u32 != 0 {
         if sock.kind != SockType::Dgram {
             return Ret(err(if sock.state() == State::Connected {
                 Errno::EISCONN
