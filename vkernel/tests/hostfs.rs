@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{c_program, stats_call_count, vkernel};
+use common::{c_program, same_as_host, stats_call_count, vkernel};
 
 /// A scratch directory the guest can see through `--rootfs /`: not under
 /// /tmp, which the guest's own tmpfs covers (as a container's does) — so
@@ -276,23 +276,6 @@ fn a_writable_volume_is_changed_as_natively_and_only_beneath_it() {
         std::fs::read_dir(d).unwrap().count(),
         5,
         "something appeared beside the volumes"
-    );
-}
-
-/// Runs `args` natively and in the guest from the host's root; both
-/// outputs must agree.
-fn same_as_host(args: &[&str]) {
-    let native = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(native.status.success(), "{args:?} natively");
-    let mut run = vec!["run", "--rootfs", "/", "--"];
-    run.extend_from_slice(args);
-    let r = vkernel(&run);
-    r.expect_code(0);
-    assert_eq!(
-        r.stdout,
-        String::from_utf8_lossy(&native.stdout),
-        "{args:?}: {}",
-        r.stderr
     );
 }
 

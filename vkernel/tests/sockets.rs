@@ -10,9 +10,9 @@
 mod common;
 
 use common::{
-    c_checks_pass_natively_and_in_the_guest, c_checks_pass_natively_and_in_the_guest_with, vkernel,
+    c_checks_pass_natively_and_in_the_guest, c_checks_pass_natively_and_in_the_guest_with,
+    same_as_host,
 };
-use std::process::Command;
 
 #[test]
 fn socket_pairs_behave_as_on_linux() {
@@ -53,23 +53,16 @@ print(y.recv(10), y.recv(10))
 
 #[test]
 fn python_asyncio_and_multiprocessing_run_as_on_the_host() {
+    python_runs_as_on_the_host(SCRIPT);
+}
+
+/// The host's Python runs `script` natively and over the host's root in
+/// the guest, with the same output.
+fn python_runs_as_on_the_host(script: &str) {
     if !std::path::Path::new(PYTHON).exists() {
         panic!("{PYTHON} is missing (ci/setup.sh installs python3)");
     }
-    let host = Command::new(PYTHON).args(["-c", SCRIPT]).output().unwrap();
-    assert!(
-        host.status.success(),
-        "{}",
-        String::from_utf8_lossy(&host.stderr)
-    );
-    let r = vkernel(&["run", "--rootfs", "/", "--", PYTHON, "-c", SCRIPT]);
-    r.expect_code(0);
-    assert_eq!(
-        r.stdout,
-        String::from_utf8_lossy(&host.stdout),
-        "{}",
-        r.stderr
-    );
+    same_as_host(&[PYTHON, "-c", script]);
 }
 
 const NAMED_SCRIPT: &str = r#"
@@ -112,26 +105,7 @@ print(data, addr.startswith(b"\0vk-py-client-"), s.getsockname() == name)
 
 #[test]
 fn python_unix_servers_and_clients_run_as_on_the_host() {
-    if !std::path::Path::new(PYTHON).exists() {
-        panic!("{PYTHON} is missing (ci/setup.sh installs python3)");
-    }
-    let host = Command::new(PYTHON)
-        .args(["-c", NAMED_SCRIPT])
-        .output()
-        .unwrap();
-    assert!(
-        host.status.success(),
-        "{}",
-        String::from_utf8_lossy(&host.stderr)
-    );
-    let r = vkernel(&["run", "--rootfs", "/", "--", PYTHON, "-c", NAMED_SCRIPT]);
-    r.expect_code(0);
-    assert_eq!(
-        r.stdout,
-        String::from_utf8_lossy(&host.stdout),
-        "{}",
-        r.stderr
-    );
+    python_runs_as_on_the_host(NAMED_SCRIPT);
 }
 
 /// socat's Unix listener (forking a child per connection, each running
@@ -157,30 +131,6 @@ fn socat_serves_unix_streams_and_datagrams_as_on_the_host() {
     if !std::path::Path::new(socat).exists() {
         panic!("{socat} is missing (ci/setup.sh installs socat)");
     }
-    let host = Command::new("/bin/bash")
-        .args(["-c", SOCAT_SCRIPT])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&host.stdout),
-        "HELLO 1\nHELLO 2\nHELLO 3\ndatagram\n",
-        "{}",
-        String::from_utf8_lossy(&host.stderr)
-    );
-    let r = vkernel(&[
-        "run",
-        "--rootfs",
-        "/",
-        "--",
-        "/bin/bash",
-        "-c",
-        SOCAT_SCRIPT,
-    ]);
-    r.expect_code(0);
-    assert_eq!(
-        r.stdout,
-        String::from_utf8_lossy(&host.stdout),
-        "{}",
-        r.stderr
-    );
+    let out = same_as_host(&["/bin/bash", "-c", SOCAT_SCRIPT]);
+    assert_eq!(out, "HELLO 1\nHELLO 2\nHELLO 3\ndatagram\n");
 }

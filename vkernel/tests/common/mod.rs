@@ -187,6 +187,26 @@ pub fn c_checks_pass_natively_and_in_the_guest_with(
     r
 }
 
+/// Runs `args` natively and in the guest over the host's root
+/// (`--rootfs /`): both must succeed with the same output, which is
+/// returned.
+#[allow(dead_code)] // Not every test binary uses every helper.
+pub fn same_as_host(args: &[&str]) -> String {
+    let native = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    let native_out = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert!(
+        native.status.success(),
+        "{args:?} natively: {}",
+        String::from_utf8_lossy(&native.stderr)
+    );
+    let mut run = vec!["run", "--rootfs", "/", "--"];
+    run.extend_from_slice(args);
+    let r = vkernel(&run);
+    r.expect_code(0);
+    assert_eq!(r.stdout, native_out, "{args:?}: {}", r.stderr);
+    native_out
+}
+
 /// The `N hypercalls` of a `vkernel run --stats` line on stderr.
 #[allow(dead_code)] // Not every test binary uses every helper.
 pub fn stats_hypercalls(stderr: &str) -> i64 {
