@@ -1,7 +1,8 @@
 // Named Unix domain sockets, checked against Linux: bind (a socket file,
 // the abstract namespace, autobind), listen, connect, accept and
 // accept4, the names each side reports, SO_PEERCRED and SO_ACCEPTCONN,
-// the backlog, poll on a listener, datagrams to and from names, and the
+// the backlog, poll on a listener, datagrams to and from names,
+// SO_PASSCRED and SCM_CREDENTIALS, SO_RCVTIMEO and SO_SNDTIMEO, and the
 // errors Linux gives. The same binary runs natively first, then in the
 // guest. Prints "ok - ..." per check, "FAIL - ..." on a mismatch, and
 // "N failed".
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -319,6 +321,177 @@ static void unconnected_peercred(void) {
     close(s);
 }
 
+static long ms_since(struct timespec *t0) {
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+// The first control message of `m` of type `type`, or NULL.
+static struct cmsghdr *cmsg_of(struct msghdr *m, int type) {
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == type)
+            return c;
+    return NULL;
+}
+
+static void credentials(void) {
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_DGRAM, 0, sv);
+    int one = 1, v = 0;
+    socklen_t vl = sizeof v;
+    CHECK(setsockopt(sv[1], SOL_SOCKET, SO_PASSCRED, &one, sizeof one) == 0 &&
+              getsockopt(sv[1], SOL_SOCKET, SO_PASSCRED, &v, &vl) == 0 && v == 1,
+          "SO_PASSCRED on");
+    pid_t child = fork();
+    if (child == 0)
+        _exit(send(sv[0], "c", 1, 0) == 1 ? 0 : 1);
+    waitpid(child, NULL, 0);
+    char b[8], ctl[256];
+    struct iovec io = {b, sizeof b};
+    struct msghdr m = {.msg_iov = &io, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl};
+    CHECK(recvmsg(sv[1], &m, MSG_DONTWAIT) == 1, "a message from a child");
+    struct cmsghdr *c = cmsg_of(&m, SCM_CREDENTIALS);
+    struct ucred cr;
+    if (c)
+        memcpy(&cr, CMSG_DATA(c), sizeof cr);
+    CHECK(c && c->cmsg_len == CMSG_LEN(sizeof cr) && cr.pid == child && cr.uid == getuid() && cr.gid == getgid(),
+          "SCM_CREDENTIALS: the child's pid, uid, gid");
+    // Credentials first, then the files.
+    char ctl2[CMSG_SPACE(sizeof(int))];
+    memset(ctl2, 0, sizeof ctl2);
+    struct msghdr s2 = {.msg_iov = &io, .msg_iovlen = 1, .msg_control = ctl2, .msg_controllen = sizeof ctl2};
+    struct cmsghdr *r = CMSG_FIRSTHDR(&s2);
+    r->cmsg_level = SOL_SOCKET;
+    r->cmsg_type = SCM_RIGHTS;
+    r->cmsg_len = CMSG_LEN(sizeof(int));
+    int zero = 0;
+    memcpy(CMSG_DATA(r), &zero, sizeof zero);
+    io.iov_len = 1;
+    CHECK(sendmsg(sv[0], &s2, 0) == 1, "a message with a descriptor");
+    m.msg_controllen = sizeof ctl;
+    io.iov_len = sizeof b;
+    CHECK(recvmsg(sv[1], &m, MSG_DONTWAIT) == 1 && CMSG_FIRSTHDR(&m) &&
+              CMSG_FIRSTHDR(&m)->cmsg_type == SCM_CREDENTIALS &&
+              cmsg_of(&m, SCM_RIGHTS) != NULL,
+          "SCM_CREDENTIALS, then SCM_RIGHTS");
+    struct cmsghdr *rights = cmsg_of(&m, SCM_RIGHTS);
+    if (rights) {
+        int passed;
+        memcpy(&passed, CMSG_DATA(rights), sizeof passed);
+        close(passed);
+    }
+    // A root sender may claim another process's pid; not one that is
+    // not there.
+    char ctl3[CMSG_SPACE(sizeof cr)];
+    memset(ctl3, 0, sizeof ctl3);
+    struct msghdr s3 = {.msg_iov = &io, .msg_iovlen = 1, .msg_control = ctl3, .msg_controllen = sizeof ctl3};
+    struct cmsghdr *k = CMSG_FIRSTHDR(&s3);
+    k->cmsg_level = SOL_SOCKET;
+    k->cmsg_type = SCM_CREDENTIALS;
+    k->cmsg_len = CMSG_LEN(sizeof cr);
+    pid_t other = fork();
+    if (other == 0) {
+        pause();
+        _exit(0);
+    }
+    struct ucred claim = {other, 0, 0};
+    memcpy(CMSG_DATA(k), &claim, sizeof claim);
+    io.iov_len = 1;
+    CHECK(sendmsg(sv[0], &s3, 0) == 1, "SCM_CREDENTIALS sent, claiming another process's pid");
+    m.msg_controllen = sizeof ctl;
+    io.iov_len = sizeof b;
+    c = NULL;
+    if (recvmsg(sv[1], &m, MSG_DONTWAIT) == 1 && (c = cmsg_of(&m, SCM_CREDENTIALS)))
+        memcpy(&cr, CMSG_DATA(c), sizeof cr);
+    CHECK(c && cr.pid == other, "the receiver sees the claimed pid");
+    kill(other, SIGKILL);
+    waitpid(other, NULL, 0);
+    claim.pid = 0x3fffffff;
+    memcpy(CMSG_DATA(k), &claim, sizeof claim);
+    io.iov_len = 1;
+    CHECK(sendmsg(sv[0], &s3, 0) == -1 && errno == ESRCH, "claiming a pid no process has: ESRCH");
+    // A control buffer too short for the credentials: MSG_CTRUNC.
+    send(sv[0], "t", 1, 0);
+    m.msg_controllen = 4;
+    io.iov_len = sizeof b;
+    CHECK(recvmsg(sv[1], &m, MSG_DONTWAIT) == 1 && (m.msg_flags & MSG_CTRUNC) && m.msg_controllen == 0,
+          "no room for the credentials: MSG_CTRUNC");
+    close(sv[0]);
+    close(sv[1]);
+    // An unnamed sender with SO_PASSCRED is autobound, so it has a name.
+    struct sockaddr_un srv, got;
+    socklen_t slen = path_addr(&srv, "cred"), glen = sizeof got;
+    int d = socket(AF_UNIX, SOCK_DGRAM, 0);
+    bind(d, (struct sockaddr *)&srv, slen);
+    int u = socket(AF_UNIX, SOCK_DGRAM, 0);
+    setsockopt(u, SOL_SOCKET, SO_PASSCRED, &one, sizeof one);
+    CHECK(sendto(u, "a", 1, 0, (struct sockaddr *)&srv, slen) == 1 &&
+              recvfrom(d, b, sizeof b, MSG_DONTWAIT, (struct sockaddr *)&got, &glen) == 1 && glen == 8 && got.sun_path[0] == 0,
+          "a sender with SO_PASSCRED is autobound (%u)", glen);
+    close(u);
+    close(d);
+    unlink(srv.sun_path);
+}
+
+static volatile sig_atomic_t alarms;
+static void on_alarm(int sig) { (void)sig; alarms++; }
+
+static void timeouts(void) {
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    struct timeval tv = {0, 50000}, out;
+    socklen_t ol = sizeof out;
+    CHECK(setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0 &&
+              getsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &out, &ol) == 0 && ol == sizeof out && out.tv_sec == 0 &&
+              out.tv_usec >= 50000 && out.tv_usec < 60000,
+          "SO_RCVTIMEO 50 ms, read back (Linux rounds up to its tick)");
+    struct timeval bad = {0, 1000000};
+    CHECK(setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &bad, sizeof bad) == -1 && errno == EDOM,
+          "a timeval of 1000000 us: EDOM");
+    CHECK(setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, 8) == -1 && errno == EINVAL, "an 8-byte timeval: EINVAL");
+    char b[4096];
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK(recv(sv[0], b, sizeof b, 0) == -1 && errno == EAGAIN && ms_since(&t0) >= 40,
+          "recv with nothing: EAGAIN after the timeout");
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK(read(sv[0], b, sizeof b) == -1 && errno == EAGAIN && ms_since(&t0) >= 40, "read: the same");
+    // A handler interrupts a timed receive: EINTR even with SA_RESTART.
+    struct sigaction sa = {.sa_handler = on_alarm, .sa_flags = SA_RESTART};
+    sigaction(SIGALRM, &sa, NULL);
+    struct timeval longer = {2, 0};
+    setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &longer, sizeof longer);
+    struct itimerval it = {{0, 0}, {0, 20000}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK(recv(sv[0], b, sizeof b, 0) == -1 && errno == EINTR && alarms == 1 && ms_since(&t0) < 1000,
+          "a handler interrupts a timed recv: EINTR, SA_RESTART or not");
+    signal(SIGALRM, SIG_DFL);
+    // SO_SNDTIMEO: a full socket's send gives up.
+    int fl = fcntl(sv[1], F_GETFL);
+    fcntl(sv[1], F_SETFL, fl | O_NONBLOCK);
+    memset(b, 'x', sizeof b);
+    while (write(sv[1], b, sizeof b) > 0) {
+    }
+    fcntl(sv[1], F_SETFL, fl);
+    CHECK(setsockopt(sv[1], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) == 0, "SO_SNDTIMEO 50 ms");
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK(send(sv[1], b, sizeof b, 0) == -1 && errno == EAGAIN && ms_since(&t0) >= 40,
+          "send to a full socket: EAGAIN after the timeout");
+    close(sv[0]);
+    close(sv[1]);
+    // accept waits SO_RCVTIMEO.
+    int s = listener("to", 1);
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK(accept(s, NULL, NULL) == -1 && errno == EAGAIN && ms_since(&t0) >= 40, "accept: EAGAIN after the timeout");
+    close(s);
+    struct sockaddr_un a;
+    path_addr(&a, "to");
+    unlink(a.sun_path);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGPIPE, SIG_IGN);
@@ -331,6 +504,8 @@ int main(void) {
     abstract();
     datagrams();
     unconnected_peercred();
+    credentials();
+    timeouts();
     rmdir(dir);
     printf("%d failed\n", failed);
     return failed != 0;

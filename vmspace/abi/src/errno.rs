@@ -82,6 +82,7 @@ errnos! {
     ENOPROTOOPT, "Protocol not available.";
     EADDRINUSE, "Address already in use.";
     EPROTOTYPE, "Protocol wrong type for socket.";
+    EDOM, "Argument out of domain.";
     ESTALE, "Stale file handle.";
     ETXTBSY, "Text file busy.";
 }

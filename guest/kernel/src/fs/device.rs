@@ -130,6 +130,12 @@ pub trait Device {
     fn wake_on_close(&self) -> Option<[Chan; 2]> {
         None
     }
+    /// How long a blocking read (`write`: a write) of it waits before it
+    /// gives up with `EAGAIN`, in ns (0: for ever): a socket's
+    /// SO_RCVTIMEO and SO_SNDTIMEO.
+    fn timeout_ns(&self, _write: bool) -> u64 {
+        0
+    }
     /// More channels to wake when an open file of it closes, beyond
     /// [`Device::wake_on_close`]'s two (a listening socket's connections
     /// not accepted yet: their connecting ends see it go).

@@ -28,7 +28,7 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::rc::{Rc, Weak};
 use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::device::{Device, IoError, Ready};
 use super::file::OpenFile;
@@ -73,6 +73,9 @@ pub enum Addr {
     /// after it, NULs included).
     Abstract(Vec<u8>),
 }
+
+/// The uid and gid Linux reports where there are none (`(uid_t)-1`).
+pub const NO_ID: u32 = u32::MAX;
 
 /// `offsetof(struct sockaddr_un, sun_path)`.
 pub const SUN_PATH_OFFSET: usize = 2;
@@ -169,6 +172,27 @@ struct Message {
     files: Vec<Rc<OpenFile>>,
     /// The sender's name (recvfrom's address).
     from: Addr,
+    /// The sender's credentials (pid, uid, gid): what `SCM_CREDENTIALS`
+    /// reports to a receiver with `SO_PASSCRED`.
+    creds: Creds,
+}
+
+/// A process's credentials as `struct ucred` gives them: pid, uid, gid.
+pub type Creds = [u32; 3];
+
+/// The process making the current system call (Linux's `current`), for
+/// the credentials a plain `write` sends with its bytes; set by the
+/// system-call layer, as signalfd's caller state.
+static CALLER: AtomicU32 = AtomicU32::new(0);
+
+/// Records the process making the system call about to run.
+pub fn set_caller(tgid: u32) {
+    CALLER.store(tgid, Ordering::Relaxed);
+}
+
+/// The caller's credentials (every process is root).
+pub fn caller_creds() -> Creds {
+    [CALLER.load(Ordering::Relaxed), 0, 0]
 }
 
 /// A Unix socket: one end of a connection, a listener, or a datagram
@@ -205,6 +229,12 @@ pub struct UnixSocket {
     backlog: Cell<usize>,
     /// Its last open file is gone.
     released: Cell<bool>,
+    /// SO_PASSCRED: receives carry the sender's credentials.
+    pub passcred: Cell<bool>,
+    /// SO_RCVTIMEO and SO_SNDTIMEO: how long a blocking receive (or
+    /// accept) and send (or connect) wait, in ns; 0 is for ever.
+    pub rcvtimeo_ns: Cell<u64>,
+    pub sndtimeo_ns: Cell<u64>,
     /// For edge-triggered epoll: data in, room made.
     in_seq: Cell<u64>,
     out_seq: Cell<u64>,
@@ -219,6 +249,7 @@ pub struct Received {
     pub full: usize,
     pub files: Vec<Rc<OpenFile>>,
     pub from: Addr,
+    pub creds: Creds,
 }
 
 impl UnixSocket {
@@ -241,6 +272,9 @@ impl UnixSocket {
             pending: RefCell::new(VecDeque::new()),
             backlog: Cell::new(0),
             released: Cell::new(false),
+            passcred: Cell::new(false),
+            rcvtimeo_ns: Cell::new(0),
+            sndtimeo_ns: Cell::new(0),
             in_seq: Cell::new(0),
             out_seq: Cell::new(0),
         })
@@ -398,16 +432,17 @@ impl UnixSocket {
         Ok(())
     }
 
-    /// Sends `len` bytes from `src` with `files` to the peer (`to`: a
-    /// datagram's addressee instead). A stream takes what fits (at least
-    /// one byte, or it waits); a message waits until all of it fits
-    /// (`EMSGSIZE` if it never can).
+    /// Sends `len` bytes from `src` with `files` and `creds` to the peer
+    /// (`to`: a datagram's addressee instead). A stream takes what fits
+    /// (at least one byte, or it waits); a message waits until all of it
+    /// fits (`EMSGSIZE` if it never can).
     pub fn send(
         &self,
         to: Option<&Rc<UnixSocket>>,
         len: usize,
         src: Source,
         files: Vec<Rc<OpenFile>>,
+        creds: Creds,
     ) -> Result<usize, IoError> {
         if self.write_shut.get() {
             return Err(IoError::BrokenPipe);
@@ -466,6 +501,7 @@ impl UnixSocket {
             taken: 0,
             files,
             from: self.name(),
+            creds,
         });
         target.in_seq.set(target.in_seq.get() + 1);
         Ok(got)
@@ -492,6 +528,7 @@ impl UnixSocket {
             full: 0,
             files: Vec::new(),
             from: Addr::Unnamed,
+            creds: [0, NO_ID, NO_ID],
         };
         if q.is_empty() {
             let ended = self.read_shut.get() || (self.connection() && self.peer().is_none());
@@ -501,6 +538,7 @@ impl UnixSocket {
             return Err(IoError::WouldBlock(self.chan()));
         }
         r.from = q[0].from.clone();
+        r.creds = q[0].creds;
         if !self.stream() {
             let m = &q[0];
             let n = len.min(m.data.len());
@@ -620,7 +658,7 @@ impl Device for UnixSocket {
     }
 
     fn write(&self, len: usize, src: Source) -> Result<usize, IoError> {
-        self.send(None, len, src, Vec::new())
+        self.send(None, len, src, Vec::new(), caller_creds())
     }
 
     /// As Linux's unix_poll: a listener is readable with a connection
@@ -661,6 +699,14 @@ impl Device for UnixSocket {
 
     fn pollable(&self) -> bool {
         true
+    }
+
+    fn timeout_ns(&self, write: bool) -> u64 {
+        if write {
+            self.sndtimeo_ns.get()
+        } else {
+            self.rcvtimeo_ns.get()
+        }
     }
 
     /// A stream's bytes queued; a datagram socket's next message (as

@@ -56,6 +56,35 @@ impl ProcTable {
         }
     }
 
+    /// Puts process `s` to sleep on `chan` for a call that gives up after
+    /// `timeout_ns` (0: never) with `on_timeout`, the deadline kept across
+    /// the call's restarts (a socket's SO_RCVTIMEO and SO_SNDTIMEO).
+    /// `Some(on_timeout)`: the deadline has passed already, no sleep.
+    pub fn sleep_timed(
+        &mut self,
+        s: usize,
+        chan: Chan,
+        timeout_ns: u64,
+        on_timeout: i64,
+    ) -> Option<i64> {
+        if timeout_ns == 0 {
+            self.sleep(s, chan, 0, 0);
+            return None;
+        }
+        let before = self.resumed_deadline(s);
+        let now = guestlib::hypercall::clock_ns();
+        if before != 0 && now >= before {
+            return Some(on_timeout);
+        }
+        let until = if before != 0 {
+            before
+        } else {
+            now.saturating_add(timeout_ns)
+        };
+        self.sleep(s, chan, until, on_timeout);
+        None
+    }
+
     /// Puts process `s` to sleep until a wakeup of any channel in `chans`
     /// or the host clock reaches `until_ns` (0: never); either way the
     /// call restarts (and sees its deadline in `Proc::deadline_ns`).

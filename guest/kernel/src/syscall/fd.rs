@@ -40,13 +40,23 @@ fn wake_peer(k: &mut Kernel, f: &OpenFile) {
 /// What a read or write that could not go on now becomes: `EAGAIN` for
 /// a non-blocking descriptor, a sleep on the channel otherwise (the call
 /// restarts when woken), `EPIPE` with `SIGPIPE` for a pipe with no reader.
-fn stalled(k: &mut Kernel, s: usize, f: &OpenFile, e: IoError) -> Outcome {
+fn stalled(k: &mut Kernel, s: usize, f: &OpenFile, e: IoError, write: bool) -> Outcome {
     match e {
         IoError::Fail(e) => Ret(err(e)),
         IoError::WouldBlock(_) if f.nonblocking() => Ret(err(Errno::EAGAIN)),
         IoError::WouldBlock(chan) => {
-            k.procs.sleep(s, chan, 0, 0);
-            NoReturn
+            // A socket's timeout ends the wait with what moved, or EAGAIN.
+            let timeout = f.device().map_or(0, |d| d.timeout_ns(write));
+            let done = k.procs.procs[s].io_done;
+            let on_timeout = if done > 0 {
+                done as i64
+            } else {
+                err(Errno::EAGAIN)
+            };
+            match k.procs.sleep_timed(s, chan, timeout, on_timeout) {
+                Some(v) => Ret(v),
+                None => NoReturn,
+            }
         }
         IoError::BrokenPipe => {
             // As Linux's pipe_write: SIGPIPE to the writer (by default it
@@ -104,7 +114,7 @@ fn read_at(k: &mut Kernel, s: usize, fd: u64, buf: u64, count: u64, at: Option<u
             wake_peer(k, &f);
             Ret((n as u64 + more) as i64)
         }
-        Err(e) => stalled(k, s, &f, e),
+        Err(e) => stalled(k, s, &f, e, false),
     }
 }
 
@@ -175,7 +185,7 @@ fn write_at(k: &mut Kernel, s: usize, fd: u64, buf: u64, count: u64, at: Option<
                 // Progress from before a sleep: report it (POSIX's partial
                 // write), whatever stopped the rest.
                 Err(_) if k.procs.procs[s].io_done > 0 => break None,
-                Err(e) => break Some(stalled(k, s, &f, e)),
+                Err(e) => break Some(stalled(k, s, &f, e, true)),
             }
         }
     };
@@ -438,7 +448,7 @@ pub fn sys_vectored(
                 }
             }
             Err(_) if total > 0 => break,
-            Err(e) => return stalled(k, s, &f, e),
+            Err(e) => return stalled(k, s, &f, e, matches!(dir, Dir::Write)),
         }
     }
     wake_peer(k, &f);
@@ -863,7 +873,7 @@ pub fn copy_between(k: &mut Kernel, s: usize, c: Copy) -> Outcome {
             Ok(0) => break,
             Ok(n) => n,
             Err(_) if done > 0 => break,
-            Err(e) => return stalled(k, s, &inf, e),
+            Err(e) => return stalled(k, s, &inf, e, false),
         };
         let mut given = 0usize;
         let wrote = outf.write(got, at_out, &mut |pieces| {
@@ -878,7 +888,7 @@ pub fn copy_between(k: &mut Kernel, s: usize, c: Copy) -> Outcome {
         let n = match wrote {
             Ok(n) => n,
             Err(_) if done > 0 => break,
-            Err(e) => return stalled(k, s, &outf, e),
+            Err(e) => return stalled(k, s, &outf, e, true),
         };
         at_in += n as u64;
         at_out = at_out.map(|o| o + n as u64);

@@ -96,6 +96,8 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
     k.procs.tasks.current.set(k.procs.procs[s].tgid);
     // What a signalfd polled by this call would read.
     crate::fs::signalfd::set_caller_pending(k.procs.procs[s].sig.pending.0);
+    // Whose credentials a Unix socket's plain write sends.
+    crate::fs::unix::set_caller(k.procs.procs[s].tgid);
     // A number past u32 names no call.
     let nr = u32::try_from(tf.rax).unwrap_or(u32::MAX);
     const CWD: u64 = AT_FDCWD as u64;

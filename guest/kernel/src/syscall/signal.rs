@@ -391,6 +391,14 @@ pub fn sys_rt_sigreturn(k: &mut Kernel, s: usize) -> Outcome {
 // The numbers keep the kernel headers' names (`__NR_read`).
 #[allow(non_upper_case_globals)]
 pub fn interrupted(k: &mut Kernel, s: usize, act: &Action) {
+    // A socket call that slept with a timeout (SO_RCVTIMEO, SO_SNDTIMEO)
+    // is EINTR, not restarted (Linux's sock_intr_errno).
+    let timed_socket = k.procs.procs[s].deadline_ns != 0
+        && k.procs.procs[s]
+            .files
+            .borrow()
+            .get(k.procs.procs[s].tf.rdi as i32)
+            .is_ok_and(|f| f.device().is_some_and(|d| d.unix_socket().is_some()));
     let p = &mut k.procs.procs[s];
     p.restart = false;
     // A fifo open gives up its end (a restart opens anew), as Linux's.
@@ -405,12 +413,12 @@ pub fn interrupted(k: &mut Kernel, s: usize, act: &Action) {
         return;
     }
     let restartable = match nr {
-        __NR_read | __NR_readv | __NR_write | __NR_writev | __NR_ioctl | __NR_wait4
-        | __NR_waitid | __NR_open | __NR_openat | __NR_flock | __NR_fcntl | __NR_sendfile
-        | __NR_getrandom => true,
+        __NR_read | __NR_readv | __NR_write | __NR_writev => !timed_socket,
+        __NR_ioctl | __NR_wait4 | __NR_waitid | __NR_open | __NR_openat | __NR_flock
+        | __NR_fcntl | __NR_sendfile | __NR_getrandom => true,
         // Sockets without SO_RCVTIMEO/SO_SNDTIMEO (socket(7)).
         __NR_accept | __NR_accept4 | __NR_connect | __NR_sendto | __NR_recvfrom | __NR_sendmsg
-        | __NR_recvmsg => true,
+        | __NR_recvmsg => !timed_socket,
         // FUTEX_WAIT without a timeout (-ERESTARTSYS); timed waits are
         // -ERESTART_RESTARTBLOCK: EINTR for a handler.
         __NR_futex => tf.r10 == 0,

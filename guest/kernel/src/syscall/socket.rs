@@ -17,7 +17,8 @@ use super::{err, log_refused, Outcome, Outcome::*};
 use crate::fs::device::IoError;
 use crate::fs::file::OpenFile;
 use crate::fs::unix::{
-    Addr, Key, SockType, State, UnixSocket, RCVBUF, SCM_MAX_FD, SOCKADDR_UN_LEN, SUN_PATH_OFFSET,
+    Addr, Creds, Key, SockType, State, UnixSocket, NO_ID, RCVBUF, SCM_MAX_FD, SOCKADDR_UN_LEN,
+    SUN_PATH_OFFSET,
 };
 use crate::fs::vfs::{Follow, Kind};
 use crate::kernel::Kernel;
@@ -35,9 +36,6 @@ const SOCK_CLOEXEC: u32 = O_CLOEXEC;
 const SOCK_MAX: u32 = 11;
 /// Linux's `net.core.somaxconn`: listen's backlog is capped there.
 const SOMAXCONN: u64 = 4096;
-/// The uid and gid Linux reports where there is none (no peer
-/// credentials: `(uid_t)-1`).
-const NO_ID: u32 = u32::MAX;
 /// `sizeof(struct sockaddr_storage)`: the longest address a call takes.
 const SOCKADDR_STORAGE_LEN: u64 = 128;
 
@@ -225,7 +223,10 @@ pub fn sys_connect(k: &mut Kernel, s: usize, fd: u64, addr: u64, len: u64) -> Ou
         let r = match target {
             SockAddr::Family(f) if f == AF_UNSPEC as u16 => sock.connect_dgram(None),
             SockAddr::Family(_) => Err(Errno::EINVAL),
-            SockAddr::Name(n) => find_bound(k, s, &n).and_then(|t| sock.connect_dgram(Some(&t))),
+            SockAddr::Name(n) => find_bound(k, s, &n).and_then(|t| {
+                autobind_for_passcred(k, &sock)?;
+                sock.connect_dgram(Some(&t))
+            }),
         };
         return Ret(r.map_or_else(err, |()| 0));
     }
@@ -237,16 +238,16 @@ pub fn sys_connect(k: &mut Kernel, s: usize, fd: u64, addr: u64, len: u64) -> Ou
         Ok(l) => l,
         Err(e) => return Ret(err(e)),
     };
+    if let Err(e) = autobind_for_passcred(k, &sock) {
+        return Ret(err(e));
+    }
     match sock.connect_to(&listener, k.procs.procs[s].tgid) {
         Ok(()) => {
             k.procs.wakeup(listener.chan());
             Ret(0)
         }
         Err(IoError::WouldBlock(_)) if f.nonblocking() => Ret(err(Errno::EAGAIN)),
-        Err(IoError::WouldBlock(chan)) => {
-            k.procs.sleep(s, chan, 0, 0);
-            NoReturn
-        }
+        Err(IoError::WouldBlock(chan)) => block(k, s, chan, sock.sndtimeo_ns.get()),
         Err(IoError::Fail(e)) => Ret(err(e)),
         Err(IoError::BrokenPipe) => Ret(err(Errno::ECONNREFUSED)),
     }
@@ -286,10 +287,7 @@ pub fn sys_accept4(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
     let conn = match sock.accept() {
         Ok(c) => c,
         Err(IoError::WouldBlock(_)) if f.nonblocking() => return Ret(err(Errno::EAGAIN)),
-        Err(IoError::WouldBlock(chan)) => {
-            k.procs.sleep(s, chan, 0, 0);
-            return NoReturn;
-        }
+        Err(IoError::WouldBlock(chan)) => return block(k, s, chan, sock.rcvtimeo_ns.get()),
         Err(IoError::Fail(e)) => return Ret(err(e)),
         Err(IoError::BrokenPipe) => return Ret(err(Errno::EINVAL)),
     };
@@ -428,12 +426,19 @@ fn scatter(
     Ok(done)
 }
 
-/// The open files a message's control data passes (`SCM_RIGHTS`), as
-/// Linux's __scm_send checks them.
-fn control_files(k: &Kernel, s: usize, control: u64, len: u64) -> Result<Vec<Rc<OpenFile>>, Errno> {
+/// What a message's control data passes: open files (`SCM_RIGHTS`) and
+/// the credentials it claims (`SCM_CREDENTIALS`), as Linux's __scm_send
+/// checks them.
+struct Control {
+    files: Vec<Rc<OpenFile>>,
+    creds: Option<Creds>,
+}
+
+fn control_data(k: &Kernel, s: usize, control: u64, len: u64) -> Result<Control, Errno> {
     let mut files = Vec::new();
+    let mut creds = None;
     if control == 0 || len == 0 {
-        return Ok(files);
+        return Ok(Control { files, creds });
     }
     let len = usize::try_from(len).map_err(|_| Errno::EINVAL)?;
     if len > 64 * 1024 {
@@ -466,13 +471,24 @@ fn control_files(k: &Kernel, s: usize, control: u64, len: u64) -> Result<Vec<Rc<
                     files.push(file(k, s, fd as u32 as u64)?);
                 }
             }
-            // The sender's credentials: a root process may claim any.
-            SCM_CREDENTIALS => {}
+            // The sender's credentials (scm_check_creds): a root process
+            // (every one is) may claim any uid and gid, and the pid of
+            // any process there is (ESRCH otherwise).
+            SCM_CREDENTIALS => {
+                if cmsg_len != 16 + 12 {
+                    return Err(Errno::EINVAL);
+                }
+                let c = [word(off + 16), word(off + 20), word(off + 24)];
+                if k.procs.find(c[0]).is_none() {
+                    return Err(Errno::ESRCH);
+                }
+                creds = Some(c);
+            }
             _ => return Err(Errno::EINVAL),
         }
         off += cmsg_len.next_multiple_of(8);
     }
-    Ok(files)
+    Ok(Control { files, creds })
 }
 
 /// A send that could not go on, as Linux reports it.
@@ -483,8 +499,8 @@ fn send_stalled(k: &mut Kernel, s: usize, f: &OpenFile, e: IoError, flags: u32) 
             Ret(err(Errno::EAGAIN))
         }
         IoError::WouldBlock(chan) => {
-            k.procs.sleep(s, chan, 0, 0);
-            NoReturn
+            let timeout = unix(f).map_or(0, |u| u.sndtimeo_ns.get());
+            block(k, s, chan, timeout)
         }
         IoError::BrokenPipe => {
             if flags & MSG_NOSIGNAL == 0 {
@@ -497,6 +513,25 @@ fn send_stalled(k: &mut Kernel, s: usize, f: &OpenFile, e: IoError, flags: u32) 
             Ret(err(Errno::EPIPE))
         }
     }
+}
+
+/// A blocking socket call waits on `chan`; with a timeout (SO_RCVTIMEO,
+/// SO_SNDTIMEO) it gives up with `EAGAIN` once that has passed.
+fn block(k: &mut Kernel, s: usize, chan: crate::chan::Chan, timeout_ns: u64) -> Outcome {
+    match k.procs.sleep_timed(s, chan, timeout_ns, err(Errno::EAGAIN)) {
+        Some(v) => Ret(v),
+        None => NoReturn,
+    }
+}
+
+/// Linux autobinds a socket with SO_PASSCRED that connects or sends
+/// unnamed, so that its peer can name it.
+fn autobind_for_passcred(k: &Kernel, sock: &Rc<UnixSocket>) -> Result<(), Errno> {
+    if sock.passcred.get() && sock.name() == Addr::Unnamed {
+        let n = k.unix_names.autobind(sock)?;
+        sock.set_name(Addr::Abstract(n))?;
+    }
+    Ok(())
 }
 
 fn wake_both(k: &mut Kernel, f: &OpenFile) {
@@ -515,7 +550,7 @@ fn send(
     s: usize,
     fd: u64,
     iov: &[(u64, u64)],
-    files: Vec<Rc<OpenFile>>,
+    control: Control,
     flags: u32,
     to: u64,
     to_len: u64,
@@ -547,6 +582,12 @@ fn send(
     } else {
         None
     };
+    if sock.kind == SockType::Dgram {
+        if let Err(e) = autobind_for_passcred(k, &sock) {
+            return Ret(err(e));
+        }
+    }
+    let creds = control.creds.unwrap_or([k.procs.procs[s].tgid, 0, 0]);
     let total: u64 = iov.iter().map(|&(_, l)| l).sum();
     let total = total.min(i32::MAX as u64) as usize;
     let space = k.space(s);
@@ -557,7 +598,8 @@ fn send(
             Some(buf) => gather(&space, iov, buf),
             None => Ok(0),
         },
-        files,
+        control.files,
+        creds,
     );
     match r {
         Ok(n) => {
@@ -577,6 +619,9 @@ struct Got {
     full: usize,
     files: Vec<Rc<OpenFile>>,
     from: Addr,
+    creds: Creds,
+    /// The receiver has SO_PASSCRED.
+    passcred: bool,
 }
 
 fn receive(
@@ -620,15 +665,14 @@ fn receive(
                 full: r.full,
                 files: r.files,
                 from: r.from,
+                creds: r.creds,
+                passcred: sock.passcred.get(),
             })
         }
         Err(IoError::WouldBlock(_)) if f.nonblocking() || flags & MSG_DONTWAIT != 0 => {
             Err(Ret(err(Errno::EAGAIN)))
         }
-        Err(IoError::WouldBlock(chan)) => {
-            k.procs.sleep(s, chan, 0, 0);
-            Err(NoReturn)
-        }
+        Err(IoError::WouldBlock(chan)) => Err(block(k, s, chan, sock.rcvtimeo_ns.get())),
         Err(IoError::Fail(e)) => Err(Ret(err(e))),
         Err(IoError::BrokenPipe) => Err(Ret(err(Errno::EPIPE))),
     }
@@ -645,7 +689,10 @@ pub fn sys_sendto(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
         s,
         fd,
         &[(buf, len)],
-        Vec::new(),
+        Control {
+            files: Vec::new(),
+            creds: None,
+        },
         flags as u32,
         addr,
         addrlen,
@@ -708,11 +755,11 @@ pub fn sys_sendmsg(k: &mut Kernel, s: usize, fd: u64, msg: u64, flags: u64) -> O
         Ok(h) => h,
         Err(e) => return Ret(err(e)),
     };
-    let files = match control_files(k, s, h.control, h.controllen) {
-        Ok(f) => f,
+    let control = match control_data(k, s, h.control, h.controllen) {
+        Ok(c) => c,
         Err(e) => return Ret(err(e)),
     };
-    send(k, s, fd, &h.iov, files, flags as u32, h.name, h.namelen)
+    send(k, s, fd, &h.iov, control, flags as u32, h.name, h.namelen)
 }
 
 /// recvmsg(fd, msg, flags): the data into the iovecs, passed files
@@ -734,9 +781,39 @@ pub fn sys_recvmsg(k: &mut Kernel, s: usize, fd: u64, msg: u64, flags: u64) -> O
     if got.full > got.moved {
         msg_flags |= MSG_TRUNC;
     }
+    // The control buffer: the sender's credentials first (SO_PASSCRED),
+    // then the files, each as Linux's put_cmsg puts it (cut short, with
+    // MSG_CTRUNC, where the buffer ends).
+    let mut control = h.control;
+    let mut controllen = if h.control == 0 { 0 } else { h.controllen };
+    let mut used = 0u64;
+    if got.passcred {
+        let mut c = Vec::with_capacity(28);
+        c.extend_from_slice(&28u64.to_le_bytes());
+        c.extend_from_slice(&SOL_SOCKET.to_le_bytes());
+        c.extend_from_slice(&SCM_CREDENTIALS.to_le_bytes());
+        for w in got.creds {
+            c.extend_from_slice(&w.to_le_bytes());
+        }
+        if controllen < 16 {
+            msg_flags |= MSG_CTRUNC;
+        } else {
+            let n = (controllen as usize).min(c.len());
+            if n < c.len() {
+                msg_flags |= MSG_CTRUNC;
+            }
+            if let Err(e) = copy_out(&space, control, &c[..n]) {
+                return Ret(err(e));
+            }
+            let step = 32u64.min(controllen);
+            control += step;
+            controllen -= step;
+            used += step;
+        }
+    }
     // Install what fits in the control buffer; the rest are dropped.
-    let room = (h.controllen as usize).saturating_sub(16) / 4;
-    let fit = if h.control == 0 || h.controllen < 16 {
+    let room = (controllen as usize).saturating_sub(16) / 4;
+    let fit = if controllen < 16 {
         0
     } else {
         room.min(got.files.len())
@@ -755,7 +832,6 @@ pub fn sys_recvmsg(k: &mut Kernel, s: usize, fd: u64, msg: u64, flags: u64) -> O
             }
         }
     }
-    let mut used = 0u64;
     if !fds.is_empty() {
         let len = 16 + fds.len();
         let mut c = Vec::with_capacity(len);
@@ -763,10 +839,10 @@ pub fn sys_recvmsg(k: &mut Kernel, s: usize, fd: u64, msg: u64, flags: u64) -> O
         c.extend_from_slice(&SOL_SOCKET.to_le_bytes());
         c.extend_from_slice(&SCM_RIGHTS.to_le_bytes());
         c.extend_from_slice(&fds);
-        if let Err(e) = copy_out(&space, h.control, &c) {
+        if let Err(e) = copy_out(&space, control, &c) {
             return Ret(err(e));
         }
-        used = (len.next_multiple_of(8) as u64).min(h.controllen);
+        used += (len.next_multiple_of(8) as u64).min(controllen);
     }
     // The sender's name, as much as msg_namelen holds; msg_namelen its
     // length (0 for an unnamed sender), as Linux's move_addr_to_user.
@@ -849,7 +925,10 @@ pub fn sys_getsockopt(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errn
     let v: Vec<u8> = match name as u32 {
         SO_TYPE => kind.to_le_bytes().to_vec(),
         SO_DOMAIN => AF_UNIX.to_le_bytes().to_vec(),
-        SO_PROTOCOL | SO_PASSCRED => 0u32.to_le_bytes().to_vec(),
+        SO_PROTOCOL => 0u32.to_le_bytes().to_vec(),
+        SO_PASSCRED => u32::from(sock.passcred.get()).to_le_bytes().to_vec(),
+        SO_RCVTIMEO_OLD | SO_RCVTIMEO_NEW => timeval_bytes(sock.rcvtimeo_ns.get()),
+        SO_SNDTIMEO_OLD | SO_SNDTIMEO_NEW => timeval_bytes(sock.sndtimeo_ns.get()),
         SO_ACCEPTCONN => u32::from(sock.state() == State::Listening)
             .to_le_bytes()
             .to_vec(),
@@ -885,26 +964,78 @@ pub fn sys_getsockopt(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errn
     Ok(0)
 }
 
-/// setsockopt(fd, level, name, value, len): the SOL_SOCKET options that
-/// change nothing for a Unix socket on Linux either (`SO_REUSEADDR`,
-/// `SO_REUSEPORT`, `SO_KEEPALIVE`, `SO_BROADCAST`, `SO_DONTROUTE`,
-/// `SO_OOBINLINE`), and the buffer sizes, which are taken but stay
-/// [`RCVBUF`] (logged). Other levels are `EOPNOTSUPP`, as Unix sockets
-/// have none; other options are refused with a log line.
+/// A timeout as the `struct timeval` getsockopt gives (0: none).
+fn timeval_bytes(ns: u64) -> Vec<u8> {
+    let us = ns.div_ceil(1000);
+    [us / 1_000_000, us % 1_000_000]
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect()
+}
+
+/// A timeout from a `struct timeval` as Linux's sock_set_timeout takes
+/// it: `EDOM` for microseconds out of range; 0 is none (wait for ever);
+/// a negative one gives up at once.
+fn timeout_from(tv: &[u8; 16]) -> Result<u64, Errno> {
+    let sec = i64::from_le_bytes(tv[..8].try_into().map_err(|_| Errno::EINVAL)?);
+    let usec = i64::from_le_bytes(tv[8..].try_into().map_err(|_| Errno::EINVAL)?);
+    if !(0..1_000_000).contains(&usec) {
+        return Err(Errno::EDOM);
+    }
+    if sec < 0 {
+        return Ok(1);
+    }
+    Ok((sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(usec as u64 * 1000))
+}
+
+/// setsockopt(fd, level, name, value, len): `SO_PASSCRED` (receives carry
+/// the sender's credentials, `SCM_CREDENTIALS`), `SO_RCVTIMEO` and
+/// `SO_SNDTIMEO` (blocking calls give up with `EAGAIN`), the SOL_SOCKET
+/// options that change nothing for a Unix socket on Linux either
+/// (`SO_REUSEADDR`, `SO_REUSEPORT`, `SO_KEEPALIVE`, `SO_BROADCAST`,
+/// `SO_DONTROUTE`, `SO_OOBINLINE`), and the buffer sizes, which are taken
+/// but stay [`RCVBUF`] (logged). Other levels are `EOPNOTSUPP`, as Unix
+/// sockets have none; other options are refused with a log line.
 pub fn sys_setsockopt(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errno> {
     let [fd, level, name, value, len, _] = a;
-    socket(k, s, fd)?;
+    let f = socket(k, s, fd)?;
+    let sock = unix(&f)?;
     if level != SOL_SOCKET as u64 {
         return Err(Errno::EOPNOTSUPP);
     }
     let name = name as u32;
-    // Every option here is an int: Linux checks the length, then reads it.
-    if (len as i32) < 4 {
+    let len = len as u32 as i32;
+    if matches!(
+        name,
+        SO_RCVTIMEO_OLD | SO_RCVTIMEO_NEW | SO_SNDTIMEO_OLD | SO_SNDTIMEO_NEW
+    ) {
+        if len < 16 {
+            return Err(Errno::EINVAL);
+        }
+        let mut tv = [0u8; 16];
+        copy_in(&k.space(s), value, &mut tv)?;
+        let ns = timeout_from(&tv)?;
+        if matches!(name, SO_RCVTIMEO_OLD | SO_RCVTIMEO_NEW) {
+            sock.rcvtimeo_ns.set(ns);
+        } else {
+            sock.sndtimeo_ns.set(ns);
+        }
+        return Ok(0);
+    }
+    // The rest are ints: Linux checks the length, then reads it.
+    if len < 4 {
         return Err(Errno::EINVAL);
     }
     let mut v = [0u8; 4];
     copy_in(&k.space(s), value, &mut v)?;
+    let on = u32::from_le_bytes(v) != 0;
     match name {
+        SO_PASSCRED => {
+            sock.passcred.set(on);
+            Ok(0)
+        }
         SO_REUSEADDR | SO_REUSEPORT | SO_KEEPALIVE | SO_BROADCAST | SO_DONTROUTE | SO_OOBINLINE => {
             Ok(0)
         }
