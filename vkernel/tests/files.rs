@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{c_program, vkernel};
+use common::{c_checks_pass_natively_and_in_the_guest_with, c_program, vkernel};
 use loader::cpio_writer::{pack, Member};
 
 #[test]
@@ -221,4 +221,11 @@ fn file_and_pipe_data_cross_the_host_in_few_hypercalls() {
         per_mib < 40,
         "{per_mib} hypercalls per MiB ({small} for 4 MiB, {large} for 12 MiB)"
     );
+}
+
+#[test]
+fn pipe_capacity_and_preadv2_pwritev2_behave_as_on_linux_on_both_pmaps() {
+    for pmap in ["host", "guest"] {
+        c_checks_pass_natively_and_in_the_guest_with("iocalls", &[], &["--pmap", pmap]);
+    }
 }

@@ -26,6 +26,8 @@ use crate::chan::Chan;
 
 /// Capacity (Linux's default pipe size).
 pub const PIPE_SIZE: usize = 64 * 1024;
+/// The smallest capacity (F_SETPIPE_SZ rounds up to it).
+const PAGE_SIZE: usize = 4096;
 /// Writes up to this size are atomic (Linux's `PIPE_BUF`).
 pub const PIPE_BUF: usize = 4096;
 
@@ -134,6 +136,40 @@ impl PipeEnd {
         &self.pipe
     }
 
+    /// F_GETPIPE_SZ: the pipe's capacity in bytes.
+    pub fn capacity(&self) -> usize {
+        self.pipe.ring.borrow().buf.len()
+    }
+
+    /// F_SETPIPE_SZ, as Linux's pipe_set_size: the size rounded up to a
+    /// power of two pages (at least one); `EBUSY` if what the pipe holds
+    /// would not fit; `EINVAL` past 2^31. Returns the new capacity.
+    /// (Past `/proc/sys/fs/pipe-max-size`, 1 MiB, Linux wants
+    /// CAP_SYS_RESOURCE: every process here is root.)
+    pub fn set_capacity(&self, size: u64) -> Result<usize, vkernel_abi::Errno> {
+        use vkernel_abi::Errno;
+        let size = size.max(PAGE_SIZE as u64);
+        if size > 1 << 31 {
+            return Err(Errno::EINVAL);
+        }
+        let size = size.next_power_of_two() as usize;
+        let mut r = self.pipe.ring.borrow_mut();
+        if r.len > size {
+            return Err(Errno::EBUSY);
+        }
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(size).map_err(|_| Errno::ENOMEM)?;
+        buf.resize(size, 0);
+        // The bytes held, from the head on, to the new ring's start.
+        let (head, cap, len) = (r.head, r.buf.len(), r.len);
+        let first = len.min(cap - head);
+        buf[..first].copy_from_slice(&r.buf[head..head + first]);
+        buf[first..len].copy_from_slice(&r.buf[..len - first]);
+        r.buf = buf;
+        r.head = 0;
+        Ok(size)
+    }
+
     /// Whether it is a read end (or both).
     pub fn reads(&self) -> bool {
         self.read
@@ -189,12 +225,12 @@ impl Device for PipeEnd {
         }
         // The data is at most two runs of the ring: one copy for both.
         let n = len.min(r.len);
-        let head = r.head;
-        let first = n.min(PIPE_SIZE - head);
+        let (head, cap) = (r.head, r.buf.len());
+        let first = n.min(cap - head);
         let (wrapped, tail) = r.buf.split_at(head);
         let pieces = [&tail[..first], &wrapped[..n - first]];
         let done = out(&pieces).map_err(IoError::Fail)?;
-        r.head = (head + done) % PIPE_SIZE;
+        r.head = (head + done) % cap;
         r.len -= done;
         if done > 0 {
             p.out_seq.set(p.out_seq.get() + 1);
@@ -211,7 +247,8 @@ impl Device for PipeEnd {
             return Err(IoError::BrokenPipe);
         }
         let mut r = p.ring.borrow_mut();
-        let room = PIPE_SIZE - r.len;
+        let cap = r.buf.len();
+        let room = cap - r.len;
         // Small writes wait for room for all of it (atomic); large ones
         // take what fits and the caller comes back for the rest.
         if room == 0 || (len <= PIPE_BUF && room < len) {
@@ -219,8 +256,8 @@ impl Device for PipeEnd {
         }
         // The room is at most two runs of the ring: one copy for both.
         let n = len.min(room);
-        let at = (r.head + r.len) % PIPE_SIZE;
-        let first = n.min(PIPE_SIZE - at);
+        let at = (r.head + r.len) % cap;
+        let first = n.min(cap - at);
         let (wrapped, tail) = r.buf.split_at_mut(at);
         let mut pieces = [&mut tail[..first], &mut wrapped[..n - first]];
         let done = src(&mut pieces).map_err(IoError::Fail)?;
@@ -240,7 +277,7 @@ impl Device for PipeEnd {
         let r = p.ring.borrow();
         let mut ready = Ready::default();
         if self.write {
-            ready.write = r.len < PIPE_SIZE;
+            ready.write = r.len < r.buf.len();
             ready.error = p.readers.get() == 0;
             ready.out_seq = p.out_seq.get();
         }

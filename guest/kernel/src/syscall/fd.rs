@@ -390,6 +390,78 @@ pub fn sys_vectored(
     cnt: u64,
     at: Option<u64>,
 ) -> Outcome {
+    vectored(k, s, dir, fd, iov, cnt, at, false)
+}
+
+/// The `RWF_*` flags preadv2 and pwritev2 know.
+const RWF_HIPRI: u64 = 0x1;
+const RWF_DSYNC: u64 = 0x2;
+const RWF_SYNC: u64 = 0x4;
+const RWF_NOWAIT: u64 = 0x8;
+const RWF_APPEND: u64 = 0x10;
+
+/// preadv2 / pwritev2(fd, iov, cnt, pos_l, pos_h, flags): preadv and
+/// pwritev, or readv and writev at offset -1, with Linux's per-call
+/// flags: `RWF_NOWAIT` (`EAGAIN` rather than wait), `RWF_APPEND` (the
+/// write goes to the end, as `O_APPEND`), `RWF_DSYNC`/`RWF_SYNC` (the
+/// file is synced after a write, as fsync), `RWF_HIPRI` (a polling hint:
+/// nothing to do); any other flag is `EOPNOTSUPP`.
+pub fn sys_vectored2(k: &mut Kernel, s: usize, dir: Dir, a: [u64; 6]) -> Outcome {
+    let [fd, iov, cnt, pos, _, flags] = a;
+    if flags & !(RWF_HIPRI | RWF_DSYNC | RWF_SYNC | RWF_NOWAIT | RWF_APPEND) != 0 {
+        return Ret(err(Errno::EOPNOTSUPP));
+    }
+    let at = if pos as i64 == -1 { None } else { Some(pos) };
+    let writing = matches!(dir, Dir::Write);
+    if writing && flags & RWF_APPEND != 0 {
+        let f = match file(k, s, fd) {
+            Ok(f) => f,
+            Err(e) => return Ret(err(e)),
+        };
+        if let Some(i) = f.inode() {
+            let end = i.meta().size;
+            if at.is_none() {
+                f.offset.set(end);
+            } else {
+                // The write goes to the end; the file position stays.
+                let out = vectored(k, s, dir, fd, iov, cnt, Some(end), flags & RWF_NOWAIT != 0);
+                return finish_sync(k, s, fd, flags, out);
+            }
+        }
+    }
+    let out = vectored(k, s, dir, fd, iov, cnt, at, flags & RWF_NOWAIT != 0);
+    if writing {
+        finish_sync(k, s, fd, flags, out)
+    } else {
+        out
+    }
+}
+
+/// After a pwritev2 that wrote, `RWF_DSYNC`/`RWF_SYNC` sync the file.
+fn finish_sync(k: &mut Kernel, s: usize, fd: u64, flags: u64, out: Outcome) -> Outcome {
+    if flags & (RWF_DSYNC | RWF_SYNC) == 0 {
+        return out;
+    }
+    match out {
+        Ret(n) if n > 0 => match sys_fsync(k, s, fd, flags & RWF_SYNC == 0) {
+            Ok(_) | Err(Errno::EINVAL) => Ret(n),
+            Err(e) => Ret(err(e)),
+        },
+        o => o,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn vectored(
+    k: &mut Kernel,
+    s: usize,
+    dir: Dir,
+    fd: u64,
+    iov: u64,
+    cnt: u64,
+    at: Option<u64>,
+    nowait: bool,
+) -> Outcome {
     let f = match file(k, s, fd) {
         Ok(f) => f,
         Err(e) => return Ret(err(e)),
@@ -448,6 +520,8 @@ pub fn sys_vectored(
                 }
             }
             Err(_) if total > 0 => break,
+            // RWF_NOWAIT: what would wait is EAGAIN instead.
+            Err(IoError::WouldBlock(_)) if nowait => return Ret(err(Errno::EAGAIN)),
             Err(e) => return stalled(k, s, &f, e, matches!(dir, Dir::Write)),
         }
     }
@@ -598,8 +672,18 @@ pub fn sys_fcntl(k: &mut Kernel, s: usize, fd: u64, cmd: u64, arg: u64) -> Resul
             f.flags.set(keep | (arg as u32 & SETFL_MASK));
             Ok(0)
         }
-        F_GETPIPE_SZ if f.device().is_some() && f.inode().is_none() => {
-            Ok(crate::fs::pipe::PIPE_SIZE as i64)
+        // A pipe's or fifo's capacity; EBADF for any other file, as Linux.
+        F_GETPIPE_SZ | F_SETPIPE_SZ => {
+            let end = f.device().and_then(|d| d.pipe_end()).ok_or(Errno::EBADF)?;
+            if cmd as u32 == F_GETPIPE_SZ {
+                return Ok(end.capacity() as i64);
+            }
+            // The argument is an unsigned int.
+            let size = end.set_capacity(u64::from(arg as u32))?;
+            // A bigger ring may take what its writers waited to write.
+            let chan = end.pipe().writable_chan();
+            k.procs.wakeup(chan);
+            Ok(size as i64)
         }
         c => {
             log_refused(k, s, "fcntl", format_args!("command {c}"));

@@ -220,6 +220,47 @@ pub fn sys_sched_getparam(
     Ok(0)
 }
 
+/// sched_get_priority_min and _max: the static priorities a policy takes
+/// (`(min, max)`), as Linux's: 1 to 99 for SCHED_FIFO and SCHED_RR, 0
+/// for the others; `EINVAL` for a policy Linux does not know.
+pub fn sched_priority_range(policy: u64) -> Result<(i64, i64), Errno> {
+    match policy {
+        // SCHED_FIFO, SCHED_RR.
+        1 | 2 => Ok((1, 99)),
+        // SCHED_OTHER, SCHED_BATCH, SCHED_IDLE, SCHED_DEADLINE.
+        0 | 3 | 5 | 6 => Ok((0, 0)),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// sched_rr_get_interval(pid, tp): the time slice task `pid` (0: the
+/// caller) runs for before another gets the CPU: the kernel's (the RUN
+/// timeout, `slice_us=`).
+pub fn sys_sched_rr_get_interval(
+    k: &mut Kernel,
+    s: usize,
+    tid: i64,
+    tp: u64,
+) -> Result<i64, Errno> {
+    if tid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    task_of(k, s, tid as u64)?;
+    let ns = k.slice_us * 1000;
+    write_words(&k.space(s), tp, &[ns / 1_000_000_000, ns % 1_000_000_000])?;
+    Ok(0)
+}
+
+/// getresuid / getresgid(real, effective, saved): every process is root,
+/// so all three are 0.
+pub fn sys_getres_ids(k: &mut Kernel, s: usize, ptrs: [u64; 3]) -> Result<i64, Errno> {
+    let space = k.space(s);
+    for p in ptrs {
+        copy_out(&space, p, &0u32.to_le_bytes())?;
+    }
+    Ok(0)
+}
+
 /// getcpu(cpu, node, cache): CPU 0 of node 0.
 pub fn sys_getcpu(k: &mut Kernel, s: usize, cpu: u64, node: u64) -> Result<i64, Errno> {
     let space = k.space(s);

@@ -111,6 +111,8 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         __NR_writev => sys_vectored(k, s, Dir::Write, a[0], a[1], a[2], None),
         __NR_preadv => sys_vectored(k, s, Dir::Read, a[0], a[1], a[2], Some(a[3])),
         __NR_pwritev => sys_vectored(k, s, Dir::Write, a[0], a[1], a[2], Some(a[3])),
+        __NR_preadv2 => sys_vectored2(k, s, Dir::Read, a),
+        __NR_pwritev2 => sys_vectored2(k, s, Dir::Write, a),
         __NR_lseek => ret(sys_lseek(k, s, a[0], a[1], a[2])),
         __NR_close => ret(sys_close(k, s, a[0])),
         __NR_close_range => ret(sys_close_range(k, s, a[0], a[1], a[2])),
@@ -253,8 +255,13 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         }
         __NR_sched_getaffinity => ret(sys_sched_getaffinity(k, s, a[0], a[1], a[2])),
         __NR_sched_setaffinity => ret(sys_sched_setaffinity(k, s, a[0], a[1], a[2])),
-        __NR_sched_getscheduler => ret(sys_sched_getparam(k, s, a[0] as i64, None)),
-        __NR_sched_getparam => ret(sys_sched_getparam(k, s, a[0] as i64, Some(a[1]))),
+        __NR_sched_getscheduler => ret(sys_sched_getparam(k, s, a[0] as i32 as i64, None)),
+        __NR_sched_getparam => ret(sys_sched_getparam(k, s, a[0] as i32 as i64, Some(a[1]))),
+        __NR_sched_get_priority_max => ret(sched_priority_range(a[0]).map(|r| r.1)),
+        __NR_sched_get_priority_min => ret(sched_priority_range(a[0]).map(|r| r.0)),
+        __NR_sched_rr_get_interval => {
+            ret(sys_sched_rr_get_interval(k, s, a[0] as i32 as i64, a[1]))
+        }
         __NR_getcpu => ret(sys_getcpu(k, s, a[0], a[1])),
         __NR_membarrier => ret(sys_membarrier(a[0], a[1])),
         // glibc falls back to copying.
@@ -336,6 +343,7 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         __NR_getrlimit => ret(sys_prlimit(k, s, 0, a[0], 0, a[1])),
         // uid, gid, euid, egid: root.
         __NR_getuid | __NR_getgid | __NR_geteuid | __NR_getegid => Ret(0),
+        __NR_getresuid | __NR_getresgid => ret(sys_getres_ids(k, s, [a[0], a[1], a[2]])),
         __NR_getgroups => ret(sys_getgroups(k, s, a[0], a[1])),
         __NR_setgroups => ret(sys_setgroups(k, s, a[0], a[1])),
         __NR_getppid => Ret(k.procs.procs[s].parent as i64),

@@ -1,0 +1,39 @@
+// The ids and scheduling queries a process makes, checked against Linux
+// (run as root): getresuid/getresgid, sched_get_priority_min/max per
+// policy, sched_rr_get_interval. The same binary runs natively first,
+// then in the guest. Prints "ok - ..." per check, "FAIL - ..." on a
+// mismatch, and "N failed".
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    uid_t r = 1, e = 1, sv = 1;
+    CHECK(getresuid(&r, &e, &sv) == 0 && r == 0 && e == 0 && sv == 0, "getresuid: root, three times");
+    gid_t g1 = 1, g2 = 1, g3 = 1;
+    CHECK(getresgid(&g1, &g2, &g3) == 0 && g1 == 0 && g2 == 0 && g3 == 0, "getresgid: root, three times");
+    CHECK(getresuid(&r, (uid_t *)8, &sv) == -1 && errno == EFAULT, "getresuid with a bad pointer: EFAULT");
+    CHECK(sched_get_priority_min(SCHED_FIFO) == 1 && sched_get_priority_max(SCHED_FIFO) == 99, "SCHED_FIFO: 1 to 99");
+    CHECK(sched_get_priority_min(SCHED_RR) == 1 && sched_get_priority_max(SCHED_RR) == 99, "SCHED_RR: 1 to 99");
+    CHECK(sched_get_priority_min(SCHED_OTHER) == 0 && sched_get_priority_max(SCHED_OTHER) == 0, "SCHED_OTHER: 0");
+    CHECK(sched_get_priority_max(SCHED_BATCH) == 0 && sched_get_priority_max(SCHED_IDLE) == 0, "SCHED_BATCH, SCHED_IDLE: 0");
+    CHECK(sched_get_priority_max(4) == -1 && errno == EINVAL, "policy 4: EINVAL");
+    CHECK(sched_get_priority_min(-1) == -1 && errno == EINVAL, "policy -1: EINVAL");
+    CHECK(sched_getscheduler(-1) == -1 && errno == EINVAL, "sched_getscheduler(-1): EINVAL");
+    struct timespec ts = {-1, -1};
+    // Linux gives 0 to a SCHED_OTHER task alone on its run queue, else
+    // its slice.
+    CHECK(sched_rr_get_interval(0, &ts) == 0 && ts.tv_sec == 0 && ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000,
+          "sched_rr_get_interval: a slice under a second");
+    CHECK(sched_rr_get_interval(-1, &ts) == -1 && errno == EINVAL, "pid -1: EINVAL");
+    CHECK(sched_rr_get_interval(0x3fffffff, &ts) == -1 && errno == ESRCH, "no such pid: ESRCH");
+    CHECK(sched_rr_get_interval(0, (struct timespec *)8) == -1 && errno == EFAULT, "a bad pointer: EFAULT");
+    printf("%d failed\n", failed);
+    return failed != 0;
+}

@@ -1,0 +1,87 @@
+// A pipe's capacity (F_GETPIPE_SZ, F_SETPIPE_SZ) and preadv2/pwritev2
+// with their per-call flags, checked against Linux: the same binary runs
+// natively first, then in the guest. Prints "ok - ..." per check,
+// "FAIL - ..." on a mismatch, and "N failed".
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "check.h"
+
+static void pipe_size(void) {
+    int p[2];
+    CHECK(pipe(p) == 0, "pipe");
+    CHECK(fcntl(p[0], F_GETPIPE_SZ) == 65536 && fcntl(p[1], F_GETPIPE_SZ) == 65536,
+          "F_GETPIPE_SZ: 64 KiB on both ends");
+    CHECK(fcntl(p[1], F_SETPIPE_SZ, 100000) == 131072 && fcntl(p[0], F_GETPIPE_SZ) == 131072,
+          "F_SETPIPE_SZ 100000: rounded up to 128 KiB, for both ends");
+    CHECK(fcntl(p[1], F_SETPIPE_SZ, 1) == 4096, "F_SETPIPE_SZ 1: one page");
+    char buf[8192];
+    memset(buf, 'p', sizeof buf);
+    fcntl(p[1], F_SETFL, O_NONBLOCK);
+    CHECK(write(p[1], buf, sizeof buf) == 4096, "a one-page pipe takes 4096 bytes");
+    CHECK(fcntl(p[1], F_SETPIPE_SZ, 1) == 4096, "shrinking to what it holds is fine");
+    CHECK(fcntl(p[1], F_SETPIPE_SZ, 65536) == 65536, "grown while holding data");
+    CHECK(write(p[1], buf, sizeof buf) == 8192, "and it takes more");
+    CHECK(fcntl(p[1], F_SETPIPE_SZ, 4096) == -1 && errno == EBUSY, "smaller than what it holds: EBUSY");
+    char in[16384];
+    CHECK(read(p[0], in, sizeof in) == 12288 && in[0] == 'p' && in[12287] == 'p', "the bytes survive resizing");
+    int f = open("/proc/self/exe", O_RDONLY);
+    CHECK(fcntl(f, F_GETPIPE_SZ) == -1 && errno == EBADF, "F_GETPIPE_SZ of a file: EBADF");
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    CHECK(fcntl(sv[0], F_GETPIPE_SZ) == -1 && errno == EBADF, "of a socket: EBADF");
+    close(f);
+    close(sv[0]);
+    close(sv[1]);
+    close(p[0]);
+    close(p[1]);
+}
+
+static void rw2(void) {
+    char path[] = "/tmp/rw2XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "a file");
+    struct iovec w[2] = {{"hello ", 6}, {"world", 5}};
+    CHECK(pwritev2(fd, w, 2, 0, 0) == 11, "pwritev2 at 0");
+    CHECK(lseek(fd, 0, SEEK_CUR) == 0, "the position stays");
+    char a[6] = {0}, b[6] = {0};
+    struct iovec r[2] = {{a, 5}, {b, 5}};
+    CHECK(preadv2(fd, r, 2, 1, RWF_HIPRI) == 10 && memcmp(a, "ello ", 5) == 0 && memcmp(b, "world", 5) == 0,
+          "preadv2 at 1 (RWF_HIPRI)");
+    CHECK(preadv2(fd, r, 2, -1, 0) == 10 && lseek(fd, 0, SEEK_CUR) == 10, "offset -1: the file position, moved");
+    CHECK(pwritev2(fd, w, 1, 0, RWF_APPEND) == 6, "RWF_APPEND with an offset");
+    struct stat st;
+    fstat(fd, &st);
+    CHECK(st.st_size == 17 && lseek(fd, 0, SEEK_CUR) == 10, "went to the end; the position stays");
+    lseek(fd, 0, SEEK_SET);
+    CHECK(pwritev2(fd, w + 1, 1, -1, RWF_APPEND | RWF_DSYNC) == 5 && lseek(fd, 0, SEEK_CUR) == 22,
+          "RWF_APPEND at offset -1: the position follows the end (RWF_DSYNC)");
+    CHECK(pwritev2(fd, w, 1, 0, 0x1000) == -1 && errno == EOPNOTSUPP, "an unknown flag: EOPNOTSUPP");
+    CHECK(preadv2(fd, r, 1, -2, 0) == -1 && errno == EINVAL, "offset -2: EINVAL");
+    int p[2];
+    pipe(p);
+    CHECK(preadv2(p[0], r, 1, -1, RWF_NOWAIT) == -1 && errno == EAGAIN, "RWF_NOWAIT on an empty pipe: EAGAIN");
+    CHECK(preadv2(p[0], r, 1, 0, 0) == -1 && errno == ESPIPE, "an offset on a pipe: ESPIPE");
+    write(p[1], "x", 1);
+    CHECK(preadv2(p[0], r, 1, -1, RWF_NOWAIT) == 1, "with data it reads");
+    close(p[0]);
+    close(p[1]);
+    close(fd);
+    unlink(path);
+}
+
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    pipe_size();
+    rw2();
+    printf("%d failed\n", failed);
+    return failed != 0;
+}
