@@ -1,5 +1,6 @@
-// A pipe's capacity (F_GETPIPE_SZ, F_SETPIPE_SZ) and preadv2/pwritev2
-// with their per-call flags, checked against Linux: the same binary runs
+// A pipe's capacity (F_GETPIPE_SZ, F_SETPIPE_SZ), preadv2/pwritev2 with
+// their per-call flags, and fallocate on tmpfs (/dev/shm), checked
+// against Linux: the same binary runs
 // natively first, then in the guest. Prints "ok - ..." per check,
 // "FAIL - ..." on a mismatch, and "N failed".
 #define _GNU_SOURCE
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -78,10 +80,58 @@ static void rw2(void) {
     unlink(path);
 }
 
+static void allocate(void) {
+    char path[] = "/dev/shm/fallocXXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "a tmpfs file");
+    struct stat st;
+    CHECK(fallocate(fd, 0, 0, 10000) == 0 && fstat(fd, &st) == 0 && st.st_size == 10000 && st.st_blocks == 24,
+          "fallocate 10000 bytes: the size, three pages (%ld blocks)", (long)st.st_blocks);
+    CHECK(fallocate(fd, FALLOC_FL_KEEP_SIZE, 8192, 8192) == 0 && fstat(fd, &st) == 0 && st.st_size == 10000 &&
+              st.st_blocks == 32,
+          "KEEP_SIZE past the end: pages, the same size");
+    char page[4096];
+    memset(page, 'a', sizeof page);
+    for (int i = 0; i < 3; i++)
+        pwrite(fd, page, sizeof page, i * 4096);
+    char *m = mmap(NULL, 3 * 4096, PROT_READ, MAP_SHARED, fd, 0);
+    CHECK(m != MAP_FAILED && m[4096] == 'a', "mapped, the middle page reads 'a'");
+    CHECK(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4000, 4096 + 200) == 0,
+          "punch a hole over the middle page and the ends of its neighbours");
+    char back[3 * 4096];
+    CHECK(pread(fd, back, sizeof back, 0) == sizeof back && back[3999] == 'a' && back[4000] == 0 && back[8295] == 0 &&
+              back[8296] == 'a',
+          "the hole reads zeros, around it what was written");
+    CHECK(m[4096] == 0 && m[4095] == 0 && m[3999] == 'a', "the mapping sees the hole too");
+    fstat(fd, &st);
+    // (Linux's tmpfs may count the freed page in st_blocks a while yet.)
+    CHECK(st.st_size == 12288 && st.st_blocks <= 32, "the size stays (%ld blocks)", (long)st.st_blocks);
+    munmap(m, 3 * 4096);
+    CHECK(fallocate(fd, FALLOC_FL_PUNCH_HOLE, 0, 4096) == -1 && errno == EOPNOTSUPP,
+          "PUNCH_HOLE without KEEP_SIZE: EOPNOTSUPP");
+    CHECK(fallocate(fd, FALLOC_FL_ZERO_RANGE, 0, 4096) == -1 && errno == EOPNOTSUPP, "ZERO_RANGE on tmpfs: EOPNOTSUPP");
+    CHECK(fallocate(fd, 0, 0, 0) == -1 && errno == EINVAL, "length 0: EINVAL");
+    CHECK(fallocate(fd, 0, -1, 10) == -1 && errno == EINVAL, "offset -1: EINVAL");
+    CHECK(fallocate(fd, 0x100, 0, 10) == -1 && errno == EOPNOTSUPP, "an unknown mode: EOPNOTSUPP");
+    CHECK(posix_fallocate(fd, 0, 20000) == 0 && fstat(fd, &st) == 0 && st.st_size == 20000, "posix_fallocate");
+    int ro = open(path, O_RDONLY);
+    CHECK(fallocate(ro, 0, 0, 10) == -1 && errno == EBADF, "a read-only descriptor: EBADF");
+    CHECK(fallocate(ro, FALLOC_FL_ZERO_RANGE, 0, 10) == -1 && errno == EBADF, "EBADF before tmpfs's EOPNOTSUPP");
+    int p[2];
+    pipe(p);
+    CHECK(fallocate(p[1], 0, 0, 10) == -1 && errno == ESPIPE, "a pipe: ESPIPE");
+    close(p[0]);
+    close(p[1]);
+    close(ro);
+    close(fd);
+    unlink(path);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     pipe_size();
     rw2();
+    allocate();
     printf("%d failed\n", failed);
     return failed != 0;
 }

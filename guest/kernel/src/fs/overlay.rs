@@ -527,6 +527,13 @@ impl Inode for OvNode {
         self.copy_up()?.truncate(size)
     }
 
+    fn allocate(&self, keep_size: bool, punch: bool, off: u64, len: u64) -> Result<(), Errno> {
+        if self.kind() != Kind::Regular {
+            return self.top().allocate(keep_size, punch, off, len);
+        }
+        self.copy_up()?.allocate(keep_size, punch, off, len)
+    }
+
     fn readlink(&self) -> Result<Vec<u8>, Errno> {
         self.top().readlink()
     }

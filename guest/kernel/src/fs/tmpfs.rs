@@ -734,6 +734,82 @@ impl Inode for Node {
         Ok(())
     }
 
+    /// As Linux's shmem_fallocate: pages for the range (all or none: the
+    /// ones this call took go back on `ENOSPC`), or, punching, the whole
+    /// pages of the range freed and the partial ones at its ends zeroed.
+    fn allocate(&self, keep_size: bool, punch: bool, off: u64, len: u64) -> Result<(), Errno> {
+        let file = self.file()?;
+        let end = off.checked_add(len).ok_or(Errno::EFBIG)?;
+        if end > MAX_FILE_BYTES {
+            return Err(Errno::EFBIG);
+        }
+        // A read's posted copy of these pages reaches the host first.
+        flush_posted();
+        if punch {
+            let (first, last) = (off.div_ceil(PAGE_SIZE), end / PAGE_SIZE);
+            // Out of every mapping (from the first page on: more than
+            // needed, and the rest fault back in from the file).
+            self.mappers
+                .zap(self as *const Node as *const (), off / PAGE_SIZE);
+            let mut f = file.borrow_mut();
+            let whole: Vec<u64> = f.pages.range(first..last).map(|(&i, _)| i).collect();
+            for i in whole {
+                if let Some(page) = f.pages.remove(&i) {
+                    self.fs.free_page(page);
+                }
+            }
+            // The partial pages at the ends: zero their part of the range.
+            for index in [off / PAGE_SIZE, end / PAGE_SIZE] {
+                if let Some(&page) = f.pages.get(&index) {
+                    let from = off.max(index * PAGE_SIZE) - index * PAGE_SIZE;
+                    let to = end.min((index + 1) * PAGE_SIZE) - index * PAGE_SIZE;
+                    if from < to {
+                        // SAFETY: this file's page, borrowed mutably;
+                        // `from < to <= PAGE_SIZE`.
+                        unsafe {
+                            core::ptr::write_bytes(
+                                (page as *mut u8).add(from as usize),
+                                0,
+                                (to - from) as usize,
+                            )
+                        };
+                    }
+                }
+            }
+        } else {
+            let mut f = file.borrow_mut();
+            let mut taken = Vec::new();
+            for index in off / PAGE_SIZE..end.div_ceil(PAGE_SIZE) {
+                if f.pages.contains_key(&index) {
+                    continue;
+                }
+                let page = taken
+                    .try_reserve(1)
+                    .map_err(|_| Errno::ENOMEM)
+                    .and_then(|()| self.fs.alloc_page());
+                match page {
+                    Ok(p) => {
+                        f.pages.insert(index, p);
+                        taken.push(index);
+                    }
+                    Err(e) => {
+                        for i in taken {
+                            if let Some(p) = f.pages.remove(&i) {
+                                self.fs.free_page(p);
+                            }
+                        }
+                        return Err(if e == Errno::ENOMEM { Errno::ENOSPC } else { e });
+                    }
+                }
+            }
+            if !keep_size && end > f.size {
+                f.size = end;
+            }
+        }
+        self.attrs.borrow_mut().dirty = true;
+        Ok(())
+    }
+
     fn readlink(&self) -> Result<Vec<u8>, Errno> {
         match &self.body {
             Body::Symlink(t) => Ok(t.clone()),

@@ -241,6 +241,13 @@ pub trait Inode {
     fn truncate(&self, _size: u64) -> Result<(), Errno> {
         Err(Errno::EINVAL)
     }
+    /// fallocate on the file (Linux's `fallocate` file operation):
+    /// `punch` frees the bytes of `[off, off + len)` (they read as zeros
+    /// after), else they are given pages and, unless `keep_size`, the file
+    /// grows to hold them. `EOPNOTSUPP` where the file system has none.
+    fn allocate(&self, _keep_size: bool, _punch: bool, _off: u64, _len: u64) -> Result<(), Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
 
     // ---- the rest
 

@@ -869,6 +869,70 @@ pub fn sys_fsync(k: &Kernel, s: usize, fd: u64, datasync: bool) -> Result<i64, E
     Ok(0)
 }
 
+/// fallocate(fd, mode, offset, len), with Linux's checks (vfs_fallocate)
+/// in its order: `FALLOC_FL_KEEP_SIZE` and `FALLOC_FL_PUNCH_HOLE` (which
+/// needs KEEP_SIZE) as tmpfs takes them; the other modes are
+/// `EOPNOTSUPP`, as tmpfs answers them. A file system without it (the
+/// host's files) is `EOPNOTSUPP` too, with a log line (glibc's
+/// posix_fallocate then writes the range itself).
+pub fn sys_fallocate(
+    k: &Kernel,
+    s: usize,
+    fd: u64,
+    mode: u64,
+    off: u64,
+    len: u64,
+) -> Result<i64, Errno> {
+    const KEEP_SIZE: u64 = FALLOC_FL_KEEP_SIZE as u64;
+    const PUNCH_HOLE: u64 = FALLOC_FL_PUNCH_HOLE as u64;
+    let mode = mode as u32 as u64;
+    let (off, len) = (off as i64, len as i64);
+    if off < 0 || len <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    // The modes Linux knows (KEEP_SIZE, PUNCH_HOLE, COLLAPSE_RANGE,
+    // ZERO_RANGE, INSERT_RANGE, UNSHARE_RANGE, WRITE_ZEROES).
+    if mode & !0xfb != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    if mode & PUNCH_HOLE != 0 && mode & KEEP_SIZE == 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let f = file(k, s, fd)?;
+    if !f.writable() {
+        return Err(Errno::EBADF);
+    }
+    match f.meta().kind {
+        Kind::Fifo => return Err(Errno::ESPIPE),
+        Kind::Directory => return Err(Errno::EISDIR),
+        Kind::Regular => {}
+        _ => return Err(Errno::ENODEV),
+    }
+    let inode = f.inode().ok_or(Errno::ENODEV)?;
+    if (off as u64)
+        .checked_add(len as u64)
+        .is_none_or(|e| e > i64::MAX as u64)
+    {
+        return Err(Errno::EFBIG);
+    }
+    // tmpfs's own answer to the other modes.
+    if mode & !(KEEP_SIZE | PUNCH_HOLE) != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    match inode.allocate(
+        mode & KEEP_SIZE != 0,
+        mode & PUNCH_HOLE != 0,
+        off as u64,
+        len as u64,
+    ) {
+        Err(Errno::EOPNOTSUPP) => {
+            log_refused(k, s, "fallocate", format_args!("a file outside tmpfs"));
+            Err(Errno::EOPNOTSUPP)
+        }
+        r => r.map(|()| 0),
+    }
+}
+
 /// fadvise64(fd, offset, len, advice): advice about an access pattern.
 /// The checks are Linux's (generic_fadvise); the advice itself changes
 /// nothing here: tmpfs files live in memory, and the host-backed page
