@@ -1,5 +1,6 @@
 //! The identity and scheduling queries a process makes (getresuid,
-//! getresgid, sched_get_priority_min/max, sched_rr_get_interval),
+//! getresgid, sched_get_priority_min/max, sched_rr_get_interval,
+//! getpriority/setpriority),
 //! checked against Linux by a C program (tests/c/idsched.c), natively
 //! first, then in the guest on both pmaps. Not in processes.rs: that file
 //! also runs inside QEMU (ci/qemu-kvm.sh), where there is no gcc.

@@ -1,11 +1,16 @@
 // The ids and scheduling queries a process makes, checked against Linux
 // (run as root): getresuid/getresgid, sched_get_priority_min/max per
-// policy, sched_rr_get_interval. The same binary runs natively first,
+// policy, sched_rr_get_interval, nice values (getpriority, setpriority,
+// nice; inherited by a child; /proc/self/stat). The same binary runs natively first,
 // then in the guest. Prints "ok - ..." per check, "FAIL - ..." on a
 // mismatch, and "N failed".
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +39,39 @@ int main(void) {
     CHECK(sched_rr_get_interval(-1, &ts) == -1 && errno == EINVAL, "pid -1: EINVAL");
     CHECK(sched_rr_get_interval(0x3fffffff, &ts) == -1 && errno == ESRCH, "no such pid: ESRCH");
     CHECK(sched_rr_get_interval(0, (struct timespec *)8) == -1 && errno == EFAULT, "a bad pointer: EFAULT");
+    // Natively the test may run niced already: that value comes back at
+    // the end.
+    errno = 0;
+    int start = getpriority(PRIO_PROCESS, 0);
+    CHECK(errno == 0 && start >= -20 && start <= 19, "getpriority: a nice value (%d)", start);
+    CHECK(setpriority(PRIO_PROCESS, 0, 5) == 0 && getpriority(PRIO_PROCESS, 0) == 5, "setpriority 5");
+    CHECK(nice(1) == 6, "nice(1): 6");
+    pid_t c = fork();
+    if (c == 0)
+        _exit(getpriority(PRIO_PROCESS, 0) == 6 ? 0 : 1);
+    int st;
+    waitpid(c, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "a child inherits it");
+    char stat[512] = {0};
+    FILE *f = fopen("/proc/self/stat", "r");
+    if (f) {
+        fread(stat, 1, sizeof stat - 1, f);
+        fclose(f);
+    }
+    // Fields 18 and 19 (after the comm's closing parenthesis, 16 and 17).
+    char *p = strrchr(stat, ')');
+    int field = 2, prio = -1, ni = -1;
+    for (; p && *p; p++)
+        if (*p == ' ' && ++field == 18)
+            sscanf(p + 1, "%d %d", &prio, &ni);
+    CHECK(prio == 26 && ni == 6, "/proc/self/stat: priority 26, nice 6 (%d %d)", prio, ni);
+    CHECK(setpriority(PRIO_PROCESS, 0, 100) == 0 && getpriority(PRIO_PROCESS, 0) == 19, "past 19: 19");
+    CHECK(setpriority(PRIO_PROCESS, 0, -100) == 0 && getpriority(PRIO_PROCESS, 0) == -20, "below -20 (root): -20");
+    CHECK(setpriority(PRIO_PGRP, 0, 3) == 0 && getpriority(PRIO_PROCESS, 0) == 3 && getpriority(PRIO_PGRP, 0) == 3,
+          "PRIO_PGRP: the caller's group");
+    CHECK(getpriority(PRIO_PROCESS, 0x3fffffff) == -1 && errno == ESRCH, "no such task: ESRCH");
+    CHECK(setpriority(7, 0, 0) == -1 && errno == EINVAL, "which 7: EINVAL");
+    setpriority(PRIO_PROCESS, 0, start);
     printf("%d failed\n", failed);
     return failed != 0;
 }

@@ -758,7 +758,7 @@ fn stat(t: &TaskInfo, out: &mut String) {
     let cpu = t.cpu.get();
     let _ = writeln!(
         out,
-        "{} ({}) {state} {} {} {} 0 -1 0 0 0 0 0 {} {} {} {} 20 0 1 0 {start_ticks} {} 0 \
+        "{} ({}) {state} {} {} {} 0 -1 0 0 0 0 0 {} {} {} {} {} {} 1 0 {start_ticks} {} 0 \
          18446744073709551615 {} {} {} 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 {} 0 0 0 0 {exit_code}",
         t.pid,
         String::from_utf8_lossy(&t.comm.borrow()),
@@ -769,6 +769,9 @@ fn stat(t: &TaskInfo, out: &mut String) {
         cpu[1] / 10_000_000,
         cpu[2] / 10_000_000,
         cpu[3] / 10_000_000,
+        // priority (20 + nice for a normal task) and nice.
+        20 + t.nice.get(),
+        t.nice.get(),
         v.size,
         v.start_code,
         v.end_code,

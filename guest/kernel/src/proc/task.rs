@@ -52,6 +52,9 @@ pub struct TaskInfo {
     /// The working directory's path (`/proc/PID/cwd`).
     pub cwd: RefCell<Vec<u8>>,
     pub umask: Cell<u32>,
+    /// The nice value, -20 to 19 (getpriority/setpriority; per task and
+    /// inherited, as Linux's).
+    pub nice: Cell<i32>,
     /// The wait status once a zombie.
     pub exit_status: Cell<i32>,
     /// Signals pending for the thread, pending for the process, blocked,
@@ -83,6 +86,7 @@ impl TaskInfo {
             exe: RefCell::new(Vec::new()),
             cwd: RefCell::new(alloc::vec![b'/']),
             umask: Cell::new(0o022),
+            nice: Cell::new(0),
             exit_status: Cell::new(0),
             signals: Cell::new([0; 5]),
             cpu: Cell::new([0; 4]),
@@ -111,6 +115,7 @@ impl TaskInfo {
         self.exe.borrow_mut().clone_from(&parent.exe.borrow());
         self.cwd.borrow_mut().clone_from(&parent.cwd.borrow());
         self.umask.set(parent.umask.get());
+        self.nice.set(parent.nice.get());
         self.pgid.set(parent.pgid.get());
         self.sid.set(parent.sid.get());
     }

@@ -378,21 +378,6 @@ pub enum Dir {
     Write,
 }
 
-/// readv, writev, preadv, pwritev (`at`: the file position for the p-
-/// forms). A vector that stops short (end of file, a full pipe, an
-/// unmapped buffer) ends the call with what went before it.
-pub fn sys_vectored(
-    k: &mut Kernel,
-    s: usize,
-    dir: Dir,
-    fd: u64,
-    iov: u64,
-    cnt: u64,
-    at: Option<u64>,
-) -> Outcome {
-    vectored(k, s, dir, fd, iov, cnt, at, false)
-}
-
 /// The `RWF_*` flags preadv2 and pwritev2 know.
 const RWF_HIPRI: u64 = 0x1;
 const RWF_DSYNC: u64 = 0x2;
@@ -424,12 +409,12 @@ pub fn sys_vectored2(k: &mut Kernel, s: usize, dir: Dir, a: [u64; 6]) -> Outcome
                 f.offset.set(end);
             } else {
                 // The write goes to the end; the file position stays.
-                let out = vectored(k, s, dir, fd, iov, cnt, Some(end), flags & RWF_NOWAIT != 0);
+                let out = sys_vectored(k, s, dir, fd, iov, cnt, Some(end), flags & RWF_NOWAIT != 0);
                 return finish_sync(k, s, fd, flags, out);
             }
         }
     }
-    let out = vectored(k, s, dir, fd, iov, cnt, at, flags & RWF_NOWAIT != 0);
+    let out = sys_vectored(k, s, dir, fd, iov, cnt, at, flags & RWF_NOWAIT != 0);
     if writing {
         finish_sync(k, s, fd, flags, out)
     } else {
@@ -451,8 +436,12 @@ fn finish_sync(k: &mut Kernel, s: usize, fd: u64, flags: u64, out: Outcome) -> O
     }
 }
 
+/// readv, writev, preadv, pwritev (`at`: the file position for the p-
+/// forms; `nowait`: preadv2's RWF_NOWAIT, `EAGAIN` rather than a wait).
+/// A vector that stops short (end of file, a full pipe, an unmapped
+/// buffer) ends the call with what went before it.
 #[allow(clippy::too_many_arguments)]
-fn vectored(
+pub fn sys_vectored(
     k: &mut Kernel,
     s: usize,
     dir: Dir,

@@ -261,6 +261,72 @@ pub fn sys_getres_ids(k: &mut Kernel, s: usize, ptrs: [u64; 3]) -> Result<i64, E
     Ok(0)
 }
 
+/// The tasks getpriority/setpriority's `which` and `who` name, as Linux
+/// finds them: PRIO_PROCESS a task (0: the caller), PRIO_PGRP every task
+/// of a process group (0: the caller's), PRIO_USER every task of a user
+/// (0: the caller's; every process is root, uid 0). `EINVAL` for another
+/// `which`.
+fn priority_targets(k: &Kernel, s: usize, which: u64, who: u64) -> Result<Vec<usize>, Errno> {
+    let who = who as u32;
+    let live = |t: &usize| k.procs.procs[*t].alive();
+    Ok(match which {
+        0 => task_of(k, s, u64::from(who)).map_or(Vec::new(), |t| alloc::vec![t]),
+        1 => {
+            let g = if who == 0 { k.procs.procs[s].pgid } else { who };
+            (0..k.procs.procs.len())
+                .filter(|t| live(t) && k.procs.procs[*t].pgid == g)
+                .collect()
+        }
+        2 if who == 0 => (0..k.procs.procs.len()).filter(live).collect(),
+        2 => Vec::new(),
+        _ => return Err(Errno::EINVAL),
+    })
+}
+
+/// getpriority(which, who): the best (lowest) nice value among the
+/// tasks named, as the system call gives it: `20 - nice` (1 to 40);
+/// `ESRCH` if none.
+pub fn sys_getpriority(k: &Kernel, s: usize, which: u64, who: u64) -> Result<i64, Errno> {
+    priority_targets(k, s, which, who)?
+        .into_iter()
+        .filter_map(|t| k.procs.procs[t].task.as_ref().map(|i| i.nice.get()))
+        .min()
+        .map(|nice| i64::from(20 - nice))
+        .ok_or(Errno::ESRCH)
+}
+
+/// setpriority(which, who, prio): the nice value of every task named,
+/// clamped to -20..19 (root may lower it too); `ESRCH` if none. The value
+/// is kept, inherited and reported (`/proc/PID/stat`); the scheduler
+/// gives every task the same slice all the same, which is logged.
+pub fn sys_setpriority(
+    k: &Kernel,
+    s: usize,
+    which: u64,
+    who: u64,
+    prio: u64,
+) -> Result<i64, Errno> {
+    let targets = priority_targets(k, s, which, who)?;
+    if targets.is_empty() {
+        return Err(Errno::ESRCH);
+    }
+    let nice = (prio as i32).clamp(-20, 19);
+    for t in targets {
+        if let Some(i) = &k.procs.procs[t].task {
+            i.nice.set(nice);
+        }
+    }
+    if nice != 0 {
+        log_refused(
+            k,
+            s,
+            "setpriority",
+            format_args!("scheduling by nice value {nice} (the value is kept; every task gets the same slice)"),
+        );
+    }
+    Ok(0)
+}
+
 /// getcpu(cpu, node, cache): CPU 0 of node 0.
 pub fn sys_getcpu(k: &mut Kernel, s: usize, cpu: u64, node: u64) -> Result<i64, Errno> {
     let space = k.space(s);
