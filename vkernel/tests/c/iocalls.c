@@ -107,6 +107,9 @@ static void allocate(void) {
     // (Linux's tmpfs may count the freed page in st_blocks a while yet.)
     CHECK(st.st_size == 12288 && st.st_blocks <= 32, "the size stays (%ld blocks)", (long)st.st_blocks);
     munmap(m, 3 * 4096);
+    CHECK(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 10, 10) == 0 && pread(fd, back, 30, 0) == 30 &&
+              back[9] == 'a' && back[10] == 0 && back[19] == 0 && back[20] == 'a',
+          "a hole inside one page zeroes just that");
     CHECK(fallocate(fd, FALLOC_FL_PUNCH_HOLE, 0, 4096) == -1 && errno == EOPNOTSUPP,
           "PUNCH_HOLE without KEEP_SIZE: EOPNOTSUPP");
     CHECK(fallocate(fd, FALLOC_FL_ZERO_RANGE, 0, 4096) == -1 && errno == EOPNOTSUPP, "ZERO_RANGE on tmpfs: EOPNOTSUPP");

@@ -752,7 +752,12 @@ impl Inode for Node {
             self.mappers
                 .zap(self as *const Node as *const (), off / PAGE_SIZE);
             let mut f = file.borrow_mut();
-            let whole: Vec<u64> = f.pages.range(first..last).map(|(&i, _)| i).collect();
+            // (A range inside one page has no whole page: first > last.)
+            let whole: Vec<u64> = if first < last {
+                f.pages.range(first..last).map(|(&i, _)| i).collect()
+            } else {
+                Vec::new()
+            };
             for i in whole {
                 if let Some(page) = f.pages.remove(&i) {
                     self.fs.free_page(page);

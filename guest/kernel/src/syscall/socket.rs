@@ -806,7 +806,7 @@ pub fn sys_recvmsg(k: &mut Kernel, s: usize, fd: u64, msg: u64, flags: u64) -> O
                 return Ret(err(e));
             }
             let step = 32u64.min(controllen);
-            control += step;
+            control = control.wrapping_add(step);
             controllen -= step;
             used += step;
         }
