@@ -37,6 +37,9 @@ const COPY_CHUNK: usize = 64 * 1024;
 /// One overlay mount.
 pub struct Overlay {
     dev: u64,
+    /// The upper tmpfs's root: statfs of any overlay file reports that
+    /// file system, as Linux's ovl_statfs does.
+    upper_root: InodeRef,
 }
 
 /// An overlay inode: the lower object, the upper one, or both.
@@ -69,7 +72,10 @@ impl Overlay {
     /// An overlay of `upper` (an empty tmpfs root) over `lower`, device
     /// number `dev`; its root.
     pub fn new_root(dev: u64, lower: InodeRef, upper: InodeRef) -> Rc<OvNode> {
-        let ov = Rc::new(Overlay { dev });
+        let ov = Rc::new(Overlay {
+            dev,
+            upper_root: upper.clone(),
+        });
         let ino = lower.meta().ino;
         OvNode::new(&ov, None, Some(lower), Some(upper), ino)
     }
@@ -281,7 +287,7 @@ impl Inode for OvNode {
     }
 
     fn usage(&self) -> (u64, u64) {
-        self.upper.borrow().as_ref().map_or((0, 0), |u| u.usage())
+        self.ov.upper_root.usage()
     }
 
     fn fs_magic(&self) -> u64 {
