@@ -1,6 +1,6 @@
 // A pipe's capacity (F_GETPIPE_SZ, F_SETPIPE_SZ), preadv2/pwritev2 with
-// their per-call flags, and fallocate on tmpfs (/dev/shm), checked
-// against Linux: the same binary runs
+// their per-call flags, fallocate on tmpfs (/dev/shm), and memfd_create,
+// checked against Linux: the same binary runs
 // natively first, then in the guest. Prints "ok - ..." per check,
 // "FAIL - ..." on a mismatch, and "N failed".
 #define _GNU_SOURCE
@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -130,11 +131,60 @@ static void allocate(void) {
     unlink(path);
 }
 
+static void memfd(void) {
+    int fd = memfd_create("vk-test", MFD_CLOEXEC);
+    CHECK(fd >= 0 && (fcntl(fd, F_GETFD) & FD_CLOEXEC), "memfd_create(MFD_CLOEXEC)");
+    struct stat st;
+    CHECK(fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0777) == 0777 && st.st_nlink == 0 &&
+              st.st_size == 0,
+          "a regular file, mode 0777, no links, empty");
+    char link[64] = {0}, proc[32];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    CHECK(readlink(proc, link, sizeof link - 1) > 0 && strcmp(link, "/memfd:vk-test (deleted)") == 0,
+          "/proc/self/fd: %s", link);
+    CHECK(write(fd, "memory", 6) == 6 && ftruncate(fd, 8192) == 0, "written, grown");
+    char *m = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    CHECK(m != MAP_FAILED && memcmp(m, "memory", 6) == 0, "mapped, it reads what was written");
+    if (m != MAP_FAILED) {
+        memcpy(m + 4096, "mapped", 6);
+        munmap(m, 8192);
+    }
+    char b[8] = {0};
+    CHECK(pread(fd, b, 6, 4096) == 6 && memcmp(b, "mapped", 6) == 0, "a write through the mapping reads back");
+    pid_t c = fork();
+    if (c == 0) {
+        char cb[8] = {0};
+        _exit(pread(fd, cb, 6, 0) == 6 && memcmp(cb, "memory", 6) == 0 ? 0 : 1);
+    }
+    int status;
+    waitpid(c, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a child shares it");
+    CHECK(fcntl(fd, F_GET_SEALS) == F_SEAL_SEAL, "without MFD_ALLOW_SEALING: sealed against seals");
+    CHECK(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE) == -1 && errno == EPERM, "F_ADD_SEALS: EPERM");
+    close(fd);
+    char longname[300];
+    memset(longname, 'n', sizeof longname);
+    longname[250] = 0;
+    CHECK(memfd_create(longname, 0) == -1 && errno == EINVAL, "a 250-byte name: EINVAL");
+    longname[249] = 0;
+    fd = memfd_create(longname, 0);
+    CHECK(fd >= 0, "a 249-byte name");
+    close(fd);
+    CHECK(memfd_create("x", 0x100) == -1 && errno == EINVAL, "an unknown flag: EINVAL");
+    CHECK(memfd_create((char *)8, 0) == -1 && errno == EFAULT, "a bad name pointer: EFAULT");
+    int p[2];
+    pipe(p);
+    CHECK(fcntl(p[0], F_GET_SEALS) == -1 && errno == EINVAL, "F_GET_SEALS of a pipe: EINVAL");
+    close(p[0]);
+    close(p[1]);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     pipe_size();
     rw2();
     allocate();
+    memfd();
     printf("%d failed\n", failed);
     return failed != 0;
 }

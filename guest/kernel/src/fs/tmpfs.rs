@@ -904,6 +904,23 @@ pub fn new_shm(root: &Rc<Node>, size: u64) -> Result<Rc<dyn Pager>, Errno> {
     Ok(node)
 }
 
+/// A new empty file with no name on the tmpfs of `root` (mode 0777, as
+/// Linux makes them): what `memfd_create` opens, freed with its last
+/// descriptor and mapping.
+pub fn new_unlinked(root: &Rc<Node>) -> Rc<Node> {
+    let node = Node::new(
+        &root.fs,
+        Body::File(RefCell::new(File {
+            size: 0,
+            pages: BTreeMap::new(),
+        })),
+        0o777,
+        None,
+    );
+    node.attrs.borrow_mut().nlink = 0;
+    node
+}
+
 /// Adds a device node (what devfs is made of).
 pub fn add_device(
     dir: &Rc<Node>,

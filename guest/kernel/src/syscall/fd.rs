@@ -674,11 +674,78 @@ pub fn sys_fcntl(k: &mut Kernel, s: usize, fd: u64, cmd: u64, arg: u64) -> Resul
             k.procs.wakeup(chan);
             Ok(size as i64)
         }
+        // Seals: a tmpfs file has F_SEAL_SEAL from the start (memfd_create
+        // without MFD_ALLOW_SEALING, which is not taken here, makes no
+        // other): it reads as that, and takes no more (EPERM); files of
+        // other file systems have none (EINVAL), as Linux's memfd_fcntl.
+        c @ (F_GET_SEALS | F_ADD_SEALS) => {
+            let tmpfs = f.inode().is_some_and(|i| {
+                i.meta().kind == Kind::Regular
+                    && i.fs_magic() == linux_raw_sys::general::TMPFS_MAGIC as u64
+            });
+            match (tmpfs, c) {
+                (false, _) => Err(Errno::EINVAL),
+                (true, F_GET_SEALS) => Ok(i64::from(F_SEAL_SEAL)),
+                (true, _) => Err(Errno::EPERM),
+            }
+        }
         c => {
             log_refused(k, s, "fcntl", format_args!("command {c}"));
             Err(Errno::EINVAL)
         }
     }
+}
+
+/// memfd_create(name, flags): an unnamed tmpfs file, open for reading and
+/// writing (`/memfd:NAME (deleted)` in /proc). `MFD_CLOEXEC`,
+/// `MFD_EXEC`; `MFD_ALLOW_SEALING` and `MFD_NOEXEC_SEAL` (seals are not
+/// kept here) and `MFD_HUGETLB` are refused with a log line (`EINVAL`);
+/// a name past 249 bytes is `EINVAL`, as Linux's.
+pub fn sys_memfd_create(k: &mut Kernel, s: usize, name: u64, flags: u64) -> Result<i64, Errno> {
+    const MFD_HUGETLB: u64 = 4;
+    const MFD_NOEXEC_SEAL: u64 = 8;
+    const MFD_EXEC: u64 = 0x10;
+    const MFD_NAME_MAX_LEN: usize = 249;
+    let flags = flags as u32 as u64;
+    let known =
+        MFD_CLOEXEC as u64 | MFD_ALLOW_SEALING as u64 | MFD_HUGETLB | MFD_NOEXEC_SEAL | MFD_EXEC;
+    // MFD_HUGETLB's page size is in bits 26..31.
+    if flags & !known & !(0x3f << 26) != 0 || (flags >> 26 != 0 && flags & MFD_HUGETLB == 0) {
+        return Err(Errno::EINVAL);
+    }
+    if flags & MFD_EXEC != 0 && flags & MFD_NOEXEC_SEAL != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut buf = [0u8; MFD_NAME_MAX_LEN + 1];
+    let len = match uaccess::copy_in_str(&k.space(s), name, &mut buf) {
+        Ok(n) => n,
+        Err(Errno::ENAMETOOLONG) => return Err(Errno::EINVAL),
+        Err(e) => return Err(e),
+    };
+    let refused = flags & (MFD_ALLOW_SEALING as u64 | MFD_NOEXEC_SEAL | MFD_HUGETLB);
+    if refused != 0 {
+        log_refused(
+            k,
+            s,
+            "memfd_create",
+            format_args!("flags {refused:#x} (seals, huge pages)"),
+        );
+        return Err(Errno::EINVAL);
+    }
+    let mut path = b"/memfd:".to_vec();
+    path.extend_from_slice(&buf[..len]);
+    path.extend_from_slice(b" (deleted)");
+    let node = crate::fs::tmpfs::new_unlinked(&k.shm);
+    let f = OpenFile::new(
+        crate::fs::file::Object::Inode(node),
+        O_RDWR | O_LARGEFILE,
+        path,
+    );
+    let limit = nofile(k, s);
+    k.files(s)
+        .borrow_mut()
+        .install(f, flags & MFD_CLOEXEC as u64 != 0, 0, limit)
+        .map(i64::from)
 }
 
 pub fn sys_pipe2(k: &mut Kernel, s: usize, fds: u64, flags: u64) -> Result<i64, Errno> {

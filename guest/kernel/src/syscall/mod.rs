@@ -131,6 +131,7 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         __NR_fsync => ret(sys_fsync(k, s, a[0], false)),
         __NR_fdatasync => ret(sys_fsync(k, s, a[0], true)),
         __NR_fallocate => ret(sys_fallocate(k, s, a[0], a[1], a[2], a[3])),
+        __NR_memfd_create => ret(sys_memfd_create(k, s, a[0], a[1])),
         __NR_fadvise64 => ret(sys_fadvise64(k, s, a[0], a[2], a[3])),
         // Waiting on many.
         __NR_poll => sys_poll(k, s, a[0], a[1], a[2]),
