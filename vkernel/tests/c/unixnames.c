@@ -316,6 +316,11 @@ static void unconnected_peercred(void) {
           "SO_PEERCRED with no peer: pid 0, ids -1");
     int one = 1;
     CHECK(setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0, "SO_REUSEADDR is taken");
+    int v = 0;
+    socklen_t vl = sizeof v;
+    CHECK(getsockopt(s, 6 /* IPPROTO_TCP */, 1, &v, &vl) == -1 && errno == EOPNOTSUPP &&
+              setsockopt(s, 6, 1, &one, sizeof one) == -1 && errno == EOPNOTSUPP,
+          "another level: EOPNOTSUPP both ways");
     CHECK(setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, 2) == -1 && errno == EINVAL, "a 2-byte option: EINVAL");
     CHECK(setsockopt(s, SOL_SOCKET, SO_REUSEADDR, (void *)8, 4) == -1 && errno == EFAULT, "a bad pointer: EFAULT");
     close(s);

@@ -17,8 +17,8 @@ use super::{err, log_refused, Outcome, Outcome::*};
 use crate::fs::device::IoError;
 use crate::fs::file::OpenFile;
 use crate::fs::unix::{
-    Addr, Creds, Key, SockType, State, UnixSocket, NO_ID, RCVBUF, SCM_MAX_FD, SOCKADDR_UN_LEN,
-    SUN_PATH_OFFSET,
+    caller_creds, Addr, Creds, Key, SockType, State, UnixSocket, NO_ID, RCVBUF, SCM_MAX_FD,
+    SOCKADDR_UN_LEN, SUN_PATH_OFFSET,
 };
 use crate::fs::vfs::{Follow, Kind};
 use crate::kernel::Kernel;
@@ -587,7 +587,7 @@ fn send(
             return Ret(err(e));
         }
     }
-    let creds = control.creds.unwrap_or([k.procs.procs[s].tgid, 0, 0]);
+    let creds = control.creds.unwrap_or_else(caller_creds);
     let total: u64 = iov.iter().map(|&(_, l)| l).sum();
     let total = total.min(i32::MAX as u64) as usize;
     let space = k.space(s);
@@ -914,8 +914,9 @@ pub fn sys_getsockopt(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errn
     let [fd, level, name, value, lenp, _] = a;
     let f = socket(k, s, fd)?;
     let sock = unix(&f)?;
+    // Unix sockets have no option level of their own (Linux: EOPNOTSUPP).
     if level != SOL_SOCKET as u64 {
-        return Err(Errno::ENOPROTOOPT);
+        return Err(Errno::EOPNOTSUPP);
     }
     let kind = match sock.kind {
         SockType::Stream => SOCK_STREAM,
