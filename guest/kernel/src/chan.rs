@@ -16,6 +16,10 @@ pub enum Chan {
     Vfork(u32),
     /// Terminal output was stopped (STOP, TCOOFF) and may start again.
     TtyOutput,
+    /// Pseudo-terminal `id` changed: input or output moved, room was
+    /// made, a side closed (both sides' readers, writers and pollers
+    /// look again).
+    Pty(u64),
     /// Only the deadline can end this sleep (nanosleep).
     Timer,
     /// Only a signal (or a deadline) can end this sleep: pause,

@@ -1,5 +1,5 @@
 //! `/dev`: a tmpfs holding the device nodes of the built-in devices
-//! (null, zero, full, random, urandom, tty, console) and the links Linux's
+//! (null, zero, full, random, urandom, tty, console, ptmx) and the links Linux's
 //! udev makes (`fd`, `stdin`, `stdout`, `stderr` into `/proc/self/fd`).
 
 use alloc::rc::Rc;
@@ -12,8 +12,8 @@ use crate::mm::physmem::Frames;
 /// Device numbers of the file systems (`st_dev`).
 pub const DEV_DEVFS: u64 = 0x05;
 
-const NAMES: [&[u8]; 7] = [
-    b"null", b"zero", b"full", b"random", b"urandom", b"tty", b"console",
+const NAMES: [&[u8]; 8] = [
+    b"null", b"zero", b"full", b"random", b"urandom", b"tty", b"console", b"ptmx",
 ];
 
 /// A new `/dev`.
@@ -26,6 +26,8 @@ pub fn new(frames: Frames) -> Rc<Node> {
             let _ = tmpfs::add_device(&root, name, rdev, dev);
         }
     }
+    // devpts is mounted here (`fs::build`).
+    let _ = root.create(b"pts", super::vfs::Kind::Directory, 0o755, 0);
     for (name, target) in [
         (&b"fd"[..], &b"/proc/self/fd"[..]),
         (b"stdin", b"/proc/self/fd/0"),

@@ -112,11 +112,15 @@ pub trait Device {
     fn is_tty(&self) -> bool {
         false
     }
-    /// Whether this is the console as a terminal with its line
-    /// discipline ([`super::tty`]: the host's stdin is a terminal), whose
-    /// reads and writes the job-control rules govern.
-    fn terminal(&self) -> bool {
-        false
+    /// The terminal with a line discipline this is ([`super::tty`]: the
+    /// console when the host's stdin is a terminal, a pty's slave), whose
+    /// reads, writes and ioctls the job-control rules govern.
+    fn terminal(&self) -> Option<tty::Term> {
+        None
+    }
+    /// The pseudo-terminal whose master this is.
+    fn pty_master(&self) -> Option<&Rc<super::pty::Pty>> {
+        None
     }
     /// What fstat says it is when it has no node of its own.
     fn kind(&self) -> Kind {
@@ -141,9 +145,10 @@ pub trait Device {
     /// not accepted yet: their connecting ends see it go).
     fn more_to_wake_on_close(&self, _out: &mut Vec<Chan>) {}
     /// What an open of the node gives, if not the device itself (a fifo:
-    /// an end of its pipe).
-    fn open(&self, _read: bool, _write: bool) -> Option<Rc<dyn Device>> {
-        None
+    /// an end of its pipe; `/dev/ptmx`: a new pty master), or why it
+    /// cannot be opened.
+    fn open(&self, _read: bool, _write: bool) -> Result<Option<Rc<dyn Device>>, Errno> {
+        Ok(None)
     }
     /// A fifo end just opened: whether its other side is open, how many
     /// opens that side has had, and the channel they wake (see
@@ -245,6 +250,12 @@ pub struct Console {
 }
 
 impl Console {
+    /// Whether this is the console as a terminal (the host's stdin is
+    /// one), with its line discipline.
+    fn is_terminal(&self) -> bool {
+        self.kind == console_kind::TTY && tty::active()
+    }
+
     /// A read of the terminal: what the line discipline has (one line in
     /// canonical mode), after one look at the host when it has nothing.
     /// VMIN/VTIME and job control are the system call's (`syscall/tty.rs`).
@@ -292,7 +303,7 @@ impl Console {
 
 impl Device for Console {
     fn read(&self, len: usize, out: Sink) -> Result<usize, IoError> {
-        if self.terminal() {
+        if self.is_terminal() {
             return self.read_terminal(len, out);
         }
         let mut input = CONSOLE_INPUT.0.borrow_mut();
@@ -320,7 +331,7 @@ impl Device for Console {
     }
 
     fn write(&self, len: usize, src: Source) -> Result<usize, IoError> {
-        if self.terminal() {
+        if self.is_terminal() {
             return self.write_terminal(len, src);
         }
         let mut buf = [0u8; 4096];
@@ -350,8 +361,8 @@ impl Device for Console {
         matches!(self.kind, console_kind::TTY | console_kind::UNKNOWN)
     }
 
-    fn terminal(&self) -> bool {
-        self.kind == console_kind::TTY && tty::active()
+    fn terminal(&self) -> Option<tty::Term> {
+        self.is_terminal().then_some(tty::Term::Console)
     }
 
     fn kind(&self) -> Kind {
@@ -369,7 +380,7 @@ impl Device for Console {
     /// sleeps on [`Chan::ConsoleInput`], which the idle hypercall's return
     /// wakes, so a guest waiting on the console costs the host no CPU.
     fn ready(&self) -> Ready {
-        if self.terminal() {
+        if self.is_terminal() {
             if !tty::with(|t| t.readable()) {
                 tty::pump();
             }
@@ -408,7 +419,7 @@ impl Device for Console {
 
     fn poll_chans(&self, out: &mut Vec<Chan>) {
         out.push(Chan::ConsoleInput);
-        if self.terminal() {
+        if self.is_terminal() {
             out.push(Chan::TtyOutput);
         }
     }
@@ -475,6 +486,7 @@ pub fn builtin(name: &[u8]) -> Option<(Rc<dyn Device>, u64)> {
             }),
             dev(5, 1),
         ),
+        b"ptmx" => (Rc::new(super::pty::Ptmx), dev(5, 2)),
         _ => return None,
     })
 }

@@ -11,6 +11,7 @@ pub mod hostfs;
 pub mod lock;
 pub mod overlay;
 pub mod pipe;
+pub mod pty;
 pub mod signalfd;
 pub mod timerfd;
 pub mod tmpfs;
@@ -112,6 +113,7 @@ pub fn boot(
             problem: "cannot be made as a mount point",
         })?;
     mount(b"/dev", dev, "devtmpfs")?;
+    mount(b"/dev/pts", pty::new_root(frames.clone()), "devpts")?;
     let shm = tmpfs::Tmpfs::new_root(DEV_DEVSHM, frames.clone(), limit_bytes);
     shm.set_perm(0o1777).ok();
     mount(b"/dev/shm", shm, "tmpfs")?;

@@ -348,8 +348,8 @@ impl Device for PipeEnd {
 
     /// Opened again through `/proc/PID/fd/N`: an end of the same pipe, as
     /// a fifo's open gives.
-    fn open(&self, read: bool, write: bool) -> Option<Rc<dyn Device>> {
-        Some(Fifo::end(&self.pipe, read, write))
+    fn open(&self, read: bool, write: bool) -> Result<Option<Rc<dyn Device>>, vkernel_abi::Errno> {
+        Ok(Some(Fifo::end(&self.pipe, read, write)))
     }
 }
 
@@ -380,8 +380,8 @@ impl Fifo {
 
 impl Device for Fifo {
     /// Each open is an end of the fifo's one pipe (`O_RDWR`: both).
-    fn open(&self, read: bool, write: bool) -> Option<Rc<dyn Device>> {
-        Some(Fifo::end(&self.pipe, read, write))
+    fn open(&self, read: bool, write: bool) -> Result<Option<Rc<dyn Device>>, vkernel_abi::Errno> {
+        Ok(Some(Fifo::end(&self.pipe, read, write)))
     }
 
     // The fifo's own node is never read or written (`open` gives an end);

@@ -927,12 +927,13 @@ pub fn add_device(
     name: &[u8],
     rdev: u64,
     dev: Rc<dyn Device>,
-) -> Result<(), Errno> {
+) -> Result<Rc<Node>, Errno> {
     let node = Node::new(
         &dir.fs,
         Body::Special(Kind::CharDevice, rdev, Some(dev)),
         0o666,
         None,
     );
-    dir.insert(name, node)
+    dir.insert(name, node.clone())?;
+    Ok(node)
 }

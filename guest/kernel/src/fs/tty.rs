@@ -1,12 +1,14 @@
-//! The console as a terminal: Linux's n_tty line discipline over the host
-//! terminal. It is active only when the host's stdin is a terminal (the
-//! host then puts it in raw mode and passes every byte here); otherwise
-//! console input stays a plain byte stream and this module is idle.
+//! Terminals: Linux's n_tty line discipline ([`Tty`]), used by the console
+//! over the host terminal and by each pseudo-terminal's slave
+//! (`fs/pty.rs`); [`Term`] names either. The console is a terminal only
+//! when the host's stdin is one (the host then puts it in raw mode and
+//! passes every byte here); otherwise console input stays a plain byte
+//! stream and the console's instance is idle.
 //!
 //! Input bytes from the host go through [`receive`]: input modes (ICRNL,
 //! INLCR, IGNCR, ISTRIP, IXON), signal characters (ISIG: INTR, QUIT,
 //! SUSP raise a signal for the foreground group, which the process layer
-//! sends: see [`take_signals`]), canonical editing (ERASE, KILL, WERASE,
+//! sends: see [`Tty::take_signals`]), canonical editing (ERASE, KILL, WERASE,
 //! EOF, EOL, EOL2, REPRINT, LNEXT) and echo (ECHO, ECHOE, ECHOK, ECHOKE,
 //! ECHONL, ECHOCTL). Output from processes goes through [`output`]
 //! (OPOST: ONLCR, OCRNL, ONOCR, ONLRET). The terminal's job-control state
@@ -14,8 +16,12 @@
 //! in `syscall/tty.rs`.
 
 use alloc::collections::VecDeque;
+use alloc::rc::Rc;
 use alloc::vec::Vec;
 use core::cell::RefCell;
+
+use super::pty::Pty;
+use crate::chan::Chan;
 
 use guestlib::hypercall;
 use linux_raw_sys::general as linux;
@@ -155,7 +161,9 @@ pub struct Tty {
 }
 
 impl Tty {
-    const fn new() -> Tty {
+    /// A terminal as Linux makes one: default settings, 24x80, no
+    /// session.
+    pub const fn new() -> Tty {
         Tty {
             active: false,
             out_stream: 0,
@@ -199,6 +207,19 @@ impl Tty {
 
     fn held(&self) -> usize {
         self.lines.iter().map(Vec::len).sum::<usize>() + self.raw.len() + self.edit.len()
+    }
+
+    /// Whether input would now be held back rather than taken: in raw
+    /// mode the buffer is full (n_tty throttles its sender; a canonical
+    /// line past the limit loses bytes instead, as n_tty's overflow).
+    pub fn throttled(&self) -> bool {
+        !self.termios.canonical() && self.held() >= INPUT_MAX
+    }
+
+    /// The signals input raised for the foreground group since the last
+    /// call (bit `sig`).
+    pub fn take_signals(&mut self) -> u64 {
+        core::mem::take(&mut self.signals)
     }
 
     /// Drops unread input (TCFLSH, TCSETSF, a signal character).
@@ -260,7 +281,7 @@ impl Tty {
     }
 
     /// One input byte from the host, as n_tty_receive_char.
-    fn receive_byte(&mut self, mut c: u8, out: &mut Vec<u8>) {
+    pub fn receive_byte(&mut self, mut c: u8, out: &mut Vec<u8>) {
         let t = self.termios;
         if t.i(linux::ISTRIP) {
             c &= 0x7f;
@@ -494,7 +515,7 @@ impl Tty {
     }
 
     /// One output byte through OPOST, keeping the column.
-    fn opost(&mut self, c: u8, out: &mut Vec<u8>) {
+    pub fn opost(&mut self, c: u8, out: &mut Vec<u8>) {
         let t = self.termios;
         if !t.o(linux::OPOST) {
             out.push(c);
@@ -625,10 +646,77 @@ pub fn pump() -> bool {
     }
 }
 
-/// The signals input raised for the foreground group since the last call
-/// (bit `sig`), and that group.
-pub fn take_signals() -> (u64, u32) {
-    with(|t| (core::mem::take(&mut t.signals), t.pgrp))
+/// A terminal: the console (when it is one) or a pseudo-terminal's
+/// slave side. Job control and the tty ioctls work on either.
+#[derive(Clone)]
+pub enum Term {
+    Console,
+    Pty(Rc<Pty>),
+}
+
+impl Term {
+    /// Its line discipline and job-control state.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Tty) -> R) -> R {
+        match self {
+            Term::Console => with(f),
+            Term::Pty(p) => f(&mut p.tty.borrow_mut()),
+        }
+    }
+
+    /// Takes what its source has for the line discipline now (the host's
+    /// input for the console; a pty's master writes straight in). True if
+    /// anything came.
+    pub fn pump(&self) -> bool {
+        matches!(self, Term::Console) && pump()
+    }
+
+    /// Whom new input wakes: readers, and VMIN/VTIME sleepers.
+    pub fn input_chan(&self) -> Chan {
+        match self {
+            Term::Console => Chan::ConsoleInput,
+            Term::Pty(p) => p.chan(),
+        }
+    }
+
+    /// Whom output starting again (START, TCOON) wakes.
+    pub fn output_chan(&self) -> Chan {
+        match self {
+            Term::Console => Chan::TtyOutput,
+            Term::Pty(p) => p.chan(),
+        }
+    }
+
+    pub fn is_console(&self) -> bool {
+        matches!(self, Term::Console)
+    }
+
+    /// A pseudo-terminal: settings changed or input flushed, so its
+    /// held-back input may fit now.
+    pub fn settled(&self) {
+        if let Term::Pty(p) = self {
+            p.feed();
+        }
+    }
+}
+
+/// Every terminal in use: the console (when it is one) and the ptys.
+pub fn terminals() -> Vec<Term> {
+    let mut all = Vec::new();
+    if active() {
+        all.push(Term::Console);
+    }
+    all.extend(super::pty::all().into_iter().map(Term::Pty));
+    all
+}
+
+/// The controlling terminal of session `sid`, if it has one.
+pub fn ctty(sid: u32) -> Option<Term> {
+    if sid == 0 {
+        return None;
+    }
+    terminals()
+        .into_iter()
+        .find(|t| t.with(|t| t.session) == sid)
 }
 
 /// Output processing of `bytes` a process writes to the terminal, then

@@ -1,14 +1,18 @@
-//! Job control over the console terminal ([`crate::fs::tty`]): the
-//! terminal's input reaches the line discipline even when no process
-//! reads (so Ctrl-C reaches a `sleep 100`), the signals it raises go to
-//! the foreground process group, and a change of the host terminal's size
-//! is SIGWINCH for it.
+//! Job control over terminals ([`crate::fs::tty`]: the console and the
+//! ptys): the console's input reaches the line discipline even when no
+//! process reads (so Ctrl-C reaches a `sleep 100`), the signals input
+//! raises go to the foreground process group, a change of the host
+//! terminal's size is SIGWINCH for it, and a pty whose master closed
+//! hangs its session up.
 
 use super::signal::{SigInfo, SIGCONT, SI_KERNEL};
 use super::{Chan, Pid, ProcTable, State};
-use crate::fs::tty;
+use crate::fs::pty;
+use crate::fs::tty::{self, Term};
 use guestlib::hypercall;
 use vkernel_abi::{IDLE_INPUT, IDLE_WINCH};
+
+const SIGHUP: i32 = linux_raw_sys::general::SIGHUP as i32;
 
 /// Rounds between two looks at the host terminal while processes run
 /// (the end of a time slice looks at once): a compute-bound foreground
@@ -56,24 +60,43 @@ impl ProcTable {
             .map(|p| p.sid)
     }
 
-    /// Sends the signals the terminal's input raised to its foreground
-    /// group, and wakes writers once output runs again. Costs no
-    /// hypercall: done every round.
+    /// Sends the signals terminals' input raised to their foreground
+    /// groups, wakes console writers once output runs again, and delivers
+    /// the hangups of ptys whose master closed. Costs no hypercall: done
+    /// every round.
     pub fn tty_signals(&mut self) {
         // Output a START (or a signal character) let go while a reader
         // took the input: its writers go on.
-        if !tty::with(|t| t.stopped) && self.sleeping_on(Chan::TtyOutput) {
+        if tty::active() && !tty::with(|t| t.stopped) && self.sleeping_on(Chan::TtyOutput) {
             self.wakeup(Chan::TtyOutput);
         }
-        let (sigs, pgrp) = tty::take_signals();
-        if sigs == 0 {
-            return;
-        }
-        for sig in 1..64 {
-            if sigs & (1 << sig) != 0 {
-                self.signal_group(pgrp, sig);
+        for term in tty::terminals() {
+            let (sigs, pgrp) = term.with(|t| (t.take_signals(), t.pgrp));
+            for sig in 1..64 {
+                if sigs & (1 << sig) != 0 {
+                    self.signal_group(pgrp, sig);
+                }
             }
         }
+        for (sid, pgrp) in pty::take_hangups() {
+            self.hangup_session(sid, pgrp);
+        }
+    }
+
+    /// A session's terminal hung up (its pty master closed): the session
+    /// leader gets SIGHUP and SIGCONT, and then the foreground group
+    /// SIGHUP (Linux's tty_signal_session_leader).
+    fn hangup_session(&mut self, sid: Pid, pgrp: Pid) {
+        let leader = self
+            .procs
+            .iter()
+            .position(|p| p.alive() && p.pid == sid && p.tgid == sid);
+        let Some(l) = leader else {
+            return;
+        };
+        let _ = self.send(l, SigInfo::new(SIGHUP, SI_KERNEL));
+        let _ = self.send(l, SigInfo::new(SIGCONT, SI_KERNEL));
+        self.signal_group(pgrp, SIGHUP);
     }
 
     /// Acts on what the idle hypercall reported (`bits`): input goes into
@@ -93,7 +116,7 @@ impl ProcTable {
         if bits & IDLE_WINCH != 0 {
             let mut ws = [0u16; 4];
             if hypercall::console_winsize(&mut ws).is_ok() {
-                self.set_winsize(ws);
+                self.set_winsize(&Term::Console, ws);
             }
         }
         if !tty::with(|t| t.stopped) {
@@ -102,10 +125,10 @@ impl ProcTable {
         self.tty_signals();
     }
 
-    /// A new terminal size (the host's, or TIOCSWINSZ): SIGWINCH for the
-    /// foreground group when it changed, as Linux's tty_do_resize.
-    pub fn set_winsize(&mut self, ws: [u16; 4]) {
-        let (changed, pgrp) = tty::with(|t| {
+    /// A new size of terminal `term` (the host's, or TIOCSWINSZ): SIGWINCH
+    /// for its foreground group when it changed, as Linux's tty_do_resize.
+    pub fn set_winsize(&mut self, term: &Term, ws: [u16; 4]) {
+        let (changed, pgrp) = term.with(|t| {
             let changed = t.winsize != ws;
             t.winsize = ws;
             (changed, t.pgrp)
@@ -132,23 +155,20 @@ impl ProcTable {
         }
     }
 
-    /// A session leader exits: its terminal loses its session, and the
-    /// foreground group gets SIGHUP and SIGCONT (Linux's
-    /// disassociate_ctty).
-    pub fn tty_leader_exit(&mut self, sid: Pid) {
-        if !tty::active() {
+    /// A session leader exits (`on_exit`) or gives its terminal up
+    /// (TIOCNOTTY): the terminal loses its session, and the foreground
+    /// group gets SIGHUP, and SIGCONT unless the leader exited from a
+    /// pty (Linux's disassociate_ctty).
+    pub fn tty_leader_exit(&mut self, sid: Pid, on_exit: bool) {
+        let Some(term) = tty::ctty(sid) else {
             return;
-        }
-        let pgrp = tty::with(|t| {
-            if t.session != sid {
-                return None;
-            }
+        };
+        let g = term.with(|t| {
             t.session = 0;
-            let g = core::mem::take(&mut t.pgrp);
-            Some(g)
+            core::mem::take(&mut t.pgrp)
         });
-        if let Some(g) = pgrp {
-            self.signal_group(g, linux_raw_sys::general::SIGHUP as i32);
+        self.signal_group(g, SIGHUP);
+        if !on_exit || term.is_console() {
             self.signal_group(g, SIGCONT);
         }
     }

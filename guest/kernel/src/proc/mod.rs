@@ -501,7 +501,7 @@ impl ProcTable {
         }
         let (sid, leader) = (self.procs[slot].sid, self.procs[slot].sid == pid);
         if leader {
-            self.tty_leader_exit(sid);
+            self.tty_leader_exit(sid, true);
         }
         let p = &mut self.procs[slot];
         p.space = None;

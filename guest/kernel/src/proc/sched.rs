@@ -150,8 +150,9 @@ impl ProcTable {
     pub fn start_round(&mut self) {
         self.expire_due(false);
         let tty = crate::fs::tty::active();
-        if tty {
-            // A read or poll may have taken a Ctrl-C from the host since.
+        if tty || crate::fs::pty::busy() {
+            // A read or poll may have taken a Ctrl-C from the host since
+            // (or a pty master written one).
             self.tty_signals();
         }
         if self.procs.iter().any(|p| p.state == State::Runnable) {

@@ -94,8 +94,8 @@ fn read_at(k: &mut Kernel, s: usize, fd: u64, buf: u64, count: u64, at: Option<u
     if !uaccess::user_range(buf, count) {
         return Ret(err(Errno::EFAULT));
     }
-    if f.device().is_some_and(|d| d.terminal()) {
-        if let Some(o) = super::tty::read_gate(k, s, &f, count) {
+    if let Some(term) = f.device().and_then(|d| d.terminal()) {
+        if let Some(o) = super::tty::read_gate(k, s, &term, &f, count) {
             return o;
         }
     }
@@ -148,8 +148,8 @@ fn write_at(k: &mut Kernel, s: usize, fd: u64, buf: u64, count: u64, at: Option<
     if !uaccess::user_range(buf, count) {
         return Ret(err(Errno::EFAULT));
     }
-    if f.device().is_some_and(|d| d.terminal()) {
-        if let Some(o) = super::tty::write_gate(k, s) {
+    if let Some(term) = f.device().and_then(|d| d.terminal()) {
+        if let Some(o) = super::tty::write_gate(k, s, &term) {
             return o;
         }
     }
@@ -466,13 +466,13 @@ pub fn sys_vectored(
         Ok(v) => v,
         Err(e) => return Ret(err(e)),
     };
-    if f.device().is_some_and(|d| d.terminal()) {
+    if let Some(term) = f.device().and_then(|d| d.terminal()) {
         let gate = match dir {
             Dir::Read => {
                 let count = vecs.iter().fold(0u64, |a, v| a.saturating_add(v.1));
-                super::tty::read_gate(k, s, &f, count)
+                super::tty::read_gate(k, s, &term, &f, count)
             }
-            Dir::Write => super::tty::write_gate(k, s),
+            Dir::Write => super::tty::write_gate(k, s, &term),
         };
         if let Some(o) = gate {
             return o;
@@ -783,15 +783,22 @@ pub fn sys_pipe2(k: &mut Kernel, s: usize, fds: u64, flags: u64) -> Result<i64, 
     Ok(0)
 }
 
-/// ioctl. The console as a terminal (the host's stdin is one) has its
-/// own (`syscall/tty.rs`); for other files, see [`ioctl`].
+/// ioctl. Terminals (the console when the host's stdin is one, both
+/// sides of a pty) have their own (`syscall/tty.rs`); for other files,
+/// see [`ioctl`].
 pub fn sys_ioctl(k: &mut Kernel, s: usize, fd: u64, req: u64, arg: u64) -> Outcome {
     let f = match file(k, s, fd) {
         Ok(f) => f,
         Err(e) => return Ret(err(e)),
     };
-    if f.device().is_some_and(|d| d.terminal()) {
-        return super::tty::ioctl(k, s, &f, req, arg);
+    if let Some(d) = f.device() {
+        if let Some(term) = d.terminal() {
+            return super::tty::ioctl(k, s, &f, &term, None, req, arg);
+        }
+        if let Some(p) = d.pty_master().cloned() {
+            let term = crate::fs::tty::Term::Pty(p.clone());
+            return super::tty::ioctl(k, s, &f, &term, Some(&p), req, arg);
+        }
     }
     Ret(ioctl(k, s, &f, req, arg).unwrap_or_else(err))
 }

@@ -10,6 +10,8 @@ use alloc::vec::Vec;
 
 use super::fd::{file, nofile};
 use crate::fs::file::{Object, OpenFile};
+use crate::fs::pty::PtySlave;
+use crate::fs::tty::Term;
 use crate::fs::vfs::{self, Follow, InodeRef, Kind, Metadata, PATH_MAX};
 use crate::kernel::Kernel;
 use crate::mm::uaccess::{copy_in_str, copy_out, read_u64};
@@ -167,16 +169,31 @@ pub fn sys_openat(
     }
     let object = match meta.kind {
         Kind::CharDevice | Kind::BlockDevice | Kind::Fifo if flags & O_PATH == 0 => {
-            let dev = node.device().ok_or(Errno::ENXIO)?;
+            let mut dev = node.device().ok_or(Errno::ENXIO)?;
             // /dev/tty is the caller's controlling terminal: none, ENXIO.
-            if dev.terminal() && meta.rdev == crate::fs::tty::DEV_TTY && !super::tty::is_ctty(k, s)
-            {
-                return Err(Errno::ENXIO);
+            // When the host's stdin is no terminal, init's session keeps
+            // it the console (the host's own terminal, if any, natively).
+            if meta.rdev == crate::fs::tty::DEV_TTY && meta.kind == Kind::CharDevice {
+                match super::tty::ctty(k, s) {
+                    Some(Term::Pty(p)) if p.hung_up() => return Err(Errno::EIO),
+                    Some(Term::Pty(p)) => dev = PtySlave::open(&p),
+                    Some(Term::Console) => {}
+                    None if dev.terminal().is_some() || k.procs.procs[s].sid != 1 => {
+                        return Err(Errno::ENXIO)
+                    }
+                    None => {}
+                }
             }
             if meta.kind == Kind::Fifo {
                 return open_fifo(k, s, dev, node, flags, path_of(k, s, dirfd, &path));
             }
-            let dev = dev.open(true, writing).unwrap_or(dev);
+            let dev = dev.open(true, writing)?.unwrap_or(dev);
+            // A pty slave may become the caller's controlling terminal.
+            if flags & O_NOCTTY == 0 && meta.rdev != crate::fs::tty::DEV_TTY {
+                if let Some(term @ Term::Pty(_)) = dev.terminal() {
+                    super::tty::open_sets_ctty(k, s, &term);
+                }
+            }
             Object::Device {
                 dev,
                 node: Some(node),
@@ -234,7 +251,7 @@ fn open_fifo(
         }
         None => {
             let end = fifo
-                .open(access != O_WRONLY, access != O_RDONLY)
+                .open(access != O_WRONLY, access != O_RDONLY)?
                 .unwrap_or(fifo);
             // Whoever waits for this side to appear looks again.
             if let Some(chans) = end.wake_on_close() {
