@@ -124,7 +124,9 @@ impl Pty {
             let was = t.stopped;
             let mut moved = false;
             while let Some(&c) = held.front() {
-                if t.throttled() {
+                // An echo is at most a few bytes (`^C`, a tab's rub-out
+                // is at most 8); without the heap for it, the byte waits.
+                if t.throttled() || echo.try_reserve(16).is_err() {
                     break;
                 }
                 held.pop_front();
@@ -140,15 +142,24 @@ impl Pty {
         if was != now {
             self.add_status(if now { PKT_STOP } else { PKT_START });
         }
-        self.to_master_extend(&echo);
+        // Echo the master has no room for is lost, as n_tty's when its
+        // echo buffer is full.
+        let _ = self.to_master_extend(&echo);
     }
 
-    /// Output for the master to read.
-    pub fn to_master_extend(&self, bytes: &[u8]) {
-        if !bytes.is_empty() {
-            self.to_master.borrow_mut().extend(bytes);
-            self.master_seq.set(self.master_seq.get() + 1);
+    /// Output for the master to read. False if the kernel heap has no
+    /// room for it (nothing is added).
+    pub fn to_master_extend(&self, bytes: &[u8]) -> bool {
+        if bytes.is_empty() {
+            return true;
         }
+        let mut q = self.to_master.borrow_mut();
+        if q.try_reserve(bytes.len()).is_err() {
+            return false;
+        }
+        q.extend(bytes);
+        self.master_seq.set(self.master_seq.get() + 1);
+        true
     }
 
     /// A packet-mode event for the master's next read.
@@ -173,10 +184,18 @@ impl Pty {
     }
 
     /// Puts `bytes` in the slave's input, as if the master wrote them
-    /// (TCIOFF/TCION on the master send STOP/START this way).
-    pub fn input(&self, bytes: &[u8]) {
-        self.held.borrow_mut().extend(bytes);
+    /// (TCIOFF/TCION on the master send STOP/START this way). False if
+    /// the kernel heap has no room for them (nothing is taken).
+    pub fn input(&self, bytes: &[u8]) -> bool {
+        {
+            let mut held = self.held.borrow_mut();
+            if held.try_reserve(bytes.len()).is_err() {
+                return false;
+            }
+            held.extend(bytes);
+        }
         self.feed();
+        true
     }
 
     /// The master's last file closed: the slave hangs up (Linux's
@@ -422,6 +441,13 @@ impl Device for PtyMaster {
             if n == 0 {
                 break;
             }
+            if p.held.borrow_mut().try_reserve(n).is_err() {
+                if done == 0 {
+                    return Err(IoError::Fail(Errno::ENOMEM));
+                }
+                break;
+            }
+            // Room was reserved: this cannot fail.
             let got = src(&mut [&mut buf[..n]])?;
             p.input(&buf[..got]);
             done += got;
@@ -531,6 +557,14 @@ impl Device for PtySlave {
             if n == 0 {
                 break;
             }
+            if out.try_reserve(2 * n).is_err()
+                || p.to_master.borrow_mut().try_reserve(2 * n).is_err()
+            {
+                if done == 0 {
+                    return Err(IoError::Fail(Errno::ENOMEM));
+                }
+                break;
+            }
             let got = src(&mut [&mut buf[..n]])?;
             out.clear();
             {
@@ -539,6 +573,7 @@ impl Device for PtySlave {
                     t.opost(b, &mut out);
                 }
             }
+            // Room was reserved: this cannot fail.
             p.to_master_extend(&out);
             done += got;
             if got < n {

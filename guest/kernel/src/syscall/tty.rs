@@ -384,8 +384,12 @@ fn flow(k: &mut Kernel, term: &Term, master: Option<&Rc<Pty>>, how: u32) -> Resu
             p.master_stopped.set(false);
             k.procs.wakeup(p.chan());
         }
-        (linux::TCIOFF, Some(p)) => p.input(&[STOP]),
-        (linux::TCION, Some(p)) => p.input(&[START]),
+        (linux::TCIOFF | linux::TCION, Some(p)) => {
+            let c = if how == linux::TCIOFF { STOP } else { START };
+            if !p.input(&[c]) {
+                return Err(Errno::ENOMEM);
+            }
+        }
         (linux::TCOOFF, None) => {
             term.with(|t| t.stopped = true);
             if let Term::Pty(p) = term {
@@ -407,7 +411,9 @@ fn flow(k: &mut Kernel, term: &Term, master: Option<&Rc<Pty>>, how: u32) -> Resu
                     linux::VSTART
                 };
                 let c = p.tty.borrow().termios.cc[v as usize];
-                p.to_master_extend(&[c]);
+                if !p.to_master_extend(&[c]) {
+                    return Err(Errno::ENOMEM);
+                }
             }
         }
         _ => return Err(Errno::EINVAL),
