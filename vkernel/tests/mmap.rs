@@ -37,3 +37,42 @@ fn file_mappings_behave_as_on_linux_and_give_back_their_pages() {
         r.stderr
     );
 }
+
+/// mremap (tests/c/mremap.c): shrinking, growing in place, moving with
+/// MAYMOVE, FIXED and DONTUNMAP, shared file pages and their duplicate,
+/// protection kept, the errors in Linux's order; natively first, then in
+/// the guest on both pmaps.
+#[test]
+fn mremap_behaves_as_on_linux_on_both_pmaps() {
+    for pmap in ["host", "guest"] {
+        common::c_checks_pass_natively_and_in_the_guest_with("mremap", &[], &["--pmap", pmap]);
+    }
+}
+
+/// Python's mmap.resize (mremap of its shared anonymous map: growing it
+/// past its memory object's size leaves the new pages SIGBUS, as Linux's
+/// shmem), and a bytearray grown past glibc's mmap threshold (its realloc
+/// moves the block with mremap), compared with the host.
+#[test]
+fn python_resizes_mappings_as_on_the_host() {
+    let script = r#"
+import mmap, subprocess, sys
+m = mmap.mmap(-1, 4096)
+m[:5] = b"hello"
+m.resize(3 * 4096)
+print(len(m), m[:5])
+m.resize(100)
+print(len(m), m[:5])
+touch = "import mmap; m = mmap.mmap(-1, 4096); m.resize(8192); m[5000]"
+print(subprocess.run([sys.executable, "-c", touch]).returncode)
+b = bytearray(b"x" * (1 << 20))
+for i in range(6):
+    b += b"y" * (1 << 20)
+print(len(b), b[:2], b[-2:], b.count(b"x"))
+"#;
+    let out = common::same_as_host(&["/usr/bin/python3", "-c", script]);
+    assert!(
+        out.starts_with("12288 b'hello'\n100 b'hello'\n-7\n"),
+        "{out}"
+    );
+}

@@ -351,6 +351,17 @@ impl GuestPmap {
     /// Makes the page at `va` (in region `r`) held and present; for
     /// `write`, also private (copy-on-write broken) unless the region
     /// shares a file's pages. Returns the page.
+    /// Whether a page is in place at `va`.
+    fn holds(&self, va: u64) -> bool {
+        let s = slot(
+            &mut self.frames.borrow_mut(),
+            self.root,
+            va & !(PAGE_SIZE - 1),
+            false,
+        );
+        s.ok().flatten().is_some_and(|s| read(s) & HELD != 0)
+    }
+
     fn fault_in(&mut self, va: u64, r: &Region, write_access: bool) -> Result<u64, PageError> {
         let va = va & !(PAGE_SIZE - 1);
         let prot = r.prot;
@@ -572,11 +583,19 @@ impl GuestPmap {
             if to_process && r.file().is_some_and(|f| f.shared) && r.prot & PROT_WRITE == 0 {
                 break;
             }
+            let off = (va & (PAGE_SIZE - 1)) as usize;
+            let n = (PAGE_SIZE as usize - off).min(len - done);
+            if !to_process && r.file().is_none() && !self.holds(va) {
+                // Anonymous memory never touched reads as zeros without
+                // a page of its own (Linux maps its zero page).
+                // SAFETY: `buf + done .. + n` lies in the caller's buffer.
+                unsafe { core::ptr::write_bytes(buf.add(done), 0, n) };
+                done += n;
+                continue;
+            }
             let Ok(page) = self.fault_in(va, r, to_process) else {
                 break;
             };
-            let off = (va & (PAGE_SIZE - 1)) as usize;
-            let n = (PAGE_SIZE as usize - off).min(len - done);
             let pa = (page as usize + off) as *mut u8;
             // SAFETY: `pa..pa + n` lies in one page this space holds; `buf`
             // is the caller's buffer of `len` bytes.

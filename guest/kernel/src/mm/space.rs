@@ -330,6 +330,130 @@ impl AddressSpace {
         )
     }
 
+    /// mremap's move: the pages of `[old, old + len)`, which lie in one
+    /// region, go to the free range `[new, new + new_len)` (`new_len` at
+    /// least `len`: the rest continues the region), which takes the
+    /// region's protection and backing (a file's mapping at the pages
+    /// that follow). A shared file's pages are the file's: the new range
+    /// maps them. Private memory is copied (anonymous chunks of zeros are
+    /// skipped: the new range reads zero already). The old range is
+    /// unmapped; with `keep_old` (MREMAP_DONTUNMAP) it stays mapped and
+    /// its private pages are discarded, as Linux leaves it. On failure
+    /// the new range is unmapped again and the old one is untouched.
+    pub fn remap(
+        &mut self,
+        old: u64,
+        len: u64,
+        new: u64,
+        new_len: u64,
+        keep_old: bool,
+    ) -> Result<(), Errno> {
+        use vkernel_abi::mman::{PROT_READ, PROT_WRITE};
+        let r = self.regions.region_of(old).cloned().ok_or(Errno::EFAULT)?;
+        let prot = r.prot;
+        let (anon, shared) = match &r.backing {
+            Backing::Anon { .. } => (true, false),
+            Backing::File(f) => (false, f.shared),
+        };
+        // Writable while the copy goes in; readable while it comes out.
+        let copy_prot = if shared {
+            prot
+        } else {
+            prot | PROT_READ | PROT_WRITE
+        };
+        match r.backing {
+            Backing::Anon { stack } => self.map_anon_as(new, new_len, copy_prot, stack)?,
+            Backing::File(mut f) => {
+                f.pgoff += (old - r.start) / PAGE_SIZE;
+                self.map_file(new, new_len, copy_prot, f)?
+            }
+        }
+        let moved = if shared {
+            Ok(())
+        } else {
+            self.copy_within(old, new, len, anon, prot & PROT_READ == 0)
+                .and_then(|()| {
+                    if copy_prot != prot {
+                        self.protect(new, new_len, prot)
+                    } else {
+                        Ok(())
+                    }
+                })
+        };
+        if let Err(e) = moved {
+            let _ = self.unmap(new, new_len);
+            return Err(e);
+        }
+        if !keep_old {
+            self.unmap(old, len)
+        } else if !shared {
+            self.discard(old, len)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Copies `len` bytes from `src` to `dst` of this space (disjoint):
+    /// in one host call per MiB where the pmap lets the host copy alone,
+    /// else through a kernel buffer. `src_unreadable`: the source is
+    /// `PROT_NONE`, made readable for the copy and put back.
+    fn copy_within(
+        &mut self,
+        src: u64,
+        dst: u64,
+        len: u64,
+        anon: bool,
+        src_unreadable: bool,
+    ) -> Result<(), Errno> {
+        use vkernel_abi::mman::PROT_READ;
+        let old_prot = self.regions.region_of(src).map_or(0, |r| r.prot);
+        if src_unreadable {
+            self.protect(src, len, old_prot | PROT_READ)?;
+        }
+        let r = self.copy_chunks(src, dst, len, anon);
+        if src_unreadable {
+            let _ = self.protect(src, len, old_prot);
+        }
+        r
+    }
+
+    fn copy_chunks(&mut self, src: u64, dst: u64, len: u64, anon: bool) -> Result<(), Errno> {
+        const HOST_CHUNK: u64 = vkernel_abi::VMSPACE_COPY_MAX;
+        let host = self.pmap.host_copyable(&self.regions, src, len as usize)
+            && self.pmap.host_copyable(&self.regions, dst, len as usize);
+        let mut buf = Vec::new();
+        let mut done = 0;
+        while done < len {
+            if host {
+                let n = (len - done).min(HOST_CHUNK);
+                let vmid = self.pmap.vmid();
+                let got = guestlib::vmspace::copy(vmid, dst + done, vmid, src + done, n)?;
+                if got as u64 != n {
+                    return Err(Errno::ENOMEM);
+                }
+                done += n;
+                continue;
+            }
+            // 64 KiB at a time through the kernel heap.
+            let n = (len - done).min(16 * PAGE_SIZE) as usize;
+            if buf.len() < n {
+                buf.try_reserve_exact(n - buf.len())
+                    .map_err(|_| Errno::ENOMEM)?;
+                buf.resize(n, 0);
+            }
+            let chunk = &mut buf[..n];
+            if self.pmap.read(&self.regions, src + done, chunk) != n {
+                return Err(Errno::ENOMEM);
+            }
+            let zeros = anon && chunk.iter().all(|&b| b == 0);
+            if !zeros && self.pmap.write(&self.regions, dst + done, chunk) != n {
+                return Err(Errno::ENOMEM);
+            }
+            done += n as u64;
+        }
+        Ok(())
+    }
+
     /// Takes file pages `from..` of `object` out of this space's mappings
     /// of it (see [`Mappers::zap`]); the regions stay.
     fn zap(&mut self, object: *const (), from: u64) {

@@ -1,5 +1,6 @@
 //! Memory system calls: brk, mmap (anonymous, shared anonymous, and of
-//! tmpfs files, private or shared), munmap, mprotect, msync, madvise:
+//! tmpfs files, private or shared), mremap, munmap, mprotect, msync,
+//! madvise:
 //! Linux's checks here, the work in the process's
 //! [`AddressSpace`](crate::mm::AddressSpace).
 
@@ -258,6 +259,192 @@ pub fn sys_mmap(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errno> {
         What::File(f) => p.map_file(at, len, prot, f),
     }
     .map_err(|e| if e == Errno::EINVAL { e } else { Errno::ENOMEM })?;
+    Ok(at as i64)
+}
+
+/// mremap(old, old_len, new_len, flags, new_addr), as Linux's (mm/mremap.c,
+/// its checks in its order): shrinking unmaps the tail; growing extends
+/// the mapping in place when the pages after it are free, else moves it
+/// (`MREMAP_MAYMOVE`; `ENOMEM` without), to `new_addr` with
+/// `MREMAP_FIXED` (replacing what is there); `MREMAP_DONTUNMAP` moves and
+/// leaves the old range mapped, empty. An `old_len` of 0 maps a shared
+/// mapping's pages a second time. The old range must lie in one mapping
+/// (`EFAULT`). A move copies private memory (see `AddressSpace::remap`).
+pub fn sys_mremap(k: &mut Kernel, s: usize, a: [u64; 5]) -> Result<i64, Errno> {
+    const MAYMOVE: u64 = linux::MREMAP_MAYMOVE as u64;
+    const FIXED: u64 = linux::MREMAP_FIXED as u64;
+    const DONTUNMAP: u64 = linux::MREMAP_DONTUNMAP as u64;
+    let [old, old_len, new_len, flags, new_addr] = a;
+    if flags & !(MAYMOVE | FIXED | DONTUNMAP) != 0
+        || (flags & FIXED != 0 && flags & MAYMOVE == 0)
+        || (flags & DONTUNMAP != 0 && (flags & MAYMOVE == 0 || old_len != new_len))
+        || !old.is_multiple_of(PAGE_SIZE)
+    {
+        return Err(Errno::EINVAL);
+    }
+    // PAGE_ALIGN, wrapping as Linux's.
+    let align = |x: u64| x.wrapping_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+    let (old_len, new_len) = (align(old_len), align(new_len));
+    if new_len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let space = k.space(s);
+    let p = &mut *space.borrow_mut();
+    // Newer Linux looks the old address up first, for every kind of call
+    // (a shrink included) but after the new address's checks.
+    let mapped = p.regions().iter().any(|r| r.start <= old && old < r.end);
+    if flags & (FIXED | DONTUNMAP) != 0 {
+        // mremap_to.
+        if !new_addr.is_multiple_of(PAGE_SIZE) {
+            return Err(Errno::EINVAL);
+        }
+        if new_len > VM_MAX_USER_ADDRESS || new_addr > VM_MAX_USER_ADDRESS - new_len {
+            return Err(Errno::EINVAL);
+        }
+        if old.wrapping_add(old_len) > new_addr && new_addr + new_len > old {
+            return Err(Errno::EINVAL);
+        }
+        if !mapped {
+            return Err(Errno::EFAULT);
+        }
+        if flags & FIXED != 0 {
+            // Below what a process may map: as mmap's MAP_FIXED there.
+            if new_addr < VM_MIN_USER_ADDRESS {
+                return Err(Errno::ENOMEM);
+            }
+            p.unmap(new_addr, new_len)?;
+        }
+        let mut old_len = old_len;
+        if old_len > new_len {
+            unmap_user(p, old + new_len, old_len - new_len)?;
+            old_len = new_len;
+        }
+        check_resize(k, p, old, old_len, new_len)?;
+        let at = if flags & FIXED != 0 {
+            new_addr
+        } else {
+            place(p, new_addr, new_len)?
+        };
+        return move_mapping(p, old, old_len, at, new_len, flags & DONTUNMAP != 0);
+    }
+    if !mapped {
+        return Err(Errno::EFAULT);
+    }
+    if old_len >= new_len {
+        // Shrinking (or the same): only the tail goes, mapped or not.
+        if old_len != new_len {
+            unmap_user(p, old + new_len, old_len - new_len)?;
+        }
+        return Ok(old as i64);
+    }
+    let end = check_resize(k, p, old, old_len, new_len)?;
+    // The range reaches its mapping's end and the pages after are free:
+    // the mapping grows where it is.
+    if old_len != 0 && old + old_len == end {
+        let grown_end = old
+            .checked_add(new_len)
+            .filter(|&e| e <= VM_MAX_USER_ADDRESS);
+        if let Some(grown_end) = grown_end {
+            if p.is_free(end, grown_end - end) {
+                grow_in_place(p, old, end, grown_end)?;
+                return Ok(old as i64);
+            }
+        }
+    }
+    if flags & MAYMOVE == 0 {
+        return Err(Errno::ENOMEM);
+    }
+    let at = place(p, 0, new_len)?;
+    move_mapping(p, old, old_len, at, new_len, false)
+}
+
+/// Unmaps `[addr, addr + len)` of mremap's tail: `EINVAL` outside user
+/// memory, as munmap.
+fn unmap_user(p: &mut crate::mm::AddressSpace, addr: u64, len: u64) -> Result<(), Errno> {
+    if addr < VM_MIN_USER_ADDRESS || !uaccess::user_range(addr, len) {
+        return Err(Errno::EINVAL);
+    }
+    p.unmap(addr, len)
+}
+
+/// Linux's vma_to_resize: the old range must lie in one mapping
+/// (`EFAULT`); a private one cannot be duplicated (`old_len` 0:
+/// `EINVAL`); growing a private writable one past all of memory is
+/// `ENOMEM` (see [`obviously_overcommits`]). The mapping's end.
+fn check_resize(
+    k: &Kernel,
+    p: &crate::mm::AddressSpace,
+    old: u64,
+    old_len: u64,
+    new_len: u64,
+) -> Result<u64, Errno> {
+    let r = p
+        .regions()
+        .iter()
+        .find(|r| r.start <= old && old < r.end)
+        .ok_or(Errno::EFAULT)?;
+    if old_len > r.end - old {
+        return Err(Errno::EFAULT);
+    }
+    let shared = r.file().is_some_and(|f| f.shared);
+    // Linux refuses to duplicate a private mapping.
+    if old_len == 0 && !shared {
+        return Err(Errno::EINVAL);
+    }
+    if new_len > old_len && !shared && r.prot & PROT_WRITE != 0 && obviously_overcommits(k, new_len)
+    {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(r.end)
+}
+
+/// Where a moved mapping goes: the hint when its range is free, else the
+/// highest free range below the stack's area, as mmap places.
+fn place(p: &crate::mm::AddressSpace, hint: u64, len: u64) -> Result<u64, Errno> {
+    let hint_ok = hint != 0
+        && hint >= p.mmap_floor
+        && hint.checked_add(len).is_some_and(|e| e <= exec::MMAP_TOP);
+    if hint_ok && p.is_free(hint, len) {
+        return Ok(hint);
+    }
+    p.find_free(exec::MMAP_TOP, p.mmap_floor, len)
+        .ok_or(Errno::ENOMEM)
+}
+
+/// The mapping holding `[old, end)` grows to `grown_end`: the same
+/// protection and backing (a file's next pages).
+fn grow_in_place(
+    p: &mut crate::mm::AddressSpace,
+    old: u64,
+    end: u64,
+    grown_end: u64,
+) -> Result<(), Errno> {
+    let r = p
+        .regions()
+        .iter()
+        .find(|r| r.start <= old && old < r.end)
+        .cloned();
+    let r = r.ok_or(Errno::EFAULT)?;
+    let len = grown_end - end;
+    match r.backing {
+        crate::mm::regions::Backing::Anon { stack } => p.map_anon_as(end, len, r.prot, stack),
+        crate::mm::regions::Backing::File(mut f) => {
+            f.pgoff += (end - r.start) / PAGE_SIZE;
+            p.map_file(end, len, r.prot, f)
+        }
+    }
+    .map_err(|e| if e == Errno::EINVAL { e } else { Errno::ENOMEM })
+}
+
+fn move_mapping(
+    p: &mut crate::mm::AddressSpace,
+    old: u64,
+    old_len: u64,
+    at: u64,
+    new_len: u64,
+    keep_old: bool,
+) -> Result<i64, Errno> {
+    p.remap(old, old_len, at, new_len, keep_old)?;
     Ok(at as i64)
 }
 

@@ -266,8 +266,7 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         }
         __NR_getcpu => ret(sys_getcpu(k, s, a[0], a[1])),
         __NR_membarrier => ret(sys_membarrier(a[0], a[1])),
-        // glibc falls back to copying.
-        __NR_mremap => Ret(err(Errno::ENOSYS)),
+        __NR_mremap => ret(sys_mremap(k, s, [a[0], a[1], a[2], a[3], a[4]])),
         __NR_madvise => ret(sys_madvise(k, s, a[0], a[1], a[2])),
         __NR_nanosleep => sys_nanosleep(k, s, CLOCK_MONOTONIC as u64, 0, a[0]),
         __NR_getpid => Ret(k.procs.procs[s].tgid as i64),
