@@ -374,6 +374,7 @@ impl Node {
             let (opts, fs_opts) = match m.fstype {
                 "proc" => ("rw,nosuid,nodev,noexec,relatime", ""),
                 "devtmpfs" => ("rw,nosuid,relatime", ",mode=755"),
+                "devpts" => ("rw,relatime", ",mode=600,ptmxmode=000"),
                 _ => ("rw,relatime", ""),
             };
             let path = String::from_utf8_lossy(&m.path);
