@@ -1,6 +1,6 @@
 // A pipe's capacity (F_GETPIPE_SZ, F_SETPIPE_SZ), preadv2/pwritev2 with
-// their per-call flags, fallocate on tmpfs (/dev/shm), and memfd_create,
-// checked against Linux: the same binary runs
+// their per-call flags, fallocate on tmpfs (/dev/shm), memfd_create,
+// O_TMPFILE, and get_mempolicy/set_mempolicy, checked against Linux: the same binary runs
 // natively first, then in the guest. Prints "ok - ..." per check,
 // "FAIL - ..." on a mismatch, and "N failed".
 #define _GNU_SOURCE
@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -179,12 +180,123 @@ static void memfd(void) {
     close(p[1]);
 }
 
+// O_TMPFILE in /tmp: an unnamed file linkat may name (unless O_EXCL),
+// Linux's flag checks, and tmpfile(3) on top of it.
+static void tmpfile_flag(void) {
+    mode_t old = umask(022);
+    int fd = open("/tmp", O_TMPFILE | O_RDWR, 0666);
+    CHECK(fd >= 0, "O_TMPFILE in /tmp");
+    struct stat st;
+    CHECK(fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 0 && (st.st_mode & 0777) == 0644,
+          "a regular file with no link, its mode under the umask");
+    char buf[64] = {0};
+    CHECK(write(fd, "tmp data", 8) == 8 && pread(fd, buf, 8, 0) == 8 && memcmp(buf, "tmp data", 8) == 0,
+          "written and read back");
+    char link[64], target[128] = {0};
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    CHECK(n > 0 && strncmp(target, "/tmp/#", 6) == 0 && strstr(target, " (deleted)"),
+          "/proc/self/fd names it /tmp/#INO (deleted)");
+    unlink("/tmp/vk-named");
+    CHECK(linkat(fd, "", AT_FDCWD, "/tmp/vk-named", AT_EMPTY_PATH) == 0, "linkat names it");
+    CHECK(stat("/tmp/vk-named", &st) == 0 && st.st_nlink == 1 && st.st_size == 8, "the name holds it");
+    CHECK(unlink("/tmp/vk-named") == 0 && linkat(fd, "", AT_FDCWD, "/tmp/vk-named", AT_EMPTY_PATH) == -1 &&
+              errno == ENOENT,
+          "once named and unlinked again, it cannot be linked: ENOENT");
+    close(fd);
+    fd = open("/tmp", O_TMPFILE | O_RDWR | O_EXCL, 0600);
+    CHECK(fd >= 0 && linkat(fd, "", AT_FDCWD, "/tmp/vk-named", AT_EMPTY_PATH) == -1 && errno == ENOENT,
+          "with O_EXCL it can never be linked");
+    close(fd);
+    fd = open("/tmp/vk-plain", O_CREAT | O_RDWR | O_TRUNC, 0600);
+    unlink("/tmp/vk-plain");
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    CHECK(linkat(AT_FDCWD, link, AT_FDCWD, "/tmp/vk-named", AT_SYMLINK_FOLLOW) == -1 && errno == ENOENT,
+          "an unlinked ordinary file cannot be linked again: ENOENT");
+    close(fd);
+    CHECK(open("/tmp", O_TMPFILE | O_RDONLY, 0600) == -1 && errno == EINVAL, "O_TMPFILE read-only: EINVAL");
+    CHECK(open("/tmp", O_TMPFILE | O_RDWR | O_CREAT, 0600) == -1 && errno == EINVAL, "with O_CREAT: EINVAL");
+    CHECK(open("/tmp/vk-none/x", O_TMPFILE | O_RDWR, 0600) == -1 && errno == ENOENT, "a missing directory: ENOENT");
+    close(open("/tmp/vk-file", O_CREAT | O_WRONLY, 0600));
+    CHECK(open("/tmp/vk-file", O_TMPFILE | O_RDWR, 0600) == -1 && errno == ENOTDIR, "a file, not a directory: ENOTDIR");
+    unlink("/tmp/vk-file");
+    CHECK(open("/proc", O_TMPFILE | O_RDWR, 0600) == -1 && errno == EOPNOTSUPP, "in /proc: EOPNOTSUPP");
+    FILE *t = tmpfile();
+    CHECK(t && fputs("x", t) >= 0 && fflush(t) == 0, "tmpfile(3)");
+    if (t)
+        fclose(t);
+    umask(old);
+}
+
+// get_mempolicy and set_mempolicy on one NUMA node, as Linux answers.
+static long getmp(int *mode, unsigned long *mask, unsigned long maxnode, void *addr, unsigned long flags) {
+    return syscall(SYS_get_mempolicy, mode, mask, maxnode, addr, flags);
+}
+
+static void mempolicy(void) {
+    int mode = -1;
+    unsigned long mask[3];
+    CHECK(getmp(&mode, NULL, 0, 0, 0) == 0 && mode == 0, "get_mempolicy: MPOL_DEFAULT");
+    memset(mask, 0xff, sizeof mask);
+    CHECK(getmp(&mode, mask, 65, 0, 0) == 0 && mask[0] == 0 && mask[1] == ~0UL, "an empty mask, one long for 64 nodes");
+    memset(mask, 0xff, sizeof mask);
+    CHECK(getmp(&mode, mask, 129, 0, 0) == 0 && mask[0] == 0 && mask[1] == 0 && mask[2] == ~0UL,
+          "two longs for 128 nodes");
+    memset(mask, 0xff, sizeof mask);
+    CHECK(getmp(&mode, mask, 1, 0, 0) == 0 && mask[0] == ~0UL, "maxnode 1: nothing written");
+    CHECK(getmp(&mode, mask, 0, 0, 0) == -1 && errno == EINVAL, "maxnode 0 with a mask: EINVAL");
+    CHECK(getmp(&mode, mask, 64, 0, 4) == 0 && mask[0] == 1, "MPOL_F_MEMS_ALLOWED: node 0");
+    CHECK(getmp(&mode, mask, 64, 0, 8) == -1 && errno == EINVAL, "an unknown flag: EINVAL");
+    CHECK(getmp(&mode, NULL, 0, 0, 1) == -1 && errno == EINVAL, "MPOL_F_NODE alone: EINVAL");
+    CHECK(getmp(&mode, NULL, 0, 0, 6) == -1 && errno == EINVAL, "MEMS_ALLOWED with ADDR: EINVAL");
+    mode = -1;
+    CHECK(getmp(&mode, NULL, 0, &mode, 3) == 0 && mode == 0, "MPOL_F_NODE|MPOL_F_ADDR: node 0");
+    CHECK(getmp(&mode, NULL, 0, (void *)0x1000, 2) == -1 && errno == EFAULT, "MPOL_F_ADDR unmapped: EFAULT");
+    CHECK(getmp((int *)8, NULL, 0, 0, 0) == -1 && errno == EFAULT, "a bad mode pointer: EFAULT");
+    mode = -1;
+    CHECK(getmp(&mode, mask, 100000, 0, 0) == -1 && errno == EINVAL && mode == 0,
+          "a mask over a page: EINVAL, the mode written first");
+
+    // set_mempolicy, read back by get_mempolicy.
+    unsigned long one[2] = {1, 0}, two[2] = {2, 0}, none[2] = {0, 0}, far[3] = {1, 1, 0};
+#define SETMP(m, mask, maxnode) syscall(SYS_set_mempolicy, (m), (mask), (maxnode))
+#define POLICY(want_mode, want_mask)                                                                     \
+    (mode = -1, mask[0] = ~0UL, getmp(&mode, mask, 65, 0, 0) == 0 && mode == (want_mode) && mask[0] == (want_mask))
+    CHECK(SETMP(2, one, 65) == 0 && POLICY(2, 1), "MPOL_BIND to node 0");
+    CHECK(getmp(&mode, NULL, 0, 0, 1) == -1 && errno == EINVAL, "MPOL_F_NODE under BIND: EINVAL");
+    pid_t c = fork();
+    if (c == 0)
+        _exit(POLICY(2, 1) ? 0 : 1);
+    int st;
+    waitpid(c, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "a child inherits it");
+    CHECK(SETMP(3, one, 65) == 0 && POLICY(3, 1), "MPOL_INTERLEAVE");
+    CHECK(getmp(&mode, NULL, 0, 0, 1) == 0 && mode == 0, "MPOL_F_NODE under INTERLEAVE: the next node, 0");
+    CHECK(SETMP(1, none, 65) == 0 && POLICY(4, 0), "MPOL_PREFERRED with no nodes is MPOL_LOCAL");
+    CHECK(SETMP(2 | (1 << 14), two, 65) == 0 && POLICY(2 | (1 << 14), 2), "RELATIVE_NODES: the mask as given");
+    CHECK(SETMP(2 | (1 << 13), one, 65) == 0 && POLICY(2 | (1 << 13), 1), "NUMA_BALANCING with BIND");
+    CHECK(SETMP(2, far, 129) == 0 && POLICY(2, 1), "a node past the first long but under MAX_NUMNODES");
+    CHECK(SETMP(0, one, 65) == -1 && errno == EINVAL, "MPOL_DEFAULT with nodes: EINVAL");
+    CHECK(SETMP(2, none, 65) == -1 && errno == EINVAL, "BIND with no nodes: EINVAL");
+    CHECK(SETMP(2, two, 65) == -1 && errno == EINVAL, "BIND to a node that does not exist: EINVAL");
+    CHECK(SETMP(2 | (1 << 15), two, 65) == -1 && errno == EINVAL, "STATIC_NODES to none that exist: EINVAL");
+    CHECK(SETMP(4, one, 65) == -1 && errno == EINVAL, "MPOL_LOCAL with nodes: EINVAL");
+    CHECK(SETMP(7, NULL, 0) == -1 && errno == EINVAL, "an unknown mode: EINVAL");
+    CHECK(SETMP(2 | (3 << 14), one, 65) == -1 && errno == EINVAL, "STATIC and RELATIVE: EINVAL");
+    CHECK(SETMP(3 | (1 << 13), one, 65) == -1 && errno == EINVAL, "NUMA_BALANCING with INTERLEAVE: EINVAL");
+    CHECK(SETMP(2, (unsigned long *)8, 65) == -1 && errno == EFAULT, "a bad mask pointer: EFAULT");
+    CHECK(SETMP(2, one, 100000) == -1 && errno == EINVAL, "a mask over a page: EINVAL");
+    CHECK(SETMP(0, NULL, 0) == 0 && POLICY(0, 0), "back to MPOL_DEFAULT");
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     pipe_size();
     rw2();
     allocate();
     memfd();
+    tmpfile_flag();
+    mempolicy();
     printf("%d failed\n", failed);
     return failed != 0;
 }

@@ -122,6 +122,8 @@ struct Attrs {
     /// Data changed since mtime was last set: the next stat reads the
     /// clock (one hypercall then, not one per write).
     dirty: bool,
+    /// An `O_TMPFILE` file `linkat` may still name (Linux's I_LINKABLE).
+    linkable: bool,
 }
 
 /// A tmpfs inode.
@@ -158,6 +160,7 @@ impl Node {
                 mtime_ns: now,
                 ctime_ns: now,
                 dirty: false,
+                linkable: false,
             }),
             body,
             mappers: Mappers::default(),
@@ -374,6 +377,26 @@ impl Inode for Node {
         Ok(node)
     }
 
+    fn create_unnamed(&self, perm: u32, linkable: bool) -> Result<InodeRef, Errno> {
+        self.dir()?;
+        let node = Node::new(
+            &self.fs,
+            Body::File(RefCell::new(File::default())),
+            perm,
+            None,
+        );
+        {
+            let mut a = node.attrs.borrow_mut();
+            a.nlink = 0;
+            a.linkable = linkable;
+        }
+        Ok(node)
+    }
+
+    fn linkable(&self) -> bool {
+        self.attrs.borrow().linkable
+    }
+
     fn symlink(&self, name: &[u8], target: &[u8]) -> Result<InodeRef, Errno> {
         check_name(name)?;
         let node = Node::new(&self.fs, Body::Symlink(target.to_vec()), 0o777, None);
@@ -389,6 +412,7 @@ impl Inode for Node {
         self.insert(name, node.clone())?;
         let mut a = node.attrs.borrow_mut();
         a.nlink += 1;
+        a.linkable = false;
         a.ctime_ns = now_ns();
         Ok(())
     }

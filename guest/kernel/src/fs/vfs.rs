@@ -203,6 +203,18 @@ pub trait Inode {
     fn create(&self, _name: &[u8], _kind: Kind, _perm: u32, _rdev: u64) -> Result<InodeRef, Errno> {
         Err(Errno::ENOTDIR)
     }
+    /// Makes a regular file with no name in this directory's file system
+    /// (`O_TMPFILE`); `linkable`: `linkat` may give it one later (no
+    /// `O_EXCL`). `EOPNOTSUPP` where the file system cannot.
+    fn create_unnamed(&self, _perm: u32, _linkable: bool) -> Result<InodeRef, Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
+    /// Whether a file with no links may be linked again (an `O_TMPFILE`
+    /// file made linkable; linking it takes that away, as Linux's
+    /// `I_LINKABLE`).
+    fn linkable(&self) -> bool {
+        false
+    }
     /// Makes a symbolic link `name` pointing to `target`.
     fn symlink(&self, _name: &[u8], _target: &[u8]) -> Result<InodeRef, Errno> {
         Err(Errno::ENOTDIR)

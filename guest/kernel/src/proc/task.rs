@@ -55,6 +55,9 @@ pub struct TaskInfo {
     /// The nice value, -20 to 19 (getpriority/setpriority; per task and
     /// inherited, as Linux's).
     pub nice: Cell<i32>,
+    /// The NUMA memory policy (set_mempolicy): its mode with its mode
+    /// flags, and its node mask (per task and inherited, as Linux's).
+    pub mempolicy: Cell<(u32, u64)>,
     /// The wait status once a zombie.
     pub exit_status: Cell<i32>,
     /// Signals pending for the thread, pending for the process, blocked,
@@ -87,6 +90,7 @@ impl TaskInfo {
             cwd: RefCell::new(alloc::vec![b'/']),
             umask: Cell::new(0o022),
             nice: Cell::new(0),
+            mempolicy: Cell::new((0, 0)),
             exit_status: Cell::new(0),
             signals: Cell::new([0; 5]),
             cpu: Cell::new([0; 4]),
@@ -116,6 +120,7 @@ impl TaskInfo {
         self.cwd.borrow_mut().clone_from(&parent.cwd.borrow());
         self.umask.set(parent.umask.get());
         self.nice.set(parent.nice.get());
+        self.mempolicy.set(parent.mempolicy.get());
         self.pgid.set(parent.pgid.get());
         self.sid.set(parent.sid.get());
     }

@@ -8,7 +8,7 @@ use crate::random;
 use crate::syscall::log_refused;
 use alloc::vec::Vec;
 use guestlib::hypercall;
-use vkernel_abi::layout::VM_MAX_USER_ADDRESS;
+use vkernel_abi::layout::{PAGE_SIZE, VM_MAX_USER_ADDRESS};
 use vkernel_abi::Errno;
 
 pub fn sys_uname(k: &Kernel, s: usize, buf: u64) -> Result<i64, Errno> {
@@ -333,6 +333,173 @@ pub fn sys_getcpu(k: &mut Kernel, s: usize, cpu: u64, node: u64) -> Result<i64, 
     for p in [cpu, node] {
         if p != 0 {
             copy_out(&space, p, &0u32.to_le_bytes())?;
+        }
+    }
+    Ok(0)
+}
+
+/// The memory policy modes (`MPOL_*`) and mode flags.
+const MPOL_DEFAULT: u32 = 0;
+const MPOL_PREFERRED: u32 = 1;
+const MPOL_BIND: u32 = 2;
+const MPOL_INTERLEAVE: u32 = 3;
+const MPOL_LOCAL: u32 = 4;
+const MPOL_PREFERRED_MANY: u32 = 5;
+const MPOL_WEIGHTED_INTERLEAVE: u32 = 6;
+const MPOL_MAX: u32 = 7;
+const MPOL_F_STATIC_NODES: u32 = 1 << 15;
+const MPOL_F_RELATIVE_NODES: u32 = 1 << 14;
+const MPOL_F_NUMA_BALANCING: u32 = 1 << 13;
+const MPOL_MODE_FLAGS: u32 = MPOL_F_STATIC_NODES | MPOL_F_RELATIVE_NODES | MPOL_F_NUMA_BALANCING;
+
+/// set_mempolicy(mode, nodemask, maxnode) on one NUMA node (node 0), with
+/// Linux's checks (sanitize_mpol_flags, get_nodes, mpol_new): the mode
+/// and its flags are kept per task, inherited, and reported by
+/// get_mempolicy; with one node every policy places memory alike.
+pub fn sys_set_mempolicy(k: &Kernel, s: usize, a: [u64; 3]) -> Result<i64, Errno> {
+    let [mode, mask, maxnode] = a;
+    let mode = mode as u32;
+    let (flags, mut mode) = (mode & MPOL_MODE_FLAGS, mode & !MPOL_MODE_FLAGS);
+    if mode >= MPOL_MAX
+        || (flags & MPOL_F_STATIC_NODES != 0 && flags & MPOL_F_RELATIVE_NODES != 0)
+        || (flags & MPOL_F_NUMA_BALANCING != 0 && mode != MPOL_BIND && mode != MPOL_PREFERRED_MANY)
+    {
+        return Err(Errno::EINVAL);
+    }
+    let nodes = user_nodes(k, s, mask, maxnode)?;
+    let relative = flags & (MPOL_F_STATIC_NODES | MPOL_F_RELATIVE_NODES) != 0;
+    match mode {
+        MPOL_DEFAULT if nodes != 0 => return Err(Errno::EINVAL),
+        MPOL_PREFERRED if nodes == 0 => {
+            if relative {
+                return Err(Errno::EINVAL);
+            }
+            mode = MPOL_LOCAL;
+        }
+        MPOL_LOCAL if nodes != 0 || relative => return Err(Errno::EINVAL),
+        MPOL_DEFAULT | MPOL_PREFERRED | MPOL_LOCAL => {}
+        _ if nodes == 0 => return Err(Errno::EINVAL),
+        _ => {}
+    }
+    // The nodes that exist (node 0): a mask naming none is EINVAL, except
+    // a relative one (its nodes fold onto the ones there are).
+    let kept = match mode {
+        MPOL_DEFAULT | MPOL_LOCAL => 0,
+        _ if flags & MPOL_F_RELATIVE_NODES != 0 => 1,
+        _ if nodes & 1 == 0 => return Err(Errno::EINVAL),
+        _ => 1,
+    };
+    let task = k.procs.procs[s].task.as_ref().ok_or(Errno::ESRCH)?;
+    let stored = if mode == MPOL_DEFAULT {
+        0
+    } else {
+        mode | flags
+    };
+    // A static or relative mask is reported as the caller gave it.
+    let reported = if relative && kept != 0 { nodes } else { kept };
+    task.mempolicy.set((stored, reported));
+    Ok(0)
+}
+
+/// A node mask from the user (Linux's get_nodes): `maxnode - 1` bits;
+/// past a page of them `EINVAL`; bits past the kernel's node count
+/// (`MAX_NUMNODES`, 1024 on Debian's kernels) must be clear.
+fn user_nodes(k: &Kernel, s: usize, mask: u64, maxnode: u64) -> Result<u64, Errno> {
+    const MAX_NUMNODES: u64 = 1024;
+    let bits = maxnode.saturating_sub(1);
+    if mask == 0 || bits == 0 {
+        return Ok(0);
+    }
+    if bits > PAGE_SIZE * 8 {
+        return Err(Errno::EINVAL);
+    }
+    let space = k.space(s);
+    let longs = bits.div_ceil(64);
+    let mut nodes = 0u64;
+    for i in 0..longs {
+        let mut word = read_u64(&space, mask.wrapping_add(i * 8))?;
+        // Only the first `bits` bits count.
+        let valid = (bits - i * 64).min(64);
+        if valid < 64 {
+            word &= (1u64 << valid) - 1;
+        }
+        if i == 0 {
+            nodes = word;
+        } else if word != 0 && i * 64 >= MAX_NUMNODES {
+            return Err(Errno::EINVAL);
+        }
+    }
+    Ok(nodes)
+}
+
+/// get_mempolicy(mode, nodemask, maxnode, addr, flags) on one NUMA node,
+/// as Linux answers: the task's policy (set_mempolicy) with its mode
+/// flags and nodes (none for the default and local ones); with
+/// `MPOL_F_MEMS_ALLOWED` node 0; `MPOL_F_ADDR` asks of a mapped address
+/// (`EFAULT` for an unmapped one; mbind is not implemented, so a
+/// mapping's policy is the default), with `MPOL_F_NODE` the node holding
+/// it (0); `MPOL_F_NODE` alone is the next node of an interleave policy,
+/// else `EINVAL`. The mask is written as Linux's copy_nodes_to_user:
+/// `maxnode - 1` bits rounded up to longs, past the one node's long
+/// zeroed, at most a page (`EINVAL`).
+pub fn sys_get_mempolicy(k: &Kernel, s: usize, a: [u64; 5]) -> Result<i64, Errno> {
+    const F_NODE: u64 = 1;
+    const F_ADDR: u64 = 2;
+    const F_MEMS_ALLOWED: u64 = 4;
+    let [mode, mask, maxnode, addr, flags] = a;
+    if mask != 0 && maxnode < 1 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & !(F_NODE | F_ADDR | F_MEMS_ALLOWED) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let space = k.space(s);
+    let (policy, policy_nodes) = k.procs.procs[s]
+        .task
+        .as_ref()
+        .map_or((0, 0), |t| t.mempolicy.get());
+    let (value, nodes) = if flags & F_MEMS_ALLOWED != 0 {
+        if flags & (F_NODE | F_ADDR) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        (0u32, 1u64)
+    } else if flags & F_ADDR != 0 {
+        if !space.borrow().covers(addr, 1) {
+            return Err(Errno::EFAULT);
+        }
+        // MPOL_F_NODE: the node of the page there, else the mapping's
+        // policy; both 0.
+        (0, 0)
+    } else if flags & F_NODE != 0 {
+        let interleave = matches!(
+            policy & !MPOL_MODE_FLAGS,
+            MPOL_INTERLEAVE | MPOL_WEIGHTED_INTERLEAVE
+        );
+        if !interleave {
+            return Err(Errno::EINVAL);
+        }
+        (0, policy_nodes)
+    } else {
+        (policy, policy_nodes)
+    };
+    if mode != 0 {
+        copy_out(&space, mode, &value.to_le_bytes())?;
+    }
+    if mask != 0 {
+        let copy = (maxnode - 1).div_ceil(64) * 8;
+        if copy > PAGE_SIZE {
+            return Err(Errno::EINVAL);
+        }
+        // The longs past the first are zeroed first, as Linux.
+        let zeros = [0u8; 256];
+        let mut at = 8;
+        while at < copy {
+            let n = (copy - at).min(zeros.len() as u64);
+            copy_out(&space, mask.wrapping_add(at), &zeros[..n as usize])?;
+            at += n;
+        }
+        if copy > 0 {
+            copy_out(&space, mask, &nodes.to_le_bytes())?;
         }
     }
     Ok(0)

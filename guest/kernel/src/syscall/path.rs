@@ -99,9 +99,8 @@ pub fn sys_openat(
 ) -> Result<i64, Errno> {
     let path = user_path(k, s, path)?;
     let flags = flags as u32;
-    if flags & O_TMPFILE == O_TMPFILE {
-        log_refused(k, s, "open", format_args!("O_TMPFILE"));
-        return Err(Errno::EOPNOTSUPP);
+    if flags & __O_TMPFILE != 0 {
+        return open_tmpfile(k, s, dirfd, &path, flags, mode);
     }
     let start = start_dir(k, s, dirfd, &path)?;
     let follow = if flags & O_NOFOLLOW != 0 {
@@ -214,6 +213,53 @@ pub fn sys_openat(
         flags & !(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC)
     };
     let f = OpenFile::new(object, kept, path_of(k, s, dirfd, &path));
+    let limit = nofile(k, s);
+    k.files(s)
+        .borrow_mut()
+        .install(f, flags & O_CLOEXEC != 0, 0, limit)
+        .map(i64::from)
+}
+
+/// `O_TMPFILE`: a regular file with no name in directory `path`'s file
+/// system, open for writing (Linux's checks: `O_DIRECTORY` with it and no
+/// `O_CREAT`, write access, else `EINVAL`; `ENOTDIR` for a path that is
+/// no directory). Without `O_EXCL`, `linkat` may name it later. tmpfs
+/// makes them; other file systems are `EOPNOTSUPP`, as Linux's without a
+/// `tmpfile` operation (glibc's `tmpfile` then makes a named one).
+fn open_tmpfile(
+    k: &Kernel,
+    s: usize,
+    dirfd: u64,
+    path: &[u8],
+    flags: u32,
+    mode: u64,
+) -> Result<i64, Errno> {
+    let access = flags & O_ACCMODE;
+    if flags & (__O_TMPFILE | O_DIRECTORY | O_CREAT) != O_TMPFILE
+        || !(access == O_WRONLY || access == O_RDWR)
+        || flags & O_PATH != 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    let start = start_dir(k, s, dirfd, path)?;
+    let dir = k.vfs.resolve(&start, path, Follow::Yes)?;
+    if dir.meta().kind != Kind::Directory {
+        return Err(Errno::ENOTDIR);
+    }
+    let umask = k.procs.procs[s].umask;
+    let node = dir.create_unnamed(mode as u32 & !umask & 0o7777, flags & O_EXCL == 0)?;
+    // What /proc/PID/fd shows, as Linux: the directory, `#` and the inode.
+    let mut name = path_of(k, s, dirfd, path);
+    while name.len() > 1 && name.last() == Some(&b'/') {
+        name.pop();
+    }
+    if name.last() != Some(&b'/') {
+        name.push(b'/');
+    }
+    name.extend_from_slice(alloc::format!("#{} (deleted)", node.meta().ino).as_bytes());
+    let kept =
+        flags & !(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC | O_DIRECTORY | __O_TMPFILE);
+    let f = OpenFile::new(Object::Inode(node), kept, name);
     let limit = nofile(k, s);
     k.files(s)
         .borrow_mut()
@@ -562,6 +608,11 @@ pub fn sys_linkat(
     }
     if node.meta().kind == Kind::Directory {
         return Err(Errno::EPERM);
+    }
+    // A file with no links stays so (an unlinked file reached through
+    // /proc/PID/fd), unless it is an O_TMPFILE file made linkable.
+    if node.meta().nlink == 0 && !node.linkable() {
+        return Err(Errno::ENOENT);
     }
     ndir.link(nname, &node)?;
     Ok(0)
