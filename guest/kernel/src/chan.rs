@@ -20,6 +20,8 @@ pub enum Chan {
     /// made, a side closed (both sides' readers, writers and pollers
     /// look again).
     Pty(u64),
+    /// A process exited or was reaped: pidfd pollers look again.
+    ProcessExit,
     /// Only the deadline can end this sleep (nanosleep).
     Timer,
     /// Only a signal (or a deadline) can end this sleep: pause,

@@ -104,6 +104,10 @@ pub trait Device {
     fn signalfd(&self) -> Option<&super::signalfd::SignalFd> {
         None
     }
+    /// The pidfd, if this is one.
+    fn pidfd(&self) -> Option<&crate::proc::pidfd::PidFd> {
+        None
+    }
     /// The timerfd, if this is one.
     fn timerfd(&self) -> Option<&super::timerfd::TimerFd> {
         None

@@ -14,6 +14,7 @@ pub mod exec;
 pub mod fpu;
 pub mod futex;
 pub mod jobctl;
+pub mod pidfd;
 pub mod posted;
 pub mod procfs;
 pub mod sched;
@@ -441,6 +442,7 @@ impl ProcTable {
             self.publish_cpu(ps);
         }
         self.free(slot);
+        self.wakeup(Chan::ProcessExit);
     }
 
     /// Charges `ns` of CPU time to process `s` (user or system), if it is
@@ -478,6 +480,8 @@ impl ProcTable {
     /// or exec of init).
     pub fn free(&mut self, slot: usize) {
         if let Some(t) = self.procs[slot].task.take() {
+            // A pidfd of it sees it reaped.
+            t.state.set(State::Free);
             self.tasks.remove(t.pid);
         }
         if self.procs[slot].state != State::Free {
@@ -556,6 +560,7 @@ impl ProcTable {
         let files = files.open_fds().map(|(_, fd)| fd.file.clone()).collect();
         self.close_files(pid, files);
         self.notify_parent_exit(slot);
+        self.wakeup(Chan::ProcessExit);
     }
 
     /// Tells the parent of just-dead `slot`: its exit signal (SIGCHLD

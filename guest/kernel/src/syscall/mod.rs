@@ -265,6 +265,9 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
             ret(sys_sched_rr_get_interval(k, s, a[0] as i32 as i64, a[1]))
         }
         __NR_getcpu => ret(sys_getcpu(k, s, a[0], a[1])),
+        __NR_pidfd_open => ret(sys_pidfd_open(k, s, a[0], a[1])),
+        __NR_pidfd_send_signal => ret(sys_pidfd_send_signal(k, s, [a[0], a[1], a[2], a[3]])),
+        __NR_pidfd_getfd => ret(sys_pidfd_getfd(k, s, a[0], a[1], a[2])),
         __NR_get_mempolicy => ret(sys_get_mempolicy(k, s, [a[0], a[1], a[2], a[3], a[4]])),
         __NR_set_mempolicy => ret(sys_set_mempolicy(k, s, [a[0], a[1], a[2]])),
         __NR_membarrier => ret(sys_membarrier(a[0], a[1])),

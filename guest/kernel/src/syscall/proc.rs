@@ -1,9 +1,14 @@
 //! Process system calls (xv6's sysproc.c): fork, clone (fork-like),
 //! execve, wait4, kill. The work is in [`crate::proc`].
 
+use alloc::rc::Rc;
+use alloc::vec::Vec;
+
+use crate::fs::file::OpenFile;
 use crate::kernel::Kernel;
 use crate::mm::uaccess::{copy_in, copy_out, copy_out_posted, UserPages};
 use crate::proc::exec::{ArgBuf, ExecError, MAX_ARG_STRLEN};
+use crate::proc::pidfd::PidFd;
 use crate::proc::posted::Tag;
 use crate::proc::signal::{self, SigInfo, StopReport};
 use crate::proc::thread::{
@@ -15,7 +20,8 @@ use crate::syscall::{err, log_refused, Outcome, Outcome::*};
 use guestlib::eprintln;
 use linux_raw_sys::general::{
     CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_DETACHED, CLONE_IO, CLONE_PARENT_SETTID,
-    CLONE_PTRACE, CLONE_SYSVSEM, CLONE_UNTRACED, CSIGNAL, WCONTINUED, WNOHANG, WUNTRACED,
+    CLONE_PTRACE, CLONE_SYSVSEM, CLONE_UNTRACED, CSIGNAL, O_EXCL, O_NONBLOCK, O_RDWR, WCONTINUED,
+    WNOHANG, WUNTRACED,
 };
 use vkernel_abi::Errno;
 
@@ -487,11 +493,18 @@ pub fn sys_waitid(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
     if options & !KNOWN != 0 || options & what == 0 {
         return Ret(err(Errno::EINVAL));
     }
+    const P_PIDFD: u32 = 3;
     let pid = match idtype as u32 {
         P_ALL => -1,
         P_PID if id as i32 > 0 => id as i32,
         P_PGID if id as i32 > 0 => -(id as i32),
         P_PGID if id == 0 => 0,
+        // The process a pidfd names (gone: no child of the caller).
+        P_PIDFD => match pidfd_target(k, s, id) {
+            Ok((_, Some(t))) => k.procs.procs[t].pid as i32,
+            Ok((_, None)) => return Ret(err(Errno::ECHILD)),
+            Err(e) => return Ret(err(e)),
+        },
         _ => return Ret(err(Errno::EINVAL)),
     };
     let w = WaitFor {
@@ -665,4 +678,140 @@ pub fn sys_setsid(k: &mut Kernel, s: usize) -> Result<i64, Errno> {
         }
     }
     Ok(pid as i64)
+}
+
+/// `PIDFD_NONBLOCK` and `PIDFD_THREAD` (O_NONBLOCK, O_EXCL).
+const PIDFD_NONBLOCK: u64 = O_NONBLOCK as u64;
+const PIDFD_THREAD: u64 = O_EXCL as u64;
+
+/// pidfd_open(pid, flags): a descriptor naming process `pid` (a thread
+/// group's leader; any thread with `PIDFD_THREAD`), close-on-exec, as
+/// Linux's: `EINVAL` for other flags or a pid not above 0, `ESRCH` for
+/// no such process (a zombie is one), `ENOENT` for a thread that leads
+/// no group without `PIDFD_THREAD`.
+pub fn sys_pidfd_open(k: &mut Kernel, s: usize, pid: u64, flags: u64) -> Result<i64, Errno> {
+    if flags & !(PIDFD_NONBLOCK | PIDFD_THREAD) != 0 || pid as i32 <= 0 || pid > i32::MAX as u64 {
+        return Err(Errno::EINVAL);
+    }
+    let t = k.procs.find(pid as u32).ok_or(Errno::ESRCH)?;
+    let p = &k.procs.procs[t];
+    let thread = flags & PIDFD_THREAD != 0;
+    if !thread && p.pid != p.tgid {
+        return Err(Errno::ENOENT);
+    }
+    let task = p.task.clone().ok_or(Errno::ESRCH)?;
+    let dev = Rc::new(PidFd::new(task, thread));
+    let file_flags = O_RDWR | (flags & PIDFD_NONBLOCK) as u32;
+    let f = OpenFile::anon(dev, file_flags, "anon_inode:[pidfd]");
+    let limit = super::fd::nofile(k, s);
+    k.files(s)
+        .borrow_mut()
+        .install(f, true, 0, limit)
+        .map(i64::from)
+}
+
+/// The pidfd at descriptor `fd` (`EBADF` for a descriptor that is none),
+/// and the slot of the process it names while that has not been reaped.
+fn pidfd_target(k: &Kernel, s: usize, fd: u64) -> Result<(bool, Option<usize>), Errno> {
+    let f = super::fd::file(k, s, fd)?;
+    let p = f.device().and_then(|d| d.pidfd()).ok_or(Errno::EBADF)?;
+    if p.reaped() {
+        return Ok((p.thread, None));
+    }
+    let slot = k
+        .procs
+        .procs
+        .iter()
+        .position(|q| q.state != State::Free && q.task.as_ref().is_some_and(|t| p.names(t)));
+    Ok((p.thread, slot))
+}
+
+/// pidfd_send_signal(pidfd, sig, info, flags): kill (or, with `info`,
+/// rt_sigqueueinfo) to the process the pidfd names, never to a later one
+/// with its pid: `ESRCH` once it is reaped. The scope flags
+/// (`PIDFD_SIGNAL_THREAD`, `_THREAD_GROUP`, `_PROCESS_GROUP`) pick the
+/// thread, its group or its process group; more than one is `EINVAL`.
+pub fn sys_pidfd_send_signal(k: &mut Kernel, s: usize, a: [u64; 4]) -> Result<i64, Errno> {
+    const THREAD: u64 = 1;
+    const THREAD_GROUP: u64 = 2;
+    const PROCESS_GROUP: u64 = 4;
+    let [fd, sig, uinfo, flags] = a;
+    if flags & !(THREAD | THREAD_GROUP | PROCESS_GROUP) != 0 || flags.count_ones() > 1 {
+        return Err(Errno::EINVAL);
+    }
+    let (thread_fd, target) = pidfd_target(k, s, fd)?;
+    let sig = i32::try_from(sig).map_err(|_| Errno::EINVAL)?;
+    if sig != 0 && !signal::valid(sig) {
+        return Err(Errno::EINVAL);
+    }
+    let t = target.ok_or(Errno::ESRCH)?;
+    // The scope: the flag's, else the pidfd's own (a thread's or its
+    // group's).
+    let to_thread = flags & THREAD != 0 || (flags == 0 && thread_fd);
+    let to_pgrp = flags & PROCESS_GROUP != 0;
+    let me = k.procs.procs[s].tgid;
+    let info = if uinfo != 0 {
+        let mut info = SigInfo([0; 128]);
+        copy_in(&k.space(s), uinfo, &mut info.0)?;
+        if info.signo() != sig {
+            return Err(Errno::EINVAL);
+        }
+        // Only to itself may a process claim a kernel's or tkill's code.
+        let own = k.procs.procs[t].tgid == me && !to_pgrp;
+        if !own && (info.code() >= 0 || info.code() == signal::SI_TKILL) {
+            return Err(Errno::EPERM);
+        }
+        info
+    } else {
+        SigInfo::from_process(sig, signal::SI_USER, me)
+    };
+    if sig == 0 || k.procs.procs[t].state == State::Zombie {
+        // A zombie still exists: nothing to deliver, no error.
+        return Ok(0);
+    }
+    if to_pgrp {
+        let pgid = k.procs.procs[t].pgid;
+        let members: Vec<usize> = (0..k.procs.procs.len())
+            .filter(|&i| {
+                let q = &k.procs.procs[i];
+                q.alive() && q.pgid == pgid && q.pid == q.tgid
+            })
+            .collect();
+        for m in members {
+            k.procs.send_group(m, info)?;
+        }
+    } else if to_thread {
+        k.procs.send(t, info)?;
+    } else {
+        k.procs.send_group(t, info)?;
+    }
+    Ok(0)
+}
+
+/// pidfd_getfd(pidfd, targetfd, flags): a new descriptor (close-on-exec)
+/// of the open file at `targetfd` in the process the pidfd names, as
+/// Linux's (every process is root, so ptrace's access check passes):
+/// `EINVAL` for flags, `ESRCH` once the process has exited, `EBADF` for
+/// a `targetfd` it does not have.
+pub fn sys_pidfd_getfd(
+    k: &mut Kernel,
+    s: usize,
+    fd: u64,
+    target_fd: u64,
+    flags: u64,
+) -> Result<i64, Errno> {
+    if flags != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (_, target) = pidfd_target(k, s, fd)?;
+    let t = target.ok_or(Errno::ESRCH)?;
+    if !k.procs.procs[t].alive() {
+        return Err(Errno::ESRCH);
+    }
+    let file = super::fd::file(k, t, target_fd)?;
+    let limit = super::fd::nofile(k, s);
+    k.files(s)
+        .borrow_mut()
+        .install(file, true, 0, limit)
+        .map(i64::from)
 }
