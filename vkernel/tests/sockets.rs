@@ -5,7 +5,9 @@
 //! host's Python using them the way real programs do (asyncio's
 //! self-pipe, subprocess transport and Unix servers, multiprocessing's
 //! pool over /dev/shm semaphores and its Listener and Client), compared
-//! with the same script on the host.
+//! with the same script on the host. TCP over loopback (tests/c/tcp.c on
+//! both pmaps; Python's http.server with urllib, asyncio over IPv6 and a
+//! dual-stack server; socat's TCP-LISTEN with fork) the same way.
 
 mod common;
 
@@ -133,4 +135,78 @@ fn socat_serves_unix_streams_and_datagrams_as_on_the_host() {
     }
     let out = same_as_host(&["/bin/bash", "-c", SOCAT_SCRIPT]);
     assert_eq!(out, "HELLO 1\nHELLO 2\nHELLO 3\ndatagram\n");
+}
+
+#[test]
+fn tcp_over_loopback_behaves_as_on_linux_on_both_pmaps() {
+    for pmap in ["host", "guest"] {
+        c_checks_pass_natively_and_in_the_guest_with("tcp", &[], &["--pmap", pmap]);
+    }
+}
+
+/// An HTTP server thread and urllib (by 127.0.0.1 and by localhost), an
+/// asyncio server and client over ::1, and IPv4 reaching a dual-stack
+/// IPv6 listener.
+const TCP_SCRIPT: &str = r#"
+import http.server, threading, urllib.request, socket, asyncio
+class H(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self):
+        body = b"hello " + self.path.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+port = srv.server_address[1]
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+for host, p in [("127.0.0.1", "/a"), ("127.0.0.1", "/b"), ("localhost", "/c")]:
+    with urllib.request.urlopen(f"http://{host}:{port}{p}") as r:
+        print(r.status, r.read().decode())
+srv.shutdown()
+async def main():
+    async def echo(r, w):
+        d = await r.readline()
+        w.write(d.upper())
+        await w.drain()
+        w.close()
+    s = await asyncio.start_server(echo, "::1", 0)
+    r, w = await asyncio.open_connection("::1", s.sockets[0].getsockname()[1])
+    w.write(b"asyncio over ipv6\n")
+    await w.drain()
+    print((await r.readline()).decode().strip())
+    w.close()
+    s.close()
+    await s.wait_closed()
+asyncio.run(main())
+a = socket.create_server(("", 0), family=socket.AF_INET6, dualstack_ipv6=True)
+c = socket.create_connection(("127.0.0.1", a.getsockname()[1]))
+k, addr = a.accept()
+print("dualstack peer", addr[0])
+"#;
+
+#[test]
+fn python_http_and_asyncio_over_tcp_run_as_on_the_host() {
+    let out = same_as_host(&[PYTHON, "-c", TCP_SCRIPT]);
+    assert_eq!(
+        out,
+        "200 hello /a\n200 hello /b\n200 hello /c\nASYNCIO OVER IPV6\ndualstack peer ::ffff:127.0.0.1\n"
+    );
+}
+
+/// socat serving TCP with a process per connection, reached over IPv4
+/// and over a v4-mapped IPv6 address.
+const SOCAT_TCP_SCRIPT: &str = r#"
+socat TCP-LISTEN:41234,bind=127.0.0.1,reuseaddr,fork EXEC:'tr a-z A-Z' & srv=$!
+for i in $(seq 50); do socat -u /dev/null TCP:127.0.0.1:41234 2>/dev/null && break; sleep 0.1; done
+echo "hello 1" | socat - TCP:127.0.0.1:41234
+echo "hello 2" | socat - TCP6:[::ffff:127.0.0.1]:41234
+kill $srv; wait $srv 2>/dev/null
+echo done
+"#;
+
+#[test]
+fn socat_serves_tcp_as_on_the_host() {
+    let out = same_as_host(&["/bin/bash", "-c", SOCAT_TCP_SCRIPT]);
+    assert_eq!(out, "HELLO 1\nHELLO 2\ndone\n");
 }

@@ -82,6 +82,9 @@ errnos! {
     ENOPROTOOPT, "Protocol not available.";
     EADDRINUSE, "Address already in use.";
     EPROTOTYPE, "Protocol wrong type for socket.";
+    EADDRNOTAVAIL, "Cannot assign requested address.";
+    ENETUNREACH, "Network is unreachable.";
+    EINPROGRESS, "Operation now in progress.";
     EDOM, "Argument out of domain.";
     ESTALE, "Stale file handle.";
     ETXTBSY, "Text file busy.";

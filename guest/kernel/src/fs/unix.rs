@@ -61,7 +61,94 @@ pub enum State {
     Connected,
 }
 
-/// A socket's name, as a `sockaddr_un` gives it.
+/// A socket's address family: a Unix socket, or a TCP socket over the
+/// loopback interface (the only network there is), whose connections
+/// are the same machinery with Internet addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Unix,
+    Inet,
+    Inet6,
+}
+
+/// An Internet address and port: IPv4 in the first four bytes of `ip`,
+/// or IPv6 (`v6`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InetAddr {
+    pub v6: bool,
+    pub ip: [u8; 16],
+    pub port: u16,
+}
+
+/// `sizeof(struct sockaddr_in)` and `sizeof(struct sockaddr_in6)`.
+pub const SOCKADDR_IN_LEN: usize = 16;
+pub const SOCKADDR_IN6_LEN: usize = 28;
+
+impl InetAddr {
+    /// The IPv4 address in it, if it holds one (v4-mapped included).
+    pub fn v4(&self) -> Option<[u8; 4]> {
+        let mapped =
+            self.ip[..10].iter().all(|&b| b == 0) && self.ip[10] == 0xff && self.ip[11] == 0xff;
+        if !self.v6 {
+            Some([self.ip[0], self.ip[1], self.ip[2], self.ip[3]])
+        } else if mapped {
+            Some([self.ip[12], self.ip[13], self.ip[14], self.ip[15]])
+        } else {
+            None
+        }
+    }
+
+    /// The same address as IPv6 (an IPv4 one v4-mapped).
+    pub fn to_v6(self) -> InetAddr {
+        match (self.v6, self.v4()) {
+            (false, Some(a)) => {
+                let mut ip = [0u8; 16];
+                ip[10] = 0xff;
+                ip[11] = 0xff;
+                ip[12..].copy_from_slice(&a);
+                InetAddr {
+                    v6: true,
+                    ip,
+                    port: self.port,
+                }
+            }
+            _ => self,
+        }
+    }
+
+    /// The unspecified address (INADDR_ANY, `::`).
+    pub fn is_any(&self) -> bool {
+        match self.v4() {
+            Some(a) => a == [0; 4],
+            None => self.ip == [0; 16],
+        }
+    }
+
+    /// An address of this machine's one interface, loopback: 127.0.0.0/8
+    /// or `::1` (v4-mapped too), or the unspecified one.
+    pub fn is_local(&self) -> bool {
+        match self.v4() {
+            Some(a) => a[0] == 127 || a == [0; 4],
+            None => self.ip == [0; 16] || self.ip == LOOPBACK6,
+        }
+    }
+
+    /// The loopback address of its family, with `port`.
+    pub fn loopback(v6: bool, port: u16) -> InetAddr {
+        let mut ip = [0u8; 16];
+        if v6 {
+            ip = LOOPBACK6;
+        } else {
+            ip[..4].copy_from_slice(&[127, 0, 0, 1]);
+        }
+        InetAddr { v6, ip, port }
+    }
+}
+
+const LOOPBACK6: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+
+/// A socket's name, as a `sockaddr_un` (or `sockaddr_in`, `sockaddr_in6`)
+/// gives it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Addr {
     /// No name (never bound).
@@ -72,6 +159,8 @@ pub enum Addr {
     /// A name in the abstract namespace (`sun_path[0]` is 0; the bytes
     /// after it, NULs included).
     Abstract(Vec<u8>),
+    /// An Internet address and port.
+    Inet(InetAddr),
 }
 
 /// The uid and gid Linux reports where there are none (`(uid_t)-1`).
@@ -87,6 +176,25 @@ impl Addr {
     /// accept, recvfrom): the family, then the path with its NUL, or the
     /// abstract name after its 0.
     pub fn sockaddr(&self) -> Vec<u8> {
+        if let Addr::Inet(a) = self {
+            let mut b = Vec::with_capacity(SOCKADDR_IN6_LEN);
+            let family = if a.v6 {
+                linux_raw_sys::net::AF_INET6
+            } else {
+                linux_raw_sys::net::AF_INET
+            };
+            b.extend_from_slice(&(family as u16).to_le_bytes());
+            b.extend_from_slice(&a.port.to_be_bytes());
+            if a.v6 {
+                b.extend_from_slice(&[0; 4]); // sin6_flowinfo
+                b.extend_from_slice(&a.ip);
+                b.extend_from_slice(&[0; 4]); // sin6_scope_id
+            } else {
+                b.extend_from_slice(&a.ip[..4]);
+                b.extend_from_slice(&[0; 8]);
+            }
+            return b;
+        }
         let mut b = Vec::with_capacity(SOCKADDR_UN_LEN);
         b.extend_from_slice(&(linux_raw_sys::net::AF_UNIX as u16).to_le_bytes());
         match self {
@@ -99,6 +207,7 @@ impl Addr {
                 b.push(0);
                 b.extend_from_slice(n);
             }
+            Addr::Inet(_) => {}
         }
         b
     }
@@ -111,6 +220,9 @@ pub enum Key {
     Inode(u64, u64),
     /// An abstract name.
     Abstract(Vec<u8>),
+    /// A TCP port, of IPv6 (true) or IPv4: a dual-stack IPv6 socket
+    /// holds both.
+    Port(u16, bool),
 }
 
 /// The bound sockets (Linux's unix_socket_table): a name is taken while
@@ -145,6 +257,44 @@ impl Names {
         let mut map = self.map.borrow_mut();
         map.retain(|_, w| w.upgrade().is_some_and(|s| !s.released.get()));
         map.insert(key, Rc::downgrade(sock));
+        Ok(())
+    }
+
+    /// A free ephemeral port (Linux's `ip_local_port_range`, 32768 to
+    /// 60999) bound to `sock`, in the IPv4 space and, for a dual-stack
+    /// socket, the IPv6 one too (`v6`: IPv6 only; `dual`: both).
+    pub fn autobind_port(&self, sock: &Rc<UnixSocket>, v6: bool, dual: bool) -> Result<u16, Errno> {
+        const FIRST: u32 = 32768;
+        const COUNT: u32 = 60999 - 32768 + 1;
+        for _ in 0..COUNT {
+            let n = self.next_auto.get();
+            self.next_auto.set(n.wrapping_add(1));
+            let port = (FIRST + n % COUNT) as u16;
+            if self.bind_port(sock, port, v6, dual).is_ok() {
+                return Ok(port);
+            }
+        }
+        Err(Errno::EADDRINUSE)
+    }
+
+    /// Binds TCP port `port` to `sock`: in the IPv6 space (`v6`), the
+    /// IPv4 one, or both (`dual`); `EADDRINUSE` if an open socket holds
+    /// it in either.
+    pub fn bind_port(
+        &self,
+        sock: &Rc<UnixSocket>,
+        port: u16,
+        v6: bool,
+        dual: bool,
+    ) -> Result<(), Errno> {
+        let keys: &[Key] = &[Key::Port(port, v6), Key::Port(port, !v6)];
+        let keys = if dual { keys } else { &keys[..1] };
+        if keys.iter().any(|k| self.find(k).is_some()) {
+            return Err(Errno::EADDRINUSE);
+        }
+        for k in keys {
+            self.insert(k.clone(), sock)?;
+        }
         Ok(())
     }
 
@@ -202,6 +352,10 @@ pub struct UnixSocket {
     me: Weak<UnixSocket>,
     id: u64,
     pub kind: SockType,
+    pub family: Family,
+    /// Socket options kept for getsockopt (SO_REUSEADDR, SO_KEEPALIVE,
+    /// TCP_NODELAY, IPV6_V6ONLY, ...), by (level, name).
+    pub options: RefCell<BTreeMap<(u32, u32), Vec<u8>>>,
     state: Cell<State>,
     queue: RefCell<VecDeque<Message>>,
     /// Bytes in `queue` not taken yet.
@@ -254,10 +408,16 @@ pub struct Received {
 
 impl UnixSocket {
     fn new(kind: SockType, state: State) -> Rc<UnixSocket> {
+        UnixSocket::new_in(kind, state, Family::Unix)
+    }
+
+    fn new_in(kind: SockType, state: State, family: Family) -> Rc<UnixSocket> {
         Rc::new_cyclic(|me| UnixSocket {
             me: me.clone(),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             kind,
+            family,
+            options: RefCell::new(BTreeMap::new()),
             state: Cell::new(state),
             queue: RefCell::new(VecDeque::new()),
             queued: Cell::new(0),
@@ -283,6 +443,16 @@ impl UnixSocket {
     /// A socket as `socket` makes it: unnamed, unconnected.
     pub fn unconnected(kind: SockType) -> Rc<UnixSocket> {
         UnixSocket::new(kind, State::Unconnected)
+    }
+
+    /// A TCP socket as `socket` makes it.
+    pub fn unconnected_in(family: Family) -> Rc<UnixSocket> {
+        UnixSocket::new_in(SockType::Stream, State::Unconnected, family)
+    }
+
+    /// Whether it is a TCP socket (over loopback).
+    pub fn inet(&self) -> bool {
+        self.family != Family::Unix
     }
 
     /// A connected pair (socketpair), made by process `creator`.
@@ -336,6 +506,12 @@ impl UnixSocket {
         }
     }
 
+    /// Replaces its name (a TCP socket bound to the unspecified address
+    /// is reached at a loopback one once it connects).
+    pub fn set_local_name(&self, name: Addr) {
+        *self.name.borrow_mut() = name;
+    }
+
     /// Takes `name` (bind); `EINVAL` if it has one already.
     pub fn set_name(&self, name: Addr) -> Result<(), Errno> {
         if *self.name.borrow() != Addr::Unnamed {
@@ -382,7 +558,7 @@ impl UnixSocket {
         if listener.pending.borrow().len() > listener.backlog.get() {
             return Err(IoError::WouldBlock(listener.chan()));
         }
-        let theirs = UnixSocket::new(self.kind, State::Connected);
+        let theirs = UnixSocket::new_in(self.kind, State::Connected, listener.family);
         *theirs.name.borrow_mut() = listener.name();
         *theirs.peer_name.borrow_mut() = self.name();
         theirs.peer_pid.set(pid);

@@ -3,9 +3,10 @@
 //! socket file, or Linux's abstract namespace), listening (`listen`,
 //! `accept`, `accept4`) and connecting (`connect`); their sends and
 //! receives (datagrams to and from names, `SCM_RIGHTS` descriptor
-//! passing), shutdown, names and options. There is no network: `socket`
-//! refuses every other family with a log line (`EAFNOSUPPORT`), as a
-//! kernel built without them would.
+//! passing), shutdown, names and options. TCP over loopback
+//! (`AF_INET`, `AF_INET6`) is the same stream machinery with Internet
+//! addresses and ports: the only network is this machine. Every other
+//! family, and UDP, is refused with a log line.
 
 use alloc::rc::Rc;
 use alloc::vec::Vec;
@@ -17,8 +18,8 @@ use super::{err, log_refused, Outcome, Outcome::*};
 use crate::fs::device::IoError;
 use crate::fs::file::OpenFile;
 use crate::fs::unix::{
-    caller_creds, Addr, Creds, Key, SockType, State, UnixSocket, NO_ID, RCVBUF, SCM_MAX_FD,
-    SOCKADDR_UN_LEN, SUN_PATH_OFFSET,
+    caller_creds, Addr, Creds, Family, InetAddr, Key, SockType, State, UnixSocket, NO_ID, RCVBUF,
+    SCM_MAX_FD, SOCKADDR_IN_LEN, SOCKADDR_UN_LEN, SUN_PATH_OFFSET,
 };
 use crate::fs::vfs::{Follow, Kind};
 use crate::kernel::Kernel;
@@ -36,6 +37,10 @@ const SOCK_CLOEXEC: u32 = O_CLOEXEC;
 const SOCK_MAX: u32 = 11;
 /// Linux's `net.core.somaxconn`: listen's backlog is capped there.
 const SOMAXCONN: u64 = 4096;
+/// The protocol levels of socket options, as `u32`s.
+const LEVEL_IP: u32 = IPPROTO_IP as u32;
+const LEVEL_TCP: u32 = IPPROTO_TCP as u32;
+const LEVEL_IPV6: u32 = IPPROTO_IPV6 as u32;
 /// `sizeof(struct sockaddr_storage)`: the longest address a call takes.
 const SOCKADDR_STORAGE_LEN: u64 = 128;
 
@@ -48,12 +53,15 @@ pub fn sys_socket(
     kind: u64,
     protocol: u64,
 ) -> Result<i64, Errno> {
+    if domain == AF_INET as u64 || domain == AF_INET6 as u64 {
+        return inet_socket(k, s, domain, kind, protocol);
+    }
     if domain != AF_UNIX as u64 {
         log_refused(
             k,
             s,
             "socket",
-            format_args!("family {domain} type {kind:#x} (only AF_UNIX is)"),
+            format_args!("family {domain} type {kind:#x} (only AF_UNIX, AF_INET and AF_INET6 are)"),
         );
         return Err(Errno::EAFNOSUPPORT);
     }
@@ -64,6 +72,146 @@ pub fn sys_socket(
         "socket:[unix]",
     );
     install(k, s, f, flags & SOCK_CLOEXEC != 0)
+}
+
+/// socket(AF_INET or AF_INET6, SOCK_STREAM, 0 or IPPROTO_TCP): a TCP
+/// socket over loopback. UDP and raw sockets are refused with a log line
+/// (`EPROTONOSUPPORT`).
+fn inet_socket(
+    k: &mut Kernel,
+    s: usize,
+    domain: u64,
+    kind: u64,
+    protocol: u64,
+) -> Result<i64, Errno> {
+    let flags = (kind as u32) & !0xf;
+    if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 || kind >> 32 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let t = kind as u32 & 0xf;
+    if t >= SOCK_MAX {
+        return Err(Errno::EINVAL);
+    }
+    if t != SOCK_STREAM || (protocol != 0 && protocol != IPPROTO_TCP as u64) {
+        log_refused(
+            k,
+            s,
+            "socket",
+            format_args!(
+                "family {domain} type {t} protocol {protocol} (only TCP over loopback is)"
+            ),
+        );
+        return Err(Errno::EPROTONOSUPPORT);
+    }
+    let family = if domain == AF_INET6 as u64 {
+        Family::Inet6
+    } else {
+        Family::Inet
+    };
+    let f = OpenFile::anon(
+        UnixSocket::unconnected_in(family),
+        O_RDWR | (flags & O_NONBLOCK),
+        "socket:[tcp]",
+    );
+    install(k, s, f, flags & SOCK_CLOEXEC != 0)
+}
+
+/// Reads the `sockaddr_in` or `sockaddr_in6` at `addr` for a TCP socket
+/// of `family`, as Linux's inet_bind and tcp_v4_connect (and their IPv6
+/// forms) check it: `EINVAL` when shorter than the family's address,
+/// `EAFNOSUPPORT` for another family (`Ok(None)`: AF_UNSPEC, which bind
+/// takes as the unspecified IPv4 address and connect as a disconnect).
+fn read_inet(
+    space: &SpaceRef,
+    family: Family,
+    addr: u64,
+    len: u64,
+) -> Result<Option<InetAddr>, Errno> {
+    let len = len as u32 as i32;
+    if len < 0 || len as u64 > SOCKADDR_STORAGE_LEN {
+        return Err(Errno::EINVAL);
+    }
+    let v6 = family == Family::Inet6;
+    // IPv6 takes the RFC 2133 length (without the scope id) too.
+    let need = if v6 { 24 } else { SOCKADDR_IN_LEN };
+    if (len as usize) < 2 {
+        return Err(Errno::EINVAL);
+    }
+    let mut b = [0u8; SOCKADDR_STORAGE_LEN as usize];
+    copy_in(space, addr, &mut b[..len as usize])?;
+    let fam = u16::from_le_bytes([b[0], b[1]]);
+    if fam == AF_UNSPEC as u16 {
+        return Ok(None);
+    }
+    if (len as usize) < need {
+        return Err(Errno::EINVAL);
+    }
+    let want = if v6 { AF_INET6 } else { AF_INET } as u16;
+    if fam != want {
+        return Err(Errno::EAFNOSUPPORT);
+    }
+    let port = u16::from_be_bytes([b[2], b[3]]);
+    let mut ip = [0u8; 16];
+    if v6 {
+        ip.copy_from_slice(&b[8..24]);
+    } else {
+        ip[..4].copy_from_slice(&b[4..8]);
+    }
+    Ok(Some(InetAddr { v6, ip, port }))
+}
+
+/// Whether IPV6_V6ONLY is set on `sock`.
+fn v6only(sock: &UnixSocket) -> bool {
+    sock.options
+        .borrow()
+        .get(&(LEVEL_IPV6, IPV6_V6ONLY))
+        .is_some_and(|v| v.iter().any(|&b| b != 0))
+}
+
+/// Binds TCP socket `sock` at `a` (port 0: an ephemeral one): an IPv4
+/// socket in the IPv4 port space; an IPv6 one in the IPv6 space, in both
+/// for the unspecified address unless IPV6_V6ONLY, in the IPv4 one for a
+/// v4-mapped address.
+fn bind_inet(k: &Kernel, sock: &Rc<UnixSocket>, a: InetAddr) -> Result<InetAddr, Errno> {
+    let is_v6_sock = sock.family == Family::Inet6;
+    let mapped = a.v6 && a.v4().is_some();
+    if mapped && v6only(sock) {
+        return Err(Errno::EINVAL);
+    }
+    let (space_v6, dual) = if !is_v6_sock || mapped {
+        (false, false)
+    } else {
+        (true, a.is_any() && !v6only(sock))
+    };
+    let port = if a.port == 0 {
+        k.unix_names.autobind_port(sock, space_v6, dual)?
+    } else {
+        k.unix_names.bind_port(sock, a.port, space_v6, dual)?;
+        a.port
+    };
+    let bound = InetAddr { port, ..a };
+    sock.set_name(Addr::Inet(bound))?;
+    Ok(bound)
+}
+
+/// The address a TCP socket of `family` reports: an IPv4 one v4-mapped
+/// for an IPv6 socket; a connected socket's unspecified local address
+/// as the loopback address it is reached at.
+fn shown(sock: &UnixSocket, name: Addr, local: bool) -> Addr {
+    let Addr::Inet(mut a) = name else {
+        return name;
+    };
+    if local && a.is_any() && sock.state() == State::Connected {
+        let v4 = sock
+            .peer_name()
+            .ok()
+            .is_some_and(|p| matches!(p, Addr::Inet(p) if p.v4().is_some()));
+        a = InetAddr::loopback(!v4, a.port);
+    }
+    if sock.family == Family::Inet6 {
+        a = a.to_v6();
+    }
+    Addr::Inet(a)
 }
 
 /// What a `sockaddr_un` from the process names.
@@ -116,7 +264,8 @@ fn read_sockaddr(space: &SpaceRef, addr: u64, len: u64) -> Result<SockAddr, Errn
 /// (`ECONNREFUSED` if unbound).
 fn find_bound(k: &Kernel, s: usize, name: &Addr) -> Result<Rc<UnixSocket>, Errno> {
     let key = match name {
-        Addr::Unnamed => return Err(Errno::EINVAL),
+        // (A Unix socket's name never is an Internet one.)
+        Addr::Unnamed | Addr::Inet(_) => return Err(Errno::EINVAL),
         Addr::Abstract(n) => Key::Abstract(n.clone()),
         Addr::Path(p) => {
             let node = k.vfs.resolve(&k.cwd(s), p, Follow::Yes)?;
@@ -143,6 +292,23 @@ fn socket_rc(k: &Kernel, s: usize, fd: u64) -> Result<(Rc<OpenFile>, Rc<UnixSock
 /// name (autobind); a socket named already is `EINVAL`.
 pub fn sys_bind(k: &mut Kernel, s: usize, fd: u64, addr: u64, len: u64) -> Result<i64, Errno> {
     let (_, sock) = socket_rc(k, s, fd)?;
+    if sock.inet() {
+        // AF_UNSPEC: the unspecified IPv4 address, for an IPv4 socket
+        // (Linux's compatibility rule; its port is ignored).
+        let a = match read_inet(&k.space(s), sock.family, addr, len)? {
+            Some(a) => a,
+            None if sock.family == Family::Inet => InetAddr::default(),
+            None => return Err(Errno::EAFNOSUPPORT),
+        };
+        if !a.is_local() {
+            return Err(Errno::EADDRNOTAVAIL);
+        }
+        if sock.name() != Addr::Unnamed {
+            return Err(Errno::EINVAL);
+        }
+        bind_inet(k, &sock, a)?;
+        return Ok(0);
+    }
     let name = match read_sockaddr(&k.space(s), addr, len)? {
         SockAddr::Family(f) if f == AF_UNIX as u16 => {
             if sock.name() != Addr::Unnamed {
@@ -186,7 +352,7 @@ pub fn sys_bind(k: &mut Kernel, s: usize, fd: u64, addr: u64, len: u64) -> Resul
             let m = node.meta();
             k.unix_names.insert(Key::Inode(m.dev, m.ino), &sock)?;
         }
-        Addr::Unnamed => return Err(Errno::EINVAL),
+        Addr::Unnamed | Addr::Inet(_) => return Err(Errno::EINVAL),
     }
     sock.set_name(name)?;
     Ok(0)
@@ -195,6 +361,15 @@ pub fn sys_bind(k: &mut Kernel, s: usize, fd: u64, addr: u64, len: u64) -> Resul
 /// listen(fd, backlog): a negative or larger backlog is `SOMAXCONN`.
 pub fn sys_listen(k: &mut Kernel, s: usize, fd: u64, backlog: u64) -> Result<i64, Errno> {
     let (_, sock) = socket_rc(k, s, fd)?;
+    // An unbound TCP socket listens on an ephemeral port of every
+    // address (Linux's inet_autobind).
+    if sock.inet() && sock.name() == Addr::Unnamed && sock.state() == State::Unconnected {
+        let any = InetAddr {
+            v6: sock.family == Family::Inet6,
+            ..InetAddr::default()
+        };
+        bind_inet(k, &sock, any)?;
+    }
     let b = backlog as i32;
     let b = if b < 0 || b as u64 > SOMAXCONN {
         SOMAXCONN
@@ -212,13 +387,20 @@ pub fn sys_listen(k: &mut Kernel, s: usize, fd: u64, backlog: u64) -> Result<i64
 pub fn sys_connect(k: &mut Kernel, s: usize, fd: u64, addr: u64, len: u64) -> Outcome {
     let r = (|| {
         let (f, sock) = socket_rc(k, s, fd)?;
-        let target = read_sockaddr(&k.space(s), addr, len)?;
+        let target = if sock.inet() {
+            SockAddr::Family(AF_INET as u16)
+        } else {
+            read_sockaddr(&k.space(s), addr, len)?
+        };
         Ok::<_, Errno>((f, sock, target))
     })();
     let (f, sock, target) = match r {
         Ok(v) => v,
         Err(e) => return Ret(err(e)),
     };
+    if sock.inet() {
+        return connect_inet(k, s, &f, &sock, addr, len);
+    }
     if sock.kind == SockType::Dgram {
         let r = match target {
             SockAddr::Family(f) if f == AF_UNSPEC as u16 => sock.connect_dgram(None),
@@ -245,6 +427,82 @@ pub fn sys_connect(k: &mut Kernel, s: usize, fd: u64, addr: u64, len: u64) -> Ou
         Ok(()) => {
             k.procs.wakeup(listener.chan());
             Ret(0)
+        }
+        Err(IoError::WouldBlock(_)) if f.nonblocking() => Ret(err(Errno::EAGAIN)),
+        Err(IoError::WouldBlock(chan)) => block(k, s, chan, sock.sndtimeo_ns.get()),
+        Err(IoError::Fail(e)) => Ret(err(e)),
+        Err(IoError::BrokenPipe) => Ret(err(Errno::ECONNREFUSED)),
+    }
+}
+
+/// connect of a TCP socket: to the listener on the loopback port named
+/// (`ECONNREFUSED` if none listens there, `ENETUNREACH` for an address
+/// that is not this machine's), from an ephemeral port when unbound.
+/// Over loopback the connection is made at once; a non-blocking socket
+/// still says `EINPROGRESS`, as Linux's TCP does, and polls writable.
+fn connect_inet(
+    k: &mut Kernel,
+    s: usize,
+    f: &OpenFile,
+    sock: &Rc<UnixSocket>,
+    addr: u64,
+    len: u64,
+) -> Outcome {
+    let r = (|| {
+        let target = match read_inet(&k.space(s), sock.family, addr, len)? {
+            Some(t) => t,
+            // AF_UNSPEC: disconnect. An unconnected socket has nothing
+            // to undo; a connection is not taken apart here.
+            None if sock.state() == State::Unconnected => return Ok(None),
+            None => {
+                log_refused(
+                    k,
+                    s,
+                    "connect",
+                    format_args!("AF_UNSPEC on a connected TCP socket"),
+                );
+                return Err(Errno::EOPNOTSUPP);
+            }
+        };
+        match sock.state() {
+            State::Connected | State::Listening => return Err(Errno::EISCONN),
+            State::Unconnected => {}
+        }
+        if !target.is_local() {
+            return Err(Errno::ENETUNREACH);
+        }
+        let to_v4 = target.v4().is_some();
+        if to_v4 && sock.family == Family::Inet6 && v6only(sock) {
+            return Err(Errno::ENETUNREACH);
+        }
+        let listener = k
+            .unix_names
+            .find(&Key::Port(target.port, !to_v4))
+            .ok_or(Errno::ECONNREFUSED)?;
+        if sock.name() == Addr::Unnamed {
+            let me = InetAddr::loopback(!to_v4, 0);
+            bind_inet(k, sock, me)?;
+        } else if let Addr::Inet(a) = sock.name() {
+            // Bound to the unspecified address: it is the loopback one now.
+            if a.is_any() {
+                sock.set_local_name(Addr::Inet(InetAddr::loopback(!to_v4, a.port)));
+            }
+        }
+        Ok(Some(listener))
+    })();
+    let listener = match r {
+        Ok(Some(l)) => l,
+        Ok(None) => return Ret(0),
+        Err(e) => return Ret(err(e)),
+    };
+    match sock.connect_to(&listener, k.procs.procs[s].tgid) {
+        Ok(()) => {
+            k.procs.wakeup(listener.chan());
+            if f.nonblocking() {
+                Ret(err(Errno::EINPROGRESS))
+            } else {
+                Ret(0)
+            }
         }
         Err(IoError::WouldBlock(_)) if f.nonblocking() => Ret(err(Errno::EAGAIN)),
         Err(IoError::WouldBlock(chan)) => block(k, s, chan, sock.sndtimeo_ns.get()),
@@ -293,8 +551,13 @@ pub fn sys_accept4(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
     };
     // A connect waiting for room in the backlog looks again.
     k.procs.wakeup(sock.chan());
-    let peer = conn.peer_name().unwrap_or_default();
-    let file = OpenFile::anon(conn, O_RDWR | (flags & O_NONBLOCK), "socket:[unix]");
+    let peer = shown(&conn, conn.peer_name().unwrap_or_default(), false);
+    let what = if conn.inet() {
+        "socket:[tcp]"
+    } else {
+        "socket:[unix]"
+    };
+    let file = OpenFile::anon(conn, O_RDWR | (flags & O_NONBLOCK), what);
     // As Linux: the address first; if it cannot be written the
     // connection is closed and no descriptor made.
     if addr != 0 {
@@ -562,8 +825,18 @@ fn send(
     if flags & MSG_OOB != 0 {
         return Ret(err(Errno::EOPNOTSUPP));
     }
-    // Linux looks at the address only with a nonzero length.
-    let target = if to != 0 && to_len as u32 != 0 {
+    if sock.inet() {
+        // TCP carries no descriptors or credentials.
+        if !control.files.is_empty() || control.creds.is_some() {
+            return Ret(err(Errno::EINVAL));
+        }
+        if sock.state() != State::Connected {
+            return Ret(err(Errno::EPIPE));
+        }
+    }
+    // Linux looks at the address only with a nonzero length (TCP not at
+    // all).
+    let target = if to != 0 && to_len as u32 != 0 && !sock.inet() {
         if sock.kind != SockType::Dgram {
             return Ret(err(if sock.state() == State::Connected {
                 Errno::EISCONN
@@ -664,7 +937,8 @@ fn receive(
                 moved: r.moved,
                 full: r.full,
                 files: r.files,
-                from: r.from,
+                // TCP gives no sender's address (a length of 0).
+                from: if sock.inet() { Addr::Unnamed } else { r.from },
                 creds: r.creds,
                 passcred: sock.passcred.get(),
             })
@@ -904,6 +1178,14 @@ pub fn sys_getname(
     let f = socket(k, s, fd)?;
     let sock = unix(&f)?;
     let name = if peer { sock.peer_name()? } else { sock.name() };
+    // An unbound TCP socket's name is the unspecified address, port 0.
+    let name = match name {
+        Addr::Unnamed if sock.inet() => Addr::Inet(InetAddr {
+            v6: sock.family == Family::Inet6,
+            ..InetAddr::default()
+        }),
+        n => shown(sock, n, !peer),
+    };
     put_sockaddr(&k.space(s), &name, addr, addrlen)?;
     Ok(0)
 }
@@ -914,9 +1196,22 @@ pub fn sys_getsockopt(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errn
     let [fd, level, name, value, lenp, _] = a;
     let f = socket(k, s, fd)?;
     let sock = unix(&f)?;
-    // Unix sockets have no option level of their own (Linux: EOPNOTSUPP).
+    // Unix sockets have no option level of their own (Linux: EOPNOTSUPP);
+    // a TCP socket answers the IP, IPv6 and TCP options it was given.
     if level != SOL_SOCKET as u64 {
-        return Err(Errno::EOPNOTSUPP);
+        if !sock.inet() {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let v = inet_option(sock, level as u32, name as u32).ok_or_else(|| {
+            log_refused(
+                k,
+                s,
+                "getsockopt",
+                format_args!("level {level} option {name} of a TCP socket"),
+            );
+            Errno::ENOPROTOOPT
+        })?;
+        return put_option(k, s, value, lenp, &v);
     }
     let kind = match sock.kind {
         SockType::Stream => SOCK_STREAM,
@@ -925,8 +1220,19 @@ pub fn sys_getsockopt(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errn
     };
     let v: Vec<u8> = match name as u32 {
         SO_TYPE => kind.to_le_bytes().to_vec(),
-        SO_DOMAIN => AF_UNIX.to_le_bytes().to_vec(),
-        SO_PROTOCOL => 0u32.to_le_bytes().to_vec(),
+        SO_DOMAIN => match sock.family {
+            Family::Unix => AF_UNIX,
+            Family::Inet => AF_INET,
+            Family::Inet6 => AF_INET6,
+        }
+        .to_le_bytes()
+        .to_vec(),
+        SO_PROTOCOL => if sock.inet() { IPPROTO_TCP as u32 } else { 0 }
+            .to_le_bytes()
+            .to_vec(),
+        SO_REUSEADDR | SO_REUSEPORT | SO_KEEPALIVE | SO_BROADCAST | SO_DONTROUTE | SO_OOBINLINE => {
+            stored(sock, SOL_SOCKET, name as u32)
+        }
         SO_PASSCRED => u32::from(sock.passcred.get()).to_le_bytes().to_vec(),
         SO_RCVTIMEO_OLD | SO_RCVTIMEO_NEW => timeval_bytes(sock.rcvtimeo_ns.get()),
         SO_SNDTIMEO_OLD | SO_SNDTIMEO_NEW => timeval_bytes(sock.sndtimeo_ns.get()),
@@ -941,6 +1247,8 @@ pub fn sys_getsockopt(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errn
         // process is root); with no peer, pid 0 and ids of -1, as
         // Linux's cred_to_ucred without a cred.
         SO_PEERCRED => match sock.peer_pid() {
+            // TCP keeps no peer credentials.
+            _ if sock.inet() => [0, NO_ID, NO_ID],
             0 => [0, NO_ID, NO_ID],
             pid => [pid, 0, 0],
         }
@@ -952,6 +1260,12 @@ pub fn sys_getsockopt(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errn
             return Err(Errno::ENOPROTOOPT);
         }
     };
+    put_option(k, s, value, lenp, &v)
+}
+
+/// Writes option value `v` to `value`, as much as `*lenp` holds, and the
+/// length written to `*lenp` (`EINVAL` for a negative one).
+fn put_option(k: &Kernel, s: usize, value: u64, lenp: u64, v: &[u8]) -> Result<i64, Errno> {
     let space = k.space(s);
     let mut lb = [0u8; 4];
     copy_in(&space, lenp, &mut lb)?;
@@ -963,6 +1277,42 @@ pub fn sys_getsockopt(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errn
     copy_out(&space, value, &v[..n])?;
     copy_out(&space, lenp, &(n as u32).to_le_bytes())?;
     Ok(0)
+}
+
+/// The value kept for option `(level, name)`, else 0 (an int).
+fn stored(sock: &UnixSocket, level: u32, name: u32) -> Vec<u8> {
+    sock.options
+        .borrow()
+        .get(&(level, name))
+        .cloned()
+        .unwrap_or_else(|| 0u32.to_le_bytes().to_vec())
+}
+
+/// The TCP, IP and IPv6 int options a TCP socket over loopback keeps
+/// (set by setsockopt, with Linux's defaults otherwise); `None` for the
+/// rest.
+fn inet_option(sock: &UnixSocket, level: u32, name: u32) -> Option<Vec<u8>> {
+    let default: u32 = match (level, name) {
+        (LEVEL_TCP, TCP_NODELAY | TCP_CORK | TCP_QUICKACK | TCP_DEFER_ACCEPT) => 0,
+        (LEVEL_TCP, TCP_MAXSEG) => 536,
+        (LEVEL_TCP, TCP_KEEPIDLE) => 7200,
+        (LEVEL_TCP, TCP_KEEPINTVL) => 75,
+        (LEVEL_TCP, TCP_KEEPCNT) => 9,
+        (LEVEL_TCP, TCP_USER_TIMEOUT | TCP_FASTOPEN | TCP_NOTSENT_LOWAT) => 0,
+        (LEVEL_IP, IP_TOS) => 0,
+        (LEVEL_IP, IP_TTL) => 64,
+        (LEVEL_IPV6, IPV6_V6ONLY) if sock.family == Family::Inet6 => 0,
+        (LEVEL_IPV6, IPV6_UNICAST_HOPS) if sock.family == Family::Inet6 => 64,
+        (LEVEL_IPV6, IPV6_TCLASS) if sock.family == Family::Inet6 => 0,
+        _ => return None,
+    };
+    Some(
+        sock.options
+            .borrow()
+            .get(&(level, name))
+            .cloned()
+            .unwrap_or_else(|| default.to_le_bytes().to_vec()),
+    )
 }
 
 /// A timeout as the `struct timeval` getsockopt gives (0: none).
@@ -1003,11 +1353,34 @@ pub fn sys_setsockopt(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errn
     let [fd, level, name, value, len, _] = a;
     let f = socket(k, s, fd)?;
     let sock = unix(&f)?;
-    if level != SOL_SOCKET as u64 {
-        return Err(Errno::EOPNOTSUPP);
-    }
     let name = name as u32;
     let len = len as u32 as i32;
+    if level != SOL_SOCKET as u64 {
+        if !sock.inet() {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let level = level as u32;
+        if inet_option(sock, level, name).is_none() {
+            log_refused(
+                k,
+                s,
+                "setsockopt",
+                format_args!("level {level} option {name} of a TCP socket"),
+            );
+            return Err(Errno::ENOPROTOOPT);
+        }
+        if len < 4 {
+            return Err(Errno::EINVAL);
+        }
+        let mut v = [0u8; 4];
+        copy_in(&k.space(s), value, &mut v)?;
+        // IPV6_V6ONLY is fixed once the socket is bound.
+        if (level, name) == (LEVEL_IPV6, IPV6_V6ONLY) && sock.name() != Addr::Unnamed {
+            return Err(Errno::EINVAL);
+        }
+        sock.options.borrow_mut().insert((level, name), v.to_vec());
+        return Ok(0);
+    }
     if matches!(
         name,
         SO_RCVTIMEO_OLD | SO_RCVTIMEO_NEW | SO_SNDTIMEO_OLD | SO_SNDTIMEO_NEW
@@ -1038,6 +1411,11 @@ pub fn sys_setsockopt(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errn
             Ok(0)
         }
         SO_REUSEADDR | SO_REUSEPORT | SO_KEEPALIVE | SO_BROADCAST | SO_DONTROUTE | SO_OOBINLINE => {
+            // Kept for getsockopt (a closed socket's port is free at once
+            // here: there is no TIME_WAIT for SO_REUSEADDR to skip).
+            sock.options
+                .borrow_mut()
+                .insert((SOL_SOCKET, name), u32::from(on).to_le_bytes().to_vec());
             Ok(0)
         }
         SO_SNDBUF | SO_RCVBUF | SO_SNDBUFFORCE | SO_RCVBUFFORCE => {
