@@ -49,6 +49,10 @@ int main(void) {
     // --- socket and bind ---
     int s = socket(AF_INET, SOCK_STREAM, 0);
     CHECK(s >= 0, "socket(AF_INET, SOCK_STREAM)");
+    CHECK(write(s, "x", 1) == -1 && errno == EPIPE, "a write before connecting: EPIPE");
+    CHECK(send(s, "x", 1, MSG_NOSIGNAL) == -1 && errno == EPIPE, "a send too");
+    char rb[4];
+    CHECK(read(s, rb, 1) == -1 && errno == ENOTCONN, "a read: ENOTCONN");
     int v = -1;
     socklen_t vl = sizeof v;
     CHECK(getsockopt(s, SOL_SOCKET, SO_DOMAIN, &v, &vl) == 0 && v == AF_INET, "SO_DOMAIN AF_INET");

@@ -624,7 +624,12 @@ impl UnixSocket {
             return Err(IoError::BrokenPipe);
         }
         if self.connection() && self.state.get() != State::Connected {
-            return Err(Errno::ENOTCONN.into());
+            // TCP says EPIPE (and SIGPIPE) where af_unix says ENOTCONN.
+            return Err(if self.inet() {
+                IoError::BrokenPipe
+            } else {
+                Errno::ENOTCONN.into()
+            });
         }
         let target = match to {
             Some(t) => {
@@ -687,8 +692,9 @@ impl UnixSocket {
     /// queued). End of file (0) for a stream whose writer is gone.
     pub fn receive(&self, len: usize, out: Sink, peek: bool) -> Result<Received, IoError> {
         if self.connection() && self.state.get() != State::Connected {
-            // Linux: a stream read is EINVAL there, a seqpacket ENOTCONN.
-            return Err(if self.stream() {
+            // Linux: a Unix stream read is EINVAL there, a seqpacket's
+            // and TCP's ENOTCONN.
+            return Err(if self.stream() && !self.inet() {
                 Errno::EINVAL
             } else {
                 Errno::ENOTCONN

@@ -825,14 +825,9 @@ fn send(
     if flags & MSG_OOB != 0 {
         return Ret(err(Errno::EOPNOTSUPP));
     }
-    if sock.inet() {
-        // TCP carries no descriptors or credentials.
-        if !control.files.is_empty() || control.creds.is_some() {
-            return Ret(err(Errno::EINVAL));
-        }
-        if sock.state() != State::Connected {
-            return Ret(err(Errno::EPIPE));
-        }
+    // TCP carries no descriptors or credentials.
+    if sock.inet() && (!control.files.is_empty() || control.creds.is_some()) {
+        return Ret(err(Errno::EINVAL));
     }
     // Linux looks at the address only with a nonzero length (TCP not at
     // all).
