@@ -5,7 +5,7 @@
 # programs, musl-gcc for a musl one, cpio for images, busybox-static for
 # the busybox tests, golang-go for the Go runtime test in tests/runtimes.rs,
 # socat for the Unix socket test in tests/sockets.rs, tmux and script for
-# the pseudo-terminal tests in tests/pty.rs).
+# the pseudo-terminal tests in tests/pty.rs, curl and wget for the TCP test).
 #
 # `ci/setup.sh qemu DIR` installs what ci/qemu-kvm.sh needs instead: QEMU
 # (qemu-system-x86), busybox-static, cpio and kmod (modprobe, depmod), and
@@ -63,7 +63,7 @@ rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
 rustup target add x86_64-unknown-none >/dev/null
 
 missing=()
-for tool in gdb:gdb gcc:gcc cpio:cpio musl-gcc:musl-tools go:golang-go socat:socat tmux:tmux script:bsdutils; do
+for tool in gdb:gdb gcc:gcc cpio:cpio musl-gcc:musl-tools go:golang-go socat:socat tmux:tmux script:bsdutils curl:curl wget:wget; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
 if [ -e /usr/lib/x86_64-linux-gnu/libc.a ]; then :; else missing+=(libc6-dev); fi

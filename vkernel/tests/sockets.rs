@@ -210,3 +210,28 @@ fn socat_serves_tcp_as_on_the_host() {
     let out = same_as_host(&["/bin/bash", "-c", SOCAT_TCP_SCRIPT]);
     assert_eq!(out, "HELLO 1\nHELLO 2\ndone\n");
 }
+
+/// `python3 -m http.server` serving files to curl and wget.
+const CURL_SCRIPT: &str = r#"
+mkdir -p /tmp/vk-www && echo "served file" > /tmp/vk-www/index.txt
+cd /tmp/vk-www && python3 -m http.server 48080 --bind 127.0.0.1 >/dev/null 2>&1 & srv=$!
+for i in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:48080/ && break; sleep 0.1; done
+curl -s http://127.0.0.1:48080/index.txt
+curl -s -o /dev/null -w '%{http_code}\n' http://localhost:48080/missing
+wget -q -O - http://127.0.0.1:48080/index.txt
+kill $srv; wait $srv 2>/dev/null
+rm -rf /tmp/vk-www
+echo done
+"#;
+
+#[test]
+fn curl_and_wget_fetch_from_python_http_server_as_on_the_host() {
+    for tool in ["/usr/bin/curl", "/usr/bin/wget"] {
+        assert!(
+            std::path::Path::new(tool).exists(),
+            "{tool} is missing (ci/setup.sh installs curl and wget)"
+        );
+    }
+    let out = same_as_host(&["/bin/bash", "-c", CURL_SCRIPT]);
+    assert_eq!(out, "served file\n404\nserved file\ndone\n");
+}

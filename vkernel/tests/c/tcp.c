@@ -205,6 +205,8 @@ int main(void) {
     vl = sizeof v;
     CHECK(getsockopt(c, IPPROTO_TCP, TCP_NODELAY, &v, &vl) == 0 && v == 1, "reads back 1");
     CHECK(setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, 2) == -1 && errno == EINVAL, "a short option: EINVAL");
+    CHECK(setsockopt(c, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) == -1 && errno == ENOPROTOOPT,
+          "an IPv6 option of an IPv4 socket: ENOPROTOOPT");
     close(c);
 
     // --- IPv6, and IPv4 through a dual-stack listener ---

@@ -1198,12 +1198,15 @@ pub fn sys_getsockopt(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errn
             return Err(Errno::EOPNOTSUPP);
         }
         let v = inet_option(sock, level as u32, name as u32).ok_or_else(|| {
-            log_refused(
-                k,
-                s,
-                "getsockopt",
-                format_args!("level {level} option {name} of a TCP socket"),
-            );
+            // An IPv4 socket has no IPv6 options on Linux either.
+            if !(level as u32 == LEVEL_IPV6 && sock.family == Family::Inet) {
+                log_refused(
+                    k,
+                    s,
+                    "getsockopt",
+                    format_args!("level {level} option {name} of a TCP socket"),
+                );
+            }
             Errno::ENOPROTOOPT
         })?;
         return put_option(k, s, value, lenp, &v);
@@ -1356,12 +1359,15 @@ pub fn sys_setsockopt(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errn
         }
         let level = level as u32;
         if inet_option(sock, level, name).is_none() {
-            log_refused(
-                k,
-                s,
-                "setsockopt",
-                format_args!("level {level} option {name} of a TCP socket"),
-            );
+            // An IPv4 socket has no IPv6 options on Linux either.
+            if !(level == LEVEL_IPV6 && sock.family == Family::Inet) {
+                log_refused(
+                    k,
+                    s,
+                    "setsockopt",
+                    format_args!("level {level} option {name} of a TCP socket"),
+                );
+            }
             return Err(Errno::ENOPROTOOPT);
         }
         if len < 4 {
