@@ -4,7 +4,9 @@
 //! trace) and a static Rust program (std::thread, mpsc, Arc<Mutex<_>>,
 //! Condvar, Barrier, scoped threads, park, a panicking thread). Each is
 //! built from source here, run natively, and must print the same in the
-//! guest. ci/setup.sh installs Debian's golang-go.
+//! guest. A Go HTTP server and client over loopback TCP (net/http, and
+//! io.Copy between sockets, which splices) the same way. ci/setup.sh
+//! installs Debian's golang-go.
 
 mod common;
 
@@ -21,13 +23,18 @@ fn source(rel: &str) -> PathBuf {
 
 /// Builds the Go program with `CGO_ENABLED=0` (a static binary).
 fn go_program(dir: &Path) -> PathBuf {
-    let exe = dir.join("gothreads");
+    go_build(dir, "threads")
+}
+
+/// Builds Go program `tests/go/NAME` into `dir`.
+fn go_build(dir: &Path, name: &str) -> PathBuf {
+    let exe = dir.join(format!("go{name}"));
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-build");
     let out = Command::new("go")
         .args(["build", "-o"])
         .arg(&exe)
         .arg(".")
-        .current_dir(source("go/threads"))
+        .current_dir(source(&format!("go/{name}")))
         .env("CGO_ENABLED", "0")
         .env("GOCACHE", &cache)
         .env("GOFLAGS", "-mod=mod")
@@ -117,5 +124,19 @@ fn rust_std_threads_run_as_on_linux() {
     r.expect_code(0);
     assert_eq!(r.stdout, native_out, "stderr:\n{}", r.stderr);
     r.stderr_has("thread 'doomed'").stderr_has("on purpose");
+    assert!(!r.stderr.contains("not implemented"), "{}", r.stderr);
+}
+
+#[test]
+fn go_net_http_over_loopback_runs_as_on_linux() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = go_build(dir.path(), "nethttp");
+    let native = Command::new(&exe).output().unwrap();
+    assert!(native.status.success(), "natively: {native:?}");
+    let native_out = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert_eq!(native_out, "200 go says /x\n200 go says /y\necho6\n");
+    let r = vkernel(&["run", "--memory", "256", "--", exe.to_str().unwrap()]);
+    r.expect_code(0);
+    assert_eq!(r.stdout, native_out, "stderr:\n{}", r.stderr);
     assert!(!r.stderr.contains("not implemented"), "{}", r.stderr);
 }

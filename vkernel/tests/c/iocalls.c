@@ -1,11 +1,12 @@
 // A pipe's capacity (F_GETPIPE_SZ, F_SETPIPE_SZ), preadv2/pwritev2 with
 // their per-call flags, fallocate on tmpfs (/dev/shm), memfd_create,
-// O_TMPFILE, and get_mempolicy/set_mempolicy, checked against Linux: the same binary runs
+// O_TMPFILE, get_mempolicy/set_mempolicy and splice, checked against Linux: the same binary runs
 // natively first, then in the guest. Prints "ok - ..." per check,
 // "FAIL - ..." on a mismatch, and "N failed".
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,8 +290,68 @@ static void mempolicy(void) {
     CHECK(SETMP(0, NULL, 0) == 0 && POLICY(0, 0), "back to MPOL_DEFAULT");
 }
 
+// splice between pipes, files and sockets.
+static void splicing(void) {
+    int p[2], q[2], sv[2];
+    pipe(p);
+    pipe(q);
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    char buf[64] = {0};
+    CHECK(splice(p[0], NULL, sv[0], NULL, 0, 0) == 0, "len 0: 0");
+    CHECK(splice(p[0], NULL, sv[0], NULL, 10, 0x10) == -1 && errno == EINVAL, "an unknown flag: EINVAL");
+    CHECK(splice(sv[0], NULL, sv[1], NULL, 10, 0) == -1 && errno == EINVAL, "no pipe either side: EINVAL");
+    CHECK(splice(p[1], NULL, sv[0], NULL, 10, 0) == -1 && errno == EBADF, "from a pipe's write end: EBADF");
+    loff_t off = 0;
+    CHECK(splice(p[0], &off, sv[0], NULL, 10, 0) == -1 && errno == ESPIPE, "a pipe's offset: ESPIPE");
+    CHECK(splice(p[0], NULL, sv[0], NULL, 10, SPLICE_F_NONBLOCK) == -1 && errno == EAGAIN,
+          "an empty pipe with SPLICE_F_NONBLOCK: EAGAIN");
+    write(p[1], "through a pipe", 14);
+    CHECK(splice(p[0], NULL, sv[0], NULL, 100, 0) == 14 && read(sv[1], buf, sizeof buf) == 14 &&
+              memcmp(buf, "through a pipe", 14) == 0,
+          "pipe to socket");
+    write(sv[1], "from a socket", 13);
+    CHECK(splice(sv[0], NULL, q[1], NULL, 100, 0) == 13 && read(q[0], buf, sizeof buf) == 13 &&
+              memcmp(buf, "from a socket", 13) == 0,
+          "socket to pipe");
+    write(p[1], "pipe2pipe", 9);
+    CHECK(splice(p[0], NULL, q[1], NULL, 4, 0) == 4 && read(q[0], buf, sizeof buf) == 4 && memcmp(buf, "pipe", 4) == 0,
+          "pipe to pipe, part of it");
+    CHECK(read(p[0], buf, sizeof buf) == 5 && memcmp(buf, "2pipe", 5) == 0, "the rest stays in the first pipe");
+    int fd = open("/tmp/vk-splice", O_CREAT | O_RDWR | O_TRUNC, 0600);
+    write(fd, "0123456789", 10);
+    off = 3;
+    CHECK(splice(fd, &off, q[1], NULL, 4, 0) == 4 && off == 7 && lseek(fd, 0, SEEK_CUR) == 10,
+          "file at an offset to pipe: the offset moves, the file's does not");
+    CHECK(read(q[0], buf, sizeof buf) == 4 && memcmp(buf, "3456", 4) == 0, "the bytes");
+    lseek(fd, 1, SEEK_SET);
+    CHECK(splice(fd, NULL, q[1], NULL, 2, 0) == 2 && lseek(fd, 0, SEEK_CUR) == 3, "at the file's offset, which moves");
+    read(q[0], buf, sizeof buf);
+    write(p[1], "ab", 2);
+    off = 8;
+    CHECK(splice(p[0], NULL, fd, &off, 2, 0) == 2 && off == 10 && pread(fd, buf, 10, 0) == 10 &&
+              memcmp(buf, "01234567ab", 10) == 0,
+          "pipe to file at an offset");
+    int app = open("/tmp/vk-splice", O_WRONLY | O_APPEND);
+    write(p[1], "z", 1);
+    CHECK(splice(p[0], NULL, app, NULL, 1, 0) == -1 && errno == EINVAL, "to an O_APPEND file: EINVAL");
+    read(p[0], buf, 1);
+    close(app);
+    close(fd);
+    unlink("/tmp/vk-splice");
+    close(p[1]);
+    CHECK(splice(p[0], NULL, sv[0], NULL, 10, 0) == 0, "no writer left: 0");
+    close(p[0]);
+    close(q[0]);
+    CHECK(splice(sv[0], NULL, q[1], NULL, 10, 0) == -1 && errno == EPIPE, "into a pipe no one reads: EPIPE");
+    close(q[1]);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    signal(SIGPIPE, SIG_IGN);
+    splicing();
     pipe_size();
     rw2();
     allocate();

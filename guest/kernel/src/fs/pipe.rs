@@ -197,6 +197,52 @@ impl PipeEnd {
 
     /// Counts `n` bytes a writer handed straight to a reader: they came
     /// in and went out at once (edge-triggered epoll sees both events).
+    /// Copies up to `max` bytes a read would take, leaving them in the
+    /// pipe (splice moves them on only once their destination took
+    /// them: [`PipeEnd::consume`]).
+    pub fn peek(&self, max: usize) -> Vec<u8> {
+        let r = self.pipe.ring.borrow();
+        let n = max.min(r.len);
+        let cap = r.buf.len();
+        let mut out = Vec::new();
+        if out.try_reserve_exact(n).is_err() {
+            return out;
+        }
+        for i in 0..n {
+            out.push(r.buf[(r.head + i) % cap]);
+        }
+        out
+    }
+
+    /// Drops `n` bytes from the front of the pipe, as a read of them.
+    pub fn consume(&self, n: usize) {
+        let p = &self.pipe;
+        let mut r = p.ring.borrow_mut();
+        let n = n.min(r.len);
+        let cap = r.buf.len();
+        r.head = (r.head + n) % cap;
+        r.len -= n;
+        if n > 0 {
+            p.out_seq.set(p.out_seq.get() + 1);
+        }
+    }
+
+    /// Bytes the pipe can take now.
+    pub fn room(&self) -> usize {
+        let r = self.pipe.ring.borrow();
+        r.buf.len() - r.len
+    }
+
+    /// Whether no writer is left (a read of an empty pipe ends).
+    pub fn no_writers(&self) -> bool {
+        self.pipe.writers.get() == 0
+    }
+
+    /// Whether no reader is left (a write is EPIPE).
+    pub fn no_readers(&self) -> bool {
+        self.pipe.readers.get() == 0
+    }
+
     pub fn handed_over(&self, n: usize) {
         if n > 0 {
             let p = &self.pipe;

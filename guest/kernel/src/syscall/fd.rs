@@ -1126,3 +1126,185 @@ pub fn copy_between(k: &mut Kernel, s: usize, c: Copy) -> Outcome {
         Err(e) => Ret(err(e)),
     }
 }
+
+/// splice(fd_in, off_in, fd_out, off_out, len, flags): moves up to `len`
+/// bytes between a pipe and another file (or two pipes), as Linux's
+/// checks go (`len` 0 first; flags; `EBADF`; `EINVAL` with no pipe, an
+/// `O_APPEND` output, or an offset of an unseekable file; `ESPIPE` for a
+/// pipe's offset). Nothing is lost to a write that blocks part-way: from
+/// a pipe, bytes leave it only once the output took them; into one, no
+/// more is read than it has room for. `SPLICE_F_NONBLOCK` makes the call
+/// `EAGAIN` where it would wait; the other flags are hints.
+pub fn sys_splice(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
+    const SPLICE_F_ALL: u64 = 1 | 2 | 4 | 8;
+    const SPLICE_F_NONBLOCK: u64 = 2;
+    let [in_fd, off_in, out_fd, off_out, len, flags] = a;
+    if len == 0 {
+        return Ret(0);
+    }
+    if flags & !SPLICE_F_ALL != 0 {
+        return Ret(err(Errno::EINVAL));
+    }
+    let r = (|| {
+        let (inf, outf) = (file(k, s, in_fd)?, file(k, s, out_fd)?);
+        if !inf.readable() || !outf.writable() {
+            return Err(Errno::EBADF);
+        }
+        let is_pipe = |f: &OpenFile| f.device().and_then(|d| d.pipe_end()).is_some();
+        let (ipipe, opipe) = (is_pipe(&inf), is_pipe(&outf));
+        if !ipipe && !opipe {
+            return Err(Errno::EINVAL);
+        }
+        if (ipipe && off_in != 0) || (opipe && off_out != 0) {
+            return Err(Errno::ESPIPE);
+        }
+        if outf.flags.get() & O_APPEND != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let space = k.space(s);
+        let offset = |ptr: u64, f: &OpenFile| -> Result<Option<u64>, Errno> {
+            if ptr == 0 {
+                return Ok(None);
+            }
+            if !f.seekable() {
+                return Err(Errno::EINVAL);
+            }
+            let v = crate::mm::uaccess::read_u64(&space, ptr)? as i64;
+            u64::try_from(v).map(Some).map_err(|_| Errno::EINVAL)
+        };
+        let at_in = offset(off_in, &inf)?;
+        let at_out = offset(off_out, &outf)?;
+        Ok((inf, outf, ipipe, at_in, at_out))
+    })();
+    let (inf, outf, ipipe, at_in, at_out) = match r {
+        Ok(v) => v,
+        Err(e) => return Ret(err(e)),
+    };
+    let nonblock = flags & SPLICE_F_NONBLOCK != 0;
+    let len = (len.min(i32::MAX as u64 & !0xfff) as usize).min(PIPE_CHUNK);
+    let moved = if ipipe {
+        splice_from_pipe(&inf, &outf, len, at_out)
+    } else {
+        splice_to_pipe(&inf, &outf, len, at_in)
+    };
+    match moved {
+        Ok(n) => {
+            wake_peer(k, &inf);
+            wake_peer(k, &outf);
+            let space = k.space(s);
+            let put = |ptr: u64, at: Option<u64>| match at {
+                Some(v) if ptr != 0 => crate::mm::uaccess::write_u64(&space, ptr, v + n as u64),
+                _ => Ok(()),
+            };
+            match put(off_in, at_in).and_then(|()| put(off_out, at_out)) {
+                Ok(()) => Ret(n as i64),
+                Err(e) => Ret(err(e)),
+            }
+        }
+        Err((IoError::WouldBlock(_), _)) if nonblock => Ret(err(Errno::EAGAIN)),
+        Err((e, side)) => {
+            let f = if side { &outf } else { &inf };
+            stalled(k, s, f, e, side)
+        }
+    }
+}
+
+/// The most one splice moves (Linux's default pipe size).
+const PIPE_CHUNK: usize = crate::fs::pipe::PIPE_SIZE;
+
+/// splice out of pipe `inf`: what the pipe holds (up to `len`) is
+/// written to `outf`, and leaves the pipe as far as it was taken. The
+/// error says which side stalled (true: the output).
+fn splice_from_pipe(
+    inf: &OpenFile,
+    outf: &OpenFile,
+    len: usize,
+    at_out: Option<u64>,
+) -> Result<usize, (IoError, bool)> {
+    let Some(pipe) = inf.device().and_then(|d| d.pipe_end()) else {
+        return Err((IoError::Fail(Errno::EINVAL), false));
+    };
+    let data = pipe.peek(len);
+    if data.is_empty() {
+        if pipe.no_writers() {
+            return Ok(0);
+        }
+        return Err((IoError::WouldBlock(pipe.pipe().readable_chan()), false));
+    }
+    let mut given = 0usize;
+    let wrote = outf.write(data.len(), at_out, &mut |pieces| {
+        let start = given;
+        for b in pieces.iter_mut() {
+            let n = b.len().min(data.len() - given);
+            b[..n].copy_from_slice(&data[given..given + n]);
+            given += n;
+        }
+        Ok(given - start)
+    });
+    match wrote {
+        Ok(n) => {
+            pipe.consume(n);
+            Ok(n)
+        }
+        Err(e) => Err((e, true)),
+    }
+}
+
+/// splice into pipe `outf`: at most the room it has is read from `inf`
+/// (at `at_in` for a file), so all of it fits.
+fn splice_to_pipe(
+    inf: &OpenFile,
+    outf: &OpenFile,
+    len: usize,
+    at_in: Option<u64>,
+) -> Result<usize, (IoError, bool)> {
+    let Some(pipe) = outf.device().and_then(|d| d.pipe_end()) else {
+        return Err((IoError::Fail(Errno::EINVAL), true));
+    };
+    if pipe.no_readers() {
+        return Err((IoError::BrokenPipe, true));
+    }
+    let room = pipe.room();
+    if room == 0 {
+        return Err((IoError::WouldBlock(pipe.pipe().writable_chan()), true));
+    }
+    let want = len.min(room);
+    let mut chunk = alloc::vec::Vec::new();
+    if chunk.try_reserve_exact(want).is_err() {
+        return Err((IoError::Fail(Errno::ENOMEM), false));
+    }
+    let got = inf
+        .read(
+            want,
+            at_in.or_else(|| inf.seekable().then(|| inf.offset.get())),
+            &mut |pieces| {
+                let start = chunk.len();
+                for b in pieces {
+                    let n = b.len().min(want - chunk.len());
+                    chunk.extend_from_slice(&b[..n]);
+                }
+                Ok(chunk.len() - start)
+            },
+        )
+        .map_err(|e| (e, false))?;
+    if got == 0 {
+        return Ok(0);
+    }
+    // A file read at its own offset moves it by what was read.
+    if at_in.is_none() && inf.seekable() {
+        inf.offset.set(inf.offset.get() + got as u64);
+    }
+    let mut given = 0usize;
+    let wrote = outf
+        .write(got, None, &mut |pieces| {
+            let start = given;
+            for b in pieces.iter_mut() {
+                let n = b.len().min(got - given);
+                b[..n].copy_from_slice(&chunk[given..given + n]);
+                given += n;
+            }
+            Ok(given - start)
+        })
+        .map_err(|e| (e, true))?;
+    Ok(wrote)
+}

@@ -158,6 +158,7 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
                 out_must_be_file: false,
             },
         ),
+        __NR_splice => sys_splice(k, s, a),
         __NR_copy_file_range if a[5] != 0 => Ret(err(Errno::EINVAL)),
         __NR_copy_file_range => copy_between(
             k,
