@@ -402,9 +402,13 @@ fn a_trivial_boot_fills_two_huge_pages_of_guest_memory() {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no guest memory in the stats:\n{}", r.stderr));
-    // Two 2 MiB pages and RAM's first 2 MiB's few 4 KiB pages.
+    // Two 2 MiB pages and RAM's first 2 MiB's few 4 KiB pages (4108 KiB
+    // on the host). Under QEMU's nested KVM (npt=1) the L1 kernel backs
+    // part of a region with 4 KiB pages: 4468-4524 KiB measured there
+    // (the kernel grew by 60 KiB of code at 5d40a7f; 1888 KiB touched
+    // with no huge pages at all). A third huge page would be 6144.
     assert!(
-        kib <= 4096 + 256,
+        kib <= 4096 + 512,
         "{kib} KiB of guest memory resident:\n{}",
         r.stderr
     );

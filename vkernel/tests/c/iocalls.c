@@ -1,6 +1,6 @@
 // A pipe's capacity (F_GETPIPE_SZ, F_SETPIPE_SZ), preadv2/pwritev2 with
 // their per-call flags, fallocate on tmpfs (/dev/shm), memfd_create,
-// O_TMPFILE, get_mempolicy/set_mempolicy and splice, checked against Linux: the same binary runs
+// O_TMPFILE, get_mempolicy/set_mempolicy, splice, tee and vmsplice, checked against Linux: the same binary runs
 // natively first, then in the guest. Prints "ok - ..." per check,
 // "FAIL - ..." on a mismatch, and "N failed".
 #define _GNU_SOURCE
@@ -346,6 +346,32 @@ static void splicing(void) {
     close(q[1]);
     close(sv[0]);
     close(sv[1]);
+
+    // tee copies without taking; vmsplice is a writev or readv of a pipe.
+    pipe(p);
+    pipe(q);
+    write(p[1], "teed", 4);
+    CHECK(tee(p[0], q[1], 100, 0) == 4, "tee");
+    memset(buf, 0, sizeof buf);
+    CHECK(read(q[0], buf, sizeof buf) == 4 && memcmp(buf, "teed", 4) == 0, "the copy arrives");
+    CHECK(read(p[0], buf, sizeof buf) == 4, "and the original stays");
+    CHECK(tee(p[0], q[1], 10, SPLICE_F_NONBLOCK) == -1 && errno == EAGAIN, "tee of an empty pipe, non-blocking: EAGAIN");
+    CHECK(tee(p[0], p[1], 10, 0) == -1 && errno == EINVAL, "tee of a pipe to itself: EINVAL");
+    int fd2 = open("/dev/null", O_WRONLY);
+    CHECK(tee(p[0], fd2, 10, 0) == -1 && errno == EINVAL, "tee to what is no pipe: EINVAL");
+    struct iovec iv[2] = {{"vm", 2}, {"splice", 6}};
+    CHECK(vmsplice(p[1], iv, 2, 0) == 8, "vmsplice into a pipe");
+    char got[16] = {0};
+    struct iovec ov = {got, sizeof got};
+    CHECK(vmsplice(p[0], &ov, 1, 0) == 8 && memcmp(got, "vmsplice", 8) == 0, "and out of it");
+    CHECK(vmsplice(p[0], &ov, 1, SPLICE_F_NONBLOCK) == -1 && errno == EAGAIN, "out of an empty pipe, non-blocking: EAGAIN");
+    CHECK(vmsplice(fd2, iv, 1, 0) == -1 && errno == EBADF, "vmsplice of what is no pipe: EBADF");
+    CHECK(vmsplice(p[1], iv, 1, 0x10) == -1 && errno == EINVAL, "an unknown flag: EINVAL");
+    close(fd2);
+    close(p[0]);
+    close(p[1]);
+    close(q[0]);
+    close(q[1]);
 }
 
 int main(void) {

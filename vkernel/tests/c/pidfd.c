@@ -2,12 +2,13 @@
 // and errors, close-on-exec), poll readable once the process exits and
 // hung up once it is reaped, pidfd_send_signal (plain, with a siginfo,
 // the scope flags, to a zombie, after the reap), waitid(P_PIDFD), and
-// pidfd_getfd. The same binary runs natively first, then in the guest.
+// pidfd_getfd, CLONE_PIDFD (clone and clone3). The same binary runs natively first, then in the guest.
 // Prints "ok - ..." per check, "FAIL - ..." on a mismatch, and "N failed".
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -144,6 +145,36 @@ int main(void) {
     int st;
     CHECK(waitpid(c, &st, 0) == c && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "the child dies of it");
     close(cfd);
+
+    // CLONE_PIDFD: the pidfd comes with the child.
+    struct {
+        unsigned long long flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+    } ca = {0};
+    int cpidfd = -1;
+    ca.flags = CLONE_PIDFD;
+    ca.pidfd = (unsigned long long)(unsigned long)&cpidfd;
+    ca.exit_signal = SIGCHLD;
+    c = syscall(SYS_clone3, &ca, 64);
+    if (c == 0)
+        _exit(5);
+    CHECK(c > 0 && cpidfd >= 0 && (fcntl(cpidfd, F_GETFD) & FD_CLOEXEC), "clone3 with CLONE_PIDFD: a close-on-exec pidfd");
+    memset(&info, 0, sizeof info);
+    CHECK(waitid(P_PIDFD, cpidfd, &info, WEXITED) == 0 && info.si_pid == c && info.si_status == 5,
+          "it names the child");
+    close(cpidfd);
+    ca.flags = CLONE_PIDFD;
+    ca.pidfd = 8;
+    CHECK(syscall(SYS_clone3, &ca, 64) == -1 && errno == EFAULT, "an unwritable pidfd slot: EFAULT, no child");
+    CHECK(waitpid(-1, &st, WNOHANG) == -1 && errno == ECHILD, "(none was made)");
+    int ptid_fd = -1;
+    c = syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, 0, &ptid_fd, 0, 0);
+    if (c == 0)
+        _exit(6);
+    CHECK(c > 0 && ptid_fd >= 0, "clone with CLONE_PIDFD: the pidfd where the parent's tid would go");
+    CHECK(waitid(P_PIDFD, ptid_fd, &info, WEXITED) == 0 && info.si_status == 6, "and it names the child");
+    close(ptid_fd);
+    CHECK(syscall(SYS_clone, CLONE_PIDFD | CLONE_PARENT_SETTID | SIGCHLD, 0, &ptid_fd, 0, 0) == -1 && errno == EINVAL,
+          "CLONE_PIDFD with CLONE_PARENT_SETTID: EINVAL");
 
     // The process group scope.
     c = fork();

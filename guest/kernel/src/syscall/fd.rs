@@ -1086,17 +1086,7 @@ pub fn copy_between(k: &mut Kernel, s: usize, c: Copy) -> Outcome {
             Err(_) if done > 0 => break,
             Err(e) => return stalled(k, s, &inf, e, false),
         };
-        let mut given = 0usize;
-        let wrote = outf.write(got, at_out, &mut |pieces| {
-            let start = given;
-            for b in pieces.iter_mut() {
-                let n = b.len().min(got - given);
-                b[..n].copy_from_slice(&chunk[given..given + n]);
-                given += n;
-            }
-            Ok(given - start)
-        });
-        let n = match wrote {
+        let n = match write_from(&outf, &chunk[..got], at_out) {
             Ok(n) => n,
             Err(_) if done > 0 => break,
             Err(e) => return stalled(k, s, &outf, e, true),
@@ -1212,6 +1202,20 @@ pub fn sys_splice(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
 /// The most one splice moves (Linux's default pipe size).
 const PIPE_CHUNK: usize = crate::fs::pipe::PIPE_SIZE;
 
+/// Writes `data` to `f` (at `at`, or its position): what the write took.
+fn write_from(f: &OpenFile, data: &[u8], at: Option<u64>) -> Result<usize, IoError> {
+    let mut given = 0usize;
+    f.write(data.len(), at, &mut |pieces| {
+        let start = given;
+        for b in pieces.iter_mut() {
+            let n = b.len().min(data.len() - given);
+            b[..n].copy_from_slice(&data[given..given + n]);
+            given += n;
+        }
+        Ok(given - start)
+    })
+}
+
 /// splice out of pipe `inf`: what the pipe holds (up to `len`) is
 /// written to `outf`, and leaves the pipe as far as it was taken. The
 /// error says which side stalled (true: the output).
@@ -1231,17 +1235,7 @@ fn splice_from_pipe(
         }
         return Err((IoError::WouldBlock(pipe.pipe().readable_chan()), false));
     }
-    let mut given = 0usize;
-    let wrote = outf.write(data.len(), at_out, &mut |pieces| {
-        let start = given;
-        for b in pieces.iter_mut() {
-            let n = b.len().min(data.len() - given);
-            b[..n].copy_from_slice(&data[given..given + n]);
-            given += n;
-        }
-        Ok(given - start)
-    });
-    match wrote {
+    match write_from(outf, &data, at_out) {
         Ok(n) => {
             pipe.consume(n);
             Ok(n)
@@ -1294,17 +1288,110 @@ fn splice_to_pipe(
     if at_in.is_none() && inf.seekable() {
         inf.offset.set(inf.offset.get() + got as u64);
     }
-    let mut given = 0usize;
-    let wrote = outf
-        .write(got, None, &mut |pieces| {
-            let start = given;
-            for b in pieces.iter_mut() {
-                let n = b.len().min(got - given);
-                b[..n].copy_from_slice(&chunk[given..given + n]);
-                given += n;
-            }
-            Ok(given - start)
-        })
-        .map_err(|e| (e, true))?;
-    Ok(wrote)
+    write_from(outf, &chunk[..got], None).map_err(|e| (e, true))
+}
+
+/// vmsplice(fd, iov, nr_segs, flags): the user buffers into pipe `fd`
+/// (its write end: a writev) or out of it (its read end: a readv); a
+/// descriptor that is no pipe is `EBADF`, unknown flags and more than
+/// `UIO_MAXIOV` segments `EINVAL`, as Linux. `SPLICE_F_GIFT` is a hint
+/// (the bytes are copied); `SPLICE_F_NONBLOCK` is `EAGAIN` where it would
+/// wait.
+pub fn sys_vmsplice(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
+    const SPLICE_F_ALL: u64 = 1 | 2 | 4 | 8;
+    const SPLICE_F_NONBLOCK: u64 = 2;
+    let [fd, iov, nr_segs, flags, ..] = a;
+    if flags & !SPLICE_F_ALL != 0 {
+        return Ret(err(Errno::EINVAL));
+    }
+    let f = match file(k, s, fd) {
+        Ok(f) => f,
+        Err(e) => return Ret(err(e)),
+    };
+    if f.device().and_then(|d| d.pipe_end()).is_none() {
+        return Ret(err(Errno::EBADF));
+    }
+    if nr_segs > 1024 {
+        return Ret(err(Errno::EINVAL));
+    }
+    if nr_segs == 0 {
+        return Ret(0);
+    }
+    let dir = if f.writable() { Dir::Write } else { Dir::Read };
+    sys_vectored(
+        k,
+        s,
+        dir,
+        fd,
+        iov,
+        nr_segs,
+        None,
+        flags & SPLICE_F_NONBLOCK != 0,
+    )
+}
+
+/// tee(fd_in, fd_out, len, flags): copies up to `len` bytes from pipe
+/// `fd_in` into pipe `fd_out` without taking them out of the first, as
+/// much as the second has room for (Linux's checks: `len` 0, flags,
+/// `EBADF`, `EINVAL` for what is no pipe or the same pipe twice). It
+/// waits for data or room unless `SPLICE_F_NONBLOCK` (`EAGAIN`); 0 when
+/// the first pipe is empty with no writer left.
+pub fn sys_tee(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
+    const SPLICE_F_ALL: u64 = 1 | 2 | 4 | 8;
+    const SPLICE_F_NONBLOCK: u64 = 2;
+    let [in_fd, out_fd, len, flags, ..] = a;
+    if len == 0 {
+        return Ret(0);
+    }
+    if flags & !SPLICE_F_ALL != 0 {
+        return Ret(err(Errno::EINVAL));
+    }
+    let r = (|| {
+        let (inf, outf) = (file(k, s, in_fd)?, file(k, s, out_fd)?);
+        if !inf.readable() || !outf.writable() {
+            return Err(Errno::EBADF);
+        }
+        let (Some(a), Some(b)) = (
+            inf.device().and_then(|d| d.pipe_end()),
+            outf.device().and_then(|d| d.pipe_end()),
+        ) else {
+            return Err(Errno::EINVAL);
+        };
+        if core::ptr::eq(a.pipe(), b.pipe()) {
+            return Err(Errno::EINVAL);
+        }
+        Ok((inf.clone(), outf.clone()))
+    })();
+    let (inf, outf) = match r {
+        Ok(v) => v,
+        Err(e) => return Ret(err(e)),
+    };
+    let (Some(src), Some(dst)) = (
+        inf.device().and_then(|d| d.pipe_end()),
+        outf.device().and_then(|d| d.pipe_end()),
+    ) else {
+        return Ret(err(Errno::EINVAL));
+    };
+    let data = src.peek((len as usize).min(PIPE_CHUNK).min(dst.room()));
+    let moved: Result<usize, IoError> = if dst.no_readers() {
+        Err(IoError::BrokenPipe)
+    } else if dst.room() == 0 {
+        Err(IoError::WouldBlock(dst.pipe().writable_chan()))
+    } else if data.is_empty() {
+        if src.no_writers() {
+            Ok(0)
+        } else {
+            Err(IoError::WouldBlock(src.pipe().readable_chan()))
+        }
+    } else {
+        write_from(&outf, &data, None)
+    };
+    match moved {
+        Ok(n) => {
+            wake_peer(k, &outf);
+            Ret(n as i64)
+        }
+        Err(IoError::WouldBlock(_)) if flags & SPLICE_F_NONBLOCK != 0 => Ret(err(Errno::EAGAIN)),
+        Err(e) => stalled(k, s, &outf, e, true),
+    }
 }

@@ -159,6 +159,8 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
             },
         ),
         __NR_splice => sys_splice(k, s, a),
+        __NR_tee => sys_tee(k, s, a),
+        __NR_vmsplice => sys_vmsplice(k, s, a),
         __NR_copy_file_range if a[5] != 0 => Ret(err(Errno::EINVAL)),
         __NR_copy_file_range => copy_between(
             k,

@@ -20,14 +20,15 @@ use crate::syscall::{err, log_refused, Outcome, Outcome::*};
 use guestlib::eprintln;
 use linux_raw_sys::general::{
     CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_DETACHED, CLONE_IO, CLONE_PARENT_SETTID,
-    CLONE_PTRACE, CLONE_SYSVSEM, CLONE_UNTRACED, CSIGNAL, O_EXCL, O_NONBLOCK, O_RDWR, WCONTINUED,
-    WNOHANG, WUNTRACED,
+    CLONE_PIDFD, CLONE_PTRACE, CLONE_SYSVSEM, CLONE_UNTRACED, CSIGNAL, O_EXCL, O_NONBLOCK, O_RDWR,
+    WCONTINUED, WNOHANG, WUNTRACED,
 };
 use vkernel_abi::Errno;
 
-/// Every flag clone may be given that this kernel knows (the namespace,
-/// pidfd and cgroup ones are refused).
+/// Every flag clone may be given that this kernel knows (the namespace
+/// and cgroup ones are refused).
 const KNOWN_FLAGS: u64 = CSIGNAL as u64
+    | CLONE_PIDFD as u64
     | CLONE_VM
     | CLONE_FS
     | CLONE_FILES
@@ -54,6 +55,8 @@ struct Clone {
     ptid: u64,
     ctid: u64,
     exit_signal: i32,
+    /// Where CLONE_PIDFD stores the child's pidfd.
+    pidfd: u64,
 }
 
 /// fork: a clone with SIGCHLD; vfork: CLONE_VM | CLONE_VFORK too.
@@ -69,6 +72,7 @@ pub fn sys_fork(k: &mut Kernel, s: usize, vfork: bool) -> Outcome {
             ptid: 0,
             ctid: 0,
             exit_signal: signal::SIGCHLD,
+            pidfd: 0,
         },
     )
 }
@@ -78,6 +82,12 @@ pub fn sys_clone(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
     let [flags, newsp, ptid, ctid, tls, _] = a;
     // The low byte is the exit signal; clone3's flags are not clone's.
     let flags = flags & 0xffff_ffff;
+    // clone's CLONE_PIDFD stores the pidfd where CLONE_PARENT_SETTID
+    // would store the tid: not both.
+    let pidfd_flag = flags & CLONE_PIDFD as u64 != 0;
+    if pidfd_flag && flags & CLONE_PARENT_SETTID as u64 != 0 {
+        return Ret(err(Errno::EINVAL));
+    }
     do_clone(
         k,
         s,
@@ -88,6 +98,7 @@ pub fn sys_clone(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
             ptid,
             ctid,
             exit_signal: (flags & CSIGNAL as u64) as i32,
+            pidfd: if pidfd_flag { ptid } else { 0 },
         },
     )
 }
@@ -119,7 +130,7 @@ pub fn sys_clone3(k: &mut Kernel, s: usize, uargs: u64, size: u64) -> Outcome {
             at += m as u64;
         }
         let w = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
-        let (flags, ctid, ptid, exit_signal) = (w(0), w(2), w(3), w(4));
+        let (flags, pidfd, ctid, ptid, exit_signal) = (w(0), w(1), w(2), w(3), w(4));
         let (stack, stack_size, tls, set_tid, set_tid_size) = (w(5), w(6), w(7), w(8), w(9));
         let cgroup = w(10);
         if flags & CSIGNAL as u64 != 0 || exit_signal > signal::NSIG as u64 {
@@ -128,7 +139,6 @@ pub fn sys_clone3(k: &mut Kernel, s: usize, uargs: u64, size: u64) -> Outcome {
         if (stack == 0) != (stack_size == 0) {
             return Err(Errno::EINVAL);
         }
-        // `pidfd` matters only with CLONE_PIDFD (refused with the flags).
         if set_tid != 0 || set_tid_size != 0 || cgroup != 0 {
             log_refused(k, s, "clone3", format_args!("set_tid or cgroup"));
             return Err(Errno::EINVAL);
@@ -140,6 +150,8 @@ pub fn sys_clone3(k: &mut Kernel, s: usize, uargs: u64, size: u64) -> Outcome {
             ptid,
             ctid,
             exit_signal: exit_signal as i32,
+            // Looked at only with CLONE_PIDFD.
+            pidfd,
         })
     })();
     match r {
@@ -161,9 +173,17 @@ fn do_clone(k: &mut Kernel, s: usize, c: Clone) -> Outcome {
         || (has(CLONE_SIGHAND) && !has(CLONE_VM))
         || (has(CLONE_CLEAR_SIGHAND) && has(CLONE_SIGHAND))
         // Init's siblings would have no parent.
-        || ((has(CLONE_PARENT) || has(CLONE_THREAD)) && k.procs.procs[s].tgid == 1 && has(CLONE_PARENT));
+        || ((has(CLONE_PARENT) || has(CLONE_THREAD)) && k.procs.procs[s].tgid == 1 && has(CLONE_PARENT))
+        || (has(CLONE_PIDFD as u64) && has(CLONE_DETACHED as u64));
     if invalid {
         return Ret(err(Errno::EINVAL));
+    }
+    // The pidfd's slot must be writable before the child is made (Linux
+    // fails the clone when it cannot store it).
+    if has(CLONE_PIDFD as u64) {
+        if let Err(e) = copy_out(&k.space(s), c.pidfd, &0u32.to_le_bytes()) {
+            return Ret(err(e));
+        }
     }
     if has(CLONE_SETTLS) {
         if let Err(e) = ProcTable::check_tls(c.tls) {
@@ -181,6 +201,19 @@ fn do_clone(k: &mut Kernel, s: usize, c: Clone) -> Outcome {
         Err(e) => return Ret(err(e)),
     };
     let tid = k.procs.procs[child].pid;
+    if has(CLONE_PIDFD as u64) {
+        // Installed after the copy: a child without CLONE_FILES has no
+        // descriptor of itself.
+        if let Some(task) = k.procs.procs[child].task.clone() {
+            let dev = Rc::new(PidFd::new(task, has(CLONE_THREAD)));
+            let f = OpenFile::anon(dev, O_RDWR, "anon_inode:[pidfd]");
+            let limit = super::fd::nofile(k, s);
+            let installed = k.files(s).borrow_mut().install(f, true, 0, limit);
+            if let Ok(fd) = installed {
+                let _ = copy_out(&k.space(s), c.pidfd, &fd.to_le_bytes());
+            }
+        }
+    }
     // A new thread runs before its creator (the caller's run ends): run
     // on, the creator reached its join before the thread ran and waited
     // on the futex, a system call more per thread, an exit pair here

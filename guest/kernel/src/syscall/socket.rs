@@ -84,11 +84,7 @@ fn inet_socket(
     kind: u64,
     protocol: u64,
 ) -> Result<i64, Errno> {
-    let flags = (kind as u32) & !0xf;
-    if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 || kind >> 32 != 0 {
-        return Err(Errno::EINVAL);
-    }
-    let t = kind as u32 & 0xf;
+    let (t, flags) = type_and_flags(kind)?;
     if t >= SOCK_MAX {
         return Err(Errno::EINVAL);
     }
@@ -572,14 +568,21 @@ pub fn sys_accept4(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
     Ret(newfd)
 }
 
-/// The type and flags of socketpair's `type` argument, as Linux checks
-/// them.
-fn sock_type(kind: u64, protocol: u64) -> Result<(SockType, u32), Errno> {
+/// The type and the flags (`SOCK_NONBLOCK`, `SOCK_CLOEXEC`; others
+/// `EINVAL`) of a `type` argument.
+fn type_and_flags(kind: u64) -> Result<(u32, u32), Errno> {
     let flags = (kind as u32) & !0xf;
     if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 || kind >> 32 != 0 {
         return Err(Errno::EINVAL);
     }
-    let t = match kind as u32 & 0xf {
+    Ok((kind as u32 & 0xf, flags))
+}
+
+/// The type and flags of socketpair's `type` argument, as Linux checks
+/// them.
+fn sock_type(kind: u64, protocol: u64) -> Result<(SockType, u32), Errno> {
+    let (t, flags) = type_and_flags(kind)?;
+    let t = match t {
         x if x == SOCK_STREAM => SockType::Stream,
         // SOCK_RAW is a datagram socket to af_unix.
         x if x == SOCK_DGRAM || x == SOCK_RAW => SockType::Dgram,
