@@ -23,6 +23,12 @@
 //!
 //! A socket whose own queue holds a descriptor of itself is kept alive
 //! by it (Linux collects such cycles; here they live until the run ends).
+//!
+//! TCP over loopback is this same stream machinery with another
+//! [`Family`]: Internet addresses ([`InetAddr`]), ports in [`Names`]
+//! ([`Key::Port`]), and the few answers where TCP and af_unix differ
+//! (a write before connecting is `EPIPE`, a read `ENOTCONN`). The socket
+//! calls (`syscall/socket.rs`) do the addressing.
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::rc::{Rc, Weak};
