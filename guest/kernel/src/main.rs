@@ -265,11 +265,22 @@ fn start_init(k: &mut Kernel, boot: &Boot) {
         hypercall::exit(126);
     };
     {
+        // A descriptor that is the host's terminal is /dev/console's node
+        // too, so fstat matches the name /proc/self/fd gives and
+        // ttyname(3) (`tty`) finds it, as a terminal's does on Linux.
+        let console = k
+            .vfs
+            .resolve(&k.vfs.root(), b"/dev/console", fs::vfs::Follow::Yes);
         let files = &mut k.procs.procs[slot].files.borrow_mut();
         for (fd, stream) in [(0, 1), (1, 1), (2, 2)] {
             let kind = (boot.info.console_kinds >> (8 * fd)) as u8;
             let dev = Rc::new(Console { stream, kind });
-            let object = Object::Device { dev, node: None };
+            let node = if kind == vkernel_abi::console_kind::TTY {
+                console.clone().ok()
+            } else {
+                None
+            };
+            let object = Object::Device { dev, node };
             let file = OpenFile::new(
                 object,
                 linux_raw_sys::general::O_RDWR,

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -85,6 +86,16 @@ static void bg_tcsetpgrp(void) {
 
 int main(void) {
     check("isatty(0)", isatty(0) == 1);
+    {
+        /* ttyname finds the terminal (`tty`): its name's node is the
+         * descriptor's (on Linux /dev/pts/N here; in the guest
+         * /dev/console). */
+        char *name = ttyname(0);
+        struct stat a, b;
+        check("ttyname(0): a name whose node is the descriptor's",
+              name && stat(name, &a) == 0 && fstat(0, &b) == 0 && a.st_rdev == b.st_rdev && a.st_ino == b.st_ino &&
+                  a.st_dev == b.st_dev);
+    }
     int tfd = open("/dev/tty", O_RDWR);
     check("/dev/tty opens: a terminal", tfd >= 0 && isatty(tfd));
     close(tfd);
