@@ -376,6 +376,11 @@ pub struct UnixSocket {
     read_shut: Cell<bool>,
     /// shutdown(SHUT_WR) here, or the peer shut its writing down.
     write_shut: Cell<bool>,
+    /// shutdown(SHUT_WR) here (TCP: writes end at once, not after one
+    /// more, see [`UnixSocket::peer_gone`]).
+    own_write_shut: Cell<bool>,
+    /// TCP: a write reached a peer that had closed; the next is `EPIPE`.
+    reset: Cell<bool>,
     /// The peer went away leaving data unread here... or here unread
     /// data was lost with the peer: `ECONNRESET` once.
     error: Cell<Option<Errno>>,
@@ -432,6 +437,8 @@ impl UnixSocket {
             peer_name: RefCell::new(Addr::Unnamed),
             read_shut: Cell::new(false),
             write_shut: Cell::new(false),
+            own_write_shut: Cell::new(false),
+            reset: Cell::new(false),
             error: Cell::new(None),
             peer_pid: Cell::new(0),
             listen_pid: Cell::new(0),
@@ -627,7 +634,7 @@ impl UnixSocket {
         creds: Creds,
     ) -> Result<usize, IoError> {
         if self.write_shut.get() {
-            return Err(IoError::BrokenPipe);
+            return self.peer_gone(len);
         }
         if self.connection() && self.state.get() != State::Connected {
             // TCP says EPIPE (and SIGPIPE) where af_unix says ENOTCONN.
@@ -652,7 +659,7 @@ impl UnixSocket {
                     return Err(Errno::EPERM.into())
                 }
                 Some(p) => p,
-                None if self.connection() => return Err(IoError::BrokenPipe),
+                None if self.connection() => return self.peer_gone(len),
                 None if self.state.get() == State::Connected => {
                     return Err(Errno::ECONNREFUSED.into())
                 }
@@ -660,11 +667,11 @@ impl UnixSocket {
             },
         };
         if target.read_shut.get() {
-            return Err(if self.connection() {
-                IoError::BrokenPipe
+            return if self.connection() {
+                self.peer_gone(len)
             } else {
-                Errno::EPERM.into()
-            });
+                Err(Errno::EPERM.into())
+            };
         }
         if !self.stream() && len > RCVBUF {
             return Err(Errno::EMSGSIZE.into());
@@ -692,6 +699,17 @@ impl UnixSocket {
         });
         target.in_seq.set(target.in_seq.get() + 1);
         Ok(got)
+    }
+
+    /// A write with no one to read it: `EPIPE` (and SIGPIPE). A TCP
+    /// socket whose peer closed takes one more write first, as Linux's:
+    /// the bytes go out, the peer's reset comes back, and only the next
+    /// write is `EPIPE` (its own shutdown(SHUT_WR) is at once).
+    fn peer_gone(&self, len: usize) -> Result<usize, IoError> {
+        if self.inet() && !self.own_write_shut.get() && !self.reset.replace(true) {
+            return Ok(len);
+        }
+        Err(IoError::BrokenPipe)
     }
 
     /// Receives up to `len` bytes into `out` (`peek`: leaving them
@@ -790,13 +808,15 @@ impl UnixSocket {
         }
         if write {
             self.write_shut.set(true);
+            self.own_write_shut.set(true);
         }
         if self.connection() {
             if let Some(p) = self.peer() {
                 if write {
                     p.read_shut.set(true);
                 }
-                if read {
+                // TCP tells the peer nothing of a read shutdown.
+                if read && !self.inet() {
                     p.write_shut.set(true);
                 }
                 p.in_seq.set(p.in_seq.get() + 1);
