@@ -1,7 +1,8 @@
 // The ids and scheduling queries a process makes, checked against Linux
 // (run as root): getresuid/getresgid, sched_get_priority_min/max per
 // policy, sched_rr_get_interval, nice values (getpriority, setpriority,
-// nice; inherited by a child; /proc/self/stat). The same binary runs natively first,
+// nice; inherited by a child; /proc/self/stat), sched_setscheduler and
+// sched_setparam. The same binary runs natively first,
 // then in the guest. Prints "ok - ..." per check, "FAIL - ..." on a
 // mismatch, and "N failed".
 #define _GNU_SOURCE
@@ -72,6 +73,46 @@ int main(void) {
     CHECK(getpriority(PRIO_PROCESS, 0x3fffffff) == -1 && errno == ESRCH, "no such task: ESRCH");
     CHECK(setpriority(7, 0, 0) == -1 && errno == EINVAL, "which 7: EINVAL");
     setpriority(PRIO_PROCESS, 0, start);
+    // sched_setscheduler / sched_setparam, read back.
+    struct sched_param sp = {0};
+    CHECK(sched_getscheduler(0) == SCHED_OTHER, "SCHED_OTHER at first");
+    sp.sched_priority = 5;
+    CHECK(sched_setscheduler(0, SCHED_OTHER, &sp) == -1 && errno == EINVAL, "SCHED_OTHER with priority 5: EINVAL");
+    sp.sched_priority = 0;
+    CHECK(sched_setscheduler(0, SCHED_BATCH, &sp) == 0 && sched_getscheduler(0) == SCHED_BATCH, "SCHED_BATCH");
+    CHECK(sched_setscheduler(0, SCHED_IDLE, &sp) == 0 && sched_getscheduler(0) == SCHED_IDLE, "SCHED_IDLE");
+    sp.sched_priority = 10;
+    CHECK(sched_setscheduler(0, SCHED_RR, &sp) == 0 && sched_getscheduler(0) == SCHED_RR, "SCHED_RR 10 (root)");
+    struct sched_param got = {-1};
+    CHECK(sched_getparam(0, &got) == 0 && got.sched_priority == 10, "sched_getparam: 10");
+    sp.sched_priority = 20;
+    CHECK(sched_setparam(0, &sp) == 0 && sched_getparam(0, &got) == 0 && got.sched_priority == 20, "sched_setparam: 20");
+    sp.sched_priority = 100;
+    CHECK(sched_setparam(0, &sp) == -1 && errno == EINVAL, "priority 100: EINVAL");
+    CHECK(sched_setscheduler(0, 6, &sp) == -1 && errno == EINVAL, "SCHED_DEADLINE here: EINVAL");
+    CHECK(sched_setscheduler(0, 77, &sp) == -1 && errno == EINVAL, "an unknown policy: EINVAL");
+    CHECK(sched_setscheduler(0, SCHED_RR, NULL) == -1 && errno == EINVAL, "no param: EINVAL");
+    CHECK(sched_setscheduler(0x3fffffff, SCHED_RR, &sp) == -1 && errno == ESRCH, "no such pid: ESRCH");
+    CHECK(sched_getparam(0, NULL) == -1 && errno == EINVAL, "sched_getparam(NULL): EINVAL");
+    c = fork();
+    if (c == 0)
+        _exit(sched_getscheduler(0) == SCHED_RR ? 0 : 1);
+    waitpid(c, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "a child inherits SCHED_RR");
+    sp.sched_priority = 1;
+    CHECK(sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &sp) == 0 &&
+              sched_getscheduler(0) == (SCHED_FIFO | SCHED_RESET_ON_FORK),
+          "SCHED_FIFO with SCHED_RESET_ON_FORK");
+    c = fork();
+    if (c == 0)
+        _exit(sched_getscheduler(0) == SCHED_OTHER ? 0 : 1);
+    waitpid(c, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "its child is SCHED_OTHER");
+    struct timespec fifo_ts = {1, 1};
+    CHECK(sched_rr_get_interval(0, &fifo_ts) == 0 && fifo_ts.tv_sec == 0 && fifo_ts.tv_nsec == 0,
+          "SCHED_FIFO has no time slice");
+    sp.sched_priority = 0;
+    CHECK(sched_setscheduler(0, SCHED_OTHER, &sp) == 0 && sched_getscheduler(0) == SCHED_OTHER, "back to SCHED_OTHER");
     printf("%d failed\n", failed);
     return failed != 0;
 }

@@ -58,6 +58,9 @@ pub struct TaskInfo {
     /// The NUMA memory policy (set_mempolicy): its mode with its mode
     /// flags, and its node mask (per task and inherited, as Linux's).
     pub mempolicy: Cell<(u32, u64)>,
+    /// The scheduling policy (`SCHED_*`, with `SCHED_RESET_ON_FORK`) and
+    /// static priority sched_setscheduler gave (per task, inherited).
+    pub sched: Cell<(u32, u32)>,
     /// The wait status once a zombie.
     pub exit_status: Cell<i32>,
     /// Signals pending for the thread, pending for the process, blocked,
@@ -71,6 +74,10 @@ pub struct TaskInfo {
     /// The address space (gone once the process is dead).
     pub space: RefCell<Weak<RefCell<AddressSpace>>>,
 }
+
+/// sched_setscheduler's flag: a child does not inherit a real-time
+/// policy or a negative nice value.
+pub const SCHED_RESET_ON_FORK: u32 = 0x4000_0000;
 
 impl TaskInfo {
     /// A record for new process `pid`, child of `ppid`, made at `start_ns`.
@@ -91,6 +98,7 @@ impl TaskInfo {
             umask: Cell::new(0o022),
             nice: Cell::new(0),
             mempolicy: Cell::new((0, 0)),
+            sched: Cell::new((0, 0)),
             exit_status: Cell::new(0),
             signals: Cell::new([0; 5]),
             cpu: Cell::new([0; 4]),
@@ -121,6 +129,18 @@ impl TaskInfo {
         self.umask.set(parent.umask.get());
         self.nice.set(parent.nice.get());
         self.mempolicy.set(parent.mempolicy.get());
+        // SCHED_RESET_ON_FORK: the child gets SCHED_OTHER (from a
+        // real-time policy) and a nice value of at least 0, without the
+        // flag (Linux's sched_fork).
+        let (policy, prio) = parent.sched.get();
+        if policy & SCHED_RESET_ON_FORK != 0 {
+            let base = policy & !SCHED_RESET_ON_FORK;
+            let realtime = base == 1 || base == 2;
+            self.sched.set(if realtime { (0, 0) } else { (base, prio) });
+            self.nice.set(parent.nice.get().max(0));
+        } else {
+            self.sched.set((policy, prio));
+        }
         self.pgid.set(parent.pgid.get());
         self.sid.set(parent.sid.get());
     }

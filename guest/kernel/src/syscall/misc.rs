@@ -202,21 +202,82 @@ pub fn sys_sched_setaffinity(
     Ok(0)
 }
 
-/// sched_getscheduler / sched_getparam: every task is SCHED_OTHER with
-/// priority 0.
+/// sched_getscheduler (`param` None: the policy, with
+/// `SCHED_RESET_ON_FORK`) and sched_getparam (the static priority at
+/// `param`), as sched_setscheduler left them (SCHED_OTHER, 0 at first).
 pub fn sys_sched_getparam(
     k: &mut Kernel,
     s: usize,
     tid: i64,
     param: Option<u64>,
 ) -> Result<i64, Errno> {
-    if tid < 0 {
+    if tid < 0 || param == Some(0) {
         return Err(Errno::EINVAL);
     }
-    task_of(k, s, tid as u64)?;
-    if let Some(p) = param {
-        copy_out(&k.space(s), p, &0u32.to_le_bytes())?;
+    let t = task_of(k, s, tid as u64)?;
+    let (policy, prio) = k.procs.procs[t]
+        .task
+        .as_ref()
+        .map_or((0, 0), |i| i.sched.get());
+    match param {
+        Some(p) => {
+            copy_out(&k.space(s), p, &prio.to_le_bytes())?;
+            Ok(0)
+        }
+        None => Ok(i64::from(policy)),
     }
+}
+
+/// sched_setscheduler (`policy` Some) and sched_setparam (the task's
+/// policy kept), with Linux's checks: `EINVAL` for a negative pid, no
+/// `param`, a policy it does not take here (SCHED_DEADLINE needs
+/// sched_setattr) or a priority outside the policy's range (1 to 99 for
+/// SCHED_FIFO and SCHED_RR, 0 for the others), `ESRCH` for no such task.
+/// Every process is root, so every policy is allowed. The policy is kept,
+/// inherited (SCHED_RESET_ON_FORK as Linux) and reported; the scheduler
+/// gives every task the same slice whatever it is, which a real-time
+/// policy logs.
+pub fn sys_sched_setscheduler(
+    k: &mut Kernel,
+    s: usize,
+    tid: i64,
+    policy: Option<u64>,
+    param: u64,
+) -> Result<i64, Errno> {
+    use crate::proc::task::SCHED_RESET_ON_FORK;
+    if tid < 0 || param == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let flags = policy.map_or(0, |p| p as u32 & SCHED_RESET_ON_FORK);
+    let base = policy.map(|p| p as u32 & !SCHED_RESET_ON_FORK);
+    if base.is_some_and(|b| !matches!(b, 0 | 1 | 2 | 3 | 5)) {
+        return Err(Errno::EINVAL);
+    }
+    let mut b = [0u8; 4];
+    crate::mm::uaccess::copy_in(&k.space(s), param, &mut b)?;
+    let prio = i32::from_le_bytes(b);
+    let t = task_of(k, s, tid as u64)?;
+    let task = k.procs.procs[t].task.clone().ok_or(Errno::ESRCH)?;
+    let (old_policy, _) = task.sched.get();
+    let base = base.unwrap_or(old_policy & !SCHED_RESET_ON_FORK);
+    let keep_flags = if policy.is_some() {
+        flags
+    } else {
+        old_policy & SCHED_RESET_ON_FORK
+    };
+    let (min, max) = sched_priority_range(u64::from(base))?;
+    if i64::from(prio) < min || i64::from(prio) > max {
+        return Err(Errno::EINVAL);
+    }
+    if base == 1 || base == 2 {
+        log_refused(
+            k,
+            s,
+            "sched_setscheduler",
+            format_args!("a real-time policy (kept and reported; every task gets the same slice)"),
+        );
+    }
+    task.sched.set((base | keep_flags, prio as u32));
     Ok(0)
 }
 
@@ -245,8 +306,13 @@ pub fn sys_sched_rr_get_interval(
     if tid < 0 {
         return Err(Errno::EINVAL);
     }
-    task_of(k, s, tid as u64)?;
-    let ns = k.slice_us * 1000;
+    let t = task_of(k, s, tid as u64)?;
+    // SCHED_FIFO has no time slice (Linux gives 0).
+    let fifo = k.procs.procs[t]
+        .task
+        .as_ref()
+        .is_some_and(|i| i.sched.get().0 & !crate::proc::task::SCHED_RESET_ON_FORK == 1);
+    let ns = if fifo { 0 } else { k.slice_us * 1000 };
     write_words(&k.space(s), tp, &[ns / 1_000_000_000, ns % 1_000_000_000])?;
     Ok(0)
 }
