@@ -1126,20 +1126,12 @@ pub fn copy_between(k: &mut Kernel, s: usize, c: Copy) -> Outcome {
 /// more is read than it has room for. `SPLICE_F_NONBLOCK` makes the call
 /// `EAGAIN` where it would wait; the other flags are hints.
 pub fn sys_splice(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
-    const SPLICE_F_ALL: u64 = 1 | 2 | 4 | 8;
-    const SPLICE_F_NONBLOCK: u64 = 2;
     let [in_fd, off_in, out_fd, off_out, len, flags] = a;
     if len == 0 {
         return Ret(0);
     }
-    if flags & !SPLICE_F_ALL != 0 {
-        return Ret(err(Errno::EINVAL));
-    }
     let r = (|| {
-        let (inf, outf) = (file(k, s, in_fd)?, file(k, s, out_fd)?);
-        if !inf.readable() || !outf.writable() {
-            return Err(Errno::EBADF);
-        }
+        let (inf, outf) = splice_files(k, s, in_fd, out_fd, flags)?;
         let is_pipe = |f: &OpenFile| f.device().and_then(|d| d.pipe_end()).is_some();
         let (ipipe, opipe) = (is_pipe(&inf), is_pipe(&outf));
         if !ipipe && !opipe {
@@ -1197,6 +1189,30 @@ pub fn sys_splice(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
             stalled(k, s, f, e, side)
         }
     }
+}
+
+/// splice's flags: `SPLICE_F_MOVE`, `_NONBLOCK`, `_MORE`, `_GIFT`.
+const SPLICE_F_ALL: u64 = 1 | 2 | 4 | 8;
+const SPLICE_F_NONBLOCK: u64 = 2;
+
+/// The checks splice and tee share, in Linux's order: the flags
+/// (`EINVAL`), the descriptors (`EBADF`), the input readable and the
+/// output writable (`EBADF`).
+fn splice_files(
+    k: &Kernel,
+    s: usize,
+    in_fd: u64,
+    out_fd: u64,
+    flags: u64,
+) -> Result<(Rc<OpenFile>, Rc<OpenFile>), Errno> {
+    if flags & !SPLICE_F_ALL != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (inf, outf) = (file(k, s, in_fd)?, file(k, s, out_fd)?);
+    if !inf.readable() || !outf.writable() {
+        return Err(Errno::EBADF);
+    }
+    Ok((inf, outf))
 }
 
 /// The most one splice moves (Linux's default pipe size).
@@ -1298,8 +1314,6 @@ fn splice_to_pipe(
 /// (the bytes are copied); `SPLICE_F_NONBLOCK` is `EAGAIN` where it would
 /// wait.
 pub fn sys_vmsplice(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
-    const SPLICE_F_ALL: u64 = 1 | 2 | 4 | 8;
-    const SPLICE_F_NONBLOCK: u64 = 2;
     let [fd, iov, nr_segs, flags, ..] = a;
     if flags & !SPLICE_F_ALL != 0 {
         return Ret(err(Errno::EINVAL));
@@ -1337,20 +1351,12 @@ pub fn sys_vmsplice(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
 /// waits for data or room unless `SPLICE_F_NONBLOCK` (`EAGAIN`); 0 when
 /// the first pipe is empty with no writer left.
 pub fn sys_tee(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
-    const SPLICE_F_ALL: u64 = 1 | 2 | 4 | 8;
-    const SPLICE_F_NONBLOCK: u64 = 2;
     let [in_fd, out_fd, len, flags, ..] = a;
     if len == 0 {
         return Ret(0);
     }
-    if flags & !SPLICE_F_ALL != 0 {
-        return Ret(err(Errno::EINVAL));
-    }
     let r = (|| {
-        let (inf, outf) = (file(k, s, in_fd)?, file(k, s, out_fd)?);
-        if !inf.readable() || !outf.writable() {
-            return Err(Errno::EBADF);
-        }
+        let (inf, outf) = splice_files(k, s, in_fd, out_fd, flags)?;
         let (Some(a), Some(b)) = (
             inf.device().and_then(|d| d.pipe_end()),
             outf.device().and_then(|d| d.pipe_end()),
