@@ -271,6 +271,21 @@ pub fn busy() -> bool {
     !d.hangups.is_empty() || d.ptys.iter().any(Option::is_some)
 }
 
+/// The signals the ptys' input raised since the last call (bit `sig`),
+/// with each slave's foreground group; only the ptys that raised any.
+pub fn take_signals() -> Vec<(u64, u32)> {
+    let d = DEVPTS.0.borrow();
+    let mut raised = Vec::new();
+    for p in d.ptys.iter().flatten() {
+        let mut t = p.tty.borrow_mut();
+        let sigs = t.take_signals();
+        if sigs != 0 {
+            raised.push((sigs, t.pgrp));
+        }
+    }
+    raised
+}
+
 /// The sessions whose terminal hung up since the last call, with the
 /// terminal's foreground group then.
 pub fn take_hangups() -> Vec<(u32, u32)> {
@@ -349,6 +364,45 @@ fn take_into(q: &mut VecDeque<u8>, max: usize, prefix: &[u8], out: Sink) -> Resu
     let took = out(&[prefix, &a[..a_n], &b[..n - a_n]])?;
     q.drain(..took.saturating_sub(prefix.len()).min(n));
     Ok(took)
+}
+
+/// Moves up to `len` bytes from `src`, a chunk at a time: `room` says how
+/// much the next chunk may hold (0: full), `reserve(n)` makes room in the
+/// kernel heap for `n` bytes of it (false: none), `put` delivers it. With
+/// nothing moved: a wait on `chan` when full, `ENOMEM` when the heap had
+/// no room.
+fn chunked(
+    len: usize,
+    src: Source,
+    chan: Chan,
+    room: impl Fn() -> usize,
+    reserve: impl Fn(usize) -> bool,
+    put: impl Fn(&[u8]),
+) -> Result<usize, IoError> {
+    let mut buf = [0u8; 1024];
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(buf.len()).min(room());
+        if n == 0 {
+            break;
+        }
+        if !reserve(n) {
+            if done == 0 {
+                return Err(IoError::Fail(Errno::ENOMEM));
+            }
+            break;
+        }
+        let got = src(&mut [&mut buf[..n]])?;
+        put(&buf[..got]);
+        done += got;
+        if got < n {
+            break;
+        }
+    }
+    if done == 0 && len > 0 {
+        return Err(IoError::WouldBlock(chan));
+    }
+    Ok(done)
 }
 
 /// `/dev/ptmx`: each open is a new master.
@@ -433,32 +487,17 @@ impl Device for PtyMaster {
         if p.master_stopped.get() {
             return Err(IoError::WouldBlock(p.chan()));
         }
-        let mut buf = [0u8; 1024];
-        let mut done = 0;
-        while done < len {
-            let room = FLIP_MAX.saturating_sub(p.held.borrow().len());
-            let n = (len - done).min(buf.len()).min(room);
-            if n == 0 {
-                break;
-            }
-            if p.held.borrow_mut().try_reserve(n).is_err() {
-                if done == 0 {
-                    return Err(IoError::Fail(Errno::ENOMEM));
-                }
-                break;
-            }
-            // Room was reserved: this cannot fail.
-            let got = src(&mut [&mut buf[..n]])?;
-            p.input(&buf[..got]);
-            done += got;
-            if got < n {
-                break;
-            }
-        }
-        if done == 0 && len > 0 {
-            return Err(IoError::WouldBlock(p.chan()));
-        }
-        Ok(done)
+        chunked(
+            len,
+            src,
+            p.chan(),
+            || FLIP_MAX.saturating_sub(p.held.borrow().len()),
+            |n| p.held.borrow_mut().try_reserve(n).is_ok(),
+            |bytes| {
+                // Room was reserved: this cannot fail.
+                p.input(bytes);
+            },
+        )
     }
 
     fn ready(&self) -> Ready {
@@ -547,43 +586,29 @@ impl Device for PtySlave {
         if p.tty.borrow().stopped {
             return Err(IoError::WouldBlock(p.chan()));
         }
-        let mut buf = [0u8; 1024];
-        let mut out = Vec::new();
-        let mut done = 0;
-        while done < len {
-            let room = OUT_MAX.saturating_sub(p.to_master.borrow().len());
+        let out = RefCell::new(Vec::new());
+        chunked(
+            len,
+            src,
+            p.chan(),
             // A byte may become two (ONLCR).
-            let n = (len - done).min(buf.len()).min(room / 2);
-            if n == 0 {
-                break;
-            }
-            if out.try_reserve(2 * n).is_err()
-                || p.to_master.borrow_mut().try_reserve(2 * n).is_err()
-            {
-                if done == 0 {
-                    return Err(IoError::Fail(Errno::ENOMEM));
-                }
-                break;
-            }
-            let got = src(&mut [&mut buf[..n]])?;
-            out.clear();
-            {
+            || OUT_MAX.saturating_sub(p.to_master.borrow().len()) / 2,
+            |n| {
+                out.borrow_mut().try_reserve(2 * n).is_ok()
+                    && p.to_master.borrow_mut().try_reserve(2 * n).is_ok()
+            },
+            |bytes| {
+                let mut out = out.borrow_mut();
+                out.clear();
                 let mut t = p.tty.borrow_mut();
-                for &b in &buf[..got] {
+                for &b in bytes {
                     t.opost(b, &mut out);
                 }
-            }
-            // Room was reserved: this cannot fail.
-            p.to_master_extend(&out);
-            done += got;
-            if got < n {
-                break;
-            }
-        }
-        if done == 0 && len > 0 {
-            return Err(IoError::WouldBlock(p.chan()));
-        }
-        Ok(done)
+                drop(t);
+                // Room was reserved: this cannot fail.
+                p.to_master_extend(&out);
+            },
+        )
     }
 
     /// Hung up: everything (Linux's `hung_up_tty_poll`).

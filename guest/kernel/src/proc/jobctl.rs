@@ -70,8 +70,16 @@ impl ProcTable {
         if tty::active() && !tty::with(|t| t.stopped) && self.sleeping_on(Chan::TtyOutput) {
             self.wakeup(Chan::TtyOutput);
         }
-        for term in tty::terminals() {
-            let (sigs, pgrp) = term.with(|t| (t.take_signals(), t.pgrp));
+        // Done every round: nothing is allocated unless a terminal has
+        // signals to send.
+        let mut raised = pty::take_signals();
+        if tty::active() {
+            let console = tty::with(|t| (t.take_signals(), t.pgrp));
+            if console.0 != 0 {
+                raised.push(console);
+            }
+        }
+        for (sigs, pgrp) in raised {
             for sig in 1..64 {
                 if sigs & (1 << sig) != 0 {
                     self.signal_group(pgrp, sig);

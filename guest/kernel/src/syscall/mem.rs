@@ -316,7 +316,11 @@ pub fn sys_mremap(k: &mut Kernel, s: usize, a: [u64; 5]) -> Result<i64, Errno> {
         }
         let mut old_len = old_len;
         if old_len > new_len {
-            unmap_user(p, old + new_len, old_len - new_len)?;
+            unmap_user(
+                p,
+                old.checked_add(new_len).ok_or(Errno::EINVAL)?,
+                old_len - new_len,
+            )?;
             old_len = new_len;
         }
         check_resize(k, p, old, old_len, new_len)?;
@@ -333,7 +337,11 @@ pub fn sys_mremap(k: &mut Kernel, s: usize, a: [u64; 5]) -> Result<i64, Errno> {
     if old_len >= new_len {
         // Shrinking (or the same): only the tail goes, mapped or not.
         if old_len != new_len {
-            unmap_user(p, old + new_len, old_len - new_len)?;
+            unmap_user(
+                p,
+                old.checked_add(new_len).ok_or(Errno::EINVAL)?,
+                old_len - new_len,
+            )?;
         }
         return Ok(old as i64);
     }

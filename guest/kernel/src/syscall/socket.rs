@@ -66,12 +66,12 @@ pub fn sys_socket(
         return Err(Errno::EAFNOSUPPORT);
     }
     let (t, flags) = sock_type(kind, protocol)?;
-    let f = OpenFile::anon(
-        UnixSocket::unconnected(t),
-        O_RDWR | (flags & O_NONBLOCK),
-        "socket:[unix]",
-    );
-    install(k, s, f, flags & SOCK_CLOEXEC != 0)
+    install(
+        k,
+        s,
+        socket_file(UnixSocket::unconnected(t), flags),
+        flags & SOCK_CLOEXEC != 0,
+    )
 }
 
 /// socket(AF_INET or AF_INET6, SOCK_STREAM, 0 or IPPROTO_TCP): a TCP
@@ -104,12 +104,18 @@ fn inet_socket(
     } else {
         Family::Inet
     };
-    let f = OpenFile::anon(
-        UnixSocket::unconnected_in(family),
-        O_RDWR | (flags & O_NONBLOCK),
-        "socket:[tcp]",
-    );
-    install(k, s, f, flags & SOCK_CLOEXEC != 0)
+    let sock = UnixSocket::unconnected_in(family);
+    install(k, s, socket_file(sock, flags), flags & SOCK_CLOEXEC != 0)
+}
+
+/// An open file of `sock`, non-blocking with `SOCK_NONBLOCK` in `flags`.
+fn socket_file(sock: Rc<UnixSocket>, flags: u32) -> Rc<OpenFile> {
+    let name = if sock.inet() {
+        "socket:[tcp]"
+    } else {
+        "socket:[unix]"
+    };
+    OpenFile::anon(sock, O_RDWR | (flags & O_NONBLOCK), name)
 }
 
 /// Reads the `sockaddr_in` or `sockaddr_in6` at `addr` for a TCP socket
@@ -548,12 +554,7 @@ pub fn sys_accept4(k: &mut Kernel, s: usize, a: [u64; 6]) -> Outcome {
     // A connect waiting for room in the backlog looks again.
     k.procs.wakeup(sock.chan());
     let peer = shown(&conn, conn.peer_name().unwrap_or_default(), false);
-    let what = if conn.inet() {
-        "socket:[tcp]"
-    } else {
-        "socket:[unix]"
-    };
-    let file = OpenFile::anon(conn, O_RDWR | (flags & O_NONBLOCK), what);
+    let file = socket_file(conn, flags);
     // As Linux: the address first; if it cannot be written the
     // connection is closed and no descriptor made.
     if addr != 0 {
@@ -606,8 +607,7 @@ pub fn sys_socketpair(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errn
     let (t, flags) = sock_type(kind, protocol)?;
     let (x, y) = UnixSocket::pair(t, k.procs.procs[s].tgid);
     let cloexec = flags & SOCK_CLOEXEC != 0;
-    let open =
-        |d: Rc<UnixSocket>| OpenFile::anon(d, O_RDWR | (flags & O_NONBLOCK), "socket:[unix]");
+    let open = |d: Rc<UnixSocket>| socket_file(d, flags);
     let fx = install(k, s, open(x), cloexec)?;
     let fy = match install(k, s, open(y), cloexec) {
         Ok(fd) => fd,
