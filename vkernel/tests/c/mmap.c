@@ -294,6 +294,20 @@ static int run(void) {
     CHECK(before < 0 || (mid - before >= 64 && mid - after >= 64), "its 64 pages are freed (before %ld, mapped %ld, after %ld)", before, mid, after);
     CHECK(in_child(run_exec_child, NULL) == 0, "exec drops a mapping of an unlinked file");
 
+    /* ---- madvise over a hole: applied to what is mapped, then ENOMEM */
+    char *h = mmap(NULL, 3 * PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    h[0] = 'a'; h[2 * PS] = 'c';
+    munmap(h + PS, PS);
+    int advices[] = {MADV_NORMAL, MADV_WILLNEED, MADV_DONTNEED, MADV_DONTDUMP}, holes = 0;
+    for (int i = 0; i < 4; i++) {
+        errno = 0;
+        holes += madvise(h, 3 * PS, advices[i]) == -1 && errno == ENOMEM;
+    }
+    CHECK(holes == 4 && h[0] == 0 && h[2 * PS] == 0, "madvise over a hole: ENOMEM, the mapped pages advised (%d)", holes);
+    errno = 0;
+    CHECK(madvise(h, 3 * PS, 12345) == -1 && errno == EINVAL, "an unknown advice over a hole: EINVAL");
+    munmap(h, 3 * PS);
+
     munmap(p, 4 * PS); munmap(q, 4 * PS); munmap(q2, 4 * PS); munmap(p2, PS); munmap(r, 2 * PS);
     munmap(a, 4 * PS); munmap(z, 2 * PS); munmap(zp, 2 * PS);
     close(zfd);

@@ -175,6 +175,24 @@ int main(int argc, char **argv) {
         if (strlen(line) > (size_t)used && used != 73) bad++;
     }
     CHECK(stack_found && code_found && bad == 0, "maps: %d lines, stack %d code %d malformed %d", lines, stack_found, code_found, bad);
+    /* The program's segments map its file, as Linux's exec maps them:
+     * its text (r-xp) and its initialized data (rw-p, at the data's page
+     * offset in the file) name /proc/self/exe's target. */
+    static int initialized_data = 42;
+    char exe[PATH_MAX] = "";
+    ssize_t exe_len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (exe_len > 0) exe[exe_len] = 0;
+    unsigned long datum = (unsigned long)&initialized_data;
+    int text_named = 0, data_named = 0;
+    CHECK(exe_len > 0 && slurp("/proc/self/maps", buf, sizeof buf) > 0, "read maps again");
+    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+        unsigned long lo, hi, off, ino; char perms[8]; unsigned maj, mnr; int used = 0;
+        if (sscanf(line, "%lx-%lx %7s %lx %x:%x %lu %n", &lo, &hi, perms, &off, &maj, &mnr, &ino, &used) < 7) continue;
+        int named = ino != 0 && strcmp(line + used, exe) == 0;
+        if (lo <= code && code < hi) text_named = named && strcmp(perms, "r-xp") == 0;
+        if (lo <= datum && datum < hi) data_named = named && strcmp(perms, "rw-p") == 0 && off > 0;
+    }
+    CHECK(text_named && data_named && initialized_data == 42, "maps: the text and data segments map %s (%d %d)", exe, text_named, data_named);
     pthread_attr_t attr; void *stk = 0; size_t stksz = 0;
     CHECK(pthread_getattr_np(pthread_self(), &attr) == 0 && pthread_attr_getstack(&attr, &stk, &stksz) == 0 && (char *)stk < (char *)&here && (char *)&here < (char *)stk + stksz, "pthread_getattr_np finds the stack (%zu bytes)", stksz);
 

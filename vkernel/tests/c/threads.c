@@ -682,6 +682,29 @@ static void test_robust(void) {
           "get_robust_list returns glibc's head");
 }
 
+/* A robust mutex in memory shared between processes, held by a child
+ * process when it exits: the next locker gets EOWNERDEAD. */
+static void test_robust_shared(void) {
+    pthread_mutex_t *m = mmap(NULL, sizeof *m, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(m != MAP_FAILED, "shared memory for the mutex");
+    if (m == MAP_FAILED) return;
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    pthread_mutex_init(m, &a);
+    pid_t pid = fork();
+    if (pid == 0) _exit(pthread_mutex_lock(m) == 0 ? 0 : 1); // exits holding it
+    int status = -1;
+    waitpid(pid, &status, 0);
+    int r = pthread_mutex_lock(m);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && r == EOWNERDEAD,
+          "a process-shared robust mutex whose owner process exited: EOWNERDEAD (%d)", r);
+    if (r == EOWNERDEAD) pthread_mutex_consistent(m);
+    pthread_mutex_unlock(m);
+    munmap(m, sizeof *m);
+}
+
 static volatile pid_t child_tid = -1;
 static int clone_fn(void *arg) {
     (void)arg;
@@ -929,6 +952,7 @@ int main(int argc, char **argv) {
     test_futex();
     test_futex_model();
     test_robust();
+    test_robust_shared();
     test_cleartid();
     test_group_exit();
     test_vfork();

@@ -678,7 +678,7 @@ impl Pmap for GuestPmap {
         Ok(())
     }
 
-    fn prefault(&mut self, _: u64, _: u64) -> Result<(), Errno> {
+    fn prefault(&mut self, _: &Regions, _: u64, _: u64, _: bool) -> Result<(), Errno> {
         // A hint: pages come on first touch anyway.
         Ok(())
     }

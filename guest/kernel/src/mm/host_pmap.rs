@@ -142,12 +142,19 @@ impl HostPmap {
 
     /// Whether `[addr, addr + len)` overlaps a file mapping (whose pages
     /// the host may not have: [`HostPmap::copy`] handles them).
+    /// A private copy of a file page is the host's own page, not the
+    /// file's: a range whose file pages are all such copies is not.
     fn touches_file(&self, regions: &Regions, addr: u64, len: usize) -> bool {
         let end = addr.saturating_add(len as u64);
-        regions
-            .as_slice()
-            .iter()
-            .any(|r| r.start < end && addr < r.end && r.file().is_some())
+        regions.pieces(addr, end).any(|r| {
+            r.file().is_some() && {
+                let mut va = r.start & !(PAGE_SIZE - 1);
+                while va < r.end && self.file.get(&va).is_some_and(|s| s.private) {
+                    va += PAGE_SIZE;
+                }
+                va < r.end
+            }
+        })
     }
 
     /// Copies the pieces one after another with [`HostPmap::copy`]; the
@@ -233,6 +240,22 @@ impl HostPmap {
         true
     }
 
+    /// Sets the protection of `[start, end)` in the host: held back
+    /// while exec loads the space, else at once.
+    fn mprotect(&mut self, start: u64, end: u64, prot: u64) -> Result<(), Errno> {
+        let call = Call::VmspaceMprotect {
+            id: self.vmid,
+            addr: start,
+            len: end - start,
+            prot,
+        };
+        if !self.hold(call, 0) {
+            self.undefer()?;
+            vms::mprotect(self.vmid, start, end - start, prot)?;
+        }
+        Ok(())
+    }
+
     /// Sends what is held back and goes on with each call at once (before
     /// any call that cannot be held back, so calls stay in order).
     fn undefer(&mut self) -> Result<(), Errno> {
@@ -294,7 +317,8 @@ impl HostPmap {
     }
 
     /// Holds back a write of the pieces `bufs` at `addr`, inside one
-    /// anonymous region; `None` if calls are not being held back, or the
+    /// anonymous or private file region (whose pages get their private
+    /// copies first); `None` if calls are not being held back, or the
     /// write is not of that kind (write it the usual way, after
     /// [`HostPmap::undefer`]). Small writes are copied and held; a larger
     /// one goes at once with the calls held so far.
@@ -302,11 +326,20 @@ impl HostPmap {
         self.deferred.as_ref()?;
         let len: usize = bufs.iter().map(|b| b.len()).sum();
         let end = addr.checked_add(len as u64)?;
-        let anon = regions
-            .region_of(addr)
-            .is_some_and(|r| r.file().is_none() && end <= r.end);
-        if !anon || len == 0 {
+        let r = regions.region_of(addr).filter(|r| end <= r.end)?;
+        if len == 0 {
             return None;
+        }
+        match r.file() {
+            None => {}
+            Some(f) if !f.shared => {
+                let mut va = addr & !(PAGE_SIZE - 1);
+                while va < end {
+                    self.make_private(va, r, f).ok()?;
+                    va += PAGE_SIZE;
+                }
+            }
+            Some(_) => return None,
         }
         let d = self.deferred.as_mut()?;
         d.written.try_reserve(1).ok()?;
@@ -464,6 +497,10 @@ impl HostPmap {
             fd: PHYSMEM_FD,
             off: page,
         };
+        // Exec: with the image's other calls.
+        if self.hold(call, va as i64) {
+            return Ok(());
+        }
         let tag = Tag::FaultMap { vmid: self.vmid }.encode();
         if guestlib::batch::post(call, va as i64, tag) {
             return Ok(());
@@ -496,11 +533,28 @@ impl HostPmap {
     fn map_around(&mut self, va: u64, r: &Region, f: &FileMap) -> Result<(), PageError> {
         let index = f.pgoff + (va - r.start) / PAGE_SIZE;
         let page = f.object.page(index)?;
-        let eof = f.object.size().div_ceil(PAGE_SIZE);
-        let prot = Self::slot_prot(r, f, false);
         let bytes = FILE_FAULT_AROUND * PAGE_SIZE;
         let window = va & !(bytes - 1);
         let (from, to) = (window.max(r.start), (window + bytes).min(r.end));
+        self.map_range(from, to, r, f, Some((va, page)))
+    }
+
+    /// Maps the pages of `[from, to)` (at most [`FILE_FAULT_AROUND`], in
+    /// region `r`) that the file already has and that are not mapped yet,
+    /// shared (the file's own pages), one hypercall per physically
+    /// contiguous run; `must`: a page (address, file page) that is mapped
+    /// whatever the file says, and whose failure is the call's.
+    fn map_range(
+        &mut self,
+        from: u64,
+        to: u64,
+        r: &Region,
+        f: &FileMap,
+        must: Option<(u64, u64)>,
+    ) -> Result<(), PageError> {
+        let eof = f.object.size().div_ceil(PAGE_SIZE);
+        let prot = Self::slot_prot(r, f, false);
+        let to = to.min(from + FILE_FAULT_AROUND * PAGE_SIZE);
         // (va, page) of every page to map, in address order.
         let mut run: [(u64, u64); FILE_FAULT_AROUND as usize] =
             [(0, 0); FILE_FAULT_AROUND as usize];
@@ -508,12 +562,10 @@ impl HostPmap {
         let mut at = from;
         while at < to {
             let i = f.pgoff + (at - r.start) / PAGE_SIZE;
-            let p = if at == va {
-                Some(page)
-            } else if self.file.contains_key(&at) || i >= eof {
-                None
-            } else {
-                f.object.lookup(i)
+            let p = match must {
+                Some((va, page)) if va == at => Some(page),
+                _ if self.file.contains_key(&at) || i >= eof => None,
+                _ => f.object.lookup(i),
             };
             if let Some(p) = p {
                 run[n] = (at, p);
@@ -559,8 +611,8 @@ impl HostPmap {
                         frames.decref(p.1);
                     }
                 }
-                // The neighbours were a bonus; the faulting page is not.
-                if (start..start + len).contains(&va) {
+                // The others were a bonus; the page that must is not.
+                if must.is_some_and(|(va, _)| (start..start + len).contains(&va)) {
                     return Err(PageError::NoMem);
                 }
             } else {
@@ -779,27 +831,9 @@ impl Pmap for HostPmap {
     }
 
     fn protect(&mut self, regions: &Regions, start: u64, end: u64, prot: u64) -> Result<(), Errno> {
-        if self.deferred.is_some() {
-            if regions.pieces(start, end).all(|r| r.file().is_none()) {
-                for r in regions.pieces(start, end) {
-                    let call = Call::VmspaceMprotect {
-                        id: self.vmid,
-                        addr: r.start,
-                        len: r.end - r.start,
-                        prot,
-                    };
-                    if !self.hold(call, 0) {
-                        self.undefer()?;
-                        vms::mprotect(self.vmid, r.start, r.end - r.start, prot)?;
-                    }
-                }
-                return Ok(());
-            }
-            self.undefer()?;
-        }
         for r in regions.pieces(start, end) {
             let Some(f) = r.file() else {
-                vms::mprotect(self.vmid, r.start, r.end - r.start, prot)?;
+                self.mprotect(r.start, r.end, prot)?;
                 continue;
             };
             // Only the pages mapped have host entries: one call per run of
@@ -815,14 +849,14 @@ impl Pmap for HostPmap {
                 run = match run {
                     Some((s, e, rp)) if e == va && rp == p => Some((s, e + PAGE_SIZE, p)),
                     Some((s, e, rp)) => {
-                        vms::mprotect(self.vmid, s, e - s, rp)?;
+                        self.mprotect(s, e, rp)?;
                         Some((va, va + PAGE_SIZE, p))
                     }
                     None => Some((va, va + PAGE_SIZE, p)),
                 };
             }
             if let Some((s, e, rp)) = run {
-                vms::mprotect(self.vmid, s, e - s, rp)?;
+                self.mprotect(s, e, rp)?;
             }
         }
         Ok(())
@@ -835,15 +869,39 @@ impl Pmap for HostPmap {
         vms::mcontrol(self.vmid, start, end - start, MADV_DONTNEED, 0).map(|_| ())
     }
 
-    fn prefault(&mut self, start: u64, end: u64) -> Result<(), Errno> {
-        // Held back: at the batch's end, among its hints.
-        if let Some(d) = self.deferred.as_mut() {
-            if d.written.try_reserve(1).is_ok() {
-                d.written.push((start, end));
+    fn prefault(
+        &mut self,
+        regions: &Regions,
+        start: u64,
+        end: u64,
+        write: bool,
+    ) -> Result<(), Errno> {
+        for r in regions.pieces(start, end) {
+            let Some(f) = r.file() else {
+                // Held back: at the batch's end, among its hints.
+                if let Some(d) = self.deferred.as_mut() {
+                    if d.written.try_reserve(1).is_ok() {
+                        d.written.push((r.start, r.end));
+                    }
+                    continue;
+                }
+                vms::mcontrol(self.vmid, r.start, r.end - r.start, MADV_WILLNEED, 0)?;
+                continue;
+            };
+            let end = r.end.min(r.start + PREFAULT_MAX_PAGES * PAGE_SIZE);
+            if write && !f.shared && r.prot & PROT_WRITE != 0 {
+                // Pages about to be written get their copies now, not a
+                // fault each.
+                let mut va = r.start;
+                while va < end && self.make_private(va, &r, f).is_ok() {
+                    va += PAGE_SIZE;
+                }
+            } else if r.prot != PROT_NONE {
+                // A hint: what cannot be mapped faults in later.
+                let _ = self.map_range(r.start, end, &r, f, None);
             }
-            return Ok(());
         }
-        vms::mcontrol(self.vmid, start, end - start, MADV_WILLNEED, 0).map(|_| ())
+        Ok(())
     }
 
     fn fault(&mut self, regions: &Regions, addr: u64, error_code: u64) -> Fault {

@@ -24,6 +24,7 @@ use core::cell::RefCell;
 
 use super::regions::{pager_id, Backing, FileMap, Regions};
 use vkernel_abi::layout::PAGE_SIZE;
+use vkernel_abi::mman::PROT_WRITE;
 use vkernel_abi::Errno;
 
 /// What became of a process's page fault.
@@ -63,8 +64,16 @@ pub trait Pmap {
     fn protect(&mut self, regions: &Regions, start: u64, end: u64, prot: u64) -> Result<(), Errno>;
     /// Discards the pages of `[start, end)`: they read as zero again.
     fn discard(&mut self, start: u64, end: u64) -> Result<(), Errno>;
-    /// Brings the pages of `[start, end)` in ahead of use (a hint).
-    fn prefault(&mut self, start: u64, end: u64) -> Result<(), Errno>;
+    /// Brings the pages of `[start, end)` in ahead of use (a hint);
+    /// `write`: they are about to be written (a private file mapping's
+    /// pages come as private copies).
+    fn prefault(
+        &mut self,
+        regions: &Regions,
+        start: u64,
+        end: u64,
+        write: bool,
+    ) -> Result<(), Errno>;
     /// A page fault at `addr` with x86 error code `error_code`.
     fn fault(&mut self, regions: &Regions, addr: u64, error_code: u64) -> Fault;
     /// Copies process memory at `addr` into `buf`; the bytes copied (short
@@ -207,6 +216,15 @@ impl AddressSpace {
     /// The mapped regions, in address order (`/proc/PID/maps`).
     pub fn regions(&self) -> &[super::regions::Region] {
         self.regions.as_slice()
+    }
+
+    /// Whether another address space may see a store into this one: it
+    /// has a writable `MAP_SHARED` region.
+    pub fn shares_writes(&self) -> bool {
+        self.regions
+            .as_slice()
+            .iter()
+            .any(|r| r.prot & PROT_WRITE != 0 && r.file().is_some_and(|f| f.shared))
     }
 
     /// Whether `[addr, addr + len)` is mapped with no hole.
@@ -478,12 +496,27 @@ impl AddressSpace {
 
     /// Discards the pages of `[addr, addr + len)`: they read as zero again.
     pub fn discard(&mut self, addr: u64, len: u64) -> Result<(), Errno> {
-        self.pmap.discard(addr, addr + len)
+        // The mapped runs of the range: the pmap's discard takes no holes.
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for r in self.regions.pieces(addr, addr + len) {
+            match runs.last_mut() {
+                Some(last) if last.1 == r.start => last.1 = r.end,
+                _ => runs
+                    .try_reserve(1)
+                    .map(|_| runs.push((r.start, r.end)))
+                    .map_err(|_| Errno::ENOMEM)?,
+            }
+        }
+        for (start, end) in runs {
+            self.pmap.discard(start, end)?;
+        }
+        Ok(())
     }
 
-    /// Brings the pages of `[addr, addr + len)` in ahead of use.
-    pub fn prefault(&mut self, addr: u64, len: u64) -> Result<(), Errno> {
-        self.pmap.prefault(addr, addr + len)
+    /// Brings the pages of `[addr, addr + len)` in ahead of use (a
+    /// hint); `write`: they are about to be written.
+    pub fn prefault(&mut self, addr: u64, len: u64, write: bool) -> Result<(), Errno> {
+        self.pmap.prefault(&self.regions, addr, addr + len, write)
     }
 
     /// A page fault of the process: resolved (demand paging,
@@ -570,8 +603,8 @@ impl AddressSpace {
         use vkernel_abi::mman::{PROT_READ, PROT_WRITE};
         if len == 0
             || len as u64 > vkernel_abi::VMSPACE_COPY_MAX
-            || !self.host_anon(addr, len, PROT_WRITE)
-            || !src.host_anon(src_addr, len, PROT_READ)
+            || !self.host_held(addr, len, PROT_WRITE)
+            || !src.host_held(src_addr, len, PROT_READ)
         {
             return false;
         }
@@ -585,25 +618,25 @@ impl AddressSpace {
         guestlib::batch::post(call, len as i64, tag)
     }
 
-    /// Whether `len` bytes at `addr` lie in one anonymous region with
-    /// `prot`, under `pmap=host` (where the host alone copies them, and
-    /// a copy cannot fail but for the host's want of a page).
-    fn host_anon(&self, addr: u64, len: usize, prot: u64) -> bool {
+    /// Whether `len` bytes at `addr` are mapped with `prot`, with no
+    /// hole, in pages the host holds itself under `pmap=host` (anonymous
+    /// memory, private copies of file pages): the host alone copies them,
+    /// and a copy cannot fail but for the host's want of a page.
+    fn host_held(&self, addr: u64, len: usize, prot: u64) -> bool {
         self.pmap.host_copyable(&self.regions, addr, len)
             && addr.checked_add(len as u64).is_some_and(|end| {
-                self.regions
-                    .region_of(addr)
-                    .is_some_and(|r| r.file().is_none() && end <= r.end && r.prot & prot != 0)
+                self.regions.covers(addr, end)
+                    && self.regions.pieces(addr, end).all(|r| r.prot & prot != 0)
             })
     }
 
     /// Posts a `vmspace_pwrite` of kernel memory `buf` (not copied: the
     /// caller keeps it as it is until the next hypercall) to `addr`, to go
-    /// with the next RUN, where [`AddressSpace::host_anon`] holds (the
+    /// with the next RUN, where [`AddressSpace::host_held`] holds (the
     /// destination writable); `tag` says whose call fails if the host
     /// cannot back a page. `false`: nothing posted.
     pub fn post_write_ref(&mut self, addr: u64, buf: &[u8], tag: u64) -> bool {
-        if buf.is_empty() || !self.host_anon(addr, buf.len(), vkernel_abi::mman::PROT_WRITE) {
+        if buf.is_empty() || !self.host_held(addr, buf.len(), vkernel_abi::mman::PROT_WRITE) {
             return false;
         }
         let call = vkernel_abi::Call::VmspacePwrite {

@@ -17,10 +17,11 @@
 
 use super::ProcTable;
 use crate::fs::vfs::{Follow, InodeRef, Kind, Vfs, PATH_MAX};
-use crate::mm::{AddressSpace, Mm, SpaceRef};
+use crate::mm::{AddressSpace, FileMap, Mm, SpaceRef};
 use crate::param::STACK_BYTES;
 use crate::random;
 use ::elf::abi::{ET_DYN, ET_EXEC, PF_R, PF_W, PF_X, PT_INTERP, PT_LOAD, PT_PHDR};
+use ::elf::segment::ProgramHeader;
 use alloc::rc::Rc;
 use alloc::vec::Vec;
 use vkernel_abi::elf::{header, program_headers, ElfError, ProgramHeaders, PHDR_LEN};
@@ -320,7 +321,7 @@ impl ProcTable {
             if m.kind != Kind::Regular || m.perm & 0o111 == 0 {
                 return Err(ExecError::Lookup(Errno::EACCES));
             }
-            let program = Image::read(node)?;
+            let program = Image::read(node, vfs.real_path(&self.procs[s].cwd_path, &file))?;
             let Some((interp, arg)) = shebang(&program.head)? else {
                 break program;
             };
@@ -347,7 +348,10 @@ impl ProcTable {
                 if node.meta().kind != Kind::Regular {
                     return Err(ExecError::Interp(Errno::EACCES));
                 }
-                Some(Image::read(node)?)
+                Some(Image::read(
+                    node,
+                    vfs.real_path(&self.procs[s].cwd_path, &name),
+                )?)
             }
             None => None,
         };
@@ -383,10 +387,9 @@ impl ProcTable {
         let closed = p.files.borrow_mut().close_on_exec();
         if let Some(t) = &p.task {
             t.set_comm(path);
-            // Resolved before the record changes: `/proc/self/exe` in the
-            // path names the old program.
-            let exe = vfs.real_path(&p.cwd_path, &file);
-            *t.exe.borrow_mut() = exe;
+            // Resolved before the record changed (Image::read): a
+            // `/proc/self/exe` in the path names the old program.
+            *t.exe.borrow_mut() = program.name.to_vec();
             *t.cmdline.borrow_mut() = Rc::new(cmdline);
             *t.environ.borrow_mut() = Rc::new(environ);
             t.attach(&p.files, p.space.as_ref());
@@ -525,10 +528,13 @@ pub struct Image {
     node: InodeRef,
     size: u64,
     head: Vec<u8>,
+    /// Its path with symbolic links resolved: what `/proc/PID/maps`
+    /// names its segments by.
+    name: Rc<[u8]>,
 }
 
 impl Image {
-    fn read(node: InodeRef) -> Result<Image, ExecError> {
+    fn read(node: InodeRef, name: Vec<u8>) -> Result<Image, ExecError> {
         let size = node.meta().size;
         let want = (size as usize).min(HEAD_BYTES);
         let mut head = Vec::new();
@@ -545,7 +551,12 @@ impl Image {
             Errno::ENOMEM => ExecError::NoMemory,
             e => ExecError::Lookup(e),
         })?;
-        Ok(Image { node, size, head })
+        Ok(Image {
+            node,
+            size,
+            head,
+            name: name.into(),
+        })
     }
 
     /// The PT_INTERP path, if the program names one.
@@ -612,6 +623,9 @@ impl Image {
 /// Pages below the initial stack pointer mapped ahead at exec.
 const STACK_PREFAULT_PAGES: u64 = 8;
 
+/// The aligned window around the entry point mapped ahead at exec.
+const ENTRY_PREFAULT_BYTES: u64 = 64 * PAGE_SIZE;
+
 /// Pages of a segment's zero-filled tail mapped ahead at exec.
 const ZERO_PREFAULT_PAGES: u64 = 4;
 
@@ -642,12 +656,23 @@ fn load(
             sysinfo_ehdr: 0,
         };
         let mut entry = base + h.entry;
+        // The code around the entry point runs first.
+        let _ = space.prefault(
+            entry & !(ENTRY_PREFAULT_BYTES - 1),
+            ENTRY_PREFAULT_BYTES,
+            false,
+        );
         if let Some(interp) = interp {
             let ih = parse_header(&interp.head)?;
             let ibase = if ih.dyn_ { interp_base(&ih)? } else { 0 };
             load_segments(interp, &ih, ibase, &mut space)?;
             aux.base = ibase;
             entry = ibase + ih.entry;
+            let _ = space.prefault(
+                entry & !(ENTRY_PREFAULT_BYTES - 1),
+                ENTRY_PREFAULT_BYTES,
+                false,
+            );
         }
         // The main stack faults in small windows as a thread's does
         // (`MAP_STACK`): a program uses a few pages of it, and a 64-page
@@ -671,7 +696,7 @@ fn load(
         let sp = build_stack(&mut space, path, args, &aux)?;
         // The first frames go below the initial stack pointer (a hint).
         let below = STACK_PREFAULT_PAGES * PAGE_SIZE;
-        let _ = space.prefault(page_down(sp) - below, below);
+        let _ = space.prefault(page_down(sp) - below, below, true);
         space.send_deferred().map_err(|_| ExecError::NoMemory)?;
         (entry, sp, top)
     };
@@ -747,48 +772,52 @@ fn load_segments(
             return Err(ExecError::Malformed("segments overlap or are not in order"));
         }
         let (start, stop) = (page_down(va), page_up(end));
-        let map_from = start.max(prev_end);
         let prot = prot_of(ph.p_flags);
-        // Mapped with the segment's own protection at once: the kernel's
-        // copy of the contents below does not need PROT_WRITE (either
-        // pmap writes any accessible page, as Linux's kernel writes the
-        // pages of a read-only segment it loads), and a protect after it
-        // was one hypercall more per segment. Only PROT_NONE, which the
-        // copy cannot pass, is mapped writable and protected afterwards.
-        let map_prot = if prot == PROT_NONE {
-            PROT_READ | PROT_WRITE
-        } else {
-            prot
-        };
-        if stop > map_from {
+        // Mapped from the file, as Linux's binfmt_elf maps it (private,
+        // copy-on-write), where the file can be mapped and the segment
+        // lies at its page offset: forks share its untouched pages (a
+        // static program's text was copied by every fork), and
+        // `/proc/PID/maps` names the file. Otherwise its bytes are copied
+        // into anonymous memory.
+        let object = img.node.pager().filter(|_| {
+            ph.p_filesz > 0 && start >= prev_end && (va - ph.p_offset) % PAGE_SIZE == 0
+        });
+        if let Some(object) = object {
+            let file_end = page_up(va + ph.p_filesz);
+            let file = FileMap {
+                object,
+                pgoff: page_down(ph.p_offset) / PAGE_SIZE,
+                shared: false,
+                may_write: true,
+                name: img.name.clone(),
+            };
             space
-                .map_anon(map_from, stop - map_from, map_prot)
+                .map_file(start, file_end - start, prot, file)
                 .map_err(nomem)?;
-        }
-        if ph.p_filesz > 0 {
-            let mut at = va;
-            img.copy(ph.p_offset, ph.p_filesz, &mut |pieces| {
-                let len: usize = pieces.iter().map(|p| p.len()).sum();
-                if space.write_v(at, pieces) != len {
+            // The rest of the last file page belongs to the zero-filled
+            // part: cleared where it can be written (Linux's padzero).
+            let tail = va + ph.p_filesz;
+            if ph.p_memsz > ph.p_filesz && prot & PROT_WRITE != 0 && file_end > tail {
+                let zeros = [0u8; PAGE_SIZE as usize];
+                let n = (file_end - tail) as usize;
+                if space.write(tail, &zeros[..n]) != n {
                     return Err(ExecError::NoMemory);
                 }
-                at += len as u64;
-                Ok(())
-            })?;
+            }
+            if stop > file_end {
+                space
+                    .map_anon(file_end, stop - file_end, prot)
+                    .map_err(nomem)?;
+            }
+            // Mapped ahead with the image (a fault, two exits, per window
+            // otherwise): the first pages, and a writable segment's as
+            // the private copies its writes would make.
+            let _ = space.prefault(start, file_end - start, prot & PROT_WRITE != 0);
+        } else {
+            copy_segment(img, &ph, va, (prev_end, prev_prot), prot, space)?;
         }
         if phdr_addr == 0 && (ph.p_offset..ph.p_offset + ph.p_filesz).contains(&h.phoff) {
             phdr_addr = va + (h.phoff - ph.p_offset);
-        }
-        if prot == PROT_NONE && stop > map_from {
-            space
-                .protect(map_from, stop - map_from, prot)
-                .map_err(nomem)?;
-        }
-        // A page shared with the previous segment gets both protections.
-        if start < prev_end && prot | prev_prot != prev_prot {
-            space
-                .protect(start, PAGE_SIZE, prot | prev_prot)
-                .map_err(nomem)?;
         }
         // The zero-filled tail's first pages (static data, the heap's
         // start) are touched at once: mapped ahead with the image (a
@@ -796,7 +825,7 @@ fn load_segments(
         let zero_from = page_up(va + ph.p_filesz);
         let zero_to = stop.min(zero_from.saturating_add(ZERO_PREFAULT_PAGES * PAGE_SIZE));
         if prot != 0 && zero_to > zero_from {
-            let _ = space.prefault(zero_from, zero_to - zero_from);
+            let _ = space.prefault(zero_from, zero_to - zero_from, true);
         }
         prev_end = stop;
         prev_prot = prot;
@@ -806,6 +835,63 @@ fn load_segments(
         return Err(ExecError::Malformed("no loadable segment"));
     }
     Ok((top, phdr_addr))
+}
+
+/// Maps segment `ph` of `img` at `va` (with `prot`) as anonymous memory
+/// and copies its bytes in from the file. `prev`: where the previous
+/// segment's pages end and their protection; a page the two share gets
+/// both protections.
+fn copy_segment(
+    img: &Image,
+    ph: &ProgramHeader,
+    va: u64,
+    prev: (u64, u64),
+    prot: u64,
+    space: &mut AddressSpace,
+) -> Result<(), ExecError> {
+    let nomem = |_| ExecError::NoMemory;
+    let (prev_end, prev_prot) = prev;
+    let (start, stop) = (page_down(va), page_up(va + ph.p_memsz));
+    let map_from = start.max(prev_end);
+    // Mapped with the segment's own protection at once: the kernel's
+    // copy of the contents below does not need PROT_WRITE (either
+    // pmap writes any accessible page, as Linux's kernel writes the
+    // pages of a read-only segment it loads), and a protect after it
+    // was one hypercall more per segment. Only PROT_NONE, which the
+    // copy cannot pass, is mapped writable and protected afterwards.
+    let map_prot = if prot == PROT_NONE {
+        PROT_READ | PROT_WRITE
+    } else {
+        prot
+    };
+    if stop > map_from {
+        space
+            .map_anon(map_from, stop - map_from, map_prot)
+            .map_err(nomem)?;
+    }
+    if ph.p_filesz > 0 {
+        let mut at = va;
+        img.copy(ph.p_offset, ph.p_filesz, &mut |pieces| {
+            let len: usize = pieces.iter().map(|p| p.len()).sum();
+            if space.write_v(at, pieces) != len {
+                return Err(ExecError::NoMemory);
+            }
+            at += len as u64;
+            Ok(())
+        })?;
+    }
+    if prot == PROT_NONE && stop > map_from {
+        space
+            .protect(map_from, stop - map_from, prot)
+            .map_err(nomem)?;
+    }
+    // A page shared with the previous segment gets both protections.
+    if start < prev_end && prot | prev_prot != prev_prot {
+        space
+            .protect(start, PAGE_SIZE, prot | prev_prot)
+            .map_err(nomem)?;
+    }
+    Ok(())
 }
 
 struct AuxInfo {

@@ -276,7 +276,15 @@ impl ProcTable {
         let Some(space) = self.procs[slot].space.clone() else {
             return;
         };
-        if robust != 0 {
+        // Another task still runs in the space (this slot's reference
+        // and `space` are two).
+        let shared_space = Rc::strong_count(&space) > 2;
+        // The walk only stores into this memory and wakes its waiters. When
+        // the memory dies with the task and no other address space shares
+        // a writable page of it, nobody can see either: the walk, whose
+        // first read is a host round trip, is left out (every glibc
+        // process has a robust list; a forked child's exit read it).
+        if robust != 0 && (shared_space || space.borrow().shares_writes()) {
             self.exit_robust_list(&space, robust, pid);
         }
         // Linux clears the tid only when the memory outlives the task.
@@ -284,10 +292,7 @@ impl ProcTable {
         // word: a woken waiter's read is a hypercall, which sends it
         // first); as Linux, a failed clear is not reported.
         let ignore = super::posted::Tag::Ignore.encode();
-        if ctid != 0
-            && Rc::strong_count(&space) > 2
-            && copy_out_posted(&space, ctid, &[0; 4], ignore).is_ok()
-        {
+        if ctid != 0 && shared_space && copy_out_posted(&space, ctid, &[0; 4], ignore).is_ok() {
             self.futex_wake(futex::key(&space, ctid, false), 1, u32::MAX);
         }
     }

@@ -518,16 +518,25 @@ pub fn sys_madvise(k: &Kernel, s: usize, addr: u64, len: u64, advice: u64) -> Re
     if addr < VM_MIN_USER_ADDRESS || !uaccess::user_range(addr, len) {
         return Err(Errno::EINVAL);
     }
+    // NORMAL, RANDOM, SEQUENTIAL; MERGEABLE, UNMERGEABLE, HUGEPAGE,
+    // NOHUGEPAGE, DONTDUMP, DODUMP: hints with no effect on what the
+    // program sees.
+    if !matches!(advice, 0..=4 | 8 | 12..=17) {
+        return Err(Errno::EINVAL);
+    }
     let space = k.space(s);
     let mut p = space.borrow_mut();
+    // As Linux: the advice applies to what is mapped, and a hole in the
+    // range is ENOMEM afterwards.
+    let hole = !p.covers(addr, len);
     match advice {
-        0..=2 => Ok(0),
-        3 => p.prefault(addr, len).map(|_| 0),
+        3 => p.prefault(addr, len, false)?,
         // DONTNEED and FREE: the pages read as zero again.
-        4 | 8 => p.discard(addr, len).map(|_| 0),
-        // MERGEABLE, UNMERGEABLE, HUGEPAGE, NOHUGEPAGE, DONTDUMP, DODUMP:
-        // hints with no effect on what the program sees.
-        12..=17 => Ok(0),
-        _ => Err(Errno::EINVAL),
+        4 | 8 => p.discard(addr, len)?,
+        _ => {}
     }
+    if hole {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(0)
 }
