@@ -38,6 +38,9 @@ pub struct OpenFile {
     pub path: Vec<u8>,
     /// For a pipe end: a stable inode number for fstat.
     pub pipe_ino: u64,
+    /// A regular file opened for writing by its name: its file cannot
+    /// run meanwhile.
+    _writer: Option<super::textbusy::Writer>,
 }
 
 /// Most descriptors a table holds (Linux's default `fs.nr_open`; setrlimit
@@ -50,12 +53,23 @@ pub const SETFL_MASK: u32 = O_APPEND | O_NONBLOCK;
 impl OpenFile {
     /// A new open file.
     pub fn new(object: Object, flags: u32, path: Vec<u8>) -> Rc<OpenFile> {
+        OpenFile::writing(object, flags, path, None)
+    }
+
+    /// A new open file, holding `writer` while it is open.
+    pub fn writing(
+        object: Object,
+        flags: u32,
+        path: Vec<u8>,
+        writer: Option<super::textbusy::Writer>,
+    ) -> Rc<OpenFile> {
         Rc::new(OpenFile {
             object,
             offset: Cell::new(0),
             flags: Cell::new(flags),
             path,
             pipe_ino: 0,
+            _writer: writer,
         })
     }
 
@@ -67,6 +81,7 @@ impl OpenFile {
             flags: Cell::new(flags),
             path: alloc::format!("pipe:[{ino}]").into_bytes(),
             pipe_ino: ino,
+            _writer: None,
         })
     }
 

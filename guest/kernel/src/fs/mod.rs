@@ -13,6 +13,7 @@ pub mod overlay;
 pub mod pipe;
 pub mod pty;
 pub mod signalfd;
+pub mod textbusy;
 pub mod timerfd;
 pub mod tmpfs;
 pub mod tty;

@@ -191,6 +191,9 @@ pub struct AddressSpace {
     pub brk: u64,
     /// Lowest address the mmap area may reach (above the break's room).
     pub mmap_floor: u64,
+    /// What keeps the program's file from being written while this image
+    /// (or a fork of it) runs (`fs::textbusy`), set by exec.
+    pub program_hold: Option<Rc<dyn core::any::Any>>,
 }
 
 impl AddressSpace {
@@ -204,6 +207,7 @@ impl AddressSpace {
                 brk_start: 0,
                 brk: 0,
                 mmap_floor: 0,
+                program_hold: None,
             })
         })
     }
@@ -663,6 +667,7 @@ impl AddressSpace {
                 brk_start: self.brk_start,
                 brk: self.brk,
                 mmap_floor: self.mmap_floor,
+                program_hold: self.program_hold.clone(),
             })
         });
         let me = Rc::downgrade(&space);

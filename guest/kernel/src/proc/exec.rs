@@ -16,6 +16,7 @@
 //! address space (no copy of the whole file in the kernel heap).
 
 use super::ProcTable;
+use crate::fs::textbusy;
 use crate::fs::vfs::{Follow, InodeRef, Kind, Vfs, PATH_MAX};
 use crate::mm::{AddressSpace, FileMap, Mm, SpaceRef};
 use crate::param::STACK_BYTES;
@@ -355,9 +356,13 @@ impl ProcTable {
             }
             None => None,
         };
+        // A program whose file is open for writing does not run (ETXTBSY);
+        // while it runs, its file is not written.
+        let running = textbusy::Running::new(&program.node).map_err(ExecError::Lookup)?;
         // What /proc shows of the strings, taken while exec may still fail.
         let (cmdline, environ) = args.lists().map_err(|_| ExecError::NoMemory)?;
         let loaded = load(mm, &program, interp.as_ref(), path, args)?;
+        loaded.space.borrow_mut().program_hold = Some(running);
         // The point of no return: the other threads end, the new image's
         // FPU starts clean.
         self.de_thread(s);

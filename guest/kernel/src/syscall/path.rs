@@ -11,6 +11,7 @@ use alloc::vec::Vec;
 use super::fd::{file, nofile};
 use crate::fs::file::{Object, OpenFile};
 use crate::fs::pty::PtySlave;
+use crate::fs::textbusy;
 use crate::fs::tty::Term;
 use crate::fs::vfs::{self, Follow, InodeRef, Kind, Metadata, PATH_MAX};
 use crate::kernel::Kernel;
@@ -163,9 +164,16 @@ pub fn sys_openat(
     if access == O_ACCMODE {
         return Err(Errno::EINVAL);
     }
-    if flags & O_PATH == 0 && meta.kind == Kind::Regular && (writing || flags & O_TRUNC != 0) {
-        node.open_write()?;
-    }
+    // A file that runs is not written (ETXTBSY), nor truncated by
+    // O_TRUNC even without write access (Linux's handle_truncate).
+    let writer =
+        if flags & O_PATH == 0 && meta.kind == Kind::Regular && (writing || flags & O_TRUNC != 0) {
+            let writer = textbusy::Writer::new(&meta)?;
+            node.open_write()?;
+            Some(writer).filter(|_| writing)
+        } else {
+            None
+        };
     let object = match meta.kind {
         Kind::CharDevice | Kind::BlockDevice | Kind::Fifo if flags & O_PATH == 0 => {
             let mut dev = node.device().ok_or(Errno::ENXIO)?;
@@ -212,7 +220,7 @@ pub fn sys_openat(
     } else {
         flags & !(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC)
     };
-    let f = OpenFile::new(object, kept, path_of(k, s, dirfd, &path));
+    let f = OpenFile::writing(object, kept, path_of(k, s, dirfd, &path), writer);
     let limit = nofile(k, s);
     k.files(s)
         .borrow_mut()
@@ -259,7 +267,8 @@ fn open_tmpfile(
     name.extend_from_slice(alloc::format!("#{} (deleted)", node.meta().ino).as_bytes());
     let kept =
         flags & !(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC | O_DIRECTORY | __O_TMPFILE);
-    let f = OpenFile::new(Object::Inode(node), kept, name);
+    let writer = textbusy::Writer::new(&node.meta())?;
+    let f = OpenFile::writing(Object::Inode(node), kept, name, Some(writer));
     let limit = nofile(k, s);
     k.files(s)
         .borrow_mut()
@@ -830,9 +839,13 @@ pub fn sys_truncate(k: &Kernel, s: usize, path: u64, len: u64) -> Result<i64, Er
     }
     let path = user_path(k, s, path)?;
     let node = k.vfs.resolve(&k.cwd(s), &path, Follow::Yes)?;
-    match node.meta().kind {
+    let meta = node.meta();
+    match meta.kind {
         Kind::Directory => Err(Errno::EISDIR),
-        Kind::Regular => node.truncate(len).map(|_| 0),
+        Kind::Regular => {
+            let _writer = textbusy::Writer::new(&meta)?;
+            node.truncate(len).map(|_| 0)
+        }
         _ => Err(Errno::EINVAL),
     }
 }
