@@ -231,10 +231,10 @@ fn pipe_capacity_and_preadv2_pwritev2_behave_as_on_linux_on_both_pmaps() {
 }
 
 #[test]
-fn a_running_program_is_not_written_and_a_file_open_for_writing_does_not_run() {
+fn running_a_file_textbusy_and_execveat_behave_as_on_linux() {
     // ETXTBSY: exec maps a program's file, so writing it would change
     // the code of every process that runs it. Checked natively first.
     for pmap in ["host", "guest"] {
-        c_checks_pass_natively_and_in_the_guest_with("textbusy", &[], &["--pmap", pmap]);
+        c_checks_pass_natively_and_in_the_guest_with("execfile", &[], &["--pmap", pmap]);
     }
 }

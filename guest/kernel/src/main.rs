@@ -296,7 +296,10 @@ fn start_init(k: &mut Kernel, boot: &Boot) {
             );
         }
     }
-    if let Err(e) = k.procs.exec(&mut k.mm, &k.vfs, slot, &path, &mut args) {
+    if let Err(e) = k
+        .procs
+        .exec(&mut k.mm, &k.vfs, slot, &path, None, &mut args)
+    {
         let path = core::str::from_utf8(&path).unwrap_or(named);
         eprintln!("kernel: cannot run {path}: {}", e.message());
         let status = if e.errno() == vkernel_abi::Errno::ENOENT {

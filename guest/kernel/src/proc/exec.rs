@@ -292,19 +292,37 @@ impl ExecError {
     }
 }
 
+/// Where execveat finds the program (execve: the path from the working
+/// directory, following symbolic links).
+pub enum ExecAt {
+    /// `name` from directory `start`, whose absolute path is `base`;
+    /// `follow`: a symbolic link at the end is followed (else `ELOOP`).
+    Path {
+        start: InodeRef,
+        base: Vec<u8>,
+        name: Vec<u8>,
+        follow: Follow,
+    },
+    /// An open file itself (`AT_EMPTY_PATH`), and the path it was opened by.
+    File { node: InodeRef, real: Vec<u8> },
+}
+
 impl ProcTable {
     /// Loads the program at `path` (resolved from the process's working
-    /// directory) into a new address space for process `s` and, on
-    /// success, switches the process to it (the old image goes, and the
-    /// descriptors marked close-on-exec). A script starting with `#!`
-    /// runs its interpreter with the script's path as an argument, as
-    /// Linux's binfmt_script does, up to [`MAX_INTERP_DEPTH`] levels.
+    /// directory, or as `at` says) into a new address space for process
+    /// `s` and, on success, switches the process to it (the old image
+    /// goes, and the descriptors marked close-on-exec). `path` is the
+    /// name the program runs as (its `comm`, `AT_EXECFN`, and the script
+    /// path a `#!` interpreter gets). A script starting with `#!` runs
+    /// its interpreter with the script's path as an argument, as Linux's
+    /// binfmt_script does, up to [`MAX_INTERP_DEPTH`] levels.
     pub fn exec(
         &mut self,
         mm: &mut Mm,
         vfs: &Vfs,
         s: usize,
         path: &[u8],
+        at: Option<ExecAt>,
         args: &mut ArgBuf,
     ) -> Result<(), ExecError> {
         // Linux counts the path with the strings (bprm_stack_limits).
@@ -312,17 +330,35 @@ impl ProcTable {
             return Err(ExecError::TooBig);
         }
         let cwd = self.procs[s].cwd.clone().unwrap_or_else(|| vfs.root());
+        let mut at = at;
         let mut file = path.to_vec();
         let mut depth = 0;
         let program = loop {
-            let node = vfs
-                .resolve(&cwd, &file, Follow::Yes)
-                .map_err(ExecError::Lookup)?;
+            let lookup = ExecError::Lookup;
+            let (node, real) = match at.take() {
+                Some(ExecAt::File { node, real }) => (node, real),
+                Some(ExecAt::Path {
+                    start,
+                    base,
+                    name,
+                    follow,
+                }) => (
+                    vfs.resolve(&start, &name, follow).map_err(lookup)?,
+                    vfs.real_path(&base, &name),
+                ),
+                None => (
+                    vfs.resolve(&cwd, &file, Follow::Yes).map_err(lookup)?,
+                    vfs.real_path(&self.procs[s].cwd_path, &file),
+                ),
+            };
             let m = node.meta();
+            if m.kind == Kind::Symlink {
+                return Err(ExecError::Lookup(Errno::ELOOP));
+            }
             if m.kind != Kind::Regular || m.perm & 0o111 == 0 {
                 return Err(ExecError::Lookup(Errno::EACCES));
             }
-            let program = Image::read(node, vfs.real_path(&self.procs[s].cwd_path, &file))?;
+            let program = Image::read(node, real)?;
             let Some((interp, arg)) = shebang(&program.head)? else {
                 break program;
             };

@@ -292,6 +292,7 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         __NR_fork => sys_fork(k, s, false),
         __NR_vfork => sys_fork(k, s, true),
         __NR_execve => sys_execve(k, s, a[0], a[1], a[2]),
+        __NR_execveat => sys_execveat(k, s, a[0], a[1], a[2], a[3], a[4]),
         __NR_exit => {
             k.procs.exit(s, ((a[0] & 0xff) << 8) as i32);
             NoReturn

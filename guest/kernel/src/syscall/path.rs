@@ -31,7 +31,7 @@ pub fn user_path(k: &Kernel, s: usize, addr: u64) -> Result<Vec<u8>, Errno> {
 }
 
 /// The directory a `*at` call's relative path starts from.
-fn start_dir(k: &Kernel, s: usize, dirfd: u64, path: &[u8]) -> Result<InodeRef, Errno> {
+pub(super) fn start_dir(k: &Kernel, s: usize, dirfd: u64, path: &[u8]) -> Result<InodeRef, Errno> {
     if path.first() == Some(&b'/') || dirfd as i32 == AT_FDCWD {
         return Ok(k.cwd(s));
     }
@@ -44,7 +44,7 @@ fn start_dir(k: &Kernel, s: usize, dirfd: u64, path: &[u8]) -> Result<InodeRef, 
 }
 
 /// The absolute path a name resolves from (for `/proc/PID/fd` and fchdir).
-fn path_of(k: &Kernel, s: usize, dirfd: u64, path: &[u8]) -> Vec<u8> {
+pub(super) fn path_of(k: &Kernel, s: usize, dirfd: u64, path: &[u8]) -> Vec<u8> {
     let base = if path.first() == Some(&b'/') || dirfd as i32 == AT_FDCWD {
         k.procs.procs[s].cwd_path.clone()
     } else {

@@ -5,9 +5,10 @@ use alloc::rc::Rc;
 use alloc::vec::Vec;
 
 use crate::fs::file::OpenFile;
+use crate::fs::vfs::Follow;
 use crate::kernel::Kernel;
 use crate::mm::uaccess::{copy_in, copy_out, copy_out_posted, UserPages};
-use crate::proc::exec::{ArgBuf, ExecError, MAX_ARG_STRLEN};
+use crate::proc::exec::{ArgBuf, ExecAt, ExecError, MAX_ARG_STRLEN};
 use crate::proc::pidfd::PidFd;
 use crate::proc::posted::Tag;
 use crate::proc::signal::{self, SigInfo, StopReport};
@@ -19,9 +20,9 @@ use crate::proc::{Chan, CpuTimes, Proc, ProcTable, State};
 use crate::syscall::{err, log_refused, Outcome, Outcome::*};
 use guestlib::eprintln;
 use linux_raw_sys::general::{
-    CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_DETACHED, CLONE_IO, CLONE_PARENT_SETTID,
-    CLONE_PIDFD, CLONE_PTRACE, CLONE_SYSVSEM, CLONE_UNTRACED, CSIGNAL, O_EXCL, O_NONBLOCK, O_RDWR,
-    WCONTINUED, WNOHANG, WUNTRACED,
+    AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID,
+    CLONE_DETACHED, CLONE_IO, CLONE_PARENT_SETTID, CLONE_PIDFD, CLONE_PTRACE, CLONE_SYSVSEM,
+    CLONE_UNTRACED, CSIGNAL, O_EXCL, O_NONBLOCK, O_RDWR, WCONTINUED, WNOHANG, WUNTRACED,
 };
 use vkernel_abi::Errno;
 
@@ -313,6 +314,24 @@ fn copy_strings(
 }
 
 pub fn sys_execve(k: &mut Kernel, s: usize, path: u64, argv: u64, envp: u64) -> Outcome {
+    sys_execveat(k, s, AT_FDCWD as u64, path, argv, envp, 0)
+}
+
+/// execveat: as execve, with the path from directory `dirfd`, or (empty,
+/// `AT_EMPTY_PATH`) the open file `dirfd` itself; `AT_SYMLINK_NOFOLLOW`:
+/// a symbolic link at the end is `ELOOP`. The program runs as
+/// `/dev/fd/N` or `/dev/fd/N/PATH` where the path is not absolute (its
+/// `comm`, `AT_EXECFN`, and the path a `#!` interpreter is given), as
+/// Linux names it.
+pub fn sys_execveat(
+    k: &mut Kernel,
+    s: usize,
+    dirfd: u64,
+    path: u64,
+    argv: u64,
+    envp: u64,
+    flags: u64,
+) -> Outcome {
     let space = k.space(s);
     let mut pbuf = [0u8; 1024];
     // The strings may take a quarter of the caller's stack limit (Linux's
@@ -338,7 +357,13 @@ pub fn sys_execve(k: &mut Kernel, s: usize, path: u64, argv: u64, envp: u64) -> 
         Ok(n) => n,
         Err(e) => return Ret(err(e)),
     };
-    match k.procs.exec(&mut k.mm, &k.vfs, s, &pbuf[..n], &mut args) {
+    let name = &pbuf[..n];
+    let (shown, at) = match exec_at(k, s, dirfd, name, flags) {
+        Ok(found) => found,
+        Err(e) => return Ret(err(e)),
+    };
+    let shown = shown.as_deref().unwrap_or(name);
+    match k.procs.exec(&mut k.mm, &k.vfs, s, shown, at, &mut args) {
         Ok(()) => NoReturn,
         Err(e) => {
             // ENOENT for a file that exists puzzles: say it is the loader.
@@ -348,13 +373,61 @@ pub fn sys_execve(k: &mut Kernel, s: usize, path: u64, argv: u64, envp: u64) -> 
                     "kernel: pid {} ({}): exec {}: {}",
                     p.pid,
                     p.name(),
-                    core::str::from_utf8(&pbuf[..n]).unwrap_or("?"),
+                    core::str::from_utf8(shown).unwrap_or("?"),
                     e.message()
                 );
             }
             Ret(err(e.errno()))
         }
     }
+}
+
+/// Where execveat's program is: `None` (with the name as given) for a
+/// path from the working directory that follows links (execve's case);
+/// else the name it runs as (`/dev/fd/N[/PATH]`) and where to find it.
+fn exec_at(
+    k: &Kernel,
+    s: usize,
+    dirfd: u64,
+    name: &[u8],
+    flags: u64,
+) -> Result<(Option<Vec<u8>>, Option<ExecAt>), Errno> {
+    if flags & !((AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) as u64) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let follow = if flags & AT_SYMLINK_NOFOLLOW as u64 != 0 {
+        Follow::No
+    } else {
+        Follow::Yes
+    };
+    if name.is_empty() {
+        if flags & AT_EMPTY_PATH as u64 == 0 {
+            return Err(Errno::ENOENT);
+        }
+        let f = crate::syscall::fd::file(k, s, dirfd)?;
+        let node = f.inode().ok_or(Errno::EACCES)?.clone();
+        let shown = alloc::format!("/dev/fd/{}", dirfd as i32).into_bytes();
+        let real = f.path.clone();
+        return Ok((Some(shown), Some(ExecAt::File { node, real })));
+    }
+    let relative = name.first() != Some(&b'/') && dirfd as i32 != AT_FDCWD;
+    if !relative && follow == Follow::Yes {
+        return Ok((None, None));
+    }
+    let start = super::path::start_dir(k, s, dirfd, name)?;
+    let base = super::path::path_of(k, s, dirfd, b"");
+    let shown = relative.then(|| {
+        let mut p = alloc::format!("/dev/fd/{}/", dirfd as i32).into_bytes();
+        p.extend_from_slice(name);
+        p
+    });
+    let at = ExecAt::Path {
+        start,
+        base,
+        name: name.to_vec(),
+        follow,
+    };
+    Ok((shown, Some(at)))
 }
 
 /// What a wait call looks for and how it reports.

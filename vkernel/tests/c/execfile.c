@@ -1,12 +1,14 @@
-/* ETXTBSY, as Linux: a program that runs cannot be opened for writing or
- * truncated, and a file open for writing cannot be run. The checks run a
- * copy of this program (in the working directory) as the program that
- * runs. */
+/* Running a program's file, as Linux: ETXTBSY (a program that runs cannot
+ * be opened for writing or truncated, and a file open for writing cannot
+ * be run) and execveat. The checks run a copy of this program (in the
+ * working directory). */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -50,6 +52,10 @@ int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "sleep") == 0) {
         usleep(300 * 1000);
         return 0;
+    }
+    if (argc > 2 && strcmp(argv[1], "execfn") == 0) {
+        const char *fn = (const char *)getauxval(AT_EXECFN);
+        return fn && strcmp(fn, argv[2]) == 0 ? 0 : 99;
     }
     if (argc > 1 && strcmp(argv[1], "fork-and-exit") == 0) {
         /* The parent ends at once; its child runs on with the image. */
@@ -97,6 +103,41 @@ int main(int argc, char **argv) {
     close(w);
     CHECK(unlink(COPY ".old") == 0 && unlink(COPY) == 0, "unlink");
     CHECK(exit_status(p) == 0, "the renamed program ran to its end");
+
+    /* execveat: from a directory, from the file itself, refusals. */
+    w = open(COPY, O_CREAT | O_WRONLY | O_TRUNC, 0755);
+    CHECK(w >= 0 && write(w, self_bytes, self_len) == (ssize_t)self_len && close(w) == 0, "a copy again");
+    CHECK(symlink(COPY, COPY ".link") == 0, "a symbolic link to it");
+    int dir = open(".", O_RDONLY | O_DIRECTORY);
+    int prog = open(COPY, O_RDONLY);
+    char fdpath[64], fdname[64];
+    snprintf(fdpath, sizeof fdpath, "/dev/fd/%d", prog);
+    snprintf(fdname, sizeof fdname, "/dev/fd/%d/textbusy-copy", dir);
+    struct { int dirfd; const char *path; int flags; const char *execfn; int status; const char *what; } cases[] = {
+        {AT_FDCWD, COPY, 0, COPY, 0, "execveat(AT_FDCWD, path) runs it as the path"},
+        {dir, "textbusy-copy", 0, fdname, 0, "execveat(dirfd, name) runs it as /dev/fd/N/name"},
+        {prog, "", AT_EMPTY_PATH, fdpath, 0, "execveat(fd, \"\", AT_EMPTY_PATH) runs it as /dev/fd/N"},
+        {dir, "textbusy-copy.link", 0, NULL, 0, "a symbolic link is followed"},
+        {dir, "textbusy-copy.link", AT_SYMLINK_NOFOLLOW, NULL, ELOOP, "AT_SYMLINK_NOFOLLOW on a symbolic link: ELOOP"},
+        {prog, "", 0, NULL, ENOENT, "an empty path without AT_EMPTY_PATH: ENOENT"},
+        {prog, "x", 0, NULL, ENOTDIR, "a name from a file that is no directory: ENOTDIR"},
+        {dir, "textbusy-copy", 0x4000, NULL, EINVAL, "unknown flags: EINVAL"},
+        {dir, "", AT_EMPTY_PATH, NULL, EACCES, "a directory itself: EACCES"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pid_t c = fork();
+        if (c == 0) {
+            const char *expect = cases[i].execfn ? cases[i].execfn : "-";
+            char *av[] = {"textbusy-copy", cases[i].execfn ? "execfn" : "sleep", (char *)expect, NULL};
+            syscall(SYS_execveat, cases[i].dirfd, cases[i].path, av, environ, cases[i].flags);
+            _exit(errno);
+        }
+        int got = exit_status(c);
+        CHECK(got == cases[i].status, "%s (%d)", cases[i].what, got);
+    }
+    close(dir);
+    close(prog);
+    CHECK(unlink(COPY ".link") == 0 && unlink(COPY) == 0, "unlink the copy and its link");
 
     /* A memfd_create file is no writer: it runs (fexecve). */
     int m = memfd_create("textbusy", 0);
