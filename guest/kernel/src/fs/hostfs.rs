@@ -1123,6 +1123,22 @@ impl Pager for Node {
         Some(page)
     }
 
+    fn readahead(&self, from: u64, to: u64) {
+        let Ok(pages) = self.pages() else {
+            return;
+        };
+        let to = to.min(self.stat.get().size.div_ceil(PAGE_SIZE));
+        let mut index = from;
+        while index < to {
+            let cached = pages.borrow().contains_key(&index);
+            // Each miss reads the missing pages from it on in one call.
+            if !cached && self.fill(index).is_err() {
+                return;
+            }
+            index += 1;
+        }
+    }
+
     fn size(&self) -> u64 {
         self.stat.get().size
     }

@@ -325,9 +325,12 @@ impl GuestPmap {
         };
         let bytes = FAULT_AROUND * PAGE_SIZE;
         let window = va & !(bytes - 1);
+        let (from, to) = (window.max(r.start), (window + bytes).min(r.end));
+        // Before the frames are borrowed: reading allocates pages.
+        let index = f.pgoff + (from - r.start) / PAGE_SIZE;
+        f.object.readahead(index, index + (to - from) / PAGE_SIZE);
         let eof = f.object.size().div_ceil(PAGE_SIZE);
         let pm = &mut *self.frames.borrow_mut();
-        let (from, to) = (window.max(r.start), (window + bytes).min(r.end));
         let Ok(Some(first)) = slot(pm, self.root, from, false) else {
             return;
         };
@@ -678,8 +681,29 @@ impl Pmap for GuestPmap {
         Ok(())
     }
 
-    fn prefault(&mut self, _: &Regions, _: u64, _: u64, _: bool) -> Result<(), Errno> {
-        // A hint: pages come on first touch anyway.
+    fn prefault(
+        &mut self,
+        regions: &Regions,
+        start: u64,
+        end: u64,
+        write: bool,
+    ) -> Result<(), Errno> {
+        // A hint: pages come on first touch anyway (no exit but the
+        // host's shadow fault). Only a private file mapping about to be
+        // written gets its copies now, not a copy-on-write fault (two
+        // exits) each: a program's data segment at exec.
+        if !write {
+            return Ok(());
+        }
+        for r in regions.pieces(start, end) {
+            if r.file().is_none_or(|f| f.shared) || r.prot & PROT_WRITE == 0 {
+                continue;
+            }
+            let mut va = r.start;
+            while va < r.end && self.fault_in(va, &r, true).is_ok() {
+                va += PAGE_SIZE;
+            }
+        }
         Ok(())
     }
 

@@ -531,11 +531,14 @@ impl HostPmap {
     /// page), with the pages around it that the file already has and that
     /// are not mapped yet, one hypercall per physically contiguous run.
     fn map_around(&mut self, va: u64, r: &Region, f: &FileMap) -> Result<(), PageError> {
-        let index = f.pgoff + (va - r.start) / PAGE_SIZE;
-        let page = f.object.page(index)?;
         let bytes = FILE_FAULT_AROUND * PAGE_SIZE;
         let window = va & !(bytes - 1);
         let (from, to) = (window.max(r.start), (window + bytes).min(r.end));
+        // The window is read in first (reading may reclaim pages not
+        // mapped yet; the faulting one is taken after it).
+        let first = f.pgoff + (from - r.start) / PAGE_SIZE;
+        f.object.readahead(first, first + (to - from) / PAGE_SIZE);
+        let page = f.object.page(f.pgoff + (va - r.start) / PAGE_SIZE)?;
         self.map_range(from, to, r, f, Some((va, page)))
     }
 
@@ -888,16 +891,17 @@ impl Pmap for HostPmap {
                 vms::mcontrol(self.vmid, r.start, r.end - r.start, MADV_WILLNEED, 0)?;
                 continue;
             };
-            let end = r.end.min(r.start + PREFAULT_MAX_PAGES * PAGE_SIZE);
             if write && !f.shared && r.prot & PROT_WRITE != 0 {
                 // Pages about to be written get their copies now, not a
-                // fault each.
+                // fault (two exits) each: a program's data segment is
+                // written all over as it starts (python3's 318 pages).
                 let mut va = r.start;
-                while va < end && self.make_private(va, &r, f).is_ok() {
+                while va < r.end && self.make_private(va, &r, f).is_ok() {
                     va += PAGE_SIZE;
                 }
             } else if r.prot != PROT_NONE {
                 // A hint: what cannot be mapped faults in later.
+                let end = r.end.min(r.start + PREFAULT_MAX_PAGES * PAGE_SIZE);
                 let _ = self.map_range(r.start, end, &r, f, None);
             }
         }

@@ -34,6 +34,11 @@ pub trait Pager {
     fn page(&self, index: u64) -> Result<u64, PageError>;
     /// File page `index` if the file already has it (inside the file).
     fn lookup(&self, index: u64) -> Option<u64>;
+    /// Brings the file's pages `[from, to)` into memory where it keeps
+    /// them elsewhere (a host file's), so that [`Pager::lookup`] finds
+    /// them: a fault maps its whole window, as Linux reads ahead around
+    /// a fault. A hint; holes stay holes.
+    fn readahead(&self, _from: u64, _to: u64) {}
     /// The file's size in bytes.
     fn size(&self) -> u64;
     /// Device, inode number, and whether it has no name any more, for

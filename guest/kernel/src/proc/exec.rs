@@ -851,8 +851,9 @@ fn load_segments(
                     .map_err(nomem)?;
             }
             // Mapped ahead with the image (a fault, two exits, per window
-            // otherwise): the first pages, and a writable segment's as
-            // the private copies its writes would make.
+            // otherwise): a read-only segment's first pages; a writable
+            // one whole, as the private copies its writes would make (a
+            // program writes its data all over as it starts).
             let _ = space.prefault(start, file_end - start, prot & PROT_WRITE != 0);
         } else {
             copy_segment(img, &ph, va, (prev_end, prev_prot), prot, space)?;
