@@ -235,3 +235,77 @@ fn curl_and_wget_fetch_from_python_http_server_as_on_the_host() {
     let out = same_as_host(&["/bin/bash", "-c", CURL_SCRIPT]);
     assert_eq!(out, "served file\n404\nserved file\ndone\n");
 }
+
+#[test]
+fn udp_over_loopback_behaves_as_on_linux_on_both_pmaps() {
+    for pmap in ["host", "guest"] {
+        c_checks_pass_natively_and_in_the_guest_with("udp", &[], &["--pmap", pmap]);
+    }
+}
+
+/// A socketserver UDP echo server in a thread, an asyncio datagram
+/// endpoint over ::1, and a connected socket whose port nobody holds.
+const UDP_SCRIPT: &str = r#"
+import asyncio, socket, socketserver, threading
+class Echo(socketserver.BaseRequestHandler):
+    def handle(self):
+        data, sock = self.request
+        sock.sendto(data.upper(), self.client_address)
+srv = socketserver.ThreadingUDPServer(("127.0.0.1", 0), Echo)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for word in [b"one", b"two"]:
+    c.sendto(word, srv.server_address)
+    data, addr = c.recvfrom(100)
+    print(data.decode(), addr == srv.server_address)
+srv.shutdown()
+async def main():
+    loop = asyncio.get_running_loop()
+    got = loop.create_future()
+    class P(asyncio.DatagramProtocol):
+        def connection_made(self, t): self.t = t
+        def datagram_received(self, data, addr):
+            if data == b"ping": self.t.sendto(b"pong", addr)
+            else: got.set_result(data)
+    server, _ = await loop.create_datagram_endpoint(P, local_addr=("::1", 0))
+    port = server.get_extra_info("sockname")[1]
+    client, _ = await loop.create_datagram_endpoint(P, remote_addr=("::1", port))
+    client.sendto(b"ping")
+    print("asyncio", (await got).decode())
+    server.close(); client.close()
+asyncio.run(main())
+gone = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+gone.bind(("127.0.0.1", 0))
+port = gone.getsockname()[1]
+gone.close()
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect(("127.0.0.1", port))
+s.send(b"x")
+try:
+    s.send(b"x")
+except ConnectionRefusedError as e:
+    print("refused", e.errno)
+"#;
+
+#[test]
+fn python_udp_servers_and_clients_run_as_on_the_host() {
+    let out = same_as_host(&[PYTHON, "-c", UDP_SCRIPT]);
+    assert_eq!(out, "ONE True\nTWO True\nasyncio pong\nrefused 111\n");
+}
+
+/// socat's UDP receiver, fed by socat clients over IPv4 and IPv6.
+const SOCAT_UDP_SCRIPT: &str = r#"
+socat -u UDP6-RECV:41235 - > /tmp/vk-udp.out & srv=$!
+sleep 0.3
+echo "over ipv4" | socat -u - UDP4-SENDTO:127.0.0.1:41235
+echo "over ipv6" | socat -u - UDP6-SENDTO:[::1]:41235
+sleep 0.3
+kill $srv; wait $srv 2>/dev/null
+sort /tmp/vk-udp.out; rm -f /tmp/vk-udp.out
+"#;
+
+#[test]
+fn socat_receives_udp_as_on_the_host() {
+    let out = same_as_host(&["/bin/bash", "-c", SOCAT_UDP_SCRIPT]);
+    assert_eq!(out, "over ipv4\nover ipv6\n");
+}

@@ -17,7 +17,7 @@ pub struct Kernel {
     /// anonymous memory (`MAP_SHARED|MAP_ANONYMOUS`, shared `/dev/zero`).
     pub shm: alloc::rc::Rc<crate::fs::tmpfs::Node>,
     /// The names Unix sockets are bound at.
-    pub unix_names: crate::fs::unix::Names,
+    pub unix_names: alloc::rc::Rc<crate::fs::unix::Names>,
     /// Time slice in microseconds (the RUN timeout).
     pub slice_us: u64,
     /// `boottrace`: print when /init first runs (host clock), for the

@@ -161,7 +161,7 @@ fn boot_kernel(boot: &Boot, boot_trace: bool) -> Kernel {
         mm,
         vfs,
         shm,
-        unix_names: fs::unix::Names::new(),
+        unix_names: alloc::rc::Rc::new(fs::unix::Names::new()),
         slice_us,
         boot_trace,
     }

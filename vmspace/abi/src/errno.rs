@@ -85,6 +85,7 @@ errnos! {
     EADDRNOTAVAIL, "Cannot assign requested address.";
     ENETUNREACH, "Network is unreachable.";
     EINPROGRESS, "Operation now in progress.";
+    EDESTADDRREQ, "Destination address required.";
     EDOM, "Argument out of domain.";
     ESTALE, "Stale file handle.";
     ETXTBSY, "Text file busy.";

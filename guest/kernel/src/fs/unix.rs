@@ -40,6 +40,7 @@ use super::device::{Device, IoError, Ready};
 use super::file::OpenFile;
 use super::vfs::{Kind, Sink, Source};
 use crate::chan::Chan;
+use linux_raw_sys::net::{IPPROTO_IPV6, IPV6_V6ONLY};
 use vkernel_abi::Errno;
 
 /// Bytes a socket holds from its peer (Linux's default `SO_RCVBUF`/
@@ -229,6 +230,20 @@ pub enum Key {
     /// A TCP port, of IPv6 (true) or IPv4: a dual-stack IPv6 socket
     /// holds both.
     Port(u16, bool),
+    /// A UDP port, likewise (a port space of its own).
+    UdpPort(u16, bool),
+}
+
+impl Key {
+    /// The key of TCP or UDP (`udp`) port `port` in the IPv6 (`v6`) or
+    /// IPv4 space.
+    pub fn port(port: u16, v6: bool, udp: bool) -> Key {
+        if udp {
+            Key::UdpPort(port, v6)
+        } else {
+            Key::Port(port, v6)
+        }
+    }
 }
 
 /// The bound sockets (Linux's unix_socket_table): a name is taken while
@@ -270,30 +285,32 @@ impl Names {
     /// 60999) bound to `sock`, in the IPv4 space and, for a dual-stack
     /// socket, the IPv6 one too (`v6`: IPv6 only; `dual`: both).
     pub fn autobind_port(&self, sock: &Rc<UnixSocket>, v6: bool, dual: bool) -> Result<u16, Errno> {
+        let udp = sock.udp();
         const FIRST: u32 = 32768;
         const COUNT: u32 = 60999 - 32768 + 1;
         for _ in 0..COUNT {
             let n = self.next_auto.get();
             self.next_auto.set(n.wrapping_add(1));
             let port = (FIRST + n % COUNT) as u16;
-            if self.bind_port(sock, port, v6, dual).is_ok() {
+            if self.bind_port(sock, port, v6, dual, udp).is_ok() {
                 return Ok(port);
             }
         }
         Err(Errno::EADDRINUSE)
     }
 
-    /// Binds TCP port `port` to `sock`: in the IPv6 space (`v6`), the
-    /// IPv4 one, or both (`dual`); `EADDRINUSE` if an open socket holds
-    /// it in either.
+    /// Binds TCP or UDP (`udp`) port `port` to `sock`: in the IPv6 space
+    /// (`v6`), the IPv4 one, or both (`dual`); `EADDRINUSE` if an open
+    /// socket holds it in either.
     pub fn bind_port(
         &self,
         sock: &Rc<UnixSocket>,
         port: u16,
         v6: bool,
         dual: bool,
+        udp: bool,
     ) -> Result<(), Errno> {
-        let keys: &[Key] = &[Key::Port(port, v6), Key::Port(port, !v6)];
+        let keys: &[Key] = &[Key::port(port, v6, udp), Key::port(port, !v6, udp)];
         let keys = if dual { keys } else { &keys[..1] };
         if keys.iter().any(|k| self.find(k).is_some()) {
             return Err(Errno::EADDRINUSE);
@@ -302,6 +319,13 @@ impl Names {
             self.insert(k.clone(), sock)?;
         }
         Ok(())
+    }
+
+    /// Takes every name and port `sock` holds away.
+    pub fn unbind(&self, sock: &UnixSocket) {
+        self.map
+            .borrow_mut()
+            .retain(|_, w| !core::ptr::eq(w.as_ptr(), sock));
     }
 
     /// A free autobind name, as Linux's unix_autobind picks one: five hex
@@ -403,6 +427,12 @@ pub struct UnixSocket {
     /// For edge-triggered epoll: data in, room made.
     in_seq: Cell<u64>,
     out_seq: Cell<u64>,
+    /// A UDP socket's way to the bound ports its datagrams go to.
+    ports: Option<Rc<Names>>,
+    /// What `bind` fixed (Linux's SOCK_BINDADDR_LOCK and
+    /// SOCK_BINDPORT_LOCK): a UDP socket's disconnect keeps them, and
+    /// gives back an address or port that connect or a send chose.
+    bind_locks: Cell<(bool, bool)>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -423,6 +453,15 @@ impl UnixSocket {
     }
 
     fn new_in(kind: SockType, state: State, family: Family) -> Rc<UnixSocket> {
+        UnixSocket::new_with(kind, state, family, None)
+    }
+
+    fn new_with(
+        kind: SockType,
+        state: State,
+        family: Family,
+        ports: Option<Rc<Names>>,
+    ) -> Rc<UnixSocket> {
         Rc::new_cyclic(|me| UnixSocket {
             me: me.clone(),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -450,6 +489,8 @@ impl UnixSocket {
             sndtimeo_ns: Cell::new(0),
             in_seq: Cell::new(0),
             out_seq: Cell::new(0),
+            ports,
+            bind_locks: Cell::new((false, false)),
         })
     }
 
@@ -463,9 +504,44 @@ impl UnixSocket {
         UnixSocket::new_in(SockType::Stream, State::Unconnected, family)
     }
 
-    /// Whether it is a TCP socket (over loopback).
+    /// A UDP socket as `socket` makes it, sending to the ports of `names`.
+    pub fn unconnected_udp(family: Family, names: &Rc<Names>) -> Rc<UnixSocket> {
+        UnixSocket::new_with(
+            SockType::Dgram,
+            State::Unconnected,
+            family,
+            Some(names.clone()),
+        )
+    }
+
+    /// Whether it is an Internet socket: TCP or UDP over loopback.
     pub fn inet(&self) -> bool {
         self.family != Family::Unix
+    }
+
+    /// Whether it is a TCP socket.
+    pub fn tcp(&self) -> bool {
+        self.inet() && self.kind == SockType::Stream
+    }
+
+    /// Whether it is a UDP socket.
+    pub fn udp(&self) -> bool {
+        self.inet() && self.kind == SockType::Dgram
+    }
+
+    /// bind fixed its address (`addr`: not the unspecified one) and its
+    /// port (`port`: not 0).
+    pub fn set_bind_locks(&self, addr: bool, port: bool) {
+        self.bind_locks.set((addr, port));
+    }
+
+    /// Whether IPV6_V6ONLY is set: an IPv6 socket that neither sends to
+    /// nor receives from IPv4 addresses.
+    pub fn v6only(&self) -> bool {
+        self.options
+            .borrow()
+            .get(&(IPPROTO_IPV6 as u32, IPV6_V6ONLY))
+            .is_some_and(|v| v.iter().any(|&b| b != 0))
     }
 
     /// A connected pair (socketpair), made by process `creator`.
@@ -844,6 +920,198 @@ impl UnixSocket {
     }
 }
 
+/// What a UDP datagram is charged against its receiver's buffer beyond
+/// its bytes (Linux charges a buffer's whole size, some 700 bytes for a
+/// small one): a flood of empty datagrams fills it too.
+const DATAGRAM_OVERHEAD: usize = 512;
+
+/// The largest UDP payload over IPv4 and over IPv6 (65535 less the
+/// headers).
+const UDP_MAX_V4: usize = 65_507;
+const UDP_MAX_V6: usize = 65_527;
+
+/// UDP over loopback: datagrams are delivered at once or dropped, never
+/// waited for.
+impl UnixSocket {
+    /// Sends a UDP datagram of `len` bytes from `src` to `dest` (`None`:
+    /// the connected peer, else `EDESTADDRREQ`), binding an ephemeral
+    /// port first if unbound. Delivered to the socket bound at the port
+    /// unless none matches or its buffer is full (dropped: the send
+    /// succeeds all the same, as Linux's); with no socket there, a
+    /// connected sender's next call is `ECONNREFUSED` (the ICMP port
+    /// unreachable that loopback returns at once). A pending error is
+    /// reported first.
+    pub fn send_datagram(
+        &self,
+        dest: Option<InetAddr>,
+        len: usize,
+        src: Source,
+    ) -> Result<usize, IoError> {
+        let names = self.ports.clone().ok_or(Errno::EOPNOTSUPP)?;
+        let me = self.me.upgrade().ok_or(Errno::EBADF)?;
+        if let Some(e) = self.error.take() {
+            return Err(e.into());
+        }
+        if self.write_shut.get() {
+            return Err(IoError::BrokenPipe);
+        }
+        let connected = self.state.get() == State::Connected;
+        let dest = match (dest, self.peer_name.borrow().clone()) {
+            (Some(d), _) => d,
+            (None, Addr::Inet(p)) if connected => p,
+            _ => return Err(Errno::EDESTADDRREQ.into()),
+        };
+        if dest.port == 0 {
+            return Err(Errno::EINVAL.into());
+        }
+        let to_v4 = dest.v4().is_some();
+        if !dest.is_local() || (to_v4 && self.family == Family::Inet6 && self.v6only()) {
+            return Err(Errno::ENETUNREACH.into());
+        }
+        if len > if to_v4 { UDP_MAX_V4 } else { UDP_MAX_V6 } {
+            return Err(Errno::EMSGSIZE.into());
+        }
+        self.autobind_udp(&names, &me)?;
+        let mut data = Vec::new();
+        data.try_reserve_exact(len).map_err(|_| Errno::ENOBUFS)?;
+        data.resize(len, 0);
+        let got = src(&mut [&mut data[..]])?;
+        if got < len {
+            return Err(Errno::EFAULT.into());
+        }
+        // The source the receiver sees: the bound address, or the
+        // loopback one of the destination's family for an unspecified one.
+        let Addr::Inet(mine) = self.name() else {
+            return Err(Errno::EINVAL.into());
+        };
+        let from = if mine.is_any() {
+            InetAddr::loopback(!to_v4, mine.port)
+        } else {
+            mine
+        };
+        let delivered = names
+            .find(&Key::UdpPort(dest.port, !to_v4))
+            .filter(|t| t.receives(&dest, &from))
+            .map(|t| t.deliver(data, from));
+        if delivered.is_none() && connected {
+            self.error.set(Some(Errno::ECONNREFUSED));
+        }
+        Ok(got)
+    }
+
+    /// Binds an ephemeral port if the socket has none (unbound, or its
+    /// port given back by a disconnect), keeping a bound address; the
+    /// port.
+    fn autobind_udp(&self, names: &Names, me: &Rc<UnixSocket>) -> Result<u16, Errno> {
+        let kept = match self.name() {
+            Addr::Inet(a) if a.port != 0 => return Ok(a.port),
+            Addr::Inet(a) => Some(a),
+            _ => None,
+        };
+        let v6 = self.family == Family::Inet6;
+        let any = kept.is_none_or(|a| a.is_any());
+        let mapped = kept.is_some_and(|a| a.v6 && a.v4().is_some());
+        let port = names.autobind_port(me, v6 && !mapped, v6 && any && !self.v6only())?;
+        let a = kept.unwrap_or(InetAddr {
+            v6,
+            ..InetAddr::default()
+        });
+        *self.name.borrow_mut() = Addr::Inet(InetAddr { port, ..a });
+        Ok(port)
+    }
+
+    /// Whether a datagram to `dest` from `from` is this socket's: it is
+    /// bound to `dest`'s address or the unspecified one, and connected to
+    /// `from` or to no one (Linux's UDP socket lookup).
+    fn receives(&self, dest: &InetAddr, from: &InetAddr) -> bool {
+        if self.read_shut.get() {
+            return false;
+        }
+        let bound = match self.name() {
+            Addr::Inet(a) => a.is_any() || a.to_v6().ip == dest.to_v6().ip,
+            _ => false,
+        };
+        let peer_ok = match (self.state.get(), self.peer_name.borrow().clone()) {
+            (State::Connected, Addr::Inet(p)) => {
+                p.port == from.port && (p.is_any() || p.to_v6().ip == from.to_v6().ip)
+            }
+            _ => true,
+        };
+        bound && peer_ok
+    }
+
+    /// Queues datagram `data` from `from` (shown in this socket's family),
+    /// unless its buffer is full: then it is dropped.
+    fn deliver(&self, data: Vec<u8>, from: InetAddr) {
+        let mut q = self.queue.borrow_mut();
+        let used = self.queued.get() + q.len() * DATAGRAM_OVERHEAD;
+        if used + data.len() + DATAGRAM_OVERHEAD > RCVBUF {
+            return;
+        }
+        let from = if self.family == Family::Inet6 {
+            from.to_v6()
+        } else {
+            from
+        };
+        self.queued.set(self.queued.get() + data.len());
+        q.push_back(Message {
+            data,
+            taken: 0,
+            files: Vec::new(),
+            from: Addr::Inet(from),
+            creds: caller_creds(),
+        });
+        self.in_seq.set(self.in_seq.get() + 1);
+    }
+
+    /// A UDP socket's connect (`None`: AF_UNSPEC, dissolving it): sends
+    /// without an address go to `to`, and only datagrams from it are
+    /// received. Binds an ephemeral port first if unbound; the socket's
+    /// unspecified address becomes the loopback one it sends from.
+    pub fn connect_udp(&self, to: Option<InetAddr>) -> Result<(), Errno> {
+        let names = self.ports.clone().ok_or(Errno::EOPNOTSUPP)?;
+        let me = self.me.upgrade().ok_or(Errno::EBADF)?;
+        let Some(to) = to else {
+            *self.peer_name.borrow_mut() = Addr::Unnamed;
+            self.state.set(State::Unconnected);
+            // What bind did not fix goes back (Linux's udp_disconnect).
+            let (addr_fixed, port_fixed) = self.bind_locks.get();
+            if let Addr::Inet(mut a) = self.name() {
+                if !port_fixed {
+                    names.unbind(self);
+                    a.port = 0;
+                }
+                if !addr_fixed {
+                    a = InetAddr {
+                        v6: self.family == Family::Inet6,
+                        port: a.port,
+                        ..InetAddr::default()
+                    };
+                }
+                *self.name.borrow_mut() = if a.port == 0 && !addr_fixed {
+                    Addr::Unnamed
+                } else {
+                    Addr::Inet(a)
+                };
+            }
+            return Ok(());
+        };
+        let to_v4 = to.v4().is_some();
+        if !to.is_local() || (to_v4 && self.family == Family::Inet6 && self.v6only()) {
+            return Err(Errno::ENETUNREACH);
+        }
+        let port = self.autobind_udp(&names, &me)?;
+        let local = match self.name() {
+            Addr::Inet(a) if !a.is_any() => a,
+            _ => InetAddr::loopback(!to_v4, port),
+        };
+        *self.name.borrow_mut() = Addr::Inet(local);
+        *self.peer_name.borrow_mut() = Addr::Inet(to);
+        self.state.set(State::Connected);
+        Ok(())
+    }
+}
+
 /// Makes `a` and `b` each other's peer.
 fn link(a: &Rc<UnixSocket>, b: &Rc<UnixSocket>) {
     *a.peer.borrow_mut() = Rc::downgrade(b);
@@ -866,6 +1134,9 @@ impl Device for UnixSocket {
     }
 
     fn write(&self, len: usize, src: Source) -> Result<usize, IoError> {
+        if self.udp() {
+            return self.send_datagram(None, len, src);
+        }
         self.send(None, len, src, Vec::new(), caller_creds())
     }
 

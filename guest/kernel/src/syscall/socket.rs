@@ -74,9 +74,9 @@ pub fn sys_socket(
     )
 }
 
-/// socket(AF_INET or AF_INET6, SOCK_STREAM, 0 or IPPROTO_TCP): a TCP
-/// socket over loopback. UDP and raw sockets are refused with a log line
-/// (`EPROTONOSUPPORT`).
+/// socket(AF_INET or AF_INET6, SOCK_STREAM or SOCK_DGRAM, 0 or the
+/// protocol): a TCP or UDP socket over loopback. Raw sockets and other
+/// protocols are refused with a log line (`EPROTONOSUPPORT`).
 fn inet_socket(
     k: &mut Kernel,
     s: usize,
@@ -88,13 +88,15 @@ fn inet_socket(
     if t >= SOCK_MAX {
         return Err(Errno::EINVAL);
     }
-    if t != SOCK_STREAM || (protocol != 0 && protocol != IPPROTO_TCP as u64) {
+    let tcp = t == SOCK_STREAM && (protocol == 0 || protocol == IPPROTO_TCP as u64);
+    let udp = t == SOCK_DGRAM && (protocol == 0 || protocol == IPPROTO_UDP as u64);
+    if !tcp && !udp {
         log_refused(
             k,
             s,
             "socket",
             format_args!(
-                "family {domain} type {t} protocol {protocol} (only TCP over loopback is)"
+                "family {domain} type {t} protocol {protocol} (only TCP and UDP over loopback are)"
             ),
         );
         return Err(Errno::EPROTONOSUPPORT);
@@ -104,13 +106,19 @@ fn inet_socket(
     } else {
         Family::Inet
     };
-    let sock = UnixSocket::unconnected_in(family);
+    let sock = if udp {
+        UnixSocket::unconnected_udp(family, &k.unix_names)
+    } else {
+        UnixSocket::unconnected_in(family)
+    };
     install(k, s, socket_file(sock, flags), flags & SOCK_CLOEXEC != 0)
 }
 
 /// An open file of `sock`, non-blocking with `SOCK_NONBLOCK` in `flags`.
 fn socket_file(sock: Rc<UnixSocket>, flags: u32) -> Rc<OpenFile> {
-    let name = if sock.inet() {
+    let name = if sock.udp() {
+        "socket:[udp]"
+    } else if sock.inet() {
         "socket:[tcp]"
     } else {
         "socket:[unix]"
@@ -162,37 +170,31 @@ fn read_inet(
     Ok(Some(InetAddr { v6, ip, port }))
 }
 
-/// Whether IPV6_V6ONLY is set on `sock`.
-fn v6only(sock: &UnixSocket) -> bool {
-    sock.options
-        .borrow()
-        .get(&(LEVEL_IPV6, IPV6_V6ONLY))
-        .is_some_and(|v| v.iter().any(|&b| b != 0))
-}
-
-/// Binds TCP socket `sock` at `a` (port 0: an ephemeral one): an IPv4
+/// Binds TCP or UDP socket `sock` at `a` (port 0: an ephemeral one): an IPv4
 /// socket in the IPv4 port space; an IPv6 one in the IPv6 space, in both
 /// for the unspecified address unless IPV6_V6ONLY, in the IPv4 one for a
 /// v4-mapped address.
 fn bind_inet(k: &Kernel, sock: &Rc<UnixSocket>, a: InetAddr) -> Result<InetAddr, Errno> {
     let is_v6_sock = sock.family == Family::Inet6;
     let mapped = a.v6 && a.v4().is_some();
-    if mapped && v6only(sock) {
+    if mapped && sock.v6only() {
         return Err(Errno::EINVAL);
     }
     let (space_v6, dual) = if !is_v6_sock || mapped {
         (false, false)
     } else {
-        (true, a.is_any() && !v6only(sock))
+        (true, a.is_any() && !sock.v6only())
     };
     let port = if a.port == 0 {
         k.unix_names.autobind_port(sock, space_v6, dual)?
     } else {
-        k.unix_names.bind_port(sock, a.port, space_v6, dual)?;
+        k.unix_names
+            .bind_port(sock, a.port, space_v6, dual, sock.udp())?;
         a.port
     };
     let bound = InetAddr { port, ..a };
     sock.set_name(Addr::Inet(bound))?;
+    sock.set_bind_locks(!a.is_any(), a.port != 0);
     Ok(bound)
 }
 
@@ -365,7 +367,7 @@ pub fn sys_listen(k: &mut Kernel, s: usize, fd: u64, backlog: u64) -> Result<i64
     let (_, sock) = socket_rc(k, s, fd)?;
     // An unbound TCP socket listens on an ephemeral port of every
     // address (Linux's inet_autobind).
-    if sock.inet() && sock.name() == Addr::Unnamed && sock.state() == State::Unconnected {
+    if sock.tcp() && sock.name() == Addr::Unnamed && sock.state() == State::Unconnected {
         let any = InetAddr {
             v6: sock.family == Family::Inet6,
             ..InetAddr::default()
@@ -400,6 +402,10 @@ pub fn sys_connect(k: &mut Kernel, s: usize, fd: u64, addr: u64, len: u64) -> Ou
         Ok(v) => v,
         Err(e) => return Ret(err(e)),
     };
+    if sock.udp() {
+        let r = read_inet(&k.space(s), sock.family, addr, len).and_then(|to| sock.connect_udp(to));
+        return Ret(r.map_or_else(err, |()| 0));
+    }
     if sock.inet() {
         return connect_inet(k, s, &f, &sock, addr, len);
     }
@@ -474,7 +480,7 @@ fn connect_inet(
             return Err(Errno::ENETUNREACH);
         }
         let to_v4 = target.v4().is_some();
-        if to_v4 && sock.family == Family::Inet6 && v6only(sock) {
+        if to_v4 && sock.family == Family::Inet6 && sock.v6only() {
             return Err(Errno::ENETUNREACH);
         }
         let listener = k
@@ -828,9 +834,12 @@ fn send(
     if flags & MSG_OOB != 0 {
         return Ret(err(Errno::EOPNOTSUPP));
     }
-    // TCP carries no descriptors or credentials.
+    // TCP and UDP carry no descriptors or credentials.
     if sock.inet() && (!control.files.is_empty() || control.creds.is_some()) {
         return Ret(err(Errno::EINVAL));
+    }
+    if sock.udp() {
+        return send_udp(k, s, &f, &sock, iov, to, to_len);
     }
     // Linux looks at the address only with a nonzero length (TCP not at
     // all).
@@ -881,6 +890,86 @@ fn send(
             Ret(n as i64)
         }
         Err(e) => send_stalled(k, s, &f, e, flags),
+    }
+}
+
+/// A UDP send: to the address given (read only with a nonzero length,
+/// as Linux's), else to the connected peer; never waits.
+fn send_udp(
+    k: &mut Kernel,
+    s: usize,
+    f: &OpenFile,
+    sock: &UnixSocket,
+    iov: &[(u64, u64)],
+    to: u64,
+    to_len: u64,
+) -> Outcome {
+    let space = k.space(s);
+    let dest = if to != 0 && to_len as u32 != 0 {
+        match read_udp_dest(&space, sock, to, to_len) {
+            Ok(d) => d,
+            Err(e) => return Ret(err(e)),
+        }
+    } else {
+        None
+    };
+    let total: u64 = iov.iter().map(|&(_, l)| l).sum();
+    let total = total.min(i32::MAX as u64) as usize;
+    let r = sock.send_datagram(dest, total, &mut |b| match b.first_mut() {
+        Some(buf) => gather(&space, iov, buf),
+        None => Ok(0),
+    });
+    drop(space);
+    match r {
+        Ok(n) => {
+            // The receiver is woken wherever it waits: its channel is
+            // its own, which wake_both does not know.
+            wake_both(k, f);
+            if let Some(t) = dest.and_then(|d| udp_receiver(k, d)) {
+                k.procs.wakeup(t.chan());
+            } else if let Ok(Addr::Inet(p)) = sock.peer_name() {
+                if let Some(t) = udp_receiver(k, p) {
+                    k.procs.wakeup(t.chan());
+                }
+            }
+            Ret(n as i64)
+        }
+        Err(IoError::BrokenPipe) => Ret(err(Errno::EPIPE)),
+        Err(IoError::Fail(e)) => Ret(err(e)),
+        Err(IoError::WouldBlock(_)) => Ret(err(Errno::EAGAIN)),
+    }
+}
+
+/// The UDP socket bound at `to`'s port (of its address family).
+fn udp_receiver(k: &Kernel, to: InetAddr) -> Option<Rc<UnixSocket>> {
+    k.unix_names.find(&Key::UdpPort(to.port, to.v4().is_none()))
+}
+
+/// A UDP destination as Linux's udp_sendmsg and udpv6_sendmsg read it:
+/// an IPv6 socket takes a `sockaddr_in` too (unless IPV6_V6ONLY);
+/// `AF_UNSPEC` on an IPv4 socket is no address.
+fn read_udp_dest(
+    space: &SpaceRef,
+    sock: &UnixSocket,
+    to: u64,
+    len: u64,
+) -> Result<Option<InetAddr>, Errno> {
+    let mut fam = [0u8; 2];
+    if (len as u32 as i32) >= 2 {
+        copy_in(space, to, &mut fam)?;
+    }
+    let family = if sock.family == Family::Inet6 && u16::from_le_bytes(fam) == AF_INET as u16 {
+        if sock.v6only() {
+            return Err(Errno::ENETUNREACH);
+        }
+        Family::Inet
+    } else {
+        sock.family
+    };
+    match read_inet(space, family, to, len)? {
+        Some(a) => Ok(Some(a)),
+        None if sock.family == Family::Inet => Ok(None),
+        None => Err(Errno::EAFNOSUPPORT),
     }
 }
 
@@ -936,7 +1025,7 @@ fn receive(
                 full: r.full,
                 files: r.files,
                 // TCP gives no sender's address (a length of 0).
-                from: if sock.inet() { Addr::Unnamed } else { r.from },
+                from: if sock.tcp() { Addr::Unnamed } else { r.from },
                 creds: r.creds,
                 passcred: sock.passcred.get(),
             })
@@ -1158,8 +1247,14 @@ pub fn sys_shutdown(k: &mut Kernel, s: usize, fd: u64, how: u64) -> Result<i64, 
     };
     // A pair is born connected and stays so (Linux keeps the peer
     // reference after it closes): never ENOTCONN.
-    unix(&f)?.shutdown(read, write);
+    let sock = unix(&f)?;
+    sock.shutdown(read, write);
     wake_both(k, &f);
+    // An unconnected UDP socket is shut all the same (a blocked receive
+    // returns), and says ENOTCONN (Linux's inet_shutdown).
+    if sock.udp() && sock.state() != State::Connected {
+        return Err(Errno::ENOTCONN);
+    }
     Ok(0)
 }
 
@@ -1200,6 +1295,15 @@ pub fn sys_getsockopt(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errn
         if !sock.inet() {
             return Err(Errno::EOPNOTSUPP);
         }
+        // A UDP socket has no TCP level: IPv4's ip_getsockopt says
+        // EOPNOTSUPP, IPv6's ENOPROTOOPT.
+        if sock.udp() && level as u32 == LEVEL_TCP {
+            return Err(if sock.family == Family::Inet {
+                Errno::EOPNOTSUPP
+            } else {
+                Errno::ENOPROTOOPT
+            });
+        }
         let v = inet_option(sock, level as u32, name as u32).ok_or_else(|| {
             // An IPv4 socket has no IPv6 options on Linux either.
             if !(level as u32 == LEVEL_IPV6 && sock.family == Family::Inet) {
@@ -1228,9 +1332,15 @@ pub fn sys_getsockopt(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errn
         }
         .to_le_bytes()
         .to_vec(),
-        SO_PROTOCOL => if sock.inet() { IPPROTO_TCP as u32 } else { 0 }
-            .to_le_bytes()
-            .to_vec(),
+        SO_PROTOCOL => if sock.udp() {
+            IPPROTO_UDP as u32
+        } else if sock.inet() {
+            IPPROTO_TCP as u32
+        } else {
+            0
+        }
+        .to_le_bytes()
+        .to_vec(),
         SO_REUSEADDR | SO_REUSEPORT | SO_KEEPALIVE | SO_BROADCAST | SO_DONTROUTE | SO_OOBINLINE => {
             stored(sock, SOL_SOCKET, name as u32)
         }
@@ -1293,6 +1403,9 @@ fn stored(sock: &UnixSocket, level: u32, name: u32) -> Vec<u8> {
 /// (set by setsockopt, with Linux's defaults otherwise); `None` for the
 /// rest.
 fn inet_option(sock: &UnixSocket, level: u32, name: u32) -> Option<Vec<u8>> {
+    if level == LEVEL_TCP && !sock.tcp() {
+        return None;
+    }
     let default: u32 = match (level, name) {
         (LEVEL_TCP, TCP_NODELAY | TCP_CORK | TCP_QUICKACK | TCP_DEFER_ACCEPT) => 0,
         (LEVEL_TCP, TCP_MAXSEG) => 536,
