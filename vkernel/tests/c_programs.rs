@@ -221,3 +221,56 @@ fn a_fork_the_host_pool_cannot_copy_kills_the_child_before_it_runs() {
         .stdout_has("second fork: ok")
         .stderr_has("out of memory at fork (ENOMEM): killed (SIGKILL)");
 }
+
+/// VM exits and `vmspace_pread`s of one `vkernel run --stats` of
+/// tests/c/forkloop.c (`n` glibc fork + _exit + waitpid cycles) under
+/// `pmap`, less what the design does not decide (as `forkbench_exits`).
+fn glibc_fork_exits(exe: &std::path::Path, pmap: &str, n: u32) -> (i64, u64) {
+    let r = common::vkernel(&[
+        "run",
+        "--stats",
+        "--pmap",
+        pmap,
+        "--",
+        exe.to_str().unwrap(),
+        &n.to_string(),
+    ]);
+    r.expect_code(0).stdout_has(&format!("forked {n}"));
+    let exits = common::stats_exits(&r.stderr)
+        - common::stats_count(&r.stderr, " faults resolved by the host")
+        - 2 * common::stats_count(&r.stderr, " slice ends")
+        - common::stats_call_count(&r.stderr, "Clock") as i64;
+    (exits, common::stats_call_count(&r.stderr, "VmspacePread"))
+}
+
+#[test]
+fn a_glibc_fork_cycle_costs_two_exits_per_system_call() {
+    // (Here, not in processes.rs: it compiles C, which CI's QEMU runs of
+    // processes.rs cannot.)
+    // glibc's fork cycle makes four system calls (clone, the child's
+    // set_robust_list and exit_group, wait4), two exits each: nothing
+    // else, on either pmap. The child's exit read its robust list head
+    // (a pread, an exit of its own) before the walk was left out for
+    // memory nobody else can see. With pmap=guest the child broke
+    // copy-on-write on two pages of glibc's data every cycle (a fault
+    // to the kernel and an invalidation: 20 exits a cycle with the
+    // host-resolved faults, 13 now): the parent learns them and its
+    // next fork copies them at once.
+    let dir = tempfile::TempDir::new().unwrap();
+    let exe = common::c_program(dir.path(), "forkloop");
+    for pmap in ["host", "guest"] {
+        let (small, small_reads) = glibc_fork_exits(&exe, pmap, 8);
+        let (large, large_reads) = glibc_fork_exits(&exe, pmap, 24);
+        let per_cycle = (large - small) as f64 / 16.0;
+        assert!(
+            per_cycle <= 8.5,
+            "pmap={pmap}: {per_cycle:.2} exits per glibc fork+exit+wait ({small} for 8 cycles, {large} for 24)"
+        );
+        if pmap == "host" {
+            assert_eq!(
+                small_reads, large_reads,
+                "a cycle read process memory: {small_reads} preads for 8 cycles, {large_reads} for 24"
+            );
+        }
+    }
+}

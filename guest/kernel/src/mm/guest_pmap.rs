@@ -30,6 +30,8 @@
 //! bits in them while the process runs.
 
 use alloc::boxed::Box;
+use alloc::rc::Rc;
+use core::cell::RefCell;
 
 use super::physmem::{Frames, PhysMem};
 use super::regions::{Backing, PageError, Region, Regions};
@@ -128,6 +130,15 @@ fn slot(pm: &mut PhysMem, root: u64, va: u64, create: bool) -> Result<Option<u64
     Ok(Some(table + ((va >> 12) & 0x1ff) * 8))
 }
 
+/// Most pages written since the last fork that a fork copies at once
+/// rather than sharing copy-on-write (a process with more, as at its
+/// first fork, shares them all).
+const FORK_COPY_DIRTY: usize = 32;
+
+/// Most runs of newly read-only pages a fork invalidates one by one in
+/// the host's shadow; past it, the whole space.
+const FORK_INVAL_RUNS: usize = 16;
+
 /// Calls `f(va, slot)` for every held leaf in `[start, end)` below
 /// `table` (a level-`level` table covering from `base`).
 fn each_leaf(table: u64, level: u32, base: u64, start: u64, end: u64, f: &mut dyn FnMut(u64, u64)) {
@@ -199,6 +210,58 @@ fn inval(vmid: u64, start: u64, end: u64) {
     }
 }
 
+/// `inval` posted to go with the next RUN of any vmspace (the process
+/// runs again only after it: its translations of the range are gone by
+/// then), or at once when the batch is full.
+fn inval_posted(vmid: u64, start: u64, end: u64) {
+    let call = vkernel_abi::Call::VmspaceMcontrol {
+        id: vmid,
+        addr: start,
+        len: end - start,
+        behav: MADV_INVAL,
+        value: 0,
+    };
+    let tag = Tag::Inval { vmid }.encode();
+    if !guestlib::batch::post(call, 0, tag) {
+        inval(vmid, start, end);
+    }
+}
+
+/// Most pages a process's children broke copy-on-write on that its
+/// next forks copy at once.
+const FORK_HOT_PAGES: usize = 16;
+
+/// The pages a process's children wrote first thing after fork (their
+/// copy-on-write breaks, in glibc's fork: its locks and list heads),
+/// which its next forks give the child as copies at once: each break is
+/// a fault to this kernel, an invalidation and the host's re-shadowing.
+#[derive(Default)]
+struct ForkHot {
+    pages: [u64; FORK_HOT_PAGES],
+    len: usize,
+    /// Where the next page goes once full (the oldest is replaced).
+    next: usize,
+}
+
+impl ForkHot {
+    fn note(&mut self, va: u64) {
+        if self.pages[..self.len].contains(&va) {
+            return;
+        }
+        if self.len < FORK_HOT_PAGES {
+            self.pages[self.len] = va;
+            self.len += 1;
+        } else {
+            self.pages[self.next] = va;
+            self.next = (self.next + 1) % FORK_HOT_PAGES;
+        }
+    }
+
+    fn contains(&self, va: u64) -> bool {
+        self.pages[..self.len].contains(&va)
+    }
+}
+
 /// A vmspace whose page tables this kernel keeps.
 pub struct GuestPmap {
     vmid: u64,
@@ -218,6 +281,10 @@ pub struct GuestPmap {
     /// stack growing down ([`GuestPmap::stack_window`]).
     stack_low: u64,
     stack_window: u64,
+    /// The pages this process's children broke copy-on-write on.
+    fork_hot: Rc<RefCell<ForkHot>>,
+    /// The parent's (for a forked child): where its breaks are noted.
+    parent_hot: Option<Rc<RefCell<ForkHot>>>,
 }
 
 impl GuestPmap {
@@ -433,7 +500,10 @@ impl GuestPmap {
         };
         write(s, leaf(copy, prot, 0));
         pm.decref(page);
-        inval(self.vmid, va, va + PAGE_SIZE);
+        inval_posted(self.vmid, va, va + PAGE_SIZE);
+        if let Some(hot) = &self.parent_hot {
+            hot.borrow_mut().note(va);
+        }
         Ok(copy)
     }
 
@@ -491,6 +561,8 @@ impl GuestPmap {
             sequential_window: 0,
             stack_low: 0,
             stack_window: 0,
+            fork_hot: Rc::default(),
+            parent_hot: None,
         })
     }
 
@@ -550,6 +622,8 @@ impl GuestPmap {
             sequential_window: 0,
             stack_low: 0,
             stack_window: 0,
+            fork_hot: Rc::default(),
+            parent_hot: None,
         };
         if !mapped {
             // Dropping it destroys the vmspace and frees the root.
@@ -755,21 +829,50 @@ impl Pmap for GuestPmap {
         self.copy(regions, addr, buf.as_ptr() as *mut u8, buf.len(), true)
     }
 
-    /// The child shares every page with this space, copy-on-write.
-    /// Copy-on-write, but for the page(s) at the parent's stack pointer
-    /// (and its red zone): both sides write there first thing after fork,
-    /// so the child gets its copy now and the parent keeps its page
-    /// writable, instead of a fault to this kernel (two exits) and the
-    /// host's re-shadowing of the page (a third).
-    fn fork(&mut self, child: u64, stack_va: u64) -> Result<Box<dyn Pmap>, Errno> {
-        let c = GuestPmap::new_posted(child, self.frames.clone())?;
+    /// The child shares every page with this space, copy-on-write, but
+    /// for the pages both sides write first thing after fork: the page(s)
+    /// at the parent's stack pointer (and its red zone), and the pages the
+    /// parent wrote since its last fork (dirty in its leaves), when they
+    /// are few (a fork loop's, a shell's between commands). The child
+    /// gets its copies of those now and the parent keeps them writable,
+    /// instead of a fault to this kernel (two exits) and the host's
+    /// re-shadowing of the page (a third) on either side. The pages made
+    /// read-only lose their shadow translations in the host (their runs,
+    /// or everything past [`FORK_INVAL_RUNS`] of them); the others keep
+    /// theirs.
+    fn fork(
+        &mut self,
+        regions: &Regions,
+        child: u64,
+        stack_va: u64,
+    ) -> Result<Box<dyn Pmap>, Errno> {
+        let mut c = GuestPmap::new_posted(child, self.frames.clone())?;
+        c.parent_hot = Some(self.fork_hot.clone());
         let hot = [
             stack_va.wrapping_sub(128) & !(PAGE_SIZE - 1),
             stack_va & !(PAGE_SIZE - 1),
         ];
+        // Private writable pages written since the last fork (whose
+        // sharing cleared their dirty bits).
+        let mut dirty = 0usize;
+        each_leaf(
+            self.root,
+            4,
+            0,
+            VM_MIN_USER_ADDRESS,
+            VM_MAX_USER_ADDRESS,
+            &mut |_, pslot| {
+                let e = read(pslot);
+                dirty += usize::from(e & pte::RW != 0 && e & pte::D != 0 && e & SHM == 0);
+            },
+        );
+        let copy_dirty = dirty <= FORK_COPY_DIRTY;
+        let learned = self.fork_hot.borrow();
         let croot = c.root;
         let mut failed = false;
-        let mut shared_writable = false;
+        // The runs of pages made read-only here, in address order.
+        let mut protected: alloc::vec::Vec<(u64, u64)> = alloc::vec::Vec::new();
+        let mut inval_all = false;
         {
             let pm = &mut *self.frames.borrow_mut();
             each_leaf(
@@ -787,7 +890,16 @@ impl Pmap for GuestPmap {
                         return;
                     };
                     let e = read(pslot);
-                    if hot.contains(&va) && e & pte::RW != 0 && e & SHM == 0 {
+                    let eager = hot.contains(&va)
+                        || (copy_dirty && e & pte::D != 0)
+                        || learned.contains(va);
+                    // Writable, or copy-on-write in a writable region.
+                    let writable = e & pte::RW != 0
+                        || (e & COW != 0
+                            && regions
+                                .region_of(va)
+                                .is_some_and(|r| r.prot & PROT_WRITE != 0));
+                    if eager && writable && e & SHM == 0 {
                         if let Some(copy) = pm.alloc() {
                             let page = e & pte::ADDR;
                             // SAFETY: whole pages of identity-mapped RAM;
@@ -799,7 +911,9 @@ impl Pmap for GuestPmap {
                                     PAGE_SIZE as usize,
                                 )
                             };
-                            write(cslot, (e & !pte::ADDR) | copy);
+                            // The child's own page, writable (the
+                            // parent's stays as it is, shared or not).
+                            write(cslot, (e & !(pte::ADDR | COW)) | pte::RW | copy);
                             return;
                         }
                     }
@@ -812,27 +926,42 @@ impl Pmap for GuestPmap {
                         write(cslot, e);
                         return;
                     }
-                    shared_writable |= e & pte::RW != 0;
+                    if e & pte::RW != 0 {
+                        if let Some(run) = protected.last_mut().filter(|r| r.1 == va) {
+                            run.1 = va + PAGE_SIZE;
+                        } else if protected.try_reserve(1).is_ok() {
+                            protected.push((va, va + PAGE_SIZE));
+                        } else {
+                            // No memory for the list: everything goes.
+                            inval_all = true;
+                        }
+                    }
                     let shared = (e | COW) & !(pte::RW | pte::D);
                     write(pslot, shared);
                     write(cslot, shared);
                 },
             );
         }
-        if shared_writable {
+        let whole = [(VM_MIN_USER_ADDRESS, VM_MAX_USER_ADDRESS)];
+        let runs: &[(u64, u64)] = if inval_all || protected.len() > FORK_INVAL_RUNS {
+            &whole
+        } else {
+            &protected
+        };
+        for &(start, end) in runs {
             // Posted: the parent runs again only after the posted calls
             // are sent (before any RUN), so its writable translations are
             // gone by then.
             let call = vkernel_abi::Call::VmspaceMcontrol {
                 id: self.vmid,
-                addr: VM_MIN_USER_ADDRESS,
-                len: VM_MAX_USER_ADDRESS - VM_MIN_USER_ADDRESS,
+                addr: start,
+                len: end - start,
                 behav: MADV_INVAL,
                 value: 0,
             };
             let tag = Tag::Inval { vmid: self.vmid }.encode();
             if !guestlib::batch::post(call, 0, tag) {
-                inval(self.vmid, VM_MIN_USER_ADDRESS, VM_MAX_USER_ADDRESS);
+                inval(self.vmid, start, end);
             }
         }
         if failed {

@@ -1037,7 +1037,7 @@ impl Pmap for HostPmap {
     /// file pages) copied, file pages mapped shared stay shared. The child
     /// holds its own references on them.
     /// The host copies every page at once: `_stack_va` is no hint it needs.
-    fn fork(&mut self, child: u64, _stack_va: u64) -> Result<Box<dyn Pmap>, Errno> {
+    fn fork(&mut self, _: &Regions, child: u64, _stack_va: u64) -> Result<Box<dyn Pmap>, Errno> {
         self.undefer()?;
         let mut file = BTreeMap::new();
         {

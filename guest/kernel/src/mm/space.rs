@@ -129,7 +129,13 @@ pub trait Pmap {
     /// `stack_va`: the parent's stack pointer, whose page both sides
     /// write at once (the guest pmap copies it now rather than on a
     /// fault).
-    fn fork(&mut self, child: u64, stack_va: u64) -> Result<Box<dyn Pmap>, Errno>;
+    /// `regions`: the space's, which the child's copy also gets.
+    fn fork(
+        &mut self,
+        regions: &Regions,
+        child: u64,
+        stack_va: u64,
+    ) -> Result<Box<dyn Pmap>, Errno>;
     /// Whether the host alone can copy `[addr, addr + len)` to or from
     /// another vmspace (`vmspace_copy`): it has every page the range may
     /// hold. The guest pmap copies through the kernel's own tables, with
@@ -658,7 +664,7 @@ impl AddressSpace {
     /// stay shared.
     pub fn fork(&mut self, child: u64, stack_va: u64) -> Result<SpaceRef, Errno> {
         let regions = self.regions.try_clone()?;
-        let pmap = self.pmap.fork(child, stack_va)?;
+        let pmap = self.pmap.fork(&self.regions, child, stack_va)?;
         let space = Rc::new_cyclic(|me| {
             RefCell::new(AddressSpace {
                 me: me.clone(),
