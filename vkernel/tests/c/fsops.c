@@ -145,6 +145,13 @@ static int run(int argc, char **argv) {
             if (fd >= 0) close(fd);
             break; }
         case 3: {
+            if (rnd(4) == 0) {
+                /* Linux truncates a regular file opened O_RDONLY|O_TRUNC too. */
+                int fd = open(p, O_RDONLY | O_TRUNC);
+                snprintf(what, sizeof what, "open-trunc %s", p); result(what, fd < 0 ? -1 : 0);
+                if (fd >= 0) close(fd);
+                break;
+            }
             long len = rnd(2) ? rnd(100) : rnd(90000);
             snprintf(what, sizeof what, "truncate %s %ld", p, len); result(what, truncate(p, len));
             break; }

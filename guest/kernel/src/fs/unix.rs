@@ -1024,9 +1024,6 @@ impl UnixSocket {
     /// bound to `dest`'s address or the unspecified one, and connected to
     /// `from` or to no one (Linux's UDP socket lookup).
     fn receives(&self, dest: &InetAddr, from: &InetAddr) -> bool {
-        if self.read_shut.get() {
-            return false;
-        }
         let bound = match self.name() {
             Addr::Inet(a) => a.is_any() || a.to_v6().ip == dest.to_v6().ip,
             _ => false,
@@ -1041,8 +1038,12 @@ impl UnixSocket {
     }
 
     /// Queues datagram `data` from `from` (shown in this socket's family),
-    /// unless its buffer is full: then it is dropped.
+    /// unless its buffer is full or its reading is shut: then it is
+    /// dropped.
     fn deliver(&self, data: Vec<u8>, from: InetAddr) {
+        if self.read_shut.get() {
+            return;
+        }
         let mut q = self.queue.borrow_mut();
         let used = self.queued.get() + q.len() * DATAGRAM_OVERHEAD;
         if used + data.len() + DATAGRAM_OVERHEAD > RCVBUF {

@@ -154,7 +154,8 @@ pub fn sys_openat(
         if meta.kind == Kind::Symlink {
             return Err(Errno::ELOOP);
         }
-        if meta.kind == Kind::Directory && writing {
+        // O_TRUNC asks for write access too (Linux's build_open_flags).
+        if meta.kind == Kind::Directory && (writing || flags & O_TRUNC != 0) {
             return Err(Errno::EISDIR);
         }
     }
@@ -208,7 +209,8 @@ pub fn sys_openat(
         }
         Kind::Socket if flags & O_PATH == 0 => return Err(Errno::ENXIO),
         _ => {
-            if flags & O_TRUNC != 0 && writing && meta.kind == Kind::Regular {
+            // Read-only too, as Linux (POSIX leaves it open).
+            if flags & O_TRUNC != 0 && flags & O_PATH == 0 && meta.kind == Kind::Regular {
                 node.truncate(0)?;
             }
             Object::Inode(node)
