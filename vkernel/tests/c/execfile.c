@@ -57,6 +57,13 @@ int main(int argc, char **argv) {
         const char *fn = (const char *)getauxval(AT_EXECFN);
         return fn && strcmp(fn, argv[2]) == 0 ? 0 : 99;
     }
+    if (argc > 2 && strcmp(argv[1], "comm") == 0) {
+        char comm[32] = "";
+        int fd = open("/proc/self/comm", O_RDONLY);
+        ssize_t n = fd < 0 ? -1 : read(fd, comm, sizeof comm - 1);
+        if (n > 0 && comm[n - 1] == '\n') comm[n - 1] = 0;
+        return strcmp(comm, argv[2]) == 0 ? 0 : 98;
+    }
     if (argc > 1 && strcmp(argv[1], "fork-and-exit") == 0) {
         /* The parent ends at once; its child runs on with the image. */
         if (fork() == 0) usleep(300 * 1000);
@@ -135,6 +142,15 @@ int main(int argc, char **argv) {
         int got = exit_status(c);
         CHECK(got == cases[i].status, "%s (%d)", cases[i].what, got);
     }
+    /* Run from a descriptor, a program is named by its file (Linux 6.14
+     * on), not by /dev/fd/N. */
+    pid_t cp = fork();
+    if (cp == 0) {
+        char *av[] = {"textbusy-copy", "comm", "textbusy-copy", NULL};
+        syscall(SYS_execveat, prog, "", av, environ, AT_EMPTY_PATH);
+        _exit(errno);
+    }
+    CHECK(exit_status(cp) == 0, "its comm is its file's name");
     close(dir);
     close(prog);
     CHECK(unlink(COPY ".link") == 0 && unlink(COPY) == 0, "unlink the copy and its link");
@@ -144,11 +160,11 @@ int main(int argc, char **argv) {
     CHECK(m >= 0 && write(m, self_bytes, self_len) == (ssize_t)self_len, "a memfd copy");
     p = fork();
     if (p == 0) {
-        char *av[] = {"textbusy-memfd", "sleep", NULL};
+        char *av[] = {"textbusy-memfd", "comm", "memfd:textbusy", NULL};
         fexecve(m, av, environ);
         _exit(errno);
     }
-    CHECK(exit_status(p) == 0, "fexecve of a writable memfd runs");
+    CHECK(exit_status(p) == 0, "fexecve of a writable memfd runs, named memfd:textbusy");
     close(m);
     printf("%d failed\n", failed);
     return failed != 0;

@@ -333,10 +333,17 @@ impl ProcTable {
         let mut at = at;
         let mut file = path.to_vec();
         let mut depth = 0;
+        // Run from a descriptor (AT_EMPTY_PATH), a program is named by
+        // its file, as Linux 6.14 on: not by `/dev/fd/N`.
+        let mut fd_name: Option<Vec<u8>> = None;
         let program = loop {
             let lookup = ExecError::Lookup;
             let (node, real) = match at.take() {
-                Some(ExecAt::File { node, real }) => (node, real),
+                Some(ExecAt::File { node, real }) => {
+                    let name = real.strip_suffix(b" (deleted)").unwrap_or(&real);
+                    fd_name = Some(name.to_vec());
+                    (node, real)
+                }
                 Some(ExecAt::Path {
                     start,
                     base,
@@ -362,6 +369,7 @@ impl ProcTable {
             let Some((interp, arg)) = shebang(&program.head)? else {
                 break program;
             };
+            fd_name = None;
             depth += 1;
             if depth > MAX_INTERP_DEPTH {
                 return Err(ExecError::Lookup(Errno::ELOOP));
@@ -424,10 +432,11 @@ impl ProcTable {
         p.timers.exec();
         p.actions.borrow_mut().reset_for_exec();
         p.sig.altstack = super::signal::AltStack::disabled();
-        p.set_name(path);
+        let name = fd_name.as_deref().unwrap_or(path);
+        p.set_name(name);
         let closed = p.files.borrow_mut().close_on_exec();
         if let Some(t) = &p.task {
-            t.set_comm(path);
+            t.set_comm(name);
             // Resolved before the record changed (Image::read): a
             // `/proc/self/exe` in the path names the old program.
             *t.exe.borrow_mut() = program.name.to_vec();
