@@ -238,3 +238,46 @@ fn running_a_file_textbusy_and_execveat_behave_as_on_linux() {
         c_checks_pass_natively_and_in_the_guest_with("execfile", &[], &["--pmap", pmap]);
     }
 }
+
+/// bash and coreutils against a running program (ETXTBSY), Python's
+/// `O_RDONLY|O_TRUNC` and `os.execve` of a descriptor (fexecve, which
+/// glibc makes an execveat with `AT_EMPTY_PATH`).
+const EXECFILE_SCRIPT: &str = r#"
+d=$(mktemp -d /var/tmp/vk-ef.XXXXXX)
+cp /bin/sleep $d/s
+$d/s 1 & pid=$!
+sleep 0.3
+( echo x > $d/s ) 2>&1 | sed "s|$d|D|"
+truncate -s 0 $d/s 2>&1 | sed "s|$d|D|"
+wait $pid; echo "sleep status $?"
+echo x > $d/s && echo "written once it ended"
+printf 'hello' > $d/f
+python3 - "$d" <<'PY'
+import os, sys
+d = sys.argv[1]
+os.close(os.open(d + "/f", os.O_RDONLY | os.O_TRUNC))
+print("O_RDONLY|O_TRUNC size", os.stat(d + "/f").st_size)
+try:
+    os.open(d, os.O_RDONLY | os.O_TRUNC)
+except IsADirectoryError as e:
+    print("directory:", e.strerror)
+sys.stdout.flush()
+fd = os.open("/bin/echo", os.O_RDONLY)
+if os.fork() == 0:
+    os.execve(fd, ["echo", "run by fexecve"], {})
+os.wait()
+PY
+rm -rf $d
+"#;
+
+#[test]
+fn bash_and_python_meet_textbusy_o_trunc_and_fexecve_as_on_the_host() {
+    let out = common::same_as_host(&["/bin/bash", "-c", EXECFILE_SCRIPT]);
+    assert_eq!(
+        out,
+        "/bin/bash: line 6: D/s: Text file busy\n\
+         truncate: cannot open 'D/s' for writing: Text file busy\n\
+         sleep status 0\nwritten once it ended\nO_RDONLY|O_TRUNC size 0\n\
+         directory: Is a directory\nrun by fexecve\n"
+    );
+}

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -168,6 +169,26 @@ int main(void) {
     sendto(c, "z", 1, 0, (struct sockaddr *)&ra, sizeof ra);
     CHECK(poll(&p, 1, 0) == 1 && p.revents == (POLLIN | POLLOUT), "poll: readable once a datagram came");
     recv(r, buf, sizeof buf, 0);
+
+    /* A receiver blocked in recv wakes for a write() of a connected
+     * socket, as for a sendto. */
+    struct sockaddr_in ba;
+    int bl = bound_udp(&ba);
+    fcntl(bl, F_SETFL, 0);
+    pid_t kid = fork();
+    if (kid == 0) {
+        alarm(5);
+        char m[8];
+        _exit(recv(bl, m, sizeof m, 0) == 4 && memcmp(m, "wake", 4) == 0 ? 0 : 1);
+    }
+    usleep(100 * 1000);
+    int wc = socket(AF_INET, SOCK_DGRAM, 0);
+    CHECK(connect(wc, (struct sockaddr *)&ba, sizeof ba) == 0 && write(wc, "wake", 4) == 4, "write() on a connected socket");
+    int kst = -1;
+    waitpid(kid, &kst, 0);
+    CHECK(WIFEXITED(kst) && WEXITSTATUS(kst) == 0, "it wakes the blocked receiver (status %#x)", kst);
+    close(wc);
+    close(bl);
 
     /* A full receiver drops; sends never fail or wait. */
     int sent = 0, got = 0;

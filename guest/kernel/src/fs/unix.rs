@@ -433,6 +433,9 @@ pub struct UnixSocket {
     /// SOCK_BINDPORT_LOCK): a UDP socket's disconnect keeps them, and
     /// gives back an address or port that connect or a send chose.
     bind_locks: Cell<(bool, bool)>,
+    /// A UDP socket's last receiver: whom a send has to wake (it has no
+    /// peer socket), by `send` or `write` alike.
+    sent_to: Cell<Option<Chan>>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -491,6 +494,7 @@ impl UnixSocket {
             out_seq: Cell::new(0),
             ports,
             bind_locks: Cell::new((false, false)),
+            sent_to: Cell::new(None),
         })
     }
 
@@ -989,12 +993,16 @@ impl UnixSocket {
         } else {
             mine
         };
-        let delivered = names
+        match names
             .find(&Key::UdpPort(dest.port, !to_v4))
             .filter(|t| t.receives(&dest, &from))
-            .map(|t| t.deliver(data, from));
-        if delivered.is_none() && connected {
-            self.error.set(Some(Errno::ECONNREFUSED));
+        {
+            Some(t) => {
+                t.deliver(data, from);
+                self.sent_to.set(Some(t.chan()));
+            }
+            None if connected => self.error.set(Some(Errno::ECONNREFUSED)),
+            None => {}
         }
         Ok(got)
     }
@@ -1214,7 +1222,10 @@ impl Device for UnixSocket {
     }
 
     fn wake_on_close(&self) -> Option<[Chan; 2]> {
-        let peer = self.peer().map_or(self.chan(), |p| p.chan());
+        let peer = match self.peer() {
+            Some(p) => p.chan(),
+            None => self.sent_to.take().unwrap_or(self.chan()),
+        };
         Some([self.chan(), peer])
     }
 

@@ -830,7 +830,7 @@ fn load_segments(
         // `/proc/PID/maps` names the file. Otherwise its bytes are copied
         // into anonymous memory.
         let object = img.node.pager().filter(|_| {
-            ph.p_filesz > 0 && start >= prev_end && (va - ph.p_offset) % PAGE_SIZE == 0
+            ph.p_filesz > 0 && start >= prev_end && va % PAGE_SIZE == ph.p_offset % PAGE_SIZE
         });
         if let Some(object) = object {
             let file_end = page_up(va + ph.p_filesz);

@@ -741,11 +741,7 @@ pub fn sys_memfd_create(k: &mut Kernel, s: usize, name: u64, flags: u64) -> Resu
         O_RDWR | O_LARGEFILE,
         path,
     );
-    let limit = nofile(k, s);
-    k.files(s)
-        .borrow_mut()
-        .install(f, flags & MFD_CLOEXEC as u64 != 0, 0, limit)
-        .map(i64::from)
+    super::poll::install(k, s, f, flags & MFD_CLOEXEC as u64 != 0)
 }
 
 pub fn sys_pipe2(k: &mut Kernel, s: usize, fds: u64, flags: u64) -> Result<i64, Errno> {

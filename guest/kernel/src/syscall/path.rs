@@ -8,7 +8,8 @@
 
 use alloc::vec::Vec;
 
-use super::fd::{file, nofile};
+use super::fd::file;
+use super::poll::install;
 use crate::fs::file::{Object, OpenFile};
 use crate::fs::pty::PtySlave;
 use crate::fs::textbusy;
@@ -223,11 +224,7 @@ pub fn sys_openat(
         flags & !(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC)
     };
     let f = OpenFile::writing(object, kept, path_of(k, s, dirfd, &path), writer);
-    let limit = nofile(k, s);
-    k.files(s)
-        .borrow_mut()
-        .install(f, flags & O_CLOEXEC != 0, 0, limit)
-        .map(i64::from)
+    install(k, s, f, flags & O_CLOEXEC != 0)
 }
 
 /// `O_TMPFILE`: a regular file with no name in directory `path`'s file
@@ -271,11 +268,7 @@ fn open_tmpfile(
         flags & !(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC | O_DIRECTORY | __O_TMPFILE);
     let writer = textbusy::Writer::new(&node.meta())?;
     let f = OpenFile::writing(Object::Inode(node), kept, name, Some(writer));
-    let limit = nofile(k, s);
-    k.files(s)
-        .borrow_mut()
-        .install(f, flags & O_CLOEXEC != 0, 0, limit)
-        .map(i64::from)
+    install(k, s, f, flags & O_CLOEXEC != 0)
 }
 
 /// Opens a fifo, as Linux's fifo_open: a reader waits until a writer has
@@ -338,11 +331,7 @@ fn open_fifo(
             f
         }
     };
-    let limit = nofile(k, s);
-    k.files(s)
-        .borrow_mut()
-        .install(f, flags & O_CLOEXEC != 0, 0, limit)
-        .map(i64::from)
+    install(k, s, f, flags & O_CLOEXEC != 0)
 }
 
 // ---- status ---------------------------------------------------------------

@@ -922,27 +922,14 @@ fn send_udp(
     drop(space);
     match r {
         Ok(n) => {
-            // The receiver is woken wherever it waits: its channel is
-            // its own, which wake_both does not know.
+            // The receiver too: the socket names it (wake_on_close).
             wake_both(k, f);
-            if let Some(t) = dest.and_then(|d| udp_receiver(k, d)) {
-                k.procs.wakeup(t.chan());
-            } else if let Ok(Addr::Inet(p)) = sock.peer_name() {
-                if let Some(t) = udp_receiver(k, p) {
-                    k.procs.wakeup(t.chan());
-                }
-            }
             Ret(n as i64)
         }
         Err(IoError::BrokenPipe) => Ret(err(Errno::EPIPE)),
         Err(IoError::Fail(e)) => Ret(err(e)),
         Err(IoError::WouldBlock(_)) => Ret(err(Errno::EAGAIN)),
     }
-}
-
-/// The UDP socket bound at `to`'s port (of its address family).
-fn udp_receiver(k: &Kernel, to: InetAddr) -> Option<Rc<UnixSocket>> {
-    k.unix_names.find(&Key::UdpPort(to.port, to.v4().is_none()))
 }
 
 /// A UDP destination as Linux's udp_sendmsg and udpv6_sendmsg read it:
