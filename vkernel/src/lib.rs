@@ -292,6 +292,13 @@ pub fn run(args: &cli::RunArgs) -> Result<u8, Error> {
             batches,
             rss.saturating_sub(guest)
         );
+        let spare = machine.guest().registry.spare_stats();
+        crate::report!(
+            "vkernel: stats: dead vmspaces taken over: {} by clones, {} shadows by fresh vmspaces ({} shadow leaves rewritten)",
+            spare.clones,
+            spare.shadows,
+            spare.leaves_rewritten
+        );
         crate::report!("vkernel: stats: {}", s.breakdown());
     }
     // Destroying each vmspace would only give its pages back to a pool

@@ -103,7 +103,7 @@ impl VmspaceRegistry {
                 space.map.set_root_range(start, end, value);
                 // A fork's child (pmap=guest) may take over the last dead
                 // child's shadow; otherwise the old shadow leaves go.
-                if !crate::vpt::adopt_spare_shadow(space, host) {
+                if !crate::vpt::adopt_spare_shadow(space, host)? {
                     space.unmap_range(host, start, end)?;
                 }
                 let after = space.map.len();

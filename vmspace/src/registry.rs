@@ -85,6 +85,7 @@ impl VmspaceRegistry {
                 translation_reduced: false,
                 shadow_table_pages: crate::commit::SHADOW_TABLE_PAGES,
                 spare: None,
+                spare_stats: Default::default(),
             },
             spaces: BTreeMap::new(),
             trap_pml4e: 0,
@@ -193,6 +194,11 @@ impl VmspaceRegistry {
     /// (0 if there is none).
     pub fn spare_pages(&self) -> usize {
         self.host.spare_pages()
+    }
+
+    /// What became of the destroyed vmspaces kept as the spare.
+    pub fn spare_stats(&self) -> crate::space::SpareStats {
+        self.host.spare_stats
     }
 
     /// Ends the destroyed vmspace kept for the next clone, if any (its
@@ -370,6 +376,7 @@ impl VmspaceRegistry {
         if let Some(spare) = self.host.spare.take() {
             match self.recycle(src, spare) {
                 Ok(copy) => {
+                    self.host.spare_stats.clones += 1;
                     self.map_entries += copy.map.len();
                     self.spaces.insert(dst, copy);
                     return Ok(());

@@ -68,6 +68,20 @@ pub(crate) struct Host {
     /// pages it holds count as free ([`Host::spare_pages`]), and any
     /// reservation the pool cannot meet ends it first ([`Host::reserve`]).
     pub spare: Option<Vmspace>,
+    /// How often a new vmspace took over the spare (a clone's copy, or a
+    /// fork's child's shadow), and the shadow leaves rewritten then.
+    pub spare_stats: SpareStats,
+}
+
+/// What became of destroyed vmspaces kept as the spare.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpareStats {
+    /// Clones made over the spare's tables and frames.
+    pub clones: u64,
+    /// Fresh `MAP_VPAGETABLE` vmspaces that took over its shadow.
+    pub shadows: u64,
+    /// Shadow leaves those rewrote (another page, other rights, gone).
+    pub leaves_rewritten: u64,
 }
 
 impl Host {
@@ -407,6 +421,29 @@ impl Vmspace {
                 } else {
                     (old & pte::ADDR) | flags
                 }
+            })
+        })?;
+        Ok(())
+    }
+
+    /// Rewrites the present leaves named in `changes` ((virtual address,
+    /// new leaf), in address order; 0 clears the leaf), as
+    /// [`Vmspace::reprotect`] edits: a table KVM may have shadowed is
+    /// copied before it loses a translation.
+    pub(crate) fn rewrite_leaves(
+        &mut self,
+        host: &mut Host,
+        changes: &[(u64, u64)],
+    ) -> Result<(), Error> {
+        let (Some(&(first, _)), Some(&(last, _))) = (changes.first(), changes.last()) else {
+            return Ok(());
+        };
+        self.edit_tables(host, |pt, root| {
+            pt.update_range(root, first, last + PAGE_SIZE, &mut |va, old| match changes
+                .binary_search_by_key(&va, |&(at, _)| at)
+            {
+                Ok(i) => changes[i].1,
+                Err(_) => old,
             })
         })?;
         Ok(())

@@ -288,31 +288,38 @@ fn fault_around_accessed(
 
 /// Gives `space`, a fresh vmspace whose `MAP_VPAGETABLE` entries just got
 /// their guest root (`MADV_SETMAP`), the shadow of the spare vmspace (the
-/// last one destroyed, see `VmspaceRegistry::keep_as_spare`) when every
-/// shadow leaf it holds is the one a fault would install now: the same
-/// entries (roots aside, so the same charge), and for each leaf a guest
-/// leaf under the new root that is user-accessible, already accessed,
-/// and maps the same page with the same permissions. Nothing KVM cached
-/// from the spare's tree is then stale, and `space` runs on it.
+/// last one destroyed, see `VmspaceRegistry::keep_as_spare`) when it has
+/// the same entries (roots aside, so the same charge). Each shadow leaf
+/// it holds becomes the one a fault-around would install now: kept where
+/// the guest leaf under the new root is user-accessible, already
+/// accessed and maps the same page with the same permissions, rewritten
+/// where it maps another page or allows something else, cleared where
+/// the guest leaf is gone or not accessed. A leaf that loses a
+/// translation is rewritten in a copy of its tables (and of those above
+/// it, the root included), which KVM has never walked: nothing KVM
+/// cached from the spare's tree is stale, and the tables left alone keep
+/// their shadow.
 ///
 /// Why: a `pmap=guest` fork's child gets a fresh vmspace, so KVM built
 /// a new shadow for it every cycle (its tables and every page the child
 /// touched), and its dead tables went to the pool's quarantine: a flush
 /// of every shadow page every few hundred forks. The guest's copy of the
 /// parent's tables maps what the last child's did (the same shared
-/// pages, the stack copy often on the same page): the last child's
-/// shadow fits the next one.
+/// pages), but for the pages the fork copied for the child at once (its
+/// stack page, the pages children write first thing), which are new
+/// pages each time: before they were rewritten here, each cost the child
+/// a fault to the host (five exits of a glibc fork cycle's thirteen).
 ///
 /// Returns whether it did; `space` must be the only thing changed since
 /// it was created (its PML4 unshadowed, no table, no frame, not on the
 /// vCPU).
-pub(crate) fn adopt_spare_shadow(space: &mut Vmspace, host: &mut Host) -> bool {
+pub(crate) fn adopt_spare_shadow(space: &mut Vmspace, host: &mut Host) -> Result<bool, Error> {
     let fresh = space.tables == 0
         && space.frames.is_empty()
         && space.refs == 0
         && space.unshadowed.contains(&space.root);
     let Some(spare) = host.spare.as_ref().filter(|_| fresh) else {
-        return false;
+        return Ok(false);
     };
     let same_entries = spare.charged == space.charged
         && spare.frames.is_empty()
@@ -322,34 +329,38 @@ pub(crate) fn adopt_spare_shadow(space: &mut Vmspace, host: &mut Host) -> bool {
         })
         && space.map.iter().all(|e| e.is_vpagetable());
     if !same_entries {
-        return false;
+        return Ok(false);
     }
     let census = match crate::pagetable::PageTable::new(&host.mem, &mut host.pool)
         .census(spare.root, Some(crate::space::TRAP_AREA_PML4_SLOT))
     {
         Ok(c) if c.large_leaves == 0 => c,
-        _ => return false,
+        _ => return Ok(false),
     };
-    let fits = census.leaves.iter().all(|&(va, shadow)| {
-        let Some(entry) = space.map.lookup(va) else {
-            return false;
+    // (address, leaf it becomes), in address order as the census walks.
+    let mut changes = Vec::new();
+    for &(va, shadow) in &census.leaves {
+        let now = match space.map.lookup(va) {
+            Some(entry) => match entry.backing {
+                crate::map::Backing::VpageTable { root: Some(root) } => {
+                    match walk(&host.ram, root, va)? {
+                        Some(leaf) if leaf.user && leaf.entry & pte::A != 0 => {
+                            let flags = shadow_flags(entry, &leaf, leaf.entry);
+                            (leaf.page & pte::ADDR) | (flags & !pte::ADDR)
+                        }
+                        _ => 0,
+                    }
+                }
+                _ => 0,
+            },
+            None => 0,
         };
-        let crate::map::Backing::VpageTable { root: Some(root) } = entry.backing else {
-            return false;
-        };
-        match walk(&host.ram, root, va) {
-            Ok(Some(leaf)) if leaf.user && leaf.entry & pte::A != 0 => {
-                let flags = shadow_flags(entry, &leaf, leaf.entry);
-                shadow == (leaf.page & pte::ADDR) | (flags & !pte::ADDR)
-            }
-            _ => false,
+        if now != shadow {
+            changes.push((va, now));
         }
-    });
-    if !fits {
-        return false;
     }
     let Some(spare) = host.spare.take() else {
-        return false;
+        return Ok(false);
     };
     // The spare's PML4 and tables move to `space`; its charge (the same
     // as `space`'s) and host-state charge go, as on its end; the fresh
@@ -360,5 +371,8 @@ pub(crate) fn adopt_spare_shadow(space: &mut Vmspace, host: &mut Host) -> bool {
     host.pool.free_unshadowed_into_reserve(fresh_root);
     host.pool
         .unreserve(spare.charged as usize + crate::registry::HOST_STATE_PAGES);
-    true
+    space.rewrite_leaves(host, &changes)?;
+    host.spare_stats.shadows += 1;
+    host.spare_stats.leaves_rewritten += changes.len() as u64;
+    Ok(true)
 }

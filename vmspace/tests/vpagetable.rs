@@ -302,44 +302,60 @@ fn a_fork_child_takes_over_the_dead_childs_shadow_when_it_fits() {
     assert!(!reg.take_translation_reduced());
     reg.audit().unwrap();
     // A guest leaf that maps another page now, or is not dirty any more
-    // (the leaf would be read-only), or not accessed: a fresh shadow.
-    for (i, changed) in [
-        PAGE_A | P | RW | US | A | D,
-        PAGE_B | P | RW | US | A,
-        PAGE_B | P | RW | US | D,
+    // (the leaf is read-only), or not accessed (no leaf): the dead
+    // child's shadow with that leaf rewritten as a fault would, in a copy
+    // of its tables (a new root: KVM never walked it), the other leaf
+    // left as it was. A leaf that only gains a right (the dead child's
+    // was read-only, the guest's leaf is dirty now) is rewritten in place.
+    let (rw, ro) = (PAGE_B | P | RW | US | A | D, PAGE_B | P | RW | US | A);
+    for (i, (before, changed, shadowed, copied)) in [
+        (
+            rw,
+            PAGE_A | P | RW | US | A | D,
+            Some(PAGE_A | P | US | A | RW | D | NX),
+            true,
+        ),
+        (rw, ro, Some(PAGE_B | P | US | A | NX), true),
+        (rw, PAGE_B | P | RW | US | D, None, true),
+        (ro, rw, Some(PAGE_B | P | US | A | RW | D | NX), false),
     ]
     .into_iter()
     .enumerate()
     {
         let id = 3 + i as u64;
+        // The dead child's shadow of the second page, from `before`.
+        set(&mem, PT, 1, before);
+        let code = if before & D != 0 {
+            pf::U | pf::W
+        } else {
+            pf::U
+        };
         reg.acquire_for_run(id - 1).unwrap();
+        assert_eq!(
+            reg.handle_fault(id - 1, VBASE + PAGE_SIZE, code),
+            Ok(FaultOutcome::Resolved)
+        );
         reg.release(id - 1).unwrap();
+        reg.take_translation_reduced();
         let root = reg.root(id - 1).unwrap();
         reg.destroy(id - 1).unwrap();
         set(&mem, PT, 1, changed);
         vpt_child(&mut reg, id, RW_);
-        assert_ne!(reg.root(id), Some(root), "{changed:#x}");
-        assert_eq!(walk(&mem, reg.root(id).unwrap(), VBASE), None);
+        assert_eq!(reg.root(id) != Some(root), copied, "{changed:#x}");
+        assert_eq!(reg.spare_pages(), 0);
+        let now = reg.root(id).unwrap();
+        assert_eq!(walk(&mem, now, VBASE), Some(PAGE_A | P | US | A | NX));
+        assert_eq!(walk(&mem, now, VBASE + PAGE_SIZE), shadowed, "{changed:#x}");
         assert!(!reg.take_translation_reduced());
         reg.audit().unwrap();
-        // Set up the next round: both pages shadowed again (the second,
-        // accessed, by the first one's fault-around).
-        set(&mem, PT, 1, PAGE_B | P | RW | US | A | D);
-        reg.acquire_for_run(id).unwrap();
-        assert_eq!(
-            reg.handle_fault(id, VBASE, pf::U | pf::W),
-            Ok(FaultOutcome::Resolved)
-        );
-        reg.release(id).unwrap();
-        assert!(walk(&mem, reg.root(id).unwrap(), VBASE + PAGE_SIZE).is_some());
     }
-    // Other entries (another protection): a fresh shadow too.
-    let root = reg.root(5).unwrap();
-    reg.destroy(5).unwrap();
-    vpt_child(&mut reg, 6, RW_ | PROT_EXEC);
-    assert_ne!(reg.root(6), Some(root));
-    reg.audit().unwrap();
+    // Other entries (another protection): a fresh shadow.
+    let root = reg.root(6).unwrap();
     reg.destroy(6).unwrap();
+    vpt_child(&mut reg, 7, RW_ | PROT_EXEC);
+    assert_ne!(reg.root(7), Some(root));
+    reg.audit().unwrap();
+    reg.destroy(7).unwrap();
     reg.end_spare();
     assert_eq!(reg.pages_in_use(), baseline - 1);
     assert_eq!(reg.pool().reserved_pages(), 0);

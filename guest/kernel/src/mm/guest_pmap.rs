@@ -692,8 +692,10 @@ impl Drop for GuestPmap {
         let tag = crate::proc::posted::Tag::Destroy { vmid: self.vmid }.encode();
         let posted =
             guestlib::batch::post(vkernel_abi::Call::VmspaceDestroy { id: self.vmid }, 0, tag);
+        let pm = &mut *self.frames.borrow_mut();
+        pm.release_copies(self.vmid);
         if posted || vms::destroy(self.vmid).is_ok() {
-            free_tree(&mut self.frames.borrow_mut(), self.root, 4);
+            free_tree(pm, self.root, 4);
         }
     }
 }
@@ -827,9 +829,12 @@ impl Pmap for GuestPmap {
     /// on ([`ForkHot`]). The child gets its copies of those now (and the
     /// parent keeps its stack page writable), instead of a fault to this
     /// kernel (two exits) and the host's re-shadowing of the page (a
-    /// third). (Copying the pages the parent wrote since its last fork
-    /// too was slower: their dirty bits stay set once copied, so they
-    /// were copied again at every fork.)
+    /// third). Each copy goes in the page the last child had for that
+    /// address when that child has ended ([`PhysMem::keep_copy`]), so
+    /// the host's shadow of the dead child fits the new one unchanged.
+    /// (Copying the pages the parent wrote since its last fork too was
+    /// slower: their dirty bits stay set once copied, so they were copied
+    /// again at every fork.)
     fn fork(
         &mut self,
         regions: &Regions,
@@ -844,6 +849,7 @@ impl Pmap for GuestPmap {
         ];
         let learned = self.fork_hot.borrow();
         let croot = c.root;
+        let owner = self.vmid;
         let mut failed = false;
         // The runs of pages made read-only here, in address order.
         let mut shared_writable = false;
@@ -872,7 +878,8 @@ impl Pmap for GuestPmap {
                                 .region_of(va)
                                 .is_some_and(|r| r.prot & PROT_WRITE != 0));
                     if eager && writable && e & SHM == 0 {
-                        if let Some(copy) = pm.alloc() {
+                        let copy = pm.reuse_copy(owner, va).or_else(|| pm.alloc());
+                        if let Some(copy) = copy {
                             let page = e & pte::ADDR;
                             // SAFETY: whole pages of identity-mapped RAM;
                             // `copy` is ours, `page` the parent's.
@@ -883,9 +890,14 @@ impl Pmap for GuestPmap {
                                     PAGE_SIZE as usize,
                                 )
                             };
-                            // The child's own page, writable (the
-                            // parent's stays as it is, shared or not).
-                            write(cslot, (e & !(pte::ADDR | COW)) | pte::RW | copy);
+                            // The child's own page, writable and dirty
+                            // (the parent's stays as it is, shared or
+                            // not): the host's shadow of it is writable
+                            // from the start, and a fork's child can run
+                            // on the last child's shadow with this page
+                            // rewritten (see vmspace's vpt.rs).
+                            write(cslot, (e & !(pte::ADDR | COW)) | pte::RW | pte::D | copy);
+                            pm.keep_copy(owner, va, copy);
                             return;
                         }
                     }

@@ -28,6 +28,9 @@ pub trait Reclaim {
 /// Pages asked of the caches at once when memory runs out.
 const RECLAIM_BATCH: u64 = 64;
 
+/// Most copies kept for forks' next children (see [`PhysMem::keep_copy`]).
+const KEPT_COPIES: usize = 64;
+
 /// The page allocator. One exists, owned by [`super::Mm`] and shared (as
 /// [`Frames`]) by every guest pmap.
 pub struct PhysMem {
@@ -48,6 +51,10 @@ pub struct PhysMem {
     /// Pages the file caches hold (clean, reclaimable while unmapped):
     /// `Cached` in `/proc/meminfo`. The caches keep it.
     pub cache_pages: u64,
+    /// (owner, address, page): copies a fork gave a child, held by one
+    /// more reference each (see [`PhysMem::keep_copy`]), oldest first.
+    kept: [(u64, u64, u64); KEPT_COPIES],
+    kept_len: usize,
 }
 
 /// The allocator as the pmaps hold it: one kernel, one vCPU, so a
@@ -67,6 +74,8 @@ impl PhysMem {
             refs: core::ptr::null_mut(),
             reclaimers: Vec::new(),
             cache_pages: 0,
+            kept: [(0, 0, 0); KEPT_COPIES],
+            kept_len: 0,
         };
         let start = start.next_multiple_of(PAGE_SIZE);
         let end = end & !(PAGE_SIZE - 1);
@@ -100,6 +109,9 @@ impl PhysMem {
     /// A page with count 1, contents undefined; `None` when memory is out
     /// even after the caches gave back what they could.
     pub fn alloc(&mut self) -> Option<u64> {
+        if self.free == 0 && self.fresh >= self.pages {
+            self.drop_idle_copies();
+        }
         if self.free == 0 && self.fresh >= self.pages && !self.reclaimers.is_empty() {
             let caches = core::mem::take(&mut self.reclaimers);
             for cache in caches.iter().filter_map(Weak::upgrade) {
@@ -185,9 +197,78 @@ impl PhysMem {
         }
     }
 
-    /// Free pages.
+    /// Free pages, the kept copies nobody else holds included (an
+    /// allocation takes them back before it fails).
     pub fn free_pages(&self) -> u64 {
-        self.free_count + (self.pages - self.fresh)
+        self.free_count + (self.pages - self.fresh) + self.idle_copies()
+    }
+
+    /// Keeps a reference to `page`, the copy of `owner`'s page at `va` a
+    /// fork gave a child, so that once that child has ended the owner's
+    /// next fork puts the next child's copy in the same page
+    /// ([`PhysMem::reuse_copy`]), in place of the oldest kept when full.
+    ///
+    /// Why: the host gives a fork's child the dead child's shadow of its
+    /// tables (vmspace's `vpt::adopt_spare_shadow`); a leaf naming another
+    /// page there is rewritten in a copy of its page table, which KVM then
+    /// shadows anew: every page the child touched in that table (a static
+    /// program's whole text and data) cost a shadow fault in KVM, a third
+    /// of a glibc fork cycle's time.
+    pub fn keep_copy(&mut self, owner: u64, va: u64, page: u64) {
+        if !self.incref(page) {
+            return;
+        }
+        if self.kept_len == KEPT_COPIES {
+            self.decref(self.kept[0].2);
+            self.kept.copy_within(1.., 0);
+            self.kept_len -= 1;
+        }
+        self.kept[self.kept_len] = (owner, va, page);
+        self.kept_len += 1;
+    }
+
+    /// The page kept for `owner`'s `va` that nobody else holds any more
+    /// (its child ended), with its reference: the caller's now.
+    pub fn reuse_copy(&mut self, owner: u64, va: u64) -> Option<u64> {
+        let i = self.kept[..self.kept_len]
+            .iter()
+            .position(|&(o, at, page)| o == owner && at == va && self.refs(page) == 1)?;
+        let page = self.kept[i].2;
+        self.kept.copy_within(i + 1..self.kept_len, i);
+        self.kept_len -= 1;
+        Some(page)
+    }
+
+    /// Lets go of every copy kept for `owner` (it ends or execs).
+    pub fn release_copies(&mut self, owner: u64) {
+        self.drop_copies(|o, _| o == owner);
+    }
+
+    /// Kept copies nobody else holds.
+    fn idle_copies(&self) -> u64 {
+        self.kept[..self.kept_len]
+            .iter()
+            .filter(|&&(_, _, page)| self.refs(page) == 1)
+            .count() as u64
+    }
+
+    fn drop_idle_copies(&mut self) {
+        self.drop_copies(|_, refs| refs == 1);
+    }
+
+    /// Drops the kept copies `f(owner, references)` picks.
+    fn drop_copies(&mut self, f: impl Fn(u64, u16) -> bool) {
+        let mut kept = 0;
+        for i in 0..self.kept_len {
+            let (owner, _, page) = self.kept[i];
+            if f(owner, self.refs(page)) {
+                self.decref(page);
+            } else {
+                self.kept[kept] = self.kept[i];
+                kept += 1;
+            }
+        }
+        self.kept_len = kept;
     }
 
     /// Pages managed in all.
