@@ -63,7 +63,7 @@ rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
 rustup target add x86_64-unknown-none >/dev/null
 
 missing=()
-for tool in gdb:gdb gcc:gcc cpio:cpio musl-gcc:musl-tools go:golang-go socat:socat tmux:tmux script:bsdutils curl:curl wget:wget; do
+for tool in gdb:gdb gcc:gcc cpio:cpio musl-gcc:musl-tools go:golang-go socat:socat tmux:tmux script:bsdutils curl:curl wget:wget make:make setpriv:util-linux; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
 if [ -e /usr/lib/x86_64-linux-gnu/libc.a ]; then :; else missing+=(libc6-dev); fi

@@ -142,6 +142,24 @@ fn now_ns() -> u64 {
 }
 
 impl Node {
+    /// Makes `node`, created in this directory, the calling process's
+    /// (its file-system ids), as Linux's `inode_init_owner`: in a
+    /// set-group-ID directory it takes the directory's group instead,
+    /// and a directory made there is set-group-ID too.
+    fn give_to_creator(&self, node: &Node) {
+        let (uid, gid) = super::vfs::creator();
+        let dir = self.attrs.borrow();
+        let mut a = node.attrs.borrow_mut();
+        a.uid = uid;
+        a.gid = gid;
+        if dir.perm & 0o2000 != 0 {
+            a.gid = dir.gid;
+            if matches!(node.body, Body::Dir(_)) {
+                a.perm |= 0o2000;
+            }
+        }
+    }
+
     fn new(fs: &Rc<Tmpfs>, body: Body, perm: u32, parent: Option<Weak<Node>>) -> Rc<Node> {
         let ino = fs.next_ino.get();
         fs.next_ino.set(ino + 1);
@@ -373,6 +391,7 @@ impl Inode for Node {
             Kind::CharDevice | Kind::BlockDevice | Kind::Socket => Body::Special(kind, rdev, None),
         };
         let node = Node::new(&self.fs, body, perm, Some(self.me.clone()));
+        self.give_to_creator(&node);
         self.insert(name, node.clone())?;
         Ok(node)
     }
@@ -390,6 +409,7 @@ impl Inode for Node {
             a.nlink = 0;
             a.linkable = linkable;
         }
+        self.give_to_creator(&node);
         Ok(node)
     }
 
@@ -400,6 +420,7 @@ impl Inode for Node {
     fn symlink(&self, name: &[u8], target: &[u8]) -> Result<InodeRef, Errno> {
         check_name(name)?;
         let node = Node::new(&self.fs, Body::Symlink(target.to_vec()), 0o777, None);
+        self.give_to_creator(&node);
         self.insert(name, node.clone())?;
         Ok(node)
     }

@@ -360,19 +360,22 @@ struct Message {
 /// A process's credentials as `struct ucred` gives them: pid, uid, gid.
 pub type Creds = [u32; 3];
 
-/// The process making the current system call (Linux's `current`), for
-/// the credentials a plain `write` sends with its bytes; set by the
+/// The process making the current system call (Linux's `current`) and
+/// its real uid and gid, for the credentials a plain `write` sends with
+/// its bytes (Linux's `scm_send` sends the real ids); set by the
 /// system-call layer, as signalfd's caller state.
-static CALLER: AtomicU32 = AtomicU32::new(0);
+static CALLER: [AtomicU32; 3] = [const { AtomicU32::new(0) }; 3];
 
 /// Records the process making the system call about to run.
-pub fn set_caller(tgid: u32) {
-    CALLER.store(tgid, Ordering::Relaxed);
+pub fn set_caller(c: Creds) {
+    for (slot, v) in CALLER.iter().zip(c) {
+        slot.store(v, Ordering::Relaxed);
+    }
 }
 
-/// The caller's credentials (every process is root).
+/// The caller's credentials.
 pub fn caller_creds() -> Creds {
-    [CALLER.load(Ordering::Relaxed), 0, 0]
+    CALLER.each_ref().map(|v| v.load(Ordering::Relaxed))
 }
 
 /// A Unix socket: one end of a connection, a listener, or a datagram
@@ -408,11 +411,12 @@ pub struct UnixSocket {
     /// The peer went away leaving data unread here... or here unread
     /// data was lost with the peer: `ECONNRESET` once.
     error: Cell<Option<Errno>>,
-    /// SO_PEERCRED's process: a pair's maker; for an accepted socket the
-    /// one that connected; for a connecting socket the listener's.
-    peer_pid: Cell<u32>,
+    /// SO_PEERCRED's process and its effective ids then: a pair's maker;
+    /// for an accepted socket the one that connected; for a connecting
+    /// socket the listener's.
+    peer_cred: Cell<Creds>,
     /// The process that called `listen` (what connecting sockets see).
-    listen_pid: Cell<u32>,
+    listen_cred: Cell<Creds>,
     /// A listener's connections not accepted yet, and how many it keeps.
     pending: RefCell<VecDeque<Rc<UnixSocket>>>,
     backlog: Cell<usize>,
@@ -482,8 +486,8 @@ impl UnixSocket {
             own_write_shut: Cell::new(false),
             reset: Cell::new(false),
             error: Cell::new(None),
-            peer_pid: Cell::new(0),
-            listen_pid: Cell::new(0),
+            peer_cred: Cell::new([0; 3]),
+            listen_cred: Cell::new([0; 3]),
             pending: RefCell::new(VecDeque::new()),
             backlog: Cell::new(0),
             released: Cell::new(false),
@@ -549,14 +553,14 @@ impl UnixSocket {
     }
 
     /// A connected pair (socketpair), made by process `creator`.
-    pub fn pair(kind: SockType, creator: u32) -> (Rc<UnixSocket>, Rc<UnixSocket>) {
+    pub fn pair(kind: SockType, creator: Creds) -> (Rc<UnixSocket>, Rc<UnixSocket>) {
         let (a, b) = (
             UnixSocket::new(kind, State::Connected),
             UnixSocket::new(kind, State::Connected),
         );
         link(&a, &b);
-        a.peer_pid.set(creator);
-        b.peer_pid.set(creator);
+        a.peer_cred.set(creator);
+        b.peer_cred.set(creator);
         (a, b)
     }
 
@@ -616,7 +620,7 @@ impl UnixSocket {
 
     /// listen(backlog) by process `pid`: a bound stream or seqpacket
     /// socket that is not connected (a listener takes a new backlog).
-    pub fn listen(&self, backlog: usize, pid: u32) -> Result<(), Errno> {
+    pub fn listen(&self, backlog: usize, cred: Creds) -> Result<(), Errno> {
         if !self.connection() {
             return Err(Errno::EOPNOTSUPP);
         }
@@ -625,7 +629,7 @@ impl UnixSocket {
         }
         self.backlog.set(backlog);
         if self.state.get() == State::Unconnected {
-            self.listen_pid.set(pid);
+            self.listen_cred.set(cred);
             self.state.set(State::Listening);
         }
         Ok(())
@@ -635,7 +639,11 @@ impl UnixSocket {
     /// process `pid`: the listener's end is made, paired with this one
     /// and queued for accept. Waits (on the listener) while the backlog
     /// is full, as Linux's unix_wait_for_peer.
-    pub fn connect_to(self: &Rc<Self>, listener: &Rc<UnixSocket>, pid: u32) -> Result<(), IoError> {
+    pub fn connect_to(
+        self: &Rc<Self>,
+        listener: &Rc<UnixSocket>,
+        cred: Creds,
+    ) -> Result<(), IoError> {
         match self.state.get() {
             State::Connected => return Err(Errno::EISCONN.into()),
             State::Listening => return Err(Errno::EINVAL.into()),
@@ -654,11 +662,11 @@ impl UnixSocket {
         let theirs = UnixSocket::new_in(self.kind, State::Connected, listener.family);
         *theirs.name.borrow_mut() = listener.name();
         *theirs.peer_name.borrow_mut() = self.name();
-        theirs.peer_pid.set(pid);
+        theirs.peer_cred.set(cred);
         link(self, &theirs);
         self.state.set(State::Connected);
         *self.peer_name.borrow_mut() = listener.name();
-        self.peer_pid.set(listener.listen_pid.get());
+        self.peer_cred.set(listener.listen_cred.get());
         listener.pending.borrow_mut().push_back(theirs);
         listener.in_seq.set(listener.in_seq.get() + 1);
         Ok(())
@@ -910,11 +918,11 @@ impl UnixSocket {
         self.error.take()
     }
 
-    /// SO_PEERCRED's process (0: none, not connected).
-    pub fn peer_pid(&self) -> u32 {
+    /// SO_PEERCRED's process and ids (`None`: not connected).
+    pub fn peer_cred(&self) -> Option<Creds> {
         match self.state.get() {
-            State::Connected => self.peer_pid.get(),
-            _ => 0,
+            State::Connected if self.peer_cred.get()[0] != 0 => Some(self.peer_cred.get()),
+            _ => None,
         }
     }
 

@@ -126,6 +126,24 @@ pub type Source<'a> = &'a mut dyn FnMut(&mut [&mut [u8]]) -> Result<usize, Errno
 
 /// Whether the pieces a [`Sink`] is being handed stay as they are until
 /// the next hypercall (see [`stable_pieces`]).
+/// The file-system uid and gid of the process making the current system
+/// call: who owns what it creates (set by the system-call layer).
+static CREATOR: [core::sync::atomic::AtomicU32; 2] =
+    [const { core::sync::atomic::AtomicU32::new(0) }; 2];
+
+/// Records the file-system ids of the system call about to run.
+pub fn set_creator(fsuid: u32, fsgid: u32) {
+    use core::sync::atomic::Ordering::Relaxed;
+    CREATOR[0].store(fsuid, Relaxed);
+    CREATOR[1].store(fsgid, Relaxed);
+}
+
+/// The owner (uid, gid) of a file the current call creates.
+pub fn creator() -> (u32, u32) {
+    use core::sync::atomic::Ordering::Relaxed;
+    (CREATOR[0].load(Relaxed), CREATOR[1].load(Relaxed))
+}
+
 static STABLE_PIECES: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// Hands `out` pieces that stay as they are until the next hypercall

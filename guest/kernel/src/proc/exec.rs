@@ -15,6 +15,7 @@
 //! Segments are read from the file piece by piece straight into the new
 //! address space (no copy of the whole file in the kernel heap).
 
+use super::creds::Creds;
 use super::ProcTable;
 use crate::fs::textbusy;
 use crate::fs::vfs::{Follow, InodeRef, Kind, Vfs, PATH_MAX};
@@ -405,7 +406,16 @@ impl ProcTable {
         let running = textbusy::Running::new(&program.node).map_err(ExecError::Lookup)?;
         // What /proc shows of the strings, taken while exec may still fail.
         let (cmdline, environ) = args.lists().map_err(|_| ExecError::NoMemory)?;
-        let loaded = load(mm, &program, interp.as_ref(), path, args)?;
+        // The credentials it runs with (a set-user-ID program's owner),
+        // which its auxiliary vector tells it.
+        let creds = {
+            let m = program.node.meta();
+            let p = &self.procs[s];
+            let mut c = p.creds;
+            c.exec((m.perm, m.uid, m.gid), p.no_new_privs);
+            c
+        };
+        let loaded = load(mm, &program, interp.as_ref(), path, args, &creds)?;
         loaded.space.borrow_mut().program_hold = Some(running);
         // The point of no return: the other threads end, the new image's
         // FPU starts clean.
@@ -418,6 +428,11 @@ impl ProcTable {
             space.mmap_floor = loaded.brk.saturating_add(BRK_ROOM);
         }
         let p = &mut self.procs[s];
+        // Gaining ids makes it undumpable, as Linux (no core, no ptrace).
+        if creds.euid != p.creds.euid || creds.egid != p.creds.egid {
+            p.dumpable = false;
+        }
+        p.set_creds(creds);
         p.space = Some(loaded.space);
         p.tf = start_frame(loaded.entry, loaded.sp);
         p.vf = VextFrame::default();
@@ -688,6 +703,7 @@ fn load(
     interp: Option<&Image>,
     path: &[u8],
     args: &ArgBuf,
+    creds: &Creds,
 ) -> Result<Loaded, ExecError> {
     let h = parse_header(&program.head)?;
     // Its calls to the host go together, when the image is in place (or
@@ -704,6 +720,7 @@ fn load(
             entry: base + h.entry,
             base: 0,
             sysinfo_ehdr: 0,
+            creds: *creds,
         };
         let mut entry = base + h.entry;
         // The code around the entry point runs first.
@@ -945,6 +962,14 @@ fn copy_segment(
     Ok(())
 }
 
+/// Linux's AT_SECURE for a program that runs with other ids than its
+/// caller's real ones, or with capabilities a non-root caller lacks
+/// (`cap_bprm_secureexec`): ld.so then ignores LD_PRELOAD and the like.
+fn secure(c: &Creds) -> bool {
+    let root = c.ruid == 0;
+    c.euid != c.ruid || c.egid != c.rgid || (!root && c.cap_permitted != 0)
+}
+
 struct AuxInfo {
     /// The vDSO's ELF header (0: none).
     sysinfo_ehdr: u64,
@@ -953,6 +978,9 @@ struct AuxInfo {
     entry: u64,
     /// Where the interpreter is (0: none).
     base: u64,
+    /// The ids it runs with (AT_UID and the rest; AT_SECURE when they
+    /// differ, as a set-user-ID program's do).
+    creds: Creds,
 }
 
 const AT_NULL: u64 = 0;
@@ -1028,13 +1056,13 @@ fn build_stack(
         (AT_BASE, aux.base),
         (AT_FLAGS, 0),
         (AT_ENTRY, aux.entry),
-        (AT_UID, 0),
-        (AT_EUID, 0),
-        (AT_GID, 0),
-        (AT_EGID, 0),
+        (AT_UID, aux.creds.ruid.into()),
+        (AT_EUID, aux.creds.euid.into()),
+        (AT_GID, aux.creds.rgid.into()),
+        (AT_EGID, aux.creds.egid.into()),
         (AT_HWCAP, hwcap),
         (AT_CLKTCK, 100),
-        (AT_SECURE, 0),
+        (AT_SECURE, secure(&aux.creds).into()),
         (AT_RANDOM, random_addr),
         (AT_PLATFORM, platform),
         (AT_EXECFN, execfn),

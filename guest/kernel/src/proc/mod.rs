@@ -10,6 +10,7 @@
 //!   call in `tf` (rax = its number, as the trap left it) is dispatched
 //!   again instead of resuming (a blocked read or wait4 that was woken).
 
+pub mod creds;
 pub mod exec;
 pub mod fpu;
 pub mod futex;
@@ -130,9 +131,12 @@ pub struct Proc {
     pub cwd_path: Vec<u8>,
     /// File mode creation mask.
     pub umask: u32,
-    /// Supplementary group ids, sorted (setgroups); uids and gids are
-    /// all 0: every process runs as root.
+    /// Supplementary group ids, sorted (setgroups).
     pub groups: Vec<u32>,
+    /// User and group ids and capabilities (per task and inherited, as
+    /// Linux's; changed through [`Proc::set_creds`], so that `/proc` sees
+    /// them).
+    pub creds: creds::Creds,
     /// User registers and TLS bases to resume with.
     pub tf: TrapFrame,
     pub vf: VextFrame,
@@ -222,6 +226,7 @@ impl Proc {
             cwd_path: alloc::vec![b'/'],
             umask: 0o022,
             groups: Vec::new(),
+            creds: creds::Creds::ROOT,
             tf: TrapFrame::default(),
             vf: VextFrame::default(),
             pkru: 0,
@@ -264,6 +269,14 @@ impl Proc {
     /// The program name, for reports.
     pub fn name(&self) -> &str {
         core::str::from_utf8(&self.name[..self.name_len]).unwrap_or("?")
+    }
+
+    /// Changes its credentials (and what `/proc` shows of them).
+    pub fn set_creds(&mut self, c: creds::Creds) {
+        self.creds = c;
+        if let Some(t) = &self.task {
+            t.creds.set(c);
+        }
     }
 
     /// Sets the name from an exec path (its last component).

@@ -793,7 +793,12 @@ fn status(t: &TaskInfo, threads: usize, out: &mut String) {
         "Tgid:\t{tgid}\nNgid:\t0\nPid:\t{pid}\nPPid:\t{}",
         t.ppid.get()
     );
-    let _ = writeln!(out, "TracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0");
+    let c = t.creds.get();
+    let _ = writeln!(
+        out,
+        "TracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}",
+        c.ruid, c.euid, c.suid, c.fsuid, c.rgid, c.egid, c.sgid, c.fsgid
+    );
     let fdsize = open_fds(t)
         .last()
         .map_or(64, |&m| (m as u64 + 1).next_multiple_of(64));
@@ -835,17 +840,15 @@ fn status(t: &TaskInfo, threads: usize, out: &mut String) {
         ("SigBlk", blocked),
         ("SigIgn", ignored),
         ("SigCgt", caught),
-        ("CapInh", 0),
+        ("CapInh", c.cap_inheritable),
+        ("CapPrm", c.cap_permitted),
+        ("CapEff", c.cap_effective),
+        ("CapBnd", c.cap_bounding),
+        ("CapAmb", c.cap_ambient),
     ] {
         let _ = writeln!(out, "{s}:\t{v:016x}");
     }
-    for s in ["CapPrm", "CapEff", "CapBnd"] {
-        let _ = writeln!(out, "{s}:\t000001ffffffffff");
-    }
-    let _ = writeln!(
-        out,
-        "CapAmb:\t0000000000000000\nNoNewPrivs:\t0\nSeccomp:\t0"
-    );
+    let _ = writeln!(out, "NoNewPrivs:\t0\nSeccomp:\t0");
     let _ = writeln!(
         out,
         "Cpus_allowed:\t1\nCpus_allowed_list:\t0\nMems_allowed:\t1\nMems_allowed_list:\t0"

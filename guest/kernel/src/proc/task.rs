@@ -61,6 +61,8 @@ pub struct TaskInfo {
     /// The scheduling policy (`SCHED_*`, with `SCHED_RESET_ON_FORK`) and
     /// static priority sched_setscheduler gave (per task, inherited).
     pub sched: Cell<(u32, u32)>,
+    /// Its ids and capabilities (`status`'s Uid, Gid and Cap lines).
+    pub creds: Cell<super::creds::Creds>,
     /// The wait status once a zombie.
     pub exit_status: Cell<i32>,
     /// Signals pending for the thread, pending for the process, blocked,
@@ -99,6 +101,7 @@ impl TaskInfo {
             nice: Cell::new(0),
             mempolicy: Cell::new((0, 0)),
             sched: Cell::new((0, 0)),
+            creds: Cell::new(super::creds::Creds::ROOT),
             exit_status: Cell::new(0),
             signals: Cell::new([0; 5]),
             cpu: Cell::new([0; 4]),

@@ -149,7 +149,7 @@ impl ProcTable {
         let (tf, vf, pkru, rlimits) = (me.tf, me.vf, me.pkru, me.rlimits);
         let (name, name_len) = (me.name, me.name_len);
         let (cwd, cwd_path, umask) = (me.cwd.clone(), me.cwd_path.clone(), me.umask);
-        let groups = me.groups.clone();
+        let (groups, creds) = (me.groups.clone(), me.creds);
         let parent_task = me.task.clone();
         let child = &mut self.procs[c];
         if thread {
@@ -171,6 +171,7 @@ impl ProcTable {
         child.cwd_path = cwd_path;
         child.umask = umask;
         child.groups = groups;
+        child.set_creds(creds);
         child.tf = tf;
         child.tf.rax = 0;
         if a.stack != 0 {

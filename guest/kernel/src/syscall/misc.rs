@@ -317,21 +317,10 @@ pub fn sys_sched_rr_get_interval(
     Ok(0)
 }
 
-/// getresuid / getresgid(real, effective, saved): every process is root,
-/// so all three are 0.
-pub fn sys_getres_ids(k: &mut Kernel, s: usize, ptrs: [u64; 3]) -> Result<i64, Errno> {
-    let space = k.space(s);
-    for p in ptrs {
-        copy_out(&space, p, &0u32.to_le_bytes())?;
-    }
-    Ok(0)
-}
-
 /// The tasks getpriority/setpriority's `which` and `who` name, as Linux
 /// finds them: PRIO_PROCESS a task (0: the caller), PRIO_PGRP every task
-/// of a process group (0: the caller's), PRIO_USER every task of a user
-/// (0: the caller's; every process is root, uid 0). `EINVAL` for another
-/// `which`.
+/// of a process group (0: the caller's), PRIO_USER every task whose real
+/// uid is `who` (0: the caller's). `EINVAL` for another `which`.
 fn priority_targets(k: &Kernel, s: usize, which: u64, who: u64) -> Result<Vec<usize>, Errno> {
     let who = who as u32;
     let live = |t: &usize| k.procs.procs[*t].alive();
@@ -343,8 +332,16 @@ fn priority_targets(k: &Kernel, s: usize, which: u64, who: u64) -> Result<Vec<us
                 .filter(|t| live(t) && k.procs.procs[*t].pgid == g)
                 .collect()
         }
-        2 if who == 0 => (0..k.procs.procs.len()).filter(live).collect(),
-        2 => Vec::new(),
+        2 => {
+            let u = if who == 0 {
+                k.procs.procs[s].creds.ruid
+            } else {
+                who
+            };
+            (0..k.procs.procs.len())
+                .filter(|t| live(t) && k.procs.procs[*t].creds.ruid == u)
+                .collect()
+        }
         _ => return Err(Errno::EINVAL),
     })
 }
@@ -630,6 +627,9 @@ pub fn sys_prctl(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errno> {
     let Ok(option) = u32::try_from(option) else {
         return Err(Errno::EINVAL);
     };
+    if let Some(r) = super::creds::prctl_caps(k, s, [option.into(), arg2, arg3, arg4, arg5]) {
+        return r;
+    }
     let space = k.space(s);
     let p = &mut k.procs.procs[s];
     match option {
@@ -680,12 +680,8 @@ pub fn sys_prctl(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errno> {
         PR_GET_NO_NEW_PRIVS if arg2 == 0 && arg3 == 0 && arg4 == 0 && arg5 == 0 => {
             Ok(p.no_new_privs as i64)
         }
-        // CAP_LAST_CAP is 40 on Linux 6.1.
-        PR_CAPBSET_READ if arg2 <= 40 => Ok(1),
         PR_GET_SECCOMP => Ok(0),
-        PR_SET_DUMPABLE | PR_SET_NO_NEW_PRIVS | PR_GET_NO_NEW_PRIVS | PR_CAPBSET_READ => {
-            Err(Errno::EINVAL)
-        }
+        PR_SET_DUMPABLE | PR_SET_NO_NEW_PRIVS | PR_GET_NO_NEW_PRIVS => Err(Errno::EINVAL),
         _ => {
             log_refused(k, s, "prctl", format_args!("option {option}"));
             Err(Errno::EINVAL)
@@ -712,9 +708,10 @@ pub fn sys_getgroups(k: &Kernel, s: usize, size: u64, list: u64) -> Result<i64, 
     Ok(groups.len() as i64)
 }
 
-/// setgroups(size, list): sets the caller's supplementary groups (it is
-/// root, so it may). Kept sorted, as Linux keeps them.
+/// setgroups(size, list): sets the caller's supplementary groups
+/// (`EPERM` without CAP_SETGID). Kept sorted, as Linux keeps them.
 pub fn sys_setgroups(k: &mut Kernel, s: usize, size: u64, list: u64) -> Result<i64, Errno> {
+    super::creds::may_set_groups(k, s)?;
     let size = usize::try_from(size as i32).map_err(|_| Errno::EINVAL)?;
     if size > NGROUPS_MAX {
         return Err(Errno::EINVAL);

@@ -9,6 +9,7 @@
 //! (`proc`, `mm`, `fs`). Every user pointer goes through
 //! [`crate::mm::uaccess`].
 
+mod creds;
 mod fd;
 mod futex;
 mod lock;
@@ -26,6 +27,7 @@ mod tty;
 mod uio;
 
 use crate::fs::vfs::Follow;
+use creds::*;
 use fd::*;
 use futex::*;
 use linux_raw_sys::general::*;
@@ -97,7 +99,10 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
     // What a signalfd polled by this call would read.
     crate::fs::signalfd::set_caller_pending(k.procs.procs[s].sig.pending.0);
     // Whose credentials a Unix socket's plain write sends.
-    crate::fs::unix::set_caller(k.procs.procs[s].tgid);
+    let p = &k.procs.procs[s];
+    crate::fs::unix::set_caller([p.tgid, p.creds.ruid, p.creds.rgid]);
+    // Who owns the files it creates.
+    crate::fs::vfs::set_creator(p.creds.fsuid, p.creds.fsgid);
     // A number past u32 names no call.
     let nr = u32::try_from(tf.rax).unwrap_or(u32::MAX);
     const CWD: u64 = AT_FDCWD as u64;
@@ -359,9 +364,22 @@ pub fn dispatch(k: &mut Kernel, s: usize) {
         __NR_sysinfo => ret(sys_sysinfo(k, s, a[0])),
         __NR_gettimeofday => ret(sys_gettimeofday(k, s, a[0], a[1])),
         __NR_getrlimit => ret(sys_prlimit(k, s, 0, a[0], 0, a[1])),
-        // uid, gid, euid, egid: root.
-        __NR_getuid | __NR_getgid | __NR_geteuid | __NR_getegid => Ret(0),
-        __NR_getresuid | __NR_getresgid => ret(sys_getres_ids(k, s, [a[0], a[1], a[2]])),
+        __NR_getuid => Ret(k.procs.procs[s].creds.ruid.into()),
+        __NR_geteuid => Ret(k.procs.procs[s].creds.euid.into()),
+        __NR_getgid => Ret(k.procs.procs[s].creds.rgid.into()),
+        __NR_getegid => Ret(k.procs.procs[s].creds.egid.into()),
+        __NR_getresuid => ret(sys_getresid(k, s, Ids::User, [a[0], a[1], a[2]])),
+        __NR_getresgid => ret(sys_getresid(k, s, Ids::Group, [a[0], a[1], a[2]])),
+        __NR_setuid => ret(sys_setid(k, s, Ids::User, a[0])),
+        __NR_setgid => ret(sys_setid(k, s, Ids::Group, a[0])),
+        __NR_setreuid => ret(sys_setreid(k, s, Ids::User, a[0], a[1])),
+        __NR_setregid => ret(sys_setreid(k, s, Ids::Group, a[0], a[1])),
+        __NR_setresuid => ret(sys_setresid(k, s, Ids::User, [a[0], a[1], a[2]])),
+        __NR_setresgid => ret(sys_setresid(k, s, Ids::Group, [a[0], a[1], a[2]])),
+        __NR_setfsuid => ret(sys_setfsid(k, s, Ids::User, a[0])),
+        __NR_setfsgid => ret(sys_setfsid(k, s, Ids::Group, a[0])),
+        __NR_capget => ret(sys_capget(k, s, a[0], a[1])),
+        __NR_capset => ret(sys_capset(k, s, a[0], a[1])),
         __NR_getpriority => ret(sys_getpriority(k, s, a[0], a[1])),
         __NR_setpriority => ret(sys_setpriority(k, s, a[0], a[1], a[2])),
         __NR_getgroups => ret(sys_getgroups(k, s, a[0], a[1])),

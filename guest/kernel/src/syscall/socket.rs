@@ -25,6 +25,7 @@ use crate::fs::vfs::{Follow, Kind};
 use crate::kernel::Kernel;
 use crate::mm::uaccess::{self, copy_in, copy_out, read_u64};
 use crate::mm::SpaceRef;
+use crate::proc::creds;
 use crate::proc::signal::{self, SigInfo};
 use linux_raw_sys::general::*;
 use linux_raw_sys::net::*;
@@ -380,7 +381,7 @@ pub fn sys_listen(k: &mut Kernel, s: usize, fd: u64, backlog: u64) -> Result<i64
     } else {
         b as u64
     };
-    sock.listen(b as usize, k.procs.procs[s].tgid)?;
+    sock.listen(b as usize, peer_cred_of(k, s))?;
     Ok(0)
 }
 
@@ -431,7 +432,7 @@ pub fn sys_connect(k: &mut Kernel, s: usize, fd: u64, addr: u64, len: u64) -> Ou
     if let Err(e) = autobind_for_passcred(k, &sock) {
         return Ret(err(e));
     }
-    match sock.connect_to(&listener, k.procs.procs[s].tgid) {
+    match sock.connect_to(&listener, peer_cred_of(k, s)) {
         Ok(()) => {
             k.procs.wakeup(listener.chan());
             Ret(0)
@@ -503,7 +504,7 @@ fn connect_inet(
         Ok(None) => return Ret(0),
         Err(e) => return Ret(err(e)),
     };
-    match sock.connect_to(&listener, k.procs.procs[s].tgid) {
+    match sock.connect_to(&listener, peer_cred_of(k, s)) {
         Ok(()) => {
             k.procs.wakeup(listener.chan());
             if f.nonblocking() {
@@ -611,7 +612,7 @@ pub fn sys_socketpair(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errn
         return Err(Errno::EOPNOTSUPP);
     }
     let (t, flags) = sock_type(kind, protocol)?;
-    let (x, y) = UnixSocket::pair(t, k.procs.procs[s].tgid);
+    let (x, y) = UnixSocket::pair(t, peer_cred_of(k, s));
     let cloexec = flags & SOCK_CLOEXEC != 0;
     let open = |d: Rc<UnixSocket>| socket_file(d, flags);
     let fx = install(k, s, open(x), cloexec)?;
@@ -743,14 +744,26 @@ fn control_data(k: &Kernel, s: usize, control: u64, len: u64) -> Result<Control,
                     files.push(file(k, s, fd as u32 as u64)?);
                 }
             }
-            // The sender's credentials (scm_check_creds): a root process
-            // (every one is) may claim any uid and gid, and the pid of
-            // any process there is (ESRCH otherwise).
+            // The sender's credentials (scm_check_creds): its own pid
+            // and ids (real, effective or saved), any of them with the
+            // capabilities (CAP_SYS_ADMIN for another process's pid,
+            // which must exist: ESRCH otherwise; CAP_SETUID, CAP_SETGID).
             SCM_CREDENTIALS => {
                 if cmsg_len != 16 + 12 {
                     return Err(Errno::EINVAL);
                 }
                 let c = [word(off + 16), word(off + 20), word(off + 24)];
+                let me = &k.procs.procs[s];
+                let id = &me.creds;
+                let admin = id.capable(creds::CAP_SYS_ADMIN);
+                let pid_ok = c[0] == me.tgid || admin;
+                let uid_ok =
+                    [id.ruid, id.euid, id.suid].contains(&c[1]) || id.capable(creds::CAP_SETUID);
+                let gid_ok =
+                    [id.rgid, id.egid, id.sgid].contains(&c[2]) || id.capable(creds::CAP_SETGID);
+                if !(pid_ok && uid_ok && gid_ok) {
+                    return Err(Errno::EPERM);
+                }
                 if k.procs.find(c[0]).is_none() {
                     return Err(Errno::ESRCH);
                 }
@@ -1341,14 +1354,14 @@ pub fn sys_getsockopt(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errn
             .to_le_bytes()
             .to_vec(),
         SO_SNDBUF | SO_RCVBUF => (RCVBUF as u32).to_le_bytes().to_vec(),
-        // The peer's process when they connected (uid and gid: every
-        // process is root); with no peer, pid 0 and ids of -1, as
-        // Linux's cred_to_ucred without a cred.
-        SO_PEERCRED => match sock.peer_pid() {
+        // The peer's process and effective ids when they connected; with
+        // no peer, pid 0 and ids of -1, as Linux's cred_to_ucred without
+        // a cred.
+        SO_PEERCRED => match sock.peer_cred() {
             // TCP keeps no peer credentials.
             _ if sock.inet() => [0, NO_ID, NO_ID],
-            0 => [0, NO_ID, NO_ID],
-            pid => [pid, 0, 0],
+            None => [0, NO_ID, NO_ID],
+            Some(c) => c,
         }
         .iter()
         .flat_map(|w| w.to_le_bytes())
@@ -1536,4 +1549,11 @@ pub fn sys_setsockopt(k: &mut Kernel, s: usize, a: [u64; 6]) -> Result<i64, Errn
             Err(Errno::ENOPROTOOPT)
         }
     }
+}
+
+/// The credentials a connection or pair records for SO_PEERCRED: the
+/// process and its effective ids (Linux's `cred_to_ucred`).
+fn peer_cred_of(k: &Kernel, s: usize) -> crate::fs::unix::Creds {
+    let p = &k.procs.procs[s];
+    [p.tgid, p.creds.euid, p.creds.egid]
 }
