@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,7 @@ static int gids_are(gid_t r, gid_t e, gid_t s) {
 }
 
 static struct caps root;
+static int thread_go;
 
 // Runs `f` in a child; its checks count toward the parent's through the
 // exit status (the number of its failures).
@@ -128,6 +130,25 @@ static void dropping_uids(void) {
     CHECK(capset_self(root.prm, root.prm, 0) == -1 && errno == EPERM, "capset beyond the permitted set: EPERM");
     CHECK(capset_self(0, 0, 0) == 0, "capset within it");
     CHECK(setuid(-1) == -1 && errno == EINVAL, "setuid(-1): EINVAL");
+}
+
+static void *thread_ids(void *arg) {
+    (void)arg;
+    // Released once the main thread changed its ids (glibc then has
+    // every thread make the same call: Linux's ids are per thread).
+    while (!__atomic_load_n(&thread_go, __ATOMIC_ACQUIRE)) usleep(1000);
+    long r, e, s;
+    syscall(SYS_getresuid, &r, &e, &s);
+    return (void *)(long)((uid_t)r == 1000 && (uid_t)e == 1000 && (uid_t)s == 1000);
+}
+
+static void threads(void) {
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, thread_ids, NULL) == 0, "a thread");
+    CHECK(setresuid(1000, 1000, 1000) == 0, "setresuid in the main thread");
+    __atomic_store_n(&thread_go, 1, __ATOMIC_RELEASE);
+    void *ok = NULL;
+    CHECK(pthread_join(t, &ok) == 0 && ok, "the other thread has the same ids (glibc's SIGSETXID)");
 }
 
 static void keeping_caps(void) {
@@ -270,6 +291,7 @@ int main(int argc, char **argv) {
     CHECK(syscall(SYS_capget, &h, d) == -1 && errno == ESRCH, "capget of no process: ESRCH");
     in_child(dropping_uids);
     in_child(keeping_caps);
+    in_child(threads);
     in_child(fork_and_exec);
     in_child(owners);
     in_child(peercred);

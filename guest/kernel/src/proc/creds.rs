@@ -285,6 +285,7 @@ impl Creds {
     pub fn exec(&mut self, owner: (u32, u32, u32), nosuid: bool) {
         let (mode, uid, gid) = owner;
         if !nosuid {
+            let (euid, egid) = (self.euid, self.egid);
             if mode & 0o4000 != 0 {
                 self.euid = uid;
             }
@@ -292,6 +293,10 @@ impl Creds {
             // not a set-gid program.
             if mode & 0o2010 == 0o2010 {
                 self.egid = gid;
+            }
+            // A program that changes ids starts without ambient ones.
+            if (self.euid, self.egid) != (euid, egid) {
+                self.cap_ambient = 0;
             }
         }
         if self.euid == 0 || self.ruid == 0 {
